@@ -1,0 +1,3 @@
+export * from './schema.js';
+export * from './catalog.js';
+export * from './pricing.js';

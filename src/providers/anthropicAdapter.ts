@@ -1,0 +1,72 @@
+/** Anthropic messages through the official `@anthropic-ai/sdk`, SDK retries off. */
+import Anthropic from '@anthropic-ai/sdk';
+import { fromHttpStatus, ProviderError, transient } from './errors.js';
+import { type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
+
+export interface AnthropicAdapterOptions {
+  readonly apiKey: string;
+  readonly baseURL?: string | undefined;
+  readonly timeoutMs?: number | undefined;
+}
+
+export class AnthropicAdapter implements ProviderAdapter {
+  readonly provider = 'anthropic';
+  private readonly client: Anthropic;
+
+  constructor(opts: AnthropicAdapterOptions) {
+    this.client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 0, timeout: opts.timeoutMs ?? 120_000 });
+  }
+
+  async chat(req: ChatRequest): Promise<ChatResponse> {
+    const where = { provider: this.provider, model: req.model };
+    let res: Anthropic.Message;
+    try {
+      res = await this.client.messages.create(
+        {
+          model: req.model,
+          max_tokens: req.maxOutputTokens,
+          messages: [{ role: 'user', content: req.prompt }],
+          ...(req.system ? { system: req.system } : {}),
+          ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+        },
+        {
+          signal: req.signal,
+          ...(req.timeoutMs !== undefined ? { timeout: req.timeoutMs } : {}),
+          ...(req.requestId ? { headers: { [REQUEST_ID_HEADER]: req.requestId } } : {}),
+        },
+      );
+    } catch (e) {
+      throw mapAnthropicError(e, where);
+    }
+    const usage = res.usage;
+    if (!Array.isArray(res.content) || !usage || typeof usage.input_tokens !== 'number' || typeof usage.output_tokens !== 'number') {
+      throw transient('malformed response: missing content or usage', where);
+    }
+    const text = res.content
+      .filter((b): b is Anthropic.TextBlock => b.type === 'text')
+      .map((b) => b.text)
+      .join('');
+    return {
+      text,
+      usage: {
+        // Cache writes are billed as input; cache reads at the cached price.
+        inputTokens: usage.input_tokens + (usage.cache_creation_input_tokens ?? 0),
+        cachedInputTokens: usage.cache_read_input_tokens ?? 0,
+        outputTokens: usage.output_tokens,
+      },
+      finishReason: res.stop_reason ?? 'unknown',
+      providerModel: res.model ?? req.model,
+    };
+  }
+}
+
+export function mapAnthropicError(e: unknown, where: { provider: string; model: string }): ProviderError {
+  if (e instanceof ProviderError) return e;
+  if (e instanceof Anthropic.APIUserAbortError) return transient('request aborted', where);
+  if (e instanceof Anthropic.APIConnectionTimeoutError) return transient('request timed out', where);
+  if (e instanceof Anthropic.APIConnectionError) return transient(`connection failed: ${e.message}`, where);
+  if (e instanceof Anthropic.APIError && typeof e.status === 'number') {
+    return fromHttpStatus(e.status, e.message, e.headers, where);
+  }
+  return transient(`malformed response: ${(e as Error)?.message ?? String(e)}`, where);
+}

@@ -1,0 +1,71 @@
+/** Mistral chat completions through the official `@mistralai/mistralai` SDK, SDK retries off. */
+import { Mistral } from '@mistralai/mistralai';
+import { HTTPClientError, MistralError } from '@mistralai/mistralai/models/errors';
+import { fromHttpStatus, ProviderError, transient } from './errors.js';
+import { type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
+
+export interface MistralAdapterOptions {
+  readonly apiKey: string;
+  readonly baseURL?: string | undefined;
+  readonly timeoutMs?: number | undefined;
+}
+
+export class MistralAdapter implements ProviderAdapter {
+  readonly provider = 'mistral';
+  private readonly client: Mistral;
+
+  constructor(opts: MistralAdapterOptions) {
+    this.client = new Mistral({
+      apiKey: opts.apiKey,
+      ...(opts.baseURL ? { serverURL: opts.baseURL } : {}),
+      retryConfig: { strategy: 'none' },
+      timeoutMs: opts.timeoutMs ?? 120_000,
+    });
+  }
+
+  async chat(req: ChatRequest): Promise<ChatResponse> {
+    const where = { provider: this.provider, model: req.model };
+    const messages: Array<{ role: 'system' | 'user'; content: string }> = [];
+    if (req.system) messages.push({ role: 'system', content: req.system });
+    messages.push({ role: 'user', content: req.prompt });
+    let res: Awaited<ReturnType<Mistral['chat']['complete']>>;
+    try {
+      res = await this.client.chat.complete(
+        { model: req.model, messages, maxTokens: req.maxOutputTokens, ...(req.temperature !== undefined ? { temperature: req.temperature } : {}) },
+        {
+          retries: { strategy: 'none' },
+          ...(req.signal ? { signal: req.signal } : {}),
+          ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}),
+          ...(req.requestId ? { headers: { [REQUEST_ID_HEADER]: req.requestId } } : {}),
+        },
+      );
+    } catch (e) {
+      throw mapMistralError(e, where);
+    }
+    const choice = res.choices?.[0];
+    const usage = res.usage;
+    if (!choice || !usage || typeof usage.promptTokens !== 'number' || typeof usage.completionTokens !== 'number') {
+      throw transient('malformed response: missing choices or usage', where);
+    }
+    const content = choice.message?.content;
+    const text =
+      typeof content === 'string'
+        ? content
+        : Array.isArray(content)
+          ? content.map((c) => ('text' in c && typeof c.text === 'string' ? c.text : '')).join('')
+          : '';
+    return {
+      text,
+      usage: { inputTokens: usage.promptTokens, cachedInputTokens: 0, outputTokens: usage.completionTokens },
+      finishReason: choice.finishReason ?? 'unknown',
+      providerModel: res.model ?? req.model,
+    };
+  }
+}
+
+export function mapMistralError(e: unknown, where: { provider: string; model: string }): ProviderError {
+  if (e instanceof ProviderError) return e;
+  if (e instanceof MistralError) return fromHttpStatus(e.statusCode, e.body || e.message, e.headers, where);
+  if (e instanceof HTTPClientError) return transient(`${e.name}: ${e.message}`, where);
+  return transient(`malformed response: ${(e as Error)?.message ?? String(e)}`, where);
+}

@@ -1,0 +1,29 @@
+/** The one interface every provider adapter implements. */
+import type { Usage } from '../catalog/pricing.js';
+
+export interface ChatRequest {
+  /** The provider's model id. */
+  readonly model: string;
+  readonly system?: string | undefined;
+  readonly prompt: string;
+  readonly maxOutputTokens: number;
+  readonly temperature?: number | undefined;
+  /** Sent as `x-switchyard-request-id`: correlates provider logs with the workflow. */
+  readonly requestId?: string | undefined;
+  readonly signal?: AbortSignal | undefined;
+  readonly timeoutMs?: number | undefined;
+}
+
+export interface ChatResponse {
+  readonly text: string;
+  readonly usage: Usage;
+  readonly finishReason: string;
+  readonly providerModel: string;
+}
+
+export interface ProviderAdapter {
+  readonly provider: string;
+  chat(req: ChatRequest): Promise<ChatResponse>;
+}
+
+export const REQUEST_ID_HEADER = 'x-switchyard-request-id';

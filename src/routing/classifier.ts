@@ -1,0 +1,123 @@
+/**
+ * Task classifier: a continuous complexity score in [0,1], the capabilities a request needs, and
+ * its token count. Pure: no I/O, no clocks.
+ *
+ * Length and difficulty are separate axes: a long attached document raises the token count (and so
+ * the context-window constraint), not the complexity. Only the instruction's own length counts,
+ * and only logarithmically.
+ */
+import type { Capability } from '../catalog/schema.js';
+import { countChatTokens, countTokens } from './tokens.js';
+
+export interface ClassifyInput {
+  readonly prompt: string;
+  readonly system?: string | undefined;
+  /** A document the prompt refers to; counted as tokens, not as difficulty. */
+  readonly context?: string | undefined;
+}
+
+export interface Classification {
+  readonly complexity: number;
+  readonly capabilities: Capability[];
+  readonly inputTokens: number;
+  readonly instructionTokens: number;
+  /** The features that moved the score, for the trace. */
+  readonly signals: string[];
+}
+
+interface Feature {
+  readonly name: string;
+  readonly pattern: RegExp;
+  readonly weight: number;
+}
+
+/** Words that mark open-ended, multi-step or judgement-heavy work. */
+const HARD: readonly Feature[] = [
+  { name: 'analysis', pattern: /\b(analy[sz]e|analysis|synthesi[sz]e|evaluate|assess|critique|compare|contrast|trade-?offs?)\b/, weight: 0.9 },
+  { name: 'design', pattern: /\b(design|architect(ure)?|scalab(le|ility)|strategy|roadmap|plan a|propose)\b/, weight: 0.8 },
+  { name: 'algorithm', pattern: /\b(algorithm|optimi[sz](e|ation)|complexity|data structure|concurren(t|cy)|race condition)\b/, weight: 0.8 },
+  { name: 'proof', pattern: /\b(prove|proof|derive|derivation|theorem|lemma|rigorous(ly)?|formal(ly)?)\b/, weight: 1.0 },
+  { name: 'debugging', pattern: /\b(debug|root cause|refactor|code review|security review|vulnerabilit(y|ies))\b/, weight: 0.8 },
+  { name: 'research', pattern: /\b(research|investigate|deep dive|in depth|comprehensive|nuanced)\b/, weight: 0.6 },
+  { name: 'reasoning', pattern: /\b(why|explain|reason(ing)?|justify|step by step|implications?|hypothes[ie]s)\b/, weight: 0.45 },
+  { name: 'math', pattern: /(\b(calculate|compute|solve|equation|integral|derivative|probability|expected value|matrix|eigen\w*|modulo|polynomial)\b|[=^]\s*-?\d|\\frac|\bsqrt\b)/, weight: 0.7 },
+  { name: 'multi-part', pattern: /(\n\s*(\d+[.)]|[-*])\s+.*){3,}/, weight: 0.4 },
+];
+
+/** Words that mark short, mechanical transformations. */
+const EASY: readonly Feature[] = [
+  { name: 'classification', pattern: /\b(classify|categori[sz]e|label|tag|sentiment|positive or negative|spam or not)\b/, weight: 1.0 },
+  { name: 'extraction', pattern: /\b(extract|pull out|list (the|all)|find (the|all)|return (the|only)|which (of|is))\b/, weight: 0.8 },
+  { name: 'formatting', pattern: /\b(format|convert|reformat|to json|to csv|to yaml|capitali[sz]e|lowercase|uppercase|fix (the )?typos?|spell(ing)?)\b/, weight: 0.9 },
+  { name: 'short answer', pattern: /\b(yes or no|true or false|one word|single word|in one sentence|briefly|tl;?dr)\b/, weight: 0.9 },
+  { name: 'summary', pattern: /\b(summari[sz]e|summary|key points|bullet points)\b/, weight: 0.5 },
+  { name: 'translation', pattern: /\b(translate|translation)\b/, weight: 0.6 },
+];
+
+const CODE_BLOCK = /```|\b(def|function|class|return|import|const|let|var|public|static|SELECT|FROM)\b[^\n]*[({;:=]/;
+const CODING_WORDS = /\b(code|function|program|script|implement|bug|compile|unit tests?|regex|sql query|typescript|javascript|python|rust|golang|java)\b/;
+const JSON_OUTPUT = /\b(json|json schema)\b/;
+const NON_LATIN = /[\u0400-\u04FF\u0590-\u06FF\u0900-\u0DFF\u3040-\u30FF\u3400-\u9FFF\uAC00-\uD7AF]/;
+const TRANSLATE_TO = /\btranslate\b.*\b(into|to)\s+(french|german|spanish|italian|portuguese|japanese|chinese|korean|russian|arabic|hindi|dutch|polish|turkish)\b/;
+
+/** Tokens of attached context above which a long-context model is needed. */
+export const LONG_CONTEXT_TOKENS = 32_000;
+
+const BIAS = -0.35;
+const LENGTH_WEIGHT = 0.28;
+
+function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+export function classify(input: ClassifyInput): Classification {
+  const instruction = input.prompt;
+  const text = instruction.toLowerCase();
+  const signals: string[] = [];
+  let z = BIAS;
+
+  for (const f of HARD) {
+    if (f.pattern.test(text)) {
+      z += f.weight;
+      signals.push(`+${f.name}`);
+    }
+  }
+  for (const f of EASY) {
+    if (f.pattern.test(text)) {
+      z -= f.weight;
+      signals.push(`-${f.name}`);
+    }
+  }
+
+  const instructionTokens = countTokens(instruction);
+  // log2 of the instruction length beyond a short question: 32 tokens adds 0, 1k tokens ~+1.4.
+  // Capped, so pasting a document into the prompt cannot by itself demand the premium tier.
+  const lengthTerm = Math.min(1.4, Math.max(0, Math.log2(Math.max(1, instructionTokens) / 32)) * LENGTH_WEIGHT);
+  if (lengthTerm > 0) {
+    z += lengthTerm;
+    signals.push(`+length(${instructionTokens} tok)`);
+  }
+
+  const capabilities = new Set<Capability>();
+  const hasCode = CODE_BLOCK.test(instruction) || CODING_WORDS.test(text);
+  if (hasCode) {
+    capabilities.add('coding');
+    z += 0.35;
+    signals.push('+code');
+  }
+  if (signals.some((s) => s === '+proof' || s === '+math' || s === '+analysis' || s === '+algorithm')) {
+    capabilities.add('reasoning');
+  }
+  if (JSON_OUTPUT.test(text)) capabilities.add('json');
+  if (NON_LATIN.test(instruction) || TRANSLATE_TO.test(text)) capabilities.add('multilingual');
+
+  const messages = [
+    ...(input.system ? [{ content: input.system }] : []),
+    { content: input.context ? `${input.context}\n\n${instruction}` : instruction },
+  ];
+  const inputTokens = countChatTokens(messages);
+  if (inputTokens > LONG_CONTEXT_TOKENS) capabilities.add('long_context');
+
+  const complexity = Math.round(sigmoid(z * 1.6) * 1e4) / 1e4;
+  return { complexity, capabilities: [...capabilities].sort(), inputTokens, instructionTokens, signals };
+}

@@ -1,0 +1,3 @@
+export * from './classifier.js';
+export * from './router.js';
+export * from './tokens.js';

@@ -1,0 +1,283 @@
+/**
+ * The router: from a classified request and its constraints to an ordered chain of candidate
+ * models, each with the reason it is there and an upper-bound cost estimate. Pure.
+ *
+ * Differences from the seed's router, each covered by a unit test:
+ * - no eligible model is an error naming the constraint that excluded the last candidates;
+ * - cost is estimated as input tokens x input price + max output tokens x output price;
+ * - "cheapest" compares that estimate, not the input price alone;
+ * - a model that another eligible model beats on both cost and quality is ranked after it,
+ *   whatever its tier label says (mistral-large is "economy" but dearer than standard models);
+ * - fallbacks are ranked best-fit: same tier next cheapest from another provider first, then
+ *   up the tiers, then down.
+ */
+import type { Capability, ModelSpec, ProviderName, Tier } from '../catalog/schema.js';
+import { TIERS } from '../catalog/schema.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { estimateCostNanos, formatUsd } from '../catalog/pricing.js';
+
+export interface RouteRequest {
+  readonly complexity: number;
+  readonly capabilities: readonly Capability[];
+  readonly inputTokens: number;
+  /** Requested output budget; each model gets min(this, its own limit) unless `strictMaxOutput`. */
+  readonly maxOutputTokens?: number | undefined;
+  readonly maxLatencyMs?: number | undefined;
+  readonly minQuality?: number | undefined;
+  readonly provider?: ProviderName | undefined;
+  readonly costCapNanos?: number | undefined;
+  /** Pin a model: it leads the chain; the usual fallbacks follow unless `noFallback`. */
+  readonly model?: string | undefined;
+  readonly noFallback?: boolean | undefined;
+  /** Models to leave out (open circuits, exhausted budgets, failed attempts). */
+  readonly excludeModels?: readonly string[] | undefined;
+  /** Force the starting tier (escalation) instead of deriving it from complexity. */
+  readonly minTier?: Tier | undefined;
+}
+
+export interface RoutingPolicy {
+  /** Complexity at or above which the standard / premium tier is preferred. */
+  readonly thresholds: { readonly standard: number; readonly premium: number };
+  readonly defaultMaxOutputTokens: number;
+  readonly maxCandidates: number;
+}
+
+export const DEFAULT_ROUTING_POLICY: RoutingPolicy = {
+  thresholds: { standard: 0.35, premium: 0.7 },
+  defaultMaxOutputTokens: 1024,
+  maxCandidates: 4,
+};
+
+export interface Candidate {
+  readonly model: string;
+  readonly provider: ProviderName;
+  readonly tier: Tier;
+  readonly quality: number;
+  readonly maxOutputTokens: number;
+  readonly estimatedCostNanos: number;
+  readonly reason: string;
+}
+
+export interface Exclusion {
+  readonly model: string;
+  readonly constraint: string;
+  readonly detail: string;
+}
+
+export interface RouteDecision {
+  readonly preferredTier: Tier;
+  readonly chain: Candidate[];
+  readonly excluded: Exclusion[];
+}
+
+export class NoEligibleModelError extends Error {
+  override readonly name = 'NoEligibleModelError';
+  constructor(
+    readonly constraint: string,
+    readonly excluded: Exclusion[],
+    readonly hint: string,
+  ) {
+    const last = excluded.filter((e) => e.constraint === constraint);
+    super(
+      `no eligible model: constraint "${constraint}" excluded the last candidates (${last
+        .map((e) => `${e.model}: ${e.detail}`)
+        .join('; ')}); ${hint}`,
+    );
+  }
+}
+
+export function tierForComplexity(complexity: number, policy: RoutingPolicy = DEFAULT_ROUTING_POLICY): Tier {
+  if (complexity >= policy.thresholds.premium) return 'premium';
+  if (complexity >= policy.thresholds.standard) return 'standard';
+  return 'economy';
+}
+
+function outputTokensFor(model: ModelSpec, req: RouteRequest, policy: RoutingPolicy): number {
+  return Math.min(req.maxOutputTokens ?? policy.defaultMaxOutputTokens, model.maxOutputTokens);
+}
+
+interface Constraint {
+  readonly name: string;
+  readonly excludes: (m: ModelSpec) => string | undefined;
+  readonly hint: (excluded: ModelSpec[]) => string;
+}
+
+function constraintsFor(req: RouteRequest, policy: RoutingPolicy): Constraint[] {
+  const cs: Constraint[] = [];
+  const excluded = new Set(req.excludeModels ?? []);
+  if (excluded.size > 0) {
+    cs.push({
+      name: 'excludeModels',
+      excludes: (m) => (excluded.has(m.name) ? 'excluded for this request (failed, circuit open or over budget)' : undefined),
+      hint: () => 'every remaining model was already tried or is unavailable',
+    });
+  }
+  if (req.capabilities.length > 0) {
+    cs.push({
+      name: 'capabilities',
+      excludes: (m) => {
+        const missing = req.capabilities.filter((c) => !m.capabilities.includes(c));
+        return missing.length > 0 ? `lacks ${missing.join(', ')}` : undefined;
+      },
+      hint: () => `add a catalog model with capabilities ${req.capabilities.join(', ')}, or drop the requirement`,
+    });
+  }
+  if (req.maxOutputTokens !== undefined) {
+    const wanted = req.maxOutputTokens;
+    cs.push({
+      name: 'maxOutputTokens',
+      excludes: (m) => (m.maxOutputTokens < wanted ? `outputs at most ${m.maxOutputTokens} tokens < ${wanted}` : undefined),
+      hint: (ms) => `lower maxOutputTokens to ${Math.max(...ms.map((m) => m.maxOutputTokens))} or less`,
+    });
+  }
+  cs.push({
+    name: 'contextWindow',
+    excludes: (m) => {
+      const need = req.inputTokens + outputTokensFor(m, req, policy);
+      return need > m.contextWindow ? `needs ${need} tokens > window ${m.contextWindow}` : undefined;
+    },
+    hint: () => `shorten the input (${req.inputTokens} tokens) or add a model with a larger context window`,
+  });
+  if (req.provider !== undefined) {
+    const p = req.provider;
+    cs.push({
+      name: 'provider',
+      excludes: (m) => (m.provider !== p ? `provider is ${m.provider}, not ${p}` : undefined),
+      hint: () => `drop provider=${p} or add a ${p} model that meets the other constraints`,
+    });
+  }
+  if (req.maxLatencyMs !== undefined) {
+    const max = req.maxLatencyMs;
+    cs.push({
+      name: 'maxLatencyMs',
+      excludes: (m) => (m.typicalLatencyMs > max ? `typical latency ${m.typicalLatencyMs} ms > ${max} ms` : undefined),
+      hint: (ms) => `raise maxLatencyMs to at least ${Math.min(...ms.map((m) => m.typicalLatencyMs))}`,
+    });
+  }
+  if (req.minQuality !== undefined) {
+    const min = req.minQuality;
+    cs.push({
+      name: 'minQuality',
+      excludes: (m) => (m.quality < min ? `quality ${m.quality} < ${min}` : undefined),
+      hint: (ms) => `lower minQuality to ${Math.max(...ms.map((m) => m.quality))} or less`,
+    });
+  }
+  if (req.costCapNanos !== undefined) {
+    const cap = req.costCapNanos;
+    cs.push({
+      name: 'costCap',
+      excludes: (m) => {
+        const est = estimateCostNanos(m, req.inputTokens, outputTokensFor(m, req, policy));
+        return est > cap ? `estimated ${formatUsd(est)} > cap ${formatUsd(cap)}` : undefined;
+      },
+      hint: (ms) =>
+        `raise the cost cap to at least ${formatUsd(Math.min(...ms.map((m) => estimateCostNanos(m, req.inputTokens, outputTokensFor(m, req, policy)))))}, or lower maxOutputTokens`,
+    });
+  }
+  return cs;
+}
+
+/** Order of tiers to try: the preferred one, then up (better answers), then down (still answers). */
+export function tierOrder(preferred: Tier): Tier[] {
+  const i = TIERS.indexOf(preferred);
+  return [preferred, ...TIERS.slice(i + 1), ...TIERS.slice(0, i).reverse()];
+}
+
+export function route(catalog: Catalog, req: RouteRequest, policy: RoutingPolicy = DEFAULT_ROUTING_POLICY): RouteDecision {
+  if (!(req.complexity >= 0 && req.complexity <= 1)) throw new RangeError('complexity must be in [0,1]');
+  let pool: ModelSpec[] = [...catalog.models];
+  if (req.model !== undefined) catalog.require(req.model);
+  const excluded: Exclusion[] = [];
+  for (const c of constraintsFor(req, policy)) {
+    const kept: ModelSpec[] = [];
+    const dropped: ModelSpec[] = [];
+    for (const m of pool) {
+      const why = c.excludes(m);
+      if (why === undefined) kept.push(m);
+      else {
+        dropped.push(m);
+        excluded.push({ model: m.name, constraint: c.name, detail: why });
+      }
+    }
+    if (kept.length === 0) throw new NoEligibleModelError(c.name, excluded, c.hint(dropped));
+    pool = kept;
+  }
+
+  const derived = tierForComplexity(req.complexity, policy);
+  const preferredTier =
+    req.minTier !== undefined && TIERS.indexOf(req.minTier) > TIERS.indexOf(derived) ? req.minTier : derived;
+  const order = tierOrder(preferredTier);
+  const est = new Map(pool.map((m) => [m.name, estimateCostNanos(m, req.inputTokens, outputTokensFor(m, req, policy))]));
+  const cost = (m: ModelSpec): number => est.get(m.name) ?? Number.MAX_SAFE_INTEGER;
+  const dominatedBy = new Map<string, ModelSpec>();
+  for (const m of pool) {
+    const better = pool.find(
+      (o) => o !== m && cost(o) <= cost(m) && o.quality >= m.quality && (cost(o) < cost(m) || o.quality > m.quality),
+    );
+    if (better) dominatedBy.set(m.name, better);
+  }
+
+  const rank = (m: ModelSpec): [number, number, number] => [dominatedBy.has(m.name) ? 1 : 0, order.indexOf(m.tier), cost(m)];
+  const sorted = [...pool].sort((a, b) => {
+    const ra = rank(a);
+    const rb = rank(b);
+    return ra[0] - rb[0] || ra[1] - rb[1] || ra[2] - rb[2] || a.name.localeCompare(b.name);
+  });
+
+  let ordered: ModelSpec[] = [];
+  const pinned = req.model !== undefined ? pool.find((m) => m.name === req.model) : undefined;
+  if (req.model !== undefined && !pinned) {
+    const why = excluded.find((e) => e.model === req.model);
+    throw new NoEligibleModelError(why?.constraint ?? 'model', excluded, `the pinned model ${req.model} does not meet the constraints`);
+  }
+  const rest = sorted.filter((m) => m !== pinned);
+  if (pinned) ordered.push(pinned);
+  // Provider diversity: after each pick, prefer the next candidate from another provider within the
+  // same tier, so that one provider's outage does not spend the whole chain.
+  while (rest.length > 0) {
+    const last = ordered[ordered.length - 1];
+    let idx = 0;
+    if (last) {
+      const head = rest[0];
+      const alt = rest.findIndex((m) => m.provider !== last.provider && m.tier === head?.tier && !dominatedBy.has(m.name));
+      if (head && head.provider === last.provider && alt > 0) idx = alt;
+    }
+    const [next] = rest.splice(idx, 1);
+    if (next) ordered.push(next);
+  }
+  if (req.noFallback) ordered = ordered.slice(0, 1);
+  ordered = ordered.slice(0, Math.max(1, policy.maxCandidates));
+
+  const chain: Candidate[] = ordered.map((m, i) => {
+    const prev = ordered[i - 1];
+    const dom = dominatedBy.get(m.name);
+    let reason: string;
+    if (i === 0) {
+      reason = pinned
+        ? `pinned model ${m.name}`
+        : m.tier === preferredTier
+          ? `cheapest eligible ${m.tier} model for complexity ${req.complexity.toFixed(2)} (${preferredTier} tier)`
+          : `no eligible ${preferredTier} model; cheapest ${m.tier} model instead`;
+    } else if (dom) {
+      reason = `last resort: ${dom.name} is cheaper and at least as good`;
+    } else if (prev && m.tier === prev.tier && m.provider !== prev.provider) {
+      reason = `fallback on another provider (${m.provider}) in the ${m.tier} tier`;
+    } else if (prev && TIERS.indexOf(m.tier) > TIERS.indexOf(prev.tier)) {
+      reason = `fallback up to the ${m.tier} tier`;
+    } else if (prev && TIERS.indexOf(m.tier) < TIERS.indexOf(prev.tier)) {
+      reason = `fallback down to the ${m.tier} tier`;
+    } else {
+      reason = `fallback: next cheapest ${m.tier} model`;
+    }
+    return {
+      model: m.name,
+      provider: m.provider,
+      tier: m.tier,
+      quality: m.quality,
+      maxOutputTokens: outputTokensFor(m, req, policy),
+      estimatedCostNanos: cost(m),
+      reason,
+    };
+  });
+  return { preferredTier, chain, excluded };
+}

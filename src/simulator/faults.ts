@@ -1,0 +1,57 @@
+/** Fault specifications for the simulator: parsed with zod, drawn with a seeded PRNG. */
+import { z } from 'zod';
+
+export const faultOutcomeSchema = z.union([
+  z.number().int().min(100).max(599),
+  z.enum(['ok', 'hang', 'malformed', 'drop']),
+]);
+export type FaultOutcome = z.infer<typeof faultOutcomeSchema>;
+
+const rate = z.number().min(0, 'rates are probabilities in [0,1]').max(1, 'rates are probabilities in [0,1]');
+
+export const faultSpecSchema = z
+  .object({
+    /** HTTP status -> probability, e.g. {"500": 0.2, "429": 0.1}. */
+    errorRates: z.record(z.string().regex(/^[1-5]\d\d$/, 'keys are HTTP status codes such as "500"'), rate).default({}),
+    retryAfterSeconds: z.number().nonnegative().optional(),
+    hangRate: rate.default(0),
+    malformedRate: rate.default(0),
+    dropRate: rate.default(0),
+    /** Outcomes served in order, one per request to this model, before the rates apply. */
+    script: z.array(faultOutcomeSchema).default([]),
+  })
+  .strict();
+export type FaultSpec = z.output<typeof faultSpecSchema>;
+
+/** Keyed by catalog model name (or provider model id), or "*" for every model. */
+export const faultsFileSchema = z.record(z.string(), faultSpecSchema);
+export type FaultsFile = z.output<typeof faultsFileSchema>;
+
+/** mulberry32: a small seeded PRNG so that a fault run can be reproduced from its seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Draws one outcome from the rates: each rate is the probability of that outcome. */
+export function drawOutcome(spec: FaultSpec, random: () => number): FaultOutcome {
+  const r = random();
+  let acc = 0;
+  const entries: Array<[FaultOutcome, number]> = [
+    ...Object.entries(spec.errorRates).map(([s, p]): [FaultOutcome, number] => [Number(s), p]),
+    ['hang', spec.hangRate],
+    ['malformed', spec.malformedRate],
+    ['drop', spec.dropRate],
+  ];
+  for (const [outcome, p] of entries) {
+    acc += p;
+    if (r < acc) return outcome;
+  }
+  return 'ok';
+}

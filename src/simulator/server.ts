@@ -1,0 +1,292 @@
+/**
+ * The provider simulator: a real HTTP server that speaks the providers' wire formats for every
+ * catalog model, with catalog latency x scale, token usage counted by the tokenizer, deterministic
+ * answers, and fault injection (per model, "*", or per request with the `x-simulator-faults` header).
+ *
+ * Admin endpoints: GET /_simulator/stats, PUT /_simulator/faults (replace the faults map),
+ * POST /_simulator/reset (clear stats and scripts), GET /health.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Catalog } from '../catalog/catalog.js';
+import type { ModelSpec } from '../catalog/schema.js';
+import { countChatTokens } from '../routing/tokens.js';
+import { answerFor } from './answers.js';
+import { drawOutcome, type FaultOutcome, type FaultsFile, faultsFileSchema, faultSpecSchema, type FaultSpec, seededRandom } from './faults.js';
+import { anthropicFormat, BadRequest, categoryForStatus, type ErrorCategory, geminiFormat, openaiFormat, type WireFormat } from './wireFormats.js';
+
+export interface SimulatorOptions {
+  readonly catalog: Catalog;
+  /** Multiplies each model's typical latency; 0 answers at once. */
+  readonly latencyScale?: number;
+  readonly faults?: FaultsFile;
+  readonly seed?: number;
+  /** Upper bound on a hang, after which the socket is destroyed. */
+  readonly maxHangMs?: number;
+}
+
+export interface SimulatorStats {
+  requests: number;
+  byModel: Record<string, { requests: number; outcomes: Record<string, number>; inputTokens: number; outputTokens: number }>;
+}
+
+export const FAULT_HEADER = 'x-simulator-faults';
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+export class Simulator {
+  private server: Server | undefined;
+  private faults: FaultsFile;
+  private readonly random: () => number;
+  private readonly scriptPos = new Map<string, number>();
+  private stats: SimulatorStats = { requests: 0, byModel: {} };
+  private readonly byProviderModel = new Map<string, ModelSpec>();
+  private readonly hanging = new Set<ServerResponse>();
+  readonly latencyScale: number;
+
+  constructor(private readonly opts: SimulatorOptions) {
+    this.faults = opts.faults ?? {};
+    this.random = seededRandom(opts.seed ?? 42);
+    this.latencyScale = opts.latencyScale ?? 1;
+    for (const m of opts.catalog.models) {
+      this.byProviderModel.set(m.name, m);
+      this.byProviderModel.set(m.providerModel, m);
+    }
+  }
+
+  async start(port = 0, host = '127.0.0.1'): Promise<string> {
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((e: unknown) => {
+        if (!res.headersSent) this.sendJson(res, 500, { error: { message: `simulator bug: ${(e as Error).message}` } });
+      });
+    });
+    server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.server = server;
+    return this.url;
+  }
+
+  get url(): string {
+    const addr = this.server?.address() as AddressInfo | null | undefined;
+    if (!addr) throw new Error('simulator is not running');
+    return `http://${addr.address}:${addr.port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const res of this.hanging) res.destroy();
+    this.hanging.clear();
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
+  setFaults(faults: FaultsFile): void {
+    this.faults = faults;
+    this.scriptPos.clear();
+  }
+
+  getStats(): SimulatorStats {
+    return structuredClone(this.stats);
+  }
+
+  resetStats(): void {
+    this.stats = { requests: 0, byModel: {} };
+    this.scriptPos.clear();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    const path = url.pathname;
+    if (req.method === 'GET' && path === '/health') return this.sendJson(res, 200, { ok: true });
+    if (path.startsWith('/_simulator/')) return this.admin(req, res, path);
+    if (req.method === 'GET' && (path === '/v1/models' || path === '/models')) {
+      return this.sendJson(res, 200, { object: 'list', data: this.opts.catalog.models.map((m) => ({ id: m.providerModel, object: 'model', owned_by: m.provider })) });
+    }
+    if (req.method !== 'POST') return this.sendJson(res, 404, { error: { message: `no route ${req.method} ${path}` } });
+
+    let format: WireFormat;
+    let pathModel: string | undefined;
+    const gemini = /^\/(v1beta|v1)\/models\/([^/:]+):generateContent$/.exec(path);
+    if (path === '/v1/chat/completions' || path === '/chat/completions') format = openaiFormat;
+    else if (path === '/v1/messages') format = anthropicFormat;
+    else if (gemini) {
+      format = geminiFormat;
+      pathModel = decodeURIComponent(gemini[2] ?? '');
+    } else return this.sendJson(res, 404, { error: { message: `no route POST ${path}` } });
+
+    if (!format.hasKey(req.headers, url)) return this.fail(res, format, 401, 'auth', 'missing API key');
+    let body: unknown;
+    try {
+      body = JSON.parse(await readBody(req));
+    } catch (e) {
+      return this.fail(res, format, 400, 'bad_request', `request body is not JSON: ${(e as Error).message}`);
+    }
+    let parsed;
+    try {
+      parsed = format.parse(body, pathModel);
+    } catch (e) {
+      if (e instanceof BadRequest) return this.fail(res, format, 400, 'bad_request', e.message);
+      throw e;
+    }
+    const spec = this.byProviderModel.get(parsed.model);
+    if (!spec) return this.fail(res, format, 404, 'not_found', `model ${parsed.model} does not exist`);
+
+    const fault = this.faultFor(spec, req);
+    const outcome = fault ? this.nextOutcome(spec, fault) : 'ok';
+    this.count(spec.name, String(outcome));
+
+    if (this.latencyScale > 0 && outcome !== 'hang') await sleep(spec.typicalLatencyMs * this.latencyScale);
+    if (outcome === 'drop') {
+      req.socket.destroy();
+      return;
+    }
+    if (outcome === 'hang') {
+      this.hanging.add(res);
+      const timer = setTimeout(() => res.destroy(), this.opts.maxHangMs ?? 600_000);
+      res.on('close', () => {
+        clearTimeout(timer);
+        this.hanging.delete(res);
+      });
+      return;
+    }
+    if (outcome === 'malformed') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"id": "broken", "choices": [{"index": 0, "message": {"content": "unterminated');
+      return;
+    }
+    if (typeof outcome === 'number') {
+      const category = categoryForStatus(outcome);
+      const headers: Record<string, string> = {};
+      if (outcome === 429 || outcome === 503 || outcome === 529) {
+        const secs = fault?.retryAfterSeconds ?? 1;
+        headers['retry-after'] = String(secs);
+        if (format === openaiFormat) headers['x-ratelimit-reset-requests'] = `${secs}s`;
+      }
+      const messages: Partial<Record<ErrorCategory, string>> = {
+        rate_limit: 'Rate limit reached, please retry later',
+        server: 'The server had an error while processing your request',
+        overloaded: 'Overloaded',
+        auth: 'Incorrect API key provided',
+        permission: 'Your API key does not have permission to use this model',
+        policy: 'The request was rejected by the content policy',
+      };
+      return this.fail(res, format, outcome, outcome === 400 ? 'policy' : category, messages[category] ?? `simulated ${outcome}`, headers);
+    }
+
+    const inputTokens = countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), { content: parsed.prompt }]);
+    const maxTokens = parsed.maxTokens ?? spec.maxOutputTokens;
+    if (maxTokens > spec.maxOutputTokens) {
+      return this.fail(res, format, 400, 'bad_request', `max_tokens: ${maxTokens} > ${spec.maxOutputTokens}, the maximum allowed for ${spec.providerModel}`);
+    }
+    if (inputTokens + maxTokens > spec.contextWindow) {
+      const msg =
+        format === anthropicFormat
+          ? `prompt is too long: ${inputTokens} tokens + ${maxTokens} max_tokens > ${spec.contextWindow} maximum`
+          : `This model's maximum context length is ${spec.contextWindow} tokens. However, you requested ${inputTokens + maxTokens} tokens (${inputTokens} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`;
+      return this.fail(res, format, 400, 'context', msg);
+    }
+    const answer = answerFor(spec.name, parsed.prompt, maxTokens);
+    const s = this.stats.byModel[spec.name];
+    if (s) {
+      s.inputTokens += inputTokens;
+      s.outputTokens += answer.outputTokens;
+    }
+    this.sendJson(res, 200, format.reply({ model: spec.providerModel, text: answer.text, inputTokens, outputTokens: answer.outputTokens, truncated: answer.truncated }));
+  }
+
+  private faultFor(spec: ModelSpec, req: IncomingMessage): FaultSpec | undefined {
+    const h = req.headers[FAULT_HEADER];
+    if (typeof h === 'string' && h.length > 0) {
+      const r = faultSpecSchema.safeParse(safeJson(h));
+      if (r.success) return r.data;
+    }
+    return this.faults[spec.name] ?? this.faults[spec.providerModel] ?? this.faults['*'];
+  }
+
+  private nextOutcome(spec: ModelSpec, fault: FaultSpec): FaultOutcome {
+    if (fault.script.length > 0) {
+      const pos = this.scriptPos.get(spec.name) ?? 0;
+      if (pos < fault.script.length) {
+        this.scriptPos.set(spec.name, pos + 1);
+        return fault.script[pos] ?? 'ok';
+      }
+    }
+    return drawOutcome(fault, this.random);
+  }
+
+  private count(model: string, outcome: string): void {
+    this.stats.requests += 1;
+    const s = (this.stats.byModel[model] ??= { requests: 0, outcomes: {}, inputTokens: 0, outputTokens: 0 });
+    s.requests += 1;
+    s.outcomes[outcome] = (s.outcomes[outcome] ?? 0) + 1;
+  }
+
+  private async admin(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (req.method === 'GET' && path === '/_simulator/stats') return this.sendJson(res, 200, this.getStats());
+    if (req.method === 'POST' && path === '/_simulator/reset') {
+      this.resetStats();
+      return this.sendJson(res, 200, { ok: true });
+    }
+    if (req.method === 'PUT' && path === '/_simulator/faults') {
+      const r = faultsFileSchema.safeParse(safeJson(await readBody(req)));
+      if (!r.success) return this.sendJson(res, 400, { error: { message: r.error.message } });
+      this.setFaults(r.data);
+      return this.sendJson(res, 200, { ok: true });
+    }
+    this.sendJson(res, 404, { error: { message: `no admin route ${req.method ?? ''} ${path}` } });
+  }
+
+  private fail(res: ServerResponse, format: WireFormat, status: number, category: ErrorCategory, message: string, headers: Record<string, string> = {}): void {
+    this.sendJson(res, status, format.error(status, category, message), headers);
+  }
+
+  private sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+    res.end(text);
+  }
+}
+
+function safeJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new Error('body too large'));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** Provider endpoints that point every adapter at a running simulator. */
+export function simulatorEndpoints(url: string): Record<'openai' | 'anthropic' | 'google' | 'mistral' | 'self-hosted', { apiKey: string; baseURL: string }> {
+  const key = 'sk-simulator';
+  return {
+    openai: { apiKey: key, baseURL: `${url}/v1` },
+    'self-hosted': { apiKey: key, baseURL: `${url}/v1` },
+    anthropic: { apiKey: key, baseURL: url },
+    google: { apiKey: key, baseURL: url },
+    mistral: { apiKey: key, baseURL: url },
+  };
+}

@@ -1,0 +1,118 @@
+/**
+ * The official provider SDKs talk to the simulator unchanged, through the project's adapters, and
+ * every adapter maps the same HTTP failures into the same error kinds.
+ */
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultCatalog } from '../../src/catalog/catalog.js';
+import type { ProviderName } from '../../src/catalog/schema.js';
+import { ProviderError } from '../../src/providers/errors.js';
+import { ProviderRegistry } from '../../src/providers/registry.js';
+import { countChatTokens } from '../../src/routing/tokens.js';
+import { FAULT_HEADER, Simulator, simulatorEndpoints } from '../../src/simulator/server.js';
+
+const catalog = defaultCatalog();
+const sim = new Simulator({ catalog, latencyScale: 0 });
+let url = '';
+let registry: ProviderRegistry;
+
+beforeAll(async () => {
+  url = await sim.start();
+  registry = new ProviderRegistry(simulatorEndpoints(url), 5_000);
+});
+afterAll(async () => {
+  await sim.stop();
+});
+
+const byProvider: Array<[ProviderName, string]> = [
+  ['openai', 'gpt-4o-mini'],
+  ['anthropic', 'claude-3-5-haiku'],
+  ['google', 'gemini-2-flash'],
+  ['mistral', 'mistral-large'],
+  ['self-hosted', 'llama-3-70b'],
+];
+
+describe('official clients against the simulator', () => {
+  it('openai npm client, unchanged, gets a completion with usage counted by the tokenizer', async () => {
+    const client = new OpenAI({ apiKey: 'sk-test', baseURL: `${url}/v1`, maxRetries: 0 });
+    const prompt = 'Say hello to the router.';
+    const res = await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: prompt }], max_completion_tokens: 64 });
+    expect(res.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    expect(res.usage?.prompt_tokens).toBe(countChatTokens([{ content: prompt }]));
+    expect(res.usage?.completion_tokens).toBeGreaterThan(0);
+    expect(res.usage?.completion_tokens).toBeLessThanOrEqual(64);
+    const again = await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: prompt }], max_completion_tokens: 64 });
+    expect(again.choices[0]?.message.content).toBe(res.choices[0]?.message.content);
+  });
+
+  it('anthropic client, unchanged, gets a message', async () => {
+    const client = new Anthropic({ apiKey: 'sk-test', baseURL: url, maxRetries: 0 });
+    const res = await client.messages.create({ model: 'claude-3-5-sonnet-20241022', max_tokens: 100, system: 'Be brief.', messages: [{ role: 'user', content: 'Explain retries.' }] });
+    expect(res.content[0]?.type).toBe('text');
+    expect(res.usage.input_tokens).toBe(countChatTokens([{ content: 'Be brief.' }, { content: 'Explain retries.' }]));
+    expect(['end_turn', 'max_tokens']).toContain(res.stop_reason);
+  });
+
+  it('a missing key is a 401 that the SDK raises as an authentication error', async () => {
+    const res = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(res.status).toBe(401);
+    const body = (await res.json()) as { error: { type: string } };
+    expect(body.error.type).toBe('authentication_error');
+  });
+});
+
+describe('adapters', () => {
+  it.each(byProvider)('%s adapter returns text and usage for %s', async (provider, model) => {
+    const spec = catalog.require(model);
+    const res = await registry.get(provider).chat({ model: spec.providerModel, prompt: 'Summarize: the cat sat on the mat.', system: 'Be brief.', maxOutputTokens: 50 });
+    expect(res.text.length).toBeGreaterThan(0);
+    expect(res.usage.inputTokens).toBe(countChatTokens([{ content: 'Be brief.' }, { content: 'Summarize: the cat sat on the mat.' }]));
+    expect(res.usage.outputTokens).toBeGreaterThan(0);
+    expect(res.usage.outputTokens).toBeLessThanOrEqual(50);
+  });
+
+  const cases: Array<[string, Record<string, unknown>, string, boolean]> = [
+    ['500', { script: [500] }, 'transient', false],
+    ['503', { script: [503] }, 'transient', true],
+    ['429', { script: [429], retryAfterSeconds: 7 }, 'rate_limited', true],
+    ['400 policy', { script: [400] }, 'fatal', false],
+    ['401', { script: [401] }, 'fatal', false],
+    ['403', { script: [403] }, 'fatal', false],
+    ['malformed body', { script: ['malformed'] }, 'transient', false],
+    ['dropped connection', { script: ['drop'] }, 'transient', false],
+  ];
+  for (const [provider, model] of byProvider) {
+    it.each(cases)(`${provider}: %s maps to its kind`, async (_label, fault, kind, hasRetryAfter) => {
+      sim.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [], ...fault } as never });
+      const spec = catalog.require(model);
+      const err = await registry
+        .get(provider)
+        .chat({ model: spec.providerModel, prompt: 'hi', maxOutputTokens: 10 })
+        .then(() => undefined, (e: unknown) => e);
+      sim.setFaults({});
+      expect(err).toBeInstanceOf(ProviderError);
+      expect((err as ProviderError).kind).toBe(kind);
+      // Gemini's SDK does not expose response headers, so it cannot see Retry-After.
+      if (hasRetryAfter && provider !== 'google' && kind === 'rate_limited') expect((err as ProviderError).retryAfterMs).toBe(7000);
+    });
+
+    it(`${provider}: a prompt over the context window maps to context_too_long`, async () => {
+      const spec = catalog.require(model);
+      const long = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(spec.contextWindow / 4));
+      if (spec.contextWindow > 200_000) return expect(spec.contextWindow).toBeGreaterThan(200_000);
+      const err = await registry
+        .get(provider)
+        .chat({ model: spec.providerModel, prompt: long, maxOutputTokens: 10 })
+        .then(() => undefined, (e: unknown) => e);
+      expect((err as ProviderError).kind).toBe('context_too_long');
+    });
+  }
+
+  it('the per-request fault header applies to that request only', async () => {
+    const client = new OpenAI({ apiKey: 'sk-test', baseURL: `${url}/v1`, maxRetries: 0, defaultHeaders: { [FAULT_HEADER]: JSON.stringify({ errorRates: { '503': 1 } }) } });
+    await expect(client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 503 });
+    const plain = new OpenAI({ apiKey: 'sk-test', baseURL: `${url}/v1`, maxRetries: 0 });
+    await expect(plain.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] })).resolves.toBeDefined();
+  });
+});
