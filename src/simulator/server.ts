@@ -158,6 +158,9 @@ export class Simulator {
       res.end('{"id": "broken", "choices": [{"index": 0, "message": {"content": "unterminated');
       return;
     }
+    if (outcome === 'refusal') {
+      return this.fail(res, format, 400, 'policy', 'The request was rejected because it was flagged by the content policy');
+    }
     if (typeof outcome === 'number') {
       const category = categoryForStatus(outcome);
       const headers: Record<string, string> = {};
@@ -172,9 +175,9 @@ export class Simulator {
         overloaded: 'Overloaded',
         auth: 'Incorrect API key provided',
         permission: 'Your API key does not have permission to use this model',
-        policy: 'The request was rejected by the content policy',
+        bad_request: 'Invalid request: simulated bad request',
       };
-      return this.fail(res, format, outcome, outcome === 400 ? 'policy' : category, messages[category] ?? `simulated ${outcome}`, headers);
+      return this.fail(res, format, outcome, category, messages[category] ?? `simulated ${outcome}`, headers);
     }
 
     const inputTokens = countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), { content: parsed.prompt }]);

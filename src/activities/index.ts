@@ -1,0 +1,172 @@
+/**
+ * Activities: thin wrappers from the workflow to the pure routing code, the provider adapters and
+ * the ledger. Provider errors become non-retryable ApplicationFailures carrying the error kind, so
+ * the workflow (not a hidden activity retry) decides between retry, wait, next model and fail;
+ * Temporal's own activity retry covers only infrastructure failures (timeouts, lost workers).
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Logger } from 'pino';
+import type { Catalog } from '../catalog/catalog.js';
+import { costNanos, type Usage } from '../catalog/pricing.js';
+import type { Capability, Tier } from '../catalog/schema.js';
+import type { LedgerEntry } from '../ledger/fileLedger.js';
+import { ProviderError } from '../providers/errors.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import { type Classification, classify as classifyPure } from '../routing/classifier.js';
+import type { RetryPolicy } from '../routing/retryDecision.js';
+import { NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../routing/router.js';
+import type { ValidRequest } from '../workflows/requestTypes.js';
+import { FAILURE_TYPES } from '../workflows/requestTypes.js';
+
+export interface ActivityDeps {
+  readonly catalog: Catalog;
+  readonly providers: ProviderRegistry;
+  readonly ledger: { record(entry: LedgerEntry): boolean };
+  readonly routing: RoutingPolicy;
+  readonly retry: RetryPolicy;
+  readonly callTimeoutMs: number;
+  readonly log: Logger;
+}
+
+export interface SelectInput {
+  readonly request: Omit<ValidRequest, 'prompt' | 'system' | 'context'>;
+  readonly classification: Pick<Classification, 'complexity' | 'capabilities' | 'inputTokens'>;
+  readonly excludeModels?: string[];
+  readonly minTier?: Tier;
+}
+
+export interface SelectOutput {
+  readonly decision: RouteDecision;
+  readonly retry: RetryPolicy;
+  readonly callTimeoutMs: number;
+  readonly contextWindows: Record<string, number>;
+}
+
+export interface CallModelInput {
+  readonly workflowId: string;
+  readonly attemptId: string;
+  readonly model: string;
+  readonly system?: string | undefined;
+  readonly prompt: string;
+  readonly maxOutputTokens: number;
+  readonly temperature?: number | undefined;
+}
+
+export interface CallModelOutput {
+  readonly text: string;
+  readonly usage: Usage;
+  readonly costNanos: number;
+  readonly premiumBaselineCostNanos: number;
+  readonly finishReason: string;
+  readonly latencyMs: number;
+}
+
+export interface RecordSpendInput {
+  readonly workflowId: string;
+  readonly attemptId: string;
+  readonly model: string;
+  readonly category: string;
+  readonly usage: Usage;
+  readonly costNanos: number;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  const { catalog, providers, ledger, log } = deps;
+  return {
+    async classify(input: { prompt: string; system?: string | undefined; context?: string | undefined }): Promise<Classification> {
+      return classifyPure(input);
+    },
+
+    async selectModels(input: SelectInput): Promise<SelectOutput> {
+      const r = input.request;
+      const caps = [...new Set<Capability>([...input.classification.capabilities, ...(r.requiredCapabilities ?? [])])];
+      try {
+        const decision = route(
+          catalog,
+          {
+            complexity: input.classification.complexity,
+            capabilities: caps,
+            inputTokens: input.classification.inputTokens,
+            maxOutputTokens: r.maxOutputTokens,
+            maxLatencyMs: r.maxLatencyMs,
+            minQuality: r.minQuality,
+            provider: r.provider,
+            costCapNanos: r.costCapNanos,
+            model: r.model,
+            noFallback: r.noFallback,
+            excludeModels: input.excludeModels,
+            minTier: input.minTier,
+          },
+          deps.routing,
+        );
+        const contextWindows = Object.fromEntries(decision.chain.map((c) => [c.model, catalog.require(c.model).contextWindow]));
+        return { decision, retry: deps.retry, callTimeoutMs: deps.callTimeoutMs, contextWindows };
+      } catch (e) {
+        if (e instanceof NoEligibleModelError) {
+          throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, details: [{ constraint: e.constraint }] });
+        }
+        if (e instanceof Error && e.name === 'ValidationError') {
+          throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.invalidInput, nonRetryable: true });
+        }
+        throw e;
+      }
+    },
+
+    async callModel(input: CallModelInput): Promise<CallModelOutput> {
+      const ctx = Context.current();
+      const spec = catalog.require(input.model);
+      const adapter = providers.get(spec.provider);
+      const started = Date.now();
+      // Heartbeat while the call runs: a lost worker is noticed within the heartbeat timeout, and
+      // a cancellation from the workflow reaches the SDK through the abort signal.
+      const beat = setInterval(() => ctx.heartbeat({ attemptId: input.attemptId }), 1_000);
+      try {
+        const res = await adapter.chat({
+          model: spec.providerModel,
+          system: input.system,
+          prompt: input.prompt,
+          maxOutputTokens: input.maxOutputTokens,
+          temperature: input.temperature,
+          requestId: `${input.workflowId}/${input.attemptId}`,
+          signal: ctx.cancellationSignal,
+          timeoutMs: deps.callTimeoutMs,
+        });
+        const latencyMs = Date.now() - started;
+        const cost = costNanos(spec, res.usage);
+        const baseline = costNanos(catalog.premiumBaseline(), res.usage);
+        log.info({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, latencyMs, costNanos: cost, usage: res.usage }, 'provider call succeeded');
+        return { text: res.text, usage: res.usage, costNanos: cost, premiumBaselineCostNanos: baseline, finishReason: res.finishReason, latencyMs };
+      } catch (e) {
+        if (e instanceof ProviderError) {
+          log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, kind: e.kind, status: e.status, retryAfterMs: e.retryAfterMs }, 'provider call failed');
+          throw ApplicationFailure.create({ message: e.message, type: e.kind, nonRetryable: true, details: [e.toInfo()] });
+        }
+        throw e;
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
+    async recordSpend(input: RecordSpendInput): Promise<{ recorded: boolean }> {
+      const spec = catalog.require(input.model);
+      const recorded = ledger.record({
+        key: `${input.workflowId}/${input.attemptId}`,
+        workflowId: input.workflowId,
+        attemptId: input.attemptId,
+        model: spec.name,
+        provider: spec.provider,
+        tier: spec.tier,
+        category: input.category,
+        inputTokens: input.usage.inputTokens,
+        cachedInputTokens: input.usage.cachedInputTokens,
+        outputTokens: input.usage.outputTokens,
+        costNanos: input.costNanos,
+        at: new Date().toISOString(),
+      });
+      if (!recorded) log.info({ workflowId: input.workflowId, attemptId: input.attemptId }, 'spend already recorded; retry ignored');
+      return { recorded };
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,126 @@
+/**
+ * Configuration, validated once at start-up: environment variables, plus an optional YAML/JSON
+ * file (SWITCHYARD_CONFIG) for routing thresholds and retry policy. Secrets stay here, in the
+ * worker's process; nothing in this module is ever sent to a workflow.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { ProviderEndpoints } from '../providers/registry.js';
+import { DEFAULT_ROUTING_POLICY } from '../routing/router.js';
+import { parseOrThrow, ValidationError } from '../util/validation.js';
+
+export const retryPolicySchema = z
+  .object({
+    /** Attempts per candidate model, including the first. */
+    maximumAttempts: z.number().int().min(1).max(20).default(3),
+    initialIntervalMs: z.number().int().min(0).default(500),
+    backoffCoefficient: z.number().min(1).max(10).default(2),
+    maximumIntervalMs: z.number().int().min(0).default(30_000),
+    /** A Retry-After longer than this moves on to the next candidate instead of waiting. */
+    maxRetryAfterMs: z.number().int().min(0).default(120_000),
+  })
+  .strict();
+export type RetryPolicyConfig = z.output<typeof retryPolicySchema>;
+
+export const fileConfigSchema = z
+  .object({
+    routing: z
+      .object({
+        thresholds: z
+          .object({ standard: z.number().min(0).max(1), premium: z.number().min(0).max(1) })
+          .strict()
+          .refine((t) => t.standard <= t.premium, { message: 'standard must be <= premium' })
+          .default(DEFAULT_ROUTING_POLICY.thresholds),
+        defaultMaxOutputTokens: z.number().int().positive().default(DEFAULT_ROUTING_POLICY.defaultMaxOutputTokens),
+        maxCandidates: z.number().int().min(1).max(10).default(DEFAULT_ROUTING_POLICY.maxCandidates),
+      })
+      .strict()
+      .default({ ...DEFAULT_ROUTING_POLICY }),
+    retry: retryPolicySchema.default(retryPolicySchema.parse({})),
+    /** Per provider call: the SDK's own timeout. */
+    callTimeoutMs: z.number().int().min(100).max(3_600_000).default(120_000),
+  })
+  .strict();
+export type FileConfig = z.output<typeof fileConfigSchema>;
+
+export interface SwitchyardConfig extends FileConfig {
+  readonly temporalAddress: string | undefined;
+  readonly namespace: string;
+  readonly taskQueue: string;
+  readonly stateDir: string;
+  readonly ledgerPath: string;
+  readonly catalogPath: string | undefined;
+  readonly simulatorUrl: string | undefined;
+  readonly providers: ProviderEndpoints;
+  readonly logLevel: string;
+}
+
+const envSchema = z.object({
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:7233').optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  SWITCHYARD_TASK_QUEUE: z.string().min(1).default('switchyard'),
+  SWITCHYARD_STATE_DIR: z.string().min(1).optional(),
+  SWITCHYARD_LEDGER: z.string().min(1).optional(),
+  SWITCHYARD_CATALOG: z.string().min(1).optional(),
+  SWITCHYARD_CONFIG: z.string().min(1).optional(),
+  SWITCHYARD_SIMULATOR_URL: z.url('must be a URL such as http://127.0.0.1:8089').optional(),
+  SWITCHYARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_STATE_HOME && env.XDG_STATE_HOME.length > 0 ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state');
+  return join(base, 'switchyard');
+}
+
+/** True when any real provider key is configured (then `up` does not start the simulator). */
+export function hasProviderKeys(env: NodeJS.ProcessEnv = process.env): boolean {
+  return ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL'].some((k) => (env[k] ?? '') !== '');
+}
+
+export function providerEndpointsFromEnv(env: NodeJS.ProcessEnv = process.env): ProviderEndpoints {
+  const ep = (key: string, url: string): { apiKey?: string; baseURL?: string } => ({
+    ...(env[key] ? { apiKey: env[key] } : {}),
+    ...(env[url] ? { baseURL: env[url] } : {}),
+  });
+  return {
+    openai: ep('OPENAI_API_KEY', 'OPENAI_BASE_URL'),
+    anthropic: ep('ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL'),
+    google: ep('GEMINI_API_KEY', 'GEMINI_BASE_URL'),
+    mistral: ep('MISTRAL_API_KEY', 'MISTRAL_BASE_URL'),
+    'self-hosted': ep('SELF_HOSTED_API_KEY', 'SELF_HOSTED_BASE_URL'),
+  };
+}
+
+export function loadFileConfig(path: string | undefined): FileConfig {
+  if (!path) return fileConfigSchema.parse({});
+  let raw: unknown;
+  try {
+    const text = readFileSync(path, 'utf8');
+    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new ValidationError(path, [`cannot read config: ${(e as Error).message}`]);
+  }
+  return parseOrThrow(fileConfigSchema, raw ?? {}, path);
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<SwitchyardConfig> = {}): SwitchyardConfig {
+  const e = parseOrThrow(envSchema, env, 'environment');
+  const file = loadFileConfig(e.SWITCHYARD_CONFIG);
+  const stateDir = e.SWITCHYARD_STATE_DIR ?? defaultStateDir(env);
+  return {
+    ...file,
+    temporalAddress: e.TEMPORAL_ADDRESS,
+    namespace: e.TEMPORAL_NAMESPACE,
+    taskQueue: e.SWITCHYARD_TASK_QUEUE,
+    stateDir,
+    ledgerPath: e.SWITCHYARD_LEDGER ?? join(stateDir, 'ledger.jsonl'),
+    catalogPath: e.SWITCHYARD_CATALOG,
+    simulatorUrl: e.SWITCHYARD_SIMULATOR_URL,
+    providers: providerEndpointsFromEnv(env),
+    logLevel: e.SWITCHYARD_LOG_LEVEL,
+    ...overrides,
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * What to do after a failed provider attempt: the error semantics table, as a pure function.
+ * The workflow applies it with durable timers, so waits survive worker restarts.
+ */
+import type { ErrorKind } from '../providers/errors.js';
+
+export interface RetryPolicy {
+  readonly maximumAttempts: number;
+  readonly initialIntervalMs: number;
+  readonly backoffCoefficient: number;
+  readonly maximumIntervalMs: number;
+  readonly maxRetryAfterMs: number;
+}
+
+export interface FailureFacts {
+  readonly kind: ErrorKind | 'timeout';
+  readonly status?: number | undefined;
+  readonly retryAfterMs?: number | undefined;
+  readonly message: string;
+  /** 1-based attempt number on this model. */
+  readonly attempt: number;
+}
+
+export type Decision =
+  | { readonly action: 'retry'; readonly delayMs: number; readonly why: string }
+  | { readonly action: 'next'; readonly why: string; readonly needLargerContext?: boolean; readonly otherProvider?: boolean }
+  | { readonly action: 'fail'; readonly why: string };
+
+const POLICY_REFUSAL = /content[ _-]?policy|safety|moderation|refus/i;
+
+export function backoffMs(policy: RetryPolicy, attempt: number): number {
+  const raw = policy.initialIntervalMs * policy.backoffCoefficient ** Math.max(0, attempt - 1);
+  return Math.min(policy.maximumIntervalMs, Math.round(raw));
+}
+
+export function decideAfterFailure(f: FailureFacts, policy: RetryPolicy): Decision {
+  const attemptsLeft = f.attempt < policy.maximumAttempts;
+  switch (f.kind) {
+    case 'rate_limited': {
+      const wait = f.retryAfterMs ?? backoffMs(policy, f.attempt);
+      if (wait > policy.maxRetryAfterMs) return { action: 'next', why: `rate limited for ${wait} ms > bound ${policy.maxRetryAfterMs} ms` };
+      if (!attemptsLeft) return { action: 'next', why: `rate limited; ${policy.maximumAttempts} attempts spent` };
+      return { action: 'retry', delayMs: wait, why: f.retryAfterMs !== undefined ? `Retry-After ${wait} ms` : `rate limited, backoff ${wait} ms` };
+    }
+    case 'transient':
+    case 'timeout': {
+      if (!attemptsLeft) return { action: 'next', why: `${f.kind}; ${policy.maximumAttempts} attempts spent` };
+      const wait = Math.max(backoffMs(policy, f.attempt), f.retryAfterMs ?? 0);
+      return { action: 'retry', delayMs: wait, why: `${f.kind}, backoff ${wait} ms` };
+    }
+    case 'context_too_long':
+      return { action: 'next', why: 'context too long for this model', needLargerContext: true };
+    case 'fatal': {
+      if (f.status === 401 || f.status === 403) return { action: 'next', why: `HTTP ${f.status}: credentials of this provider`, otherProvider: true };
+      if (POLICY_REFUSAL.test(f.message)) return { action: 'next', why: 'content-policy refusal', otherProvider: true };
+      return { action: 'fail', why: `non-retryable: ${f.message}` };
+    }
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Finds the Temporal CLI (which contains the dev server): $TEMPORAL_CLI, then `temporal` on PATH,
+ * then the per-user cache; if none, builds it with `go install` into the cache, saying so.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
+export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CACHE_HOME && env.XDG_CACHE_HOME.length > 0 ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
+  return join(base, 'switchyard');
+}
+
+export function cachedCliPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(cacheDir(env), 'bin', 'temporal');
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const p = join(dir, name);
+    if (isExecutable(p)) return p;
+  }
+  return undefined;
+}
+
+export class TemporalCliNotFound extends Error {
+  override readonly name = 'TemporalCliNotFound';
+}
+
+export function findTemporalCli(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const explicit = env.TEMPORAL_CLI;
+  if (explicit) {
+    if (!isExecutable(explicit)) throw new TemporalCliNotFound(`TEMPORAL_CLI=${explicit} is not an executable file; fix the path or unset TEMPORAL_CLI`);
+    return explicit;
+  }
+  return onPath('temporal', env) ?? (isExecutable(cachedCliPath(env)) ? cachedCliPath(env) : undefined);
+}
+
+const OTHER_WAYS = [
+  'Other ways to get the Temporal CLI:',
+  '  - install Go (https://go.dev/dl/) and run this command again: it builds the CLI once and caches it;',
+  `  - or build it yourself: go install ${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}, then set TEMPORAL_CLI to the binary;`,
+  '  - or install a release (brew install temporal, or the archive from the Temporal CLI releases) and put `temporal` on PATH;',
+  '  - or point Switchyard at a running cluster with TEMPORAL_ADDRESS=host:7233 (no local server is started).',
+].join('\n');
+
+/** Returns the CLI path, building it with `go install` when it is nowhere to be found. */
+export async function ensureTemporalCli(opts: { env?: NodeJS.ProcessEnv; say?: (line: string) => void } = {}): Promise<string> {
+  const env = opts.env ?? process.env;
+  const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const found = findTemporalCli(env);
+  if (found) return found;
+  const go = onPath('go', env);
+  if (!go) throw new TemporalCliNotFound(`The Temporal CLI was not found (TEMPORAL_CLI, PATH, ${cachedCliPath(env)}) and Go is not installed to build it.\n${OTHER_WAYS}`);
+  const bin = join(cacheDir(env), 'bin');
+  mkdirSync(bin, { recursive: true });
+  say(`switchyard: building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into ${bin} (once; a few minutes on a small machine)...`);
+  const started = Date.now();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(go, ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
+      env: { ...env, GOBIN: bin, GOFLAGS: env.GOFLAGS ?? '-mod=mod' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new TemporalCliNotFound(`go install failed with exit code ${code}.\n${OTHER_WAYS}`))));
+  });
+  const path = cachedCliPath(env);
+  if (!isExecutable(path)) throw new TemporalCliNotFound(`go install finished but ${path} is missing.\n${OTHER_WAYS}`);
+  say(`switchyard: Temporal CLI ready at ${path} (${Math.round((Date.now() - started) / 1000)} s)`);
+  return path;
+}
+
+export function cliVersion(path: string): string {
+  return execFileSync(path, ['--version'], { encoding: 'utf8' }).trim();
+}

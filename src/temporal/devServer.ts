@@ -1,0 +1,117 @@
+/**
+ * Runs `temporal server start-dev` as a child process with the project's search attributes,
+ * persisted to a SQLite file under the state directory, and waits until it accepts connections.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { searchAttributeFlags } from '../workflows/searchAttributes.js';
+
+export interface DevServerOptions {
+  readonly cliPath: string;
+  readonly stateDir: string;
+  readonly ip?: string;
+  /** 0 picks a free port. */
+  readonly port?: number;
+  readonly uiPort?: number;
+  readonly namespace?: string;
+  readonly readyTimeoutMs?: number;
+}
+
+export interface DevServer {
+  readonly address: string;
+  readonly uiUrl: string;
+  readonly logPath: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(ip = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, ip, () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function portInUse(port: number, ip = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(true));
+    s.listen(port, ip, () => s.close(() => resolve(false)));
+  });
+}
+
+export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
+  const ip = opts.ip ?? '127.0.0.1';
+  const port = opts.port === 0 || opts.port === undefined ? (opts.port === 0 ? await freePort(ip) : 7233) : opts.port;
+  const uiPort = opts.uiPort === 0 || opts.uiPort === undefined ? (opts.uiPort === 0 ? await freePort(ip) : 8233) : opts.uiPort;
+  for (const [what, p] of [['gRPC', port], ['UI', uiPort]] as const) {
+    if (await portInUse(p, ip)) {
+      throw new Error(`port ${p} (${what}) on ${ip} is already in use: is another Temporal server (or \`switchyard up\`) running? Stop it, pass other ports, or set TEMPORAL_ADDRESS=${ip}:${port} to use it.`);
+    }
+  }
+  mkdirSync(opts.stateDir, { recursive: true });
+  const logPath = join(opts.stateDir, 'temporal-server.log');
+  const log = createWriteStream(logPath, { flags: 'a' });
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    ip,
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--db-filename',
+    join(opts.stateDir, 'temporal.sqlite'),
+    '--namespace',
+    opts.namespace ?? 'default',
+    '--log-level',
+    'warn',
+    ...searchAttributeFlags(),
+  ];
+  const child: ChildProcess = spawn(opts.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  let exited: number | null | undefined;
+  child.on('exit', (code) => {
+    exited = code;
+  });
+  const address = `${ip}:${port}`;
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  for (;;) {
+    if (exited !== undefined) throw new Error(`temporal server start-dev exited with code ${exited}; see ${logPath}`);
+    try {
+      const conn = await Connection.connect({ address, connectTimeout: 1_000 });
+      await conn.workflowService.getSystemInfo({});
+      await conn.close();
+      break;
+    } catch (e) {
+      if (Date.now() > deadline) {
+        child.kill('SIGTERM');
+        throw new Error(`Temporal dev server did not become ready at ${address} in time (${(e as Error).message}); see ${logPath}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  return {
+    address,
+    uiUrl: `http://${ip}:${uiPort}`,
+    logPath,
+    async stop() {
+      if (exited !== undefined) return;
+      const done = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await done;
+      clearTimeout(timer);
+      log.end();
+    },
+  };
+}

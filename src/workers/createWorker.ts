@@ -1,0 +1,62 @@
+/** Builds a Switchyard worker: activities wired to the catalog, providers and ledger. */
+import { existsSync } from 'node:fs';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createActivities } from '../activities/index.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { loadCatalog } from '../catalog/loadFile.js';
+import type { SwitchyardConfig } from '../config/config.js';
+import { FileLedger } from '../ledger/fileLedger.js';
+import { ProviderRegistry } from '../providers/registry.js';
+import { simulatorEndpoints } from '../simulator/server.js';
+import { createLogger } from '../util/logger.js';
+import { defaultBundlePath, workflowsSourcePath } from './bundle.js';
+
+export interface WorkerOptions {
+  readonly config: SwitchyardConfig;
+  readonly address: string;
+  readonly catalog?: Catalog;
+  readonly log?: Logger;
+  /** Prebuilt bundle; defaults to dist/workflow-bundle.js, else bundles the sources at start. */
+  readonly workflowBundlePath?: string;
+  readonly ledger?: FileLedger;
+}
+
+export interface SwitchyardWorker {
+  readonly worker: Worker;
+  readonly connection: NativeConnection;
+  readonly ledger: FileLedger;
+  readonly catalog: Catalog;
+}
+
+export async function createSwitchyardWorker(opts: WorkerOptions): Promise<SwitchyardWorker> {
+  const { config } = opts;
+  const log = opts.log ?? createLogger(config.logLevel);
+  const catalog = opts.catalog ?? loadCatalog(config.catalogPath);
+  const endpoints = config.simulatorUrl ? simulatorEndpoints(config.simulatorUrl) : config.providers;
+  const providers = new ProviderRegistry(endpoints, config.callTimeoutMs);
+  const ledger = opts.ledger ?? new FileLedger(config.ledgerPath);
+  const activities = createActivities({
+    catalog,
+    providers,
+    ledger,
+    routing: config.routing,
+    retry: config.retry,
+    callTimeoutMs: config.callTimeoutMs,
+    log,
+  });
+  const connection = await NativeConnection.connect({ address: opts.address });
+  const bundlePath = opts.workflowBundlePath ?? defaultBundlePath();
+  const worker = await Worker.create({
+    connection,
+    namespace: config.namespace,
+    taskQueue: config.taskQueue,
+    activities,
+    ...(existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsSourcePath() }),
+    maxConcurrentActivityTaskExecutions: 200,
+    maxConcurrentLocalActivityExecutions: 200,
+    shutdownGraceTime: '5 seconds',
+  });
+  log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length }, 'worker ready');
+  return { worker, connection, ledger, catalog };
+}

@@ -1,0 +1,2 @@
+/** Every workflow the worker registers. Workflow code is deterministic: no Node built-ins, no I/O. */
+export { llmRequest } from './llmRequest.js';

@@ -1,0 +1,102 @@
+/**
+ * The request workflow's input and result. Pure (zod only): used by the client to validate before
+ * starting, and by the workflow to validate again at its boundary.
+ */
+import { z } from 'zod';
+import { CAPABILITIES, PROVIDERS, type ProviderName, type Tier } from '../catalog/schema.js';
+import type { Usage } from '../catalog/pricing.js';
+import type { Candidate } from '../routing/router.js';
+
+export const MAX_PROMPT_CHARS = 4_000_000;
+
+export const requestInputSchema = z
+  .object({
+    /** Caller's id for the request; the workflow id derives from it (idempotent submission). */
+    requestId: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[A-Za-z0-9._:/-]+$/, 'may contain only letters, digits and . _ : / -')
+      .optional(),
+    prompt: z.string({ error: 'is required: the text to send to the model' }).trim().min(1, 'must not be empty').max(MAX_PROMPT_CHARS, `must be at most ${MAX_PROMPT_CHARS} characters`),
+    system: z.string().max(200_000).optional(),
+    /** A document the prompt refers to: counts toward tokens, not complexity. */
+    context: z.string().max(MAX_PROMPT_CHARS).optional(),
+    category: z
+      .string()
+      .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name such as critical, standard or batch')
+      .default('standard'),
+    maxLatencyMs: z.number().int('must be a whole number of milliseconds').positive('must be > 0').optional(),
+    minQuality: z.number().min(0, 'must be in [0,1]').max(1, 'must be in [0,1]').optional(),
+    provider: z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(', ')}` }).optional(),
+    model: z.string().min(1).optional(),
+    maxOutputTokens: z.number().int().min(1, 'must be >= 1').max(1_000_000).optional(),
+    requiredCapabilities: z.array(z.enum(CAPABILITIES, { error: `must be one of ${CAPABILITIES.join(', ')}` })).optional(),
+    costCapNanos: z.number().int().min(0).optional(),
+    temperature: z.number().min(0).max(2).optional(),
+    noFallback: z.boolean().optional(),
+  })
+  .strict();
+
+export type RequestInput = z.input<typeof requestInputSchema>;
+export type ValidRequest = z.output<typeof requestInputSchema>;
+
+export type AttemptOutcome = 'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout';
+
+export interface Attempt {
+  readonly attemptId: string;
+  readonly model: string;
+  readonly provider: ProviderName;
+  readonly tier: Tier;
+  readonly outcome: AttemptOutcome;
+  readonly status?: number | undefined;
+  readonly message?: string | undefined;
+  /** Durable wait (timer) before this attempt started. */
+  readonly waitBeforeMs: number;
+  readonly startedAt: string;
+  readonly durationMs: number;
+  readonly costNanos: number;
+  /** What happened next and why (retry, next candidate, fail). */
+  readonly decision?: string | undefined;
+}
+
+export interface ClassificationSummary {
+  readonly complexity: number;
+  readonly capabilities: string[];
+  readonly inputTokens: number;
+  readonly signals: string[];
+  readonly preferredTier: Tier;
+}
+
+export interface RequestResult {
+  readonly workflowId: string;
+  readonly requestId: string;
+  readonly category: string;
+  readonly text: string;
+  readonly model: string;
+  readonly provider: ProviderName;
+  readonly tier: Tier;
+  readonly usage: Usage;
+  readonly costNanos: number;
+  /** What the same usage would have cost on the premium baseline model. */
+  readonly premiumBaselineCostNanos: number;
+  readonly classification: ClassificationSummary;
+  readonly candidates: Candidate[];
+  readonly attempts: Attempt[];
+  readonly durationMs: number;
+}
+
+/** Details attached to a failed request workflow's ApplicationFailure. */
+export interface RequestFailureDetails {
+  readonly reason: string;
+  readonly costNanos: number;
+  readonly attempts: Attempt[];
+  readonly candidates: Candidate[];
+}
+
+export const FAILURE_TYPES = {
+  invalidInput: 'InvalidInput',
+  noEligibleModel: 'NoEligibleModel',
+  allCandidatesFailed: 'AllCandidatesFailed',
+  nonRetryable: 'NonRetryableProviderError',
+} as const;

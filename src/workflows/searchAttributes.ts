@@ -1,0 +1,18 @@
+/** The custom search attributes every request workflow sets; the dev server registers them. */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const LlmModel = defineSearchAttributeKey('LlmModel', SearchAttributeType.KEYWORD);
+export const LlmTier = defineSearchAttributeKey('LlmTier', SearchAttributeType.KEYWORD);
+export const LlmCategory = defineSearchAttributeKey('LlmCategory', SearchAttributeType.KEYWORD);
+export const LlmOutcome = defineSearchAttributeKey('LlmOutcome', SearchAttributeType.KEYWORD);
+export const LlmCostNanos = defineSearchAttributeKey('LlmCostNanos', SearchAttributeType.INT);
+export const LlmComplexity = defineSearchAttributeKey('LlmComplexity', SearchAttributeType.DOUBLE);
+
+export const SEARCH_ATTRIBUTES = [LlmModel, LlmTier, LlmCategory, LlmOutcome, LlmCostNanos, LlmComplexity];
+
+/** `--search-attribute` flags for `temporal server start-dev` and `temporal operator search-attribute create`. */
+export function searchAttributeFlags(): string[] {
+  const type = (t: SearchAttributeType): string =>
+    t === SearchAttributeType.KEYWORD ? 'Keyword' : t === SearchAttributeType.INT ? 'Int' : t === SearchAttributeType.DOUBLE ? 'Double' : 'Text';
+  return SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${type(k.type)}`]);
+}

@@ -1,0 +1,85 @@
+/**
+ * A per-file test stack on the shared dev server: its own simulator (real HTTP), ledger file, task
+ * queue and worker, running until the file's tests are done.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { defaultCatalog, type Catalog } from '../../src/catalog/catalog.js';
+import { loadConfig, type SwitchyardConfig } from '../../src/config/config.js';
+import { SwitchyardClient } from '../../src/client/client.js';
+import { FileLedger } from '../../src/ledger/fileLedger.js';
+import { Simulator } from '../../src/simulator/server.js';
+import type { FaultsFile } from '../../src/simulator/faults.js';
+import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
+import { createLogger } from '../../src/util/logger.js';
+
+export interface TestStack {
+  readonly client: SwitchyardClient;
+  readonly simulator: Simulator;
+  readonly ledger: FileLedger;
+  readonly config: SwitchyardConfig;
+  readonly catalog: Catalog;
+  readonly address: string;
+  readonly worker: Worker;
+  stop(): Promise<void>;
+}
+
+let counter = 0;
+let runtimeInstalled = false;
+
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // Already installed by another helper in this process.
+  }
+}
+
+export async function startTestStack(opts: { faults?: FaultsFile; config?: Partial<SwitchyardConfig>; latencyScale?: number } = {}): Promise<TestStack> {
+  quietRuntime();
+  const address = inject('temporalAddress');
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-stack-'));
+  const catalog = defaultCatalog();
+  const simulator = new Simulator({ catalog, latencyScale: opts.latencyScale ?? 0, ...(opts.faults ? { faults: opts.faults } : {}) });
+  const simulatorUrl = await simulator.start();
+  counter += 1;
+  const taskQueue = `test-${process.pid}-${counter}-${Date.now()}`;
+  const config = loadConfig(
+    { SWITCHYARD_LOG_LEVEL: 'warn' },
+    {
+      taskQueue,
+      stateDir: dir,
+      ledgerPath: join(dir, 'ledger.jsonl'),
+      simulatorUrl,
+      retry: { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000 },
+      callTimeoutMs: 10_000,
+      ...opts.config,
+    },
+  );
+  const ledger = new FileLedger(config.ledgerPath);
+  const sw = await createSwitchyardWorker({ config, address, catalog, ledger, workflowBundlePath: inject('workflowBundlePath'), log: createLogger('warn') });
+  const running = sw.worker.run();
+  const client = await SwitchyardClient.connect({ address, taskQueue });
+  return {
+    client,
+    simulator,
+    ledger,
+    config,
+    catalog,
+    address,
+    worker: sw.worker,
+    async stop() {
+      sw.worker.shutdown();
+      await running;
+      await sw.connection.close();
+      await client.close();
+      await simulator.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
