@@ -66,7 +66,7 @@ export function mapAnthropicError(e: unknown, where: { provider: string; model: 
   if (e instanceof Anthropic.APIConnectionTimeoutError) return transient('request timed out', where);
   if (e instanceof Anthropic.APIConnectionError) return transient(`connection failed: ${e.message}`, where);
   if (e instanceof Anthropic.APIError && typeof e.status === 'number') {
-    return fromHttpStatus(e.status, e.message, e.headers, where);
+    return fromHttpStatus(e.status, e.message, e.headers as Headers | undefined, where);
   }
   return transient(`malformed response: ${(e as Error)?.message ?? String(e)}`, where);
 }

@@ -66,7 +66,7 @@ export function mapOpenAIError(e: unknown, where: { provider: string; model: str
   if (e instanceof OpenAI.APIConnectionTimeoutError) return transient('request timed out', where);
   if (e instanceof OpenAI.APIConnectionError) return transient(`connection failed: ${e.message}`, where);
   if (e instanceof OpenAI.APIError && typeof e.status === 'number') {
-    return fromHttpStatus(e.status, e.message, e.headers, where);
+    return fromHttpStatus(e.status, e.message, e.headers as Headers | undefined, where);
   }
   // JSON parse failures and other surprises from a broken response body.
   return transient(`malformed response: ${(e as Error)?.message ?? String(e)}`, where);

@@ -57,7 +57,7 @@ const EASY: readonly Feature[] = [
 const CODE_BLOCK = /```|\b(def|function|class|return|import|const|let|var|public|static|SELECT|FROM)\b[^\n]*[({;:=]/;
 const CODING_WORDS = /\b(code|function|program|script|implement|bug|compile|unit tests?|regex|sql query|typescript|javascript|python|rust|golang|java)\b/;
 const JSON_OUTPUT = /\b(json|json schema)\b/;
-const NON_LATIN = /[\u0400-\u04FF\u0590-\u06FF\u0900-\u0DFF\u3040-\u30FF\u3400-\u9FFF\uAC00-\uD7AF]/;
+const NON_LATIN = /[\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Arabic}\p{Script=Hebrew}\p{Script=Devanagari}\p{Script=Thai}\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
 const TRANSLATE_TO = /\btranslate\b.*\b(into|to)\s+(french|german|spanish|italian|portuguese|japanese|chinese|korean|russian|arabic|hindi|dutch|polish|turkish)\b/;
 
 /** Tokens of attached context above which a long-context model is needed. */

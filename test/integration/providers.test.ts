@@ -91,7 +91,7 @@ describe('adapters', () => {
   ];
   for (const [provider, model] of byProvider) {
     it.each(cases)(`${provider}: %s maps to its kind`, async (_label, fault, kind, hasRetryAfter) => {
-      sim.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [], ...fault } as never });
+      sim.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [], ...fault } });
       const spec = catalog.require(model);
       const err = await registry
         .get(provider)
