@@ -1,0 +1,263 @@
+/** The `switchyard` command line. */
+import { randomUUID } from 'node:crypto';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { formatUsd } from '../catalog/pricing.js';
+import { loadCatalog } from '../catalog/loadFile.js';
+import { loadConfig, type SwitchyardConfig } from '../config/config.js';
+import { PROVIDERS } from '../catalog/schema.js';
+import { Simulator } from '../simulator/server.js';
+import { createLogger } from '../util/logger.js';
+import { ValidationError } from '../util/validation.js';
+import { createSwitchyardWorker } from '../workers/createWorker.js';
+import { loadFaultsFile, startLocalStack } from '../stack/localStack.js';
+import type { RequestResult } from '../workflows/requestTypes.js';
+import { RequestFailedError, SwitchyardClient } from './client.js';
+import { formatDemoTable, runDemo } from './demo.js';
+
+const DEFAULT_ADDRESS = '127.0.0.1:7233';
+
+function int(name: string, min = 0) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be a whole number >= ${min}`);
+    return n;
+  };
+}
+function num(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}]`);
+    return n;
+  };
+}
+
+function quietTemporal(): void {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+function config(overrides: Partial<SwitchyardConfig> = {}): SwitchyardConfig {
+  return loadConfig(process.env, overrides);
+}
+
+/** Runs until SIGINT or SIGTERM, then runs `stop` once. */
+function untilSignal(stop: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const handler = (sig: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`\n${sig}: stopping...\n`);
+      stop().then(resolve, (e: unknown) => {
+        process.stderr.write(`error while stopping: ${(e as Error).message}\n`);
+        resolve();
+      });
+    };
+    process.once('SIGINT', handler);
+    process.once('SIGTERM', handler);
+  });
+}
+
+function printTrace(r: RequestResult): void {
+  const out = process.stdout;
+  out.write(`${r.text}\n\n`);
+  out.write(`-- ${r.workflowId}\n`);
+  out.write(`classified: complexity ${r.classification.complexity.toFixed(2)} -> ${r.classification.preferredTier}; ${r.classification.inputTokens} input tokens; capabilities [${r.classification.capabilities.join(', ')}]; signals ${r.classification.signals.join(' ') || '-'}\n`);
+  out.write('candidates:\n');
+  r.candidates.forEach((c, i) => out.write(`  ${i + 1}. ${c.model} (${c.tier}, ${c.provider}) est ${formatUsd(c.estimatedCostNanos)}: ${c.reason}\n`));
+  out.write('attempts:\n');
+  for (const a of r.attempts) {
+    out.write(`  ${a.attemptId} ${a.model}: ${a.outcome}${a.status ? ` ${a.status}` : ''}${a.waitBeforeMs ? ` after ${a.waitBeforeMs} ms wait` : ''}, ${a.durationMs} ms, ${formatUsd(a.costNanos)}${a.decision ? ` -> ${a.decision}` : ''}\n`);
+  }
+  out.write(`answered by ${r.model} (${r.tier}); usage in ${r.usage.inputTokens} / cached ${r.usage.cachedInputTokens} / out ${r.usage.outputTokens}; cost ${formatUsd(r.costNanos)} (premium baseline ${formatUsd(r.premiumBaselineCostNanos)})\n`);
+}
+
+const program = new Command();
+program
+  .name('switchyard')
+  .description('Durable multi-model LLM router on Temporal')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (s, write) => write(s) });
+
+program
+  .command('ask')
+  .description('route one request through a workflow and print the answer and its trace')
+  .argument('<prompt>', 'the prompt')
+  .option('--category <name>', 'budget category (critical, standard, batch, ...)', 'standard')
+  .option('--max-latency-ms <n>', 'only models with typical latency at or under this', int('--max-latency-ms', 1))
+  .option('--min-quality <q>', 'only models with quality at or above this (0..1)', num('--min-quality', 0, 1))
+  .addOption(new Option('--provider <p>', 'only this provider').choices([...PROVIDERS]))
+  .option('--model <name>', 'pin a catalog model (fallbacks still follow)')
+  .option('--max-output-tokens <n>', 'output token budget', int('--max-output-tokens', 1))
+  .option('--context-file <path>', 'a document the prompt refers to')
+  .option('--request-id <id>', 'idempotency key (default: random)')
+  .option('--json', 'print the result as JSON')
+  .action(async (prompt: string, o: { category: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; json?: boolean }) => {
+    const cfg = config();
+    const client = await SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue });
+    try {
+      const { readFileSync } = await import('node:fs');
+      const r = await client.ask({
+        prompt,
+        category: o.category,
+        requestId: o.requestId ?? randomUUID(),
+        ...(o.contextFile ? { context: readFileSync(o.contextFile, 'utf8') } : {}),
+        ...(o.maxLatencyMs !== undefined ? { maxLatencyMs: o.maxLatencyMs } : {}),
+        ...(o.minQuality !== undefined ? { minQuality: o.minQuality } : {}),
+        ...(o.provider ? { provider: o.provider } : {}),
+        ...(o.model ? { model: o.model } : {}),
+        ...(o.maxOutputTokens !== undefined ? { maxOutputTokens: o.maxOutputTokens } : {}),
+      });
+      if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      else printTrace(r);
+    } finally {
+      await client.close();
+    }
+  });
+
+program
+  .command('worker')
+  .description('run a worker (connects to TEMPORAL_ADDRESS, default 127.0.0.1:7233)')
+  .option('--task-queue <name>', 'task queue (default SWITCHYARD_TASK_QUEUE or "switchyard")')
+  .action(async (o: { taskQueue?: string }) => {
+    quietTemporal();
+    const cfg = config(o.taskQueue ? { taskQueue: o.taskQueue } : {});
+    const log = createLogger(cfg.logLevel);
+    const address = cfg.temporalAddress ?? DEFAULT_ADDRESS;
+    const sw = await createSwitchyardWorker({ config: cfg, address, log });
+    const running = sw.worker.run();
+    process.stderr.write(`worker on ${address}, task queue ${cfg.taskQueue}${cfg.simulatorUrl ? `, providers simulated at ${cfg.simulatorUrl}` : ''}; Ctrl-C to stop\n`);
+    await Promise.race([
+      running,
+      untilSignal(async () => {
+        sw.worker.shutdown();
+        await running;
+      }),
+    ]);
+    await sw.connection.close();
+  });
+
+program
+  .command('simulator')
+  .description('run the provider simulator (OpenAI, Anthropic, Gemini, Mistral wire formats)')
+  .option('--port <n>', 'port (0 picks one)', int('--port'), 8089)
+  .option('--host <ip>', 'address to bind', '127.0.0.1')
+  .option('--latency-scale <x>', 'multiplies catalog latency (0 = instant)', num('--latency-scale', 0, 100), 1)
+  .option('--faults <file>', 'fault injection file (JSON or YAML), keyed by model or "*"')
+  .option('--seed <n>', 'seed for fault draws', int('--seed'), 42)
+  .action(async (o: { port: number; host: string; latencyScale: number; faults?: string; seed: number }) => {
+    const cfg = config();
+    const sim = new Simulator({ catalog: loadCatalog(cfg.catalogPath), latencyScale: o.latencyScale, seed: o.seed, ...(o.faults ? { faults: loadFaultsFile(o.faults) } : {}) });
+    const url = await sim.start(o.port, o.host);
+    process.stderr.write(`simulator listening on ${url}\n  OpenAI:    ${url}/v1/chat/completions\n  Anthropic: ${url}/v1/messages\n  Gemini:    ${url}/v1beta/models/{model}:generateContent\n  Mistral:   ${url}/v1/chat/completions\nset SWITCHYARD_SIMULATOR_URL=${url} for workers; Ctrl-C to stop\n`);
+    await untilSignal(() => sim.stop());
+  });
+
+function stackOptions(cmd: Command): Command {
+  return cmd
+    .option('--state-dir <dir>', 'where the dev server database, ledger and logs live (default SWITCHYARD_STATE_DIR or ~/.local/state/switchyard)')
+    .option('--faults <file>', 'simulator fault injection file')
+    .option('--port <n>', 'Temporal gRPC port (0 picks a free one)', int('--port'), 7233)
+    .option('--ui-port <n>', 'Temporal UI port (0 picks a free one)', int('--ui-port'), 8233)
+    .option('--simulator-port <n>', 'simulator port (0 picks a free one)', int('--simulator-port'), 0)
+    .option('--latency-scale <x>', 'simulated latency = catalog latency x this', num('--latency-scale', 0, 100), 0.1);
+}
+
+interface StackFlags {
+  stateDir?: string;
+  faults?: string;
+  port: number;
+  uiPort: number;
+  simulatorPort: number;
+  latencyScale: number;
+}
+
+async function bootStack(o: StackFlags) {
+  quietTemporal();
+  const cfg = config();
+  const stateDir = o.stateDir ?? cfg.stateDir;
+  const log = createLogger(process.env.SWITCHYARD_LOG_LEVEL ?? 'warn');
+  return startLocalStack({
+    config: { ...cfg, stateDir, ledgerPath: process.env.SWITCHYARD_LEDGER ?? `${stateDir}/ledger.jsonl` },
+    log,
+    faultsPath: o.faults,
+    port: o.port,
+    uiPort: o.uiPort,
+    simulatorPort: o.simulatorPort,
+    latencyScale: o.latencyScale,
+  });
+}
+
+function describeStack(s: Awaited<ReturnType<typeof bootStack>>): string {
+  return [
+    `Temporal      ${s.address}${s.uiUrl ? '' : ' (TEMPORAL_ADDRESS)'}`,
+    ...(s.uiUrl ? [`Temporal UI   ${s.uiUrl}`] : []),
+    `simulator     ${s.simulatorUrl ?? '(off: provider keys set)'}`,
+    `worker        task queue ${s.config.taskQueue}`,
+    `ledger        ${s.config.ledgerPath}`,
+  ].join('\n');
+}
+
+stackOptions(program.command('up').description('run the local stack in the foreground: dev server, simulator, worker')).action(async (o: StackFlags) => {
+  const stack = await bootStack(o);
+  process.stderr.write(`${describeStack(stack)}\n\nOther commands reach it as they are (TEMPORAL_ADDRESS=${stack.address}). Ctrl-C stops everything.\n`);
+  await untilSignal(() => stack.stop());
+});
+
+stackOptions(
+  program
+    .command('demo')
+    .description('start the local stack, route a bundled batch of realistic prompts, print the bill')
+    .option('--requests <n>', 'how many requests (the bundled set repeats past 110)', int('--requests', 1), 110)
+    .option('--concurrency <n>', 'requests in flight', int('--concurrency', 1), 16)
+    .option('--json', 'print a JSON summary and exit, stopping what it started'),
+).action(async (o: StackFlags & { requests: number; concurrency: number; json?: boolean }) => {
+  const stack = await bootStack(o);
+  if (!o.json) process.stderr.write(`${describeStack(stack)}\n\n`);
+  const client = await SwitchyardClient.connect({ address: stack.address, namespace: stack.config.namespace, taskQueue: stack.config.taskQueue });
+  try {
+    const runId = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14) + '-' + randomUUID().slice(0, 4);
+    const { summary } = await runDemo(client, { requests: o.requests, concurrency: o.concurrency, runId, progress: !o.json && process.stderr.isTTY === true });
+    if (o.json) {
+      const { byTier: _t, failures, wallMs, ...rest } = summary;
+      process.stdout.write(`${JSON.stringify({ ...rest, failures, wallMs })}\n`);
+      await client.close();
+      await stack.stop();
+      return;
+    }
+    process.stdout.write(`${formatDemoTable(summary)}\n\n`);
+    process.stdout.write(`See the runs in the Temporal UI: ${stack.uiUrl ?? stack.address}  (e.g. filter: LlmTier="economy")\nThe stack stays up for inspection; Ctrl-C to stop.\n`);
+    await untilSignal(async () => {
+      await client.close();
+      await stack.stop();
+    });
+  } catch (e) {
+    await client.close().catch(() => undefined);
+    await stack.stop();
+    throw e;
+  }
+});
+
+function reportError(e: unknown): number {
+  if (e instanceof ValidationError) {
+    process.stderr.write(`error: ${e.source} is invalid:\n${e.fields.map((f) => `  - ${f}`).join('\n')}\n`);
+    return 2;
+  }
+  if (e instanceof RequestFailedError) {
+    process.stderr.write(`request ${e.workflowId} failed (${e.failureType ?? 'failed'}): ${e.message}\n`);
+    for (const a of e.details?.attempts ?? []) process.stderr.write(`  ${a.attemptId} ${a.model}: ${a.outcome}${a.status ? ` ${a.status}` : ''} -> ${a.decision ?? ''}\n`);
+    return 1;
+  }
+  const err = e as Error;
+  if (/ECONNREFUSED|Failed to connect|connect error|transport error/i.test(err?.message ?? '')) {
+    process.stderr.write(`error: cannot reach Temporal (${err.message}).\nStart the local stack with \`switchyard up\`, or set TEMPORAL_ADDRESS to your cluster.\n`);
+    return 1;
+  }
+  process.stderr.write(`error: ${err?.message ?? String(e)}\n`);
+  return 1;
+}
+
+program.parseAsync(process.argv).then(
+  () => process.exit(0),
+  (e: unknown) => process.exit(reportError(e)),
+);

@@ -1,0 +1,100 @@
+/**
+ * The embedded local stack: Temporal dev server (unless TEMPORAL_ADDRESS), the provider simulator
+ * (unless provider keys are set) and a worker, all in this process, stopped together.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { Logger } from 'pino';
+import { loadCatalog } from '../catalog/loadFile.js';
+import { hasProviderKeys, type SwitchyardConfig } from '../config/config.js';
+import { faultsFileSchema } from '../simulator/faults.js';
+import { Simulator } from '../simulator/server.js';
+import { ensureTemporalCli } from '../temporal/cli.js';
+import { type DevServer, startDevServer } from '../temporal/devServer.js';
+import { parseOrThrow, ValidationError } from '../util/validation.js';
+import { createSwitchyardWorker } from '../workers/createWorker.js';
+
+export interface LocalStackOptions {
+  readonly config: SwitchyardConfig;
+  readonly log: Logger;
+  readonly faultsPath?: string | undefined;
+  readonly port?: number | undefined;
+  readonly uiPort?: number | undefined;
+  readonly simulatorPort?: number | undefined;
+  readonly latencyScale?: number | undefined;
+  /** Start the simulator even when provider keys are set. */
+  readonly forceSimulator?: boolean | undefined;
+  readonly say?: (line: string) => void;
+}
+
+export interface LocalStack {
+  readonly address: string;
+  readonly uiUrl: string | undefined;
+  readonly simulatorUrl: string | undefined;
+  readonly config: SwitchyardConfig;
+  readonly simulator: Simulator | undefined;
+  stop(): Promise<void>;
+}
+
+export function loadFaultsFile(path: string): ReturnType<typeof faultsFileSchema.parse> {
+  let raw: unknown;
+  try {
+    const text = readFileSync(path, 'utf8');
+    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new ValidationError(path, [`cannot read faults file: ${(e as Error).message}`]);
+  }
+  return parseOrThrow(faultsFileSchema, raw, path);
+}
+
+export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
+  const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async (): Promise<void> => {
+    for (const s of stops.reverse()) {
+      try {
+        await s();
+      } catch (e) {
+        opts.log.warn({ err: (e as Error).message }, 'error while stopping');
+      }
+    }
+  };
+  try {
+    const faults = opts.faultsPath ? loadFaultsFile(opts.faultsPath) : undefined;
+    const catalog = loadCatalog(opts.config.catalogPath);
+    for (const w of catalog.tierWarnings()) opts.log.info({ catalog: w }, 'catalog note');
+
+    let address = opts.config.temporalAddress;
+    let server: DevServer | undefined;
+    if (!address) {
+      const cli = await ensureTemporalCli({ say });
+      server = await startDevServer({ cliPath: cli, stateDir: opts.config.stateDir, port: opts.port, uiPort: opts.uiPort, namespace: opts.config.namespace });
+      const s = server;
+      stops.push(() => s.stop());
+      address = server.address;
+    }
+
+    let simulator: Simulator | undefined;
+    let simulatorUrl = opts.config.simulatorUrl;
+    if (!simulatorUrl && (opts.forceSimulator || !hasProviderKeys())) {
+      simulator = new Simulator({ catalog, latencyScale: opts.latencyScale ?? 0.1, ...(faults ? { faults } : {}) });
+      simulatorUrl = await simulator.start(opts.simulatorPort ?? 0);
+      const sim = simulator;
+      stops.push(() => sim.stop());
+    }
+    const config: SwitchyardConfig = { ...opts.config, temporalAddress: address, simulatorUrl };
+    const sw = await createSwitchyardWorker({ config, address, catalog, log: opts.log });
+    const running = sw.worker.run();
+    stops.push(async () => {
+      sw.worker.shutdown();
+      await running;
+      await sw.connection.close();
+    });
+    // A worker that dies on its own (lost server) should not leave a half-stack running silently.
+    running.catch((e: unknown) => opts.log.error({ err: (e as Error).message }, 'worker stopped with an error'));
+    return { address, uiUrl: server?.uiUrl, simulatorUrl, config, simulator, stop: stopAll };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
