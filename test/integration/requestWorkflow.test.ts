@@ -50,6 +50,14 @@ describe('one request per tier', () => {
     expect(desc.typedSearchAttributes.get(LlmOutcome)).toBe('completed');
     expect(desc.typedSearchAttributes.get(LlmCostNanos)).toBe(res.costNanos);
     expect(desc.typedSearchAttributes.get(LlmComplexity)).toBeCloseTo(res.classification.complexity, 6);
+    // The worker's provider key never reaches the history.
+    const raw = await stack.client.temporal.workflow.getHandle(res.workflowId).fetchHistory();
+    // Payload data is base64 in the fetched history: decode it so the check reads the real content.
+    const decode = (k: string, v: unknown): unknown =>
+      v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : k === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v;
+    const history = JSON.stringify(raw, decode);
+    expect(history).toContain(res.model);
+    expect(history).not.toContain('sk-simulator');
   });
 });
 

@@ -1,0 +1,102 @@
+/**
+ * The CLI as a user runs it: `switchyard demo --json` on its own embedded stack, and
+ * `switchyard up` serving a `switchyard ask` from another process, then stopping on SIGTERM.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+
+const bin = join(process.cwd(), 'bin', 'switchyard.js');
+const dirs: string[] = [];
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
+  dirs.push(d);
+  return d;
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function baseEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_CLI: inject('temporalCli'), SWITCHYARD_LOG_LEVEL: 'warn' };
+  for (const k of ['TEMPORAL_ADDRESS', 'OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL', 'SWITCHYARD_SIMULATOR_URL']) delete env[k];
+  return env;
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; got:\n${buf}`)), timeoutMs);
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      if (pattern.test(buf)) {
+        clearTimeout(timer);
+        resolve(buf);
+      }
+    };
+    child.stderr?.on('data', onData);
+    child.stdout?.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`exited with ${code} before ${pattern}:\n${buf}`)));
+  });
+}
+
+describe('switchyard demo --json', () => {
+  it('completes every request below the premium baseline and stops what it started', async () => {
+    const state = tmp();
+    const r = await run(['demo', '--json', '--requests', '40', '--port', '0', '--ui-port', '0', '--state-dir', state, '--latency-scale', '0'], baseEnv());
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout.trim()) as { requests: number; completed: number; failed: number; costNanos: number; premiumBaselineCostNanos: number; byModel: Record<string, { tier: string; requests: number; costNanos: number }> };
+    expect(s.requests).toBe(40);
+    expect(s.completed).toBe(40);
+    expect(s.failed).toBe(0);
+    expect(s.costNanos).toBeGreaterThan(0);
+    expect(s.costNanos).toBeLessThan(s.premiumBaselineCostNanos);
+    expect(Object.values(s.byModel).reduce((a, m) => a + m.requests, 0)).toBe(40);
+    expect(new Set(Object.values(s.byModel).map((m) => m.tier)).size).toBeGreaterThan(1);
+    // The ledger on disk agrees with the summary to the nanodollar.
+    const ledger = readFileSync(join(state, 'ledger.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { costNanos: number });
+    expect(ledger).toHaveLength(40);
+    expect(ledger.reduce((a, e) => a + e.costNanos, 0)).toBe(s.costNanos);
+  });
+});
+
+describe('switchyard up + ask', () => {
+  it('serves a request from another process and stops cleanly on SIGTERM', async () => {
+    const state = tmp();
+    const up = spawn(process.execPath, [bin, 'up', '--port', '0', '--ui-port', '0', '--state-dir', state, '--latency-scale', '0'], { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const banner = await waitFor(up, /Ctrl-C stops everything/, 90_000);
+      const address = /Temporal\s+(\S+:\d+)/.exec(banner)?.[1];
+      expect(address).toBeDefined();
+      expect(banner).toMatch(/Temporal UI\s+http:\/\/127\.0\.0\.1:\d+/);
+      const r = await run(['ask', 'Classify this ticket as billing or technical: "I was charged twice."', '--category', 'batch', '--json'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
+      expect(r.code).toBe(0);
+      const res = JSON.parse(r.stdout) as { tier: string; costNanos: number; attempts: unknown[]; category: string };
+      expect(res.tier).toBe('economy');
+      expect(res.category).toBe('batch');
+      expect(res.costNanos).toBeGreaterThan(0);
+      const bad = await run(['ask', 'hi', '--min-quality', '3'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(/--min-quality must be a number in \[0, 1\]/);
+    } finally {
+      const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
+      up.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+  });
+});

@@ -1,0 +1,77 @@
+/** The Temporal CLI finder and configuration validation. */
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { cachedCliPath, ensureTemporalCli, findTemporalCli, TemporalCliNotFound } from '../../src/temporal/cli.js';
+import { ValidationError } from '../../src/util/validation.js';
+
+function fakeExe(dir: string, name: string): string {
+  mkdirSync(dir, { recursive: true });
+  const p = join(dir, name);
+  writeFileSync(p, '#!/bin/sh\necho fake\n');
+  chmodSync(p, 0o755);
+  return p;
+}
+
+describe('Temporal CLI discovery', () => {
+  const root = mkdtempSync(join(tmpdir(), 'cli-find-'));
+  it('prefers TEMPORAL_CLI, then PATH, then the cache', () => {
+    const explicit = fakeExe(join(root, 'explicit'), 'temporal');
+    const onPath = fakeExe(join(root, 'path'), 'temporal');
+    const cache = join(root, 'cache');
+    const cached = fakeExe(join(cache, 'switchyard', 'bin'), 'temporal');
+    expect(findTemporalCli({ TEMPORAL_CLI: explicit, PATH: join(root, 'path'), XDG_CACHE_HOME: cache })).toBe(explicit);
+    expect(findTemporalCli({ PATH: join(root, 'path'), XDG_CACHE_HOME: cache })).toBe(onPath);
+    expect(findTemporalCli({ PATH: join(root, 'empty'), XDG_CACHE_HOME: cache })).toBe(cached);
+    expect(cachedCliPath({ XDG_CACHE_HOME: cache })).toBe(cached);
+  });
+
+  it('rejects a TEMPORAL_CLI that is not executable', () => {
+    expect(() => findTemporalCli({ TEMPORAL_CLI: join(root, 'missing') })).toThrow(/TEMPORAL_CLI=.* is not an executable/);
+  });
+
+  it('without the CLI and without Go, explains the other ways to get it', async () => {
+    const err = await ensureTemporalCli({ env: { PATH: join(root, 'empty'), XDG_CACHE_HOME: join(root, 'nocache') }, say: () => undefined }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TemporalCliNotFound);
+    expect((err as Error).message).toMatch(/Go is not installed/);
+    expect((err as Error).message).toMatch(/TEMPORAL_ADDRESS/);
+    expect((err as Error).message).toMatch(/go install github.com\/temporalio\/cli\/cmd\/temporal@v1.5.1/);
+  });
+});
+
+describe('configuration', () => {
+  it('has working defaults', () => {
+    const c = loadConfig({ HOME: '/home/u' });
+    expect(c.taskQueue).toBe('switchyard');
+    expect(c.retry.maximumAttempts).toBe(3);
+    expect(c.routing.thresholds).toEqual({ standard: 0.35, premium: 0.7 });
+    expect(c.temporalAddress).toBeUndefined();
+  });
+
+  it('names the bad variable and the fix', () => {
+    let err: unknown;
+    try {
+      loadConfig({ TEMPORAL_ADDRESS: 'localhost', SWITCHYARD_SIMULATOR_URL: 'nope' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).fields).toContain('TEMPORAL_ADDRESS: must be host:port, e.g. 127.0.0.1:7233');
+    expect((err as ValidationError).fields.join()).toMatch(/SWITCHYARD_SIMULATOR_URL: must be a URL/);
+  });
+
+  it('reads routing and retry settings from a config file and validates them', () => {
+    const d = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const good = join(d, 'good.yaml');
+    writeFileSync(good, 'routing:\n  thresholds: { standard: 0.2, premium: 0.9 }\nretry:\n  maximumAttempts: 5\n');
+    const c = loadConfig({ SWITCHYARD_CONFIG: good });
+    expect(c.routing.thresholds.premium).toBe(0.9);
+    expect(c.retry.maximumAttempts).toBe(5);
+    expect(c.retry.initialIntervalMs).toBe(500);
+    const bad = join(d, 'bad.yaml');
+    writeFileSync(bad, 'retry:\n  maximumAttempts: 0\n  backof: 2\n');
+    expect(() => loadConfig({ SWITCHYARD_CONFIG: bad })).toThrow(/retry\.maximumAttempts/);
+  });
+});
