@@ -1,19 +1,14 @@
 /** Anthropic messages through the official `@anthropic-ai/sdk`, SDK retries off. */
 import Anthropic from '@anthropic-ai/sdk';
-import { fromHttpStatus, ProviderError, transient } from './errors.js';
-import { type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
-
-export interface AnthropicAdapterOptions {
-  readonly apiKey: string;
-  readonly baseURL?: string | undefined;
-  readonly timeoutMs?: number | undefined;
-}
+import { type ProviderError, transient } from './errors.js';
+import { mapSdkError } from './stainlessErrors.js';
+import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
 
 export class AnthropicAdapter implements ProviderAdapter {
   readonly provider = 'anthropic';
   private readonly client: Anthropic;
 
-  constructor(opts: AnthropicAdapterOptions) {
+  constructor(opts: AdapterOptions) {
     this.client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 0, timeout: opts.timeoutMs ?? 120_000 });
   }
 
@@ -61,12 +56,5 @@ export class AnthropicAdapter implements ProviderAdapter {
 }
 
 export function mapAnthropicError(e: unknown, where: { provider: string; model: string }): ProviderError {
-  if (e instanceof ProviderError) return e;
-  if (e instanceof Anthropic.APIUserAbortError) return transient('request aborted', where);
-  if (e instanceof Anthropic.APIConnectionTimeoutError) return transient('request timed out', where);
-  if (e instanceof Anthropic.APIConnectionError) return transient(`connection failed: ${e.message}`, where);
-  if (e instanceof Anthropic.APIError && typeof e.status === 'number') {
-    return fromHttpStatus(e.status, e.message, e.headers as Headers | undefined, where);
-  }
-  return transient(`malformed response: ${(e as Error)?.message ?? String(e)}`, where);
+  return mapSdkError(e, where, Anthropic);
 }

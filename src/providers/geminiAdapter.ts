@@ -1,20 +1,14 @@
 /** Google Gemini generateContent through the official `@google/genai` SDK, SDK retries off. */
 import { ApiError, GoogleGenAI, type GenerateContentResponse } from '@google/genai';
 import { fromHttpStatus, ProviderError, transient } from './errors.js';
-import { type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
-
-export interface GeminiAdapterOptions {
-  readonly apiKey: string;
-  readonly baseURL?: string | undefined;
-  readonly timeoutMs?: number | undefined;
-}
+import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
 
 export class GeminiAdapter implements ProviderAdapter {
   readonly provider = 'google';
   private readonly client: GoogleGenAI;
   private readonly timeoutMs: number;
 
-  constructor(opts: GeminiAdapterOptions) {
+  constructor(opts: AdapterOptions) {
     this.timeoutMs = opts.timeoutMs ?? 120_000;
     this.client = new GoogleGenAI({
       apiKey: opts.apiKey,

@@ -2,19 +2,13 @@
 import { Mistral } from '@mistralai/mistralai';
 import { HTTPClientError, MistralError } from '@mistralai/mistralai/models/errors';
 import { fromHttpStatus, ProviderError, transient } from './errors.js';
-import { type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
-
-export interface MistralAdapterOptions {
-  readonly apiKey: string;
-  readonly baseURL?: string | undefined;
-  readonly timeoutMs?: number | undefined;
-}
+import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
 
 export class MistralAdapter implements ProviderAdapter {
   readonly provider = 'mistral';
   private readonly client: Mistral;
 
-  constructor(opts: MistralAdapterOptions) {
+  constructor(opts: AdapterOptions) {
     this.client = new Mistral({
       apiKey: opts.apiKey,
       ...(opts.baseURL ? { serverURL: opts.baseURL } : {}),

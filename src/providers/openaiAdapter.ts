@@ -3,14 +3,13 @@
  * OpenAI-compatible self-hosted servers (vLLM, Ollama, llama.cpp): same wire format, other base URL.
  */
 import OpenAI from 'openai';
-import { fromHttpStatus, ProviderError, transient } from './errors.js';
-import { type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
+import { type ProviderError, transient } from './errors.js';
+import { mapSdkError } from './stainlessErrors.js';
+import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
 
-export interface OpenAIAdapterOptions {
+export interface OpenAIAdapterOptions extends AdapterOptions {
+  /** "openai" or "self-hosted": the same wire format. */
   readonly provider: string;
-  readonly apiKey: string;
-  readonly baseURL?: string | undefined;
-  readonly timeoutMs?: number | undefined;
 }
 
 export class OpenAIAdapter implements ProviderAdapter {
@@ -61,13 +60,5 @@ export class OpenAIAdapter implements ProviderAdapter {
 }
 
 export function mapOpenAIError(e: unknown, where: { provider: string; model: string }): ProviderError {
-  if (e instanceof ProviderError) return e;
-  if (e instanceof OpenAI.APIUserAbortError) return transient('request aborted', where);
-  if (e instanceof OpenAI.APIConnectionTimeoutError) return transient('request timed out', where);
-  if (e instanceof OpenAI.APIConnectionError) return transient(`connection failed: ${e.message}`, where);
-  if (e instanceof OpenAI.APIError && typeof e.status === 'number') {
-    return fromHttpStatus(e.status, e.message, e.headers as Headers | undefined, where);
-  }
-  // JSON parse failures and other surprises from a broken response body.
-  return transient(`malformed response: ${(e as Error)?.message ?? String(e)}`, where);
+  return mapSdkError(e, where, OpenAI);
 }

@@ -27,3 +27,10 @@ export interface ProviderAdapter {
 }
 
 export const REQUEST_ID_HEADER = 'x-switchyard-request-id';
+
+/** What every adapter is built from: a key, an optional base URL, and the SDK's own timeout. */
+export interface AdapterOptions {
+  readonly apiKey: string;
+  readonly baseURL?: string | undefined;
+  readonly timeoutMs?: number | undefined;
+}
