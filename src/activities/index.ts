@@ -5,11 +5,11 @@
  * Temporal's own activity retry covers only infrastructure failures (timeouts, lost workers).
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { type BudgetDeps, createBudgetActivities } from './budget.js';
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/catalog.js';
 import { costNanos, type Usage } from '../catalog/pricing.js';
 import type { Capability, Tier } from '../catalog/schema.js';
-import type { LedgerEntry } from '../ledger/fileLedger.js';
 import { ProviderError } from '../providers/errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { type Classification, classify as classifyPure } from '../routing/classifier.js';
@@ -18,10 +18,9 @@ import { NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } f
 import type { ValidRequest } from '../workflows/requestTypes.js';
 import { FAILURE_TYPES } from '../workflows/requestTypes.js';
 
-export interface ActivityDeps {
+export interface ActivityDeps extends BudgetDeps {
   readonly catalog: Catalog;
   readonly providers: ProviderRegistry;
-  readonly ledger: { record(entry: LedgerEntry): boolean };
   readonly routing: RoutingPolicy;
   readonly retry: RetryPolicy;
   readonly callTimeoutMs: number;
@@ -61,18 +60,11 @@ export interface CallModelOutput {
   readonly latencyMs: number;
 }
 
-export interface RecordSpendInput {
-  readonly workflowId: string;
-  readonly attemptId: string;
-  readonly model: string;
-  readonly category: string;
-  readonly usage: Usage;
-  readonly costNanos: number;
-}
 
 export function createActivities(deps: ActivityDeps) {
-  const { catalog, providers, ledger, log } = deps;
+  const { catalog, providers, log } = deps;
   return {
+    ...createBudgetActivities(deps),
     async classify(input: { prompt: string; system?: string | undefined; context?: string | undefined }): Promise<Classification> {
       return classifyPure(input);
     },
@@ -147,25 +139,6 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
-    async recordSpend(input: RecordSpendInput): Promise<{ recorded: boolean }> {
-      const spec = catalog.require(input.model);
-      const recorded = ledger.record({
-        key: `${input.workflowId}/${input.attemptId}`,
-        workflowId: input.workflowId,
-        attemptId: input.attemptId,
-        model: spec.name,
-        provider: spec.provider,
-        tier: spec.tier,
-        category: input.category,
-        inputTokens: input.usage.inputTokens,
-        cachedInputTokens: input.usage.cachedInputTokens,
-        outputTokens: input.usage.outputTokens,
-        costNanos: input.costNanos,
-        at: new Date().toISOString(),
-      });
-      if (!recorded) log.info({ workflowId: input.workflowId, attemptId: input.attemptId }, 'spend already recorded; retry ignored');
-      return { recorded };
-    },
   };
 }
 

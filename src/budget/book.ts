@@ -20,6 +20,8 @@ export interface BudgetSettings {
   readonly limits: Readonly<Record<string, LimitKind>>;
   readonly policies: Readonly<Record<string, DenialPolicy>>;
   readonly periodicity: Periodicity;
+  /** Length of a `fixed` period. */
+  readonly periodMs?: number | undefined;
   readonly timeZone: string;
   /** Fractions of a category's allocation at which an alert is sent once per period. */
   readonly alertThresholds: readonly number[];

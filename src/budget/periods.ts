@@ -3,7 +3,7 @@
  * months, correct across month ends, leap years and DST changes. Pure: uses only Intl, which
  * Temporal's workflow sandbox provides deterministically.
  */
-export const PERIODICITIES = ['daily', 'weekly', 'monthly'] as const;
+export const PERIODICITIES = ['daily', 'weekly', 'monthly', 'fixed'] as const;
 export type Periodicity = (typeof PERIODICITIES)[number];
 
 export interface Period {
@@ -80,7 +80,16 @@ export function zonedTimeToUtc(y: number, m: number, d: number, timeZone: string
   return Math.max(...candidates);
 }
 
-export function periodContaining(ms: number, periodicity: Periodicity, timeZone: string): Period {
+/**
+ * The period containing an instant. `fixed` periods are `periodMs` long, aligned to the Unix epoch
+ * (for hourly budgets, and for tests that need a rollover in seconds).
+ */
+export function periodContaining(ms: number, periodicity: Periodicity, timeZone: string, periodMs = 0): Period {
+  if (periodicity === 'fixed') {
+    if (!(periodMs >= 1000)) throw new RangeError('periodMs must be at least 1000 for fixed periods');
+    const start = Math.floor(ms / periodMs) * periodMs;
+    return { start, end: start + periodMs };
+  }
   const p = localParts(ms, timeZone);
   let start: number;
   let end: number;
@@ -96,16 +105,16 @@ export function periodContaining(ms: number, periodicity: Periodicity, timeZone:
       end = zonedTimeToUtc(p.y, p.m, p.d - back + 7, timeZone);
       break;
     }
-    case 'monthly':
+    default:
       start = zonedTimeToUtc(p.y, p.m, 1, timeZone);
       end = zonedTimeToUtc(p.y, p.m + 1, 1, timeZone);
       break;
   }
   // Guard against a boundary instant that the zone's local clock maps to the previous period.
-  if (ms >= end) return periodContaining(end, periodicity, timeZone);
+  if (ms >= end) return periodContaining(end, periodicity, timeZone, periodMs);
   return { start, end };
 }
 
-export function nextPeriod(period: Period, periodicity: Periodicity, timeZone: string): Period {
-  return periodContaining(period.end, periodicity, timeZone);
+export function nextPeriod(period: Period, periodicity: Periodicity, timeZone: string, periodMs = 0): Period {
+  return periodContaining(period.end, periodicity, timeZone, periodMs);
 }

@@ -134,7 +134,7 @@ program
         await running;
       }),
     ]);
-    await sw.connection.close();
+    await sw.close();
   });
 
 program

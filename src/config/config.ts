@@ -25,6 +25,29 @@ export const retryPolicySchema = z
   .strict();
 export type RetryPolicyConfig = z.output<typeof retryPolicySchema>;
 
+const category = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'category names are lowercase words such as batch');
+
+export const budgetConfigSchema = z
+  .object({
+    /** The budget per period, in USD (converted once to integer nanodollars). */
+    amountUsd: z.number().nonnegative().max(1e9).default(1000),
+    periodicity: z.enum(['daily', 'weekly', 'monthly', 'fixed']).default('monthly'),
+    /** Length of a `fixed` period, e.g. 3600000 for hourly budgets. */
+    periodMs: z.number().int().min(1000).optional(),
+    timeZone: z.string().min(1).default('UTC'),
+    allocations: z.record(category, z.number().min(0).max(1)).default({ critical: 0.4, standard: 0.35, batch: 0.25 }),
+    limits: z.record(category, z.enum(['hard', 'soft'])).default({}),
+    policies: z.record(category, z.enum(['downgrade', 'wait', 'reject'])).default({ critical: 'downgrade', standard: 'downgrade', batch: 'wait' }),
+    alertThresholds: z.array(z.number().gt(0).max(10)).default([0.5, 0.8, 1]),
+    webhookUrl: z.url().optional(),
+    maxWaitMs: z.number().int().min(0).default(3_600_000),
+    reservationTtlMs: z.number().int().min(1000).default(6 * 3_600_000),
+  })
+  .strict()
+  .refine((b) => Math.abs(Object.values(b.allocations).reduce((a, x) => a + x, 0) - 1) <= 1e-9, { message: 'allocations must sum to 1', path: ['allocations'] })
+  .refine((b) => b.periodicity !== 'fixed' || b.periodMs !== undefined, { message: 'periodMs is required when periodicity is fixed', path: ['periodMs'] });
+export type BudgetConfig = z.output<typeof budgetConfigSchema>;
+
 export const fileConfigSchema = z
   .object({
     routing: z
@@ -40,6 +63,7 @@ export const fileConfigSchema = z
       .strict()
       .default({ ...DEFAULT_ROUTING_POLICY }),
     retry: retryPolicySchema.default(retryPolicySchema.parse({})),
+    budget: budgetConfigSchema.default(budgetConfigSchema.parse({})),
     /** Per provider call: the SDK's own timeout. */
     callTimeoutMs: z.number().int().min(100).max(3_600_000).default(120_000),
   })

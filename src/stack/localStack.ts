@@ -88,7 +88,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     stops.push(async () => {
       sw.worker.shutdown();
       await running;
-      await sw.connection.close();
+      await sw.close();
     });
     // A worker that dies on its own (lost server) should not leave a half-stack running silently.
     running.catch((e: unknown) => opts.log.error({ err: (e as Error).message }, 'worker stopped with an error'));

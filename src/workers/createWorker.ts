@@ -1,6 +1,8 @@
 /** Builds a Switchyard worker: activities wired to the catalog, providers and ledger. */
 import { existsSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { settingsFromConfig } from '../budget/settings.js';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities/index.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -24,7 +26,8 @@ export interface WorkerOptions {
 
 export interface SwitchyardWorker {
   readonly worker: Worker;
-  readonly connection: NativeConnection;
+  /** Closes the worker's connections; call after the worker has stopped. */
+  close(): Promise<void>;
   readonly ledger: FileLedger;
   readonly catalog: Catalog;
 }
@@ -36,7 +39,12 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const endpoints = config.simulatorUrl ? simulatorEndpoints(config.simulatorUrl) : config.providers;
   const providers = new ProviderRegistry(endpoints, config.callTimeoutMs);
   const ledger = opts.ledger ?? new FileLedger(config.ledgerPath);
+  const clientConnection = await Connection.connect({ address: opts.address });
+  const temporal = new Client({ connection: clientConnection, namespace: config.namespace });
   const activities = createActivities({
+    temporal,
+    taskQueue: config.taskQueue,
+    budgetDefaults: settingsFromConfig(config.budget),
     catalog,
     providers,
     ledger,
@@ -45,10 +53,10 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     callTimeoutMs: config.callTimeoutMs,
     log,
   });
-  const connection = await NativeConnection.connect({ address: opts.address });
+  const nativeConnection = await NativeConnection.connect({ address: opts.address });
   const bundlePath = opts.workflowBundlePath ?? defaultBundlePath();
   const worker = await Worker.create({
-    connection,
+    connection: nativeConnection,
     namespace: config.namespace,
     taskQueue: config.taskQueue,
     activities,
@@ -58,5 +66,13 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     shutdownGraceTime: '5 seconds',
   });
   log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length }, 'worker ready');
-  return { worker, connection, ledger, catalog };
+  return {
+    worker,
+    ledger,
+    catalog,
+    async close() {
+      await nativeConnection.close();
+      await clientConnection.close();
+    },
+  };
 }

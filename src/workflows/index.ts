@@ -1,2 +1,3 @@
 /** Every workflow the worker registers. Workflow code is deterministic: no Node built-ins, no I/O. */
 export { llmRequest } from './llmRequest.js';
+export { budgetEntity } from './budgetEntity.js';

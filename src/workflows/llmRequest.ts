@@ -1,24 +1,29 @@
 /**
- * The request workflow: validate, classify, select a chain of candidates, then try them in order
- * with the retry policy applied on durable timers, record spend exactly once per charged attempt,
- * and return the answer with every attempt and the reason for each decision.
+ * The request workflow: validate, classify, select a chain of candidates, then try them in order:
+ * reserve the attempt's upper-bound cost in the budget entity, call the provider, settle the actual
+ * cost (or release the reservation), with the retry policy applied on durable timers. Returns the
+ * answer with every attempt and the reason for each decision.
  */
 import {
   ActivityFailure,
   ApplicationFailure,
+  condition,
   log,
   proxyActivities,
   proxyLocalActivities,
+  setHandler,
   sleep,
   TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, CallModelOutput, SelectOutput } from '../activities/index.js';
+import type { ReserveResult } from '../budget/book.js';
 import type { ErrorKind, ProviderErrorInfo } from '../providers/errors.js';
 import { decideAfterFailure } from '../routing/retryDecision.js';
 import type { Candidate } from '../routing/router.js';
 import { describeIssues } from '../util/validation.js';
+import { approveSpendSignal } from './budgetMessages.js';
 import {
   type Attempt,
   FAILURE_TYPES,
@@ -35,10 +40,10 @@ const local = proxyLocalActivities<Activities>({
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });
 
-/** recordSpend must not be lost: it retries until the ledger accepts it (idempotent by key). */
-const spend = proxyActivities<Activities>({
+/** Budget messages and spend records must not be lost: they retry until the entity answers. */
+const budget = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+  retry: { initialInterval: '500 ms', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BudgetRejected'] },
 });
 
 function callProxy(callTimeoutMs: number) {
@@ -71,6 +76,21 @@ function failureInfo(err: unknown): FailureInfo {
   throw err;
 }
 
+function usd(nanos: number): string {
+  return `$${(nanos / 1e9).toFixed(6)}`;
+}
+
+/** A failure that ends the request: recorded on the run's search attributes, then thrown. */
+class Stop extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+    readonly outcome: string,
+  ) {
+    super(message);
+  }
+}
+
 export async function llmRequest(rawInput: RequestInput): Promise<RequestResult> {
   const info = workflowInfo();
   const startedAt = Date.now();
@@ -86,6 +106,10 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   const req: ValidRequest = parsed.data;
   const requestId = req.requestId ?? info.workflowId;
   const prompt = req.context ? `${req.context}\n\n${req.prompt}` : req.prompt;
+  let approved = false;
+  setHandler(approveSpendSignal, () => {
+    approved = true;
+  });
 
   const cls = await local.classify({ prompt: req.prompt, system: req.system, context: req.context });
   upsertSearchAttributes([
@@ -94,137 +118,167 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   ]);
 
   const { prompt: _p, system: _s, context: _c, ...constraints } = req;
-  let sel: SelectOutput;
-  try {
-    sel = await local.selectModels({ request: constraints, classification: cls });
-  } catch (e) {
-    upsertSearchAttributes([{ key: LlmOutcome, value: 'no_model' }]);
-    if (e instanceof ActivityFailure && e.cause instanceof ApplicationFailure) {
-      throw ApplicationFailure.create({ type: e.cause.type ?? FAILURE_TYPES.noEligibleModel, nonRetryable: true, message: e.cause.message });
+  const select = async (extra: { costCapNanos?: number; excludeModels?: string[]; unpin?: boolean } = {}): Promise<SelectOutput> => {
+    try {
+      const request = { ...constraints, ...(extra.costCapNanos !== undefined ? { costCapNanos: Math.min(extra.costCapNanos, constraints.costCapNanos ?? Number.MAX_SAFE_INTEGER) } : {}) };
+      if (extra.unpin) delete request.model;
+      return await local.selectModels({ request, classification: cls, ...(extra.excludeModels ? { excludeModels: extra.excludeModels } : {}) });
+    } catch (e) {
+      if (e instanceof ActivityFailure && e.cause instanceof ApplicationFailure) {
+        throw new Stop(e.cause.type ?? FAILURE_TYPES.noEligibleModel, e.cause.message, 'no_model');
+      }
+      throw e;
     }
-    throw e;
-  }
-  const chain: Candidate[] = sel.decision.chain;
-  const call = callProxy(sel.callTimeoutMs);
+  };
+
   const attempts: Attempt[] = [];
-  let seq = 0;
-  let waitBeforeMs = 0;
-  const skipped = new Set<string>();
-  let failReason: string | undefined;
+  let chain: Candidate[] = [];
+  try {
+    let sel = await select();
+    chain = sel.decision.chain;
+    const call = callProxy(sel.callTimeoutMs);
+    let seq = 0;
+    let waitBeforeMs = 0;
+    const skipped = new Set<string>();
+    const primary = chain[0];
+    if (primary) upsertSearchAttributes([{ key: LlmModel, value: primary.model }, { key: LlmTier, value: primary.tier }]);
+    const record = (a: Omit<Attempt, 'waitBeforeMs' | 'costNanos'> & { costNanos?: number }): void => {
+      attempts.push({ waitBeforeMs, costNanos: 0, ...a });
+    };
 
-  const primary = chain[0];
-  if (primary) upsertSearchAttributes([{ key: LlmModel, value: primary.model }, { key: LlmTier, value: primary.tier }]);
+    let ci = 0;
+    candidates: while (ci < chain.length) {
+      const cand = chain[ci];
+      ci += 1;
+      if (!cand || skipped.has(cand.model)) continue;
+      for (let attempt = 1; ; ) {
+        if (waitBeforeMs > 0) await sleep(waitBeforeMs);
+        seq += 1;
+        const attemptId = `a${seq}`;
+        const reservationId = `${info.workflowId}/${attemptId}`;
+        const t0 = Date.now();
 
-  candidates: for (let ci = 0; ci < chain.length; ci++) {
-    const cand = chain[ci];
-    if (!cand || skipped.has(cand.model)) continue;
-    for (let attempt = 1; ; attempt++) {
-      if (waitBeforeMs > 0) await sleep(waitBeforeMs);
-      seq += 1;
-      const attemptId = `a${seq}`;
-      const t0 = Date.now();
-      let out: CallModelOutput;
-      try {
-        out = await call.callModel({
+        const grant: ReserveResult = await budget.reserveBudget({
+          scope: req.budgetScope,
+          reservationId,
+          category: req.category,
+          amountNanos: cand.estimatedCostNanos,
           workflowId: info.workflowId,
-          attemptId,
-          model: cand.model,
-          system: req.system,
-          prompt,
-          maxOutputTokens: cand.maxOutputTokens,
-          temperature: req.temperature,
+          force: approved,
         });
-      } catch (err) {
-        const f = failureInfo(err);
-        const d = decideAfterFailure({ ...f, attempt }, sel.retry);
-        attempts.push({
-          attemptId,
+        if (!grant.granted) {
+          const what = `category "${grant.category}" in budget "${req.budgetScope}" has ${usd(grant.remainingNanos)} left; ${cand.model} may cost up to ${usd(grant.requestedNanos)}`;
+          record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'budget_denied', message: what, startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, decision: `policy ${grant.policy}` });
+          waitBeforeMs = 0;
+          if (grant.policy === 'reject') throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}`, 'budget_exceeded');
+          if (grant.policy === 'downgrade') {
+            const tooDear = chain.filter((c) => c.estimatedCostNanos > grant.remainingNanos).map((c) => c.model);
+            try {
+              sel = await select({ costCapNanos: grant.remainingNanos, excludeModels: [...new Set([...skipped, ...tooDear])], unpin: true });
+            } catch (e) {
+              if (e instanceof Stop) throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`, 'budget_exceeded');
+              throw e;
+            }
+            chain = sel.decision.chain;
+            ci = 0;
+            log.info('budget denied; downgraded', { model: cand.model, next: chain[0]?.model });
+            continue candidates;
+          }
+          // wait: for the next period or an operator's approval, at most maxWaitMs.
+          const now = Date.now();
+          const limit = Math.min(grant.periodEnd - now, grant.maxWaitMs);
+          const got = await condition(() => approved, Math.max(1, limit));
+          if (!got && Date.now() < grant.periodEnd) {
+            throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${limit} ms (maxWaitMs) without a new period or an approval`, 'budget_exceeded');
+          }
+          continue; // same candidate, same attempt number: the denial was not a provider attempt
+        }
+
+        let out: CallModelOutput;
+        try {
+          out = await call.callModel({ workflowId: info.workflowId, attemptId, model: cand.model, system: req.system, prompt, maxOutputTokens: cand.maxOutputTokens, temperature: req.temperature });
+        } catch (err) {
+          const f = failureInfo(err);
+          await budget.releaseBudget({ scope: req.budgetScope, reservationId });
+          const d = decideAfterFailure({ ...f, attempt }, sel.retry);
+          record({
+            attemptId,
+            model: cand.model,
+            provider: cand.provider,
+            tier: cand.tier,
+            outcome: f.kind,
+            status: f.status,
+            message: f.message,
+            startedAt: new Date(t0).toISOString(),
+            durationMs: Date.now() - t0,
+            decision: d.action === 'retry' ? `retry in ${d.delayMs} ms (${d.why})` : `${d.action}: ${d.why}`,
+          });
+          log.info('provider attempt failed', { attemptId, model: cand.model, kind: f.kind, decision: d.action });
+          if (d.action === 'retry') {
+            waitBeforeMs = d.delayMs;
+            attempt += 1;
+            continue;
+          }
+          waitBeforeMs = 0;
+          if (d.action === 'fail') throw new Stop(FAILURE_TYPES.nonRetryable, d.why, 'failed');
+          if (d.needLargerContext) {
+            const window = sel.contextWindows[cand.model] ?? 0;
+            for (const c of chain) if ((sel.contextWindows[c.model] ?? 0) <= window) skipped.add(c.model);
+          }
+          if (d.otherProvider) for (const c of chain) if (c.provider === cand.provider) skipped.add(c.model);
+          skipped.add(cand.model);
+          continue candidates;
+        }
+
+        await budget.recordSpend({ scope: req.budgetScope, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos });
+        record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: out.costNanos });
+        const totalCost = attempts.reduce((s, a) => s + a.costNanos, 0);
+        upsertSearchAttributes([
+          { key: LlmModel, value: cand.model },
+          { key: LlmTier, value: cand.tier },
+          { key: LlmOutcome, value: 'completed' },
+          { key: LlmCostNanos, value: totalCost },
+        ]);
+        return {
+          workflowId: info.workflowId,
+          requestId,
+          category: req.category,
+          text: out.text,
           model: cand.model,
           provider: cand.provider,
           tier: cand.tier,
-          outcome: f.kind,
-          status: f.status,
-          message: f.message,
-          waitBeforeMs,
-          startedAt: new Date(t0).toISOString(),
-          durationMs: Date.now() - t0,
-          costNanos: 0,
-          decision: d.action === 'retry' ? `retry in ${d.delayMs} ms (${d.why})` : `${d.action}: ${d.why}`,
-        });
-        log.info('provider attempt failed', { attemptId, model: cand.model, kind: f.kind, decision: d.action });
-        if (d.action === 'retry') {
-          waitBeforeMs = d.delayMs;
-          continue;
-        }
-        waitBeforeMs = 0;
-        if (d.action === 'fail') {
-          failReason = d.why;
-          break candidates;
-        }
-        if (d.needLargerContext) {
-          const window = sel.contextWindows[cand.model] ?? 0;
-          for (const c of chain) if ((sel.contextWindows[c.model] ?? 0) <= window) skipped.add(c.model);
-        }
-        if (d.otherProvider) for (const c of chain) if (c.provider === cand.provider) skipped.add(c.model);
-        failReason = d.why;
-        continue candidates;
+          usage: out.usage,
+          costNanos: totalCost,
+          premiumBaselineCostNanos: out.premiumBaselineCostNanos,
+          classification: {
+            complexity: cls.complexity,
+            capabilities: cls.capabilities,
+            inputTokens: cls.inputTokens,
+            signals: cls.signals,
+            preferredTier: sel.decision.preferredTier,
+          },
+          candidates: chain,
+          attempts,
+          durationMs: Date.now() - startedAt,
+        };
       }
-
-      await spend.recordSpend({ workflowId: info.workflowId, attemptId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos });
-      attempts.push({
-        attemptId,
-        model: cand.model,
-        provider: cand.provider,
-        tier: cand.tier,
-        outcome: 'ok',
-        waitBeforeMs,
-        startedAt: new Date(t0).toISOString(),
-        durationMs: Date.now() - t0,
-        costNanos: out.costNanos,
-      });
-      const totalCost = attempts.reduce((s, a) => s + a.costNanos, 0);
-      upsertSearchAttributes([
-        { key: LlmModel, value: cand.model },
-        { key: LlmTier, value: cand.tier },
-        { key: LlmOutcome, value: 'completed' },
-        { key: LlmCostNanos, value: totalCost },
-      ]);
-      return {
-        workflowId: info.workflowId,
-        requestId,
-        category: req.category,
-        text: out.text,
-        model: cand.model,
-        provider: cand.provider,
-        tier: cand.tier,
-        usage: out.usage,
-        costNanos: totalCost,
-        premiumBaselineCostNanos: out.premiumBaselineCostNanos,
-        classification: {
-          complexity: cls.complexity,
-          capabilities: cls.capabilities,
-          inputTokens: cls.inputTokens,
-          signals: cls.signals,
-          preferredTier: sel.decision.preferredTier,
-        },
-        candidates: chain,
-        attempts,
-        durationMs: Date.now() - startedAt,
-      };
     }
+    const last = attempts[attempts.length - 1];
+    throw new Stop(FAILURE_TYPES.allCandidatesFailed, last?.decision?.replace(/^next: /, '') ?? 'no candidate left', 'failed');
+  } catch (e) {
+    if (!(e instanceof Stop)) throw e;
+    const costNanos = attempts.reduce((s, a) => s + a.costNanos, 0);
+    upsertSearchAttributes([
+      { key: LlmOutcome, value: e.outcome },
+      { key: LlmCostNanos, value: costNanos },
+    ]);
+    const details: RequestFailureDetails = { reason: e.message, costNanos, attempts, candidates: chain };
+    const models = new Set(attempts.filter((a) => a.outcome !== 'budget_denied').map((a) => a.model)).size;
+    throw ApplicationFailure.create({
+      type: e.type,
+      nonRetryable: true,
+      message: attempts.length > 0 && e.type !== FAILURE_TYPES.budgetExceeded ? `request failed after ${attempts.length} attempt(s) on ${models} model(s): ${e.message}` : e.message,
+      details: [details],
+    });
   }
-
-  const costNanos = attempts.reduce((s, a) => s + a.costNanos, 0);
-  upsertSearchAttributes([
-    { key: LlmOutcome, value: 'failed' },
-    { key: LlmCostNanos, value: costNanos },
-  ]);
-  const details: RequestFailureDetails = { reason: failReason ?? 'no candidate left', costNanos, attempts, candidates: chain };
-  const last = attempts[attempts.length - 1];
-  throw ApplicationFailure.create({
-    type: last?.outcome === 'fatal' && !last.decision?.startsWith('next') ? FAILURE_TYPES.nonRetryable : FAILURE_TYPES.allCandidatesFailed,
-    nonRetryable: true,
-    message: `request failed after ${attempts.length} attempt(s) on ${new Set(attempts.map((a) => a.model)).size} model(s): ${details.reason}`,
-    details: [details],
-  });
 }

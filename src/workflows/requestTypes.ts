@@ -35,13 +35,18 @@ export const requestInputSchema = z
     costCapNanos: z.number().int().min(0).optional(),
     temperature: z.number().min(0).max(2).optional(),
     noFallback: z.boolean().optional(),
+    /** The budget scope to charge (one budget entity per scope). */
+    budgetScope: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,100}$/, 'may contain only letters, digits and . _ -')
+      .default('default'),
   })
   .strict();
 
 export type RequestInput = z.input<typeof requestInputSchema>;
 export type ValidRequest = z.output<typeof requestInputSchema>;
 
-export type AttemptOutcome = 'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout';
+export type AttemptOutcome = 'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout' | 'budget_denied';
 
 export interface Attempt {
   readonly attemptId: string;
@@ -99,4 +104,5 @@ export const FAILURE_TYPES = {
   noEligibleModel: 'NoEligibleModel',
   allCandidatesFailed: 'AllCandidatesFailed',
   nonRetryable: 'NonRetryableProviderError',
+  budgetExceeded: 'BudgetExceeded',
 } as const;

@@ -76,7 +76,7 @@ export async function startTestStack(opts: { faults?: FaultsFile; config?: Parti
     async stop() {
       sw.worker.shutdown();
       await running;
-      await sw.connection.close();
+      await sw.close();
       await client.close();
       await simulator.stop();
       rmSync(dir, { recursive: true, force: true });

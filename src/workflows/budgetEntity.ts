@@ -1,0 +1,152 @@
+/**
+ * The budget entity: one long-running workflow per budget scope that owns the period's spend. Every
+ * reservation and settlement is an update applied in order to one book, so concurrent requests
+ * cannot race past a hard limit; period resets are durable timers; the history is kept bounded by
+ * continuing as new (with the whole book) when the server suggests it.
+ */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  log,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import {
+  type Alert,
+  BudgetError,
+  closePeriod,
+  dueAlerts,
+  expireReservations,
+  newBook,
+  release,
+  reserve,
+  settle,
+  status,
+  validateSettings,
+} from '../budget/book.js';
+import { nextPeriod, periodContaining } from '../budget/periods.js';
+import {
+  adjustUpdate,
+  type BudgetEntityInput,
+  historyQuery,
+  releaseUpdate,
+  reserveUpdate,
+  resetUpdate,
+  settleUpdate,
+  statusQuery,
+} from './budgetMessages.js';
+
+const alerts = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 5, initialInterval: '2 seconds' },
+});
+
+function invalid(message: string): never {
+  throw ApplicationFailure.create({ type: 'InvalidBudgetMessage', nonRetryable: true, message });
+}
+
+export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
+  const s = input.settings;
+  const book = input.book ?? newBook(input.scope, s, periodContaining(Date.now(), s.periodicity, s.timeZone, s.periodMs));
+  const pendingAlerts: Alert[] = [];
+  const guard = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof BudgetError) invalid(e.message);
+      throw e;
+    }
+  };
+  const changed = (): void => {
+    pendingAlerts.push(...dueAlerts(book));
+  };
+
+  setHandler(
+    reserveUpdate,
+    (req) => {
+      const r = guard(() => reserve(book, req, Date.now()));
+      changed();
+      return r;
+    },
+    {
+      validator: (req) => {
+        if (typeof req?.reservationId !== 'string' || req.reservationId === '') invalid('reservationId: required');
+        if (!Number.isSafeInteger(req.amountNanos) || req.amountNanos < 0) invalid('amountNanos: must be a non-negative integer of nanodollars');
+        if (!(req.category in book.settings.allocations)) {
+          invalid(`category "${req.category}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(book.settings.allocations).join(', ')}`);
+        }
+      },
+    },
+  );
+  setHandler(
+    settleUpdate,
+    (req) => {
+      const r = guard(() => settle(book, req.reservationId, req.category, req.costNanos, Date.now()));
+      changed();
+      return r;
+    },
+    {
+      validator: (req) => {
+        if (!Number.isSafeInteger(req.costNanos) || req.costNanos < 0) invalid('costNanos: must be a non-negative integer of nanodollars');
+      },
+    },
+  );
+  setHandler(releaseUpdate, ({ reservationId }) => {
+    return release(book, reservationId);
+  });
+  setHandler(
+    adjustUpdate,
+    (a) => {
+      const { webhookUrl, ...rest } = a;
+      book.settings = { ...book.settings, ...rest, ...(webhookUrl === null ? { webhookUrl: undefined } : webhookUrl !== undefined ? { webhookUrl } : {}) };
+      changed();
+      log.info('budget adjusted', { scope: book.scope, totalNanos: book.settings.totalNanos });
+      return status(book);
+    },
+    {
+      validator: (a) => {
+        const errs = validateSettings({ ...book.settings, ...a, webhookUrl: undefined });
+        if (errs.length > 0) invalid(errs.join('; '));
+      },
+    },
+  );
+  setHandler(resetUpdate, () => {
+    const now = Date.now();
+    const current = book.period;
+    const summary = closePeriod(book, { start: now, end: current.end }, 'reset');
+    log.info('budget reset by operator', { scope: book.scope, spentNanos: summary.spentNanos });
+    return summary;
+  });
+  const shouldContinueAsNew = (): boolean => {
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || (input.maxHistoryEvents !== undefined && info.historyLength >= input.maxHistoryEvents);
+  };
+  setHandler(statusQuery, () => status(book));
+  setHandler(historyQuery, () => [...book.history]);
+
+  for (;;) {
+    while (Date.now() >= book.period.end) {
+      const summary = closePeriod(book, nextPeriod(book.period, book.settings.periodicity, book.settings.timeZone, book.settings.periodMs), 'timer');
+      log.info('budget period closed', { scope: book.scope, start: summary.start, end: summary.end, spentNanos: summary.spentNanos });
+    }
+    const expired = expireReservations(book, Date.now());
+    if (expired > 0) log.warn('abandoned reservations released', { scope: book.scope, expired });
+    while (pendingAlerts.length > 0) {
+      const alert = pendingAlerts.shift();
+      if (alert) await alerts.sendBudgetAlert({ alert, webhookUrl: book.settings.webhookUrl });
+    }
+    if (shouldContinueAsNew()) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof budgetEntity>({ scope: book.scope, settings: book.settings, book, ...(input.maxHistoryEvents !== undefined ? { maxHistoryEvents: input.maxHistoryEvents } : {}) });
+    }
+    const untilBoundary = Math.max(1, book.period.end - Date.now());
+    const wake = Math.min(untilBoundary, book.settings.reservationTtlMs);
+    // One durable timer per loop: the period boundary (or the reservation TTL). Messages do not
+    // restart it; the loop wakes early only for alerts to send or a history to compact.
+    await condition(() => pendingAlerts.length > 0 || shouldContinueAsNew(), wake);
+  }
+}

@@ -1,0 +1,43 @@
+/** Messages of the budget entity workflow, and the operator's signals to a request workflow. */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { BookState, BudgetSettings, BudgetStatus, PeriodSummary, ReserveRequest, ReserveResult, SettleResult } from '../budget/book.js';
+
+export interface BudgetEntityInput {
+  readonly scope: string;
+  readonly settings: BudgetSettings;
+  /** Carried over by continue-as-new. */
+  readonly book?: BookState;
+  /** Continue as new after this many history events even if the server has not suggested it. */
+  readonly maxHistoryEvents?: number;
+}
+
+export interface SettleInput {
+  readonly reservationId: string;
+  readonly category: string;
+  readonly costNanos: number;
+}
+
+export interface AdjustInput {
+  readonly totalNanos?: number;
+  readonly allocations?: Record<string, number>;
+  readonly limits?: Record<string, 'hard' | 'soft'>;
+  readonly policies?: Record<string, 'downgrade' | 'wait' | 'reject'>;
+  readonly alertThresholds?: number[];
+  readonly webhookUrl?: string | null;
+  readonly maxWaitMs?: number;
+}
+
+export const reserveUpdate = defineUpdate<ReserveResult, [ReserveRequest]>('reserve');
+export const settleUpdate = defineUpdate<SettleResult, [SettleInput]>('settle');
+export const releaseUpdate = defineUpdate<boolean, [{ reservationId: string }]>('release');
+export const adjustUpdate = defineUpdate<BudgetStatus, [AdjustInput]>('adjust');
+export const resetUpdate = defineUpdate<PeriodSummary, []>('reset');
+export const statusQuery = defineQuery<BudgetStatus>('status');
+export const historyQuery = defineQuery<PeriodSummary[]>('history');
+
+/** To a request workflow waiting under the `wait` policy: spend past the limit is approved. */
+export const approveSpendSignal = defineSignal<[{ by?: string }]>('approveSpend');
+
+export function budgetWorkflowId(scope: string): string {
+  return `budget-${scope}`;
+}
