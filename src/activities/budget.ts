@@ -44,7 +44,7 @@ export interface RecordSpendInput {
 
 function unwrapUpdateFailure(e: unknown): never {
   if (e instanceof WorkflowUpdateFailedError) {
-    const cause = e.cause as (Error & { type?: string }) | undefined;
+    const cause = e.cause;
     throw ApplicationFailure.create({ type: 'BudgetRejected', nonRetryable: true, message: cause?.message ?? e.message });
   }
   throw e;

@@ -12,7 +12,9 @@ import { ValidationError } from '../util/validation.js';
 import { createSwitchyardWorker } from '../workers/createWorker.js';
 import { loadFaultsFile, startLocalStack } from '../stack/localStack.js';
 import type { RequestResult } from '../workflows/requestTypes.js';
-import { RequestFailedError, SwitchyardClient } from './client.js';
+import { BudgetNotFoundError, RequestFailedError, SwitchyardClient } from './client.js';
+import { settingsFromConfig } from '../budget/settings.js';
+import type { BudgetStatus } from '../budget/book.js';
 import { formatDemoTable, runDemo } from './demo.js';
 
 const DEFAULT_ADDRESS = '127.0.0.1:7233';
@@ -238,10 +240,125 @@ stackOptions(
   }
 });
 
+function parsePairs<T>(flag: string, v: string, parse: (raw: string, key: string) => T): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const part of v.split(',')) {
+    const [k, raw] = part.split('=');
+    if (!k || raw === undefined) throw new InvalidArgumentError(`${flag} takes name=value pairs separated by commas, e.g. critical=0.4,standard=0.35,batch=0.25`);
+    out[k.trim()] = parse(raw.trim(), k.trim());
+  }
+  return out;
+}
+
+async function budgetClient(): Promise<SwitchyardClient> {
+  const cfg = config();
+  return SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue, budgetDefaults: settingsFromConfig(cfg.budget) });
+}
+
+function printBudget(st: BudgetStatus): void {
+  const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+  process.stdout.write(`budget ${st.scope}: ${st.periodicity} period ${st.period.start} .. ${st.period.end} (${st.timeZone})\n`);
+  const rows = [['category', 'allocated', 'spent', 'reserved', 'remaining', 'used', 'limit', 'when denied']];
+  for (const [name, c] of Object.entries(st.categories)) {
+    rows.push([name, formatUsd(c.allocatedNanos), formatUsd(c.spentNanos), formatUsd(c.reservedNanos), formatUsd(c.remainingNanos), pct(c.utilization), c.limit, c.policy]);
+  }
+  rows.push(['total', formatUsd(st.totalNanos), formatUsd(st.spentNanos), formatUsd(st.reservedNanos), formatUsd(st.remainingNanos), pct(st.utilization), '', '']);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => (i > 0 && i < 6 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')}\n`);
+}
+
+const budget = program.command('budget').description('budgets: status, set, reset, history');
+budget
+  .command('status')
+  .description('allocated, spent, reserved and remaining, per category and in total')
+  .option('--scope <name>', 'budget scope', 'default')
+  .option('--json', 'print JSON')
+  .action(async (o: { scope: string; json?: boolean }) => {
+    const client = await budgetClient();
+    try {
+      const st = await client.budgetStatus(o.scope);
+      if (o.json) {
+        const categories = Object.fromEntries(Object.entries(st.categories).map(([k, c]) => [k, { allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos, remainingNanos: c.remainingNanos, utilization: c.utilization, limit: c.limit, policy: c.policy }]));
+        process.stdout.write(`${JSON.stringify({ scope: st.scope, period: st.period, totalNanos: st.totalNanos, spentNanos: st.spentNanos, reservedNanos: st.reservedNanos, remainingNanos: st.remainingNanos, categories })}\n`);
+      } else printBudget(st);
+    } finally {
+      await client.close();
+    }
+  });
+budget
+  .command('set')
+  .description('change the budget mid-period (creates the scope if needed)')
+  .option('--scope <name>', 'budget scope', 'default')
+  .option('--monthly <usd>', 'budget per period in USD', num('--monthly', 0, 1e9))
+  .option('--allocation <pairs>', 'category shares summing to 1, e.g. critical=0.4,standard=0.35,batch=0.25', (v: string) => parsePairs('--allocation', v, (raw, k) => num(`--allocation ${k}`, 0, 1)(raw)))
+  .option('--limit <pairs>', 'hard or soft per category, e.g. batch=soft', (v: string) =>
+    parsePairs('--limit', v, (raw, k) => {
+      if (raw !== 'hard' && raw !== 'soft') throw new InvalidArgumentError(`--limit ${k} must be hard or soft`);
+      return raw;
+    }),
+  )
+  .option('--policy <pairs>', 'when denied: downgrade, wait or reject per category, e.g. batch=wait', (v: string) =>
+    parsePairs('--policy', v, (raw, k) => {
+      if (raw !== 'downgrade' && raw !== 'wait' && raw !== 'reject') throw new InvalidArgumentError(`--policy ${k} must be downgrade, wait or reject`);
+      return raw;
+    }),
+  )
+  .option('--webhook <url>', 'soft-limit alert webhook (POST JSON)')
+  .option('--json', 'print the new status as JSON')
+  .action(async (o: { scope: string; monthly?: number; allocation?: Record<string, number>; limit?: Record<string, 'hard' | 'soft'>; policy?: Record<string, 'downgrade' | 'wait' | 'reject'>; webhook?: string; json?: boolean }) => {
+    const client = await budgetClient();
+    try {
+      const st = await client.setBudget(o.scope, {
+        ...(o.monthly !== undefined ? { totalNanos: Math.round(o.monthly * 1e9) } : {}),
+        ...(o.allocation ? { allocations: o.allocation } : {}),
+        ...(o.limit ? { limits: o.limit } : {}),
+        ...(o.policy ? { policies: o.policy } : {}),
+        ...(o.webhook ? { webhookUrl: o.webhook } : {}),
+      });
+      if (o.json) process.stdout.write(`${JSON.stringify(st)}\n`);
+      else printBudget(st);
+    } finally {
+      await client.close();
+    }
+  });
+budget
+  .command('reset')
+  .description('close the current period now (its summary is kept) and start from zero')
+  .option('--scope <name>', 'budget scope', 'default')
+  .action(async (o: { scope: string }) => {
+    const client = await budgetClient();
+    try {
+      const s = await client.resetBudget(o.scope);
+      process.stdout.write(`budget ${o.scope} reset; the closed period spent ${formatUsd(s.spentNanos)}\n`);
+    } finally {
+      await client.close();
+    }
+  });
+budget
+  .command('history')
+  .description('summaries of past periods')
+  .option('--scope <name>', 'budget scope', 'default')
+  .option('--json', 'print JSON')
+  .action(async (o: { scope: string; json?: boolean }) => {
+    const client = await budgetClient();
+    try {
+      const h = await client.budgetHistory(o.scope);
+      if (o.json) process.stdout.write(`${JSON.stringify(h)}\n`);
+      else if (h.length === 0) process.stdout.write(`budget ${o.scope}: no closed periods yet\n`);
+      else for (const p of h) process.stdout.write(`${new Date(p.start).toISOString()} .. ${new Date(p.end).toISOString()}  spent ${formatUsd(p.spentNanos)} of ${formatUsd(p.totalNanos)}  (${p.closedBy})\n`);
+    } finally {
+      await client.close();
+    }
+  });
+
 function reportError(e: unknown): number {
   if (e instanceof ValidationError) {
     process.stderr.write(`error: ${e.source} is invalid:\n${e.fields.map((f) => `  - ${f}`).join('\n')}\n`);
     return 2;
+  }
+  if (e instanceof BudgetNotFoundError) {
+    process.stderr.write(`error: ${e.message}\n`);
+    return 1;
   }
   if (e instanceof RequestFailedError) {
     process.stderr.write(`request ${e.workflowId} failed (${e.failureType ?? 'failed'}): ${e.message}\n`);

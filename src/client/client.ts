@@ -3,7 +3,9 @@
  * id from the request id (re-submitting is idempotent), and returns typed results or failures.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { BudgetSettings, BudgetStatus, PeriodSummary } from '../budget/book.js';
+import { type AdjustInput, adjustUpdate, budgetWorkflowId, historyQuery, resetUpdate, statusQuery } from '../workflows/budgetMessages.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { parseOrThrow } from '../util/validation.js';
 import { type RequestFailureDetails, type RequestInput, requestInputSchema, type RequestResult } from '../workflows/requestTypes.js';
@@ -13,6 +15,12 @@ export interface SwitchyardClientOptions {
   readonly address: string;
   readonly namespace?: string;
   readonly taskQueue?: string;
+  /** Settings a budget scope starts with when `setBudget` creates it. */
+  readonly budgetDefaults?: BudgetSettings;
+}
+
+export class BudgetNotFoundError extends Error {
+  override readonly name = 'BudgetNotFoundError';
 }
 
 export class RequestFailedError extends Error {
@@ -36,12 +44,49 @@ export class SwitchyardClient {
     readonly temporal: Client,
     private readonly connection: Connection,
     readonly taskQueue: string,
+    private readonly budgetDefaults: BudgetSettings | undefined,
   ) {}
 
   static async connect(opts: SwitchyardClientOptions): Promise<SwitchyardClient> {
     const connection = await Connection.connect({ address: opts.address });
     const client = new Client({ connection, namespace: opts.namespace ?? 'default' });
-    return new SwitchyardClient(client, connection, opts.taskQueue ?? 'switchyard');
+    return new SwitchyardClient(client, connection, opts.taskQueue ?? 'switchyard', opts.budgetDefaults);
+  }
+
+  /** The budget of a scope: period, total, spent, reserved, and each category. */
+  async budgetStatus(scope = 'default'): Promise<BudgetStatus> {
+    try {
+      return await this.temporal.workflow.getHandle(budgetWorkflowId(scope)).query(statusQuery);
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) throw new BudgetNotFoundError(`budget scope "${scope}" has no entity yet: it is created by the first request, or by \`switchyard budget set\``);
+      throw e;
+    }
+  }
+
+  async budgetHistory(scope = 'default'): Promise<PeriodSummary[]> {
+    return this.temporal.workflow.getHandle(budgetWorkflowId(scope)).query(historyQuery);
+  }
+
+  /** Changes a scope's budget mid-period, creating the scope with the defaults first if needed. */
+  async setBudget(scope: string, change: AdjustInput): Promise<BudgetStatus> {
+    if (!this.budgetDefaults) throw new Error('setBudget needs budgetDefaults in SwitchyardClient.connect options');
+    const start = new WithStartWorkflowOperation('budgetEntity', {
+      workflowId: budgetWorkflowId(scope),
+      taskQueue: this.taskQueue,
+      args: [{ scope, settings: this.budgetDefaults }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    try {
+      return await this.temporal.workflow.executeUpdateWithStart(adjustUpdate, { args: [change], startWorkflowOperation: start });
+    } catch (e) {
+      if (e instanceof WorkflowUpdateFailedError) throw new Error(`budget change rejected: ${e.cause?.message ?? e.message}`);
+      throw e;
+    }
+  }
+
+  /** Closes the current period now (its summary is kept) and starts counting from zero. */
+  async resetBudget(scope = 'default'): Promise<PeriodSummary> {
+    return this.temporal.workflow.getHandle(budgetWorkflowId(scope)).executeUpdate(resetUpdate);
   }
 
   /** Validates and starts a request; an already-started request id returns the existing run. */

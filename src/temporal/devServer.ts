@@ -7,7 +7,7 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { searchAttributeFlags } from '../workflows/searchAttributes.js';
+import { dynamicConfigFlags, searchAttributeFlags } from '../workflows/searchAttributes.js';
 
 export interface DevServerOptions {
   readonly cliPath: string;
@@ -75,6 +75,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     '--log-level',
     'warn',
     ...searchAttributeFlags(),
+    ...dynamicConfigFlags(),
   ];
   const child: ChildProcess = spawn(opts.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(log);

@@ -4,7 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { settingsFromConfig } from '../budget/settings.js';
 import type { Logger } from 'pino';
-import { createActivities } from '../activities/index.js';
+import { type Activities, createActivities } from '../activities/index.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { loadCatalog } from '../catalog/loadFile.js';
 import type { SwitchyardConfig } from '../config/config.js';
@@ -22,6 +22,8 @@ export interface WorkerOptions {
   /** Prebuilt bundle; defaults to dist/workflow-bundle.js, else bundles the sources at start. */
   readonly workflowBundlePath?: string;
   readonly ledger?: FileLedger;
+  /** Replace or wrap activities (fault-injection tests); merged over the real ones. */
+  readonly activityOverrides?: (real: Activities) => Record<string, unknown>;
 }
 
 export interface SwitchyardWorker {
@@ -59,7 +61,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     connection: nativeConnection,
     namespace: config.namespace,
     taskQueue: config.taskQueue,
-    activities,
+    activities: { ...activities, ...opts.activityOverrides?.(activities) },
     ...(existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsSourcePath() }),
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentLocalActivityExecutions: 200,

@@ -18,6 +18,7 @@ import type { Activities } from '../activities/index.js';
 import {
   type Alert,
   BudgetError,
+  type ReserveRequest,
   closePeriod,
   dueAlerts,
   expireReservations,
@@ -30,12 +31,14 @@ import {
 } from '../budget/book.js';
 import { nextPeriod, periodContaining } from '../budget/periods.js';
 import {
+  type AdjustInput,
   adjustUpdate,
   type BudgetEntityInput,
   historyQuery,
   releaseUpdate,
   reserveUpdate,
   resetUpdate,
+  type SettleInput,
   settleUpdate,
   statusQuery,
 } from './budgetMessages.js';
@@ -61,7 +64,11 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
       throw e;
     }
   };
+  // The server caps updates per run (2000 by default): continue as new well before that.
+  const maxUpdates = input.maxUpdatesPerRun ?? 1000;
+  let updates = 0;
   const changed = (): void => {
+    updates += 1;
     pendingAlerts.push(...dueAlerts(book));
   };
 
@@ -73,7 +80,7 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
       return r;
     },
     {
-      validator: (req) => {
+      validator: (req: ReserveRequest) => {
         if (typeof req?.reservationId !== 'string' || req.reservationId === '') invalid('reservationId: required');
         if (!Number.isSafeInteger(req.amountNanos) || req.amountNanos < 0) invalid('amountNanos: must be a non-negative integer of nanodollars');
         if (!(req.category in book.settings.allocations)) {
@@ -90,12 +97,13 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
       return r;
     },
     {
-      validator: (req) => {
+      validator: (req: SettleInput) => {
         if (!Number.isSafeInteger(req.costNanos) || req.costNanos < 0) invalid('costNanos: must be a non-negative integer of nanodollars');
       },
     },
   );
   setHandler(releaseUpdate, ({ reservationId }) => {
+    updates += 1;
     return release(book, reservationId);
   });
   setHandler(
@@ -108,7 +116,7 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
       return status(book);
     },
     {
-      validator: (a) => {
+      validator: (a: AdjustInput) => {
         const errs = validateSettings({ ...book.settings, ...a, webhookUrl: undefined });
         if (errs.length > 0) invalid(errs.join('; '));
       },
@@ -123,7 +131,7 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
   });
   const shouldContinueAsNew = (): boolean => {
     const info = workflowInfo();
-    return info.continueAsNewSuggested || (input.maxHistoryEvents !== undefined && info.historyLength >= input.maxHistoryEvents);
+    return info.continueAsNewSuggested || updates >= maxUpdates || (input.maxHistoryEvents !== undefined && info.historyLength >= input.maxHistoryEvents);
   };
   setHandler(statusQuery, () => status(book));
   setHandler(historyQuery, () => [...book.history]);
@@ -141,7 +149,8 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
     }
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof budgetEntity>({ scope: book.scope, settings: book.settings, book, ...(input.maxHistoryEvents !== undefined ? { maxHistoryEvents: input.maxHistoryEvents } : {}) });
+      const { book: _old, ...carry } = input;
+      await continueAsNew<typeof budgetEntity>({ ...carry, settings: book.settings, book });
     }
     const untilBoundary = Math.max(1, book.period.end - Date.now());
     const wake = Math.min(untilBoundary, book.settings.reservationTtlMs);

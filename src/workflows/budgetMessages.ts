@@ -9,6 +9,8 @@ export interface BudgetEntityInput {
   readonly book?: BookState;
   /** Continue as new after this many history events even if the server has not suggested it. */
   readonly maxHistoryEvents?: number;
+  /** Continue as new after this many updates (the server rejects updates past 2000 per run). */
+  readonly maxUpdatesPerRun?: number;
 }
 
 export interface SettleInput {

@@ -16,3 +16,14 @@ export function searchAttributeFlags(): string[] {
     t === SearchAttributeType.KEYWORD ? 'Keyword' : t === SearchAttributeType.INT ? 'Int' : t === SearchAttributeType.DOUBLE ? 'Double' : 'Text';
   return SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${type(k.type)}`]);
 }
+
+/**
+ * Dynamic config the dev server starts with. The budget entity receives an update per reservation
+ * and settlement: the default of 10 in-flight updates per workflow is far too low for it. A
+ * production cluster needs the same setting (see README).
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG = ['history.maxInFlightUpdates=2000'];
+
+export function dynamicConfigFlags(): string[] {
+  return DEV_SERVER_DYNAMIC_CONFIG.flatMap((kv) => ['--dynamic-config-value', kv]);
+}

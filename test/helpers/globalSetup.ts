@@ -10,7 +10,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { TestProject } from 'vitest/node';
 import { ensureTemporalCli } from '../../src/temporal/cli.js';
 import { writeWorkflowBundle } from '../../src/workers/bundle.js';
-import { SEARCH_ATTRIBUTES } from '../../src/workflows/searchAttributes.js';
+import { dynamicConfigFlags, SEARCH_ATTRIBUTES } from '../../src/workflows/searchAttributes.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -34,7 +34,7 @@ export async function setup(project: TestProject): Promise<void> {
         executable: { type: 'existing-path', path: cli },
         ip: '127.0.0.1',
         searchAttributes: SEARCH_ATTRIBUTES,
-        extraArgs: ['--log-level', 'error'],
+        extraArgs: ['--log-level', 'error', ...dynamicConfigFlags()],
       },
     });
     address = env.address;

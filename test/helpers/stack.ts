@@ -9,7 +9,9 @@ import { inject } from 'vitest';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { defaultCatalog, type Catalog } from '../../src/catalog/catalog.js';
 import { loadConfig, type SwitchyardConfig } from '../../src/config/config.js';
+import type { Activities } from '../../src/activities/index.js';
 import { SwitchyardClient } from '../../src/client/client.js';
+import { settingsFromConfig } from '../../src/budget/settings.js';
 import { FileLedger } from '../../src/ledger/fileLedger.js';
 import { Simulator } from '../../src/simulator/server.js';
 import type { FaultsFile } from '../../src/simulator/faults.js';
@@ -24,6 +26,8 @@ export interface TestStack {
   readonly catalog: Catalog;
   readonly address: string;
   readonly worker: Worker;
+  /** Stops the worker and starts a fresh one (empty workflow cache) on the same task queue. */
+  restartWorker(activityOverrides?: (real: Activities) => Record<string, unknown>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -62,9 +66,11 @@ export async function startTestStack(opts: { faults?: FaultsFile; config?: Parti
     },
   );
   const ledger = new FileLedger(config.ledgerPath);
-  const sw = await createSwitchyardWorker({ config, address, catalog, ledger, workflowBundlePath: inject('workflowBundlePath'), log: createLogger('warn') });
-  const running = sw.worker.run();
-  const client = await SwitchyardClient.connect({ address, taskQueue });
+  const makeWorker = (overrides?: (real: Activities) => Record<string, unknown>) =>
+    createSwitchyardWorker({ config, address, catalog, ledger, workflowBundlePath: inject('workflowBundlePath'), log: createLogger('warn'), ...(overrides ? { activityOverrides: overrides } : {}) });
+  let sw = await makeWorker();
+  let running = sw.worker.run();
+  const client = await SwitchyardClient.connect({ address, taskQueue, budgetDefaults: settingsFromConfig(config.budget) });
   return {
     client,
     simulator,
@@ -72,7 +78,16 @@ export async function startTestStack(opts: { faults?: FaultsFile; config?: Parti
     config,
     catalog,
     address,
-    worker: sw.worker,
+    get worker() {
+      return sw.worker;
+    },
+    async restartWorker(overrides) {
+      sw.worker.shutdown();
+      await running;
+      await sw.close();
+      sw = await makeWorker(overrides);
+      running = sw.worker.run();
+    },
     async stop() {
       sw.worker.shutdown();
       await running;

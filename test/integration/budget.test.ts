@@ -1,0 +1,225 @@
+/** Budgets on the real dev server: no overspend, exactly-once settlement, policies, periods. */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Context } from '@temporalio/activity';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RequestFailedError } from '../../src/client/client.js';
+import { costNanos, estimateCostNanos } from '../../src/catalog/pricing.js';
+import { countChatTokens } from '../../src/routing/tokens.js';
+import { approveSpendSignal, budgetWorkflowId, releaseUpdate, reserveUpdate, settleUpdate, statusQuery } from '../../src/workflows/budgetMessages.js';
+import type { RequestResult } from '../../src/workflows/requestTypes.js';
+import { settingsFromConfig } from '../../src/budget/settings.js';
+import { workflowIdFor } from '../../src/client/client.js';
+import { startTestStack, type TestStack } from '../helpers/stack.js';
+
+let stack: TestStack;
+let n = 0;
+const unique = (label: string): string => `${label}-${Date.now()}-${++n}`;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const PROMPT = 'Write a short product description for a steel water bottle.';
+const MAX_OUT = 200;
+function estimateFor(model: string): number {
+  return estimateCostNanos(stack.catalog.require(model), countChatTokens([{ content: PROMPT }]), MAX_OUT);
+}
+
+describe('no overspend under concurrency', () => {
+  it('200 concurrent requests against a category budget that fits about 50', async () => {
+    const scope = unique('conc');
+    const est = estimateFor('gpt-4o-mini');
+    // batch gets 25% of the total: make it exactly 50 estimates.
+    await stack.client.setBudget(scope, { totalNanos: est * 50 * 4, policies: { critical: 'downgrade', standard: 'downgrade', batch: 'reject' } });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 200 }, (_, i) =>
+        stack.client.ask({ requestId: unique(`c${i}`), prompt: PROMPT, category: 'batch', model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, budgetScope: scope }),
+      ),
+    );
+    const ok = outcomes.filter((o): o is PromiseFulfilledResult<RequestResult> => o.status === 'fulfilled').map((o) => o.value);
+    const denied = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as RequestFailedError);
+    const st = await stack.client.budgetStatus(scope);
+    const batch = st.categories.batch!;
+    expect(batch.allocatedNanos).toBe(est * 50);
+    expect(ok.length).toBeGreaterThanOrEqual(50);
+    expect(denied.length).toBeGreaterThan(0);
+    expect(ok.length + denied.length).toBe(200);
+    // Every denied request ended by its category's policy (reject), naming the category.
+    for (const d of denied) {
+      expect(d).toBeInstanceOf(RequestFailedError);
+      expect(d.failureType).toBe('BudgetExceeded');
+      expect(d.message).toMatch(/category "batch"/);
+      expect(d.details?.costNanos).toBe(0);
+    }
+    // Settled spend never exceeds the hard limit, and equals the successful results to the nanodollar.
+    expect(batch.spentNanos).toBeLessThanOrEqual(batch.allocatedNanos);
+    expect(batch.spentNanos).toBe(ok.reduce((s, r) => s + r.costNanos, 0));
+    expect(batch.reservedNanos).toBe(0);
+    expect(st.spentNanos).toBe(batch.spentNanos);
+    const audit = stack.ledger.entries().filter((e) => ok.some((r) => r.workflowId === e.workflowId));
+    expect(audit.reduce((s, e) => s + e.costNanos, 0)).toBe(batch.spentNanos);
+    // No room for one more estimate: the denials were real.
+    expect(batch.remainingNanos).toBeLessThan(est);
+  });
+});
+
+describe('exactly once', () => {
+  it('a settle retried after the worker dies mid-call counts once', async () => {
+    const scope = unique('once');
+    let settledOnce!: () => void;
+    const settled = new Promise<void>((r) => (settledOnce = r));
+    // A worker whose recordSpend applies the settlement and then never reports back, as if the
+    // process died right after the update reached the budget entity.
+    await stack.restartWorker((real) => ({
+      recordSpend: async (input: Parameters<typeof real.recordSpend>[0]) => {
+        await real.recordSpend(input);
+        settledOnce();
+        // Never report back; only the worker's shutdown (cancellation) ends this attempt.
+        await Context.current().cancelled;
+      },
+    }));
+    const requestId = unique('once');
+    const pending = stack.client.ask({ requestId, prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, budgetScope: scope });
+    await settled;
+    // The worker dies; a healthy one takes over and the activity is retried.
+    await stack.restartWorker();
+    const res = await pending;
+    const st = await stack.client.budgetStatus(scope);
+    expect(st.spentNanos).toBe(res.costNanos);
+    expect(st.reservedNanos).toBe(0);
+    expect(st.counters.settles).toBe(1);
+    const history = await stack.client.temporal.workflow.getHandle(workflowIdFor(requestId)).fetchHistory();
+    const spendAttempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 0) > 1);
+    expect(spendAttempts.length).toBeGreaterThanOrEqual(1);
+    expect(stack.ledger.entries().filter((e) => e.workflowId === workflowIdFor(requestId))).toHaveLength(1);
+  });
+});
+
+describe('policies', () => {
+  it('downgrade: a denied premium request runs on the next cheaper model that fits', async () => {
+    const scope = unique('down');
+    const cheap = estimateFor('gemini-2-flash');
+    await stack.client.setBudget(scope, { totalNanos: Math.ceil((cheap * 3) / 0.35) + 10, policies: { critical: 'downgrade', standard: 'downgrade', batch: 'reject' } });
+    const res = await stack.client.ask({ requestId: unique('down'), prompt: PROMPT, model: 'gpt-4o', maxOutputTokens: MAX_OUT, category: 'standard', budgetScope: scope });
+    expect(res.attempts[0]).toMatchObject({ model: 'gpt-4o', outcome: 'budget_denied', decision: 'policy downgrade' });
+    expect(res.model).not.toBe('gpt-4o');
+    expect(res.attempts.at(-1)?.outcome).toBe('ok');
+    expect(estimateFor(res.model)).toBeLessThanOrEqual(cheap * 3);
+    expect((await stack.client.budgetStatus(scope)).categories.standard?.spentNanos).toBe(res.costNanos);
+  });
+
+  it('wait: a denied request waits durably and proceeds when an operator approves', async () => {
+    const scope = unique('approve');
+    await stack.client.setBudget(scope, { totalNanos: 4, policies: { critical: 'wait', standard: 'wait', batch: 'wait' } });
+    const requestId = unique('wait');
+    const pending = stack.client.ask({ requestId, prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, category: 'critical', budgetScope: scope });
+    const handle = stack.client.temporal.workflow.getHandle(workflowIdFor(requestId));
+    // Wait for the denial to be recorded (the workflow is then blocked on the approval condition).
+    for (let i = 0; i < 100; i++) {
+      const st = await stack.client.temporal.workflow.getHandle(budgetWorkflowId(scope)).query(statusQuery);
+      if (st.counters.denials > 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    await handle.signal(approveSpendSignal, { by: 'test' });
+    const res = await pending;
+    expect(res.attempts.map((a) => a.outcome)).toEqual(['budget_denied', 'ok']);
+    const st = await stack.client.budgetStatus(scope);
+    expect(st.categories.critical?.spentNanos).toBe(res.costNanos);
+    expect(st.categories.critical!.spentNanos).toBeGreaterThan(st.categories.critical!.allocatedNanos); // approved overrun
+  });
+});
+
+describe('periods and durability', () => {
+  it('rolls over on a durable timer (fixed 3 s test periods), keeping the closed period, and a waiting request resumes in the new period', async () => {
+    const scope = unique('roll');
+    const settings = { ...settingsFromConfig(stack.config.budget), periodicity: 'fixed' as const, periodMs: 3_000, totalNanos: estimateFor('gpt-4o-mini') * 4 * 3, policies: { critical: 'wait' as const, standard: 'wait' as const, batch: 'wait' as const } };
+    await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings }] });
+    // Batch fits three estimates per period: the fourth request waits for the next period.
+    const results = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => stack.client.ask({ requestId: unique(`roll${i}`), prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, category: 'batch', budgetScope: scope })),
+    );
+    const waited = results.filter((r) => r.attempts.some((a) => a.outcome === 'budget_denied'));
+    expect(results.every((r) => r.attempts.at(-1)?.outcome === 'ok')).toBe(true);
+    // Three fit in the first period, unless the period turned while they ran.
+    expect(waited.length).toBeLessThanOrEqual(1);
+    await new Promise((r) => setTimeout(r, 3_500));
+    const history = await stack.client.budgetHistory(scope);
+    expect(history.length).toBeGreaterThanOrEqual(1);
+    const spentAllPeriods = history.reduce((s, p) => s + p.spentNanos, 0) + (await stack.client.budgetStatus(scope)).spentNanos;
+    expect(spentAllPeriods).toBe(results.reduce((s, r) => s + r.costNanos, 0));
+    for (const p of history) expect(p.end - p.start).toBeLessThanOrEqual(3_000);
+    expect(history[0]?.closedBy).toBe('timer');
+  });
+
+  it('continues as new keeping every open reservation and all spend', async () => {
+    const scope = unique('can');
+    const settings = settingsFromConfig(stack.config.budget);
+    const h = await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings, maxHistoryEvents: 40 }] });
+    const firstRun = h.firstExecutionRunId;
+    const handle = stack.client.temporal.workflow.getHandle(budgetWorkflowId(scope));
+    for (let i = 0; i < 30; i++) {
+      await handle.executeUpdate(reserveUpdate, { args: [{ reservationId: `r${i}`, category: 'standard', amountNanos: 1000, workflowId: 'w' }] });
+    }
+    for (let i = 0; i < 10; i++) await handle.executeUpdate(settleUpdate, { args: [{ reservationId: `r${i}`, category: 'standard', costNanos: 700 }] });
+    await handle.executeUpdate(releaseUpdate, { args: [{ reservationId: 'r10' }] });
+    const desc = await handle.describe();
+    expect(desc.runId).not.toBe(firstRun);
+    const st = await handle.query(statusQuery);
+    expect(st.openReservations).toBe(19);
+    expect(st.categories.standard?.reservedNanos).toBe(19_000);
+    expect(st.categories.standard?.spentNanos).toBe(7_000);
+    // A settle retried across the continue-as-new still counts once.
+    await handle.executeUpdate(settleUpdate, { args: [{ reservationId: 'r0', category: 'standard', costNanos: 700 }] });
+    expect((await handle.query(statusQuery)).categories.standard?.spentNanos).toBe(7_000);
+  });
+
+  it('keeps its state when the worker is killed and restarted mid-period', async () => {
+    const scope = unique('restart');
+    const first = await stack.client.ask({ requestId: unique('r1'), prompt: PROMPT, model: 'gpt-4o-mini', maxOutputTokens: MAX_OUT, budgetScope: scope });
+    const before = await stack.client.budgetStatus(scope);
+    await stack.restartWorker();
+    const after = await stack.client.budgetStatus(scope);
+    expect(after).toEqual(before);
+    const second = await stack.client.ask({ requestId: unique('r2'), prompt: PROMPT, model: 'gpt-4o-mini', maxOutputTokens: MAX_OUT, budgetScope: scope });
+    expect((await stack.client.budgetStatus(scope)).spentNanos).toBe(first.costNanos + second.costNanos);
+    expect(first.costNanos).toBe(costNanos(stack.catalog.require('gpt-4o-mini'), first.usage));
+  });
+});
+
+describe('soft-limit alerts', () => {
+  it('log and call the webhook once per threshold per period', async () => {
+    const received: Array<{ category: string; threshold: number }> = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(body) as { category: string; threshold: number });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const scope = unique('alert');
+      const cost = costNanos(stack.catalog.require('gpt-4o-mini'), (await stack.client.ask({ requestId: unique('probe'), prompt: PROMPT, model: 'gpt-4o-mini', maxOutputTokens: MAX_OUT, budgetScope: unique('probe-scope') })).usage);
+      // critical gets 40%: ten requests of `cost` use 100% of it; limits are soft, so all run.
+      await stack.client.setBudget(scope, { totalNanos: Math.round((cost * 10) / 0.4), limits: { critical: 'soft', standard: 'soft', batch: 'soft' }, webhookUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook` });
+      for (let i = 0; i < 12; i++) {
+        await stack.client.ask({ requestId: unique(`a${i}`), prompt: PROMPT, model: 'gpt-4o-mini', maxOutputTokens: MAX_OUT, category: 'critical', budgetScope: scope });
+      }
+      for (let i = 0; i < 50 && received.length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(received.map((a) => [a.category, a.threshold])).toEqual([
+        ['critical', 0.5],
+        ['critical', 0.8],
+        ['critical', 1],
+      ]);
+      expect((await stack.client.budgetStatus(scope)).categories.critical!.utilization).toBeGreaterThan(1);
+    } finally {
+      server.close();
+    }
+  });
+});
