@@ -11,12 +11,15 @@ import type { Alert, BudgetSettings, ReserveResult, SettleResult } from '../budg
 import type { Usage } from '../catalog/pricing.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { LedgerEntry } from '../ledger/fileLedger.js';
-import { budgetWorkflowId, releaseUpdate, reserveUpdate, settleUpdate } from '../workflows/budgetMessages.js';
+import { releaseUpdate, reserveUpdate, settleUpdate } from '../workflows/budgetMessages.js';
+import { settingsForShard, shardOrder, shardWorkflowId } from '../budget/shards.js';
 
 export interface BudgetDeps {
   readonly temporal: Client;
   readonly taskQueue: string;
   readonly budgetDefaults: BudgetSettings;
+  /** Entity workflows each scope is split across (1: one entity per scope). */
+  readonly budgetShards: number;
   readonly catalog: Catalog;
   readonly ledger: { record(entry: LedgerEntry): boolean };
   readonly log: Logger;
@@ -31,8 +34,12 @@ export interface ReserveInput {
   readonly force?: boolean;
 }
 
+export type ShardedReserveResult = ReserveResult & { readonly shard: number };
+
 export interface RecordSpendInput {
   readonly scope: string;
+  /** The shard that granted the reservation. */
+  readonly shard: number;
   readonly workflowId: string;
   readonly attemptId: string;
   readonly reservationId: string;
@@ -52,29 +59,45 @@ function unwrapUpdateFailure(e: unknown): never {
 
 export function createBudgetActivities(deps: BudgetDeps) {
   const { temporal, log } = deps;
-  const handle = (scope: string) => temporal.workflow.getHandle(budgetWorkflowId(scope));
-  return {
-    async reserveBudget(input: ReserveInput): Promise<ReserveResult> {
-      const start = new WithStartWorkflowOperation('budgetEntity', {
-        workflowId: budgetWorkflowId(input.scope),
-        taskQueue: deps.taskQueue,
-        args: [{ scope: input.scope, settings: deps.budgetDefaults }],
-        workflowIdConflictPolicy: 'USE_EXISTING',
+  const shards = Math.max(1, deps.budgetShards);
+  const handle = (scope: string, shard: number) => temporal.workflow.getHandle(shardWorkflowId(scope, shard, shards));
+  const reserveOn = async (input: ReserveInput, shard: number): Promise<ReserveResult> => {
+    const start = new WithStartWorkflowOperation('budgetEntity', {
+      workflowId: shardWorkflowId(input.scope, shard, shards),
+      taskQueue: deps.taskQueue,
+      args: [{ scope: input.scope, settings: settingsForShard(deps.budgetDefaults, shard, shards), ...(shards > 1 ? { shard: { index: shard, count: shards } } : {}) }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    try {
+      return await temporal.workflow.executeUpdateWithStart(reserveUpdate, {
+        args: [{ reservationId: input.reservationId, category: input.category, amountNanos: input.amountNanos, workflowId: input.workflowId, force: input.force }],
+        updateId: `reserve:${input.reservationId}`,
+        startWorkflowOperation: start,
       });
-      try {
-        return await temporal.workflow.executeUpdateWithStart(reserveUpdate, {
-          args: [{ reservationId: input.reservationId, category: input.category, amountNanos: input.amountNanos, workflowId: input.workflowId, force: input.force }],
-          updateId: `reserve:${input.reservationId}`,
-          startWorkflowOperation: start,
-        });
-      } catch (e) {
-        return unwrapUpdateFailure(e);
+    } catch (e) {
+      return unwrapUpdateFailure(e);
+    }
+  };
+  return {
+    /**
+     * Reserves on the request's home shard, spilling over to the other shards in turn; a denial
+     * from every shard reports the most any single shard could still grant.
+     */
+    async reserveBudget(input: ReserveInput): Promise<ShardedReserveResult> {
+      const order = input.force ? shardOrder(input.workflowId, shards).slice(0, 1) : shardOrder(input.workflowId, shards);
+      let best: (ReserveResult & { granted: false }) | undefined;
+      for (const shard of order) {
+        const r = await reserveOn(input, shard);
+        if (r.granted) return { ...r, shard };
+        if (!best || r.remainingNanos > best.remainingNanos) best = r;
       }
+      if (!best) throw new Error('no budget shard answered');
+      return { ...best, shard: order[0] ?? 0 };
     },
 
-    async releaseBudget(input: { scope: string; reservationId: string }): Promise<boolean> {
+    async releaseBudget(input: { scope: string; shard: number; reservationId: string }): Promise<boolean> {
       try {
-        return await handle(input.scope).executeUpdate(releaseUpdate, { args: [{ reservationId: input.reservationId }], updateId: `release:${input.reservationId}` });
+        return await handle(input.scope, input.shard).executeUpdate(releaseUpdate, { args: [{ reservationId: input.reservationId }], updateId: `release:${input.reservationId}` });
       } catch (e) {
         return unwrapUpdateFailure(e);
       }
@@ -84,7 +107,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
     async recordSpend(input: RecordSpendInput): Promise<SettleResult> {
       let result: SettleResult;
       try {
-        result = await handle(input.scope).executeUpdate(settleUpdate, {
+        result = await handle(input.scope, input.shard).executeUpdate(settleUpdate, {
           args: [{ reservationId: input.reservationId, category: input.category, costNanos: input.costNanos }],
           updateId: `settle:${input.reservationId}`,
         });

@@ -15,9 +15,11 @@ export interface BudgetConfigLike {
   readonly webhookUrl?: string | undefined;
   readonly maxWaitMs: number;
   readonly reservationTtlMs: number;
+  readonly shards: number;
 }
 
-export function settingsFromConfig(b: BudgetConfigLike): BudgetSettings {
+/** The scope-wide settings (before any split into shards). */
+export function settingsFromConfig(b: Omit<BudgetConfigLike, 'shards'>): BudgetSettings {
   return {
     totalNanos: usdToNanos(b.amountUsd),
     allocations: b.allocations,

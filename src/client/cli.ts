@@ -252,7 +252,7 @@ function parsePairs<T>(flag: string, v: string, parse: (raw: string, key: string
 
 async function budgetClient(): Promise<SwitchyardClient> {
   const cfg = config();
-  return SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue, budgetDefaults: settingsFromConfig(cfg.budget) });
+  return SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue, budgetDefaults: settingsFromConfig(cfg.budget), budgetShards: cfg.budget.shards });
 }
 
 function printBudget(st: BudgetStatus): void {

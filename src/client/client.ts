@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { BudgetSettings, BudgetStatus, PeriodSummary } from '../budget/book.js';
-import { type AdjustInput, adjustUpdate, budgetWorkflowId, historyQuery, resetUpdate, statusQuery } from '../workflows/budgetMessages.js';
+import { type AdjustInput, adjustUpdate, historyQuery, resetUpdate, statusQuery } from '../workflows/budgetMessages.js';
+import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { parseOrThrow } from '../util/validation.js';
 import { type RequestFailureDetails, type RequestInput, requestInputSchema, type RequestResult } from '../workflows/requestTypes.js';
@@ -17,6 +18,8 @@ export interface SwitchyardClientOptions {
   readonly taskQueue?: string;
   /** Settings a budget scope starts with when `setBudget` creates it. */
   readonly budgetDefaults?: BudgetSettings;
+  /** Entity workflows each budget scope is split across; must match the workers' setting. */
+  readonly budgetShards?: number;
 }
 
 export class BudgetNotFoundError extends Error {
@@ -45,48 +48,67 @@ export class SwitchyardClient {
     private readonly connection: Connection,
     readonly taskQueue: string,
     private readonly budgetDefaults: BudgetSettings | undefined,
+    private readonly budgetShards: number,
   ) {}
 
   static async connect(opts: SwitchyardClientOptions): Promise<SwitchyardClient> {
     const connection = await Connection.connect({ address: opts.address });
     const client = new Client({ connection, namespace: opts.namespace ?? 'default' });
-    return new SwitchyardClient(client, connection, opts.taskQueue ?? 'switchyard', opts.budgetDefaults);
+    return new SwitchyardClient(client, connection, opts.taskQueue ?? 'switchyard', opts.budgetDefaults, Math.max(1, opts.budgetShards ?? 1));
   }
 
-  /** The budget of a scope: period, total, spent, reserved, and each category. */
+  private shardHandles(scope: string) {
+    return Array.from({ length: this.budgetShards }, (_, k) => this.temporal.workflow.getHandle(shardWorkflowId(scope, k, this.budgetShards)));
+  }
+
+  /** The budget of a scope: period, total, spent, reserved, and each category (all shards). */
   async budgetStatus(scope = 'default'): Promise<BudgetStatus> {
-    try {
-      return await this.temporal.workflow.getHandle(budgetWorkflowId(scope)).query(statusQuery);
-    } catch (e) {
-      if (e instanceof WorkflowNotFoundError) throw new BudgetNotFoundError(`budget scope "${scope}" has no entity yet: it is created by the first request, or by \`switchyard budget set\``);
-      throw e;
+    const results = await Promise.allSettled(this.shardHandles(scope).map((h) => h.query(statusQuery)));
+    const found: BudgetStatus[] = [];
+    for (const r of results) {
+      if (r.status === 'fulfilled') found.push(r.value);
+      else if (!(r.reason instanceof WorkflowNotFoundError)) throw r.reason;
     }
+    if (found.length === 0) throw new BudgetNotFoundError(`budget scope "${scope}" has no entity yet: it is created by the first request, or by \`switchyard budget set\``);
+    return combineStatuses(found);
   }
 
   async budgetHistory(scope = 'default'): Promise<PeriodSummary[]> {
-    return this.temporal.workflow.getHandle(budgetWorkflowId(scope)).query(historyQuery);
+    const results = await Promise.allSettled(this.shardHandles(scope).map((h) => h.query(historyQuery)));
+    return combineHistories(results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])));
   }
 
-  /** Changes a scope's budget mid-period, creating the scope with the defaults first if needed. */
+  /** Changes a scope's budget mid-period, creating it (every shard) with the defaults first if needed. */
   async setBudget(scope: string, change: AdjustInput): Promise<BudgetStatus> {
-    if (!this.budgetDefaults) throw new Error('setBudget needs budgetDefaults in SwitchyardClient.connect options');
-    const start = new WithStartWorkflowOperation('budgetEntity', {
-      workflowId: budgetWorkflowId(scope),
-      taskQueue: this.taskQueue,
-      args: [{ scope, settings: this.budgetDefaults }],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-    });
-    try {
-      return await this.temporal.workflow.executeUpdateWithStart(adjustUpdate, { args: [change], startWorkflowOperation: start });
-    } catch (e) {
-      if (e instanceof WorkflowUpdateFailedError) throw new Error(`budget change rejected: ${e.cause?.message ?? e.message}`);
-      throw e;
-    }
+    const defaults = this.budgetDefaults;
+    if (!defaults) throw new Error('setBudget needs budgetDefaults in SwitchyardClient.connect options');
+    const n = this.budgetShards;
+    const totals = change.totalNanos !== undefined ? shardTotals(change.totalNanos, n) : undefined;
+    const statuses = await Promise.all(
+      Array.from({ length: n }, async (_, k) => {
+        const start = new WithStartWorkflowOperation('budgetEntity', {
+          workflowId: shardWorkflowId(scope, k, n),
+          taskQueue: this.taskQueue,
+          args: [{ scope, settings: settingsForShard(defaults, k, n), ...(n > 1 ? { shard: { index: k, count: n } } : {}) }],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+        });
+        try {
+          return await this.temporal.workflow.executeUpdateWithStart(adjustUpdate, { args: [{ ...change, ...(totals ? { totalNanos: totals[k] } : {}) }], startWorkflowOperation: start });
+        } catch (e) {
+          if (e instanceof WorkflowUpdateFailedError) throw new Error(`budget change rejected: ${e.cause?.message ?? e.message}`);
+          throw e;
+        }
+      }),
+    );
+    return combineStatuses(statuses);
   }
 
-  /** Closes the current period now (its summary is kept) and starts counting from zero. */
+  /** Closes the current period now on every shard (summaries are kept) and starts from zero. */
   async resetBudget(scope = 'default'): Promise<PeriodSummary> {
-    return this.temporal.workflow.getHandle(budgetWorkflowId(scope)).executeUpdate(resetUpdate);
+    const parts = await Promise.all(this.shardHandles(scope).map((h) => h.executeUpdate(resetUpdate)));
+    const [merged] = combineHistories(parts.map((p) => [p]));
+    if (!merged) throw new BudgetNotFoundError(`budget scope "${scope}" has no entity`);
+    return merged;
   }
 
   /** Validates and starts a request; an already-started request id returns the existing run. */

@@ -42,6 +42,8 @@ export const budgetConfigSchema = z
     webhookUrl: z.url().optional(),
     maxWaitMs: z.number().int().min(0).default(3_600_000),
     reservationTtlMs: z.number().int().min(1000).default(6 * 3_600_000),
+    /** Entity workflows the budget is split across (set once per scope; see README, Scaling). */
+    shards: z.number().int().min(1).max(64).default(1),
   })
   .strict()
   .refine((b) => Math.abs(Object.values(b.allocations).reduce((a, x) => a + x, 0) - 1) <= 1e-9, { message: 'allocations must sum to 1', path: ['allocations'] })

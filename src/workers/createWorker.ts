@@ -47,6 +47,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     temporal,
     taskQueue: config.taskQueue,
     budgetDefaults: settingsFromConfig(config.budget),
+    budgetShards: config.budget.shards,
     catalog,
     providers,
     ledger,

@@ -5,6 +5,8 @@ import type { BookState, BudgetSettings, BudgetStatus, PeriodSummary, ReserveReq
 export interface BudgetEntityInput {
   readonly scope: string;
   readonly settings: BudgetSettings;
+  /** Which part of a sharded scope this entity holds. */
+  readonly shard?: { readonly index: number; readonly count: number };
   /** Carried over by continue-as-new. */
   readonly book?: BookState;
   /** Continue as new after this many history events even if the server has not suggested it. */
@@ -40,6 +42,7 @@ export const historyQuery = defineQuery<PeriodSummary[]>('history');
 /** To a request workflow waiting under the `wait` policy: spend past the limit is approved. */
 export const approveSpendSignal = defineSignal<[{ by?: string }]>('approveSpend');
 
+/** The entity of an unsharded scope (or shard 0's id when there is one shard). */
 export function budgetWorkflowId(scope: string): string {
   return `budget-${scope}`;
 }

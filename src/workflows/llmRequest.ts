@@ -18,7 +18,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, CallModelOutput, SelectOutput } from '../activities/index.js';
-import type { ReserveResult } from '../budget/book.js';
+import type { ShardedReserveResult } from '../activities/budget.js';
 import type { ErrorKind, ProviderErrorInfo } from '../providers/errors.js';
 import { decideAfterFailure } from '../routing/retryDecision.js';
 import type { Candidate } from '../routing/router.js';
@@ -77,7 +77,7 @@ function failureInfo(err: unknown): FailureInfo {
 }
 
 function usd(nanos: number): string {
-  return `$${(nanos / 1e9).toFixed(6)}`;
+  return `$${(nanos / 1e9).toFixed(9)}`;
 }
 
 /** A failure that ends the request: recorded on the run's search attributes, then thrown. */
@@ -158,7 +158,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
         const reservationId = `${info.workflowId}/${attemptId}`;
         const t0 = Date.now();
 
-        const grant: ReserveResult = await budget.reserveBudget({
+        const grant: ShardedReserveResult = await budget.reserveBudget({
           scope: req.budgetScope,
           reservationId,
           category: req.category,
@@ -199,7 +199,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
           out = await call.callModel({ workflowId: info.workflowId, attemptId, model: cand.model, system: req.system, prompt, maxOutputTokens: cand.maxOutputTokens, temperature: req.temperature });
         } catch (err) {
           const f = failureInfo(err);
-          await budget.releaseBudget({ scope: req.budgetScope, reservationId });
+          await budget.releaseBudget({ scope: req.budgetScope, shard: grant.shard, reservationId });
           const d = decideAfterFailure({ ...f, attempt }, sel.retry);
           record({
             attemptId,
@@ -230,7 +230,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
           continue candidates;
         }
 
-        await budget.recordSpend({ scope: req.budgetScope, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos });
+        await budget.recordSpend({ scope: req.budgetScope, shard: grant.shard, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos });
         record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: out.costNanos });
         const totalCost = attempts.reduce((s, a) => s + a.costNanos, 0);
         upsertSearchAttributes([

@@ -1,12 +1,31 @@
 /** `npm run bench`: the project's benchmarks; figures go to BENCHMARKS.md with this command. */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { benchBudget } from './budgetBench.js';
+import { benchRequests } from './requestBench.js';
+
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+}
 
 const which = process.argv[2] ?? 'all';
 if (which === 'all' || which === 'budget') {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-  const res = await benchBudget({ seconds, rounds, concurrency: [1, 8, 32, 128] });
-  process.stdout.write(`budget entity: reserve+settle pairs/s on one entity (${rounds} rounds x ${seconds} s)\n`);
-  for (const r of res) process.stdout.write(`  concurrency ${String(r.concurrency).padStart(3)}: median ${r.median} pairs/s  (rounds ${r.pairsPerSec.join(', ')}; p50 pair latency ${r.p50LatencyMs} ms)\n`);
+  const res = await benchBudget({ seconds, rounds, concurrency: [1, 32, 128], shards: [1, 4] });
+  process.stdout.write(`budget: reserve+settle pairs/s per scope (${rounds} interleaved rounds x ${seconds} s each)\n`);
+  for (const r of res) {
+    process.stdout.write(`  shards ${r.shards}  concurrency ${String(r.concurrency).padStart(3)}: median ${r.median} pairs/s  (rounds ${r.pairsPerSec.join(', ')}; p50 pair latency ${r.p50LatencyMs} ms)\n`);
+  }
+}
+if (which === 'all' || which === 'requests') {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const requests = Number(process.env.BENCH_REQUESTS ?? 300);
+  const res = await benchRequests({ requests, concurrency: 64, shards: [1, 4], rounds });
+  process.stdout.write(`requests end to end (simulator latency 0, ${requests} requests, 64 in flight, ${rounds} interleaved rounds)\n`);
+  for (const r of res) process.stdout.write(`  budget shards ${r.shards}: median ${median(r.perSec)} requests/s  (rounds ${r.perSec.join(', ')})\n`);
 }
 process.exit(0);

@@ -67,10 +67,10 @@ export async function startTestStack(opts: { faults?: FaultsFile; config?: Parti
   );
   const ledger = new FileLedger(config.ledgerPath);
   const makeWorker = (overrides?: (real: Activities) => Record<string, unknown>) =>
-    createSwitchyardWorker({ config, address, catalog, ledger, workflowBundlePath: inject('workflowBundlePath'), log: createLogger('warn'), ...(overrides ? { activityOverrides: overrides } : {}) });
+    createSwitchyardWorker({ config, address, catalog, ledger, workflowBundlePath: inject('workflowBundlePath'), log: createLogger('error'), ...(overrides ? { activityOverrides: overrides } : {}) });
   let sw = await makeWorker();
   let running = sw.worker.run();
-  const client = await SwitchyardClient.connect({ address, taskQueue, budgetDefaults: settingsFromConfig(config.budget) });
+  const client = await SwitchyardClient.connect({ address, taskQueue, budgetDefaults: settingsFromConfig(config.budget), budgetShards: config.budget.shards });
   return {
     client,
     simulator,

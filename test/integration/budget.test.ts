@@ -29,6 +29,15 @@ function estimateFor(model: string): number {
   return estimateCostNanos(stack.catalog.require(model), countChatTokens([{ content: PROMPT }]), MAX_OUT);
 }
 
+
+/** A denial is real when, at that moment, what was left was less than what the attempt needed. */
+function expectRealDenial(d: RequestFailedError): void {
+  const denial = d.details?.attempts.find((a) => a.outcome === 'budget_denied');
+  const m = /has \$([\d.]+) left; .* may cost up to \$([\d.]+)/.exec(denial?.message ?? '');
+  expect(m).not.toBeNull();
+  expect(Number(m![1])).toBeLessThan(Number(m![2]));
+}
+
 describe('no overspend under concurrency', () => {
   it('200 concurrent requests against a category budget that fits about 50', async () => {
     const scope = unique('conc');
@@ -54,6 +63,7 @@ describe('no overspend under concurrency', () => {
       expect(d.failureType).toBe('BudgetExceeded');
       expect(d.message).toMatch(/category "batch"/);
       expect(d.details?.costNanos).toBe(0);
+      expectRealDenial(d);
     }
     // Settled spend never exceeds the hard limit, and equals the successful results to the nanodollar.
     expect(batch.spentNanos).toBeLessThanOrEqual(batch.allocatedNanos);
@@ -62,8 +72,6 @@ describe('no overspend under concurrency', () => {
     expect(st.spentNanos).toBe(batch.spentNanos);
     const audit = stack.ledger.entries().filter((e) => ok.some((r) => r.workflowId === e.workflowId));
     expect(audit.reduce((s, e) => s + e.costNanos, 0)).toBe(batch.spentNanos);
-    // No room for one more estimate: the denials were real.
-    expect(batch.remainingNanos).toBeLessThan(est);
   });
 });
 
@@ -221,5 +229,42 @@ describe('soft-limit alerts', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('sharded budget (4 entities per scope)', () => {
+  let sharded: TestStack;
+  beforeAll(async () => {
+    sharded = await startTestStack({ config: { budget: { ...stack.config.budget, shards: 4 } } });
+  });
+  afterAll(async () => {
+    await sharded?.stop();
+  });
+
+  it('never overspends across shards, spills over before denying, and reports one status', async () => {
+    const scope = unique('shard');
+    const est = estimateFor('gpt-4o-mini');
+    await sharded.client.setBudget(scope, { totalNanos: est * 40 * 4, policies: { critical: 'downgrade', standard: 'downgrade', batch: 'reject' } });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 120 }, (_, i) =>
+        sharded.client.ask({ requestId: unique(`s${i}`), prompt: PROMPT, category: 'batch', model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, budgetScope: scope }),
+      ),
+    );
+    const ok = outcomes.filter((o): o is PromiseFulfilledResult<RequestResult> => o.status === 'fulfilled').map((o) => o.value);
+    const denied = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as RequestFailedError);
+    const st = await sharded.client.budgetStatus(scope);
+    const batch = st.categories.batch!;
+    expect(st.totalNanos).toBe(est * 160);
+    expect(batch.allocatedNanos).toBe(est * 40);
+    expect(ok.length).toBeGreaterThanOrEqual(40);
+    expect(denied.length).toBeGreaterThan(0);
+    expect(batch.spentNanos).toBeLessThanOrEqual(batch.allocatedNanos);
+    expect(batch.spentNanos).toBe(ok.reduce((sum, r) => sum + r.costNanos, 0));
+    expect(batch.reservedNanos).toBe(0);
+    // Spill-over: a request is denied only when no shard had room for it at that moment.
+    for (const d of denied) expectRealDenial(d);
+    const shardStatuses = await Promise.all([0, 1, 2, 3].map((k) => sharded.client.temporal.workflow.getHandle(`budget-${scope}#${k}`).query(statusQuery)));
+    for (const sh of shardStatuses) expect(sh.categories.batch!.spentNanos).toBeLessThanOrEqual(sh.categories.batch!.allocatedNanos);
+    expect(shardStatuses.filter((sh) => sh.categories.batch!.spentNanos > 0).length).toBeGreaterThan(1);
   });
 });
