@@ -47,7 +47,7 @@ const HARD: readonly Feature[] = [
 /** Words that mark short, mechanical transformations. */
 const EASY: readonly Feature[] = [
   { name: 'classification', pattern: /\b(classify|categori[sz]e|label|tag|sentiment|positive or negative|spam or not)\b/, weight: 1.0 },
-  { name: 'extraction', pattern: /\b(extract|pull out|list (the|all)|find (the|all)|return (the|only)|which (of|is))\b/, weight: 0.8 },
+  { name: 'extraction', pattern: /\b(extract|pull out|list (the|all)|return (the|only)|as json)\b/, weight: 0.8 },
   { name: 'formatting', pattern: /\b(format|convert|reformat|to json|to csv|to yaml|capitali[sz]e|lowercase|uppercase|fix (the )?typos?|spell(ing)?)\b/, weight: 0.9 },
   { name: 'short answer', pattern: /\b(yes or no|true or false|one word|single word|in one sentence|briefly|tl;?dr)\b/, weight: 0.9 },
   { name: 'summary', pattern: /\b(summari[sz]e|summary|key points|bullet points)\b/, weight: 0.5 },
@@ -64,7 +64,7 @@ const TRANSLATE_TO = /\btranslate\b.*\b(into|to)\s+(french|german|spanish|italia
 export const LONG_CONTEXT_TOKENS = 32_000;
 
 const BIAS = -0.35;
-const LENGTH_WEIGHT = 0.28;
+const LENGTH_WEIGHT = 0.4;
 
 function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));

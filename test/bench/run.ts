@@ -2,6 +2,7 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { benchBudget } from './budgetBench.js';
 import { benchRequests } from './requestBench.js';
+import { benchRouter } from './routerBench.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -12,6 +13,13 @@ function median(xs: number[]): number {
 }
 
 const which = process.argv[2] ?? 'all';
+if (which === 'all' || which === 'router') {
+  const n = Number(process.env.BENCH_DECISIONS ?? 100_000);
+  const { oursUs, seedUs } = benchRouter(n, Number(process.env.BENCH_ROUNDS ?? 3));
+  process.stdout.write(`router: us per decision over ${n} decisions (classify + route), interleaved rounds\n`);
+  process.stdout.write(`  switchyard (TypeScript): median ${median(oursUs).toFixed(2)} us  (rounds ${oursUs.map((x) => x.toFixed(2)).join(', ')})\n`);
+  if (seedUs.length > 0) process.stdout.write(`  seed (Python):           median ${median(seedUs).toFixed(2)} us  (rounds ${seedUs.map((x) => x.toFixed(2)).join(', ')})\n`);
+}
 if (which === 'all' || which === 'budget') {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);

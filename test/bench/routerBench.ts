@@ -1,0 +1,39 @@
+/**
+ * Router speed against the seed's Python router, side by side in one run, on the seed's own four
+ * requests: classify (real tokenizer) + route (all constraints, full fallback chain) per decision.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultCatalog } from '../../src/catalog/catalog.js';
+import { classify } from '../../src/routing/classifier.js';
+import { route } from '../../src/routing/router.js';
+
+const REQUESTS: Array<[string, number, number]> = [
+  ["Classify this text as positive or negative: 'Great product!'", 100, 0.0],
+  ['Analyze this codebase architecture and suggest improvements for scalability', 50000, 0.85],
+  ['Write a short poem about autumn', 50, 0.0],
+  ['Debug complex race condition in this function and explain why it fails', 2000, 0.0],
+];
+
+export function benchRouter(n: number, rounds: number): { oursUs: number[]; seedUs: number[] } {
+  const catalog = defaultCatalog();
+  const seedPath = join(process.cwd(), '..', 'shared', 'tools', 'seed-router.py');
+  const oursUs: number[] = [];
+  const seedUs: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const [prompt, contextTokens, minQuality] = REQUESTS[i % 4]!;
+      const c = classify({ prompt });
+      route(catalog, { complexity: c.complexity, capabilities: c.capabilities, inputTokens: c.inputTokens + contextTokens, minQuality });
+    }
+    oursUs.push(((performance.now() - t0) * 1000) / n);
+    if (existsSync(seedPath)) {
+      const out = execFileSync('python3', [seedPath, String(n)], { encoding: 'utf8' });
+      const m = /([\d.]+) us\/decision/.exec(out);
+      if (m) seedUs.push(Number(m[1]));
+    }
+  }
+  return { oursUs, seedUs };
+}
