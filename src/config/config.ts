@@ -20,7 +20,9 @@ export const retryPolicySchema = z
     backoffCoefficient: z.number().min(1).max(10).default(2),
     maximumIntervalMs: z.number().int().min(0).default(30_000),
     /** A Retry-After longer than this moves on to the next candidate instead of waiting. */
-    maxRetryAfterMs: z.number().int().min(0).default(120_000),
+    maxRetryAfterMs: z.number().int().min(0).default(10_000),
+    /** When every candidate is rate-limited: the longest durable wait for the earliest reset. */
+    maxRateLimitWaitMs: z.number().int().min(0).default(900_000),
   })
   .strict();
 export type RetryPolicyConfig = z.output<typeof retryPolicySchema>;

@@ -10,6 +10,8 @@ export interface RetryPolicy {
   readonly backoffCoefficient: number;
   readonly maximumIntervalMs: number;
   readonly maxRetryAfterMs: number;
+  /** When every candidate is rate-limited, wait (durably) this long at most for the earliest reset. */
+  readonly maxRateLimitWaitMs: number;
 }
 
 export interface FailureFacts {
@@ -23,7 +25,14 @@ export interface FailureFacts {
 
 export type Decision =
   | { readonly action: 'retry'; readonly delayMs: number; readonly why: string }
-  | { readonly action: 'next'; readonly why: string; readonly needLargerContext?: boolean; readonly otherProvider?: boolean }
+  | {
+      readonly action: 'next';
+      readonly why: string;
+      readonly needLargerContext?: boolean;
+      readonly otherProvider?: boolean;
+      /** Rate-limited for this long: the model may be retried after that if nothing else answers. */
+      readonly rateLimitedForMs?: number;
+    }
   | { readonly action: 'fail'; readonly why: string };
 
 const POLICY_REFUSAL = /content[ _-]?policy|safety|moderation|refus/i;
@@ -38,8 +47,8 @@ export function decideAfterFailure(f: FailureFacts, policy: RetryPolicy): Decisi
   switch (f.kind) {
     case 'rate_limited': {
       const wait = f.retryAfterMs ?? backoffMs(policy, f.attempt);
-      if (wait > policy.maxRetryAfterMs) return { action: 'next', why: `rate limited for ${wait} ms > bound ${policy.maxRetryAfterMs} ms` };
-      if (!attemptsLeft) return { action: 'next', why: `rate limited; ${policy.maximumAttempts} attempts spent` };
+      if (wait > policy.maxRetryAfterMs) return { action: 'next', why: `rate limited for ${wait} ms > bound ${policy.maxRetryAfterMs} ms`, rateLimitedForMs: wait };
+      if (!attemptsLeft) return { action: 'next', why: `rate limited; ${policy.maximumAttempts} attempts spent`, rateLimitedForMs: wait };
       return { action: 'retry', delayMs: wait, why: f.retryAfterMs !== undefined ? `Retry-After ${wait} ms` : `rate limited, backoff ${wait} ms` };
     }
     case 'transient':

@@ -146,122 +146,138 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       attempts.push({ waitBeforeMs, costNanos: 0, ...a });
     };
 
-    let ci = 0;
-    candidates: while (ci < chain.length) {
-      const cand = chain[ci];
-      ci += 1;
-      if (!cand || skipped.has(cand.model)) continue;
-      for (let attempt = 1; ; ) {
-        if (waitBeforeMs > 0) await sleep(waitBeforeMs);
-        seq += 1;
-        const attemptId = `a${seq}`;
-        const reservationId = `${info.workflowId}/${attemptId}`;
-        const t0 = Date.now();
+    // Every candidate rate-limited: wait durably for the earliest reset, then try those again.
+    const rateLimited = new Map<string, { until: number; candidate: Candidate }>();
+    for (let round = 0; ; round++) {
+      let ci = 0;
+      candidates: while (ci < chain.length) {
+        const cand = chain[ci];
+        ci += 1;
+        if (!cand || skipped.has(cand.model)) continue;
+        for (let attempt = 1; ; ) {
+          if (waitBeforeMs > 0) await sleep(waitBeforeMs);
+          seq += 1;
+          const attemptId = `a${seq}`;
+          const reservationId = `${info.workflowId}/${attemptId}`;
+          const t0 = Date.now();
 
-        const grant: ShardedReserveResult = await budget.reserveBudget({
-          scope: req.budgetScope,
-          reservationId,
-          category: req.category,
-          amountNanos: cand.estimatedCostNanos,
-          workflowId: info.workflowId,
-          force: approved,
-        });
-        if (!grant.granted) {
-          const what = `category "${grant.category}" in budget "${req.budgetScope}" has ${usd(grant.remainingNanos)} left; ${cand.model} may cost up to ${usd(grant.requestedNanos)}`;
-          record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'budget_denied', message: what, startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, decision: `policy ${grant.policy}` });
-          waitBeforeMs = 0;
-          if (grant.policy === 'reject') throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}`, 'budget_exceeded');
-          if (grant.policy === 'downgrade') {
-            const tooDear = chain.filter((c) => c.estimatedCostNanos > grant.remainingNanos).map((c) => c.model);
-            try {
-              sel = await select({ costCapNanos: grant.remainingNanos, excludeModels: [...new Set([...skipped, ...tooDear])], unpin: true });
-            } catch (e) {
-              if (e instanceof Stop) throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`, 'budget_exceeded');
-              throw e;
+          const grant: ShardedReserveResult = await budget.reserveBudget({
+            scope: req.budgetScope,
+            reservationId,
+            category: req.category,
+            amountNanos: cand.estimatedCostNanos,
+            workflowId: info.workflowId,
+            force: approved,
+          });
+          if (!grant.granted) {
+            const what = `category "${grant.category}" in budget "${req.budgetScope}" has ${usd(grant.remainingNanos)} left; ${cand.model} may cost up to ${usd(grant.requestedNanos)}`;
+            record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'budget_denied', message: what, startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, decision: `policy ${grant.policy}` });
+            waitBeforeMs = 0;
+            if (grant.policy === 'reject') throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}`, 'budget_exceeded');
+            if (grant.policy === 'downgrade') {
+              const tooDear = chain.filter((c) => c.estimatedCostNanos > grant.remainingNanos).map((c) => c.model);
+              try {
+                sel = await select({ costCapNanos: grant.remainingNanos, excludeModels: [...new Set([...skipped, ...tooDear])], unpin: true });
+              } catch (e) {
+                if (e instanceof Stop) throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`, 'budget_exceeded');
+                throw e;
+              }
+              chain = sel.decision.chain;
+              ci = 0;
+              log.info('budget denied; downgraded', { model: cand.model, next: chain[0]?.model });
+              continue candidates;
             }
-            chain = sel.decision.chain;
-            ci = 0;
-            log.info('budget denied; downgraded', { model: cand.model, next: chain[0]?.model });
+            // wait: for the next period or an operator's approval, at most maxWaitMs.
+            const now = Date.now();
+            const limit = Math.min(grant.periodEnd - now, grant.maxWaitMs);
+            const got = await condition(() => approved, Math.max(1, limit));
+            if (!got && Date.now() < grant.periodEnd) {
+              throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${limit} ms (maxWaitMs) without a new period or an approval`, 'budget_exceeded');
+            }
+            continue; // same candidate, same attempt number: the denial was not a provider attempt
+          }
+
+          let out: CallModelOutput;
+          try {
+            out = await call.callModel({ workflowId: info.workflowId, attemptId, model: cand.model, system: req.system, prompt, maxOutputTokens: cand.maxOutputTokens, temperature: req.temperature });
+          } catch (err) {
+            const f = failureInfo(err);
+            await budget.releaseBudget({ scope: req.budgetScope, shard: grant.shard, reservationId });
+            const d = decideAfterFailure({ ...f, attempt }, sel.retry);
+            record({
+              attemptId,
+              model: cand.model,
+              provider: cand.provider,
+              tier: cand.tier,
+              outcome: f.kind,
+              status: f.status,
+              message: f.message,
+              startedAt: new Date(t0).toISOString(),
+              durationMs: Date.now() - t0,
+              decision: d.action === 'retry' ? `retry in ${d.delayMs} ms (${d.why})` : `${d.action}: ${d.why}`,
+            });
+            log.info('provider attempt failed', { attemptId, model: cand.model, kind: f.kind, decision: d.action });
+            if (d.action === 'retry') {
+              waitBeforeMs = d.delayMs;
+              attempt += 1;
+              continue;
+            }
+            waitBeforeMs = 0;
+            if (d.action === 'fail') throw new Stop(FAILURE_TYPES.nonRetryable, d.why, 'failed');
+            if (d.needLargerContext) {
+              const window = sel.contextWindows[cand.model] ?? 0;
+              for (const c of chain) if ((sel.contextWindows[c.model] ?? 0) <= window) skipped.add(c.model);
+            }
+            if (d.otherProvider) for (const c of chain) if (c.provider === cand.provider) skipped.add(c.model);
+            if (d.rateLimitedForMs !== undefined) rateLimited.set(cand.model, { until: Date.now() + d.rateLimitedForMs, candidate: cand });
+            skipped.add(cand.model);
             continue candidates;
           }
-          // wait: for the next period or an operator's approval, at most maxWaitMs.
-          const now = Date.now();
-          const limit = Math.min(grant.periodEnd - now, grant.maxWaitMs);
-          const got = await condition(() => approved, Math.max(1, limit));
-          if (!got && Date.now() < grant.periodEnd) {
-            throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${limit} ms (maxWaitMs) without a new period or an approval`, 'budget_exceeded');
-          }
-          continue; // same candidate, same attempt number: the denial was not a provider attempt
-        }
 
-        let out: CallModelOutput;
-        try {
-          out = await call.callModel({ workflowId: info.workflowId, attemptId, model: cand.model, system: req.system, prompt, maxOutputTokens: cand.maxOutputTokens, temperature: req.temperature });
-        } catch (err) {
-          const f = failureInfo(err);
-          await budget.releaseBudget({ scope: req.budgetScope, shard: grant.shard, reservationId });
-          const d = decideAfterFailure({ ...f, attempt }, sel.retry);
-          record({
-            attemptId,
+          await budget.recordSpend({ scope: req.budgetScope, shard: grant.shard, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos });
+          record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: out.costNanos });
+          const totalCost = attempts.reduce((s, a) => s + a.costNanos, 0);
+          upsertSearchAttributes([
+            { key: LlmModel, value: cand.model },
+            { key: LlmTier, value: cand.tier },
+            { key: LlmOutcome, value: 'completed' },
+            { key: LlmCostNanos, value: totalCost },
+          ]);
+          return {
+            workflowId: info.workflowId,
+            requestId,
+            category: req.category,
+            text: out.text,
             model: cand.model,
             provider: cand.provider,
             tier: cand.tier,
-            outcome: f.kind,
-            status: f.status,
-            message: f.message,
-            startedAt: new Date(t0).toISOString(),
-            durationMs: Date.now() - t0,
-            decision: d.action === 'retry' ? `retry in ${d.delayMs} ms (${d.why})` : `${d.action}: ${d.why}`,
-          });
-          log.info('provider attempt failed', { attemptId, model: cand.model, kind: f.kind, decision: d.action });
-          if (d.action === 'retry') {
-            waitBeforeMs = d.delayMs;
-            attempt += 1;
-            continue;
-          }
-          waitBeforeMs = 0;
-          if (d.action === 'fail') throw new Stop(FAILURE_TYPES.nonRetryable, d.why, 'failed');
-          if (d.needLargerContext) {
-            const window = sel.contextWindows[cand.model] ?? 0;
-            for (const c of chain) if ((sel.contextWindows[c.model] ?? 0) <= window) skipped.add(c.model);
-          }
-          if (d.otherProvider) for (const c of chain) if (c.provider === cand.provider) skipped.add(c.model);
-          skipped.add(cand.model);
-          continue candidates;
+            usage: out.usage,
+            costNanos: totalCost,
+            premiumBaselineCostNanos: out.premiumBaselineCostNanos,
+            classification: {
+              complexity: cls.complexity,
+              capabilities: cls.capabilities,
+              inputTokens: cls.inputTokens,
+              signals: cls.signals,
+              preferredTier: sel.decision.preferredTier,
+            },
+            candidates: chain,
+            attempts,
+            durationMs: Date.now() - startedAt,
+          };
         }
-
-        await budget.recordSpend({ scope: req.budgetScope, shard: grant.shard, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos });
-        record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: out.costNanos });
-        const totalCost = attempts.reduce((s, a) => s + a.costNanos, 0);
-        upsertSearchAttributes([
-          { key: LlmModel, value: cand.model },
-          { key: LlmTier, value: cand.tier },
-          { key: LlmOutcome, value: 'completed' },
-          { key: LlmCostNanos, value: totalCost },
-        ]);
-        return {
-          workflowId: info.workflowId,
-          requestId,
-          category: req.category,
-          text: out.text,
-          model: cand.model,
-          provider: cand.provider,
-          tier: cand.tier,
-          usage: out.usage,
-          costNanos: totalCost,
-          premiumBaselineCostNanos: out.premiumBaselineCostNanos,
-          classification: {
-            complexity: cls.complexity,
-            capabilities: cls.capabilities,
-            inputTokens: cls.inputTokens,
-            signals: cls.signals,
-            preferredTier: sel.decision.preferredTier,
-          },
-          candidates: chain,
-          attempts,
-          durationMs: Date.now() - startedAt,
-        };
       }
+      if (rateLimited.size === 0 || round >= 5) break;
+      const retryable = [...rateLimited.values()].sort((a, b) => a.until - b.until);
+      const waitMs = Math.max(0, (retryable[0]?.until ?? 0) - Date.now());
+      if (waitMs > sel.retry.maxRateLimitWaitMs) {
+        throw new Stop(FAILURE_TYPES.allCandidatesFailed, `every candidate is rate-limited; the earliest reset is in ${waitMs} ms > maxRateLimitWaitMs ${sel.retry.maxRateLimitWaitMs}`, 'failed');
+      }
+      log.info('every candidate rate-limited; waiting for the earliest reset', { waitMs });
+      chain = retryable.map((r) => r.candidate);
+      for (const c of chain) skipped.delete(c.model);
+      rateLimited.clear();
+      waitBeforeMs = waitMs;
     }
     const last = attempts[attempts.length - 1];
     throw new Stop(FAILURE_TYPES.allCandidatesFailed, last?.decision?.replace(/^next: /, '') ?? 'no candidate left', 'failed');

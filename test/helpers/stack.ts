@@ -60,7 +60,7 @@ export async function startTestStack(opts: { faults?: FaultsFile; config?: Parti
       stateDir: dir,
       ledgerPath: join(dir, 'ledger.jsonl'),
       simulatorUrl,
-      retry: { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000 },
+      retry: { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 120_000 },
       callTimeoutMs: 10_000,
       ...opts.config,
     },

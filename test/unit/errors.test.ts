@@ -34,7 +34,7 @@ describe('error taxonomy', () => {
 });
 
 describe('retry decisions', () => {
-  const policy: RetryPolicy = { maximumAttempts: 3, initialIntervalMs: 500, backoffCoefficient: 2, maximumIntervalMs: 3000, maxRetryAfterMs: 60_000 };
+  const policy: RetryPolicy = { maximumAttempts: 3, initialIntervalMs: 500, backoffCoefficient: 2, maximumIntervalMs: 3000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 600_000 };
   it('backs off exponentially up to the maximum', () => {
     expect([1, 2, 3, 4, 5].map((a) => backoffMs(policy, a))).toEqual([500, 1000, 2000, 3000, 3000]);
   });
