@@ -17,7 +17,7 @@ afterAll(async () => {
 });
 
 function fault(model: string, spec: Record<string, unknown>): void {
-  stack.simulator.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [], ...spec } as never });
+  stack.simulator.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [], ...spec } });
 }
 
 describe('rate limits', () => {
