@@ -87,7 +87,7 @@ export function createActivities(deps: ActivityDeps) {
             model: r.model,
             noFallback: r.noFallback,
             excludeModels: input.excludeModels,
-            minTier: input.minTier,
+            minTier: input.minTier ?? r.minTier,
           },
           deps.routing,
         );

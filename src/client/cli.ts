@@ -240,6 +240,39 @@ stackOptions(
   }
 });
 
+program
+  .command('escalate')
+  .description('re-route a running request now (or re-run a finished one) one tier up, or on --model')
+  .argument('<workflow-id>', 'the request workflow id, e.g. llm-<request id>')
+  .option('--model <name>', 'a catalog model to use instead of the next tier')
+  .option('--reason <text>', 'recorded in the trace')
+  .action(async (workflowId: string, o: { model?: string; reason?: string }) => {
+    const cfg = config();
+    if (o.model) loadCatalog(cfg.catalogPath).require(o.model);
+    const client = await SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue });
+    try {
+      const r = await client.escalate(workflowId, o);
+      process.stdout.write(r.action === 'signalled' ? `escalated ${workflowId} (running: re-routing now)\n` : `${workflowId} had finished: re-run as ${r.workflowId}\n`);
+    } finally {
+      await client.close();
+    }
+  });
+
+program
+  .command('cancel')
+  .description('cancel a running request (its budget reservation is released)')
+  .argument('<workflow-id>', 'the request workflow id')
+  .action(async (workflowId: string) => {
+    const cfg = config();
+    const client = await SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue });
+    try {
+      await client.cancel(workflowId);
+      process.stdout.write(`cancellation requested for ${workflowId}\n`);
+    } finally {
+      await client.close();
+    }
+  });
+
 function parsePairs<T>(flag: string, v: string, parse: (raw: string, key: string) => T): Record<string, T> {
   const out: Record<string, T> = {};
   for (const part of v.split(',')) {

@@ -5,12 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { BudgetSettings, BudgetStatus, PeriodSummary } from '../budget/book.js';
-import { type AdjustInput, adjustUpdate, historyQuery, resetUpdate, statusQuery } from '../workflows/budgetMessages.js';
+import { type AdjustInput, adjustUpdate, escalateSignal, historyQuery, resetUpdate, statusQuery } from '../workflows/budgetMessages.js';
 import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { type Tier, TIERS } from '../catalog/schema.js';
 import { parseOrThrow } from '../util/validation.js';
 import { type RequestFailureDetails, type RequestInput, requestInputSchema, type RequestResult } from '../workflows/requestTypes.js';
-import { LlmCategory } from '../workflows/searchAttributes.js';
+import { LlmCategory, LlmTier } from '../workflows/searchAttributes.js';
 
 export interface SwitchyardClientOptions {
   readonly address: string;
@@ -141,6 +142,39 @@ export class SwitchyardClient {
   async ask(input: RequestInput): Promise<RequestResult> {
     const handle = await this.start(input);
     return this.result(handle.workflowId);
+  }
+
+  /**
+   * Operator escalation. A running request re-routes at once (to `model`, or one tier up); a
+   * finished one is re-run as a new request (`<request id>-esc<N>`) at the next tier or on `model`.
+   */
+  async escalate(workflowId: string, opts: { model?: string; reason?: string } = {}): Promise<{ action: 'signalled' | 'restarted'; workflowId: string }> {
+    const handle = this.temporal.workflow.getHandle(workflowId);
+    const desc = await handle.describe();
+    if (desc.status.name === 'RUNNING') {
+      await handle.signal(escalateSignal, { ...(opts.model ? { model: opts.model } : {}), ...(opts.reason ? { reason: opts.reason } : {}) });
+      return { action: 'signalled', workflowId };
+    }
+    const history = await handle.fetchHistory();
+    const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    if (!payload) throw new Error(`cannot read the input of ${workflowId}`);
+    const input = defaultPayloadConverter.fromPayload<RequestInput>(payload);
+    const tier = desc.typedSearchAttributes.get(LlmTier) as Tier | undefined;
+    const up = tier ? TIERS[Math.min(TIERS.length - 1, TIERS.indexOf(tier) + 1)] : undefined;
+    const { requestId: _r, model: _m, minTier: _t, ...rest } = input;
+    let k = 1;
+    for (; k < 100; k++) {
+      const candidate = workflowIdFor(`${input.requestId ?? workflowId}-esc${k}`);
+      const exists = await this.temporal.workflow.getHandle(candidate).describe().then(() => true, () => false);
+      if (!exists) break;
+    }
+    const next = await this.start({ ...rest, requestId: `${input.requestId ?? workflowId}-esc${k}`, ...(opts.model ? { model: opts.model } : up ? { minTier: up } : {}) });
+    return { action: 'restarted', workflowId: next.workflowId };
+  }
+
+  /** Cancels a running request: its open reservation is released; it ends as cancelled. */
+  async cancel(workflowId: string): Promise<void> {
+    await this.temporal.workflow.getHandle(workflowId).cancel();
   }
 
   async close(): Promise<void> {

@@ -46,3 +46,6 @@ export const approveSpendSignal = defineSignal<[{ by?: string }]>('approveSpend'
 export function budgetWorkflowId(scope: string): string {
   return `budget-${scope}`;
 }
+
+/** To a running request workflow: re-route now, to a named model or one tier up. */
+export const escalateSignal = defineSignal<[{ model?: string; reason?: string }]>('escalate');

@@ -7,12 +7,13 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   condition,
+  isCancellation,
   log,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
-  sleep,
   TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
@@ -22,8 +23,9 @@ import type { ShardedReserveResult } from '../activities/budget.js';
 import type { ErrorKind, ProviderErrorInfo } from '../providers/errors.js';
 import { decideAfterFailure } from '../routing/retryDecision.js';
 import type { Candidate } from '../routing/router.js';
+import { type Tier, TIERS } from '../catalog/schema.js';
 import { describeIssues } from '../util/validation.js';
-import { approveSpendSignal } from './budgetMessages.js';
+import { approveSpendSignal, escalateSignal } from './budgetMessages.js';
 import {
   type Attempt,
   FAILURE_TYPES,
@@ -110,6 +112,10 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   setHandler(approveSpendSignal, () => {
     approved = true;
   });
+  let escalation: { model?: string; reason?: string } | undefined;
+  setHandler(escalateSignal, (e) => {
+    escalation = e ?? {};
+  });
 
   const cls = await local.classify({ prompt: req.prompt, system: req.system, context: req.context });
   upsertSearchAttributes([
@@ -118,11 +124,12 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   ]);
 
   const { prompt: _p, system: _s, context: _c, ...constraints } = req;
-  const select = async (extra: { costCapNanos?: number; excludeModels?: string[]; unpin?: boolean } = {}): Promise<SelectOutput> => {
+  const select = async (extra: { costCapNanos?: number; excludeModels?: string[]; unpin?: boolean; model?: string; minTier?: Tier } = {}): Promise<SelectOutput> => {
     try {
       const request = { ...constraints, ...(extra.costCapNanos !== undefined ? { costCapNanos: Math.min(extra.costCapNanos, constraints.costCapNanos ?? Number.MAX_SAFE_INTEGER) } : {}) };
       if (extra.unpin) delete request.model;
-      return await local.selectModels({ request, classification: cls, ...(extra.excludeModels ? { excludeModels: extra.excludeModels } : {}) });
+      if (extra.model !== undefined) request.model = extra.model;
+      return await local.selectModels({ request, classification: cls, ...(extra.excludeModels ? { excludeModels: extra.excludeModels } : {}), ...(extra.minTier ? { minTier: extra.minTier } : {}) });
     } catch (e) {
       if (e instanceof ActivityFailure && e.cause instanceof ApplicationFailure) {
         throw new Stop(e.cause.type ?? FAILURE_TYPES.noEligibleModel, e.cause.message, 'no_model');
@@ -155,7 +162,21 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
         ci += 1;
         if (!cand || skipped.has(cand.model)) continue;
         for (let attempt = 1; ; ) {
-          if (waitBeforeMs > 0) await sleep(waitBeforeMs);
+          // Waits are durable timers; an operator's escalation cuts them short.
+          if (waitBeforeMs > 0 && !escalation) await condition(() => escalation !== undefined, waitBeforeMs);
+          if (escalation) {
+            const e = escalation;
+            escalation = undefined;
+            const up = TIERS[Math.min(TIERS.length - 1, TIERS.indexOf(cand.tier) + 1)];
+            record({ attemptId: `e${seq}`, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'escalated', message: e.reason ?? 'operator escalation', startedAt: new Date(Date.now()).toISOString(), durationMs: 0, decision: e.model ? `escalate to ${e.model}` : `escalate to the ${up} tier` });
+            sel = await select(e.model ? { model: e.model } : { unpin: true, ...(up ? { minTier: up } : {}), excludeModels: [cand.model] });
+            chain = sel.decision.chain;
+            ci = 0;
+            skipped.clear();
+            rateLimited.clear();
+            waitBeforeMs = 0;
+            continue candidates;
+          }
           seq += 1;
           const attemptId = `a${seq}`;
           const reservationId = `${info.workflowId}/${attemptId}`;
@@ -190,7 +211,8 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             // wait: for the next period or an operator's approval, at most maxWaitMs.
             const now = Date.now();
             const limit = Math.min(grant.periodEnd - now, grant.maxWaitMs);
-            const got = await condition(() => approved, Math.max(1, limit));
+            const got = await condition(() => approved || escalation !== undefined, Math.max(1, limit));
+            if (escalation) continue;
             if (!got && Date.now() < grant.periodEnd) {
               throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${limit} ms (maxWaitMs) without a new period or an approval`, 'budget_exceeded');
             }
@@ -201,6 +223,11 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
           try {
             out = await call.callModel({ workflowId: info.workflowId, attemptId, model: cand.model, system: req.system, prompt, maxOutputTokens: cand.maxOutputTokens, temperature: req.temperature });
           } catch (err) {
+            if (isCancellation(err)) {
+              // Cancelled by an operator mid-call: free the reservation, then end as cancelled.
+              await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: grant.shard, reservationId }));
+              throw err;
+            }
             const f = failureInfo(err);
             await budget.releaseBudget({ scope: req.budgetScope, shard: grant.shard, reservationId });
             const d = decideAfterFailure({ ...f, attempt }, sel.retry);
@@ -282,6 +309,13 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     const last = attempts[attempts.length - 1];
     throw new Stop(FAILURE_TYPES.allCandidatesFailed, last?.decision?.replace(/^next: /, '') ?? 'no candidate left', 'failed');
   } catch (e) {
+    if (isCancellation(e)) {
+      upsertSearchAttributes([
+        { key: LlmOutcome, value: 'cancelled' },
+        { key: LlmCostNanos, value: attempts.reduce((s, a) => s + a.costNanos, 0) },
+      ]);
+      throw e;
+    }
     if (!(e instanceof Stop)) throw e;
     const costNanos = attempts.reduce((s, a) => s + a.costNanos, 0);
     upsertSearchAttributes([

@@ -3,7 +3,7 @@
  * starting, and by the workflow to validate again at its boundary.
  */
 import { z } from 'zod';
-import { CAPABILITIES, PROVIDERS, type ProviderName, type Tier } from '../catalog/schema.js';
+import { CAPABILITIES, PROVIDERS, type ProviderName, type Tier, TIERS } from '../catalog/schema.js';
 import type { Usage } from '../catalog/pricing.js';
 import type { Candidate } from '../routing/router.js';
 
@@ -35,6 +35,8 @@ export const requestInputSchema = z
     costCapNanos: z.number().int().min(0).optional(),
     temperature: z.number().min(0).max(2).optional(),
     noFallback: z.boolean().optional(),
+    /** Start at this tier or above (operator escalation of a finished request). */
+    minTier: z.enum(TIERS, { error: `must be one of ${TIERS.join(', ')}` }).optional(),
     /** The budget scope to charge (one budget entity per scope). */
     budgetScope: z
       .string()
@@ -46,7 +48,7 @@ export const requestInputSchema = z
 export type RequestInput = z.input<typeof requestInputSchema>;
 export type ValidRequest = z.output<typeof requestInputSchema>;
 
-export type AttemptOutcome = 'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout' | 'budget_denied';
+export type AttemptOutcome = 'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout' | 'budget_denied' | 'escalated';
 
 export interface Attempt {
   readonly attemptId: string;
@@ -105,4 +107,5 @@ export const FAILURE_TYPES = {
   allCandidatesFailed: 'AllCandidatesFailed',
   nonRetryable: 'NonRetryableProviderError',
   budgetExceeded: 'BudgetExceeded',
+  cancelled: 'Cancelled',
 } as const;

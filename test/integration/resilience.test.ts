@@ -1,6 +1,8 @@
 /** Rate limits and durable waits, on the real dev server with the simulator's fault injection. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowFailedError } from '@temporalio/client';
 import { workflowIdFor } from '../../src/client/client.js';
+import { LlmOutcome } from '../../src/workflows/searchAttributes.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 let stack: TestStack;
@@ -60,5 +62,63 @@ describe('rate limits', () => {
     const err = await stack.client.ask({ requestId: rid('rl-long'), prompt: 'Name a mountain.', model: 'gpt-4o', noFallback: true }).catch((e: unknown) => e);
     stack.simulator.setFaults({});
     expect((err as Error).message).toMatch(/every candidate is rate-limited; the earliest reset is in \d+ ms > maxRateLimitWaitMs 120000/);
+  });
+});
+
+async function waitForAttempts(workflowId: string, outcome: string): Promise<void> {
+  const h = stack.client.temporal.workflow.getHandle(workflowId);
+  for (let i = 0; i < 100; i++) {
+    const history = await h.fetchHistory().catch(() => ({ events: [] as never[] }));
+    const failed = (history.events ?? []).some((e) => e.activityTaskFailedEventAttributes?.failure?.applicationFailureInfo?.type === outcome);
+    if (failed) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no ${outcome} attempt in ${workflowId}`);
+}
+
+describe('operator signals', () => {
+  it('escalate cuts a durable wait short and re-routes to the named model', async () => {
+    fault('gpt-4o-mini', { errorRates: { '429': 1 }, retryAfterSeconds: 60 });
+    const requestId = rid('esc-model');
+    const pending = stack.client.ask({ requestId, prompt: 'Name a lake.', model: 'gpt-4o-mini', noFallback: true });
+    await waitForAttempts(workflowIdFor(requestId), 'rate_limited');
+    const t0 = Date.now();
+    expect(await stack.client.escalate(workflowIdFor(requestId), { model: 'claude-3-5-sonnet', reason: 'customer waiting' })).toEqual({ action: 'signalled', workflowId: workflowIdFor(requestId) });
+    const res = await pending;
+    stack.simulator.setFaults({});
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(res.model).toBe('claude-3-5-sonnet');
+    expect(res.attempts.map((a) => a.outcome)).toEqual(['rate_limited', 'escalated', 'ok']);
+    expect(res.attempts[1]).toMatchObject({ decision: 'escalate to claude-3-5-sonnet', message: 'customer waiting' });
+  });
+
+  it('escalate of a finished request re-runs it one tier up', async () => {
+    const first = await stack.client.ask({ requestId: rid('esc-done'), prompt: 'Classify this ticket as billing or technical: "charged twice"', category: 'batch' });
+    expect(first.tier).toBe('economy');
+    const r = await stack.client.escalate(first.workflowId);
+    expect(r.action).toBe('restarted');
+    expect(r.workflowId).toBe(`${first.workflowId}-esc1`);
+    const again = await stack.client.result(r.workflowId);
+    expect(again.tier).toBe('standard');
+    expect(again.category).toBe('batch');
+  });
+
+  it('cancel ends a waiting request as cancelled, releasing its reservation, charging nothing', async () => {
+    fault('gpt-4o-mini', { errorRates: { '429': 1 }, retryAfterSeconds: 60 });
+    const scope = rid('cancel-scope');
+    const requestId = rid('cancel');
+    const pending = stack.client.ask({ requestId, prompt: 'Name a sea.', model: 'gpt-4o-mini', noFallback: true, budgetScope: scope });
+    await waitForAttempts(workflowIdFor(requestId), 'rate_limited');
+    await stack.client.cancel(workflowIdFor(requestId));
+    const err = await pending.catch((e: unknown) => e);
+    stack.simulator.setFaults({});
+    expect((err as Error).message).toMatch(/cancel/i);
+    const desc = await stack.client.temporal.workflow.getHandle(workflowIdFor(requestId)).describe();
+    expect(desc.status.name).toBe('CANCELLED');
+    expect(desc.typedSearchAttributes.get(LlmOutcome)).toBe('cancelled');
+    const st = await stack.client.budgetStatus(scope);
+    expect(st.spentNanos).toBe(0);
+    expect(st.reservedNanos).toBe(0);
+    expect(err).not.toBeInstanceOf(WorkflowFailedError);
   });
 });
