@@ -6,6 +6,8 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type BudgetDeps, createBudgetActivities } from './budget.js';
+import { checkAnswer, type QualityVerdict } from '../quality/checks.js';
+import type { QualitySpec } from '../quality/spec.js';
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/catalog.js';
 import { costNanos, type Usage } from '../catalog/pricing.js';
@@ -28,7 +30,7 @@ export interface ActivityDeps extends BudgetDeps {
 }
 
 export interface SelectInput {
-  readonly request: Omit<ValidRequest, 'prompt' | 'system' | 'context'>;
+  readonly request: Omit<ValidRequest, 'prompt' | 'system' | 'context' | 'quality'>;
   readonly classification: Pick<Classification, 'complexity' | 'capabilities' | 'inputTokens'>;
   readonly excludeModels?: string[];
   readonly minTier?: Tier;
@@ -67,6 +69,10 @@ export function createActivities(deps: ActivityDeps) {
     ...createBudgetActivities(deps),
     async classify(input: { prompt: string; system?: string | undefined; context?: string | undefined }): Promise<Classification> {
       return classifyPure(input);
+    },
+
+    async checkQuality(input: { text: string; spec: QualitySpec }): Promise<QualityVerdict> {
+      return checkAnswer(input.text, input.spec);
     },
 
     async selectModels(input: SelectInput): Promise<SelectOutput> {

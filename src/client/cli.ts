@@ -68,8 +68,9 @@ function printTrace(r: RequestResult): void {
   out.write('candidates:\n');
   r.candidates.forEach((c, i) => out.write(`  ${i + 1}. ${c.model} (${c.tier}, ${c.provider}) est ${formatUsd(c.estimatedCostNanos)}: ${c.reason}\n`));
   out.write('attempts:\n');
+  for (const e of r.escalations) out.write(`escalated ${e.from} -> ${e.to}: ${e.reason}\n`);
   for (const a of r.attempts) {
-    out.write(`  ${a.attemptId} ${a.model}: ${a.outcome}${a.status ? ` ${a.status}` : ''}${a.waitBeforeMs ? ` after ${a.waitBeforeMs} ms wait` : ''}, ${a.durationMs} ms, ${formatUsd(a.costNanos)}${a.decision ? ` -> ${a.decision}` : ''}\n`);
+    out.write(`  ${a.attemptId} ${a.model}: ${a.outcome}${a.qualityFailures ? ` (quality: ${a.qualityFailures.join('; ')})` : ''}${a.status ? ` ${a.status}` : ''}${a.waitBeforeMs ? ` after ${a.waitBeforeMs} ms wait` : ''}, ${a.durationMs} ms, ${formatUsd(a.costNanos)}${a.decision ? ` -> ${a.decision}` : ''}\n`);
   }
   out.write(`answered by ${r.model} (${r.tier}); usage in ${r.usage.inputTokens} / cached ${r.usage.cachedInputTokens} / out ${r.usage.outputTokens}; cost ${formatUsd(r.costNanos)} (premium baseline ${formatUsd(r.premiumBaselineCostNanos)})\n`);
 }
@@ -93,8 +94,10 @@ program
   .option('--max-output-tokens <n>', 'output token budget', int('--max-output-tokens', 1))
   .option('--context-file <path>', 'a document the prompt refers to')
   .option('--request-id <id>', 'idempotency key (default: random)')
+  .option('--json-schema <file>', 'the answer must be JSON matching this JSON Schema (else escalate a tier)')
+  .option('--max-escalations <n>', 'quality escalations at most', int('--max-escalations'), 2)
   .option('--json', 'print the result as JSON')
-  .action(async (prompt: string, o: { category: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; json?: boolean }) => {
+  .action(async (prompt: string, o: { category: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; jsonSchema?: string; maxEscalations: number; json?: boolean }) => {
     const cfg = config();
     const client = await SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue });
     try {
@@ -109,6 +112,7 @@ program
         ...(o.provider ? { provider: o.provider } : {}),
         ...(o.model ? { model: o.model } : {}),
         ...(o.maxOutputTokens !== undefined ? { maxOutputTokens: o.maxOutputTokens } : {}),
+        ...(o.jsonSchema ? { quality: { jsonSchema: JSON.parse(readFileSync(o.jsonSchema, 'utf8')) as Record<string, unknown>, maxEscalations: o.maxEscalations } } : {}),
       });
       if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       else printTrace(r);

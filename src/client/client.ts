@@ -9,7 +9,8 @@ import { type AdjustInput, adjustUpdate, escalateSignal, historyQuery, resetUpda
 import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { type Tier, TIERS } from '../catalog/schema.js';
-import { parseOrThrow } from '../util/validation.js';
+import { parseOrThrow, ValidationError } from '../util/validation.js';
+import { schemaError } from '../quality/checks.js';
 import { type RequestFailureDetails, type RequestInput, requestInputSchema, type RequestResult } from '../workflows/requestTypes.js';
 import { LlmCategory, LlmTier } from '../workflows/searchAttributes.js';
 
@@ -115,6 +116,8 @@ export class SwitchyardClient {
   /** Validates and starts a request; an already-started request id returns the existing run. */
   async start(input: RequestInput): Promise<WorkflowHandle> {
     const req = parseOrThrow(requestInputSchema, input, 'request');
+    const bad = req.quality?.jsonSchema ? schemaError(req.quality.jsonSchema) : undefined;
+    if (bad) throw new ValidationError('request', [`quality.jsonSchema: not a valid JSON Schema (${bad})`]);
     const requestId = req.requestId ?? randomUUID();
     const workflowId = workflowIdFor(requestId);
     try {

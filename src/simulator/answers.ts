@@ -22,11 +22,13 @@ export interface Answer {
  * A deterministic reply of 16..160 tokens (less if maxTokens is smaller). Prompts asking for JSON get
  * a JSON object; classification prompts get a one-word label.
  */
-export function answerFor(model: string, prompt: string, maxTokens: number): Answer {
+export function answerFor(model: string, prompt: string, maxTokens: number, fixed?: string): Answer {
   const h = hashInt(`${model}\n${prompt}`);
   const lower = prompt.toLowerCase();
   let text: string;
-  if (/\bjson\b/.test(lower)) {
+  if (fixed !== undefined) {
+    text = fixed;
+  } else if (/\bjson\b/.test(lower)) {
     text = JSON.stringify({ answer: `${WORDS[h % WORDS.length]} ${WORDS[(h >>> 8) % WORDS.length]}`, model, confidence: (h % 100) / 100 });
   } else if (/\b(classify|categori[sz]e|sentiment|label)\b/.test(lower)) {
     const labels = ['positive', 'negative', 'neutral', 'billing', 'technical', 'other'];

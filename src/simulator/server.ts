@@ -192,7 +192,13 @@ export class Simulator {
           : `This model's maximum context length is ${spec.contextWindow} tokens. However, you requested ${inputTokens + maxTokens} tokens (${inputTokens} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`;
       return this.fail(res, format, 400, 'context', msg);
     }
-    const answer = answerFor(spec.name, parsed.prompt, maxTokens);
+    // 'offformat' and 'refuse' are answers that arrive fine over HTTP but fail quality checks.
+    const answer =
+      outcome === 'offformat'
+        ? answerFor(spec.name, `prose reply to: ${parsed.prompt.replace(/json/gi, 'text')}`, maxTokens)
+        : outcome === 'refuse'
+          ? answerFor(spec.name, '', maxTokens, "I'm sorry, but I can't help with that request.")
+          : answerFor(spec.name, parsed.prompt, maxTokens);
     const s = this.stats.byModel[spec.name];
     if (s) {
       s.inputTokens += inputTokens;

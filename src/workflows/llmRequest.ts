@@ -123,7 +123,10 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     { key: LlmComplexity, value: cls.complexity },
   ]);
 
-  const { prompt: _p, system: _s, context: _c, ...constraints } = req;
+  const { prompt: _p, system: _s, context: _c, quality: _q, ...constraints } = req;
+  const escalations: RequestResult['escalations'] = [];
+  let qualityEscalations = 0;
+  const qualityFailed: string[] = [];
   const select = async (extra: { costCapNanos?: number; excludeModels?: string[]; unpin?: boolean; model?: string; minTier?: Tier } = {}): Promise<SelectOutput> => {
     try {
       const request = { ...constraints, ...(extra.costCapNanos !== undefined ? { costCapNanos: Math.min(extra.costCapNanos, constraints.costCapNanos ?? Number.MAX_SAFE_INTEGER) } : {}) };
@@ -171,6 +174,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             record({ attemptId: `e${seq}`, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'escalated', message: e.reason ?? 'operator escalation', startedAt: new Date(Date.now()).toISOString(), durationMs: 0, decision: e.model ? `escalate to ${e.model}` : `escalate to the ${up} tier` });
             sel = await select(e.model ? { model: e.model } : { unpin: true, ...(up ? { minTier: up } : {}), excludeModels: [cand.model] });
             chain = sel.decision.chain;
+            escalations.push({ from: cand.model, to: chain[0]?.model ?? '?', reason: `operator: ${e.reason ?? 'escalate'}` });
             ci = 0;
             skipped.clear();
             rateLimited.clear();
@@ -262,6 +266,32 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
           }
 
           await budget.recordSpend({ scope: req.budgetScope, shard: grant.shard, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos });
+          if (req.quality) {
+            const verdict = await local.checkQuality({ text: out.text, spec: req.quality });
+            if (!verdict.passed) {
+              const why = verdict.failures.join('; ');
+              qualityEscalations += 1;
+              qualityFailed.push(cand.model);
+              const up = TIERS[Math.min(TIERS.length - 1, TIERS.indexOf(cand.tier) + 1)] ?? cand.tier;
+              record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: out.costNanos, qualityFailures: verdict.failures, decision: qualityEscalations > req.quality.maxEscalations ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}` });
+              if (qualityEscalations > req.quality.maxEscalations) {
+                throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks after ${req.quality.maxEscalations} escalation(s): ${why}`, 'quality_failed');
+              }
+              try {
+                sel = await select({ unpin: true, minTier: up, excludeModels: [...qualityFailed] });
+              } catch (err) {
+                if (err instanceof Stop) throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`, 'quality_failed');
+                throw err;
+              }
+              chain = sel.decision.chain;
+              escalations.push({ from: cand.model, to: chain[0]?.model ?? '?', reason: `quality: ${why}` });
+              log.info('quality check failed; escalating', { model: cand.model, next: chain[0]?.model, why });
+              ci = 0;
+              skipped.clear();
+              waitBeforeMs = 0;
+              continue candidates;
+            }
+          }
           record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: out.costNanos });
           const totalCost = attempts.reduce((s, a) => s + a.costNanos, 0);
           upsertSearchAttributes([
@@ -290,6 +320,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             },
             candidates: chain,
             attempts,
+            escalations,
             durationMs: Date.now() - startedAt,
           };
         }

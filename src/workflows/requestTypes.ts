@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { CAPABILITIES, PROVIDERS, type ProviderName, type Tier, TIERS } from '../catalog/schema.js';
 import type { Usage } from '../catalog/pricing.js';
 import type { Candidate } from '../routing/router.js';
+import { qualitySpecSchema } from '../quality/spec.js';
 
 export const MAX_PROMPT_CHARS = 4_000_000;
 
@@ -35,6 +36,8 @@ export const requestInputSchema = z
     costCapNanos: z.number().int().min(0).optional(),
     temperature: z.number().min(0).max(2).optional(),
     noFallback: z.boolean().optional(),
+    /** Checks the answer must pass; a failure escalates to the next tier up. */
+    quality: qualitySpecSchema.optional(),
     /** Start at this tier or above (operator escalation of a finished request). */
     minTier: z.enum(TIERS, { error: `must be one of ${TIERS.join(', ')}` }).optional(),
     /** The budget scope to charge (one budget entity per scope). */
@@ -65,6 +68,8 @@ export interface Attempt {
   readonly costNanos: number;
   /** What happened next and why (retry, next candidate, fail). */
   readonly decision?: string | undefined;
+  /** Failed quality checks of an answered attempt. */
+  readonly qualityFailures?: string[] | undefined;
 }
 
 export interface ClassificationSummary {
@@ -90,6 +95,8 @@ export interface RequestResult {
   readonly classification: ClassificationSummary;
   readonly candidates: Candidate[];
   readonly attempts: Attempt[];
+  /** Each escalation to a higher tier or another model, with its reason. */
+  readonly escalations: Array<{ readonly from: string; readonly to: string; readonly reason: string }>;
   readonly durationMs: number;
 }
 
@@ -108,4 +115,5 @@ export const FAILURE_TYPES = {
   nonRetryable: 'NonRetryableProviderError',
   budgetExceeded: 'BudgetExceeded',
   cancelled: 'Cancelled',
+  qualityCheckFailed: 'QualityCheckFailed',
 } as const;

@@ -1,0 +1,31 @@
+/** What a request asks of its answer. Pure (zod only): used by the client, the workflow and the checks. */
+import { z } from 'zod';
+
+export const qualitySpecSchema = z
+  .object({
+    nonEmpty: z.boolean().default(true),
+    noRefusal: z.boolean().default(true),
+    /** The answer must be JSON (a bare object or array, optionally inside one ``` fence). */
+    json: z.boolean().default(false),
+    /** A JSON Schema the parsed answer must match (implies json). */
+    jsonSchema: z.record(z.string(), z.unknown()).optional(),
+    regex: z
+      .string()
+      .refine((r) => {
+        try {
+          new RegExp(r);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'must be a valid regular expression')
+      .optional(),
+    minLength: z.number().int().min(0).optional(),
+    maxLength: z.number().int().min(1).optional(),
+    /** Escalations to the next tier up when a check fails. */
+    maxEscalations: z.number().int().min(0).max(5).default(2),
+  })
+  .strict();
+export type QualitySpec = z.output<typeof qualitySpecSchema>;
+export type QualitySpecInput = z.input<typeof qualitySpecSchema>;
+

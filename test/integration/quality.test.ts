@@ -1,0 +1,68 @@
+/** Quality checks and escalation, on the real dev server with the simulator's off-format answers. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RequestFailedError } from '../../src/client/client.js';
+import { ValidationError } from '../../src/util/validation.js';
+import { startTestStack, type TestStack } from '../helpers/stack.js';
+
+let stack: TestStack;
+let n = 0;
+const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
+const SCHEMA = { type: 'object', required: ['answer', 'confidence'], properties: { answer: { type: 'string' }, confidence: { type: 'number', minimum: 0, maximum: 1 } } };
+
+beforeAll(async () => {
+  stack = await startTestStack();
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function script(models: Record<string, unknown[]>): void {
+  stack.simulator.setFaults(Object.fromEntries(Object.entries(models).map(([m, s]) => [m, { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: s }])) as never);
+}
+
+describe('quality checks', () => {
+  it('a failed JSON Schema check escalates to the next tier, and both attempts are charged', async () => {
+    script({ 'gemini-2-flash': ['offformat'] });
+    const scope = rid('q-scope');
+    const res = await stack.client.ask({ requestId: rid('q-json'), prompt: 'Extract the city as JSON: "I moved to Paris last spring."', category: 'batch', model: 'gemini-2-flash', quality: { jsonSchema: SCHEMA }, budgetScope: scope });
+    stack.simulator.setFaults({});
+    expect(res.attempts[0]).toMatchObject({ model: 'gemini-2-flash', outcome: 'ok' });
+    expect(res.attempts[0]?.qualityFailures?.[0]).toMatch(/^not JSON/);
+    expect(res.attempts[0]?.decision).toMatch(/^escalate to the premium tier/);
+    expect(res.tier).toBe('premium');
+    expect(res.escalations).toEqual([{ from: 'gemini-2-flash', to: res.model, reason: expect.stringMatching(/^quality: not JSON/) }]);
+    expect(JSON.parse(res.text)).toMatchObject({ answer: expect.any(String) });
+    expect(res.costNanos).toBe(res.attempts.reduce((s, a) => s + a.costNanos, 0));
+    expect(res.attempts[0]!.costNanos).toBeGreaterThan(0);
+    expect((await stack.client.budgetStatus(scope)).spentNanos).toBe(res.costNanos);
+  });
+
+  it('a refusal is caught and escalated', async () => {
+    script({ 'llama-3-70b': ['refuse'] });
+    const res = await stack.client.ask({ requestId: rid('q-refuse'), prompt: 'Classify this ticket as billing or technical: "refund please"', category: 'batch', quality: {} });
+    stack.simulator.setFaults({});
+    expect(res.attempts[0]?.qualityFailures).toEqual(['the model refused']);
+    expect(res.tier).toBe('standard');
+  });
+
+  it('fails with QualityCheckFailed once the escalations are spent, with the spend in the failure', async () => {
+    script({ 'gemini-2-flash': ['offformat'], 'gpt-4o': ['offformat'] });
+    const err = await stack.client
+      .ask({ requestId: rid('q-spent'), prompt: 'Extract the city as JSON: "Born in Lyon."', category: 'batch', model: 'gemini-2-flash', quality: { jsonSchema: SCHEMA, maxEscalations: 1 } })
+      .catch((e: unknown) => e);
+    stack.simulator.setFaults({});
+    expect(err).toBeInstanceOf(RequestFailedError);
+    const f = err as RequestFailedError;
+    expect(f.failureType).toBe('QualityCheckFailed');
+    expect(f.message).toMatch(/after 1 escalation/);
+    expect(f.details?.attempts).toHaveLength(2);
+    expect(f.details?.costNanos).toBe(f.details!.attempts.reduce((s, a) => s + a.costNanos, 0));
+    expect(f.details?.costNanos).toBeGreaterThan(0);
+  });
+
+  it('rejects an invalid JSON Schema before starting anything', async () => {
+    const err = await stack.client.ask({ requestId: rid('q-bad'), prompt: 'hi', quality: { jsonSchema: { type: 'no-such-type' } } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).fields[0]).toMatch(/^quality.jsonSchema: not a valid JSON Schema/);
+  });
+});
