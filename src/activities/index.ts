@@ -25,6 +25,8 @@ export interface ActivityDeps extends BudgetDeps {
   readonly providers: ProviderRegistry;
   readonly routing: RoutingPolicy;
   readonly retry: RetryPolicy;
+  readonly modelRetry?: Record<string, Partial<RetryPolicy>>;
+  readonly tierFallbacks?: Partial<Record<Tier, string[]>>;
   readonly callTimeoutMs: number;
   readonly log: Logger;
 }
@@ -39,6 +41,8 @@ export interface SelectInput {
 export interface SelectOutput {
   readonly decision: RouteDecision;
   readonly retry: RetryPolicy;
+  /** Per-model retry policies for the chain's models, where configured. */
+  readonly retryByModel?: Record<string, RetryPolicy>;
   readonly callTimeoutMs: number;
   readonly contextWindows: Record<string, number>;
 }
@@ -94,11 +98,16 @@ export function createActivities(deps: ActivityDeps) {
             noFallback: r.noFallback,
             excludeModels: input.excludeModels,
             minTier: input.minTier ?? r.minTier,
+            fallbacks: r.fallbacks,
+            tierFallbacks: deps.tierFallbacks,
           },
           deps.routing,
         );
         const contextWindows = Object.fromEntries(decision.chain.map((c) => [c.model, catalog.require(c.model).contextWindow]));
-        return { decision, retry: deps.retry, callTimeoutMs: deps.callTimeoutMs, contextWindows };
+        const retryByModel = Object.fromEntries(
+          decision.chain.filter((c) => deps.modelRetry?.[c.model]).map((c) => [c.model, { ...deps.retry, ...deps.modelRetry?.[c.model] }]),
+        );
+        return { decision, retry: deps.retry, retryByModel, callTimeoutMs: deps.callTimeoutMs, contextWindows };
       } catch (e) {
         if (e instanceof NoEligibleModelError) {
           throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, details: [{ constraint: e.constraint }] });

@@ -67,6 +67,10 @@ export const fileConfigSchema = z
       .strict()
       .default({ ...DEFAULT_ROUTING_POLICY }),
     retry: retryPolicySchema.default(retryPolicySchema.parse({})),
+    /** Retry policy overrides per catalog model (merged over `retry`). */
+    modelRetry: z.record(z.string(), retryPolicySchema.partial()).default({}),
+    /** Fallback chains per preferred tier: model names tried, in order, after the primary. */
+    fallbacks: z.object({ economy: z.array(z.string()).optional(), standard: z.array(z.string()).optional(), premium: z.array(z.string()).optional() }).strict().default({}),
     budget: budgetConfigSchema.default(budgetConfigSchema.parse({})),
     /** Per provider call: the SDK's own timeout. */
     callTimeoutMs: z.number().int().min(100).max(3_600_000).default(120_000),

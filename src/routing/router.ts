@@ -33,6 +33,13 @@ export interface RouteRequest {
   readonly excludeModels?: readonly string[] | undefined;
   /** Force the starting tier (escalation) instead of deriving it from complexity. */
   readonly minTier?: Tier | undefined;
+  /**
+   * Fallback order to use after the primary (from config per tier, or per request): the eligible
+   * ones are tried in this order, then the automatic ranking continues.
+   */
+  readonly fallbacks?: readonly string[] | undefined;
+  /** Fallback chains per preferred tier, from configuration; `fallbacks` overrides them. */
+  readonly tierFallbacks?: Partial<Record<Tier, readonly string[]>> | undefined;
 }
 
 export interface RoutingPolicy {
@@ -245,6 +252,12 @@ export function route(catalog: Catalog, req: RouteRequest, policy: RoutingPolicy
     const [next] = rest.splice(idx, 1);
     if (next) ordered.push(next);
   }
+  const preferred = req.fallbacks ?? req.tierFallbacks?.[preferredTier];
+  if (preferred && preferred.length > 0 && ordered.length > 1) {
+    const [head, ...tail] = ordered;
+    const named = preferred.map((n) => tail.find((m) => m.name === n)).filter((m): m is ModelSpec => m !== undefined);
+    ordered = [head as ModelSpec, ...named, ...tail.filter((m) => !named.includes(m))];
+  }
   if (req.noFallback) ordered = ordered.slice(0, 1);
   ordered = ordered.slice(0, Math.max(1, policy.maxCandidates));
 
@@ -258,6 +271,8 @@ export function route(catalog: Catalog, req: RouteRequest, policy: RoutingPolicy
         : m.tier === preferredTier
           ? `cheapest eligible ${m.tier} model for complexity ${req.complexity.toFixed(2)} (${preferredTier} tier)`
           : `no eligible ${preferredTier} model; cheapest ${m.tier} model instead`;
+    } else if (preferred?.includes(m.name) && i <= preferred.length) {
+      reason = `configured fallback #${preferred.indexOf(m.name) + 1}`;
     } else if (dom) {
       reason = `last resort: ${dom.name} is cheaper and at least as good`;
     } else if (prev && m.tier === prev.tier && m.provider !== prev.provider) {

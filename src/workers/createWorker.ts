@@ -53,6 +53,8 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     ledger,
     routing: config.routing,
     retry: config.retry,
+    modelRetry: config.modelRetry,
+    tierFallbacks: config.fallbacks,
     callTimeoutMs: config.callTimeoutMs,
     log,
   });

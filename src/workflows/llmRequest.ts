@@ -234,7 +234,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             }
             const f = failureInfo(err);
             await budget.releaseBudget({ scope: req.budgetScope, shard: grant.shard, reservationId });
-            const d = decideAfterFailure({ ...f, attempt }, sel.retry);
+            const d = decideAfterFailure({ ...f, attempt }, sel.retryByModel?.[cand.model] ?? sel.retry);
             record({
               attemptId,
               model: cand.model,

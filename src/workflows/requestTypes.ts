@@ -36,6 +36,8 @@ export const requestInputSchema = z
     costCapNanos: z.number().int().min(0).optional(),
     temperature: z.number().min(0).max(2).optional(),
     noFallback: z.boolean().optional(),
+    /** Models to fall back to, in order, after the primary (overrides the configured chain). */
+    fallbacks: z.array(z.string().min(1)).max(10).optional(),
     /** Checks the answer must pass; a failure escalates to the next tier up. */
     quality: qualitySpecSchema.optional(),
     /** Start at this tier or above (operator escalation of a finished request). */

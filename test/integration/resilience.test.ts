@@ -11,7 +11,10 @@ const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
 beforeAll(async () => {
   stack = await startTestStack({
-    config: { retry: { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 120_000 } },
+    config: {
+      retry: { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 120_000 },
+      modelRetry: { 'gpt-4o-mini': { maximumAttempts: 1 } },
+    },
   });
 });
 afterAll(async () => {
@@ -75,6 +78,20 @@ async function waitForAttempts(workflowId: string, outcome: string): Promise<voi
   }
   throw new Error(`no ${outcome} attempt in ${workflowId}`);
 }
+
+describe('fallback chains', () => {
+  it('uses the per-model retry policy, then the per-request fallback order', async () => {
+    fault('gpt-4o-mini', { errorRates: { '500': 1 } });
+    const res = await stack.client.ask({ requestId: rid('chain'), prompt: 'Name a bird.', model: 'gpt-4o-mini', fallbacks: ['claude-3-5-haiku'] });
+    stack.simulator.setFaults({});
+    expect(res.attempts.map((a) => [a.model, a.outcome])).toEqual([
+      ['gpt-4o-mini', 'transient'],
+      ['claude-3-5-haiku', 'ok'],
+    ]);
+    expect(res.attempts[0]?.decision).toBe('next: transient; 1 attempts spent');
+    expect(res.candidates[1]).toMatchObject({ model: 'claude-3-5-haiku', reason: 'configured fallback #1' });
+  });
+});
 
 describe('operator signals', () => {
   it('escalate cuts a durable wait short and re-routes to the named model', async () => {

@@ -121,6 +121,18 @@ describe('router', () => {
     expect(() => route(catalog, { ...base, model: 'llama-3-70b', inputTokens: 10_000 })).toThrow(/contextWindow/);
   });
 
+  it('follows a configured fallback chain per tier, and a per-request override', () => {
+    const d = route(catalog, { ...base, complexity: 0.5, tierFallbacks: { standard: ['claude-3-5-haiku', 'o1'] } });
+    expect(d.chain.map((c) => c.model).slice(0, 3)).toEqual(['gemini-2-flash', 'claude-3-5-haiku', 'o1']);
+    expect(d.chain[1]?.reason).toBe('configured fallback #1');
+    const r = route(catalog, { ...base, complexity: 0.5, tierFallbacks: { standard: ['claude-3-5-haiku'] }, fallbacks: ['gpt-4o'] });
+    expect(r.chain.map((c) => c.model).slice(0, 2)).toEqual(['gemini-2-flash', 'gpt-4o']);
+    // Ineligible names are skipped, not errors.
+    const v = route(catalog, { ...base, complexity: 0.5, capabilities: ['vision'], fallbacks: ['claude-3-5-haiku', 'gpt-4o'] });
+    expect(v.chain.map((c) => c.model)).not.toContain('claude-3-5-haiku');
+    expect(v.chain[1]?.model).toBe('gpt-4o');
+  });
+
   it('excludes models already tried and escalates with minTier', () => {
     const d = route(catalog, { ...base, complexity: 0.1, excludeModels: ['llama-3-70b'], minTier: 'premium' });
     expect(d.preferredTier).toBe('premium');
