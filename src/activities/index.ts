@@ -9,6 +9,8 @@ import { type BudgetDeps, createBudgetActivities } from './budget.js';
 import { checkAnswer, type QualityVerdict } from '../quality/checks.js';
 import type { QualitySpec } from '../quality/spec.js';
 import type { Logger } from 'pino';
+import type { HealthTracker } from '../health/tracker.js';
+import { countsAsFailure } from '../health/circuits.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { costNanos, type Usage } from '../catalog/pricing.js';
 import type { Capability, Tier } from '../catalog/schema.js';
@@ -29,6 +31,8 @@ export interface ActivityDeps extends BudgetDeps {
   readonly tierFallbacks?: Partial<Record<Tier, string[]>>;
   readonly callTimeoutMs: number;
   readonly log: Logger;
+  /** Circuit breakers; absent = no health tracking. */
+  readonly health?: HealthTracker | undefined;
 }
 
 export interface SelectInput {
@@ -82,8 +86,9 @@ export function createActivities(deps: ActivityDeps) {
     async selectModels(input: SelectInput): Promise<SelectOutput> {
       const r = input.request;
       const caps = [...new Set<Capability>([...input.classification.capabilities, ...(r.requiredCapabilities ?? [])])];
-      try {
-        const decision = route(
+      const open = (await deps.health?.openModels()) ?? [];
+      const routeWith = (excludeOpen: boolean) =>
+        route(
           catalog,
           {
             complexity: input.classification.complexity,
@@ -96,13 +101,22 @@ export function createActivities(deps: ActivityDeps) {
             costCapNanos: r.costCapNanos,
             model: r.model,
             noFallback: r.noFallback,
-            excludeModels: input.excludeModels,
+            excludeModels: [...(input.excludeModels ?? []), ...(excludeOpen ? open.filter((m) => m !== r.model) : [])],
             minTier: input.minTier ?? r.minTier,
             fallbacks: r.fallbacks,
             tierFallbacks: deps.tierFallbacks,
           },
           deps.routing,
         );
+      try {
+        let decision: RouteDecision;
+        try {
+          decision = routeWith(open.length > 0);
+        } catch (e) {
+          // Every eligible model's circuit is open: trying one beats failing outright.
+          if (!(e instanceof NoEligibleModelError) || open.length === 0) throw e;
+          decision = routeWith(false);
+        }
         const contextWindows = Object.fromEntries(decision.chain.map((c) => [c.model, catalog.require(c.model).contextWindow]));
         const retryByModel = Object.fromEntries(
           decision.chain.filter((c) => deps.modelRetry?.[c.model]).map((c) => [c.model, { ...deps.retry, ...deps.modelRetry?.[c.model] }]),
@@ -139,12 +153,14 @@ export function createActivities(deps: ActivityDeps) {
           timeoutMs: deps.callTimeoutMs,
         });
         const latencyMs = Date.now() - started;
+        deps.health?.report(spec.name, true);
         const cost = costNanos(spec, res.usage);
         const baseline = costNanos(catalog.premiumBaseline(), res.usage);
         log.info({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, latencyMs, costNanos: cost, usage: res.usage }, 'provider call succeeded');
         return { text: res.text, usage: res.usage, costNanos: cost, premiumBaselineCostNanos: baseline, finishReason: res.finishReason, latencyMs };
       } catch (e) {
         if (e instanceof ProviderError) {
+          if (countsAsFailure(e.kind)) deps.health?.report(spec.name, false, e.kind);
           log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, kind: e.kind, status: e.status, retryAfterMs: e.retryAfterMs }, 'provider call failed');
           throw ApplicationFailure.create({ message: e.message, type: e.kind, nonRetryable: true, details: [e.toInfo()] });
         }

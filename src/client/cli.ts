@@ -263,6 +263,23 @@ program
   });
 
 program
+  .command('health')
+  .description('circuit breakers per model: closed, open (skipped by the router) or half-open')
+  .option('--json', 'print JSON')
+  .action(async (o: { json?: boolean }) => {
+    const cfg = config();
+    const client = await SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue });
+    try {
+      const h = await client.health();
+      if (o.json) process.stdout.write(`${JSON.stringify(h)}\n`);
+      else if (h.length === 0) process.stdout.write('no provider failures reported yet: every circuit is closed\n');
+      else for (const m of h) process.stdout.write(`${m.model.padEnd(20)} ${m.state.padEnd(9)} failures in a row ${m.consecutiveFailures}${m.openUntil && m.state === 'open' ? `, open until ${m.openUntil}` : ''}${m.lastError ? `, last error ${m.lastError}` : ''}, opened ${m.timesOpened}x\n`);
+    } finally {
+      await client.close();
+    }
+  });
+
+program
   .command('cancel')
   .description('cancel a running request (its budget reservation is released)')
   .argument('<workflow-id>', 'the request workflow id')

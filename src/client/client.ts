@@ -13,6 +13,7 @@ import { parseOrThrow, ValidationError } from '../util/validation.js';
 import { schemaError } from '../quality/checks.js';
 import { type RequestFailureDetails, type RequestInput, requestInputSchema, type RequestResult } from '../workflows/requestTypes.js';
 import { LlmCategory, LlmTier } from '../workflows/searchAttributes.js';
+import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/healthEntity.js';
 
 export interface SwitchyardClientOptions {
   readonly address: string;
@@ -173,6 +174,28 @@ export class SwitchyardClient {
     }
     const next = await this.start({ ...rest, requestId: `${input.requestId ?? workflowId}-esc${k}`, ...(opts.model ? { model: opts.model } : up ? { minTier: up } : {}) });
     return { action: 'restarted', workflowId: next.workflowId };
+  }
+
+  /** Circuit breakers per model, with their state computed now. */
+  async health(): Promise<Array<{ model: string; state: 'closed' | 'open' | 'half_open'; consecutiveFailures: number; openUntil: string | null; lastError: string | null; timesOpened: number }>> {
+    let view: HealthView;
+    try {
+      view = await this.temporal.workflow.getHandle(healthWorkflowId(this.taskQueue)).query(healthQuery);
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) return [];
+      throw e;
+    }
+    const now = Date.now();
+    return Object.entries(view.models)
+      .map(([model, c]) => ({
+        model,
+        state: c.openUntil === 0 ? ('closed' as const) : now < c.openUntil ? ('open' as const) : ('half_open' as const),
+        consecutiveFailures: c.consecutiveFailures,
+        openUntil: c.openUntil ? new Date(c.openUntil).toISOString() : null,
+        lastError: c.lastError,
+        timesOpened: c.timesOpened,
+      }))
+      .sort((a, b) => a.model.localeCompare(b.model));
   }
 
   /** Cancels a running request: its open reservation is released; it ends as cancelled. */

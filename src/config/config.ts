@@ -72,6 +72,15 @@ export const fileConfigSchema = z
     /** Fallback chains per preferred tier: model names tried, in order, after the primary. */
     fallbacks: z.object({ economy: z.array(z.string()).optional(), standard: z.array(z.string()).optional(), premium: z.array(z.string()).optional() }).strict().default({}),
     budget: budgetConfigSchema.default(budgetConfigSchema.parse({})),
+    health: z
+      .object({
+        /** Consecutive transient failures (5xx, timeouts, rate limits) that open a model's circuit. */
+        failureThreshold: z.number().int().min(1).default(5),
+        cooldownMs: z.number().int().min(100).default(30_000),
+        enabled: z.boolean().default(true),
+      })
+      .strict()
+      .default({ failureThreshold: 5, cooldownMs: 30_000, enabled: true }),
     /** Per provider call: the SDK's own timeout. */
     callTimeoutMs: z.number().int().min(100).max(3_600_000).default(120_000),
   })

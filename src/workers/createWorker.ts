@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { settingsFromConfig } from '../budget/settings.js';
+import { HealthTracker } from '../health/tracker.js';
 import type { Logger } from 'pino';
 import { type Activities, createActivities } from '../activities/index.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -54,6 +55,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     routing: config.routing,
     retry: config.retry,
     modelRetry: config.modelRetry,
+    health: config.health.enabled ? new HealthTracker(temporal, config.taskQueue, config.health, log) : undefined,
     tierFallbacks: config.fallbacks,
     callTimeoutMs: config.callTimeoutMs,
     log,

@@ -139,3 +139,43 @@ describe('operator signals', () => {
     expect(err).not.toBeInstanceOf(WorkflowFailedError);
   });
 });
+
+describe('provider health', () => {
+  let h: TestStack;
+  beforeAll(async () => {
+    h = await startTestStack({ config: { health: { failureThreshold: 3, cooldownMs: 3_000, enabled: true }, retry: { maximumAttempts: 1, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 60_000 } } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it('consecutive failures open a circuit; the router skips it; after the cooldown a success closes it', async () => {
+    h.simulator.setFaults({ 'gemini-2-flash': { errorRates: { '500': 1 }, hangRate: 0, malformedRate: 0, dropRate: 0, script: [] } });
+    const prompt = 'Explain why the sky is blue to a child.';
+    for (let i = 0; i < 3; i++) {
+      const r = await h.client.ask({ requestId: rid(`h${i}`), prompt, category: 'standard' });
+      expect(r.attempts[0]?.model).toBe('gemini-2-flash');
+    }
+    let health: Awaited<ReturnType<typeof h.client.health>> = [];
+    for (let i = 0; i < 50; i++) {
+      health = await h.client.health();
+      if (health.find((m) => m.model === 'gemini-2-flash')?.state === 'open') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(health.find((m) => m.model === 'gemini-2-flash')).toMatchObject({ state: 'open', consecutiveFailures: 3, lastError: 'transient', timesOpened: 1 });
+    await new Promise((r) => setTimeout(r, 1_100)); // the router's cached view refreshes every second
+    const skipped = await h.client.ask({ requestId: rid('h-skip'), prompt, category: 'standard' });
+    expect(skipped.attempts.map((a) => a.model)).not.toContain('gemini-2-flash');
+    expect(skipped.attempts).toHaveLength(1);
+    h.simulator.setFaults({});
+    await new Promise((r) => setTimeout(r, 3_200));
+    const trial = await h.client.ask({ requestId: rid('h-trial'), prompt, category: 'standard' });
+    expect(trial.model).toBe('gemini-2-flash');
+    for (let i = 0; i < 50; i++) {
+      health = await h.client.health();
+      if (health.find((m) => m.model === 'gemini-2-flash')?.state === 'closed') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(health.find((m) => m.model === 'gemini-2-flash')?.state).toBe('closed');
+  });
+});

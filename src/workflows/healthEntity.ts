@@ -1,0 +1,51 @@
+/**
+ * Provider health: one workflow holding a circuit breaker per model, fed by the callModel
+ * activities' reports (signals), read by the router (query). Durable: a restart keeps every open
+ * circuit and its cooldown.
+ */
+import { allHandlersFinished, condition, continueAsNew, defineQuery, defineSignal, defineUpdate, log, setHandler, workflowInfo } from '@temporalio/workflow';
+import { applyReport, type CircuitSettings, type HealthReport, type HealthState } from '../health/circuits.js';
+
+/** One health entity per task queue: the workers of a queue share what they learn. */
+export function healthWorkflowId(taskQueue: string): string {
+  return `provider-health-${taskQueue}`;
+}
+
+export interface HealthEntityInput {
+  readonly settings: CircuitSettings;
+  readonly state?: HealthState;
+}
+
+export interface HealthView {
+  readonly settings: CircuitSettings;
+  /** openUntil is authoritative; callers compare it with their own clock (a query has no "now"). */
+  readonly models: Record<string, { consecutiveFailures: number; openUntil: number; lastError: string | null; timesOpened: number }>;
+}
+
+export const reportSignal = defineSignal<[HealthReport]>('report');
+export const healthQuery = defineQuery<HealthView>('health');
+export const resetCircuitUpdate = defineUpdate<boolean, [{ model: string }]>('resetCircuit');
+
+export async function healthEntity(input: HealthEntityInput): Promise<void> {
+  const state: HealthState = input.state ?? {};
+  let reports = 0;
+  setHandler(reportSignal, (r) => {
+    reports += 1;
+    const changed = applyReport(state, r, input.settings);
+    if (changed) log.info('circuit changed', { model: r.model, state: changed, kind: r.kind });
+  });
+  setHandler(resetCircuitUpdate, ({ model }) => {
+    const existed = model in state;
+    delete state[model];
+    return existed;
+  });
+  setHandler(healthQuery, () => ({
+    settings: input.settings,
+    models: Object.fromEntries(
+      Object.entries(state).map(([m, c]) => [m, { consecutiveFailures: c.consecutiveFailures, openUntil: c.openUntil, lastError: c.lastError ?? null, timesOpened: c.opened }]),
+    ),
+  }));
+  await condition(() => workflowInfo().continueAsNewSuggested || reports >= 2000);
+  await condition(allHandlersFinished);
+  await continueAsNew<typeof healthEntity>({ settings: input.settings, state });
+}
