@@ -10,6 +10,7 @@ import type { CircuitSettings } from './circuits.js';
 
 export class HealthTracker {
   private cached: { at: number; view: HealthView | undefined } = { at: 0, view: undefined };
+  private inflight: Promise<HealthView | undefined> | undefined;
 
   constructor(
     private readonly temporal: Client,
@@ -18,8 +19,12 @@ export class HealthTracker {
     private readonly log: Logger,
   ) {}
 
-  /** Fire-and-forget: a lost report only delays a circuit by one failure. */
+  /**
+   * Fire-and-forget: a lost report only delays a circuit by one failure. Successes are only sent
+   * for models with failures on record, so a healthy fleet sends almost nothing.
+   */
   report(model: string, ok: boolean, kind?: string): void {
+    if (ok && !(this.cached.view?.models[model]?.consecutiveFailures || this.cached.view?.models[model]?.openUntil)) return;
     this.temporal.workflow
       .signalWithStart('healthEntity', {
         workflowId: healthWorkflowId(this.taskQueue),
@@ -31,16 +36,22 @@ export class HealthTracker {
       .catch((e: unknown) => this.log.warn({ err: (e as Error).message, model }, 'health report not delivered'));
   }
 
+  /** The last view, refreshed at most once a second by a single query shared by all callers. */
   async view(): Promise<HealthView | undefined> {
     if (Date.now() - this.cached.at < 1_000) return this.cached.view;
-    let view: HealthView | undefined;
-    try {
-      view = await this.temporal.workflow.getHandle(healthWorkflowId(this.taskQueue)).query(healthQuery);
-    } catch (e) {
-      if (!(e instanceof WorkflowNotFoundError)) this.log.warn({ err: (e as Error).message }, 'health query failed; ignoring circuits');
-    }
-    this.cached = { at: Date.now(), view };
-    return view;
+    this.inflight ??= this.temporal.workflow
+      .getHandle(healthWorkflowId(this.taskQueue))
+      .query(healthQuery)
+      .catch((e: unknown) => {
+        if (!(e instanceof WorkflowNotFoundError)) this.log.warn({ err: (e as Error).message }, 'health query failed; ignoring circuits');
+        return undefined;
+      })
+      .then((view) => {
+        this.cached = { at: Date.now(), view };
+        this.inflight = undefined;
+        return view;
+      });
+    return this.inflight;
   }
 
   async openModels(): Promise<string[]> {

@@ -186,14 +186,16 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
           const reservationId = `${info.workflowId}/${attemptId}`;
           const t0 = Date.now();
 
-          const grant: ShardedReserveResult = await budget.reserveBudget({
+          // Budget messages run to completion even when the request is being cancelled, so that a
+          // reservation is never left behind and a settled call is never lost.
+          const grant: ShardedReserveResult = await CancellationScope.nonCancellable(() => budget.reserveBudget({
             scope: req.budgetScope,
             reservationId,
             category: req.category,
             amountNanos: cand.estimatedCostNanos,
             workflowId: info.workflowId,
             force: approved,
-          });
+          }));
           if (!grant.granted) {
             const what = `category "${grant.category}" in budget "${req.budgetScope}" has ${usd(grant.remainingNanos)} left; ${cand.model} may cost up to ${usd(grant.requestedNanos)}`;
             record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'budget_denied', message: what, startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, decision: `policy ${grant.policy}` });
@@ -233,7 +235,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
               throw err;
             }
             const f = failureInfo(err);
-            await budget.releaseBudget({ scope: req.budgetScope, shard: grant.shard, reservationId });
+            await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: grant.shard, reservationId }));
             const d = decideAfterFailure({ ...f, attempt }, sel.retryByModel?.[cand.model] ?? sel.retry);
             record({
               attemptId,
@@ -265,7 +267,9 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             continue candidates;
           }
 
-          await budget.recordSpend({ scope: req.budgetScope, shard: grant.shard, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos });
+          await CancellationScope.nonCancellable(() =>
+            budget.recordSpend({ scope: req.budgetScope, shard: grant.shard, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos }),
+          );
           if (req.quality) {
             const verdict = await local.checkQuality({ text: out.text, spec: req.quality });
             if (!verdict.passed) {
