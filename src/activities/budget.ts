@@ -60,10 +60,10 @@ function unwrapUpdateFailure(e: unknown): never {
 export function createBudgetActivities(deps: BudgetDeps) {
   const { temporal, log } = deps;
   const shards = Math.max(1, deps.budgetShards);
-  const handle = (scope: string, shard: number) => temporal.workflow.getHandle(shardWorkflowId(scope, shard, shards));
+  const handle = (scope: string, shard: number) => temporal.workflow.getHandle(shardWorkflowId(deps.taskQueue, scope, shard, shards));
   const reserveOn = async (input: ReserveInput, shard: number): Promise<ReserveResult> => {
     const start = new WithStartWorkflowOperation('budgetEntity', {
-      workflowId: shardWorkflowId(input.scope, shard, shards),
+      workflowId: shardWorkflowId(deps.taskQueue, input.scope, shard, shards),
       taskQueue: deps.taskQueue,
       args: [{ scope: input.scope, settings: settingsForShard(deps.budgetDefaults, shard, shards), ...(shards > 1 ? { shard: { index: shard, count: shards } } : {}) }],
       workflowIdConflictPolicy: 'USE_EXISTING',

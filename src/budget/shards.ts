@@ -10,8 +10,13 @@ import type { BudgetSettings, BudgetStatus, CategoryStatus, PeriodSummary } from
 
 export const MAX_SHARDS = 64;
 
-export function shardWorkflowId(scope: string, shard: number, shards: number): string {
-  return shards <= 1 ? `budget-${scope}` : `budget-${scope}#${shard}`;
+/**
+ * A budget entity's workflow id. Entities live with the task queue whose workers serve them, so a
+ * scope is per task queue: `budget:<queue>:<scope>`, and `#<k>` per shard.
+ */
+export function shardWorkflowId(taskQueue: string, scope: string, shard: number, shards: number): string {
+  const base = `budget:${taskQueue}:${scope}`;
+  return shards <= 1 ? base : `${base}#${shard}`;
 }
 
 /** FNV-1a: a stable, fast string hash for picking a home shard. */

@@ -61,7 +61,7 @@ export class SwitchyardClient {
   }
 
   private shardHandles(scope: string) {
-    return Array.from({ length: this.budgetShards }, (_, k) => this.temporal.workflow.getHandle(shardWorkflowId(scope, k, this.budgetShards)));
+    return Array.from({ length: this.budgetShards }, (_, k) => this.temporal.workflow.getHandle(shardWorkflowId(this.taskQueue, scope, k, this.budgetShards)));
   }
 
   /** The budget of a scope: period, total, spent, reserved, and each category (all shards). */
@@ -90,7 +90,7 @@ export class SwitchyardClient {
     const statuses = await Promise.all(
       Array.from({ length: n }, async (_, k) => {
         const start = new WithStartWorkflowOperation('budgetEntity', {
-          workflowId: shardWorkflowId(scope, k, n),
+          workflowId: shardWorkflowId(this.taskQueue, scope, k, n),
           taskQueue: this.taskQueue,
           args: [{ scope, settings: settingsForShard(defaults, k, n), ...(n > 1 ? { shard: { index: k, count: n } } : {}) }],
           workflowIdConflictPolicy: 'USE_EXISTING',

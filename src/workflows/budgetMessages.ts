@@ -42,9 +42,9 @@ export const historyQuery = defineQuery<PeriodSummary[]>('history');
 /** To a request workflow waiting under the `wait` policy: spend past the limit is approved. */
 export const approveSpendSignal = defineSignal<[{ by?: string }]>('approveSpend');
 
-/** The entity of an unsharded scope (or shard 0's id when there is one shard). */
-export function budgetWorkflowId(scope: string): string {
-  return `budget-${scope}`;
+/** The entity of an unsharded scope on a task queue (see shardWorkflowId). */
+export function budgetWorkflowId(taskQueue: string, scope: string): string {
+  return `budget:${taskQueue}:${scope}`;
 }
 
 /** To a running request workflow: re-route now, to a named model or one tier up. */

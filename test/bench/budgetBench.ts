@@ -52,8 +52,8 @@ export async function benchBudget(opts: { seconds: number; concurrency: number[]
         const settings = { ...settingsFromConfig(config.budget), totalNanos: 1e15 };
         const handles = await Promise.all(
           Array.from({ length: n }, async (_, k) => {
-            await client.workflow.start('budgetEntity', { workflowId: shardWorkflowId(scope, k, n), taskQueue, args: [{ scope, settings: settingsForShard(settings, k, n) }] });
-            return client.workflow.getHandle(shardWorkflowId(scope, k, n));
+            await client.workflow.start('budgetEntity', { workflowId: shardWorkflowId(taskQueue, scope, k, n), taskQueue, args: [{ scope, settings: settingsForShard(settings, k, n) }] });
+            return client.workflow.getHandle(shardWorkflowId(taskQueue, scope, k, n));
           }),
         );
         let pairs = 0;

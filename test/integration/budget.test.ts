@@ -128,7 +128,7 @@ describe('policies', () => {
     const handle = stack.client.temporal.workflow.getHandle(workflowIdFor(requestId));
     // Wait for the denial to be recorded (the workflow is then blocked on the approval condition).
     for (let i = 0; i < 100; i++) {
-      const st = await stack.client.temporal.workflow.getHandle(budgetWorkflowId(scope)).query(statusQuery);
+      const st = await stack.client.temporal.workflow.getHandle(budgetWorkflowId(stack.config.taskQueue, scope)).query(statusQuery);
       if (st.counters.denials > 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -146,7 +146,7 @@ describe('periods and durability', () => {
   it('rolls over on a durable timer (fixed 3 s test periods), keeping the closed period, and a waiting request resumes in the new period', async () => {
     const scope = unique('roll');
     const settings = { ...settingsFromConfig(stack.config.budget), periodicity: 'fixed' as const, periodMs: 3_000, totalNanos: estimateFor('gpt-4o-mini') * 4 * 3, policies: { critical: 'wait' as const, standard: 'wait' as const, batch: 'wait' as const } };
-    await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings }] });
+    await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(stack.config.taskQueue, scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings }] });
     // Batch fits three estimates per period: the fourth request waits for the next period.
     const results = await Promise.all(
       Array.from({ length: 4 }, (_, i) => stack.client.ask({ requestId: unique(`roll${i}`), prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, category: 'batch', budgetScope: scope })),
@@ -167,9 +167,9 @@ describe('periods and durability', () => {
   it('continues as new keeping every open reservation and all spend', async () => {
     const scope = unique('can');
     const settings = settingsFromConfig(stack.config.budget);
-    const h = await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings, maxHistoryEvents: 40 }] });
+    const h = await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(stack.config.taskQueue, scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings, maxHistoryEvents: 40 }] });
     const firstRun = h.firstExecutionRunId;
-    const handle = stack.client.temporal.workflow.getHandle(budgetWorkflowId(scope));
+    const handle = stack.client.temporal.workflow.getHandle(budgetWorkflowId(stack.config.taskQueue, scope));
     for (let i = 0; i < 30; i++) {
       await handle.executeUpdate(reserveUpdate, { args: [{ reservationId: `r${i}`, category: 'standard', amountNanos: 1000, workflowId: 'w' }] });
     }
@@ -263,7 +263,7 @@ describe('sharded budget (4 entities per scope)', () => {
     expect(batch.reservedNanos).toBe(0);
     // Spill-over: a request is denied only when no shard had room for it at that moment.
     for (const d of denied) expectRealDenial(d);
-    const shardStatuses = await Promise.all([0, 1, 2, 3].map((k) => sharded.client.temporal.workflow.getHandle(`budget-${scope}#${k}`).query(statusQuery)));
+    const shardStatuses = await Promise.all([0, 1, 2, 3].map((k) => sharded.client.temporal.workflow.getHandle(`budget:${sharded.config.taskQueue}:${scope}#${k}`).query(statusQuery)));
     for (const sh of shardStatuses) expect(sh.categories.batch!.spentNanos).toBeLessThanOrEqual(sh.categories.batch!.allocatedNanos);
     expect(shardStatuses.filter((sh) => sh.categories.batch!.spentNanos > 0).length).toBeGreaterThan(1);
   });

@@ -26,8 +26,8 @@ describe('budget shards', () => {
   });
 
   it('keep one entity id per scope when unsharded, and distinct ids per shard', () => {
-    expect(shardWorkflowId('default', 0, 1)).toBe('budget-default');
-    expect(new Set([0, 1, 2, 3].map((k) => shardWorkflowId('default', k, 4))).size).toBe(4);
+    expect(shardWorkflowId('switchyard', 'default', 0, 1)).toBe('budget:switchyard:default');
+    expect(new Set([0, 1, 2, 3].map((k) => shardWorkflowId('switchyard', 'default', k, 4))).size).toBe(4);
   });
 
   it('spread requests over the shards and try every shard once', () => {
