@@ -89,6 +89,11 @@ export class Simulator {
     this.scriptPos.clear();
   }
 
+  /** Requests currently held open by a `hang` fault. */
+  hangingCount(): number {
+    return this.hanging.size;
+  }
+
   getStats(): SimulatorStats {
     return structuredClone(this.stats);
   }

@@ -9,6 +9,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  sleep,
   isCancellation,
   log,
   proxyActivities,
@@ -52,7 +53,9 @@ function callProxy(callTimeoutMs: number) {
   return proxyActivities<Activities>({
     // The SDK times the provider call out first; this bound only catches a stuck worker.
     startToCloseTimeout: callTimeoutMs + 30_000,
-    heartbeatTimeout: '20 seconds',
+    // Short, so that a cancellation (hedging, operator cancel) reaches the SDK within ~3 s: the
+    // SDK sends heartbeats at most every 0.8 x this timeout.
+    heartbeatTimeout: '4 seconds',
     retry: { maximumAttempts: 2, initialInterval: '1 second', nonRetryableErrorTypes: ['rate_limited', 'transient', 'context_too_long', 'fatal'] },
   });
 }
@@ -141,6 +144,20 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     }
   };
 
+  const hedgeAfterMs = req.hedgeAfterMs ?? req.maxLatencyMs;
+  interface Leg {
+    cand: Candidate;
+    attemptId: string;
+    reservationId: string;
+    grant: ShardedReserveResult;
+    t0: number;
+  }
+  type Settled = { leg: Leg; ok: true; out: CallModelOutput } | { leg: Leg; ok: false; err: unknown };
+  /** The hedge for a candidate: the first later candidate of a higher tier, else the next one. */
+  const pickHedge = (ch: Candidate[], c: Candidate, skip: Set<string>): Candidate | undefined => {
+    const rest = ch.filter((x) => x.model !== c.model && !skip.has(x.model));
+    return rest.find((x) => TIERS.indexOf(x.tier) > TIERS.indexOf(c.tier)) ?? rest[0];
+  };
   const attempts: Attempt[] = [];
   let chain: Candidate[] = [];
   try {
@@ -155,15 +172,81 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     const record = (a: Omit<Attempt, 'waitBeforeMs' | 'costNanos'> & { costNanos?: number }): void => {
       attempts.push({ waitBeforeMs, costNanos: 0, ...a });
     };
+    const callLeg = (leg: Leg, scope: CancellationScope): Promise<Settled> =>
+      scope
+        .run(() => call.callModel({ workflowId: info.workflowId, attemptId: leg.attemptId, model: leg.cand.model, system: req.system, prompt, maxOutputTokens: leg.cand.maxOutputTokens, temperature: req.temperature }))
+        .then(
+          (out): Settled => ({ leg, ok: true, out }),
+          (err: unknown): Settled => ({ leg, ok: false, err }),
+        );
+    const hedgedCall = async (a: Leg, hedgeTo: Candidate, afterMs: number): Promise<{ leg: Leg; out: CallModelOutput }> => {
+      const scopeA = new CancellationScope();
+      const pA = callLeg(a, scopeA);
+      const timerScope = new CancellationScope();
+      const timer = timerScope.run(() => sleep(afterMs)).then(
+        () => 'timer' as const,
+        () => 'timer' as const,
+      );
+      const first = await Promise.race([pA.then(() => 'answer' as const), timer]);
+      if (first === 'answer') {
+        timerScope.cancel();
+        const r = await pA;
+        if (r.ok) return { leg: a, out: r.out };
+        throw r.err;
+      }
+      seq += 1;
+      const bId = `a${seq}`;
+      const b: Leg = { cand: hedgeTo, attemptId: bId, reservationId: `${info.workflowId}/${bId}`, grant: a.grant, t0: Date.now() };
+      b.grant = await CancellationScope.nonCancellable(() =>
+        budget.reserveBudget({ scope: req.budgetScope, reservationId: b.reservationId, category: req.category, amountNanos: hedgeTo.estimatedCostNanos, workflowId: info.workflowId, force: approved }),
+      );
+      if (!b.grant.granted) {
+        const r = await pA; // no budget for a hedge: wait for the first call
+        if (r.ok) return { leg: a, out: r.out };
+        throw r.err;
+      }
+      log.info('latency SLO missed; hedging', { first: a.cand.model, hedge: hedgeTo.model, afterMs });
+      const scopeB = new CancellationScope();
+      const pB = callLeg(b, scopeB);
+      let done = await Promise.race([pA, pB]);
+      if (!done.ok) {
+        const other = await (done.leg === a ? pB : pA);
+        if (!other.ok) {
+          // Both failed: account for the hedge here; the first call's failure goes the usual way.
+          await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: b.grant.shard, reservationId: b.reservationId }));
+          const fb = failureInfo(other.leg === b ? other.err : done.err);
+          record({ attemptId: b.attemptId, model: b.cand.model, provider: b.cand.provider, tier: b.cand.tier, outcome: fb.kind, status: fb.status, message: fb.message, startedAt: new Date(b.t0).toISOString(), durationMs: Date.now() - b.t0, decision: 'hedge failed too' });
+          throw (done.leg === a ? done : other).err;
+        }
+        done = other;
+      }
+      const winner = done;
+      const loser = winner.leg === a ? b : a;
+      (loser === a ? scopeA : scopeB).cancel();
+      const lost = await (loser === a ? pA : pB);
+      if (lost.ok) {
+        // Both answered: both were paid for.
+        await CancellationScope.nonCancellable(() =>
+          budget.recordSpend({ scope: req.budgetScope, shard: loser.grant.shard, workflowId: info.workflowId, attemptId: loser.attemptId, reservationId: loser.reservationId, model: loser.cand.model, category: req.category, usage: lost.out.usage, costNanos: lost.out.costNanos }),
+        );
+        record({ attemptId: loser.attemptId, model: loser.cand.model, provider: loser.cand.provider, tier: loser.cand.tier, outcome: 'ok', startedAt: new Date(loser.t0).toISOString(), durationMs: Date.now() - loser.t0, costNanos: lost.out.costNanos, decision: `hedge: ${winner.leg.cand.model} answered first` });
+      } else {
+        await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: loser.grant.shard, reservationId: loser.reservationId }));
+        record({ attemptId: loser.attemptId, model: loser.cand.model, provider: loser.cand.provider, tier: loser.cand.tier, outcome: 'hedged_out', startedAt: new Date(loser.t0).toISOString(), durationMs: Date.now() - loser.t0, decision: `cancelled: ${winner.leg.cand.model} answered first` });
+      }
+      if (winner.leg === b) escalations.push({ from: a.cand.model, to: b.cand.model, reason: `latency: no answer within ${afterMs} ms` });
+      return { leg: winner.leg, out: winner.out };
+    };
 
     // Every candidate rate-limited: wait durably for the earliest reset, then try those again.
     const rateLimited = new Map<string, { until: number; candidate: Candidate }>();
     for (let round = 0; ; round++) {
       let ci = 0;
       candidates: while (ci < chain.length) {
-        const cand = chain[ci];
+        const next = chain[ci];
         ci += 1;
-        if (!cand || skipped.has(cand.model)) continue;
+        if (!next || skipped.has(next.model)) continue;
+        let cand: Candidate = next;
         for (let attempt = 1; ; ) {
           // Waits are durable timers; an operator's escalation cuts them short.
           if (waitBeforeMs > 0 && !escalation) await condition(() => escalation !== undefined, waitBeforeMs);
@@ -182,13 +265,13 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             continue candidates;
           }
           seq += 1;
-          const attemptId = `a${seq}`;
-          const reservationId = `${info.workflowId}/${attemptId}`;
-          const t0 = Date.now();
+          let attemptId = `a${seq}`;
+          let reservationId = `${info.workflowId}/${attemptId}`;
+          let t0 = Date.now();
 
           // Budget messages run to completion even when the request is being cancelled, so that a
           // reservation is never left behind and a settled call is never lost.
-          const grant: ShardedReserveResult = await CancellationScope.nonCancellable(() => budget.reserveBudget({
+          let grant: ShardedReserveResult = await CancellationScope.nonCancellable(() => budget.reserveBudget({
             scope: req.budgetScope,
             reservationId,
             category: req.category,
@@ -227,7 +310,18 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
 
           let out: CallModelOutput;
           try {
-            out = await call.callModel({ workflowId: info.workflowId, attemptId, model: cand.model, system: req.system, prompt, maxOutputTokens: cand.maxOutputTokens, temperature: req.temperature });
+            const hedgeTo = hedgeAfterMs !== undefined && attempt === 1 ? pickHedge(chain, cand, skipped) : undefined;
+            if (!hedgeTo || hedgeAfterMs === undefined) {
+              out = await call.callModel({ workflowId: info.workflowId, attemptId, model: cand.model, system: req.system, prompt, maxOutputTokens: cand.maxOutputTokens, temperature: req.temperature });
+            } else {
+              // Latency SLO: if the first call has not answered in time, start the hedge; the first
+              // answer wins, the other call is cancelled (its reservation released, or settled if it
+              // answered too).
+              const a: Leg = { cand, attemptId, reservationId, grant, t0 };
+              const won = await hedgedCall(a, hedgeTo, hedgeAfterMs);
+              ({ cand, attemptId, reservationId, grant, t0 } = won.leg);
+              out = won.out;
+            }
           } catch (err) {
             if (isCancellation(err)) {
               // Cancelled by an operator mid-call: free the reservation, then end as cancelled.

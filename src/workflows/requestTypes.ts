@@ -28,6 +28,8 @@ export const requestInputSchema = z
       .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name such as critical, standard or batch')
       .default('standard'),
     maxLatencyMs: z.number().int('must be a whole number of milliseconds').positive('must be > 0').optional(),
+    /** Start a hedge (the next tier) when the first attempt has not answered in this long; defaults to maxLatencyMs. */
+    hedgeAfterMs: z.number().int().positive('must be > 0').optional(),
     minQuality: z.number().min(0, 'must be in [0,1]').max(1, 'must be in [0,1]').optional(),
     provider: z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(', ')}` }).optional(),
     model: z.string().min(1).optional(),
@@ -53,7 +55,7 @@ export const requestInputSchema = z
 export type RequestInput = z.input<typeof requestInputSchema>;
 export type ValidRequest = z.output<typeof requestInputSchema>;
 
-export type AttemptOutcome = 'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout' | 'budget_denied' | 'escalated';
+export type AttemptOutcome = 'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout' | 'budget_denied' | 'escalated' | 'hedged_out';
 
 export interface Attempt {
   readonly attemptId: string;

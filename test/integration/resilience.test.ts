@@ -93,6 +93,37 @@ describe('fallback chains', () => {
   });
 });
 
+describe('latency SLO hedging', () => {
+  it('starts the next tier when the first call hangs; the hedge answers, the hung call is cancelled', async () => {
+    fault('gemini-2-flash', { script: ['hang'] });
+    const scope = rid('hedge-scope');
+    const t0 = Date.now();
+    const res = await stack.client.ask({ requestId: rid('hedge'), prompt: 'Explain why the sky is blue in two sentences.', model: 'gemini-2-flash', hedgeAfterMs: 500, budgetScope: scope });
+    const elapsed = Date.now() - t0;
+    stack.simulator.setFaults({});
+    expect(res.model).not.toBe('gemini-2-flash');
+    expect(res.tier).toBe('premium');
+    const first = res.attempts.find((a) => a.model === 'gemini-2-flash');
+    expect(first).toMatchObject({ outcome: 'hedged_out', costNanos: 0 });
+    expect(first?.decision).toMatch(/^cancelled: .* answered first/);
+    expect(res.escalations[0]).toMatchObject({ from: 'gemini-2-flash', to: res.model, reason: 'latency: no answer within 500 ms' });
+    // Well under the 10 s call timeout: the hedge, not a timeout, answered.
+    expect(elapsed).toBeLessThan(5_000);
+    const st = await stack.client.budgetStatus(scope);
+    expect(st.spentNanos).toBe(res.costNanos);
+    expect(st.reservedNanos).toBe(0);
+    // The hung call was aborted (heartbeat -> cancellation -> SDK abort): the simulator holds no open hang.
+    for (let i = 0; i < 50 && stack.simulator.hangingCount() > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(stack.simulator.hangingCount()).toBe(0);
+  });
+
+  it('does not hedge when the first call answers in time', async () => {
+    const res = await stack.client.ask({ requestId: rid('nohedge'), prompt: 'Name a fruit.', model: 'gemini-2-flash', hedgeAfterMs: 5_000 });
+    expect(res.attempts.map((a) => [a.model, a.outcome])).toEqual([['gemini-2-flash', 'ok']]);
+    expect(res.escalations).toEqual([]);
+  });
+});
+
 describe('operator signals', () => {
   it('escalate cuts a durable wait short and re-routes to the named model', async () => {
     fault('gpt-4o-mini', { errorRates: { '429': 1 }, retryAfterSeconds: 60 });
