@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 export const faultOutcomeSchema = z.union([
   z.number().int().min(100).max(599),
-  z.enum(['ok', 'hang', 'malformed', 'drop', 'refusal', 'offformat', 'refuse']),
+  z.enum(['ok', 'hang', 'malformed', 'drop', 'refusal', 'offformat', 'refuse', 'context']),
 ]);
 export type FaultOutcome = z.infer<typeof faultOutcomeSchema>;
 

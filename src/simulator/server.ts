@@ -163,6 +163,9 @@ export class Simulator {
       res.end('{"id": "broken", "choices": [{"index": 0, "message": {"content": "unterminated');
       return;
     }
+    if (outcome === 'context') {
+      return this.fail(res, format, 400, 'context', format === anthropicFormat ? `prompt is too long: ${spec.contextWindow + 1} tokens > ${spec.contextWindow} maximum` : `This model's maximum context length is ${spec.contextWindow} tokens. Please reduce the length of the messages.`);
+    }
     if (outcome === 'refusal') {
       return this.fail(res, format, 400, 'policy', 'The request was rejected because it was flagged by the content policy');
     }
