@@ -12,13 +12,13 @@ import type { Logger } from 'pino';
 import type { HealthTracker } from '../health/tracker.js';
 import { countsAsFailure } from '../health/circuits.js';
 import type { Catalog } from '../catalog/catalog.js';
-import { costNanos, type Usage } from '../catalog/pricing.js';
+import { costNanos, estimateCostNanos, type Usage } from '../catalog/pricing.js';
 import type { Capability, Tier } from '../catalog/schema.js';
 import { ProviderError } from '../providers/errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { type Classification, classify as classifyPure } from '../routing/classifier.js';
 import type { RetryPolicy } from '../routing/retryDecision.js';
-import { NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../routing/router.js';
+import { type Candidate, NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../routing/router.js';
 import type { ValidRequest } from '../workflows/requestTypes.js';
 import { FAILURE_TYPES } from '../workflows/requestTypes.js';
 
@@ -40,6 +40,8 @@ export interface SelectInput {
   readonly classification: Pick<Classification, 'complexity' | 'capabilities' | 'inputTokens'>;
   readonly excludeModels?: string[];
   readonly minTier?: Tier;
+  /** A judge model named by the request's quality spec. */
+  readonly judgeModel?: string;
 }
 
 export interface SelectOutput {
@@ -49,6 +51,10 @@ export interface SelectOutput {
   readonly retryByModel?: Record<string, RetryPolicy>;
   readonly callTimeoutMs: number;
   readonly contextWindows: Record<string, number>;
+  /** The cheapest model of the catalog (the default judge). */
+  readonly cheapestModel?: string;
+  /** Judge candidates (cheapest model and any named judge), with upper-bound estimates. */
+  readonly judgeModels?: Record<string, { provider: Candidate['provider']; tier: Candidate['tier']; estimatedCostNanos: number }>;
 }
 
 export interface CallModelInput {
@@ -121,7 +127,19 @@ export function createActivities(deps: ActivityDeps) {
         const retryByModel = Object.fromEntries(
           decision.chain.filter((c) => deps.modelRetry?.[c.model]).map((c) => [c.model, { ...deps.retry, ...deps.modelRetry?.[c.model] }]),
         );
-        return { decision, retry: deps.retry, retryByModel, callTimeoutMs: deps.callTimeoutMs, contextWindows };
+        const judgeNames = new Set<string>();
+        const cheapest = [...catalog.models].sort((x, y) => x.price.inputNanosPerMTok + x.price.outputNanosPerMTok - (y.price.inputNanosPerMTok + y.price.outputNanosPerMTok))[0];
+        if (cheapest) judgeNames.add(cheapest.name);
+        if (input.judgeModel && catalog.get(input.judgeModel)) judgeNames.add(input.judgeModel);
+        // A judge reads the request and an answer of up to the chain's output budget, and writes a number.
+        const judgeInput = input.classification.inputTokens + Math.max(...decision.chain.map((c) => c.maxOutputTokens)) + 64;
+        const judgeModels = Object.fromEntries(
+          [...judgeNames].map((name) => {
+            const m = catalog.require(name);
+            return [name, { provider: m.provider, tier: m.tier, estimatedCostNanos: estimateCostNanos(m, judgeInput, 16) }];
+          }),
+        );
+        return { decision, retry: deps.retry, retryByModel, callTimeoutMs: deps.callTimeoutMs, contextWindows, ...(cheapest ? { cheapestModel: cheapest.name } : {}), judgeModels };
       } catch (e) {
         if (e instanceof NoEligibleModelError) {
           throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, details: [{ constraint: e.constraint }] });

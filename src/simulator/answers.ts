@@ -26,8 +26,20 @@ export function answerFor(model: string, prompt: string, maxTokens: number, fixe
   const h = hashInt(`${model}\n${prompt}`);
   const lower = prompt.toLowerCase();
   let text: string;
+  const judged = /<answer>\n([\s\S]*)\n<\/answer>[\s\S]*Reply with only a number between 0 and 1\.$/.exec(prompt);
   if (fixed !== undefined) {
     text = fixed;
+  } else if (judged) {
+    // A deterministic grader: JSON, or at least 12 words, is a good answer.
+    const a = judged[1] ?? '';
+    let isJson = false;
+    try {
+      JSON.parse(a);
+      isJson = true;
+    } catch {
+      isJson = false;
+    }
+    text = isJson || a.trim().split(/\s+/).length >= 12 ? '0.85' : '0.35';
   } else if (/\bjson\b/.test(lower)) {
     text = JSON.stringify({ answer: `${WORDS[h % WORDS.length]} ${WORDS[(h >>> 8) % WORDS.length]}`, model, confidence: (h % 100) / 100 });
   } else if (/\b(classify|categori[sz]e|sentiment|label)\b/.test(lower)) {

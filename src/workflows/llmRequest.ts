@@ -26,6 +26,7 @@ import { decideAfterFailure } from '../routing/retryDecision.js';
 import type { Candidate } from '../routing/router.js';
 import { type Tier, TIERS } from '../catalog/schema.js';
 import { describeIssues } from '../util/validation.js';
+import { judgePrompt, parseJudgeScore } from '../quality/spec.js';
 import { approveSpendSignal, escalateSignal } from './budgetMessages.js';
 import {
   type Attempt,
@@ -135,7 +136,13 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       const request = { ...constraints, ...(extra.costCapNanos !== undefined ? { costCapNanos: Math.min(extra.costCapNanos, constraints.costCapNanos ?? Number.MAX_SAFE_INTEGER) } : {}) };
       if (extra.unpin) delete request.model;
       if (extra.model !== undefined) request.model = extra.model;
-      return await local.selectModels({ request, classification: cls, ...(extra.excludeModels ? { excludeModels: extra.excludeModels } : {}), ...(extra.minTier ? { minTier: extra.minTier } : {}) });
+      return await local.selectModels({
+        request,
+        classification: cls,
+        ...(extra.excludeModels ? { excludeModels: extra.excludeModels } : {}),
+        ...(extra.minTier ? { minTier: extra.minTier } : {}),
+        ...(req.quality?.judge?.model ? { judgeModel: req.quality.judge.model } : {}),
+      });
     } catch (e) {
       if (e instanceof ActivityFailure && e.cause instanceof ApplicationFailure) {
         throw new Stop(e.cause.type ?? FAILURE_TYPES.noEligibleModel, e.cause.message, 'no_model');
@@ -238,6 +245,33 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       return { leg: winner.leg, out: winner.out };
     };
 
+    /** A judge call: reserved, called and settled like an attempt; returns its score. */
+    const judge = async (model: string, answer: string, _max: number): Promise<number | undefined> => {
+      const spec = sel.judgeModels?.[model];
+      if (!spec) return undefined;
+      seq += 1;
+      const attemptId = `j${seq}`;
+      const reservationId = `${info.workflowId}/${attemptId}`;
+      const t0 = Date.now();
+      const g = await CancellationScope.nonCancellable(() =>
+        budget.reserveBudget({ scope: req.budgetScope, reservationId, category: req.category, amountNanos: spec.estimatedCostNanos, workflowId: info.workflowId, force: approved }),
+      );
+      if (!g.granted) return undefined;
+      let r: CallModelOutput;
+      try {
+        r = await call.callModel({ workflowId: info.workflowId, attemptId, model, prompt: judgePrompt(req.prompt, answer), maxOutputTokens: 16 });
+      } catch (err) {
+        await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: g.shard, reservationId }));
+        if (isCancellation(err)) throw err;
+        return undefined;
+      }
+      await CancellationScope.nonCancellable(() =>
+        budget.recordSpend({ scope: req.budgetScope, shard: g.shard, workflowId: info.workflowId, attemptId, reservationId, model, category: req.category, usage: r.usage, costNanos: r.costNanos }),
+      );
+      const score = parseJudgeScore(r.text);
+      record({ attemptId, model, provider: spec.provider, tier: spec.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: r.costNanos, decision: `judge: ${score ?? 'no score'}` });
+      return score;
+    };
     // Every candidate rate-limited: wait durably for the earliest reset, then try those again.
     const rateLimited = new Map<string, { until: number; candidate: Candidate }>();
     for (let round = 0; ; round++) {
@@ -365,7 +399,14 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             budget.recordSpend({ scope: req.budgetScope, shard: grant.shard, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos }),
           );
           if (req.quality) {
-            const verdict = await local.checkQuality({ text: out.text, spec: req.quality });
+            let verdict = await local.checkQuality({ text: out.text, spec: req.quality });
+            if (verdict.passed && req.quality.judge) {
+              const judgeModel = req.quality.judge.model ?? sel.cheapestModel ?? cand.model;
+              const score = await judge(judgeModel, out.text, cand.maxOutputTokens);
+              if (score === undefined || score < req.quality.judge.threshold) {
+                verdict = { passed: false, failures: [score === undefined ? `judge ${judgeModel} gave no score` : `judge ${judgeModel} scored ${score} < ${req.quality.judge.threshold}`] };
+              }
+            }
             if (!verdict.passed) {
               const why = verdict.failures.join('; ');
               qualityEscalations += 1;

@@ -60,6 +60,20 @@ describe('quality checks', () => {
     expect(f.details?.costNanos).toBeGreaterThan(0);
   });
 
+  it('a judge model scores the answer; a low score escalates; the judge calls are charged', async () => {
+    script({ 'gemini-2-flash': ['refuse'] });
+    const scope = rid('judge-scope');
+    const res = await stack.client.ask({ requestId: rid('q-judge'), prompt: 'Describe a sunrise over the sea.', model: 'gemini-2-flash', quality: { noRefusal: false, judge: { threshold: 0.6 } }, budgetScope: scope });
+    stack.simulator.setFaults({});
+    const judges = res.attempts.filter((a) => a.attemptId.startsWith('j'));
+    expect(judges.map((j) => j.decision)).toEqual(['judge: 0.35', 'judge: 0.85']);
+    expect(judges.every((j) => j.model === 'llama-3-70b' && j.costNanos > 0)).toBe(true);
+    expect(res.escalations[0]?.reason).toBe('quality: judge llama-3-70b scored 0.35 < 0.6');
+    expect(res.tier).toBe('premium');
+    expect(res.costNanos).toBe(res.attempts.reduce((s, a) => s + a.costNanos, 0));
+    expect((await stack.client.budgetStatus(scope)).spentNanos).toBe(res.costNanos);
+  });
+
   it('rejects an invalid JSON Schema before starting anything', async () => {
     const err = await stack.client.ask({ requestId: rid('q-bad'), prompt: 'hi', quality: { jsonSchema: { type: 'no-such-type' } } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);

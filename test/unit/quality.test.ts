@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkAnswer } from '../../src/quality/checks.js';
-import { qualitySpecSchema } from '../../src/quality/spec.js';
+import { judgePrompt, parseJudgeScore, qualitySpecSchema } from '../../src/quality/spec.js';
 
 const spec = (s: Record<string, unknown>) => qualitySpecSchema.parse(s);
 
@@ -26,5 +26,20 @@ describe('quality checks', () => {
   });
   it('rejects a bad regex in the spec', () => {
     expect(qualitySpecSchema.safeParse({ regex: '(' }).success).toBe(false);
+  });
+});
+
+describe('judge', () => {
+  it('reads the first score in [0,1] from the reply', () => {
+    expect(parseJudgeScore('0.85')).toBe(0.85);
+    expect(parseJudgeScore('Score: 1')).toBe(1);
+    expect(parseJudgeScore('I would say .7 overall')).toBe(0.7);
+    expect(parseJudgeScore('7/10')).toBeUndefined();
+    expect(parseJudgeScore('no idea')).toBeUndefined();
+  });
+  it('puts the request and the answer in the prompt', () => {
+    const p = judgePrompt('Name a cat.', 'Tom');
+    expect(p).toContain('<request>\nName a cat.\n</request>');
+    expect(p).toContain('<answer>\nTom\n</answer>');
   });
 });
