@@ -60,6 +60,23 @@ function untilSignal(stop: () => Promise<void>): Promise<void> {
   });
 }
 
+/** Connects a client from the environment's configuration, runs `fn`, and always closes it. */
+async function withClient<T>(fn: (client: SwitchyardClient, cfg: SwitchyardConfig) => Promise<T>): Promise<T> {
+  const cfg = config();
+  const client = await SwitchyardClient.connect({
+    address: cfg.temporalAddress ?? DEFAULT_ADDRESS,
+    namespace: cfg.namespace,
+    taskQueue: cfg.taskQueue,
+    budgetDefaults: settingsFromConfig(cfg.budget),
+    budgetShards: cfg.budget.shards,
+  });
+  try {
+    return await fn(client, cfg);
+  } finally {
+    await client.close();
+  }
+}
+
 function printTrace(r: RequestResult): void {
   const out = process.stdout;
   out.write(`${r.text}\n\n`);
@@ -98,9 +115,7 @@ program
   .option('--max-escalations <n>', 'quality escalations at most', int('--max-escalations'), 2)
   .option('--json', 'print the result as JSON')
   .action(async (prompt: string, o: { category: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; jsonSchema?: string; maxEscalations: number; json?: boolean }) => {
-    const cfg = config();
-    const client = await SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue });
-    try {
+    await withClient(async (client) => {
       const { readFileSync } = await import('node:fs');
       const r = await client.ask({
         prompt,
@@ -116,9 +131,7 @@ program
       });
       if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       else printTrace(r);
-    } finally {
-      await client.close();
-    }
+    });
   });
 
 program
@@ -251,15 +264,11 @@ program
   .option('--model <name>', 'a catalog model to use instead of the next tier')
   .option('--reason <text>', 'recorded in the trace')
   .action(async (workflowId: string, o: { model?: string; reason?: string }) => {
-    const cfg = config();
-    if (o.model) loadCatalog(cfg.catalogPath).require(o.model);
-    const client = await SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue });
-    try {
+    await withClient(async (client, cfg) => {
+      if (o.model) loadCatalog(cfg.catalogPath).require(o.model);
       const r = await client.escalate(workflowId, o);
       process.stdout.write(r.action === 'signalled' ? `escalated ${workflowId} (running: re-routing now)\n` : `${workflowId} had finished: re-run as ${r.workflowId}\n`);
-    } finally {
-      await client.close();
-    }
+    });
   });
 
 program
@@ -267,16 +276,12 @@ program
   .description('circuit breakers per model: closed, open (skipped by the router) or half-open')
   .option('--json', 'print JSON')
   .action(async (o: { json?: boolean }) => {
-    const cfg = config();
-    const client = await SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue });
-    try {
+    await withClient(async (client) => {
       const h = await client.health();
       if (o.json) process.stdout.write(`${JSON.stringify(h)}\n`);
       else if (h.length === 0) process.stdout.write('no provider failures reported yet: every circuit is closed\n');
       else for (const m of h) process.stdout.write(`${m.model.padEnd(20)} ${m.state.padEnd(9)} failures in a row ${m.consecutiveFailures}${m.openUntil && m.state === 'open' ? `, open until ${m.openUntil}` : ''}${m.lastError ? `, last error ${m.lastError}` : ''}, opened ${m.timesOpened}x\n`);
-    } finally {
-      await client.close();
-    }
+    });
   });
 
 program
@@ -284,14 +289,10 @@ program
   .description('cancel a running request (its budget reservation is released)')
   .argument('<workflow-id>', 'the request workflow id')
   .action(async (workflowId: string) => {
-    const cfg = config();
-    const client = await SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue });
-    try {
+    await withClient(async (client) => {
       await client.cancel(workflowId);
       process.stdout.write(`cancellation requested for ${workflowId}\n`);
-    } finally {
-      await client.close();
-    }
+    });
   });
 
 function parsePairs<T>(flag: string, v: string, parse: (raw: string, key: string) => T): Record<string, T> {
@@ -302,11 +303,6 @@ function parsePairs<T>(flag: string, v: string, parse: (raw: string, key: string
     out[k.trim()] = parse(raw.trim(), k.trim());
   }
   return out;
-}
-
-async function budgetClient(): Promise<SwitchyardClient> {
-  const cfg = config();
-  return SwitchyardClient.connect({ address: cfg.temporalAddress ?? DEFAULT_ADDRESS, namespace: cfg.namespace, taskQueue: cfg.taskQueue, budgetDefaults: settingsFromConfig(cfg.budget), budgetShards: cfg.budget.shards });
 }
 
 function printBudget(st: BudgetStatus): void {
@@ -328,16 +324,13 @@ budget
   .option('--scope <name>', 'budget scope', 'default')
   .option('--json', 'print JSON')
   .action(async (o: { scope: string; json?: boolean }) => {
-    const client = await budgetClient();
-    try {
+    await withClient(async (client) => {
       const st = await client.budgetStatus(o.scope);
       if (o.json) {
         const categories = Object.fromEntries(Object.entries(st.categories).map(([k, c]) => [k, { allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos, remainingNanos: c.remainingNanos, utilization: c.utilization, limit: c.limit, policy: c.policy }]));
         process.stdout.write(`${JSON.stringify({ scope: st.scope, period: st.period, totalNanos: st.totalNanos, spentNanos: st.spentNanos, reservedNanos: st.reservedNanos, remainingNanos: st.remainingNanos, categories })}\n`);
       } else printBudget(st);
-    } finally {
-      await client.close();
-    }
+    });
   });
 budget
   .command('set')
@@ -360,8 +353,7 @@ budget
   .option('--webhook <url>', 'soft-limit alert webhook (POST JSON)')
   .option('--json', 'print the new status as JSON')
   .action(async (o: { scope: string; monthly?: number; allocation?: Record<string, number>; limit?: Record<string, 'hard' | 'soft'>; policy?: Record<string, 'downgrade' | 'wait' | 'reject'>; webhook?: string; json?: boolean }) => {
-    const client = await budgetClient();
-    try {
+    await withClient(async (client) => {
       const st = await client.setBudget(o.scope, {
         ...(o.monthly !== undefined ? { totalNanos: Math.round(o.monthly * 1e9) } : {}),
         ...(o.allocation ? { allocations: o.allocation } : {}),
@@ -371,22 +363,17 @@ budget
       });
       if (o.json) process.stdout.write(`${JSON.stringify(st)}\n`);
       else printBudget(st);
-    } finally {
-      await client.close();
-    }
+    });
   });
 budget
   .command('reset')
   .description('close the current period now (its summary is kept) and start from zero')
   .option('--scope <name>', 'budget scope', 'default')
   .action(async (o: { scope: string }) => {
-    const client = await budgetClient();
-    try {
+    await withClient(async (client) => {
       const s = await client.resetBudget(o.scope);
       process.stdout.write(`budget ${o.scope} reset; the closed period spent ${formatUsd(s.spentNanos)}\n`);
-    } finally {
-      await client.close();
-    }
+    });
   });
 budget
   .command('history')
@@ -394,15 +381,12 @@ budget
   .option('--scope <name>', 'budget scope', 'default')
   .option('--json', 'print JSON')
   .action(async (o: { scope: string; json?: boolean }) => {
-    const client = await budgetClient();
-    try {
+    await withClient(async (client) => {
       const h = await client.budgetHistory(o.scope);
       if (o.json) process.stdout.write(`${JSON.stringify(h)}\n`);
       else if (h.length === 0) process.stdout.write(`budget ${o.scope}: no closed periods yet\n`);
       else for (const p of h) process.stdout.write(`${new Date(p.start).toISOString()} .. ${new Date(p.end).toISOString()}  spent ${formatUsd(p.spentNanos)} of ${formatUsd(p.totalNanos)}  (${p.closedBy})\n`);
-    } finally {
-      await client.close();
-    }
+    });
   });
 
 function reportError(e: unknown): number {
