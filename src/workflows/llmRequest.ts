@@ -246,7 +246,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     };
 
     /** A judge call: reserved, called and settled like an attempt; returns its score. */
-    const judge = async (model: string, answer: string, _max: number): Promise<number | undefined> => {
+    const judge = async (model: string, answer: string): Promise<number | undefined> => {
       const spec = sel.judgeModels?.[model];
       if (!spec) return undefined;
       seq += 1;
@@ -402,7 +402,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             let verdict = await local.checkQuality({ text: out.text, spec: req.quality });
             if (verdict.passed && req.quality.judge) {
               const judgeModel = req.quality.judge.model ?? sel.cheapestModel ?? cand.model;
-              const score = await judge(judgeModel, out.text, cand.maxOutputTokens);
+              const score = await judge(judgeModel, out.text);
               if (score === undefined || score < req.quality.judge.threshold) {
                 verdict = { passed: false, failures: [score === undefined ? `judge ${judgeModel} gave no score` : `judge ${judgeModel} scored ${score} < ${req.quality.judge.threshold}`] };
               }
