@@ -79,6 +79,9 @@ export interface CallModelOutput {
 
 export function createActivities(deps: ActivityDeps) {
   const { catalog, providers, log } = deps;
+  // Fixed for the worker's life: computed once, not per request.
+  const baselineModel = catalog.premiumBaseline();
+  const cheapest = [...catalog.models].sort((x, y) => x.price.inputNanosPerMTok + x.price.outputNanosPerMTok - (y.price.inputNanosPerMTok + y.price.outputNanosPerMTok))[0];
   return {
     ...createBudgetActivities(deps),
     async classify(input: { prompt: string; system?: string | undefined; context?: string | undefined }): Promise<Classification> {
@@ -128,7 +131,6 @@ export function createActivities(deps: ActivityDeps) {
           decision.chain.filter((c) => deps.modelRetry?.[c.model]).map((c) => [c.model, { ...deps.retry, ...deps.modelRetry?.[c.model] }]),
         );
         const judgeNames = new Set<string>();
-        const cheapest = [...catalog.models].sort((x, y) => x.price.inputNanosPerMTok + x.price.outputNanosPerMTok - (y.price.inputNanosPerMTok + y.price.outputNanosPerMTok))[0];
         if (cheapest) judgeNames.add(cheapest.name);
         if (input.judgeModel && catalog.get(input.judgeModel)) judgeNames.add(input.judgeModel);
         // A judge reads the request and an answer of up to the chain's output budget, and writes a number.
@@ -173,7 +175,7 @@ export function createActivities(deps: ActivityDeps) {
         const latencyMs = Date.now() - started;
         deps.health?.report(spec.name, true);
         const cost = costNanos(spec, res.usage);
-        const baseline = costNanos(catalog.premiumBaseline(), res.usage);
+        const baseline = costNanos(baselineModel, res.usage);
         log.info({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, latencyMs, costNanos: cost, usage: res.usage }, 'provider call succeeded');
         return { text: res.text, usage: res.usage, costNanos: cost, premiumBaselineCostNanos: baseline, finishReason: res.finishReason, latencyMs };
       } catch (e) {

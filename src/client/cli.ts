@@ -295,6 +295,14 @@ program
     });
   });
 
+/** A value parser for `name=value` pairs whose value must be one of `allowed`. */
+function oneOf<T extends string>(flag: string, allowed: readonly T[]) {
+  return (raw: string, key: string): T => {
+    if (!(allowed as readonly string[]).includes(raw)) throw new InvalidArgumentError(`${flag} ${key} must be ${allowed.join(', ')}`);
+    return raw as T;
+  };
+}
+
 function parsePairs<T>(flag: string, v: string, parse: (raw: string, key: string) => T): Record<string, T> {
   const out: Record<string, T> = {};
   for (const part of v.split(',')) {
@@ -338,17 +346,9 @@ budget
   .option('--scope <name>', 'budget scope', 'default')
   .option('--monthly <usd>', 'budget per period in USD', num('--monthly', 0, 1e9))
   .option('--allocation <pairs>', 'category shares summing to 1, e.g. critical=0.4,standard=0.35,batch=0.25', (v: string) => parsePairs('--allocation', v, (raw, k) => num(`--allocation ${k}`, 0, 1)(raw)))
-  .option('--limit <pairs>', 'hard or soft per category, e.g. batch=soft', (v: string) =>
-    parsePairs('--limit', v, (raw, k) => {
-      if (raw !== 'hard' && raw !== 'soft') throw new InvalidArgumentError(`--limit ${k} must be hard or soft`);
-      return raw;
-    }),
-  )
+  .option('--limit <pairs>', 'hard or soft per category, e.g. batch=soft', (v: string) => parsePairs('--limit', v, oneOf('--limit', ['hard', 'soft'] as const)))
   .option('--policy <pairs>', 'when denied: downgrade, wait or reject per category, e.g. batch=wait', (v: string) =>
-    parsePairs('--policy', v, (raw, k) => {
-      if (raw !== 'downgrade' && raw !== 'wait' && raw !== 'reject') throw new InvalidArgumentError(`--policy ${k} must be downgrade, wait or reject`);
-      return raw;
-    }),
+    parsePairs('--policy', v, oneOf('--policy', ['downgrade', 'wait', 'reject'] as const)),
   )
   .option('--webhook <url>', 'soft-limit alert webhook (POST JSON)')
   .option('--json', 'print the new status as JSON')

@@ -5,12 +5,11 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { ProviderEndpoints } from '../providers/registry.js';
 import { DEFAULT_ROUTING_POLICY } from '../routing/router.js';
-import { parseOrThrow, ValidationError } from '../util/validation.js';
+import { parseOrThrow } from '../util/validation.js';
+import { readStructuredFile } from '../util/structuredFile.js';
 
 export const retryPolicySchema = z
   .object({
@@ -137,14 +136,7 @@ export function providerEndpointsFromEnv(env: NodeJS.ProcessEnv = process.env): 
 
 export function loadFileConfig(path: string | undefined): FileConfig {
   if (!path) return fileConfigSchema.parse({});
-  let raw: unknown;
-  try {
-    const text = readFileSync(path, 'utf8');
-    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (e) {
-    throw new ValidationError(path, [`cannot read config: ${(e as Error).message}`]);
-  }
-  return parseOrThrow(fileConfigSchema, raw ?? {}, path);
+  return parseOrThrow(fileConfigSchema, readStructuredFile(path, 'config file', '; check SWITCHYARD_CONFIG') ?? {}, path);
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<SwitchyardConfig> = {}): SwitchyardConfig {

@@ -2,8 +2,6 @@
  * The embedded local stack: Temporal dev server (unless TEMPORAL_ADDRESS), the provider simulator
  * (unless provider keys are set) and a worker, all in this process, stopped together.
  */
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import type { Logger } from 'pino';
 import { loadCatalog } from '../catalog/loadFile.js';
 import { hasProviderKeys, type SwitchyardConfig } from '../config/config.js';
@@ -11,7 +9,8 @@ import { faultsFileSchema } from '../simulator/faults.js';
 import { Simulator } from '../simulator/server.js';
 import { ensureTemporalCli } from '../temporal/cli.js';
 import { type DevServer, startDevServer } from '../temporal/devServer.js';
-import { parseOrThrow, ValidationError } from '../util/validation.js';
+import { parseOrThrow } from '../util/validation.js';
+import { readStructuredFile } from '../util/structuredFile.js';
 import { createSwitchyardWorker } from '../workers/createWorker.js';
 
 export interface LocalStackOptions {
@@ -37,14 +36,7 @@ export interface LocalStack {
 }
 
 export function loadFaultsFile(path: string): ReturnType<typeof faultsFileSchema.parse> {
-  let raw: unknown;
-  try {
-    const text = readFileSync(path, 'utf8');
-    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (e) {
-    throw new ValidationError(path, [`cannot read faults file: ${(e as Error).message}`]);
-  }
-  return parseOrThrow(faultsFileSchema, raw, path);
+  return parseOrThrow(faultsFileSchema, readStructuredFile(path, 'faults file'), path);
 }
 
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
