@@ -34,8 +34,9 @@ function num(name: string, min: number, max: number) {
   };
 }
 
+/** Quieter core logs; and our own signal handlers stop the stack in order, not the SDK's. */
 function quietTemporal(): void {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
 }
 
 function config(overrides: Partial<SwitchyardConfig> = {}): SwitchyardConfig {
