@@ -12,6 +12,7 @@ import {
   sleep,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -28,6 +29,7 @@ import { type Tier, TIERS } from '../catalog/schema.js';
 import { describeIssues } from '../util/validation.js';
 import { judgePrompt, parseJudgeScore } from '../quality/spec.js';
 import { approveSpendSignal, escalateSignal } from './budgetMessages.js';
+import { type RequestTrace, traceQuery } from './requestMessages.js';
 import {
   type Attempt,
   FAILURE_TYPES,
@@ -111,6 +113,12 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   }
   const req: ValidRequest = parsed.data;
   const requestId = req.requestId ?? info.workflowId;
+  // Versioned change (see README "Versioning"): reservation ids carry the run id, so that a
+  // re-driven request (same workflow id, new run) never collides with its earlier run's settled
+  // attempts. Runs started before this change keep the old ids until they finish.
+  const reservationIdFor = patched('run-scoped-reservation-ids')
+    ? (attemptId: string): string => `${info.workflowId}/${info.runId}/${attemptId}`
+    : (attemptId: string): string => `${info.workflowId}/${attemptId}`;
   const prompt = req.context ? `${req.context}\n\n${req.prompt}` : req.prompt;
   let approved = false;
   setHandler(approveSpendSignal, () => {
@@ -121,14 +129,31 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     escalation = e ?? {};
   });
 
+  const trace: { phase: RequestTrace['phase']; classification: RequestTrace['classification'] } = { phase: 'classifying', classification: null };
+  const attempts: Attempt[] = [];
+  let chain: Candidate[] = [];
+  const escalations: RequestResult['escalations'] = [];
+  setHandler(traceQuery, (): RequestTrace => ({
+    workflowId: info.workflowId,
+    requestId,
+    category: req.category,
+    phase: trace.phase,
+    classification: trace.classification,
+    candidates: chain,
+    attempts,
+    escalations,
+    costNanos: attempts.reduce((s, a) => s + a.costNanos, 0),
+  }));
+
   const cls = await local.classify({ prompt: req.prompt, system: req.system, context: req.context });
+  trace.classification = { complexity: cls.complexity, capabilities: cls.capabilities, inputTokens: cls.inputTokens, signals: cls.signals };
+  trace.phase = 'routing';
   upsertSearchAttributes([
     { key: LlmCategory, value: req.category },
     { key: LlmComplexity, value: cls.complexity },
   ]);
 
   const { prompt: _p, system: _s, context: _c, quality: _q, ...constraints } = req;
-  const escalations: RequestResult['escalations'] = [];
   let qualityEscalations = 0;
   const qualityFailed: string[] = [];
   const select = async (extra: { costCapNanos?: number; excludeModels?: string[]; unpin?: boolean; model?: string; minTier?: Tier } = {}): Promise<SelectOutput> => {
@@ -165,10 +190,9 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     const rest = ch.filter((x) => x.model !== c.model && !skip.has(x.model));
     return rest.find((x) => TIERS.indexOf(x.tier) > TIERS.indexOf(c.tier)) ?? rest[0];
   };
-  const attempts: Attempt[] = [];
-  let chain: Candidate[] = [];
   try {
     let sel = await select();
+    trace.phase = 'calling';
     chain = sel.decision.chain;
     const call = callProxy(sel.callTimeoutMs);
     let seq = 0;
@@ -203,7 +227,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       }
       seq += 1;
       const bId = `a${seq}`;
-      const b: Leg = { cand: hedgeTo, attemptId: bId, reservationId: `${info.workflowId}/${bId}`, grant: a.grant, t0: Date.now() };
+      const b: Leg = { cand: hedgeTo, attemptId: bId, reservationId: reservationIdFor(bId), grant: a.grant, t0: Date.now() };
       b.grant = await CancellationScope.nonCancellable(() =>
         budget.reserveBudget({ scope: req.budgetScope, reservationId: b.reservationId, category: req.category, amountNanos: hedgeTo.estimatedCostNanos, workflowId: info.workflowId, force: approved }),
       );
@@ -251,7 +275,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       if (!spec) return undefined;
       seq += 1;
       const attemptId = `j${seq}`;
-      const reservationId = `${info.workflowId}/${attemptId}`;
+      const reservationId = reservationIdFor(attemptId);
       const t0 = Date.now();
       const g = await CancellationScope.nonCancellable(() =>
         budget.reserveBudget({ scope: req.budgetScope, reservationId, category: req.category, amountNanos: spec.estimatedCostNanos, workflowId: info.workflowId, force: approved }),
@@ -283,7 +307,11 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
         let cand: Candidate = next;
         for (let attempt = 1; ; ) {
           // Waits are durable timers; an operator's escalation cuts them short.
-          if (waitBeforeMs > 0 && !escalation) await condition(() => escalation !== undefined, waitBeforeMs);
+          if (waitBeforeMs > 0 && !escalation) {
+            trace.phase = 'waiting';
+            await condition(() => escalation !== undefined, waitBeforeMs);
+            trace.phase = 'calling';
+          }
           if (escalation) {
             const e = escalation;
             escalation = undefined;
@@ -300,7 +328,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
           }
           seq += 1;
           let attemptId = `a${seq}`;
-          let reservationId = `${info.workflowId}/${attemptId}`;
+          let reservationId = reservationIdFor(attemptId);
           let t0 = Date.now();
 
           // Budget messages run to completion even when the request is being cancelled, so that a
@@ -334,7 +362,9 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             // wait: for the next period or an operator's approval, at most maxWaitMs.
             const now = Date.now();
             const limit = Math.min(grant.periodEnd - now, grant.maxWaitMs);
+            trace.phase = 'waiting';
             const got = await condition(() => approved || escalation !== undefined, Math.max(1, limit));
+            trace.phase = 'calling';
             if (escalation) continue;
             if (!got && Date.now() < grant.periodEnd) {
               throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${limit} ms (maxWaitMs) without a new period or an approval`, 'budget_exceeded');

@@ -1,0 +1,101 @@
+/**
+ * Records the histories of representative runs into test/histories/, for the replay tests: a
+ * fresh dev server, simulator and worker run each scenario, and each workflow's history is saved as
+ * JSON. Run with `npm run record-histories` (writes only files that do not exist yet: a checked-in
+ * history is the record of an older workflow version, and must keep replaying; never overwrite it).
+ */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { defaultCatalog } from '../../src/catalog/catalog.js';
+import { loadConfig } from '../../src/config/config.js';
+import { settingsFromConfig } from '../../src/budget/settings.js';
+import { RequestFailedError, SwitchyardClient } from '../../src/client/client.js';
+import { shardWorkflowId } from '../../src/budget/shards.js';
+import { Simulator } from '../../src/simulator/server.js';
+import { ensureTemporalCli } from '../../src/temporal/cli.js';
+import { startDevServer } from '../../src/temporal/devServer.js';
+import { createLogger } from '../../src/util/logger.js';
+import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
+import { healthWorkflowId } from '../../src/workflows/healthEntity.js';
+import type { RequestInput } from '../../src/workflows/requestTypes.js';
+
+const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'histories');
+const prefix = process.env.HISTORY_PREFIX ?? 'v1';
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const state = mkdtempSync(join(tmpdir(), 'switchyard-record-'));
+  const cli = await ensureTemporalCli();
+  const server = await startDevServer({ cliPath: cli, stateDir: state, port: 0, uiPort: 0 });
+  const catalog = defaultCatalog();
+  const simulator = new Simulator({ catalog, latencyScale: 0 });
+  const simulatorUrl = await simulator.start();
+  const config = loadConfig({ SWITCHYARD_LOG_LEVEL: 'warn' }, {
+    taskQueue: 'record',
+    stateDir: state,
+    ledgerPath: join(state, 'ledger.jsonl'),
+    simulatorUrl,
+    retry: { maximumAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 120_000 },
+  });
+  const sw = await createSwitchyardWorker({ config, address: server.address, catalog, log: createLogger('warn') });
+  const running = sw.worker.run();
+  const client = await SwitchyardClient.connect({ address: server.address, taskQueue: 'record', budgetDefaults: settingsFromConfig(config.budget) });
+  const saved: string[] = [];
+  const save = async (name: string, workflowId: string): Promise<void> => {
+    const file = join(outDir, `${prefix}-${name}.json`);
+    if (existsSync(file)) {
+      process.stderr.write(`kept ${file} (exists)\n`);
+      return;
+    }
+    // The CLI writes the history as proto JSON, the format Worker.runReplayHistories reads.
+    const json = execFileSync(cli, ['workflow', 'show', '--address', server.address, '--workflow-id', workflowId, '--output', 'json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    writeFileSync(file, json.endsWith('\n') ? json : `${json}\n`);
+    saved.push(file);
+  };
+  const run = async (name: string, input: RequestInput): Promise<void> => {
+    try {
+      await client.ask(input);
+    } catch (e) {
+      if (!(e instanceof RequestFailedError)) throw e;
+    }
+    await save(name, `llm-${input.requestId}`);
+  };
+  const script = (model: string, outcomes: Array<number | string>): void =>
+    simulator.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: outcomes } } as never);
+  try {
+    await run('success', { requestId: 'hist-success', prompt: 'Summarise in two sentences: the quarterly report shows revenue up 12% and costs flat.', category: 'standard' });
+
+    script('llama-3-70b', [503, 503]);
+    await run('fallback', { requestId: 'hist-fallback', prompt: 'Classify this ticket as billing or technical: "I was charged twice."', category: 'batch' });
+
+    script('gemini-2-flash', ['offformat']);
+    const schema = { type: 'object', required: ['answer'], properties: { answer: { type: 'string' } } };
+    await run('escalation', { requestId: 'hist-escalation', prompt: 'Extract the city as JSON: "I moved to Paris last spring."', category: 'batch', model: 'gemini-2-flash', quality: { jsonSchema: schema } });
+    simulator.setFaults({});
+
+    await client.setBudget('hist-tight', { totalNanos: 10, policies: { critical: 'reject', standard: 'reject', batch: 'reject' } });
+    await run('budget-denied', { requestId: 'hist-budget-denied', prompt: 'Write a haiku about invoices.', category: 'batch', budgetScope: 'hist-tight' });
+
+    // $0.005 a period: the critical share cannot cover a premium model's estimate, so it downgrades.
+    await client.setBudget('hist-downgrade', { totalNanos: 5_000_000, policies: { critical: 'downgrade', standard: 'downgrade', batch: 'downgrade' } });
+    await run('budget-downgrade', { requestId: 'hist-budget-downgrade', prompt: 'Explain step by step how to prove that the square root of 2 is irrational, then compare two proofs.', category: 'critical', budgetScope: 'hist-downgrade' });
+
+    await save('budget-entity', shardWorkflowId('record', 'hist-downgrade', 0, 1));
+    await save('health-entity', healthWorkflowId('record'));
+  } finally {
+    await client.close();
+    sw.worker.shutdown();
+    await running;
+    await sw.close();
+    await simulator.stop();
+    await server.stop();
+    rmSync(state, { recursive: true, force: true });
+  }
+  process.stderr.write(saved.length ? `recorded:\n${saved.map((f) => `  ${f}`).join('\n')}\n` : 'nothing new recorded\n');
+}
+
+await main();
