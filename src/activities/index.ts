@@ -6,6 +6,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type BudgetDeps, createBudgetActivities } from './budget.js';
+import { createBatchActivities } from './batch.js';
 import { checkAnswer, type QualityVerdict } from '../quality/checks.js';
 import type { QualitySpec } from '../quality/spec.js';
 import type { Logger } from 'pino';
@@ -84,6 +85,7 @@ export function createActivities(deps: ActivityDeps) {
   const cheapest = [...catalog.models].sort((x, y) => x.price.inputNanosPerMTok + x.price.outputNanosPerMTok - (y.price.inputNanosPerMTok + y.price.outputNanosPerMTok))[0];
   return {
     ...createBudgetActivities(deps),
+    ...createBatchActivities(deps),
     async classify(input: { prompt: string; system?: string | undefined; context?: string | undefined }): Promise<Classification> {
       return classifyPure(input);
     },

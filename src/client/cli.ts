@@ -1,97 +1,20 @@
 /** The `switchyard` command line. */
 import { randomUUID } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { formatUsd } from '../catalog/pricing.js';
 import { loadCatalog } from '../catalog/loadFile.js';
-import { loadConfig, type SwitchyardConfig } from '../config/config.js';
 import { PROVIDERS } from '../catalog/schema.js';
 import { Simulator } from '../simulator/server.js';
 import { createLogger } from '../util/logger.js';
 import { ValidationError } from '../util/validation.js';
 import { createSwitchyardWorker } from '../workers/createWorker.js';
 import { loadFaultsFile, startLocalStack } from '../stack/localStack.js';
-import type { RequestResult } from '../workflows/requestTypes.js';
 import { BudgetNotFoundError, RequestFailedError, SwitchyardClient } from './client.js';
-import { settingsFromConfig } from '../budget/settings.js';
 import type { BudgetStatus } from '../budget/book.js';
-import { formatDemoTable, runDemo } from './demo.js';
-
-const DEFAULT_ADDRESS = '127.0.0.1:7233';
-
-function int(name: string, min = 0) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be a whole number >= ${min}`);
-    return n;
-  };
-}
-function num(name: string, min: number, max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}]`);
-    return n;
-  };
-}
-
-/** Quieter core logs; and our own signal handlers stop the stack in order, not the SDK's. */
-function quietTemporal(): void {
-  Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
-}
-
-function config(overrides: Partial<SwitchyardConfig> = {}): SwitchyardConfig {
-  return loadConfig(process.env, overrides);
-}
-
-/** Runs until SIGINT or SIGTERM, then runs `stop` once. */
-function untilSignal(stop: () => Promise<void>): Promise<void> {
-  return new Promise((resolve) => {
-    let stopping = false;
-    const handler = (sig: NodeJS.Signals): void => {
-      if (stopping) return;
-      stopping = true;
-      process.stderr.write(`\n${sig}: stopping...\n`);
-      stop().then(resolve, (e: unknown) => {
-        process.stderr.write(`error while stopping: ${(e as Error).message}\n`);
-        resolve();
-      });
-    };
-    process.once('SIGINT', handler);
-    process.once('SIGTERM', handler);
-  });
-}
-
-/** Connects a client from the environment's configuration, runs `fn`, and always closes it. */
-async function withClient<T>(fn: (client: SwitchyardClient, cfg: SwitchyardConfig) => Promise<T>): Promise<T> {
-  const cfg = config();
-  const client = await SwitchyardClient.connect({
-    address: cfg.temporalAddress ?? DEFAULT_ADDRESS,
-    namespace: cfg.namespace,
-    taskQueue: cfg.taskQueue,
-    budgetDefaults: settingsFromConfig(cfg.budget),
-    budgetShards: cfg.budget.shards,
-  });
-  try {
-    return await fn(client, cfg);
-  } finally {
-    await client.close();
-  }
-}
-
-function printTrace(r: RequestResult): void {
-  const out = process.stdout;
-  out.write(`${r.text}\n\n`);
-  out.write(`-- ${r.workflowId}\n`);
-  out.write(`classified: complexity ${r.classification.complexity.toFixed(2)} -> ${r.classification.preferredTier}; ${r.classification.inputTokens} input tokens; capabilities [${r.classification.capabilities.join(', ')}]; signals ${r.classification.signals.join(' ') || '-'}\n`);
-  out.write('candidates:\n');
-  r.candidates.forEach((c, i) => out.write(`  ${i + 1}. ${c.model} (${c.tier}, ${c.provider}) est ${formatUsd(c.estimatedCostNanos)}: ${c.reason}\n`));
-  out.write('attempts:\n');
-  for (const e of r.escalations) out.write(`escalated ${e.from} -> ${e.to}: ${e.reason}\n`);
-  for (const a of r.attempts) {
-    out.write(`  ${a.attemptId} ${a.model}: ${a.outcome}${a.qualityFailures ? ` (quality: ${a.qualityFailures.join('; ')})` : ''}${a.status ? ` ${a.status}` : ''}${a.waitBeforeMs ? ` after ${a.waitBeforeMs} ms wait` : ''}, ${a.durationMs} ms, ${formatUsd(a.costNanos)}${a.decision ? ` -> ${a.decision}` : ''}\n`);
-  }
-  out.write(`answered by ${r.model} (${r.tier}); usage in ${r.usage.inputTokens} / cached ${r.usage.cachedInputTokens} / out ${r.usage.outputTokens}; cost ${formatUsd(r.costNanos)} (premium baseline ${formatUsd(r.premiumBaselineCostNanos)})\n`);
-}
+import { runDemo } from './demo.js';
+import { formatSummary } from '../batch/summary.js';
+import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, untilSignal, withClient } from './cliShared.js';
+import { registerPipelineCommands } from './pipelineCommands.js';
 
 const program = new Command();
 program
@@ -237,15 +160,14 @@ stackOptions(
   const client = await SwitchyardClient.connect({ address: stack.address, namespace: stack.config.namespace, taskQueue: stack.config.taskQueue });
   try {
     const runId = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14) + '-' + randomUUID().slice(0, 4);
-    const { summary } = await runDemo(client, { requests: o.requests, concurrency: o.concurrency, runId, progress: !o.json && process.stderr.isTTY === true });
+    const summary = await runDemo(client, { requests: o.requests, concurrency: o.concurrency, runId, progress: !o.json && process.stderr.isTTY === true });
     if (o.json) {
-      const { byTier: _t, failures, wallMs, ...rest } = summary;
-      process.stdout.write(`${JSON.stringify({ ...rest, failures, wallMs })}\n`);
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
       await client.close();
       await stack.stop();
       return;
     }
-    process.stdout.write(`${formatDemoTable(summary)}\n\n`);
+    process.stdout.write(`${formatSummary(summary)}\n\n`);
     process.stdout.write(`See the runs in the Temporal UI: ${stack.uiUrl ?? stack.address}  (e.g. filter: LlmTier="economy")\nThe stack stays up for inspection; Ctrl-C to stop.\n`);
     await untilSignal(async () => {
       await client.close();
@@ -257,6 +179,8 @@ stackOptions(
     throw e;
   }
 });
+
+registerPipelineCommands(program);
 
 program
   .command('escalate')
@@ -414,6 +338,6 @@ function reportError(e: unknown): number {
 }
 
 program.parseAsync(process.argv).then(
-  () => process.exit(0),
+  () => process.exit(typeof process.exitCode === "number" ? process.exitCode : 0),
   (e: unknown) => process.exit(reportError(e)),
 );

@@ -3,16 +3,82 @@
  * id from the request id (re-submitting is idempotent), and returns typed results or failures.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, Connection, type WorkflowExecutionInfo, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { BudgetSettings, BudgetStatus, PeriodSummary } from '../budget/book.js';
 import { type AdjustInput, adjustUpdate, escalateSignal, historyQuery, resetUpdate, statusQuery } from '../workflows/budgetMessages.js';
 import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
-import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { RequestFailedError, toRequestFailed } from './errors.js';
+import { type BatchEntry, runBatch, type RunBatchOptions } from '../batch/runBatch.js';
+import type { BatchResultLine, BatchSummary } from '../batch/summary.js';
+
+export { RequestFailedError } from './errors.js';
+
+export interface RunSummary {
+  readonly workflowId: string;
+  readonly runId: string;
+  readonly status: string;
+  readonly startTime: string;
+  readonly closeTime: string | null;
+  readonly title: string | null;
+  readonly category: string | null;
+  readonly tier: string | null;
+  readonly model: string | null;
+  readonly outcome: string | null;
+  readonly costNanos: number | null;
+  readonly batchId: string | null;
+  readonly redriveOf: string | null;
+}
+
+export interface RunInspection extends RunSummary {
+  readonly result?: RequestResult;
+  readonly failure?: { type: string; message: string; details?: RequestFailureDetails };
+  readonly trace?: RequestTrace;
+}
+
+export interface RedriveReport {
+  restarted: Array<{ workflowId: string; previousRunId: string; runId: string; previousCostNanos: number }>;
+  skipped: Array<{ workflowId: string; runId: string; reason: string }>;
+}
+
+/** Request workflows on a task queue, narrowed by the user's visibility query and/or a default. */
+export function requestRunsQuery(taskQueue: string, user?: string, extra?: string): string {
+  const parts = [`WorkflowType = 'llmRequest'`, `TaskQueue = '${taskQueue.replace(/'/g, "\\'")}'`];
+  if (extra) parts.push(extra);
+  if (user && user.trim() !== '') parts.push(`(${user})`);
+  return parts.join(' AND ');
+}
+
+function runSummary(w: Omit<WorkflowExecutionInfo, "raw">): RunSummary {
+  const memo = (w.memo ?? {}) as Partial<RequestMemo>;
+  const sa = w.typedSearchAttributes;
+  const cost = sa.get(LlmCostNanos);
+  return {
+    workflowId: w.workflowId,
+    runId: w.runId,
+    status: w.status.name,
+    startTime: w.startTime.toISOString(),
+    closeTime: w.closeTime ? w.closeTime.toISOString() : null,
+    title: memo.title ?? null,
+    category: sa.get(LlmCategory) ?? memo.category ?? null,
+    tier: sa.get(LlmTier) ?? null,
+    model: sa.get(LlmModel) ?? null,
+    outcome: sa.get(LlmOutcome) ?? null,
+    costNanos: cost === undefined ? null : Number(cost),
+    batchId: memo.batchId ?? null,
+    redriveOf: memo.redriveOf ?? null,
+  };
+}
 import { type Tier, TIERS } from '../catalog/schema.js';
 import { parseOrThrow, ValidationError } from '../util/validation.js';
 import { schemaError } from '../quality/checks.js';
 import { type RequestFailureDetails, type RequestInput, requestInputSchema, type RequestResult } from '../workflows/requestTypes.js';
-import { LlmCategory, LlmTier } from '../workflows/searchAttributes.js';
+import { LlmCategory, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../workflows/searchAttributes.js';
+import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batchTypes.js';
+import { type RequestTrace, traceQuery } from '../workflows/requestMessages.js';
+import { readBatchFile } from '../batch/inputFile.js';
+import type { RequestMemo } from '../workflows/requestMemo.js';
+import { requestMemo, workflowIdFor } from '../workflows/requestMemo.js';
 import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/healthEntity.js';
 
 export interface SwitchyardClientOptions {
@@ -29,21 +95,14 @@ export class BudgetNotFoundError extends Error {
   override readonly name = 'BudgetNotFoundError';
 }
 
-export class RequestFailedError extends Error {
-  override readonly name = 'RequestFailedError';
-  constructor(
-    message: string,
-    readonly workflowId: string,
-    readonly failureType: string | undefined,
-    readonly details: RequestFailureDetails | undefined,
-  ) {
-    super(message);
-  }
+export interface StartOptions {
+  /** Start a new run when the last run of this request id failed (see `redrive`). */
+  readonly redrive?: boolean;
+  /** Recorded in the memo: the batch this request belongs to and its input line. */
+  readonly batch?: { batchId: string; line: number };
 }
 
-export function workflowIdFor(requestId: string): string {
-  return `llm-${requestId}`;
-}
+export { workflowIdFor } from '../workflows/requestMemo.js';
 
 export class SwitchyardClient {
   private constructor(
@@ -115,21 +174,34 @@ export class SwitchyardClient {
   }
 
   /** Validates and starts a request; an already-started request id returns the existing run. */
-  async start(input: RequestInput): Promise<WorkflowHandle> {
+  async start(input: RequestInput, opts: StartOptions = {}): Promise<WorkflowHandle> {
+    return (await this.submit(input, opts)).handle;
+  }
+
+  /**
+   * Validates and starts a request. A request id that already ran (finished or still running) is
+   * not run again: its existing run is returned with `existing: true`, so re-submitting charges
+   * nothing. `redrive` starts a new run of a request whose last run failed, was cancelled or
+   * terminated (never one that completed).
+   */
+  async submit(input: RequestInput, opts: StartOptions = {}): Promise<{ handle: WorkflowHandle; existing: boolean }> {
     const req = parseOrThrow(requestInputSchema, input, 'request');
     const bad = req.quality?.jsonSchema ? schemaError(req.quality.jsonSchema) : undefined;
     if (bad) throw new ValidationError('request', [`quality.jsonSchema: not a valid JSON Schema (${bad})`]);
     const requestId = req.requestId ?? randomUUID();
     const workflowId = workflowIdFor(requestId);
     try {
-      return await this.temporal.workflow.start('llmRequest', {
+      const handle = await this.temporal.workflow.start('llmRequest', {
         taskQueue: this.taskQueue,
         workflowId,
         args: [{ ...input, requestId }],
+        workflowIdReusePolicy: opts.redrive ? 'ALLOW_DUPLICATE_FAILED_ONLY' : 'REJECT_DUPLICATE',
+        memo: { ...requestMemo(req.prompt, req.category, opts.batch) },
         typedSearchAttributes: [{ key: LlmCategory, value: req.category }],
       });
+      return { handle, existing: false };
     } catch (e) {
-      if (e instanceof WorkflowExecutionAlreadyStartedError) return this.temporal.workflow.getHandle(workflowId);
+      if (e instanceof WorkflowExecutionAlreadyStartedError) return { handle: this.temporal.workflow.getHandle(workflowId), existing: true };
       throw e;
     }
   }
@@ -146,6 +218,35 @@ export class SwitchyardClient {
   async ask(input: RequestInput): Promise<RequestResult> {
     const handle = await this.start(input);
     return this.result(handle.workflowId);
+  }
+
+  /**
+   * Runs many requests, each its own workflow, at most `concurrency` at a time, and returns their
+   * results in input order with a summary. Every request needs a `requestId`: a request that
+   * already ran is collected instead of run again, so calling this again after a crash finishes
+   * the batch without paying twice.
+   */
+  async batch(
+    requests: Iterable<RequestInput & { requestId: string }> | AsyncIterable<RequestInput & { requestId: string }>,
+    opts: { concurrency?: number } & Omit<RunBatchOptions, 'concurrency' | 'onInvalid'> = {},
+  ): Promise<{ results: BatchResultLine[]; summary: BatchSummary }> {
+    const results: BatchResultLine[] = [];
+    async function* entries(): AsyncGenerator<BatchEntry> {
+      let line = 0;
+      for await (const request of requests) {
+        line += 1;
+        yield { ok: true, item: { line, id: request.requestId, request } };
+      }
+    }
+    const summary = await runBatch(this, entries(), {
+      ...opts,
+      concurrency: opts.concurrency ?? 16,
+      onResult: async (r) => {
+        results.push(r);
+        await opts.onResult?.(r);
+      },
+    });
+    return { results, summary };
   }
 
   /**
@@ -174,6 +275,129 @@ export class SwitchyardClient {
     }
     const next = await this.start({ ...rest, requestId: `${input.requestId ?? workflowId}-esc${k}`, ...(opts.model ? { model: opts.model } : up ? { minTier: up } : {}) });
     return { action: 'restarted', workflowId: next.workflowId };
+  }
+
+  /** Starts a server-side batch workflow (see `prepareDetachedBatch`); returns its workflow id. */
+  async startBatch(input: BatchRunInput): Promise<string> {
+    const workflowId = batchWorkflowId(input.batchId);
+    try {
+      await this.temporal.workflow.start('batchRun', {
+        taskQueue: this.taskQueue,
+        workflowId,
+        args: [input],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        memo: { title: `batch of ${input.source.lines} from ${input.source.originalName}`, category: input.category ?? 'mixed' },
+      });
+    } catch (e) {
+      if (e instanceof WorkflowExecutionAlreadyStartedError) throw new Error(`batch "${input.batchId}" already exists: see \`switchyard batch status ${input.batchId}\`, or pass another --batch-id`);
+      throw e;
+    }
+    return workflowId;
+  }
+
+  /** A server-side batch's progress and summary (running or finished). */
+  async batchStatus(batchId: string): Promise<BatchRunStatus> {
+    const handle = this.temporal.workflow.getHandle(batchWorkflowId(batchId));
+    let desc;
+    try {
+      desc = await handle.describe();
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) throw new Error(`no batch "${batchId}": list batches with \`switchyard runs list --batches\``);
+      throw e;
+    }
+    if (desc.status.name === 'COMPLETED') return (await handle.result()) as BatchRunStatus;
+    if (desc.status.name === 'RUNNING') return handle.query(batchStatusQuery);
+    throw new Error(`batch "${batchId}" ended ${desc.status.name.toLowerCase()}; its requests' results can still be collected with \`switchyard batch results ${batchId}\``);
+  }
+
+  /**
+   * A server-side batch's results in input order, read from each request workflow (the batch input
+   * copy gives the ids and their order).
+   */
+  async batchResults(batchId: string, opts: { concurrency?: number; onResult?: (r: BatchResultLine) => void | Promise<void>; onProgress?: RunBatchOptions['onProgress'] } = {}): Promise<BatchSummary> {
+    const handle = this.temporal.workflow.getHandle(batchWorkflowId(batchId));
+    const history = await handle.fetchHistory();
+    const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    if (!payload) throw new Error(`cannot read the input of batch ${batchId}`);
+    const input = defaultPayloadConverter.fromPayload<BatchRunInput>(payload);
+    return runBatch(this, readBatchFile(input.source.path, { category: input.category }), { concurrency: opts.concurrency ?? 32, total: input.source.lines, collectOnly: true, ...(opts.onResult ? { onResult: opts.onResult } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  }
+
+  /** Request runs on this task queue, newest first, optionally narrowed by a visibility query. */
+  async listRuns(opts: { query?: string; limit?: number } = {}): Promise<RunSummary[]> {
+    const query = requestRunsQuery(this.taskQueue, opts.query);
+    const out: RunSummary[] = [];
+    for await (const w of this.temporal.workflow.list({ query, pageSize: Math.min(opts.limit ?? 50, 1000) })) {
+      out.push(runSummary(w));
+      if (out.length >= (opts.limit ?? 50)) break;
+    }
+    return out;
+  }
+
+  /** Everything known about one request run: status, memo, and its trace (result, failure or progress). */
+  async inspect(workflowId: string, runId?: string): Promise<RunInspection> {
+    const handle = this.temporal.workflow.getHandle(workflowId, runId);
+    const desc = await handle.describe();
+    const summary = runSummary(desc);
+    if (desc.status.name === 'COMPLETED') return { ...summary, result: (await handle.result()) as RequestResult };
+    if (desc.status.name === 'RUNNING') return { ...summary, trace: await handle.query(traceQuery) };
+    try {
+      await handle.result();
+    } catch (e) {
+      const f = toRequestFailed(e, workflowId);
+      if (f instanceof RequestFailedError) return { ...summary, failure: { type: f.failureType ?? desc.status.name, message: f.message, ...(f.details ? { details: f.details } : {}) } };
+      return { ...summary, failure: { type: desc.status.name, message: (f as Error).message } };
+    }
+    return summary;
+  }
+
+  /**
+   * Starts a new run of each failed request the query matches (same request id, same input). The
+   * new run's reservations are scoped to it, so what the failed run already settled is neither
+   * charged again nor lost. A request whose latest run has since completed is skipped.
+   */
+  async redrive(opts: { query?: string; limit?: number; dryRun?: boolean } = {}): Promise<RedriveReport> {
+    const query = requestRunsQuery(this.taskQueue, opts.query, "ExecutionStatus = 'Failed'");
+    const report: RedriveReport = { restarted: [], skipped: [] };
+    const seen = new Set<string>();
+    for await (const w of this.temporal.workflow.list({ query })) {
+      if (seen.has(w.workflowId)) continue;
+      seen.add(w.workflowId);
+      if (report.restarted.length >= (opts.limit ?? 1000)) break;
+      const latest = await this.temporal.workflow.getHandle(w.workflowId).describe();
+      if (latest.runId !== w.runId) {
+        report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: `a later run (${latest.runId}) exists: ${latest.status.name.toLowerCase()}` });
+        continue;
+      }
+      const history = await this.temporal.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+      const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      if (!payload) {
+        report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'cannot read its input' });
+        continue;
+      }
+      const input = defaultPayloadConverter.fromPayload<RequestInput>(payload);
+      const previousCostNanos = Number(w.typedSearchAttributes.get(LlmCostNanos) ?? 0);
+      if (opts.dryRun) {
+        report.restarted.push({ workflowId: w.workflowId, previousRunId: w.runId, runId: '(dry run)', previousCostNanos });
+        continue;
+      }
+      const req = parseOrThrow(requestInputSchema, input, `input of ${w.workflowId}`);
+      try {
+        const handle = await this.temporal.workflow.start('llmRequest', {
+          taskQueue: this.taskQueue,
+          workflowId: w.workflowId,
+          args: [input],
+          workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+          memo: { ...requestMemo(req.prompt, req.category), ...(w.memo ?? {}), redriveOf: w.runId },
+          typedSearchAttributes: [{ key: LlmCategory, value: req.category }],
+        });
+        report.restarted.push({ workflowId: w.workflowId, previousRunId: w.runId, runId: handle.firstExecutionRunId, previousCostNanos });
+      } catch (e) {
+        if (e instanceof WorkflowExecutionAlreadyStartedError) report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'a newer run started meanwhile' });
+        else throw e;
+      }
+    }
+    return report;
   }
 
   /** Circuit breakers per model, with their state computed now. */
@@ -206,13 +430,4 @@ export class SwitchyardClient {
   async close(): Promise<void> {
     await this.connection.close();
   }
-}
-
-export function toRequestFailed(e: unknown, workflowId: string): unknown {
-  if (e instanceof WorkflowFailedError && e.cause instanceof ApplicationFailure) {
-    const details = e.cause.details?.[0] as RequestFailureDetails | undefined;
-    return new RequestFailedError(e.cause.message, workflowId, e.cause.type ?? undefined, details);
-  }
-  if (e instanceof WorkflowFailedError) return new RequestFailedError(e.cause?.message ?? e.message, workflowId, undefined, undefined);
-  return e;
 }

@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { type HistoryAndWorkflowId, Worker } from '@temporalio/worker';
+import type { HistoryAndWorkflowId } from '@temporalio/common';
+import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 
 export interface ReplayOutcome {

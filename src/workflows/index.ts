@@ -2,3 +2,4 @@
 export { llmRequest } from './llmRequest.js';
 export { budgetEntity } from './budgetEntity.js';
 export { healthEntity } from './healthEntity.js';
+export { batchRun } from './batchRun.js';

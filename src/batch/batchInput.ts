@@ -1,0 +1,73 @@
+/**
+ * Batch input: one JSON request per line with an `id`. A line that is not JSON, lacks an id or
+ * fails request validation is reported with its line number (and skipped by the runners).
+ */
+import { schemaError } from '../quality/checks.js';
+import { describeIssues } from '../util/validation.js';
+import { type RequestInput, requestInputSchema } from '../workflows/requestTypes.js';
+
+export interface BatchItem {
+  /** 1-based line number in the input file. */
+  readonly line: number;
+  readonly id: string;
+  /** The request, with requestId = id (the workflow id derives from it). */
+  readonly request: RequestInput & { requestId: string };
+}
+
+export interface BadLine {
+  readonly line: number;
+  readonly error: string;
+}
+
+export type ParsedLine = { readonly ok: true; readonly item: BatchItem } | { readonly ok: false; readonly bad: BadLine };
+
+export interface BatchDefaults {
+  /** Category for lines that do not name one. */
+  readonly category?: string | undefined;
+}
+
+/** Parses one input line; `undefined` for a blank line. */
+export function parseBatchLine(text: string, line: number, defaults: BatchDefaults = {}): ParsedLine | undefined {
+  const trimmed = text.trim();
+  if (trimmed === '') return undefined;
+  const bad = (error: string): ParsedLine => ({ ok: false, bad: { line, error: `line ${line}: ${error}` } });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(trimmed);
+  } catch (e) {
+    return bad(`not valid JSON (${(e as Error).message}); each line must be one JSON object such as {"id": "t-1", "prompt": "..."}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('must be a JSON object such as {"id": "t-1", "prompt": "..."}');
+  const { id: rawId, ...rest } = raw as Record<string, unknown>;
+  if (rawId === undefined || rawId === null || rawId === '') return bad('id: is required (a unique name for the request; its workflow id derives from it, so re-running the file skips finished requests)');
+  if (typeof rawId !== 'string' && typeof rawId !== 'number') return bad('id: must be a string or a number');
+  const id = String(rawId);
+  if (rest.requestId !== undefined && rest.requestId !== id) return bad(`requestId: differs from id "${id}"; give only id`);
+  const candidate = { ...rest, requestId: id, ...(rest.category === undefined && defaults.category ? { category: defaults.category } : {}) };
+  const parsed = requestInputSchema.safeParse(candidate);
+  if (!parsed.success) {
+    const fields = describeIssues(parsed.error).map((f) => f.replace(/^requestId:/, 'id:'));
+    return bad(fields.join('; '));
+  }
+  const schema = parsed.data.quality?.jsonSchema;
+  const schemaBad = schema ? schemaError(schema) : undefined;
+  if (schemaBad) return bad(`quality.jsonSchema: not a valid JSON Schema (${schemaBad})`);
+  return { ok: true, item: { line, id, request: candidate as RequestInput & { requestId: string } } };
+}
+
+/** Tracks ids already seen in a file, so a repeated id is reported instead of silently merged. */
+export class IdRegistry {
+  private readonly seen = new Map<string, number>();
+
+  /** The line that already used this id, or undefined (and records it). */
+  claim(id: string, line: number): number | undefined {
+    const first = this.seen.get(id);
+    if (first !== undefined) return first;
+    this.seen.set(id, line);
+    return undefined;
+  }
+}
+
+export function duplicateLine(id: string, line: number, first: number): BadLine {
+  return { line, error: `line ${line}: id "${id}" repeats line ${first}; ids must be unique within a batch` };
+}

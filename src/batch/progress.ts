@@ -1,0 +1,51 @@
+/**
+ * Batch progress for people: a live bar on a terminal (done, failed, in flight, spend, ETA), and
+ * plain lines at most every few seconds otherwise (logs, CI).
+ */
+import cliProgress from 'cli-progress';
+import type { BatchProgress } from './runBatch.js';
+
+export interface ProgressReporter {
+  update(p: BatchProgress): void;
+  stop(): void;
+}
+
+function usd(nanos: number): string {
+  return `$${(nanos / 1e9).toFixed(4)}`;
+}
+
+export function progressReporter(label: string, total: number | undefined, stream: NodeJS.WriteStream = process.stderr, intervalMs = 5_000): ProgressReporter {
+  const started = Date.now();
+  if (stream.isTTY && total !== undefined) {
+    const bar = new cliProgress.SingleBar(
+      { format: `${label} [{bar}] {value}/{total} | {failed} failed | {inflight} in flight | spend {spend} | ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true, stream, etaBuffer: 200 },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(total, 0, { failed: 0, inflight: 0, spend: usd(0) });
+    return {
+      update: (p) => bar.update(p.done + p.invalid, { failed: p.failed, inflight: p.inFlight, spend: usd(p.costNanos) }),
+      stop: () => bar.stop(),
+    };
+  }
+  let last = 0;
+  let latest: BatchProgress | undefined;
+  const print = (p: BatchProgress): void => {
+    const elapsed = (Date.now() - started) / 1000;
+    const rate = elapsed > 0 ? p.done / elapsed : 0;
+    const eta = total !== undefined && rate > 0 ? `, ETA ${Math.ceil((total - p.done - p.invalid) / rate)} s` : '';
+    stream.write(`${label}: ${p.done + p.invalid}${total !== undefined ? `/${total}` : ''} lines (${p.failed} failed${p.invalid ? `, ${p.invalid} malformed` : ''}), ${p.inFlight} in flight, spend ${usd(p.costNanos)}, ${rate.toFixed(1)} req/s${eta}\n`);
+  };
+  return {
+    update(p) {
+      latest = p;
+      const now = Date.now();
+      if (now - last >= intervalMs) {
+        last = now;
+        print(p);
+      }
+    },
+    stop() {
+      if (latest) print(latest);
+    },
+  };
+}

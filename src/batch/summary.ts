@@ -1,0 +1,92 @@
+/** Batch results and their summary: counts and cost per tier and model, failures by reason. Pure. */
+import type { BadLine } from './batchInput.js';
+
+export interface BatchResultLine {
+  readonly id: string;
+  readonly workflowId: string;
+  readonly status: 'completed' | 'failed';
+  /** The answering model; for a failed request, the last model tried (null if none was). */
+  readonly model: string | null;
+  readonly tier: string | null;
+  readonly costNanos: number;
+  readonly premiumBaselineCostNanos: number;
+  readonly text?: string;
+  readonly error?: { readonly type: string; readonly message: string };
+}
+
+export interface BatchSummary {
+  requests: number;
+  completed: number;
+  failed: number;
+  /** Lines skipped as malformed (not counted in `requests`). */
+  invalid: number;
+  /** Requests whose workflow already existed (finished or running) and were collected, not started. */
+  alreadyStarted: number;
+  costNanos: number;
+  premiumBaselineCostNanos: number;
+  byTier: Record<string, { requests: number; costNanos: number }>;
+  byModel: Record<string, { tier: string; requests: number; costNanos: number }>;
+  failures: Record<string, number>;
+  /** The first malformed lines, with line numbers and why. */
+  invalidLines: BadLine[];
+  wallMs: number;
+}
+
+export const MAX_INVALID_KEPT = 100;
+
+export function emptySummary(): BatchSummary {
+  return { requests: 0, completed: 0, failed: 0, invalid: 0, alreadyStarted: 0, costNanos: 0, premiumBaselineCostNanos: 0, byTier: {}, byModel: {}, failures: {}, invalidLines: [], wallMs: 0 };
+}
+
+export function addResult(s: BatchSummary, r: BatchResultLine): void {
+  s.requests += 1;
+  s.costNanos += r.costNanos;
+  if (r.status === 'completed') {
+    s.completed += 1;
+    s.premiumBaselineCostNanos += r.premiumBaselineCostNanos;
+    if (r.model && r.tier) {
+      const m = (s.byModel[r.model] ??= { tier: r.tier, requests: 0, costNanos: 0 });
+      m.requests += 1;
+      m.costNanos += r.costNanos;
+      const t = (s.byTier[r.tier] ??= { requests: 0, costNanos: 0 });
+      t.requests += 1;
+      t.costNanos += r.costNanos;
+    }
+  } else {
+    s.failed += 1;
+    const reason = r.error?.type ?? 'failed';
+    s.failures[reason] = (s.failures[reason] ?? 0) + 1;
+  }
+}
+
+export function addInvalid(s: BatchSummary, bad: BadLine): void {
+  s.invalid += 1;
+  if (s.invalidLines.length < MAX_INVALID_KEPT) s.invalidLines.push(bad);
+}
+
+function usd(nanos: number): string {
+  return `$${(nanos / 1e9).toFixed(6)}`;
+}
+
+/** The human-readable bill: one row per model, then per tier, then totals and the premium baseline. */
+export function formatSummary(s: BatchSummary): string {
+  const rows: string[][] = [['tier', 'model', 'requests', 'cost']];
+  const order = ['economy', 'standard', 'premium'];
+  const rank = (t: string): number => (order.includes(t) ? order.indexOf(t) : order.length);
+  const models = Object.entries(s.byModel).sort((a, b) => rank(a[1].tier) - rank(b[1].tier) || a[0].localeCompare(b[0]));
+  for (const [name, m] of models) rows.push([m.tier, name, String(m.requests), usd(m.costNanos)]);
+  rows.push(['', '', '', '']);
+  for (const [t, v] of Object.entries(s.byTier).sort((a, b) => rank(a[0]) - rank(b[0]))) rows.push([t, '(all)', String(v.requests), usd(v.costNanos)]);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => r.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
+  const saved = s.premiumBaselineCostNanos > 0 ? (1 - s.costNanos / s.premiumBaselineCostNanos) * 100 : 0;
+  const failures = Object.entries(s.failures);
+  return [
+    ...rows.map(line),
+    '',
+    `requests ${s.requests}, completed ${s.completed}, failed ${s.failed}${failures.length ? ` (${failures.map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}${s.invalid ? `; ${s.invalid} malformed line(s) skipped` : ''}${s.alreadyStarted ? `; ${s.alreadyStarted} already run (collected, not charged again)` : ''}`,
+    `total cost            ${usd(s.costNanos)}`,
+    `on the premium model  ${usd(s.premiumBaselineCostNanos)}  (routing saved ${saved.toFixed(1)}%)`,
+    `wall time             ${(s.wallMs / 1000).toFixed(1)} s (${s.wallMs > 0 ? (s.requests / (s.wallMs / 1000)).toFixed(1) : '-'} requests/s)`,
+  ].join('\n');
+}

@@ -1,0 +1,85 @@
+/** Helpers shared by the CLI's commands: option parsers, the client from the environment, traces. */
+import { InvalidArgumentError } from 'commander';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { formatUsd } from '../catalog/pricing.js';
+import { loadConfig, type SwitchyardConfig } from '../config/config.js';
+import { settingsFromConfig } from '../budget/settings.js';
+import type { RequestResult } from '../workflows/requestTypes.js';
+import { SwitchyardClient } from './client.js';
+
+export const DEFAULT_ADDRESS = '127.0.0.1:7233';
+
+export function int(name: string, min = 0) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be a whole number >= ${min}`);
+    return n;
+  };
+}
+export function num(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}]`);
+    return n;
+  };
+}
+
+/** Quieter core logs; and our own signal handlers stop the stack in order, not the SDK's. */
+export function quietTemporal(): void {
+  Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
+}
+
+export function config(overrides: Partial<SwitchyardConfig> = {}): SwitchyardConfig {
+  return loadConfig(process.env, overrides);
+}
+
+/** Runs until SIGINT or SIGTERM, then runs `stop` once. */
+export function untilSignal(stop: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const handler = (sig: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`\n${sig}: stopping...\n`);
+      stop().then(resolve, (e: unknown) => {
+        process.stderr.write(`error while stopping: ${(e as Error).message}\n`);
+        resolve();
+      });
+    };
+    process.once('SIGINT', handler);
+    process.once('SIGTERM', handler);
+  });
+}
+
+/** Connects a client from the environment's configuration, runs `fn`, and always closes it. */
+export async function withClient<T>(fn: (client: SwitchyardClient, cfg: SwitchyardConfig) => Promise<T>): Promise<T> {
+  const cfg = config();
+  const client = await SwitchyardClient.connect({
+    address: cfg.temporalAddress ?? DEFAULT_ADDRESS,
+    namespace: cfg.namespace,
+    taskQueue: cfg.taskQueue,
+    budgetDefaults: settingsFromConfig(cfg.budget),
+    budgetShards: cfg.budget.shards,
+  });
+  try {
+    return await fn(client, cfg);
+  } finally {
+    await client.close();
+  }
+}
+
+export function printTrace(r: RequestResult): void {
+  const out = process.stdout;
+  out.write(`${r.text}\n\n`);
+  out.write(`-- ${r.workflowId}\n`);
+  out.write(`classified: complexity ${r.classification.complexity.toFixed(2)} -> ${r.classification.preferredTier}; ${r.classification.inputTokens} input tokens; capabilities [${r.classification.capabilities.join(', ')}]; signals ${r.classification.signals.join(' ') || '-'}\n`);
+  out.write('candidates:\n');
+  r.candidates.forEach((c, i) => out.write(`  ${i + 1}. ${c.model} (${c.tier}, ${c.provider}) est ${formatUsd(c.estimatedCostNanos)}: ${c.reason}\n`));
+  out.write('attempts:\n');
+  for (const e of r.escalations) out.write(`escalated ${e.from} -> ${e.to}: ${e.reason}\n`);
+  for (const a of r.attempts) {
+    out.write(`  ${a.attemptId} ${a.model}: ${a.outcome}${a.qualityFailures ? ` (quality: ${a.qualityFailures.join('; ')})` : ''}${a.status ? ` ${a.status}` : ''}${a.waitBeforeMs ? ` after ${a.waitBeforeMs} ms wait` : ''}, ${a.durationMs} ms, ${formatUsd(a.costNanos)}${a.decision ? ` -> ${a.decision}` : ''}\n`);
+  }
+  out.write(`answered by ${r.model} (${r.tier}); usage in ${r.usage.inputTokens} / cached ${r.usage.cachedInputTokens} / out ${r.usage.outputTokens}; cost ${formatUsd(r.costNanos)} (premium baseline ${formatUsd(r.premiumBaselineCostNanos)})\n`);
+}
+

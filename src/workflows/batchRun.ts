@@ -1,0 +1,127 @@
+/**
+ * A server-side batch: reads the input file page by page (an activity), runs each line as a child
+ * request workflow with at most `concurrency` in flight, and folds the outcomes into a summary.
+ * After `childrenPerRun` children (or when the server suggests it) it drains and continues as new,
+ * so a batch of any size keeps a bounded history. A request id that already ran is collected, not
+ * run again.
+ */
+import {
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  condition,
+  continueAsNew,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { BatchActivities } from '../activities/batch.js';
+import { addInvalid, addResult, type BatchResultLine, emptySummary } from '../batch/summary.js';
+import { type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './batchTypes.js';
+import { llmRequest } from './llmRequest.js';
+import { requestMemo, workflowIdFor } from './requestMemo.js';
+import type { RequestFailureDetails } from './requestTypes.js';
+import { LlmCategory } from './searchAttributes.js';
+
+const reader = proxyActivities<BatchActivities>({ startToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceChanged'] } });
+/** Waits for a request that already existed; it may run for as long as its budget waits allow. */
+const waiter = proxyActivities<BatchActivities>({ startToCloseTimeout: '30 days', heartbeatTimeout: '1 minute', retry: { initialInterval: '1 second', maximumInterval: '1 minute' } });
+
+function failedFromChild(item: PageItem, workflowId: string, e: ChildWorkflowFailure): BatchResultLine {
+  const cause = e.cause;
+  const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as RequestFailureDetails | undefined) : undefined;
+  const last = details?.attempts.at(-1);
+  return {
+    id: item.id,
+    workflowId,
+    status: 'failed',
+    model: last?.model ?? null,
+    tier: last?.tier ?? null,
+    costNanos: details?.costNanos ?? 0,
+    premiumBaselineCostNanos: 0,
+    error: { type: (cause instanceof ApplicationFailure ? cause.type : undefined) ?? cause?.name ?? 'Failed', message: cause?.message ?? e.message },
+  };
+}
+
+export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
+  const info = workflowInfo();
+  const concurrency = Math.max(1, input.concurrency);
+  const childrenPerRun = Math.max(1, input.childrenPerRun ?? 1000);
+  const pageSize = Math.max(1, input.pageSize ?? 100);
+  const st: BatchState = input.state ?? { cursor: { offset: 0, lineNo: 0 }, summary: emptySummary(), runs: 1, startedAt: Date.now() };
+  let inFlight = 0;
+  let eof = false;
+  let buffer: PageItem[] = [];
+  let startedThisRun = 0;
+  let finished = false;
+
+  const status = (): BatchRunStatus => ({
+    batchId: input.batchId,
+    state: finished ? 'completed' : 'running',
+    source: input.source,
+    done: st.summary.requests,
+    inFlight,
+    runs: st.runs,
+    startedAt: new Date(st.startedAt).toISOString(),
+    summary: { ...st.summary, wallMs: finished ? st.summary.wallMs : Date.now() - st.startedAt },
+  });
+  setHandler(batchStatusQuery, status);
+
+  const runOne = async (item: PageItem): Promise<void> => {
+    const workflowId = workflowIdFor(item.id);
+    const category = item.request.category ?? 'standard';
+    let line: BatchResultLine;
+    try {
+      const r = await executeChild(llmRequest, {
+        workflowId,
+        args: [item.request],
+        taskQueue: info.taskQueue,
+        memo: { ...requestMemo(item.request.prompt, category, { batchId: input.batchId, line: item.line }) },
+        typedSearchAttributes: [{ key: LlmCategory, value: category }],
+        parentClosePolicy: 'REQUEST_CANCEL',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      });
+      line = { id: item.id, workflowId, status: 'completed', model: r.model, tier: r.tier, costNanos: r.costNanos, premiumBaselineCostNanos: r.premiumBaselineCostNanos };
+    } catch (e) {
+      if (e instanceof WorkflowExecutionAlreadyStartedError) {
+        st.summary.alreadyStarted += 1;
+        line = await waiter.awaitRequest({ id: item.id, workflowId });
+      } else if (e instanceof ChildWorkflowFailure) {
+        line = failedFromChild(item, workflowId, e);
+      } else {
+        throw e;
+      }
+    }
+    const { text: _t, ...kept } = line;
+    addResult(st.summary, kept);
+  };
+
+  const shouldRoll = (): boolean => startedThisRun >= childrenPerRun || workflowInfo().continueAsNewSuggested;
+  for (;;) {
+    if (buffer.length === 0) {
+      // Only at a page boundary: the cursor then points at the first line not yet started.
+      if (eof || shouldRoll()) break;
+      const page: BatchPage = await reader.readBatchPage({ source: input.source, cursor: st.cursor, maxLines: Math.min(pageSize, childrenPerRun - startedThisRun), category: input.category });
+      for (const bad of page.invalid) addInvalid(st.summary, bad);
+      st.cursor = page.next;
+      eof = page.eof;
+      buffer = page.items;
+      continue;
+    }
+    await condition(() => inFlight < concurrency);
+    const item = buffer.shift() as PageItem;
+    inFlight += 1;
+    startedThisRun += 1;
+    void runOne(item).finally(() => {
+      inFlight -= 1;
+    });
+  }
+  await condition(() => inFlight === 0);
+  if (!eof) {
+    await continueAsNew<typeof batchRun>({ ...input, state: { ...st, runs: st.runs + 1 } });
+  }
+  finished = true;
+  st.summary.wallMs = Date.now() - st.startedAt;
+  return status();
+}

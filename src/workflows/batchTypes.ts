@@ -1,0 +1,74 @@
+/** The server-side batch workflow's input, state and status query. Pure apart from defineQuery. */
+import { defineQuery } from '@temporalio/workflow';
+import type { BatchSummary } from '../batch/summary.js';
+
+export interface BatchSource {
+  /** Where the workers read the input: a copy the CLI made (a path every worker can read). */
+  readonly path: string;
+  readonly sha256: string;
+  readonly sizeBytes: number;
+  /** Non-blank lines: the number of requests, malformed lines included. */
+  readonly lines: number;
+  /** The file the user gave, for display. */
+  readonly originalName: string;
+}
+
+export interface BatchCursor {
+  /** Byte offset of the next line to read. */
+  readonly offset: number;
+  /** Number of the last line read (1-based line numbers). */
+  readonly lineNo: number;
+}
+
+export interface BatchState {
+  cursor: BatchCursor;
+  summary: BatchSummary;
+  /** Runs so far, counting continue-as-new. */
+  runs: number;
+  startedAt: number;
+}
+
+export interface BatchRunInput {
+  readonly batchId: string;
+  readonly source: BatchSource;
+  readonly concurrency: number;
+  /** Category for lines that do not name one. */
+  readonly category?: string | undefined;
+  /** Child workflows per run before continuing as new (history stays bounded at any batch size). */
+  readonly childrenPerRun?: number | undefined;
+  /** Lines read per activity call. */
+  readonly pageSize?: number | undefined;
+  /** Carried over by continue-as-new. */
+  readonly state?: BatchState | undefined;
+}
+
+export interface BatchRunStatus {
+  readonly batchId: string;
+  readonly state: 'running' | 'completed';
+  readonly source: BatchSource;
+  readonly done: number;
+  readonly inFlight: number;
+  readonly runs: number;
+  readonly startedAt: string;
+  readonly summary: BatchSummary;
+}
+
+/** One line of a batch file as the page-reading activity returns it. */
+export interface PageItem {
+  readonly line: number;
+  readonly id: string;
+  readonly request: Record<string, unknown> & { requestId: string; prompt: string; category?: string };
+}
+
+export interface BatchPage {
+  readonly items: PageItem[];
+  readonly invalid: Array<{ line: number; error: string }>;
+  readonly next: BatchCursor;
+  readonly eof: boolean;
+}
+
+export const batchStatusQuery = defineQuery<BatchRunStatus>('batchStatus');
+
+export function batchWorkflowId(batchId: string): string {
+  return `batch-${batchId}`;
+}
