@@ -72,6 +72,10 @@ export async function readPage(source: BatchSource, cursor: BatchCursor, maxLine
       buf = buf.subarray(consumed);
       bufStart += consumed;
       lineNo += 1;
+      if (consumed > LINE_MAX_BYTES + 1) {
+        invalid.push({ line: lineNo, error: tooLong(lineNo) });
+        continue;
+      }
       const parsed = parseBatchLine(text, lineNo, { category });
       if (!parsed) continue;
       if (parsed.ok) {

@@ -44,7 +44,7 @@ export function completedLine(id: string, r: RequestResult): BatchResultLine {
 
 export function failedLine(id: string, workflowId: string, e: unknown): BatchResultLine {
   if (e instanceof RequestFailedError) {
-    const last = e.details?.attempts.at(-1);
+    const last = e.details?.attempts?.at(-1);
     return { id, workflowId, status: 'failed', model: last?.model ?? null, tier: last?.tier ?? null, costNanos: e.details?.costNanos ?? 0, premiumBaselineCostNanos: 0, error: { type: e.failureType ?? 'Failed', message: e.message } };
   }
   const err = e as Error;

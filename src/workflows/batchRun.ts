@@ -31,7 +31,7 @@ const waiter = proxyActivities<BatchActivities>({ startToCloseTimeout: '30 days'
 function failedFromChild(item: PageItem, workflowId: string, e: ChildWorkflowFailure): BatchResultLine {
   const cause = e.cause;
   const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as RequestFailureDetails | undefined) : undefined;
-  const last = details?.attempts.at(-1);
+  const last = details?.attempts?.at(-1);
   return {
     id: item.id,
     workflowId,
