@@ -140,7 +140,8 @@ export function loadFileConfig(path: string | undefined): FileConfig {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<SwitchyardConfig> = {}): SwitchyardConfig {
-  const e = parseOrThrow(envSchema, env, 'environment');
+  // An empty variable (`TEMPORAL_ADDRESS= switchyard up`) means unset.
+  const e = parseOrThrow(envSchema, Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')), 'environment');
   const file = loadFileConfig(e.SWITCHYARD_CONFIG);
   const stateDir = e.SWITCHYARD_STATE_DIR ?? defaultStateDir(env);
   return {
