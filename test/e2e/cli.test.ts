@@ -115,3 +115,19 @@ describe('switchyard up + ask', () => {
     }
   });
 });
+
+describe('the package', () => {
+  it('exports the typed client for pipelines from its entry point (the built dist)', async () => {
+    const code = "import * as sy from 'switchyard'; console.log(JSON.stringify({ connect: typeof sy.SwitchyardClient.connect, batch: typeof sy.SwitchyardClient.prototype.batch, ask: typeof sy.SwitchyardClient.prototype.ask, failed: typeof sy.RequestFailedError, id: sy.workflowIdFor('t-1') }))";
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('exit', (c) => resolve({ code: c, stdout, stderr }));
+    });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ connect: 'function', batch: 'function', ask: 'function', failed: 'function', id: 'llm-t-1' });
+  });
+});
