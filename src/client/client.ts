@@ -65,7 +65,7 @@ function runSummary(w: Omit<WorkflowExecutionInfo, "raw">): RunSummary {
     model: sa.get(LlmModel) ?? null,
     outcome: sa.get(LlmOutcome) ?? null,
     costNanos: cost === undefined ? null : Number(cost),
-    batchId: memo.batchId ?? null,
+    batchId: sa.get(LlmBatch) ?? memo.batchId ?? null,
     redriveOf: memo.redriveOf ?? null,
   };
 }
@@ -73,7 +73,7 @@ import { type Tier, TIERS } from '../catalog/schema.js';
 import { parseOrThrow, ValidationError } from '../util/validation.js';
 import { schemaError } from '../quality/checks.js';
 import { type RequestFailureDetails, type RequestInput, requestInputSchema, type RequestResult } from '../workflows/requestTypes.js';
-import { LlmCategory, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../workflows/searchAttributes.js';
+import { LlmBatch, LlmCategory, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../workflows/searchAttributes.js';
 import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batchTypes.js';
 import { type RequestTrace, traceQuery } from '../workflows/requestMessages.js';
 import { readBatchFile } from '../batch/inputFile.js';
@@ -197,7 +197,7 @@ export class SwitchyardClient {
         args: [{ ...input, requestId }],
         workflowIdReusePolicy: opts.redrive ? 'ALLOW_DUPLICATE_FAILED_ONLY' : 'REJECT_DUPLICATE',
         memo: { ...requestMemo(req.prompt, req.category, opts.batch) },
-        typedSearchAttributes: [{ key: LlmCategory, value: req.category }],
+        typedSearchAttributes: [{ key: LlmCategory, value: req.category }, ...(opts.batch ? [{ key: LlmBatch, value: opts.batch.batchId }] : [])],
       });
       return { handle, existing: false };
     } catch (e) {
@@ -334,6 +334,17 @@ export class SwitchyardClient {
     return out;
   }
 
+  /** Server-side batches on this task queue, newest first (one row per batch, not per run). */
+  async listBatches(limit = 50): Promise<Array<{ batchId: string; workflowId: string; status: string; startTime: string; title: string | null }>> {
+    const query = `WorkflowType = 'batchRun' AND TaskQueue = '${this.taskQueue.replace(/'/g, "\\'")}' AND ExecutionStatus != 'ContinuedAsNew'`;
+    const out = [];
+    for await (const w of this.temporal.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
+      out.push({ batchId: w.workflowId.replace(/^batch-/, ''), workflowId: w.workflowId, status: w.status.name, startTime: w.startTime.toISOString(), title: ((w.memo ?? {}) as { title?: string }).title ?? null });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
   /** Everything known about one request run: status, memo, and its trace (result, failure or progress). */
   async inspect(workflowId: string, runId?: string): Promise<RunInspection> {
     const handle = this.temporal.workflow.getHandle(workflowId, runId);
@@ -382,6 +393,7 @@ export class SwitchyardClient {
         continue;
       }
       const req = parseOrThrow(requestInputSchema, input, `input of ${w.workflowId}`);
+      const batchOf = w.typedSearchAttributes.get(LlmBatch);
       try {
         const handle = await this.temporal.workflow.start('llmRequest', {
           taskQueue: this.taskQueue,
@@ -389,7 +401,7 @@ export class SwitchyardClient {
           args: [input],
           workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
           memo: { ...requestMemo(req.prompt, req.category), ...(w.memo ?? {}), redriveOf: w.runId },
-          typedSearchAttributes: [{ key: LlmCategory, value: req.category }],
+          typedSearchAttributes: [{ key: LlmCategory, value: req.category }, ...(batchOf ? [{ key: LlmBatch, value: batchOf }] : [])],
         });
         report.restarted.push({ workflowId: w.workflowId, previousRunId: w.runId, runId: handle.firstExecutionRunId, previousCostNanos });
       } catch (e) {

@@ -1,7 +1,7 @@
 /** CLI commands for pipelines and operators: batch, runs, show, replay, redrive. */
 import { createWriteStream, existsSync } from 'node:fs';
 import { finished } from 'node:stream/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { formatUsd } from '../catalog/pricing.js';
 import { countRequestLines, readBatchFile } from '../batch/inputFile.js';
@@ -102,7 +102,7 @@ export function registerPipelineCommands(program: Command): void {
     .option('--category <name>', 'category for lines that do not name one')
     .option('--json', 'print the summary as one JSON object')
     .option('--detach', 'run server-side as a batch workflow and return at once')
-    .option('--batch-id <id>', 'name of a detached batch (default: file name and time)')
+    .option('--batch-id <id>', 'batch name, set on each request as LlmBatch (default: the file name; detached: file name and time)')
     .option('--children-per-run <n>', 'detached: child workflows per run before continue-as-new', int('--children-per-run', 1), 1000)
     .action(async (file: string | undefined, o: { out?: string; concurrency: number; category?: string; json?: boolean; detach?: boolean; batchId?: string; childrenPerRun: number }) => {
       if (!file) throw new InvalidArgumentError('batch needs an input file: `switchyard batch requests.jsonl --out results.jsonl` (or `batch status <id>`, `batch results <id>`)');
@@ -127,7 +127,7 @@ export function registerPipelineCommands(program: Command): void {
           summary = await runBatch(client, readBatchFile(file, { category: o.category }), {
             concurrency: o.concurrency,
             total,
-            batchId: o.batchId ?? file.replace(/^.*\//, ''),
+            batchId: o.batchId ?? basename(file).replace(/\.[^.]*$/, ''),
             onResult: writer.write,
             onInvalid: (bad) => process.stderr.write(`${bad.error} (skipped)\n`),
             onProgress: (p) => bar.update(p),
@@ -198,9 +198,17 @@ export function registerPipelineCommands(program: Command): void {
     .description('request runs on this task queue, newest first')
     .option('--query <q>', `visibility query, e.g. "LlmCategory = 'batch' AND ExecutionStatus = 'Failed'"`)
     .option('--limit <n>', 'at most this many', int('--limit', 1), 50)
+    .option('--batches', 'list server-side batches instead of requests')
     .option('--json', 'print JSON lines')
-    .action(async (o: { query?: string; limit: number; json?: boolean }) => {
+    .action(async (o: { query?: string; limit: number; json?: boolean; batches?: boolean }) => {
       await withClient(async (client) => {
+        if (o.batches) {
+          const bs = await client.listBatches(o.limit);
+          if (o.json) for (const b of bs) process.stdout.write(`${JSON.stringify(b)}\n`);
+          else if (bs.length === 0) process.stdout.write('no batches\n');
+          else process.stdout.write(`${table([['batch id', 'status', 'started', 'title'], ...bs.map((b) => [b.batchId, b.status.toLowerCase(), b.startTime.replace('T', ' ').slice(0, 19), b.title ?? ''])])}\n`);
+          return;
+        }
         const list = await client.listRuns({ ...(o.query ? { query: o.query } : {}), limit: o.limit });
         if (o.json) for (const r of list) process.stdout.write(`${JSON.stringify(r)}\n`);
         else printRuns(list);

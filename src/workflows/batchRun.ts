@@ -22,7 +22,7 @@ import { type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchStat
 import { llmRequest } from './llmRequest.js';
 import { requestMemo, workflowIdFor } from './requestMemo.js';
 import type { RequestFailureDetails } from './requestTypes.js';
-import { LlmCategory } from './searchAttributes.js';
+import { LlmBatch, LlmCategory } from './searchAttributes.js';
 
 const reader = proxyActivities<BatchActivities>({ startToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceChanged'] } });
 /** Waits for a request that already existed; it may run for as long as its budget waits allow. */
@@ -78,7 +78,10 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
         args: [item.request],
         taskQueue: info.taskQueue,
         memo: { ...requestMemo(item.request.prompt, category, { batchId: input.batchId, line: item.line }) },
-        typedSearchAttributes: [{ key: LlmCategory, value: category }],
+        typedSearchAttributes: [
+          { key: LlmCategory, value: category },
+          { key: LlmBatch, value: input.batchId },
+        ],
         parentClosePolicy: 'REQUEST_CANCEL',
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
       });

@@ -7,8 +7,10 @@ export const LlmCategory = defineSearchAttributeKey('LlmCategory', SearchAttribu
 export const LlmOutcome = defineSearchAttributeKey('LlmOutcome', SearchAttributeType.KEYWORD);
 export const LlmCostNanos = defineSearchAttributeKey('LlmCostNanos', SearchAttributeType.INT);
 export const LlmComplexity = defineSearchAttributeKey('LlmComplexity', SearchAttributeType.DOUBLE);
+/** The batch a request belongs to (set at start), so that a batch's runs can be listed or re-driven. */
+export const LlmBatch = defineSearchAttributeKey('LlmBatch', SearchAttributeType.KEYWORD);
 
-export const SEARCH_ATTRIBUTES = [LlmModel, LlmTier, LlmCategory, LlmOutcome, LlmCostNanos, LlmComplexity];
+export const SEARCH_ATTRIBUTES = [LlmModel, LlmTier, LlmCategory, LlmOutcome, LlmCostNanos, LlmComplexity, LlmBatch];
 
 /** `--search-attribute` flags for `temporal server start-dev` and `temporal operator search-attribute create`. */
 export function searchAttributeFlags(): string[] {

@@ -126,7 +126,7 @@ describe('switchyard batch', () => {
 
 describe('inspection and replay from the CLI', () => {
   it('runs list filters by search attribute; show prints the trace', async () => {
-    const list = await cli(['runs', 'list', '--query', `WorkflowId STARTS_WITH 'llm-e2e-${tag}' AND LlmCategory = 'batch'`, '--json', '--limit', '100']);
+    const list = await cli(['runs', 'list', '--query', `LlmBatch = 'tickets' AND LlmCategory = 'batch'`, '--json', '--limit', '100']);
     expect(list.code).toBe(0);
     const runs = list.stdout.trim().split('\n').map((l) => JSON.parse(l) as { workflowId: string; status: string; title: string; tier: string; costNanos: number });
     expect(runs.map((r) => r.workflowId).sort()).toEqual(ids.map((id) => `llm-${id}`).sort());
@@ -135,10 +135,13 @@ describe('inspection and replay from the CLI', () => {
     expect(show.code).toBe(0);
     expect(show.stdout).toMatch(/status completed, category batch/);
     expect(show.stdout).toMatch(/title: Classify this ticket/);
+    expect(show.stdout).toMatch(/batch: tickets\n/);
     expect(show.stdout).toMatch(/classified: complexity/);
     expect(show.stdout).toMatch(/candidates:\n {2}1\. /);
     expect(show.stdout).toMatch(/attempts:\n {2}a1 /);
     expect(show.stdout).toMatch(/answered by \S+ \(economy\); cost \$/);
+    const batches = await cli(['runs', 'list', '--batches', '--json']);
+    expect(batches.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { batchId: string; status: string }).batchId)).toContain(`d-${tag}`);
     const missing = await cli(['show', 'llm-no-such-request']);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/not found/i);

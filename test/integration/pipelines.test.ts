@@ -119,9 +119,11 @@ describe('detached batch', () => {
     expect(ledger).toHaveLength(1000);
     expect(ledger.reduce((s, e) => s + e.costNanos, 0)).toBe(st.summary.costNanos);
     expect((await stack.client.budgetStatus(scope)).spentNanos).toBe(st.summary.costNanos);
-    // Children carry the batch in their memo.
+    // Children carry the batch (search attribute LlmBatch) and their title (memo).
     const run = await stack.client.inspect(`llm-det-${tag}-0005`);
     expect(run).toMatchObject({ status: 'COMPLETED', batchId, title: expect.stringMatching(/^Summarise in two sentences/) });
+    const inBatch = await stack.client.listRuns({ query: `LlmBatch = '${batchId}'`, limit: 2000 });
+    expect(inBatch).toHaveLength(998); // the two that ran before the batch were not started by it
   });
 });
 

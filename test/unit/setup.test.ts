@@ -75,3 +75,15 @@ describe('configuration', () => {
     expect(() => loadConfig({ SWITCHYARD_CONFIG: bad })).toThrow(/retry\.maximumAttempts/);
   });
 });
+
+describe('dev server SQLite pragmas', () => {
+  it('defaults to WAL without an fsync per commit; `none` restores the CLI defaults; a bad one names the variable', async () => {
+    const { DEFAULT_SQLITE_PRAGMAS, sqlitePragmas } = await import('../../src/temporal/devServer.js');
+    expect(sqlitePragmas(undefined, {})).toEqual(DEFAULT_SQLITE_PRAGMAS);
+    expect(DEFAULT_SQLITE_PRAGMAS).toEqual(['journal_mode=wal', 'synchronous=normal']);
+    expect(sqlitePragmas(undefined, { SWITCHYARD_DEV_SQLITE_PRAGMAS: 'none' })).toEqual([]);
+    expect(sqlitePragmas(undefined, { SWITCHYARD_DEV_SQLITE_PRAGMAS: 'journal_mode=delete, synchronous=full' })).toEqual(['journal_mode=delete', 'synchronous=full']);
+    expect(() => sqlitePragmas(undefined, { SWITCHYARD_DEV_SQLITE_PRAGMAS: 'drop table' })).toThrow(/SWITCHYARD_DEV_SQLITE_PRAGMAS: "drop table" is not name=value/);
+    expect(sqlitePragmas([], { SWITCHYARD_DEV_SQLITE_PRAGMAS: 'journal_mode=wal' })).toEqual([]);
+  });
+});
