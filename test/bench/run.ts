@@ -3,6 +3,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { benchBudget } from './budgetBench.js';
 import { benchRequests } from './requestBench.js';
 import { benchRouter } from './routerBench.js';
+import { benchBatch } from './batchBench.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -35,5 +36,16 @@ if (which === 'all' || which === 'requests') {
   const res = await benchRequests({ requests, concurrency: 64, shards: [1, 4], rounds });
   process.stdout.write(`requests end to end (simulator latency 0, ${requests} requests, 64 in flight, ${rounds} interleaved rounds)\n`);
   for (const r of res) process.stdout.write(`  budget shards ${r.shards}: median ${median(r.perSec)} requests/s  (rounds ${r.perSec.join(', ')})\n`);
+}
+if (which === 'batch') {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const requests = Number(process.env.BENCH_REQUESTS ?? 1000);
+  const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
+  const res = await benchBatch({ requests, concurrency, rounds });
+  process.stdout.write(`batch of ${requests} demo prompts on the demo stack (latency x 0.1), ${concurrency} in flight, ${rounds} interleaved rounds\n`);
+  for (const r of res) {
+    const m = median(r.seconds);
+    process.stdout.write(`  sqlite ${r.pragmas.padEnd(11)} ${r.mode.padEnd(8)}: median ${m.toFixed(1)} s = ${(requests / m).toFixed(1)} requests/s  (rounds ${r.seconds.map((x) => x.toFixed(1)).join(', ')})\n`);
+  }
 }
 process.exit(0);
