@@ -14,8 +14,8 @@ import { toRequestFailed } from '../client/errors.js';
 import type { BatchCursor, BatchPage, BatchSource, PageItem } from '../workflows/batchTypes.js';
 import type { RequestResult } from '../workflows/requestTypes.js';
 
-/** Bytes of request text per page: keeps the activity result well under Temporal's payload limit. */
-export const PAGE_MAX_BYTES = 512 * 1024;
+/** Bytes of request text per page: keeps the activity result under the SDK's 512 KB payload warning. */
+export const PAGE_MAX_BYTES = 256 * 1024;
 /** A single line larger than this cannot travel in a workflow payload: it is reported, not run. */
 export const LINE_MAX_BYTES = 1024 * 1024;
 
