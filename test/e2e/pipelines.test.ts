@@ -161,7 +161,7 @@ describe('inspection and replay from the CLI', () => {
     expect(none.stderr).toMatch(/exactly one of --workflow-id, --query or --file/);
   });
 
-  it('redrive --dry-run lists failed runs without starting anything', async () => {
+  it('redrive --dry-run lists failed runs without starting anything; redrive --wait starts and reports a new run', async () => {
     const bad = await cli(['ask', 'hi', '--max-latency-ms', '1', '--request-id', `nomodel-${tag}`]);
     expect(bad.code).not.toBe(0);
     const dry = await cli(['redrive', '--query', `WorkflowId = 'llm-nomodel-${tag}'`, '--dry-run', '--json']);
@@ -169,6 +169,19 @@ describe('inspection and replay from the CLI', () => {
     expect(JSON.parse(dry.stdout)).toMatchObject({ restarted: [{ workflowId: `llm-nomodel-${tag}`, runId: '(dry run)' }], skipped: [] });
     const list = await cli(['runs', 'list', '--query', `WorkflowId = 'llm-nomodel-${tag}'`, '--json']);
     expect(list.stdout.trim().split('\n')).toHaveLength(1); // still the one failed run
+
+    // For real: a new run of the same request; it fails again (no model meets 1 ms), and says so.
+    const real = await cli(['redrive', '--query', `WorkflowId = 'llm-nomodel-${tag}'`, '--wait', '--json']);
+    expect(real.code).toBe(0);
+    const rep = JSON.parse(real.stdout) as { restarted: Array<{ workflowId: string; previousRunId: string; runId: string }>; outcomes: Record<string, string> };
+    expect(rep.restarted).toHaveLength(1);
+    expect(rep.restarted[0]!.runId).not.toBe(rep.restarted[0]!.previousRunId);
+    expect(rep.outcomes).toEqual({ [`llm-nomodel-${tag}`]: 'failed' });
+    const runs = await cli(['runs', 'list', '--query', `WorkflowId = 'llm-nomodel-${tag}'`, '--json']);
+    expect(runs.stdout.trim().split('\n')).toHaveLength(2);
+    const show = await cli(['show', `llm-nomodel-${tag}`]);
+    expect(show.stdout).toMatch(new RegExp(`re-drive of run ${rep.restarted[0]!.previousRunId}`));
+    expect(show.stdout).toMatch(/failed \(NoEligibleModel\)/);
   });
 });
 
