@@ -98,8 +98,10 @@ export class BudgetNotFoundError extends Error {
 export interface StartOptions {
   /** Start a new run when the last run of this request id failed (see `redrive`). */
   readonly redrive?: boolean;
-  /** Recorded in the memo: the batch this request belongs to and its input line. */
-  readonly batch?: { batchId: string; line: number };
+  /** Recorded in the memo and as LlmBatch: the batch this request belongs to and its input line. */
+  readonly batch?: { batchId: string; line?: number };
+  /** Recorded in the memo of a re-driven run: the failed run it replaces. */
+  readonly redriveOf?: string;
 }
 
 export { workflowIdFor } from '../workflows/requestMemo.js';
@@ -173,6 +175,14 @@ export class SwitchyardClient {
     return merged;
   }
 
+  /** The input a workflow run was started with (the first event of its history). */
+  private async startInput<T>(workflowId: string, runId?: string): Promise<T> {
+    const history = await this.temporal.workflow.getHandle(workflowId, runId).fetchHistory();
+    const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    if (!payload) throw new Error(`cannot read the input of ${workflowId}`);
+    return defaultPayloadConverter.fromPayload<T>(payload);
+  }
+
   /** Validates and starts a request; an already-started request id returns the existing run. */
   async start(input: RequestInput, opts: StartOptions = {}): Promise<WorkflowHandle> {
     return (await this.submit(input, opts)).handle;
@@ -184,7 +194,7 @@ export class SwitchyardClient {
    * nothing. `redrive` starts a new run of a request whose last run failed, was cancelled or
    * terminated (never one that completed).
    */
-  async submit(input: RequestInput, opts: StartOptions = {}): Promise<{ handle: WorkflowHandle; existing: boolean }> {
+  async submit(input: RequestInput, opts: StartOptions = {}): Promise<{ handle: WorkflowHandle; existing: boolean; runId?: string }> {
     const req = parseOrThrow(requestInputSchema, input, 'request');
     const bad = req.quality?.jsonSchema ? schemaError(req.quality.jsonSchema) : undefined;
     if (bad) throw new ValidationError('request', [`quality.jsonSchema: not a valid JSON Schema (${bad})`]);
@@ -196,10 +206,10 @@ export class SwitchyardClient {
         workflowId,
         args: [{ ...input, requestId }],
         workflowIdReusePolicy: opts.redrive ? 'ALLOW_DUPLICATE_FAILED_ONLY' : 'REJECT_DUPLICATE',
-        memo: { ...requestMemo(req.prompt, req.category, opts.batch) },
+        memo: { ...requestMemo(req.prompt, req.category, opts.batch), ...(opts.redriveOf ? { redriveOf: opts.redriveOf } : {}) },
         typedSearchAttributes: [{ key: LlmCategory, value: req.category }, ...(opts.batch ? [{ key: LlmBatch, value: opts.batch.batchId }] : [])],
       });
-      return { handle, existing: false };
+      return { handle, existing: false, runId: handle.firstExecutionRunId };
     } catch (e) {
       if (e instanceof WorkflowExecutionAlreadyStartedError) return { handle: this.temporal.workflow.getHandle(workflowId), existing: true };
       throw e;
@@ -260,10 +270,7 @@ export class SwitchyardClient {
       await handle.signal(escalateSignal, { ...(opts.model ? { model: opts.model } : {}), ...(opts.reason ? { reason: opts.reason } : {}) });
       return { action: 'signalled', workflowId };
     }
-    const history = await handle.fetchHistory();
-    const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    if (!payload) throw new Error(`cannot read the input of ${workflowId}`);
-    const input = defaultPayloadConverter.fromPayload<RequestInput>(payload);
+    const input = await this.startInput<RequestInput>(workflowId);
     const tier = desc.typedSearchAttributes.get(LlmTier) as Tier | undefined;
     const up = tier ? TIERS[Math.min(TIERS.length - 1, TIERS.indexOf(tier) + 1)] : undefined;
     const { requestId: _r, model: _m, minTier: _t, ...rest } = input;
@@ -315,11 +322,7 @@ export class SwitchyardClient {
    * copy gives the ids and their order).
    */
   async batchResults(batchId: string, opts: { concurrency?: number; onResult?: (r: BatchResultLine) => void | Promise<void>; onProgress?: RunBatchOptions['onProgress'] } = {}): Promise<BatchSummary> {
-    const handle = this.temporal.workflow.getHandle(batchWorkflowId(batchId));
-    const history = await handle.fetchHistory();
-    const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    if (!payload) throw new Error(`cannot read the input of batch ${batchId}`);
-    const input = defaultPayloadConverter.fromPayload<BatchRunInput>(payload);
+    const input = await this.startInput<BatchRunInput>(batchWorkflowId(batchId));
     return runBatch(this, readBatchFile(input.source.path, { category: input.category }), { concurrency: opts.concurrency ?? 32, total: input.source.lines, collectOnly: true, ...(opts.onResult ? { onResult: opts.onResult } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
   }
 
@@ -380,34 +383,27 @@ export class SwitchyardClient {
         report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: `a later run (${latest.runId}) exists: ${latest.status.name.toLowerCase()}` });
         continue;
       }
-      const history = await this.temporal.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
-      const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-      if (!payload) {
+      let input: RequestInput;
+      try {
+        input = await this.startInput<RequestInput>(w.workflowId, w.runId);
+      } catch {
         report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'cannot read its input' });
         continue;
       }
-      const input = defaultPayloadConverter.fromPayload<RequestInput>(payload);
+      const requestId = input.requestId ?? (w.workflowId.startsWith('llm-') ? w.workflowId.slice(4) : undefined);
+      if (requestId === undefined || workflowIdFor(requestId) !== w.workflowId) {
+        report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'not started by Switchyard (no request id matching its workflow id)' });
+        continue;
+      }
       const previousCostNanos = Number(w.typedSearchAttributes.get(LlmCostNanos) ?? 0);
       if (opts.dryRun) {
         report.restarted.push({ workflowId: w.workflowId, previousRunId: w.runId, runId: '(dry run)', previousCostNanos });
         continue;
       }
-      const req = parseOrThrow(requestInputSchema, input, `input of ${w.workflowId}`);
-      const batchOf = w.typedSearchAttributes.get(LlmBatch);
-      try {
-        const handle = await this.temporal.workflow.start('llmRequest', {
-          taskQueue: this.taskQueue,
-          workflowId: w.workflowId,
-          args: [input],
-          workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-          memo: { ...requestMemo(req.prompt, req.category), ...(w.memo ?? {}), redriveOf: w.runId },
-          typedSearchAttributes: [{ key: LlmCategory, value: req.category }, ...(batchOf ? [{ key: LlmBatch, value: batchOf }] : [])],
-        });
-        report.restarted.push({ workflowId: w.workflowId, previousRunId: w.runId, runId: handle.firstExecutionRunId, previousCostNanos });
-      } catch (e) {
-        if (e instanceof WorkflowExecutionAlreadyStartedError) report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'a newer run started meanwhile' });
-        else throw e;
-      }
+      const memo = (w.memo ?? {}) as Partial<RequestMemo>;
+      const { runId, existing } = await this.submit({ ...input, requestId }, { redrive: true, redriveOf: w.runId, ...(memo.batchId ? { batch: { batchId: memo.batchId, ...(memo.line !== undefined ? { line: memo.line } : {}) } } : {}) });
+      if (existing) report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'a newer run started meanwhile' });
+      else report.restarted.push({ workflowId: w.workflowId, previousRunId: w.runId, runId: runId ?? '', previousCostNanos });
     }
     return report;
   }

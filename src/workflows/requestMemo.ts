@@ -27,6 +27,6 @@ export function requestTitle(prompt: string, maxChars = TITLE_MAX_CHARS): string
   return `${(space > maxChars / 2 ? cut.slice(0, space) : cut).replace(/[\s,.;:]+$/, '')}…`;
 }
 
-export function requestMemo(prompt: string, category: string, batch?: { batchId: string; line: number }): RequestMemo {
-  return { title: requestTitle(prompt), category, ...(batch ? { batchId: batch.batchId, line: batch.line } : {}) };
+export function requestMemo(prompt: string, category: string, batch?: { batchId: string; line?: number }): RequestMemo {
+  return { title: requestTitle(prompt), category, ...(batch ? { batchId: batch.batchId, ...(batch.line !== undefined ? { line: batch.line } : {}) } : {}) };
 }
