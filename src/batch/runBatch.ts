@@ -9,7 +9,7 @@ import { type SwitchyardClient, workflowIdFor } from '../client/client.js';
 import { RequestFailedError } from '../client/errors.js';
 import { ValidationError } from '../util/validation.js';
 import type { BadLine, BatchItem } from './batchInput.js';
-import { addInvalid, addResult, type BatchResultLine, type BatchSummary, emptySummary } from './summary.js';
+import { addInvalid, addResult, type BatchResultLine, type BatchSummary, emptySummary, failedResultLine } from './summary.js';
 
 export type BatchEntry = { readonly ok: true; readonly item: BatchItem } | { readonly ok: false; readonly bad: BadLine };
 
@@ -43,12 +43,9 @@ export function completedLine(id: string, r: RequestResult): BatchResultLine {
 }
 
 export function failedLine(id: string, workflowId: string, e: unknown): BatchResultLine {
-  if (e instanceof RequestFailedError) {
-    const last = e.details?.attempts?.at(-1);
-    return { id, workflowId, status: 'failed', model: last?.model ?? null, tier: last?.tier ?? null, costNanos: e.details?.costNanos ?? 0, premiumBaselineCostNanos: 0, error: { type: e.failureType ?? 'Failed', message: e.message } };
-  }
+  if (e instanceof RequestFailedError) return failedResultLine(id, workflowId, { type: e.failureType ?? 'Failed', message: e.message }, e.details);
   const err = e as Error;
-  return { id, workflowId, status: 'failed', model: null, tier: null, costNanos: 0, premiumBaselineCostNanos: 0, error: { type: err.name ?? 'Error', message: err.message ?? String(e) } };
+  return failedResultLine(id, workflowId, { type: err.name ?? 'Error', message: err.message ?? String(e) }, undefined);
 }
 
 async function outcome(client: SwitchyardClient, item: BatchItem, opts: RunBatchOptions): Promise<{ line: BatchResultLine; existing: boolean }> {

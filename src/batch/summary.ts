@@ -1,5 +1,6 @@
 /** Batch results and their summary: counts and cost per tier and model, failures by reason. Pure. */
 import type { BadLine } from './batchInput.js';
+import type { RequestFailureDetails } from '../workflows/requestTypes.js';
 
 export interface BatchResultLine {
   readonly id: string;
@@ -12,6 +13,12 @@ export interface BatchResultLine {
   readonly premiumBaselineCostNanos: number;
   readonly text?: string;
   readonly error?: { readonly type: string; readonly message: string };
+}
+
+/** The result line of a failed request: the last model tried, and what the attempts cost. */
+export function failedResultLine(id: string, workflowId: string, error: { type: string; message: string }, details: RequestFailureDetails | undefined): BatchResultLine {
+  const last = details?.attempts.at(-1);
+  return { id, workflowId, status: 'failed', model: last?.model ?? null, tier: last?.tier ?? null, costNanos: details?.costNanos ?? 0, premiumBaselineCostNanos: 0, error };
 }
 
 export interface BatchSummary {

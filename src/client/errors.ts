@@ -1,7 +1,7 @@
 /** A request that ended in failure, with its reason, attempts and spend. */
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { RequestFailureDetails } from '../workflows/requestTypes.js';
+import { type RequestFailureDetails, requestFailureDetails } from '../workflows/requestTypes.js';
 
 export class RequestFailedError extends Error {
   override readonly name = 'RequestFailedError';
@@ -17,8 +17,7 @@ export class RequestFailedError extends Error {
 
 export function toRequestFailed(e: unknown, workflowId: string): unknown {
   if (e instanceof WorkflowFailedError && e.cause instanceof ApplicationFailure) {
-    const details = e.cause.details?.[0] as RequestFailureDetails | undefined;
-    return new RequestFailedError(e.cause.message, workflowId, e.cause.type ?? undefined, details);
+    return new RequestFailedError(e.cause.message, workflowId, e.cause.type ?? undefined, requestFailureDetails(e.cause.details?.[0]));
   }
   if (e instanceof WorkflowFailedError) return new RequestFailedError(e.cause?.message ?? e.message, workflowId, undefined, undefined);
   return e;

@@ -17,11 +17,11 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { BatchActivities } from '../activities/batch.js';
-import { addInvalid, addResult, type BatchResultLine, emptySummary } from '../batch/summary.js';
+import { addInvalid, addResult, type BatchResultLine, emptySummary, failedResultLine } from '../batch/summary.js';
 import { type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './batchTypes.js';
 import { llmRequest } from './llmRequest.js';
 import { requestMemo, workflowIdFor } from './requestMemo.js';
-import type { RequestFailureDetails } from './requestTypes.js';
+import { requestFailureDetails } from './requestTypes.js';
 import { LlmBatch, LlmCategory } from './searchAttributes.js';
 
 const reader = proxyActivities<BatchActivities>({ startToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceChanged'] } });
@@ -30,18 +30,8 @@ const waiter = proxyActivities<BatchActivities>({ startToCloseTimeout: '30 days'
 
 function failedFromChild(item: PageItem, workflowId: string, e: ChildWorkflowFailure): BatchResultLine {
   const cause = e.cause;
-  const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as RequestFailureDetails | undefined) : undefined;
-  const last = details?.attempts?.at(-1);
-  return {
-    id: item.id,
-    workflowId,
-    status: 'failed',
-    model: last?.model ?? null,
-    tier: last?.tier ?? null,
-    costNanos: details?.costNanos ?? 0,
-    premiumBaselineCostNanos: 0,
-    error: { type: (cause instanceof ApplicationFailure ? cause.type : undefined) ?? cause?.name ?? 'Failed', message: cause?.message ?? e.message },
-  };
+  const app = cause instanceof ApplicationFailure ? cause : undefined;
+  return failedResultLine(item.id, workflowId, { type: app?.type ?? cause?.name ?? 'Failed', message: cause?.message ?? e.message }, requestFailureDetails(app?.details?.[0]));
 }
 
 export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {

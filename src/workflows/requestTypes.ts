@@ -112,6 +112,15 @@ export interface RequestFailureDetails {
   readonly candidates: Candidate[];
 }
 
+/**
+ * The details of a failed request as they come back from Temporal, or undefined when the failure
+ * carries none of ours (e.g. invalid input, which fails before any attempt).
+ */
+export function requestFailureDetails(raw: unknown): RequestFailureDetails | undefined {
+  const d = raw as Partial<RequestFailureDetails> | null | undefined;
+  return d && Array.isArray(d.attempts) && typeof d.costNanos === 'number' ? (d as RequestFailureDetails) : undefined;
+}
+
 export const FAILURE_TYPES = {
   invalidInput: 'InvalidInput',
   noEligibleModel: 'NoEligibleModel',
