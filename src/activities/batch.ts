@@ -8,9 +8,8 @@ import { open, stat } from 'node:fs/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { parseBatchLine } from '../batch/batchInput.js';
-import { completedLine, failedLine } from '../batch/runBatch.js';
-import type { BatchResultLine } from '../batch/summary.js';
-import { toRequestFailed } from '../client/errors.js';
+import { type BatchResultLine, completedResultLine } from '../batch/summary.js';
+import { failedLine, toRequestFailed } from '../client/errors.js';
 import type { BatchCursor, BatchPage, BatchSource, PageItem } from '../workflows/batchTypes.js';
 import type { RequestResult } from '../workflows/requestTypes.js';
 
@@ -108,7 +107,7 @@ export function createBatchActivities(deps: { temporal: Client }) {
       const beat = setInterval(() => ctx.heartbeat(), 10_000);
       try {
         const r = (await deps.temporal.workflow.getHandle(input.workflowId).result()) as RequestResult;
-        const { text: _t, ...line } = completedLine(input.id, r);
+        const { text: _t, ...line } = completedResultLine(input.id, r);
         return line;
       } catch (e) {
         if (e instanceof WorkflowFailedError) return failedLine(input.id, input.workflowId, toRequestFailed(e, input.workflowId));

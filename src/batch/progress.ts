@@ -4,14 +4,11 @@
  */
 import cliProgress from 'cli-progress';
 import type { BatchProgress } from './runBatch.js';
+import { formatUsd } from '../catalog/pricing.js';
 
 export interface ProgressReporter {
   update(p: BatchProgress): void;
   stop(): void;
-}
-
-function usd(nanos: number): string {
-  return `$${(nanos / 1e9).toFixed(4)}`;
 }
 
 export function progressReporter(label: string, total: number | undefined, stream: NodeJS.WriteStream = process.stderr, intervalMs = 5_000): ProgressReporter {
@@ -21,9 +18,9 @@ export function progressReporter(label: string, total: number | undefined, strea
       { format: `${label} [{bar}] {value}/{total} | {failed} failed | {inflight} in flight | spend {spend} | ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true, stream, etaBuffer: 200 },
       cliProgress.Presets.shades_classic,
     );
-    bar.start(total, 0, { failed: 0, inflight: 0, spend: usd(0) });
+    bar.start(total, 0, { failed: 0, inflight: 0, spend: formatUsd(0, 4) });
     return {
-      update: (p) => bar.update(p.done + p.invalid, { failed: p.failed, inflight: p.inFlight, spend: usd(p.costNanos) }),
+      update: (p) => bar.update(p.done + p.invalid, { failed: p.failed, inflight: p.inFlight, spend: formatUsd(p.costNanos, 4) }),
       stop: () => bar.stop(),
     };
   }
@@ -33,7 +30,7 @@ export function progressReporter(label: string, total: number | undefined, strea
     const elapsed = (Date.now() - started) / 1000;
     const rate = elapsed > 0 ? p.done / elapsed : 0;
     const eta = total !== undefined && rate > 0 ? `, ETA ${Math.ceil((total - p.done - p.invalid) / rate)} s` : '';
-    stream.write(`${label}: ${p.done + p.invalid}${total !== undefined ? `/${total}` : ''} lines (${p.failed} failed${p.invalid ? `, ${p.invalid} malformed` : ''}), ${p.inFlight} in flight, spend ${usd(p.costNanos)}, ${rate.toFixed(1)} req/s${eta}\n`);
+    stream.write(`${label}: ${p.done + p.invalid}${total !== undefined ? `/${total}` : ''} lines (${p.failed} failed${p.invalid ? `, ${p.invalid} malformed` : ''}), ${p.inFlight} in flight, spend ${formatUsd(p.costNanos, 4)}, ${rate.toFixed(1)} req/s${eta}\n`);
   };
   return {
     update(p) {

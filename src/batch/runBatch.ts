@@ -4,12 +4,11 @@
  * A request that already ran is collected, not run again, so re-running a file charges nothing
  * twice.
  */
-import type { RequestResult } from '../workflows/requestTypes.js';
 import { type SwitchyardClient, workflowIdFor } from '../client/client.js';
-import { RequestFailedError } from '../client/errors.js';
+import { failedLine, RequestFailedError } from '../client/errors.js';
 import { ValidationError } from '../util/validation.js';
 import type { BadLine, BatchItem } from './batchInput.js';
-import { addInvalid, addResult, type BatchResultLine, type BatchSummary, emptySummary, failedResultLine } from './summary.js';
+import { addInvalid, addResult, type BatchResultLine, type BatchSummary, completedResultLine, emptySummary } from './summary.js';
 
 export type BatchEntry = { readonly ok: true; readonly item: BatchItem } | { readonly ok: false; readonly bad: BadLine };
 
@@ -38,16 +37,6 @@ export interface RunBatchOptions {
   readonly collectOnly?: boolean;
 }
 
-export function completedLine(id: string, r: RequestResult): BatchResultLine {
-  return { id, workflowId: r.workflowId, status: 'completed', model: r.model, tier: r.tier, costNanos: r.costNanos, premiumBaselineCostNanos: r.premiumBaselineCostNanos, text: r.text };
-}
-
-export function failedLine(id: string, workflowId: string, e: unknown): BatchResultLine {
-  if (e instanceof RequestFailedError) return failedResultLine(id, workflowId, { type: e.failureType ?? 'Failed', message: e.message }, e.details);
-  const err = e as Error;
-  return failedResultLine(id, workflowId, { type: err.name ?? 'Error', message: err.message ?? String(e) }, undefined);
-}
-
 async function outcome(client: SwitchyardClient, item: BatchItem, opts: RunBatchOptions): Promise<{ line: BatchResultLine; existing: boolean }> {
   let workflowId: string;
   let existing = false;
@@ -66,7 +55,7 @@ async function outcome(client: SwitchyardClient, item: BatchItem, opts: RunBatch
     existing = s.existing;
   }
   try {
-    return { line: completedLine(item.id, await client.result(workflowId)), existing };
+    return { line: completedResultLine(item.id, await client.result(workflowId)), existing };
   } catch (e) {
     if (e instanceof RequestFailedError || opts.collectOnly) return { line: failedLine(item.id, workflowId, e), existing };
     throw e;
@@ -81,11 +70,10 @@ export async function runBatch(client: SwitchyardClient, entries: AsyncIterable<
   let seq = 0;
   let emitted = 0;
   let inFlight = 0;
-  let done = 0;
   const ready = new Map<number, BatchResultLine>();
   let emitting: Promise<void> = Promise.resolve();
   const progress = (): void =>
-    opts.onProgress?.({ total: opts.total, done, invalid: summary.invalid, completed: summary.completed, failed: summary.failed, inFlight, costNanos: summary.costNanos });
+    opts.onProgress?.({ total: opts.total, done: summary.requests, invalid: summary.invalid, completed: summary.completed, failed: summary.failed, inFlight, costNanos: summary.costNanos });
 
   // Results go out strictly in input order: a finished result waits for the ones before it.
   const flush = async (): Promise<void> => {
@@ -112,7 +100,6 @@ export async function runBatch(client: SwitchyardClient, entries: AsyncIterable<
       progress();
       const { line, existing } = await outcome(client, item, opts);
       inFlight -= 1;
-      done += 1;
       if (existing) summary.alreadyStarted += 1;
       addResult(summary, line);
       ready.set(mine, line);

@@ -1,6 +1,8 @@
 /** Batch results and their summary: counts and cost per tier and model, failures by reason. Pure. */
 import type { BadLine } from './batchInput.js';
-import type { RequestFailureDetails } from '../workflows/requestTypes.js';
+import { formatUsd } from '../catalog/pricing.js';
+import { formatTable } from '../util/table.js';
+import type { RequestFailureDetails, RequestResult } from '../workflows/requestTypes.js';
 
 export interface BatchResultLine {
   readonly id: string;
@@ -13,6 +15,10 @@ export interface BatchResultLine {
   readonly premiumBaselineCostNanos: number;
   readonly text?: string;
   readonly error?: { readonly type: string; readonly message: string };
+}
+
+export function completedResultLine(id: string, r: RequestResult): BatchResultLine {
+  return { id, workflowId: r.workflowId, status: 'completed', model: r.model, tier: r.tier, costNanos: r.costNanos, premiumBaselineCostNanos: r.premiumBaselineCostNanos, text: r.text };
 }
 
 /** The result line of a failed request: the last model tried, and what the attempts cost. */
@@ -71,29 +77,23 @@ export function addInvalid(s: BatchSummary, bad: BadLine): void {
   if (s.invalidLines.length < MAX_INVALID_KEPT) s.invalidLines.push(bad);
 }
 
-function usd(nanos: number): string {
-  return `$${(nanos / 1e9).toFixed(6)}`;
-}
-
 /** The human-readable bill: one row per model, then per tier, then totals and the premium baseline. */
 export function formatSummary(s: BatchSummary): string {
   const rows: string[][] = [['tier', 'model', 'requests', 'cost']];
   const order = ['economy', 'standard', 'premium'];
   const rank = (t: string): number => (order.includes(t) ? order.indexOf(t) : order.length);
   const models = Object.entries(s.byModel).sort((a, b) => rank(a[1].tier) - rank(b[1].tier) || a[0].localeCompare(b[0]));
-  for (const [name, m] of models) rows.push([m.tier, name, String(m.requests), usd(m.costNanos)]);
+  for (const [name, m] of models) rows.push([m.tier, name, String(m.requests), formatUsd(m.costNanos)]);
   rows.push(['', '', '', '']);
-  for (const [t, v] of Object.entries(s.byTier).sort((a, b) => rank(a[0]) - rank(b[0]))) rows.push([t, '(all)', String(v.requests), usd(v.costNanos)]);
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]): string => r.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
+  for (const [t, v] of Object.entries(s.byTier).sort((a, b) => rank(a[0]) - rank(b[0]))) rows.push([t, '(all)', String(v.requests), formatUsd(v.costNanos)]);
   const saved = s.premiumBaselineCostNanos > 0 ? (1 - s.costNanos / s.premiumBaselineCostNanos) * 100 : 0;
   const failures = Object.entries(s.failures);
   return [
-    ...rows.map(line),
+    formatTable(rows, (i) => i >= 2),
     '',
     `requests ${s.requests}, completed ${s.completed}, failed ${s.failed}${failures.length ? ` (${failures.map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}${s.invalid ? `; ${s.invalid} malformed line(s) skipped` : ''}${s.alreadyStarted ? `; ${s.alreadyStarted} already run (collected, not charged again)` : ''}`,
-    `total cost            ${usd(s.costNanos)}`,
-    `on the premium model  ${usd(s.premiumBaselineCostNanos)}  (routing saved ${saved.toFixed(1)}%)`,
+    `total cost            ${formatUsd(s.costNanos)}`,
+    `on the premium model  ${formatUsd(s.premiumBaselineCostNanos)}  (routing saved ${saved.toFixed(1)}%)`,
     `wall time             ${(s.wallMs / 1000).toFixed(1)} s (${s.wallMs > 0 ? (s.requests / (s.wallMs / 1000)).toFixed(1) : '-'} requests/s)`,
   ].join('\n');
 }

@@ -15,6 +15,7 @@ import { runDemo } from './demo.js';
 import { formatSummary } from '../batch/summary.js';
 import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, untilSignal, withClient } from './cliShared.js';
 import { registerPipelineCommands } from './pipelineCommands.js';
+import { formatTable } from '../util/table.js';
 
 const program = new Command();
 program
@@ -246,8 +247,7 @@ function printBudget(st: BudgetStatus): void {
     rows.push([name, formatUsd(c.allocatedNanos), formatUsd(c.spentNanos), formatUsd(c.reservedNanos), formatUsd(c.remainingNanos), pct(c.utilization), c.limit, c.policy]);
   }
   rows.push(['total', formatUsd(st.totalNanos), formatUsd(st.spentNanos), formatUsd(st.reservedNanos), formatUsd(st.remainingNanos), pct(st.utilization), '', '']);
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  for (const r of rows) process.stdout.write(`${r.map((c, i) => (i > 0 && i < 6 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')}\n`);
+  process.stdout.write(`${formatTable(rows, (i) => i > 0 && i < 6)}\n`);
 }
 
 const budget = program.command('budget').description('budgets: status, set, reset, history');

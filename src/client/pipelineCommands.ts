@@ -6,13 +6,14 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { formatUsd } from '../catalog/pricing.js';
 import { countRequestLines, readBatchFile } from '../batch/inputFile.js';
 import { progressReporter } from '../batch/progress.js';
-import { runBatch } from '../batch/runBatch.js';
+import { runBatch, type RunBatchOptions } from '../batch/runBatch.js';
 import { type BatchResultLine, type BatchSummary, formatSummary } from '../batch/summary.js';
 import { defaultBatchId, prepareDetachedBatch } from '../batch/detached.js';
 import { historiesFromFiles, historiesFromServer, type ReplayOutcome, replayHistories } from '../replay/replay.js';
 import { defaultBundlePath, workflowsSourcePath } from '../workers/bundle.js';
 import type { RunInspection, RunSummary } from './client.js';
 import { int, quietTemporal, withClient } from './cliShared.js';
+import { formatTable } from '../util/table.js';
 
 /** Exit code when a batch ran to its end but some requests failed or lines were malformed. */
 export const EXIT_PARTIAL = 3;
@@ -38,16 +39,33 @@ function finish(summary: BatchSummary, json: boolean | undefined, extra: Record<
   if (summary.failed > 0 || summary.invalid > 0) process.exitCode = EXIT_PARTIAL;
 }
 
+/** Streams results to `out` in input order with a progress display, then prints the summary. */
+async function writeResults(
+  out: string,
+  label: string,
+  total: number,
+  json: boolean | undefined,
+  run: (hooks: Required<Pick<RunBatchOptions, 'onResult' | 'onProgress'>>) => Promise<BatchSummary>,
+  adjust: (s: BatchSummary) => BatchSummary = (s) => s,
+): Promise<void> {
+  const writer = resultsWriter(out);
+  const bar = progressReporter(label, total);
+  let summary: BatchSummary;
+  try {
+    summary = adjust(await run({ onResult: writer.write, onProgress: (p) => bar.update(p) }));
+  } finally {
+    bar.stop();
+    await writer.close();
+  }
+  if (!json) process.stderr.write(`results: ${out}\n`);
+  finish(summary, json, { out });
+}
+
 function defaultOut(file: string): string {
   return file.replace(/(\.jsonl|\.json|\.ndjson)?$/i, '.results.jsonl');
 }
 
 const usd = (n: number | null): string => (n === null ? '-' : formatUsd(n));
-
-function table(rows: string[][]): string {
-  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
-}
 
 function printRuns(runs: RunSummary[]): void {
   if (runs.length === 0) {
@@ -56,7 +74,7 @@ function printRuns(runs: RunSummary[]): void {
   }
   const rows = [['workflow id', 'status', 'category', 'tier', 'model', 'cost', 'started', 'title']];
   for (const r of runs) rows.push([r.workflowId, r.status.toLowerCase(), r.category ?? '-', r.tier ?? '-', r.model ?? '-', usd(r.costNanos), r.startTime.replace('T', ' ').slice(0, 19), r.title ?? '']);
-  process.stdout.write(`${table(rows)}\n`);
+  process.stdout.write(`${formatTable(rows)}\n`);
 }
 
 function printInspection(r: RunInspection): void {
@@ -118,26 +136,16 @@ export function registerPipelineCommands(program: Command): void {
           else process.stdout.write(`started batch ${batchId} (${prepared.requests} requests${prepared.invalid.length ? `, ${prepared.invalid.length} malformed line(s) skipped` : ''}) as workflow ${workflowId}\n  switchyard batch status ${batchId}\n  switchyard batch results ${batchId} --out results.jsonl\n`);
           return;
         }
-        const out = o.out ?? defaultOut(file);
         const total = await countRequestLines(file);
-        const writer = resultsWriter(out);
-        const bar = progressReporter('batch', total);
-        let summary: BatchSummary;
-        try {
-          summary = await runBatch(client, readBatchFile(file, { category: o.category }), {
+        await writeResults(o.out ?? defaultOut(file), 'batch', total, o.json, (hooks) =>
+          runBatch(client, readBatchFile(file, { category: o.category }), {
+            ...hooks,
             concurrency: o.concurrency,
             total,
             batchId: o.batchId ?? basename(file).replace(/\.[^.]*$/, ''),
-            onResult: writer.write,
             onInvalid: (bad) => process.stderr.write(`${bad.error} (skipped)\n`),
-            onProgress: (p) => bar.update(p),
-          });
-        } finally {
-          bar.stop();
-          await writer.close();
-        }
-        if (!o.json) process.stderr.write(`results: ${out}\n`);
-        finish(summary, o.json, { out });
+          }),
+        );
       });
     });
 
@@ -177,18 +185,7 @@ export function registerPipelineCommands(program: Command): void {
       await withClient(async (client) => {
         const st = await client.batchStatus(batchId);
         if (st.state !== 'completed') process.stderr.write(`batch ${batchId} is still running (${st.done} done): waiting for the rest\n`);
-        const out = o.out ?? `${batchId}.results.jsonl`;
-        const writer = resultsWriter(out);
-        const bar = progressReporter('collect', st.source.lines - st.summary.invalid);
-        let summary: BatchSummary;
-        try {
-          summary = await client.batchResults(batchId, { onResult: writer.write, onProgress: (p) => bar.update(p) });
-        } finally {
-          bar.stop();
-          await writer.close();
-        }
-        if (!o.json) process.stderr.write(`results: ${out}\n`);
-        finish({ ...summary, invalid: st.summary.invalid, invalidLines: st.summary.invalidLines, wallMs: st.summary.wallMs }, o.json, { out });
+        await writeResults(o.out ?? `${batchId}.results.jsonl`, 'collect', st.source.lines - st.summary.invalid, o.json, (hooks) => client.batchResults(batchId, hooks), (s) => ({ ...s, invalid: st.summary.invalid, invalidLines: st.summary.invalidLines, wallMs: st.summary.wallMs }));
       });
     });
 
@@ -206,7 +203,7 @@ export function registerPipelineCommands(program: Command): void {
           const bs = await client.listBatches(o.limit);
           if (o.json) for (const b of bs) process.stdout.write(`${JSON.stringify(b)}\n`);
           else if (bs.length === 0) process.stdout.write('no batches\n');
-          else process.stdout.write(`${table([['batch id', 'status', 'started', 'title'], ...bs.map((b) => [b.batchId, b.status.toLowerCase(), b.startTime.replace('T', ' ').slice(0, 19), b.title ?? ''])])}\n`);
+          else process.stdout.write(`${formatTable([['batch id', 'status', 'started', 'title'], ...bs.map((b) => [b.batchId, b.status.toLowerCase(), b.startTime.replace('T', ' ').slice(0, 19), b.title ?? ''])])}\n`);
           return;
         }
         const list = await client.listRuns({ ...(o.query ? { query: o.query } : {}), limit: o.limit });
