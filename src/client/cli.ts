@@ -333,7 +333,9 @@ function reportError(e: unknown): number {
     process.stderr.write(`error: cannot reach Temporal (${err.message}).\nStart the local stack with \`switchyard up\`, or set TEMPORAL_ADDRESS to your cluster.\n`);
     return 1;
   }
-  process.stderr.write(`error: ${err?.message ?? String(e)}\n`);
+  // SDK errors such as "Failed to start Workflow" carry the server's reason as their cause.
+  const cause = (err?.cause as Error | undefined)?.message;
+  process.stderr.write(`error: ${err?.message ?? String(e)}${cause && cause !== err?.message ? ` (${cause})` : ''}\n`);
   return 1;
 }
 

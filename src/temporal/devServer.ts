@@ -114,6 +114,8 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     try {
       const conn = await Connection.connect({ address, connectTimeout: 1_000 });
       await conn.workflowService.getSystemInfo({});
+      // Ready means the namespace answers too, not just the frontend.
+      await conn.workflowService.describeNamespace({ namespace: opts.namespace ?? 'default' });
       await conn.close();
       break;
     } catch (e) {
