@@ -25,8 +25,9 @@ export async function fileSha256(path: string): Promise<string> {
 }
 
 /** Reads whole lines from `cursor` until `maxLines` requests or PAGE_MAX_BYTES of request text. */
-export async function readPage(source: BatchSource, cursor: BatchCursor, maxLines: number, category: string | undefined): Promise<BatchPage> {
+export async function readPage(source: BatchSource, cursor: BatchCursor, maxLines: number, category: string | undefined, duplicates: ReadonlyArray<{ line: number; error: string }> = []): Promise<BatchPage> {
   const items: PageItem[] = [];
+  const repeated = new Map(duplicates.map((d) => [d.line, d.error]));
   const invalid: BatchPage['invalid'] = [];
   const tooLong = (line: number): string => `line ${line}: longer than ${LINE_MAX_BYTES} bytes, too large for a detached batch; run it with \`switchyard batch\` without --detach`;
   const fh = await open(source.path, 'r');
@@ -75,6 +76,11 @@ export async function readPage(source: BatchSource, cursor: BatchCursor, maxLine
         invalid.push({ line: lineNo, error: tooLong(lineNo) });
         continue;
       }
+      const dup = repeated.get(lineNo);
+      if (dup !== undefined) {
+        invalid.push({ line: lineNo, error: dup });
+        continue;
+      }
       const parsed = parseBatchLine(text, lineNo, { category });
       if (!parsed) continue;
       if (parsed.ok) {
@@ -90,7 +96,7 @@ export async function readPage(source: BatchSource, cursor: BatchCursor, maxLine
 
 export function createBatchActivities(deps: { temporal: Client }) {
   return {
-    async readBatchPage(input: { source: BatchSource; cursor: BatchCursor; maxLines: number; category?: string | undefined }): Promise<BatchPage> {
+    async readBatchPage(input: { source: BatchSource; cursor: BatchCursor; maxLines: number; category?: string | undefined; duplicates?: ReadonlyArray<{ line: number; error: string }> }): Promise<BatchPage> {
       const st = await stat(input.source.path).catch(() => undefined);
       if (!st) {
         throw ApplicationFailure.create({ type: 'BatchSourceMissing', message: `batch input ${input.source.path} is not readable from this worker: detached batches need SWITCHYARD_BATCH_DIR on storage every worker can read` });
@@ -98,7 +104,7 @@ export function createBatchActivities(deps: { temporal: Client }) {
       if (st.size !== input.source.sizeBytes || (input.cursor.offset === 0 && (await fileSha256(input.source.path)) !== input.source.sha256)) {
         throw ApplicationFailure.create({ type: 'BatchSourceChanged', nonRetryable: true, message: `batch input ${input.source.path} changed after the batch started (size or sha256 differs); start a new batch` });
       }
-      return readPage(input.source, input.cursor, input.maxLines, input.category);
+      return readPage(input.source, input.cursor, input.maxLines, input.category, input.duplicates);
     },
 
     /** The outcome of a request that already existed, waiting (with heartbeats) if it is still running. */

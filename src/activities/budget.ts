@@ -4,8 +4,8 @@
  * reservation id, so an activity retried after a lost worker sends the same update again and the
  * server answers it once.
  */
-import { ApplicationFailure } from '@temporalio/activity';
-import { type Client, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { type Client, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Alert, BudgetSettings, ReserveResult, SettleResult } from '../budget/book.js';
 import type { Usage } from '../catalog/pricing.js';
@@ -47,34 +47,68 @@ export interface RecordSpendInput {
   readonly category: string;
   readonly usage: Usage;
   readonly costNanos: number;
+  /** The sequence number the reservation was granted with. */
+  readonly seq?: number | undefined;
 }
 
 function unwrapUpdateFailure(e: unknown): never {
   if (e instanceof WorkflowUpdateFailedError) {
     const cause = e.cause;
+    // A reserve that arrived after this attempt's deadline: retry (a new attempt, a new deadline).
+    if (cause instanceof ApplicationFailure && cause.type === 'StaleReserve') throw ApplicationFailure.create({ type: 'StaleReserve', message: cause.message });
     throw ApplicationFailure.create({ type: 'BudgetRejected', nonRetryable: true, message: cause?.message ?? e.message });
   }
   throw e;
+}
+
+/** This activity attempt's deadline on the server's clock, if Temporal says when it was scheduled. */
+function attemptDeadline(): number | undefined {
+  try {
+    const info = Context.current().info;
+    return info.currentAttemptScheduledTimestampMs + info.startToCloseTimeoutMs;
+  } catch {
+    return undefined; // not inside an activity (direct calls in tests and tools)
+  }
 }
 
 export function createBudgetActivities(deps: BudgetDeps) {
   const { temporal, log } = deps;
   const shards = Math.max(1, deps.budgetShards);
   const handle = (scope: string, shard: number) => temporal.workflow.getHandle(shardWorkflowId(deps.taskQueue, scope, shard, shards));
+  /**
+   * The entity of a scope whose last run failed or was terminated is never silently replaced by an
+   * empty one (that would reset its spend): reservations are refused until an operator restores it.
+   */
+  const unavailable = async (workflowId: string, scope: string): Promise<ApplicationFailure> => {
+    let how = 'closed';
+    try {
+      const d = await temporal.workflow.getHandle(workflowId).describe();
+      how = `${d.status.name.toLowerCase()}${d.closeTime ? ` at ${d.closeTime.toISOString()}` : ''}`;
+    } catch (e) {
+      if (!(e instanceof WorkflowNotFoundError)) throw e;
+    }
+    const message = `budget entity ${workflowId} of scope "${scope}" has ${how}; reservations are refused until an operator restores it (\`switchyard budget restore ${scope}\`)`;
+    log.error({ workflowId, scope }, message);
+    return ApplicationFailure.create({ type: 'BudgetUnavailable', nonRetryable: true, message });
+  };
   const reserveOn = async (input: ReserveInput, shard: number): Promise<ReserveResult> => {
+    const workflowId = shardWorkflowId(deps.taskQueue, input.scope, shard, shards);
     const start = new WithStartWorkflowOperation('budgetEntity', {
-      workflowId: shardWorkflowId(deps.taskQueue, input.scope, shard, shards),
+      workflowId,
       taskQueue: deps.taskQueue,
       args: [{ scope: input.scope, settings: settingsForShard(deps.budgetDefaults, shard, shards), ...(shards > 1 ? { shard: { index: shard, count: shards } } : {}) }],
       workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
     });
+    const notAfter = attemptDeadline();
     try {
       return await temporal.workflow.executeUpdateWithStart(reserveUpdate, {
-        args: [{ reservationId: input.reservationId, category: input.category, amountNanos: input.amountNanos, workflowId: input.workflowId, force: input.force }],
+        args: [{ reservationId: input.reservationId, category: input.category, amountNanos: input.amountNanos, workflowId: input.workflowId, force: input.force, ...(notAfter !== undefined ? { notAfter } : {}) }],
         updateId: `reserve:${input.reservationId}`,
         startWorkflowOperation: start,
       });
     } catch (e) {
+      if (e instanceof WorkflowExecutionAlreadyStartedError) throw await unavailable(workflowId, input.scope);
       return unwrapUpdateFailure(e);
     }
   };
@@ -108,7 +142,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
       let result: SettleResult;
       try {
         result = await handle(input.scope, input.shard).executeUpdate(settleUpdate, {
-          args: [{ reservationId: input.reservationId, category: input.category, costNanos: input.costNanos }],
+          args: [{ reservationId: input.reservationId, category: input.category, costNanos: input.costNanos, ...(input.seq !== undefined ? { seq: input.seq } : {}) }],
           updateId: `settle:${input.reservationId}`,
         });
       } catch (e) {
@@ -130,6 +164,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
         at: new Date().toISOString(),
       });
       if (result.duplicate) log.info({ workflowId: input.workflowId, attemptId: input.attemptId }, 'spend already settled; retry ignored');
+      if ((result.overshootNanos ?? 0) > 0) log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, overshootNanos: result.overshootNanos }, 'cost above its reservation (raise budget.reservationMargin for this provider)');
       return result;
     },
 

@@ -8,7 +8,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type BudgetDeps, createBudgetActivities } from './budget.js';
 import { createBatchActivities } from './batch.js';
 import { checkAnswer, type QualityVerdict } from '../quality/checks.js';
-import type { QualitySpec } from '../quality/spec.js';
+import { judgePrompt, type QualitySpec } from '../quality/spec.js';
+import { RequestInputReader } from './requestInput.js';
 import type { Logger } from 'pino';
 import type { HealthTracker } from '../health/tracker.js';
 import { countsAsFailure } from '../health/circuits.js';
@@ -16,7 +17,8 @@ import type { Catalog } from '../catalog/catalog.js';
 import { costNanos, estimateCostNanos, type Usage } from '../catalog/pricing.js';
 import type { Capability, Tier } from '../catalog/schema.js';
 import { ProviderError } from '../providers/errors.js';
-import type { ProviderRegistry } from '../providers/registry.js';
+import { envHint, ProviderNotConfiguredError, type ProviderRegistry } from '../providers/registry.js';
+import { PROVIDERS, type ProviderName } from '../catalog/schema.js';
 import { type Classification, classify as classifyPure } from '../routing/classifier.js';
 import type { RetryPolicy } from '../routing/retryDecision.js';
 import { type Candidate, NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../routing/router.js';
@@ -32,6 +34,8 @@ export interface ActivityDeps extends BudgetDeps {
   readonly tierFallbacks?: Partial<Record<Tier, string[]>>;
   readonly callTimeoutMs: number;
   readonly log: Logger;
+  /** Safety margin on counted input tokens per provider, for reservations (0.2 = +20%). */
+  readonly reservationMargin?: Partial<Record<ProviderName, number>>;
   /** Circuit breakers; absent = no health tracking. */
   readonly health?: HealthTracker | undefined;
 }
@@ -56,14 +60,25 @@ export interface SelectOutput {
   readonly cheapestModel?: string;
   /** Judge candidates (cheapest model and any named judge), with upper-bound estimates. */
   readonly judgeModels?: Record<string, { provider: Candidate['provider']; tier: Candidate['tier']; estimatedCostNanos: number }>;
+  /** Models left out because the workers cannot call them now (provider not configured, circuit open). */
+  readonly skipped?: Array<{ model: string; why: string }>;
+  /** What to reserve per chain model: the estimate with the provider's margin on input tokens. */
+  readonly reserveNanos?: Record<string, number>;
 }
 
 export interface CallModelInput {
   readonly workflowId: string;
+  /** The request's run (with `promptRef`, whose start input holds the prompt). */
+  readonly runId?: string;
   readonly attemptId: string;
   readonly model: string;
+  /** Inline prompt (small requests). */
   readonly system?: string | undefined;
-  readonly prompt: string;
+  readonly prompt?: string;
+  /** Read prompt, context and system from the run's start input (large requests: one copy in history). */
+  readonly promptRef?: true;
+  /** A judge call: the prompt is built from the request's prompt (inline here, or by reference) and this answer. */
+  readonly judge?: { readonly answer: string; readonly prompt?: string };
   readonly maxOutputTokens: number;
   readonly temperature?: number | undefined;
 }
@@ -78,11 +93,35 @@ export interface CallModelOutput {
 }
 
 
+function unavailable(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ message, type: 'unavailable', nonRetryable: true, details: [{ kind: 'unavailable', message }] });
+}
+
 export function createActivities(deps: ActivityDeps) {
   const { catalog, providers, log } = deps;
   // Fixed for the worker's life: computed once, not per request.
   const baselineModel = catalog.premiumBaseline();
-  const cheapest = [...catalog.models].sort((x, y) => x.price.inputNanosPerMTok + x.price.outputNanosPerMTok - (y.price.inputNanosPerMTok + y.price.outputNanosPerMTok))[0];
+  const configuredProviders = PROVIDERS.filter((p) => providers.isConfigured(p));
+  const cheapest = [...catalog.models].filter((m) => configuredProviders.includes(m.provider)).sort((x, y) => x.price.inputNanosPerMTok + x.price.outputNanosPerMTok - (y.price.inputNanosPerMTok + y.price.outputNanosPerMTok))[0];
+  const inputs = new RequestInputReader(deps.temporal);
+  /** Counted input tokens with the provider's margin: our tokenizer is not every provider's. */
+  const withMargin = (p: ProviderName, tokens: number): number => Math.ceil(tokens * (1 + (deps.reservationMargin?.[p] ?? 0)));
+  /** The text to send: inline, or read from the run's start input. */
+  const promptFor = async (input: CallModelInput): Promise<{ system?: string | undefined; prompt: string }> => {
+    let request: Awaited<ReturnType<RequestInputReader['get']>> | undefined;
+    if (input.promptRef) {
+      if (!input.runId) throw ApplicationFailure.create({ message: 'callModel: promptRef needs runId', type: 'internal', nonRetryable: true });
+      request = await inputs.get(input.workflowId, input.runId);
+    }
+    if (input.judge) {
+      const asked = input.judge.prompt ?? request?.prompt;
+      if (asked === undefined) throw ApplicationFailure.create({ message: 'callModel: a judge call needs the request prompt', type: 'internal', nonRetryable: true });
+      return { prompt: judgePrompt(asked, input.judge.answer) };
+    }
+    if (request) return { system: request.system, prompt: request.context ? `${request.context}\n\n${request.prompt}` : request.prompt };
+    if (input.prompt === undefined) throw ApplicationFailure.create({ message: 'callModel: no prompt in the input', type: 'internal', nonRetryable: true });
+    return { system: input.system, prompt: input.prompt };
+  };
   return {
     ...createBudgetActivities(deps),
     ...createBatchActivities(deps),
@@ -97,7 +136,9 @@ export function createActivities(deps: ActivityDeps) {
     async selectModels(input: SelectInput): Promise<SelectOutput> {
       const r = input.request;
       const caps = [...new Set<Capability>([...input.classification.capabilities, ...(r.requiredCapabilities ?? [])])];
-      const open = (await deps.health?.openModels()) ?? [];
+      const circuits = (await deps.health?.circuits()) ?? { open: [], halfOpen: [] };
+      // Half-open models wait for one trial: left out unless this request is granted it below.
+      let open = [...circuits.open, ...circuits.halfOpen];
       const routeWith = (excludeOpen: boolean) =>
         route(
           catalog,
@@ -116,12 +157,21 @@ export function createActivities(deps: ActivityDeps) {
             minTier: input.minTier ?? r.minTier,
             fallbacks: r.fallbacks,
             tierFallbacks: deps.tierFallbacks,
+            configuredProviders,
+            configureHint: (p) => `${p}: ${envHint(p)}`,
           },
           deps.routing,
         );
       try {
         let decision: RouteDecision;
         try {
+          if (circuits.halfOpen.length > 0 && deps.health) {
+            // Would this request lead with a half-open model? Then it may be that model's trial.
+            open = circuits.open;
+            const lead = routeWith(true).chain[0]?.model;
+            const trial = lead !== undefined && circuits.halfOpen.includes(lead) && (await deps.health.claimTrial(lead, deps.callTimeoutMs + 30_000)) ? lead : undefined;
+            open = [...circuits.open, ...circuits.halfOpen.filter((m) => m !== trial)];
+          }
           decision = routeWith(open.length > 0);
         } catch (e) {
           // Every eligible model's circuit is open: trying one beats failing outright.
@@ -134,16 +184,23 @@ export function createActivities(deps: ActivityDeps) {
         );
         const judgeNames = new Set<string>();
         if (cheapest) judgeNames.add(cheapest.name);
-        if (input.judgeModel && catalog.get(input.judgeModel)) judgeNames.add(input.judgeModel);
+        const named = input.judgeModel !== undefined ? catalog.get(input.judgeModel) : undefined;
+        if (named && configuredProviders.includes(named.provider)) judgeNames.add(named.name);
         // A judge reads the request and an answer of up to the chain's output budget, and writes a number.
         const judgeInput = input.classification.inputTokens + Math.max(...decision.chain.map((c) => c.maxOutputTokens)) + 64;
         const judgeModels = Object.fromEntries(
           [...judgeNames].map((name) => {
             const m = catalog.require(name);
-            return [name, { provider: m.provider, tier: m.tier, estimatedCostNanos: estimateCostNanos(m, judgeInput, 16) }];
+            return [name, { provider: m.provider, tier: m.tier, estimatedCostNanos: estimateCostNanos(m, withMargin(m.provider, judgeInput), 16) }];
           }),
         );
-        return { decision, retry: deps.retry, retryByModel, callTimeoutMs: deps.callTimeoutMs, contextWindows, ...(cheapest ? { cheapestModel: cheapest.name } : {}), judgeModels };
+        const reserveNanos = Object.fromEntries(
+          decision.chain.map((c) => [c.model, estimateCostNanos(catalog.require(c.model), withMargin(c.provider, input.classification.inputTokens), c.maxOutputTokens)]),
+        );
+        const skipped = decision.excluded
+          .filter((e) => e.constraint === 'providerConfigured' || (e.constraint === 'excludeModels' && open.includes(e.model)))
+          .map((e) => ({ model: e.model, why: e.constraint === 'providerConfigured' ? e.detail : 'circuit open' }));
+        return { decision, retry: deps.retry, retryByModel, callTimeoutMs: deps.callTimeoutMs, contextWindows, ...(cheapest ? { cheapestModel: cheapest.name } : {}), judgeModels, skipped, reserveNanos };
       } catch (e) {
         if (e instanceof NoEligibleModelError) {
           throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, details: [{ constraint: e.constraint }] });
@@ -157,8 +214,17 @@ export function createActivities(deps: ActivityDeps) {
 
     async callModel(input: CallModelInput): Promise<CallModelOutput> {
       const ctx = Context.current();
-      const spec = catalog.require(input.model);
-      const adapter = providers.get(spec.provider);
+      const spec = catalog.get(input.model);
+      // What this worker cannot do is not worth a retry here: the workflow moves to another model.
+      if (!spec) throw unavailable(`model ${input.model} is not in this worker's catalog (check SWITCHYARD_CATALOG on every worker)`);
+      let adapter;
+      try {
+        adapter = providers.get(spec.provider);
+      } catch (e) {
+        if (e instanceof ProviderNotConfiguredError) throw unavailable(e.message);
+        throw e;
+      }
+      const { system, prompt } = await promptFor(input);
       const started = Date.now();
       // Heartbeat while the call runs: a lost worker is noticed within the heartbeat timeout, and
       // a cancellation from the workflow reaches the SDK through the abort signal.
@@ -166,8 +232,8 @@ export function createActivities(deps: ActivityDeps) {
       try {
         const res = await adapter.chat({
           model: spec.providerModel,
-          system: input.system,
-          prompt: input.prompt,
+          system,
+          prompt,
           maxOutputTokens: input.maxOutputTokens,
           temperature: input.temperature,
           requestId: `${input.workflowId}/${input.attemptId}`,

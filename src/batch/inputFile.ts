@@ -15,7 +15,7 @@ export async function* readBatchFile(path: string, defaults: BatchDefaults = {})
     if (parsed.ok) {
       const first = ids.claim(parsed.item.id, n);
       if (first !== undefined) {
-        yield { ok: false, bad: duplicateLine(parsed.item.id, n, first) };
+        yield { ok: false, bad: duplicateLine(parsed.item.id, n, first), duplicate: true };
         continue;
       }
     }

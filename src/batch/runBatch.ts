@@ -5,12 +5,14 @@
  * twice.
  */
 import { type SwitchyardClient, workflowIdFor } from '../client/client.js';
+import { traceQuery } from '../workflows/requestMessages.js';
+import type { RequestInput } from '../workflows/requestTypes.js';
 import { failedLine, RequestFailedError } from '../client/errors.js';
 import { ValidationError } from '../util/validation.js';
 import type { BadLine, BatchItem } from './batchInput.js';
 import { addInvalid, addResult, type BatchResultLine, type BatchSummary, completedResultLine, emptySummary } from './summary.js';
 
-export type BatchEntry = { readonly ok: true; readonly item: BatchItem } | { readonly ok: false; readonly bad: BadLine };
+export type BatchEntry = { readonly ok: true; readonly item: BatchItem } | { readonly ok: false; readonly bad: BadLine; readonly duplicate?: boolean };
 
 export interface BatchProgress {
   readonly total: number | undefined;
@@ -21,7 +23,14 @@ export interface BatchProgress {
   readonly failed: number;
   readonly inFlight: number;
   readonly costNanos: number;
+  /**
+   * Of the requests in flight, those waiting on a durable timer, by what they wait on, with the
+   * earliest time one of them resumes (sampled from their traces every few seconds).
+   */
+  readonly waiting?: Partial<Record<WaitKind, { count: number; until: string }>>;
 }
+
+export type WaitKind = 'budget' | 'rate_limit' | 'backoff';
 
 export interface RunBatchOptions {
   readonly concurrency: number;
@@ -35,9 +44,73 @@ export interface RunBatchOptions {
   readonly batchId?: string;
   /** Only collect: never start a request (a missing one is reported as failed). */
   readonly collectOnly?: boolean;
+  /** `input` (default): results in input order; `finish`: each result as soon as it is in. */
+  readonly order?: 'input' | 'finish';
+  /** Fields set on every request that does not set them (e.g. maxBudgetWaitMs). */
+  readonly requestDefaults?: Partial<RequestInput>;
+  /** How often in-flight requests are sampled for what they wait on (0: never). */
+  readonly waitSampleMs?: number;
 }
 
-async function outcome(client: SwitchyardClient, item: BatchItem, opts: RunBatchOptions): Promise<{ line: BatchResultLine; existing: boolean }> {
+/**
+ * What in-flight requests wait on: each tick, the traces of up to `perTick` of them (those in flight
+ * longest first, a few seconds at least), so that a batch held up by a budget or a rate limit says
+ * so instead of looking hung.
+ */
+class WaitSampler {
+  private readonly known = new Map<string, { on: WaitKind; until: string } | null>();
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(
+    private readonly client: SwitchyardClient,
+    private readonly inFlight: Map<string, number>,
+    private readonly onChange: () => void,
+    private readonly perTick = 50,
+  ) {}
+
+  start(everyMs: number): void {
+    if (everyMs > 0) this.timer = setInterval(() => void this.tick(), everyMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  forget(workflowId: string): void {
+    this.known.delete(workflowId);
+  }
+
+  summary(): BatchProgress['waiting'] {
+    const out: Partial<Record<WaitKind, { count: number; until: string }>> = {};
+    for (const [id, w] of this.known) {
+      if (!w || !this.inFlight.has(id)) continue;
+      const cur = out[w.on];
+      out[w.on] = { count: (cur?.count ?? 0) + 1, until: cur && cur.until < w.until ? cur.until : w.until };
+    }
+    return Object.keys(out).length > 0 ? out : undefined;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const old = Date.now() - 2_000;
+      const ids = [...this.inFlight].filter(([, t]) => t < old).sort((a, b) => a[1] - b[1]).slice(0, this.perTick).map(([id]) => id);
+      await Promise.all(
+        ids.map(async (id) => {
+          const t = await this.client.temporal.workflow.getHandle(id).query(traceQuery).catch(() => undefined);
+          if (t) this.known.set(id, t.waiting ? { on: t.waiting.on, until: t.waiting.until } : null);
+        }),
+      );
+      this.onChange();
+    } finally {
+      this.busy = false;
+    }
+  }
+}
+
+async function outcome(client: SwitchyardClient, item: BatchItem, opts: RunBatchOptions, started?: (workflowId: string) => void): Promise<{ line: BatchResultLine; existing: boolean }> {
   let workflowId: string;
   let existing = false;
   if (opts.collectOnly) {
@@ -45,7 +118,7 @@ async function outcome(client: SwitchyardClient, item: BatchItem, opts: RunBatch
   } else {
     let s: Awaited<ReturnType<SwitchyardClient['submit']>>;
     try {
-      s = await client.submit(item.request, opts.batchId ? { batch: { batchId: opts.batchId, line: item.line } } : {});
+      s = await client.submit({ ...opts.requestDefaults, ...item.request }, opts.batchId ? { batch: { batchId: opts.batchId, line: item.line } } : {});
     } catch (e) {
       // Invalid requests fail alone (nothing started, nothing charged); other errors stop the batch.
       if (e instanceof ValidationError) return { line: { ...failedLine(item.id, workflowIdFor(item.id), e), error: { type: 'InvalidInput', message: e.message } }, existing: false };
@@ -54,6 +127,7 @@ async function outcome(client: SwitchyardClient, item: BatchItem, opts: RunBatch
     workflowId = s.handle.workflowId;
     existing = s.existing;
   }
+  started?.(workflowId);
   try {
     return { line: completedResultLine(item.id, await client.result(workflowId)), existing };
   } catch (e) {
@@ -72,11 +146,22 @@ export async function runBatch(client: SwitchyardClient, entries: AsyncIterable<
   let inFlight = 0;
   const ready = new Map<number, BatchResultLine>();
   let emitting: Promise<void> = Promise.resolve();
-  const progress = (): void =>
-    opts.onProgress?.({ total: opts.total, done: summary.requests, invalid: summary.invalid, completed: summary.completed, failed: summary.failed, inFlight, costNanos: summary.costNanos });
+  const running = new Map<string, number>();
+  const sampler = new WaitSampler(client, running, () => progress());
+  const progress = (): void => {
+    const waiting = sampler.summary();
+    opts.onProgress?.({ total: opts.total, done: summary.requests, invalid: summary.invalid, completed: summary.completed, failed: summary.failed, inFlight, costNanos: summary.costNanos, ...(waiting ? { waiting } : {}) });
+  };
 
   // Results go out strictly in input order: a finished result waits for the ones before it.
   const flush = async (): Promise<void> => {
+    if (opts.order === 'finish') {
+      for (const [k, r] of [...ready].sort((a, b) => a[0] - b[0])) {
+        ready.delete(k);
+        await opts.onResult?.(r);
+      }
+      return;
+    }
     for (let r = ready.get(emitted); r !== undefined; r = ready.get(emitted)) {
       ready.delete(emitted);
       emitted += 1;
@@ -98,7 +183,15 @@ export async function runBatch(client: SwitchyardClient, entries: AsyncIterable<
       const mine = seq++;
       inFlight += 1;
       progress();
-      const { line, existing } = await outcome(client, item, opts);
+      let wid: string | undefined;
+      const { line, existing } = await outcome(client, item, opts, (id) => {
+        wid = id;
+        running.set(id, Date.now());
+      });
+      if (wid !== undefined) {
+        running.delete(wid);
+        sampler.forget(wid);
+      }
       inFlight -= 1;
       if (existing) summary.alreadyStarted += 1;
       addResult(summary, line);
@@ -107,7 +200,12 @@ export async function runBatch(client: SwitchyardClient, entries: AsyncIterable<
       progress();
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, () => lane()));
+  sampler.start(opts.waitSampleMs ?? (opts.collectOnly ? 0 : 5_000));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, () => lane()));
+  } finally {
+    sampler.stop();
+  }
   await emitting;
   summary.wallMs = Date.now() - started;
   return summary;

@@ -4,10 +4,22 @@
  * applies messages to it; tests exercise it directly.
  *
  * Invariant (hard limits): for every category, spent + open reservations <= allocated, as long as
- * each settlement is at most its reservation (reservations are upper bounds).
+ * each settlement is at most its reservation (reservations are upper bounds; a settlement above
+ * its reservation is still charged, and counted as an overshoot).
+ *
+ * Exactly-once settlement: every reservation gets a sequence number from the book. A settlement
+ * names it; one whose reservation is no longer open and whose number the book has already issued
+ * was settled (or released) before and changes nothing. That needs no memory of settled ids, so it
+ * holds however late a retried settlement arrives and however often the entity continued as new.
+ * Reservations that expired unsettled are remembered (the newest EXPIRED_MAX) so that a late
+ * settlement of one is still charged, once.
+ *
+ * Category names and reservation ids are keys of plain objects: every lookup reads own properties
+ * only (`own`), so a name such as `constructor` finds nothing inherited.
  */
+import { own } from '../util/names.js';
 import { allocate } from './allocation.js';
-import { type Period, type Periodicity } from './periods.js';
+import { type Period, type Periodicity, validTimeZone } from './periods.js';
 
 export const DENIAL_POLICIES = ['downgrade', 'wait', 'reject'] as const;
 export type DenialPolicy = (typeof DENIAL_POLICIES)[number];
@@ -38,6 +50,8 @@ export interface Reservation {
   readonly workflowId: string;
   readonly at: number;
   readonly forced: boolean;
+  /** Issued by the book (absent on reservations made before sequence numbers existed). */
+  readonly seq?: number;
 }
 
 export interface PeriodSummary {
@@ -55,11 +69,29 @@ export interface BookState {
   period: Period;
   spent: Record<string, number>;
   reservations: Record<string, Reservation>;
-  /** Recently settled reservation ids -> time, so a retried settle is recognised (bounded). */
+  /** The next reservation sequence number (see exactly-once above). */
+  nextSeq?: number;
+  /** Reservations that expired unsettled: id -> category and when (bounded, newest kept). */
+  expired?: Record<string, { category: string; at: number }>;
+  /**
+   * Settled ids of settlements that carry no sequence number (sent by request runs started before
+   * sequence numbers existed) -> time; bounded. New settlements do not use it.
+   */
   recentSettled: Record<string, number>;
   alertsSent: Record<string, number[]>;
   history: PeriodSummary[];
-  counters: { settles: number; duplicateSettles: number; unreservedSettles: number; expiredReservations: number; denials: number };
+  counters: {
+    settles: number;
+    duplicateSettles: number;
+    unreservedSettles: number;
+    expiredReservations: number;
+    denials: number;
+    /** Settlements above their reservation, and by how much in all. */
+    overshoots?: number;
+    overshootNanos?: number;
+    /** Reserve messages from an activity attempt past its deadline (a retry superseded it). */
+    staleReserves?: number;
+  };
 }
 
 export interface ReserveRequest {
@@ -69,16 +101,25 @@ export interface ReserveRequest {
   readonly workflowId: string;
   /** An operator approved spending past a hard limit. */
   readonly force?: boolean | undefined;
+  /**
+   * When the sending activity attempt times out (epoch ms, server clock). A reserve that arrives
+   * later comes from an attempt Temporal has already given up on; it must not re-create a
+   * reservation that the retry made and the request has since settled.
+   */
+  readonly notAfter?: number | undefined;
 }
 
+
 export type ReserveResult =
-  | { readonly granted: true; readonly reservationId: string; readonly remainingNanos: number; readonly periodEnd: number }
+  | { readonly granted: true; readonly reservationId: string; readonly remainingNanos: number; readonly periodEnd: number; readonly seq?: number }
   | { readonly granted: false; readonly category: string; readonly remainingNanos: number; readonly requestedNanos: number; readonly policy: DenialPolicy; readonly periodEnd: number; readonly maxWaitMs: number };
 
 export interface SettleResult {
   readonly settled: boolean;
   readonly duplicate: boolean;
   readonly costNanos: number;
+  /** How much the cost exceeded its reservation (0 when within it). */
+  readonly overshootNanos?: number;
 }
 
 export interface Alert {
@@ -116,6 +157,13 @@ export interface BudgetStatus {
 }
 
 const RECENT_SETTLED_MAX = 5_000;
+const EXPIRED_MAX = 10_000;
+/** The largest budget integer nanodollars hold exactly: about $9 million. */
+export const MAX_BUDGET_NANOS = Number.MAX_SAFE_INTEGER;
+
+export class StaleReserveError extends Error {
+  override readonly name = 'StaleReserveError';
+}
 const HISTORY_MAX = 36;
 
 export class BudgetError extends Error {
@@ -124,17 +172,29 @@ export class BudgetError extends Error {
 
 export function validateSettings(s: BudgetSettings): string[] {
   const errs: string[] = [];
-  if (!Number.isSafeInteger(s.totalNanos) || s.totalNanos < 0) errs.push('totalNanos: must be a non-negative integer of nanodollars');
+  if (!Number.isSafeInteger(s.totalNanos) || s.totalNanos < 0) errs.push(`totalNanos: must be a non-negative integer of nanodollars, at most ${MAX_BUDGET_NANOS} (about $9 million per scope; split larger budgets into scopes)`);
+  if (!validTimeZone(s.timeZone)) errs.push(`timeZone: "${s.timeZone}" is not an IANA time zone such as UTC or Europe/Berlin`);
+  if (!Number.isSafeInteger(s.maxWaitMs) || s.maxWaitMs < 0) errs.push('maxWaitMs: must be a non-negative whole number of milliseconds');
+  if (!Number.isSafeInteger(s.reservationTtlMs) || s.reservationTtlMs < 1000) errs.push('reservationTtlMs: must be at least 1000 ms');
+  if (s.periodicity === 'fixed' && !(Number.isSafeInteger(s.periodMs) && (s.periodMs ?? 0) >= 1000)) errs.push('periodMs: a fixed period needs periodMs >= 1000');
+  if (s.webhookUrl !== undefined && !isWebhookUrl(s.webhookUrl)) errs.push(`webhookUrl: "${s.webhookUrl}" is not an http(s) URL`);
   const cats = Object.keys(s.allocations);
   if (cats.length === 0) errs.push('allocations: name at least one category, e.g. {"critical": 0.4, "standard": 0.35, "batch": 0.25}');
   for (const [c, f] of Object.entries(s.allocations)) {
-    if (!/^[a-z][a-z0-9_-]{0,63}$/.test(c)) errs.push(`allocations.${c}: category names are lowercase words`);
+    if (!/^[a-z][a-z0-9_-]{0,63}$/.test(c) || c in Object.prototype) errs.push(`allocations.${c}: category names are lowercase words, not reserved names such as constructor`);
     if (!(f >= 0 && f <= 1)) errs.push(`allocations.${c}: must be a fraction in [0,1]`);
   }
   const sum = Object.values(s.allocations).reduce((a, b) => a + b, 0);
   if (cats.length > 0 && Math.abs(sum - 1) > 1e-9) errs.push(`allocations: fractions must sum to 1 (they sum to ${Number(sum.toFixed(9))})`);
   for (const t of s.alertThresholds) if (!(t > 0 && t <= 10)) errs.push(`alertThresholds: ${t} must be a fraction such as 0.5 or 1`);
+  for (const [c, l] of Object.entries(s.limits)) if (l !== 'hard' && l !== 'soft') errs.push(`limits.${c}: must be hard or soft`);
+  for (const [c, p] of Object.entries(s.policies)) if (!(DENIAL_POLICIES as readonly string[]).includes(p)) errs.push(`policies.${c}: must be one of ${DENIAL_POLICIES.join(', ')}`);
   return errs;
+}
+
+export function isWebhookUrl(u: string): boolean {
+  // URL.canParse is not in every runtime this runs in (workflow sandbox): parse by pattern.
+  return /^https?:\/\/[^\s/?#]+[^\s]*$/i.test(u) && u.length <= 2048;
 }
 
 export function newBook(scope: string, settings: BudgetSettings, period: Period): BookState {
@@ -146,10 +206,12 @@ export function newBook(scope: string, settings: BudgetSettings, period: Period)
     period,
     spent: {},
     reservations: {},
+    nextSeq: 1,
+    expired: {},
     recentSettled: {},
     alertsSent: {},
     history: [],
-    counters: { settles: 0, duplicateSettles: 0, unreservedSettles: 0, expiredReservations: 0, denials: 0 },
+    counters: { settles: 0, duplicateSettles: 0, unreservedSettles: 0, expiredReservations: 0, denials: 0, overshoots: 0, overshootNanos: 0, staleReserves: 0 },
   };
 }
 
@@ -164,23 +226,48 @@ function reservedBy(book: BookState, category: string): number {
 }
 
 export function policyFor(book: BookState, category: string): DenialPolicy {
-  return book.settings.policies[category] ?? 'reject';
+  return own(book.settings.policies, category) ?? 'reject';
+}
+
+function limitFor(book: BookState, category: string): LimitKind {
+  return own(book.settings.limits, category) ?? 'hard';
+}
+
+function spentOn(book: BookState, category: string): number {
+  return own(book.spent, category) ?? 0;
+}
+
+function charge(book: BookState, category: string, costNanos: number): void {
+  const next = spentOn(book, category) + costNanos;
+  if (!Number.isSafeInteger(next)) throw new BudgetError(`spend on ${category} would exceed the integer range`);
+  // defineProperty: an own property even for a name such as __proto__.
+  Object.defineProperty(book.spent, category, { value: next, writable: true, enumerable: true, configurable: true });
+}
+
+/** Checks a category has a budget here; returns its allocation. */
+export function allocationOf(book: BookState, category: string): number {
+  const alloc = allocations(book);
+  const allocated = own(alloc, category);
+  if (allocated === undefined) {
+    throw new BudgetError(`category "${category}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(alloc).join(', ')} (add it with \`switchyard budget set --allocation\`)`);
+  }
+  return allocated;
 }
 
 export function reserve(book: BookState, req: ReserveRequest, now: number): ReserveResult {
-  const alloc = allocations(book);
-  const allocated = alloc[req.category];
-  if (allocated === undefined) {
-    throw new BudgetError(`category "${req.category}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(alloc).join(', ')} (add it with \`switchyard budget set --allocation\`)`);
-  }
+  const allocated = allocationOf(book, req.category);
   if (!Number.isSafeInteger(req.amountNanos) || req.amountNanos < 0) throw new BudgetError('amountNanos: must be a non-negative integer');
-  const existing = book.reservations[req.reservationId];
-  const spent = book.spent[req.category] ?? 0;
+  const existing = own(book.reservations, req.reservationId);
+  const spent = spentOn(book, req.category);
   if (existing) {
-    return { granted: true, reservationId: req.reservationId, remainingNanos: allocated - spent - reservedBy(book, req.category), periodEnd: book.period.end };
+    return { granted: true, reservationId: req.reservationId, remainingNanos: allocated - spent - reservedBy(book, req.category), periodEnd: book.period.end, ...(existing.seq !== undefined ? { seq: existing.seq } : {}) };
+  }
+  if (req.notAfter !== undefined && now > req.notAfter) {
+    book.counters.staleReserves = (book.counters.staleReserves ?? 0) + 1;
+    throw new StaleReserveError(`reserve ${req.reservationId} arrived after its activity attempt timed out (${now - req.notAfter} ms late); the retry's reserve counts`);
   }
   const remaining = allocated - spent - reservedBy(book, req.category);
-  const hard = (book.settings.limits[req.category] ?? 'hard') === 'hard';
+  const hard = limitFor(book, req.category) === 'hard';
   if (hard && !req.force && req.amountNanos > remaining) {
     book.counters.denials += 1;
     return {
@@ -193,34 +280,61 @@ export function reserve(book: BookState, req: ReserveRequest, now: number): Rese
       maxWaitMs: book.settings.maxWaitMs,
     };
   }
-  book.reservations[req.reservationId] = { category: req.category, amountNanos: req.amountNanos, workflowId: req.workflowId, at: now, forced: req.force === true };
-  return { granted: true, reservationId: req.reservationId, remainingNanos: remaining - req.amountNanos, periodEnd: book.period.end };
+  const seq = book.nextSeq ?? 1;
+  book.nextSeq = seq + 1;
+  book.reservations[req.reservationId] = { category: req.category, amountNanos: req.amountNanos, workflowId: req.workflowId, at: now, forced: req.force === true, seq };
+  return { granted: true, reservationId: req.reservationId, remainingNanos: remaining - req.amountNanos, periodEnd: book.period.end, seq };
 }
 
 /**
  * Records the actual cost of a reserved attempt and frees the rest of its reservation. A settle
- * whose reservation was already settled is a duplicate and changes nothing; one with no reservation
- * at all (expired) is still recorded, because the money was spent.
+ * whose reservation was already settled is a duplicate and changes nothing; one whose reservation
+ * expired (or that this book never granted) is still recorded, because the money was spent.
  */
-export function settle(book: BookState, reservationId: string, category: string, costNanos: number, now: number): SettleResult {
+export function settle(book: BookState, reservationId: string, category: string, costNanos: number, now: number, seq?: number): SettleResult {
   if (!Number.isSafeInteger(costNanos) || costNanos < 0) throw new BudgetError('costNanos: must be a non-negative integer');
-  if (book.recentSettled[reservationId] !== undefined) {
+  const duplicate = (): SettleResult => {
     book.counters.duplicateSettles += 1;
     return { settled: false, duplicate: true, costNanos };
+  };
+  const r = own(book.reservations, reservationId);
+  if (r) {
+    delete book.reservations[reservationId];
+    charge(book, r.category, costNanos);
+    book.counters.settles += 1;
+    if (seq === undefined) rememberSettled(book, reservationId, now);
+    const overshootNanos = Math.max(0, costNanos - r.amountNanos);
+    if (overshootNanos > 0) {
+      book.counters.overshoots = (book.counters.overshoots ?? 0) + 1;
+      book.counters.overshootNanos = (book.counters.overshootNanos ?? 0) + overshootNanos;
+    }
+    return { settled: true, duplicate: false, costNanos, ...(overshootNanos > 0 ? { overshootNanos } : {}) };
   }
-  const r = book.reservations[reservationId];
-  const cat = r?.category ?? category;
-  if (!r) book.counters.unreservedSettles += 1;
-  delete book.reservations[reservationId];
-  book.spent[cat] = (book.spent[cat] ?? 0) + costNanos;
+  const expired = own(book.expired, reservationId);
+  if (expired && book.expired) {
+    delete book.expired[reservationId];
+    charge(book, expired.category, costNanos);
+  } else if (seq !== undefined && Number.isSafeInteger(seq) && seq > 0 && seq < (book.nextSeq ?? 1)) {
+    // Issued here, no longer open, not expired: settled (or released) before.
+    return duplicate();
+  } else if (own(book.recentSettled, reservationId) !== undefined) {
+    return duplicate();
+  } else {
+    charge(book, category, costNanos);
+    if (seq === undefined) rememberSettled(book, reservationId, now);
+  }
+  book.counters.unreservedSettles += 1;
   book.counters.settles += 1;
-  book.recentSettled[reservationId] = now;
-  pruneRecent(book);
   return { settled: true, duplicate: false, costNanos };
 }
 
+function rememberSettled(book: BookState, reservationId: string, now: number): void {
+  book.recentSettled[reservationId] = now;
+  pruneRecent(book);
+}
+
 export function release(book: BookState, reservationId: string): boolean {
-  if (!book.reservations[reservationId]) return false;
+  if (!own(book.reservations, reservationId)) return false;
   delete book.reservations[reservationId];
   return true;
 }
@@ -235,11 +349,18 @@ function pruneRecent(book: BookState): void {
 /** Releases reservations older than the TTL; returns how many. */
 export function expireReservations(book: BookState, now: number): number {
   let n = 0;
+  const expired = (book.expired ??= {});
   for (const [id, r] of Object.entries(book.reservations)) {
     if (now - r.at > book.settings.reservationTtlMs) {
       delete book.reservations[id];
+      expired[id] = { category: r.category, at: now };
       n += 1;
     }
+  }
+  const ids = Object.keys(expired);
+  if (ids.length > EXPIRED_MAX) {
+    ids.sort((a, b) => (expired[a]?.at ?? 0) - (expired[b]?.at ?? 0));
+    for (const id of ids.slice(0, ids.length - EXPIRED_MAX)) delete expired[id];
   }
   book.counters.expiredReservations += n;
   return n;
@@ -250,8 +371,8 @@ export function dueAlerts(book: BookState): Alert[] {
   const alloc = allocations(book);
   const out: Alert[] = [];
   for (const [cat, allocated] of Object.entries(alloc)) {
-    const spent = book.spent[cat] ?? 0;
-    const sent = (book.alertsSent[cat] ??= []);
+    const spent = spentOn(book, cat);
+    const sent = own(book.alertsSent, cat) ?? (book.alertsSent[cat] = []);
     for (const t of [...book.settings.alertThresholds].sort((a, b) => a - b)) {
       if (sent.includes(t)) continue;
       if (allocated > 0 ? spent >= allocated * t : spent > 0) {
@@ -272,7 +393,7 @@ export function closePeriod(book: BookState, next: Period, closedBy: PeriodSumma
     end: closedBy === 'reset' ? Math.min(book.period.end, next.start) : book.period.end,
     totalNanos: book.settings.totalNanos,
     spentNanos: Object.values(book.spent).reduce((a, b) => a + b, 0),
-    categories: Object.fromEntries([...cats].map((c) => [c, { allocatedNanos: alloc[c] ?? 0, spentNanos: book.spent[c] ?? 0 }])),
+    categories: Object.fromEntries([...cats].map((c) => [c, { allocatedNanos: own(alloc, c) ?? 0, spentNanos: spentOn(book, c) }])),
     closedBy,
   };
   book.history.push(summary);
@@ -290,8 +411,8 @@ export function status(book: BookState): BudgetStatus {
   let reservedTotal = 0;
   const cats = new Set([...Object.keys(alloc), ...Object.keys(book.spent)]);
   for (const c of cats) {
-    const allocated = alloc[c] ?? 0;
-    const spent = book.spent[c] ?? 0;
+    const allocated = own(alloc, c) ?? 0;
+    const spent = spentOn(book, c);
     const reserved = reservedBy(book, c);
     spentTotal += spent;
     reservedTotal += reserved;
@@ -301,7 +422,7 @@ export function status(book: BookState): BudgetStatus {
       reservedNanos: reserved,
       remainingNanos: allocated - spent - reserved,
       utilization: allocated > 0 ? spent / allocated : 0,
-      limit: book.settings.limits[c] ?? 'hard',
+      limit: limitFor(book, c),
       policy: policyFor(book, c),
     };
   }

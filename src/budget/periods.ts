@@ -118,3 +118,14 @@ export function periodContaining(ms: number, periodicity: Periodicity, timeZone:
 export function nextPeriod(period: Period, periodicity: Periodicity, timeZone: string, periodMs = 0): Period {
   return periodContaining(period.end, periodicity, timeZone, periodMs);
 }
+
+/** Whether Intl knows the IANA time zone (an unknown one would throw at every period boundary). */
+export function validTimeZone(timeZone: string): boolean {
+  if (typeof timeZone !== 'string' || timeZone === '') return false;
+  try {
+    formatter(timeZone);
+    return true;
+  } catch {
+    return false;
+  }
+}

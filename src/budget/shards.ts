@@ -69,7 +69,7 @@ export function combineStatuses(parts: BudgetStatus[]): BudgetStatus {
   const totalNanos = sum((s) => s.totalNanos);
   const spentNanos = sum((s) => s.spentNanos);
   const counters = { ...first.counters };
-  for (const p of parts.slice(1)) for (const k of Object.keys(counters) as Array<keyof typeof counters>) counters[k] += p.counters[k];
+  for (const p of parts.slice(1)) for (const k of Object.keys(counters) as Array<keyof typeof counters>) counters[k] = (counters[k] ?? 0) + (p.counters[k] ?? 0);
   return {
     ...first,
     totalNanos,

@@ -7,10 +7,11 @@ import { PROVIDERS } from '../catalog/schema.js';
 import { Simulator } from '../simulator/server.js';
 import { createLogger } from '../util/logger.js';
 import { ValidationError } from '../util/validation.js';
-import { createSwitchyardWorker } from '../workers/createWorker.js';
+import { createSwitchyardWorker, providerEndpointsFor } from '../workers/createWorker.js';
+import { envHint, ProviderRegistry } from '../providers/registry.js';
 import { loadFaultsFile, startLocalStack } from '../stack/localStack.js';
-import { BudgetNotFoundError, RequestFailedError, SwitchyardClient } from './client.js';
-import type { BudgetStatus } from '../budget/book.js';
+import { BudgetNotFoundError, type BudgetStatusView, RequestFailedError, SwitchyardClient } from './client.js';
+import { isWebhookUrl, MAX_BUDGET_NANOS } from '../budget/book.js';
 import { runDemo } from './demo.js';
 import { formatSummary } from '../batch/summary.js';
 import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, untilSignal, withClient } from './cliShared.js';
@@ -211,6 +212,51 @@ program
   });
 
 program
+  .command('models')
+  .description('the catalog: model, tier, provider, whether its provider is configured here, prices, circuit state')
+  .option('--json', 'print JSON')
+  .action(async (o: { json?: boolean }) => {
+    const cfg = config();
+    const catalog = loadCatalog(cfg.catalogPath);
+    const providers = new ProviderRegistry(providerEndpointsFor(cfg), cfg.callTimeoutMs);
+    // Circuit states need the server; without it the listing still says what is configured.
+    let circuits: Awaited<ReturnType<SwitchyardClient['health']>> = [];
+    let circuitsNote: string | undefined;
+    try {
+      await withClient(async (client) => {
+        circuits = await client.health();
+      });
+    } catch (e) {
+      process.exitCode = 0;
+      circuitsNote = `circuit states unknown (${(e as Error).message.split('\n')[0]})`;
+    }
+    const rows = catalog.models.map((m) => {
+      const c = circuits.find((x) => x.model === m.name);
+      const configured = providers.isConfigured(m.provider);
+      return {
+        model: m.name,
+        tier: m.tier,
+        provider: m.provider,
+        configured,
+        ...(configured ? {} : { configure: envHint(m.provider) }),
+        inputUsdPerMTok: m.price.inputNanosPerMTok / 1e9,
+        outputUsdPerMTok: m.price.outputNanosPerMTok / 1e9,
+        circuit: c?.state ?? (circuitsNote ? 'unknown' : 'closed'),
+      };
+    });
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify({ models: rows, ...(circuitsNote ? { note: circuitsNote } : {}) })}\n`);
+      return;
+    }
+    const table = [['model', 'tier', 'provider', 'configured', 'in $/Mtok', 'out $/Mtok', 'circuit']];
+    for (const r of rows) table.push([r.model, r.tier, r.provider, r.configured ? 'yes' : 'no', r.inputUsdPerMTok.toFixed(3), r.outputUsdPerMTok.toFixed(3), r.circuit]);
+    process.stdout.write(`${formatTable(table, (i) => i === 4 || i === 5)}\n`);
+    const missing = [...new Set(rows.filter((r) => !r.configured).map((r) => r.provider))];
+    if (missing.length > 0) process.stdout.write(`\nnot configured (the router skips their models): ${missing.map((p) => `${p}: set ${envHint(p)}`).join('; ')}\n`);
+    if (circuitsNote) process.stdout.write(`${circuitsNote}\n`);
+  });
+
+program
   .command('cancel')
   .description('cancel a running request (its budget reservation is released)')
   .argument('<workflow-id>', 'the request workflow id')
@@ -239,7 +285,7 @@ function parsePairs<T>(flag: string, v: string, parse: (raw: string, key: string
   return out;
 }
 
-function printBudget(st: BudgetStatus): void {
+function printBudget(st: BudgetStatusView): void {
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
   process.stdout.write(`budget ${st.scope}: ${st.periodicity} period ${st.period.start} .. ${st.period.end} (${st.timeZone})\n`);
   const rows = [['category', 'allocated', 'spent', 'reserved', 'remaining', 'used', 'limit', 'when denied']];
@@ -248,6 +294,9 @@ function printBudget(st: BudgetStatus): void {
   }
   rows.push(['total', formatUsd(st.totalNanos), formatUsd(st.spentNanos), formatUsd(st.reservedNanos), formatUsd(st.remainingNanos), pct(st.utilization), '', '']);
   process.stdout.write(`${formatTable(rows, (i) => i > 0 && i < 6)}\n`);
+  for (const u of st.unavailable ?? []) {
+    process.stdout.write(`WARNING: entity ${u.workflowId} is ${u.status.toLowerCase()}${u.closeTime ? ` since ${u.closeTime}` : ''}: reservations are refused until \`switchyard budget restore --scope ${st.scope}\`\n`);
+  }
 }
 
 const budget = program.command('budget').description('budgets: status, set, reset, history');
@@ -261,7 +310,7 @@ budget
       const st = await client.budgetStatus(o.scope);
       if (o.json) {
         const categories = Object.fromEntries(Object.entries(st.categories).map(([k, c]) => [k, { allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos, remainingNanos: c.remainingNanos, utilization: c.utilization, limit: c.limit, policy: c.policy }]));
-        process.stdout.write(`${JSON.stringify({ scope: st.scope, period: st.period, totalNanos: st.totalNanos, spentNanos: st.spentNanos, reservedNanos: st.reservedNanos, remainingNanos: st.remainingNanos, categories })}\n`);
+        process.stdout.write(`${JSON.stringify({ scope: st.scope, period: st.period, totalNanos: st.totalNanos, spentNanos: st.spentNanos, reservedNanos: st.reservedNanos, remainingNanos: st.remainingNanos, categories, counters: st.counters, ...(st.unavailable ? { unavailable: st.unavailable } : {}) })}\n`);
       } else printBudget(st);
     });
   });
@@ -269,13 +318,16 @@ budget
   .command('set')
   .description('change the budget mid-period (creates the scope if needed)')
   .option('--scope <name>', 'budget scope', 'default')
-  .option('--monthly <usd>', 'budget per period in USD', num('--monthly', 0, 1e9))
+  .option('--monthly <usd>', 'budget per period in USD', num('--monthly', 0, Math.floor(MAX_BUDGET_NANOS / 1e9)))
   .option('--allocation <pairs>', 'category shares summing to 1, e.g. critical=0.4,standard=0.35,batch=0.25', (v: string) => parsePairs('--allocation', v, (raw, k) => num(`--allocation ${k}`, 0, 1)(raw)))
   .option('--limit <pairs>', 'hard or soft per category, e.g. batch=soft', (v: string) => parsePairs('--limit', v, oneOf('--limit', ['hard', 'soft'] as const)))
   .option('--policy <pairs>', 'when denied: downgrade, wait or reject per category, e.g. batch=wait', (v: string) =>
     parsePairs('--policy', v, oneOf('--policy', ['downgrade', 'wait', 'reject'] as const)),
   )
-  .option('--webhook <url>', 'soft-limit alert webhook (POST JSON)')
+  .option('--webhook <url>', 'soft-limit alert webhook (POST JSON)', (v: string) => {
+    if (!isWebhookUrl(v)) throw new InvalidArgumentError(`--webhook must be an http(s) URL such as https://hooks.example.com/budget, got "${v}"`);
+    return v;
+  })
   .option('--json', 'print the new status as JSON')
   .action(async (o: { scope: string; monthly?: number; allocation?: Record<string, number>; limit?: Record<string, 'hard' | 'soft'>; policy?: Record<string, 'downgrade' | 'wait' | 'reject'>; webhook?: string; json?: boolean }) => {
     await withClient(async (client) => {
@@ -288,6 +340,17 @@ budget
       });
       if (o.json) process.stdout.write(`${JSON.stringify(st)}\n`);
       else printBudget(st);
+    });
+  });
+budget
+  .command('restore')
+  .description('bring back a budget entity that failed or was terminated, from its last state')
+  .option('--scope <name>', 'budget scope', 'default')
+  .action(async (o: { scope: string }) => {
+    await withClient(async (client) => {
+      for (const r of await client.restoreBudget(o.scope)) {
+        process.stdout.write(`${r.workflowId}: ${r.restored ? `restored (was ${r.was.toLowerCase()})` : `left alone (${r.reason ?? r.was})`}\n`);
+      }
     });
   });
 budget

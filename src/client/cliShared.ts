@@ -24,6 +24,18 @@ export function num(name: string, min: number, max: number) {
   };
 }
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: milliseconds, or a number with a unit: 500ms, 30s, 10m, 2h, 1d. */
+export function duration(name: string) {
+  return (v: string): number => {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
+    const ms = m ? Math.round(Number(m[1]) * (UNIT_MS[m[2] ?? 'ms'] ?? 1)) : NaN;
+    if (!Number.isSafeInteger(ms)) throw new InvalidArgumentError(`${name} must be a duration such as 30s, 10m or 2h (or milliseconds), got "${v}"`);
+    return ms;
+  };
+}
+
 /** Quieter core logs; and our own signal handlers stop the stack in order, not the SDK's. */
 export function quietTemporal(): void {
   Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
@@ -73,6 +85,7 @@ export function printTrace(r: RequestResult): void {
   out.write(`${r.text}\n\n`);
   out.write(`-- ${r.workflowId}\n`);
   out.write(`classified: complexity ${r.classification.complexity.toFixed(2)} -> ${r.classification.preferredTier}; ${r.classification.inputTokens} input tokens; capabilities [${r.classification.capabilities.join(', ')}]; signals ${r.classification.signals.join(' ') || '-'}\n`);
+  if (r.skipped?.length) out.write(`skipped: ${r.skipped.map((k) => `${k.model} (${k.why})`).join('; ')}\n`);
   out.write('candidates:\n');
   r.candidates.forEach((c, i) => out.write(`  ${i + 1}. ${c.model} (${c.tier}, ${c.provider}) est ${formatUsd(c.estimatedCostNanos)}: ${c.reason}\n`));
   out.write('attempts:\n');

@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowExecutionInfo, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { BudgetSettings, BudgetStatus, PeriodSummary } from '../budget/book.js';
-import { type AdjustInput, adjustUpdate, escalateSignal, historyQuery, resetUpdate, statusQuery } from '../workflows/budgetMessages.js';
+import { ADJUST_KEYS, type AdjustInput, adjustUpdate, type BudgetEntityInput, escalateSignal, historyQuery, resetUpdate, stateQuery, statusQuery } from '../workflows/budgetMessages.js';
+import { isWebhookUrl, validateSettings } from '../budget/book.js';
 import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { RequestFailedError, toRequestFailed } from './errors.js';
@@ -95,6 +96,11 @@ export class BudgetNotFoundError extends Error {
   override readonly name = 'BudgetNotFoundError';
 }
 
+/** A budget scope's status, and any of its entities that are not running (failed or terminated). */
+export type BudgetStatusView = BudgetStatus & {
+  readonly unavailable?: Array<{ workflowId: string; status: string; closeTime: string | null }>;
+};
+
 export interface StartOptions {
   /** Start a new run when the last run of this request id failed (see `redrive`). */
   readonly redrive?: boolean;
@@ -125,16 +131,62 @@ export class SwitchyardClient {
     return Array.from({ length: this.budgetShards }, (_, k) => this.temporal.workflow.getHandle(shardWorkflowId(this.taskQueue, scope, k, this.budgetShards)));
   }
 
-  /** The budget of a scope: period, total, spent, reserved, and each category (all shards). */
-  async budgetStatus(scope = 'default'): Promise<BudgetStatus> {
-    const results = await Promise.allSettled(this.shardHandles(scope).map((h) => h.query(statusQuery)));
+  /**
+   * The budget of a scope: period, total, spent, reserved, and each category (all shards). An
+   * entity that failed or was terminated still answers with its last state, and is listed in
+   * `unavailable`: it refuses reservations until `restoreBudget`.
+   */
+  async budgetStatus(scope = 'default'): Promise<BudgetStatusView> {
+    const handles = this.shardHandles(scope);
+    const results = await Promise.allSettled(handles.map((h) => h.query(statusQuery)));
     const found: BudgetStatus[] = [];
     for (const r of results) {
       if (r.status === 'fulfilled') found.push(r.value);
       else if (!(r.reason instanceof WorkflowNotFoundError)) throw r.reason;
     }
     if (found.length === 0) throw new BudgetNotFoundError(`budget scope "${scope}" has no entity yet: it is created by the first request, or by \`switchyard budget set\``);
-    return combineStatuses(found);
+    const unavailable = [];
+    for (const h of handles) {
+      const d = await h.describe().catch((e: unknown) => {
+        if (e instanceof WorkflowNotFoundError) return undefined;
+        throw e;
+      });
+      if (d && d.status.name !== 'RUNNING') unavailable.push({ workflowId: h.workflowId, status: d.status.name, closeTime: d.closeTime?.toISOString() ?? null });
+    }
+    return { ...combineStatuses(found), ...(unavailable.length > 0 ? { unavailable } : {}) };
+  }
+
+  /**
+   * Brings back a scope's entities that failed or were terminated, each from its last state (spend,
+   * open reservations, history): a new run of the same workflow id. Running entities are left alone.
+   */
+  async restoreBudget(scope = 'default'): Promise<Array<{ workflowId: string; was: string; restored: boolean; reason?: string }>> {
+    const out = [];
+    for (const [k, h] of this.shardHandles(scope).entries()) {
+      let d;
+      try {
+        d = await h.describe();
+      } catch (e) {
+        if (e instanceof WorkflowNotFoundError) {
+          out.push({ workflowId: h.workflowId, was: 'absent', restored: false, reason: 'no entity: it is created by the first request' });
+          continue;
+        }
+        throw e;
+      }
+      if (d.status.name === 'RUNNING') {
+        out.push({ workflowId: h.workflowId, was: 'RUNNING', restored: false, reason: 'running' });
+        continue;
+      }
+      // A closed run still answers queries (its history is replayed on a worker).
+      const book = await this.temporal.workflow.getHandle(h.workflowId, d.runId).query(stateQuery);
+      const errs = validateSettings(book.settings);
+      if (errs.length > 0) throw new ValidationError(`budget entity ${h.workflowId}`, errs.map((e) => `${e} (fix it with \`switchyard budget set\` after restoring is not possible: settings are invalid)`));
+      const n = this.budgetShards;
+      const input: BudgetEntityInput = { scope, settings: book.settings, book, ...(n > 1 ? { shard: { index: k, count: n } } : {}) };
+      await this.temporal.workflow.start('budgetEntity', { workflowId: h.workflowId, taskQueue: this.taskQueue, args: [input], workflowIdReusePolicy: 'ALLOW_DUPLICATE' });
+      out.push({ workflowId: h.workflowId, was: d.status.name, restored: true });
+    }
+    return out;
   }
 
   async budgetHistory(scope = 'default'): Promise<PeriodSummary[]> {
@@ -146,6 +198,11 @@ export class SwitchyardClient {
   async setBudget(scope: string, change: AdjustInput): Promise<BudgetStatus> {
     const defaults = this.budgetDefaults;
     if (!defaults) throw new Error('setBudget needs budgetDefaults in SwitchyardClient.connect options');
+    const problems = [
+      ...Object.keys(change).filter((k) => !(ADJUST_KEYS as readonly string[]).includes(k)).map((k) => `${k}: not a budget setting (known: ${ADJUST_KEYS.join(', ')})`),
+      ...(typeof change.webhookUrl === 'string' && !isWebhookUrl(change.webhookUrl) ? [`webhookUrl: "${change.webhookUrl}" is not an http(s) URL such as https://hooks.example.com/budget`] : []),
+    ];
+    if (problems.length > 0) throw new ValidationError('budget change', problems);
     const n = this.budgetShards;
     const totals = change.totalNanos !== undefined ? shardTotals(change.totalNanos, n) : undefined;
     const statuses = await Promise.all(
@@ -155,11 +212,16 @@ export class SwitchyardClient {
           taskQueue: this.taskQueue,
           args: [{ scope, settings: settingsForShard(defaults, k, n), ...(n > 1 ? { shard: { index: k, count: n } } : {}) }],
           workflowIdConflictPolicy: 'USE_EXISTING',
+          // Never replace a failed or terminated entity with an empty one (its spend would be lost).
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
         });
         try {
           return await this.temporal.workflow.executeUpdateWithStart(adjustUpdate, { args: [{ ...change, ...(totals ? { totalNanos: totals[k] } : {}) }], startWorkflowOperation: start });
         } catch (e) {
           if (e instanceof WorkflowUpdateFailedError) throw new Error(`budget change rejected: ${e.cause?.message ?? e.message}`);
+          if (e instanceof WorkflowExecutionAlreadyStartedError) {
+            throw new Error(`budget entity ${shardWorkflowId(this.taskQueue, scope, k, n)} of scope "${scope}" is not running (failed or terminated): restore it first with \`switchyard budget restore --scope ${scope}\``);
+          }
           throw e;
         }
       }),
@@ -302,6 +364,17 @@ export class SwitchyardClient {
     return workflowId;
   }
 
+  /** Whether a server-side batch of this id was ever started (any run, open or closed). */
+  async batchExists(batchId: string): Promise<boolean> {
+    try {
+      await this.temporal.workflow.getHandle(batchWorkflowId(batchId)).describe();
+      return true;
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) return false;
+      throw e;
+    }
+  }
+
   /** A server-side batch's progress and summary (running or finished). */
   async batchStatus(batchId: string): Promise<BatchRunStatus> {
     const handle = this.temporal.workflow.getHandle(batchWorkflowId(batchId));
@@ -313,7 +386,19 @@ export class SwitchyardClient {
       throw e;
     }
     if (desc.status.name === 'COMPLETED') return (await handle.result()) as BatchRunStatus;
-    if (desc.status.name === 'RUNNING') return handle.query(batchStatusQuery);
+    if (desc.status.name === 'RUNNING') {
+      const st = await handle.query(batchStatusQuery);
+      const waiting: NonNullable<BatchRunStatus['waiting']> = {};
+      await Promise.all(
+        (st.inFlightIds ?? []).slice(0, 50).map(async (id) => {
+          const w = (await this.temporal.workflow.getHandle(id).query(traceQuery).catch(() => undefined))?.waiting;
+          if (!w) return;
+          const cur = waiting[w.on];
+          waiting[w.on] = { count: (cur?.count ?? 0) + 1, until: cur && cur.until < w.until ? cur.until : w.until };
+        }),
+      );
+      return Object.keys(waiting).length > 0 ? { ...st, waiting } : st;
+    }
     throw new Error(`batch "${batchId}" ended ${desc.status.name.toLowerCase()}; its requests' results can still be collected with \`switchyard batch results ${batchId}\``);
   }
 

@@ -2,17 +2,17 @@
 import { createWriteStream, existsSync } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { basename, join } from 'node:path';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { formatUsd } from '../catalog/pricing.js';
 import { countRequestLines, readBatchFile } from '../batch/inputFile.js';
-import { progressReporter } from '../batch/progress.js';
+import { describeWaiting, progressReporter } from '../batch/progress.js';
 import { runBatch, type RunBatchOptions } from '../batch/runBatch.js';
 import { type BatchResultLine, type BatchSummary, formatSummary } from '../batch/summary.js';
 import { defaultBatchId, prepareDetachedBatch } from '../batch/detached.js';
 import { historiesFromFiles, historiesFromServer, type ReplayOutcome, replayHistories } from '../replay/replay.js';
 import { defaultBundlePath, workflowsSourcePath } from '../workers/bundle.js';
 import type { RunInspection, RunSummary } from './client.js';
-import { int, quietTemporal, withClient } from './cliShared.js';
+import { duration, int, quietTemporal, withClient } from './cliShared.js';
 import { formatTable } from '../util/table.js';
 
 /** Exit code when a batch ran to its end but some requests failed or lines were malformed. */
@@ -23,8 +23,20 @@ function resultsWriter(path: string): { write: (r: BatchResultLine) => Promise<v
   return {
     write: (r) =>
       new Promise<void>((resolve, reject) => {
-        if (out.write(`${JSON.stringify(r)}\n`)) resolve();
-        else out.once('drain', resolve).once('error', reject);
+        if (out.write(`${JSON.stringify(r)}\n`)) {
+          resolve();
+          return;
+        }
+        // One pair of listeners per wait, both removed when either fires.
+        const onDrain = (): void => {
+          out.off('error', onError);
+          resolve();
+        };
+        const onError = (e: Error): void => {
+          out.off('drain', onDrain);
+          reject(e);
+        };
+        out.once('drain', onDrain).once('error', onError);
       }),
     close: async () => {
       out.end();
@@ -122,16 +134,34 @@ export function registerPipelineCommands(program: Command): void {
     .option('--detach', 'run server-side as a batch workflow and return at once')
     .option('--batch-id <id>', 'batch name, set on each request as LlmBatch (default: the file name; detached: file name and time)')
     .option('--children-per-run <n>', 'detached: child workflows per run before continue-as-new', int('--children-per-run', 1), 1000)
-    .action(async (file: string | undefined, o: { out?: string; concurrency: number; category?: string; json?: boolean; detach?: boolean; batchId?: string; childrenPerRun: number }) => {
+    .addOption(new Option('--order <order>', 'results in input order, or each as soon as it finishes').choices(['input', 'finish']).default('input'))
+    .option('--max-budget-wait <duration>', 'a request denied by a `wait` budget waits at most this long in all (e.g. 10m), then fails', duration('--max-budget-wait'))
+    .action(async (file: string | undefined, o: { out?: string; concurrency: number; category?: string; json?: boolean; detach?: boolean; batchId?: string; childrenPerRun: number; order: 'input' | 'finish'; maxBudgetWait?: number }) => {
       if (!file) throw new InvalidArgumentError('batch needs an input file: `switchyard batch requests.jsonl --out results.jsonl` (or `batch status <id>`, `batch results <id>`)');
       if (!existsSync(file)) throw new InvalidArgumentError(`batch input ${file} does not exist`);
       if (o.batchId !== undefined && !/^[A-Za-z0-9._-]{1,100}$/.test(o.batchId)) throw new InvalidArgumentError('--batch-id may contain only letters, digits and . _ -');
       await withClient(async (client, cfg) => {
         if (o.detach) {
           const batchId = o.batchId ?? defaultBatchId(file);
+          // A batch id that exists is refused before anything is copied or started.
+          if (await client.batchExists(batchId)) throw new InvalidArgumentError(`batch "${batchId}" already exists: see \`switchyard batch status ${batchId}\`, or pass another --batch-id`);
           const prepared = await prepareDetachedBatch(file, batchId, process.env.SWITCHYARD_BATCH_DIR ?? join(cfg.stateDir, 'batches'), o.category);
           for (const bad of prepared.invalid) process.stderr.write(`${bad.error} (skipped)\n`);
-          const workflowId = await client.startBatch({ batchId, source: prepared.source, concurrency: o.concurrency, category: o.category, childrenPerRun: o.childrenPerRun });
+          let workflowId: string;
+          try {
+            workflowId = await client.startBatch({
+              batchId,
+              source: prepared.source,
+              concurrency: o.concurrency,
+              category: o.category,
+              childrenPerRun: o.childrenPerRun,
+              ...(prepared.duplicates.length > 0 ? { duplicates: prepared.duplicates } : {}),
+              ...(o.maxBudgetWait !== undefined ? { requestDefaults: { maxBudgetWaitMs: o.maxBudgetWait } } : {}),
+            });
+          } catch (e) {
+            if (!(await client.batchExists(batchId))) prepared.discard();
+            throw e;
+          }
           if (o.json) process.stdout.write(`${JSON.stringify({ batchId, workflowId, requests: prepared.requests, invalid: prepared.invalid.length })}\n`);
           else process.stdout.write(`started batch ${batchId} (${prepared.requests} requests${prepared.invalid.length ? `, ${prepared.invalid.length} malformed line(s) skipped` : ''}) as workflow ${workflowId}\n  switchyard batch status ${batchId}\n  switchyard batch results ${batchId} --out results.jsonl\n`);
           return;
@@ -142,6 +172,8 @@ export function registerPipelineCommands(program: Command): void {
             ...hooks,
             concurrency: o.concurrency,
             total,
+            order: o.order,
+            ...(o.maxBudgetWait !== undefined ? { requestDefaults: { maxBudgetWaitMs: o.maxBudgetWait } } : {}),
             batchId: o.batchId ?? basename(file).replace(/\.[^.]*$/, ''),
             onInvalid: (bad) => process.stderr.write(`${bad.error} (skipped)\n`),
           }),
@@ -161,7 +193,7 @@ export function registerPipelineCommands(program: Command): void {
         if (o.wait) {
           const bar = progressReporter(`batch ${batchId}`, st.source.lines - st.summary.invalid);
           while (st.state === 'running') {
-            bar.update({ total: st.source.lines, done: st.done, invalid: st.summary.invalid, completed: st.summary.completed, failed: st.summary.failed, inFlight: st.inFlight, costNanos: st.summary.costNanos });
+            bar.update({ total: st.source.lines, done: st.done, invalid: st.summary.invalid, completed: st.summary.completed, failed: st.summary.failed, inFlight: st.inFlight, costNanos: st.summary.costNanos, ...(st.waiting ? { waiting: st.waiting } : {}) });
             await new Promise((r) => setTimeout(r, 1_000));
             st = await client.batchStatus(batchId);
           }
@@ -171,7 +203,8 @@ export function registerPipelineCommands(program: Command): void {
           process.stdout.write(`${JSON.stringify(st)}\n`);
           return;
         }
-        process.stdout.write(`batch ${st.batchId}: ${st.state}, ${st.done} of ${st.source.lines - st.summary.invalid} done, ${st.inFlight} in flight, ${st.runs} run(s), started ${st.startedAt}\n\n${formatSummary(st.summary)}\n`);
+        const waits = describeWaiting(st.waiting);
+        process.stdout.write(`batch ${st.batchId}: ${st.state}, ${st.done} of ${st.source.lines - st.summary.invalid} done, ${st.inFlight} in flight${waits ? ` (${waits})` : ''}, ${st.runs} run(s), started ${st.startedAt}\n\n${formatSummary(st.summary)}\n`);
       });
     });
 

@@ -9,6 +9,10 @@ import { z } from 'zod';
 import type { ProviderEndpoints } from '../providers/registry.js';
 import { DEFAULT_ROUTING_POLICY } from '../routing/router.js';
 import { parseOrThrow } from '../util/validation.js';
+import { categoryName } from '../util/names.js';
+import { validTimeZone } from '../budget/periods.js';
+import { MAX_BUDGET_NANOS } from '../budget/book.js';
+import { PROVIDERS } from '../catalog/schema.js';
 import { readStructuredFile } from '../util/structuredFile.js';
 
 export const retryPolicySchema = z
@@ -26,23 +30,43 @@ export const retryPolicySchema = z
   .strict();
 export type RetryPolicyConfig = z.output<typeof retryPolicySchema>;
 
-const category = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'category names are lowercase words such as batch');
+/** A record keyed by category name; a bad key is reported with the key and the rule. */
+function byCategory<V extends z.ZodType>(value: V) {
+  return z.record(z.string(), value).superRefine((rec, ctx) => {
+    for (const k of Object.keys(rec)) {
+      const r = categoryName.safeParse(k);
+      if (!r.success) ctx.addIssue({ code: 'custom', path: [k], message: `category name ${r.error.issues[0]?.message ?? 'is invalid'}` });
+    }
+  });
+}
+
+/**
+ * Default reservation margins on counted input tokens: the o200k tokenizer is OpenAI's own; the
+ * others' tokenizers are not published and count differently (often more tokens for the same text).
+ */
+export const DEFAULT_RESERVATION_MARGIN = { openai: 0, anthropic: 0.25, google: 0.2, mistral: 0.25, 'self-hosted': 0.3 } as const;
 
 export const budgetConfigSchema = z
   .object({
     /** The budget per period, in USD (converted once to integer nanodollars). */
-    amountUsd: z.number().nonnegative().max(1e9).default(1000),
+    amountUsd: z
+      .number()
+      .nonnegative()
+      .max(Math.floor(MAX_BUDGET_NANOS / 1e9), `must be at most ${Math.floor(MAX_BUDGET_NANOS / 1e9)} (integer nanodollars hold about $9 million per scope; split larger budgets into scopes)`)
+      .default(1000),
     periodicity: z.enum(['daily', 'weekly', 'monthly', 'fixed']).default('monthly'),
     /** Length of a `fixed` period, e.g. 3600000 for hourly budgets. */
     periodMs: z.number().int().min(1000).optional(),
-    timeZone: z.string().min(1).default('UTC'),
-    allocations: z.record(category, z.number().min(0).max(1)).default({ critical: 0.4, standard: 0.35, batch: 0.25 }),
-    limits: z.record(category, z.enum(['hard', 'soft'])).default({}),
-    policies: z.record(category, z.enum(['downgrade', 'wait', 'reject'])).default({ critical: 'downgrade', standard: 'downgrade', batch: 'wait' }),
+    timeZone: z.string().min(1).refine(validTimeZone, { message: 'must be an IANA time zone such as UTC, Europe/Berlin or America/New_York' }).default('UTC'),
+    allocations: byCategory(z.number().min(0).max(1)).default({ critical: 0.4, standard: 0.35, batch: 0.25 }),
+    limits: byCategory(z.enum(['hard', 'soft'])).default({}),
+    policies: byCategory(z.enum(['downgrade', 'wait', 'reject'])).default({ critical: 'downgrade', standard: 'downgrade', batch: 'wait' }),
     alertThresholds: z.array(z.number().gt(0).max(10)).default([0.5, 0.8, 1]),
-    webhookUrl: z.url().optional(),
+    webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://hooks.example.com/budget' }).optional(),
     maxWaitMs: z.number().int().min(0).default(3_600_000),
     reservationTtlMs: z.number().int().min(1000).default(6 * 3_600_000),
+    /** Safety margin on counted input tokens in reservations, per provider (0.25 = +25%). */
+    reservationMargin: z.partialRecord(z.enum(PROVIDERS), z.number().min(0).max(10)).default({ ...DEFAULT_RESERVATION_MARGIN }),
     /** Entity workflows the budget is split across (set once per scope; see README, Scaling). */
     shards: z.number().int().min(1).max(64).default(1),
   })
@@ -83,7 +107,21 @@ export const fileConfigSchema = z
     /** Per provider call: the SDK's own timeout. */
     callTimeoutMs: z.number().int().min(100).max(3_600_000).default(120_000),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // A reservation covers one provider call: its activity may run twice (a lost worker) for up to
+    // callTimeoutMs + 30 s each. An abandoned-reservation TTL shorter than that would free budget
+    // that a live call still holds.
+    const need = minReservationTtlMs(c.callTimeoutMs);
+    if (c.budget.reservationTtlMs < need) {
+      ctx.addIssue({ code: 'custom', path: ['budget', 'reservationTtlMs'], message: `must be at least ${need} ms: 2 x (callTimeoutMs ${c.callTimeoutMs} + 30000) + 60000, the longest a call's reservation can be open; raise it or lower callTimeoutMs` });
+    }
+  });
+
+/** The shortest reservation TTL that outlives any call it covers. */
+export function minReservationTtlMs(callTimeoutMs: number): number {
+  return 2 * (callTimeoutMs + 30_000) + 60_000;
+}
 export type FileConfig = z.output<typeof fileConfigSchema>;
 
 export interface SwitchyardConfig extends FileConfig {

@@ -1,7 +1,10 @@
 /**
  * Circuit breakers per model: consecutive failures open a circuit for a cooldown; after it, one
- * trial is let through (half-open); a success closes it, a failure opens it again. Pure state.
+ * trial is let through (half-open: the first request to claim it gets it, the others keep treating
+ * the model as open until the trial reports or its hold runs out); a success closes it, a failure
+ * opens it again. Pure state; model names are looked up as own properties only.
  */
+import { own } from '../util/names.js';
 export interface CircuitSettings {
   /** Consecutive failures that open a circuit. */
   readonly failureThreshold: number;
@@ -16,6 +19,8 @@ export interface Circuit {
   lastError?: string | undefined;
   lastChange: number;
   opened: number;
+  /** A half-open circuit's trial is out until then (0: none). */
+  trialUntil?: number;
 }
 
 export interface HealthReport {
@@ -34,8 +39,9 @@ export function stateOf(c: Circuit | undefined, now: number): CircuitState {
 
 /** Applies one report; returns the circuit's new state if it changed. */
 export function applyReport(state: HealthState, r: HealthReport, s: CircuitSettings): CircuitState | undefined {
-  const c = (state[r.model] ??= { consecutiveFailures: 0, openUntil: 0, lastChange: r.at, opened: 0 });
+  const c = circuitFor(state, r.model, r.at);
   const before = stateOf(c, r.at);
+  c.trialUntil = 0;
   if (r.ok) {
     c.consecutiveFailures = 0;
     c.openUntil = 0;
@@ -53,6 +59,28 @@ export function applyReport(state: HealthState, r: HealthReport, s: CircuitSetti
     return after;
   }
   return undefined;
+}
+
+function circuitFor(state: HealthState, model: string, at: number): Circuit {
+  const existing = own(state, model);
+  if (existing) return existing;
+  const c: Circuit = { consecutiveFailures: 0, openUntil: 0, lastChange: at, opened: 0 };
+  Object.defineProperty(state, model, { value: c, writable: true, enumerable: true, configurable: true });
+  return c;
+}
+
+/**
+ * A request asks to be a half-open circuit's trial. Granted to one caller at a time, for `holdMs`
+ * (the longest its call can take); closed circuits need no trial, open ones allow none.
+ */
+export function claimTrial(state: HealthState, model: string, now: number, holdMs: number): boolean {
+  const c = own(state, model);
+  if (!c) return true;
+  const st = stateOf(c, now);
+  if (st === 'closed') return true;
+  if (st === 'open' || (c.trialUntil ?? 0) > now) return false;
+  c.trialUntil = now + holdMs;
+  return true;
 }
 
 /** Models whose circuit is open now (half-open ones may take a trial request). */

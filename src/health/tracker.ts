@@ -5,7 +5,8 @@
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { healthWorkflowId, healthQuery, type HealthView, reportSignal } from '../workflows/healthEntity.js';
+import { claimTrialUpdate, healthWorkflowId, healthQuery, type HealthView, reportSignal } from '../workflows/healthEntity.js';
+import { own } from '../util/names.js';
 import type { CircuitSettings } from './circuits.js';
 
 export class HealthTracker {
@@ -24,7 +25,8 @@ export class HealthTracker {
    * for models with failures on record, so a healthy fleet sends almost nothing.
    */
   report(model: string, ok: boolean, kind?: string): void {
-    if (ok && !(this.cached.view?.models[model]?.consecutiveFailures || this.cached.view?.models[model]?.openUntil)) return;
+    const known = this.cached.view ? own(this.cached.view.models, model) : undefined;
+    if (ok && !(known?.consecutiveFailures || known?.openUntil)) return;
     this.temporal.workflow
       .signalWithStart('healthEntity', {
         workflowId: healthWorkflowId(this.taskQueue),
@@ -55,8 +57,29 @@ export class HealthTracker {
   }
 
   async openModels(): Promise<string[]> {
+    return (await this.circuits()).open;
+  }
+
+  /** Models whose circuit is open, and those half-open (cooldown over, waiting for one trial). */
+  async circuits(): Promise<{ open: string[]; halfOpen: string[] }> {
     const v = await this.view();
     const now = Date.now();
-    return v ? Object.entries(v.models).filter(([, c]) => c.openUntil > now).map(([m]) => m) : [];
+    const open: string[] = [];
+    const halfOpen: string[] = [];
+    for (const [m, c] of Object.entries(v?.models ?? {})) {
+      if (c.openUntil > now) open.push(m);
+      else if (c.openUntil > 0) halfOpen.push(m);
+    }
+    return { open, halfOpen };
+  }
+
+  /** Asks to be a half-open model's one trial; any doubt (entity unreachable) is a no. */
+  async claimTrial(model: string, holdMs: number): Promise<boolean> {
+    try {
+      return await this.temporal.workflow.getHandle(healthWorkflowId(this.taskQueue)).executeUpdate(claimTrialUpdate, { args: [{ model, holdMs }] });
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, model }, 'circuit trial not granted: health entity did not answer');
+      return false;
+    }
   }
 }

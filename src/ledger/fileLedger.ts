@@ -2,10 +2,13 @@
  * A durable spend ledger: one JSON line per charged provider attempt, appended and fsynced, with
  * the idempotency key (workflow id + attempt id) checked before each append, so a retried
  * recordSpend activity counts once. Other processes' appends are picked up by tailing the file
- * before each check. (The budget entity workflow of the budgets issue replaces this as the place
- * where spend is decided; the file stays as an audit log.)
+ * before each check. (The budget entity is where spend is decided; the file is the audit log.)
+ *
+ * Memory holds the keys and the running total, not the entries: `entries()` reads the file. A
+ * torn line (a process killed mid-write, a full disk) is skipped and counted, never fatal, and the
+ * next append starts on a fresh line so it cannot glue itself to the torn one.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface LedgerEntry {
@@ -23,13 +26,27 @@ export interface LedgerEntry {
   readonly at: string;
 }
 
+function parseEntry(line: string): LedgerEntry | undefined {
+  try {
+    const e = JSON.parse(line) as Partial<LedgerEntry> | null;
+    return e && typeof e.key === 'string' && Number.isSafeInteger(e.costNanos) ? (e as LedgerEntry) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class FileLedger {
   private readonly keys = new Set<string>();
-  private readonly all: LedgerEntry[] = [];
+  private total = 0;
   private offset = 0;
   private partial = '';
+  /** Lines that could not be read (torn or not ledger entries), skipped. */
+  skippedLines = 0;
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    private readonly onSkip: (line: string) => void = () => undefined,
+  ) {
     mkdirSync(dirname(path), { recursive: true });
     this.catchUp();
   }
@@ -41,7 +58,8 @@ export class FileLedger {
     }
     this.catchUp();
     if (this.keys.has(entry.key)) return false;
-    const line = `${JSON.stringify(entry)}\n`;
+    // After a torn tail, start on a new line: the torn text stays one bad line.
+    const line = `${this.partial !== '' ? '\n' : ''}${JSON.stringify(entry)}\n`;
     const fd = openSync(this.path, 'a');
     try {
       writeSync(fd, line);
@@ -53,12 +71,36 @@ export class FileLedger {
     return true;
   }
 
-  entries(): readonly LedgerEntry[] {
+  has(key: string): boolean {
     this.catchUp();
-    return this.all;
+    return this.keys.has(key);
   }
 
-  totalNanos(filter: (e: LedgerEntry) => boolean = () => true): number {
+  /** Every entry, read from the file (first occurrence of each key). */
+  entries(): LedgerEntry[] {
+    this.catchUp();
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch {
+      return [];
+    }
+    const seen = new Set<string>();
+    const out: LedgerEntry[] = [];
+    for (const l of text.split('\n')) {
+      const e = l.trim() === '' ? undefined : parseEntry(l);
+      if (!e || seen.has(e.key)) continue;
+      seen.add(e.key);
+      out.push(e);
+    }
+    return out;
+  }
+
+  totalNanos(filter?: (e: LedgerEntry) => boolean): number {
+    if (!filter) {
+      this.catchUp();
+      return this.total;
+    }
     return this.entries().filter(filter).reduce((s, e) => s + e.costNanos, 0);
   }
 
@@ -80,10 +122,15 @@ export class FileLedger {
       this.partial = lines.pop() ?? '';
       for (const l of lines) {
         if (l.trim() === '') continue;
-        const e = JSON.parse(l) as LedgerEntry;
+        const e = parseEntry(l);
+        if (!e) {
+          this.skippedLines += 1;
+          this.onSkip(l);
+          continue;
+        }
         if (this.keys.has(e.key)) continue;
         this.keys.add(e.key);
-        this.all.push(e);
+        this.total += e.costNanos;
       }
     } finally {
       closeSync(fd);

@@ -16,6 +16,14 @@ export interface ProviderEndpoint {
 
 export type ProviderEndpoints = Partial<Record<ProviderName, ProviderEndpoint>>;
 
+/** The worker has no credentials or endpoint for a provider: an attempt on it cannot be made here. */
+export class ProviderNotConfiguredError extends Error {
+  override readonly name = 'ProviderNotConfiguredError';
+  constructor(readonly provider: ProviderName) {
+    super(`provider ${provider} is not configured on this worker: set ${envHint(provider)}`);
+  }
+}
+
 export class ProviderRegistry {
   private readonly adapters = new Map<ProviderName, ProviderAdapter>();
 
@@ -24,13 +32,17 @@ export class ProviderRegistry {
     private readonly timeoutMs: number,
   ) {}
 
+  /** Whether this worker can call the provider (a key or an endpoint is set). */
+  isConfigured(provider: ProviderName): boolean {
+    const ep = this.endpoints[provider];
+    return ep !== undefined && Boolean(ep.apiKey || ep.baseURL);
+  }
+
   get(provider: ProviderName): ProviderAdapter {
     const cached = this.adapters.get(provider);
     if (cached) return cached;
     const ep = this.endpoints[provider];
-    if (!ep || (!ep.apiKey && !ep.baseURL)) {
-      throw new Error(`provider ${provider} is not configured: set ${envHint(provider)}`);
-    }
+    if (!ep || !this.isConfigured(provider)) throw new ProviderNotConfiguredError(provider);
     const apiKey = ep.apiKey ?? 'not-needed';
     const common = { apiKey, baseURL: ep.baseURL, timeoutMs: this.timeoutMs };
     let adapter: ProviderAdapter;

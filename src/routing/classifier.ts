@@ -7,7 +7,7 @@
  * and only logarithmically.
  */
 import type { Capability } from '../catalog/schema.js';
-import { countChatTokens, countTokens } from './tokens.js';
+import { countChatTokens, countTokens, MESSAGE_OVERHEAD_TOKENS } from './tokens.js';
 
 export interface ClassifyInput {
   readonly prompt: string;
@@ -41,8 +41,41 @@ const HARD: readonly Feature[] = [
   { name: 'research', pattern: /\b(research|investigate|deep dive|in depth|comprehensive|nuanced)\b/, weight: 0.6 },
   { name: 'reasoning', pattern: /\b(why|explain|reason(ing)?|justify|step by step|implications?|hypothes[ie]s)\b/, weight: 0.45 },
   { name: 'math', pattern: /(\b(calculate|compute|solve|equation|integral|derivative|probability|expected value|matrix|eigen\w*|modulo|polynomial)\b|[=^]\s*-?\d|\\frac|\bsqrt\b)/, weight: 0.7 },
-  { name: 'multi-part', pattern: /(\n\s*(\d+[.)]|[-*])\s+.*){3,}/, weight: 0.4 },
 ];
+
+/** A numbered or bulleted line ("1. ...", "2) ...", "- ...", "* ..."), tested one line at a time. */
+const LIST_ITEM = /^[ \t]{0,16}(\d{1,4}[.)]|[-*])[ \t]+\S/;
+const MULTI_PART = { name: 'multi-part', weight: 0.4, minItems: 3 };
+
+/**
+ * What the patterns read: the start and the end of the instruction. The task is stated there; the
+ * middle of a pasted text says little about difficulty, and bounding the window keeps
+ * classification linear in the prompt whatever it holds (every pattern is also bounded per match).
+ */
+const HEAD_CHARS = 16_384;
+const TAIL_CHARS = 4_096;
+
+export function patternWindow(instruction: string): string {
+  if (instruction.length <= HEAD_CHARS + TAIL_CHARS) return instruction;
+  return `${instruction.slice(0, HEAD_CHARS)}\n${instruction.slice(-TAIL_CHARS)}`;
+}
+
+/** Whether `atLeast` list items follow one another (blank lines between them allowed) after the first line. */
+function listItems(text: string, atLeast: number): boolean {
+  let run = 0;
+  let from = text.indexOf('\n');
+  while (from !== -1) {
+    const start = from + 1;
+    const nl = text.indexOf('\n', start);
+    const line = text.slice(start, Math.min(nl === -1 ? text.length : nl, start + 64));
+    if (LIST_ITEM.test(line)) {
+      run += 1;
+      if (run >= atLeast) return true;
+    } else if (line.trim() !== '') run = 0;
+    from = nl;
+  }
+  return false;
+}
 
 /** Words that mark short, mechanical transformations. */
 const EASY: readonly Feature[] = [
@@ -54,11 +87,11 @@ const EASY: readonly Feature[] = [
   { name: 'translation', pattern: /\b(translate|translation)\b/, weight: 0.6 },
 ];
 
-const CODE_BLOCK = /```|\b(def|function|class|return|import|const|let|var|public|static|SELECT|FROM)\b[^\n]*[({;:=]/;
+const CODE_BLOCK = /```|\b(def|function|class|return|import|const|let|var|public|static|SELECT|FROM)\b[^\n]{0,200}[({;:=]/;
 const CODING_WORDS = /\b(code|function|program|script|implement|bug|compile|unit tests?|regex|sql query|typescript|javascript|python|rust|golang|java)\b/;
 const JSON_OUTPUT = /\b(json|json schema)\b/;
 const NON_LATIN = /[\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Arabic}\p{Script=Hebrew}\p{Script=Devanagari}\p{Script=Thai}\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
-const TRANSLATE_TO = /\btranslate\b.*\b(into|to)\s+(french|german|spanish|italian|portuguese|japanese|chinese|korean|russian|arabic|hindi|dutch|polish|turkish)\b/;
+const TRANSLATE_TO = /\btranslate\b.{0,200}\b(into|to)\s{1,8}(french|german|spanish|italian|portuguese|japanese|chinese|korean|russian|arabic|hindi|dutch|polish|turkish)\b/;
 
 /** Tokens of attached context above which a long-context model is needed. */
 export const LONG_CONTEXT_TOKENS = 32_000;
@@ -72,7 +105,8 @@ function sigmoid(x: number): number {
 
 export function classify(input: ClassifyInput): Classification {
   const instruction = input.prompt;
-  const text = instruction.toLowerCase();
+  const window = patternWindow(instruction);
+  const text = window.toLowerCase();
   const signals: string[] = [];
   let z = BIAS;
 
@@ -81,6 +115,10 @@ export function classify(input: ClassifyInput): Classification {
       z += f.weight;
       signals.push(`+${f.name}`);
     }
+  }
+  if (listItems(window, MULTI_PART.minItems)) {
+    z += MULTI_PART.weight;
+    signals.push(`+${MULTI_PART.name}`);
   }
   for (const f of EASY) {
     if (f.pattern.test(text)) {
@@ -99,7 +137,7 @@ export function classify(input: ClassifyInput): Classification {
   }
 
   const capabilities = new Set<Capability>();
-  const hasCode = CODE_BLOCK.test(instruction) || CODING_WORDS.test(text);
+  const hasCode = CODE_BLOCK.test(window) || CODING_WORDS.test(text);
   if (hasCode) {
     capabilities.add('coding');
     z += 0.35;
@@ -109,13 +147,12 @@ export function classify(input: ClassifyInput): Classification {
     capabilities.add('reasoning');
   }
   if (JSON_OUTPUT.test(text)) capabilities.add('json');
-  if (NON_LATIN.test(instruction) || TRANSLATE_TO.test(text)) capabilities.add('multilingual');
+  if (NON_LATIN.test(window) || TRANSLATE_TO.test(text)) capabilities.add('multilingual');
 
-  const messages = [
-    ...(input.system ? [{ content: input.system }] : []),
-    { content: input.context ? `${input.context}\n\n${instruction}` : instruction },
-  ];
-  const inputTokens = countChatTokens(messages);
+  // Without a context the instruction's count is reused (tokenizing is the costly part).
+  const inputTokens = input.context
+    ? countChatTokens([...(input.system ? [{ content: input.system }] : []), { content: `${input.context}\n\n${instruction}` }])
+    : countChatTokens(input.system ? [{ content: input.system }] : []) + MESSAGE_OVERHEAD_TOKENS + instructionTokens;
   if (inputTokens > LONG_CONTEXT_TOKENS) capabilities.add('long_context');
 
   const complexity = Math.round(sigmoid(z * 1.6) * 1e4) / 1e4;

@@ -14,8 +14,20 @@ export interface RetryPolicy {
   readonly maxRateLimitWaitMs: number;
 }
 
+/**
+ * What a failed attempt can be: a provider's answer (ErrorKind), an activity timeout, a provider the
+ * worker has no credentials for (`unavailable`), or anything else that went wrong on the worker
+ * (`internal`: a bug, a malformed usage block, a model missing from the worker's catalog).
+ */
+export type FailureKind = ErrorKind | 'timeout' | 'unavailable' | 'internal';
+export const FAILURE_KINDS: readonly FailureKind[] = ['rate_limited', 'transient', 'context_too_long', 'fatal', 'timeout', 'unavailable', 'internal'];
+
+export function isFailureKind(k: unknown): k is FailureKind {
+  return typeof k === 'string' && (FAILURE_KINDS as readonly string[]).includes(k);
+}
+
 export interface FailureFacts {
-  readonly kind: ErrorKind | 'timeout';
+  readonly kind: FailureKind;
   readonly status?: number | undefined;
   readonly retryAfterMs?: number | undefined;
   readonly message: string;
@@ -54,15 +66,28 @@ export function decideAfterFailure(f: FailureFacts, policy: RetryPolicy): Decisi
     case 'transient':
     case 'timeout': {
       if (!attemptsLeft) return { action: 'next', why: `${f.kind}; ${policy.maximumAttempts} attempts spent` };
+      // A Retry-After on a 5xx is honoured up to the same bound as on a 429, never a year-long timer.
+      if (f.retryAfterMs !== undefined && f.retryAfterMs > policy.maxRetryAfterMs) {
+        return { action: 'next', why: `${f.kind} with Retry-After ${f.retryAfterMs} ms > bound ${policy.maxRetryAfterMs} ms` };
+      }
       const wait = Math.max(backoffMs(policy, f.attempt), f.retryAfterMs ?? 0);
       return { action: 'retry', delayMs: wait, why: `${f.kind}, backoff ${wait} ms` };
     }
+    case 'unavailable':
+      return { action: 'next', why: `provider not available on the worker: ${f.message}`, otherProvider: true };
+    case 'internal':
+      return { action: 'next', why: `worker error: ${f.message}` };
     case 'context_too_long':
       return { action: 'next', why: 'context too long for this model', needLargerContext: true };
     case 'fatal': {
       if (f.status === 401 || f.status === 403) return { action: 'next', why: `HTTP ${f.status}: credentials of this provider`, otherProvider: true };
       if (POLICY_REFUSAL.test(f.message)) return { action: 'next', why: 'content-policy refusal', otherProvider: true };
       return { action: 'fail', why: `non-retryable: ${f.message}` };
+    }
+    default: {
+      // Unreachable for typed callers; a kind from an older or newer worker must still end in a decision.
+      const unknown: never = f.kind;
+      return { action: 'next', why: `unrecognised failure (${String(unknown)}): ${f.message}` };
     }
   }
 }

@@ -40,6 +40,10 @@ export interface RouteRequest {
   readonly fallbacks?: readonly string[] | undefined;
   /** Fallback chains per preferred tier, from configuration; `fallbacks` overrides them. */
   readonly tierFallbacks?: Partial<Record<Tier, readonly string[]>> | undefined;
+  /** Providers the workers can call (credentials or endpoint set); absent = all of them. */
+  readonly configuredProviders?: readonly ProviderName[] | undefined;
+  /** How to configure a provider, for the error when none of the eligible ones is (e.g. the env var). */
+  readonly configureHint?: ((p: ProviderName) => string) | undefined;
 }
 
 export interface RoutingPolicy {
@@ -111,6 +115,17 @@ interface Constraint {
 
 function constraintsFor(req: RouteRequest, policy: RoutingPolicy): Constraint[] {
   const cs: Constraint[] = [];
+  if (req.configuredProviders !== undefined) {
+    const ok = new Set(req.configuredProviders);
+    cs.push({
+      name: 'providerConfigured',
+      excludes: (m) => (ok.has(m.provider) ? undefined : `provider ${m.provider} is not configured on the workers`),
+      hint: (ms) => {
+        const missing = [...new Set(ms.map((m) => m.provider))];
+        return `configure one of these providers on the workers: ${missing.map((p) => (req.configureHint ? req.configureHint(p) : p)).join('; ')}`;
+      },
+    });
+  }
   const excluded = new Set(req.excludeModels ?? []);
   if (excluded.size > 0) {
     cs.push({
@@ -235,7 +250,12 @@ export function route(catalog: Catalog, req: RouteRequest, policy: RoutingPolicy
   const pinned = req.model !== undefined ? pool.find((m) => m.name === req.model) : undefined;
   if (req.model !== undefined && !pinned) {
     const why = excluded.find((e) => e.model === req.model);
-    throw new NoEligibleModelError(why?.constraint ?? 'model', excluded, `the pinned model ${req.model} does not meet the constraints`);
+    const spec = catalog.require(req.model);
+    const hint =
+      why?.constraint === 'providerConfigured' && req.configureHint
+        ? `the pinned model ${req.model} needs its provider configured on the workers: ${req.configureHint(spec.provider)}`
+        : `the pinned model ${req.model} does not meet the constraints`;
+    throw new NoEligibleModelError(why?.constraint ?? 'model', excluded, hint);
   }
   const rest = sorted.filter((m) => m !== pinned);
   if (pinned) ordered.push(pinned);

@@ -17,6 +17,11 @@ export const faultSpecSchema = z
     hangRate: rate.default(0),
     malformedRate: rate.default(0),
     dropRate: rate.default(0),
+    /**
+     * The provider's tokenizer is not ours: reported input tokens = counted x this (e.g. 1.2 for a
+     * provider that counts 20% more tokens than o200k for the same text).
+     */
+    inputTokenScale: z.number().min(0.1).max(10).optional(),
     /** Outcomes served in order, one per request to this model, before the rates apply. */
     script: z.array(faultOutcomeSchema).default([]),
   })

@@ -188,7 +188,7 @@ export class Simulator {
       return this.fail(res, format, outcome, category, messages[category] ?? `simulated ${outcome}`, headers);
     }
 
-    const inputTokens = countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), { content: parsed.prompt }]);
+    const inputTokens = Math.ceil(countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), { content: parsed.prompt }]) * (fault?.inputTokenScale ?? 1));
     const maxTokens = parsed.maxTokens ?? spec.maxOutputTokens;
     if (maxTokens > spec.maxOutputTokens) {
       return this.fail(res, format, 400, 'bad_request', `max_tokens: ${maxTokens} > ${spec.maxOutputTokens}, the maximum allowed for ${spec.providerModel}`);

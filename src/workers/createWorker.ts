@@ -10,7 +10,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { loadCatalog } from '../catalog/loadFile.js';
 import type { SwitchyardConfig } from '../config/config.js';
 import { FileLedger } from '../ledger/fileLedger.js';
-import { ProviderRegistry } from '../providers/registry.js';
+import { type ProviderEndpoints, ProviderRegistry } from '../providers/registry.js';
 import { simulatorEndpoints } from '../simulator/server.js';
 import { createLogger } from '../util/logger.js';
 import { defaultBundlePath, workflowsSourcePath } from './bundle.js';
@@ -35,13 +35,17 @@ export interface SwitchyardWorker {
   readonly catalog: Catalog;
 }
 
+/** The provider endpoints a worker with this configuration uses: the simulator's, or the real keys. */
+export function providerEndpointsFor(config: Pick<SwitchyardConfig, 'simulatorUrl' | 'providers'>): ProviderEndpoints {
+  return config.simulatorUrl ? simulatorEndpoints(config.simulatorUrl) : config.providers;
+}
+
 export async function createSwitchyardWorker(opts: WorkerOptions): Promise<SwitchyardWorker> {
   const { config } = opts;
   const log = opts.log ?? createLogger(config.logLevel);
   const catalog = opts.catalog ?? loadCatalog(config.catalogPath);
-  const endpoints = config.simulatorUrl ? simulatorEndpoints(config.simulatorUrl) : config.providers;
-  const providers = new ProviderRegistry(endpoints, config.callTimeoutMs);
-  const ledger = opts.ledger ?? new FileLedger(config.ledgerPath);
+  const providers = new ProviderRegistry(providerEndpointsFor(config), config.callTimeoutMs);
+  const ledger = opts.ledger ?? new FileLedger(config.ledgerPath, (line) => log.warn({ path: config.ledgerPath, line: line.slice(0, 200) }, "ledger: unreadable line skipped (torn write?)"));
   const clientConnection = await Connection.connect({ address: opts.address });
   const temporal = new Client({ connection: clientConnection, namespace: config.namespace });
   const activities = createActivities({
@@ -58,6 +62,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     health: config.health.enabled ? new HealthTracker(temporal, config.taskQueue, config.health, log) : undefined,
     tierFallbacks: config.fallbacks,
     callTimeoutMs: config.callTimeoutMs,
+    reservationMargin: config.budget.reservationMargin,
     log,
   });
   const nativeConnection = await NativeConnection.connect({ address: opts.address });

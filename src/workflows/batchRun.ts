@@ -41,6 +41,7 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
   const pageSize = Math.max(1, input.pageSize ?? 100);
   const st: BatchState = input.state ?? { cursor: { offset: 0, lineNo: 0 }, summary: emptySummary(), runs: 1, startedAt: Date.now() };
   let inFlight = 0;
+  const running = new Set<string>();
   let eof = false;
   let buffer: PageItem[] = [];
   let startedThisRun = 0;
@@ -52,6 +53,7 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
     source: input.source,
     done: st.summary.requests,
     inFlight,
+    inFlightIds: [...running].slice(0, 100),
     runs: st.runs,
     startedAt: new Date(st.startedAt).toISOString(),
     summary: { ...st.summary, wallMs: finished ? st.summary.wallMs : Date.now() - st.startedAt },
@@ -62,10 +64,11 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
     const workflowId = workflowIdFor(item.id);
     const category = item.request.category ?? 'standard';
     let line: BatchResultLine;
+    running.add(workflowId);
     try {
       const r = await executeChild(llmRequest, {
         workflowId,
-        args: [item.request],
+        args: [{ ...input.requestDefaults, ...item.request }],
         taskQueue: info.taskQueue,
         memo: { ...requestMemo(item.request.prompt, category, { batchId: input.batchId, line: item.line }) },
         typedSearchAttributes: [
@@ -85,6 +88,8 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
       } else {
         throw e;
       }
+    } finally {
+      running.delete(workflowId);
     }
     const { text: _t, ...kept } = line;
     addResult(st.summary, kept);
@@ -95,7 +100,7 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
     if (buffer.length === 0) {
       // Only at a page boundary: the cursor then points at the first line not yet started.
       if (eof || shouldRoll()) break;
-      const page: BatchPage = await reader.readBatchPage({ source: input.source, cursor: st.cursor, maxLines: Math.min(pageSize, childrenPerRun - startedThisRun), category: input.category });
+      const page: BatchPage = await reader.readBatchPage({ source: input.source, cursor: st.cursor, maxLines: Math.min(pageSize, childrenPerRun - startedThisRun), category: input.category, ...(input.duplicates ? { duplicates: input.duplicates } : {}) });
       for (const bad of page.invalid) addInvalid(st.summary, bad);
       st.cursor = page.next;
       eof = page.eof;

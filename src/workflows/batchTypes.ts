@@ -36,6 +36,13 @@ export interface BatchRunInput {
   readonly category?: string | undefined;
   /** Child workflows per run before continuing as new (history stays bounded at any batch size). */
   readonly childrenPerRun?: number | undefined;
+  /**
+   * Lines whose id repeats an earlier line's, found when the CLI validated the file: the worker
+   * skips them (reading a page at a time, it cannot see earlier pages' ids).
+   */
+  readonly duplicates?: ReadonlyArray<{ readonly line: number; readonly error: string }> | undefined;
+  /** Fields set on every request that does not set them (e.g. maxBudgetWaitMs). */
+  readonly requestDefaults?: { readonly maxBudgetWaitMs?: number } | undefined;
   /** Lines read per activity call. */
   readonly pageSize?: number | undefined;
   /** Carried over by continue-as-new. */
@@ -48,6 +55,10 @@ export interface BatchRunStatus {
   readonly source: BatchSource;
   readonly done: number;
   readonly inFlight: number;
+  /** Workflow ids of (up to 100) requests in flight. */
+  readonly inFlightIds?: string[];
+  /** Of those, what they wait on (sampled by the client from their traces). */
+  readonly waiting?: Partial<Record<'budget' | 'rate_limit' | 'backoff', { count: number; until: string }>>;
   readonly runs: number;
   readonly startedAt: string;
   readonly summary: BatchSummary;

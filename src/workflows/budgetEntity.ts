@@ -26,16 +26,20 @@ import {
   release,
   reserve,
   settle,
+  StaleReserveError,
   status,
   validateSettings,
 } from '../budget/book.js';
+import { own } from '../util/names.js';
 import { nextPeriod, periodContaining } from '../budget/periods.js';
 import {
   type AdjustInput,
   adjustUpdate,
   type BudgetEntityInput,
+  ADJUST_KEYS,
   historyQuery,
   releaseUpdate,
+  stateQuery,
   reserveUpdate,
   resetUpdate,
   type SettleInput,
@@ -43,24 +47,31 @@ import {
   statusQuery,
 } from './budgetMessages.js';
 
+/** Alerts are best effort and bounded: a dead webhook costs at most a minute, never the entity. */
 const alerts = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 5, initialInterval: '2 seconds' },
+  startToCloseTimeout: '15 seconds',
+  scheduleToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
 });
 
-function invalid(message: string): never {
-  throw ApplicationFailure.create({ type: 'InvalidBudgetMessage', nonRetryable: true, message });
+function invalid(message: string, type = 'InvalidBudgetMessage'): never {
+  throw ApplicationFailure.create({ type, nonRetryable: true, message });
 }
 
 export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
   const s = input.settings;
+  // Settings are validated where they are made (config, client); an entity started with bad ones
+  // fails at once with the reason, instead of a workflow task that retries forever.
+  const errs = validateSettings(input.book?.settings ?? s);
+  if (errs.length > 0) invalid(`budget "${input.scope}" cannot start: ${errs.join('; ')}`, 'InvalidBudgetSettings');
   const book = input.book ?? newBook(input.scope, s, periodContaining(Date.now(), s.periodicity, s.timeZone, s.periodMs));
   const pendingAlerts: Alert[] = [];
   const guard = <T>(fn: () => T): T => {
     try {
       return fn();
     } catch (e) {
-      if (e instanceof BudgetError) invalid(e.message);
+      if (e instanceof StaleReserveError) invalid(e.message, 'StaleReserve');
+      if (e instanceof BudgetError || e instanceof RangeError) invalid(e.message);
       throw e;
     }
   };
@@ -83,8 +94,13 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
       validator: (req: ReserveRequest) => {
         if (typeof req?.reservationId !== 'string' || req.reservationId === '') invalid('reservationId: required');
         if (!Number.isSafeInteger(req.amountNanos) || req.amountNanos < 0) invalid('amountNanos: must be a non-negative integer of nanodollars');
-        if (!(req.category in book.settings.allocations)) {
-          invalid(`category "${req.category}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(book.settings.allocations).join(', ')}`);
+        if (typeof req.category !== 'string' || own(book.settings.allocations, req.category) === undefined) {
+          invalid(`category "${String(req.category)}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(book.settings.allocations).join(', ')}`);
+        }
+        // A reserve from an activity attempt that has timed out: the retry's reserve counts. Rejected
+        // here (not in history); the sending attempt, if it still listens, retries.
+        if (req.notAfter !== undefined && own(book.reservations, req.reservationId) === undefined && Date.now() > req.notAfter) {
+          invalid(`reserve ${req.reservationId} arrived after its activity attempt timed out`, 'StaleReserve');
         }
       },
     },
@@ -92,13 +108,17 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
   setHandler(
     settleUpdate,
     (req) => {
-      const r = guard(() => settle(book, req.reservationId, req.category, req.costNanos, Date.now()));
+      const r = guard(() => settle(book, req.reservationId, req.category, req.costNanos, Date.now(), req.seq));
+      if ((r.overshootNanos ?? 0) > 0) log.warn('settlement above its reservation', { scope: book.scope, reservationId: req.reservationId, overshootNanos: r.overshootNanos });
       changed();
       return r;
     },
     {
       validator: (req: SettleInput) => {
+        if (typeof req?.reservationId !== 'string' || req.reservationId === '') invalid('reservationId: required');
+        if (typeof req.category !== 'string' || req.category === '') invalid('category: required');
         if (!Number.isSafeInteger(req.costNanos) || req.costNanos < 0) invalid('costNanos: must be a non-negative integer of nanodollars');
+        if (req.seq !== undefined && !(Number.isSafeInteger(req.seq) && req.seq > 0)) invalid('seq: must be the positive integer the reservation was granted with');
       },
     },
   );
@@ -117,7 +137,11 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
     },
     {
       validator: (a: AdjustInput) => {
-        const errs = validateSettings({ ...book.settings, ...a, webhookUrl: undefined });
+        if (typeof a !== 'object' || a === null) invalid('adjust: expected an object of settings to change');
+        const unknown = Object.keys(a).filter((k) => !(ADJUST_KEYS as readonly string[]).includes(k));
+        if (unknown.length > 0) invalid(`adjust: unknown setting(s) ${unknown.join(', ')}; known: ${ADJUST_KEYS.join(', ')}`);
+        const { webhookUrl, ...rest } = a;
+        const errs = validateSettings({ ...book.settings, ...rest, webhookUrl: typeof webhookUrl === 'string' ? webhookUrl : undefined });
         if (errs.length > 0) invalid(errs.join('; '));
       },
     },
@@ -134,6 +158,7 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
     return info.continueAsNewSuggested || updates >= maxUpdates || (input.maxHistoryEvents !== undefined && info.historyLength >= input.maxHistoryEvents);
   };
   setHandler(statusQuery, () => status(book));
+  setHandler(stateQuery, () => book);
   setHandler(historyQuery, () => [...book.history]);
 
   for (;;) {
@@ -145,7 +170,13 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
     if (expired > 0) log.warn('abandoned reservations released', { scope: book.scope, expired });
     while (pendingAlerts.length > 0) {
       const alert = pendingAlerts.shift();
-      if (alert) await alerts.sendBudgetAlert({ alert, webhookUrl: book.settings.webhookUrl });
+      if (!alert) continue;
+      try {
+        await alerts.sendBudgetAlert({ alert, webhookUrl: book.settings.webhookUrl });
+      } catch (e) {
+        // Never the entity's failure: the alert is logged by the activity; note it and go on.
+        log.warn('budget alert not delivered', { scope: book.scope, category: alert.category, threshold: alert.threshold, error: e instanceof Error ? e.message : String(e) });
+      }
     }
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);

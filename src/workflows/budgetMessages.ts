@@ -19,6 +19,8 @@ export interface SettleInput {
   readonly reservationId: string;
   readonly category: string;
   readonly costNanos: number;
+  /** The sequence number the reservation was granted with (exactly-once across continue-as-new). */
+  readonly seq?: number | undefined;
 }
 
 export interface AdjustInput {
@@ -31,6 +33,9 @@ export interface AdjustInput {
   readonly maxWaitMs?: number;
 }
 
+/** The settings an adjust may change; anything else is refused, naming it. */
+export const ADJUST_KEYS = ['totalNanos', 'allocations', 'limits', 'policies', 'alertThresholds', 'webhookUrl', 'maxWaitMs'] as const;
+
 export const reserveUpdate = defineUpdate<ReserveResult, [ReserveRequest]>('reserve');
 export const settleUpdate = defineUpdate<SettleResult, [SettleInput]>('settle');
 export const releaseUpdate = defineUpdate<boolean, [{ reservationId: string }]>('release');
@@ -38,6 +43,8 @@ export const adjustUpdate = defineUpdate<BudgetStatus, [AdjustInput]>('adjust');
 export const resetUpdate = defineUpdate<PeriodSummary, []>('reset');
 export const statusQuery = defineQuery<BudgetStatus>('status');
 export const historyQuery = defineQuery<PeriodSummary[]>('history');
+/** The whole book: what an operator's restore carries into a new run after the entity failed. */
+export const stateQuery = defineQuery<BookState>('state');
 
 /** To a request workflow waiting under the `wait` policy: spend past the limit is approved. */
 export const approveSpendSignal = defineSignal<[{ by?: string }]>('approveSpend');

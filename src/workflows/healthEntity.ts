@@ -4,7 +4,8 @@
  * circuit and its cooldown.
  */
 import { allHandlersFinished, condition, continueAsNew, defineQuery, defineSignal, defineUpdate, log, setHandler, workflowInfo } from '@temporalio/workflow';
-import { applyReport, type CircuitSettings, type HealthReport, type HealthState } from '../health/circuits.js';
+import { applyReport, type CircuitSettings, claimTrial, type HealthReport, type HealthState } from '../health/circuits.js';
+import { own } from '../util/names.js';
 
 /** One health entity per task queue: the workers of a queue share what they learn. */
 export function healthWorkflowId(taskQueue: string): string {
@@ -25,6 +26,8 @@ export interface HealthView {
 export const reportSignal = defineSignal<[HealthReport]>('report');
 export const healthQuery = defineQuery<HealthView>('health');
 export const resetCircuitUpdate = defineUpdate<boolean, [{ model: string }]>('resetCircuit');
+/** A request asks to be a half-open circuit's one trial (see claimTrial). */
+export const claimTrialUpdate = defineUpdate<boolean, [{ model: string; holdMs: number }]>('claimTrial');
 
 export async function healthEntity(input: HealthEntityInput): Promise<void> {
   const state: HealthState = input.state ?? {};
@@ -35,9 +38,13 @@ export async function healthEntity(input: HealthEntityInput): Promise<void> {
     if (changed) log.info('circuit changed', { model: r.model, state: changed, kind: r.kind });
   });
   setHandler(resetCircuitUpdate, ({ model }) => {
-    const existed = model in state;
-    delete state[model];
+    const existed = own(state, model) !== undefined;
+    if (existed) delete state[model];
     return existed;
+  });
+  setHandler(claimTrialUpdate, ({ model, holdMs }) => {
+    reports += 1;
+    return claimTrial(state, model, Date.now(), holdMs);
   });
   setHandler(healthQuery, () => ({
     settings: input.settings,

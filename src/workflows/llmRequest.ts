@@ -22,12 +22,14 @@ import {
 } from '@temporalio/workflow';
 import type { Activities, CallModelOutput, SelectOutput } from '../activities/index.js';
 import type { ShardedReserveResult } from '../activities/budget.js';
-import type { ErrorKind, ProviderErrorInfo } from '../providers/errors.js';
-import { decideAfterFailure } from '../routing/retryDecision.js';
+import type { ProviderErrorInfo } from '../providers/errors.js';
+import { decideAfterFailure, type FailureKind, isFailureKind } from '../routing/retryDecision.js';
 import type { Candidate } from '../routing/router.js';
 import { type Tier, TIERS } from '../catalog/schema.js';
 import { describeIssues } from '../util/validation.js';
-import { judgePrompt, parseJudgeScore } from '../quality/spec.js';
+import { utf8Bytes } from '../util/bytes.js';
+import { own } from '../util/names.js';
+import { parseJudgeScore } from '../quality/spec.js';
 import { approveSpendSignal, escalateSignal } from './budgetMessages.js';
 import { type RequestTrace, traceQuery } from './requestMessages.js';
 import {
@@ -64,7 +66,7 @@ function callProxy(callTimeoutMs: number) {
 }
 
 interface FailureInfo {
-  readonly kind: ErrorKind | 'timeout';
+  readonly kind: FailureKind;
   readonly status?: number | undefined;
   readonly retryAfterMs?: number | undefined;
   readonly message: string;
@@ -75,14 +77,25 @@ function failureInfo(err: unknown): FailureInfo {
     const cause = err.cause;
     if (cause instanceof ApplicationFailure) {
       const d = cause.details?.[0] as Partial<ProviderErrorInfo> | undefined;
-      const kind = (d?.kind ?? cause.type ?? 'transient') as ErrorKind;
-      return { kind, status: d?.status, retryAfterMs: d?.retryAfterMs, message: cause.message };
+      const raw = d?.kind ?? cause.type;
+      // Anything that is not one of ours (a plain Error from a bug, a malformed usage block) is an
+      // internal failure of this attempt: it ends in a decision, never in a workflow-task retry loop.
+      if (!isFailureKind(raw)) return { kind: 'internal', message: `${cause.type ?? 'Error'}: ${cause.message}` };
+      const retryAfterMs = typeof d?.retryAfterMs === 'number' && Number.isFinite(d.retryAfterMs) && d.retryAfterMs >= 0 ? d.retryAfterMs : undefined;
+      return { kind: raw, status: typeof d?.status === 'number' ? d.status : undefined, retryAfterMs, message: cause.message };
     }
     if (cause instanceof TimeoutFailure) return { kind: 'timeout', message: `activity ${cause.timeoutType} timeout` };
-    return { kind: 'transient', message: cause?.message ?? err.message };
+    return { kind: 'internal', message: cause?.message ?? err.message };
   }
   throw err;
 }
+
+function seqOf(g: ShardedReserveResult): number | undefined {
+  return g.granted ? g.seq : undefined;
+}
+
+/** Prompts above this size travel by reference: the call activity reads them from the run's input. */
+const INLINE_PROMPT_BYTES = 16 * 1024;
 
 function usd(nanos: number): string {
   return `$${(nanos / 1e9).toFixed(9)}`;
@@ -97,6 +110,27 @@ class Stop extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Any other error ends the request too, with a reason: a budget entity that cannot take
+ * reservations, an activity that failed for good, a bug. Never a workflow-task retry loop.
+ */
+function asStop(e: unknown): Stop {
+  if (e instanceof Stop) return e;
+  if (e instanceof ApplicationFailure) {
+    // A failure of our own making (e.g. a local activity's NoEligibleModel): keep its type.
+    const type = e.type ?? FAILURE_TYPES.internal;
+    return new Stop(type, e.message, type === FAILURE_TYPES.noEligibleModel ? 'no_model' : type === FAILURE_TYPES.invalidInput ? 'invalid' : 'failed');
+  }
+  if (e instanceof ActivityFailure) {
+    const cause = e.cause;
+    if (cause instanceof ApplicationFailure && (cause.type === 'BudgetUnavailable' || cause.type === 'BudgetRejected')) {
+      return new Stop(FAILURE_TYPES.budgetUnavailable, `budget unavailable: ${cause.message}`, 'budget_unavailable');
+    }
+    return new Stop(FAILURE_TYPES.internal, `${e.activityType ?? 'activity'} failed: ${cause?.message ?? e.message}`, 'failed');
+  }
+  return new Stop(FAILURE_TYPES.internal, `internal error: ${e instanceof Error ? e.message : String(e)}`, 'failed');
 }
 
 export async function llmRequest(rawInput: RequestInput): Promise<RequestResult> {
@@ -119,7 +153,10 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   const reservationIdFor = patched('run-scoped-reservation-ids')
     ? (attemptId: string): string => `${info.workflowId}/${info.runId}/${attemptId}`
     : (attemptId: string): string => `${info.workflowId}/${attemptId}`;
-  const prompt = req.context ? `${req.context}\n\n${req.prompt}` : req.prompt;
+  // Small prompts ride along in each call's input; large ones are read by the activity from this
+  // run's start input, so the history holds one copy however many attempts there are.
+  const promptBytes = utf8Bytes(req.prompt) + utf8Bytes(req.context ?? '') + utf8Bytes(req.system ?? '');
+  const promptPart = promptBytes <= INLINE_PROMPT_BYTES ? { system: req.system, prompt: req.context ? `${req.context}\n\n${req.prompt}` : req.prompt } : { promptRef: true as const };
   let approved = false;
   setHandler(approveSpendSignal, () => {
     approved = true;
@@ -129,7 +166,23 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     escalation = e ?? {};
   });
 
-  const trace: { phase: RequestTrace['phase']; classification: RequestTrace['classification'] } = { phase: 'classifying', classification: null };
+  const trace: { phase: RequestTrace['phase']; classification: RequestTrace['classification']; waiting: RequestTrace['waiting']; skipped: RequestTrace['skipped'] } = {
+    phase: 'classifying',
+    classification: null,
+    waiting: undefined,
+    skipped: [],
+  };
+  /** A durable wait, visible in the trace (what the request waits on and until when). */
+  const waitFor = async (on: NonNullable<RequestTrace['waiting']>['on'], ms: number, done: () => boolean): Promise<boolean> => {
+    trace.phase = 'waiting';
+    trace.waiting = { on, until: new Date(Date.now() + ms).toISOString() };
+    try {
+      return await condition(done, Math.max(1, ms));
+    } finally {
+      trace.phase = 'calling';
+      trace.waiting = undefined;
+    }
+  };
   const attempts: Attempt[] = [];
   let chain: Candidate[] = [];
   const escalations: RequestResult['escalations'] = [];
@@ -138,7 +191,9 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     requestId,
     category: req.category,
     phase: trace.phase,
+    ...(trace.waiting ? { waiting: trace.waiting } : {}),
     classification: trace.classification,
+    skipped: trace.skipped,
     candidates: chain,
     attempts,
     escalations,
@@ -161,17 +216,18 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       const request = { ...constraints, ...(extra.costCapNanos !== undefined ? { costCapNanos: Math.min(extra.costCapNanos, constraints.costCapNanos ?? Number.MAX_SAFE_INTEGER) } : {}) };
       if (extra.unpin) delete request.model;
       if (extra.model !== undefined) request.model = extra.model;
-      return await local.selectModels({
+      const out = await local.selectModels({
         request,
         classification: cls,
         ...(extra.excludeModels ? { excludeModels: extra.excludeModels } : {}),
         ...(extra.minTier ? { minTier: extra.minTier } : {}),
         ...(req.quality?.judge?.model ? { judgeModel: req.quality.judge.model } : {}),
       });
+      for (const s of out.skipped ?? []) if (!trace.skipped.some((k) => k.model === s.model)) trace.skipped.push(s);
+      return out;
     } catch (e) {
-      if (e instanceof ActivityFailure && e.cause instanceof ApplicationFailure) {
-        throw new Stop(e.cause.type ?? FAILURE_TYPES.noEligibleModel, e.cause.message, 'no_model');
-      }
+      const cause = e instanceof ActivityFailure ? e.cause : e;
+      if (cause instanceof ApplicationFailure) throw new Stop(cause.type ?? FAILURE_TYPES.noEligibleModel, cause.message, 'no_model');
       throw e;
     }
   };
@@ -197,15 +253,28 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     const call = callProxy(sel.callTimeoutMs);
     let seq = 0;
     let waitBeforeMs = 0;
+    let rateLimitWait = false;
+    let budgetWaitSince: number | undefined;
     const skipped = new Set<string>();
     const primary = chain[0];
     if (primary) upsertSearchAttributes([{ key: LlmModel, value: primary.model }, { key: LlmTier, value: primary.tier }]);
+    /** The reservation: the estimate with the provider's safety margin on input tokens (see budget.reservationMargin). */
+    const reserveFor = (c: Candidate): number => (sel.reserveNanos ? own(sel.reserveNanos, c.model) : undefined) ?? c.estimatedCostNanos;
+    const callInput = (attemptId: string, c: Pick<Candidate, 'model' | 'maxOutputTokens'>) => ({
+      workflowId: info.workflowId,
+      runId: info.runId,
+      attemptId,
+      model: c.model,
+      maxOutputTokens: c.maxOutputTokens,
+      temperature: req.temperature,
+      ...promptPart,
+    });
     const record = (a: Omit<Attempt, 'waitBeforeMs' | 'costNanos'> & { costNanos?: number }): void => {
       attempts.push({ waitBeforeMs, costNanos: 0, ...a });
     };
     const callLeg = (leg: Leg, scope: CancellationScope): Promise<Settled> =>
       scope
-        .run(() => call.callModel({ workflowId: info.workflowId, attemptId: leg.attemptId, model: leg.cand.model, system: req.system, prompt, maxOutputTokens: leg.cand.maxOutputTokens, temperature: req.temperature }))
+        .run(() => call.callModel(callInput(leg.attemptId, leg.cand)))
         .then(
           (out): Settled => ({ leg, ok: true, out }),
           (err: unknown): Settled => ({ leg, ok: false, err }),
@@ -229,7 +298,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       const bId = `a${seq}`;
       const b: Leg = { cand: hedgeTo, attemptId: bId, reservationId: reservationIdFor(bId), grant: a.grant, t0: Date.now() };
       b.grant = await CancellationScope.nonCancellable(() =>
-        budget.reserveBudget({ scope: req.budgetScope, reservationId: b.reservationId, category: req.category, amountNanos: hedgeTo.estimatedCostNanos, workflowId: info.workflowId, force: approved }),
+        budget.reserveBudget({ scope: req.budgetScope, reservationId: b.reservationId, category: req.category, amountNanos: reserveFor(hedgeTo), workflowId: info.workflowId, force: approved }),
       );
       if (!b.grant.granted) {
         const r = await pA; // no budget for a hedge: wait for the first call
@@ -258,7 +327,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       if (lost.ok) {
         // Both answered: both were paid for.
         await CancellationScope.nonCancellable(() =>
-          budget.recordSpend({ scope: req.budgetScope, shard: loser.grant.shard, workflowId: info.workflowId, attemptId: loser.attemptId, reservationId: loser.reservationId, model: loser.cand.model, category: req.category, usage: lost.out.usage, costNanos: lost.out.costNanos }),
+          budget.recordSpend({ scope: req.budgetScope, shard: loser.grant.shard, workflowId: info.workflowId, attemptId: loser.attemptId, reservationId: loser.reservationId, model: loser.cand.model, category: req.category, usage: lost.out.usage, costNanos: lost.out.costNanos, seq: seqOf(loser.grant) }),
         );
         record({ attemptId: loser.attemptId, model: loser.cand.model, provider: loser.cand.provider, tier: loser.cand.tier, outcome: 'ok', startedAt: new Date(loser.t0).toISOString(), durationMs: Date.now() - loser.t0, costNanos: lost.out.costNanos, decision: `hedge: ${winner.leg.cand.model} answered first` });
       } else {
@@ -271,7 +340,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
 
     /** A judge call: reserved, called and settled like an attempt; returns its score. */
     const judge = async (model: string, answer: string): Promise<number | undefined> => {
-      const spec = sel.judgeModels?.[model];
+      const spec = sel.judgeModels ? own(sel.judgeModels, model) : undefined;
       if (!spec) return undefined;
       seq += 1;
       const attemptId = `j${seq}`;
@@ -283,14 +352,14 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       if (!g.granted) return undefined;
       let r: CallModelOutput;
       try {
-        r = await call.callModel({ workflowId: info.workflowId, attemptId, model, prompt: judgePrompt(req.prompt, answer), maxOutputTokens: 16 });
+        r = await call.callModel({ workflowId: info.workflowId, runId: info.runId, attemptId, model, maxOutputTokens: 16, judge: { answer, ...(promptPart.promptRef ? {} : { prompt: req.prompt }) }, ...(promptPart.promptRef ? { promptRef: true as const } : {}) });
       } catch (err) {
         await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: g.shard, reservationId }));
         if (isCancellation(err)) throw err;
         return undefined;
       }
       await CancellationScope.nonCancellable(() =>
-        budget.recordSpend({ scope: req.budgetScope, shard: g.shard, workflowId: info.workflowId, attemptId, reservationId, model, category: req.category, usage: r.usage, costNanos: r.costNanos }),
+        budget.recordSpend({ scope: req.budgetScope, shard: g.shard, workflowId: info.workflowId, attemptId, reservationId, model, category: req.category, usage: r.usage, costNanos: r.costNanos, seq: seqOf(g) }),
       );
       const score = parseJudgeScore(r.text);
       record({ attemptId, model, provider: spec.provider, tier: spec.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: r.costNanos, decision: `judge: ${score ?? 'no score'}` });
@@ -308,10 +377,9 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
         for (let attempt = 1; ; ) {
           // Waits are durable timers; an operator's escalation cuts them short.
           if (waitBeforeMs > 0 && !escalation) {
-            trace.phase = 'waiting';
-            await condition(() => escalation !== undefined, waitBeforeMs);
-            trace.phase = 'calling';
+            await waitFor(rateLimitWait ? 'rate_limit' : 'backoff', waitBeforeMs, () => escalation !== undefined);
           }
+          rateLimitWait = false;
           if (escalation) {
             const e = escalation;
             escalation = undefined;
@@ -337,7 +405,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             scope: req.budgetScope,
             reservationId,
             category: req.category,
-            amountNanos: cand.estimatedCostNanos,
+            amountNanos: reserveFor(cand),
             workflowId: info.workflowId,
             force: approved,
           }));
@@ -359,16 +427,18 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
               log.info('budget denied; downgraded', { model: cand.model, next: chain[0]?.model });
               continue candidates;
             }
-            // wait: for the next period or an operator's approval, at most maxWaitMs.
+            // wait: for the next period or an operator's approval; all waits of this request
+            // together last at most maxWaitMs (the request's maxBudgetWaitMs if lower).
+            const maxWait = Math.min(grant.maxWaitMs, req.maxBudgetWaitMs ?? Number.MAX_SAFE_INTEGER);
+            budgetWaitSince ??= Date.now();
+            const deadline = budgetWaitSince + maxWait;
             const now = Date.now();
-            const limit = Math.min(grant.periodEnd - now, grant.maxWaitMs);
-            trace.phase = 'waiting';
-            const got = await condition(() => approved || escalation !== undefined, Math.max(1, limit));
-            trace.phase = 'calling';
-            if (escalation) continue;
-            if (!got && Date.now() < grant.periodEnd) {
-              throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${limit} ms (maxWaitMs) without a new period or an approval`, 'budget_exceeded');
+            if (now >= deadline) {
+              throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${now - budgetWaitSince} ms (maxWaitMs ${maxWait}) without a new period or an approval`, 'budget_exceeded');
             }
+            // The entity closes its period on its own timer: wake a second after the boundary.
+            const until = Math.min(Math.max(grant.periodEnd, now) + 1_000, deadline);
+            await waitFor('budget', until - now, () => approved || escalation !== undefined);
             continue; // same candidate, same attempt number: the denial was not a provider attempt
           }
 
@@ -376,7 +446,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
           try {
             const hedgeTo = hedgeAfterMs !== undefined && attempt === 1 ? pickHedge(chain, cand, skipped) : undefined;
             if (!hedgeTo || hedgeAfterMs === undefined) {
-              out = await call.callModel({ workflowId: info.workflowId, attemptId, model: cand.model, system: req.system, prompt, maxOutputTokens: cand.maxOutputTokens, temperature: req.temperature });
+              out = await call.callModel(callInput(attemptId, cand));
             } else {
               // Latency SLO: if the first call has not answered in time, start the hedge; the first
               // answer wins, the other call is cancelled (its reservation released, or settled if it
@@ -394,7 +464,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             }
             const f = failureInfo(err);
             await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: grant.shard, reservationId }));
-            const d = decideAfterFailure({ ...f, attempt }, sel.retryByModel?.[cand.model] ?? sel.retry);
+            const d = decideAfterFailure({ ...f, attempt }, (sel.retryByModel ? own(sel.retryByModel, cand.model) : undefined) ?? sel.retry);
             record({
               attemptId,
               model: cand.model,
@@ -410,14 +480,15 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             log.info('provider attempt failed', { attemptId, model: cand.model, kind: f.kind, decision: d.action });
             if (d.action === 'retry') {
               waitBeforeMs = d.delayMs;
+              rateLimitWait = f.kind === 'rate_limited';
               attempt += 1;
               continue;
             }
             waitBeforeMs = 0;
             if (d.action === 'fail') throw new Stop(FAILURE_TYPES.nonRetryable, d.why, 'failed');
             if (d.needLargerContext) {
-              const window = sel.contextWindows[cand.model] ?? 0;
-              for (const c of chain) if ((sel.contextWindows[c.model] ?? 0) <= window) skipped.add(c.model);
+              const window = own(sel.contextWindows, cand.model) ?? 0;
+              for (const c of chain) if ((own(sel.contextWindows, c.model) ?? 0) <= window) skipped.add(c.model);
             }
             if (d.otherProvider) for (const c of chain) if (c.provider === cand.provider) skipped.add(c.model);
             if (d.rateLimitedForMs !== undefined) rateLimited.set(cand.model, { until: Date.now() + d.rateLimitedForMs, candidate: cand });
@@ -426,7 +497,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
           }
 
           await CancellationScope.nonCancellable(() =>
-            budget.recordSpend({ scope: req.budgetScope, shard: grant.shard, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos }),
+            budget.recordSpend({ scope: req.budgetScope, shard: grant.shard, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos, seq: seqOf(grant) }),
           );
           if (req.quality) {
             let verdict = await local.checkQuality({ text: out.text, spec: req.quality });
@@ -480,6 +551,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             usage: out.usage,
             costNanos: totalCost,
             premiumBaselineCostNanos: out.premiumBaselineCostNanos,
+            ...(trace.skipped.length > 0 ? { skipped: trace.skipped } : {}),
             classification: {
               complexity: cls.complexity,
               capabilities: cls.capabilities,
@@ -505,6 +577,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       for (const c of chain) skipped.delete(c.model);
       rateLimited.clear();
       waitBeforeMs = waitMs;
+      rateLimitWait = true;
     }
     const last = attempts[attempts.length - 1];
     throw new Stop(FAILURE_TYPES.allCandidatesFailed, last?.decision?.replace(/^next: /, '') ?? 'no candidate left', 'failed');
@@ -516,18 +589,19 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       ]);
       throw e;
     }
-    if (!(e instanceof Stop)) throw e;
+    const stop = asStop(e);
+    if (stop.type === FAILURE_TYPES.internal) log.error('request ended by an internal error', { reason: stop.message });
     const costNanos = attempts.reduce((s, a) => s + a.costNanos, 0);
     upsertSearchAttributes([
-      { key: LlmOutcome, value: e.outcome },
+      { key: LlmOutcome, value: stop.outcome },
       { key: LlmCostNanos, value: costNanos },
     ]);
-    const details: RequestFailureDetails = { reason: e.message, costNanos, attempts, candidates: chain };
+    const details: RequestFailureDetails = { reason: stop.message, costNanos, attempts, candidates: chain };
     const models = new Set(attempts.filter((a) => a.outcome !== 'budget_denied').map((a) => a.model)).size;
     throw ApplicationFailure.create({
-      type: e.type,
+      type: stop.type,
       nonRetryable: true,
-      message: attempts.length > 0 && e.type !== FAILURE_TYPES.budgetExceeded ? `request failed after ${attempts.length} attempt(s) on ${models} model(s): ${e.message}` : e.message,
+      message: attempts.length > 0 && stop.type !== FAILURE_TYPES.budgetExceeded ? `request failed after ${attempts.length} attempt(s) on ${models} model(s): ${stop.message}` : stop.message,
       details: [details],
     });
   }

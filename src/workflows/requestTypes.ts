@@ -7,8 +7,15 @@ import { CAPABILITIES, PROVIDERS, type ProviderName, type Tier, TIERS } from '..
 import type { Usage } from '../catalog/pricing.js';
 import type { Candidate } from '../routing/router.js';
 import { qualitySpecSchema } from '../quality/spec.js';
+import { utf8Bytes } from '../util/bytes.js';
+import { categoryName, isReservedName, RESERVED_MESSAGE } from '../util/names.js';
 
 export const MAX_PROMPT_CHARS = 4_000_000;
+/**
+ * Prompt, context and system prompt together, in UTF-8 bytes. Temporal rejects payloads over 2 MB
+ * by default (`limit.blobSize.error`); the request input must fit with room for the rest.
+ */
+export const MAX_INPUT_BYTES = 1_500_000;
 
 export const requestInputSchema = z
   .object({
@@ -23,10 +30,7 @@ export const requestInputSchema = z
     system: z.string().max(200_000).optional(),
     /** A document the prompt refers to: counts toward tokens, not complexity. */
     context: z.string().max(MAX_PROMPT_CHARS).optional(),
-    category: z
-      .string()
-      .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name such as critical, standard or batch')
-      .default('standard'),
+    category: categoryName.default('standard'),
     maxLatencyMs: z.number().int('must be a whole number of milliseconds').positive('must be > 0').optional(),
     /** Start a hedge (the next tier) when the first attempt has not answered in this long; defaults to maxLatencyMs. */
     hedgeAfterMs: z.number().int().positive('must be > 0').optional(),
@@ -48,14 +52,27 @@ export const requestInputSchema = z
     budgetScope: z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,100}$/, 'may contain only letters, digits and . _ -')
+      .refine((s) => !isReservedName(s), { message: RESERVED_MESSAGE })
       .default('default'),
+    /** Under a `wait` budget policy, wait at most this long in all (the budget's maxWaitMs if lower). */
+    maxBudgetWaitMs: z.number().int('must be a whole number of milliseconds').min(0, 'must be >= 0').optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((r, ctx) => {
+    const bytes = utf8Bytes(r.prompt) + utf8Bytes(r.context ?? '') + utf8Bytes(r.system ?? '');
+    if (bytes > MAX_INPUT_BYTES) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [r.context !== undefined ? 'context' : 'prompt'],
+        message: `prompt, context and system together are ${bytes} bytes; a request holds at most ${MAX_INPUT_BYTES} bytes (Temporal's payload limit is 2 MB): split the document into several requests or summarise it in parts`,
+      });
+    }
+  });
 
 export type RequestInput = z.input<typeof requestInputSchema>;
 export type ValidRequest = z.output<typeof requestInputSchema>;
 
-export type AttemptOutcome = 'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout' | 'budget_denied' | 'escalated' | 'hedged_out';
+export type AttemptOutcome = 'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout' | 'unavailable' | 'internal' | 'budget_denied' | 'escalated' | 'hedged_out';
 
 export interface Attempt {
   readonly attemptId: string;
@@ -98,6 +115,8 @@ export interface RequestResult {
   readonly premiumBaselineCostNanos: number;
   readonly classification: ClassificationSummary;
   readonly candidates: Candidate[];
+  /** Models left out because the workers cannot call them (provider not configured, circuit open). */
+  readonly skipped?: Array<{ model: string; why: string }>;
   readonly attempts: Attempt[];
   /** Each escalation to a higher tier or another model, with its reason. */
   readonly escalations: Array<{ readonly from: string; readonly to: string; readonly reason: string }>;
@@ -129,4 +148,8 @@ export const FAILURE_TYPES = {
   budgetExceeded: 'BudgetExceeded',
   cancelled: 'Cancelled',
   qualityCheckFailed: 'QualityCheckFailed',
+  /** The budget entity cannot take reservations (failed or terminated; restore it first). */
+  budgetUnavailable: 'BudgetUnavailable',
+  /** Something other than a provider answer ended the request (a worker bug, an activity that failed for good). */
+  internal: 'InternalError',
 } as const;

@@ -15,6 +15,7 @@ import { settingsFromConfig } from '../../src/budget/settings.js';
 import { FileLedger } from '../../src/ledger/fileLedger.js';
 import { Simulator } from '../../src/simulator/server.js';
 import type { FaultsFile } from '../../src/simulator/faults.js';
+import type { ProviderEndpoints } from '../../src/providers/registry.js';
 import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
 import { createLogger } from '../../src/util/logger.js';
 
@@ -44,7 +45,18 @@ function quietRuntime(): void {
   }
 }
 
-export async function startTestStack(opts: { faults?: FaultsFile; config?: Partial<SwitchyardConfig>; latencyScale?: number } = {}): Promise<TestStack> {
+export interface TestStackOptions {
+  faults?: FaultsFile;
+  config?: Partial<SwitchyardConfig>;
+  latencyScale?: number;
+  /**
+   * Configure providers as a user with real keys would (the simulator's URL standing in for each
+   * provider's), instead of the simulator for every provider.
+   */
+  providers?: (simulatorUrl: string) => ProviderEndpoints;
+}
+
+export async function startTestStack(opts: TestStackOptions = {}): Promise<TestStack> {
   quietRuntime();
   const address = inject('temporalAddress');
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-stack-'));
@@ -59,7 +71,8 @@ export async function startTestStack(opts: { faults?: FaultsFile; config?: Parti
       taskQueue,
       stateDir: dir,
       ledgerPath: join(dir, 'ledger.jsonl'),
-      simulatorUrl,
+      simulatorUrl: opts.providers ? undefined : simulatorUrl,
+      ...(opts.providers ? { providers: opts.providers(simulatorUrl) } : {}),
       retry: { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 120_000 },
       callTimeoutMs: 10_000,
       ...opts.config,

@@ -1,0 +1,26 @@
+/**
+ * Names users choose (categories, budget scopes, experiments) end up as keys of plain objects, so
+ * the names of Object.prototype's members are refused: `constructor` or `__proto__` as a category
+ * would otherwise read inherited members. Code that looks such keys up also uses own-property
+ * reads (`own`), so a name that slipped past validation still finds nothing. Pure.
+ */
+import { z } from 'zod';
+
+const RESERVED = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+export function isReservedName(name: string): boolean {
+  return RESERVED.has(name);
+}
+
+export const RESERVED_MESSAGE = 'is a reserved name (a member of every JavaScript object, such as constructor or __proto__): choose another';
+
+/** A category name: lowercase word, not a reserved name. */
+export const categoryName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name such as critical, standard or batch')
+  .refine((s) => !isReservedName(s), { message: RESERVED_MESSAGE });
+
+/** The record's own value for the key, never an inherited member. */
+export function own<V>(rec: Readonly<Record<string, V>> | undefined, key: string): V | undefined {
+  return rec !== undefined && Object.prototype.hasOwnProperty.call(rec, key) ? rec[key] : undefined;
+}
