@@ -5,6 +5,8 @@ export function issuePath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {
     if (typeof p === 'number') out += `[${p}]`;
+    // A key that is not a plain name (spaces, colons, quotes, empty) is quoted, so the path stays readable.
+    else if (typeof p === 'string' && !/^[A-Za-z_$][\w$-]*$/.test(p)) out += `[${JSON.stringify(p)}]`;
     else out += out === '' ? String(p) : `.${String(p)}`;
   }
   return out === '' ? '(root)' : out;

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestFailedError, workflowIdFor } from '../../src/client/client.js';
 import { ValidationError } from '../../src/util/validation.js';
 import { reserveUpdate, settleUpdate, statusQuery, adjustUpdate, budgetWorkflowId } from '../../src/workflows/budgetMessages.js';
-import { MAX_INPUT_BYTES } from '../../src/workflows/requestTypes.js';
+import { MAX_INPUT_BYTES, requestInputSchema } from '../../src/workflows/requestTypes.js';
+import fc from 'fast-check';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 let n = 0;
@@ -149,6 +150,40 @@ describe('names of Object.prototype', () => {
     // A raw adjust with an unknown key is refused, naming it.
     const bad = await h.executeUpdate(adjustUpdate, { args: [{ totalNanos: 5, bogus: 1 } as never] }).catch((e: unknown) => e);
     expect(why(bad)).toMatch(/unknown setting\(s\) bogus/);
+  });
+});
+
+describe('fuzzed input on the server', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('random invalid requests: the client refuses them naming the field; started directly, each run fails as invalid at once, charging nothing, leaving nothing running', async () => {
+    const value = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constantFrom('constructor', '__proto__', '', 'x'.repeat(300)));
+    const field = fc.constantFrom('category', 'maxLatencyMs', 'minQuality', 'provider', 'maxOutputTokens', 'temperature', 'budgetScope', 'fallbacks', 'quality', 'minTier', 'bogus');
+    const inputs = fc
+      .sample(fc.dictionary(field, value, { minKeys: 1, maxKeys: 3 }), { numRuns: 200, seed: 7 })
+      .map((o) => ({ prompt: 'Say hi.', ...o }))
+      .filter((o) => !requestInputSchema.safeParse(o).success)
+      .slice(0, 25);
+    expect(inputs).toHaveLength(25);
+    const ids: string[] = [];
+    for (const input of inputs) {
+      const viaClient = await stack.client.start(input as never).catch((e: unknown) => e);
+      expect(viaClient).toBeInstanceOf(ValidationError);
+      const id = unique('fuzz');
+      ids.push(id);
+      const h = await stack.client.temporal.workflow.start('llmRequest', { taskQueue: stack.config.taskQueue, workflowId: workflowIdFor(id), args: [{ ...input, requestId: id }] });
+      const err = await h.result().catch((e: unknown) => e);
+      expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe('InvalidInput');
+      expect(((err as WorkflowFailedError).cause as ApplicationFailure).message).toMatch(/^invalid request: [^:]+: \S/);
+    }
+    for (const id of ids) expect((await stack.client.temporal.workflow.getHandle(workflowIdFor(id)).describe()).status.name).toBe('FAILED');
+    expect(stack.ledger.entries().filter((e) => ids.some((id) => e.workflowId === workflowIdFor(id)))).toHaveLength(0);
   });
 });
 
