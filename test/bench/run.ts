@@ -2,7 +2,7 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { benchBudget } from './budgetBench.js';
 import { benchRequests } from './requestBench.js';
-import { benchRouter } from './routerBench.js';
+import { benchAdversarial, benchRouter } from './routerBench.js';
 import { benchBatch } from './batchBench.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -20,6 +20,11 @@ if (which === 'all' || which === 'router') {
   process.stdout.write(`router: us per decision over ${n} decisions (classify + route), interleaved rounds\n`);
   process.stdout.write(`  switchyard (TypeScript): median ${median(oursUs).toFixed(2)} us  (rounds ${oursUs.map((x) => x.toFixed(2)).join(', ')})\n`);
   if (seedUs.length > 0) process.stdout.write(`  seed (Python):           median ${median(seedUs).toFixed(2)} us  (rounds ${seedUs.map((x) => x.toFixed(2)).join(', ')})\n`);
+}
+if (which === 'all' || which === 'classifier') {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  process.stdout.write(`classifier on hostile prompts: ms per classification (median of ${rounds})\n`);
+  for (const c of benchAdversarial(rounds)) process.stdout.write(`  ${c.name.padEnd(44)} ${String(c.chars).padStart(9)} chars: median ${median(c.ms).toFixed(1)} ms  (rounds ${c.ms.map((x) => x.toFixed(1)).join(', ')})\n`);
 }
 if (which === 'all' || which === 'budget') {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);

@@ -211,7 +211,7 @@ describe('payload size and history', () => {
     expect(r.attempts.filter((a) => a.outcome === 'transient').length).toBeGreaterThanOrEqual(4);
     const history = await stack.client.temporal.workflow.getHandle(workflowIdFor(id)).fetchHistory();
     // One event carries the context (the start input); no attempt's input copies it.
-    const sizes = (history.events ?? []).map((e) => historyToJSON({ events: [e] } as Parameters<typeof historyToJSON>[0]).length);
+    const sizes = (history.events ?? []).map((e) => historyToJSON({ events: [e] }).length);
     expect(sizes.filter((b) => b > context.length / 2)).toHaveLength(1);
     expect(sizes.length).toBeGreaterThan(20);
   });

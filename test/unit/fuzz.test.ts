@@ -94,7 +94,7 @@ describe('fuzzing the boundaries', () => {
     const command = fc.record({ op: fc.constantFrom('reserve', 'settle'), id: fc.oneof(nasty, fc.constantFrom('a', 'b', 'c')), category: fc.oneof(nasty, fc.constantFrom('critical', 'standard', 'batch')), amount: fc.oneof(fc.integer({ min: -10, max: 500_000 }), fc.double(), fc.constant(Number.MAX_SAFE_INTEGER)) });
     fc.assert(
       fc.property(change, fc.array(command, { maxLength: 30 }), (c, cmds) => {
-        const settings = { ...base, ...c } as BudgetSettings;
+        const settings = { ...base, ...c };
         const errs = validateSettings(settings);
         if (errs.length > 0) {
           expect(namesFields(errs)).toBe(true);
