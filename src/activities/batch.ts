@@ -25,9 +25,9 @@ export async function fileSha256(path: string): Promise<string> {
 }
 
 /** Reads whole lines from `cursor` until `maxLines` requests or PAGE_MAX_BYTES of request text. */
-export async function readPage(source: BatchSource, cursor: BatchCursor, maxLines: number, category: string | undefined, duplicates: ReadonlyArray<{ line: number; error: string }> = []): Promise<BatchPage> {
+export async function readPage(source: BatchSource, cursor: BatchCursor, maxLines: number, category: string | undefined, duplicates: readonly number[] = []): Promise<BatchPage> {
   const items: PageItem[] = [];
-  const repeated = new Map(duplicates.map((d) => [d.line, d.error]));
+  const repeated = new Set(duplicates);
   const invalid: BatchPage['invalid'] = [];
   const tooLong = (line: number): string => `line ${line}: longer than ${LINE_MAX_BYTES} bytes, too large for a detached batch; run it with \`switchyard batch\` without --detach`;
   const fh = await open(source.path, 'r');
@@ -76,9 +76,8 @@ export async function readPage(source: BatchSource, cursor: BatchCursor, maxLine
         invalid.push({ line: lineNo, error: tooLong(lineNo) });
         continue;
       }
-      const dup = repeated.get(lineNo);
-      if (dup !== undefined) {
-        invalid.push({ line: lineNo, error: dup });
+      if (repeated.has(lineNo)) {
+        invalid.push({ line: lineNo, error: `line ${lineNo}: its id repeats an earlier line's; ids must be unique within a batch` });
         continue;
       }
       const parsed = parseBatchLine(text, lineNo, { category });
@@ -96,7 +95,7 @@ export async function readPage(source: BatchSource, cursor: BatchCursor, maxLine
 
 export function createBatchActivities(deps: { temporal: Client }) {
   return {
-    async readBatchPage(input: { source: BatchSource; cursor: BatchCursor; maxLines: number; category?: string | undefined; duplicates?: ReadonlyArray<{ line: number; error: string }> }): Promise<BatchPage> {
+    async readBatchPage(input: { source: BatchSource; cursor: BatchCursor; maxLines: number; category?: string | undefined; duplicates?: readonly number[] }): Promise<BatchPage> {
       const st = await stat(input.source.path).catch(() => undefined);
       if (!st) {
         throw ApplicationFailure.create({ type: 'BatchSourceMissing', message: `batch input ${input.source.path} is not readable from this worker: detached batches need SWITCHYARD_BATCH_DIR on storage every worker can read` });

@@ -61,11 +61,22 @@ function unwrapUpdateFailure(e: unknown): never {
   throw e;
 }
 
-/** This activity attempt's deadline on the server's clock, if Temporal says when it was scheduled. */
+/** The update's target workflow is closed (failed, terminated) or gone. */
+function isClosed(e: unknown): boolean {
+  if (e instanceof WorkflowNotFoundError) return true;
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 5 || /workflow execution already completed/i.test((e as Error | null)?.message ?? '');
+}
+
+/**
+ * A time after which this activity attempt has certainly timed out: its start-to-close timeout from
+ * now (the attempt has just started), plus a minute for clock skew between this worker and the
+ * server. A reserve arriving later is a zombie's: Temporal has already retried the attempt.
+ */
+const STALE_SLACK_MS = 60_000;
 function attemptDeadline(): number | undefined {
   try {
-    const info = Context.current().info;
-    return info.currentAttemptScheduledTimestampMs + info.startToCloseTimeoutMs;
+    return Date.now() + Context.current().info.startToCloseTimeoutMs + STALE_SLACK_MS;
   } catch {
     return undefined; // not inside an activity (direct calls in tests and tools)
   }
@@ -90,6 +101,35 @@ export function createBudgetActivities(deps: BudgetDeps) {
     const message = `budget entity ${workflowId} of scope "${scope}" has ${how}; reservations are refused until an operator restores it (\`switchyard budget restore ${scope}\`)`;
     log.error({ workflowId, scope }, message);
     return ApplicationFailure.create({ type: 'BudgetUnavailable', nonRetryable: true, message });
+  };
+  /** The scope's entity has no running run (failed, terminated): checked, not inferred from one error. */
+  const entityDown = async (scope: string, shard: number): Promise<boolean> => {
+    try {
+      const d = await handle(scope, shard).describe();
+      return d.status.name !== 'RUNNING' && d.status.name !== 'CONTINUED_AS_NEW';
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) return true;
+      throw e;
+    }
+  };
+  /** Appends the attempt to the audit ledger (idempotent by reservation id). */
+  const record = (input: RecordSpendInput): void => {
+    // A model no worker's catalog knows any more is still recorded, by its name.
+    const spec = deps.catalog.get(input.model);
+    deps.ledger.record({
+      key: input.reservationId,
+      workflowId: input.workflowId,
+      attemptId: input.attemptId,
+      model: input.model,
+      provider: spec?.provider ?? 'unknown',
+      tier: spec?.tier ?? 'unknown',
+      category: input.category,
+      inputTokens: input.usage.inputTokens,
+      cachedInputTokens: input.usage.cachedInputTokens,
+      outputTokens: input.usage.outputTokens,
+      costNanos: input.costNanos,
+      at: new Date().toISOString(),
+    });
   };
   const reserveOn = async (input: ReserveInput, shard: number): Promise<ReserveResult> => {
     const workflowId = shardWorkflowId(deps.taskQueue, input.scope, shard, shards);
@@ -133,6 +173,9 @@ export function createBudgetActivities(deps: BudgetDeps) {
       try {
         return await handle(input.scope, input.shard).executeUpdate(releaseUpdate, { args: [{ reservationId: input.reservationId }], updateId: `release:${input.reservationId}` });
       } catch (e) {
+        // The entity is gone (failed or terminated): nothing to release now; a restore carries the
+        // reservation, which then expires by its TTL. Never a request stuck on a release.
+        if (isClosed(e) && (await entityDown(input.scope, input.shard))) return false;
         return unwrapUpdateFailure(e);
       }
     },
@@ -146,25 +189,18 @@ export function createBudgetActivities(deps: BudgetDeps) {
           updateId: `settle:${input.reservationId}`,
         });
       } catch (e) {
-        return unwrapUpdateFailure(e);
+        if (!isClosed(e) || !(await entityDown(input.scope, input.shard))) return unwrapUpdateFailure(e);
+        // The entity went away while this request held a reservation: the money was spent, so the
+        // ledger records it; the request fails with the settlement in its failure (`unsettled`),
+        // and `switchyard budget restore` applies it once, by its sequence number.
+        record(input);
+        const unsettled = { scope: input.scope, shard: input.shard, reservationId: input.reservationId, category: input.category, costNanos: input.costNanos, ...(input.seq !== undefined ? { seq: input.seq } : {}) };
+        const failure = await unavailable(handle(input.scope, input.shard).workflowId, input.scope);
+        throw ApplicationFailure.create({ type: 'BudgetUnavailable', nonRetryable: true, message: failure.message, details: [{ unsettled }] });
       }
-      const spec = deps.catalog.require(input.model);
-      deps.ledger.record({
-        key: input.reservationId,
-        workflowId: input.workflowId,
-        attemptId: input.attemptId,
-        model: spec.name,
-        provider: spec.provider,
-        tier: spec.tier,
-        category: input.category,
-        inputTokens: input.usage.inputTokens,
-        cachedInputTokens: input.usage.cachedInputTokens,
-        outputTokens: input.usage.outputTokens,
-        costNanos: input.costNanos,
-        at: new Date().toISOString(),
-      });
+      record(input);
       if (result.duplicate) log.info({ workflowId: input.workflowId, attemptId: input.attemptId }, 'spend already settled; retry ignored');
-      if ((result.overshootNanos ?? 0) > 0) log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, overshootNanos: result.overshootNanos }, 'cost above its reservation (raise budget.reservationMargin for this provider)');
+      if ((result.overshootNanos ?? 0) > 0) log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: input.model, overshootNanos: result.overshootNanos }, 'cost above its reservation (raise budget.reservationMargin for this provider)');
       return result;
     },
 

@@ -242,8 +242,17 @@ export function createActivities(deps: ActivityDeps) {
         });
         const latencyMs = Date.now() - started;
         deps.health?.report(spec.name, true);
-        const cost = costNanos(spec, res.usage);
-        const baseline = costNanos(baselineModel, res.usage);
+        let cost: number;
+        let baseline: number;
+        try {
+          cost = costNanos(spec, res.usage);
+          baseline = costNanos(baselineModel, res.usage);
+        } catch (e) {
+          // The provider answered (and billed) but its usage cannot be priced: not retried here,
+          // which would pay for the call again; the workflow moves on (the cost is unknown).
+          log.error({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, usage: res.usage }, 'provider reported usage that cannot be priced');
+          throw ApplicationFailure.create({ type: 'internal', nonRetryable: true, message: `provider ${spec.provider} reported malformed usage for ${spec.name}: ${(e as Error).message}`, details: [{ kind: 'internal', message: (e as Error).message }] });
+        }
         log.info({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, latencyMs, costNanos: cost, usage: res.usage }, 'provider call succeeded');
         return { text: res.text, usage: res.usage, costNanos: cost, premiumBaselineCostNanos: baseline, finishReason: res.finishReason, latencyMs };
       } catch (e) {

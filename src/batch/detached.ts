@@ -20,8 +20,11 @@ export interface PreparedBatch {
   discard(): void;
 }
 
-/** Duplicate lines a detached batch carries in its input; a file with more should be de-duplicated first. */
-export const MAX_DUPLICATE_LINES = 10_000;
+/**
+ * Duplicate lines a detached batch carries in its input (as line numbers, passed to every page
+ * read); a file with more should be de-duplicated first.
+ */
+export const MAX_DUPLICATE_LINES = 1_000;
 
 export class BatchIdTakenError extends Error {
   override readonly name = 'BatchIdTakenError';

@@ -17,7 +17,7 @@
  * Category names and reservation ids are keys of plain objects: every lookup reads own properties
  * only (`own`), so a name such as `constructor` finds nothing inherited.
  */
-import { own } from '../util/names.js';
+import { own, setOwn } from '../util/names.js';
 import { allocate } from './allocation.js';
 import { type Period, type Periodicity, validTimeZone } from './periods.js';
 
@@ -240,8 +240,7 @@ function spentOn(book: BookState, category: string): number {
 function charge(book: BookState, category: string, costNanos: number): void {
   const next = spentOn(book, category) + costNanos;
   if (!Number.isSafeInteger(next)) throw new BudgetError(`spend on ${category} would exceed the integer range`);
-  // defineProperty: an own property even for a name such as __proto__.
-  Object.defineProperty(book.spent, category, { value: next, writable: true, enumerable: true, configurable: true });
+  setOwn(book.spent, category, next);
 }
 
 /** Checks a category has a budget here; returns its allocation. */
@@ -268,7 +267,7 @@ export function reserve(book: BookState, req: ReserveRequest, now: number): Rese
   }
   const remaining = allocated - spent - reservedBy(book, req.category);
   const hard = limitFor(book, req.category) === 'hard';
-  if (hard && !req.force && req.amountNanos > remaining) {
+  if (hard && req.force !== true && req.amountNanos > remaining) {
     book.counters.denials += 1;
     return {
       granted: false,
@@ -282,7 +281,7 @@ export function reserve(book: BookState, req: ReserveRequest, now: number): Rese
   }
   const seq = book.nextSeq ?? 1;
   book.nextSeq = seq + 1;
-  book.reservations[req.reservationId] = { category: req.category, amountNanos: req.amountNanos, workflowId: req.workflowId, at: now, forced: req.force === true, seq };
+  setOwn(book.reservations, req.reservationId, { category: req.category, amountNanos: req.amountNanos, workflowId: req.workflowId, at: now, forced: req.force === true, seq });
   return { granted: true, reservationId: req.reservationId, remainingNanos: remaining - req.amountNanos, periodEnd: book.period.end, seq };
 }
 
@@ -329,7 +328,7 @@ export function settle(book: BookState, reservationId: string, category: string,
 }
 
 function rememberSettled(book: BookState, reservationId: string, now: number): void {
-  book.recentSettled[reservationId] = now;
+  setOwn(book.recentSettled, reservationId, now);
   pruneRecent(book);
 }
 
@@ -353,7 +352,7 @@ export function expireReservations(book: BookState, now: number): number {
   for (const [id, r] of Object.entries(book.reservations)) {
     if (now - r.at > book.settings.reservationTtlMs) {
       delete book.reservations[id];
-      expired[id] = { category: r.category, at: now };
+      setOwn(expired, id, { category: r.category, at: now });
       n += 1;
     }
   }
@@ -372,7 +371,7 @@ export function dueAlerts(book: BookState): Alert[] {
   const out: Alert[] = [];
   for (const [cat, allocated] of Object.entries(alloc)) {
     const spent = spentOn(book, cat);
-    const sent = own(book.alertsSent, cat) ?? (book.alertsSent[cat] = []);
+    const sent = own(book.alertsSent, cat) ?? setOwn(book.alertsSent, cat, []);
     for (const t of [...book.settings.alertThresholds].sort((a, b) => a - b)) {
       if (sent.includes(t)) continue;
       if (allocated > 0 ? spent >= allocated * t : spent > 0) {

@@ -348,9 +348,10 @@ budget
   .option('--scope <name>', 'budget scope', 'default')
   .action(async (o: { scope: string }) => {
     await withClient(async (client) => {
-      for (const r of await client.restoreBudget(o.scope)) {
-        process.stdout.write(`${r.workflowId}: ${r.restored ? `restored (was ${r.was.toLowerCase()})` : `left alone (${r.reason ?? r.was})`}\n`);
-      }
+      const r = await client.restoreBudget(o.scope);
+      for (const e of r.entities) process.stdout.write(`${e.workflowId}: ${e.restored ? `restored (was ${e.was.toLowerCase()})` : `left alone (${e.reason ?? e.was})`}\n`);
+      const applied = r.settled.filter((s) => !s.duplicate);
+      if (r.settled.length > 0) process.stdout.write(`settled ${applied.length} spend(s) that requests paid while it was down (${formatUsd(applied.reduce((s, x) => s + x.costNanos, 0))})${r.settled.length > applied.length ? `; ${r.settled.length - applied.length} already settled` : ''}\n`);
     });
   });
 budget

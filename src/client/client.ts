@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowExecutionInfo, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { BudgetSettings, BudgetStatus, PeriodSummary } from '../budget/book.js';
-import { ADJUST_KEYS, type AdjustInput, adjustUpdate, type BudgetEntityInput, escalateSignal, historyQuery, resetUpdate, stateQuery, statusQuery } from '../workflows/budgetMessages.js';
-import { isWebhookUrl, validateSettings } from '../budget/book.js';
+import { ADJUST_KEYS, type AdjustInput, adjustUpdate, type BudgetEntityInput, escalateSignal, historyQuery, resetUpdate, settleUpdate, stateQuery, statusQuery } from '../workflows/budgetMessages.js';
+import { isWebhookUrl } from '../budget/book.js';
 import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { RequestFailedError, toRequestFailed } from './errors.js';
@@ -160,7 +160,7 @@ export class SwitchyardClient {
    * Brings back a scope's entities that failed or were terminated, each from its last state (spend,
    * open reservations, history): a new run of the same workflow id. Running entities are left alone.
    */
-  async restoreBudget(scope = 'default'): Promise<Array<{ workflowId: string; was: string; restored: boolean; reason?: string }>> {
+  async restoreBudget(scope = 'default'): Promise<{ entities: Array<{ workflowId: string; was: string; restored: boolean; reason?: string }>; settled: Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }> }> {
     const out = [];
     for (const [k, h] of this.shardHandles(scope).entries()) {
       let d;
@@ -179,14 +179,38 @@ export class SwitchyardClient {
       }
       // A closed run still answers queries (its history is replayed on a worker).
       const book = await this.temporal.workflow.getHandle(h.workflowId, d.runId).query(stateQuery);
-      const errs = validateSettings(book.settings);
-      if (errs.length > 0) throw new ValidationError(`budget entity ${h.workflowId}`, errs.map((e) => `${e} (fix it with \`switchyard budget set\` after restoring is not possible: settings are invalid)`));
       const n = this.budgetShards;
       const input: BudgetEntityInput = { scope, settings: book.settings, book, ...(n > 1 ? { shard: { index: k, count: n } } : {}) };
       await this.temporal.workflow.start('budgetEntity', { workflowId: h.workflowId, taskQueue: this.taskQueue, args: [input], workflowIdReusePolicy: 'ALLOW_DUPLICATE' });
       out.push({ workflowId: h.workflowId, was: d.status.name, restored: true });
     }
-    return out;
+    return { entities: out, settled: await this.settleStranded(scope) };
+  }
+
+  /**
+   * Settlements that requests could not make while the scope's entity was down (their runs failed
+   * with `unsettled` spend): applied now, each once (by its sequence number; a second restore finds
+   * them duplicates).
+   */
+  private async settleStranded(scope: string): Promise<Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }>> {
+    const done = [];
+    for await (const w of this.temporal.workflow.list({ query: requestRunsQuery(this.taskQueue, undefined, "LlmOutcome = 'unsettled'") })) {
+      let details: RequestFailureDetails | undefined;
+      try {
+        await this.temporal.workflow.getHandle(w.workflowId, w.runId).result();
+      } catch (e) {
+        const f = toRequestFailed(e, w.workflowId);
+        if (f instanceof RequestFailedError) details = f.details;
+      }
+      for (const u of details?.unsettled ?? []) {
+        if (u.scope !== scope) continue;
+        const r = await this.temporal.workflow
+          .getHandle(shardWorkflowId(this.taskQueue, scope, u.shard, this.budgetShards))
+          .executeUpdate(settleUpdate, { args: [{ reservationId: u.reservationId, category: u.category, costNanos: u.costNanos, ...(u.seq !== undefined ? { seq: u.seq } : {}) }], updateId: `restore-settle:${u.reservationId}:${randomUUID()}` });
+        done.push({ workflowId: w.workflowId, reservationId: u.reservationId, costNanos: u.costNanos, duplicate: r.duplicate });
+      }
+    }
+    return done;
   }
 
   async budgetHistory(scope = 'default'): Promise<PeriodSummary[]> {

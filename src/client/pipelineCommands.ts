@@ -1,13 +1,13 @@
 /** CLI commands for pipelines and operators: batch, runs, show, replay, redrive. */
-import { createWriteStream, existsSync } from 'node:fs';
-import { finished } from 'node:stream/promises';
+import { existsSync } from 'node:fs';
+import { resultsWriter } from '../batch/resultsFile.js';
 import { basename, join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { formatUsd } from '../catalog/pricing.js';
 import { countRequestLines, readBatchFile } from '../batch/inputFile.js';
 import { describeWaiting, progressReporter } from '../batch/progress.js';
 import { runBatch, type RunBatchOptions } from '../batch/runBatch.js';
-import { type BatchResultLine, type BatchSummary, formatSummary } from '../batch/summary.js';
+import { type BatchSummary, formatSummary } from '../batch/summary.js';
 import { defaultBatchId, prepareDetachedBatch } from '../batch/detached.js';
 import { historiesFromFiles, historiesFromServer, type ReplayOutcome, replayHistories } from '../replay/replay.js';
 import { defaultBundlePath, workflowsSourcePath } from '../workers/bundle.js';
@@ -17,33 +17,6 @@ import { formatTable } from '../util/table.js';
 
 /** Exit code when a batch ran to its end but some requests failed or lines were malformed. */
 export const EXIT_PARTIAL = 3;
-
-function resultsWriter(path: string): { write: (r: BatchResultLine) => Promise<void>; close: () => Promise<void> } {
-  const out = createWriteStream(path, { encoding: 'utf8' });
-  return {
-    write: (r) =>
-      new Promise<void>((resolve, reject) => {
-        if (out.write(`${JSON.stringify(r)}\n`)) {
-          resolve();
-          return;
-        }
-        // One pair of listeners per wait, both removed when either fires.
-        const onDrain = (): void => {
-          out.off('error', onError);
-          resolve();
-        };
-        const onError = (e: Error): void => {
-          out.off('drain', onDrain);
-          reject(e);
-        };
-        out.once('drain', onDrain).once('error', onError);
-      }),
-    close: async () => {
-      out.end();
-      await finished(out);
-    },
-  };
-}
 
 function finish(summary: BatchSummary, json: boolean | undefined, extra: Record<string, unknown> = {}): void {
   if (json) process.stdout.write(`${JSON.stringify({ ...summary, ...extra })}\n`);
@@ -155,7 +128,7 @@ export function registerPipelineCommands(program: Command): void {
               concurrency: o.concurrency,
               category: o.category,
               childrenPerRun: o.childrenPerRun,
-              ...(prepared.duplicates.length > 0 ? { duplicates: prepared.duplicates } : {}),
+              ...(prepared.duplicates.length > 0 ? { duplicates: prepared.duplicates.map((d) => d.line) } : {}),
               ...(o.maxBudgetWait !== undefined ? { requestDefaults: { maxBudgetWaitMs: o.maxBudgetWait } } : {}),
             });
           } catch (e) {

@@ -4,7 +4,7 @@
  * the model as open until the trial reports or its hold runs out); a success closes it, a failure
  * opens it again. Pure state; model names are looked up as own properties only.
  */
-import { own } from '../util/names.js';
+import { own, setOwn } from '../util/names.js';
 export interface CircuitSettings {
   /** Consecutive failures that open a circuit. */
   readonly failureThreshold: number;
@@ -65,8 +65,7 @@ function circuitFor(state: HealthState, model: string, at: number): Circuit {
   const existing = own(state, model);
   if (existing) return existing;
   const c: Circuit = { consecutiveFailures: 0, openUntil: 0, lastChange: at, opened: 0 };
-  Object.defineProperty(state, model, { value: c, writable: true, enumerable: true, configurable: true });
-  return c;
+  return setOwn(state, model, c);
 }
 
 /**

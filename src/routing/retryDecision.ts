@@ -54,7 +54,12 @@ export function backoffMs(policy: RetryPolicy, attempt: number): number {
   return Math.min(policy.maximumIntervalMs, Math.round(raw));
 }
 
-export function decideAfterFailure(f: FailureFacts, policy: RetryPolicy): Decision {
+export interface DecisionOptions {
+  /** A Retry-After on a 5xx above maxRetryAfterMs moves on instead of being waited out (default true). */
+  readonly capTransientRetryAfter?: boolean;
+}
+
+export function decideAfterFailure(f: FailureFacts, policy: RetryPolicy, opts: DecisionOptions = {}): Decision {
   const attemptsLeft = f.attempt < policy.maximumAttempts;
   switch (f.kind) {
     case 'rate_limited': {
@@ -67,7 +72,7 @@ export function decideAfterFailure(f: FailureFacts, policy: RetryPolicy): Decisi
     case 'timeout': {
       if (!attemptsLeft) return { action: 'next', why: `${f.kind}; ${policy.maximumAttempts} attempts spent` };
       // A Retry-After on a 5xx is honoured up to the same bound as on a 429, never a year-long timer.
-      if (f.retryAfterMs !== undefined && f.retryAfterMs > policy.maxRetryAfterMs) {
+      if (opts.capTransientRetryAfter !== false && f.retryAfterMs !== undefined && f.retryAfterMs > policy.maxRetryAfterMs) {
         return { action: 'next', why: `${f.kind} with Retry-After ${f.retryAfterMs} ms > bound ${policy.maxRetryAfterMs} ms` };
       }
       const wait = Math.max(backoffMs(policy, f.attempt), f.retryAfterMs ?? 0);

@@ -20,6 +20,12 @@ export const categoryName = z
   .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name such as critical, standard or batch')
   .refine((s) => !isReservedName(s), { message: RESERVED_MESSAGE });
 
+/** Sets an own property, even for a key such as __proto__ (which `rec[key] = v` would not); returns v. */
+export function setOwn<V>(rec: Record<string, V>, key: string, value: V): V {
+  Object.defineProperty(rec, key, { value, writable: true, enumerable: true, configurable: true });
+  return value;
+}
+
 /** The record's own value for the key, never an inherited member. */
 export function own<V>(rec: Readonly<Record<string, V>> | undefined, key: string): V | undefined {
   return rec !== undefined && Object.prototype.hasOwnProperty.call(rec, key) ? rec[key] : undefined;

@@ -40,7 +40,7 @@ export interface BatchRunInput {
    * Lines whose id repeats an earlier line's, found when the CLI validated the file: the worker
    * skips them (reading a page at a time, it cannot see earlier pages' ids).
    */
-  readonly duplicates?: ReadonlyArray<{ readonly line: number; readonly error: string }> | undefined;
+  readonly duplicates?: readonly number[] | undefined;
   /** Fields set on every request that does not set them (e.g. maxBudgetWaitMs). */
   readonly requestDefaults?: { readonly maxBudgetWaitMs?: number } | undefined;
   /** Lines read per activity call. */

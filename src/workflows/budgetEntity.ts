@@ -10,6 +10,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -60,12 +61,19 @@ function invalid(message: string, type = 'InvalidBudgetMessage'): never {
 
 export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
   const s = input.settings;
-  // Settings are validated where they are made (config, client); an entity started with bad ones
-  // fails at once with the reason, instead of a workflow task that retries forever.
-  const errs = validateSettings(input.book?.settings ?? s);
-  if (errs.length > 0) invalid(`budget "${input.scope}" cannot start: ${errs.join('; ')}`, 'InvalidBudgetSettings');
+  // A new entity's settings are validated where they are made (config, client); one started with
+  // bad ones anyway fails at once with the reason, instead of a workflow task that retries forever.
+  // A carried book (continue-as-new, restore) is never refused: its spend must stay reachable.
+  if (!input.book) {
+    const errs = validateSettings(s);
+    if (errs.length > 0) invalid(`budget "${input.scope}" cannot start: ${errs.join('; ')}`, 'InvalidBudgetSettings');
+  }
   const book = input.book ?? newBook(input.scope, s, periodContaining(Date.now(), s.periodicity, s.timeZone, s.periodMs));
+  setHandler(stateQuery, () => book);
   const pendingAlerts: Alert[] = [];
+  // Versioned change: alerts go out without holding up the loop (period boundaries, continue-as-new).
+  // Runs recorded before it awaited each alert in turn and keep doing so.
+  const alertsOffCriticalPath = patched('alerts-off-critical-path');
   const guard = <T>(fn: () => T): T => {
     try {
       return fn();
@@ -94,6 +102,7 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
       validator: (req: ReserveRequest) => {
         if (typeof req?.reservationId !== 'string' || req.reservationId === '') invalid('reservationId: required');
         if (!Number.isSafeInteger(req.amountNanos) || req.amountNanos < 0) invalid('amountNanos: must be a non-negative integer of nanodollars');
+        if (req.force !== undefined && typeof req.force !== 'boolean') invalid('force: must be true or false');
         if (typeof req.category !== 'string' || own(book.settings.allocations, req.category) === undefined) {
           invalid(`category "${String(req.category)}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(book.settings.allocations).join(', ')}`);
         }
@@ -141,6 +150,7 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
         const unknown = Object.keys(a).filter((k) => !(ADJUST_KEYS as readonly string[]).includes(k));
         if (unknown.length > 0) invalid(`adjust: unknown setting(s) ${unknown.join(', ')}; known: ${ADJUST_KEYS.join(', ')}`);
         const { webhookUrl, ...rest } = a;
+        if (webhookUrl !== undefined && webhookUrl !== null && typeof webhookUrl !== 'string') invalid('webhookUrl: must be an http(s) URL, or null to remove it');
         const errs = validateSettings({ ...book.settings, ...rest, webhookUrl: typeof webhookUrl === 'string' ? webhookUrl : undefined });
         if (errs.length > 0) invalid(errs.join('; '));
       },
@@ -158,7 +168,6 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
     return info.continueAsNewSuggested || updates >= maxUpdates || (input.maxHistoryEvents !== undefined && info.historyLength >= input.maxHistoryEvents);
   };
   setHandler(statusQuery, () => status(book));
-  setHandler(stateQuery, () => book);
   setHandler(historyQuery, () => [...book.history]);
 
   for (;;) {
@@ -171,11 +180,20 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
     while (pendingAlerts.length > 0) {
       const alert = pendingAlerts.shift();
       if (!alert) continue;
+      const notDelivered = (e: unknown): void => {
+        // Never the entity's failure: note it and go on.
+        log.warn('budget alert not delivered', { scope: book.scope, category: alert.category, threshold: alert.threshold, error: e instanceof Error ? e.message : String(e) });
+      };
+      if (alertsOffCriticalPath) {
+        // Not awaited, and not waited for before continuing as new either (updates keep coming
+        // meanwhile): an alert under way then finishes on its worker, its outcome unrecorded.
+        void alerts.sendBudgetAlert({ alert, webhookUrl: book.settings.webhookUrl }).catch(notDelivered);
+        continue;
+      }
       try {
         await alerts.sendBudgetAlert({ alert, webhookUrl: book.settings.webhookUrl });
       } catch (e) {
-        // Never the entity's failure: the alert is logged by the activity; note it and go on.
-        log.warn('budget alert not delivered', { scope: book.scope, category: alert.category, threshold: alert.threshold, error: e instanceof Error ? e.message : String(e) });
+        notDelivered(e);
       }
     }
     if (shouldContinueAsNew()) {

@@ -37,8 +37,10 @@ import {
   FAILURE_TYPES,
   type RequestFailureDetails,
   type RequestInput,
-  requestInputSchema,
+  requestInputBaseSchema,
+  requestLimitIssues,
   type RequestResult,
+  type UnsettledSpend,
   type ValidRequest,
 } from './requestTypes.js';
 import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from './searchAttributes.js';
@@ -85,7 +87,7 @@ function failureInfo(err: unknown): FailureInfo {
       return { kind: raw, status: typeof d?.status === 'number' ? d.status : undefined, retryAfterMs, message: cause.message };
     }
     if (cause instanceof TimeoutFailure) return { kind: 'timeout', message: `activity ${cause.timeoutType} timeout` };
-    return { kind: 'internal', message: cause?.message ?? err.message };
+    return { kind: 'transient', message: cause?.message ?? err.message };
   }
   throw err;
 }
@@ -107,6 +109,7 @@ class Stop extends Error {
     readonly type: string,
     message: string,
     readonly outcome: string,
+    readonly unsettled: UnsettledSpend[] = [],
   ) {
     super(message);
   }
@@ -126,7 +129,9 @@ function asStop(e: unknown): Stop {
   if (e instanceof ActivityFailure) {
     const cause = e.cause;
     if (cause instanceof ApplicationFailure && (cause.type === 'BudgetUnavailable' || cause.type === 'BudgetRejected')) {
-      return new Stop(FAILURE_TYPES.budgetUnavailable, `budget unavailable: ${cause.message}`, 'budget_unavailable');
+      const u = (cause.details?.[0] as { unsettled?: UnsettledSpend } | undefined)?.unsettled;
+      const unsettled = u && typeof u.costNanos === 'number' && typeof u.reservationId === 'string' ? [u] : [];
+      return new Stop(FAILURE_TYPES.budgetUnavailable, `budget unavailable: ${cause.message}`, 'budget_unavailable', unsettled);
     }
     return new Stop(FAILURE_TYPES.internal, `${e.activityType ?? 'activity'} failed: ${cause?.message ?? e.message}`, 'failed');
   }
@@ -136,13 +141,15 @@ function asStop(e: unknown): Stop {
 export async function llmRequest(rawInput: RequestInput): Promise<RequestResult> {
   const info = workflowInfo();
   const startedAt = Date.now();
-  const parsed = requestInputSchema.safeParse(rawInput);
-  if (!parsed.success) {
+  const parsed = requestInputBaseSchema.safeParse(rawInput);
+  // Versioned change: runs started before the size and reserved-name limits are not checked against them.
+  const limits = parsed.success && patched('request-limits') ? requestLimitIssues(parsed.data).map((i) => `${i.path}: ${i.message}`) : [];
+  if (!parsed.success || limits.length > 0) {
     upsertSearchAttributes([{ key: LlmOutcome, value: 'invalid' }]);
     throw ApplicationFailure.create({
       type: FAILURE_TYPES.invalidInput,
       nonRetryable: true,
-      message: `invalid request: ${describeIssues(parsed.error).join('; ')}`,
+      message: `invalid request: ${(parsed.success ? limits : describeIssues(parsed.error)).join('; ')}`,
     });
   }
   const req: ValidRequest = parsed.data;
@@ -200,7 +207,14 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     costNanos: attempts.reduce((s, a) => s + a.costNanos, 0),
   }));
 
-  const cls = await local.classify({ prompt: req.prompt, system: req.system, context: req.context });
+  let cls: Awaited<ReturnType<typeof local.classify>>;
+  try {
+    cls = await local.classify({ prompt: req.prompt, system: req.system, context: req.context });
+  } catch (e) {
+    // A classifier that fails for good ends the request with a reason, like any other failure.
+    upsertSearchAttributes([{ key: LlmOutcome, value: 'failed' }]);
+    throw ApplicationFailure.create({ type: FAILURE_TYPES.internal, nonRetryable: true, message: `classification failed: ${e instanceof ActivityFailure ? (e.cause?.message ?? e.message) : e instanceof Error ? e.message : String(e)}` });
+  }
   trace.classification = { complexity: cls.complexity, capabilities: cls.capabilities, inputTokens: cls.inputTokens, signals: cls.signals };
   trace.phase = 'routing';
   upsertSearchAttributes([
@@ -255,6 +269,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     let waitBeforeMs = 0;
     let rateLimitWait = false;
     let budgetWaitSince: number | undefined;
+    const tooDear = new Set<string>();
     const skipped = new Set<string>();
     const primary = chain[0];
     if (primary) upsertSearchAttributes([{ key: LlmModel, value: primary.model }, { key: LlmTier, value: primary.tier }]);
@@ -415,7 +430,11 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             waitBeforeMs = 0;
             if (grant.policy === 'reject') throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}`, 'budget_exceeded');
             if (grant.policy === 'downgrade') {
-              const tooDear = chain.filter((c) => c.estimatedCostNanos > grant.remainingNanos).map((c) => c.model);
+              // What a model would reserve (its estimate plus the provider's margin) decides whether it
+              // fits. Every model found too dear stays excluded, so each downgrade leaves out at
+              // least one more model and the loop ends.
+              for (const c of chain) if (reserveFor(c) > grant.remainingNanos) tooDear.add(c.model);
+              tooDear.add(cand.model);
               try {
                 sel = await select({ costCapNanos: grant.remainingNanos, excludeModels: [...new Set([...skipped, ...tooDear])], unpin: true });
               } catch (e) {
@@ -426,6 +445,17 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
               ci = 0;
               log.info('budget denied; downgraded', { model: cand.model, next: chain[0]?.model });
               continue candidates;
+            }
+            if (!patched('bounded-budget-waits')) {
+              // Runs started before waits were bounded keep the old rule until they finish.
+              const now = Date.now();
+              const limit = Math.min(grant.periodEnd - now, grant.maxWaitMs);
+              const got = await waitFor('budget', Math.max(1, limit), () => approved || escalation !== undefined);
+              if (escalation) continue;
+              if (!got && Date.now() < grant.periodEnd) {
+                throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${limit} ms (maxWaitMs) without a new period or an approval`, 'budget_exceeded');
+              }
+              continue;
             }
             // wait: for the next period or an operator's approval; all waits of this request
             // together last at most maxWaitMs (the request's maxBudgetWaitMs if lower).
@@ -464,7 +494,10 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             }
             const f = failureInfo(err);
             await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: grant.shard, reservationId }));
-            const d = decideAfterFailure({ ...f, attempt }, (sel.retryByModel ? own(sel.retryByModel, cand.model) : undefined) ?? sel.retry);
+            const policy = (sel.retryByModel ? own(sel.retryByModel, cand.model) : undefined) ?? sel.retry;
+            // Versioned change: a Retry-After on a 5xx above the bound moves on (it used to be waited out).
+            const overBound = f.kind === 'transient' && f.retryAfterMs !== undefined && f.retryAfterMs > policy.maxRetryAfterMs;
+            const d = decideAfterFailure({ ...f, attempt }, policy, { capTransientRetryAfter: !overBound || patched('cap-5xx-retry-after') });
             record({
               attemptId,
               model: cand.model,
@@ -591,12 +624,12 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     }
     const stop = asStop(e);
     if (stop.type === FAILURE_TYPES.internal) log.error('request ended by an internal error', { reason: stop.message });
-    const costNanos = attempts.reduce((s, a) => s + a.costNanos, 0);
+    const costNanos = attempts.reduce((s, a) => s + a.costNanos, 0) + stop.unsettled.reduce((s, u) => s + u.costNanos, 0);
     upsertSearchAttributes([
-      { key: LlmOutcome, value: stop.outcome },
+      { key: LlmOutcome, value: stop.unsettled.length > 0 ? 'unsettled' : stop.outcome },
       { key: LlmCostNanos, value: costNanos },
     ]);
-    const details: RequestFailureDetails = { reason: stop.message, costNanos, attempts, candidates: chain };
+    const details: RequestFailureDetails = { reason: stop.message, costNanos, attempts, candidates: chain, ...(stop.unsettled.length > 0 ? { unsettled: stop.unsettled } : {}) };
     const models = new Set(attempts.filter((a) => a.outcome !== 'budget_denied').map((a) => a.model)).size;
     throw ApplicationFailure.create({
       type: stop.type,

@@ -8,7 +8,7 @@ import type { Usage } from '../catalog/pricing.js';
 import type { Candidate } from '../routing/router.js';
 import { qualitySpecSchema } from '../quality/spec.js';
 import { utf8Bytes } from '../util/bytes.js';
-import { categoryName, isReservedName, RESERVED_MESSAGE } from '../util/names.js';
+import { isReservedName, RESERVED_MESSAGE } from '../util/names.js';
 
 export const MAX_PROMPT_CHARS = 4_000_000;
 /**
@@ -17,7 +17,8 @@ export const MAX_PROMPT_CHARS = 4_000_000;
  */
 export const MAX_INPUT_BYTES = 1_500_000;
 
-export const requestInputSchema = z
+/** The request's fields (what runs started before the size and reserved-name limits were checked against). */
+export const requestInputBaseSchema = z
   .object({
     /** Caller's id for the request; the workflow id derives from it (idempotent submission). */
     requestId: z
@@ -30,7 +31,10 @@ export const requestInputSchema = z
     system: z.string().max(200_000).optional(),
     /** A document the prompt refers to: counts toward tokens, not complexity. */
     context: z.string().max(MAX_PROMPT_CHARS).optional(),
-    category: categoryName.default('standard'),
+    category: z
+      .string()
+      .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name such as critical, standard or batch')
+      .default('standard'),
     maxLatencyMs: z.number().int('must be a whole number of milliseconds').positive('must be > 0').optional(),
     /** Start a hedge (the next tier) when the first attempt has not answered in this long; defaults to maxLatencyMs. */
     hedgeAfterMs: z.number().int().positive('must be > 0').optional(),
@@ -52,22 +56,31 @@ export const requestInputSchema = z
     budgetScope: z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,100}$/, 'may contain only letters, digits and . _ -')
-      .refine((s) => !isReservedName(s), { message: RESERVED_MESSAGE })
       .default('default'),
     /** Under a `wait` budget policy, wait at most this long in all (the budget's maxWaitMs if lower). */
     maxBudgetWaitMs: z.number().int('must be a whole number of milliseconds').min(0, 'must be >= 0').optional(),
   })
-  .strict()
-  .superRefine((r, ctx) => {
-    const bytes = utf8Bytes(r.prompt) + utf8Bytes(r.context ?? '') + utf8Bytes(r.system ?? '');
-    if (bytes > MAX_INPUT_BYTES) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [r.context !== undefined ? 'context' : 'prompt'],
-        message: `prompt, context and system together are ${bytes} bytes; a request holds at most ${MAX_INPUT_BYTES} bytes (Temporal's payload limit is 2 MB): split the document into several requests or summarise it in parts`,
-      });
-    }
-  });
+  .strict();
+
+/** Limits beyond the fields' shapes: names of Object.prototype members, and the payload size. */
+export function requestLimitIssues(r: Pick<z.output<typeof requestInputBaseSchema>, 'prompt' | 'context' | 'system' | 'category' | 'budgetScope'>): Array<{ path: string; message: string }> {
+  const issues: Array<{ path: string; message: string }> = [];
+  if (isReservedName(r.category)) issues.push({ path: 'category', message: RESERVED_MESSAGE });
+  if (isReservedName(r.budgetScope)) issues.push({ path: 'budgetScope', message: RESERVED_MESSAGE });
+  const bytes = utf8Bytes(r.prompt) + utf8Bytes(r.context ?? '') + utf8Bytes(r.system ?? '');
+  if (bytes > MAX_INPUT_BYTES) {
+    issues.push({
+      path: r.context !== undefined ? 'context' : 'prompt',
+      message: `prompt, context and system together are ${bytes} bytes; a request holds at most ${MAX_INPUT_BYTES} bytes (Temporal's payload limit is 2 MB): split the document into several requests or summarise it in parts`,
+    });
+  }
+  return issues;
+}
+
+/** A request as clients and batch files must send it. */
+export const requestInputSchema = requestInputBaseSchema.superRefine((r, ctx) => {
+  for (const i of requestLimitIssues(r)) ctx.addIssue({ code: 'custom', path: [i.path], message: i.message });
+});
 
 export type RequestInput = z.input<typeof requestInputSchema>;
 export type ValidRequest = z.output<typeof requestInputSchema>;
@@ -124,9 +137,24 @@ export interface RequestResult {
 }
 
 /** Details attached to a failed request workflow's ApplicationFailure. */
+export interface UnsettledSpend {
+  readonly scope: string;
+  readonly shard: number;
+  readonly reservationId: string;
+  readonly category: string;
+  readonly costNanos: number;
+  readonly seq?: number;
+}
+
 export interface RequestFailureDetails {
   readonly reason: string;
+  /** Everything this run spent, including `unsettled`. */
   readonly costNanos: number;
+  /**
+   * Paid attempts the budget entity could not take (it had failed or was terminated): in the
+   * ledger, not yet in the budget; `switchyard budget restore` settles them.
+   */
+  readonly unsettled?: UnsettledSpend[];
   readonly attempts: Attempt[];
   readonly candidates: Candidate[];
 }

@@ -40,7 +40,7 @@ describe('detached batches', () => {
     const prepared = await prepareDetachedBatch(f, batchId, join(dir, 'batches'), undefined);
     expect(prepared.requests).toBe(3);
     expect(prepared.duplicates).toEqual([{ line: 3, error: expect.stringMatching(/repeats line 1/) }]);
-    await stack.client.startBatch({ batchId, source: prepared.source, concurrency: 4, duplicates: prepared.duplicates });
+    await stack.client.startBatch({ batchId, source: prepared.source, concurrency: 4, duplicates: prepared.duplicates.map((d) => d.line) });
     let st = await stack.client.batchStatus(batchId);
     for (let i = 0; i < 300 && st.state !== 'completed'; i++) {
       await new Promise((r) => setTimeout(r, 200));

@@ -63,6 +63,26 @@ describe('alerts and entity failures', () => {
     expect(g.granted).toBe(true);
   });
 
+  it('an alert whose webhook hangs does not hold up the period boundary', async () => {
+    const slow = createServer(() => undefined); // accepts, never answers
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    try {
+      const scope = unique('slowhook');
+      const settings = { ...settingsFromConfig(stack.config.budget), periodicity: 'fixed' as const, periodMs: 2_000, totalNanos: 1_000_000, webhookUrl: `http://127.0.0.1:${(slow.address() as AddressInfo).port}/hook` };
+      const h = await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(stack.config.taskQueue, scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings }] });
+      await h.executeUpdate(reserveUpdate, { args: [{ reservationId: 'a', category: 'standard', amountNanos: 300_000, workflowId: 'w' }] });
+      await h.executeUpdate(settleUpdate, { args: [{ reservationId: 'a', category: 'standard', costNanos: 300_000 }] });
+      // The alert's first attempt hangs for its 10 s timeout; the 2 s period still closes on time.
+      await new Promise((r) => setTimeout(r, 4_500));
+      const history = await stack.client.budgetHistory(scope);
+      expect(history.length).toBeGreaterThanOrEqual(1);
+      expect(history[0]?.categories.standard?.spentNanos).toBe(300_000);
+    } finally {
+      slow.closeAllConnections();
+      await new Promise((r) => slow.close(r));
+    }
+  });
+
   it('a terminated entity is never replaced by an empty one: requests fail with the reason until it is restored', async () => {
     const scope = unique('term');
     const first = await stack.client.ask({ requestId: unique('t1'), prompt: PROMPT, model: 'gpt-4o-mini', budgetScope: scope });
@@ -81,11 +101,70 @@ describe('alerts and entity failures', () => {
     await expect(stack.client.setBudget(scope, { totalNanos: 5_000_000_000 })).rejects.toThrow(/restore it first/);
     // Restored from its last state: spend kept, requests flow again.
     const restored = await stack.client.restoreBudget(scope);
-    expect(restored[0]?.restored).toBe(true);
+    expect(restored.entities[0]?.restored).toBe(true);
     const second = await stack.client.ask({ requestId: unique('t3'), prompt: PROMPT, model: 'gpt-4o-mini', budgetScope: scope });
     const after = await stack.client.budgetStatus(scope);
     expect(after.unavailable).toBeUndefined();
     expect(after.spentNanos).toBe(first.costNanos + second.costNanos);
+  });
+
+  it('a request that paid while its entity was terminated fails with the spend unsettled; restore settles it once', async () => {
+    const scope = unique('mid');
+    await stack.client.ask({ requestId: unique('m0'), prompt: PROMPT, model: 'gpt-4o-mini', budgetScope: scope });
+    const before = await stack.client.budgetStatus(scope);
+    await stack.restartWorker((real) => ({
+      callModel: async (input: Parameters<typeof real.callModel>[0]) => {
+        await new Promise((r) => setTimeout(r, 1_500)); // the call is in flight when the entity goes
+        return real.callModel(input);
+      },
+    }));
+    try {
+      const id = unique('m1');
+      const pending = stack.client.ask({ requestId: id, prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, budgetScope: scope }).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 700));
+      await stack.client.temporal.workflow.getHandle(budgetWorkflowId(stack.config.taskQueue, scope)).terminate('lost');
+      const err = (await pending) as RequestFailedError;
+      expect(err).toBeInstanceOf(RequestFailedError);
+      expect(err.failureType).toBe('BudgetUnavailable');
+      const unsettled = err.details?.unsettled ?? [];
+      expect(unsettled).toHaveLength(1);
+      expect(unsettled[0]?.costNanos).toBeGreaterThan(0);
+      expect(err.details?.costNanos).toBe(unsettled[0]?.costNanos);
+      expect(stack.ledger.entries().filter((e) => e.workflowId === `llm-${id}`).map((e) => e.costNanos)).toEqual([unsettled[0]?.costNanos]);
+      const r1 = await stack.client.restoreBudget(scope);
+      expect(r1.settled.filter((x) => x.workflowId === `llm-${id}`)).toEqual([expect.objectContaining({ duplicate: false, costNanos: unsettled[0]?.costNanos })]);
+      const r2 = await stack.client.restoreBudget(scope);
+      expect(r2.settled.filter((x) => x.workflowId === `llm-${id}`).every((x) => x.duplicate)).toBe(true);
+      const after = await stack.client.budgetStatus(scope);
+      expect(after.spentNanos).toBe(before.spentNanos + (unsettled[0]?.costNanos ?? 0));
+      expect(after.reservedNanos).toBe(0);
+    } finally {
+      await stack.restartWorker();
+    }
+  });
+
+  it('a downgrade compares what models would reserve: a model whose estimate fits but whose reservation does not is left out, once', async () => {
+    const scope = unique('down');
+    const prompt = `Summarise the following notes in one word.\n${'Meeting notes: the team discussed the roadmap and the budget. '.repeat(150)}`;
+    const haiku = stack.catalog.require('claude-3-5-haiku');
+    const { classify } = await import('../../src/routing/classifier.js');
+    const { estimateCostNanos } = await import('../../src/catalog/pricing.js');
+    const tokens = classify({ prompt }).inputTokens;
+    const estimate = estimateCostNanos(haiku, tokens, 4);
+    const reservation = estimateCostNanos(haiku, Math.ceil(tokens * 1.25), 4);
+    // standard (35%) holds more than haiku's estimate, less than its reservation.
+    const standard = Math.floor((estimate + reservation) / 2);
+    await stack.client.setBudget(scope, { totalNanos: Math.ceil(standard / 0.35) });
+    // Only anthropic models: sonnet's estimate is over the cap, haiku's is under it. Before, haiku
+    // was picked again after every denial, a loop without a timer until the history limit.
+    const err = await stack.client.ask({ requestId: unique('d'), prompt, provider: 'anthropic', model: 'claude-3-5-haiku', maxOutputTokens: 4, budgetScope: scope }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RequestFailedError);
+    expect((err as RequestFailedError).failureType).toBe('BudgetExceeded');
+    expect((err as RequestFailedError).message).toMatch(/no cheaper eligible model fits/);
+    expect((err as RequestFailedError).details?.attempts.filter((a) => a.outcome === 'budget_denied').map((a) => a.model)).toEqual(['claude-3-5-haiku']);
+    // Without the provider filter the downgrade finds a model that fits.
+    const r = await stack.client.ask({ requestId: unique('d'), prompt, model: 'claude-3-5-haiku', maxOutputTokens: 4, budgetScope: scope });
+    expect(r.model).not.toBe('claude-3-5-haiku');
   });
 
   it('an entity started with settings it cannot run fails at once with the reason (no workflow-task retry loop)', async () => {

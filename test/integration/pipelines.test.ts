@@ -124,7 +124,7 @@ describe('detached batch', () => {
     expect(run).toMatchObject({ status: 'COMPLETED', batchId, title: expect.stringMatching(/^Summarise in two sentences/) });
     const inBatch = await stack.client.listRuns({ query: `LlmBatch = '${batchId}'`, limit: 2000 });
     expect(inBatch).toHaveLength(998); // the two that ran before the batch were not started by it
-  });
+  }, 300_000);
 });
 
 describe('inspection, replay and re-drive', () => {

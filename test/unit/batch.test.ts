@@ -1,5 +1,6 @@
 /** Batch input parsing, page reading from byte offsets, summaries, titles and run queries. */
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { resultsWriter } from '../../src/batch/resultsFile.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -123,5 +124,27 @@ describe('summary, titles, ids and queries', () => {
   it('run queries are scoped to request workflows on the task queue', () => {
     expect(requestRunsQuery('q1')).toBe("WorkflowType = 'llmRequest' AND TaskQueue = 'q1'");
     expect(requestRunsQuery('q1', "LlmTier = 'premium'", "ExecutionStatus = 'Failed'")).toBe("WorkflowType = 'llmRequest' AND TaskQueue = 'q1' AND ExecutionStatus = 'Failed' AND (LlmTier = 'premium')");
+  });
+});
+
+describe('results file', () => {
+  it('thousands of backpressured writes leave no listeners behind (no MaxListenersExceededWarning)', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'sy-results-')), 'r.jsonl');
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w.name);
+    };
+    process.on('warning', onWarning);
+    try {
+      const w = resultsWriter(path);
+      const text = 'x'.repeat(20_000); // each line exceeds the stream's buffer: every write pushes back
+      for (let i = 0; i < 300; i++) await w.write({ id: String(i), workflowId: `llm-${i}`, status: 'completed', model: 'm', tier: 'economy', costNanos: 1, premiumBaselineCostNanos: 2, text });
+      await w.close();
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
+    expect(readFileSync(path, 'utf8').split('\n').filter(Boolean)).toHaveLength(300);
   });
 });

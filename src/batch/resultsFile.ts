@@ -1,0 +1,32 @@
+/** Writing batch results as JSON lines, waiting for the stream when it pushes back. */
+import { createWriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
+import type { BatchResultLine } from './summary.js';
+
+export function resultsWriter(path: string): { write: (r: BatchResultLine) => Promise<void>; close: () => Promise<void> } {
+  const out = createWriteStream(path, { encoding: 'utf8' });
+  return {
+    write: (r) =>
+      new Promise<void>((resolve, reject) => {
+        if (out.write(`${JSON.stringify(r)}\n`)) {
+          resolve();
+          return;
+        }
+        // One pair of listeners per wait, both removed when either fires (a listener left behind
+        // per backpressured write added up to MaxListenersExceededWarning at 1,000 in flight).
+        const onDrain = (): void => {
+          out.off('error', onError);
+          resolve();
+        };
+        const onError = (e: Error): void => {
+          out.off('drain', onDrain);
+          reject(e);
+        };
+        out.once('drain', onDrain).once('error', onError);
+      }),
+    close: async () => {
+      out.end();
+      await finished(out);
+    },
+  };
+}
