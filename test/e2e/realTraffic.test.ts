@@ -4,7 +4,7 @@
  * equals the results, and no reservation is charged twice across the workers' shared ledger.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -58,6 +58,8 @@ describe('worker processes killed in the middle of a batch', () => {
     const simulator = new Simulator({ catalog: defaultCatalog(), latencyScale: 0.5 });
     const simulatorUrl = await simulator.start();
     const ledgerPath = join(dir, 'ledger.jsonl');
+    // A torn line left by an earlier crash: the workers must start anyway, and append after it.
+    writeFileSync(ledgerPath, '{"key":"torn-by-a-crash","workflowId":"w","co');
     const env = cleanEnv({ TEMPORAL_ADDRESS: address, SWITCHYARD_TASK_QUEUE: taskQueue, SWITCHYARD_SIMULATOR_URL: simulatorUrl, SWITCHYARD_LEDGER: ledgerPath, SWITCHYARD_STATE_DIR: dir, SWITCHYARD_LOG_LEVEL: 'error' });
     const workers: ChildProcess[] = [];
     const startWorker = (): ChildProcess => {
@@ -98,8 +100,10 @@ describe('worker processes killed in the middle of a batch', () => {
       const resultsTotal = results.reduce((s, r) => s + r.costNanos, 0);
       expect(st.spentNanos).toBe(resultsTotal);
       expect(st.reservedNanos).toBe(0);
-      const entries = readFileSync(ledgerPath, 'utf8')
-        .split('\n')
+      const lines = readFileSync(ledgerPath, 'utf8').split('\n');
+      expect(lines[0]).toBe('{"key":"torn-by-a-crash","workflowId":"w","co');
+      const entries = lines
+        .slice(1)
         .filter((l) => l.trim() !== '')
         .map((l) => JSON.parse(l) as LedgerEntry)
         .filter((e) => e.workflowId.startsWith(`llm-${scope}-`));

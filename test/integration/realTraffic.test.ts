@@ -203,6 +203,13 @@ describe('payload size and history', () => {
     expect((err as ValidationError).message).toMatch(/context: prompt, context and system together are \d+ bytes; a request holds at most 1500000 bytes .* split the document/);
   });
 
+  it('a hostile 1.4 MB prompt (the quadratic-regex case) is classified and answered; the worker stays responsive', async () => {
+    const prompt = `\n-${' '.repeat(1_400_000)}x`;
+    const r = await stack.client.ask({ requestId: unique('hostile'), prompt, model: 'gemini-2-flash', maxOutputTokens: 16 });
+    expect(r.model).toBe('gemini-2-flash');
+    expect(r.classification.inputTokens).toBeGreaterThan(1_400_000 / 64);
+  });
+
   it('a large context is held once in history however many attempts the request makes', async () => {
     const context = 'Quarterly report line. '.repeat(4_400); // ~100 KB, ~18k tokens
     const id = unique('big');
