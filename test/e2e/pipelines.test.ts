@@ -7,11 +7,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bin, type CliRun, runCli } from '../helpers/cli.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { launchHeadless } from '../helpers/browser.js';
 
-const bin = join(process.cwd(), 'bin', 'switchyard.js');
 const state = mkdtempSync(join(tmpdir(), 'switchyard-e2e-pipes-'));
 const tag = Date.now().toString(36);
 let up: ChildProcess;
@@ -24,15 +24,8 @@ function env(): NodeJS.ProcessEnv {
   return e;
 }
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: env(), cwd: state, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<CliRun> {
+  return runCli(args, env(), state);
 }
 
 beforeAll(async () => {

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bin, runCli } from '../helpers/cli.js';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { SwitchyardClient } from '../../src/client/client.js';
 import { settingsFromConfig } from '../../src/budget/settings.js';
@@ -15,7 +16,6 @@ import { defaultCatalog } from '../../src/catalog/catalog.js';
 import type { LedgerEntry } from '../../src/ledger/fileLedger.js';
 import { Simulator } from '../../src/simulator/server.js';
 
-const bin = join(process.cwd(), 'bin', 'switchyard.js');
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-rt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -25,16 +25,7 @@ function cleanEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return env;
 }
 
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 describe('switchyard models with one provider key', () => {
   it('lists every model with whether its provider is configured, prices and circuit state', async () => {
