@@ -190,7 +190,8 @@ describe('Temporal UI', () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     await page.goto(`${uiUrl}/namespaces/default/workflows`, { waitUntil: 'networkidle' });
     await page.getByTestId('toggle-manual-query').click();
-    const query = page.getByTestId('manual-search-input');
+    // The test id changed between UI releases (2.42 with CLI 1.5.1; 2.54 with CLI 1.9.1).
+    const query = page.getByTestId('manual-search-input').or(page.getByTestId('workflow-manual-search-input'));
     // One economy run of this test's batch, by search attributes the workflow set itself.
     await query.fill(`LlmTier = "economy" AND LlmCategory = "batch" AND WorkflowId = "llm-${ids[1]}"`);
     await query.press('Enter');
