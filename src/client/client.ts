@@ -399,8 +399,11 @@ export class SwitchyardClient {
     }
   }
 
-  /** A server-side batch's progress and summary (running or finished). */
-  async batchStatus(batchId: string): Promise<BatchRunStatus> {
+  /**
+   * A server-side batch's progress and summary (running or finished). With `sampleWaits`, what its
+   * in-flight requests wait on (a query to each of up to 50 of them: for people, not for polling loops).
+   */
+  async batchStatus(batchId: string, opts: { sampleWaits?: boolean } = {}): Promise<BatchRunStatus> {
     const handle = this.temporal.workflow.getHandle(batchWorkflowId(batchId));
     let desc;
     try {
@@ -412,6 +415,7 @@ export class SwitchyardClient {
     if (desc.status.name === 'COMPLETED') return (await handle.result()) as BatchRunStatus;
     if (desc.status.name === 'RUNNING') {
       const st = await handle.query(batchStatusQuery);
+      if (!opts.sampleWaits) return st;
       const waiting: NonNullable<BatchRunStatus['waiting']> = {};
       await Promise.all(
         (st.inFlightIds ?? []).slice(0, 50).map(async (id) => {

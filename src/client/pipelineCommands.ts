@@ -162,13 +162,17 @@ export function registerPipelineCommands(program: Command): void {
     .option('--wait', 'follow the batch until it finishes')
     .action(async (batchId: string, o: { json?: boolean; wait?: boolean }) => {
       await withClient(async (client) => {
-        let st = await client.batchStatus(batchId);
+        let st = await client.batchStatus(batchId, { sampleWaits: true });
         if (o.wait) {
           const bar = progressReporter(`batch ${batchId}`, st.source.lines - st.summary.invalid);
-          while (st.state === 'running') {
-            bar.update({ total: st.source.lines, done: st.done, invalid: st.summary.invalid, completed: st.summary.completed, failed: st.summary.failed, inFlight: st.inFlight, costNanos: st.summary.costNanos, ...(st.waiting ? { waiting: st.waiting } : {}) });
+          // What requests wait on is sampled every 5th poll (each sample queries up to 50 requests).
+          let waiting = st.waiting;
+          for (let poll = 1; st.state === 'running'; poll++) {
+            bar.update({ total: st.source.lines, done: st.done, invalid: st.summary.invalid, completed: st.summary.completed, failed: st.summary.failed, inFlight: st.inFlight, costNanos: st.summary.costNanos, ...(waiting ? { waiting } : {}) });
             await new Promise((r) => setTimeout(r, 1_000));
-            st = await client.batchStatus(batchId);
+            const sample = poll % 5 === 0;
+            st = await client.batchStatus(batchId, { sampleWaits: sample });
+            if (sample) waiting = st.waiting;
           }
           bar.stop();
         }
