@@ -27,10 +27,17 @@ export interface BatchProgress {
    * Of the requests in flight, those waiting on a durable timer, by what they wait on, with the
    * earliest time one of them resumes (sampled from their traces every few seconds).
    */
-  readonly waiting?: Partial<Record<WaitKind, { count: number; until: string }>>;
+  readonly waiting?: WaitCounts;
 }
 
 export type WaitKind = 'budget' | 'rate_limit' | 'backoff';
+export type WaitCounts = Partial<Record<WaitKind, { count: number; until: string }>>;
+
+/** Counts one waiting request into `acc`, keeping the earliest time any of them resumes. */
+export function countWait(acc: WaitCounts, w: { on: WaitKind; until: string }): void {
+  const cur = acc[w.on];
+  acc[w.on] = { count: (cur?.count ?? 0) + 1, until: cur && cur.until < w.until ? cur.until : w.until };
+}
 
 export interface RunBatchOptions {
   readonly concurrency: number;
@@ -82,12 +89,8 @@ class WaitSampler {
   }
 
   summary(): BatchProgress['waiting'] {
-    const out: Partial<Record<WaitKind, { count: number; until: string }>> = {};
-    for (const [id, w] of this.known) {
-      if (!w || !this.inFlight.has(id)) continue;
-      const cur = out[w.on];
-      out[w.on] = { count: (cur?.count ?? 0) + 1, until: cur && cur.until < w.until ? cur.until : w.until };
-    }
+    const out: WaitCounts = {};
+    for (const [id, w] of this.known) if (w && this.inFlight.has(id)) countWait(out, w);
     return Object.keys(out).length > 0 ? out : undefined;
   }
 

@@ -227,7 +227,6 @@ program
         circuits = await client.health();
       });
     } catch (e) {
-      process.exitCode = 0;
       circuitsNote = `circuit states unknown (${(e as Error).message.split('\n')[0]})`;
     }
     const rows = catalog.models.map((m) => {

@@ -10,7 +10,7 @@ import { isWebhookUrl } from '../budget/book.js';
 import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { RequestFailedError, toRequestFailed } from './errors.js';
-import { type BatchEntry, runBatch, type RunBatchOptions } from '../batch/runBatch.js';
+import { type BatchEntry, countWait, runBatch, type RunBatchOptions } from '../batch/runBatch.js';
 import type { BatchResultLine, BatchSummary } from '../batch/summary.js';
 
 export { RequestFailedError } from './errors.js';
@@ -420,9 +420,7 @@ export class SwitchyardClient {
       await Promise.all(
         (st.inFlightIds ?? []).slice(0, 50).map(async (id) => {
           const w = (await this.temporal.workflow.getHandle(id).query(traceQuery).catch(() => undefined))?.waiting;
-          if (!w) return;
-          const cur = waiting[w.on];
-          waiting[w.on] = { count: (cur?.count ?? 0) + 1, until: cur && cur.until < w.until ? cur.until : w.until };
+          if (w) countWait(waiting, w);
         }),
       );
       return Object.keys(waiting).length > 0 ? { ...st, waiting } : st;
