@@ -112,16 +112,19 @@ describe('alerts and entity failures', () => {
     const scope = unique('mid');
     await stack.client.ask({ requestId: unique('m0'), prompt: PROMPT, model: 'gpt-4o-mini', budgetScope: scope });
     const before = await stack.client.budgetStatus(scope);
+    let entered: () => void = () => undefined;
+    const inCall = new Promise<void>((r) => (entered = r));
     await stack.restartWorker((real) => ({
       callModel: async (input: Parameters<typeof real.callModel>[0]) => {
-        await new Promise((r) => setTimeout(r, 1_500)); // the call is in flight when the entity goes
+        entered(); // reserved: the call is in flight when the entity goes
+        await new Promise((r) => setTimeout(r, 1_500));
         return real.callModel(input);
       },
     }));
     try {
       const id = unique('m1');
       const pending = stack.client.ask({ requestId: id, prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, budgetScope: scope }).catch((e: unknown) => e);
-      await new Promise((r) => setTimeout(r, 700));
+      await inCall;
       await stack.client.temporal.workflow.getHandle(budgetWorkflowId(stack.config.taskQueue, scope)).terminate('lost');
       const err = (await pending) as RequestFailedError;
       expect(err).toBeInstanceOf(RequestFailedError);
