@@ -16,6 +16,7 @@ import { runDemo } from './demo.js';
 import { formatSummary } from '../batch/summary.js';
 import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, untilSignal, withClient } from './cliShared.js';
 import { registerPipelineCommands } from './pipelineCommands.js';
+import { registerCodecCommands } from './codecCommands.js';
 import { formatTable } from '../util/table.js';
 
 const program = new Command();
@@ -137,6 +138,7 @@ function describeStack(s: Awaited<ReturnType<typeof bootStack>>): string {
   return [
     `Temporal      ${s.address}${s.uiUrl ? '' : ' (TEMPORAL_ADDRESS)'}`,
     ...(s.uiUrl ? [`Temporal UI   ${s.uiUrl}`] : []),
+    ...(s.codecUrl ? [`codec         ${s.codecUrl} (payloads encrypted with key ${s.config.access.encryptionKeyId ?? '?'}; the UI decodes through it)`] : []),
     `simulator     ${s.simulatorUrl ?? '(off: provider keys set)'}`,
     `worker        task queue ${s.config.taskQueue}`,
     `ledger        ${s.config.ledgerPath}`,
@@ -159,7 +161,7 @@ stackOptions(
 ).action(async (o: StackFlags & { requests: number; concurrency: number; json?: boolean }) => {
   const stack = await bootStack(o);
   if (!o.json) process.stderr.write(`${describeStack(stack)}\n\n`);
-  const client = await SwitchyardClient.connect({ address: stack.address, namespace: stack.config.namespace, taskQueue: stack.config.taskQueue });
+  const client = await SwitchyardClient.connect({ address: stack.address, namespace: stack.config.namespace, taskQueue: stack.config.taskQueue, access: stack.config.access });
   try {
     const runId = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14) + '-' + randomUUID().slice(0, 4);
     const summary = await runDemo(client, { requests: o.requests, concurrency: o.concurrency, runId, progress: !o.json && process.stderr.isTTY === true });
@@ -183,6 +185,7 @@ stackOptions(
 });
 
 registerPipelineCommands(program);
+registerCodecCommands(program);
 
 program
   .command('escalate')

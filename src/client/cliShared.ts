@@ -72,6 +72,7 @@ export async function withClient<T>(fn: (client: SwitchyardClient, cfg: Switchya
     taskQueue: cfg.taskQueue,
     budgetDefaults: settingsFromConfig(cfg.budget),
     budgetShards: cfg.budget.shards,
+    access: cfg.access,
   });
   try {
     return await fn(client, cfg);

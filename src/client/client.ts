@@ -81,6 +81,7 @@ import { readBatchFile } from '../batch/inputFile.js';
 import type { RequestMemo } from '../workflows/requestMemo.js';
 import { requestMemo, workflowIdFor } from '../workflows/requestMemo.js';
 import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/healthEntity.js';
+import { clientConnectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';
 
 export interface SwitchyardClientOptions {
   readonly address: string;
@@ -90,6 +91,8 @@ export interface SwitchyardClientOptions {
   readonly budgetDefaults?: BudgetSettings;
   /** Entity workflows each budget scope is split across; must match the workers' setting. */
   readonly budgetShards?: number;
+  /** TLS, API key and payload codec (from the environment: `loadConfig().access`). */
+  readonly access?: TemporalAccess;
 }
 
 export class BudgetNotFoundError extends Error {
@@ -119,12 +122,14 @@ export class SwitchyardClient {
     readonly taskQueue: string,
     private readonly budgetDefaults: BudgetSettings | undefined,
     private readonly budgetShards: number,
+    /** Payloads are encrypted: memos carry no prompt text. */
+    readonly encrypted = false,
   ) {}
 
   static async connect(opts: SwitchyardClientOptions): Promise<SwitchyardClient> {
-    const connection = await Connection.connect({ address: opts.address });
-    const client = new Client({ connection, namespace: opts.namespace ?? 'default' });
-    return new SwitchyardClient(client, connection, opts.taskQueue ?? 'switchyard', opts.budgetDefaults, Math.max(1, opts.budgetShards ?? 1));
+    const connection = await Connection.connect(clientConnectionOptions(opts.address, opts.access));
+    const client = new Client({ connection, namespace: opts.namespace ?? 'default', dataConverter: dataConverterFor(opts.access) });
+    return new SwitchyardClient(client, connection, opts.taskQueue ?? 'switchyard', opts.budgetDefaults, Math.max(1, opts.budgetShards ?? 1), opts.access?.codec !== undefined);
   }
 
   private shardHandles(scope: string) {
@@ -292,7 +297,7 @@ export class SwitchyardClient {
         workflowId,
         args: [{ ...input, requestId }],
         workflowIdReusePolicy: opts.redrive ? 'ALLOW_DUPLICATE_FAILED_ONLY' : 'REJECT_DUPLICATE',
-        memo: { ...requestMemo(req.prompt, req.category, opts.batch), ...(opts.redriveOf ? { redriveOf: opts.redriveOf } : {}) },
+        memo: { ...requestMemo(this.encrypted ? undefined : req.prompt, req.category, opts.batch), ...(opts.redriveOf ? { redriveOf: opts.redriveOf } : {}) },
         typedSearchAttributes: [{ key: LlmCategory, value: req.category }, ...(opts.batch ? [{ key: LlmBatch, value: opts.batch.batchId }] : [])],
       });
       return { handle, existing: false, runId: handle.firstExecutionRunId };
@@ -377,7 +382,7 @@ export class SwitchyardClient {
       await this.temporal.workflow.start('batchRun', {
         taskQueue: this.taskQueue,
         workflowId,
-        args: [input],
+        args: [this.encrypted ? { ...input, redactTitles: true } : input],
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         memo: { title: `batch of ${input.source.lines} from ${input.source.originalName}`, category: input.category ?? 'mixed' },
       });

@@ -12,7 +12,8 @@ import { defaultBatchId, prepareDetachedBatch } from '../batch/detached.js';
 import { historiesFromFiles, historiesFromServer, type ReplayOutcome, replayHistories } from '../replay/replay.js';
 import { defaultBundlePath, workflowsSourcePath } from '../workers/bundle.js';
 import type { RunInspection, RunSummary } from './client.js';
-import { duration, int, quietTemporal, withClient } from './cliShared.js';
+import { config, duration, int, quietTemporal, withClient } from './cliShared.js';
+import { dataConverterFor } from '../temporal/connection.js';
 import { formatTable } from '../util/table.js';
 
 /** Exit code when a batch ran to its end but some requests failed or lines were malformed. */
@@ -253,7 +254,7 @@ export function registerPipelineCommands(program: Command): void {
       const report = async (histories: Parameters<typeof replayHistories>[0]): Promise<void> => {
         let ok = 0;
         const bad: ReplayOutcome[] = [];
-        for await (const r of replayHistories(histories, code, o.limit !== undefined ? { limit: o.limit } : {})) {
+        for await (const r of replayHistories(histories, code, { ...(o.limit !== undefined ? { limit: o.limit } : {}), dataConverter: dataConverterFor(config().access) })) {
           if (o.json) process.stdout.write(`${JSON.stringify(r)}\n`);
           else process.stdout.write(r.ok ? `ok              ${r.workflowId} ${r.runId}\n` : `${r.kind === 'nondeterminism' ? 'NONDETERMINISM' : 'ERROR         '}  ${r.workflowId} ${r.runId}: ${r.error}\n`);
           if (r.ok) ok += 1;

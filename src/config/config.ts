@@ -14,6 +14,9 @@ import { validTimeZone } from '../budget/periods.js';
 import { MAX_BUDGET_NANOS } from '../budget/book.js';
 import { PROVIDERS } from '../catalog/schema.js';
 import { readStructuredFile } from '../util/structuredFile.js';
+import { AesGcmPayloadCodec } from '../security/payloadCodec.js';
+import { encryptionKeysFromEnv } from '../security/encryptionKeys.js';
+import { clusterSettingsFromEnv, type TemporalAccess } from '../temporal/connection.js';
 
 export const retryPolicySchema = z
   .object({
@@ -134,11 +137,16 @@ export interface SwitchyardConfig extends FileConfig {
   readonly simulatorUrl: string | undefined;
   readonly providers: ProviderEndpoints;
   readonly logLevel: string;
+  /**
+   * TLS, API key and payload codec for the Temporal connection (secrets: never log this). Empty
+   * when talking to the embedded dev server without encryption.
+   */
+  readonly access: TemporalAccess;
 }
 
 const envSchema = z.object({
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:7233').optional(),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_NAMESPACE: z.string().min(1).optional(),
   SWITCHYARD_TASK_QUEUE: z.string().min(1).default('switchyard'),
   SWITCHYARD_STATE_DIR: z.string().min(1).optional(),
   SWITCHYARD_LEDGER: z.string().min(1).optional(),
@@ -182,10 +190,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const e = parseOrThrow(envSchema, Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')), 'environment');
   const file = loadFileConfig(e.SWITCHYARD_CONFIG);
   const stateDir = e.SWITCHYARD_STATE_DIR ?? defaultStateDir(env);
+  const cluster = clusterSettingsFromEnv(env);
+  const address = e.TEMPORAL_ADDRESS ?? cluster.address;
+  if (!address && (cluster.access.tls || cluster.access.apiKey)) {
+    throw new Error('TEMPORAL_TLS* or TEMPORAL_API_KEY is set but TEMPORAL_ADDRESS is not: set the cluster\'s address (host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233); without it Switchyard starts its own dev server, which has no TLS');
+  }
+  const keys = encryptionKeysFromEnv(env);
   return {
     ...file,
-    temporalAddress: e.TEMPORAL_ADDRESS,
-    namespace: e.TEMPORAL_NAMESPACE,
+    temporalAddress: address,
+    namespace: e.TEMPORAL_NAMESPACE ?? cluster.namespace ?? 'default',
+    access: { ...cluster.access, ...(keys ? { codec: new AesGcmPayloadCodec(keys), encryptionKeyId: keys.active.id } : {}) },
     taskQueue: e.SWITCHYARD_TASK_QUEUE,
     stateDir,
     ledgerPath: e.SWITCHYARD_LEDGER ?? join(stateDir, 'ledger.jsonl'),

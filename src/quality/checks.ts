@@ -21,7 +21,8 @@ function parseJsonAnswer(text: string): { ok: true; value: unknown } | { ok: fal
   try {
     return { ok: true, value: JSON.parse(body) };
   } catch (e) {
-    return { ok: false, error: (e as Error).message };
+    // Node quotes the start of the text in the message: keep the answer out of failure messages.
+    return { ok: false, error: (e as Error).message.replace(/"(?:[^"\\]|\\.)*"(?:\.\.\.)?/g, '(text)') };
   }
 }
 

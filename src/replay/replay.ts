@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { HistoryAndWorkflowId } from '@temporalio/common';
+import type { DataConverter, HistoryAndWorkflowId } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 
@@ -55,8 +55,9 @@ async function* limited<T>(items: AsyncIterable<T> | Iterable<T>, limit: number 
   }
 }
 
-export async function* replayHistories(histories: AsyncIterable<HistoryAndWorkflowId> | Iterable<HistoryAndWorkflowId>, code: WorkflowCode, opts: { limit?: number } = {}): AsyncGenerator<ReplayOutcome> {
-  const options = 'bundlePath' in code ? { workflowBundle: { codePath: code.bundlePath } } : { workflowsPath: code.workflowsPath };
+/** `dataConverter`: the one the runs were written with (the payload codec, when encryption is on). */
+export async function* replayHistories(histories: AsyncIterable<HistoryAndWorkflowId> | Iterable<HistoryAndWorkflowId>, code: WorkflowCode, opts: { limit?: number; dataConverter?: DataConverter } = {}): AsyncGenerator<ReplayOutcome> {
+  const options = { ...('bundlePath' in code ? { workflowBundle: { codePath: code.bundlePath } } : { workflowsPath: code.workflowsPath }), ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}) };
   for await (const r of Worker.runReplayHistories(options, limited(histories, opts.limit))) {
     if (!r.error) {
       yield { workflowId: r.workflowId, runId: r.runId, ok: true };

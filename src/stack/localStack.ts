@@ -8,6 +8,7 @@ import { hasProviderKeys, type SwitchyardConfig } from '../config/config.js';
 import { faultsFileSchema } from '../simulator/faults.js';
 import { Simulator } from '../simulator/server.js';
 import { ensureTemporalCli } from '../temporal/cli.js';
+import { CodecServer } from '../security/codecServer.js';
 import { type DevServer, startDevServer } from '../temporal/devServer.js';
 import { parseOrThrow } from '../util/validation.js';
 import { readStructuredFile } from '../util/structuredFile.js';
@@ -24,11 +25,15 @@ export interface LocalStackOptions {
   /** Start the simulator even when provider keys are set. */
   readonly forceSimulator?: boolean | undefined;
   readonly say?: (line: string) => void;
+  /** Port of the codec endpoint the embedded UI decodes through (encryption on; 0 picks one). */
+  readonly codecPort?: number | undefined;
 }
 
 export interface LocalStack {
   readonly address: string;
   readonly uiUrl: string | undefined;
+  /** The remote codec endpoint for the UI and `temporal --codec-endpoint` (encryption on, embedded server). */
+  readonly codecUrl: string | undefined;
   readonly simulatorUrl: string | undefined;
   readonly config: SwitchyardConfig;
   readonly simulator: Simulator | undefined;
@@ -58,9 +63,24 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
 
     let address = opts.config.temporalAddress;
     let server: DevServer | undefined;
+    let codecServer: CodecServer | undefined;
+    let codecUrl: string | undefined;
     if (!address) {
       const cli = await ensureTemporalCli({ say });
-      server = await startDevServer({ cliPath: cli, stateDir: opts.config.stateDir, port: opts.port, uiPort: opts.uiPort, namespace: opts.config.namespace });
+      const codec = opts.config.access.codec;
+      if (codec) {
+        // Encryption on: the embedded UI decodes through a codec endpoint this stack runs.
+        codecServer = new CodecServer({ codec, allowedOrigins: [], namespace: opts.config.namespace, ...(process.env.SWITCHYARD_CODEC_TOKEN ? { token: process.env.SWITCHYARD_CODEC_TOKEN } : {}) });
+        const cs = codecServer;
+        codecUrl = await cs.start(opts.codecPort ?? 0);
+        stops.push(() => cs.stop());
+      }
+      server = await startDevServer({ cliPath: cli, stateDir: opts.config.stateDir, port: opts.port, uiPort: opts.uiPort, namespace: opts.config.namespace, ...(codecUrl ? { uiCodecEndpoint: codecUrl } : {}) });
+      if (codecServer && server.uiUrl) {
+        const ui = new URL(server.uiUrl);
+        codecServer.allowOrigin(ui.origin);
+        codecServer.allowOrigin(`${ui.protocol}//localhost:${ui.port}`);
+      }
       const s = server;
       stops.push(() => s.stop());
       address = server.address;
@@ -84,7 +104,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     });
     // A worker that dies on its own (lost server) should not leave a half-stack running silently.
     running.catch((e: unknown) => opts.log.error({ err: (e as Error).message }, 'worker stopped with an error'));
-    return { address, uiUrl: server?.uiUrl, simulatorUrl, config, simulator, stop: stopAll };
+    return { address, uiUrl: server?.uiUrl, codecUrl, simulatorUrl, config, simulator, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;

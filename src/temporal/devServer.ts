@@ -10,6 +10,8 @@ import { Connection } from '@temporalio/client';
 import { dynamicConfigFlags, searchAttributeFlags } from '../workflows/searchAttributes.js';
 
 export interface DevServerOptions {
+  /** The UI decodes payloads through this remote codec endpoint (payload encryption on). */
+  readonly uiCodecEndpoint?: string;
   readonly cliPath: string;
   readonly stateDir: string;
   readonly ip?: string;
@@ -99,6 +101,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     ...sqlitePragmas(opts.sqlitePragmas).flatMap((p) => ['--sqlite-pragma', p]),
     ...searchAttributeFlags(),
     ...dynamicConfigFlags(),
+    ...(opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
   ];
   const child: ChildProcess = spawn(opts.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(log);

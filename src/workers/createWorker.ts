@@ -13,6 +13,7 @@ import { FileLedger } from '../ledger/fileLedger.js';
 import { type ProviderEndpoints, ProviderRegistry } from '../providers/registry.js';
 import { simulatorEndpoints } from '../simulator/server.js';
 import { createLogger } from '../util/logger.js';
+import { clientConnectionOptions, dataConverterFor, nativeConnectionOptions } from '../temporal/connection.js';
 import { defaultBundlePath, workflowsSourcePath } from './bundle.js';
 
 export interface WorkerOptions {
@@ -46,8 +47,9 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const catalog = opts.catalog ?? loadCatalog(config.catalogPath);
   const providers = new ProviderRegistry(providerEndpointsFor(config), config.callTimeoutMs);
   const ledger = opts.ledger ?? new FileLedger(config.ledgerPath, (line) => log.warn({ path: config.ledgerPath, line: line.slice(0, 200) }, "ledger: unreadable line skipped (torn write?)"));
-  const clientConnection = await Connection.connect({ address: opts.address });
-  const temporal = new Client({ connection: clientConnection, namespace: config.namespace });
+  const clientConnection = await Connection.connect(clientConnectionOptions(opts.address, config.access));
+  const dataConverter = dataConverterFor(config.access);
+  const temporal = new Client({ connection: clientConnection, namespace: config.namespace, dataConverter });
   const activities = createActivities({
     temporal,
     taskQueue: config.taskQueue,
@@ -65,11 +67,12 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     reservationMargin: config.budget.reservationMargin,
     log,
   });
-  const nativeConnection = await NativeConnection.connect({ address: opts.address });
+  const nativeConnection = await NativeConnection.connect(nativeConnectionOptions(opts.address, config.access));
   const bundlePath = opts.workflowBundlePath ?? defaultBundlePath();
   const worker = await Worker.create({
     connection: nativeConnection,
     namespace: config.namespace,
+    dataConverter,
     taskQueue: config.taskQueue,
     activities: { ...activities, ...opts.activityOverrides?.(activities) },
     ...(existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsSourcePath() }),
@@ -78,6 +81,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     shutdownGraceTime: '5 seconds',
   });
   log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length }, 'worker ready');
+  if (config.access.codec) log.info({ keyId: config.access.encryptionKeyId }, 'payload encryption on');
   return {
     worker,
     ledger,

@@ -70,7 +70,7 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
         workflowId,
         args: [{ ...input.requestDefaults, ...item.request }],
         taskQueue: info.taskQueue,
-        memo: { ...requestMemo(item.request.prompt, category, { batchId: input.batchId, line: item.line }) },
+        memo: { ...requestMemo(input.redactTitles ? undefined : item.request.prompt, category, { batchId: input.batchId, line: item.line }) },
         typedSearchAttributes: [
           { key: LlmCategory, value: category },
           { key: LlmBatch, value: input.batchId },

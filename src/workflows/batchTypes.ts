@@ -41,6 +41,8 @@ export interface BatchRunInput {
    * skips them (reading a page at a time, it cannot see earlier pages' ids).
    */
   readonly duplicates?: readonly number[] | undefined;
+  /** Payloads are encrypted: children's memos carry no prompt text. */
+  readonly redactTitles?: boolean | undefined;
   /** Fields set on every request that does not set them (e.g. maxBudgetWaitMs). */
   readonly requestDefaults?: { readonly maxBudgetWaitMs?: number } | undefined;
   /** Lines read per activity call. */

@@ -27,6 +27,10 @@ export function requestTitle(prompt: string, maxChars = TITLE_MAX_CHARS): string
   return `${(space > maxChars / 2 ? cut.slice(0, space) : cut).replace(/[\s,.;:]+$/, '')}…`;
 }
 
-export function requestMemo(prompt: string, category: string, batch?: { batchId: string; line?: number }): RequestMemo {
-  return { title: requestTitle(prompt), category, ...(batch ? { batchId: batch.batchId, ...(batch.line !== undefined ? { line: batch.line } : {}) } : {}) };
+/** Shown instead of the prompt's first words when payloads are encrypted (memos must not leak prompts). */
+export const REDACTED_TITLE = '(prompt encrypted)';
+
+/** The memo of a request; `prompt` undefined (payload encryption on) leaves the prompt out. */
+export function requestMemo(prompt: string | undefined, category: string, batch?: { batchId: string; line?: number }): RequestMemo {
+  return { title: prompt === undefined ? REDACTED_TITLE : requestTitle(prompt), category, ...(batch ? { batchId: batch.batchId, ...(batch.line !== undefined ? { line: batch.line } : {}) } : {}) };
 }

@@ -83,7 +83,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     createSwitchyardWorker({ config, address, catalog, ledger, workflowBundlePath: inject('workflowBundlePath'), log: createLogger('error'), ...(overrides ? { activityOverrides: overrides } : {}) });
   let sw = await makeWorker();
   let running = sw.worker.run();
-  const client = await SwitchyardClient.connect({ address, taskQueue, budgetDefaults: settingsFromConfig(config.budget), budgetShards: config.budget.shards });
+  const client = await SwitchyardClient.connect({ address, taskQueue, budgetDefaults: settingsFromConfig(config.budget), budgetShards: config.budget.shards, access: config.access });
   return {
     client,
     simulator,

@@ -1,0 +1,35 @@
+/** CLI commands for payload encryption: make a key, run the remote codec endpoint for the UI and CLI. */
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import { CodecServer } from '../security/codecServer.js';
+import { config, int, untilSignal } from './cliShared.js';
+
+export function registerCodecCommands(program: Command): void {
+  const codec = program.command('codec').description('payload encryption: keygen, and the codec endpoint the Temporal UI and CLI decode through');
+  codec
+    .command('keygen')
+    .description('print a new random AES-256 key (base64) for SWITCHYARD_ENCRYPTION_KEY')
+    .action(() => {
+      process.stdout.write(`${randomBytes(32).toString('base64')}\n`);
+    });
+  codec
+    .command('server')
+    .description('serve POST /decode and /encode for the Temporal UI (--ui-codec-endpoint) and `temporal --codec-endpoint`')
+    .option('--port <n>', 'port (0 picks one)', int('--port'), 8888)
+    .option('--host <ip>', 'address to bind; keep it private and put your SSO proxy in front for a team', '127.0.0.1')
+    .option('--ui-origin <urls...>', 'browser origins allowed to call it (the Temporal UI\'s)', ['http://localhost:8233', 'http://127.0.0.1:8233'])
+    .action(async (o: { port: number; host: string; uiOrigin: string[] }) => {
+      const cfg = config();
+      const c = cfg.access.codec;
+      if (!c) throw new Error('payload encryption is off: set SWITCHYARD_ENCRYPTION_KEY (and SWITCHYARD_ENCRYPTION_KEY_ID) to the workers\' key first');
+      const token = process.env.SWITCHYARD_CODEC_TOKEN;
+      const server = new CodecServer({ codec: c, allowedOrigins: o.uiOrigin, namespace: cfg.namespace, ...(token ? { token } : {}) });
+      const url = await server.start(o.port, o.host);
+      process.stderr.write(
+        `codec endpoint ${url} (namespace ${cfg.namespace}; origins ${o.uiOrigin.join(', ')}; ${token ? 'needs Authorization: Bearer $SWITCHYARD_CODEC_TOKEN' : 'no token: set SWITCHYARD_CODEC_TOKEN to require one'})\n` +
+          `  UI:  temporal server start-dev --ui-codec-endpoint ${url}   (or the UI's Data Encoder setting)\n` +
+          `  CLI: temporal workflow show --workflow-id ID --codec-endpoint ${url}${token ? ' --codec-auth "Bearer $SWITCHYARD_CODEC_TOKEN"' : ''}\nCtrl-C to stop\n`,
+      );
+      await untilSignal(() => server.stop());
+    });
+}

@@ -1,0 +1,96 @@
+/**
+ * AES-256-GCM payload codec: every payload a worker, client or the CLI sends to Temporal (workflow
+ * and activity inputs and results, query and update results, memos, failures' details) is stored
+ * encrypted; only holders of the key read it.
+ *
+ * Wire format of an encrypted payload: metadata `encoding: binary/encrypted` and
+ * `encryption-key-id: <id>`; data = 12-byte nonce || ciphertext || 16-byte tag, where the plaintext
+ * is the original Payload serialised as protobuf and the key id is authenticated as associated data
+ * (moving a payload to another key id fails to decrypt). Payloads without that encoding pass
+ * through decode unchanged, so runs started before encryption was turned on stay readable.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { Payload, PayloadCodec } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import type { EncryptionKeys } from './encryptionKeys.js';
+
+export const ENCRYPTED_ENCODING = 'binary/encrypted';
+export const KEY_ID_METADATA = 'encryption-key-id';
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+export class PayloadDecryptionError extends Error {
+  override readonly name = 'PayloadDecryptionError';
+}
+
+/** The key id an encrypted payload names, or undefined for a payload that is not encrypted. */
+export function payloadKeyId(p: Payload): string | undefined {
+  const enc = p.metadata?.encoding;
+  if (!enc || fromUtf8.decode(enc) !== ENCRYPTED_ENCODING) return undefined;
+  const id = p.metadata?.[KEY_ID_METADATA];
+  return id ? fromUtf8.decode(id) : '';
+}
+
+/** Runs synchronous crypto and reports its error as a rejection, as callers of a codec expect. */
+function settle<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (e) {
+    return Promise.reject(e as Error);
+  }
+}
+
+export class AesGcmPayloadCodec implements PayloadCodec {
+  constructor(private readonly keys: EncryptionKeys) {}
+
+  get activeKeyId(): string {
+    return this.keys.active.id;
+  }
+
+  encode(payloads: Payload[]): Promise<Payload[]> {
+    return settle(() => payloads.map((p) => this.encryptOne(p)));
+  }
+
+  decode(payloads: Payload[]): Promise<Payload[]> {
+    return settle(() => payloads.map((p) => this.decryptOne(p)));
+  }
+
+  private encryptOne(p: Payload): Payload {
+    const { id, key } = this.keys.active;
+    const plain = temporal.api.common.v1.Payload.encode(p).finish();
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', key, nonce);
+    cipher.setAAD(utf8.encode(id));
+    const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+    return {
+      metadata: { encoding: utf8.encode(ENCRYPTED_ENCODING), [KEY_ID_METADATA]: utf8.encode(id) },
+      data: new Uint8Array(Buffer.concat([nonce, body, cipher.getAuthTag()])),
+    };
+  }
+
+  private decryptOne(p: Payload): Payload {
+    const id = payloadKeyId(p);
+    if (id === undefined) return p;
+    const key = this.keys.byId.get(id);
+    if (!key) {
+      throw new PayloadDecryptionError(
+        `payload is encrypted with key id "${id}", which this process does not have: add it to SWITCHYARD_ENCRYPTION_OLD_KEYS as ${id}:<base64 key> (or make it the active SWITCHYARD_ENCRYPTION_KEY)`,
+      );
+    }
+    const data = p.data ?? new Uint8Array();
+    if (data.length < NONCE_BYTES + TAG_BYTES) throw new PayloadDecryptionError(`encrypted payload (key id "${id}") is ${data.length} bytes: too short to be one; it was truncated or not written by this codec`);
+    const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, NONCE_BYTES));
+    decipher.setAAD(utf8.encode(id));
+    decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
+    let plain: Buffer;
+    try {
+      plain = Buffer.concat([decipher.update(data.subarray(NONCE_BYTES, data.length - TAG_BYTES)), decipher.final()]);
+    } catch {
+      throw new PayloadDecryptionError(`encrypted payload (key id "${id}") failed authentication: the key under that id is not the one that encrypted it, or the payload was altered`);
+    }
+    return temporal.api.common.v1.Payload.decode(plain);
+  }
+}

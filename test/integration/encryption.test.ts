@@ -1,0 +1,153 @@
+/**
+ * Payload encryption on a real dev server: what the server stores holds no prompt, answer or memo
+ * text; the client and worker read everything back; key rotation keeps old runs readable; the
+ * codec endpoint decodes for the official Temporal CLI (`--codec-endpoint`) and refuses strangers.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { SwitchyardClient } from '../../src/client/client.js';
+import { CodecServer } from '../../src/security/codecServer.js';
+import { encryptionKeysFromEnv } from '../../src/security/encryptionKeys.js';
+import { AesGcmPayloadCodec, payloadKeyId } from '../../src/security/payloadCodec.js';
+import { REDACTED_TITLE } from '../../src/workflows/requestMemo.js';
+import { startTestStack, type TestStack } from '../helpers/stack.js';
+
+const run = promisify(execFile);
+const KEY1 = randomBytes(32).toString('base64');
+const KEY2 = randomBytes(32).toString('base64');
+
+function access(env: Record<string, string>) {
+  const keys = encryptionKeysFromEnv(env);
+  if (!keys) throw new Error('no keys');
+  return { codec: new AesGcmPayloadCodec(keys), encryptionKeyId: keys.active.id };
+}
+
+/** Everything the server stores for a run (history and description), as raw bytes. */
+async function storedBytes(raw: Client, workflowId: string): Promise<Buffer> {
+  const handle = raw.workflow.getHandle(workflowId);
+  const history = await handle.fetchHistory();
+  const described = await raw.connection.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId } });
+  return Buffer.concat([
+    Buffer.from(temporal.api.history.v1.History.encode(history).finish()),
+    Buffer.from(temporal.api.workflowservice.v1.DescribeWorkflowExecutionResponse.encode(described).finish()),
+  ]);
+}
+
+function keyIdsIn(history: temporal.api.history.v1.IHistory): Set<string> {
+  const ids = new Set<string>();
+  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+  for (const p of started?.input?.payloads ?? []) ids.add(payloadKeyId(p) ?? 'plaintext');
+  for (const e of history.events ?? []) {
+    for (const p of e.workflowExecutionCompletedEventAttributes?.result?.payloads ?? []) ids.add(payloadKeyId(p) ?? 'plaintext');
+    for (const p of e.activityTaskCompletedEventAttributes?.result?.payloads ?? []) ids.add(payloadKeyId(p) ?? 'plaintext');
+  }
+  return ids;
+}
+
+/** The CLI's JSON history shows payload data as base64: every payload's data, decoded, and the raw text. */
+function payloadText(json: string): string {
+  const parts: string[] = [json];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (k === 'data' && typeof x === 'string') parts.push(Buffer.from(x, 'base64').toString('utf8'));
+        else walk(x);
+      }
+    }
+  };
+  walk(JSON.parse(json));
+  return parts.join('\n');
+}
+
+describe('payload encryption', () => {
+  let stack: TestStack;
+  let raw: Client;
+  let rawConnection: Connection;
+  const marker = `zebra-${randomUUID().slice(0, 8)}`;
+  const prompt = `Summarise this note about the ${marker} migration in two sentences: the herd moved north in May.`;
+  let firstId = '';
+  let firstText = '';
+
+  beforeAll(async () => {
+    stack = await startTestStack({ config: { access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY1, SWITCHYARD_ENCRYPTION_KEY_ID: 'k1' }) } });
+    rawConnection = await Connection.connect({ address: stack.address });
+    raw = new Client({ connection: rawConnection });
+  });
+  afterAll(async () => {
+    await rawConnection?.close();
+    await stack?.stop();
+  });
+
+  it('stores no prompt, answer or memo text on the server, and reads it all back', async () => {
+    const r = await stack.client.ask({ prompt, context: `Appendix: ${marker} census figures`, requestId: `enc-${randomUUID()}` });
+    firstId = r.workflowId;
+    firstText = r.text;
+    expect(r.text.length).toBeGreaterThan(20);
+    const stored = await storedBytes(raw, r.workflowId);
+    expect(stored.length).toBeGreaterThan(1000);
+    expect(stored.includes(marker)).toBe(false);
+    expect(stored.includes('herd moved north')).toBe(false);
+    expect(stored.includes(r.text.slice(0, 30))).toBe(false);
+    // The same run through the worker's own client: decoded, memo without prompt text.
+    const shown = await stack.client.inspect(r.workflowId);
+    expect(shown.title).toBe(REDACTED_TITLE);
+    expect(JSON.stringify(shown)).toContain(r.text.slice(0, 30));
+    expect(keyIdsIn(await raw.workflow.getHandle(r.workflowId).fetchHistory())).toEqual(new Set(['k1']));
+  });
+
+  it('a client without the key cannot read the result, and says which key it needs', async () => {
+    const stranger = await SwitchyardClient.connect({ address: stack.address, taskQueue: stack.config.taskQueue, access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY2, SWITCHYARD_ENCRYPTION_KEY_ID: 'k2' }) });
+    try {
+      await expect(stranger.temporal.workflow.getHandle(firstId).result()).rejects.toThrow(/key id "k1".*SWITCHYARD_ENCRYPTION_OLD_KEYS/);
+    } finally {
+      await stranger.close();
+    }
+  });
+
+  it('rotation: a new key encrypts new runs, the old one still reads old runs', async () => {
+    const rotated = await startTestStack({ config: { access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY2, SWITCHYARD_ENCRYPTION_KEY_ID: 'k2', SWITCHYARD_ENCRYPTION_OLD_KEYS: `k1:${KEY1}` }) } });
+    try {
+      const old = (await rotated.client.temporal.workflow.getHandle(firstId).result()) as { text: string };
+      expect(old.text).toBe(firstText);
+      const r = await rotated.client.ask({ prompt: `Name one ${marker} fact.`, requestId: `enc2-${randomUUID()}` });
+      const history = await raw.workflow.getHandle(r.workflowId).fetchHistory();
+      expect(keyIdsIn(history)).toEqual(new Set(['k2']));
+      expect((await storedBytes(raw, r.workflowId)).includes(marker)).toBe(false);
+    } finally {
+      await rotated.stop();
+    }
+  });
+
+  it('the codec endpoint decodes for `temporal workflow show --codec-endpoint`, only with the token and an allowed origin', async () => {
+    const token = randomBytes(16).toString('hex');
+    const server = new CodecServer({ codec: access({ SWITCHYARD_ENCRYPTION_KEY: KEY1, SWITCHYARD_ENCRYPTION_KEY_ID: 'k1' }).codec, allowedOrigins: ['http://localhost:8233'], namespace: 'default', token });
+    const url = await server.start();
+    try {
+      const cli = inject('temporalCli');
+      const show = (extra: string[]) => run(cli, ['workflow', 'show', '--address', stack.address, '--workflow-id', firstId, '--output', 'json', ...extra], { maxBuffer: 64 * 1024 * 1024 });
+      const plain = await show([]);
+      expect(payloadText(plain.stdout).includes(marker)).toBe(false);
+      const decoded = await show(['--codec-endpoint', url, '--codec-auth', `Bearer ${token}`]);
+      expect(payloadText(decoded.stdout)).toContain(marker);
+      await expect(show(['--codec-endpoint', url, '--codec-auth', 'Bearer wrong'])).rejects.toThrow();
+
+      const body = JSON.stringify({ payloads: [] });
+      const post = (headers: Record<string, string>) => fetch(`${url}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body });
+      expect((await post({ Authorization: `Bearer ${token}`, Origin: 'http://evil.example' })).status).toBe(403);
+      expect((await post({ Authorization: `Bearer ${token}`, 'X-Namespace': 'other' })).status).toBe(403);
+      const ok = await post({ Authorization: `Bearer ${token}`, Origin: 'http://localhost:8233', 'X-Namespace': 'default' });
+      expect(ok.status).toBe(200);
+      expect(ok.headers.get('access-control-allow-origin')).toBe('http://localhost:8233');
+      expect(await ok.json()).toEqual({ payloads: [] });
+      const bad = await fetch(`${url}/decode`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: '{"payloads": 3}' });
+      expect(bad.status).toBe(400);
+    } finally {
+      await server.stop();
+    }
+  });
+});
