@@ -39,7 +39,7 @@ function settle<T>(fn: () => T): Promise<T> {
   try {
     return Promise.resolve(fn());
   } catch (e) {
-    return Promise.reject(e as Error);
+    return Promise.reject(e instanceof Error ? e : new Error(String(e)));
   }
 }
 
