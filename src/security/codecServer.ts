@@ -12,8 +12,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { z } from 'zod';
+
+// @temporalio/proto is CommonJS: its namespaces come through the default export under Node's ESM.
+const { temporal } = proto;
 
 export interface CodecServerOptions {
   readonly codec: PayloadCodec;
