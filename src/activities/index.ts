@@ -19,10 +19,11 @@ import type { Capability, Tier } from '../catalog/schema.js';
 import { ProviderError } from '../providers/errors.js';
 import { envHint, ProviderNotConfiguredError, type ProviderRegistry } from '../providers/registry.js';
 import { PROVIDERS, type ProviderName } from '../catalog/schema.js';
-import { type Classification, classify as classifyPure } from '../routing/classifier.js';
+import { type Classification, type ClassifyInput, classify as classifyPure } from '../routing/classifier.js';
 import type { RetryPolicy } from '../routing/retryDecision.js';
 import { type Candidate, NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../routing/router.js';
 import type { ValidRequest } from '../workflows/requestTypes.js';
+import { type ChatMessage, type Conversation, conversationOf, instructionOf } from '../workflows/conversation.js';
 import { FAILURE_TYPES } from '../workflows/requestTypes.js';
 
 export interface ActivityDeps extends BudgetDeps {
@@ -72,9 +73,11 @@ export interface CallModelInput {
   readonly runId?: string;
   readonly attemptId: string;
   readonly model: string;
-  /** Inline prompt (small requests). */
+  /** Inline text (small requests): a prompt (context already in front), or chat messages and context. */
   readonly system?: string | undefined;
   readonly prompt?: string;
+  readonly messages?: readonly ChatMessage[] | undefined;
+  readonly context?: string | undefined;
   /** Read prompt, context and system from the run's start input (large requests: one copy in history). */
   readonly promptRef?: true;
   /** A judge call: the prompt is built from the request's prompt (inline here, or by reference) and this answer. */
@@ -107,25 +110,27 @@ export function createActivities(deps: ActivityDeps) {
   /** Counted input tokens with the provider's margin: our tokenizer is not every provider's. */
   const withMargin = (p: ProviderName, tokens: number): number => Math.ceil(tokens * (1 + (deps.reservationMargin?.[p] ?? 0)));
   /** The text to send: inline, or read from the run's start input. */
-  const promptFor = async (input: CallModelInput): Promise<{ system?: string | undefined; prompt: string }> => {
+  const conversationFor = async (input: CallModelInput): Promise<Conversation> => {
     let request: Awaited<ReturnType<RequestInputReader['get']>> | undefined;
     if (input.promptRef) {
       if (!input.runId) throw ApplicationFailure.create({ message: 'callModel: promptRef needs runId', type: 'internal', nonRetryable: true });
       request = await inputs.get(input.workflowId, input.runId);
     }
     if (input.judge) {
-      const asked = input.judge.prompt ?? request?.prompt;
+      const asked = input.judge.prompt ?? (request ? instructionOf(request) : undefined);
       if (asked === undefined) throw ApplicationFailure.create({ message: 'callModel: a judge call needs the request prompt', type: 'internal', nonRetryable: true });
-      return { prompt: judgePrompt(asked, input.judge.answer) };
+      return { turns: [{ role: 'user', content: judgePrompt(asked, input.judge.answer) }] };
     }
-    if (request) return { system: request.system, prompt: request.context ? `${request.context}\n\n${request.prompt}` : request.prompt };
+    if (request) return conversationOf(request);
+    if (input.messages) return conversationOf({ messages: input.messages, system: input.system, context: input.context });
     if (input.prompt === undefined) throw ApplicationFailure.create({ message: 'callModel: no prompt in the input', type: 'internal', nonRetryable: true });
-    return { system: input.system, prompt: input.prompt };
+    // The workflow put the context in front of the prompt already.
+    return conversationOf({ prompt: input.prompt, system: input.system });
   };
   return {
     ...createBudgetActivities(deps),
     ...createBatchActivities(deps),
-    async classify(input: { prompt: string; system?: string | undefined; context?: string | undefined }): Promise<Classification> {
+    async classify(input: ClassifyInput): Promise<Classification> {
       return classifyPure(input);
     },
 
@@ -224,7 +229,7 @@ export function createActivities(deps: ActivityDeps) {
         if (e instanceof ProviderNotConfiguredError) throw unavailable(e.message);
         throw e;
       }
-      const { system, prompt } = await promptFor(input);
+      const { system, turns } = await conversationFor(input);
       const started = Date.now();
       // Heartbeat while the call runs: a lost worker is noticed within the heartbeat timeout, and
       // a cancellation from the workflow reaches the SDK through the abort signal.
@@ -233,7 +238,7 @@ export function createActivities(deps: ActivityDeps) {
         const res = await adapter.chat({
           model: spec.providerModel,
           system,
-          prompt,
+          turns,
           maxOutputTokens: input.maxOutputTokens,
           temperature: input.temperature,
           requestId: `${input.workflowId}/${input.attemptId}`,

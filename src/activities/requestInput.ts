@@ -6,8 +6,9 @@
 import type { Client } from '@temporalio/client';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import type { RequestInput } from '../workflows/requestTypes.js';
+import { type RequestText, textParts } from '../workflows/conversation.js';
 
-export type RequestText = Pick<RequestInput, 'prompt' | 'system' | 'context'>;
+const sizeOf = (t: RequestText): number => textParts(t).reduce((n, s) => n + s.length, 0);
 
 /** Reads request inputs by run, keeping the most recent ones (bounded by count and by size). */
 export class RequestInputReader {
@@ -31,15 +32,15 @@ export class RequestInputReader {
     });
     const payloads = res.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
     const input = await decodeFromPayloadsAtIndex<RequestInput>(this.temporal.options.loadedDataConverter, 0, payloads);
-    if (!input || typeof input.prompt !== 'string') throw new Error(`the start input of ${key} holds no prompt`);
-    const text: RequestText = { prompt: input.prompt, system: input.system, context: input.context };
-    const size = text.prompt.length + (text.context?.length ?? 0) + (text.system?.length ?? 0);
+    if (!input || (typeof input.prompt !== 'string' && !Array.isArray(input.messages))) throw new Error(`the start input of ${key} holds no prompt or messages`);
+    const text: RequestText = { prompt: input.prompt, messages: input.messages, system: input.system, context: input.context };
+    const size = sizeOf(text);
     this.cache.set(key, text);
     this.bytes += size;
     for (const [k, v] of this.cache) {
       if (this.cache.size <= this.maxEntries && this.bytes <= this.maxBytes) break;
       this.cache.delete(k);
-      this.bytes -= v.prompt.length + (v.context?.length ?? 0) + (v.system?.length ?? 0);
+      this.bytes -= sizeOf(v);
     }
     return text;
   }

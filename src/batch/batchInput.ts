@@ -5,6 +5,7 @@
 import { schemaError } from '../quality/checks.js';
 import { describeIssues } from '../util/validation.js';
 import { type RequestInput, requestInputSchema } from '../workflows/requestTypes.js';
+import { fromOpenAIBatchLine, isOpenAIBatchLine } from './openaiBatch.js';
 
 export interface BatchItem {
   /** 1-based line number in the input file. */
@@ -38,11 +39,17 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
     return bad(`not valid JSON (${(e as Error).message}); each line must be one JSON object such as {"id": "t-1", "prompt": "..."}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('must be a JSON object such as {"id": "t-1", "prompt": "..."}');
+  if (isOpenAIBatchLine(raw as Record<string, unknown>)) {
+    const converted = fromOpenAIBatchLine(raw as Record<string, unknown>);
+    if (!converted.ok) return bad(converted.error);
+    raw = { ...converted.request, id: converted.id, requestId: undefined };
+  }
   const { id: rawId, ...rest } = raw as Record<string, unknown>;
   if (rawId === undefined || rawId === null || rawId === '') return bad('id: is required (a unique name for the request; its workflow id derives from it, so re-running the file skips finished requests)');
   if (typeof rawId !== 'string' && typeof rawId !== 'number') return bad('id: must be a string or a number');
   const id = String(rawId);
   if (rest.requestId !== undefined && rest.requestId !== id) return bad(`requestId: differs from id "${id}"; give only id`);
+  delete rest.requestId;
   const candidate = { ...rest, requestId: id, ...(rest.category === undefined && defaults.category ? { category: defaults.category } : {}) };
   const parsed = requestInputSchema.safeParse(candidate);
   if (!parsed.success) {
@@ -52,7 +59,7 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
   const schema = parsed.data.quality?.jsonSchema;
   const schemaBad = schema ? schemaError(schema) : undefined;
   if (schemaBad) return bad(`quality.jsonSchema: not a valid JSON Schema (${schemaBad})`);
-  return { ok: true, item: { line, id, request: candidate as RequestInput & { requestId: string } } };
+  return { ok: true, item: { line, id, request: candidate } };
 }
 
 /** Tracks ids already seen in a file, so a repeated id is reported instead of silently merged. */

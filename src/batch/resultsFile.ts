@@ -2,13 +2,19 @@
 import { createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import type { BatchResultLine } from './summary.js';
+import { toOpenAIBatchOutput } from './openaiBatch.js';
 
-export function resultsWriter(path: string): { write: (r: BatchResultLine) => Promise<void>; close: () => Promise<void> } {
+/** `switchyard`: Switchyard's result lines; `openai`: the OpenAI Batch API's output lines. */
+export const RESULT_FORMATS = ['switchyard', 'openai'] as const;
+export type ResultFormat = (typeof RESULT_FORMATS)[number];
+
+export function resultsWriter(path: string, format: ResultFormat = 'switchyard'): { write: (r: BatchResultLine) => Promise<void>; close: () => Promise<void> } {
   const out = createWriteStream(path, { encoding: 'utf8' });
+  const line = (r: BatchResultLine): unknown => (format === 'openai' ? toOpenAIBatchOutput(r, Math.floor(Date.now() / 1000)) : r);
   return {
     write: (r) =>
       new Promise<void>((resolve, reject) => {
-        if (out.write(`${JSON.stringify(r)}\n`)) {
+        if (out.write(`${JSON.stringify(line(r))}\n`)) {
           resolve();
           return;
         }

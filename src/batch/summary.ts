@@ -1,6 +1,6 @@
 /** Batch results and their summary: counts and cost per tier and model, failures by reason. Pure. */
 import type { BadLine } from './batchInput.js';
-import { formatUsd } from '../catalog/pricing.js';
+import { formatUsd, type Usage } from '../catalog/pricing.js';
 import { formatTable } from '../util/table.js';
 import type { RequestFailureDetails, RequestResult } from '../workflows/requestTypes.js';
 
@@ -14,11 +14,13 @@ export interface BatchResultLine {
   readonly costNanos: number;
   readonly premiumBaselineCostNanos: number;
   readonly text?: string;
+  /** Tokens of a completed request (for the OpenAI Batch output format). */
+  readonly usage?: Usage;
   readonly error?: { readonly type: string; readonly message: string };
 }
 
 export function completedResultLine(id: string, r: RequestResult): BatchResultLine {
-  return { id, workflowId: r.workflowId, status: 'completed', model: r.model, tier: r.tier, costNanos: r.costNanos, premiumBaselineCostNanos: r.premiumBaselineCostNanos, text: r.text };
+  return { id, workflowId: r.workflowId, status: 'completed', model: r.model, tier: r.tier, costNanos: r.costNanos, premiumBaselineCostNanos: r.premiumBaselineCostNanos, text: r.text, usage: r.usage };
 }
 
 /** The result line of a failed request: the last model tried, and what the attempts cost. */

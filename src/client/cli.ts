@@ -17,6 +17,7 @@ import { formatSummary } from '../batch/summary.js';
 import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, untilSignal, withClient } from './cliShared.js';
 import { registerPipelineCommands } from './pipelineCommands.js';
 import { registerCodecCommands } from './codecCommands.js';
+import { messagesFromFile } from './messagesFile.js';
 import { formatTable } from '../util/table.js';
 
 const program = new Command();
@@ -29,7 +30,8 @@ program
 program
   .command('ask')
   .description('route one request through a workflow and print the answer and its trace')
-  .argument('<prompt>', 'the prompt')
+  .argument('[prompt]', 'the prompt (or --messages)')
+  .option('--messages <file>', 'a chat conversation instead of a prompt: a JSON array of {"role": "system"|"user"|"assistant", "content": "..."}, or an object with "messages" (an OpenAI chat request body)')
   .option('--category <name>', 'budget category (critical, standard, batch, ...)', 'standard')
   .option('--max-latency-ms <n>', 'only models with typical latency at or under this', int('--max-latency-ms', 1))
   .option('--min-quality <q>', 'only models with quality at or above this (0..1)', num('--min-quality', 0, 1))
@@ -41,11 +43,12 @@ program
   .option('--json-schema <file>', 'the answer must be JSON matching this JSON Schema (else escalate a tier)')
   .option('--max-escalations <n>', 'quality escalations at most', int('--max-escalations'), 2)
   .option('--json', 'print the result as JSON')
-  .action(async (prompt: string, o: { category: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; jsonSchema?: string; maxEscalations: number; json?: boolean }) => {
+  .action(async (prompt: string | undefined, o: { messages?: string; category: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; jsonSchema?: string; maxEscalations: number; json?: boolean }) => {
     await withClient(async (client) => {
       const { readFileSync } = await import('node:fs');
+      if ((prompt === undefined) === (o.messages === undefined)) throw new InvalidArgumentError('ask needs a prompt or --messages FILE (one of them)');
       const r = await client.ask({
-        prompt,
+        ...(o.messages ? { messages: messagesFromFile(o.messages) } : { prompt }),
         category: o.category,
         requestId: o.requestId ?? randomUUID(),
         ...(o.contextFile ? { context: readFileSync(o.contextFile, 'utf8') } : {}),

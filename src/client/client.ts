@@ -80,6 +80,7 @@ import { type RequestTrace, traceQuery } from '../workflows/requestMessages.js';
 import { readBatchFile } from '../batch/inputFile.js';
 import type { RequestMemo } from '../workflows/requestMemo.js';
 import { requestMemo, workflowIdFor } from '../workflows/requestMemo.js';
+import { instructionOf } from '../workflows/conversation.js';
 import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/healthEntity.js';
 import { clientConnectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';
 
@@ -297,7 +298,7 @@ export class SwitchyardClient {
         workflowId,
         args: [{ ...input, requestId }],
         workflowIdReusePolicy: opts.redrive ? 'ALLOW_DUPLICATE_FAILED_ONLY' : 'REJECT_DUPLICATE',
-        memo: { ...requestMemo(this.encrypted ? undefined : req.prompt, req.category, opts.batch), ...(opts.redriveOf ? { redriveOf: opts.redriveOf } : {}) },
+        memo: { ...requestMemo(this.encrypted ? undefined : instructionOf(req), req.category, opts.batch), ...(opts.redriveOf ? { redriveOf: opts.redriveOf } : {}) },
         typedSearchAttributes: [{ key: LlmCategory, value: req.category }, ...(opts.batch ? [{ key: LlmBatch, value: opts.batch.batchId }] : [])],
       });
       return { handle, existing: false, runId: handle.firstExecutionRunId };

@@ -1,6 +1,6 @@
 /** CLI commands for pipelines and operators: batch, runs, show, replay, redrive. */
 import { existsSync } from 'node:fs';
-import { resultsWriter } from '../batch/resultsFile.js';
+import { RESULT_FORMATS, type ResultFormat, resultsWriter } from '../batch/resultsFile.js';
 import { basename, join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { formatUsd } from '../catalog/pricing.js';
@@ -28,13 +28,14 @@ function finish(summary: BatchSummary, json: boolean | undefined, extra: Record<
 /** Streams results to `out` in input order with a progress display, then prints the summary. */
 async function writeResults(
   out: string,
+  format: ResultFormat,
   label: string,
   total: number,
   json: boolean | undefined,
   run: (hooks: Required<Pick<RunBatchOptions, 'onResult' | 'onProgress'>>) => Promise<BatchSummary>,
   adjust: (s: BatchSummary) => BatchSummary = (s) => s,
 ): Promise<void> {
-  const writer = resultsWriter(out);
+  const writer = resultsWriter(out, format);
   const bar = progressReporter(label, total);
   let summary: BatchSummary;
   try {
@@ -102,6 +103,7 @@ export function registerPipelineCommands(program: Command): void {
     .description('run a JSONL file of requests (one {"id", "prompt", ...} per line); or status/results of a detached batch')
     .argument('[file]', 'input JSONL: one request per line with a unique "id"')
     .option('--out <path>', 'results JSONL, in input order (default <file>.results.jsonl)')
+    .addOption(new Option('--output-format <format>', 'result lines: Switchyard\'s, or the OpenAI Batch API output format').choices([...RESULT_FORMATS]).default('switchyard'))
     .option('--concurrency <n>', 'requests in flight', int('--concurrency', 1), 16)
     .option('--category <name>', 'category for lines that do not name one')
     .option('--json', 'print the summary as one JSON object')
@@ -110,7 +112,7 @@ export function registerPipelineCommands(program: Command): void {
     .option('--children-per-run <n>', 'detached: child workflows per run before continue-as-new', int('--children-per-run', 1), 1000)
     .addOption(new Option('--order <order>', 'results in input order, or each as soon as it finishes').choices(['input', 'finish']).default('input'))
     .option('--max-budget-wait <duration>', 'a request denied by a `wait` budget waits at most this long in all (e.g. 10m), then fails', duration('--max-budget-wait'))
-    .action(async (file: string | undefined, o: { out?: string; concurrency: number; category?: string; json?: boolean; detach?: boolean; batchId?: string; childrenPerRun: number; order: 'input' | 'finish'; maxBudgetWait?: number }) => {
+    .action(async (file: string | undefined, o: { out?: string; outputFormat: ResultFormat; concurrency: number; category?: string; json?: boolean; detach?: boolean; batchId?: string; childrenPerRun: number; order: 'input' | 'finish'; maxBudgetWait?: number }) => {
       if (!file) throw new InvalidArgumentError('batch needs an input file: `switchyard batch requests.jsonl --out results.jsonl` (or `batch status <id>`, `batch results <id>`)');
       if (!existsSync(file)) throw new InvalidArgumentError(`batch input ${file} does not exist`);
       if (o.batchId !== undefined && !/^[A-Za-z0-9._-]{1,100}$/.test(o.batchId)) throw new InvalidArgumentError('--batch-id may contain only letters, digits and . _ -');
@@ -141,7 +143,7 @@ export function registerPipelineCommands(program: Command): void {
           return;
         }
         const total = await countRequestLines(file);
-        await writeResults(o.out ?? defaultOut(file), 'batch', total, o.json, (hooks) =>
+        await writeResults(o.out ?? defaultOut(file), o.outputFormat, 'batch', total, o.json, (hooks) =>
           runBatch(client, readBatchFile(file, { category: o.category }), {
             ...hooks,
             concurrency: o.concurrency,
@@ -191,12 +193,13 @@ export function registerPipelineCommands(program: Command): void {
     .description('results of a detached batch, in input order, as JSONL')
     .argument('<batch-id>')
     .option('--out <path>', 'results JSONL (default <batch-id>.results.jsonl)')
+    .addOption(new Option('--output-format <format>', 'result lines: Switchyard\'s, or the OpenAI Batch API output format').choices([...RESULT_FORMATS]).default('switchyard'))
     .option('--json', 'print the summary as JSON')
-    .action(async (batchId: string, o: { out?: string; json?: boolean }) => {
+    .action(async (batchId: string, o: { out?: string; outputFormat: ResultFormat; json?: boolean }) => {
       await withClient(async (client) => {
         const st = await client.batchStatus(batchId);
         if (st.state !== 'completed') process.stderr.write(`batch ${batchId} is still running (${st.done} done): waiting for the rest\n`);
-        await writeResults(o.out ?? `${batchId}.results.jsonl`, 'collect', st.source.lines - st.summary.invalid, o.json, (hooks) => client.batchResults(batchId, hooks), (s) => ({ ...s, invalid: st.summary.invalid, invalidLines: st.summary.invalidLines, wallMs: st.summary.wallMs }));
+        await writeResults(o.out ?? `${batchId}.results.jsonl`, o.outputFormat, 'collect', st.source.lines - st.summary.invalid, o.json, (hooks) => client.batchResults(batchId, hooks), (s) => ({ ...s, invalid: st.summary.invalid, invalidLines: st.summary.invalidLines, wallMs: st.summary.wallMs }));
       });
     });
 

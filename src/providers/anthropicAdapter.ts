@@ -20,7 +20,7 @@ export class AnthropicAdapter implements ProviderAdapter {
         {
           model: req.model,
           max_tokens: req.maxOutputTokens,
-          messages: [{ role: 'user', content: req.prompt }],
+          messages: req.turns.map((t) => ({ role: t.role, content: t.content })),
           ...(req.system ? { system: req.system } : {}),
           ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
         },

@@ -27,7 +27,8 @@ export class GeminiAdapter implements ProviderAdapter {
     try {
       res = await this.client.models.generateContent({
         model: req.model,
-        contents: req.prompt,
+        // Gemini names the assistant's turns "model".
+        contents: req.turns.map((t) => ({ role: t.role === 'assistant' ? 'model' : 'user', parts: [{ text: t.content }] })),
         config: {
           maxOutputTokens: req.maxOutputTokens,
           ...(req.system ? { systemInstruction: req.system } : {}),

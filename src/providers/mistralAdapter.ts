@@ -19,9 +19,9 @@ export class MistralAdapter implements ProviderAdapter {
 
   async chat(req: ChatRequest): Promise<ChatResponse> {
     const where = { provider: this.provider, model: req.model };
-    const messages: Array<{ role: 'system' | 'user'; content: string }> = [];
+    const messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }> = [];
     if (req.system) messages.push({ role: 'system', content: req.system });
-    messages.push({ role: 'user', content: req.prompt });
+    for (const t of req.turns) messages.push({ role: t.role, content: t.content });
     let res: Awaited<ReturnType<Mistral['chat']['complete']>>;
     try {
       res = await this.client.chat.complete(

@@ -30,7 +30,7 @@ export class OpenAIAdapter implements ProviderAdapter {
     const where = { provider: this.provider, model: req.model };
     const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [];
     if (req.system) messages.push({ role: 'system', content: req.system });
-    messages.push({ role: 'user', content: req.prompt });
+    for (const t of req.turns) messages.push({ role: t.role, content: t.content });
     let res: OpenAI.Chat.ChatCompletion;
     try {
       res = await this.client.chat.completions.create(

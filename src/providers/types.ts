@@ -1,11 +1,18 @@
 /** The one interface every provider adapter implements. */
 import type { Usage } from '../catalog/pricing.js';
 
+/** One turn of a conversation; system instructions travel separately (`ChatRequest.system`). */
+export interface ChatTurn {
+  readonly role: 'user' | 'assistant';
+  readonly content: string;
+}
+
 export interface ChatRequest {
   /** The provider's model id. */
   readonly model: string;
   readonly system?: string | undefined;
-  readonly prompt: string;
+  /** Alternating turns, starting and ending with the user's. */
+  readonly turns: readonly ChatTurn[];
   readonly maxOutputTokens: number;
   readonly temperature?: number | undefined;
   /** Sent as `x-switchyard-request-id`: correlates provider logs with the workflow. */

@@ -10,11 +10,23 @@ import type { Capability } from '../catalog/schema.js';
 import { countChatTokens, countTokens, MESSAGE_OVERHEAD_TOKENS } from './tokens.js';
 
 export interface ClassifyInput {
+  /** The instruction: the prompt, or a conversation's last user turn. It weighs most. */
   readonly prompt: string;
   readonly system?: string | undefined;
   /** A document the prompt refers to; counted as tokens, not as difficulty. */
   readonly context?: string | undefined;
+  /**
+   * A conversation's turns before the last user turn. Their tokens all count; what they ask
+   * weighs EARLIER_TURNS_WEIGHT of what the last turn asks (a follow-up such as "and now in
+   * Python?" inherits the difficulty of the question before it).
+   */
+  readonly history?: ReadonlyArray<{ readonly role: 'user' | 'assistant'; readonly content: string }> | undefined;
 }
+
+/** How much a feature found only in earlier user turns counts, relative to the last turn. */
+export const EARLIER_TURNS_WEIGHT = 0.4;
+/** Characters of earlier user turns the patterns read (the most recent ones). */
+const HISTORY_CHARS = 8_192;
 
 export interface Classification {
   readonly complexity: number;
@@ -110,10 +122,15 @@ export function classify(input: ClassifyInput): Classification {
   const signals: string[] = [];
   let z = BIAS;
 
+  // Earlier user turns, most recent last, bounded like the instruction's window.
+  const earlierUser = (input.history ?? []).filter((t) => t.role === 'user').map((t) => t.content).join('\n').slice(-HISTORY_CHARS).toLowerCase();
   for (const f of HARD) {
     if (f.pattern.test(text)) {
       z += f.weight;
       signals.push(`+${f.name}`);
+    } else if (earlierUser && f.pattern.test(earlierUser)) {
+      z += f.weight * EARLIER_TURNS_WEIGHT;
+      signals.push(`+${f.name}(earlier turn)`);
     }
   }
   if (listItems(window, MULTI_PART.minItems)) {
@@ -126,6 +143,12 @@ export function classify(input: ClassifyInput): Classification {
       signals.push(`-${f.name}`);
     }
   }
+  if (input.history && input.history.length > 0) {
+    // A long conversation carries more state to keep straight: a small, capped push up.
+    const turnsTerm = Math.min(0.3, Math.log2(1 + input.history.length) * 0.08);
+    z += turnsTerm;
+    signals.push(`+conversation(${input.history.length + 1} turns)`);
+  }
 
   const instructionTokens = countTokens(instruction);
   // log2 of the instruction length beyond a short question: 32 tokens adds 0, 1k tokens ~+1.4.
@@ -137,20 +160,23 @@ export function classify(input: ClassifyInput): Classification {
   }
 
   const capabilities = new Set<Capability>();
-  const hasCode = CODE_BLOCK.test(window) || CODING_WORDS.test(text);
+  const hasCode = CODE_BLOCK.test(window) || CODING_WORDS.test(text) || (earlierUser !== '' && (CODE_BLOCK.test(earlierUser) || CODING_WORDS.test(earlierUser)));
   if (hasCode) {
     capabilities.add('coding');
     z += 0.35;
     signals.push('+code');
   }
-  if (signals.some((s) => s === '+proof' || s === '+math' || s === '+analysis' || s === '+algorithm')) {
+  if (signals.some((s) => /^\+(proof|math|analysis|algorithm)\b/.test(s))) {
     capabilities.add('reasoning');
   }
   if (JSON_OUTPUT.test(text)) capabilities.add('json');
   if (NON_LATIN.test(window) || TRANSLATE_TO.test(text)) capabilities.add('multilingual');
 
   // Without a context the instruction's count is reused (tokenizing is the costly part).
-  const inputTokens = input.context
+  const history = input.history ?? [];
+  const inputTokens = history.length
+    ? countChatTokens([...(input.system ? [{ content: input.system }] : []), ...history, { content: input.context ? `${input.context}\n\n${instruction}` : instruction }])
+    : input.context
     ? countChatTokens([...(input.system ? [{ content: input.system }] : []), { content: `${input.context}\n\n${instruction}` }])
     : countChatTokens(input.system ? [{ content: input.system }] : []) + MESSAGE_OVERHEAD_TOKENS + instructionTokens;
   if (inputTokens > LONG_CONTEXT_TOKENS) capabilities.add('long_context');

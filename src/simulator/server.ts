@@ -13,7 +13,7 @@ import type { ModelSpec } from '../catalog/schema.js';
 import { countChatTokens } from '../routing/tokens.js';
 import { answerFor } from './answers.js';
 import { drawOutcome, type FaultOutcome, type FaultsFile, faultsFileSchema, faultSpecSchema, type FaultSpec, seededRandom } from './faults.js';
-import { anthropicFormat, BadRequest, categoryForStatus, type ErrorCategory, geminiFormat, openaiFormat, type WireFormat } from './wireFormats.js';
+import { anthropicFormat, BadRequest, categoryForStatus, type ErrorCategory, geminiFormat, openaiFormat, type SimTurn, type WireFormat } from './wireFormats.js';
 
 export interface SimulatorOptions {
   readonly catalog: Catalog;
@@ -30,6 +30,15 @@ export interface SimulatorStats {
   byModel: Record<string, { requests: number; outcomes: Record<string, number>; inputTokens: number; outputTokens: number }>;
 }
 
+/** A request the simulator answered, as it read it off the wire (the most recent 200 are kept). */
+export interface ReceivedRequest {
+  readonly format: WireFormat['name'];
+  readonly model: string;
+  readonly system: string;
+  readonly turns: readonly SimTurn[];
+  readonly inputTokens: number;
+}
+
 export const FAULT_HEADER = 'x-simulator-faults';
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
@@ -41,7 +50,13 @@ export class Simulator {
   private stats: SimulatorStats = { requests: 0, byModel: {} };
   private readonly byProviderModel = new Map<string, ModelSpec>();
   private readonly hanging = new Set<ServerResponse>();
+  private readonly recent: ReceivedRequest[] = [];
   readonly latencyScale: number;
+
+  /** The most recent requests it answered, oldest first (for tests and debugging). */
+  received(): readonly ReceivedRequest[] {
+    return [...this.recent];
+  }
 
   constructor(private readonly opts: SimulatorOptions) {
     this.faults = opts.faults ?? {};
@@ -188,7 +203,9 @@ export class Simulator {
       return this.fail(res, format, outcome, category, messages[category] ?? `simulated ${outcome}`, headers);
     }
 
-    const inputTokens = Math.ceil(countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), { content: parsed.prompt }]) * (fault?.inputTokenScale ?? 1));
+    const inputTokens = Math.ceil(countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), ...parsed.turns.map((t) => ({ content: t.text }))]) * (fault?.inputTokenScale ?? 1));
+    this.recent.push({ format: format.name, model: spec.name, system: parsed.system, turns: parsed.turns, inputTokens });
+    if (this.recent.length > 200) this.recent.shift();
     const maxTokens = parsed.maxTokens ?? spec.maxOutputTokens;
     if (maxTokens > spec.maxOutputTokens) {
       return this.fail(res, format, 400, 'bad_request', `max_tokens: ${maxTokens} > ${spec.maxOutputTokens}, the maximum allowed for ${spec.providerModel}`);

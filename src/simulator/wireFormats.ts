@@ -5,9 +5,17 @@
  */
 import { randomUUID } from 'node:crypto';
 
+export interface SimTurn {
+  readonly role: 'user' | 'assistant';
+  readonly text: string;
+}
+
 export interface ParsedRequest {
   readonly model: string;
   readonly system: string;
+  /** The conversation's turns, in order, as the format sent them. */
+  readonly turns: readonly SimTurn[];
+  /** All turns' text (what the deterministic answer is derived from). */
   readonly prompt: string;
   readonly messageCount: number;
   readonly maxTokens: number | undefined;
@@ -66,11 +74,14 @@ export const openaiFormat: WireFormat = {
     if (typeof b.model !== 'string') throw new BadRequest('model is required');
     if (!Array.isArray(b.messages) || b.messages.length === 0) throw new BadRequest('messages must be a non-empty array');
     const msgs = b.messages.map((m, i) => obj(m, `messages[${i}]`));
+    msgs.forEach((m, i) => {
+      if (!['system', 'developer', 'user', 'assistant'].includes(String(m.role))) throw new BadRequest(`messages[${i}].role: '${String(m.role)}' is not one of 'system', 'developer', 'user', 'assistant'`);
+    });
     const system = msgs.filter((m) => m.role === 'system' || m.role === 'developer').map((m) => textOf(m.content)).join('\n');
-    const prompt = msgs.filter((m) => m.role !== 'system' && m.role !== 'developer').map((m) => textOf(m.content)).join('\n');
+    const turns = msgs.filter((m) => m.role === 'user' || m.role === 'assistant').map((m) => ({ role: m.role as SimTurn['role'], text: textOf(m.content) }));
     // OpenAI uses max_completion_tokens (max_tokens is its older name); Mistral uses max_tokens.
     const maxTokens = optInt(b.max_completion_tokens, 'max_completion_tokens') ?? optInt(b.max_tokens, 'max_tokens');
-    return { model: b.model, system, prompt, messageCount: msgs.length, maxTokens };
+    return { model: b.model, system, turns, prompt: turns.map((t) => t.text).join('\n'), messageCount: msgs.length, maxTokens };
   },
   reply(r) {
     return {
@@ -122,7 +133,13 @@ export const anthropicFormat: WireFormat = {
     if (maxTokens === undefined) throw new BadRequest('max_tokens: Field required');
     if (!Array.isArray(b.messages) || b.messages.length === 0) throw new BadRequest('messages: at least one message is required');
     const msgs = b.messages.map((m, i) => obj(m, `messages.${i}`));
-    return { model: b.model, system: textOf(b.system), prompt: msgs.map((m) => textOf(m.content)).join('\n'), messageCount: msgs.length, maxTokens };
+    // As Anthropic's API does: only user and assistant turns (system is a top-level field), user first.
+    msgs.forEach((m, i) => {
+      if (m.role !== 'user' && m.role !== 'assistant') throw new BadRequest(`messages.${i}.role: Input should be 'user' or 'assistant'`);
+    });
+    if (msgs[0]?.role !== 'user') throw new BadRequest('messages: first message must use the "user" role');
+    const turns = msgs.map((m) => ({ role: m.role as SimTurn['role'], text: textOf(m.content) }));
+    return { model: b.model, system: textOf(b.system), turns, prompt: turns.map((t) => t.text).join('\n'), messageCount: msgs.length, maxTokens };
   },
   reply(r) {
     return {
@@ -162,10 +179,14 @@ export const geminiFormat: WireFormat = {
     if (!pathModel) throw new BadRequest('model is required in the path');
     if (!Array.isArray(b.contents) || b.contents.length === 0) throw new BadRequest('contents must not be empty');
     const contents = b.contents.map((c, i) => obj(c, `contents[${i}]`));
-    const prompt = contents.map((c) => textOf(c.parts)).join('\n');
+    contents.forEach((c, i) => {
+      if (c.role !== undefined && c.role !== 'user' && c.role !== 'model') throw new BadRequest(`contents[${i}].role: Please use a valid role: user, model.`);
+    });
+    const turns = contents.map((c): SimTurn => ({ role: c.role === 'model' ? 'assistant' : 'user', text: textOf(c.parts) }));
+    const prompt = turns.map((t) => t.text).join('\n');
     const sys = b.systemInstruction === undefined ? '' : textOf(obj(b.systemInstruction, 'systemInstruction').parts);
     const gc = b.generationConfig === undefined ? {} : obj(b.generationConfig, 'generationConfig');
-    return { model: pathModel, system: sys, prompt, messageCount: contents.length, maxTokens: optInt(gc.maxOutputTokens, 'generationConfig.maxOutputTokens') };
+    return { model: pathModel, system: sys, turns, prompt, messageCount: contents.length, maxTokens: optInt(gc.maxOutputTokens, 'generationConfig.maxOutputTokens') };
   },
   reply(r) {
     return {

@@ -21,6 +21,7 @@ import { addInvalid, addResult, type BatchResultLine, emptySummary, failedResult
 import { type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './batchTypes.js';
 import { llmRequest } from './llmRequest.js';
 import { requestMemo, workflowIdFor } from './requestMemo.js';
+import { instructionOf } from './conversation.js';
 import { requestFailureDetails } from './requestTypes.js';
 import { LlmBatch, LlmCategory } from './searchAttributes.js';
 
@@ -70,7 +71,7 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
         workflowId,
         args: [{ ...input.requestDefaults, ...item.request }],
         taskQueue: info.taskQueue,
-        memo: { ...requestMemo(input.redactTitles ? undefined : item.request.prompt, category, { batchId: input.batchId, line: item.line }) },
+        memo: { ...requestMemo(input.redactTitles ? undefined : instructionOf(item.request), category, { batchId: input.batchId, line: item.line }) },
         typedSearchAttributes: [
           { key: LlmCategory, value: category },
           { key: LlmBatch, value: input.batchId },

@@ -32,6 +32,7 @@ import { own } from '../util/names.js';
 import { parseJudgeScore } from '../quality/spec.js';
 import { approveSpendSignal, escalateSignal } from './budgetMessages.js';
 import { type RequestTrace, traceQuery } from './requestMessages.js';
+import { conversationOf, earlierTurnsOf, instructionOf, textParts } from './conversation.js';
 import {
   type Attempt,
   FAILURE_TYPES,
@@ -162,8 +163,15 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     : (attemptId: string): string => `${info.workflowId}/${attemptId}`;
   // Small prompts ride along in each call's input; large ones are read by the activity from this
   // run's start input, so the history holds one copy however many attempts there are.
-  const promptBytes = utf8Bytes(req.prompt) + utf8Bytes(req.context ?? '') + utf8Bytes(req.system ?? '');
-  const promptPart = promptBytes <= INLINE_PROMPT_BYTES ? { system: req.system, prompt: req.context ? `${req.context}\n\n${req.prompt}` : req.prompt } : { promptRef: true as const };
+  // (A prompt request's inline part is what it always was: runs in flight are unaffected.)
+  const promptBytes = textParts(req).reduce((n, t) => n + utf8Bytes(t), 0);
+  const promptPart =
+    promptBytes > INLINE_PROMPT_BYTES
+      ? { promptRef: true as const }
+      : req.messages
+        ? { system: req.system, messages: req.messages, context: req.context }
+        : { system: req.system, prompt: req.context ? `${req.context}\n\n${req.prompt ?? ''}` : (req.prompt ?? '') };
+  const instruction = instructionOf(req);
   let approved = false;
   setHandler(approveSpendSignal, () => {
     approved = true;
@@ -209,7 +217,11 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
 
   let cls: Awaited<ReturnType<typeof local.classify>>;
   try {
-    cls = await local.classify({ prompt: req.prompt, system: req.system, context: req.context });
+    cls = await local.classify(
+      req.messages
+        ? { prompt: instruction, system: conversationOf(req).system, context: req.context, history: earlierTurnsOf(req) }
+        : { prompt: instruction, system: req.system, context: req.context },
+    );
   } catch (e) {
     // A classifier that fails for good ends the request with a reason, like any other failure.
     upsertSearchAttributes([{ key: LlmOutcome, value: 'failed' }]);
@@ -222,7 +234,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     { key: LlmComplexity, value: cls.complexity },
   ]);
 
-  const { prompt: _p, system: _s, context: _c, quality: _q, ...constraints } = req;
+  const { prompt: _p, messages: _m, system: _s, context: _c, quality: _q, ...constraints } = req;
   let qualityEscalations = 0;
   const qualityFailed: string[] = [];
   const select = async (extra: { costCapNanos?: number; excludeModels?: string[]; unpin?: boolean; model?: string; minTier?: Tier } = {}): Promise<SelectOutput> => {
@@ -367,7 +379,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       if (!g.granted) return undefined;
       let r: CallModelOutput;
       try {
-        r = await call.callModel({ workflowId: info.workflowId, runId: info.runId, attemptId, model, maxOutputTokens: 16, judge: { answer, ...(promptPart.promptRef ? {} : { prompt: req.prompt }) }, ...(promptPart.promptRef ? { promptRef: true as const } : {}) });
+        r = await call.callModel({ workflowId: info.workflowId, runId: info.runId, attemptId, model, maxOutputTokens: 16, judge: { answer, ...(promptPart.promptRef ? {} : { prompt: instruction }) }, ...(promptPart.promptRef ? { promptRef: true as const } : {}) });
       } catch (err) {
         await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: g.shard, reservationId }));
         if (isCancellation(err)) throw err;

@@ -9,6 +9,7 @@ import type { Candidate } from '../routing/router.js';
 import { qualitySpecSchema } from '../quality/spec.js';
 import { utf8Bytes } from '../util/bytes.js';
 import { isReservedName, RESERVED_MESSAGE } from '../util/names.js';
+import { messagesIssues, textParts } from './conversation.js';
 
 export const MAX_PROMPT_CHARS = 4_000_000;
 /**
@@ -16,6 +17,7 @@ export const MAX_PROMPT_CHARS = 4_000_000;
  * by default (`limit.blobSize.error`); the request input must fit with room for the rest.
  */
 export const MAX_INPUT_BYTES = 1_500_000;
+export const MAX_MESSAGES = 1_000;
 
 /** The request's fields (what runs started before the size and reserved-name limits were checked against). */
 export const requestInputBaseSchema = z
@@ -27,7 +29,21 @@ export const requestInputBaseSchema = z
       .max(200)
       .regex(/^[A-Za-z0-9._:/-]+$/, 'may contain only letters, digits and . _ : / -')
       .optional(),
-    prompt: z.string({ error: 'is required: the text to send to the model' }).trim().min(1, 'must not be empty').max(MAX_PROMPT_CHARS, `must be at most ${MAX_PROMPT_CHARS} characters`),
+    /** The instruction; or send `messages` instead. */
+    prompt: z.string({ error: 'must be a string: the text to send to the model' }).trim().min(1, 'must not be empty').max(MAX_PROMPT_CHARS, `must be at most ${MAX_PROMPT_CHARS} characters`).optional(),
+    /** A chat conversation instead of `prompt`: system, user and assistant turns, ending with the user's. */
+    messages: z
+      .array(
+        z
+          .object({
+            role: z.enum(['system', 'user', 'assistant'], { error: 'must be system, user or assistant' }),
+            content: z.string({ error: 'must be a string (the turn\'s text)' }).min(1, 'must not be empty').max(MAX_PROMPT_CHARS),
+          })
+          .strict(),
+      )
+      .min(1, 'must hold at least one message')
+      .max(MAX_MESSAGES, `must hold at most ${MAX_MESSAGES} messages`)
+      .optional(),
     system: z.string().max(200_000).optional(),
     /** A document the prompt refers to: counts toward tokens, not complexity. */
     context: z.string().max(MAX_PROMPT_CHARS).optional(),
@@ -63,15 +79,18 @@ export const requestInputBaseSchema = z
   .strict();
 
 /** Limits beyond the fields' shapes: names of Object.prototype members, and the payload size. */
-export function requestLimitIssues(r: Pick<z.output<typeof requestInputBaseSchema>, 'prompt' | 'context' | 'system' | 'category' | 'budgetScope'>): Array<{ path: string; message: string }> {
+export function requestLimitIssues(r: Pick<z.output<typeof requestInputBaseSchema>, 'prompt' | 'messages' | 'context' | 'system' | 'category' | 'budgetScope'>): Array<{ path: string; message: string }> {
   const issues: Array<{ path: string; message: string }> = [];
+  if (r.prompt === undefined && r.messages === undefined) issues.push({ path: 'prompt', message: 'is required: the text to send to the model (or send `messages`, a chat conversation)' });
+  if (r.prompt !== undefined && r.messages !== undefined) issues.push({ path: 'messages', message: 'send either prompt or messages, not both (put the prompt in the last user message)' });
+  if (r.messages && r.messages.length > 0) issues.push(...messagesIssues(r.messages));
   if (isReservedName(r.category)) issues.push({ path: 'category', message: RESERVED_MESSAGE });
   if (isReservedName(r.budgetScope)) issues.push({ path: 'budgetScope', message: RESERVED_MESSAGE });
-  const bytes = utf8Bytes(r.prompt) + utf8Bytes(r.context ?? '') + utf8Bytes(r.system ?? '');
+  const bytes = textParts(r).reduce((n, t) => n + utf8Bytes(t), 0);
   if (bytes > MAX_INPUT_BYTES) {
     issues.push({
-      path: r.context !== undefined ? 'context' : 'prompt',
-      message: `prompt, context and system together are ${bytes} bytes; a request holds at most ${MAX_INPUT_BYTES} bytes (Temporal's payload limit is 2 MB): split the document into several requests or summarise it in parts`,
+      path: r.context !== undefined ? 'context' : r.messages ? 'messages' : 'prompt',
+      message: `prompt or messages, context and system together are ${bytes} bytes; a request holds at most ${MAX_INPUT_BYTES} bytes (Temporal's payload limit is 2 MB): split the document into several requests or summarise it in parts`,
     });
   }
   return issues;
@@ -79,7 +98,7 @@ export function requestLimitIssues(r: Pick<z.output<typeof requestInputBaseSchem
 
 /** A request as clients and batch files must send it. */
 export const requestInputSchema = requestInputBaseSchema.superRefine((r, ctx) => {
-  for (const i of requestLimitIssues(r)) ctx.addIssue({ code: 'custom', path: [i.path], message: i.message });
+  for (const i of requestLimitIssues(r)) ctx.addIssue({ code: 'custom', path: i.path.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), message: i.message });
 });
 
 export type RequestInput = z.input<typeof requestInputSchema>;

@@ -71,11 +71,32 @@ describe('official clients against the simulator', () => {
 describe('adapters', () => {
   it.each(byProvider)('%s adapter returns text and usage for %s', async (provider, model) => {
     const spec = catalog.require(model);
-    const res = await registry.get(provider).chat({ model: spec.providerModel, prompt: 'Summarize: the cat sat on the mat.', system: 'Be brief.', maxOutputTokens: 50 });
+    const res = await registry.get(provider).chat({ model: spec.providerModel, turns: [{ role: 'user', content: 'Summarize: the cat sat on the mat.' }], system: 'Be brief.', maxOutputTokens: 50 });
     expect(res.text.length).toBeGreaterThan(0);
     expect(res.usage.inputTokens).toBe(countChatTokens([{ content: 'Be brief.' }, { content: 'Summarize: the cat sat on the mat.' }]));
     expect(res.usage.outputTokens).toBeGreaterThan(0);
     expect(res.usage.outputTokens).toBeLessThanOrEqual(50);
+  });
+
+  it.each(byProvider)('%s adapter sends a whole conversation in its wire format (%s)', async (provider, model) => {
+    const spec = catalog.require(model);
+    const turns = [
+      { role: 'user' as const, content: 'Write a haiku about rain.' },
+      { role: 'assistant' as const, content: 'Soft rain on the roof / the gutters hum old songs / the street shines at dusk' },
+      { role: 'user' as const, content: 'Now one about snow, please.' },
+    ];
+    const before = sim.received().length;
+    const res = await registry.get(provider).chat({ model: spec.providerModel, system: 'You write haiku.', turns, maxOutputTokens: 60 });
+    const seen = sim.received().slice(before);
+    expect(seen).toHaveLength(1);
+    const got = seen[0];
+    expect(got?.format).toBe(provider === 'anthropic' ? 'anthropic' : provider === 'google' ? 'gemini' : 'openai');
+    expect(got?.system).toBe('You write haiku.');
+    expect(got?.turns).toEqual(turns.map((t) => ({ role: t.role, text: t.content })));
+    // Every turn is counted and billed, not only the last.
+    const all = countChatTokens([{ content: 'You write haiku.' }, ...turns]);
+    expect(res.usage.inputTokens + res.usage.cachedInputTokens).toBe(all);
+    expect(all).toBeGreaterThan(countChatTokens([{ content: 'You write haiku.' }, { content: 'Now one about snow, please.' }]) + 15);
   });
 
   const cases: Array<[string, Record<string, unknown>, string, boolean]> = [
@@ -95,7 +116,7 @@ describe('adapters', () => {
       const spec = catalog.require(model);
       const err = await registry
         .get(provider)
-        .chat({ model: spec.providerModel, prompt: 'hi', maxOutputTokens: 10 })
+        .chat({ model: spec.providerModel, turns: [{ role: 'user', content: 'hi' }], maxOutputTokens: 10 })
         .then(() => undefined, (e: unknown) => e);
       sim.setFaults({});
       expect(err).toBeInstanceOf(ProviderError);
@@ -109,7 +130,7 @@ describe('adapters', () => {
       const long = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(spec.contextWindow / 4));
       const err = await registry
         .get(provider)
-        .chat({ model: spec.providerModel, prompt: long, maxOutputTokens: 10 })
+        .chat({ model: spec.providerModel, turns: [{ role: 'user', content: long }], maxOutputTokens: 10 })
         .then(() => undefined, (e: unknown) => e);
       expect((err as ProviderError).kind).toBe('context_too_long');
     });

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { parseBatchLine } from '../../src/batch/batchInput.js';
+import { toOpenAIBatchOutput } from '../../src/batch/openaiBatch.js';
+
+const line = (body: Record<string, unknown>, extra: Record<string, unknown> = {}) => JSON.stringify({ custom_id: 'req-1', method: 'POST', url: '/v1/chat/completions', body, ...extra });
+const parse = (text: string) => parseBatchLine(text, 1, { category: 'batch' });
+
+describe('OpenAI Batch input lines', () => {
+  it('maps custom_id, model, messages, token limit, temperature and JSON modes', () => {
+    const routed = parse(line({ model: 'auto', messages: [{ role: 'developer', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], max_tokens: 30, temperature: 0.5, top_p: 0.9 }));
+    expect(routed).toEqual({ ok: true, item: { line: 1, id: 'req-1', request: { requestId: 'req-1', category: 'batch', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], maxOutputTokens: 30, temperature: 0.5 } } });
+    const pinned = parse(line({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_completion_tokens: 5, max_tokens: 99, response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'object' } } } }));
+    expect(pinned?.ok && pinned.item.request).toMatchObject({ model: 'gpt-4o-mini', maxOutputTokens: 5, quality: { jsonSchema: { type: 'object' } } });
+    const json = parse(line({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_object' } }));
+    expect(json?.ok && json.item.request).toMatchObject({ quality: { json: true } });
+    expect(json?.ok && 'model' in json.item.request).toBe(false);
+  });
+
+  it('refuses what it cannot honour, naming the field', () => {
+    const err = (text: string): string => {
+      const p = parse(text);
+      return p && !p.ok ? p.bad.error : 'accepted';
+    };
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], n: 2 }))).toMatch(/^line 1: body\.n: only 1 choice/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], stream: true }))).toMatch(/body\.stream: batch requests are not streamed/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], frobnicate: 1 }))).toMatch(/body\.frobnicate: not a chat completions field/);
+    expect(err(line({ messages: [{ role: 'tool', content: 'x' }] }))).toMatch(/body\.messages\[0\]\.role: "tool" is not supported/);
+    expect(err(line({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }))).toMatch(/body\.messages\[0\]\.content\[0\]: only text parts/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { method: 'GET' }))).toMatch(/method: must be "POST"/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: '' }))).toMatch(/custom_id: is required/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], max_tokens: 0 }))).toMatch(/maxOutputTokens: must be >= 1/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] }))).toMatch(/messages\[1\]: the last message must be from the user/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'yaml' } }))).toMatch(/response_format\.type/);
+  });
+});
+
+describe('OpenAI Batch output lines', () => {
+  const base = { id: 'req-1', workflowId: 'llm-req-1', model: 'gpt-4o-mini', tier: 'standard', costNanos: 1200, premiumBaselineCostNanos: 9000 };
+  it('a completed request is a chat.completion with usage and the Switchyard cost beside it', () => {
+    const out = toOpenAIBatchOutput({ ...base, status: 'completed', text: 'Bonjour', usage: { inputTokens: 10, cachedInputTokens: 2, outputTokens: 3 } }, 1_700_000_000);
+    expect(out).toMatchObject({
+      custom_id: 'req-1',
+      error: null,
+      response: { status_code: 200, request_id: 'llm-req-1', body: { object: 'chat.completion', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [{ message: { role: 'assistant', content: 'Bonjour' }, finish_reason: 'stop' }], usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 2 } }, switchyard: { cost_nanos: 1200, premium_baseline_cost_nanos: 9000, tier: 'standard' } } },
+    });
+    expect(toOpenAIBatchOutput({ ...base, status: 'completed', text: 'x' }, 0).id).toBe(out.id);
+  });
+  it('a failed request has no response and its failure type as the error code', () => {
+    expect(toOpenAIBatchOutput({ ...base, status: 'failed', error: { type: 'BudgetExceeded', message: 'over budget' } }, 0)).toMatchObject({ custom_id: 'req-1', response: null, error: { code: 'BudgetExceeded', message: 'over budget' } });
+  });
+});
