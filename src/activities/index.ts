@@ -23,7 +23,7 @@ import { type Classification, type ClassifyInput, classify as classifyPure } fro
 import type { RetryPolicy } from '../routing/retryDecision.js';
 import { type Candidate, NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../routing/router.js';
 import type { ValidRequest } from '../workflows/requestTypes.js';
-import { type ChatMessage, type Conversation, conversationOf, instructionOf } from '../workflows/conversation.js';
+import { type ChatMessage, type Conversation, conversationOf, judgeQuestionOf } from '../workflows/conversation.js';
 import { FAILURE_TYPES } from '../workflows/requestTypes.js';
 
 export interface ActivityDeps extends BudgetDeps {
@@ -35,6 +35,11 @@ export interface ActivityDeps extends BudgetDeps {
   readonly tierFallbacks?: Partial<Record<Tier, string[]>>;
   readonly callTimeoutMs: number;
   readonly log: Logger;
+  /**
+   * Payloads are encrypted: failure messages (plaintext in history) leave out the provider's own
+   * error text, which can quote the prompt; it stays in the failure's details (encrypted).
+   */
+  readonly redactProviderMessages?: boolean;
   /** Safety margin on counted input tokens per provider, for reservations (0.2 = +20%). */
   readonly reservationMargin?: Partial<Record<ProviderName, number>>;
   /** Circuit breakers; absent = no health tracking. */
@@ -117,7 +122,7 @@ export function createActivities(deps: ActivityDeps) {
       request = await inputs.get(input.workflowId, input.runId);
     }
     if (input.judge) {
-      const asked = input.judge.prompt ?? (request ? instructionOf(request) : undefined);
+      const asked = input.judge.prompt ?? (request ? judgeQuestionOf(request) : undefined);
       if (asked === undefined) throw ApplicationFailure.create({ message: 'callModel: a judge call needs the request prompt', type: 'internal', nonRetryable: true });
       return { turns: [{ role: 'user', content: judgePrompt(asked, input.judge.answer) }] };
     }
@@ -264,7 +269,8 @@ export function createActivities(deps: ActivityDeps) {
         if (e instanceof ProviderError) {
           if (countsAsFailure(e.kind)) deps.health?.report(spec.name, false, e.kind);
           log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, kind: e.kind, status: e.status, retryAfterMs: e.retryAfterMs }, 'provider call failed');
-          throw ApplicationFailure.create({ message: e.message, type: e.kind, nonRetryable: true, details: [e.toInfo()] });
+          const message = deps.redactProviderMessages ? `${e.provider}${e.status ? ` ${e.status}` : ''}: ${e.kind} (the provider's message is in the failure details, encrypted)` : e.message;
+          throw ApplicationFailure.create({ message, type: e.kind, nonRetryable: true, details: [e.toInfo()] });
         }
         throw e;
       } finally {

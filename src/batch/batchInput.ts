@@ -5,7 +5,7 @@
 import { schemaError } from '../quality/checks.js';
 import { describeIssues } from '../util/validation.js';
 import { type RequestInput, requestInputSchema } from '../workflows/requestTypes.js';
-import { fromOpenAIBatchLine, isOpenAIBatchLine } from './openaiBatch.js';
+import { fromOpenAIBatchLine, isOpenAIBatchLine, openAIFieldName } from './openaiBatch.js';
 
 export interface BatchItem {
   /** 1-based line number in the input file. */
@@ -39,7 +39,8 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
     return bad(`not valid JSON (${(e as Error).message}); each line must be one JSON object such as {"id": "t-1", "prompt": "..."}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('must be a JSON object such as {"id": "t-1", "prompt": "..."}');
-  if (isOpenAIBatchLine(raw as Record<string, unknown>)) {
+  const openai = isOpenAIBatchLine(raw as Record<string, unknown>);
+  if (openai) {
     const converted = fromOpenAIBatchLine(raw as Record<string, unknown>);
     if (!converted.ok) return bad(converted.error);
     raw = { ...converted.request, id: converted.id, requestId: undefined };
@@ -53,12 +54,12 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
   const candidate = { ...rest, requestId: id, ...(rest.category === undefined && defaults.category ? { category: defaults.category } : {}) };
   const parsed = requestInputSchema.safeParse(candidate);
   if (!parsed.success) {
-    const fields = describeIssues(parsed.error).map((f) => f.replace(/^requestId:/, 'id:'));
+    const fields = describeIssues(parsed.error).map((f) => (openai ? openAIFieldName(f) : f.replace(/^requestId:/, 'id:')));
     return bad(fields.join('; '));
   }
   const schema = parsed.data.quality?.jsonSchema;
   const schemaBad = schema ? schemaError(schema) : undefined;
-  if (schemaBad) return bad(`quality.jsonSchema: not a valid JSON Schema (${schemaBad})`);
+  if (schemaBad) return bad(`${openai ? 'body.response_format.json_schema.schema' : 'quality.jsonSchema'}: not a valid JSON Schema (${schemaBad})`);
   return { ok: true, item: { line, id, request: candidate } };
 }
 

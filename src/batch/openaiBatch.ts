@@ -16,7 +16,7 @@ import type { BatchResultLine } from './summary.js';
 
 /** Whether a parsed line is in the OpenAI Batch format (rather than Switchyard's own). */
 export function isOpenAIBatchLine(raw: Record<string, unknown>): boolean {
-  return 'custom_id' in raw && 'body' in raw;
+  return Object.hasOwn(raw, 'custom_id');
 }
 
 /** Body fields accepted without effect: sampling knobs and bookkeeping a router need not honour. */
@@ -73,16 +73,19 @@ export function messagesFromOpenAI(raw: unknown, where = 'body.messages'): ChatM
 export function fromOpenAIBatchLine(raw: Record<string, unknown>): Converted {
   const bad = (error: string): Converted => ({ ok: false, error });
   const id = raw.custom_id;
-  if (typeof id !== 'string' || id === '') return bad('custom_id: is required (a unique string per line)');
+  if (typeof id !== 'string') return bad('custom_id: must be a string (a unique name per line)');
+  if (id === '') return bad('custom_id: is required (a unique name per line)');
   if (raw.method !== undefined && raw.method !== 'POST') return bad(`method: must be "POST" (got ${JSON.stringify(raw.method)})`);
   if (raw.url !== '/v1/chat/completions') return bad(`url: only "/v1/chat/completions" is supported (got ${JSON.stringify(raw.url)})`);
   const body = raw.body as Record<string, unknown> | null;
   if (!body || typeof body !== 'object' || Array.isArray(body)) return bad('body: must be a chat completions request object');
   for (const k of Object.keys(body)) {
-    const why = UNSUPPORTED[k];
-    if (why && body[k] !== undefined && body[k] !== null && body[k] !== false) return bad(`body.${k}: ${why}`);
+    const why = Object.hasOwn(UNSUPPORTED, k) ? UNSUPPORTED[k] : undefined;
+    const v = body[k];
+    const unset = v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0);
+    if (why && !unset) return bad(`body.${k}: ${why}`);
   }
-  if (body.n !== undefined && body.n !== 1) return bad('body.n: only 1 choice per request is supported');
+  if (body.n !== undefined && body.n !== null && body.n !== 1) return bad('body.n: only 1 choice per request is supported');
   const known = new Set(['model', 'messages', 'max_tokens', 'max_completion_tokens', 'temperature', 'response_format', 'n', ...Object.keys(UNSUPPORTED), ...IGNORED]);
   const unknown = Object.keys(body).filter((k) => !known.has(k));
   if (unknown.length) return bad(`body.${unknown[0]}: not a chat completions field Switchyard knows; remove it`);
@@ -96,13 +99,32 @@ export function fromOpenAIBatchLine(raw: Record<string, unknown>): Converted {
   if (maxTokens !== undefined && maxTokens !== null) request.maxOutputTokens = maxTokens;
   if (body.temperature !== undefined && body.temperature !== null) request.temperature = body.temperature;
   const rf = body.response_format as { type?: unknown; json_schema?: { schema?: unknown } } | undefined | null;
-  if (rf && rf.type === 'json_object') request.quality = { json: true };
-  else if (rf && rf.type === 'json_schema') {
+  // JSON modes: the answer is checked (a failed check escalates a tier), and the model is told, as
+  // a system turn, since not every provider has a native JSON mode.
+  if (rf && rf.type === 'json_object') {
+    request.quality = { json: true };
+    messages.push({ role: 'system', content: 'Reply with one JSON object and nothing else.' });
+  } else if (rf && rf.type === 'json_schema') {
     if (!rf.json_schema || typeof rf.json_schema.schema !== 'object' || rf.json_schema.schema === null) return bad('body.response_format.json_schema.schema: must be a JSON Schema object');
     request.quality = { jsonSchema: rf.json_schema.schema };
+    messages.push({ role: 'system', content: `Reply with JSON only, valid against this JSON Schema:\n${JSON.stringify(rf.json_schema.schema)}` });
   } else if (rf && rf.type !== 'text') return bad('body.response_format.type: must be text, json_object or json_schema');
   // The caller validates the request like any other line (zod), so types are checked there.
   return { ok: true, id, request: request };
+}
+
+/** A validation message about a converted line, with the field named as the OpenAI line names it. */
+export function openAIFieldName(issue: string): string {
+  const names: Array<[RegExp, string]> = [
+    [/^requestId:/, 'custom_id:'],
+    [/^maxOutputTokens:/, 'body.max_completion_tokens (or max_tokens):'],
+    [/^temperature:/, 'body.temperature:'],
+    [/^model:/, 'body.model:'],
+    [/^messages/, 'body.messages'],
+    [/^quality\.jsonSchema/, 'body.response_format.json_schema.schema'],
+  ];
+  for (const [re, name] of names) if (re.test(issue)) return issue.replace(re, name);
+  return issue;
 }
 
 /** A Switchyard result line in the OpenAI Batch output format. */
@@ -124,7 +146,7 @@ export function toOpenAIBatchOutput(r: BatchResultLine, createdAtSeconds: number
         object: 'chat.completion',
         created: createdAtSeconds,
         model: r.model,
-        choices: [{ index: 0, message: { role: 'assistant', content: r.text ?? '', refusal: null }, finish_reason: 'stop', logprobs: null }],
+        choices: [{ index: 0, message: { role: 'assistant', content: r.text ?? '', refusal: null }, finish_reason: /^(length|max_tokens)$/i.test(r.finishReason ?? '') ? 'length' : 'stop', logprobs: null }],
         usage: { prompt_tokens: promptTokens, completion_tokens: u.outputTokens, total_tokens: promptTokens + u.outputTokens, prompt_tokens_details: { cached_tokens: u.cachedInputTokens } },
         switchyard: { workflow_id: r.workflowId, tier: r.tier, cost_nanos: r.costNanos, premium_baseline_cost_nanos: r.premiumBaselineCostNanos },
       },

@@ -16,11 +16,12 @@ export interface BatchResultLine {
   readonly text?: string;
   /** Tokens of a completed request (for the OpenAI Batch output format). */
   readonly usage?: Usage;
+  readonly finishReason?: string;
   readonly error?: { readonly type: string; readonly message: string };
 }
 
 export function completedResultLine(id: string, r: RequestResult): BatchResultLine {
-  return { id, workflowId: r.workflowId, status: 'completed', model: r.model, tier: r.tier, costNanos: r.costNanos, premiumBaselineCostNanos: r.premiumBaselineCostNanos, text: r.text, usage: r.usage };
+  return { id, workflowId: r.workflowId, status: 'completed', model: r.model, tier: r.tier, costNanos: r.costNanos, premiumBaselineCostNanos: r.premiumBaselineCostNanos, text: r.text, usage: r.usage, ...(r.finishReason ? { finishReason: r.finishReason } : {}) };
 }
 
 /** The result line of a failed request: the last model tried, and what the attempts cost. */

@@ -1,6 +1,6 @@
 /** CLI commands for payload encryption: make a key, run the remote codec endpoint for the UI and CLI. */
 import { randomBytes } from 'node:crypto';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { CodecServer } from '../security/codecServer.js';
 import { config, int, untilSignal } from './cliShared.js';
 
@@ -23,6 +23,10 @@ export function registerCodecCommands(program: Command): void {
       const c = cfg.access.codec;
       if (!c) throw new Error('payload encryption is off: set SWITCHYARD_ENCRYPTION_KEY (and SWITCHYARD_ENCRYPTION_KEY_ID) to the workers\' key first');
       const token = process.env.SWITCHYARD_CODEC_TOKEN;
+      const loopback = ['127.0.0.1', '::1', 'localhost'].includes(o.host);
+      if (!loopback && !token) {
+        throw new InvalidArgumentError(`--host ${o.host} would let anyone who reaches the port decode every payload: set SWITCHYARD_CODEC_TOKEN (and put an SSO proxy that adds it in front of the UI), or bind to 127.0.0.1`);
+      }
       const server = new CodecServer({ codec: c, allowedOrigins: o.uiOrigin, namespace: cfg.namespace, ...(token ? { token } : {}) });
       const url = await server.start(o.port, o.host);
       process.stderr.write(

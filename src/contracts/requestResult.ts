@@ -55,6 +55,7 @@ export const requestResultSchema = z.object({
   provider,
   tier,
   usage,
+  finishReason: z.string().optional().describe('why the answer ended, as the provider said it (stop, length, end_turn, max_tokens, STOP, MAX_TOKENS, ...)'),
   costNanos: nanos,
   premiumBaselineCostNanos: nanos.describe('what the same usage would have cost on the premium baseline model'),
   classification: z.object({

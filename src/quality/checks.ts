@@ -21,8 +21,12 @@ function parseJsonAnswer(text: string): { ok: true; value: unknown } | { ok: fal
   try {
     return { ok: true, value: JSON.parse(body) };
   } catch (e) {
-    // Node quotes the start of the text in the message: keep the answer out of failure messages.
-    return { ok: false, error: (e as Error).message.replace(/"(?:[^"\\]|\\.)*"(?:\.\.\.)?/g, '(text)') };
+    // Node quotes parts of the text in its message: report only where parsing stopped, so that
+    // the answer never reaches a failure message (plaintext in history even with encryption on).
+    const m = (e as Error).message;
+    const at = /position (\d+)/.exec(m)?.[1];
+    const what = body === '' ? 'empty' : /end of (JSON|data)/i.test(m) ? 'it ends early' : /Unexpected token/i.test(m) ? 'an unexpected character' : 'invalid';
+    return { ok: false, error: at !== undefined ? `${what} at character ${at}` : what };
   }
 }
 
@@ -41,7 +45,8 @@ export function checkAnswer(text: string, spec: QualitySpec): QualityVerdict {
         compiled.set(key, validate);
       }
       if (!validate(parsed.value)) {
-        failures.push(`JSON Schema: ${(validate.errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message ?? 'invalid'}`).join('; ')}`);
+        // Schema paths, not instance paths: the latter can hold the answer's own keys.
+        failures.push(`JSON Schema: ${(validate.errors ?? []).map((e) => `${e.schemaPath} ${e.message ?? 'invalid'}`).join('; ')}`);
       }
     }
   }

@@ -137,6 +137,11 @@ export class CodecServer {
       return;
     }
     const max = this.opts.maxBodyBytes ?? 8 * 1024 * 1024;
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > max) {
+      this.send(res, req, 413, { message: `body over ${max} bytes` });
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req) {

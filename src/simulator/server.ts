@@ -23,6 +23,8 @@ export interface SimulatorOptions {
   readonly seed?: number;
   /** Upper bound on a hang, after which the socket is destroyed. */
   readonly maxHangMs?: number;
+  /** Keep the last 200 requests' text for `received()` (tests; off by default: it holds prompts). */
+  readonly recordRequests?: boolean;
 }
 
 export interface SimulatorStats {
@@ -204,8 +206,10 @@ export class Simulator {
     }
 
     const inputTokens = Math.ceil(countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), ...parsed.turns.map((t) => ({ content: t.text }))]) * (fault?.inputTokenScale ?? 1));
-    this.recent.push({ format: format.name, model: spec.name, system: parsed.system, turns: parsed.turns, inputTokens });
-    if (this.recent.length > 200) this.recent.shift();
+    if (this.opts.recordRequests) {
+      this.recent.push({ format: format.name, model: spec.name, system: parsed.system, turns: parsed.turns, inputTokens });
+      if (this.recent.length > 200) this.recent.shift();
+    }
     const maxTokens = parsed.maxTokens ?? spec.maxOutputTokens;
     if (maxTokens > spec.maxOutputTokens) {
       return this.fail(res, format, 400, 'bad_request', `max_tokens: ${maxTokens} > ${spec.maxOutputTokens}, the maximum allowed for ${spec.providerModel}`);

@@ -70,7 +70,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       const codec = opts.config.access.codec;
       if (codec) {
         // Encryption on: the embedded UI decodes through a codec endpoint this stack runs.
-        codecServer = new CodecServer({ codec, allowedOrigins: [], namespace: opts.config.namespace, ...(process.env.SWITCHYARD_CODEC_TOKEN ? { token: process.env.SWITCHYARD_CODEC_TOKEN } : {}) });
+        // On loopback and without a token: the embedded UI cannot send one (see README "Encryption").
+        codecServer = new CodecServer({ codec, allowedOrigins: [], namespace: opts.config.namespace });
         const cs = codecServer;
         codecUrl = await cs.start(opts.codecPort ?? 0);
         stops.push(() => cs.stop());

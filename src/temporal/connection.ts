@@ -54,7 +54,10 @@ export function clusterSettingsFromEnv(env: Readonly<Record<string, string | und
   }
   let loaded;
   try {
-    loaded = loadClientConnectConfig({ overrideEnvVars: vars });
+    // The temporal.toml profile file only when asked for: a default profile on a laptop must not
+    // silently send `switchyard up` (which starts its own dev server) to another cluster.
+    const useFile = vars.TEMPORAL_PROFILE !== undefined || vars.TEMPORAL_CONFIG_FILE !== undefined;
+    loaded = loadClientConnectConfig({ overrideEnvVars: vars, disableFile: !useFile });
   } catch (e) {
     throw new Error(`Temporal connection settings: ${(e as Error).message} (check TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY, TEMPORAL_TLS_CA, TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE)`);
   }
@@ -64,7 +67,8 @@ export function clusterSettingsFromEnv(env: Readonly<Record<string, string | und
     ...(o.address ? { address: o.address } : {}),
     ...(loaded.namespace ? { namespace: loaded.namespace } : {}),
     access: {
-      ...(o.tls ? { tls: o.tls } : {}),
+      // `false` (TEMPORAL_TLS=false) is kept: it turns TLS off even with an API key.
+      ...(o.tls !== undefined && o.tls !== null ? { tls: o.tls } : {}),
       ...(apiKey ? { apiKey } : {}),
       ...(o.metadata && Object.keys(o.metadata).length > 0 ? { metadata: o.metadata as Record<string, string> } : {}),
     },
@@ -75,7 +79,7 @@ export function clusterSettingsFromEnv(env: Readonly<Record<string, string | und
 export function clientConnectionOptions(address: string, access: TemporalAccess = {}): ConnectionOptions {
   return {
     address,
-    ...(access.tls ? { tls: access.tls } : {}),
+    ...(access.tls !== undefined ? { tls: access.tls } : {}),
     ...(access.apiKey ? { apiKey: access.apiKey } : {}),
     ...(access.metadata ? { metadata: access.metadata } : {}),
   };
@@ -85,7 +89,7 @@ export function clientConnectionOptions(address: string, access: TemporalAccess 
 export function nativeConnectionOptions(address: string, access: TemporalAccess = {}): NativeConnectionOptions {
   return {
     address,
-    ...(access.tls ? { tls: access.tls } : {}),
+    ...(access.tls !== undefined ? { tls: access.tls } : {}),
     ...(access.apiKey ? { apiKey: access.apiKey } : {}),
     ...(access.metadata ? { metadata: access.metadata } : {}),
   };

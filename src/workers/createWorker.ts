@@ -65,6 +65,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     tierFallbacks: config.fallbacks,
     callTimeoutMs: config.callTimeoutMs,
     reservationMargin: config.budget.reservationMargin,
+    redactProviderMessages: config.access.codec !== undefined,
     log,
   });
   const nativeConnection = await NativeConnection.connect(nativeConnectionOptions(opts.address, config.access));

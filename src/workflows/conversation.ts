@@ -66,6 +66,17 @@ export function instructionOf(r: RequestText): string {
   return '';
 }
 
+/**
+ * What a judge is shown as "the request": the prompt, or the conversation with its roles (a
+ * follow-up such as "and in Python?" cannot be judged without what came before).
+ */
+export function judgeQuestionOf(r: RequestText): string {
+  if (!r.messages) return r.prompt ?? '';
+  const c = conversationOf({ messages: r.messages });
+  const lines = c.turns.map((t) => `${t.role === 'user' ? 'User' : 'Assistant'}: ${t.content}`);
+  return c.turns.length === 1 ? (c.turns[0]?.content ?? '') : `A conversation; grade the answer to its last user turn.\n\n${lines.join('\n\n')}`;
+}
+
 /** The turns before the last user message (what the classifier weighs less). */
 export function earlierTurnsOf(r: RequestText): ChatTurn[] {
   if (!r.messages) return [];

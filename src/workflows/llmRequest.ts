@@ -32,7 +32,7 @@ import { own } from '../util/names.js';
 import { parseJudgeScore } from '../quality/spec.js';
 import { approveSpendSignal, escalateSignal } from './budgetMessages.js';
 import { type RequestTrace, traceQuery } from './requestMessages.js';
-import { conversationOf, earlierTurnsOf, instructionOf, textParts } from './conversation.js';
+import { conversationOf, earlierTurnsOf, instructionOf, judgeQuestionOf, textParts } from './conversation.js';
 import {
   type Attempt,
   FAILURE_TYPES,
@@ -144,7 +144,13 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   const startedAt = Date.now();
   const parsed = requestInputBaseSchema.safeParse(rawInput);
   // Versioned change: runs started before the size and reserved-name limits are not checked against them.
-  const limits = parsed.success && patched('request-limits') ? requestLimitIssues(parsed.data).map((i) => `${i.path}: ${i.message}`) : [];
+  // A request without text failed zod's check before `prompt` became optional (for `messages`): it
+  // still fails before the patch marker, as runs recorded then did.
+  const noText = parsed.success && parsed.data.prompt === undefined && parsed.data.messages === undefined ? ['prompt: is required: the text to send to the model (or send `messages`, a chat conversation)'] : [];
+  const limits =
+    parsed.success && noText.length === 0 && patched('request-limits')
+      ? requestLimitIssues(parsed.data).map((i) => `${i.path.replace(/\.(\d+)/g, '[$1]')}: ${i.message}`)
+      : noText;
   if (!parsed.success || limits.length > 0) {
     upsertSearchAttributes([{ key: LlmOutcome, value: 'invalid' }]);
     throw ApplicationFailure.create({
@@ -379,7 +385,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
       if (!g.granted) return undefined;
       let r: CallModelOutput;
       try {
-        r = await call.callModel({ workflowId: info.workflowId, runId: info.runId, attemptId, model, maxOutputTokens: 16, judge: { answer, ...(promptPart.promptRef ? {} : { prompt: instruction }) }, ...(promptPart.promptRef ? { promptRef: true as const } : {}) });
+        r = await call.callModel({ workflowId: info.workflowId, runId: info.runId, attemptId, model, maxOutputTokens: 16, judge: { answer, ...(promptPart.promptRef ? {} : { prompt: judgeQuestionOf(req) }) }, ...(promptPart.promptRef ? { promptRef: true as const } : {}) });
       } catch (err) {
         await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: g.shard, reservationId }));
         if (isCancellation(err)) throw err;
@@ -594,6 +600,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             provider: cand.provider,
             tier: cand.tier,
             usage: out.usage,
+            ...(out.finishReason ? { finishReason: out.finishReason } : {}),
             costNanos: totalCost,
             premiumBaselineCostNanos: out.premiumBaselineCostNanos,
             ...(trace.skipped.length > 0 ? { skipped: trace.skipped } : {}),

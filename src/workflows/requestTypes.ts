@@ -37,7 +37,10 @@ export const requestInputBaseSchema = z
         z
           .object({
             role: z.enum(['system', 'user', 'assistant'], { error: 'must be system, user or assistant' }),
-            content: z.string({ error: 'must be a string (the turn\'s text)' }).min(1, 'must not be empty').max(MAX_PROMPT_CHARS),
+            content: z
+              .string({ error: 'must be a string (the turn\'s text)' })
+              .max(MAX_PROMPT_CHARS)
+              .refine((s) => s.trim() !== '', 'must not be empty or only whitespace'),
           })
           .strict(),
       )
@@ -142,6 +145,8 @@ export interface RequestResult {
   readonly provider: ProviderName;
   readonly tier: Tier;
   readonly usage: Usage;
+  /** Why the answer ended, as the provider said it (stop, length, end_turn, max_tokens, STOP, MAX_TOKENS, ...). */
+  readonly finishReason?: string;
   readonly costNanos: number;
   /** What the same usage would have cost on the premium baseline model. */
   readonly premiumBaselineCostNanos: number;

@@ -15,6 +15,7 @@ import { encryptionKeysFromEnv } from '../../src/security/encryptionKeys.js';
 import { AesGcmPayloadCodec, payloadKeyId } from '../../src/security/payloadCodec.js';
 import { REDACTED_TITLE } from '../../src/workflows/requestMemo.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { runCli } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const KEY1 = randomBytes(32).toString('base64');
@@ -98,6 +99,27 @@ describe('payload encryption', () => {
     expect(shown.title).toBe(REDACTED_TITLE);
     expect(JSON.stringify(shown)).toContain(r.text.slice(0, 30));
     expect(keyIdsIn(await raw.workflow.getHandle(r.workflowId).fetchHistory())).toEqual(new Set(['k1']));
+  });
+
+  it('a provider error (which can quote the prompt) stays out of the plaintext failure messages', async () => {
+    stack.simulator.setFaults({ 'gpt-4o-mini': { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [400] } });
+    try {
+      const requestId = `enc-400-${randomUUID()}`;
+      const err = await stack.client.ask({ prompt: `Classify ${marker}: fine.`, model: 'gpt-4o-mini', noFallback: true, requestId }).catch((e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(Error);
+      const stored = await storedBytes(raw, `llm-${requestId}`);
+      expect(stored.includes('simulated bad request')).toBe(false);
+      expect(stored.includes(marker)).toBe(false);
+      expect(stored.includes('openai 400: fatal')).toBe(true);
+    } finally {
+      stack.simulator.setFaults({});
+    }
+  });
+
+  it('`codec server` refuses to listen beyond loopback without a token', async () => {
+    const r = await runCli(['codec', 'server', '--host', '0.0.0.0', '--port', '0'], { ...process.env, SWITCHYARD_ENCRYPTION_KEY: KEY1, SWITCHYARD_CODEC_TOKEN: '' });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--host 0\.0\.0\.0 would let anyone .*SWITCHYARD_CODEC_TOKEN/);
   });
 
   it('a client without the key cannot read the result, and says which key it needs', async () => {

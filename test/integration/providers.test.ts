@@ -19,7 +19,7 @@ const catalog = catalogFromFileContent(
   { mode: 'extend', models: DEFAULT_MODELS.filter((m) => m.name === 'gemini-2-flash').map((m) => ({ ...m, contextWindow: 32_000 })) },
   'test catalog',
 );
-const sim = new Simulator({ catalog, latencyScale: 0 });
+const sim = new Simulator({ catalog, latencyScale: 0, recordRequests: true });
 let url = '';
 let registry: ProviderRegistry;
 

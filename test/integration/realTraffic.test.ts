@@ -200,7 +200,7 @@ describe('payload size and history', () => {
   it('an input past the payload limit is refused at submit, naming the field and the fix', async () => {
     const err = await stack.client.start({ prompt: 'Summarise this.', context: 'x'.repeat(MAX_INPUT_BYTES) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);
-    expect((err as ValidationError).message).toMatch(/context: prompt, context and system together are \d+ bytes; a request holds at most 1500000 bytes .* split the document/);
+    expect((err as ValidationError).message).toMatch(/context: prompt or messages, context and system together are \d+ bytes; a request holds at most 1500000 bytes .* split the document/);
   });
 
   it('a hostile 1.4 MB prompt (the quadratic-regex case) is classified and answered; the worker stays responsive', async () => {

@@ -9,6 +9,7 @@ describe('OpenAI Batch input lines', () => {
   it('maps custom_id, model, messages, token limit, temperature and JSON modes', () => {
     const routed = parse(line({ model: 'auto', messages: [{ role: 'developer', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], max_tokens: 30, temperature: 0.5, top_p: 0.9 }));
     expect(routed).toEqual({ ok: true, item: { line: 1, id: 'req-1', request: { requestId: 'req-1', category: 'batch', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], maxOutputTokens: 30, temperature: 0.5 } } });
+    expect(toOpenAIBatchOutput({ id: 'a', workflowId: 'w', status: 'completed', model: 'm', tier: 'economy', costNanos: 1, premiumBaselineCostNanos: 2, text: 'cut', finishReason: 'max_tokens' }, 0)).toMatchObject({ response: { body: { choices: [{ finish_reason: 'length' }] } } });
     const pinned = parse(line({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_completion_tokens: 5, max_tokens: 99, response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'object' } } } }));
     expect(pinned?.ok && pinned.item.request).toMatchObject({ model: 'gpt-4o-mini', maxOutputTokens: 5, quality: { jsonSchema: { type: 'object' } } });
     const json = parse(line({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_object' } }));
@@ -28,9 +29,24 @@ describe('OpenAI Batch input lines', () => {
     expect(err(line({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }))).toMatch(/body\.messages\[0\]\.content\[0\]: only text parts/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { method: 'GET' }))).toMatch(/method: must be "POST"/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: '' }))).toMatch(/custom_id: is required/);
-    expect(err(line({ messages: [{ role: 'user', content: 'x' }], max_tokens: 0 }))).toMatch(/maxOutputTokens: must be >= 1/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], max_tokens: 0 }))).toMatch(/body\.max_completion_tokens \(or max_tokens\): must be >= 1/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] }))).toMatch(/messages\[1\]: the last message must be from the user/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'yaml' } }))).toMatch(/response_format\.type/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], max_tokens: '20' }))).toMatch(/^line 1: body\.max_completion_tokens \(or max_tokens\): /);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: 'has space' }))).toMatch(/^line 1: custom_id: may contain only/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: 7 }))).toMatch(/custom_id: must be a string/);
+    expect(err(JSON.stringify({ custom_id: 'a', method: 'POST', url: '/v1/chat/completions' }))).toMatch(/body: must be a chat completions request object/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], constructor: 1 }))).toMatch(/body\.constructor: not a chat completions field/);
+    expect(err(line({ messages: [{ role: 'user', content: '   ' }] }))).toMatch(/body\.messages\[0\]\.content: must not be empty or only whitespace/);
+    // Empty or null "off" values are not requests for the feature.
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], tools: [], n: null, stream: false }))).toBe('accepted');
+  });
+
+  it('tells the model about a JSON mode as well as checking the answer', () => {
+    const p = parse(line({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'object', required: ['city'] } } } }));
+    const messages = p?.ok ? (p.item.request.messages ?? []) : [];
+    expect(messages.at(-1)).toEqual({ role: 'system', content: expect.stringContaining('"required":["city"]') });
+
   });
 });
 

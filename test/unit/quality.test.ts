@@ -17,7 +17,16 @@ describe('quality checks', () => {
     expect(checkAnswer('{"city": "Paris"}', spec({ jsonSchema: schema })).passed).toBe(true);
     expect(checkAnswer('```json\n{"city": "Paris"}\n```', spec({ jsonSchema: schema })).passed).toBe(true);
     expect(checkAnswer('The city is Paris.', spec({ json: true })).failures[0]).toMatch(/^not JSON/);
-    expect(checkAnswer('{"town": "Paris"}', spec({ jsonSchema: schema })).failures).toEqual(["JSON Schema: (root) must have required property 'city'"]);
+    // Failure messages are plaintext in history even with encryption on: no answer text in them.
+    for (const answer of ['The city is Paris.', '["Alice Jones", x]', '{"name": "Alice Jones", ']) {
+      const f = checkAnswer(answer, spec({ json: true })).failures.join(' ');
+      expect(f).toMatch(/^not JSON/);
+      expect(f).not.toMatch(/Paris|Alice|Jones|city/);
+    }
+    const leak = checkAnswer('{"Alice Jones": 1}', spec({ jsonSchema: { type: 'object', additionalProperties: false, properties: { city: { type: 'string' } } } })).failures.join(' ');
+    expect(leak).toMatch(/^JSON Schema: /);
+    expect(leak).not.toMatch(/Alice/);
+    expect(checkAnswer('{"town": "Paris"}', spec({ jsonSchema: schema })).failures).toEqual(["JSON Schema: #/required must have required property 'city'"]);
   });
   it('regex and length bounds', () => {
     expect(checkAnswer('label: billing', spec({ regex: '^label: (billing|technical)$' })).passed).toBe(true);
