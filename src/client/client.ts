@@ -82,7 +82,7 @@ import type { RequestMemo } from '../workflows/requestMemo.js';
 import { requestMemo, workflowIdFor } from '../workflows/requestMemo.js';
 import { instructionOf } from '../workflows/conversation.js';
 import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/healthEntity.js';
-import { clientConnectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';
+import { connectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';
 
 export interface SwitchyardClientOptions {
   readonly address: string;
@@ -128,7 +128,7 @@ export class SwitchyardClient {
   ) {}
 
   static async connect(opts: SwitchyardClientOptions): Promise<SwitchyardClient> {
-    const connection = await Connection.connect(clientConnectionOptions(opts.address, opts.access));
+    const connection = await Connection.connect(connectionOptions(opts.address, opts.access));
     const client = new Client({ connection, namespace: opts.namespace ?? 'default', dataConverter: dataConverterFor(opts.access) });
     return new SwitchyardClient(client, connection, opts.taskQueue ?? 'switchyard', opts.budgetDefaults, Math.max(1, opts.budgetShards ?? 1), opts.access?.codec !== undefined);
   }

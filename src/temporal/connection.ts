@@ -75,18 +75,11 @@ export function clusterSettingsFromEnv(env: Readonly<Record<string, string | und
   };
 }
 
-/** Options for a client Connection (the client library, the CLI, the worker's own client). */
-export function clientConnectionOptions(address: string, access: TemporalAccess = {}): ConnectionOptions {
-  return {
-    address,
-    ...(access.tls !== undefined ? { tls: access.tls } : {}),
-    ...(access.apiKey ? { apiKey: access.apiKey } : {}),
-    ...(access.metadata ? { metadata: access.metadata } : {}),
-  };
-}
-
-/** Options for the worker's NativeConnection. */
-export function nativeConnectionOptions(address: string, access: TemporalAccess = {}): NativeConnectionOptions {
+/**
+ * Options for a connection: the client Connection (client library, CLI, the worker's own client)
+ * and the worker's NativeConnection take the same address, TLS, API key and metadata.
+ */
+export function connectionOptions(address: string, access: TemporalAccess = {}): ConnectionOptions & NativeConnectionOptions {
   return {
     address,
     ...(access.tls !== undefined ? { tls: access.tls } : {}),

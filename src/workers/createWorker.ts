@@ -13,7 +13,7 @@ import { FileLedger } from '../ledger/fileLedger.js';
 import { type ProviderEndpoints, ProviderRegistry } from '../providers/registry.js';
 import { simulatorEndpoints } from '../simulator/server.js';
 import { createLogger } from '../util/logger.js';
-import { clientConnectionOptions, dataConverterFor, nativeConnectionOptions } from '../temporal/connection.js';
+import { connectionOptions, dataConverterFor } from '../temporal/connection.js';
 import { defaultBundlePath, workflowsSourcePath } from './bundle.js';
 
 export interface WorkerOptions {
@@ -47,7 +47,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const catalog = opts.catalog ?? loadCatalog(config.catalogPath);
   const providers = new ProviderRegistry(providerEndpointsFor(config), config.callTimeoutMs);
   const ledger = opts.ledger ?? new FileLedger(config.ledgerPath, (line) => log.warn({ path: config.ledgerPath, line: line.slice(0, 200) }, "ledger: unreadable line skipped (torn write?)"));
-  const clientConnection = await Connection.connect(clientConnectionOptions(opts.address, config.access));
+  const clientConnection = await Connection.connect(connectionOptions(opts.address, config.access));
   const dataConverter = dataConverterFor(config.access);
   const temporal = new Client({ connection: clientConnection, namespace: config.namespace, dataConverter });
   const activities = createActivities({
@@ -68,7 +68,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     redactProviderMessages: config.access.codec !== undefined,
     log,
   });
-  const nativeConnection = await NativeConnection.connect(nativeConnectionOptions(opts.address, config.access));
+  const nativeConnection = await NativeConnection.connect(connectionOptions(opts.address, config.access));
   const bundlePath = opts.workflowBundlePath ?? defaultBundlePath();
   const worker = await Worker.create({
     connection: nativeConnection,

@@ -3,7 +3,7 @@
  * endpoint the stack runs, and shows a request's prompt decoded in headless Chromium, while the
  * server holds only ciphertext (the CLI's raw `workflow show` does not contain it).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { bin, runCli } from '../helpers/cli.js';
+import { runCli, startUp, type UpProcess } from '../helpers/cli.js';
 import { launchHeadless } from '../helpers/browser.js';
 
 const run = promisify(execFile);
 const state = mkdtempSync(join(tmpdir(), 'switchyard-e2e-enc-'));
 const marker = `okapi-${Date.now().toString(36)}`;
-let up: ChildProcess;
+let up: UpProcess | undefined;
 let banner = '';
 let browser: Browser | undefined;
 
@@ -29,30 +29,13 @@ function env(): NodeJS.ProcessEnv {
 const KEY = randomBytes(32).toString('base64');
 
 beforeAll(async () => {
-  up = spawn(process.execPath, [bin, 'up', '--port', '0', '--ui-port', '0', '--state-dir', join(state, 'stack'), '--latency-scale', '0'], { env: { ...env(), TEMPORAL_ADDRESS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  banner = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`switchyard up did not start:\n${buf}`)), 120_000);
-    const onData = (d: Buffer): void => {
-      buf += d.toString();
-      if (/Ctrl-C stops everything/.test(buf)) {
-        clearTimeout(timer);
-        resolve(buf);
-      }
-    };
-    up.stderr?.on('data', onData);
-    up.stdout?.on('data', onData);
-    up.on('exit', (code) => reject(new Error(`switchyard up exited ${code}:\n${buf}`)));
-  });
+  up = await startUp(['--port', '0', '--ui-port', '0', '--state-dir', join(state, 'stack'), '--latency-scale', '0'], env());
+  banner = up.banner;
 });
 
 afterAll(async () => {
   await browser?.close();
-  if (up && up.exitCode === null) {
-    const exited = new Promise<void>((r) => up.once('exit', () => r()));
-    up.kill('SIGTERM');
-    await exited;
-  }
+  await up?.stop();
   rmSync(state, { recursive: true, force: true });
 });
 

@@ -3,18 +3,17 @@
  * re-running it (nothing charged twice), a detached batch, runs list, show, replay, redrive, and
  * the Temporal UI in headless Chromium filtering by a search attribute.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bin, type CliRun, runCli } from '../helpers/cli.js';
+import { type CliRun, runCli, startUp, type UpProcess } from '../helpers/cli.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { launchHeadless } from '../helpers/browser.js';
 
 const state = mkdtempSync(join(tmpdir(), 'switchyard-e2e-pipes-'));
 const tag = Date.now().toString(36);
-let up: ChildProcess;
+let up: UpProcess | undefined;
 let address = '';
 let uiUrl = '';
 
@@ -29,31 +28,13 @@ function cli(args: string[]): Promise<CliRun> {
 }
 
 beforeAll(async () => {
-  up = spawn(process.execPath, [bin, 'up', '--port', '0', '--ui-port', '0', '--state-dir', join(state, 'stack'), '--latency-scale', '0'], { env: { ...env(), TEMPORAL_ADDRESS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const banner = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`switchyard up did not start:\n${buf}`)), 120_000);
-    const onData = (d: Buffer): void => {
-      buf += d.toString();
-      if (/Ctrl-C stops everything/.test(buf)) {
-        clearTimeout(timer);
-        resolve(buf);
-      }
-    };
-    up.stderr?.on('data', onData);
-    up.stdout?.on('data', onData);
-    up.on('exit', (code) => reject(new Error(`switchyard up exited ${code}:\n${buf}`)));
-  });
-  address = /Temporal\s+(\S+:\d+)/.exec(banner)?.[1] ?? '';
-  uiUrl = /Temporal UI\s+(http\S+)/.exec(banner)?.[1] ?? '';
+  up = await startUp(['--port', '0', '--ui-port', '0', '--state-dir', join(state, 'stack'), '--latency-scale', '0'], env());
+  address = up.address;
+  uiUrl = up.uiUrl;
 });
 
 afterAll(async () => {
-  if (up && up.exitCode === null) {
-    const exited = new Promise<void>((r) => up.once('exit', () => r()));
-    up.kill('SIGTERM');
-    await exited;
-  }
+  await up?.stop();
   rmSync(state, { recursive: true, force: true });
 });
 

@@ -20,3 +20,40 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Pr
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** `switchyard up` in its own process, as a user runs it: resolves with its banner once it is ready. */
+export interface UpProcess {
+  readonly banner: string;
+  readonly address: string;
+  readonly uiUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startUp(args: string[], env: NodeJS.ProcessEnv): Promise<UpProcess> {
+  const up = spawn(process.execPath, [bin, 'up', ...args], { env: { ...env, TEMPORAL_ADDRESS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const banner = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`switchyard up did not start:\n${buf}`)), 120_000);
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      if (/Ctrl-C stops everything/.test(buf)) {
+        clearTimeout(timer);
+        resolve(buf);
+      }
+    };
+    up.stderr.on('data', onData);
+    up.stdout.on('data', onData);
+    up.on('exit', (code) => reject(new Error(`switchyard up exited ${code}:\n${buf}`)));
+  });
+  return {
+    banner,
+    address: /Temporal\s+(\S+:\d+)/.exec(banner)?.[1] ?? '',
+    uiUrl: /Temporal UI\s+(http\S+)/.exec(banner)?.[1] ?? '',
+    async stop() {
+      if (up.exitCode !== null) return;
+      const exited = new Promise<void>((r) => up.once('exit', () => r()));
+      up.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
