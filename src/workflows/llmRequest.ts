@@ -51,7 +51,12 @@ const local = proxyLocalActivities<Activities>({
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });
 
-/** Budget messages and spend records must not be lost: they retry until the entity answers. */
+/**
+ * Budget messages and spend records must not be lost: they retry until the entity answers. They
+ * stay activities: as local activities (measured, BENCHMARKS "Request path") each request held its
+ * workflow task open while the entity worked through a queue of updates, and at 200 concurrent
+ * requests on one scope workflow tasks timed out (8 s) and the run crawled.
+ */
 const budget = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BudgetRejected'] },
@@ -142,13 +147,19 @@ function asStop(e: unknown): Stop {
 export async function llmRequest(rawInput: RequestInput): Promise<RequestResult> {
   const info = workflowInfo();
   const startedAt = Date.now();
+  // Versioned change (README "Versioning"): search attributes set once at the end (the client sets
+  // LlmCategory at start) instead of three times, and every earlier patch below implied. Each
+  // patched() call of a new run costs a search-attribute upsert (the SDK records
+  // TemporalChangeVersion), so a new run makes this one call instead of two or more. Runs started
+  // before it keep their patches and upserts until they finish.
+  const lean = patched('lean-request-path');
   const parsed = requestInputBaseSchema.safeParse(rawInput);
   // Versioned change: runs started before the size and reserved-name limits are not checked against them.
   // A request without text failed zod's check before `prompt` became optional (for `messages`): it
   // still fails before the patch marker, as runs recorded then did.
   const noText = parsed.success && parsed.data.prompt === undefined && parsed.data.messages === undefined ? ['prompt: is required: the text to send to the model (or send `messages`, a chat conversation)'] : [];
   const limits =
-    parsed.success && noText.length === 0 && patched('request-limits')
+    parsed.success && noText.length === 0 && (lean || patched('request-limits'))
       ? requestLimitIssues(parsed.data).map((i) => `${i.path.replace(/\.(\d+)/g, '[$1]')}: ${i.message}`)
       : noText;
   if (!parsed.success || limits.length > 0) {
@@ -164,7 +175,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   // Versioned change (see README "Versioning"): reservation ids carry the run id, so that a
   // re-driven request (same workflow id, new run) never collides with its earlier run's settled
   // attempts. Runs started before this change keep the old ids until they finish.
-  const reservationIdFor = patched('run-scoped-reservation-ids')
+  const reservationIdFor = lean || patched('run-scoped-reservation-ids')
     ? (attemptId: string): string => `${info.workflowId}/${info.runId}/${attemptId}`
     : (attemptId: string): string => `${info.workflowId}/${attemptId}`;
   // Small prompts ride along in each call's input; large ones are read by the activity from this
@@ -235,10 +246,20 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   }
   trace.classification = { complexity: cls.complexity, capabilities: cls.capabilities, inputTokens: cls.inputTokens, signals: cls.signals };
   trace.phase = 'routing';
-  upsertSearchAttributes([
-    { key: LlmCategory, value: req.category },
-    { key: LlmComplexity, value: cls.complexity },
-  ]);
+  if (!lean) {
+    upsertSearchAttributes([
+      { key: LlmCategory, value: req.category },
+      { key: LlmComplexity, value: cls.complexity },
+    ]);
+  }
+  /** What the final upsert adds on the lean path (set once, at the end). */
+  const atEnd = lean ? [{ key: LlmCategory, value: req.category }, { key: LlmComplexity, value: cls.complexity }] : [];
+  /** Lean path, a request that ends without an answer: the model and tier it tried last (or would have). */
+  const lastTried = () => {
+    const a = attempts.at(-1);
+    const m = a ?? chain[0];
+    return lean && m ? [{ key: LlmModel, value: m.model }, { key: LlmTier, value: m.tier }] : [];
+  };
 
   const { prompt: _p, messages: _m, system: _s, context: _c, quality: _q, ...constraints } = req;
   let qualityEscalations = 0;
@@ -290,7 +311,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     const tooDear = new Set<string>();
     const skipped = new Set<string>();
     const primary = chain[0];
-    if (primary) upsertSearchAttributes([{ key: LlmModel, value: primary.model }, { key: LlmTier, value: primary.tier }]);
+    if (primary && !lean) upsertSearchAttributes([{ key: LlmModel, value: primary.model }, { key: LlmTier, value: primary.tier }]);
     /** The reservation: the estimate with the provider's safety margin on input tokens (see budget.reservationMargin). */
     const reserveFor = (c: Candidate): number => (sel.reserveNanos ? own(sel.reserveNanos, c.model) : undefined) ?? c.estimatedCostNanos;
     const callInput = (attemptId: string, c: Pick<Candidate, 'model' | 'maxOutputTokens'>) => ({
@@ -464,7 +485,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
               log.info('budget denied; downgraded', { model: cand.model, next: chain[0]?.model });
               continue candidates;
             }
-            if (!patched('bounded-budget-waits')) {
+            if (!(lean || patched('bounded-budget-waits'))) {
               // Runs started before waits were bounded keep the old rule until they finish.
               const now = Date.now();
               const limit = Math.min(grant.periodEnd - now, grant.maxWaitMs);
@@ -515,7 +536,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
             const policy = (sel.retryByModel ? own(sel.retryByModel, cand.model) : undefined) ?? sel.retry;
             // Versioned change: a Retry-After on a 5xx above the bound moves on (it used to be waited out).
             const overBound = f.kind === 'transient' && f.retryAfterMs !== undefined && f.retryAfterMs > policy.maxRetryAfterMs;
-            const d = decideAfterFailure({ ...f, attempt }, policy, { capTransientRetryAfter: !overBound || patched('cap-5xx-retry-after') });
+            const d = decideAfterFailure({ ...f, attempt }, policy, { capTransientRetryAfter: !overBound || lean || patched('cap-5xx-retry-after') });
             record({
               attemptId,
               model: cand.model,
@@ -586,6 +607,7 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
           record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: out.costNanos });
           const totalCost = attempts.reduce((s, a) => s + a.costNanos, 0);
           upsertSearchAttributes([
+            ...atEnd,
             { key: LlmModel, value: cand.model },
             { key: LlmTier, value: cand.tier },
             { key: LlmOutcome, value: 'completed' },
@@ -636,6 +658,8 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   } catch (e) {
     if (isCancellation(e)) {
       upsertSearchAttributes([
+        ...atEnd,
+        ...lastTried(),
         { key: LlmOutcome, value: 'cancelled' },
         { key: LlmCostNanos, value: attempts.reduce((s, a) => s + a.costNanos, 0) },
       ]);
@@ -645,6 +669,8 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     if (stop.type === FAILURE_TYPES.internal) log.error('request ended by an internal error', { reason: stop.message });
     const costNanos = attempts.reduce((s, a) => s + a.costNanos, 0) + stop.unsettled.reduce((s, u) => s + u.costNanos, 0);
     upsertSearchAttributes([
+      ...atEnd,
+      ...lastTried(),
       { key: LlmOutcome, value: stop.unsettled.length > 0 ? 'unsettled' : stop.outcome },
       { key: LlmCostNanos, value: costNanos },
     ]);
