@@ -46,6 +46,8 @@ export interface BatchSummary {
   /** The first malformed lines, with line numbers and why. */
   invalidLines: BadLine[];
   wallMs: number;
+  /** Billable Temporal actions of the requests and their cost (demo, and `batch --json`). */
+  temporalActions?: { requests: number; actions: number; perRequest: number; usdPerMillion: number; costNanos: number };
 }
 
 export const MAX_INVALID_KEPT = 100;
@@ -97,6 +99,12 @@ export function formatSummary(s: BatchSummary): string {
     `requests ${s.requests}, completed ${s.completed}, failed ${s.failed}${failures.length ? ` (${failures.map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}${s.invalid ? `; ${s.invalid} malformed line(s) skipped` : ''}${s.alreadyStarted ? `; ${s.alreadyStarted} already run (collected, not charged again)` : ''}`,
     `total cost            ${formatUsd(s.costNanos)}`,
     `on the premium model  ${formatUsd(s.premiumBaselineCostNanos)}  (routing saved ${saved.toFixed(1)}%)`,
+    ...(s.temporalActions
+      ? [
+          `Temporal actions      ${s.temporalActions.actions} (${s.temporalActions.perRequest} per request) = ${formatUsd(s.temporalActions.costNanos)} at $${s.temporalActions.usdPerMillion}/million`,
+          `model + orchestration ${formatUsd(s.costNanos + s.temporalActions.costNanos)}  (net saving ${s.premiumBaselineCostNanos > 0 ? ((1 - (s.costNanos + s.temporalActions.costNanos) / s.premiumBaselineCostNanos) * 100).toFixed(1) : '0.0'}%)`,
+        ]
+      : []),
     `wall time             ${(s.wallMs / 1000).toFixed(1)} s (${s.wallMs > 0 ? (s.requests / (s.wallMs / 1000)).toFixed(1) : '-'} requests/s)`,
   ].join('\n');
 }

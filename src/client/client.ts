@@ -83,6 +83,19 @@ import { requestMemo, workflowIdFor } from '../workflows/requestMemo.js';
 import { instructionOf } from '../workflows/conversation.js';
 import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/healthEntity.js';
 import { connectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';
+import { billableActions, updatesSentBy } from '../temporal/billableActions.js';
+
+export interface TemporalActionsSummary {
+  readonly requests: number;
+  readonly actions: number;
+  readonly perRequest: number;
+  readonly usdPerMillion: number;
+  /** actions x price, in nanodollars. */
+  readonly costNanos: number;
+}
+
+/** The activities that each send one update to a budget entity. */
+const BUDGET_MESSAGE_ACTIVITIES: ReadonlySet<string> = new Set(['reserveBudget', 'recordSpend', 'releaseBudget']);
 
 export interface SwitchyardClientOptions {
   readonly address: string;
@@ -550,6 +563,26 @@ export class SwitchyardClient {
   /** Cancels a running request: its open reservation is released; it ends as cancelled. */
   async cancel(workflowId: string): Promise<void> {
     await this.temporal.workflow.getHandle(workflowId).cancel();
+  }
+
+  /**
+   * Billable Temporal actions of these request runs (their histories, by Temporal Cloud's rules)
+   * plus the budget-entity updates their reserve, settle and release messages caused, and what
+   * they cost at `usdPerMillion`.
+   */
+  async temporalActions(workflowIds: readonly string[], usdPerMillion: number, concurrency = 16): Promise<TemporalActionsSummary> {
+    let actions = 0;
+    let counted = 0;
+    const queue = [...workflowIds];
+    const worker = async (): Promise<void> => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        const h = await this.temporal.workflow.getHandle(id).fetchHistory();
+        actions += billableActions(h).total + updatesSentBy(h, BUDGET_MESSAGE_ACTIVITIES);
+        counted += 1;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, queue.length)) }, worker));
+    return { requests: counted, actions, perRequest: counted ? Math.round((actions / counted) * 100) / 100 : 0, usdPerMillion, costNanos: Math.round(actions * usdPerMillion * 1_000) };
   }
 
   async close(): Promise<void> {

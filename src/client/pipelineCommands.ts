@@ -34,16 +34,20 @@ async function writeResults(
   json: boolean | undefined,
   run: (hooks: Required<Pick<RunBatchOptions, 'onResult' | 'onProgress'>>) => Promise<BatchSummary>,
   adjust: (s: BatchSummary) => BatchSummary = (s) => s,
+  /** With --json: count the requests' billable Temporal actions into the summary. */
+  countActions?: (workflowIds: string[]) => Promise<BatchSummary['temporalActions']>,
 ): Promise<void> {
   const writer = resultsWriter(out, format);
   const bar = progressReporter(label, total);
+  const ids: string[] = [];
   let summary: BatchSummary;
   try {
-    summary = adjust(await run({ onResult: writer.write, onProgress: (p) => bar.update(p) }));
+    summary = adjust(await run({ onResult: (r) => (ids.push(r.workflowId), writer.write(r)), onProgress: (p) => bar.update(p) }));
   } finally {
     bar.stop();
     await writer.close();
   }
+  if (json && countActions) summary = { ...summary, temporalActions: await countActions(ids) };
   if (!json) process.stderr.write(`results: ${out}\n`);
   finish(summary, json, { out });
 }
@@ -153,6 +157,8 @@ export function registerPipelineCommands(program: Command): void {
             batchId: o.batchId ?? basename(file).replace(/\.[^.]*$/, ''),
             onInvalid: (bad) => process.stderr.write(`${bad.error} (skipped)\n`),
           }),
+          undefined,
+          (ids) => client.temporalActions(ids, cfg.temporalActionUsdPerMillion),
         );
       });
     });

@@ -109,6 +109,8 @@ export const fileConfigSchema = z
       .default({ failureThreshold: 5, cooldownMs: 30_000, enabled: true }),
     /** Per provider call: the SDK's own timeout. */
     callTimeoutMs: z.number().int().min(100).max(3_600_000).default(120_000),
+    /** What a billable Temporal action costs (Temporal Cloud lists about $50 per million), for the bill. */
+    temporalActionUsdPerMillion: z.number().min(0).max(10_000).default(50),
   })
   .strict()
   .superRefine((c, ctx) => {

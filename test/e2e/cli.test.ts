@@ -63,6 +63,13 @@ describe('switchyard demo --json', () => {
     const ledger = readFileSync(join(state, 'ledger.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { costNanos: number });
     expect(ledger).toHaveLength(40);
     expect(ledger.reduce((a, e) => a + e.costNanos, 0)).toBe(s.costNanos);
+    // Orchestration is on the bill: every request's billable Temporal actions, at $50 per million.
+    const t = (JSON.parse(r.stdout.trim()) as { temporalActions: { requests: number; actions: number; perRequest: number; usdPerMillion: number; costNanos: number } }).temporalActions;
+    expect(t.requests).toBe(40);
+    expect(t.usdPerMillion).toBe(50);
+    expect(t.perRequest).toBeGreaterThanOrEqual(9); // start, version marker, local task, 3 activities, upsert, 2 entity updates
+    expect(t.perRequest).toBeLessThan(15);
+    expect(t.costNanos).toBe(Math.round(t.actions * 50 * 1_000));
   });
 });
 
