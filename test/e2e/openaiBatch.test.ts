@@ -89,6 +89,24 @@ describe('OpenAI Batch API files', () => {
     expect(stack.simulator.received().some((q) => q.format === 'anthropic' && q.turns[0]?.text === 'Summarise in one line: the meeting moved to Tuesday.')).toBe(true);
   });
 
+  it('`ask --messages FILE` takes a conversation (an array, or an OpenAI request body), and names a bad one', async () => {
+    const body = join(dir, 'chat.json');
+    writeFileSync(body, JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'developer', content: 'Be terse.' }, { role: 'user', content: 'Name a prime.' }, { role: 'assistant', content: '7' }, { role: 'user', content: 'A larger one?' }] }));
+    const r = await runCli(['ask', '--messages', body, '--json'], env(), dir);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout) as { text: string; usage: { inputTokens: number } };
+    expect(res.text.length).toBeGreaterThan(0);
+    expect(stack.simulator.received().at(-1)?.turns.map((t) => t.role)).toEqual(['user', 'assistant', 'user']);
+    const bad = join(dir, 'bad-chat.json');
+    writeFileSync(bad, JSON.stringify([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }]));
+    const refused = await runCli(['ask', '--messages', bad], env(), dir);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/messages\[1\]: the last message must be from the user/);
+    const both = await runCli(['ask', 'hello', '--messages', body], env(), dir);
+    expect(both.code).not.toBe(0);
+    expect(both.stderr).toMatch(/a prompt or --messages FILE \(one of them\)/);
+  });
+
   it('a detached batch of the same file collects the same shape', async () => {
     const batchId = `oai-${tag}`;
     const detached = join(dir, 'detached.jsonl');
