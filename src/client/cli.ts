@@ -17,7 +17,7 @@ import { formatSummary } from '../batch/summary.js';
 import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, untilSignal, withClient } from './cliShared.js';
 import { registerPipelineCommands } from './pipelineCommands.js';
 import { registerCodecCommands } from './codecCommands.js';
-import { messagesFromFile } from './messagesFile.js';
+import { chatRequestFromFile } from './messagesFile.js';
 import { formatTable } from '../util/table.js';
 
 const program = new Command();
@@ -46,9 +46,10 @@ program
   .action(async (prompt: string | undefined, o: { messages?: string; category: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; jsonSchema?: string; maxEscalations: number; json?: boolean }) => {
     await withClient(async (client) => {
       const { readFileSync } = await import('node:fs');
-      if ((prompt === undefined) === (o.messages === undefined)) throw new InvalidArgumentError('ask needs a prompt or --messages FILE (one of them)');
+      if (prompt !== undefined && o.messages !== undefined) throw new InvalidArgumentError('ask takes a prompt or --messages FILE, not both (put the prompt in the last user message)');
+      if (prompt === undefined && o.messages === undefined) throw new InvalidArgumentError('ask needs a prompt or --messages FILE (one of them)');
       const r = await client.ask({
-        ...(o.messages ? { messages: messagesFromFile(o.messages) } : { prompt }),
+        ...(o.messages ? chatRequestFromFile(o.messages) : { prompt }),
         category: o.category,
         requestId: o.requestId ?? randomUUID(),
         ...(o.contextFile ? { context: readFileSync(o.contextFile, 'utf8') } : {}),
@@ -150,7 +151,8 @@ function describeStack(s: Awaited<ReturnType<typeof bootStack>>): string {
 
 stackOptions(program.command('up').description('run the local stack in the foreground: dev server, simulator, worker')).action(async (o: StackFlags) => {
   const stack = await bootStack(o);
-  process.stderr.write(`${describeStack(stack)}\n\nOther commands reach it as they are (TEMPORAL_ADDRESS=${stack.address}). Ctrl-C stops everything.\n`);
+  const reach = stack.address === DEFAULT_ADDRESS ? `Other commands reach it as they are (TEMPORAL_ADDRESS=${stack.address}).` : `For other commands: export TEMPORAL_ADDRESS=${stack.address} (not the default port).`;
+  process.stderr.write(`${describeStack(stack)}\n\n${reach} Ctrl-C stops everything.\n`);
   await untilSignal(() => stack.stop());
 });
 
@@ -400,6 +402,10 @@ function reportError(e: unknown): number {
     return 1;
   }
   const err = e as Error;
+  if (/Unknown encoding: binary\/encrypted/.test(`${err?.message ?? ''} ${(err?.cause as Error | undefined)?.message ?? ''}`)) {
+    process.stderr.write('error: these runs\' payloads are encrypted and this process has no key: set SWITCHYARD_ENCRYPTION_KEY and SWITCHYARD_ENCRYPTION_KEY_ID as the workers have them (README "Encryption"). Every client needs the key: one without it also sends its own requests in plaintext.\n');
+    return 1;
+  }
   if (/ECONNREFUSED|Failed to connect|connect error|transport error/i.test(err?.message ?? '')) {
     const tlsVars = ['TEMPORAL_TLS', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_API_KEY', 'TEMPORAL_PROFILE'].filter((k) => (process.env[k] ?? '') !== '');
     const address = process.env.TEMPORAL_ADDRESS ?? DEFAULT_ADDRESS;

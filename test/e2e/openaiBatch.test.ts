@@ -104,7 +104,15 @@ describe('OpenAI Batch API files', () => {
     expect(refused.stderr).toMatch(/messages\[1\]: the last message must be from the user/);
     const both = await runCli(['ask', 'hello', '--messages', body], env(), dir);
     expect(both.code).not.toBe(0);
-    expect(both.stderr).toMatch(/a prompt or --messages FILE \(one of them\)/);
+    expect(both.stderr).toMatch(/a prompt or --messages FILE, not both/);
+    // An OpenAI body is read as a batch line's body is: its model pins, its tools are refused.
+    const res2 = res as unknown as { model: string };
+    expect(res2.model).toBe('gpt-4o-mini');
+    const withTools = join(dir, 'tools-chat.json');
+    writeFileSync(withTools, JSON.stringify({ messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'w' } }] }));
+    const tools = await runCli(['ask', '--messages', withTools], env(), dir);
+    expect(tools.code).not.toBe(0);
+    expect(tools.stderr).toMatch(/body\.tools: tool calling is not supported/);
   });
 
   it('a detached batch of the same file collects the same shape', async () => {

@@ -131,6 +131,14 @@ describe('payload encryption', () => {
     }
   });
 
+  it('the CLI without any key says the payloads are encrypted and which variables to set', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: stack.address, SWITCHYARD_TASK_QUEUE: stack.config.taskQueue, SWITCHYARD_LOG_LEVEL: 'warn' };
+    delete env.SWITCHYARD_ENCRYPTION_KEY;
+    const r = await runCli(['show', firstId], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/payloads are encrypted and this process has no key: set SWITCHYARD_ENCRYPTION_KEY/);
+  });
+
   it('rotation: a new key encrypts new runs, the old one still reads old runs', async () => {
     const rotated = await startTestStack({ config: { access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY2, SWITCHYARD_ENCRYPTION_KEY_ID: 'k2', SWITCHYARD_ENCRYPTION_OLD_KEYS: `k1:${KEY1}` }) } });
     try {
