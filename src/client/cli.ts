@@ -410,7 +410,7 @@ function reportError(e: unknown): number {
     const tlsVars = ['TEMPORAL_TLS', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_API_KEY', 'TEMPORAL_PROFILE'].filter((k) => (process.env[k] ?? '') !== '');
     const address = process.env.TEMPORAL_ADDRESS ?? DEFAULT_ADDRESS;
     const hint = tlsVars.length
-      ? `The connection to ${address} uses TLS (${tlsVars.join(', ')} set): check that the CA (TEMPORAL_TLS_CA) signed the server's certificate, that TEMPORAL_TLS_SERVER_NAME matches it, that the cluster accepts your client certificate (TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY) or API key, and that the address is right.`
+      ? `The connection to ${address} uses TLS (${tlsVars.join(', ')} set): check that the CA (TEMPORAL_TLS_CA) signed the server's certificate, that TEMPORAL_TLS_SERVER_NAME matches it, that the cluster accepts your client certificate (TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY) or API key, and that the address is right; a server without TLS needs TEMPORAL_TLS=false (an API key turns TLS on).`
       : 'Start the local stack with `switchyard up`, or set TEMPORAL_ADDRESS to your cluster.';
     process.stderr.write(`error: cannot reach Temporal at ${address} (${err.message}).\n${hint}\n`);
     return 1;
