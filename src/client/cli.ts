@@ -10,9 +10,9 @@ import { ValidationError } from '../util/validation.js';
 import { createSwitchyardWorker, providerEndpointsFor } from '../workers/createWorker.js';
 import { envHint, ProviderRegistry } from '../providers/registry.js';
 import { loadFaultsFile, startLocalStack } from '../stack/localStack.js';
-import { BudgetNotFoundError, type BudgetStatusView, RequestFailedError, SwitchyardClient, workflowIdFor } from './client.js';
+import { BudgetNotFoundError, type BudgetStatusView, RequestFailedError, SwitchyardClient } from './client.js';
 import { isWebhookUrl, MAX_BUDGET_NANOS } from '../budget/book.js';
-import { demoEntries, runDemo } from './demo.js';
+import { runDemo } from './demo.js';
 import { formatSummary } from '../batch/summary.js';
 import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, untilSignal, withClient } from './cliShared.js';
 import { registerPipelineCommands } from './pipelineCommands.js';
@@ -170,8 +170,7 @@ stackOptions(
   try {
     const runId = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14) + '-' + randomUUID().slice(0, 4);
     const ran = await runDemo(client, { requests: o.requests, concurrency: o.concurrency, runId, progress: !o.json && process.stderr.isTTY === true });
-    const ids = demoEntries(o.requests, runId).map((e) => workflowIdFor(e.ok ? e.item.id : ''));
-    const summary = { ...ran, temporalActions: await client.temporalActions(ids, stack.config.temporalActionUsdPerMillion) };
+    const summary = { ...ran.summary, temporalActions: await client.temporalActions(ran.workflowIds, stack.config.temporalActionUsdPerMillion) };
     if (o.json) {
       process.stdout.write(`${JSON.stringify(summary)}\n`);
       await client.close();

@@ -31,10 +31,16 @@ export function demoEntries(requests: number, runId: string): BatchEntry[] {
   });
 }
 
-export async function runDemo(client: SwitchyardClient, opts: { requests: number; concurrency: number; runId: string; progress: boolean }): Promise<BatchSummary> {
+/** Runs the demo batch; returns its summary and the workflow ids of its requests. */
+export async function runDemo(client: SwitchyardClient, opts: { requests: number; concurrency: number; runId: string; progress: boolean }): Promise<{ summary: BatchSummary; workflowIds: string[] }> {
   const bar = opts.progress ? progressReporter('demo', opts.requests) : undefined;
+  const workflowIds: string[] = [];
   try {
-    return await runBatch(client, demoEntries(opts.requests, opts.runId), { concurrency: opts.concurrency, total: opts.requests, batchId: `demo-${opts.runId}`, ...(bar ? { onProgress: (p) => bar.update(p) } : {}) });
+    const summary = await runBatch(client, demoEntries(opts.requests, opts.runId), {
+      onResult: (r) => {
+        workflowIds.push(r.workflowId);
+      }, concurrency: opts.concurrency, total: opts.requests, batchId: `demo-${opts.runId}`, ...(bar ? { onProgress: (p) => bar.update(p) } : {}) });
+    return { summary, workflowIds };
   } finally {
     bar?.stop();
   }
