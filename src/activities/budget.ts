@@ -11,7 +11,9 @@ import type { Alert, BudgetSettings, ReserveResult, SettleResult } from '../budg
 import type { Usage } from '../catalog/pricing.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { LedgerEntry } from '../ledger/fileLedger.js';
-import { releaseUpdate, reserveUpdate, settleUpdate } from '../workflows/budgetMessages.js';
+import { randomUUID } from 'node:crypto';
+import { batchUpdate, type BudgetOpResult } from '../workflows/budgetMessages.js';
+import { BudgetBatcher, type SendBatch } from './budgetBatcher.js';
 import { settingsForShard, shardOrder, shardWorkflowId } from '../budget/shards.js';
 
 export interface BudgetDeps {
@@ -23,6 +25,8 @@ export interface BudgetDeps {
   readonly catalog: Catalog;
   readonly ledger: { record(entry: LedgerEntry): boolean };
   readonly log: Logger;
+  /** Shared by every activity of the worker (one is made when absent). */
+  readonly batcher?: BudgetBatcher;
 }
 
 export interface ReserveInput {
@@ -61,6 +65,13 @@ function unwrapUpdateFailure(e: unknown): never {
   throw e;
 }
 
+/** One op's answer from a batch: its value, or the failure a single update would have raised. */
+function unwrapOp<T>(r: BudgetOpResult): T {
+  if (r.ok) return r.value as T;
+  if (r.type === 'StaleReserve') throw ApplicationFailure.create({ type: 'StaleReserve', message: r.message });
+  throw ApplicationFailure.create({ type: 'BudgetRejected', nonRetryable: true, message: r.message });
+}
+
 /** The update's target workflow is closed (failed, terminated) or gone. */
 function isClosed(e: unknown): boolean {
   if (e instanceof WorkflowNotFoundError) return true;
@@ -86,6 +97,19 @@ export function createBudgetActivities(deps: BudgetDeps) {
   const { temporal, log } = deps;
   const shards = Math.max(1, deps.budgetShards);
   const handle = (scope: string, shard: number) => temporal.workflow.getHandle(shardWorkflowId(deps.taskQueue, scope, shard, shards));
+  const send: SendBatch = async (target, ops) => {
+    const updateId = `batch:${randomUUID()}`;
+    if (target.startArgs === undefined) return temporal.workflow.getHandle(target.workflowId).executeUpdate(batchUpdate, { args: [ops], updateId });
+    const startWorkflowOperation = new WithStartWorkflowOperation('budgetEntity', {
+      workflowId: target.workflowId,
+      taskQueue: deps.taskQueue,
+      args: [target.startArgs],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    });
+    return temporal.workflow.executeUpdateWithStart(batchUpdate, { args: [ops], updateId, startWorkflowOperation });
+  };
+  const batcher = deps.batcher ?? new BudgetBatcher(send);
   /**
    * The entity of a scope whose last run failed or was terminated is never silently replaced by an
    * empty one (that would reset its spend): reservations are refused until an operator restores it.
@@ -133,20 +157,14 @@ export function createBudgetActivities(deps: BudgetDeps) {
   };
   const reserveOn = async (input: ReserveInput, shard: number): Promise<ReserveResult> => {
     const workflowId = shardWorkflowId(deps.taskQueue, input.scope, shard, shards);
-    const start = new WithStartWorkflowOperation('budgetEntity', {
-      workflowId,
-      taskQueue: deps.taskQueue,
-      args: [{ scope: input.scope, settings: settingsForShard(deps.budgetDefaults, shard, shards), ...(shards > 1 ? { shard: { index: shard, count: shards } } : {}) }],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-    });
     const notAfter = attemptDeadline();
+    const startArgs = { scope: input.scope, settings: settingsForShard(deps.budgetDefaults, shard, shards), ...(shards > 1 ? { shard: { index: shard, count: shards } } : {}) };
     try {
-      return await temporal.workflow.executeUpdateWithStart(reserveUpdate, {
-        args: [{ reservationId: input.reservationId, category: input.category, amountNanos: input.amountNanos, workflowId: input.workflowId, force: input.force, ...(notAfter !== undefined ? { notAfter } : {}) }],
-        updateId: `reserve:${input.reservationId}`,
-        startWorkflowOperation: start,
-      });
+      const r = await batcher.submit(
+        { workflowId, startArgs },
+        { op: 'reserve', reservationId: input.reservationId, category: input.category, amountNanos: input.amountNanos, workflowId: input.workflowId, force: input.force, ...(notAfter !== undefined ? { notAfter } : {}) },
+      );
+      return unwrapOp<ReserveResult>(r);
     } catch (e) {
       if (e instanceof WorkflowExecutionAlreadyStartedError) throw await unavailable(workflowId, input.scope);
       return unwrapUpdateFailure(e);
@@ -171,7 +189,8 @@ export function createBudgetActivities(deps: BudgetDeps) {
 
     async releaseBudget(input: { scope: string; shard: number; reservationId: string }): Promise<boolean> {
       try {
-        return await handle(input.scope, input.shard).executeUpdate(releaseUpdate, { args: [{ reservationId: input.reservationId }], updateId: `release:${input.reservationId}` });
+        const r = await batcher.submit({ workflowId: handle(input.scope, input.shard).workflowId }, { op: 'release', reservationId: input.reservationId });
+        return unwrapOp<boolean>(r);
       } catch (e) {
         // The entity is gone (failed or terminated): nothing to release now; a restore carries the
         // reservation, which then expires by its TTL. Never a request stuck on a release.
@@ -180,14 +199,31 @@ export function createBudgetActivities(deps: BudgetDeps) {
       }
     },
 
+    /** Releases a reservation on whichever shard holds it (a paid call that failed as an activity). */
+    async releaseReservation(input: { scope: string; reservationId: string; workflowId: string }): Promise<boolean> {
+      let released = false;
+      for (const shard of shardOrder(input.workflowId, shards)) {
+        try {
+          const r = await batcher.submit({ workflowId: handle(input.scope, shard).workflowId }, { op: 'release', reservationId: input.reservationId });
+          released = unwrapOp<boolean>(r) || released;
+        } catch (e) {
+          // A shard that is gone holds nothing this request can free now (a restore carries it).
+          if (isClosed(e) && (await entityDown(input.scope, shard))) continue;
+          throw e;
+        }
+      }
+      return released;
+    },
+
     /** Settles the attempt in the budget entity and appends it to the audit ledger; both idempotent. */
     async recordSpend(input: RecordSpendInput): Promise<SettleResult> {
       let result: SettleResult;
       try {
-        result = await handle(input.scope, input.shard).executeUpdate(settleUpdate, {
-          args: [{ reservationId: input.reservationId, category: input.category, costNanos: input.costNanos, ...(input.seq !== undefined ? { seq: input.seq } : {}) }],
-          updateId: `settle:${input.reservationId}`,
-        });
+        const r = await batcher.submit(
+          { workflowId: handle(input.scope, input.shard).workflowId },
+          { op: 'settle', reservationId: input.reservationId, category: input.category, costNanos: input.costNanos, ...(input.seq !== undefined ? { seq: input.seq } : {}) },
+        );
+        result = unwrapOp<SettleResult>(r);
       } catch (e) {
         if (!isClosed(e) || !(await entityDown(input.scope, input.shard))) return unwrapUpdateFailure(e);
         // The entity went away while this request held a reservation: the money was spent, so the

@@ -7,6 +7,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type BudgetDeps, createBudgetActivities } from './budget.js';
 import { createBatchActivities } from './batch.js';
+import { createPaidCallActivities } from './paidCall.js';
 import { checkAnswer, type QualityVerdict } from '../quality/checks.js';
 import { judgePrompt, type QualitySpec } from '../quality/spec.js';
 import { RequestInputReader } from './requestInput.js';
@@ -105,7 +106,8 @@ function unavailable(message: string): ApplicationFailure {
   return ApplicationFailure.create({ message, type: 'unavailable', nonRetryable: true, details: [{ kind: 'unavailable', message }] });
 }
 
-export function createActivities(deps: ActivityDeps) {
+/** The activities the workflows call one by one, and the paid call is made of. */
+export function createActivityParts(deps: ActivityDeps) {
   const { catalog, providers, log } = deps;
   // Fixed for the worker's life: computed once, not per request.
   const baselineModel = catalog.premiumBaseline();
@@ -279,6 +281,17 @@ export function createActivities(deps: ActivityDeps) {
     },
 
   };
+}
+
+export type ActivityParts = ReturnType<typeof createActivityParts>;
+
+/** Every activity of a worker: the parts, and the paid call composed of them (the given parts: a test may have replaced some). */
+export function composeActivities(parts: ActivityParts) {
+  return { ...parts, ...createPaidCallActivities(parts) };
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return composeActivities(createActivityParts(deps));
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -5,7 +5,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { settingsFromConfig } from '../budget/settings.js';
 import { HealthTracker } from '../health/tracker.js';
 import type { Logger } from 'pino';
-import { type Activities, createActivities } from '../activities/index.js';
+import { type ActivityParts, composeActivities, createActivityParts } from '../activities/index.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { loadCatalog } from '../catalog/loadFile.js';
 import type { SwitchyardConfig } from '../config/config.js';
@@ -25,7 +25,7 @@ export interface WorkerOptions {
   readonly workflowBundlePath?: string;
   readonly ledger?: FileLedger;
   /** Replace or wrap activities (fault-injection tests); merged over the real ones. */
-  readonly activityOverrides?: (real: Activities) => Record<string, unknown>;
+  readonly activityOverrides?: (real: ActivityParts) => Record<string, unknown>;
 }
 
 export interface SwitchyardWorker {
@@ -50,7 +50,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const clientConnection = await Connection.connect(connectionOptions(opts.address, config.access));
   const dataConverter = dataConverterFor(config.access);
   const temporal = new Client({ connection: clientConnection, namespace: config.namespace, dataConverter });
-  const activities = createActivities({
+  const parts = createActivityParts({
     temporal,
     taskQueue: config.taskQueue,
     budgetDefaults: settingsFromConfig(config.budget),
@@ -75,7 +75,8 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     namespace: config.namespace,
     dataConverter,
     taskQueue: config.taskQueue,
-    activities: { ...activities, ...opts.activityOverrides?.(activities) },
+    // A test's overrides replace parts by name (same signatures); the paid call is composed of the result.
+    activities: composeActivities({ ...parts, ...opts.activityOverrides?.(parts) }),
     ...(existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsSourcePath() }),
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentLocalActivityExecutions: 200,

@@ -19,7 +19,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { BatchActivities } from '../activities/batch.js';
 import { addInvalid, addResult, type BatchResultLine, emptySummary, failedResultLine } from '../batch/summary.js';
 import { type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './batchTypes.js';
-import { llmRequest } from './llmRequest.js';
+import { llmRequest } from './request/llmRequest.js';
 import { requestMemo, workflowIdFor } from './requestMemo.js';
 import { instructionOf } from './conversation.js';
 import { requestFailureDetails } from './requestTypes.js';

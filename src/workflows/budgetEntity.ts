@@ -45,6 +45,10 @@ import {
   resetUpdate,
   type SettleInput,
   settleUpdate,
+  batchUpdate,
+  type BudgetOp,
+  type BudgetOpResult,
+  MAX_BATCH_OPS,
   statusQuery,
 } from './budgetMessages.js';
 
@@ -91,6 +95,30 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
     pendingAlerts.push(...dueAlerts(book));
   };
 
+  const checkReserve = (req: ReserveRequest): void => {
+    if (typeof req?.reservationId !== 'string' || req.reservationId === '') invalid('reservationId: required');
+    if (!Number.isSafeInteger(req.amountNanos) || req.amountNanos < 0) invalid('amountNanos: must be a non-negative integer of nanodollars');
+    if (req.force !== undefined && typeof req.force !== 'boolean') invalid('force: must be true or false');
+    if (typeof req.category !== 'string' || own(book.settings.allocations, req.category) === undefined) {
+      invalid(`category "${String(req.category)}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(book.settings.allocations).join(', ')}`);
+    }
+    // A reserve from an activity attempt that has timed out: the retry's reserve counts. Rejected
+    // here (not in history); the sending attempt, if it still listens, retries.
+    if (req.notAfter !== undefined && own(book.reservations, req.reservationId) === undefined && Date.now() > req.notAfter) {
+      invalid(`reserve ${req.reservationId} arrived after its activity attempt timed out`, 'StaleReserve');
+    }
+  };
+  const checkSettle = (req: SettleInput): void => {
+    if (typeof req?.reservationId !== 'string' || req.reservationId === '') invalid('reservationId: required');
+    if (typeof req.category !== 'string' || req.category === '') invalid('category: required');
+    if (!Number.isSafeInteger(req.costNanos) || req.costNanos < 0) invalid('costNanos: must be a non-negative integer of nanodollars');
+    if (req.seq !== undefined && !(Number.isSafeInteger(req.seq) && req.seq > 0)) invalid('seq: must be the positive integer the reservation was granted with');
+  };
+  const applySettle = (req: SettleInput) => {
+    const r = guard(() => settle(book, req.reservationId, req.category, req.costNanos, Date.now(), req.seq));
+    if ((r.overshootNanos ?? 0) > 0) log.warn('settlement above its reservation', { scope: book.scope, reservationId: req.reservationId, overshootNanos: r.overshootNanos });
+    return r;
+  };
   setHandler(
     reserveUpdate,
     (req) => {
@@ -98,36 +126,53 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
       changed();
       return r;
     },
-    {
-      validator: (req: ReserveRequest) => {
-        if (typeof req?.reservationId !== 'string' || req.reservationId === '') invalid('reservationId: required');
-        if (!Number.isSafeInteger(req.amountNanos) || req.amountNanos < 0) invalid('amountNanos: must be a non-negative integer of nanodollars');
-        if (req.force !== undefined && typeof req.force !== 'boolean') invalid('force: must be true or false');
-        if (typeof req.category !== 'string' || own(book.settings.allocations, req.category) === undefined) {
-          invalid(`category "${String(req.category)}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(book.settings.allocations).join(', ')}`);
-        }
-        // A reserve from an activity attempt that has timed out: the retry's reserve counts. Rejected
-        // here (not in history); the sending attempt, if it still listens, retries.
-        if (req.notAfter !== undefined && own(book.reservations, req.reservationId) === undefined && Date.now() > req.notAfter) {
-          invalid(`reserve ${req.reservationId} arrived after its activity attempt timed out`, 'StaleReserve');
-        }
-      },
-    },
+    { validator: checkReserve },
   );
   setHandler(
     settleUpdate,
     (req) => {
-      const r = guard(() => settle(book, req.reservationId, req.category, req.costNanos, Date.now(), req.seq));
-      if ((r.overshootNanos ?? 0) > 0) log.warn('settlement above its reservation', { scope: book.scope, reservationId: req.reservationId, overshootNanos: r.overshootNanos });
+      const r = applySettle(req);
       changed();
       return r;
     },
+    { validator: checkSettle },
+  );
+  /**
+   * Many requests' reserves, settlements and releases in one update (a worker's batcher folds
+   * them). Ops apply in order, each on its own: one refused op is answered with its reason and
+   * the others still apply. Every op is idempotent (an open reservation id is granted again, a
+   * settlement by its sequence number), so a batch sent twice changes nothing the second time.
+   */
+  setHandler(
+    batchUpdate,
+    (ops) => {
+      const results = ops.map((o): BudgetOpResult => {
+        try {
+          if (o.op === 'reserve') {
+            checkReserve(o);
+            return { ok: true, value: guard(() => reserve(book, o, Date.now())) };
+          }
+          if (o.op === 'settle') {
+            checkSettle(o);
+            return { ok: true, value: applySettle(o) };
+          }
+          if (o.op === 'release') {
+            if (typeof o.reservationId !== 'string' || o.reservationId === '') invalid('reservationId: required');
+            return { ok: true, value: release(book, o.reservationId) };
+          }
+          return invalid(`op: unknown budget operation ${JSON.stringify((o as { op?: unknown }).op)}; known: reserve, settle, release`);
+        } catch (e) {
+          if (e instanceof ApplicationFailure) return { ok: false, type: e.type ?? 'InvalidBudgetMessage', message: e.message };
+          throw e;
+        }
+      });
+      changed();
+      return results;
+    },
     {
-      validator: (req: SettleInput) => {
-        if (typeof req?.reservationId !== 'string' || req.reservationId === '') invalid('reservationId: required');
-        if (typeof req.category !== 'string' || req.category === '') invalid('category: required');
-        if (!Number.isSafeInteger(req.costNanos) || req.costNanos < 0) invalid('costNanos: must be a non-negative integer of nanodollars');
-        if (req.seq !== undefined && !(Number.isSafeInteger(req.seq) && req.seq > 0)) invalid('seq: must be the positive integer the reservation was granted with');
+      validator: (ops: BudgetOp[]) => {
+        if (!Array.isArray(ops) || ops.length === 0) invalid('batch: expected a non-empty list of budget operations');
+        if (ops.length > MAX_BATCH_OPS) invalid(`batch: at most ${MAX_BATCH_OPS} operations per update (got ${ops.length})`);
       },
     },
   );

@@ -9,7 +9,7 @@ import { inject } from 'vitest';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { defaultCatalog, type Catalog } from '../../src/catalog/catalog.js';
 import { loadConfig, type SwitchyardConfig } from '../../src/config/config.js';
-import type { Activities } from '../../src/activities/index.js';
+import type { ActivityParts as Activities } from '../../src/activities/index.js';
 import { SwitchyardClient } from '../../src/client/client.js';
 import { settingsFromConfig } from '../../src/budget/settings.js';
 import { FileLedger } from '../../src/ledger/fileLedger.js';

@@ -4,7 +4,7 @@
  * must report a determinism error.
  */
 import { sleep } from '@temporalio/workflow';
-import { llmRequest as current } from '../../../src/workflows/llmRequest.js';
+import { llmRequest as current } from '../../../src/workflows/request/llmRequest.js';
 import type { RequestInput, RequestResult } from '../../../src/workflows/requestTypes.js';
 
 export { budgetEntity, healthEntity } from '../../../src/workflows/index.js';

@@ -20,19 +20,19 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, CallModelOutput, SelectOutput } from '../activities/index.js';
-import type { ShardedReserveResult } from '../activities/budget.js';
-import type { ProviderErrorInfo } from '../providers/errors.js';
-import { decideAfterFailure, type FailureKind, isFailureKind } from '../routing/retryDecision.js';
-import type { Candidate } from '../routing/router.js';
-import { type Tier, TIERS } from '../catalog/schema.js';
-import { describeIssues } from '../util/validation.js';
-import { utf8Bytes } from '../util/bytes.js';
-import { own } from '../util/names.js';
-import { parseJudgeScore } from '../quality/spec.js';
-import { approveSpendSignal, escalateSignal } from './budgetMessages.js';
-import { type RequestTrace, traceQuery } from './requestMessages.js';
-import { conversationOf, earlierTurnsOf, instructionOf, judgeQuestionOf, textParts } from './conversation.js';
+import type { Activities, CallModelOutput, SelectOutput } from '../../activities/index.js';
+import type { ShardedReserveResult } from '../../activities/budget.js';
+import type { ProviderErrorInfo } from '../../providers/errors.js';
+import { decideAfterFailure, type FailureKind, isFailureKind } from '../../routing/retryDecision.js';
+import type { Candidate } from '../../routing/router.js';
+import { type Tier, TIERS } from '../../catalog/schema.js';
+import { describeIssues } from '../../util/validation.js';
+import { utf8Bytes } from '../../util/bytes.js';
+import { own } from '../../util/names.js';
+import { parseJudgeScore } from '../../quality/spec.js';
+import { approveSpendSignal, escalateSignal } from '../budgetMessages.js';
+import { type RequestTrace, traceQuery } from '../requestMessages.js';
+import { conversationOf, earlierTurnsOf, instructionOf, judgeQuestionOf, textParts } from '../conversation.js';
 import {
   type Attempt,
   FAILURE_TYPES,
@@ -43,8 +43,8 @@ import {
   type RequestResult,
   type UnsettledSpend,
   type ValidRequest,
-} from './requestTypes.js';
-import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from './searchAttributes.js';
+} from '../requestTypes.js';
+import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../searchAttributes.js';
 
 const local = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -144,7 +144,7 @@ function asStop(e: unknown): Stop {
   return new Stop(FAILURE_TYPES.internal, `internal error: ${e instanceof Error ? e.message : String(e)}`, 'failed');
 }
 
-export async function llmRequest(rawInput: RequestInput): Promise<RequestResult> {
+export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestResult> {
   const info = workflowInfo();
   const startedAt = Date.now();
   // Versioned change (README "Versioning"): search attributes set once at the end (the client sets

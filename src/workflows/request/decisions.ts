@@ -1,0 +1,154 @@
+/**
+ * What the request does after each outcome of a paid call: a budget denial (the category's policy:
+ * reject, downgrade, or wait for the next period or an approval), a failed attempt (the retry
+ * decision: retry on a durable timer, next model, or fail), an answer (quality checks and the
+ * judge, escalating a tier when they fail), and an operator's escalation.
+ */
+import { log, proxyLocalActivities } from '@temporalio/workflow';
+import type { Activities, CallModelOutput } from '../../activities/index.js';
+import type { PaidCallOutcome } from '../../activities/paidCall.js';
+import { decideAfterFailure } from '../../routing/retryDecision.js';
+import type { Candidate } from '../../routing/router.js';
+import { own } from '../../util/names.js';
+import { parseJudgeScore } from '../../quality/spec.js';
+import { judgeQuestionOf } from '../conversation.js';
+import { FAILURE_TYPES } from '../requestTypes.js';
+import { Stop } from './failure.js';
+import { type Leg, pay } from './paidCall.js';
+import { reroute } from './reroute.js';
+import { type RequestState, tierAbove } from './state.js';
+
+const { checkQuality } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 5, initialInterval: '200 ms' },
+});
+
+function usd(nanos: number): string {
+  return `$${(nanos / 1e9).toFixed(9)}`;
+}
+
+const at = (leg: Leg) => ({ attemptId: leg.attemptId, model: leg.cand.model, provider: leg.cand.provider, tier: leg.cand.tier, startedAt: new Date(leg.t0).toISOString(), durationMs: Date.now() - leg.t0 });
+
+/** A denial: true to try the same model again (after a wait), false when the request re-routed. */
+export async function onDenied(s: RequestState, leg: Leg, grant: Extract<PaidCallOutcome, { kind: 'denied' }>['grant']): Promise<boolean> {
+  const cand = leg.cand;
+  const what = `category "${grant.category}" in budget "${s.req.budgetScope}" has ${usd(grant.remainingNanos)} left; ${cand.model} may cost up to ${usd(grant.requestedNanos)}`;
+  s.record({ ...at(leg), outcome: 'budget_denied', message: what, decision: `policy ${grant.policy}` });
+  s.waitBeforeMs = 0;
+  if (grant.policy === 'reject') throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}`, 'budget_exceeded');
+  if (grant.policy === 'downgrade') {
+    // Every model found too dear stays excluded, so each downgrade leaves out at least one more.
+    for (const c of s.chain) if (s.reserveFor(c) > grant.remainingNanos) s.tooDear.add(c.model);
+    s.tooDear.add(cand.model);
+    try {
+      await reroute(s, { costCapNanos: grant.remainingNanos, excludeModels: [...new Set([...s.skipped, ...s.tooDear])], unpin: true });
+    } catch (e) {
+      if (e instanceof Stop) throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`, 'budget_exceeded');
+      throw e;
+    }
+    log.info('budget denied; downgraded', { model: cand.model, next: s.chain[0]?.model });
+    return false;
+  }
+  // wait: for the next period or an operator's approval; all waits of this request together last
+  // at most maxWaitMs (the request's maxBudgetWaitMs if lower).
+  const maxWait = Math.min(grant.maxWaitMs, s.req.maxBudgetWaitMs ?? Number.MAX_SAFE_INTEGER);
+  s.budgetWaitSince ??= Date.now();
+  const deadline = s.budgetWaitSince + maxWait;
+  const now = Date.now();
+  if (now >= deadline) {
+    throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${now - s.budgetWaitSince} ms (maxWaitMs ${maxWait}) without a new period or an approval`, 'budget_exceeded');
+  }
+  // The entity closes its period on its own timer: wake a second after the boundary.
+  const until = Math.min(Math.max(grant.periodEnd, now) + 1_000, deadline);
+  await s.waitFor('budget', until - now, () => s.approved || s.escalation !== undefined);
+  return true;
+}
+
+/** A failed attempt: 'retry' the same model (after s.waitBeforeMs), or 'next' model. */
+export function onFailed(s: RequestState, leg: Leg, attempt: number, failure: Extract<PaidCallOutcome, { kind: 'failed' }>['failure']): 'retry' | 'next' {
+  const cand = leg.cand;
+  const sel = s.sel;
+  if (!sel) throw new Stop(FAILURE_TYPES.internal, 'an attempt failed before the request was routed', 'failed');
+  const policy = (sel.retryByModel ? own(sel.retryByModel, cand.model) : undefined) ?? sel.retry;
+  const d = decideAfterFailure({ ...failure, attempt }, policy);
+  s.record({ ...at(leg), outcome: failure.kind, status: failure.status, message: failure.message, decision: d.action === 'retry' ? `retry in ${d.delayMs} ms (${d.why})` : `${d.action}: ${d.why}` });
+  log.info('provider attempt failed', { attemptId: leg.attemptId, model: cand.model, kind: failure.kind, decision: d.action });
+  if (d.action === 'retry') {
+    s.waitBeforeMs = d.delayMs;
+    s.rateLimitWait = failure.kind === 'rate_limited';
+    return 'retry';
+  }
+  s.waitBeforeMs = 0;
+  if (d.action === 'fail') throw new Stop(FAILURE_TYPES.nonRetryable, d.why, 'failed');
+  if (d.needLargerContext) {
+    const window = own(sel.contextWindows, cand.model) ?? 0;
+    for (const c of s.chain) if ((own(sel.contextWindows, c.model) ?? 0) <= window) s.skipped.add(c.model);
+  }
+  if (d.otherProvider) for (const c of s.chain) if (c.provider === cand.provider) s.skipped.add(c.model);
+  if (d.rateLimitedForMs !== undefined) s.rateLimited.set(cand.model, { until: Date.now() + d.rateLimitedForMs, candidate: cand });
+  s.skipped.add(cand.model);
+  return 'next';
+}
+
+/** A judge call, paid for like an attempt; its score, or undefined when it could not score. */
+async function judge(s: RequestState, model: string, answer: string): Promise<number | undefined> {
+  const spec = s.sel?.judgeModels ? own(s.sel.judgeModels, model) : undefined;
+  if (!spec) return undefined;
+  const cand: Candidate = { model, provider: spec.provider, tier: spec.tier, quality: 0, maxOutputTokens: 16, estimatedCostNanos: spec.estimatedCostNanos, reason: 'judge' };
+  const leg = await pay(s, { cand, judge: { answer, question: judgeQuestionOf(s.req), reserveNanos: spec.estimatedCostNanos } });
+  if (leg.outcome.kind !== 'answered') return undefined;
+  const score = parseJudgeScore(leg.outcome.out.text);
+  s.record({ ...at(leg), outcome: 'ok', costNanos: leg.outcome.out.costNanos, decision: `judge: ${score ?? 'no score'}` });
+  return score;
+}
+
+/** An answer: true when it passes the request's checks; false when the request escalated a tier. */
+export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput): Promise<boolean> {
+  const q = s.req.quality;
+  const cand = leg.cand;
+  if (q) {
+    let verdict = await checkQuality({ text: out.text, spec: q });
+    if (verdict.passed && q.judge) {
+      const judgeModel = q.judge.model ?? s.sel?.cheapestModel ?? cand.model;
+      const score = await judge(s, judgeModel, out.text);
+      if (score === undefined || score < q.judge.threshold) {
+        verdict = { passed: false, failures: [score === undefined ? `judge ${judgeModel} gave no score` : `judge ${judgeModel} scored ${score} < ${q.judge.threshold}`] };
+      }
+    }
+    if (!verdict.passed) {
+      const why = verdict.failures.join('; ');
+      s.qualityEscalations += 1;
+      s.qualityFailed.push(cand.model);
+      const up = tierAbove(cand.tier);
+      const spent = s.qualityEscalations > q.maxEscalations;
+      s.record({ ...at(leg), outcome: 'ok', costNanos: out.costNanos, qualityFailures: verdict.failures, decision: spent ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}` });
+      if (spent) throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks after ${q.maxEscalations} escalation(s): ${why}`, 'quality_failed');
+      try {
+        await reroute(s, { unpin: true, minTier: up, excludeModels: [...s.qualityFailed] });
+      } catch (err) {
+        if (err instanceof Stop) throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`, 'quality_failed');
+        throw err;
+      }
+      s.escalations.push({ from: cand.model, to: s.chain[0]?.model ?? '?', reason: `quality: ${why}` });
+      log.info('quality check failed; escalating', { model: cand.model, next: s.chain[0]?.model, why });
+      s.skipped.clear();
+      s.waitBeforeMs = 0;
+      return false;
+    }
+  }
+  s.record({ ...at(leg), outcome: 'ok', costNanos: out.costNanos });
+  return true;
+}
+
+/** An operator's escalation signal: re-route to the named model, or one tier up. */
+export async function onEscalation(s: RequestState, cand: Candidate): Promise<void> {
+  const e = s.escalation ?? {};
+  s.escalation = undefined;
+  const up = tierAbove(cand.tier);
+  s.record({ attemptId: s.escalationId(), model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'escalated', message: e.reason ?? 'operator escalation', startedAt: new Date(Date.now()).toISOString(), durationMs: 0, decision: e.model ? `escalate to ${e.model}` : `escalate to the ${up} tier` });
+  await reroute(s, e.model ? { model: e.model } : { unpin: true, minTier: up, excludeModels: [cand.model] });
+  s.escalations.push({ from: cand.model, to: s.chain[0]?.model ?? '?', reason: `operator: ${e.reason ?? 'escalate'}` });
+  s.skipped.clear();
+  s.rateLimited.clear();
+  s.waitBeforeMs = 0;
+}

@@ -1,0 +1,175 @@
+/**
+ * The request workflow, as the process: validate; route and pay for the first model in one
+ * activity (classify, select, reserve, call, settle); then, while there is no acceptable answer,
+ * act on the outcome (a budget denial, a failed attempt, an answer that fails its checks, an
+ * operator's escalation) and try the next candidate; every candidate rate-limited waits for the
+ * earliest reset. Search attributes are set once, at the end. Returns the answer with every
+ * attempt and the reason for each decision.
+ *
+ * Runs started before this shape (no `request-v3` marker in their history) finish on the code
+ * they started with (./legacy.ts).
+ */
+import { ApplicationFailure, isCancellation, log, patched, upsertSearchAttributes } from '@temporalio/workflow';
+import { describeIssues } from '../../util/validation.js';
+import { FAILURE_TYPES, type RequestFailureDetails, type RequestInput, requestInputBaseSchema, requestLimitIssues, type RequestResult, type ValidRequest } from '../requestTypes.js';
+import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../searchAttributes.js';
+import { onAnswered, onDenied, onEscalation, onFailed } from './decisions.js';
+import { asStop, Stop } from './failure.js';
+import { legacyLlmRequest } from './legacy.js';
+import { hedged, hedgeFor, type Leg, pay, routeLocally } from './paidCall.js';
+import { RequestState, totalCost } from './state.js';
+
+/** How many times a request waits for rate-limited models to reset before giving up. */
+const RATE_LIMIT_ROUNDS = 5;
+
+export async function llmRequest(rawInput: RequestInput): Promise<RequestResult> {
+  if (!patched('request-v3')) return legacyLlmRequest(rawInput);
+  const s = new RequestState(validated(rawInput));
+  try {
+    const result = await serve(s);
+    upsertSearchAttributes([...summary(s, 'completed'), { key: LlmModel, value: result.model }, { key: LlmTier, value: result.tier }]);
+    return result;
+  } catch (e) {
+    throw ended(s, e);
+  }
+}
+
+function validated(raw: RequestInput): ValidRequest {
+  const parsed = requestInputBaseSchema.safeParse(raw);
+  const issues = parsed.success ? requestLimitIssues(parsed.data).map((i) => `${i.path.replace(/\.(\d+)/g, '[$1]')}: ${i.message}`) : describeIssues(parsed.error);
+  if (parsed.success && issues.length === 0) return parsed.data;
+  upsertSearchAttributes([{ key: LlmOutcome, value: 'invalid' }]);
+  throw ApplicationFailure.create({ type: FAILURE_TYPES.invalidInput, nonRetryable: true, message: `invalid request: ${issues.join('; ')}` });
+}
+
+async function serve(s: RequestState): Promise<RequestResult> {
+  // Hedged requests route first (the hedge needs the chain while the first call runs).
+  const hedgeAfterMs = s.req.hedgeAfterMs ?? s.req.maxLatencyMs;
+  let first: Leg | undefined;
+  if (hedgeAfterMs === undefined) {
+    first = await pay(s, { route: true });
+  } else {
+    const r = await routeLocally(s);
+    s.routed(r.classification, r.selection);
+  }
+  s.phase = 'calling';
+  for (let round = 0; ; round++) {
+    for (let cand = s.nextCandidate(); cand; cand = s.nextCandidate()) {
+      for (let attempt = 1; ; ) {
+        let leg = first;
+        first = undefined;
+        if (!leg) {
+          // Waits are durable timers; an operator's escalation cuts them short.
+          if (s.waitBeforeMs > 0 && !s.escalation) await s.waitFor(s.rateLimitWait ? 'rate_limit' : 'backoff', s.waitBeforeMs, () => s.escalation !== undefined);
+          s.rateLimitWait = false;
+          if (s.escalation) {
+            await onEscalation(s, cand);
+            break;
+          }
+          const hedgeTo = hedgeAfterMs !== undefined && attempt === 1 ? hedgeFor(s, cand) : undefined;
+          leg = hedgeTo && hedgeAfterMs !== undefined ? await hedged(s, cand, hedgeTo, hedgeAfterMs) : await pay(s, { cand });
+        }
+        const o = leg.outcome;
+        if (o.kind === 'denied') {
+          if (await onDenied(s, leg, o.grant)) continue; // same model, after the wait
+          break;
+        }
+        if (o.kind === 'failed') {
+          if (onFailed(s, leg, attempt, o.failure) === 'retry') {
+            attempt += 1;
+            continue;
+          }
+          break;
+        }
+        if (await onAnswered(s, leg, o.out)) return resultOf(s, leg, o.out);
+        break;
+      }
+    }
+    if (!(await waitForRateLimits(s, round))) break;
+  }
+  const last = s.attempts.at(-1);
+  throw new Stop(FAILURE_TYPES.allCandidatesFailed, last?.decision?.replace(/^next: /, '') ?? 'no candidate left', 'failed');
+}
+
+/** Every candidate rate-limited: wait durably for the earliest reset, then try those again. */
+async function waitForRateLimits(s: RequestState, round: number): Promise<boolean> {
+  if (s.rateLimited.size === 0 || round >= RATE_LIMIT_ROUNDS) return false;
+  const retryable = [...s.rateLimited.values()].sort((a, b) => a.until - b.until);
+  const waitMs = Math.max(0, (retryable[0]?.until ?? 0) - Date.now());
+  const maxWait = s.sel?.retry.maxRateLimitWaitMs ?? 0;
+  if (waitMs > maxWait) throw new Stop(FAILURE_TYPES.allCandidatesFailed, `every candidate is rate-limited; the earliest reset is in ${waitMs} ms > maxRateLimitWaitMs ${maxWait}`, 'failed');
+  log.info('every candidate rate-limited; waiting for the earliest reset', { waitMs });
+  s.chain = retryable.map((r) => r.candidate);
+  s.cursor = 0;
+  for (const c of s.chain) s.skipped.delete(c.model);
+  s.rateLimited.clear();
+  s.waitBeforeMs = waitMs;
+  s.rateLimitWait = true;
+  return true;
+}
+
+function resultOf(s: RequestState, leg: Leg, out: Extract<Leg['outcome'], { kind: 'answered' }>['out']): RequestResult {
+  const { cand } = leg;
+  const cls = s.cls;
+  return {
+    workflowId: s.workflowId,
+    requestId: s.requestId,
+    category: s.req.category,
+    text: out.text,
+    model: cand.model,
+    provider: cand.provider,
+    tier: cand.tier,
+    usage: out.usage,
+    ...(out.finishReason ? { finishReason: out.finishReason } : {}),
+    costNanos: totalCost(s.attempts),
+    premiumBaselineCostNanos: out.premiumBaselineCostNanos,
+    ...(s.skippedModels.length > 0 ? { skipped: s.skippedModels } : {}),
+    classification: {
+      complexity: cls?.complexity ?? 0,
+      capabilities: cls?.capabilities ?? [],
+      inputTokens: cls?.inputTokens ?? 0,
+      signals: cls?.signals ?? [],
+      preferredTier: s.sel?.decision.preferredTier ?? cand.tier,
+    },
+    candidates: s.chain,
+    attempts: s.attempts,
+    escalations: s.escalations,
+    durationMs: Date.now() - s.startedAt,
+  };
+}
+
+/** The search attributes every ended request gets (one upsert). */
+function summary(s: RequestState, outcome: string, costNanos = totalCost(s.attempts)) {
+  return [
+    { key: LlmCategory, value: s.req.category },
+    ...(s.cls ? [{ key: LlmComplexity, value: s.cls.complexity }] : []),
+    { key: LlmOutcome, value: outcome },
+    { key: LlmCostNanos, value: costNanos },
+  ];
+}
+
+/** The model and tier a request that ended without an answer tried last (or would have). */
+function lastTried(s: RequestState) {
+  const m = s.attempts.at(-1) ?? s.chain[0];
+  return m ? [{ key: LlmModel, value: m.model }, { key: LlmTier, value: m.tier }] : [];
+}
+
+/** A request that ends without an answer: cancelled (rethrown), or a typed failure with every attempt. */
+function ended(s: RequestState, e: unknown): unknown {
+  if (isCancellation(e)) {
+    upsertSearchAttributes([...summary(s, 'cancelled'), ...lastTried(s)]);
+    return e;
+  }
+  const stop = asStop(e);
+  if (stop.type === FAILURE_TYPES.internal) log.error('request ended by an internal error', { reason: stop.message });
+  const costNanos = totalCost(s.attempts) + stop.unsettled.reduce((n, u) => n + u.costNanos, 0);
+  upsertSearchAttributes([...summary(s, stop.unsettled.length > 0 ? 'unsettled' : stop.outcome, costNanos), ...lastTried(s)]);
+  const details: RequestFailureDetails = { reason: stop.message, costNanos, attempts: s.attempts, candidates: s.chain, ...(stop.unsettled.length > 0 ? { unsettled: stop.unsettled } : {}) };
+  const models = new Set(s.attempts.filter((a) => a.outcome !== 'budget_denied').map((a) => a.model)).size;
+  return ApplicationFailure.create({
+    type: stop.type,
+    nonRetryable: true,
+    message: s.attempts.length > 0 && stop.type !== FAILURE_TYPES.budgetExceeded ? `request failed after ${s.attempts.length} attempt(s) on ${models} model(s): ${stop.message}` : stop.message,
+    details: [details],
+  });
+}

@@ -1,0 +1,174 @@
+/**
+ * The paid-call step (reserve, call, settle or release: one activity) and the hedge step (a second
+ * paid call to a higher tier when the first has not answered in time; the first answer wins and
+ * the other is cancelled, its reservation released, or settled if it answered too).
+ */
+import { CancellationScope, isCancellation, log, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
+import type { Activities } from '../../activities/index.js';
+import type { PaidCallInput, PaidCallOutcome, Routed } from '../../activities/paidCall.js';
+import type { Candidate } from '../../routing/router.js';
+import { TIERS } from '../../catalog/schema.js';
+import { utf8Bytes } from '../../util/bytes.js';
+import { conversationOf, earlierTurnsOf, instructionOf, textParts } from '../conversation.js';
+import { activityFailure, budgetStop, routingStop } from './failure.js';
+import type { RequestState } from './state.js';
+
+/** Temporal's attempts of a paid call: a lost worker or a bug is retried once. */
+const PAID_CALL_ATTEMPTS = 2;
+
+const { paidCall } = proxyActivities<Activities>({
+  // The SDK times the provider call out first, and heartbeats catch a lost worker within seconds;
+  // this bound only catches a stuck one.
+  startToCloseTimeout: '15 minutes',
+  // Short, so that a cancellation (hedging, operator cancel) reaches the call within ~3 s.
+  heartbeatTimeout: '4 seconds',
+  retry: { maximumAttempts: PAID_CALL_ATTEMPTS, initialInterval: '1 second', nonRetryableErrorTypes: ['BudgetRejected', 'BudgetUnavailable', 'NoEligibleModel', 'InvalidInput'] },
+});
+
+/** Budget messages that must not be lost retry until the entity answers. */
+const { releaseReservation } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 ms', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BudgetRejected'] },
+});
+
+const { route } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 5, initialInterval: '200 ms' },
+});
+
+/** Prompts above this size travel by reference: the call activity reads them from the run's start input. */
+const INLINE_PROMPT_BYTES = 16 * 1024;
+
+/** One paid call's result, with the attempt it was made under. */
+export interface Leg {
+  readonly cand: Candidate;
+  readonly attemptId: string;
+  readonly t0: number;
+  readonly outcome: PaidCallOutcome;
+}
+
+/** What the call sends: the text inline (small requests), or a reference to the run's input. */
+function textOf(s: RequestState): Pick<PaidCallInput['call'], 'system' | 'prompt' | 'messages' | 'context' | 'promptRef'> {
+  const req = s.req;
+  const bytes = textParts(req).reduce((n, t) => n + utf8Bytes(t), 0);
+  if (bytes > INLINE_PROMPT_BYTES) return { promptRef: true };
+  if (req.messages) return { system: req.system, messages: req.messages, context: req.context };
+  return { system: req.system, prompt: req.context ? `${req.context}\n\n${req.prompt ?? ''}` : (req.prompt ?? '') };
+}
+
+/** What classification and selection read. */
+export function routeInput(s: RequestState): NonNullable<PaidCallInput['route']> {
+  const req = s.req;
+  const { prompt: _p, messages: _m, system: _s, context: _c, quality: _q, ...request } = req;
+  const instruction = instructionOf(req);
+  return {
+    classify: req.messages ? { prompt: instruction, system: conversationOf(req).system, context: req.context, history: earlierTurnsOf(req) } : { prompt: instruction, system: req.system, context: req.context },
+    select: { request, ...(req.quality?.judge?.model ? { judgeModel: req.quality.judge.model } : {}) },
+  };
+}
+
+/** Classify and select as a local activity (when the paid call could not do it). */
+export async function routeLocally(s: RequestState): Promise<Routed> {
+  return route(routeInput(s));
+}
+
+type Pay = { readonly route: true } | { readonly cand: Candidate; readonly judge?: { readonly answer: string; readonly question?: string; readonly reserveNanos: number } };
+
+/**
+ * Reserve, call and settle for one attempt. Provider failures and activity failures alike come
+ * back as a `failed` outcome; a budget entity that is gone, or routing that finds no model, end
+ * the request (thrown). With `route`, the activity classifies and selects first and pays for the
+ * chain's first model; the state then holds the routing.
+ */
+export async function pay(s: RequestState, what: Pay): Promise<Leg> {
+  const judge = 'cand' in what ? what.judge : undefined;
+  const { attemptId, reservationId } = s.nextAttempt(judge ? 'j' : 'a');
+  const t0 = Date.now();
+  const text = textOf(s);
+  const input: PaidCallInput = {
+    ...('route' in what ? { route: routeInput(s) } : { model: { name: what.cand.model, maxOutputTokens: judge ? 16 : what.cand.maxOutputTokens, reserveNanos: judge ? judge.reserveNanos : s.reserveFor(what.cand) } }),
+    call: judge
+      ? { workflowId: s.workflowId, runId: s.runId, attemptId, judge: { answer: judge.answer, ...(text.promptRef || judge.question === undefined ? {} : { prompt: judge.question }) }, ...(text.promptRef ? { promptRef: true as const } : {}) }
+      : { workflowId: s.workflowId, runId: s.runId, attemptId, temperature: s.req.temperature, ...text },
+    budget: { scope: s.req.budgetScope, category: s.req.category, reservationId, force: s.approved },
+    maxAttempts: PAID_CALL_ATTEMPTS,
+  };
+  try {
+    const out = await paidCall(input);
+    if (out.routed) s.routed(out.routed.classification, out.routed.selection);
+    const cand = 'cand' in what ? what.cand : s.chain.find((c) => c.model === out.model);
+    if (!cand) throw new Error(`paid call answered for ${out.model}, which is not in the chain`);
+    return { cand, attemptId, t0, outcome: out.outcome };
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    const stop = budgetStop(err) ?? ('route' in what ? routingStop(err) : undefined);
+    if (stop) throw stop;
+    // The activity failed as an activity: its reservation may be open; free it, wherever it is.
+    await CancellationScope.nonCancellable(() => releaseReservation({ scope: s.req.budgetScope, reservationId, workflowId: s.workflowId }));
+    if ('route' in what) {
+      const r = await routeLocally(s);
+      s.routed(r.classification, r.selection);
+    }
+    const cand = 'cand' in what ? what.cand : s.chain[0];
+    if (!cand) throw err;
+    return { cand, attemptId, t0, outcome: { kind: 'failed', failure: activityFailure(err) } };
+  }
+}
+
+/** The hedge for a candidate: the first later candidate of a higher tier, else the next one. */
+export function hedgeFor(s: RequestState, c: Candidate): Candidate | undefined {
+  const rest = s.chain.filter((x) => x.model !== c.model && !s.skipped.has(x.model));
+  return rest.find((x) => TIERS.indexOf(x.tier) > TIERS.indexOf(c.tier)) ?? rest[0];
+}
+
+/** Latency SLO: if the first call has not answered in `afterMs`, start the hedge; the first answer wins. */
+export async function hedged(s: RequestState, cand: Candidate, hedgeTo: Candidate, afterMs: number): Promise<Leg> {
+  const scopeA = new CancellationScope();
+  const pA = scopeA.run(() => pay(s, { cand }));
+  const timerScope = new CancellationScope();
+  const timer = timerScope.run(() => sleep(afterMs)).then(
+    () => 'timer' as const,
+    () => 'timer' as const,
+  );
+  if ((await Promise.race([pA.then(() => 'answer' as const), timer])) === 'answer') {
+    timerScope.cancel();
+    return pA;
+  }
+  const scopeB = new CancellationScope();
+  const pB = scopeB.run(() => pay(s, { cand: hedgeTo }));
+  // Whichever answers first wins; a leg that failed or was denied waits for the other.
+  const tag = (p: Promise<Leg>, which: 'a' | 'b') => p.then((leg) => ({ which, leg }));
+  const first = await Promise.race([tag(pA, 'a'), tag(pB, 'b')]);
+  let winner: Leg;
+  let loserP: Promise<Leg>;
+  let loserScope: CancellationScope | undefined;
+  if (first.leg.outcome.kind === 'answered') {
+    winner = first.leg;
+    loserP = first.which === 'a' ? pB : pA;
+    loserScope = first.which === 'a' ? scopeB : scopeA;
+  } else {
+    const other = await (first.which === 'a' ? pB : pA);
+    if (other.outcome.kind !== 'answered') {
+      // Neither answered: the first call's outcome goes the usual way; a failed hedge is recorded here.
+      const [a, b] = first.which === 'a' ? [first.leg, other] : [other, first.leg];
+      if (b.outcome.kind === 'failed') {
+        const f = b.outcome.failure;
+        s.record({ attemptId: b.attemptId, model: b.cand.model, provider: b.cand.provider, tier: b.cand.tier, outcome: f.kind, status: f.status, message: f.message, startedAt: new Date(b.t0).toISOString(), durationMs: Date.now() - b.t0, decision: 'hedge failed too' });
+      }
+      return a;
+    }
+    winner = other;
+    loserP = Promise.resolve(first.leg);
+  }
+  log.info('latency SLO missed; hedged', { first: cand.model, hedge: hedgeTo.model, afterMs });
+  loserScope?.cancel();
+  const lost = await loserP;
+  if (lost.outcome.kind === 'answered') {
+    // Both answered: both were paid for.
+    s.record({ attemptId: lost.attemptId, model: lost.cand.model, provider: lost.cand.provider, tier: lost.cand.tier, outcome: 'ok', startedAt: new Date(lost.t0).toISOString(), durationMs: Date.now() - lost.t0, costNanos: lost.outcome.out.costNanos, decision: `hedge: ${winner.cand.model} answered first` });
+  } else if (lost.outcome.kind !== 'denied') {
+    s.record({ attemptId: lost.attemptId, model: lost.cand.model, provider: lost.cand.provider, tier: lost.cand.tier, outcome: 'hedged_out', startedAt: new Date(lost.t0).toISOString(), durationMs: Date.now() - lost.t0, decision: `cancelled: ${winner.cand.model} answered first` });
+  }
+  if (winner.cand === hedgeTo) s.escalations.push({ from: cand.model, to: hedgeTo.model, reason: `latency: no answer within ${afterMs} ms` });
+  return winner;
+}

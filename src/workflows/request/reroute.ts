@@ -1,0 +1,53 @@
+/**
+ * The re-route step: select again, with what the request has learned (models too dear for the
+ * budget, answers that failed their checks, an operator's escalation). The new chain is tried
+ * from its start.
+ */
+import { ActivityFailure, ApplicationFailure, proxyLocalActivities } from '@temporalio/workflow';
+import type { Activities } from '../../activities/index.js';
+import type { Tier } from '../../catalog/schema.js';
+import { FAILURE_TYPES } from '../requestTypes.js';
+import { Stop } from './failure.js';
+import { routeInput } from './paidCall.js';
+import type { RequestState } from './state.js';
+
+const { selectModels } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 5, initialInterval: '200 ms' },
+});
+
+export interface RerouteBy {
+  /** At most this much per attempt (what the budget has left). */
+  readonly costCapNanos?: number;
+  readonly excludeModels?: string[];
+  /** Drop the request's pinned model. */
+  readonly unpin?: boolean;
+  /** Pin this model instead. */
+  readonly model?: string;
+  readonly minTier?: Tier;
+}
+
+/** Selects again; no eligible model ends the request (Stop, NoEligibleModel). */
+export async function reroute(s: RequestState, by: RerouteBy): Promise<void> {
+  const { select } = routeInput(s);
+  const request = { ...select.request };
+  if (by.costCapNanos !== undefined) request.costCapNanos = Math.min(by.costCapNanos, request.costCapNanos ?? Number.MAX_SAFE_INTEGER);
+  if (by.unpin) delete request.model;
+  if (by.model !== undefined) request.model = by.model;
+  if (!s.cls) throw new Stop(FAILURE_TYPES.internal, 'reroute before the request was classified', 'failed');
+  try {
+    s.useSelection(
+      await selectModels({
+        ...select,
+        request,
+        classification: s.cls,
+        ...(by.excludeModels ? { excludeModels: by.excludeModels } : {}),
+        ...(by.minTier ? { minTier: by.minTier } : {}),
+      }),
+    );
+  } catch (e) {
+    const cause = e instanceof ActivityFailure ? e.cause : e;
+    if (cause instanceof ApplicationFailure) throw new Stop(cause.type ?? FAILURE_TYPES.noEligibleModel, cause.message, 'no_model');
+    throw e;
+  }
+}

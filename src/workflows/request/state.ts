@@ -1,0 +1,145 @@
+/**
+ * What a request knows while it runs: the routing (classification, chain, selection), where it is
+ * in the chain, every attempt and escalation, and the operator's signals. The workflow's steps
+ * read and change it; the trace query reports it.
+ */
+import { condition, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { SelectOutput } from '../../activities/index.js';
+import type { Classification } from '../../routing/classifier.js';
+import type { Candidate } from '../../routing/router.js';
+import { type Tier, TIERS } from '../../catalog/schema.js';
+import { own } from '../../util/names.js';
+import { approveSpendSignal, escalateSignal } from '../budgetMessages.js';
+import { type RequestTrace, traceQuery } from '../requestMessages.js';
+import type { Attempt, RequestResult, ValidRequest } from '../requestTypes.js';
+
+/** The tier above `t` (the top tier stays). */
+export function tierAbove(t: Tier): Tier {
+  return TIERS[Math.min(TIERS.length - 1, TIERS.indexOf(t) + 1)] ?? t;
+}
+
+/** What the attempts cost together. */
+export function totalCost(attempts: readonly Attempt[]): number {
+  return attempts.reduce((s, a) => s + a.costNanos, 0);
+}
+
+export type WaitOn = NonNullable<RequestTrace['waiting']>['on'];
+
+export class RequestState {
+  readonly workflowId: string;
+  readonly runId: string;
+  readonly requestId: string;
+  readonly startedAt = Date.now();
+  phase: RequestTrace['phase'] = 'classifying';
+  waiting: RequestTrace['waiting'];
+  cls: Classification | undefined;
+  sel: SelectOutput | undefined;
+  chain: Candidate[] = [];
+  /** Next chain position to try. */
+  cursor = 0;
+  /** Models not to try again in this pass of the chain. */
+  readonly skipped = new Set<string>();
+  /** Models found too dear for the budget (downgrades). */
+  readonly tooDear = new Set<string>();
+  /** Models whose answers failed the quality checks. */
+  readonly qualityFailed: string[] = [];
+  /** Rate-limited models: tried again after the earliest reset when nothing else answered. */
+  readonly rateLimited = new Map<string, { until: number; candidate: Candidate }>();
+  readonly attempts: Attempt[] = [];
+  readonly escalations: RequestResult['escalations'] = [];
+  readonly skippedModels: Array<{ model: string; why: string }> = [];
+  /** A durable wait before the next attempt, and whether it is a provider's rate-limit reset. */
+  waitBeforeMs = 0;
+  rateLimitWait = false;
+  budgetWaitSince: number | undefined;
+  qualityEscalations = 0;
+  private seq = 0;
+  approved = false;
+  escalation: { model?: string; reason?: string } | undefined;
+
+  constructor(readonly req: ValidRequest) {
+    const info = workflowInfo();
+    this.workflowId = info.workflowId;
+    this.runId = info.runId;
+    this.requestId = req.requestId ?? info.workflowId;
+    setHandler(approveSpendSignal, () => {
+      this.approved = true;
+    });
+    setHandler(escalateSignal, (e) => {
+      this.escalation = e ?? {};
+    });
+    setHandler(traceQuery, () => this.trace());
+  }
+
+  /** A new attempt id (a1, a2, ... or j3 for a judge) and its reservation id. */
+  nextAttempt(prefix: 'a' | 'j' = 'a'): { attemptId: string; reservationId: string } {
+    this.seq += 1;
+    const attemptId = `${prefix}${this.seq}`;
+    return { attemptId, reservationId: `${this.workflowId}/${this.runId}/${attemptId}` };
+  }
+
+  /** The id an operator escalation is recorded under (no attempt of its own). */
+  escalationId(): string {
+    return `e${this.seq}`;
+  }
+
+  record(a: Omit<Attempt, 'waitBeforeMs' | 'costNanos'> & { costNanos?: number }): void {
+    this.attempts.push({ waitBeforeMs: this.waitBeforeMs, costNanos: 0, ...a });
+  }
+
+  routed(cls: Classification, sel: SelectOutput): void {
+    this.cls = cls;
+    this.useSelection(sel);
+  }
+
+  /** A new chain: tried from its start. */
+  useSelection(sel: SelectOutput): void {
+    this.sel = sel;
+    this.chain = sel.decision.chain;
+    this.cursor = 0;
+    for (const s of sel.skipped ?? []) if (!this.skippedModels.some((k) => k.model === s.model)) this.skippedModels.push(s);
+  }
+
+  /** The next candidate of this pass that is not skipped; undefined when the pass is over. */
+  nextCandidate(): Candidate | undefined {
+    while (this.cursor < this.chain.length) {
+      const c = this.chain[this.cursor];
+      this.cursor += 1;
+      if (c && !this.skipped.has(c.model)) return c;
+    }
+    return undefined;
+  }
+
+  /** What to reserve for a model: its estimate with the provider's margin (budget.reservationMargin). */
+  reserveFor(c: Candidate): number {
+    return (this.sel?.reserveNanos ? own(this.sel.reserveNanos, c.model) : undefined) ?? c.estimatedCostNanos;
+  }
+
+  /** A durable wait, visible in the trace; an operator's signal (`done`) cuts it short. */
+  async waitFor(on: WaitOn, ms: number, done: () => boolean): Promise<boolean> {
+    this.phase = 'waiting';
+    this.waiting = { on, until: new Date(Date.now() + ms).toISOString() };
+    try {
+      return await condition(done, Math.max(1, ms));
+    } finally {
+      this.phase = 'calling';
+      this.waiting = undefined;
+    }
+  }
+
+  trace(): RequestTrace {
+    return {
+      workflowId: this.workflowId,
+      requestId: this.requestId,
+      category: this.req.category,
+      phase: this.phase,
+      ...(this.waiting ? { waiting: this.waiting } : {}),
+      classification: this.cls ? { complexity: this.cls.complexity, capabilities: this.cls.capabilities, inputTokens: this.cls.inputTokens, signals: this.cls.signals } : null,
+      skipped: this.skippedModels,
+      candidates: this.chain,
+      attempts: this.attempts,
+      escalations: this.escalations,
+      costNanos: totalCost(this.attempts),
+    };
+  }
+}
