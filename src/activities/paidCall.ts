@@ -27,6 +27,7 @@ import type { AttemptFailure } from '../workflows/request/failure.js';
 /** The activities the paid call is made of (the worker's, or a test's overrides of them). */
 export interface PaidCallParts {
   classify(input: ClassifyInput): Promise<Classification>;
+  classifyRun(input: { workflowId: string; runId: string }): Promise<Classification>;
   selectModels(input: SelectInput): Promise<SelectOutput>;
   callModel(input: CallModelInput): Promise<CallModelOutput>;
   reserveBudget(input: ReserveInput): Promise<ShardedReserveResult>;
@@ -35,7 +36,8 @@ export interface PaidCallParts {
 }
 
 export interface RouteInput {
-  readonly classify: ClassifyInput;
+  /** What to classify, or the run whose start input holds it (large requests). */
+  readonly classify: ClassifyInput | { readonly run: { readonly workflowId: string; readonly runId: string } };
   readonly select: Omit<SelectInput, 'classification'>;
 }
 
@@ -87,7 +89,7 @@ function failureOf(e: unknown): AttemptFailure | undefined {
 
 export function createPaidCallActivities(parts: PaidCallParts) {
   const route = async (input: RouteInput): Promise<Routed> => {
-    const classification = await parts.classify(input.classify);
+    const classification = 'run' in input.classify ? await parts.classifyRun(input.classify.run) : await parts.classify(input.classify);
     const selection = await parts.selectModels({ ...input.select, classification });
     return { classification, selection };
   };

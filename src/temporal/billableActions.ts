@@ -17,21 +17,6 @@ type History = temporal.api.history.v1.IHistory;
 
 const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
 
-/**
- * Updates a run caused on other workflows through the named activities (each such activity sends
- * one update: Switchyard's budget messages), counted per attempt.
- */
-export function updatesSentBy(history: History, activityTypes: ReadonlySet<string>): number {
-  const scheduled = new Map<string, number>();
-  for (const e of history.events ?? []) {
-    const s = e.activityTaskScheduledEventAttributes;
-    if (s && activityTypes.has(s.activityType?.name ?? '')) scheduled.set(String(e.eventId), 1);
-    const st = e.activityTaskStartedEventAttributes;
-    if (st && scheduled.has(String(st.scheduledEventId))) scheduled.set(String(st.scheduledEventId), Math.max(1, st.attempt ?? 1));
-  }
-  return [...scheduled.values()].reduce((s, n) => s + n, 0);
-}
-
 export function billableActions(history: History): ActionCount {
   const byKind: Record<string, number> = {};
   const add = (kind: string, n = 1): void => {

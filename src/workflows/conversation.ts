@@ -93,3 +93,9 @@ export function earlierTurnsOf(r: RequestText): ChatTurn[] {
 export function textParts(r: RequestText): string[] {
   return [r.prompt ?? '', r.system ?? '', r.context ?? '', ...(r.messages ?? []).map((m) => m.content)];
 }
+
+/** What the classifier reads of a request: the instruction (last user turn), system, context and earlier turns. */
+export function classifyInputOf(r: RequestText): { prompt: string; system?: string | undefined; context?: string | undefined; history?: ChatTurn[] } {
+  const prompt = instructionOf(r);
+  return r.messages ? { prompt, system: conversationOf(r).system, context: r.context, history: earlierTurnsOf(r) } : { prompt, system: r.system, context: r.context };
+}

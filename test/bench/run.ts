@@ -4,6 +4,7 @@ import { benchBudget } from './budgetBench.js';
 import { benchRequests } from './requestBench.js';
 import { benchAdversarial, benchRouter } from './routerBench.js';
 import { benchBatch } from './batchBench.js';
+import { benchFloor } from './floorBench.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -41,6 +42,17 @@ if (which === 'all' || which === 'requests') {
   const res = await benchRequests({ requests, concurrency: 64, shards: [1, 4], rounds });
   process.stdout.write(`requests end to end (simulator latency 0, ${requests} requests, 64 in flight, ${rounds} interleaved rounds)\n`);
   for (const r of res) process.stdout.write(`  budget shards ${r.shards}: median ${median(r.perSec)} requests/s  (rounds ${r.perSec.join(', ')})\n`);
+}
+if (which === 'all' || which === 'floor') {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const requests = Number(process.env.BENCH_REQUESTS ?? 300);
+  const res = await benchFloor({ requests, concurrency: 64, rounds, latencySamples: Number(process.env.BENCH_LATENCY_SAMPLES ?? 40) });
+  process.stdout.write(`floor: the same dev server, ${requests} requests at 64 in flight, then latency at concurrency 1, ${rounds} interleaved rounds (medians)\n`);
+  const med = (k: string, f: 'perSec' | 'p50Ms') => median(res.rows.find((r) => r.kind === k)?.[f] ?? []);
+  for (const r of res.rows) process.stdout.write(`  ${r.kind.padEnd(10)}: ${median(r.perSec).toFixed(1)} requests/s  p50 ${median(r.p50Ms).toFixed(1)} ms  (rounds ${r.perSec.join(', ')} / ${r.p50Ms.join(', ')} ms)\n`);
+  process.stdout.write(`  switchyard / floorOne: ${(med('switchyard', 'perSec') / med('floorOne', 'perSec')).toFixed(2)}x throughput, ${(med('switchyard', 'p50Ms') - med('floorOne', 'p50Ms')).toFixed(1)} ms over its p50\n`);
+  const a = res.actions;
+  process.stdout.write(`  billable actions per request: ${a.perRequest} (${a.inHistories} in ${a.requests} request histories + ${a.entityUpdates} budget-entity updates)\n`);
 }
 if (which === 'batch') {
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);

@@ -21,6 +21,8 @@ import { startDevServer } from '../../src/temporal/devServer.js';
 import { createLogger } from '../../src/util/logger.js';
 import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
 import { healthWorkflowId } from '../../src/workflows/healthEntity.js';
+import { batchWorkflowId } from '../../src/workflows/batchTypes.js';
+import { prepareDetachedBatch } from '../../src/batch/detached.js';
 import type { RequestInput } from '../../src/workflows/requestTypes.js';
 
 const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'histories');
@@ -83,6 +85,19 @@ async function main(): Promise<void> {
     // $0.005 a period: the critical share cannot cover a premium model's estimate, so it downgrades.
     await client.setBudget('hist-downgrade', { totalNanos: 5_000_000, policies: { critical: 'downgrade', standard: 'downgrade', batch: 'downgrade' } });
     await run('budget-downgrade', { requestId: 'hist-budget-downgrade', prompt: 'Explain step by step how to prove that the square root of 2 is irrational, then compare two proofs.', category: 'critical', budgetScope: 'hist-downgrade' });
+
+    // A slow first model: the hedge to the next tier answers first.
+    script('gemini-2-flash', ['hang']);
+    await run('hedge', { requestId: 'hist-hedge', prompt: 'Explain why the sky is blue in two sentences.', category: 'standard', model: 'gemini-2-flash', hedgeAfterMs: 500 });
+    simulator.setFaults({});
+
+    // A detached batch of three requests (batchRun and its children).
+    const f = join(state, 'hist-batch.jsonl');
+    writeFileSync(f, ['billing', 'technical', 'billing'].map((c, i) => JSON.stringify({ id: `hist-batch-${i}`, prompt: `Classify ticket ${i} as billing or technical: "${c} problem".`, category: 'batch' })).join('\n') + '\n');
+    const prepared = await prepareDetachedBatch(f, 'hist-batch', join(state, 'batches'), undefined);
+    await client.startBatch({ batchId: 'hist-batch', source: prepared.source, concurrency: 2, pageSize: 2 });
+    for (let i = 0; i < 120 && (await client.batchStatus('hist-batch')).state === 'running'; i++) await new Promise((r) => setTimeout(r, 500));
+    await save('batch-run', batchWorkflowId('hist-batch'));
 
     await save('budget-entity', shardWorkflowId('record', 'hist-downgrade', 0, 1));
     await save('health-entity', healthWorkflowId('record'));

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { workflowIdFor } from '../../src/client/client.js';
 import { LlmOutcome } from '../../src/workflows/searchAttributes.js';
+import { traceQuery } from '../../src/workflows/requestMessages.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 let stack: TestStack;
@@ -73,9 +74,9 @@ describe('rate limits', () => {
 async function waitForAttempts(workflowId: string, outcome: string): Promise<void> {
   const h = stack.client.temporal.workflow.getHandle(workflowId);
   for (let i = 0; i < 100; i++) {
-    const history = await h.fetchHistory().catch(() => ({ events: [] as never[] }));
-    const failed = (history.events ?? []).some((e) => e.activityTaskFailedEventAttributes?.failure?.applicationFailureInfo?.type === outcome);
-    if (failed) return;
+    // The request's trace lists each attempt as soon as the workflow has recorded its outcome.
+    const trace = await h.query(traceQuery).catch(() => undefined);
+    if (trace?.attempts.some((a) => a.outcome === outcome)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`no ${outcome} attempt in ${workflowId}`);

@@ -3,13 +3,13 @@
  * paid call to a higher tier when the first has not answered in time; the first answer wins and
  * the other is cancelled, its reservation released, or settled if it answered too).
  */
-import { CancellationScope, isCancellation, log, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
+import { ActivityCancellationType, CancellationScope, isCancellation, log, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import type { PaidCallInput, PaidCallOutcome, Routed } from '../../activities/paidCall.js';
 import type { Candidate } from '../../routing/router.js';
 import { TIERS } from '../../catalog/schema.js';
 import { utf8Bytes } from '../../util/bytes.js';
-import { conversationOf, earlierTurnsOf, instructionOf, textParts } from '../conversation.js';
+import { classifyInputOf, textParts } from '../conversation.js';
 import { activityFailure, budgetStop, routingStop } from './failure.js';
 import type { RequestState } from './state.js';
 
@@ -23,6 +23,8 @@ const { paidCall } = proxyActivities<Activities>({
   // Short, so that a cancellation (hedging, operator cancel) reaches the call within ~3 s.
   heartbeatTimeout: '4 seconds',
   retry: { maximumAttempts: PAID_CALL_ATTEMPTS, initialInterval: '1 second', nonRetryableErrorTypes: ['BudgetRejected', 'BudgetUnavailable', 'NoEligibleModel', 'InvalidInput'] },
+  // A cancelled call (hedged out, operator cancel) releases its own reservation: wait for that.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 
 /** Budget messages that must not be lost retry until the entity answers. */
@@ -60,9 +62,9 @@ function textOf(s: RequestState): Pick<PaidCallInput['call'], 'system' | 'prompt
 export function routeInput(s: RequestState): NonNullable<PaidCallInput['route']> {
   const req = s.req;
   const { prompt: _p, messages: _m, system: _s, context: _c, quality: _q, ...request } = req;
-  const instruction = instructionOf(req);
   return {
-    classify: req.messages ? { prompt: instruction, system: conversationOf(req).system, context: req.context, history: earlierTurnsOf(req) } : { prompt: instruction, system: req.system, context: req.context },
+    // A large request is classified from the run's start input: one copy of its text in history.
+    classify: textOf(s).promptRef ? { run: { workflowId: s.workflowId, runId: s.runId } } : classifyInputOf(req),
     select: { request, ...(req.quality?.judge?.model ? { judgeModel: req.quality.judge.model } : {}) },
   };
 }
@@ -80,10 +82,10 @@ type Pay = { readonly route: true } | { readonly cand: Candidate; readonly judge
  * the request (thrown). With `route`, the activity classifies and selects first and pays for the
  * chain's first model; the state then holds the routing.
  */
-export async function pay(s: RequestState, what: Pay): Promise<Leg> {
+export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string; reservationId: string; t0: number }): Promise<Leg> {
   const judge = 'cand' in what ? what.judge : undefined;
-  const { attemptId, reservationId } = s.nextAttempt(judge ? 'j' : 'a');
-  const t0 = Date.now();
+  const { attemptId, reservationId } = ids ?? s.nextAttempt(judge ? 'j' : 'a');
+  const t0 = ids?.t0 ?? Date.now();
   const text = textOf(s);
   const input: PaidCallInput = {
     ...('route' in what ? { route: routeInput(s) } : { model: { name: what.cand.model, maxOutputTokens: judge ? 16 : what.cand.maxOutputTokens, reserveNanos: judge ? judge.reserveNanos : s.reserveFor(what.cand) } }),
@@ -123,8 +125,15 @@ export function hedgeFor(s: RequestState, c: Candidate): Candidate | undefined {
 
 /** Latency SLO: if the first call has not answered in `afterMs`, start the hedge; the first answer wins. */
 export async function hedged(s: RequestState, cand: Candidate, hedgeTo: Candidate, afterMs: number): Promise<Leg> {
+  /** A leg this step cancelled ends as `hedged_out`; a cancellation of the request itself goes on up. */
+  const leg = (c: Candidate, scope: CancellationScope, ids: { attemptId: string; reservationId: string; t0: number }, cancelledHere: () => boolean): Promise<Leg | { cancelled: true; cand: Candidate; attemptId: string; t0: number }> =>
+    scope.run(() => pay(s, { cand: c }, ids)).catch((e: unknown) => {
+      if (isCancellation(e) && cancelledHere()) return { cancelled: true as const, cand: c, attemptId: ids.attemptId, t0: ids.t0 };
+      throw e;
+    });
+  let cancelled: 'a' | 'b' | undefined;
   const scopeA = new CancellationScope();
-  const pA = scopeA.run(() => pay(s, { cand }));
+  const pA = leg(cand, scopeA, { ...s.nextAttempt(), t0: Date.now() }, () => cancelled === 'a');
   const timerScope = new CancellationScope();
   const timer = timerScope.run(() => sleep(afterMs)).then(
     () => 'timer' as const,
@@ -132,42 +141,47 @@ export async function hedged(s: RequestState, cand: Candidate, hedgeTo: Candidat
   );
   if ((await Promise.race([pA.then(() => 'answer' as const), timer])) === 'answer') {
     timerScope.cancel();
-    return pA;
+    const a = await pA;
+    if ('cancelled' in a) throw new Error('a leg was cancelled before the hedge started');
+    return a;
   }
   const scopeB = new CancellationScope();
-  const pB = scopeB.run(() => pay(s, { cand: hedgeTo }));
+  const pB = leg(hedgeTo, scopeB, { ...s.nextAttempt(), t0: Date.now() }, () => cancelled === 'b');
+  const answered = (l: Leg | { cancelled: true }): l is Leg & { outcome: { kind: 'answered' } } => !('cancelled' in l) && l.outcome.kind === 'answered';
   // Whichever answers first wins; a leg that failed or was denied waits for the other.
-  const tag = (p: Promise<Leg>, which: 'a' | 'b') => p.then((leg) => ({ which, leg }));
+  const tag = <T>(p: Promise<T>, which: 'a' | 'b') => p.then((l) => ({ which, l }));
   const first = await Promise.race([tag(pA, 'a'), tag(pB, 'b')]);
+  const other = first.which === 'a' ? pB : pA;
   let winner: Leg;
-  let loserP: Promise<Leg>;
-  let loserScope: CancellationScope | undefined;
-  if (first.leg.outcome.kind === 'answered') {
-    winner = first.leg;
-    loserP = first.which === 'a' ? pB : pA;
-    loserScope = first.which === 'a' ? scopeB : scopeA;
+  let loser: 'a' | 'b';
+  if (answered(first.l)) {
+    winner = first.l;
+    loser = first.which === 'a' ? 'b' : 'a';
+    cancelled = loser;
+    (loser === 'a' ? scopeA : scopeB).cancel();
   } else {
-    const other = await (first.which === 'a' ? pB : pA);
-    if (other.outcome.kind !== 'answered') {
+    const o = await other;
+    const [a, b] = first.which === 'a' ? [first.l, o] : [o, first.l];
+    if (!answered(o)) {
       // Neither answered: the first call's outcome goes the usual way; a failed hedge is recorded here.
-      const [a, b] = first.which === 'a' ? [first.leg, other] : [other, first.leg];
+      if ('cancelled' in a || 'cancelled' in b) throw new Error('a leg was cancelled before either answered');
       if (b.outcome.kind === 'failed') {
         const f = b.outcome.failure;
         s.record({ attemptId: b.attemptId, model: b.cand.model, provider: b.cand.provider, tier: b.cand.tier, outcome: f.kind, status: f.status, message: f.message, startedAt: new Date(b.t0).toISOString(), durationMs: Date.now() - b.t0, decision: 'hedge failed too' });
       }
       return a;
     }
-    winner = other;
-    loserP = Promise.resolve(first.leg);
+    winner = o;
+    loser = first.which;
   }
   log.info('latency SLO missed; hedged', { first: cand.model, hedge: hedgeTo.model, afterMs });
-  loserScope?.cancel();
-  const lost = await loserP;
-  if (lost.outcome.kind === 'answered') {
+  const lost = await (loser === 'a' ? pA : pB);
+  const at = { attemptId: lost.attemptId, model: lost.cand.model, provider: lost.cand.provider, tier: lost.cand.tier, startedAt: new Date(lost.t0).toISOString(), durationMs: Date.now() - lost.t0 };
+  if (answered(lost)) {
     // Both answered: both were paid for.
-    s.record({ attemptId: lost.attemptId, model: lost.cand.model, provider: lost.cand.provider, tier: lost.cand.tier, outcome: 'ok', startedAt: new Date(lost.t0).toISOString(), durationMs: Date.now() - lost.t0, costNanos: lost.outcome.out.costNanos, decision: `hedge: ${winner.cand.model} answered first` });
-  } else if (lost.outcome.kind !== 'denied') {
-    s.record({ attemptId: lost.attemptId, model: lost.cand.model, provider: lost.cand.provider, tier: lost.cand.tier, outcome: 'hedged_out', startedAt: new Date(lost.t0).toISOString(), durationMs: Date.now() - lost.t0, decision: `cancelled: ${winner.cand.model} answered first` });
+    s.record({ ...at, outcome: 'ok', costNanos: lost.outcome.out.costNanos, decision: `hedge: ${winner.cand.model} answered first` });
+  } else if ('cancelled' in lost || lost.outcome.kind !== 'denied') {
+    s.record({ ...at, outcome: 'hedged_out', decision: `cancelled: ${winner.cand.model} answered first` });
   }
   if (winner.cand === hedgeTo) s.escalations.push({ from: cand.model, to: hedgeTo.model, reason: `latency: no answer within ${afterMs} ms` });
   return winner;
