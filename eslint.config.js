@@ -36,6 +36,8 @@ export default tseslint.config(
             { group: ['**/activities/*', '**/activities'], allowTypeImports: true, message: 'Workflows import activities only as types (proxyActivities).' },
             { group: ['**/providers/*', '!**/providers/errors.js'], allowTypeImports: true, message: 'Provider calls belong in activities.' },
             { group: ['pino', 'openai', '@anthropic-ai/*', '@google/*', '@mistralai/*', '@temporalio/client', '@temporalio/worker'], message: 'Not allowed in workflow code.' },
+            // Every module a workflow loads is set up again for each run: zod costs ~20 ms of worker CPU a request (BENCHMARKS "Request path").
+            { group: ['zod', '**/contracts/*', '**/catalog/schema.js', '**/quality/spec.js', '**/util/validation.js'], allowTypeImports: true, message: 'No zod in workflow code: validate in an activity (the paid call validates the request).' },
           ],
         },
       ],

@@ -24,7 +24,8 @@ import { type Classification, type ClassifyInput, classify as classifyPure } fro
 import type { RetryPolicy } from '../routing/retryDecision.js';
 import { type Candidate, NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../routing/router.js';
 import type { ValidRequest } from '../workflows/requestTypes.js';
-import { type ChatMessage, classifyInputOf, type Conversation, conversationOf, judgeQuestionOf } from '../workflows/conversation.js';
+import { type ChatMessage, type Conversation, conversationOf, judgeQuestionOf } from '../workflows/conversation.js';
+import type { RequestInput } from '../workflows/requestTypes.js';
 import { FAILURE_TYPES } from '../workflows/requestTypes.js';
 
 export interface ActivityDeps extends BudgetDeps {
@@ -141,9 +142,9 @@ export function createActivityParts(deps: ActivityDeps) {
       return classifyPure(input);
     },
 
-    /** Classifies a large request from its run's start input (the workflow sends a reference). */
-    async classifyRun(input: { workflowId: string; runId: string }): Promise<Classification> {
-      return classifyPure(classifyInputOf(await inputs.get(input.workflowId, input.runId)));
+    /** A run's start input (a large request: the workflow sends a reference to its run). */
+    async readRequestInput(input: { workflowId: string; runId: string }): Promise<RequestInput> {
+      return inputs.get(input.workflowId, input.runId);
     },
 
     async checkQuality(input: { text: string; spec: QualitySpec }): Promise<QualityVerdict> {

@@ -16,6 +16,10 @@
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { ClassifyInput, Classification } from '../routing/classifier.js';
+import { describeIssues } from '../util/validation.js';
+import { callTextOf, classifyInputOf } from '../workflows/conversation.js';
+import { requestInputSchema } from '../contracts/requestInput.js';
+import { FAILURE_TYPES, type RequestInput, type ValidRequest } from '../workflows/requestTypes.js';
 import { isFailureKind } from '../routing/retryDecision.js';
 import type { Candidate } from '../routing/router.js';
 import type { ProviderErrorInfo } from '../providers/errors.js';
@@ -27,7 +31,7 @@ import type { AttemptFailure } from '../workflows/request/failure.js';
 /** The activities the paid call is made of (the worker's, or a test's overrides of them). */
 export interface PaidCallParts {
   classify(input: ClassifyInput): Promise<Classification>;
-  classifyRun(input: { workflowId: string; runId: string }): Promise<Classification>;
+  readRequestInput(input: { workflowId: string; runId: string }): Promise<RequestInput>;
   selectModels(input: SelectInput): Promise<SelectOutput>;
   callModel(input: CallModelInput): Promise<CallModelOutput>;
   reserveBudget(input: ReserveInput): Promise<ShardedReserveResult>;
@@ -35,15 +39,19 @@ export interface PaidCallParts {
   recordSpend(input: RecordSpendInput): Promise<SettleResult>;
 }
 
+/** The request as started (validated here), or the run whose start input holds it (large requests). */
 export interface RouteInput {
-  /** What to classify, or the run whose start input holds it (large requests). */
-  readonly classify: ClassifyInput | { readonly run: { readonly workflowId: string; readonly runId: string } };
-  readonly select: Omit<SelectInput, 'classification'>;
+  readonly start: { readonly request: unknown } | { readonly run: { readonly workflowId: string; readonly runId: string } };
 }
+
+/** A request's fields without its text (what the workflow needs once the input is validated). */
+export type RequestConstraints = Omit<ValidRequest, 'prompt' | 'messages' | 'system' | 'context'>;
 
 export interface Routed {
   readonly classification: Classification;
   readonly selection: SelectOutput;
+  /** The validated request, without its text (the workflow has that). */
+  readonly request: RequestConstraints;
 }
 
 export interface PaidCallInput {
@@ -53,7 +61,8 @@ export interface PaidCallInput {
   readonly model?: { readonly name: string; readonly maxOutputTokens: number; readonly reserveNanos: number };
   /** What to send: everything of CallModelInput but the model and its output budget. */
   readonly call: Omit<CallModelInput, 'model' | 'maxOutputTokens'>;
-  readonly budget: { readonly scope: string; readonly category: string; readonly reservationId: string; readonly force: boolean };
+  /** Scope and category: from the validated request when routing here. */
+  readonly budget: { readonly scope?: string; readonly category?: string; readonly reservationId: string; readonly force: boolean };
   /** Temporal's attempts for this activity: a worker bug on the last one is reported, not thrown. */
   readonly maxAttempts: number;
 }
@@ -78,6 +87,13 @@ interface Answered {
 /** A settlement acknowledged later than this is preceded by a heartbeat of the answer. */
 const SETTLE_HEARTBEAT_AFTER_MS = 200;
 
+type CallText = Omit<CallModelInput, 'model' | 'maxOutputTokens'>;
+
+/** Where the attempt is charged: the validated request's scope and category on a routed attempt. */
+function budgetOf(input: PaidCallInput, routed: Routed | undefined): { scope: string; category: string } {
+  return routed ? { scope: routed.request.budgetScope, category: routed.request.category } : { scope: input.budget.scope ?? 'default', category: input.budget.category ?? 'standard' };
+}
+
 function failureOf(e: unknown): AttemptFailure | undefined {
   if (!(e instanceof ApplicationFailure)) return undefined;
   const d = e.details?.[0] as Partial<ProviderErrorInfo> | undefined;
@@ -88,34 +104,44 @@ function failureOf(e: unknown): AttemptFailure | undefined {
 }
 
 export function createPaidCallActivities(parts: PaidCallParts) {
-  const route = async (input: RouteInput): Promise<Routed> => {
-    const classification = 'run' in input.classify ? await parts.classifyRun(input.classify.run) : await parts.classify(input.classify);
-    const selection = await parts.selectModels({ ...input.select, classification });
-    return { classification, selection };
+  /**
+   * The workflow's boundary: the input is validated here (the client validated it too), then
+   * classified and routed. Workflow code does not load zod (BENCHMARKS "Request path").
+   */
+  const validatedRoute = async (input: RouteInput): Promise<{ routed: Routed; req: ValidRequest }> => {
+    const raw = 'run' in input.start ? await parts.readRequestInput(input.start.run) : input.start.request;
+    const parsed = requestInputSchema.safeParse(raw);
+    if (!parsed.success) throw ApplicationFailure.create({ type: FAILURE_TYPES.invalidInput, nonRetryable: true, message: `invalid request: ${describeIssues(parsed.error).join('; ')}` });
+    const req = parsed.data;
+    const { prompt: _p, messages: _m, system: _s, context: _c, quality, ...request } = req;
+    const classification = await parts.classify(classifyInputOf(req));
+    const selection = await parts.selectModels({ request, classification, ...(quality?.judge?.model ? { judgeModel: quality.judge.model } : {}) });
+    return { routed: { classification, selection, request: { ...request, ...(quality ? { quality } : {}) } }, req };
   };
+  const route = async (input: RouteInput): Promise<Routed> => (await validatedRoute(input)).routed;
   return {
     /** Classify and select (the workflow's fallback when a paid call failed before routing). */
     route,
 
     async paidCall(input: PaidCallInput): Promise<PaidCallOutput> {
       const ctx = Context.current();
-      const prior = (ctx.info.heartbeatDetails as Partial<Answered> | undefined)?.answered;
-      const settle = (model: string, out: CallModelOutput, shard: number, seq: number | undefined) =>
+      const settle = (to: { scope: string; category: string }, model: string, out: CallModelOutput, shard: number, seq: number | undefined) =>
         parts.recordSpend({
-          scope: input.budget.scope,
+          scope: to.scope,
           shard,
           workflowId: input.call.workflowId,
           attemptId: input.call.attemptId,
           reservationId: input.budget.reservationId,
           model,
-          category: input.budget.category,
+          category: to.category,
           usage: out.usage,
           costNanos: out.costNanos,
           seq,
         });
+      const prior = (ctx.info.heartbeatDetails as Partial<Answered> | undefined)?.answered;
       if (prior) {
         // An earlier attempt of this activity was answered and paid for, then lost: settle that.
-        await settle(prior.model, prior.out, prior.shard, prior.seq);
+        await settle(budgetOf(input, prior.routed), prior.model, prior.out, prior.shard, prior.seq);
         return { ...(prior.routed ? { routed: prior.routed } : {}), model: prior.model, outcome: { kind: 'answered', out: prior.out, shard: prior.shard, seq: prior.seq } };
       }
       // Heartbeats (a lost worker is noticed within the heartbeat timeout; a cancellation arrives
@@ -123,11 +149,15 @@ export function createPaidCallActivities(parts: PaidCallParts) {
       let beatWith: Answered | undefined;
       const beat = setInterval(() => ctx.heartbeat(beatWith), 1_000);
       try {
-        const routed = input.route ? await route(input.route) : undefined;
+        const first = input.route ? await validatedRoute(input.route) : undefined;
+        const routed = first?.routed;
+        const to = budgetOf(input, routed);
+        // The first attempt sends what it validated: the text inline, or by reference to the run.
+        const call: CallText = first ? { ...input.call, temperature: first.req.temperature, ...(input.route && 'run' in input.route.start ? { promptRef: true as const } : callTextOf(first.req)) } : input.call;
         let model: { name: string; maxOutputTokens: number; reserveNanos: number };
         if (routed) {
           const c: Candidate | undefined = routed.selection.decision.chain[0];
-          if (!c) throw ApplicationFailure.create({ type: 'NoEligibleModel', nonRetryable: true, message: 'the router returned an empty chain' });
+          if (!c) throw ApplicationFailure.create({ type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, message: 'the router returned an empty chain' });
           model = { name: c.model, maxOutputTokens: c.maxOutputTokens, reserveNanos: routed.selection.reserveNanos?.[c.model] ?? c.estimatedCostNanos };
         } else if (input.model) {
           model = input.model;
@@ -136,9 +166,9 @@ export function createPaidCallActivities(parts: PaidCallParts) {
         }
         const done = (outcome: PaidCallOutcome): PaidCallOutput => ({ ...(routed ? { routed } : {}), model: model.name, outcome });
         const grant = await parts.reserveBudget({
-          scope: input.budget.scope,
+          scope: to.scope,
           reservationId: input.budget.reservationId,
-          category: input.budget.category,
+          category: to.category,
           amountNanos: model.reserveNanos,
           workflowId: input.call.workflowId,
           force: input.budget.force,
@@ -146,10 +176,10 @@ export function createPaidCallActivities(parts: PaidCallParts) {
         if (!grant.granted) return done({ kind: 'denied', grant });
         let out: CallModelOutput;
         try {
-          out = await parts.callModel({ ...input.call, model: model.name, maxOutputTokens: model.maxOutputTokens });
+          out = await parts.callModel({ ...call, model: model.name, maxOutputTokens: model.maxOutputTokens });
         } catch (e) {
           // Nothing was paid for: free the reservation before anything else.
-          await parts.releaseBudget({ scope: input.budget.scope, shard: grant.shard, reservationId: input.budget.reservationId });
+          await parts.releaseBudget({ scope: to.scope, shard: grant.shard, reservationId: input.budget.reservationId });
           if (ctx.cancellationSignal.aborted) throw e instanceof CancelledFailure ? e : new CancelledFailure(String(ctx.cancellationSignal.reason ?? 'cancelled'));
           const failure = failureOf(e);
           if (failure) return done({ kind: 'failed', failure });
@@ -161,7 +191,7 @@ export function createPaidCallActivities(parts: PaidCallParts) {
         beatWith = { answered: { out, shard: grant.shard, seq, model: model.name, ...(routed ? { routed } : {}) } };
         const slow = setTimeout(() => ctx.heartbeat(beatWith), SETTLE_HEARTBEAT_AFTER_MS);
         try {
-          await settle(model.name, out, grant.shard, seq);
+          await settle(to, model.name, out, grant.shard, seq);
         } finally {
           clearTimeout(slow);
         }

@@ -12,7 +12,7 @@ const sizeOf = (t: RequestText): number => textParts(t).reduce((n, s) => n + s.l
 
 /** Reads request inputs by run, keeping the most recent ones (bounded by count and by size). */
 export class RequestInputReader {
-  private readonly cache = new Map<string, RequestText>();
+  private readonly cache = new Map<string, RequestInput>();
   private bytes = 0;
 
   constructor(
@@ -21,7 +21,7 @@ export class RequestInputReader {
     private readonly maxBytes = 64 * 1024 * 1024,
   ) {}
 
-  async get(workflowId: string, runId: string): Promise<RequestText> {
+  async get(workflowId: string, runId: string): Promise<RequestInput> {
     const key = `${workflowId}/${runId}`;
     const hit = this.cache.get(key);
     if (hit) return hit;
@@ -33,15 +33,14 @@ export class RequestInputReader {
     const payloads = res.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
     const input = await decodeFromPayloadsAtIndex<RequestInput>(this.temporal.options.loadedDataConverter, 0, payloads);
     if (!input || (typeof input.prompt !== 'string' && !Array.isArray(input.messages))) throw new Error(`the start input of ${key} holds no prompt or messages`);
-    const text: RequestText = { prompt: input.prompt, messages: input.messages, system: input.system, context: input.context };
-    const size = sizeOf(text);
-    this.cache.set(key, text);
+    const size = sizeOf(input);
+    this.cache.set(key, input);
     this.bytes += size;
     for (const [k, v] of this.cache) {
       if (this.cache.size <= this.maxEntries && this.bytes <= this.maxBytes) break;
       this.cache.delete(k);
       this.bytes -= sizeOf(v);
     }
-    return text;
+    return input;
   }
 }

@@ -5,26 +5,8 @@
  */
 import { z } from 'zod';
 
-export const TIERS = ['economy', 'standard', 'premium'] as const;
-export type Tier = (typeof TIERS)[number];
-
-export const CAPABILITIES = [
-  'reasoning',
-  'coding',
-  'creative',
-  'factual',
-  'multilingual',
-  'vision',
-  'long_context',
-  'json',
-] as const;
-export type Capability = (typeof CAPABILITIES)[number];
-
-export const PROVIDERS = ['openai', 'anthropic', 'google', 'mistral', 'self-hosted'] as const;
-export type ProviderName = (typeof PROVIDERS)[number];
-
-/** Nanodollars per USD. */
-export const NANOS_PER_USD = 1_000_000_000;
+export { CAPABILITIES, type Capability, NANOS_PER_USD, PROVIDERS, type ProviderName, TIERS, type Tier } from './tiers.js';
+import { CAPABILITIES, type Capability, NANOS_PER_USD, PROVIDERS, type ProviderName, TIERS, type Tier } from './tiers.js';
 
 const usdPerMillion = z
   .number({ error: 'must be a number of USD per million tokens, e.g. 2.5' })

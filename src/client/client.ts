@@ -73,7 +73,8 @@ function runSummary(w: Omit<WorkflowExecutionInfo, "raw">): RunSummary {
 import { type Tier, TIERS } from '../catalog/schema.js';
 import { parseOrThrow, ValidationError } from '../util/validation.js';
 import { schemaError } from '../quality/checks.js';
-import { type RequestFailureDetails, type RequestInput, requestInputSchema, type RequestResult } from '../workflows/requestTypes.js';
+import type { RequestFailureDetails, RequestInput, RequestResult } from '../workflows/requestTypes.js';
+import { requestInputSchema } from '../contracts/requestInput.js';
 import { LlmBatch, LlmCategory, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../workflows/searchAttributes.js';
 import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batchTypes.js';
 import { type RequestTrace, traceQuery } from '../workflows/requestMessages.js';

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { ProviderEndpoints } from '../providers/registry.js';
 import { DEFAULT_ROUTING_POLICY } from '../routing/router.js';
 import { parseOrThrow } from '../util/validation.js';
-import { categoryName } from '../util/names.js';
+import { isReservedName, RESERVED_MESSAGE } from '../util/names.js';
 import { validTimeZone } from '../budget/periods.js';
 import { MAX_BUDGET_NANOS } from '../budget/book.js';
 import { PROVIDERS } from '../catalog/schema.js';
@@ -17,6 +17,12 @@ import { readStructuredFile } from '../util/structuredFile.js';
 import { AesGcmPayloadCodec } from '../security/payloadCodec.js';
 import { encryptionKeysFromEnv } from '../security/encryptionKeys.js';
 import { clusterSettingsFromEnv, type TemporalAccess } from '../temporal/connection.js';
+
+/** A category name: lowercase word, not a reserved name. */
+export const categoryName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name such as critical, standard or batch')
+  .refine((s) => !isReservedName(s), { message: RESERVED_MESSAGE });
 
 export const retryPolicySchema = z
   .object({

@@ -4,7 +4,6 @@
  * would otherwise read inherited members. Code that looks such keys up also uses own-property
  * reads (`own`), so a name that slipped past validation still finds nothing. Pure.
  */
-import { z } from 'zod';
 
 const RESERVED = new Set(Object.getOwnPropertyNames(Object.prototype));
 
@@ -14,11 +13,6 @@ export function isReservedName(name: string): boolean {
 
 export const RESERVED_MESSAGE = 'is a reserved name (a member of every JavaScript object, such as constructor or __proto__): choose another';
 
-/** A category name: lowercase word, not a reserved name. */
-export const categoryName = z
-  .string()
-  .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name such as critical, standard or batch')
-  .refine((s) => !isReservedName(s), { message: RESERVED_MESSAGE });
 
 /** Sets an own property, even for a key such as __proto__ (which `rec[key] = v` would not); returns v. */
 export function setOwn<V>(rec: Record<string, V>, key: string, value: V): V {

@@ -99,3 +99,9 @@ export function classifyInputOf(r: RequestText): { prompt: string; system?: stri
   const prompt = instructionOf(r);
   return r.messages ? { prompt, system: conversationOf(r).system, context: r.context, history: earlierTurnsOf(r) } : { prompt, system: r.system, context: r.context };
 }
+
+/** What a call sends inline: the prompt (with the context in front) and system, or the messages, system and context. */
+export function callTextOf(r: RequestText): RequestText {
+  if (r.messages) return { system: r.system, messages: r.messages, context: r.context };
+  return { system: r.system, prompt: r.context ? `${r.context}\n\n${r.prompt ?? ''}` : (r.prompt ?? '') };
+}

@@ -1,12 +1,12 @@
 /**
- * The request workflow's input and result. Pure (zod only): used by the client to validate before
- * starting, and by the workflow to validate again at its boundary.
+ * The request workflow's input and result types, limits and failure types. Pure and free of zod
+ * (safe in workflow code); the input schema is in src/contracts/requestInput.ts.
  */
-import { z } from 'zod';
-import { CAPABILITIES, PROVIDERS, type ProviderName, type Tier, TIERS } from '../catalog/schema.js';
+import type { z } from 'zod';
+import type { ProviderName, Tier } from '../catalog/tiers.js';
+import type { requestInputSchema } from '../contracts/requestInput.js';
 import type { Usage } from '../catalog/pricing.js';
 import type { Candidate } from '../routing/router.js';
-import { qualitySpecSchema } from '../quality/spec.js';
 import { utf8Bytes } from '../util/bytes.js';
 import { isReservedName, RESERVED_MESSAGE } from '../util/names.js';
 import { messagesIssues, textParts } from './conversation.js';
@@ -19,70 +19,8 @@ export const MAX_PROMPT_CHARS = 4_000_000;
 export const MAX_INPUT_BYTES = 1_500_000;
 export const MAX_MESSAGES = 1_000;
 
-/** The request's fields (what runs started before the size and reserved-name limits were checked against). */
-export const requestInputBaseSchema = z
-  .object({
-    /** Caller's id for the request; the workflow id derives from it (idempotent submission). */
-    requestId: z
-      .string()
-      .min(1)
-      .max(200)
-      .regex(/^[A-Za-z0-9._:/-]+$/, 'may contain only letters, digits and . _ : / -')
-      .optional(),
-    /** The instruction; or send `messages` instead. */
-    prompt: z.string({ error: 'must be a string: the text to send to the model' }).trim().min(1, 'must not be empty').max(MAX_PROMPT_CHARS, `must be at most ${MAX_PROMPT_CHARS} characters`).optional(),
-    /** A chat conversation instead of `prompt`: system, user and assistant turns, ending with the user's. */
-    messages: z
-      .array(
-        z
-          .object({
-            role: z.enum(['system', 'user', 'assistant'], { error: 'must be system, user or assistant' }),
-            content: z
-              .string({ error: 'must be a string (the turn\'s text)' })
-              .max(MAX_PROMPT_CHARS)
-              .refine((s) => s.trim() !== '', 'must not be empty or only whitespace'),
-          })
-          .strict(),
-      )
-      .min(1, 'must hold at least one message')
-      .max(MAX_MESSAGES, `must hold at most ${MAX_MESSAGES} messages`)
-      .optional(),
-    system: z.string().max(200_000).optional(),
-    /** A document the prompt refers to: counts toward tokens, not complexity. */
-    context: z.string().max(MAX_PROMPT_CHARS).optional(),
-    category: z
-      .string()
-      .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name such as critical, standard or batch')
-      .default('standard'),
-    maxLatencyMs: z.number().int('must be a whole number of milliseconds').positive('must be > 0').optional(),
-    /** Start a hedge (the next tier) when the first attempt has not answered in this long; defaults to maxLatencyMs. */
-    hedgeAfterMs: z.number().int().positive('must be > 0').optional(),
-    minQuality: z.number().min(0, 'must be in [0,1]').max(1, 'must be in [0,1]').optional(),
-    provider: z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(', ')}` }).optional(),
-    model: z.string().min(1).optional(),
-    maxOutputTokens: z.number().int().min(1, 'must be >= 1').max(1_000_000).optional(),
-    requiredCapabilities: z.array(z.enum(CAPABILITIES, { error: `must be one of ${CAPABILITIES.join(', ')}` })).optional(),
-    costCapNanos: z.number().int().min(0).optional(),
-    temperature: z.number().min(0).max(2).optional(),
-    noFallback: z.boolean().optional(),
-    /** Models to fall back to, in order, after the primary (overrides the configured chain). */
-    fallbacks: z.array(z.string().min(1)).max(10).optional(),
-    /** Checks the answer must pass; a failure escalates to the next tier up. */
-    quality: qualitySpecSchema.optional(),
-    /** Start at this tier or above (operator escalation of a finished request). */
-    minTier: z.enum(TIERS, { error: `must be one of ${TIERS.join(', ')}` }).optional(),
-    /** The budget scope to charge (one budget entity per scope). */
-    budgetScope: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]{1,100}$/, 'may contain only letters, digits and . _ -')
-      .default('default'),
-    /** Under a `wait` budget policy, wait at most this long in all (the budget's maxWaitMs if lower). */
-    maxBudgetWaitMs: z.number().int('must be a whole number of milliseconds').min(0, 'must be >= 0').optional(),
-  })
-  .strict();
-
 /** Limits beyond the fields' shapes: names of Object.prototype members, and the payload size. */
-export function requestLimitIssues(r: Pick<z.output<typeof requestInputBaseSchema>, 'prompt' | 'messages' | 'context' | 'system' | 'category' | 'budgetScope'>): Array<{ path: string; message: string }> {
+export function requestLimitIssues(r: Pick<ValidRequest, 'prompt' | 'messages' | 'context' | 'system' | 'category' | 'budgetScope'>): Array<{ path: string; message: string }> {
   const issues: Array<{ path: string; message: string }> = [];
   if (r.prompt === undefined && r.messages === undefined) issues.push({ path: 'prompt', message: 'is required: the text to send to the model (or send `messages`, a chat conversation)' });
   if (r.prompt !== undefined && r.messages !== undefined) issues.push({ path: 'messages', message: 'send either prompt or messages, not both (put the prompt in the last user message)' });
@@ -98,11 +36,6 @@ export function requestLimitIssues(r: Pick<z.output<typeof requestInputBaseSchem
   }
   return issues;
 }
-
-/** A request as clients and batch files must send it. */
-export const requestInputSchema = requestInputBaseSchema.superRefine((r, ctx) => {
-  for (const i of requestLimitIssues(r)) ctx.addIssue({ code: 'custom', path: i.path.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), message: i.message });
-});
 
 export type RequestInput = z.input<typeof requestInputSchema>;
 export type ValidRequest = z.output<typeof requestInputSchema>;

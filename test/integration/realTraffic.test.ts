@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestFailedError, workflowIdFor } from '../../src/client/client.js';
 import { ValidationError } from '../../src/util/validation.js';
 import { reserveUpdate, settleUpdate, statusQuery, adjustUpdate, budgetWorkflowId } from '../../src/workflows/budgetMessages.js';
-import { MAX_INPUT_BYTES, requestInputSchema } from '../../src/workflows/requestTypes.js';
+import { MAX_INPUT_BYTES } from '../../src/workflows/requestTypes.js';
+import { requestInputSchema } from '../../src/contracts/requestInput.js';
 import fc from 'fast-check';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 

@@ -3,7 +3,8 @@
  * real histories: a simple successful request, and the budget entity's updates per request.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { billableActions } from '../../src/temporal/billableActions.js';
 import { shardWorkflowId } from '../../src/budget/shards.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
@@ -51,5 +52,11 @@ describe('Temporal actions per request', () => {
     const st = await stack.client.budgetStatus(scope);
     expect(st.spentNanos).toBe(results.reduce((s, r) => s + r.costNanos, 0));
     expect(st.reservedNanos).toBe(0);
+  });
+
+  it('the workflow bundle loads no zod: every module a workflow imports is set up again for each run', () => {
+    const bundle = readFileSync(inject('workflowBundlePath'), 'utf8');
+    expect(bundle).toContain('request-v3');
+    expect(bundle).not.toMatch(/node_modules\/zod\//);
   });
 });

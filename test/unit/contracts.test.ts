@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { REQUEST_INPUT_CONTRACT_VERSION, REQUEST_RESULT_CONTRACT_VERSION, requestInputJsonSchema, requestResultJsonSchema } from '../../src/contracts/jsonSchema.js';
-import { requestInputSchema } from '../../src/workflows/requestTypes.js';
+import { requestInputSchema } from '../../src/contracts/requestInput.js';
 
 const checkedIn = JSON.parse(readFileSync(join(process.cwd(), 'contracts', `request-input.v${REQUEST_INPUT_CONTRACT_VERSION}.schema.json`), 'utf8')) as Record<string, unknown>;
 

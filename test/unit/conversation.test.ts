@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { classify } from '../../src/routing/classifier.js';
 import { countChatTokens } from '../../src/routing/tokens.js';
 import { conversationOf, earlierTurnsOf, instructionOf } from '../../src/workflows/conversation.js';
-import { requestInputSchema } from '../../src/workflows/requestTypes.js';
+import { requestInputSchema } from '../../src/contracts/requestInput.js';
 
 const issues = (input: unknown): string[] => {
   const r = requestInputSchema.safeParse(input);

@@ -11,7 +11,7 @@ import { BudgetError, type BudgetSettings, newBook, reserve, settle, StaleReserv
 import { catalogFromFileContent } from '../../src/catalog/catalog.js';
 import { fileConfigSchema } from '../../src/config/config.js';
 import { describeIssues, parseOrThrow, ValidationError } from '../../src/util/validation.js';
-import { requestInputSchema } from '../../src/workflows/requestTypes.js';
+import { requestInputSchema } from '../../src/contracts/requestInput.js';
 
 const PROTO = Object.getOwnPropertyNames(Object.prototype);
 /** Strings users type, plus the ones that break naive code. */

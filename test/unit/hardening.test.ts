@@ -12,7 +12,7 @@ import { decideAfterFailure, type FailureKind, type RetryPolicy } from '../../sr
 import { countTokens } from '../../src/routing/tokens.js';
 import { utf8Bytes } from '../../src/util/bytes.js';
 import { ValidationError } from '../../src/util/validation.js';
-import { requestInputSchema } from '../../src/workflows/requestTypes.js';
+import { requestInputSchema } from '../../src/contracts/requestInput.js';
 
 const policy: RetryPolicy = { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 60_000 };
 

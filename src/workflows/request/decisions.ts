@@ -10,7 +10,7 @@ import type { PaidCallOutcome } from '../../activities/paidCall.js';
 import { decideAfterFailure } from '../../routing/retryDecision.js';
 import type { Candidate } from '../../routing/router.js';
 import { own } from '../../util/names.js';
-import { parseJudgeScore } from '../../quality/spec.js';
+import { parseJudgeScore } from '../../quality/judge.js'
 import { judgeQuestionOf } from '../conversation.js';
 import { FAILURE_TYPES } from '../requestTypes.js';
 import { Stop } from './failure.js';

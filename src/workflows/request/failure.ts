@@ -54,7 +54,7 @@ export function routingStop(err: unknown): Stop | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   if (!(cause instanceof ApplicationFailure)) return undefined;
   if (cause.type === FAILURE_TYPES.noEligibleModel) return new Stop(cause.type, cause.message, 'no_model');
-  if (cause.type === FAILURE_TYPES.invalidInput) return new Stop(cause.type, cause.message, 'no_model');
+  if (cause.type === FAILURE_TYPES.invalidInput) return new Stop(cause.type, cause.message, cause.message.startsWith('invalid request:') ? 'invalid' : 'no_model');
   return undefined;
 }
 

@@ -25,11 +25,10 @@ import type { ShardedReserveResult } from '../../activities/budget.js';
 import type { ProviderErrorInfo } from '../../providers/errors.js';
 import { decideAfterFailure, type FailureKind, isFailureKind } from '../../routing/retryDecision.js';
 import type { Candidate } from '../../routing/router.js';
-import { type Tier, TIERS } from '../../catalog/schema.js';
-import { describeIssues } from '../../util/validation.js';
+import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { utf8Bytes } from '../../util/bytes.js';
 import { own } from '../../util/names.js';
-import { parseJudgeScore } from '../../quality/spec.js';
+import { parseJudgeScore } from '../../quality/judge.js'
 import { approveSpendSignal, escalateSignal } from '../budgetMessages.js';
 import { type RequestTrace, traceQuery } from '../requestMessages.js';
 import { conversationOf, earlierTurnsOf, instructionOf, judgeQuestionOf, textParts } from '../conversation.js';
@@ -38,7 +37,6 @@ import {
   FAILURE_TYPES,
   type RequestFailureDetails,
   type RequestInput,
-  requestInputBaseSchema,
   requestLimitIssues,
   type RequestResult,
   type UnsettledSpend,
@@ -144,6 +142,34 @@ function asStop(e: unknown): Stop {
   return new Stop(FAILURE_TYPES.internal, `internal error: ${e instanceof Error ? e.message : String(e)}`, 'failed');
 }
 
+/**
+ * The request as the old shape validated it at its start (zod), without zod (the workflow bundle
+ * no longer loads it: BENCHMARKS "Request path"). This code runs only when replaying a run that
+ * started before `request-v3`, whose input passed (or failed) that check in its first workflow
+ * task; for a valid input this gives zod's output (defaults applied, prompt trimmed, quality
+ * defaults). An input zod refused for its shape is refused here for the common shapes (not an
+ * object, a prompt or name that is not a string of the allowed form); README "Replay and
+ * versioning" says what that means for replaying such a failed run.
+ */
+function legacyParse(raw: unknown): { success: true; data: ValidRequest } | { success: false; issues: string[] } {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { success: false, issues: ['(root): expected an object'] };
+  const r = raw as Record<string, unknown>;
+  const issues: string[] = [];
+  const prompt = typeof r.prompt === 'string' ? r.prompt.trim() : r.prompt;
+  if (prompt !== undefined && (typeof prompt !== 'string' || prompt === '')) issues.push('prompt: must be a non-empty string');
+  if (r.messages !== undefined && !Array.isArray(r.messages)) issues.push('messages: must be a list of messages');
+  const category = r.category ?? 'standard';
+  if (typeof category !== 'string' || !/^[a-z][a-z0-9_-]{0,63}$/.test(category)) issues.push('category: must be a lowercase name such as critical, standard or batch');
+  const budgetScope = r.budgetScope ?? 'default';
+  if (typeof budgetScope !== 'string' || !/^[A-Za-z0-9._-]{1,100}$/.test(budgetScope)) issues.push('budgetScope: may contain only letters, digits and . _ -');
+  if (issues.length > 0) return { success: false, issues };
+  const q = r.quality as Record<string, unknown> | undefined;
+  const quality = q === undefined ? undefined : { nonEmpty: true, noRefusal: true, json: false, maxEscalations: 2, ...q };
+  const data = { ...r, category, budgetScope, ...(prompt !== undefined ? { prompt } : {}), ...(quality ? { quality } : {}) };
+  // Validated when the run started (see above).
+  return { success: true, data: data as unknown as ValidRequest };
+}
+
 export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestResult> {
   const info = workflowInfo();
   const startedAt = Date.now();
@@ -153,7 +179,7 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
   // TemporalChangeVersion), so a new run makes this one call instead of two or more. Runs started
   // before it keep their patches and upserts until they finish.
   const lean = patched('lean-request-path');
-  const parsed = requestInputBaseSchema.safeParse(rawInput);
+  const parsed = legacyParse(rawInput);
   // Versioned change: runs started before the size and reserved-name limits are not checked against them.
   // A request without text failed zod's check before `prompt` became optional (for `messages`): it
   // still fails before the patch marker, as runs recorded then did.
@@ -167,7 +193,7 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
     throw ApplicationFailure.create({
       type: FAILURE_TYPES.invalidInput,
       nonRetryable: true,
-      message: `invalid request: ${(parsed.success ? limits : describeIssues(parsed.error)).join('; ')}`,
+      message: `invalid request: ${(parsed.success ? limits : parsed.issues).join('; ')}`,
     });
   }
   const req: ValidRequest = parsed.data;

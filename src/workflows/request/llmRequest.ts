@@ -10,8 +10,7 @@
  * they started with (./legacy.ts).
  */
 import { ApplicationFailure, isCancellation, log, patched, upsertSearchAttributes } from '@temporalio/workflow';
-import { describeIssues } from '../../util/validation.js';
-import { FAILURE_TYPES, type RequestFailureDetails, type RequestInput, requestInputBaseSchema, requestLimitIssues, type RequestResult, type ValidRequest } from '../requestTypes.js';
+import { FAILURE_TYPES, type RequestFailureDetails, type RequestInput, type RequestResult } from '../requestTypes.js';
 import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../searchAttributes.js';
 import { onAnswered, onDenied, onEscalation, onFailed } from './decisions.js';
 import { asStop, Stop } from './failure.js';
@@ -24,7 +23,7 @@ const RATE_LIMIT_ROUNDS = 5;
 
 export async function llmRequest(rawInput: RequestInput): Promise<RequestResult> {
   if (!patched('request-v3')) return legacyLlmRequest(rawInput);
-  const s = new RequestState(validated(rawInput));
+  const s = new RequestState(rawInput);
   try {
     const result = await serve(s);
     upsertSearchAttributes([...summary(s, 'completed'), { key: LlmModel, value: result.model }, { key: LlmTier, value: result.tier }]);
@@ -34,24 +33,14 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   }
 }
 
-function validated(raw: RequestInput): ValidRequest {
-  const parsed = requestInputBaseSchema.safeParse(raw);
-  const issues = parsed.success ? requestLimitIssues(parsed.data).map((i) => `${i.path.replace(/\.(\d+)/g, '[$1]')}: ${i.message}`) : describeIssues(parsed.error);
-  if (parsed.success && issues.length === 0) return parsed.data;
-  upsertSearchAttributes([{ key: LlmOutcome, value: 'invalid' }]);
-  throw ApplicationFailure.create({ type: FAILURE_TYPES.invalidInput, nonRetryable: true, message: `invalid request: ${issues.join('; ')}` });
-}
-
 async function serve(s: RequestState): Promise<RequestResult> {
-  // Hedged requests route first (the hedge needs the chain while the first call runs).
-  const hedgeAfterMs = s.req.hedgeAfterMs ?? s.req.maxLatencyMs;
+  // The first paid call validates the input and routes; a hedged request routes first (the hedge
+  // needs the chain while the first call runs).
+  const raw = s.raw as Partial<Record<string, unknown>>;
   let first: Leg | undefined;
-  if (hedgeAfterMs === undefined) {
-    first = await pay(s, { route: true });
-  } else {
-    const r = await routeLocally(s);
-    s.routed(r.classification, r.selection);
-  }
+  if (raw.hedgeAfterMs === undefined && raw.maxLatencyMs === undefined) first = await pay(s, { route: true });
+  else await routeLocally(s);
+  const hedgeAfterMs = s.req.hedgeAfterMs ?? s.req.maxLatencyMs;
   s.phase = 'calling';
   for (let round = 0; ; round++) {
     for (let cand = s.nextCandidate(); cand; cand = s.nextCandidate()) {
@@ -141,7 +130,7 @@ function resultOf(s: RequestState, leg: Leg, out: Extract<Leg['outcome'], { kind
 /** The search attributes every ended request gets (one upsert). */
 function summary(s: RequestState, outcome: string, costNanos = totalCost(s.attempts)) {
   return [
-    { key: LlmCategory, value: s.req.category },
+    ...(s.isValidated ? [{ key: LlmCategory, value: s.req.category }] : []),
     ...(s.cls ? [{ key: LlmComplexity, value: s.cls.complexity }] : []),
     { key: LlmOutcome, value: outcome },
     { key: LlmCostNanos, value: costNanos },
@@ -161,6 +150,11 @@ function ended(s: RequestState, e: unknown): unknown {
     return e;
   }
   const stop = asStop(e);
+  if (stop.outcome === 'invalid' && s.attempts.length === 0) {
+    // Refused at the boundary, before anything was reserved or called.
+    upsertSearchAttributes([{ key: LlmOutcome, value: 'invalid' }]);
+    return ApplicationFailure.create({ type: FAILURE_TYPES.invalidInput, nonRetryable: true, message: stop.message });
+  }
   if (stop.type === FAILURE_TYPES.internal) log.error('request ended by an internal error', { reason: stop.message });
   const costNanos = totalCost(s.attempts) + stop.unsettled.reduce((n, u) => n + u.costNanos, 0);
   upsertSearchAttributes([...summary(s, stop.unsettled.length > 0 ? 'unsettled' : stop.outcome, costNanos), ...lastTried(s)]);

@@ -5,11 +5,11 @@
  */
 import { ActivityCancellationType, CancellationScope, isCancellation, log, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
-import type { PaidCallInput, PaidCallOutcome, Routed } from '../../activities/paidCall.js';
+import type { PaidCallInput, PaidCallOutcome, RouteInput } from '../../activities/paidCall.js';
 import type { Candidate } from '../../routing/router.js';
-import { TIERS } from '../../catalog/schema.js';
+import { TIERS } from '../../catalog/tiers.js';
 import { utf8Bytes } from '../../util/bytes.js';
-import { classifyInputOf, textParts } from '../conversation.js';
+import { callTextOf, textParts } from '../conversation.js';
 import { activityFailure, budgetStop, routingStop } from './failure.js';
 import type { RequestState } from './state.js';
 
@@ -49,29 +49,32 @@ export interface Leg {
   readonly outcome: PaidCallOutcome;
 }
 
-/** What the call sends: the text inline (small requests), or a reference to the run's input. */
-function textOf(s: RequestState): Pick<PaidCallInput['call'], 'system' | 'prompt' | 'messages' | 'context' | 'promptRef'> {
+/** What a later call sends: the text inline (small requests), or a reference to the run's input; a judge call its question. */
+function callFor(s: RequestState, attemptId: string, judge: { answer: string; question?: string } | undefined): PaidCallInput['call'] {
   const req = s.req;
-  const bytes = textParts(req).reduce((n, t) => n + utf8Bytes(t), 0);
-  if (bytes > INLINE_PROMPT_BYTES) return { promptRef: true };
-  if (req.messages) return { system: req.system, messages: req.messages, context: req.context };
-  return { system: req.system, prompt: req.context ? `${req.context}\n\n${req.prompt ?? ''}` : (req.prompt ?? '') };
+  const byRef = textParts(req).reduce((n, t) => n + utf8Bytes(t), 0) > INLINE_PROMPT_BYTES;
+  const base = { workflowId: s.workflowId, runId: s.runId, attemptId };
+  if (judge) return { ...base, judge: { answer: judge.answer, ...(byRef || judge.question === undefined ? {} : { prompt: judge.question }) }, ...(byRef ? { promptRef: true as const } : {}) };
+  return { ...base, temperature: req.temperature, ...(byRef ? { promptRef: true as const } : callTextOf(req)) };
 }
 
-/** What classification and selection read. */
-export function routeInput(s: RequestState): NonNullable<PaidCallInput['route']> {
-  const req = s.req;
-  const { prompt: _p, messages: _m, system: _s, context: _c, quality: _q, ...request } = req;
-  return {
-    // A large request is classified from the run's start input: one copy of its text in history.
-    classify: textOf(s).promptRef ? { run: { workflowId: s.workflowId, runId: s.runId } } : classifyInputOf(req),
-    select: { request, ...(req.quality?.judge?.model ? { judgeModel: req.quality.judge.model } : {}) },
-  };
+/** The request to validate and route: inline, or by reference to the run (large requests). */
+export function routeInput(s: RequestState): RouteInput {
+  const r = s.raw as Partial<Record<string, unknown>>;
+  const str = (v: unknown): number => (typeof v === 'string' ? utf8Bytes(v) : 0);
+  const msgs = Array.isArray(r.messages) ? r.messages.reduce((n: number, m: unknown) => n + str((m as { content?: unknown } | null)?.content), 0) : 0;
+  const bytes = str(r.prompt) + str(r.context) + str(r.system) + msgs;
+  return { start: bytes > INLINE_PROMPT_BYTES ? { run: { workflowId: s.workflowId, runId: s.runId } } : { request: s.raw } };
 }
 
-/** Classify and select as a local activity (when the paid call could not do it). */
-export async function routeLocally(s: RequestState): Promise<Routed> {
-  return route(routeInput(s));
+/** Validate, classify and select as a local activity (hedged requests; or when a paid call could not). */
+export async function routeLocally(s: RequestState): Promise<void> {
+  try {
+    const r = await route(routeInput(s));
+    s.routed(r.classification, r.selection, r.request);
+  } catch (e) {
+    throw routingStop(e) ?? e;
+  }
 }
 
 type Pay = { readonly route: true } | { readonly cand: Candidate; readonly judge?: { readonly answer: string; readonly question?: string; readonly reserveNanos: number } };
@@ -86,18 +89,18 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
   const judge = 'cand' in what ? what.judge : undefined;
   const { attemptId, reservationId } = ids ?? s.nextAttempt(judge ? 'j' : 'a');
   const t0 = ids?.t0 ?? Date.now();
-  const text = textOf(s);
-  const input: PaidCallInput = {
-    ...('route' in what ? { route: routeInput(s) } : { model: { name: what.cand.model, maxOutputTokens: judge ? 16 : what.cand.maxOutputTokens, reserveNanos: judge ? judge.reserveNanos : s.reserveFor(what.cand) } }),
-    call: judge
-      ? { workflowId: s.workflowId, runId: s.runId, attemptId, judge: { answer: judge.answer, ...(text.promptRef || judge.question === undefined ? {} : { prompt: judge.question }) }, ...(text.promptRef ? { promptRef: true as const } : {}) }
-      : { workflowId: s.workflowId, runId: s.runId, attemptId, temperature: s.req.temperature, ...text },
-    budget: { scope: s.req.budgetScope, category: s.req.category, reservationId, force: s.approved },
-    maxAttempts: PAID_CALL_ATTEMPTS,
-  };
+  const input: PaidCallInput = 'route' in what
+    ? // The first attempt: the activity validates, routes, and sends the text it validated.
+      { route: routeInput(s), call: { workflowId: s.workflowId, runId: s.runId, attemptId }, budget: { reservationId, force: s.approved }, maxAttempts: PAID_CALL_ATTEMPTS }
+    : {
+        model: { name: what.cand.model, maxOutputTokens: judge ? 16 : what.cand.maxOutputTokens, reserveNanos: judge ? judge.reserveNanos : s.reserveFor(what.cand) },
+        call: callFor(s, attemptId, judge),
+        budget: { scope: s.req.budgetScope, category: s.req.category, reservationId, force: s.approved },
+        maxAttempts: PAID_CALL_ATTEMPTS,
+      };
   try {
     const out = await paidCall(input);
-    if (out.routed) s.routed(out.routed.classification, out.routed.selection);
+    if (out.routed) s.routed(out.routed.classification, out.routed.selection, out.routed.request);
     const cand = 'cand' in what ? what.cand : s.chain.find((c) => c.model === out.model);
     if (!cand) throw new Error(`paid call answered for ${out.model}, which is not in the chain`);
     return { cand, attemptId, t0, outcome: out.outcome };
@@ -107,10 +110,7 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
     if (stop) throw stop;
     // The activity failed as an activity: its reservation may be open; free it, wherever it is.
     await CancellationScope.nonCancellable(() => releaseReservation({ scope: s.req.budgetScope, reservationId, workflowId: s.workflowId }));
-    if ('route' in what) {
-      const r = await routeLocally(s);
-      s.routed(r.classification, r.selection);
-    }
+    if ('route' in what) await routeLocally(s);
     const cand = 'cand' in what ? what.cand : s.chain[0];
     if (!cand) throw err;
     return { cand, attemptId, t0, outcome: { kind: 'failed', failure: activityFailure(err) } };

@@ -5,10 +5,9 @@
  */
 import { ActivityFailure, ApplicationFailure, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
-import type { Tier } from '../../catalog/schema.js';
+import type { Tier } from '../../catalog/tiers.js';
 import { FAILURE_TYPES } from '../requestTypes.js';
 import { Stop } from './failure.js';
-import { routeInput } from './paidCall.js';
 import type { RequestState } from './state.js';
 
 const { selectModels } = proxyLocalActivities<Activities>({
@@ -29,8 +28,7 @@ export interface RerouteBy {
 
 /** Selects again; no eligible model ends the request (Stop, NoEligibleModel). */
 export async function reroute(s: RequestState, by: RerouteBy): Promise<void> {
-  const { select } = routeInput(s);
-  const request = { ...select.request };
+  const { prompt: _p, messages: _m, system: _s, context: _c, quality, ...request } = s.req;
   if (by.costCapNanos !== undefined) request.costCapNanos = Math.min(by.costCapNanos, request.costCapNanos ?? Number.MAX_SAFE_INTEGER);
   if (by.unpin) delete request.model;
   if (by.model !== undefined) request.model = by.model;
@@ -38,8 +36,8 @@ export async function reroute(s: RequestState, by: RerouteBy): Promise<void> {
   try {
     s.useSelection(
       await selectModels({
-        ...select,
         request,
+        ...(quality?.judge?.model ? { judgeModel: quality.judge.model } : {}),
         classification: s.cls,
         ...(by.excludeModels ? { excludeModels: by.excludeModels } : {}),
         ...(by.minTier ? { minTier: by.minTier } : {}),

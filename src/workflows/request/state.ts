@@ -7,11 +7,12 @@ import { condition, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { SelectOutput } from '../../activities/index.js';
 import type { Classification } from '../../routing/classifier.js';
 import type { Candidate } from '../../routing/router.js';
-import { type Tier, TIERS } from '../../catalog/schema.js';
+import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { own } from '../../util/names.js';
 import { approveSpendSignal, escalateSignal } from '../budgetMessages.js';
 import { type RequestTrace, traceQuery } from '../requestMessages.js';
-import type { Attempt, RequestResult, ValidRequest } from '../requestTypes.js';
+import type { RequestConstraints } from '../../activities/paidCall.js';
+import type { Attempt, RequestInput, RequestResult, ValidRequest } from '../requestTypes.js';
 
 /** The tier above `t` (the top tier stays). */
 export function tierAbove(t: Tier): Tier {
@@ -57,11 +58,15 @@ export class RequestState {
   approved = false;
   escalation: { model?: string; reason?: string } | undefined;
 
-  constructor(readonly req: ValidRequest) {
+  private valid: ValidRequest | undefined;
+
+  /** `raw` is the start input as it came: validated by the first paid call (or route), not here. */
+  constructor(readonly raw: RequestInput) {
     const info = workflowInfo();
     this.workflowId = info.workflowId;
     this.runId = info.runId;
-    this.requestId = req.requestId ?? info.workflowId;
+    const r = raw as Partial<Record<string, unknown>> | null;
+    this.requestId = typeof r?.requestId === 'string' ? r.requestId : info.workflowId;
     setHandler(approveSpendSignal, () => {
       this.approved = true;
     });
@@ -87,7 +92,19 @@ export class RequestState {
     this.attempts.push({ waitBeforeMs: this.waitBeforeMs, costNanos: 0, ...a });
   }
 
-  routed(cls: Classification, sel: SelectOutput): void {
+  /** The validated request (its fields from the activity that validated it, its text from the input). */
+  get req(): ValidRequest {
+    if (!this.valid) throw new Error('the request was read before it was validated');
+    return this.valid;
+  }
+
+  get isValidated(): boolean {
+    return this.valid !== undefined;
+  }
+
+  routed(cls: Classification, sel: SelectOutput, request: RequestConstraints): void {
+    const raw = this.raw;
+    this.valid = { ...request, prompt: typeof raw.prompt === 'string' ? raw.prompt.trim() : undefined, messages: raw.messages, system: raw.system, context: raw.context };
     this.cls = cls;
     this.useSelection(sel);
   }
@@ -131,7 +148,7 @@ export class RequestState {
     return {
       workflowId: this.workflowId,
       requestId: this.requestId,
-      category: this.req.category,
+      category: this.valid?.category ?? (typeof this.raw.category === 'string' ? this.raw.category : 'standard'),
       phase: this.phase,
       ...(this.waiting ? { waiting: this.waiting } : {}),
       classification: this.cls ? { complexity: this.cls.complexity, capabilities: this.cls.capabilities, inputTokens: this.cls.inputTokens, signals: this.cls.signals } : null,
