@@ -18,6 +18,9 @@ import { AesGcmPayloadCodec } from '../security/payloadCodec.js';
 import { encryptionKeysFromEnv } from '../security/encryptionKeys.js';
 import { clusterSettingsFromEnv, type TemporalAccess } from '../temporal/connection.js';
 
+/** Request workflows a worker caches by default (see workflowCacheSize). */
+export const DEFAULT_WORKFLOW_CACHE = 250;
+
 /** A category name: lowercase word, not a reserved name. */
 export const categoryName = z
   .string()
@@ -117,6 +120,12 @@ export const fileConfigSchema = z
     callTimeoutMs: z.number().int().min(100).max(3_600_000).default(120_000),
     /** What a billable Temporal action costs (Temporal Cloud lists about $50 per million), for the bill. */
     temporalActionUsdPerMillion: z.number().min(0).max(10_000).default(50),
+    /**
+     * Request workflows a worker keeps in memory between their tasks (Temporal's sticky cache). A
+     * request waits in its paid call, so a small cache costs one history replay per evicted
+     * request and bounds memory with many requests in flight (BENCHMARKS "Worker memory").
+     */
+    workflowCacheSize: z.number().int().min(0).max(100_000).default(DEFAULT_WORKFLOW_CACHE),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -161,6 +170,7 @@ const envSchema = z.object({
   SWITCHYARD_CATALOG: z.string().min(1).optional(),
   SWITCHYARD_CONFIG: z.string().min(1).optional(),
   SWITCHYARD_SIMULATOR_URL: z.url('must be a URL such as http://127.0.0.1:8089').optional(),
+  SWITCHYARD_WORKFLOW_CACHE: z.coerce.number({ error: 'must be a whole number of workflows, e.g. 250' }).int('must be a whole number of workflows, e.g. 250').min(0, 'must be >= 0 (0 turns the cache off)').optional(),
   SWITCHYARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -216,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     simulatorUrl: e.SWITCHYARD_SIMULATOR_URL,
     providers: providerEndpointsFromEnv(env),
     logLevel: e.SWITCHYARD_LOG_LEVEL,
+    ...(e.SWITCHYARD_WORKFLOW_CACHE !== undefined ? { workflowCacheSize: e.SWITCHYARD_WORKFLOW_CACHE } : {}),
     ...overrides,
   };
 }

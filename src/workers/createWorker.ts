@@ -80,6 +80,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     ...(existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsSourcePath() }),
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentLocalActivityExecutions: 200,
+    maxCachedWorkflows: config.workflowCacheSize,
     shutdownGraceTime: '5 seconds',
   });
   log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length }, 'worker ready');
