@@ -1,18 +1,16 @@
 /**
- * The paid call: one activity that reserves an attempt's upper-bound cost, calls the provider and
- * settles the actual cost (or releases the reservation), so that a request costs one activity and
- * two workflow tasks, like the simplest workflow that does anything. The first attempt of a
- * request may route first (classify and select, in the same activity). Budget messages go through
- * the worker's batcher; each still waits for its own acknowledgement.
+ * The paid call: one activity that reserves an attempt's upper-bound cost and calls the provider
+ * (or releases the reservation when the call fails); the first attempt of a request validates and
+ * routes first (classify and select, in the same activity). The workflow settles the answer in a
+ * second activity, once the answer is in its history: a worker lost after the settlement was
+ * applied then costs a duplicate settlement (ignored by sequence number), never a second call.
+ * Budget messages go through the worker's batcher; each still waits for its own acknowledgement.
  *
  * Provider failures come back as a result (`failed`), not as an error, so that the workflow gets
  * the routing along with them; only infrastructure failures (a lost worker, a timeout, a budget
  * entity that is gone) fail the activity. A worker bug is retried once by Temporal, then reported
  * as an `internal` failure of the attempt.
- *
- * Exactly once: when the settlement is slow to be acknowledged, the answer is heartbeated first,
- * so that a retry after a lost worker settles that answer (idempotent by sequence number) instead
- * of paying for a second call.
+
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { ClassifyInput, Classification } from '../routing/classifier.js';
@@ -24,8 +22,7 @@ import { isFailureKind } from '../routing/retryDecision.js';
 import type { Candidate } from '../routing/router.js';
 import type { ProviderErrorInfo } from '../providers/errors.js';
 import type { CallModelInput, CallModelOutput, SelectInput, SelectOutput } from './index.js';
-import type { RecordSpendInput, ReserveInput, ShardedReserveResult } from './budget.js';
-import type { SettleResult } from '../budget/book.js';
+import type { ReserveInput, ShardedReserveResult } from './budget.js';
 import type { AttemptFailure } from '../workflows/request/failure.js';
 
 /** The activities the paid call is made of (the worker's, or a test's overrides of them). */
@@ -36,7 +33,6 @@ export interface PaidCallParts {
   callModel(input: CallModelInput): Promise<CallModelOutput>;
   reserveBudget(input: ReserveInput): Promise<ShardedReserveResult>;
   releaseBudget(input: { scope: string; shard: number; reservationId: string }): Promise<boolean>;
-  recordSpend(input: RecordSpendInput): Promise<SettleResult>;
 }
 
 /** The request as started (validated here), or the run whose start input holds it (large requests). */
@@ -79,13 +75,7 @@ export interface PaidCallOutput {
   readonly outcome: PaidCallOutcome;
 }
 
-/** Heartbeated when a settlement is slow: what a retry needs to settle without calling again. */
-interface Answered {
-  readonly answered: { readonly out: CallModelOutput; readonly shard: number; readonly seq?: number | undefined; readonly model: string; readonly routed?: Routed };
-}
 
-/** A settlement acknowledged later than this is preceded by a heartbeat of the answer. */
-const SETTLE_HEARTBEAT_AFTER_MS = 200;
 
 type CallText = Omit<CallModelInput, 'model' | 'maxOutputTokens'>;
 
@@ -125,29 +115,9 @@ export function createPaidCallActivities(parts: PaidCallParts) {
 
     async paidCall(input: PaidCallInput): Promise<PaidCallOutput> {
       const ctx = Context.current();
-      const settle = (to: { scope: string; category: string }, model: string, out: CallModelOutput, shard: number, seq: number | undefined) =>
-        parts.recordSpend({
-          scope: to.scope,
-          shard,
-          workflowId: input.call.workflowId,
-          attemptId: input.call.attemptId,
-          reservationId: input.budget.reservationId,
-          model,
-          category: to.category,
-          usage: out.usage,
-          costNanos: out.costNanos,
-          seq,
-        });
-      const prior = (ctx.info.heartbeatDetails as Partial<Answered> | undefined)?.answered;
-      if (prior) {
-        // An earlier attempt of this activity was answered and paid for, then lost: settle that.
-        await settle(budgetOf(input, prior.routed), prior.model, prior.out, prior.shard, prior.seq);
-        return { ...(prior.routed ? { routed: prior.routed } : {}), model: prior.model, outcome: { kind: 'answered', out: prior.out, shard: prior.shard, seq: prior.seq } };
-      }
-      // Heartbeats (a lost worker is noticed within the heartbeat timeout; a cancellation arrives
-      // with the answer to one) carry the answer once there is one. Fast calls send none.
-      let beatWith: Answered | undefined;
-      const beat = setInterval(() => ctx.heartbeat(beatWith), 1_000);
+      // Heartbeats: a lost worker is noticed within the heartbeat timeout, and a cancellation
+      // arrives with the answer to one. Fast calls send none.
+      const beat = setInterval(() => ctx.heartbeat(), 1_000);
       try {
         const first = input.route ? await validatedRoute(input.route) : undefined;
         const routed = first?.routed;
@@ -187,15 +157,7 @@ export function createPaidCallActivities(parts: PaidCallParts) {
           if (ctx.info.attempt < input.maxAttempts) throw e;
           return done({ kind: 'failed', failure: { kind: 'internal', message: `${e instanceof Error ? e.name : 'Error'}: ${e instanceof Error ? e.message : String(e)}` } });
         }
-        const seq = grant.seq;
-        beatWith = { answered: { out, shard: grant.shard, seq, model: model.name, ...(routed ? { routed } : {}) } };
-        const slow = setTimeout(() => ctx.heartbeat(beatWith), SETTLE_HEARTBEAT_AFTER_MS);
-        try {
-          await settle(to, model.name, out, grant.shard, seq);
-        } finally {
-          clearTimeout(slow);
-        }
-        return done({ kind: 'answered', out, shard: grant.shard, seq });
+        return done({ kind: 'answered', out, shard: grant.shard, seq: grant.seq });
       } finally {
         clearInterval(beat);
       }

@@ -27,8 +27,8 @@ const { paidCall } = proxyActivities<Activities>({
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 
-/** Budget messages that must not be lost retry until the entity answers. */
-const { releaseReservation } = proxyActivities<Activities>({
+/** Budget messages (settlements, releases) must not be lost: they retry until the entity answers. */
+const { releaseReservation, recordSpend } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BudgetRejected'] },
 });
@@ -98,23 +98,36 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
         budget: { scope: s.req.budgetScope, category: s.req.category, reservationId, force: s.approved },
         maxAttempts: PAID_CALL_ATTEMPTS,
       };
+  let leg: Leg;
   try {
     const out = await paidCall(input);
     if (out.routed) s.routed(out.routed.classification, out.routed.selection, out.routed.request);
     const cand = 'cand' in what ? what.cand : s.chain.find((c) => c.model === out.model);
     if (!cand) throw new Error(`paid call answered for ${out.model}, which is not in the chain`);
-    return { cand, attemptId, t0, outcome: out.outcome };
+    leg = { cand, attemptId, t0, outcome: out.outcome };
   } catch (err) {
     if (isCancellation(err)) throw err;
     const stop = budgetStop(err) ?? ('route' in what ? routingStop(err) : undefined);
     if (stop) throw stop;
+    if ('route' in what) await routeLocally(s);
     // The activity failed as an activity: its reservation may be open; free it, wherever it is.
     await CancellationScope.nonCancellable(() => releaseReservation({ scope: s.req.budgetScope, reservationId, workflowId: s.workflowId }));
-    if ('route' in what) await routeLocally(s);
     const cand = 'cand' in what ? what.cand : s.chain[0];
     if (!cand) throw err;
     return { cand, attemptId, t0, outcome: { kind: 'failed', failure: activityFailure(err) } };
   }
+  const o = leg.outcome;
+  if (o.kind === 'answered') {
+    // The answer is in history now: settle it (runs to completion even when the leg is cancelled).
+    try {
+      await CancellationScope.nonCancellable(() =>
+        recordSpend({ scope: s.req.budgetScope, shard: o.shard, workflowId: s.workflowId, attemptId, reservationId, model: leg.cand.model, category: s.req.category, usage: o.out.usage, costNanos: o.out.costNanos, seq: o.seq }),
+      );
+    } catch (err) {
+      throw budgetStop(err) ?? err;
+    }
+  }
+  return leg;
 }
 
 /** The hedge for a candidate: the first later candidate of a higher tier, else the next one. */
