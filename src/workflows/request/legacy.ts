@@ -42,6 +42,7 @@ import {
   type UnsettledSpend,
   type ValidRequest,
 } from '../requestTypes.js';
+import { Stop } from './failure.js';
 import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../searchAttributes.js';
 
 const local = proxyLocalActivities<Activities>({
@@ -107,17 +108,6 @@ function usd(nanos: number): string {
   return `$${(nanos / 1e9).toFixed(9)}`;
 }
 
-/** A failure that ends the request: recorded on the run's search attributes, then thrown. */
-class Stop extends Error {
-  constructor(
-    readonly type: string,
-    message: string,
-    readonly outcome: string,
-    readonly unsettled: UnsettledSpend[] = [],
-  ) {
-    super(message);
-  }
-}
 
 /**
  * Any other error ends the request too, with a reason: a budget entity that cannot take
