@@ -8,8 +8,7 @@ import type { Activities } from '../../activities/index.js';
 import type { PaidCallInput, PaidCallOutcome, RouteInput } from '../../activities/paidCall.js';
 import type { Candidate } from '../../routing/router.js';
 import { TIERS } from '../../catalog/tiers.js';
-import { utf8Bytes } from '../../util/bytes.js';
-import { callTextOf, textParts } from '../conversation.js';
+import { callTextOf } from '../conversation.js';
 import { activityFailure, budgetStop, routingStop } from './failure.js';
 import type { RequestState } from './state.js';
 
@@ -38,9 +37,6 @@ const { route } = proxyLocalActivities<Activities>({
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });
 
-/** Prompts above this size travel by reference: the call activity reads them from the run's start input. */
-const INLINE_PROMPT_BYTES = 16 * 1024;
-
 /** One paid call's result, with the attempt it was made under. */
 export interface Leg {
   readonly cand: Candidate;
@@ -52,7 +48,7 @@ export interface Leg {
 /** What a later call sends: the text inline (small requests), or a reference to the run's input; a judge call its question. */
 function callFor(s: RequestState, attemptId: string, judge: { answer: string; question?: string } | undefined): PaidCallInput['call'] {
   const req = s.req;
-  const byRef = textParts(req).reduce((n, t) => n + utf8Bytes(t), 0) > INLINE_PROMPT_BYTES;
+  const byRef = s.textByRef;
   const base = { workflowId: s.workflowId, runId: s.runId, attemptId };
   if (judge) return { ...base, judge: { answer: judge.answer, ...(byRef || judge.question === undefined ? {} : { prompt: judge.question }) }, ...(byRef ? { promptRef: true as const } : {}) };
   return { ...base, temperature: req.temperature, ...(byRef ? { promptRef: true as const } : callTextOf(req)) };
@@ -60,11 +56,7 @@ function callFor(s: RequestState, attemptId: string, judge: { answer: string; qu
 
 /** The request to validate and route: inline, or by reference to the run (large requests). */
 export function routeInput(s: RequestState): RouteInput {
-  const r = s.raw as Partial<Record<string, unknown>>;
-  const str = (v: unknown): number => (typeof v === 'string' ? utf8Bytes(v) : 0);
-  const msgs = Array.isArray(r.messages) ? r.messages.reduce((n: number, m: unknown) => n + str((m as { content?: unknown } | null)?.content), 0) : 0;
-  const bytes = str(r.prompt) + str(r.context) + str(r.system) + msgs;
-  return { start: bytes > INLINE_PROMPT_BYTES ? { run: { workflowId: s.workflowId, runId: s.runId } } : { request: s.raw } };
+  return { start: s.textByRef ? { run: { workflowId: s.workflowId, runId: s.runId } } : { request: s.raw } };
 }
 
 /** Validate, classify and select as a local activity (hedged requests; or when a paid call could not). */

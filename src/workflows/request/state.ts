@@ -9,6 +9,7 @@ import type { Classification } from '../../routing/classifier.js';
 import type { Candidate } from '../../routing/router.js';
 import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { own } from '../../util/names.js';
+import { utf8Bytes } from '../../util/bytes.js';
 import { approveSpendSignal, escalateSignal } from '../budgetMessages.js';
 import { type RequestTrace, traceQuery } from '../requestMessages.js';
 import type { RequestConstraints } from '../../activities/paidCall.js';
@@ -23,6 +24,9 @@ export function tierAbove(t: Tier): Tier {
 export function totalCost(attempts: readonly Attempt[]): number {
   return attempts.reduce((s, a) => s + a.costNanos, 0);
 }
+
+/** Text above this size travels by reference: activities read it from the run's start input. */
+const INLINE_TEXT_BYTES = 16 * 1024;
 
 export type WaitOn = NonNullable<RequestTrace['waiting']>['on'];
 
@@ -59,6 +63,8 @@ export class RequestState {
   escalation: { model?: string; reason?: string } | undefined;
 
   private valid: ValidRequest | undefined;
+  /** The request's text is large: calls read it from the run's start input (one copy in history). */
+  readonly textByRef: boolean;
 
   /** `raw` is the start input as it came: validated by the first paid call (or route), not here. */
   constructor(readonly raw: RequestInput) {
@@ -67,6 +73,10 @@ export class RequestState {
     this.runId = info.runId;
     const r = raw as Partial<Record<string, unknown>> | null;
     this.requestId = typeof r?.requestId === 'string' ? r.requestId : info.workflowId;
+    // Read before validation, so only strings count.
+    const str = (v: unknown): number => (typeof v === 'string' ? utf8Bytes(v) : 0);
+    const msgs = Array.isArray(r?.messages) ? r.messages.reduce((n: number, m: unknown) => n + str((m as { content?: unknown } | null)?.content), 0) : 0;
+    this.textByRef = str(r?.prompt) + str(r?.context) + str(r?.system) + msgs > INLINE_TEXT_BYTES;
     setHandler(approveSpendSignal, () => {
       this.approved = true;
     });
