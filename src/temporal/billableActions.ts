@@ -4,7 +4,9 @@
  * one workflow task as one, each search-attribute upsert, each signal, update, timer, child start,
  * external signal and continue-as-new. Heartbeats that reach the server also count but are not in
  * the history (Switchyard's call activity sends one per second only while a call runs past 1 s).
- * Version markers (patched) are not actions. Pure: reads a history object only.
+ * Version markers (patched) are not actions, nor is the SDK's upsert of the TemporalChangeVersion
+ * search attribute that comes with a patch (Temporal Cloud's actions page exempts it); an upsert
+ * that sets other attributes too counts once. Pure: reads a history object only.
  */
 import type { temporal } from '@temporalio/proto';
 
@@ -16,6 +18,13 @@ export interface ActionCount {
 type History = temporal.api.history.v1.IHistory;
 
 const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
+const VERSION_ATTRIBUTE = 'TemporalChangeVersion';
+
+/** An upsert that sets only the versioning attribute is free. */
+function isVersionUpsertOnly(fields: Record<string, unknown> | null | undefined): boolean {
+  const keys = Object.keys(fields ?? {});
+  return keys.length > 0 && keys.every((k) => k === VERSION_ATTRIBUTE);
+}
 
 export function billableActions(history: History): ActionCount {
   const byKind: Record<string, number> = {};
@@ -32,8 +41,9 @@ export function billableActions(history: History): ActionCount {
       activityAttempts.set(id, Math.max(activityAttempts.get(id) ?? 1, e.activityTaskStartedEventAttributes.attempt ?? 1));
     } else if (e.markerRecordedEventAttributes?.markerName === LOCAL_ACTIVITY_MARKER) {
       localActivityTasks.add(String(e.markerRecordedEventAttributes.workflowTaskCompletedEventId));
-    } else if (e.upsertWorkflowSearchAttributesEventAttributes) add('searchAttributeUpsert');
-    else if (e.timerStartedEventAttributes) add('timer');
+    } else if (e.upsertWorkflowSearchAttributesEventAttributes) {
+      if (!isVersionUpsertOnly(e.upsertWorkflowSearchAttributesEventAttributes.searchAttributes?.indexedFields)) add('searchAttributeUpsert');
+    } else if (e.timerStartedEventAttributes) add('timer');
     else if (e.workflowExecutionSignaledEventAttributes) add('signal');
     else if (e.workflowExecutionUpdateAcceptedEventAttributes) add('update');
     else if (e.startChildWorkflowExecutionInitiatedEventAttributes) add('childStart');

@@ -67,10 +67,11 @@ describe('switchyard demo --json', () => {
     const t = (JSON.parse(r.stdout.trim()) as { temporalActions: { requests: number; actions: number; perRequest: number; usdPerMillion: number; costNanos: number } }).temporalActions;
     expect(t.requests).toBe(40);
     expect(t.usdPerMillion).toBe(50);
-    // In each history: start, the version marker's upsert, the paid-call and settle activities, the
-    // final upsert; plus the request's share of the budget entity's batched updates.
-    expect(t.perRequest).toBeGreaterThanOrEqual(5);
-    expect(t.perRequest).toBeLessThanOrEqual(7);
+    // In each history: start, the paid-call activity, the settlement (local activity), the final
+    // upsert (some requests fall back or escalate: more); plus the request's share of the budget
+    // entity's batched updates.
+    expect(t.perRequest).toBeGreaterThanOrEqual(4);
+    expect(t.perRequest).toBeLessThanOrEqual(6);
     expect(t.costNanos).toBe(Math.round(t.actions * 50 * 1_000));
   });
 });

@@ -29,6 +29,8 @@ export interface TestStack {
   readonly worker: Worker;
   /** Stops the worker and starts a fresh one (empty workflow cache) on the same task queue. */
   restartWorker(activityOverrides?: (real: Activities) => Record<string, unknown>): Promise<void>;
+  /** Stops the worker (another process serves the task queue until restartWorker). */
+  stopWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -81,8 +83,15 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
   const ledger = new FileLedger(config.ledgerPath);
   const makeWorker = (overrides?: (real: Activities) => Record<string, unknown>) =>
     createSwitchyardWorker({ config, address, catalog, ledger, workflowBundlePath: inject('workflowBundlePath'), log: createLogger('error'), ...(overrides ? { activityOverrides: overrides } : {}) });
-  let sw = await makeWorker();
+  let sw: Awaited<ReturnType<typeof makeWorker>> | undefined = await makeWorker();
   let running = sw.worker.run();
+  const stopWorker = async (): Promise<void> => {
+    if (!sw) return;
+    sw.worker.shutdown();
+    await running;
+    await sw.close();
+    sw = undefined;
+  };
   const client = await SwitchyardClient.connect({ address, taskQueue, budgetDefaults: settingsFromConfig(config.budget), budgetShards: config.budget.shards, access: config.access });
   return {
     client,
@@ -92,19 +101,17 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     catalog,
     address,
     get worker() {
+      if (!sw) throw new Error('the test stack\'s worker is stopped');
       return sw.worker;
     },
+    stopWorker,
     async restartWorker(overrides) {
-      sw.worker.shutdown();
-      await running;
-      await sw.close();
+      await stopWorker();
       sw = await makeWorker(overrides);
       running = sw.worker.run();
     },
     async stop() {
-      sw.worker.shutdown();
-      await running;
-      await sw.close();
+      await stopWorker();
       await client.close();
       await simulator.stop();
       rmSync(dir, { recursive: true, force: true });

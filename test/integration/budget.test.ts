@@ -1,8 +1,10 @@
 /** Budgets on the real dev server: no overspend, exactly-once settlement, policies, periods. */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Context } from '@temporalio/activity';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RequestFailedError } from '../../src/client/client.js';
 import { costNanos, estimateCostNanos } from '../../src/catalog/pricing.js';
 import { countChatTokens } from '../../src/routing/tokens.js';
@@ -76,34 +78,45 @@ describe('no overspend under concurrency', () => {
 });
 
 describe('exactly once', () => {
-  it('a settle retried after the worker dies mid-call counts once', async () => {
+  it('a settlement retried after the worker is SIGKILLed right after it reached the entity counts once', async () => {
     const scope = unique('once');
-    let settledOnce!: () => void;
-    const settled = new Promise<void>((r) => (settledOnce = r));
-    // A worker whose recordSpend applies the settlement and then never reports back, as if the
-    // process died right after the update reached the budget entity.
-    await stack.restartWorker((real) => ({
-      recordSpend: async (input: Parameters<typeof real.recordSpend>[0]) => {
-        await real.recordSpend(input);
-        settledOnce();
-        // Never report back; only the worker's shutdown (cancellation) ends this attempt.
-        await Context.current().cancelled;
-      },
-    }));
-    const requestId = unique('once');
-    const pending = stack.client.ask({ requestId, prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, budgetScope: scope });
-    await settled;
-    // The worker dies; a healthy one takes over and the activity is retried.
-    await stack.restartWorker();
-    const res = await pending;
-    const st = await stack.client.budgetStatus(scope);
-    expect(st.spentNanos).toBe(res.costNanos);
-    expect(st.reservedNanos).toBe(0);
-    expect(st.counters.settles).toBe(1);
-    const history = await stack.client.temporal.workflow.getHandle(workflowIdFor(requestId)).fetchHistory();
-    const spendAttempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 0) > 1);
-    expect(spendAttempts.length).toBeGreaterThanOrEqual(1);
-    expect(stack.ledger.entries().filter((e) => e.workflowId === workflowIdFor(requestId))).toHaveLength(1);
+    // A worker process whose settlement reaches the budget entity and the ledger, and which is
+    // then killed before its workflow task completes (the answer is already in history).
+    await stack.stopWorker();
+    const child = spawn(process.execPath, [fileURLToPath(new URL('../../dist/test/helpers/hangingWorker.js', import.meta.url))], {
+      env: { ...process.env, SWITCHYARD_TEST_CONFIG: JSON.stringify(stack.config), TEMPORAL_ADDRESS: stack.address, SWITCHYARD_WORKFLOW_BUNDLE: inject('workflowBundlePath') },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const lines = createInterface({ input: child.stdout! });
+    const said = (word: string) => new Promise<void>((resolve, reject) => {
+      lines.on('line', (l) => l.trim() === word && resolve());
+      child.once('exit', (code) => reject(new Error(`hanging worker exited (${code}) before it said ${word}`)));
+    });
+    try {
+      await said('ready');
+      const requestId = unique('once');
+      const settled = said('settled');
+      const prompt = `${PROMPT} Reference ${requestId}.`;
+      const pending = stack.client.ask({ requestId, prompt, model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, budgetScope: scope });
+      await settled;
+      child.kill('SIGKILL');
+      // A healthy worker takes over: it replays the answer from history and settles again.
+      await stack.restartWorker();
+      const res = await pending;
+      const st = await stack.client.budgetStatus(scope);
+      expect(st.spentNanos).toBe(res.costNanos);
+      expect(st.reservedNanos).toBe(0);
+      expect(st.counters.settles).toBe(1);
+      // The settlement was sent again, and the entity ignored it by its sequence number.
+      expect(st.counters.duplicateSettles).toBeGreaterThanOrEqual(1);
+      // One provider call: the answer was not asked for twice.
+      expect(res.attempts.filter((a) => a.outcome === 'ok')).toHaveLength(1);
+      expect(stack.simulator.received().filter((r) => r.turns.some((t) => t.text === prompt))).toHaveLength(1);
+      expect(stack.ledger.entries().filter((e) => e.workflowId === workflowIdFor(requestId))).toHaveLength(1);
+    } finally {
+      child.kill('SIGKILL');
+      await stack.restartWorker();
+    }
   });
 });
 

@@ -3,7 +3,7 @@
  * paid call to a higher tier when the first has not answered in time; the first answer wins and
  * the other is cancelled, its reservation released, or settled if it answered too).
  */
-import { ActivityCancellationType, CancellationScope, isCancellation, log, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
+import { type ActivityOptions, ActivityCancellationType, type LocalActivityOptions, CancellationScope, isCancellation, log, patched, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import type { PaidCallInput, PaidCallOutcome, RouteInput } from '../../activities/paidCall.js';
 import type { Candidate } from '../../routing/router.js';
@@ -27,10 +27,18 @@ const { paidCall } = proxyActivities<Activities>({
 });
 
 /** Budget messages (settlements, releases) must not be lost: they retry until the entity answers. */
-const { releaseReservation, recordSpend } = proxyActivities<Activities>({
+const budgetMessageOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BudgetRejected'] },
-});
+} satisfies ActivityOptions & LocalActivityOptions;
+const { releaseReservation, recordSpend: recordSpendActivity } = proxyActivities<Activities>(budgetMessageOptions);
+/**
+ * The settlement as a local activity: it runs on the worker that took the answer, in the workflow
+ * task that records it, so a simple request has the floor's shape (one activity, two workflow
+ * tasks). A worker lost mid-settlement fails that task; the next worker replays the answer from
+ * history and settles again (ignored by sequence number), never calling the provider twice.
+ */
+const { recordSpend: recordSpendLocally } = proxyLocalActivities<Activities>(budgetMessageOptions);
 
 const { route } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -111,6 +119,8 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
   const o = leg.outcome;
   if (o.kind === 'answered') {
     // The answer is in history now: settle it (runs to completion even when the leg is cancelled).
+    // Runs started before the settlement became local settle in an activity, as they did.
+    const recordSpend = patched('settle-local') ? recordSpendLocally : recordSpendActivity;
     try {
       await CancellationScope.nonCancellable(() =>
         recordSpend({ scope: s.req.budgetScope, shard: o.shard, workflowId: s.workflowId, attemptId, reservationId, model: leg.cand.model, category: s.req.category, usage: o.out.usage, costNanos: o.out.costNanos, seq: o.seq }),

@@ -1,0 +1,40 @@
+/**
+ * The action counter's rules on hand-built histories (the integration test counts real ones).
+ */
+import { describe, expect, it } from 'vitest';
+import { billableActions } from '../../src/temporal/billableActions.js';
+
+const payload = { metadata: { encoding: new TextEncoder().encode('json/plain') }, data: new TextEncoder().encode('"x"') };
+let id = 0;
+const ev = (attrs: Record<string, unknown>) => ({ eventId: ++id, ...attrs });
+
+describe('billableActions', () => {
+  it("exempts the SDK's TemporalChangeVersion upsert, counts every other upsert once", () => {
+    const history = {
+      events: [
+        ev({ workflowExecutionStartedEventAttributes: {} }),
+        ev({ upsertWorkflowSearchAttributesEventAttributes: { searchAttributes: { indexedFields: { TemporalChangeVersion: payload } } } }),
+        ev({ upsertWorkflowSearchAttributesEventAttributes: { searchAttributes: { indexedFields: { LlmOutcome: payload, LlmModel: payload } } } }),
+        ev({ upsertWorkflowSearchAttributesEventAttributes: { searchAttributes: { indexedFields: { TemporalChangeVersion: payload, LlmOutcome: payload } } } }),
+      ],
+    };
+    expect(billableActions(history)).toEqual({ total: 3, byKind: { start: 1, searchAttributeUpsert: 2 } });
+  });
+
+  it('counts each activity attempt, and the local activities of one workflow task as one', () => {
+    const scheduled = ev({ activityTaskScheduledEventAttributes: {} });
+    const history = {
+      events: [
+        ev({ workflowExecutionStartedEventAttributes: {} }),
+        scheduled,
+        ev({ activityTaskStartedEventAttributes: { scheduledEventId: scheduled.eventId, attempt: 3 } }),
+        ev({ markerRecordedEventAttributes: { markerName: 'core_local_activity', workflowTaskCompletedEventId: 7 } }),
+        ev({ markerRecordedEventAttributes: { markerName: 'core_local_activity', workflowTaskCompletedEventId: 7 } }),
+        ev({ markerRecordedEventAttributes: { markerName: 'core_local_activity', workflowTaskCompletedEventId: 9 } }),
+        ev({ markerRecordedEventAttributes: { markerName: 'core_patch' } }),
+        ev({ timerStartedEventAttributes: {} }),
+      ],
+    };
+    expect(billableActions(history)).toEqual({ total: 7, byKind: { start: 1, activityAttempt: 3, localActivityTasks: 2, timer: 1 } });
+  });
+});
