@@ -58,6 +58,19 @@ export default tseslint.config(
     },
   },
   {
+    // Imports point one way: cli -> client -> batch -> contracts; activities serve workflows, not clients.
+    files: ['src/activities/**/*.ts', 'src/batch/**/*.ts', 'src/contracts/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/client/*', '**/cli/*'], allowTypeImports: false, message: 'Activities, the batch code and contracts do not import the client or the CLI (see README "Architecture").' }] }],
+    },
+  },
+  {
+    files: ['src/client/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/cli/*'], message: 'The SDK client does not import the command-line application.' }] }],
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',

@@ -6,7 +6,7 @@ export { FAILURE_TYPES } from './workflows/requestTypes.js';
 export type { BatchResultLine, BatchSummary } from './batch/summary.js';
 export type { BatchProgress, RunBatchOptions } from './batch/runBatch.js';
 export type { BatchRunStatus, BatchRunInput } from './workflows/batchTypes.js';
-export type { RequestTrace } from './workflows/requestMessages.js';
+export type { RequestTrace } from './workflows/request/contract.js';
 export type { BudgetStatus } from './budget/book.js';
 export { ValidationError } from './util/validation.js';
 export { formatSummary } from './batch/summary.js';

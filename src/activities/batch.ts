@@ -9,7 +9,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { parseBatchLine } from '../batch/batchInput.js';
 import { type BatchResultLine, completedResultLine } from '../batch/summary.js';
-import { failedLine, toRequestFailed } from '../client/errors.js';
+import { failedLine } from '../batch/failedLine.js';
+import { toRequestFailed } from '../contracts/requestFailure.js';
 import type { BatchCursor, BatchPage, BatchSource, PageItem } from '../workflows/batchTypes.js';
 import type { RequestResult } from '../workflows/requestTypes.js';
 

@@ -15,6 +15,8 @@ import { randomUUID } from 'node:crypto';
 import { batchUpdate, type BudgetOpResult } from '../workflows/budgetMessages.js';
 import { BudgetBatcher, type SendBatch } from './budgetBatcher.js';
 import { settingsForShard, shardOrder, shardWorkflowId } from '../budget/shards.js';
+import { budgetEntity } from '../workflows/budgetEntity.js';
+import { entityTaskQueue } from '../workflows/taskQueues.js';
 
 export interface BudgetDeps {
   readonly temporal: Client;
@@ -100,9 +102,9 @@ export function createBudgetActivities(deps: BudgetDeps) {
   const send: SendBatch = async (target, ops) => {
     const updateId = `batch:${randomUUID()}`;
     if (target.startArgs === undefined) return temporal.workflow.getHandle(target.workflowId).executeUpdate(batchUpdate, { args: [ops], updateId });
-    const startWorkflowOperation = new WithStartWorkflowOperation('budgetEntity', {
+    const startWorkflowOperation = new WithStartWorkflowOperation(budgetEntity, {
       workflowId: target.workflowId,
-      taskQueue: deps.taskQueue,
+      taskQueue: entityTaskQueue(deps.taskQueue),
       args: [target.startArgs],
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',

@@ -7,14 +7,14 @@
  * sequence number). At concurrency 1 this costs one update per op, as before; at 64 requests in
  * flight one update carries many ops (BENCHMARKS "Request path").
  */
-import type { BudgetOp, BudgetOpResult } from '../workflows/budgetMessages.js';
+import type { BudgetEntityInput, BudgetOp, BudgetOpResult } from '../workflows/budgetMessages.js';
 import { MAX_BATCH_OPS } from '../workflows/budgetMessages.js';
 
 /** Where a batch goes, and how to start the entity if it does not exist yet (reserves only). */
 export interface BatchTarget {
   readonly workflowId: string;
   /** Start arguments for update-with-start; absent: the entity must exist already. */
-  readonly startArgs?: unknown;
+  readonly startArgs?: BudgetEntityInput;
 }
 
 export type SendBatch = (target: BatchTarget, ops: BudgetOp[]) => Promise<BudgetOpResult[]>;

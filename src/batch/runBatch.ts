@@ -4,13 +4,22 @@
  * A request that already ran is collected, not run again, so re-running a file charges nothing
  * twice.
  */
-import { type SwitchyardClient, workflowIdFor } from '../client/client.js';
-import { traceQuery } from '../workflows/requestMessages.js';
-import type { RequestInput } from '../workflows/requestTypes.js';
-import { failedLine, RequestFailedError } from '../client/errors.js';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { RequestFailedError } from '../contracts/requestFailure.js';
+
+import type { RequestInput, RequestResult } from '../workflows/requestTypes.js';
+import { failedLine } from './failedLine.js';
 import { ValidationError } from '../util/validation.js';
 import type { BadLine, BatchItem } from './batchInput.js';
 import { addInvalid, addResult, type BatchResultLine, type BatchSummary, completedResultLine, emptySummary } from './summary.js';
+import { workflowIdFor, traceQuery } from '../workflows/request/contract.js';
+
+/** What the runner needs of a client: SwitchyardClient is one (this module does not import it). */
+export interface RequestRunner {
+  readonly temporal: Client;
+  submit(input: RequestInput, opts?: { batch?: { batchId: string; line?: number } }): Promise<{ handle: WorkflowHandle; existing: boolean; runId?: string }>;
+  result(workflowId: string): Promise<RequestResult>;
+}
 
 export type BatchEntry = { readonly ok: true; readonly item: BatchItem } | { readonly ok: false; readonly bad: BadLine; readonly duplicate?: boolean };
 
@@ -70,7 +79,7 @@ class WaitSampler {
   private busy = false;
 
   constructor(
-    private readonly client: SwitchyardClient,
+    private readonly client: RequestRunner,
     private readonly inFlight: Map<string, number>,
     private readonly onChange: () => void,
     private readonly perTick = 50,
@@ -113,13 +122,13 @@ class WaitSampler {
   }
 }
 
-async function outcome(client: SwitchyardClient, item: BatchItem, opts: RunBatchOptions, started?: (workflowId: string) => void): Promise<{ line: BatchResultLine; existing: boolean }> {
+async function outcome(client: RequestRunner, item: BatchItem, opts: RunBatchOptions, started?: (workflowId: string) => void): Promise<{ line: BatchResultLine; existing: boolean }> {
   let workflowId: string;
   let existing = false;
   if (opts.collectOnly) {
     workflowId = workflowIdFor(item.id);
   } else {
-    let s: Awaited<ReturnType<SwitchyardClient['submit']>>;
+    let s: Awaited<ReturnType<RequestRunner['submit']>>;
     try {
       s = await client.submit({ ...opts.requestDefaults, ...item.request }, opts.batchId ? { batch: { batchId: opts.batchId, line: item.line } } : {});
     } catch (e) {
@@ -140,7 +149,7 @@ async function outcome(client: SwitchyardClient, item: BatchItem, opts: RunBatch
 }
 
 /** Runs the entries; resolves with the summary once every result has been handed to `onResult`. */
-export async function runBatch(client: SwitchyardClient, entries: AsyncIterable<BatchEntry> | Iterable<BatchEntry>, opts: RunBatchOptions): Promise<BatchSummary> {
+export async function runBatch(client: RequestRunner, entries: AsyncIterable<BatchEntry> | Iterable<BatchEntry>, opts: RunBatchOptions): Promise<BatchSummary> {
   const started = Date.now();
   const summary = emptySummary();
   const iterator = (Symbol.asyncIterator in entries ? entries[Symbol.asyncIterator]() : (entries)[Symbol.iterator]());

@@ -5,15 +5,15 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowExecutionInfo, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { BudgetSettings, BudgetStatus, PeriodSummary } from '../budget/book.js';
-import { ADJUST_KEYS, type AdjustInput, adjustUpdate, type BudgetEntityInput, escalateSignal, historyQuery, resetUpdate, settleUpdate, stateQuery, statusQuery } from '../workflows/budgetMessages.js';
+import { ADJUST_KEYS, type AdjustInput, adjustUpdate, type BudgetEntityInput, historyQuery, resetUpdate, settleUpdate, stateQuery, statusQuery } from '../workflows/budgetMessages.js';
 import { isWebhookUrl } from '../budget/book.js';
 import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { RequestFailedError, toRequestFailed } from './errors.js';
+import { RequestFailedError, toRequestFailed } from '../contracts/requestFailure.js';
 import { type BatchEntry, countWait, runBatch, type RunBatchOptions } from '../batch/runBatch.js';
 import type { BatchResultLine, BatchSummary } from '../batch/summary.js';
 
-export { RequestFailedError } from './errors.js';
+export { RequestFailedError } from '../contracts/requestFailure.js';
 
 export interface RunSummary {
   readonly workflowId: string;
@@ -44,7 +44,7 @@ export interface RedriveReport {
 
 /** Request workflows on a task queue, narrowed by the user's visibility query and/or a default. */
 export function requestRunsQuery(taskQueue: string, user?: string, extra?: string): string {
-  const parts = [`WorkflowType = 'llmRequest'`, `TaskQueue = '${taskQueue.replace(/'/g, "\\'")}'`];
+  const parts = [`WorkflowType = '${REQUEST_WORKFLOW_TYPE}'`, `TaskQueue = '${taskQueue.replace(/'/g, "\\'")}'`];
   if (extra) parts.push(extra);
   if (user && user.trim() !== '') parts.push(`(${user})`);
   return parts.join(' AND ');
@@ -75,16 +75,20 @@ import { parseOrThrow, ValidationError } from '../util/validation.js';
 import { schemaError } from '../quality/checks.js';
 import type { RequestFailureDetails, RequestInput, RequestResult } from '../workflows/requestTypes.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
-import { LlmBatch, LlmCategory, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../workflows/searchAttributes.js';
+
 import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batchTypes.js';
-import { type RequestTrace, traceQuery } from '../workflows/requestMessages.js';
+
 import { readBatchFile } from '../batch/inputFile.js';
-import type { RequestMemo } from '../workflows/requestMemo.js';
-import { requestMemo, workflowIdFor } from '../workflows/requestMemo.js';
+
 import { instructionOf } from '../workflows/conversation.js';
 import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/healthEntity.js';
 import { connectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';
 import { billableActions } from '../temporal/billableActions.js';
+import { REQUEST_WORKFLOW_TYPE, escalateSignal, LlmBatch, LlmCategory, LlmCostNanos, LlmModel, LlmOutcome, LlmTier, type RequestTrace, traceQuery, type RequestMemo, requestMemo, workflowIdFor } from '../workflows/request/contract.js';
+import { batchRun } from '../workflows/batchRun.js';
+import { budgetEntity } from '../workflows/budgetEntity.js';
+import { llmRequest } from '../workflows/request/llmRequest.js';
+import { entityTaskQueue } from '../workflows/taskQueues.js';
 
 export interface TemporalActionsSummary {
   readonly requests: number;
@@ -133,7 +137,7 @@ export interface StartOptions {
   readonly redriveOf?: string;
 }
 
-export { workflowIdFor } from '../workflows/requestMemo.js';
+export { workflowIdFor } from '../workflows/request/contract.js';
 
 export class SwitchyardClient {
   private constructor(
@@ -206,7 +210,7 @@ export class SwitchyardClient {
       const book = await this.temporal.workflow.getHandle(h.workflowId, d.runId).query(stateQuery);
       const n = this.budgetShards;
       const input: BudgetEntityInput = { scope, settings: book.settings, book, ...(n > 1 ? { shard: { index: k, count: n } } : {}) };
-      await this.temporal.workflow.start('budgetEntity', { workflowId: h.workflowId, taskQueue: this.taskQueue, args: [input], workflowIdReusePolicy: 'ALLOW_DUPLICATE' });
+      await this.temporal.workflow.start(budgetEntity, { workflowId: h.workflowId, taskQueue: entityTaskQueue(this.taskQueue), args: [input], workflowIdReusePolicy: 'ALLOW_DUPLICATE' });
       out.push({ workflowId: h.workflowId, was: d.status.name, restored: true });
     }
     return { entities: out, settled: await this.settleStranded(scope) };
@@ -256,9 +260,9 @@ export class SwitchyardClient {
     const totals = change.totalNanos !== undefined ? shardTotals(change.totalNanos, n) : undefined;
     const statuses = await Promise.all(
       Array.from({ length: n }, async (_, k) => {
-        const start = new WithStartWorkflowOperation('budgetEntity', {
+        const start = new WithStartWorkflowOperation(budgetEntity, {
           workflowId: shardWorkflowId(this.taskQueue, scope, k, n),
-          taskQueue: this.taskQueue,
+          taskQueue: entityTaskQueue(this.taskQueue),
           args: [{ scope, settings: settingsForShard(defaults, k, n), ...(n > 1 ? { shard: { index: k, count: n } } : {}) }],
           workflowIdConflictPolicy: 'USE_EXISTING',
           // Never replace a failed or terminated entity with an empty one (its spend would be lost).
@@ -312,7 +316,7 @@ export class SwitchyardClient {
     const requestId = req.requestId ?? randomUUID();
     const workflowId = workflowIdFor(requestId);
     try {
-      const handle = await this.temporal.workflow.start('llmRequest', {
+      const handle = await this.temporal.workflow.start(llmRequest, {
         taskQueue: this.taskQueue,
         workflowId,
         args: [{ ...input, requestId }],
@@ -399,7 +403,7 @@ export class SwitchyardClient {
   async startBatch(input: BatchRunInput): Promise<string> {
     const workflowId = batchWorkflowId(input.batchId);
     try {
-      await this.temporal.workflow.start('batchRun', {
+      await this.temporal.workflow.start(batchRun, {
         taskQueue: this.taskQueue,
         workflowId,
         args: [this.encrypted ? { ...input, redactTitles: true } : input],

@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import { claimTrialUpdate, healthWorkflowId, healthQuery, type HealthView, reportSignal } from '../workflows/healthEntity.js';
 import { own } from '../util/names.js';
 import type { CircuitSettings } from './circuits.js';
+import { healthEntity } from '../workflows/healthEntity.js';
+import { entityTaskQueue } from '../workflows/taskQueues.js';
 
 export class HealthTracker {
   private cached: { at: number; view: HealthView | undefined } = { at: 0, view: undefined };
@@ -28,9 +30,9 @@ export class HealthTracker {
     const known = this.cached.view ? own(this.cached.view.models, model) : undefined;
     if (ok && !(known?.consecutiveFailures || known?.openUntil)) return;
     this.temporal.workflow
-      .signalWithStart('healthEntity', {
+      .signalWithStart(healthEntity, {
         workflowId: healthWorkflowId(this.taskQueue),
-        taskQueue: this.taskQueue,
+        taskQueue: entityTaskQueue(this.taskQueue),
         args: [{ settings: this.settings }],
         signal: reportSignal,
         signalArgs: [{ model, ok, kind, at: Date.now() }],

@@ -7,7 +7,9 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { dynamicConfigFlags, searchAttributeFlags } from '../workflows/searchAttributes.js';
+
+import { SearchAttributeType } from '@temporalio/common';
+import { SEARCH_ATTRIBUTES } from '../workflows/request/contract.js';
 
 export interface DevServerOptions {
   /** The UI decodes payloads through this remote codec endpoint (payload encryption on). */
@@ -143,4 +145,22 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       log.end();
     },
   };
+}
+
+/** `--search-attribute` flags for `temporal server start-dev` and `temporal operator search-attribute create`. */
+export function searchAttributeFlags(): string[] {
+  const type = (t: SearchAttributeType): string =>
+    t === SearchAttributeType.KEYWORD ? 'Keyword' : t === SearchAttributeType.INT ? 'Int' : t === SearchAttributeType.DOUBLE ? 'Double' : 'Text';
+  return SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${type(k.type)}`]);
+}
+
+/**
+ * Dynamic config the dev server starts with. The budget entity receives an update per reservation
+ * and settlement: the default of 10 in-flight updates per workflow is far too low for it. A
+ * production cluster needs the same setting (see README).
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG = ['history.maxInFlightUpdates=2000'];
+
+export function dynamicConfigFlags(): string[] {
+  return DEV_SERVER_DYNAMIC_CONFIG.flatMap((kv) => ['--dynamic-config-value', kv]);
 }

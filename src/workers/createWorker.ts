@@ -15,6 +15,7 @@ import { simulatorEndpoints } from '../simulator/server.js';
 import { createLogger } from '../util/logger.js';
 import { connectionOptions, dataConverterFor } from '../temporal/connection.js';
 import { defaultBundlePath, workflowsSourcePath } from './bundle.js';
+import { entityTaskQueue } from '../workflows/taskQueues.js';
 
 export interface WorkerOptions {
   readonly config: SwitchyardConfig;
@@ -29,7 +30,14 @@ export interface WorkerOptions {
 }
 
 export interface SwitchyardWorker {
+  /** Serves the request task queue. */
   readonly worker: Worker;
+  /** Serves the entities' task queue (budget books, provider health; see workflows/taskQueues.ts). */
+  readonly entityWorker: Worker;
+  /** Runs both workers until shutdown(); rejects as soon as either fails (after stopping the other). */
+  run(): Promise<void>;
+  /** Starts a graceful shutdown of both workers. */
+  shutdown(): void;
   /** Closes the worker's connections; call after the worker has stopped. */
   close(): Promise<void>;
   readonly ledger: FileLedger;
@@ -70,23 +78,52 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   });
   const nativeConnection = await NativeConnection.connect(connectionOptions(opts.address, config.access));
   const bundlePath = opts.workflowBundlePath ?? defaultBundlePath();
+  // A test's overrides replace parts by name (same signatures); the paid call is composed of the result.
+  const activities = composeActivities({ ...parts, ...opts.activityOverrides?.(parts) });
+  const workflows = existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsSourcePath() };
   const worker = await Worker.create({
     connection: nativeConnection,
     namespace: config.namespace,
     dataConverter,
     taskQueue: config.taskQueue,
-    // A test's overrides replace parts by name (same signatures); the paid call is composed of the result.
-    activities: composeActivities({ ...parts, ...opts.activityOverrides?.(parts) }),
-    ...(existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsSourcePath() }),
+    activities,
+    ...workflows,
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentLocalActivityExecutions: 200,
     maxCachedWorkflows: config.workflowCacheSize,
     shutdownGraceTime: '5 seconds',
   });
+  // Entities are few and long-lived: a small cache holds them all; their alerts are activities.
+  const entityWorker = await Worker.create({
+    connection: nativeConnection,
+    namespace: config.namespace,
+    dataConverter,
+    taskQueue: entityTaskQueue(config.taskQueue),
+    activities,
+    ...workflows,
+    maxCachedWorkflows: 100,
+    shutdownGraceTime: '5 seconds',
+  });
   log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length }, 'worker ready');
   if (config.access.codec) log.info({ keyId: config.access.encryptionKeyId }, 'payload encryption on');
+  const shutdown = (): void => {
+    for (const w of [worker, entityWorker]) if (w.getState() === 'RUNNING') w.shutdown();
+  };
   return {
     worker,
+    entityWorker,
+    shutdown,
+    async run() {
+      const runs = [worker.run(), entityWorker.run()];
+      // One failing stops the other; the first failure is what run() rejects with.
+      const watched = runs.map((r) => r.catch((e: unknown) => {
+        shutdown();
+        throw e;
+      }));
+      const results = await Promise.allSettled(watched);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    },
     ledger,
     catalog,
     async close() {

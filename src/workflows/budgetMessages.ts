@@ -1,5 +1,5 @@
 /** Messages of the budget entity workflow, and the operator's signals to a request workflow. */
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { BookState, BudgetSettings, BudgetStatus, PeriodSummary, ReserveRequest, ReserveResult, SettleResult } from '../budget/book.js';
 
 export interface BudgetEntityInput {
@@ -58,13 +58,7 @@ export const historyQuery = defineQuery<PeriodSummary[]>('history');
 /** The whole book: what an operator's restore carries into a new run after the entity failed. */
 export const stateQuery = defineQuery<BookState>('state');
 
-/** To a request workflow waiting under the `wait` policy: spend past the limit is approved. */
-export const approveSpendSignal = defineSignal<[{ by?: string }]>('approveSpend');
-
 /** The entity of an unsharded scope on a task queue (see shardWorkflowId). */
 export function budgetWorkflowId(taskQueue: string, scope: string): string {
   return `budget:${taskQueue}:${scope}`;
 }
-
-/** To a running request workflow: re-route now, to a named model or one tier up. */
-export const escalateSignal = defineSignal<[{ model?: string; reason?: string }]>('escalate');

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { readBatchFile } from '../../src/batch/inputFile.js';
 import { runBatch } from '../../src/batch/runBatch.js';
 import { prepareDetachedBatch } from '../../src/batch/detached.js';
-import { demoEntries } from '../../src/client/demo.js';
+import { demoEntries } from '../../src/cli/demo.js';
 import { SwitchyardClient } from '../../src/client/client.js';
 import { loadConfig } from '../../src/config/config.js';
-import { startLocalStack } from '../../src/stack/localStack.js';
+import { startLocalStack } from '../../src/cli/localStack.js';
 import { createLogger } from '../../src/util/logger.js';
 
 export interface BatchBenchRow {

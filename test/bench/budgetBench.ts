@@ -36,7 +36,7 @@ export async function benchBudget(opts: { seconds: number; concurrency: number[]
   const taskQueue = `bench-${Date.now()}`;
   const config = loadConfig({ SWITCHYARD_LOG_LEVEL: 'error' }, { taskQueue, stateDir: dir, ledgerPath: join(dir, 'ledger.jsonl') });
   const sw = await createSwitchyardWorker({ config, address, log: createLogger('error') });
-  const running = sw.worker.run();
+  const running = sw.run();
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
   const out: BudgetBenchRow[] = [];
@@ -82,7 +82,7 @@ export async function benchBudget(opts: { seconds: number; concurrency: number[]
       out.push({ shards: n, concurrency: c, pairsPerSec: r.map((x) => Math.round(x)), median: Math.round(median(r)), p50LatencyMs: Math.round(median(latencies.get(`${n}/${c}`) ?? [])) });
     }
   } finally {
-    sw.worker.shutdown();
+    sw.shutdown();
     await running;
     await sw.close();
     await connection.close();

@@ -43,7 +43,7 @@ export async function benchFloor(opts: { requests: number; concurrency: number; 
   const taskQueue = `floor-sy-${Date.now()}`;
   const config = loadConfig({ SWITCHYARD_LOG_LEVEL: 'error' }, { taskQueue, stateDir: dir, ledgerPath: join(dir, 'ledger.jsonl'), simulatorUrl });
   const sw = await createSwitchyardWorker({ config, address, catalog, log: createLogger('error') });
-  const swRunning = sw.worker.run();
+  const swRunning = sw.run();
   const floorQueue = `floor-${Date.now()}`;
   const floorConn = await NativeConnection.connect({ address });
   const floor = await Worker.create({
@@ -101,7 +101,7 @@ export async function benchFloor(opts: { requests: number; concurrency: number; 
     floor.shutdown();
     await floorRunning;
     await floorConn.close();
-    sw.worker.shutdown();
+    sw.shutdown();
     await swRunning;
     await sw.close();
     await sim.stop();

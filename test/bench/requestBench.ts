@@ -33,7 +33,7 @@ export async function benchRequests(opts: { requests: number; concurrency: numbe
         const base = loadConfig({ SWITCHYARD_LOG_LEVEL: 'error' });
         const config = loadConfig({ SWITCHYARD_LOG_LEVEL: 'error' }, { taskQueue, stateDir: dir, ledgerPath: join(dir, `${taskQueue}.jsonl`), simulatorUrl, budget: { ...base.budget, shards } });
         const sw = await createSwitchyardWorker({ config, address, catalog, log: createLogger('error') });
-        const running = sw.worker.run();
+        const running = sw.run();
         const client = await SwitchyardClient.connect({ address, taskQueue });
         const scope = `rb-${taskQueue}`;
         let next = 0;
@@ -49,7 +49,7 @@ export async function benchRequests(opts: { requests: number; concurrency: numbe
         const rate = opts.requests / ((Date.now() - t0) / 1000);
         (rows.get(shards) ?? rows.set(shards, []).get(shards)!).push(Math.round(rate));
         await client.close();
-        sw.worker.shutdown();
+        sw.shutdown();
         await running;
         await sw.close();
       }

@@ -10,7 +10,9 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { TestProject } from 'vitest/node';
 import { ensureTemporalCli } from '../../src/temporal/cli.js';
 import { writeWorkflowBundle } from '../../src/workers/bundle.js';
-import { dynamicConfigFlags, SEARCH_ATTRIBUTES } from '../../src/workflows/searchAttributes.js';
+
+import { dynamicConfigFlags } from '../../src/temporal/devServer.js';
+import { SEARCH_ATTRIBUTES } from '../../src/workflows/request/contract.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -34,4 +34,4 @@ const sw = await createSwitchyardWorker({
   }),
 });
 process.stdout.write('ready\n');
-await sw.worker.run();
+await sw.run();

@@ -84,10 +84,10 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
   const makeWorker = (overrides?: (real: Activities) => Record<string, unknown>) =>
     createSwitchyardWorker({ config, address, catalog, ledger, workflowBundlePath: inject('workflowBundlePath'), log: createLogger('error'), ...(overrides ? { activityOverrides: overrides } : {}) });
   let sw: Awaited<ReturnType<typeof makeWorker>> | undefined = await makeWorker();
-  let running = sw.worker.run();
+  let running = sw.run();
   const stopWorker = async (): Promise<void> => {
     if (!sw) return;
-    sw.worker.shutdown();
+    sw.shutdown();
     await running;
     await sw.close();
     sw = undefined;
@@ -108,7 +108,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     async restartWorker(overrides) {
       await stopWorker();
       sw = await makeWorker(overrides);
-      running = sw.worker.run();
+      running = sw.run();
     },
     async stop() {
       await stopWorker();

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     retry: { maximumAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 120_000 },
   });
   const sw = await createSwitchyardWorker({ config, address: server.address, catalog, log: createLogger('warn') });
-  const running = sw.worker.run();
+  const running = sw.run();
   const client = await SwitchyardClient.connect({ address: server.address, taskQueue: 'record', budgetDefaults: settingsFromConfig(config.budget) });
   const saved: string[] = [];
   const save = async (name: string, workflowId: string): Promise<void> => {
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     await save('health-entity', healthWorkflowId('record'));
   } finally {
     await client.close();
-    sw.worker.shutdown();
+    sw.shutdown();
     await running;
     await sw.close();
     await simulator.stop();

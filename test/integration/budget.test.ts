@@ -8,11 +8,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RequestFailedError } from '../../src/client/client.js';
 import { costNanos, estimateCostNanos } from '../../src/catalog/pricing.js';
 import { countChatTokens } from '../../src/routing/tokens.js';
-import { approveSpendSignal, budgetWorkflowId, releaseUpdate, reserveUpdate, settleUpdate, statusQuery } from '../../src/workflows/budgetMessages.js';
+import { budgetWorkflowId, releaseUpdate, reserveUpdate, settleUpdate, statusQuery } from '../../src/workflows/budgetMessages.js';
 import type { RequestResult } from '../../src/workflows/requestTypes.js';
 import { settingsFromConfig } from '../../src/budget/settings.js';
 import { workflowIdFor } from '../../src/client/client.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { approveSpendSignal } from '../../src/workflows/request/contract.js';
 
 let stack: TestStack;
 let n = 0;
@@ -30,7 +31,6 @@ const MAX_OUT = 200;
 function estimateFor(model: string): number {
   return estimateCostNanos(stack.catalog.require(model), countChatTokens([{ content: PROMPT }]), MAX_OUT);
 }
-
 
 /** A denial is real when, at that moment, what was left was less than what the attempt needed. */
 function expectRealDenial(d: RequestFailedError): void {
@@ -87,7 +87,7 @@ describe('exactly once', () => {
       env: { ...process.env, SWITCHYARD_TEST_CONFIG: JSON.stringify(stack.config), TEMPORAL_ADDRESS: stack.address, SWITCHYARD_WORKFLOW_BUNDLE: inject('workflowBundlePath') },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     const said = (word: string) => new Promise<void>((resolve, reject) => {
       lines.on('line', (l) => l.trim() === word && resolve());
       child.once('exit', (code) => reject(new Error(`hanging worker exited (${code}) before it said ${word}`)));

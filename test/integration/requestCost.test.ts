@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { billableActions } from '../../src/temporal/billableActions.js';
 import { shardWorkflowId } from '../../src/budget/shards.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
-import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../../src/workflows/searchAttributes.js';
+import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../../src/workflows/request/contract.js';
 
 describe('Temporal actions per request', () => {
   let stack: TestStack;
@@ -41,7 +41,9 @@ describe('Temporal actions per request', () => {
 
   it('concurrent requests on one scope share entity updates: fewer than one per request', async () => {
     const scope = `costc-${randomUUID().slice(0, 8)}`;
-    const n = 48;
+    // More requests than the worker has workflow-task slots (40): each holds one while its settlement
+    // (a local activity) waits for the entity, which must still get to run (its own task queue).
+    const n = 96;
     const results = await Promise.all(Array.from({ length: n }, (_, i) => stack.client.ask({ prompt: `Classify ticket ${i}: "I was charged twice."`, category: 'batch', budgetScope: scope, requestId: `costc-${randomUUID()}` })));
     const summary = await stack.client.temporalActions(results.map((r) => r.workflowId), 50, { scopes: [scope] });
     expect(summary.inHistories).toBe(4 * n);

@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { RequestFailedError, workflowIdFor } from '../../src/client/client.js';
 import { ValidationError } from '../../src/util/validation.js';
-import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../../src/workflows/searchAttributes.js';
+
 import type { RequestResult } from '../../src/workflows/requestTypes.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../../src/workflows/request/contract.js';
 
 let stack: TestStack;
 let n = 0;

@@ -2,9 +2,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { workflowIdFor } from '../../src/client/client.js';
-import { LlmOutcome } from '../../src/workflows/searchAttributes.js';
-import { traceQuery } from '../../src/workflows/requestMessages.js';
+
 import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { LlmOutcome, traceQuery } from '../../src/workflows/request/contract.js';
 
 let stack: TestStack;
 let n = 0;

@@ -42,7 +42,8 @@ const BUDGET_GONE = new Set(['BudgetUnavailable', 'BudgetRejected']);
 
 /** A budget entity that is gone or refused a message: the request ends (with any spend it could not settle). */
 export function budgetStop(err: unknown): Stop | undefined {
-  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  // An activity's failure arrives wrapped in an ActivityFailure; a local activity's, as itself.
+  const cause = err instanceof ActivityFailure ? err.cause : err;
   if (!(cause instanceof ApplicationFailure) || !BUDGET_GONE.has(cause.type ?? '')) return undefined;
   const u = (cause.details?.[0] as { unsettled?: UnsettledSpend } | undefined)?.unsettled;
   const unsettled = u && typeof u.costNanos === 'number' && typeof u.reservationId === 'string' ? [u] : [];

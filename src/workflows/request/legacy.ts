@@ -29,8 +29,7 @@ import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { utf8Bytes } from '../../util/bytes.js';
 import { own } from '../../util/names.js';
 import { parseJudgeScore } from '../../quality/judge.js'
-import { approveSpendSignal, escalateSignal } from '../budgetMessages.js';
-import { type RequestTrace, traceQuery } from '../requestMessages.js';
+
 import { conversationOf, earlierTurnsOf, instructionOf, judgeQuestionOf, textParts } from '../conversation.js';
 import {
   type Attempt,
@@ -43,7 +42,7 @@ import {
   type ValidRequest,
 } from '../requestTypes.js';
 import { Stop } from './failure.js';
-import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../searchAttributes.js';
+import { approveSpendSignal, escalateSignal, type RequestTrace, traceQuery, LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from './contract.js';
 
 const local = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -107,7 +106,6 @@ const INLINE_PROMPT_BYTES = 16 * 1024;
 function usd(nanos: number): string {
   return `$${(nanos / 1e9).toFixed(9)}`;
 }
-
 
 /**
  * Any other error ends the request too, with a reason: a budget entity that cannot take

@@ -11,12 +11,13 @@
  */
 import { ApplicationFailure, isCancellation, log, patched, upsertSearchAttributes } from '@temporalio/workflow';
 import { FAILURE_TYPES, type RequestFailureDetails, type RequestInput, type RequestResult } from '../requestTypes.js';
-import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../searchAttributes.js';
+
 import { onAnswered, onDenied, onEscalation, onFailed } from './decisions.js';
 import { asStop, Stop } from './failure.js';
 import { legacyLlmRequest } from './legacy.js';
 import { hedged, hedgeFor, type Leg, pay, routeLocally } from './paidCall.js';
 import { RequestState, totalCost } from './state.js';
+import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from './contract.js';
 
 /** How many times a request waits for rate-limited models to reset before giving up. */
 const RATE_LIMIT_ROUNDS = 5;

@@ -10,10 +10,10 @@ import type { Candidate } from '../../routing/router.js';
 import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { own } from '../../util/names.js';
 import { utf8Bytes } from '../../util/bytes.js';
-import { approveSpendSignal, escalateSignal } from '../budgetMessages.js';
-import { type RequestTrace, traceQuery } from '../requestMessages.js';
+
 import type { RequestConstraints } from '../../activities/paidCall.js';
 import type { Attempt, RequestInput, RequestResult, ValidRequest } from '../requestTypes.js';
+import { approveSpendSignal, escalateSignal, type RequestTrace, traceQuery } from './contract.js';
 
 /** The tier above `t` (the top tier stays). */
 export function tierAbove(t: Tier): Tier {

@@ -97,9 +97,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     }
     const config: SwitchyardConfig = { ...opts.config, temporalAddress: address, simulatorUrl };
     const sw = await createSwitchyardWorker({ config, address, catalog, log: opts.log });
-    const running = sw.worker.run();
+    const running = sw.run();
     stops.push(async () => {
-      sw.worker.shutdown();
+      sw.shutdown();
       await running;
       await sw.close();
     });

@@ -11,8 +11,8 @@ import { type BatchSummary, formatSummary } from '../batch/summary.js';
 import { defaultBatchId, prepareDetachedBatch } from '../batch/detached.js';
 import { historiesFromFiles, historiesFromServer, type ReplayOutcome, replayHistories } from '../replay/replay.js';
 import { defaultBundlePath, workflowsSourcePath } from '../workers/bundle.js';
-import type { RunInspection, RunSummary } from './client.js';
-import { config, duration, int, quietTemporal, withClient } from './cliShared.js';
+import type { RunInspection, RunSummary } from '../client/client.js';
+import { config, duration, int, quietTemporal, withClient } from './shared.js';
 import { dataConverterFor } from '../temporal/connection.js';
 import { formatTable } from '../util/table.js';
 

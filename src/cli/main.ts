@@ -9,12 +9,12 @@ import { createLogger } from '../util/logger.js';
 import { ValidationError } from '../util/validation.js';
 import { createSwitchyardWorker, providerEndpointsFor } from '../workers/createWorker.js';
 import { envHint, ProviderRegistry } from '../providers/registry.js';
-import { loadFaultsFile, startLocalStack } from '../stack/localStack.js';
-import { BudgetNotFoundError, type BudgetStatusView, RequestFailedError, SwitchyardClient } from './client.js';
+import { loadFaultsFile, startLocalStack } from './localStack.js';
+import { BudgetNotFoundError, type BudgetStatusView, RequestFailedError, SwitchyardClient } from '../client/client.js';
 import { isWebhookUrl, MAX_BUDGET_NANOS } from '../budget/book.js';
 import { runDemo } from './demo.js';
 import { formatSummary } from '../batch/summary.js';
-import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, untilSignal, withClient } from './cliShared.js';
+import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, untilSignal, withClient } from './shared.js';
 import { registerPipelineCommands } from './pipelineCommands.js';
 import { registerCodecCommands } from './codecCommands.js';
 import { chatRequestFromFile } from './messagesFile.js';
@@ -75,12 +75,12 @@ program
     const log = createLogger(cfg.logLevel);
     const address = cfg.temporalAddress ?? DEFAULT_ADDRESS;
     const sw = await createSwitchyardWorker({ config: cfg, address, log });
-    const running = sw.worker.run();
+    const running = sw.run();
     process.stderr.write(`worker on ${address}, task queue ${cfg.taskQueue}${cfg.simulatorUrl ? `, providers simulated at ${cfg.simulatorUrl}` : ''}; Ctrl-C to stop\n`);
     await Promise.race([
       running,
       untilSignal(async () => {
-        sw.worker.shutdown();
+        sw.shutdown();
         await running;
       }),
     ]);

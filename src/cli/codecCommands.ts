@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CodecServer } from '../security/codecServer.js';
-import { config, int, untilSignal } from './cliShared.js';
+import { config, int, untilSignal } from './shared.js';
 
 export function registerCodecCommands(program: Command): void {
   const codec = program.command('codec').description('payload encryption: keygen, and the codec endpoint the Temporal UI and CLI decode through');

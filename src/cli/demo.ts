@@ -6,7 +6,7 @@ import { packageRoot } from '../workers/bundle.js';
 import { type BatchEntry, runBatch } from '../batch/runBatch.js';
 import { progressReporter } from '../batch/progress.js';
 import type { BatchSummary } from '../batch/summary.js';
-import type { SwitchyardClient } from './client.js';
+import type { SwitchyardClient } from '../client/client.js';
 
 const demoPromptSchema = z.object({
   kind: z.string(),

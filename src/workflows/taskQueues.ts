@@ -1,0 +1,12 @@
+/**
+ * Where the entity workflows (budget books, provider health) run: a task queue of their own,
+ * which every Switchyard worker process polls with a second worker beside the request worker.
+ * A request settling in a local activity holds one of its worker's workflow-task slots while it
+ * waits for the budget entity; were the entity on the same queue, a burst of such requests could
+ * hold every slot and keep the entity itself from running (each would wait out a workflow-task
+ * heartbeat). On their own queue the entities always have slots. Entities started before this
+ * (on the request queue) keep running there: the request worker still registers them.
+ */
+export function entityTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-entities`;
+}
