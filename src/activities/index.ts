@@ -237,7 +237,7 @@ export function createActivityParts(deps: ActivityDeps) {
       if (!spec) throw unavailable(`model ${input.model} is not in this worker's catalog (check SWITCHYARD_CATALOG on every worker)`);
       let adapter;
       try {
-        adapter = providers.get(spec.provider);
+        adapter = await providers.get(spec.provider);
       } catch (e) {
         if (e instanceof ProviderNotConfiguredError) throw unavailable(e.message);
         throw e;

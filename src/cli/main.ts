@@ -19,6 +19,7 @@ import { registerPipelineCommands } from './pipelineCommands.js';
 import { registerCodecCommands } from './codecCommands.js';
 import { chatRequestFromFile } from './messagesFile.js';
 import { formatTable } from '../util/table.js';
+import { entityTaskQueue } from '../workflows/taskQueues.js';
 
 const program = new Command();
 program
@@ -76,7 +77,7 @@ program
     const address = cfg.temporalAddress ?? DEFAULT_ADDRESS;
     const sw = await createSwitchyardWorker({ config: cfg, address, log });
     const running = sw.run();
-    process.stderr.write(`worker on ${address}, task queue ${cfg.taskQueue}${cfg.simulatorUrl ? `, providers simulated at ${cfg.simulatorUrl}` : ''}; Ctrl-C to stop\n`);
+    process.stderr.write(`worker on ${address}, task queue ${cfg.taskQueue} (entities: ${entityTaskQueue(cfg.taskQueue)})${cfg.simulatorUrl ? `, providers simulated at ${cfg.simulatorUrl}` : ''}; Ctrl-C to stop\n`);
     await Promise.race([
       running,
       untilSignal(async () => {

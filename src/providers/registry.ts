@@ -3,10 +3,6 @@
  * only; they never enter workflow input, history, logs or metric labels.
  */
 import type { ProviderName } from '../catalog/schema.js';
-import { AnthropicAdapter } from './anthropicAdapter.js';
-import { GeminiAdapter } from './geminiAdapter.js';
-import { MistralAdapter } from './mistralAdapter.js';
-import { OpenAIAdapter } from './openaiAdapter.js';
 import type { ProviderAdapter } from './types.js';
 
 export interface ProviderEndpoint {
@@ -25,7 +21,7 @@ export class ProviderNotConfiguredError extends Error {
 }
 
 export class ProviderRegistry {
-  private readonly adapters = new Map<ProviderName, ProviderAdapter>();
+  private readonly adapters = new Map<ProviderName, Promise<ProviderAdapter>>();
 
   constructor(
     private readonly endpoints: ProviderEndpoints,
@@ -38,33 +34,35 @@ export class ProviderRegistry {
     return ep !== undefined && Boolean(ep.apiKey || ep.baseURL);
   }
 
-  get(provider: ProviderName): ProviderAdapter {
+  /**
+   * The provider's adapter, created on first use. Each adapter module (and its provider SDK) is
+   * loaded only then: a worker with one provider key holds one SDK in memory, not four (the four
+   * SDKs are ~70 MB of a worker's idle RSS).
+   */
+  get(provider: ProviderName): Promise<ProviderAdapter> {
     const cached = this.adapters.get(provider);
     if (cached) return cached;
     const ep = this.endpoints[provider];
-    if (!ep || !this.isConfigured(provider)) throw new ProviderNotConfiguredError(provider);
+    if (!ep || !this.isConfigured(provider)) return Promise.reject(new ProviderNotConfiguredError(provider));
     const apiKey = ep.apiKey ?? 'not-needed';
     const common = { apiKey, baseURL: ep.baseURL, timeoutMs: this.timeoutMs };
-    let adapter: ProviderAdapter;
-    switch (provider) {
-      case 'openai':
-        adapter = new OpenAIAdapter({ provider, ...common });
-        break;
-      case 'self-hosted':
-        adapter = new OpenAIAdapter({ provider, ...common });
-        break;
-      case 'anthropic':
-        adapter = new AnthropicAdapter(common);
-        break;
-      case 'google':
-        adapter = new GeminiAdapter(common);
-        break;
-      case 'mistral':
-        adapter = new MistralAdapter(common);
-        break;
-    }
-    this.adapters.set(provider, adapter);
-    return adapter;
+    const created = (async (): Promise<ProviderAdapter> => {
+      switch (provider) {
+        case 'openai':
+        case 'self-hosted':
+          return new (await import('./openaiAdapter.js')).OpenAIAdapter({ provider, ...common });
+        case 'anthropic':
+          return new (await import('./anthropicAdapter.js')).AnthropicAdapter(common);
+        case 'google':
+          return new (await import('./geminiAdapter.js')).GeminiAdapter(common);
+        case 'mistral':
+          return new (await import('./mistralAdapter.js')).MistralAdapter(common);
+      }
+    })();
+    this.adapters.set(provider, created);
+    // A module that failed to load is tried again on the next call.
+    created.catch(() => this.adapters.delete(provider));
+    return created;
   }
 }
 

@@ -5,6 +5,7 @@ import { benchRequests } from './requestBench.js';
 import { benchAdversarial, benchRouter } from './routerBench.js';
 import { benchBatch } from './batchBench.js';
 import { benchFloor } from './floorBench.js';
+import { benchMemory } from './memoryBench.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -66,3 +67,12 @@ if (which === 'batch') {
   }
 }
 process.exit(0);
+if (which === 'memory') {
+  const requests = Number(process.env.BENCH_REQUESTS ?? 1000);
+  const nodeOptions = process.env.BENCH_NODE_OPTIONS;
+  const m = await benchMemory({ requests, ...(nodeOptions ? { nodeOptions } : {}) });
+  process.stdout.write(`memory: ${m.requests} requests in flight at once (simulated latency x1), worker and simulator each its own process${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}\n`);
+  process.stdout.write(`  worker   : idle ${m.worker.idleMb} MB, peak ${m.worker.peakMb} MB\n`);
+  process.stdout.write(`  simulator: idle ${m.simulator.idleMb} MB, peak ${m.simulator.peakMb} MB\n`);
+  process.stdout.write(`  ${m.completed}/${m.requests} completed in ${(m.wallMs / 1000).toFixed(1)} s\n`);
+}

@@ -71,7 +71,7 @@ describe('official clients against the simulator', () => {
 describe('adapters', () => {
   it.each(byProvider)('%s adapter returns text and usage for %s', async (provider, model) => {
     const spec = catalog.require(model);
-    const res = await registry.get(provider).chat({ model: spec.providerModel, turns: [{ role: 'user', content: 'Summarize: the cat sat on the mat.' }], system: 'Be brief.', maxOutputTokens: 50 });
+    const res = await (await registry.get(provider)).chat({ model: spec.providerModel, turns: [{ role: 'user', content: 'Summarize: the cat sat on the mat.' }], system: 'Be brief.', maxOutputTokens: 50 });
     expect(res.text.length).toBeGreaterThan(0);
     expect(res.usage.inputTokens).toBe(countChatTokens([{ content: 'Be brief.' }, { content: 'Summarize: the cat sat on the mat.' }]));
     expect(res.usage.outputTokens).toBeGreaterThan(0);
@@ -86,7 +86,7 @@ describe('adapters', () => {
       { role: 'user' as const, content: 'Now one about snow, please.' },
     ];
     const before = sim.received().length;
-    const res = await registry.get(provider).chat({ model: spec.providerModel, system: 'You write haiku.', turns, maxOutputTokens: 60 });
+    const res = await (await registry.get(provider)).chat({ model: spec.providerModel, system: 'You write haiku.', turns, maxOutputTokens: 60 });
     const seen = sim.received().slice(before);
     expect(seen).toHaveLength(1);
     const got = seen[0];
@@ -114,8 +114,7 @@ describe('adapters', () => {
     it.each(cases)(`${provider}: %s maps to its kind`, async (_label, fault, kind, hasRetryAfter) => {
       sim.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [], ...fault } });
       const spec = catalog.require(model);
-      const err = await registry
-        .get(provider)
+      const err = await (await registry.get(provider))
         .chat({ model: spec.providerModel, turns: [{ role: 'user', content: 'hi' }], maxOutputTokens: 10 })
         .then(() => undefined, (e: unknown) => e);
       sim.setFaults({});
@@ -128,8 +127,7 @@ describe('adapters', () => {
     it(`${provider}: a prompt over the context window maps to context_too_long`, async () => {
       const spec = catalog.require(model);
       const long = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(spec.contextWindow / 4));
-      const err = await registry
-        .get(provider)
+      const err = await (await registry.get(provider))
         .chat({ model: spec.providerModel, turns: [{ role: 'user', content: long }], maxOutputTokens: 10 })
         .then(() => undefined, (e: unknown) => e);
       expect((err as ProviderError).kind).toBe('context_too_long');
