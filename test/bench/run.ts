@@ -66,7 +66,6 @@ if (which === 'batch') {
     process.stdout.write(`  sqlite ${r.pragmas.padEnd(11)} ${r.mode.padEnd(8)}: median ${m.toFixed(1)} s = ${(requests / m).toFixed(1)} requests/s  (rounds ${r.seconds.map((x) => x.toFixed(1)).join(', ')})\n`);
   }
 }
-process.exit(0);
 if (which === 'memory') {
   const requests = Number(process.env.BENCH_REQUESTS ?? 1000);
   const nodeOptions = process.env.BENCH_NODE_OPTIONS;
@@ -76,3 +75,4 @@ if (which === 'memory') {
   process.stdout.write(`  simulator: idle ${m.simulator.idleMb} MB, peak ${m.simulator.peakMb} MB\n`);
   process.stdout.write(`  ${m.completed}/${m.requests} completed in ${(m.wallMs / 1000).toFixed(1)} s\n`);
 }
+process.exit(0);
