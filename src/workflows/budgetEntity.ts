@@ -8,7 +8,7 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   condition,
-  continueAsNew,
+  makeContinueAsNewFunc,
   log,
   patched,
   proxyActivities,
@@ -51,6 +51,7 @@ import {
   MAX_BATCH_OPS,
   statusQuery,
 } from './budgetMessages.js';
+import { continueOnQueue } from './taskQueues.js';
 
 /** Alerts are best effort and bounded: a dead webhook costs at most a minute, never the entity. */
 const alerts = proxyActivities<Activities>({
@@ -244,7 +245,8 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);
       const { book: _old, ...carry } = input;
-      await continueAsNew<typeof budgetEntity>({ ...carry, settings: book.settings, book });
+      const taskQueue = continueOnQueue(workflowInfo().taskQueue);
+      await makeContinueAsNewFunc<typeof budgetEntity>(taskQueue ? { taskQueue } : {})({ ...carry, settings: book.settings, book });
     }
     const untilBoundary = Math.max(1, book.period.end - Date.now());
     const wake = Math.min(untilBoundary, book.settings.reservationTtlMs);

@@ -3,9 +3,10 @@
  * activities' reports (signals), read by the router (query). Durable: a restart keeps every open
  * circuit and its cooldown.
  */
-import { allHandlersFinished, condition, continueAsNew, defineQuery, defineSignal, defineUpdate, log, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, makeContinueAsNewFunc, defineQuery, defineSignal, defineUpdate, log, setHandler, workflowInfo } from '@temporalio/workflow';
 import { applyReport, type CircuitSettings, claimTrial, type HealthReport, type HealthState } from '../health/circuits.js';
 import { own } from '../util/names.js';
+import { continueOnQueue } from './taskQueues.js';
 
 /** One health entity per task queue: the workers of a queue share what they learn. */
 export function healthWorkflowId(taskQueue: string): string {
@@ -54,5 +55,6 @@ export async function healthEntity(input: HealthEntityInput): Promise<void> {
   }));
   await condition(() => workflowInfo().continueAsNewSuggested || reports >= 2000);
   await condition(allHandlersFinished);
-  await continueAsNew<typeof healthEntity>({ settings: input.settings, state });
+  const taskQueue = continueOnQueue(workflowInfo().taskQueue);
+  await makeContinueAsNewFunc<typeof healthEntity>(taskQueue ? { taskQueue } : {})({ settings: input.settings, state });
 }

@@ -5,8 +5,17 @@
  * waits for the budget entity; were the entity on the same queue, a burst of such requests could
  * hold every slot and keep the entity itself from running (each would wait out a workflow-task
  * heartbeat). On their own queue the entities always have slots. Entities started before this
- * (on the request queue) keep running there: the request worker still registers them.
+ * (on the request queue) keep running there (the request worker still registers them) until
+ * their next continue-as-new, which moves them (continueOnQueue).
  */
 export function entityTaskQueue(taskQueue: string): string {
   return `${taskQueue}-entities`;
+}
+
+/**
+ * Where an entity continues as new: an entity still on a request queue (started before entities
+ * had their own) moves to that queue's entities queue; one already there stays.
+ */
+export function continueOnQueue(current: string): string | undefined {
+  return current.endsWith('-entities') ? undefined : entityTaskQueue(current);
 }

@@ -14,6 +14,7 @@ import { settingsFromConfig } from '../../src/budget/settings.js';
 import { workflowIdFor } from '../../src/client/client.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { approveSpendSignal } from '../../src/workflows/request/contract.js';
+import { entityTaskQueue } from '../../src/workflows/taskQueues.js';
 
 let stack: TestStack;
 let n = 0;
@@ -190,6 +191,9 @@ describe('periods and durability', () => {
     await handle.executeUpdate(releaseUpdate, { args: [{ reservationId: 'r10' }] });
     const desc = await handle.describe();
     expect(desc.runId).not.toBe(firstRun);
+    // Started on the request queue (as entities were before they had their own), it continued on
+    // the entities' queue.
+    expect(desc.taskQueue).toBe(entityTaskQueue(stack.config.taskQueue));
     const st = await handle.query(statusQuery);
     expect(st.openReservations).toBe(19);
     expect(st.categories.standard?.reservedNanos).toBe(19_000);
@@ -197,6 +201,9 @@ describe('periods and durability', () => {
     // A settle retried across the continue-as-new still counts once.
     await handle.executeUpdate(settleUpdate, { args: [{ reservationId: 'r0', category: 'standard', costNanos: 700 }] });
     expect((await handle.query(statusQuery)).categories.standard?.spentNanos).toBe(7_000);
+    // And requests keep settling in it there.
+    const r = await stack.client.ask({ requestId: unique('can'), prompt: PROMPT, model: 'gpt-4o-mini', maxOutputTokens: MAX_OUT, budgetScope: scope });
+    expect((await handle.query(statusQuery)).categories.standard?.spentNanos).toBe(7_000 + r.costNanos);
   });
 
   it('keeps its state when the worker is killed and restarted mid-period', async () => {
