@@ -240,7 +240,8 @@ export function createActivityParts(deps: ActivityDeps) {
         adapter = await providers.get(spec.provider);
       } catch (e) {
         if (e instanceof ProviderNotConfiguredError) throw unavailable(e.message);
-        throw e;
+        // The adapter's module (its SDK) did not load on this worker: another model may work.
+        throw unavailable(`the ${spec.provider} provider's SDK did not load on this worker: ${(e as Error).message}`);
       }
       const { system, turns } = await conversationFor(input);
       const started = Date.now();

@@ -17,6 +17,7 @@ import { readStructuredFile } from '../util/structuredFile.js';
 import { AesGcmPayloadCodec } from '../security/payloadCodec.js';
 import { encryptionKeysFromEnv } from '../security/encryptionKeys.js';
 import { clusterSettingsFromEnv, type TemporalAccess } from '../temporal/connection.js';
+import { ENTITY_QUEUE_SUFFIX } from '../workflows/taskQueues.js';
 
 /** Request workflows a worker caches by default (see workflowCacheSize). */
 export const DEFAULT_WORKFLOW_CACHE = 250;
@@ -214,7 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new Error('TEMPORAL_TLS* or TEMPORAL_API_KEY is set but TEMPORAL_ADDRESS is not: set the cluster\'s address (host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233); without it Switchyard starts its own dev server, which has no TLS');
   }
   const keys = encryptionKeysFromEnv(env);
-  return {
+  const config: SwitchyardConfig = {
     ...file,
     temporalAddress: address,
     namespace: e.TEMPORAL_NAMESPACE ?? cluster.namespace ?? 'default',
@@ -229,4 +230,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     ...(e.SWITCHYARD_WORKFLOW_CACHE !== undefined ? { workflowCacheSize: e.SWITCHYARD_WORKFLOW_CACHE } : {}),
     ...overrides,
   };
+  if (config.taskQueue.endsWith(ENTITY_QUEUE_SUFFIX)) {
+    throw new Error(`task queue "${config.taskQueue}" ends with "${ENTITY_QUEUE_SUFFIX}", the suffix of the queue where Switchyard runs its budget and health entities: choose a name without it (SWITCHYARD_TASK_QUEUE or --task-queue)`);
+  }
+  return config;
 }

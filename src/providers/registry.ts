@@ -60,7 +60,7 @@ export class ProviderRegistry {
       }
     })();
     this.adapters.set(provider, created);
-    // A module that failed to load is tried again on the next call.
+    // Not cached when it failed (an adapter that threw while being built is tried again).
     created.catch(() => this.adapters.delete(provider));
     return created;
   }

@@ -34,9 +34,9 @@ export interface SwitchyardWorker {
   readonly worker: Worker;
   /** Serves the entities' task queue (budget books, provider health; see workflows/taskQueues.ts). */
   readonly entityWorker: Worker;
-  /** Runs both workers until shutdown(); rejects as soon as either fails (after stopping the other). */
+  /** Runs both workers until shutdown(); rejects as soon as either fails (the other is then stopped). */
   run(): Promise<void>;
-  /** Starts a graceful shutdown of both workers. */
+  /** Starts a graceful shutdown: the request worker, then (once it has drained) the entity worker. */
   shutdown(): void;
   /** Closes the worker's connections; call after the worker has stopped. */
   close(): Promise<void>;
@@ -106,23 +106,27 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   });
   log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length }, 'worker ready');
   if (config.access.codec) log.info({ keyId: config.access.encryptionKeyId }, 'payload encryption on');
+  // The request worker stops first: its shutdown waits for running local activities (settlements),
+  // which need the entity worker still serving the entities until they are done.
   const shutdown = (): void => {
-    for (const w of [worker, entityWorker]) if (w.getState() === 'RUNNING') w.shutdown();
+    const state = worker.getState();
+    if (state === 'RUNNING') worker.shutdown();
+    else if ((state === 'STOPPED' || state === 'FAILED') && entityWorker.getState() === 'RUNNING') entityWorker.shutdown();
   };
   return {
     worker,
     entityWorker,
     shutdown,
     async run() {
-      const runs = [worker.run(), entityWorker.run()];
-      // One failing stops the other; the first failure is what run() rejects with.
-      const watched = runs.map((r) => r.catch((e: unknown) => {
-        shutdown();
+      const requests = worker.run().finally(() => {
+        if (entityWorker.getState() === 'RUNNING') entityWorker.shutdown();
+      });
+      const entities = entityWorker.run().catch((e: unknown) => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
         throw e;
-      }));
-      const results = await Promise.allSettled(watched);
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      });
+      // Rejects at the first failure of either (the other is then shutting down).
+      await Promise.all([requests, entities]);
     },
     ledger,
     catalog,

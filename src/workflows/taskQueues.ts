@@ -8,8 +8,11 @@
  * (on the request queue) keep running there (the request worker still registers them) until
  * their next continue-as-new, which moves them (continueOnQueue).
  */
+export const ENTITY_QUEUE_SUFFIX = '-entities';
+
+/** The entities' queue of a request queue (a request queue may not end with the suffix: config refuses it). */
 export function entityTaskQueue(taskQueue: string): string {
-  return `${taskQueue}-entities`;
+  return `${taskQueue}${ENTITY_QUEUE_SUFFIX}`;
 }
 
 /**
@@ -17,5 +20,5 @@ export function entityTaskQueue(taskQueue: string): string {
  * had their own) moves to that queue's entities queue; one already there stays.
  */
 export function continueOnQueue(current: string): string | undefined {
-  return current.endsWith('-entities') ? undefined : entityTaskQueue(current);
+  return current.endsWith(ENTITY_QUEUE_SUFFIX) ? undefined : entityTaskQueue(current);
 }

@@ -2,6 +2,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
+import { Context } from '@temporalio/activity';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -119,6 +120,38 @@ describe('exactly once', () => {
       await stack.restartWorker();
     }
   });
+});
+
+describe('a slow entity', () => {
+  it('a settlement the entity does not answer within a minute as a local activity goes on in an activity; it counts once', async () => {
+    const scope = unique('slow');
+    let localTries = 0;
+    // The settlement's local activity never hears back (as from an entity stuck in a task loop);
+    // the regular activity gets through.
+    await stack.restartWorker((real) => ({
+      recordSpend: async (input: Parameters<typeof real.recordSpend>[0]) => {
+        if (Context.current().info.isLocal) {
+          localTries += 1;
+          await Context.current().cancelled;
+        }
+        return real.recordSpend(input);
+      },
+    }));
+    try {
+      const requestId = unique('slow');
+      const res = await stack.client.ask({ requestId, prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, budgetScope: scope });
+      expect(localTries).toBeGreaterThanOrEqual(1);
+      const st = await stack.client.budgetStatus(scope);
+      expect(st.spentNanos).toBe(res.costNanos);
+      expect(st.reservedNanos).toBe(0);
+      expect(st.counters.settles).toBe(1);
+      const history = await stack.client.temporal.workflow.getHandle(workflowIdFor(requestId)).fetchHistory();
+      const activities = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+      expect(activities).toEqual(['paidCall', 'recordSpend']);
+    } finally {
+      await stack.restartWorker();
+    }
+  }, 180_000);
 });
 
 describe('policies', () => {

@@ -15,6 +15,7 @@ import type { BatchResultLine } from '../../src/batch/summary.js';
 import { historiesFromServer, replayHistories } from '../../src/replay/replay.js';
 import { inject } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { entityTaskQueue } from '../../src/workflows/taskQueues.js';
 
 let stack: TestStack;
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-pipelines-'));
@@ -191,7 +192,7 @@ describe('inspection, replay and re-drive', () => {
   it('every run on this task queue replays against the current code', async () => {
     let n = 0;
     const failures: string[] = [];
-    for await (const r of replayHistories(historiesFromServer(stack.client.temporal, { query: `TaskQueue = '${stack.config.taskQueue}' AND WorkflowType != 'llmRequest' OR (TaskQueue = '${stack.config.taskQueue}' AND WorkflowId STARTS_WITH 'llm-redrive')` }), { bundlePath: inject('workflowBundlePath') })) {
+    for await (const r of replayHistories(historiesFromServer(stack.client.temporal, { query: `TaskQueue = '${stack.config.taskQueue}' AND WorkflowType != 'llmRequest' OR (TaskQueue = '${stack.config.taskQueue}' AND WorkflowId STARTS_WITH 'llm-redrive') OR TaskQueue = '${entityTaskQueue(stack.config.taskQueue)}'` }), { bundlePath: inject('workflowBundlePath') })) {
       n += 1;
       if (!r.ok) failures.push(`${r.workflowId}: ${r.error}`);
     }

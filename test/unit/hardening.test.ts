@@ -116,6 +116,13 @@ describe('settings the entity cannot run are refused where they are made', () =>
   });
 });
 
+describe('task queue names', () => {
+  it("a request queue may not end with the entities' suffix (it would be another deployment's entities queue)", () => {
+    expect(() => loadConfig({ SWITCHYARD_TASK_QUEUE: 'billing-entities' })).toThrow(/SWITCHYARD_TASK_QUEUE or --task-queue/);
+    expect(loadConfig({ SWITCHYARD_TASK_QUEUE: 'billing' }).taskQueue).toBe('billing');
+  });
+});
+
 describe('circuits: one trial when half-open', () => {
   it('the first claim after the cooldown is granted, the others wait for its outcome or its hold', () => {
     const state: HealthState = {};

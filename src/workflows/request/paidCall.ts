@@ -3,7 +3,7 @@
  * paid call to a higher tier when the first has not answered in time; the first answer wins and
  * the other is cancelled, its reservation released, or settled if it answered too).
  */
-import { type ActivityOptions, ActivityCancellationType, type LocalActivityOptions, CancellationScope, isCancellation, log, patched, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
+import { ActivityFailure, type ActivityOptions, ActivityCancellationType, type LocalActivityOptions, CancellationScope, isCancellation, log, patched, proxyActivities, proxyLocalActivities, sleep, TimeoutFailure } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import type { PaidCallInput, PaidCallOutcome, RouteInput } from '../../activities/paidCall.js';
 import type { Candidate } from '../../routing/router.js';
@@ -26,6 +26,13 @@ const { paidCall } = proxyActivities<Activities>({
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 
+/**
+ * How long a settlement waits for its entity as a local activity (holding a workflow-task slot of
+ * its worker, and adding a few events per workflow-task heartbeat); after that it goes on waiting
+ * in a regular activity, which holds neither.
+ */
+export const SETTLE_LOCALLY_FOR = '1 minute';
+
 /** Budget messages (settlements, releases) must not be lost: they retry until the entity answers. */
 const budgetMessageOptions = {
   startToCloseTimeout: '30 seconds',
@@ -38,7 +45,7 @@ const { releaseReservation, recordSpend: recordSpendActivity } = proxyActivities
  * tasks). A worker lost mid-settlement fails that task; the next worker replays the answer from
  * history and settles again (ignored by sequence number), never calling the provider twice.
  */
-const { recordSpend: recordSpendLocally } = proxyLocalActivities<Activities>(budgetMessageOptions);
+const { recordSpend: recordSpendLocally } = proxyLocalActivities<Activities>({ ...budgetMessageOptions, scheduleToCloseTimeout: SETTLE_LOCALLY_FOR });
 
 const { route } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -119,17 +126,34 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
   const o = leg.outcome;
   if (o.kind === 'answered') {
     // The answer is in history now: settle it (runs to completion even when the leg is cancelled).
-    // Runs started before the settlement became local settle in an activity, as they did.
-    const recordSpend = patched('settle-local') ? recordSpendLocally : recordSpendActivity;
+    const settlement = { scope: s.req.budgetScope, shard: o.shard, workflowId: s.workflowId, attemptId, reservationId, model: leg.cand.model, category: s.req.category, usage: o.out.usage, costNanos: o.out.costNanos, seq: o.seq };
     try {
-      await CancellationScope.nonCancellable(() =>
-        recordSpend({ scope: s.req.budgetScope, shard: o.shard, workflowId: s.workflowId, attemptId, reservationId, model: leg.cand.model, category: s.req.category, usage: o.out.usage, costNanos: o.out.costNanos, seq: o.seq }),
-      );
+      await CancellationScope.nonCancellable(() => settle(settlement));
     } catch (err) {
       throw budgetStop(err) ?? err;
     }
   }
   return leg;
+}
+
+/**
+ * Settles an answer: as a local activity, and in a regular activity if the entity has not answered
+ * within SETTLE_LOCALLY_FOR (both idempotent by sequence number). Runs started before the
+ * settlement became local settle in an activity, as they did.
+ */
+async function settle(input: Parameters<Activities['recordSpend']>[0]): Promise<void> {
+  if (!patched('settle-local')) {
+    await recordSpendActivity(input);
+    return;
+  }
+  try {
+    await recordSpendLocally(input);
+  } catch (e) {
+    const timedOut = e instanceof TimeoutFailure || (e instanceof ActivityFailure && e.cause instanceof TimeoutFailure);
+    if (!timedOut) throw e;
+    log.warn('budget entity slow to answer a settlement; waiting in an activity instead', { reservationId: input.reservationId });
+    await recordSpendActivity(input);
+  }
 }
 
 /** The hedge for a candidate: the first later candidate of a higher tier, else the next one. */
