@@ -6,7 +6,6 @@
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { RequestFailedError } from '../contracts/requestFailure.js';
-
 import type { RequestInput, RequestResult } from '../workflows/requestTypes.js';
 import { failedLine } from './failedLine.js';
 import { ValidationError } from '../util/validation.js';

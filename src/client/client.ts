@@ -75,11 +75,8 @@ import { parseOrThrow, ValidationError } from '../util/validation.js';
 import { schemaError } from '../quality/checks.js';
 import type { RequestFailureDetails, RequestInput, RequestResult } from '../workflows/requestTypes.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
-
 import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batchTypes.js';
-
 import { readBatchFile } from '../batch/inputFile.js';
-
 import { instructionOf } from '../workflows/conversation.js';
 import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/healthEntity.js';
 import { connectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';

@@ -5,10 +5,9 @@
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { claimTrialUpdate, healthWorkflowId, healthQuery, type HealthView, reportSignal } from '../workflows/healthEntity.js';
+import { claimTrialUpdate, healthEntity, healthWorkflowId, healthQuery, type HealthView, reportSignal } from '../workflows/healthEntity.js';
 import { own } from '../util/names.js';
 import type { CircuitSettings } from './circuits.js';
-import { healthEntity } from '../workflows/healthEntity.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
 
 export class HealthTracker {

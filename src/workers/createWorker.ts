@@ -107,11 +107,9 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length }, 'worker ready');
   if (config.access.codec) log.info({ keyId: config.access.encryptionKeyId }, 'payload encryption on');
   // The request worker stops first: its shutdown waits for running local activities (settlements),
-  // which need the entity worker still serving the entities until they are done.
+  // which need the entity worker still serving the entities; run() stops that one after it.
   const shutdown = (): void => {
-    const state = worker.getState();
-    if (state === 'RUNNING') worker.shutdown();
-    else if ((state === 'STOPPED' || state === 'FAILED') && entityWorker.getState() === 'RUNNING') entityWorker.shutdown();
+    if (worker.getState() === 'RUNNING') worker.shutdown();
   };
   return {
     worker,

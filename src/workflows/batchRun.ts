@@ -20,7 +20,6 @@ import type { BatchActivities } from '../activities/batch.js';
 import { addInvalid, addResult, type BatchResultLine, emptySummary, failedResultLine } from '../batch/summary.js';
 import { type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './batchTypes.js';
 import { llmRequest } from './request/llmRequest.js';
-
 import { instructionOf } from './conversation.js';
 import { requestFailureDetails } from './requestTypes.js';
 import { requestMemo, workflowIdFor, LlmBatch, LlmCategory } from './request/contract.js';

@@ -6,13 +6,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SwitchyardClient } from '../../src/client/client.js';
 import { ensureTemporalCli } from '../../src/temporal/cli.js';
-import { startDevServer } from '../../src/temporal/devServer.js';
+import { freePort, startDevServer } from '../../src/temporal/devServer.js';
 
 export interface MemoryBench {
   readonly requests: number;
@@ -33,15 +32,6 @@ function rssMb(pid: number | undefined): number {
     return 0;
   }
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 
 function waitForLine(p: ChildProcess, pattern: RegExp, what: string): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -10,7 +10,6 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { TestProject } from 'vitest/node';
 import { ensureTemporalCli } from '../../src/temporal/cli.js';
 import { writeWorkflowBundle } from '../../src/workers/bundle.js';
-
 import { dynamicConfigFlags } from '../../src/temporal/devServer.js';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/request/contract.js';
 

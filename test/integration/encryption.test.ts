@@ -13,7 +13,6 @@ import { SwitchyardClient } from '../../src/client/client.js';
 import { CodecServer } from '../../src/security/codecServer.js';
 import { encryptionKeysFromEnv } from '../../src/security/encryptionKeys.js';
 import { AesGcmPayloadCodec, payloadKeyId } from '../../src/security/payloadCodec.js';
-
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { runCli } from '../helpers/cli.js';
 import { REDACTED_TITLE } from '../../src/workflows/request/contract.js';

@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { RequestFailedError, workflowIdFor } from '../../src/client/client.js';
 import { ValidationError } from '../../src/util/validation.js';
-
 import type { RequestResult } from '../../src/workflows/requestTypes.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../../src/workflows/request/contract.js';

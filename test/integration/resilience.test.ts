@@ -2,7 +2,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { workflowIdFor } from '../../src/client/client.js';
-
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { LlmOutcome, traceQuery } from '../../src/workflows/request/contract.js';
 

@@ -8,7 +8,6 @@ import { duplicateLine, IdRegistry, parseBatchLine } from '../../src/batch/batch
 import { addInvalid, addResult, emptySummary, formatSummary } from '../../src/batch/summary.js';
 import { LINE_MAX_BYTES, readPage } from '../../src/activities/batch.js';
 import { readBatchFile } from '../../src/batch/inputFile.js';
-
 import { requestRunsQuery } from '../../src/client/client.js';
 import type { BatchSource } from '../../src/workflows/batchTypes.js';
 import { requestTitle, workflowIdFor } from '../../src/workflows/request/contract.js';

@@ -29,7 +29,6 @@ import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { utf8Bytes } from '../../util/bytes.js';
 import { own } from '../../util/names.js';
 import { parseJudgeScore } from '../../quality/judge.js'
-
 import { conversationOf, earlierTurnsOf, instructionOf, judgeQuestionOf, textParts } from '../conversation.js';
 import {
   type Attempt,

@@ -11,7 +11,6 @@
  */
 import { ApplicationFailure, isCancellation, log, patched, upsertSearchAttributes } from '@temporalio/workflow';
 import { FAILURE_TYPES, type RequestFailureDetails, type RequestInput, type RequestResult } from '../requestTypes.js';
-
 import { onAnswered, onDenied, onEscalation, onFailed } from './decisions.js';
 import { asStop, Stop } from './failure.js';
 import { legacyLlmRequest } from './legacy.js';

@@ -10,7 +10,6 @@ import type { Candidate } from '../../routing/router.js';
 import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { own } from '../../util/names.js';
 import { utf8Bytes } from '../../util/bytes.js';
-
 import type { RequestConstraints } from '../../activities/paidCall.js';
 import type { Attempt, RequestInput, RequestResult, ValidRequest } from '../requestTypes.js';
 import { approveSpendSignal, escalateSignal, type RequestTrace, traceQuery } from './contract.js';
