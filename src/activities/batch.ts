@@ -11,8 +11,8 @@ import { parseBatchLine } from '../batch/batchInput.js';
 import { type BatchResultLine, completedResultLine } from '../batch/summary.js';
 import { failedLine } from '../batch/failedLine.js';
 import { toRequestFailed } from '../contracts/requestFailure.js';
-import type { BatchCursor, BatchPage, BatchSource, PageItem } from '../workflows/batchTypes.js';
-import type { RequestResult } from '../workflows/requestTypes.js';
+import type { BatchCursor, BatchPage, BatchSource, PageItem } from '../workflows/batch/contract.js';
+import type { RequestResult } from '../workflows/request/contract.js';
 
 /** Bytes of request text per page: keeps the activity result under the SDK's 512 KB payload warning. */
 export const PAGE_MAX_BYTES = 256 * 1024;

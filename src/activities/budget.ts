@@ -12,10 +12,10 @@ import type { Usage } from '../catalog/pricing.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { LedgerEntry } from '../ledger/fileLedger.js';
 import { randomUUID } from 'node:crypto';
-import { batchUpdate, type BudgetOpResult } from '../workflows/budgetMessages.js';
+import { batchUpdate, type BudgetOpResult } from '../workflows/budget/contract.js';
 import { BudgetBatcher, type SendBatch } from './budgetBatcher.js';
 import { settingsForShard, shardOrder, shardWorkflowId } from '../budget/shards.js';
-import { budgetEntity } from '../workflows/budgetEntity.js';
+import { budgetEntity } from '../workflows/budget/budgetEntity.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
 
 export interface BudgetDeps {

@@ -16,17 +16,14 @@ import type { HealthTracker } from '../health/tracker.js';
 import { countsAsFailure } from '../health/circuits.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { costNanos, estimateCostNanos, type Usage } from '../catalog/pricing.js';
-import type { Capability, Tier } from '../catalog/schema.js';
+import { type Capability, type Tier, PROVIDERS, type ProviderName } from '../catalog/schema.js';
 import { ProviderError } from '../providers/errors.js';
 import { envHint, ProviderNotConfiguredError, type ProviderRegistry } from '../providers/registry.js';
-import { PROVIDERS, type ProviderName } from '../catalog/schema.js';
 import { type Classification, type ClassifyInput, classify as classifyPure } from '../routing/classifier.js';
-import type { RetryPolicy } from '../routing/retryDecision.js';
+import { decideAfterFailure, type FailureFacts, type RetryPolicy, type RetryVerdict } from '../routing/retryDecision.js';
 import { type Candidate, NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../routing/router.js';
-import type { ValidRequest } from '../workflows/requestTypes.js';
+import { type ValidRequest, type RequestInput, FAILURE_TYPES } from '../workflows/request/contract.js';
 import { type ChatMessage, type Conversation, conversationOf, judgeQuestionOf } from '../workflows/conversation.js';
-import type { RequestInput } from '../workflows/requestTypes.js';
-import { FAILURE_TYPES } from '../workflows/requestTypes.js';
 
 export interface ActivityDeps extends BudgetDeps {
   readonly catalog: Catalog;
@@ -57,12 +54,13 @@ export interface SelectInput {
   readonly judgeModel?: string;
 }
 
-export interface SelectOutput {
+/**
+ * A routing decision and the catalog's facts about its chain. It carries no worker configuration:
+ * the worker's retry policy stays on the worker, which answers each failed attempt with a verdict
+ * (`retryVerdict`, and in the paid call's `failed` outcome).
+ */
+export interface RouteSelection {
   readonly decision: RouteDecision;
-  readonly retry: RetryPolicy;
-  /** Per-model retry policies for the chain's models, where configured. */
-  readonly retryByModel?: Record<string, RetryPolicy>;
-  readonly callTimeoutMs: number;
   readonly contextWindows: Record<string, number>;
   /** The cheapest model of the catalog (the default judge). */
   readonly cheapestModel?: string;
@@ -72,6 +70,18 @@ export interface SelectOutput {
   readonly skipped?: Array<{ model: string; why: string }>;
   /** What to reserve per chain model: the estimate with the provider's margin on input tokens. */
   readonly reserveNanos?: Record<string, number>;
+}
+
+/**
+ * What `selectModels` returns: the selection with the worker's retry policy and call timeout, as
+ * runs started before the `request-v3` shape read them (./workflows/request/legacy.ts; and v4
+ * histories, whose recorded selections have them). New runs ask the worker for verdicts instead.
+ */
+export interface SelectOutput extends RouteSelection {
+  readonly retry: RetryPolicy;
+  /** Per-model retry policies for the chain's models, where configured. */
+  readonly retryByModel?: Record<string, RetryPolicy>;
+  readonly callTimeoutMs: number;
 }
 
 export interface CallModelInput {
@@ -135,6 +145,85 @@ export function createActivityParts(deps: ActivityDeps) {
     // The workflow put the context in front of the prompt already.
     return conversationOf({ prompt: input.prompt, system: input.system });
   };
+  /** Select a chain for a classified request: the routing decision and its chain's catalog facts. */
+  const selectRoute = async (input: SelectInput): Promise<RouteSelection> => {
+    const r = input.request;
+    const caps = [...new Set<Capability>([...input.classification.capabilities, ...(r.requiredCapabilities ?? [])])];
+    const circuits = (await deps.health?.circuits()) ?? { open: [], halfOpen: [] };
+    // Half-open models wait for one trial: left out unless this request is granted it below.
+    let open = [...circuits.open, ...circuits.halfOpen];
+    const routeWith = (excludeOpen: boolean) =>
+      route(
+        catalog,
+        {
+          complexity: input.classification.complexity,
+          capabilities: caps,
+          inputTokens: input.classification.inputTokens,
+          maxOutputTokens: r.maxOutputTokens,
+          maxLatencyMs: r.maxLatencyMs,
+          minQuality: r.minQuality,
+          provider: r.provider,
+          costCapNanos: r.costCapNanos,
+          model: r.model,
+          noFallback: r.noFallback,
+          excludeModels: [...(input.excludeModels ?? []), ...(excludeOpen ? open.filter((m) => m !== r.model) : [])],
+          minTier: input.minTier ?? r.minTier,
+          fallbacks: r.fallbacks,
+          tierFallbacks: deps.tierFallbacks,
+          configuredProviders,
+          configureHint: (p) => `${p}: ${envHint(p)}`,
+        },
+        deps.routing,
+      );
+    try {
+      let decision: RouteDecision;
+      try {
+        if (circuits.halfOpen.length > 0 && deps.health) {
+          // Would this request lead with a half-open model? Then it may be that model's trial.
+          open = circuits.open;
+          const lead = routeWith(true).chain[0]?.model;
+          const trial = lead !== undefined && circuits.halfOpen.includes(lead) && (await deps.health.claimTrial(lead, deps.callTimeoutMs + 30_000)) ? lead : undefined;
+          open = [...circuits.open, ...circuits.halfOpen.filter((m) => m !== trial)];
+        }
+        decision = routeWith(open.length > 0);
+      } catch (e) {
+        // Every eligible model's circuit is open: trying one beats failing outright.
+        if (!(e instanceof NoEligibleModelError) || open.length === 0) throw e;
+        decision = routeWith(false);
+      }
+      const contextWindows = Object.fromEntries(decision.chain.map((c) => [c.model, catalog.require(c.model).contextWindow]));
+      const judgeNames = new Set<string>();
+      if (cheapest) judgeNames.add(cheapest.name);
+      const named = input.judgeModel !== undefined ? catalog.get(input.judgeModel) : undefined;
+      if (named && configuredProviders.includes(named.provider)) judgeNames.add(named.name);
+      // A judge reads the request and an answer of up to the chain's output budget, and writes a number.
+      const judgeInput = input.classification.inputTokens + Math.max(...decision.chain.map((c) => c.maxOutputTokens)) + 64;
+      const judgeModels = Object.fromEntries(
+        [...judgeNames].map((name) => {
+          const m = catalog.require(name);
+          return [name, { provider: m.provider, tier: m.tier, estimatedCostNanos: estimateCostNanos(m, withMargin(m.provider, judgeInput), 16) }];
+        }),
+      );
+      const reserveNanos = Object.fromEntries(
+        decision.chain.map((c) => [c.model, estimateCostNanos(catalog.require(c.model), withMargin(c.provider, input.classification.inputTokens), c.maxOutputTokens)]),
+      );
+      const skipped = decision.excluded
+        .filter((e) => e.constraint === 'providerConfigured' || (e.constraint === 'excludeModels' && open.includes(e.model)))
+        .map((e) => ({ model: e.model, why: e.constraint === 'providerConfigured' ? e.detail : 'circuit open' }));
+      return { decision, contextWindows, ...(cheapest ? { cheapestModel: cheapest.name } : {}), judgeModels, skipped, reserveNanos };
+    } catch (e) {
+      if (e instanceof NoEligibleModelError) {
+        throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, details: [{ constraint: e.constraint }] });
+      }
+      if (e instanceof Error && e.name === 'ValidationError') {
+        throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.invalidInput, nonRetryable: true });
+      }
+      throw e;
+    }
+  };
+  const retryPolicyFor = (model: string): RetryPolicy => ({ ...deps.retry, ...deps.modelRetry?.[model] });
+  /** The worker's retry policy applied to a failed attempt on `model`. */
+  const retryVerdictFor = (model: string, failure: FailureFacts): RetryVerdict => ({ decision: decideAfterFailure(failure, retryPolicyFor(model)), maxRateLimitWaitMs: deps.retry.maxRateLimitWaitMs });
   return {
     ...createBudgetActivities(deps),
     ...createBatchActivities(deps),
@@ -152,83 +241,19 @@ export function createActivityParts(deps: ActivityDeps) {
     },
 
     async selectModels(input: SelectInput): Promise<SelectOutput> {
-      const r = input.request;
-      const caps = [...new Set<Capability>([...input.classification.capabilities, ...(r.requiredCapabilities ?? [])])];
-      const circuits = (await deps.health?.circuits()) ?? { open: [], halfOpen: [] };
-      // Half-open models wait for one trial: left out unless this request is granted it below.
-      let open = [...circuits.open, ...circuits.halfOpen];
-      const routeWith = (excludeOpen: boolean) =>
-        route(
-          catalog,
-          {
-            complexity: input.classification.complexity,
-            capabilities: caps,
-            inputTokens: input.classification.inputTokens,
-            maxOutputTokens: r.maxOutputTokens,
-            maxLatencyMs: r.maxLatencyMs,
-            minQuality: r.minQuality,
-            provider: r.provider,
-            costCapNanos: r.costCapNanos,
-            model: r.model,
-            noFallback: r.noFallback,
-            excludeModels: [...(input.excludeModels ?? []), ...(excludeOpen ? open.filter((m) => m !== r.model) : [])],
-            minTier: input.minTier ?? r.minTier,
-            fallbacks: r.fallbacks,
-            tierFallbacks: deps.tierFallbacks,
-            configuredProviders,
-            configureHint: (p) => `${p}: ${envHint(p)}`,
-          },
-          deps.routing,
-        );
-      try {
-        let decision: RouteDecision;
-        try {
-          if (circuits.halfOpen.length > 0 && deps.health) {
-            // Would this request lead with a half-open model? Then it may be that model's trial.
-            open = circuits.open;
-            const lead = routeWith(true).chain[0]?.model;
-            const trial = lead !== undefined && circuits.halfOpen.includes(lead) && (await deps.health.claimTrial(lead, deps.callTimeoutMs + 30_000)) ? lead : undefined;
-            open = [...circuits.open, ...circuits.halfOpen.filter((m) => m !== trial)];
-          }
-          decision = routeWith(open.length > 0);
-        } catch (e) {
-          // Every eligible model's circuit is open: trying one beats failing outright.
-          if (!(e instanceof NoEligibleModelError) || open.length === 0) throw e;
-          decision = routeWith(false);
-        }
-        const contextWindows = Object.fromEntries(decision.chain.map((c) => [c.model, catalog.require(c.model).contextWindow]));
-        const retryByModel = Object.fromEntries(
-          decision.chain.filter((c) => deps.modelRetry?.[c.model]).map((c) => [c.model, { ...deps.retry, ...deps.modelRetry?.[c.model] }]),
-        );
-        const judgeNames = new Set<string>();
-        if (cheapest) judgeNames.add(cheapest.name);
-        const named = input.judgeModel !== undefined ? catalog.get(input.judgeModel) : undefined;
-        if (named && configuredProviders.includes(named.provider)) judgeNames.add(named.name);
-        // A judge reads the request and an answer of up to the chain's output budget, and writes a number.
-        const judgeInput = input.classification.inputTokens + Math.max(...decision.chain.map((c) => c.maxOutputTokens)) + 64;
-        const judgeModels = Object.fromEntries(
-          [...judgeNames].map((name) => {
-            const m = catalog.require(name);
-            return [name, { provider: m.provider, tier: m.tier, estimatedCostNanos: estimateCostNanos(m, withMargin(m.provider, judgeInput), 16) }];
-          }),
-        );
-        const reserveNanos = Object.fromEntries(
-          decision.chain.map((c) => [c.model, estimateCostNanos(catalog.require(c.model), withMargin(c.provider, input.classification.inputTokens), c.maxOutputTokens)]),
-        );
-        const skipped = decision.excluded
-          .filter((e) => e.constraint === 'providerConfigured' || (e.constraint === 'excludeModels' && open.includes(e.model)))
-          .map((e) => ({ model: e.model, why: e.constraint === 'providerConfigured' ? e.detail : 'circuit open' }));
-        return { decision, retry: deps.retry, retryByModel, callTimeoutMs: deps.callTimeoutMs, contextWindows, ...(cheapest ? { cheapestModel: cheapest.name } : {}), judgeModels, skipped, reserveNanos };
-      } catch (e) {
-        if (e instanceof NoEligibleModelError) {
-          throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, details: [{ constraint: e.constraint }] });
-        }
-        if (e instanceof Error && e.name === 'ValidationError') {
-          throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.invalidInput, nonRetryable: true });
-        }
-        throw e;
-      }
+      const selection = await selectRoute(input);
+      const retryByModel = Object.fromEntries(selection.decision.chain.filter((c) => deps.modelRetry?.[c.model]).map((c) => [c.model, retryPolicyFor(c.model)]));
+      return { ...selection, retry: deps.retry, retryByModel, callTimeoutMs: deps.callTimeoutMs };
     },
+
+    /** Select a chain (the re-route step; the paid call selects in-line). */
+    selectRoute,
+
+    /** What the worker's retry policy says about a failed attempt (one that failed as an activity). */
+    async retryVerdict(input: { model: string; failure: FailureFacts }): Promise<RetryVerdict> {
+      return retryVerdictFor(input.model, input.failure);
+    },
+
 
     async callModel(input: CallModelInput): Promise<CallModelOutput> {
       const ctx = Context.current();

@@ -17,11 +17,11 @@ import type { ClassifyInput, Classification } from '../routing/classifier.js';
 import { describeIssues } from '../util/validation.js';
 import { callTextOf, classifyInputOf } from '../workflows/conversation.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
-import { FAILURE_TYPES, type RequestInput, type ValidRequest } from '../workflows/requestTypes.js';
-import { isFailureKind } from '../routing/retryDecision.js';
+import { FAILURE_TYPES, type RequestInput, type ValidRequest } from '../workflows/request/contract.js';
+import { type FailureFacts, isFailureKind, type RetryVerdict } from '../routing/retryDecision.js';
 import type { Candidate } from '../routing/router.js';
 import type { ProviderErrorInfo } from '../providers/errors.js';
-import type { CallModelInput, CallModelOutput, SelectInput, SelectOutput } from './index.js';
+import type { CallModelInput, CallModelOutput, RouteSelection, SelectInput } from './index.js';
 import type { ReserveInput, ShardedReserveResult } from './budget.js';
 import type { AttemptFailure } from '../workflows/request/failure.js';
 
@@ -29,7 +29,8 @@ import type { AttemptFailure } from '../workflows/request/failure.js';
 export interface PaidCallParts {
   classify(input: ClassifyInput): Promise<Classification>;
   readRequestInput(input: { workflowId: string; runId: string }): Promise<RequestInput>;
-  selectModels(input: SelectInput): Promise<SelectOutput>;
+  selectRoute(input: SelectInput): Promise<RouteSelection>;
+  retryVerdict(input: { model: string; failure: FailureFacts }): Promise<RetryVerdict>;
   callModel(input: CallModelInput): Promise<CallModelOutput>;
   reserveBudget(input: ReserveInput): Promise<ShardedReserveResult>;
   releaseBudget(input: { scope: string; shard: number; reservationId: string }): Promise<boolean>;
@@ -45,7 +46,7 @@ export type RequestConstraints = Omit<ValidRequest, 'prompt' | 'messages' | 'sys
 
 export interface Routed {
   readonly classification: Classification;
-  readonly selection: SelectOutput;
+  readonly selection: RouteSelection;
   /** The validated request, without its text (the workflow has that). */
   readonly request: RequestConstraints;
 }
@@ -61,12 +62,15 @@ export interface PaidCallInput {
   readonly budget: { readonly scope?: string; readonly category?: string; readonly reservationId: string; readonly force: boolean };
   /** Temporal's attempts for this activity: a worker bug on the last one is reported, not thrown. */
   readonly maxAttempts: number;
+  /** The request's attempt on this model (1-based; default 1), for the retry verdict. */
+  readonly attempt?: number;
 }
 
 export type PaidCallOutcome =
   | { readonly kind: 'answered'; readonly out: CallModelOutput; readonly shard: number; readonly seq?: number | undefined }
   | { readonly kind: 'denied'; readonly grant: ShardedReserveResult & { granted: false } }
-  | { readonly kind: 'failed'; readonly failure: AttemptFailure };
+  /** A provider's failure, with the worker's verdict on it (absent in runs recorded before verdicts). */
+  | { readonly kind: 'failed'; readonly failure: AttemptFailure; readonly verdict?: RetryVerdict };
 
 export interface PaidCallOutput {
   readonly routed?: Routed;
@@ -105,7 +109,7 @@ export function createPaidCallActivities(parts: PaidCallParts) {
     const req = parsed.data;
     const { prompt: _p, messages: _m, system: _s, context: _c, quality, ...request } = req;
     const classification = await parts.classify(classifyInputOf(req));
-    const selection = await parts.selectModels({ request, classification, ...(quality?.judge?.model ? { judgeModel: quality.judge.model } : {}) });
+    const selection = await parts.selectRoute({ request, classification, ...(quality?.judge?.model ? { judgeModel: quality.judge.model } : {}) });
     return { routed: { classification, selection, request: { ...request, ...(quality ? { quality } : {}) } }, req };
   };
   const route = async (input: RouteInput): Promise<Routed> => (await validatedRoute(input)).routed;
@@ -135,6 +139,8 @@ export function createPaidCallActivities(parts: PaidCallParts) {
           throw ApplicationFailure.create({ type: 'internal', nonRetryable: true, message: 'paidCall: neither route nor model given' });
         }
         const done = (outcome: PaidCallOutcome): PaidCallOutput => ({ ...(routed ? { routed } : {}), model: model.name, outcome });
+        const failed = async (failure: AttemptFailure): Promise<PaidCallOutput> =>
+          done({ kind: 'failed', failure, verdict: await parts.retryVerdict({ model: model.name, failure: { ...failure, attempt: input.attempt ?? 1 } }) });
         const grant = await parts.reserveBudget({
           scope: to.scope,
           reservationId: input.budget.reservationId,
@@ -152,10 +158,10 @@ export function createPaidCallActivities(parts: PaidCallParts) {
           await parts.releaseBudget({ scope: to.scope, shard: grant.shard, reservationId: input.budget.reservationId });
           if (ctx.cancellationSignal.aborted) throw e instanceof CancelledFailure ? e : new CancelledFailure(String(ctx.cancellationSignal.reason ?? 'cancelled'));
           const failure = failureOf(e);
-          if (failure) return done({ kind: 'failed', failure });
+          if (failure) return failed(failure);
           // A bug (a plain Error): Temporal retries it; on the last attempt it is this attempt's failure.
           if (ctx.info.attempt < input.maxAttempts) throw e;
-          return done({ kind: 'failed', failure: { kind: 'internal', message: `${e instanceof Error ? e.name : 'Error'}: ${e instanceof Error ? e.message : String(e)}` } });
+          return failed({ kind: 'internal', message: `${e instanceof Error ? e.name : 'Error'}: ${e instanceof Error ? e.message : String(e)}` });
         }
         return done({ kind: 'answered', out, shard: grant.shard, seq: grant.seq });
       } finally {

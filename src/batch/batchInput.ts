@@ -4,7 +4,7 @@
  */
 import { schemaError } from '../quality/checks.js';
 import { describeIssues } from '../util/validation.js';
-import type { RequestInput } from '../workflows/requestTypes.js';
+import type { RequestInput } from '../workflows/request/contract.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
 import { fromOpenAIBatchLine, isOpenAIBatchLine, openAIFieldName } from './openaiBatch.js';
 

@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileSha256 } from '../activities/batch.js';
 import type { BadLine } from './batchInput.js';
 import { readBatchFile } from './inputFile.js';
-import type { BatchSource } from '../workflows/batchTypes.js';
+import type { BatchSource } from '../workflows/batch/contract.js';
 
 export interface PreparedBatch {
   readonly source: BatchSource;

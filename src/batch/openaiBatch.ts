@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ChatMessage } from '../workflows/conversation.js';
-import type { RequestInput } from '../workflows/requestTypes.js';
+import type { RequestInput } from '../workflows/request/contract.js';
 import type { BatchResultLine } from './summary.js';
 
 /** Whether a parsed line is in the OpenAI Batch format (rather than Switchyard's own). */

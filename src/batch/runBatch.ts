@@ -6,12 +6,11 @@
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { RequestFailedError } from '../contracts/requestFailure.js';
-import type { RequestInput, RequestResult } from '../workflows/requestTypes.js';
+import { type RequestInput, type RequestResult, workflowIdFor, traceQuery } from '../workflows/request/contract.js';
 import { failedLine } from './failedLine.js';
 import { ValidationError } from '../util/validation.js';
 import type { BadLine, BatchItem } from './batchInput.js';
 import { addInvalid, addResult, type BatchResultLine, type BatchSummary, completedResultLine, emptySummary } from './summary.js';
-import { workflowIdFor, traceQuery } from '../workflows/request/contract.js';
 
 /** What the runner needs of a client: SwitchyardClient is one (this module does not import it). */
 export interface RequestRunner {

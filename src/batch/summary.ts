@@ -2,7 +2,7 @@
 import type { BadLine } from './batchInput.js';
 import { formatUsd, type Usage } from '../catalog/pricing.js';
 import { formatTable } from '../util/table.js';
-import type { RequestFailureDetails, RequestResult } from '../workflows/requestTypes.js';
+import type { RequestFailureDetails, RequestResult } from '../workflows/request/contract.js';
 
 export interface BatchResultLine {
   readonly id: string;

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { fromOpenAIBatchLine, messagesFromOpenAI } from '../batch/openaiBatch.js';
-import type { RequestInput } from '../workflows/requestTypes.js';
+import type { RequestInput } from '../workflows/request/contract.js';
 
 export function chatRequestFromFile(path: string): RequestInput {
   let raw: unknown;

@@ -4,7 +4,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { formatUsd } from '../catalog/pricing.js';
 import { loadConfig, type SwitchyardConfig } from '../config/config.js';
 import { settingsFromConfig } from '../budget/settings.js';
-import type { RequestResult } from '../workflows/requestTypes.js';
+import type { RequestResult } from '../workflows/request/contract.js';
 import { SwitchyardClient } from '../client/client.js';
 
 export const DEFAULT_ADDRESS = '127.0.0.1:7233';

@@ -4,9 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowExecutionInfo, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import type { BudgetSettings, BudgetStatus, PeriodSummary } from '../budget/book.js';
-import { ADJUST_KEYS, type AdjustInput, adjustUpdate, type BudgetEntityInput, historyQuery, resetUpdate, settleUpdate, stateQuery, statusQuery } from '../workflows/budgetMessages.js';
-import { isWebhookUrl } from '../budget/book.js';
+import { type BudgetSettings, type BudgetStatus, type PeriodSummary, isWebhookUrl } from '../budget/book.js';
+import { ADJUST_KEYS, type AdjustInput, adjustUpdate, type BudgetEntityInput, historyQuery, resetUpdate, settleUpdate, stateQuery, statusQuery } from '../workflows/budget/contract.js';
 import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { RequestFailedError, toRequestFailed } from '../contracts/requestFailure.js';
@@ -73,17 +72,16 @@ function runSummary(w: Omit<WorkflowExecutionInfo, "raw">): RunSummary {
 import { type Tier, TIERS } from '../catalog/schema.js';
 import { parseOrThrow, ValidationError } from '../util/validation.js';
 import { schemaError } from '../quality/checks.js';
-import type { RequestFailureDetails, RequestInput, RequestResult } from '../workflows/requestTypes.js';
+import { type RequestFailureDetails, type RequestInput, type RequestResult, REQUEST_WORKFLOW_TYPE, escalateSignal, LlmBatch, LlmCategory, LlmCostNanos, LlmModel, LlmOutcome, LlmTier, type RequestTrace, traceQuery, type RequestMemo, requestMemo, workflowIdFor } from '../workflows/request/contract.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
-import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batchTypes.js';
+import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batch/contract.js';
 import { readBatchFile } from '../batch/inputFile.js';
 import { instructionOf } from '../workflows/conversation.js';
-import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/healthEntity.js';
+import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/health/contract.js';
 import { connectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';
 import { billableActions } from '../temporal/billableActions.js';
-import { REQUEST_WORKFLOW_TYPE, escalateSignal, LlmBatch, LlmCategory, LlmCostNanos, LlmModel, LlmOutcome, LlmTier, type RequestTrace, traceQuery, type RequestMemo, requestMemo, workflowIdFor } from '../workflows/request/contract.js';
-import { batchRun } from '../workflows/batchRun.js';
-import { budgetEntity } from '../workflows/budgetEntity.js';
+import { batchRun } from '../workflows/batch/batchRun.js';
+import { budgetEntity } from '../workflows/budget/budgetEntity.js';
 import { llmRequest } from '../workflows/request/llmRequest.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
 

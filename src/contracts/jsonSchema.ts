@@ -6,8 +6,8 @@
  * listed in each description.
  */
 import { z } from 'zod';
-import { FAILURE_TYPES, MAX_INPUT_BYTES } from '../workflows/requestTypes.js';
-import { requestInputSchema } from '../contracts/requestInput.js';
+import { FAILURE_TYPES, MAX_INPUT_BYTES } from '../workflows/request/contract.js';
+import { requestInputSchema } from './requestInput.js';
 import { requestFailureDetailsSchema, requestResultSchema } from './requestResult.js';
 
 export const REQUEST_INPUT_CONTRACT_VERSION = 1;

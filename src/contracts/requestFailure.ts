@@ -4,7 +4,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import { type RequestFailureDetails, requestFailureDetails } from '../workflows/requestTypes.js';
+import { type RequestFailureDetails, requestFailureDetails } from '../workflows/request/contract.js';
 
 export class RequestFailedError extends Error {
   override readonly name = 'RequestFailedError';

@@ -1,12 +1,12 @@
 /**
  * The request workflow's result and failure details as zod schemas: the source of the result's
  * versioned JSON Schema (contracts/request-result.v1.schema.json). The TypeScript interfaces in
- * workflows/requestTypes.ts stay the workflow's types; the checks at the bottom fail to compile if
+ * workflows/request/contract.ts stay the workflow's types; the checks at the bottom fail to compile if
  * the two drift apart. Pure (zod only).
  */
 import { z } from 'zod';
 import { PROVIDERS, TIERS } from '../catalog/schema.js';
-import type { Attempt, AttemptOutcome, RequestFailureDetails, RequestResult } from '../workflows/requestTypes.js';
+import type { Attempt, AttemptOutcome, RequestFailureDetails, RequestResult } from '../workflows/request/contract.js';
 
 const nanos = z.number().int().min(0).describe('US dollars x 1e9 (integer nanodollars)');
 const tier = z.enum(TIERS);

@@ -5,7 +5,8 @@
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { claimTrialUpdate, healthEntity, healthWorkflowId, healthQuery, type HealthView, reportSignal } from '../workflows/healthEntity.js';
+import { healthEntity } from '../workflows/health/healthEntity.js';
+import { claimTrialUpdate, healthWorkflowId, healthQuery, type HealthView, reportSignal } from '../workflows/health/contract.js';
 import { own } from '../util/names.js';
 import type { CircuitSettings } from './circuits.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';

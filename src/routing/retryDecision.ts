@@ -47,6 +47,15 @@ export type Decision =
     }
   | { readonly action: 'fail'; readonly why: string };
 
+/**
+ * The worker's answer to a failed attempt: its retry policy applied (the policy stays on the
+ * worker), and how long a request may wait for rate-limited models to reset.
+ */
+export interface RetryVerdict {
+  readonly decision: Decision;
+  readonly maxRateLimitWaitMs: number;
+}
+
 const POLICY_REFUSAL = /content[ _-]?policy|safety|moderation|refus/i;
 
 export function backoffMs(policy: RetryPolicy, attempt: number): number {

@@ -1,5 +1,5 @@
 /** Every workflow the worker registers. Workflow code is deterministic: no Node built-ins, no I/O. */
 export { llmRequest } from './request/llmRequest.js';
-export { budgetEntity } from './budgetEntity.js';
-export { healthEntity } from './healthEntity.js';
-export { batchRun } from './batchRun.js';
+export { budgetEntity } from './budget/budgetEntity.js';
+export { healthEntity } from './health/healthEntity.js';
+export { batchRun } from './batch/batchRun.js';

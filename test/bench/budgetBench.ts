@@ -12,7 +12,7 @@ import { ensureTemporalCli } from '../../src/temporal/cli.js';
 import { startDevServer } from '../../src/temporal/devServer.js';
 import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
 import { createLogger } from '../../src/util/logger.js';
-import { reserveUpdate, settleUpdate } from '../../src/workflows/budgetMessages.js';
+import { reserveUpdate, settleUpdate } from '../../src/workflows/budget/contract.js';
 import { homeShard, settingsForShard, shardWorkflowId } from '../../src/budget/shards.js';
 
 function median(xs: number[]): number {

@@ -20,10 +20,10 @@ import { ensureTemporalCli } from '../../src/temporal/cli.js';
 import { startDevServer } from '../../src/temporal/devServer.js';
 import { createLogger } from '../../src/util/logger.js';
 import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
-import { healthWorkflowId } from '../../src/workflows/healthEntity.js';
-import { batchWorkflowId } from '../../src/workflows/batchTypes.js';
+import { healthWorkflowId } from '../../src/workflows/health/contract.js';
+import { batchWorkflowId } from '../../src/workflows/batch/contract.js';
 import { prepareDetachedBatch } from '../../src/batch/detached.js';
-import type { RequestInput } from '../../src/workflows/requestTypes.js';
+import type { RequestInput } from '../../src/workflows/request/contract.js';
 
 const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'histories');
 const prefix = process.env.HISTORY_PREFIX ?? 'v1';

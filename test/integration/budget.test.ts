@@ -6,15 +6,13 @@ import { Context } from '@temporalio/activity';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { RequestFailedError } from '../../src/client/client.js';
+import { RequestFailedError, workflowIdFor } from '../../src/client/client.js';
 import { costNanos, estimateCostNanos } from '../../src/catalog/pricing.js';
 import { countChatTokens } from '../../src/routing/tokens.js';
-import { budgetWorkflowId, releaseUpdate, reserveUpdate, settleUpdate, statusQuery } from '../../src/workflows/budgetMessages.js';
-import type { RequestResult } from '../../src/workflows/requestTypes.js';
+import { budgetWorkflowId, releaseUpdate, reserveUpdate, settleUpdate, statusQuery } from '../../src/workflows/budget/contract.js';
+import { type RequestResult, approveSpendSignal } from '../../src/workflows/request/contract.js';
 import { settingsFromConfig } from '../../src/budget/settings.js';
-import { workflowIdFor } from '../../src/client/client.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
-import { approveSpendSignal } from '../../src/workflows/request/contract.js';
 import { entityTaskQueue } from '../../src/workflows/taskQueues.js';
 
 let stack: TestStack;

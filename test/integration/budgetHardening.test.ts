@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestFailedError } from '../../src/client/client.js';
 import { settingsFromConfig } from '../../src/budget/settings.js';
 import { ValidationError } from '../../src/util/validation.js';
-import { budgetWorkflowId, reserveUpdate, settleUpdate, stateQuery, statusQuery } from '../../src/workflows/budgetMessages.js';
+import { budgetWorkflowId, reserveUpdate, settleUpdate, stateQuery, statusQuery } from '../../src/workflows/budget/contract.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 let n = 0;

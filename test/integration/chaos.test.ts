@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestFailedError } from '../../src/client/client.js';
-import type { RequestResult } from '../../src/workflows/requestTypes.js';
+import type { RequestResult } from '../../src/workflows/request/contract.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 let stack: TestStack;

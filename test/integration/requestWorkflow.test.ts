@@ -3,9 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { RequestFailedError, workflowIdFor } from '../../src/client/client.js';
 import { ValidationError } from '../../src/util/validation.js';
-import type { RequestResult } from '../../src/workflows/requestTypes.js';
+import { type RequestResult, LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../../src/workflows/request/contract.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
-import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../../src/workflows/request/contract.js';
 
 let stack: TestStack;
 let n = 0;

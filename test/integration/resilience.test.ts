@@ -92,6 +92,13 @@ describe('fallback chains', () => {
     ]);
     expect(res.attempts[0]?.decision).toBe('next: transient; 1 attempts spent');
     expect(res.candidates[1]).toMatchObject({ model: 'claude-3-5-haiku', reason: 'configured fallback #1' });
+    // The worker applied its per-model policy and sent the verdict; the routing decision in
+    // history carries no worker configuration.
+    const history = await stack.client.temporal.workflow.getHandle(res.workflowId).fetchHistory();
+    const results = (history.events ?? []).flatMap((e) => e.activityTaskCompletedEventAttributes?.result?.payloads ?? []).map((p) => JSON.parse(Buffer.from(p.data ?? new Uint8Array()).toString('utf8')) as Record<string, unknown>);
+    const first = results[0] as { routed?: { selection: Record<string, unknown> }; outcome: { kind: string; verdict?: { decision: { action: string; why: string } } } };
+    expect(first.routed && Object.keys(first.routed.selection).filter((k) => ['retry', 'retryByModel', 'callTimeoutMs'].includes(k))).toEqual([]);
+    expect(first.outcome).toMatchObject({ kind: 'failed', verdict: { decision: { action: 'next', why: 'transient; 1 attempts spent' } } });
   });
 });
 

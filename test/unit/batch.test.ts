@@ -9,7 +9,7 @@ import { addInvalid, addResult, emptySummary, formatSummary } from '../../src/ba
 import { LINE_MAX_BYTES, readPage } from '../../src/activities/batch.js';
 import { readBatchFile } from '../../src/batch/inputFile.js';
 import { requestRunsQuery } from '../../src/client/client.js';
-import type { BatchSource } from '../../src/workflows/batchTypes.js';
+import type { BatchSource } from '../../src/workflows/batch/contract.js';
 import { requestTitle, workflowIdFor } from '../../src/workflows/request/contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-batch-unit-'));

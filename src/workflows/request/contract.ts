@@ -1,16 +1,20 @@
 /**
  * The request workflow's contract: what a client needs to start it and talk to it, in one place.
- * Its name and id, the memo and search attributes it carries, its signals and query. The input
- * and result types are in ../requestTypes.ts (re-exported here); the input's zod schema is in
+ * Its name and id, the memo and search attributes it carries, its signals and query, its input
+ * and result types, the request limits and failure types. The input's zod schema is in
  * src/contracts/requestInput.ts, kept out of every module a workflow imports (the SDK evaluates a
  * workflow's modules again for each run: zod there cost ~40 ms of CPU per request).
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { Candidate } from '../../routing/router.js';
-import type { Attempt, RequestResult } from '../requestTypes.js';
-
-export type { RequestInput, RequestResult, RequestFailureDetails, Attempt } from '../requestTypes.js';
+import type { z } from 'zod';
+import type { ProviderName, Tier } from '../../catalog/tiers.js';
+import type { requestInputSchema } from '../../contracts/requestInput.js';
+import type { Usage } from '../../catalog/pricing.js';
+import { utf8Bytes } from '../../util/bytes.js';
+import { isReservedName, RESERVED_MESSAGE } from '../../util/names.js';
+import { messagesIssues, textParts } from '../conversation.js';
 
 /** The workflow type name (in histories, the UI and `temporal workflow start --type`). */
 export const REQUEST_WORKFLOW_TYPE = 'llmRequest';
@@ -91,3 +95,133 @@ export const approveSpendSignal = defineSignal<[{ by?: string }]>('approveSpend'
 
 /** To a running request: re-route now, to a named model or one tier up. */
 export const escalateSignal = defineSignal<[{ model?: string; reason?: string }]>('escalate');
+
+// ---- input, result, limits and failure types
+
+export const MAX_PROMPT_CHARS = 4_000_000;
+/**
+ * Prompt, context and system prompt together, in UTF-8 bytes. Temporal rejects payloads over 2 MB
+ * by default (`limit.blobSize.error`); the request input must fit with room for the rest.
+ */
+export const MAX_INPUT_BYTES = 1_500_000;
+export const MAX_MESSAGES = 1_000;
+
+/** Limits beyond the fields' shapes: names of Object.prototype members, and the payload size. */
+export function requestLimitIssues(r: Pick<ValidRequest, 'prompt' | 'messages' | 'context' | 'system' | 'category' | 'budgetScope'>): Array<{ path: string; message: string }> {
+  const issues: Array<{ path: string; message: string }> = [];
+  if (r.prompt === undefined && r.messages === undefined) issues.push({ path: 'prompt', message: 'is required: the text to send to the model (or send `messages`, a chat conversation)' });
+  if (r.prompt !== undefined && r.messages !== undefined) issues.push({ path: 'messages', message: 'send either prompt or messages, not both (put the prompt in the last user message)' });
+  if (r.messages && r.messages.length > 0) issues.push(...messagesIssues(r.messages));
+  if (isReservedName(r.category)) issues.push({ path: 'category', message: RESERVED_MESSAGE });
+  if (isReservedName(r.budgetScope)) issues.push({ path: 'budgetScope', message: RESERVED_MESSAGE });
+  const bytes = textParts(r).reduce((n, t) => n + utf8Bytes(t), 0);
+  if (bytes > MAX_INPUT_BYTES) {
+    issues.push({
+      path: r.context !== undefined ? 'context' : r.messages ? 'messages' : 'prompt',
+      message: `prompt or messages, context and system together are ${bytes} bytes; a request holds at most ${MAX_INPUT_BYTES} bytes (Temporal's payload limit is 2 MB): split the document into several requests or summarise it in parts`,
+    });
+  }
+  return issues;
+}
+
+export type RequestInput = z.input<typeof requestInputSchema>;
+export type ValidRequest = z.output<typeof requestInputSchema>;
+
+export type AttemptOutcome = 'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout' | 'unavailable' | 'internal' | 'budget_denied' | 'escalated' | 'hedged_out';
+
+export interface Attempt {
+  readonly attemptId: string;
+  readonly model: string;
+  readonly provider: ProviderName;
+  readonly tier: Tier;
+  readonly outcome: AttemptOutcome;
+  readonly status?: number | undefined;
+  readonly message?: string | undefined;
+  /** Durable wait (timer) before this attempt started. */
+  readonly waitBeforeMs: number;
+  readonly startedAt: string;
+  readonly durationMs: number;
+  readonly costNanos: number;
+  /** What happened next and why (retry, next candidate, fail). */
+  readonly decision?: string | undefined;
+  /** Failed quality checks of an answered attempt. */
+  readonly qualityFailures?: string[] | undefined;
+}
+
+export interface ClassificationSummary {
+  readonly complexity: number;
+  readonly capabilities: string[];
+  readonly inputTokens: number;
+  readonly signals: string[];
+  readonly preferredTier: Tier;
+}
+
+export interface RequestResult {
+  readonly workflowId: string;
+  readonly requestId: string;
+  readonly category: string;
+  readonly text: string;
+  readonly model: string;
+  readonly provider: ProviderName;
+  readonly tier: Tier;
+  readonly usage: Usage;
+  /** Why the answer ended, as the provider said it (stop, length, end_turn, max_tokens, STOP, MAX_TOKENS, ...). */
+  readonly finishReason?: string;
+  readonly costNanos: number;
+  /** What the same usage would have cost on the premium baseline model. */
+  readonly premiumBaselineCostNanos: number;
+  readonly classification: ClassificationSummary;
+  readonly candidates: Candidate[];
+  /** Models left out because the workers cannot call them (provider not configured, circuit open). */
+  readonly skipped?: Array<{ model: string; why: string }>;
+  readonly attempts: Attempt[];
+  /** Each escalation to a higher tier or another model, with its reason. */
+  readonly escalations: Array<{ readonly from: string; readonly to: string; readonly reason: string }>;
+  readonly durationMs: number;
+}
+
+/** Details attached to a failed request workflow's ApplicationFailure. */
+export interface UnsettledSpend {
+  readonly scope: string;
+  readonly shard: number;
+  readonly reservationId: string;
+  readonly category: string;
+  readonly costNanos: number;
+  readonly seq?: number;
+}
+
+export interface RequestFailureDetails {
+  readonly reason: string;
+  /** Everything this run spent, including `unsettled`. */
+  readonly costNanos: number;
+  /**
+   * Paid attempts the budget entity could not take (it had failed or was terminated): in the
+   * ledger, not yet in the budget; `switchyard budget restore` settles them.
+   */
+  readonly unsettled?: UnsettledSpend[];
+  readonly attempts: Attempt[];
+  readonly candidates: Candidate[];
+}
+
+/**
+ * The details of a failed request as they come back from Temporal, or undefined when the failure
+ * carries none of ours (e.g. invalid input, which fails before any attempt).
+ */
+export function requestFailureDetails(raw: unknown): RequestFailureDetails | undefined {
+  const d = raw as Partial<RequestFailureDetails> | null | undefined;
+  return d && Array.isArray(d.attempts) && typeof d.costNanos === 'number' ? (d as RequestFailureDetails) : undefined;
+}
+
+export const FAILURE_TYPES = {
+  invalidInput: 'InvalidInput',
+  noEligibleModel: 'NoEligibleModel',
+  allCandidatesFailed: 'AllCandidatesFailed',
+  nonRetryable: 'NonRetryableProviderError',
+  budgetExceeded: 'BudgetExceeded',
+  cancelled: 'Cancelled',
+  qualityCheckFailed: 'QualityCheckFailed',
+  /** The budget entity cannot take reservations (failed or terminated; restore it first). */
+  budgetUnavailable: 'BudgetUnavailable',
+  /** Something other than a provider answer ended the request (a worker bug, an activity that failed for good). */
+  internal: 'InternalError',
+} as const;

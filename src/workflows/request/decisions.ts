@@ -7,18 +7,18 @@
 import { log, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities, CallModelOutput } from '../../activities/index.js';
 import type { PaidCallOutcome } from '../../activities/paidCall.js';
-import { decideAfterFailure } from '../../routing/retryDecision.js';
+import { decideAfterFailure, type FailureFacts, type RetryVerdict } from '../../routing/retryDecision.js';
 import type { Candidate } from '../../routing/router.js';
 import { own } from '../../util/names.js';
-import { parseJudgeScore } from '../../quality/judge.js'
+import { parseJudgeScore } from '../../quality/judge.js';
 import { judgeQuestionOf } from '../conversation.js';
-import { FAILURE_TYPES } from '../requestTypes.js';
+import { FAILURE_TYPES } from './contract.js';
 import { Stop } from './failure.js';
 import { type Leg, pay } from './paidCall.js';
 import { reroute } from './reroute.js';
 import { type RequestState, tierAbove } from './state.js';
 
-const { checkQuality } = proxyLocalActivities<Activities>({
+const { checkQuality, retryVerdict } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });
@@ -64,13 +64,30 @@ export async function onDenied(s: RequestState, leg: Leg, grant: Extract<PaidCal
   return true;
 }
 
+/**
+ * The worker's verdict on a failed attempt: from the paid call's outcome; for an attempt that
+ * failed as an activity, from the worker in a local activity; in runs recorded when selections
+ * carried the worker's retry policy (v4 histories), from that policy.
+ */
+async function verdictOn(s: RequestState, model: string, facts: FailureFacts, given: RetryVerdict | undefined): Promise<RetryVerdict> {
+  if (given) return given;
+  const sel = s.sel;
+  if (sel?.retry) {
+    const policy = (sel.retryByModel ? own(sel.retryByModel, model) : undefined) ?? sel.retry;
+    return { decision: decideAfterFailure(facts, policy), maxRateLimitWaitMs: sel.retry.maxRateLimitWaitMs };
+  }
+  return retryVerdict({ model, failure: facts });
+}
+
 /** A failed attempt: 'retry' the same model (after s.waitBeforeMs), or 'next' model. */
-export function onFailed(s: RequestState, leg: Leg, attempt: number, failure: Extract<PaidCallOutcome, { kind: 'failed' }>['failure']): 'retry' | 'next' {
+export async function onFailed(s: RequestState, leg: Leg, attempt: number, failed: Extract<PaidCallOutcome, { kind: 'failed' }>): Promise<'retry' | 'next'> {
   const cand = leg.cand;
   const sel = s.sel;
   if (!sel) throw new Stop(FAILURE_TYPES.internal, 'an attempt failed before the request was routed', 'failed');
-  const policy = (sel.retryByModel ? own(sel.retryByModel, cand.model) : undefined) ?? sel.retry;
-  const d = decideAfterFailure({ ...failure, attempt }, policy);
+  const failure = failed.failure;
+  const verdict = await verdictOn(s, cand.model, { ...failure, attempt }, failed.verdict);
+  s.maxRateLimitWaitMs = verdict.maxRateLimitWaitMs;
+  const d = verdict.decision;
   s.record({ ...at(leg), outcome: failure.kind, status: failure.status, message: failure.message, decision: d.action === 'retry' ? `retry in ${d.delayMs} ms (${d.why})` : `${d.action}: ${d.why}` });
   log.info('provider attempt failed', { attemptId: leg.attemptId, model: cand.model, kind: failure.kind, decision: d.action });
   if (d.action === 'retry') {

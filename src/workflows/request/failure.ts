@@ -5,7 +5,7 @@
  */
 import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
 import type { FailureKind } from '../../routing/retryDecision.js';
-import { FAILURE_TYPES, type UnsettledSpend } from '../requestTypes.js';
+import { FAILURE_TYPES, type UnsettledSpend } from './contract.js';
 
 /** One attempt's failure, as the retry decision reads it. */
 export interface AttemptFailure {

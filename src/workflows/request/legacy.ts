@@ -39,7 +39,7 @@ import {
   type RequestResult,
   type UnsettledSpend,
   type ValidRequest,
-} from '../requestTypes.js';
+} from './contract.js';
 import { Stop } from './failure.js';
 import { approveSpendSignal, escalateSignal, type RequestTrace, traceQuery, LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from './contract.js';
 

@@ -10,13 +10,12 @@
  * they started with (./legacy.ts).
  */
 import { ApplicationFailure, isCancellation, log, patched, upsertSearchAttributes } from '@temporalio/workflow';
-import { FAILURE_TYPES, type RequestFailureDetails, type RequestInput, type RequestResult } from '../requestTypes.js';
+import { FAILURE_TYPES, type RequestFailureDetails, type RequestInput, type RequestResult, LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from './contract.js';
 import { onAnswered, onDenied, onEscalation, onFailed } from './decisions.js';
 import { asStop, Stop } from './failure.js';
 import { legacyLlmRequest } from './legacy.js';
 import { hedged, hedgeFor, type Leg, pay, routeLocally } from './paidCall.js';
 import { RequestState, totalCost } from './state.js';
-import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from './contract.js';
 
 /** How many times a request waits for rate-limited models to reset before giving up. */
 const RATE_LIMIT_ROUNDS = 5;
@@ -56,7 +55,7 @@ async function serve(s: RequestState): Promise<RequestResult> {
             break;
           }
           const hedgeTo = hedgeAfterMs !== undefined && attempt === 1 ? hedgeFor(s, cand) : undefined;
-          leg = hedgeTo && hedgeAfterMs !== undefined ? await hedged(s, cand, hedgeTo, hedgeAfterMs) : await pay(s, { cand });
+          leg = hedgeTo && hedgeAfterMs !== undefined ? await hedged(s, cand, hedgeTo, hedgeAfterMs) : await pay(s, { cand, attempt });
         }
         const o = leg.outcome;
         if (o.kind === 'denied') {
@@ -64,7 +63,7 @@ async function serve(s: RequestState): Promise<RequestResult> {
           break;
         }
         if (o.kind === 'failed') {
-          if (onFailed(s, leg, attempt, o.failure) === 'retry') {
+          if ((await onFailed(s, leg, attempt, o)) === 'retry') {
             attempt += 1;
             continue;
           }
@@ -85,7 +84,7 @@ async function waitForRateLimits(s: RequestState, round: number): Promise<boolea
   if (s.rateLimited.size === 0 || round >= RATE_LIMIT_ROUNDS) return false;
   const retryable = [...s.rateLimited.values()].sort((a, b) => a.until - b.until);
   const waitMs = Math.max(0, (retryable[0]?.until ?? 0) - Date.now());
-  const maxWait = s.sel?.retry.maxRateLimitWaitMs ?? 0;
+  const maxWait = s.maxRateLimitWaitMs ?? 0;
   if (waitMs > maxWait) throw new Stop(FAILURE_TYPES.allCandidatesFailed, `every candidate is rate-limited; the earliest reset is in ${waitMs} ms > maxRateLimitWaitMs ${maxWait}`, 'failed');
   log.info('every candidate rate-limited; waiting for the earliest reset', { waitMs });
   s.chain = retryable.map((r) => r.candidate);

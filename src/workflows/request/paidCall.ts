@@ -84,7 +84,7 @@ export async function routeLocally(s: RequestState): Promise<void> {
   }
 }
 
-type Pay = { readonly route: true } | { readonly cand: Candidate; readonly judge?: { readonly answer: string; readonly question?: string; readonly reserveNanos: number } };
+type Pay = { readonly route: true } | { readonly cand: Candidate; readonly attempt?: number; readonly judge?: { readonly answer: string; readonly question?: string; readonly reserveNanos: number } };
 
 /**
  * Reserve, call and settle for one attempt. Provider failures and activity failures alike come
@@ -104,6 +104,7 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
         call: callFor(s, attemptId, judge),
         budget: { scope: s.req.budgetScope, category: s.req.category, reservationId, force: s.approved },
         maxAttempts: PAID_CALL_ATTEMPTS,
+        ...(what.attempt !== undefined && what.attempt > 1 ? { attempt: what.attempt } : {}),
       };
   let leg: Leg;
   try {

@@ -3,14 +3,14 @@
  * budget, answers that failed their checks, an operator's escalation). The new chain is tried
  * from its start.
  */
-import { ActivityFailure, ApplicationFailure, proxyLocalActivities } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, patched, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import type { Tier } from '../../catalog/tiers.js';
-import { FAILURE_TYPES } from '../requestTypes.js';
+import { FAILURE_TYPES } from './contract.js';
 import { Stop } from './failure.js';
 import type { RequestState } from './state.js';
 
-const { selectModels } = proxyLocalActivities<Activities>({
+const { selectModels, selectRoute } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });
@@ -34,15 +34,15 @@ export async function reroute(s: RequestState, by: RerouteBy): Promise<void> {
   if (by.model !== undefined) request.model = by.model;
   if (!s.cls) throw new Stop(FAILURE_TYPES.internal, 'reroute before the request was classified', 'failed');
   try {
-    s.useSelection(
-      await selectModels({
-        request,
-        ...(quality?.judge?.model ? { judgeModel: quality.judge.model } : {}),
-        classification: s.cls,
-        ...(by.excludeModels ? { excludeModels: by.excludeModels } : {}),
-        ...(by.minTier ? { minTier: by.minTier } : {}),
-      }),
-    );
+    const input = {
+      request,
+      ...(quality?.judge?.model ? { judgeModel: quality.judge.model } : {}),
+      classification: s.cls,
+      ...(by.excludeModels ? { excludeModels: by.excludeModels } : {}),
+      ...(by.minTier ? { minTier: by.minTier } : {}),
+    };
+    // Runs recorded before verdicts selected with the worker's retry policy in the answer.
+    s.useSelection(await (patched('route-selection') ? selectRoute(input) : selectModels(input)));
   } catch (e) {
     const cause = e instanceof ActivityFailure ? e.cause : e;
     if (cause instanceof ApplicationFailure) throw new Stop(cause.type ?? FAILURE_TYPES.noEligibleModel, cause.message, 'no_model');

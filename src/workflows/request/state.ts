@@ -4,15 +4,14 @@
  * read and change it; the trace query reports it.
  */
 import { condition, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { SelectOutput } from '../../activities/index.js';
+import type { RouteSelection, SelectOutput } from '../../activities/index.js';
 import type { Classification } from '../../routing/classifier.js';
 import type { Candidate } from '../../routing/router.js';
 import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { own } from '../../util/names.js';
 import { utf8Bytes } from '../../util/bytes.js';
 import type { RequestConstraints } from '../../activities/paidCall.js';
-import type { Attempt, RequestInput, RequestResult, ValidRequest } from '../requestTypes.js';
-import { approveSpendSignal, escalateSignal, type RequestTrace, traceQuery } from './contract.js';
+import { type Attempt, type RequestInput, type RequestResult, type ValidRequest, approveSpendSignal, escalateSignal, type RequestTrace, traceQuery } from './contract.js';
 
 /** The tier above `t` (the top tier stays). */
 export function tierAbove(t: Tier): Tier {
@@ -27,6 +26,9 @@ export function totalCost(attempts: readonly Attempt[]): number {
 /** Text above this size travels by reference: activities read it from the run's start input. */
 const INLINE_TEXT_BYTES = 16 * 1024;
 
+/** A selection as recorded: runs recorded before verdicts (v4 histories) have the worker's retry policy in it. */
+export type RecordedSelection = RouteSelection & Partial<Pick<SelectOutput, 'retry' | 'retryByModel'>>;
+
 export type WaitOn = NonNullable<RequestTrace['waiting']>['on'];
 
 export class RequestState {
@@ -37,7 +39,7 @@ export class RequestState {
   phase: RequestTrace['phase'] = 'classifying';
   waiting: RequestTrace['waiting'];
   cls: Classification | undefined;
-  sel: SelectOutput | undefined;
+  sel: RecordedSelection | undefined;
   chain: Candidate[] = [];
   /** Next chain position to try. */
   cursor = 0;
@@ -55,6 +57,8 @@ export class RequestState {
   /** A durable wait before the next attempt, and whether it is a provider's rate-limit reset. */
   waitBeforeMs = 0;
   rateLimitWait = false;
+  /** How long every candidate being rate-limited may be waited out (the worker's last verdict). */
+  maxRateLimitWaitMs: number | undefined;
   budgetWaitSince: number | undefined;
   qualityEscalations = 0;
   private seq = 0;
@@ -111,7 +115,7 @@ export class RequestState {
     return this.valid !== undefined;
   }
 
-  routed(cls: Classification, sel: SelectOutput, request: RequestConstraints): void {
+  routed(cls: Classification, sel: RecordedSelection, request: RequestConstraints): void {
     const raw = this.raw;
     this.valid = { ...request, prompt: typeof raw.prompt === 'string' ? raw.prompt.trim() : undefined, messages: raw.messages, system: raw.system, context: raw.context };
     this.cls = cls;
@@ -119,7 +123,7 @@ export class RequestState {
   }
 
   /** A new chain: tried from its start. */
-  useSelection(sel: SelectOutput): void {
+  useSelection(sel: RecordedSelection): void {
     this.sel = sel;
     this.chain = sel.decision.chain;
     this.cursor = 0;

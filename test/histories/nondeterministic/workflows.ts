@@ -5,7 +5,7 @@
  */
 import { sleep } from '@temporalio/workflow';
 import { llmRequest as current } from '../../../src/workflows/request/llmRequest.js';
-import type { RequestInput, RequestResult } from '../../../src/workflows/requestTypes.js';
+import type { RequestInput, RequestResult } from '../../../src/workflows/request/contract.js';
 
 export { budgetEntity, healthEntity } from '../../../src/workflows/index.js';
 

@@ -15,7 +15,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import type { Activities } from '../../activities/index.js';
 import {
   type Alert,
   BudgetError,
@@ -30,9 +30,9 @@ import {
   StaleReserveError,
   status,
   validateSettings,
-} from '../budget/book.js';
-import { own } from '../util/names.js';
-import { nextPeriod, periodContaining } from '../budget/periods.js';
+} from '../../budget/book.js';
+import { own } from '../../util/names.js';
+import { nextPeriod, periodContaining } from '../../budget/periods.js';
 import {
   type AdjustInput,
   adjustUpdate,
@@ -50,8 +50,8 @@ import {
   type BudgetOpResult,
   MAX_BATCH_OPS,
   statusQuery,
-} from './budgetMessages.js';
-import { continueOnQueue } from './taskQueues.js';
+} from './contract.js';
+import { continueOnQueue } from '../taskQueues.js';
 
 /** Alerts are best effort and bounded: a dead webhook costs at most a minute, never the entity. */
 const alerts = proxyActivities<Activities>({

@@ -16,13 +16,12 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { BatchActivities } from '../activities/batch.js';
-import { addInvalid, addResult, type BatchResultLine, emptySummary, failedResultLine } from '../batch/summary.js';
-import { type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './batchTypes.js';
-import { llmRequest } from './request/llmRequest.js';
-import { instructionOf } from './conversation.js';
-import { requestFailureDetails } from './requestTypes.js';
-import { requestMemo, workflowIdFor, LlmBatch, LlmCategory } from './request/contract.js';
+import type { BatchActivities } from '../../activities/batch.js';
+import { addInvalid, addResult, type BatchResultLine, emptySummary, failedResultLine } from '../../batch/summary.js';
+import { type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './contract.js';
+import { llmRequest } from '../request/llmRequest.js';
+import { instructionOf } from '../conversation.js';
+import { requestFailureDetails, requestMemo, workflowIdFor, LlmBatch, LlmCategory } from '../request/contract.js';
 
 const reader = proxyActivities<BatchActivities>({ startToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceChanged'] } });
 /** Waits for a request that already existed; it may run for as long as its budget waits allow. */

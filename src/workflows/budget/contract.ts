@@ -1,6 +1,6 @@
 /** Messages of the budget entity workflow, and the operator's signals to a request workflow. */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { BookState, BudgetSettings, BudgetStatus, PeriodSummary, ReserveRequest, ReserveResult, SettleResult } from '../budget/book.js';
+import type { BookState, BudgetSettings, BudgetStatus, PeriodSummary, ReserveRequest, ReserveResult, SettleResult } from '../../budget/book.js';
 
 export interface BudgetEntityInput {
   readonly scope: string;

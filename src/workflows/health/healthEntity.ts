@@ -3,32 +3,11 @@
  * activities' reports (signals), read by the router (query). Durable: a restart keeps every open
  * circuit and its cooldown.
  */
-import { allHandlersFinished, condition, makeContinueAsNewFunc, defineQuery, defineSignal, defineUpdate, log, setHandler, workflowInfo } from '@temporalio/workflow';
-import { applyReport, type CircuitSettings, claimTrial, type HealthReport, type HealthState } from '../health/circuits.js';
-import { own } from '../util/names.js';
-import { continueOnQueue } from './taskQueues.js';
-
-/** One health entity per task queue: the workers of a queue share what they learn. */
-export function healthWorkflowId(taskQueue: string): string {
-  return `provider-health-${taskQueue}`;
-}
-
-export interface HealthEntityInput {
-  readonly settings: CircuitSettings;
-  readonly state?: HealthState;
-}
-
-export interface HealthView {
-  readonly settings: CircuitSettings;
-  /** openUntil is authoritative; callers compare it with their own clock (a query has no "now"). */
-  readonly models: Record<string, { consecutiveFailures: number; openUntil: number; lastError: string | null; timesOpened: number }>;
-}
-
-export const reportSignal = defineSignal<[HealthReport]>('report');
-export const healthQuery = defineQuery<HealthView>('health');
-export const resetCircuitUpdate = defineUpdate<boolean, [{ model: string }]>('resetCircuit');
-/** A request asks to be a half-open circuit's one trial (see claimTrial). */
-export const claimTrialUpdate = defineUpdate<boolean, [{ model: string; holdMs: number }]>('claimTrial');
+import { allHandlersFinished, condition, log, makeContinueAsNewFunc, setHandler, workflowInfo } from '@temporalio/workflow';
+import { applyReport, claimTrial, type HealthState } from '../../health/circuits.js';
+import { own } from '../../util/names.js';
+import { continueOnQueue } from '../taskQueues.js';
+import { claimTrialUpdate, type HealthEntityInput, healthQuery, reportSignal, resetCircuitUpdate } from './contract.js';
 
 export async function healthEntity(input: HealthEntityInput): Promise<void> {
   const state: HealthState = input.state ?? {};

@@ -1,7 +1,7 @@
 /** The server-side batch workflow's input, state and status query. Pure apart from defineQuery. */
 import { defineQuery } from '@temporalio/workflow';
-import type { BatchSummary } from '../batch/summary.js';
-import type { ChatMessage } from './conversation.js';
+import type { BatchSummary } from '../../batch/summary.js';
+import type { ChatMessage } from '../conversation.js';
 
 export interface BatchSource {
   /** Where the workers read the input: a copy the CLI made (a path every worker can read). */
