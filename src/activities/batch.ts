@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
-import { parseBatchLine } from '../batch/batchInput.js';
+import { type BatchDefaults, parseBatchLine } from '../batch/batchInput.js';
 import { type BatchResultLine, completedResultLine } from '../batch/summary.js';
 import { failedLine } from '../batch/failedLine.js';
 import { toRequestFailed } from '../contracts/requestFailure.js';
@@ -26,7 +26,7 @@ export async function fileSha256(path: string): Promise<string> {
 }
 
 /** Reads whole lines from `cursor` until `maxLines` requests or PAGE_MAX_BYTES of request text. */
-export async function readPage(source: BatchSource, cursor: BatchCursor, maxLines: number, category: string | undefined, duplicates: readonly number[] = []): Promise<BatchPage> {
+export async function readPage(source: BatchSource, cursor: BatchCursor, maxLines: number, defaults: BatchDefaults, duplicates: readonly number[] = []): Promise<BatchPage> {
   const items: PageItem[] = [];
   const repeated = new Set(duplicates);
   const invalid: BatchPage['invalid'] = [];
@@ -81,7 +81,7 @@ export async function readPage(source: BatchSource, cursor: BatchCursor, maxLine
         invalid.push({ line: lineNo, error: `line ${lineNo}: its id repeats an earlier line's; ids must be unique within a batch` });
         continue;
       }
-      const parsed = parseBatchLine(text, lineNo, { category });
+      const parsed = parseBatchLine(text, lineNo, defaults);
       if (!parsed) continue;
       if (parsed.ok) {
         items.push({ line: parsed.item.line, id: parsed.item.id, request: parsed.item.request });
@@ -96,7 +96,7 @@ export async function readPage(source: BatchSource, cursor: BatchCursor, maxLine
 
 export function createBatchActivities(deps: { temporal: Client }) {
   return {
-    async readBatchPage(input: { source: BatchSource; cursor: BatchCursor; maxLines: number; category?: string | undefined; duplicates?: readonly number[] }): Promise<BatchPage> {
+    async readBatchPage(input: { source: BatchSource; cursor: BatchCursor; maxLines: number; category?: string | undefined; feature?: string | undefined; duplicates?: readonly number[] }): Promise<BatchPage> {
       const st = await stat(input.source.path).catch(() => undefined);
       if (!st) {
         throw ApplicationFailure.create({ type: 'BatchSourceMissing', message: `batch input ${input.source.path} is not readable from this worker: detached batches need SWITCHYARD_BATCH_DIR on storage every worker can read` });
@@ -104,7 +104,7 @@ export function createBatchActivities(deps: { temporal: Client }) {
       if (st.size !== input.source.sizeBytes || (input.cursor.offset === 0 && (await fileSha256(input.source.path)) !== input.source.sha256)) {
         throw ApplicationFailure.create({ type: 'BatchSourceChanged', nonRetryable: true, message: `batch input ${input.source.path} changed after the batch started (size or sha256 differs); start a new batch` });
       }
-      return readPage(input.source, input.cursor, input.maxLines, input.category, input.duplicates);
+      return readPage(input.source, input.cursor, input.maxLines, { category: input.category, feature: input.feature }, input.duplicates);
     },
 
     /** The outcome of a request that already existed, waiting (with heartbeats) if it is still running. */

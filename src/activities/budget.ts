@@ -11,12 +11,14 @@ import type { Alert, BudgetSettings, ReserveResult, SettleResult } from '../budg
 import type { Usage } from '../catalog/pricing.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { LedgerEntry } from '../ledger/fileLedger.js';
+import type { SwitchyardMetrics } from '../metrics/metrics.js';
 import { randomUUID } from 'node:crypto';
 import { batchUpdate, type BudgetOpResult } from '../workflows/budget/contract.js';
 import { BudgetBatcher, type SendBatch } from './budgetBatcher.js';
 import { settingsForShard, shardOrder, shardWorkflowId } from '../budget/shards.js';
 import { budgetEntity } from '../workflows/budget/budgetEntity.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
+import { UNSPECIFIED_FEATURE } from '../workflows/request/contract.js';
 
 export interface BudgetDeps {
   readonly temporal: Client;
@@ -27,6 +29,8 @@ export interface BudgetDeps {
   readonly catalog: Catalog;
   readonly ledger: { record(entry: LedgerEntry): boolean };
   readonly log: Logger;
+  /** Counts each paid attempt when the budget entity applies its settlement for the first time. */
+  readonly metrics?: SwitchyardMetrics | undefined;
   /** Shared by every activity of the worker (one is made when absent). */
   readonly batcher?: BudgetBatcher;
 }
@@ -55,6 +59,10 @@ export interface RecordSpendInput {
   readonly costNanos: number;
   /** The sequence number the reservation was granted with. */
   readonly seq?: number | undefined;
+  /** The request's feature (absent in runs started before features: "unspecified"). */
+  readonly feature?: string | undefined;
+  /** How long the provider took to answer. */
+  readonly latencyMs?: number | undefined;
 }
 
 function unwrapUpdateFailure(e: unknown): never {
@@ -139,10 +147,11 @@ export function createBudgetActivities(deps: BudgetDeps) {
     }
   };
   /** Appends the attempt to the audit ledger (idempotent by reservation id). */
-  const record = (input: RecordSpendInput): void => {
+  /** Appends the attempt to the ledger; true when it was not there yet. */
+  const record = (input: RecordSpendInput): boolean => {
     // A model no worker's catalog knows any more is still recorded, by its name.
     const spec = deps.catalog.get(input.model);
-    deps.ledger.record({
+    return deps.ledger.record({
       key: input.reservationId,
       workflowId: input.workflowId,
       attemptId: input.attemptId,
@@ -150,12 +159,17 @@ export function createBudgetActivities(deps: BudgetDeps) {
       provider: spec?.provider ?? 'unknown',
       tier: spec?.tier ?? 'unknown',
       category: input.category,
+      feature: input.feature ?? UNSPECIFIED_FEATURE,
       inputTokens: input.usage.inputTokens,
       cachedInputTokens: input.usage.cachedInputTokens,
       outputTokens: input.usage.outputTokens,
       costNanos: input.costNanos,
       at: new Date().toISOString(),
     });
+  };
+  const counted = (input: RecordSpendInput): void => {
+    deps.metrics?.settled({ model: input.model, tier: deps.catalog.get(input.model)?.tier ?? 'unknown', feature: input.feature ?? UNSPECIFIED_FEATURE, costNanos: input.costNanos, latencyMs: input.latencyMs });
+    deps.metrics?.sawBudget(input.scope);
   };
   const reserveOn = async (input: ReserveInput, shard: number): Promise<ReserveResult> => {
     const workflowId = shardWorkflowId(deps.taskQueue, input.scope, shard, shards);
@@ -231,12 +245,14 @@ export function createBudgetActivities(deps: BudgetDeps) {
         // The entity went away while this request held a reservation: the money was spent, so the
         // ledger records it; the request fails with the settlement in its failure (`unsettled`),
         // and `switchyard budget restore` applies it once, by its sequence number.
-        record(input);
+        if (record(input)) counted(input);
         const unsettled = { scope: input.scope, shard: input.shard, reservationId: input.reservationId, category: input.category, costNanos: input.costNanos, ...(input.seq !== undefined ? { seq: input.seq } : {}) };
         const failure = await unavailable(handle(input.scope, input.shard).workflowId, input.scope);
         throw ApplicationFailure.create({ type: 'BudgetUnavailable', nonRetryable: true, message: failure.message, details: [{ unsettled }] });
       }
       record(input);
+      // Counted where the entity applied it for the first time: a retried settlement is a duplicate.
+      if (!result.duplicate) counted(input);
       if (result.duplicate) log.info({ workflowId: input.workflowId, attemptId: input.attemptId }, 'spend already settled; retry ignored');
       if ((result.overshootNanos ?? 0) > 0) log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: input.model, overshootNanos: result.overshootNanos }, 'cost above its reservation (raise budget.reservationMargin for this provider)');
       return result;

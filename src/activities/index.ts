@@ -273,6 +273,7 @@ export function createActivityParts(deps: ActivityDeps) {
       // Heartbeat while the call runs: a lost worker is noticed within the heartbeat timeout, and
       // a cancellation from the workflow reaches the SDK through the abort signal.
       const beat = setInterval(() => ctx.heartbeat({ attemptId: input.attemptId }), 1_000);
+      const callEnded = deps.metrics?.callStarted();
       try {
         const res = await adapter.chat({
           model: spec.providerModel,
@@ -286,6 +287,7 @@ export function createActivityParts(deps: ActivityDeps) {
         });
         const latencyMs = Date.now() - started;
         deps.health?.report(spec.name, true);
+        deps.metrics?.providerAttempt(spec.name, spec.provider, 'ok');
         let cost: number;
         let baseline: number;
         try {
@@ -301,6 +303,7 @@ export function createActivityParts(deps: ActivityDeps) {
         return { text: res.text, usage: res.usage, costNanos: cost, premiumBaselineCostNanos: baseline, finishReason: res.finishReason, latencyMs };
       } catch (e) {
         if (e instanceof ProviderError) {
+          deps.metrics?.providerAttempt(spec.name, spec.provider, e.kind);
           if (countsAsFailure(e.kind)) deps.health?.report(spec.name, false, e.kind);
           log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, kind: e.kind, status: e.status, retryAfterMs: e.retryAfterMs }, 'provider call failed');
           const message = deps.redactProviderMessages ? `${e.provider}${e.status ? ` ${e.status}` : ''}: ${e.kind} (the provider's message is in the failure details, encrypted)` : e.message;
@@ -309,6 +312,7 @@ export function createActivityParts(deps: ActivityDeps) {
         throw e;
       } finally {
         clearInterval(beat);
+        callEnded?.();
       }
     },
 

@@ -26,6 +26,8 @@ export type ParsedLine = { readonly ok: true; readonly item: BatchItem } | { rea
 export interface BatchDefaults {
   /** Category for lines that do not name one. */
   readonly category?: string | undefined;
+  /** Feature for lines that do not name one. */
+  readonly feature?: string | undefined;
 }
 
 /** Parses one input line; `undefined` for a blank line. */
@@ -52,7 +54,12 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
   const id = String(rawId);
   if (rest.requestId !== undefined && rest.requestId !== id) return bad(`requestId: differs from id "${id}"; give only id`);
   delete rest.requestId;
-  const candidate = { ...rest, requestId: id, ...(rest.category === undefined && defaults.category ? { category: defaults.category } : {}) };
+  const candidate = {
+    ...rest,
+    requestId: id,
+    ...(rest.category === undefined && defaults.category ? { category: defaults.category } : {}),
+    ...(rest.feature === undefined && defaults.feature ? { feature: defaults.feature } : {}),
+  };
   const parsed = requestInputSchema.safeParse(candidate);
   if (!parsed.success) {
     const fields = describeIssues(parsed.error).map((f) => (openai ? openAIFieldName(f) : f.replace(/^requestId:/, 'id:')));

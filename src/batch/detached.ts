@@ -6,7 +6,7 @@
 import { constants, copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileSha256 } from '../activities/batch.js';
-import type { BadLine } from './batchInput.js';
+import type { BadLine, BatchDefaults } from './batchInput.js';
 import { readBatchFile } from './inputFile.js';
 import type { BatchSource } from '../workflows/batch/contract.js';
 
@@ -37,12 +37,12 @@ export function defaultBatchId(file: string, now = new Date()): string {
   return `${stem}-${t}`;
 }
 
-export async function prepareDetachedBatch(file: string, batchId: string, batchDir: string, category: string | undefined): Promise<PreparedBatch> {
+export async function prepareDetachedBatch(file: string, batchId: string, batchDir: string, defaults: BatchDefaults): Promise<PreparedBatch> {
   const invalid: BadLine[] = [];
   const duplicates: BadLine[] = [];
   let requests = 0;
   let lines = 0;
-  for await (const e of readBatchFile(file, { category })) {
+  for await (const e of readBatchFile(file, defaults)) {
     lines += 1;
     if (e.ok) requests += 1;
     else {

@@ -37,6 +37,8 @@ export interface LocalStack {
   readonly simulatorUrl: string | undefined;
   readonly config: SwitchyardConfig;
   readonly simulator: Simulator | undefined;
+  /** The worker's Prometheus endpoint (undefined when metrics are off or the port was taken). */
+  readonly metricsUrl: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -105,7 +107,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     });
     // A worker that dies on its own (lost server) should not leave a half-stack running silently.
     running.catch((e: unknown) => opts.log.error({ err: (e as Error).message }, 'worker stopped with an error'));
-    return { address, uiUrl: server?.uiUrl, codecUrl, simulatorUrl, config, simulator, stop: stopAll };
+    return { address, uiUrl: server?.uiUrl, codecUrl, simulatorUrl, config, simulator, metricsUrl: sw.metricsUrl, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;

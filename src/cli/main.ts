@@ -34,6 +34,7 @@ program
   .argument('[prompt]', 'the prompt (or --messages)')
   .option('--messages <file>', 'a chat conversation instead of a prompt: a JSON array of {"role": "system"|"user"|"assistant", "content": "..."}, or an object with "messages" (an OpenAI chat request body)')
   .option('--category <name>', 'budget category (critical, standard, batch, ...)', 'standard')
+  .option('--feature <name>', 'the product feature this request serves (cost attribution in metrics, the ledger and reports)')
   .option('--max-latency-ms <n>', 'only models with typical latency at or under this', int('--max-latency-ms', 1))
   .option('--min-quality <q>', 'only models with quality at or above this (0..1)', num('--min-quality', 0, 1))
   .addOption(new Option('--provider <p>', 'only this provider').choices([...PROVIDERS]))
@@ -44,7 +45,7 @@ program
   .option('--json-schema <file>', 'the answer must be JSON matching this JSON Schema (else escalate a tier)')
   .option('--max-escalations <n>', 'quality escalations at most', int('--max-escalations'), 2)
   .option('--json', 'print the result as JSON')
-  .action(async (prompt: string | undefined, o: { messages?: string; category: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; jsonSchema?: string; maxEscalations: number; json?: boolean }) => {
+  .action(async (prompt: string | undefined, o: { messages?: string; category: string; feature?: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; jsonSchema?: string; maxEscalations: number; json?: boolean }) => {
     await withClient(async (client) => {
       const { readFileSync } = await import('node:fs');
       if (prompt !== undefined && o.messages !== undefined) throw new InvalidArgumentError('ask takes a prompt or --messages FILE, not both (put the prompt in the last user message)');
@@ -52,6 +53,7 @@ program
       const r = await client.ask({
         ...(o.messages ? chatRequestFromFile(o.messages) : { prompt }),
         category: o.category,
+        ...(o.feature !== undefined ? { feature: o.feature } : {}),
         requestId: o.requestId ?? randomUUID(),
         ...(o.contextFile ? { context: readFileSync(o.contextFile, 'utf8') } : {}),
         ...(o.maxLatencyMs !== undefined ? { maxLatencyMs: o.maxLatencyMs } : {}),
@@ -77,7 +79,7 @@ program
     const address = cfg.temporalAddress ?? DEFAULT_ADDRESS;
     const sw = await createSwitchyardWorker({ config: cfg, address, log });
     const running = sw.run();
-    process.stderr.write(`worker on ${address}, task queue ${cfg.taskQueue} (entities: ${entityTaskQueue(cfg.taskQueue)})${cfg.simulatorUrl ? `, providers simulated at ${cfg.simulatorUrl}` : ''}; Ctrl-C to stop\n`);
+    process.stderr.write(`worker on ${address}, task queue ${cfg.taskQueue} (entities: ${entityTaskQueue(cfg.taskQueue)})${cfg.simulatorUrl ? `, providers simulated at ${cfg.simulatorUrl}` : ''}, metrics ${sw.metricsUrl ?? 'off'}; Ctrl-C to stop\n`);
     await Promise.race([
       running,
       untilSignal(async () => {
@@ -147,6 +149,7 @@ function describeStack(s: Awaited<ReturnType<typeof bootStack>>): string {
     `simulator     ${s.simulatorUrl ?? '(off: provider keys set)'}`,
     `worker        task queue ${s.config.taskQueue}`,
     `ledger        ${s.config.ledgerPath}`,
+    `metrics       ${s.metricsUrl ?? '(off)'}`,
   ].join('\n');
 }
 

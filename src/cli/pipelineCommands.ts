@@ -110,13 +110,14 @@ export function registerPipelineCommands(program: Command): void {
     .addOption(new Option('--output-format <format>', 'result lines: Switchyard\'s, or the OpenAI Batch API output format').choices([...RESULT_FORMATS]).default('switchyard'))
     .option('--concurrency <n>', 'requests in flight', int('--concurrency', 1), 16)
     .option('--category <name>', 'category for lines that do not name one')
+    .option('--feature <name>', 'feature (for cost attribution) for lines that do not name one')
     .option('--json', 'print the summary as one JSON object')
     .option('--detach', 'run server-side as a batch workflow and return at once')
     .option('--batch-id <id>', 'batch name, set on each request as LlmBatch (default: the file name; detached: file name and time)')
     .option('--children-per-run <n>', 'detached: child workflows per run before continue-as-new', int('--children-per-run', 1), 1000)
     .addOption(new Option('--order <order>', 'results in input order, or each as soon as it finishes').choices(['input', 'finish']).default('input'))
     .option('--max-budget-wait <duration>', 'a request denied by a `wait` budget waits at most this long in all (e.g. 10m), then fails', duration('--max-budget-wait'))
-    .action(async (file: string | undefined, o: { out?: string; outputFormat: ResultFormat; concurrency: number; category?: string; json?: boolean; detach?: boolean; batchId?: string; childrenPerRun: number; order: 'input' | 'finish'; maxBudgetWait?: number }) => {
+    .action(async (file: string | undefined, o: { out?: string; outputFormat: ResultFormat; concurrency: number; category?: string; feature?: string; json?: boolean; detach?: boolean; batchId?: string; childrenPerRun: number; order: 'input' | 'finish'; maxBudgetWait?: number }) => {
       if (!file) throw new InvalidArgumentError('batch needs an input file: `switchyard batch requests.jsonl --out results.jsonl` (or `batch status <id>`, `batch results <id>`)');
       if (!existsSync(file)) throw new InvalidArgumentError(`batch input ${file} does not exist`);
       if (o.batchId !== undefined && !/^[A-Za-z0-9._-]{1,100}$/.test(o.batchId)) throw new InvalidArgumentError('--batch-id may contain only letters, digits and . _ -');
@@ -125,7 +126,7 @@ export function registerPipelineCommands(program: Command): void {
           const batchId = o.batchId ?? defaultBatchId(file);
           // A batch id that exists is refused before anything is copied or started.
           if (await client.batchExists(batchId)) throw new InvalidArgumentError(`batch "${batchId}" already exists: see \`switchyard batch status ${batchId}\`, or pass another --batch-id`);
-          const prepared = await prepareDetachedBatch(file, batchId, process.env.SWITCHYARD_BATCH_DIR ?? join(cfg.stateDir, 'batches'), o.category);
+          const prepared = await prepareDetachedBatch(file, batchId, process.env.SWITCHYARD_BATCH_DIR ?? join(cfg.stateDir, 'batches'), { category: o.category, feature: o.feature });
           for (const bad of prepared.invalid) process.stderr.write(`${bad.error} (skipped)\n`);
           let workflowId: string;
           try {
@@ -134,6 +135,7 @@ export function registerPipelineCommands(program: Command): void {
               source: prepared.source,
               concurrency: o.concurrency,
               category: o.category,
+              feature: o.feature,
               childrenPerRun: o.childrenPerRun,
               ...(prepared.duplicates.length > 0 ? { duplicates: prepared.duplicates.map((d) => d.line) } : {}),
               ...(o.maxBudgetWait !== undefined ? { requestDefaults: { maxBudgetWaitMs: o.maxBudgetWait } } : {}),
@@ -148,7 +150,7 @@ export function registerPipelineCommands(program: Command): void {
         }
         const total = await countRequestLines(file);
         await writeResults(o.out ?? defaultOut(file), o.outputFormat, 'batch', total, o.json, (hooks) =>
-          runBatch(client, readBatchFile(file, { category: o.category }), {
+          runBatch(client, readBatchFile(file, { category: o.category, feature: o.feature }), {
             ...hooks,
             concurrency: o.concurrency,
             total,

@@ -72,7 +72,7 @@ function runSummary(w: Omit<WorkflowExecutionInfo, "raw">): RunSummary {
 import { type Tier, TIERS } from '../catalog/schema.js';
 import { parseOrThrow, ValidationError } from '../util/validation.js';
 import { schemaError } from '../quality/checks.js';
-import { type RequestFailureDetails, type RequestInput, type RequestResult, REQUEST_WORKFLOW_TYPE, escalateSignal, LlmBatch, LlmCategory, LlmCostNanos, LlmModel, LlmOutcome, LlmTier, type RequestTrace, traceQuery, type RequestMemo, requestMemo, workflowIdFor } from '../workflows/request/contract.js';
+import { type RequestFailureDetails, type RequestInput, type RequestResult, REQUEST_WORKFLOW_TYPE, escalateSignal, LlmBatch, LlmCategory, LlmCostNanos, LlmFeature, LlmModel, LlmOutcome, LlmTier, type RequestTrace, traceQuery, type RequestMemo, requestMemo, UNSPECIFIED_FEATURE, workflowIdFor } from '../workflows/request/contract.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
 import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batch/contract.js';
 import { readBatchFile } from '../batch/inputFile.js';
@@ -317,7 +317,7 @@ export class SwitchyardClient {
         args: [{ ...input, requestId }],
         workflowIdReusePolicy: opts.redrive ? 'ALLOW_DUPLICATE_FAILED_ONLY' : 'REJECT_DUPLICATE',
         memo: { ...requestMemo(this.encrypted ? undefined : instructionOf(req), req.category, opts.batch), ...(opts.redriveOf ? { redriveOf: opts.redriveOf } : {}) },
-        typedSearchAttributes: [{ key: LlmCategory, value: req.category }, ...(opts.batch ? [{ key: LlmBatch, value: opts.batch.batchId }] : [])],
+        typedSearchAttributes: [{ key: LlmCategory, value: req.category }, { key: LlmFeature, value: req.feature ?? UNSPECIFIED_FEATURE }, ...(opts.batch ? [{ key: LlmBatch, value: opts.batch.batchId }] : [])],
       });
       return { handle, existing: false, runId: handle.firstExecutionRunId };
     } catch (e) {
@@ -458,7 +458,7 @@ export class SwitchyardClient {
    */
   async batchResults(batchId: string, opts: { concurrency?: number; onResult?: (r: BatchResultLine) => void | Promise<void>; onProgress?: RunBatchOptions['onProgress'] } = {}): Promise<BatchSummary> {
     const input = await this.startInput<BatchRunInput>(batchWorkflowId(batchId));
-    return runBatch(this, readBatchFile(input.source.path, { category: input.category }), { concurrency: opts.concurrency ?? 32, total: input.source.lines, collectOnly: true, ...(opts.onResult ? { onResult: opts.onResult } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    return runBatch(this, readBatchFile(input.source.path, { category: input.category, feature: input.feature }), { concurrency: opts.concurrency ?? 32, total: input.source.lines, collectOnly: true, ...(opts.onResult ? { onResult: opts.onResult } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
   }
 
   /** Request runs on this task queue, newest first, optionally narrowed by a visibility query. */

@@ -43,6 +43,11 @@ export const requestInputBaseSchema = z
       .string()
       .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name such as critical, standard or batch')
       .default('standard'),
+    /** The product feature the request serves (cost attribution in metrics, the ledger and reports); "unspecified" when absent. */
+    feature: z
+      .string()
+      .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name of a product feature, such as search, summarise or support-chat (letters, digits, _ and -, at most 64)')
+      .optional(),
     maxLatencyMs: z.number().int('must be a whole number of milliseconds').positive('must be > 0').optional(),
     /** Start a hedge (the next tier) when the first attempt has not answered in this long; defaults to maxLatencyMs. */
     hedgeAfterMs: z.number().int().positive('must be > 0').optional(),

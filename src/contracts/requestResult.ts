@@ -50,6 +50,7 @@ export const requestResultSchema = z.object({
   workflowId: z.string(),
   requestId: z.string(),
   category: z.string(),
+  feature: z.string().optional(),
   text: z.string().describe("the model's answer"),
   model: z.string(),
   provider,

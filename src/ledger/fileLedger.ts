@@ -19,6 +19,8 @@ export interface LedgerEntry {
   readonly provider: string;
   readonly tier: string;
   readonly category: string;
+  /** The request's feature ("unspecified" when it named none; absent in entries written before features). */
+  readonly feature?: string;
   readonly inputTokens: number;
   readonly cachedInputTokens: number;
   readonly outputTokens: number;

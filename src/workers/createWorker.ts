@@ -16,6 +16,13 @@ import { createLogger } from '../util/logger.js';
 import { connectionOptions, dataConverterFor } from '../temporal/connection.js';
 import { defaultBundlePath, workflowsSourcePath } from './bundle.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
+import { SEARCH_ATTRIBUTES } from '../workflows/request/contract.js';
+import { type BudgetGaugeRow, SwitchyardMetrics } from '../metrics/metrics.js';
+import { type MetricsServer, startMetricsServer } from '../metrics/server.js';
+import { shardWorkflowId } from '../budget/shards.js';
+import { statusQuery } from '../workflows/budget/contract.js';
+import type { SwitchyardSinks } from '../workflows/sinks.js';
+import type { InjectedSinks } from '@temporalio/worker';
 
 export interface WorkerOptions {
   readonly config: SwitchyardConfig;
@@ -42,11 +49,36 @@ export interface SwitchyardWorker {
   close(): Promise<void>;
   readonly ledger: FileLedger;
   readonly catalog: Catalog;
+  readonly metrics: SwitchyardMetrics;
+  /** Where Prometheus scrapes this worker (undefined when metrics are off or the port was taken). */
+  readonly metricsUrl: string | undefined;
 }
 
 /** The provider endpoints a worker with this configuration uses: the simulator's, or the real keys. */
 export function providerEndpointsFor(config: Pick<SwitchyardConfig, 'simulatorUrl' | 'providers'>): ProviderEndpoints {
   return config.simulatorUrl ? simulatorEndpoints(config.simulatorUrl) : config.providers;
+}
+
+/**
+ * A request upserts its search attributes when it ends: one the namespace lacks would fail that
+ * workflow task again and again. A worker refuses to start instead, naming the commands to run.
+ */
+async function requireSearchAttributes(connection: Connection, namespace: string, log: Logger): Promise<void> {
+  let have: Record<string, unknown>;
+  try {
+    have = (await connection.operatorService.listSearchAttributes({ namespace })).customAttributes ?? {};
+  } catch (e) {
+    // Some clusters do not let a worker's credentials list them: say so, and go on.
+    log.warn({ err: (e as Error).message }, 'could not list the namespace\'s search attributes; make sure these exist: ' + SEARCH_ATTRIBUTES.map((k) => k.name).join(', '));
+    return;
+  }
+  const missing = SEARCH_ATTRIBUTES.filter((k) => !(k.name in have));
+  if (missing.length === 0) return;
+  const kind = (t: string): string => ({ KEYWORD: 'Keyword', INT: 'Int', DOUBLE: 'Double' })[t] ?? t;
+  throw new Error(
+    `namespace "${namespace}" lacks the search attributes ${missing.map((k) => k.name).join(', ')} that Switchyard's workflows set; create them first (once per namespace), then start the worker:\n` +
+      missing.map((k) => `  temporal operator search-attribute create --namespace ${namespace} --name ${k.name} --type ${kind(k.type)}`).join('\n'),
+  );
 }
 
 export async function createSwitchyardWorker(opts: WorkerOptions): Promise<SwitchyardWorker> {
@@ -58,6 +90,33 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const clientConnection = await Connection.connect(connectionOptions(opts.address, config.access));
   const dataConverter = dataConverterFor(config.access);
   const temporal = new Client({ connection: clientConnection, namespace: config.namespace, dataConverter });
+  try {
+    await requireSearchAttributes(clientConnection, config.namespace, log);
+  } catch (e) {
+    await clientConnection.close();
+    throw e;
+  }
+  const health = config.health.enabled ? new HealthTracker(temporal, config.taskQueue, config.health, log) : undefined;
+  const shards = Math.max(1, config.budget.shards);
+  const budgets = async (scopes: readonly string[]): Promise<BudgetGaugeRow[]> => {
+    const rows: BudgetGaugeRow[] = [];
+    for (const scope of scopes) {
+      const byCategory = new Map<string, { allocatedNanos: number; spentNanos: number; reservedNanos: number }>();
+      for (let shard = 0; shard < shards; shard++) {
+        const st = await temporal.workflow.getHandle(shardWorkflowId(config.taskQueue, scope, shard, shards)).query(statusQuery).catch(() => undefined);
+        for (const [name, c] of Object.entries(st?.categories ?? {})) {
+          const acc = byCategory.get(name) ?? { allocatedNanos: 0, spentNanos: 0, reservedNanos: 0 };
+          acc.allocatedNanos += c.allocatedNanos;
+          acc.spentNanos += c.spentNanos;
+          acc.reservedNanos += c.reservedNanos;
+          byCategory.set(name, acc);
+        }
+      }
+      for (const [category, c] of byCategory) rows.push({ scope, category, ...c });
+    }
+    return rows;
+  };
+  const metrics = new SwitchyardMetrics({ budgets, ...(health ? { circuits: () => health.circuits() } : {}), models: catalog.names() }, { maxLabelValues: config.metrics.maxLabelValues });
   const parts = createActivityParts({
     temporal,
     taskQueue: config.taskQueue,
@@ -69,7 +128,8 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     routing: config.routing,
     retry: config.retry,
     modelRetry: config.modelRetry,
-    health: config.health.enabled ? new HealthTracker(temporal, config.taskQueue, config.health, log) : undefined,
+    health,
+    metrics,
     tierFallbacks: config.fallbacks,
     callTimeoutMs: config.callTimeoutMs,
     reservationMargin: config.budget.reservationMargin,
@@ -81,12 +141,15 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   // A test's overrides replace parts by name (same signatures); the paid call is composed of the result.
   const activities = composeActivities({ ...parts, ...opts.activityOverrides?.(parts) });
   const workflows = existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsSourcePath() };
+  // What a request reports when it ends, counted once: the SDK skips sinks in replay.
+  const sinks: InjectedSinks<SwitchyardSinks> = { metrics: { requestEnded: { fn: (_info, e) => metrics.requestEnded(e), callDuringReplay: false } } };
   const worker = await Worker.create({
     connection: nativeConnection,
     namespace: config.namespace,
     dataConverter,
     taskQueue: config.taskQueue,
     activities,
+    sinks,
     ...workflows,
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentLocalActivityExecutions: 200,
@@ -104,7 +167,16 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     maxCachedWorkflows: 100,
     shutdownGraceTime: '5 seconds',
   });
-  log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length }, 'worker ready');
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics.enabled) {
+    try {
+      metricsServer = await startMetricsServer(metrics.registry, config.metrics.port, config.metrics.host);
+    } catch (e) {
+      // Requests matter more than metrics: the worker serves on, and says how to fix it.
+      log.error({ err: (e as Error).message }, 'metrics not served');
+    }
+  }
+  log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length, metrics: metricsServer?.url ?? 'off' }, 'worker ready');
   if (config.access.codec) log.info({ keyId: config.access.encryptionKeyId }, 'payload encryption on');
   // The request worker stops first: its shutdown waits for running local activities (settlements),
   // which need the entity worker still serving the entities; run() stops that one after it.
@@ -128,7 +200,10 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     },
     ledger,
     catalog,
+    metrics,
+    metricsUrl: metricsServer?.url,
     async close() {
+      await metricsServer?.close();
       await nativeConnection.close();
       await clientConnection.close();
     },

@@ -56,7 +56,7 @@ export async function benchBatch(opts: { requests: number; concurrency: number; 
         const detachedFile = join(dir, 'detached.jsonl');
         writeFileSync(detachedFile, `${demoEntries(opts.requests, `d${round}`).map((e) => (e.ok ? JSON.stringify({ id: e.item.id, ...e.item.request, requestId: undefined }) : '')).join('\n')}\n`);
         t0 = Date.now();
-        const prepared = await prepareDetachedBatch(detachedFile, `bench-${round}`, join(dir, 'batches'), undefined);
+        const prepared = await prepareDetachedBatch(detachedFile, `bench-${round}`, join(dir, 'batches'), {});
         await client.startBatch({ batchId: `bench-${round}`, source: prepared.source, concurrency: opts.concurrency });
         for (;;) {
           const st = await client.batchStatus(`bench-${round}`);

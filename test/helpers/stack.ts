@@ -27,6 +27,8 @@ export interface TestStack {
   readonly catalog: Catalog;
   readonly address: string;
   readonly worker: Worker;
+  /** The worker's /metrics URL. */
+  readonly metricsUrl: string;
   /** Stops the worker and starts a fresh one (empty workflow cache) on the same task queue. */
   restartWorker(activityOverrides?: (real: Activities) => Record<string, unknown>): Promise<void>;
   /** Stops the worker (another process serves the task queue until restartWorker). */
@@ -77,6 +79,8 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
       ...(opts.providers ? { providers: opts.providers(simulatorUrl) } : {}),
       retry: { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 120_000 },
       callTimeoutMs: 10_000,
+      // Any free port: test files run side by side.
+      metrics: { enabled: true, port: 0, host: '127.0.0.1', maxLabelValues: 100 },
       ...opts.config,
     },
   );
@@ -103,6 +107,10 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     get worker() {
       if (!sw) throw new Error('the test stack\'s worker is stopped');
       return sw.worker;
+    },
+    get metricsUrl() {
+      if (!sw?.metricsUrl) throw new Error('the test stack\'s worker serves no metrics');
+      return sw.metricsUrl;
     },
     stopWorker,
     async restartWorker(overrides) {

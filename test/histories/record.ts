@@ -94,7 +94,7 @@ async function main(): Promise<void> {
     // A detached batch of three requests (batchRun and its children).
     const f = join(state, 'hist-batch.jsonl');
     writeFileSync(f, ['billing', 'technical', 'billing'].map((c, i) => JSON.stringify({ id: `hist-batch-${i}`, prompt: `Classify ticket ${i} as billing or technical: "${c} problem".`, category: 'batch' })).join('\n') + '\n');
-    const prepared = await prepareDetachedBatch(f, 'hist-batch', join(state, 'batches'), undefined);
+    const prepared = await prepareDetachedBatch(f, 'hist-batch', join(state, 'batches'), {});
     await client.startBatch({ batchId: 'hist-batch', source: prepared.source, concurrency: 2, pageSize: 2 });
     for (let i = 0; i < 120 && (await client.batchStatus('hist-batch')).state === 'running'; i++) await new Promise((r) => setTimeout(r, 500));
     await save('batch-run', batchWorkflowId('hist-batch'));

@@ -37,7 +37,7 @@ describe('detached batches', () => {
       { id: `d-${tag}-3`, prompt: 'Say three.' },
     ];
     writeFileSync(f, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
-    const prepared = await prepareDetachedBatch(f, batchId, join(dir, 'batches'), undefined);
+    const prepared = await prepareDetachedBatch(f, batchId, join(dir, 'batches'), {});
     expect(prepared.requests).toBe(3);
     expect(prepared.duplicates).toEqual([{ line: 3, error: expect.stringMatching(/repeats line 1/) }]);
     await stack.client.startBatch({ batchId, source: prepared.source, concurrency: 4, duplicates: prepared.duplicates.map((d) => d.line) });
@@ -59,7 +59,7 @@ describe('detached batches', () => {
     const before = readFileSync(prepared.source.path, 'utf8');
     const g = join(dir, 'other.jsonl');
     writeFileSync(g, `${JSON.stringify({ id: 'x', prompt: 'Other.' })}\n`);
-    await expect(prepareDetachedBatch(g, batchId, join(dir, 'batches'), undefined)).rejects.toBeInstanceOf(BatchIdTakenError);
+    await expect(prepareDetachedBatch(g, batchId, join(dir, 'batches'), {})).rejects.toBeInstanceOf(BatchIdTakenError);
     expect(readFileSync(prepared.source.path, 'utf8')).toBe(before);
     expect(await stack.client.batchExists(batchId)).toBe(true);
     expect(await stack.client.batchExists(`never-${tag}`)).toBe(false);

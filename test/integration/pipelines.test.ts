@@ -96,7 +96,7 @@ describe('detached batch', () => {
     const f = join(dir, 'detached.jsonl');
     writeFileSync(f, `${reqs.map(({ requestId, ...r }) => JSON.stringify({ id: requestId, ...r })).join('\n')}\n{"id": "det-bad"}\n`);
     const batchId = `det-${tag}`;
-    const prepared = await prepareDetachedBatch(f, batchId, join(dir, 'batches'), undefined);
+    const prepared = await prepareDetachedBatch(f, batchId, join(dir, 'batches'), {});
     expect(prepared.requests).toBe(1000);
     expect(prepared.invalid).toEqual([{ line: 1001, error: expect.stringMatching(/^line 1001: prompt: is required/) }]);
     await stack.client.startBatch({ batchId, source: prepared.source, concurrency: 64, childrenPerRun: 300, pageSize: 50 });

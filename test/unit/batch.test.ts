@@ -71,7 +71,7 @@ describe('reading a batch file in pages from byte offsets', () => {
       const ids: string[] = [];
       const bad: number[] = [];
       for (let guard = 0; guard < 200; guard++) {
-        const page = await readPage(source(f), cursor, size, undefined);
+        const page = await readPage(source(f), cursor, size, {});
         ids.push(...page.items.map((it) => `${it.line}:${it.id}`));
         bad.push(...page.invalid.map((b) => b.line));
         expect(page.items.length).toBeLessThanOrEqual(size);
@@ -88,7 +88,7 @@ describe('reading a batch file in pages from byte offsets', () => {
   it('an oversized line is reported and skipped; the lines after it are read', async () => {
     const f = join(dir, 'big.jsonl');
     writeFileSync(f, `${JSON.stringify({ id: 'a', prompt: 'short' })}\n${JSON.stringify({ id: 'b', prompt: 'x'.repeat(LINE_MAX_BYTES + 10) })}\n${JSON.stringify({ id: 'c', prompt: 'after' })}`);
-    const page = await readPage(source(f), { offset: 0, lineNo: 0 }, 10, 'batch');
+    const page = await readPage(source(f), { offset: 0, lineNo: 0 }, 10, { category: 'batch' });
     expect(page.items.map((i) => [i.line, i.id, i.request.category])).toEqual([
       [1, 'a', 'batch'],
       [3, 'c', 'batch'],

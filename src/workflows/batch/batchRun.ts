@@ -21,7 +21,7 @@ import { addInvalid, addResult, type BatchResultLine, emptySummary, failedResult
 import { type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './contract.js';
 import { llmRequest } from '../request/llmRequest.js';
 import { instructionOf } from '../conversation.js';
-import { requestFailureDetails, requestMemo, workflowIdFor, LlmBatch, LlmCategory } from '../request/contract.js';
+import { requestFailureDetails, requestMemo, workflowIdFor, LlmBatch, LlmCategory, LlmFeature, UNSPECIFIED_FEATURE } from '../request/contract.js';
 
 const reader = proxyActivities<BatchActivities>({ startToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceChanged'] } });
 /** Waits for a request that already existed; it may run for as long as its budget waits allow. */
@@ -72,6 +72,7 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
         memo: { ...requestMemo(input.redactTitles ? undefined : instructionOf(item.request), category, { batchId: input.batchId, line: item.line }) },
         typedSearchAttributes: [
           { key: LlmCategory, value: category },
+          { key: LlmFeature, value: typeof item.request.feature === 'string' ? item.request.feature : UNSPECIFIED_FEATURE },
           { key: LlmBatch, value: input.batchId },
         ],
         parentClosePolicy: 'REQUEST_CANCEL',
@@ -99,7 +100,7 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
     if (buffer.length === 0) {
       // Only at a page boundary: the cursor then points at the first line not yet started.
       if (eof || shouldRoll()) break;
-      const page: BatchPage = await reader.readBatchPage({ source: input.source, cursor: st.cursor, maxLines: Math.min(pageSize, childrenPerRun - startedThisRun), category: input.category, ...(input.duplicates ? { duplicates: input.duplicates } : {}) });
+      const page: BatchPage = await reader.readBatchPage({ source: input.source, cursor: st.cursor, maxLines: Math.min(pageSize, childrenPerRun - startedThisRun), category: input.category, ...(input.feature ? { feature: input.feature } : {}), ...(input.duplicates ? { duplicates: input.duplicates } : {}) });
       for (const bad of page.invalid) addInvalid(st.summary, bad);
       st.cursor = page.next;
       eof = page.eof;

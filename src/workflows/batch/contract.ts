@@ -35,6 +35,8 @@ export interface BatchRunInput {
   readonly concurrency: number;
   /** Category for lines that do not name one. */
   readonly category?: string | undefined;
+  /** Feature for lines that name none. */
+  readonly feature?: string | undefined;
   /** Child workflows per run before continuing as new (history stays bounded at any batch size). */
   readonly childrenPerRun?: number | undefined;
   /**

@@ -66,8 +66,13 @@ export const LlmCostNanos = defineSearchAttributeKey('LlmCostNanos', SearchAttri
 export const LlmComplexity = defineSearchAttributeKey('LlmComplexity', SearchAttributeType.DOUBLE);
 /** The batch a request belongs to (set at start), so that a batch's runs can be listed or re-driven. */
 export const LlmBatch = defineSearchAttributeKey('LlmBatch', SearchAttributeType.KEYWORD);
+/** The product feature a request serves (the request's `feature`; "unspecified" when absent). */
+export const LlmFeature = defineSearchAttributeKey('LlmFeature', SearchAttributeType.KEYWORD);
 
-export const SEARCH_ATTRIBUTES = [LlmModel, LlmTier, LlmCategory, LlmOutcome, LlmCostNanos, LlmComplexity, LlmBatch];
+export const SEARCH_ATTRIBUTES = [LlmModel, LlmTier, LlmCategory, LlmOutcome, LlmCostNanos, LlmComplexity, LlmBatch, LlmFeature];
+
+/** The feature of a request that names none. */
+export const UNSPECIFIED_FEATURE = 'unspecified';
 
 // ---- messages
 
@@ -107,13 +112,14 @@ export const MAX_INPUT_BYTES = 1_500_000;
 export const MAX_MESSAGES = 1_000;
 
 /** Limits beyond the fields' shapes: names of Object.prototype members, and the payload size. */
-export function requestLimitIssues(r: Pick<ValidRequest, 'prompt' | 'messages' | 'context' | 'system' | 'category' | 'budgetScope'>): Array<{ path: string; message: string }> {
+export function requestLimitIssues(r: Pick<ValidRequest, 'prompt' | 'messages' | 'context' | 'system' | 'category' | 'budgetScope' | 'feature'>): Array<{ path: string; message: string }> {
   const issues: Array<{ path: string; message: string }> = [];
   if (r.prompt === undefined && r.messages === undefined) issues.push({ path: 'prompt', message: 'is required: the text to send to the model (or send `messages`, a chat conversation)' });
   if (r.prompt !== undefined && r.messages !== undefined) issues.push({ path: 'messages', message: 'send either prompt or messages, not both (put the prompt in the last user message)' });
   if (r.messages && r.messages.length > 0) issues.push(...messagesIssues(r.messages));
   if (isReservedName(r.category)) issues.push({ path: 'category', message: RESERVED_MESSAGE });
   if (isReservedName(r.budgetScope)) issues.push({ path: 'budgetScope', message: RESERVED_MESSAGE });
+  if (r.feature !== undefined && isReservedName(r.feature)) issues.push({ path: 'feature', message: RESERVED_MESSAGE });
   const bytes = textParts(r).reduce((n, t) => n + utf8Bytes(t), 0);
   if (bytes > MAX_INPUT_BYTES) {
     issues.push({
@@ -160,6 +166,8 @@ export interface RequestResult {
   readonly workflowId: string;
   readonly requestId: string;
   readonly category: string;
+  /** The request's feature ("unspecified" when it named none; absent in results of runs started before features). */
+  readonly feature?: string;
   readonly text: string;
   readonly model: string;
   readonly provider: ProviderName;

@@ -46,6 +46,7 @@ export async function onDenied(s: RequestState, leg: Leg, grant: Extract<PaidCal
       if (e instanceof Stop) throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`, 'budget_exceeded');
       throw e;
     }
+    s.nextReason = 'budget_downgrade';
     log.info('budget denied; downgraded', { model: cand.model, next: s.chain[0]?.model });
     return false;
   }
@@ -93,6 +94,7 @@ export async function onFailed(s: RequestState, leg: Leg, attempt: number, faile
   if (d.action === 'retry') {
     s.waitBeforeMs = d.delayMs;
     s.rateLimitWait = failure.kind === 'rate_limited';
+    s.nextReason = failure.kind === 'rate_limited' ? 'rate_limit' : 'retry';
     return 'retry';
   }
   s.waitBeforeMs = 0;
@@ -104,6 +106,7 @@ export async function onFailed(s: RequestState, leg: Leg, attempt: number, faile
   if (d.otherProvider) for (const c of s.chain) if (c.provider === cand.provider) s.skipped.add(c.model);
   if (d.rateLimitedForMs !== undefined) s.rateLimited.set(cand.model, { until: Date.now() + d.rateLimitedForMs, candidate: cand });
   s.skipped.add(cand.model);
+  s.nextReason = failure.kind === 'rate_limited' ? 'rate_limit' : failure.kind === 'unavailable' ? 'unavailable' : 'fallback';
   return 'next';
 }
 
@@ -128,10 +131,12 @@ export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput
     if (verdict.passed && q.judge) {
       const judgeModel = q.judge.model ?? s.sel?.cheapestModel ?? cand.model;
       const score = await judge(s, judgeModel, out.text);
+      if (score !== undefined) s.qualityScores.push({ model: cand.model, score });
       if (score === undefined || score < q.judge.threshold) {
         verdict = { passed: false, failures: [score === undefined ? `judge ${judgeModel} gave no score` : `judge ${judgeModel} scored ${score} < ${q.judge.threshold}`] };
       }
     }
+    if (!q.judge) s.qualityScores.push({ model: cand.model, score: verdict.passed ? 1 : 0 });
     if (!verdict.passed) {
       const why = verdict.failures.join('; ');
       s.qualityEscalations += 1;
@@ -147,6 +152,7 @@ export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput
         throw err;
       }
       s.escalations.push({ from: cand.model, to: s.chain[0]?.model ?? '?', reason: `quality: ${why}` });
+      s.nextReason = 'quality_escalation';
       log.info('quality check failed; escalating', { model: cand.model, next: s.chain[0]?.model, why });
       s.skipped.clear();
       s.waitBeforeMs = 0;
@@ -165,6 +171,7 @@ export async function onEscalation(s: RequestState, cand: Candidate): Promise<vo
   s.record({ attemptId: s.escalationId(), model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'escalated', message: e.reason ?? 'operator escalation', startedAt: new Date(Date.now()).toISOString(), durationMs: 0, decision: e.model ? `escalate to ${e.model}` : `escalate to the ${up} tier` });
   await reroute(s, e.model ? { model: e.model } : { unpin: true, minTier: up, excludeModels: [cand.model] });
   s.escalations.push({ from: cand.model, to: s.chain[0]?.model ?? '?', reason: `operator: ${e.reason ?? 'escalate'}` });
+  s.nextReason = 'operator';
   s.skipped.clear();
   s.rateLimited.clear();
   s.waitBeforeMs = 0;

@@ -9,8 +9,9 @@
  * Runs started before this shape (no `request-v3` marker in their history) finish on the code
  * they started with (./legacy.ts).
  */
-import { ApplicationFailure, isCancellation, log, patched, upsertSearchAttributes } from '@temporalio/workflow';
-import { FAILURE_TYPES, type RequestFailureDetails, type RequestInput, type RequestResult, LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from './contract.js';
+import { ApplicationFailure, isCancellation, log, patched, proxySinks, upsertSearchAttributes } from '@temporalio/workflow';
+import type { SwitchyardSinks } from '../sinks.js';
+import { FAILURE_TYPES, type RequestFailureDetails, type RequestInput, type RequestResult, LlmCategory, LlmComplexity, LlmCostNanos, LlmFeature, LlmModel, LlmOutcome, LlmTier, UNSPECIFIED_FEATURE } from './contract.js';
 import { onAnswered, onDenied, onEscalation, onFailed } from './decisions.js';
 import { asStop, Stop } from './failure.js';
 import { legacyLlmRequest } from './legacy.js';
@@ -19,6 +20,8 @@ import { RequestState, totalCost } from './state.js';
 
 /** How many times a request waits for rate-limited models to reset before giving up. */
 const RATE_LIMIT_ROUNDS = 5;
+
+const { metrics } = proxySinks<SwitchyardSinks>();
 
 export async function llmRequest(rawInput: RequestInput): Promise<RequestResult> {
   if (!patched('request-v3')) return legacyLlmRequest(rawInput);
@@ -29,6 +32,9 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
     return result;
   } catch (e) {
     throw ended(s, e);
+  } finally {
+    // Counted once: the SDK calls sinks only when this code runs for the first time, not in replay.
+    metrics.requestEnded({ routing: s.routes, quality: s.qualityScores });
   }
 }
 
@@ -91,6 +97,7 @@ async function waitForRateLimits(s: RequestState, round: number): Promise<boolea
   s.cursor = 0;
   for (const c of s.chain) s.skipped.delete(c.model);
   s.rateLimited.clear();
+  s.nextReason = 'rate_limit';
   s.waitBeforeMs = waitMs;
   s.rateLimitWait = true;
   return true;
@@ -103,6 +110,7 @@ function resultOf(s: RequestState, leg: Leg, out: Extract<Leg['outcome'], { kind
     workflowId: s.workflowId,
     requestId: s.requestId,
     category: s.req.category,
+    feature: s.req.feature ?? UNSPECIFIED_FEATURE,
     text: out.text,
     model: cand.model,
     provider: cand.provider,
@@ -129,7 +137,7 @@ function resultOf(s: RequestState, leg: Leg, out: Extract<Leg['outcome'], { kind
 /** The search attributes every ended request gets (one upsert). */
 function summary(s: RequestState, outcome: string, costNanos = totalCost(s.attempts)) {
   return [
-    ...(s.isValidated ? [{ key: LlmCategory, value: s.req.category }] : []),
+    ...(s.isValidated ? [{ key: LlmCategory, value: s.req.category }, { key: LlmFeature, value: s.req.feature ?? UNSPECIFIED_FEATURE }] : []),
     ...(s.cls ? [{ key: LlmComplexity, value: s.cls.complexity }] : []),
     { key: LlmOutcome, value: outcome },
     { key: LlmCostNanos, value: costNanos },

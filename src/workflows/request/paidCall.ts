@@ -11,6 +11,7 @@ import { TIERS } from '../../catalog/tiers.js';
 import { callTextOf } from '../conversation.js';
 import { activityFailure, budgetStop, routingStop } from './failure.js';
 import type { RequestState } from './state.js';
+import { UNSPECIFIED_FEATURE } from './contract.js';
 
 /** Temporal's attempts of a paid call: a lost worker or a bug is retried once. */
 const PAID_CALL_ATTEMPTS = 2;
@@ -96,6 +97,9 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
   const judge = 'cand' in what ? what.judge : undefined;
   const { attemptId, reservationId } = ids ?? s.nextAttempt(judge ? 'j' : 'a');
   const t0 = ids?.t0 ?? Date.now();
+  // Why this call goes where it goes: set by the decision before it; a judge's is its own kind.
+  const reason = judge ? 'judge' : s.nextReason;
+  if (!judge) s.nextReason = 'retry';
   const input: PaidCallInput = 'route' in what
     ? // The first attempt: the activity validates, routes, and sends the text it validated.
       { route: routeInput(s), call: { workflowId: s.workflowId, runId: s.runId, attemptId }, budget: { reservationId, force: s.approved }, maxAttempts: PAID_CALL_ATTEMPTS }
@@ -125,9 +129,15 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
     return { cand, attemptId, t0, outcome: { kind: 'failed', failure: activityFailure(err) } };
   }
   const o = leg.outcome;
+  if (o.kind !== 'denied') {
+    // A call was made: its routing decision. The first call of a request that could not go to its
+    // preferred tier because a circuit was open went there for that reason.
+    const circuit = reason === 'primary' && leg.cand.tier !== s.sel?.decision.preferredTier && s.skippedModels.some((k) => k.why === 'circuit open');
+    s.routes.push({ fromTier: s.sel?.decision.preferredTier ?? leg.cand.tier, toTier: leg.cand.tier, reason: circuit ? 'circuit_open' : reason });
+  }
   if (o.kind === 'answered') {
     // The answer is in history now: settle it (runs to completion even when the leg is cancelled).
-    const settlement = { scope: s.req.budgetScope, shard: o.shard, workflowId: s.workflowId, attemptId, reservationId, model: leg.cand.model, category: s.req.category, usage: o.out.usage, costNanos: o.out.costNanos, seq: o.seq };
+    const settlement = { scope: s.req.budgetScope, shard: o.shard, workflowId: s.workflowId, attemptId, reservationId, model: leg.cand.model, category: s.req.category, usage: o.out.usage, costNanos: o.out.costNanos, seq: o.seq, feature: s.req.feature ?? UNSPECIFIED_FEATURE, latencyMs: o.out.latencyMs };
     try {
       await CancellationScope.nonCancellable(() => settle(settlement));
     } catch (err) {
@@ -186,6 +196,7 @@ export async function hedged(s: RequestState, cand: Candidate, hedgeTo: Candidat
     return a;
   }
   const scopeB = new CancellationScope();
+  s.nextReason = 'hedge';
   const pB = leg(hedgeTo, scopeB, { ...s.nextAttempt(), t0: Date.now() }, () => cancelled === 'b');
   const answered = (l: Leg | { cancelled: true }): l is Leg & { outcome: { kind: 'answered' } } => !('cancelled' in l) && l.outcome.kind === 'answered';
   // Whichever answers first wins; a leg that failed or was denied waits for the other.

@@ -11,6 +11,7 @@ import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { own } from '../../util/names.js';
 import { utf8Bytes } from '../../util/bytes.js';
 import type { RequestConstraints } from '../../activities/paidCall.js';
+import type { RoutingDecision, RoutingReason } from '../sinks.js';
 import { type Attempt, type RequestInput, type RequestResult, type ValidRequest, approveSpendSignal, escalateSignal, type RequestTrace, traceQuery } from './contract.js';
 
 /** The tier above `t` (the top tier stays). */
@@ -60,6 +61,11 @@ export class RequestState {
   /** How long every candidate being rate-limited may be waited out (the worker's last verdict). */
   maxRateLimitWaitMs: number | undefined;
   budgetWaitSince: number | undefined;
+  /** Why the next paid call goes where it goes (set by each decision; reported when the request ends). */
+  nextReason: RoutingReason = 'primary';
+  /** Every paid call's routing decision, and each judged or checked answer's quality (the metrics sink). */
+  readonly routes: RoutingDecision[] = [];
+  readonly qualityScores: Array<{ model: string; score: number }> = [];
   qualityEscalations = 0;
   private seq = 0;
   approved = false;

@@ -1,0 +1,184 @@
+/**
+ * Switchyard's Prometheus metrics (prom-client): the seed's five, with its names, labels and
+ * buckets, plus budget gauges, provider attempts by error kind, circuit state and requests in
+ * flight. Each is fed from one place that happens once per event (see README "Monitoring"):
+ * the settlement the budget entity applied for the first time (requests, cost, latency), the
+ * workflow's end through a replay-aware sink (routing decisions, quality), a provider call
+ * (attempts), a poll of the entities (budgets, circuits).
+ *
+ * Label values are bounded: models and tiers come from the catalog; features, categories and
+ * scopes are validated names, and past `maxLabelValues` distinct values per label a metric
+ * reports the rest as "other". No prompt text, ids or keys are ever labels.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RequestEnded } from '../workflows/sinks.js';
+
+export { ROUTING_REASONS, type RequestEnded, type RoutingDecision, type RoutingReason } from '../workflows/sinks.js';
+
+export const QUALITY_BUCKETS = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0];
+export const LATENCY_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30];
+
+/** A paid attempt the budget entity settled for the first time. */
+export interface SettledAttempt {
+  readonly model: string;
+  readonly tier: string;
+  readonly feature: string;
+  readonly costNanos: number;
+  readonly latencyMs?: number | undefined;
+}
+
+export interface BudgetGaugeRow {
+  readonly scope: string;
+  readonly category: string;
+  readonly allocatedNanos: number;
+  readonly spentNanos: number;
+  readonly reservedNanos: number;
+}
+
+export interface MetricsSources {
+  /** Budget rows of these scopes (the ones this worker has charged; polled when scraped). */
+  budgets?: (scopes: readonly string[]) => Promise<readonly BudgetGaugeRow[]>;
+  /** Models whose circuit is open or half-open (the health entity's view, cached). */
+  circuits?: () => Promise<{ open: readonly string[]; halfOpen: readonly string[] }>;
+  /** Catalog models, so each has a circuit-state series (0) before anything fails. */
+  models?: readonly string[];
+}
+
+export const OTHER = 'other';
+
+/** Keeps a label's distinct values bounded: the first `max` are kept, the rest are "other". */
+export class LabelCap {
+  private readonly seen = new Set<string>();
+  constructor(private readonly max: number) {}
+  of(value: string): string {
+    if (this.seen.has(value)) return value;
+    if (this.seen.size >= this.max) return OTHER;
+    this.seen.add(value);
+    return value;
+  }
+}
+
+const NANOS_PER_DOLLAR = 1e9;
+
+export class SwitchyardMetrics {
+  readonly registry = new Registry();
+  private readonly features: LabelCap;
+  private readonly scopes: LabelCap;
+  private readonly categories: LabelCap;
+  /** Spend per (model, tier) in integer nanodollars: the cost counter is derived from it, never summed in floating point. */
+  private readonly costNanos = new Map<string, { model: string; tier: string; nanos: number }>();
+  private readonly requests: Counter<'model' | 'tier' | 'feature'>;
+  private readonly quality: Histogram<'model'>;
+  private readonly latency: Histogram<'model'>;
+  private readonly routing: Counter<'from_tier' | 'to_tier' | 'reason'>;
+  private readonly attempts: Counter<'model' | 'provider' | 'kind'>;
+  private readonly inFlightGauge: Gauge;
+  private inFlightCount = 0;
+  /** Scopes this worker has charged: their budgets are reported. */
+  private readonly knownScopes = new Set<string>();
+  private readonly maxScopes: number;
+
+  constructor(sources: MetricsSources = {}, opts: { maxLabelValues?: number } = {}) {
+    const max = opts.maxLabelValues ?? 100;
+    this.maxScopes = max;
+    const known = this.knownScopes;
+    this.features = new LabelCap(max);
+    this.scopes = new LabelCap(max);
+    this.categories = new LabelCap(max);
+    const registers = [this.registry];
+    this.requests = new Counter({ name: 'llm_model_requests_total', help: 'Total requests per model (paid attempts the budget settled)', labelNames: ['model', 'tier', 'feature'], registers });
+    const costs = this.costNanos;
+    new Counter({
+      name: 'llm_model_cost_dollars',
+      help: 'Cost per model, in dollars (from integer nanodollars)',
+      labelNames: ['model', 'tier'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of costs.values()) this.inc({ model: c.model, tier: c.tier }, c.nanos / NANOS_PER_DOLLAR);
+      },
+    });
+    this.quality = new Histogram({ name: 'llm_model_quality_score', help: 'Quality scores per model (judge scores; 1 or 0 for checks passed or failed)', labelNames: ['model'], buckets: QUALITY_BUCKETS, registers });
+    this.latency = new Histogram({ name: 'llm_model_latency_seconds', help: 'Latency per model (provider call, seconds)', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
+    this.routing = new Counter({ name: 'llm_routing_decisions_total', help: 'Routing decisions: the tier a request preferred, the tier a paid call went to, and why', labelNames: ['from_tier', 'to_tier', 'reason'], registers });
+    this.attempts = new Counter({ name: 'switchyard_provider_attempts_total', help: 'Provider calls by outcome (ok, or the error kind)', labelNames: ['model', 'provider', 'kind'], registers });
+    this.inFlightGauge = new Gauge({ name: 'switchyard_requests_in_flight', help: 'Provider calls in flight on this worker', registers });
+    const budgets = sources.budgets;
+    const scopes = this.scopes;
+    const categories = this.categories;
+    const budgetGauge = (name: string, help: string, field: 'allocatedNanos' | 'spentNanos' | 'reservedNanos') =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['scope', 'category'],
+        registers,
+        async collect() {
+          if (!budgets) return;
+          this.reset();
+          for (const r of await budgets([...known])) this.set({ scope: scopes.of(r.scope), category: categories.of(r.category) }, r[field] / NANOS_PER_DOLLAR);
+        },
+      });
+    budgetGauge('switchyard_budget_allocated_dollars', 'Budget allocated this period, per scope and category (same value on every worker: aggregate with max)', 'allocatedNanos');
+    budgetGauge('switchyard_budget_spent_dollars', 'Budget spent this period, per scope and category (aggregate with max)', 'spentNanos');
+    budgetGauge('switchyard_budget_reserved_dollars', 'Budget reserved by calls in flight, per scope and category (aggregate with max)', 'reservedNanos');
+    const circuits = sources.circuits;
+    const models = sources.models ?? [];
+    new Gauge({
+      name: 'switchyard_circuit_state',
+      help: 'Circuit breaker per model: 0 closed, 1 half-open, 2 open',
+      labelNames: ['model'],
+      registers,
+      async collect() {
+        if (!circuits) return;
+        const c = await circuits();
+        this.reset();
+        for (const m of new Set([...models, ...c.open, ...c.halfOpen])) this.set({ model: m }, c.open.includes(m) ? 2 : c.halfOpen.includes(m) ? 1 : 0);
+      },
+    });
+  }
+
+  /** A paid attempt settled for the first time: one request, its cost and its latency. */
+  settled(a: SettledAttempt): void {
+    if (!Number.isSafeInteger(a.costNanos) || a.costNanos < 0) throw new RangeError(`costNanos must be a non-negative integer, got ${a.costNanos}`);
+    this.requests.inc({ model: a.model, tier: a.tier, feature: this.features.of(a.feature) });
+    const key = `${a.model}\u0000${a.tier}`;
+    const c = this.costNanos.get(key) ?? { model: a.model, tier: a.tier, nanos: 0 };
+    c.nanos += a.costNanos;
+    this.costNanos.set(key, c);
+    if (a.latencyMs !== undefined && Number.isFinite(a.latencyMs) && a.latencyMs >= 0) this.latency.observe({ model: a.model }, a.latencyMs / 1000);
+  }
+
+  /** A scope this worker charged: its budget is reported from now on (up to maxLabelValues scopes). */
+  sawBudget(scope: string): void {
+    if (this.knownScopes.size < this.maxScopes) this.knownScopes.add(scope);
+  }
+
+  /** A request ended: its routing decisions and quality scores. */
+  requestEnded(e: RequestEnded): void {
+    for (const r of e.routing) this.routing.inc({ from_tier: r.fromTier, to_tier: r.toTier, reason: r.reason });
+    for (const q of e.quality) if (Number.isFinite(q.score)) this.quality.observe({ model: q.model }, Math.min(1, Math.max(0, q.score)));
+  }
+
+  /** A provider call ended: `ok`, or its error kind. */
+  providerAttempt(model: string, provider: string, kind: string): void {
+    this.attempts.inc({ model, provider, kind });
+  }
+
+  /** Counts a provider call in flight until the returned function is called. */
+  callStarted(): () => void {
+    this.inFlightCount += 1;
+    this.inFlightGauge.set(this.inFlightCount);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.inFlightCount -= 1;
+      this.inFlightGauge.set(this.inFlightCount);
+    };
+  }
+
+  /** Spend counted so far per (model, tier), in nanodollars (tests and reports compare with it). */
+  costNanosByModel(): Record<string, number> {
+    return Object.fromEntries([...this.costNanos.values()].map((c) => [`${c.model}/${c.tier}`, c.nanos]));
+  }
+}

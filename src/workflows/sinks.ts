@@ -1,0 +1,31 @@
+/**
+ * What workflows tell their worker outside of history: replay-aware sinks (the SDK calls them
+ * only when a workflow task runs for the first time, never in replay), so that what a request
+ * reports when it ends is counted once however often its history is replayed.
+ */
+import type { Sinks } from '@temporalio/workflow';
+
+/** Why a paid call went to the tier it went to (`llm_routing_decisions_total{reason}`). */
+export const ROUTING_REASONS = ['primary', 'retry', 'fallback', 'rate_limit', 'quality_escalation', 'hedge', 'budget_downgrade', 'circuit_open', 'unavailable', 'operator', 'judge'] as const;
+export type RoutingReason = (typeof ROUTING_REASONS)[number];
+
+export interface RoutingDecision {
+  /** The tier the classifier preferred for the request. */
+  readonly fromTier: string;
+  /** The tier of the model the paid call went to. */
+  readonly toTier: string;
+  readonly reason: RoutingReason;
+}
+
+/** What a request reports when it ends. */
+export interface RequestEnded {
+  readonly routing: readonly RoutingDecision[];
+  /** Quality per judged or checked answer: a judge's score, or 1 / 0 for checks passed / failed. */
+  readonly quality: ReadonlyArray<{ readonly model: string; readonly score: number }>;
+}
+
+export interface SwitchyardSinks extends Sinks {
+  readonly metrics: {
+    requestEnded(e: RequestEnded): void;
+  };
+}
