@@ -146,8 +146,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
       throw e;
     }
   };
-  /** Appends the attempt to the audit ledger (idempotent by reservation id). */
-  /** Appends the attempt to the ledger; true when it was not there yet. */
+  /** Appends the attempt to the audit ledger (idempotent by reservation id); true when it was not there yet. */
   const record = (input: RecordSpendInput): boolean => {
     // A model no worker's catalog knows any more is still recorded, by its name.
     const spec = deps.catalog.get(input.model);
@@ -167,9 +166,13 @@ export function createBudgetActivities(deps: BudgetDeps) {
       at: new Date().toISOString(),
     });
   };
+  /** Metrics of a first settlement; never fails the settlement (a retry would be a duplicate, never counted). */
   const counted = (input: RecordSpendInput): void => {
-    deps.metrics?.settled({ model: input.model, tier: deps.catalog.get(input.model)?.tier ?? 'unknown', feature: input.feature ?? UNSPECIFIED_FEATURE, costNanos: input.costNanos, latencyMs: input.latencyMs });
-    deps.metrics?.sawBudget(input.scope);
+    try {
+      deps.metrics?.settled({ model: input.model, tier: deps.catalog.get(input.model)?.tier ?? 'unknown', feature: input.feature ?? UNSPECIFIED_FEATURE, costNanos: input.costNanos, latencyMs: input.latencyMs });
+    } catch (e) {
+      log.warn({ err: (e as Error).message, model: input.model }, 'settlement not counted in metrics');
+    }
   };
   const reserveOn = async (input: ReserveInput, shard: number): Promise<ReserveResult> => {
     const workflowId = shardWorkflowId(deps.taskQueue, input.scope, shard, shards);
@@ -192,6 +195,8 @@ export function createBudgetActivities(deps: BudgetDeps) {
      * from every shard reports the most any single shard could still grant.
      */
     async reserveBudget(input: ReserveInput): Promise<ShardedReserveResult> {
+      // Its budget is reported from now on, granted or not (a spent scope that denies everything too).
+      deps.metrics?.sawBudget(input.scope);
       const order = input.force ? shardOrder(input.workflowId, shards).slice(0, 1) : shardOrder(input.workflowId, shards);
       let best: (ReserveResult & { granted: false }) | undefined;
       for (const shard of order) {
@@ -250,10 +255,11 @@ export function createBudgetActivities(deps: BudgetDeps) {
         const failure = await unavailable(handle(input.scope, input.shard).workflowId, input.scope);
         throw ApplicationFailure.create({ type: 'BudgetUnavailable', nonRetryable: true, message: failure.message, details: [{ unsettled }] });
       }
-      record(input);
-      // Counted where the entity applied it for the first time: a retried settlement is a duplicate.
-      if (!result.duplicate) counted(input);
+      // Counted where the entity applied it for the first time (a retried settlement is a
+      // duplicate there), before the ledger append, whose failure retries the settlement.
       if (result.duplicate) log.info({ workflowId: input.workflowId, attemptId: input.attemptId }, 'spend already settled; retry ignored');
+      else counted(input);
+      record(input);
       if ((result.overshootNanos ?? 0) > 0) log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: input.model, overshootNanos: result.overshootNanos }, 'cost above its reservation (raise budget.reservationMargin for this provider)');
       return result;
     },

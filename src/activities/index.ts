@@ -68,6 +68,8 @@ export interface RouteSelection {
   readonly judgeModels?: Record<string, { provider: Candidate['provider']; tier: Candidate['tier']; estimatedCostNanos: number }>;
   /** Models left out because the workers cannot call them now (provider not configured, circuit open). */
   readonly skipped?: Array<{ model: string; why: string }>;
+  /** Why the preferred tier's own models were left out, when some were (a routing decision's reason). */
+  readonly preferredTierSkipped?: 'circuit_open' | 'unavailable';
   /** What to reserve per chain model: the estimate with the provider's margin on input tokens. */
   readonly reserveNanos?: Record<string, number>;
 }
@@ -210,7 +212,9 @@ export function createActivityParts(deps: ActivityDeps) {
       const skipped = decision.excluded
         .filter((e) => e.constraint === 'providerConfigured' || (e.constraint === 'excludeModels' && open.includes(e.model)))
         .map((e) => ({ model: e.model, why: e.constraint === 'providerConfigured' ? e.detail : 'circuit open' }));
-      return { decision, contextWindows, ...(cheapest ? { cheapestModel: cheapest.name } : {}), judgeModels, skipped, reserveNanos };
+      const leftOut = skipped.filter((k) => catalog.get(k.model)?.tier === decision.preferredTier);
+      const preferredTierSkipped = leftOut.length === 0 ? undefined : leftOut.some((k) => k.why === 'circuit open') ? ('circuit_open' as const) : ('unavailable' as const);
+      return { decision, contextWindows, ...(cheapest ? { cheapestModel: cheapest.name } : {}), judgeModels, skipped, reserveNanos, ...(preferredTierSkipped ? { preferredTierSkipped } : {}) };
     } catch (e) {
       if (e instanceof NoEligibleModelError) {
         throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, details: [{ constraint: e.constraint }] });
@@ -303,8 +307,10 @@ export function createActivityParts(deps: ActivityDeps) {
         return { text: res.text, usage: res.usage, costNanos: cost, premiumBaselineCostNanos: baseline, finishReason: res.finishReason, latencyMs };
       } catch (e) {
         if (e instanceof ProviderError) {
-          deps.metrics?.providerAttempt(spec.name, spec.provider, e.kind);
-          if (countsAsFailure(e.kind)) deps.health?.report(spec.name, false, e.kind);
+          // A call the workflow cancelled (a hedge that lost) says nothing about the provider.
+          const cancelled = ctx.cancellationSignal.aborted;
+          deps.metrics?.providerAttempt(spec.name, spec.provider, cancelled ? 'cancelled' : e.kind);
+          if (!cancelled && countsAsFailure(e.kind)) deps.health?.report(spec.name, false, e.kind);
           log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, kind: e.kind, status: e.status, retryAfterMs: e.retryAfterMs }, 'provider call failed');
           const message = deps.redactProviderMessages ? `${e.provider}${e.status ? ` ${e.status}` : ''}: ${e.kind} (the provider's message is in the failure details, encrypted)` : e.message;
           throw ApplicationFailure.create({ message, type: e.kind, nonRetryable: true, details: [e.toInfo()] });

@@ -15,6 +15,7 @@ import type { RunInspection, RunSummary } from '../client/client.js';
 import { config, duration, int, quietTemporal, withClient } from './shared.js';
 import { dataConverterFor } from '../temporal/connection.js';
 import { formatTable } from '../util/table.js';
+import { requestInputBaseSchema } from '../contracts/requestInput.js';
 
 /** Exit code when a batch ran to its end but some requests failed or lines were malformed. */
 export const EXIT_PARTIAL = 3;
@@ -121,6 +122,11 @@ export function registerPipelineCommands(program: Command): void {
       if (!file) throw new InvalidArgumentError('batch needs an input file: `switchyard batch requests.jsonl --out results.jsonl` (or `batch status <id>`, `batch results <id>`)');
       if (!existsSync(file)) throw new InvalidArgumentError(`batch input ${file} does not exist`);
       if (o.batchId !== undefined && !/^[A-Za-z0-9._-]{1,100}$/.test(o.batchId)) throw new InvalidArgumentError('--batch-id may contain only letters, digits and . _ -');
+      // Defaults for every line: refused once here rather than on each line.
+      for (const [flag, field, value] of [['--category', 'category', o.category], ['--feature', 'feature', o.feature]] as const) {
+        const r = value === undefined ? undefined : requestInputBaseSchema.shape[field].safeParse(value);
+        if (r && !r.success) throw new InvalidArgumentError(`${flag}: ${r.error.issues[0]?.message ?? 'invalid'}`);
+      }
       await withClient(async (client, cfg) => {
         if (o.detach) {
           const batchId = o.batchId ?? defaultBatchId(file);

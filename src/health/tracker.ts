@@ -11,8 +11,11 @@ import { own } from '../util/names.js';
 import type { CircuitSettings } from './circuits.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
 
+/** How long the router (and a metrics scrape) waits for the health entity before going on without it. */
+const HEALTH_QUERY_MS = 2_000;
+
 export class HealthTracker {
-  private cached: { at: number; view: HealthView | undefined } = { at: 0, view: undefined };
+  private cached: { at: number; view: HealthView | undefined; failed: boolean } = { at: 0, view: undefined, failed: false };
   private inflight: Promise<HealthView | undefined> | undefined;
 
   constructor(
@@ -43,15 +46,19 @@ export class HealthTracker {
   /** The last view, refreshed at most once a second by a single query shared by all callers. */
   async view(): Promise<HealthView | undefined> {
     if (Date.now() - this.cached.at < 1_000) return this.cached.view;
-    this.inflight ??= this.temporal.workflow
-      .getHandle(healthWorkflowId(this.taskQueue))
-      .query(healthQuery)
+    let failed = false;
+    this.inflight ??= this.temporal
+      .withDeadline(Date.now() + HEALTH_QUERY_MS, () => this.temporal.workflow.getHandle(healthWorkflowId(this.taskQueue)).query(healthQuery))
       .catch((e: unknown) => {
-        if (!(e instanceof WorkflowNotFoundError)) this.log.warn({ err: (e as Error).message }, 'health query failed; ignoring circuits');
+        // No entity yet: no failures reported, every circuit closed. Anything else: unknown.
+        if (!(e instanceof WorkflowNotFoundError)) {
+          failed = true;
+          this.log.warn({ err: (e as Error).message }, 'health query failed; ignoring circuits');
+        }
         return undefined;
       })
       .then((view) => {
-        this.cached = { at: Date.now(), view };
+        this.cached = { at: Date.now(), view, failed };
         this.inflight = undefined;
         return view;
       });
@@ -73,6 +80,12 @@ export class HealthTracker {
       else if (c.openUntil > 0) halfOpen.push(m);
     }
     return { open, halfOpen };
+  }
+
+  /** The circuits, or undefined when the health entity did not answer (their state is unknown). */
+  async knownCircuits(): Promise<{ open: string[]; halfOpen: string[] } | undefined> {
+    const c = await this.circuits();
+    return this.cached.failed ? undefined : c;
   }
 
   /** Asks to be a half-open model's one trial; any doubt (entity unreachable) is a no. */

@@ -13,7 +13,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RequestEnded } from '../workflows/sinks.js';
 
-export { ROUTING_REASONS, type RequestEnded, type RoutingDecision, type RoutingReason } from '../workflows/sinks.js';
+export type { RequestEnded, RoutingDecision, RoutingReason } from '../workflows/sinks.js';
 
 export const QUALITY_BUCKETS = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0];
 export const LATENCY_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30];
@@ -38,13 +38,18 @@ export interface BudgetGaugeRow {
 export interface MetricsSources {
   /** Budget rows of these scopes (the ones this worker has charged; polled when scraped). */
   budgets?: (scopes: readonly string[]) => Promise<readonly BudgetGaugeRow[]>;
-  /** Models whose circuit is open or half-open (the health entity's view, cached). */
-  circuits?: () => Promise<{ open: readonly string[]; halfOpen: readonly string[] }>;
+  /** Models whose circuit is open or half-open (the health entity's view, cached); undefined when unknown. */
+  circuits?: () => Promise<{ open: readonly string[]; halfOpen: readonly string[] } | undefined>;
   /** Catalog models, so each has a circuit-state series (0) before anything fails. */
   models?: readonly string[];
 }
 
 export const OTHER = 'other';
+
+/** A scrape's budget rows are reused for this long: the three budget gauges of one scrape share one poll. */
+const BUDGET_ROWS_TTL_MS = 1_000;
+/** Runs whose end was reported, remembered so that a retried final workflow task does not report again. */
+const ENDED_RUNS_MAX = 10_000;
 
 /** Keeps a label's distinct values bounded: the first `max` are kept, the rest are "other". */
 export class LabelCap {
@@ -74,6 +79,8 @@ export class SwitchyardMetrics {
   private readonly attempts: Counter<'model' | 'provider' | 'kind'>;
   private readonly inFlightGauge: Gauge;
   private inFlightCount = 0;
+  private readonly endedRuns = new Set<string>();
+  private budgetRows: { at: number; scopes: number; rows: Promise<readonly BudgetGaugeRow[]> } | undefined;
   /** Scopes this worker has charged: their budgets are reported. */
   private readonly knownScopes = new Set<string>();
   private readonly maxScopes: number;
@@ -102,10 +109,20 @@ export class SwitchyardMetrics {
     this.latency = new Histogram({ name: 'llm_model_latency_seconds', help: 'Latency per model (provider call, seconds)', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
     this.routing = new Counter({ name: 'llm_routing_decisions_total', help: 'Routing decisions: the tier a request preferred, the tier a paid call went to, and why', labelNames: ['from_tier', 'to_tier', 'reason'], registers });
     this.attempts = new Counter({ name: 'switchyard_provider_attempts_total', help: 'Provider calls by outcome (ok, or the error kind)', labelNames: ['model', 'provider', 'kind'], registers });
-    this.inFlightGauge = new Gauge({ name: 'switchyard_requests_in_flight', help: 'Provider calls in flight on this worker', registers });
+    this.inFlightGauge = new Gauge({ name: 'switchyard_provider_calls_in_flight', help: 'Provider calls in flight on this worker', registers });
     const budgets = sources.budgets;
     const scopes = this.scopes;
     const categories = this.categories;
+    // One poll of the entities serves the three gauges of a scrape.
+    const rows = (): Promise<readonly BudgetGaugeRow[]> => {
+      if (!budgets) return Promise.resolve([]);
+      let c = this.budgetRows;
+      if (!c || c.scopes !== known.size || Date.now() - c.at > BUDGET_ROWS_TTL_MS) {
+        c = { at: Date.now(), scopes: known.size, rows: budgets([...known]).catch(() => []) };
+        this.budgetRows = c;
+      }
+      return c.rows;
+    };
     const budgetGauge = (name: string, help: string, field: 'allocatedNanos' | 'spentNanos' | 'reservedNanos') =>
       new Gauge({
         name,
@@ -115,7 +132,7 @@ export class SwitchyardMetrics {
         async collect() {
           if (!budgets) return;
           this.reset();
-          for (const r of await budgets([...known])) this.set({ scope: scopes.of(r.scope), category: categories.of(r.category) }, r[field] / NANOS_PER_DOLLAR);
+          for (const r of await rows()) this.set({ scope: scopes.of(r.scope), category: categories.of(r.category) }, r[field] / NANOS_PER_DOLLAR);
         },
       });
     budgetGauge('switchyard_budget_allocated_dollars', 'Budget allocated this period, per scope and category (same value on every worker: aggregate with max)', 'allocatedNanos');
@@ -132,6 +149,8 @@ export class SwitchyardMetrics {
         if (!circuits) return;
         const c = await circuits();
         this.reset();
+        // Unknown (the health entity did not answer): no series rather than a false "closed".
+        if (!c) return;
         for (const m of new Set([...models, ...c.open, ...c.halfOpen])) this.set({ model: m }, c.open.includes(m) ? 2 : c.halfOpen.includes(m) ? 1 : 0);
       },
     });
@@ -153,8 +172,14 @@ export class SwitchyardMetrics {
     if (this.knownScopes.size < this.maxScopes) this.knownScopes.add(scope);
   }
 
-  /** A request ended: its routing decisions and quality scores. */
-  requestEnded(e: RequestEnded): void {
+  /**
+   * A request ended: its routing decisions and quality scores, once per run on this worker (a
+   * final workflow task that failed and ran again reports again; the run id is remembered).
+   */
+  requestEnded(runId: string, e: RequestEnded): void {
+    if (this.endedRuns.has(runId)) return;
+    this.endedRuns.add(runId);
+    if (this.endedRuns.size > ENDED_RUNS_MAX) this.endedRuns.delete(this.endedRuns.values().next().value ?? runId);
     for (const r of e.routing) this.routing.inc({ from_tier: r.fromTier, to_tier: r.toTier, reason: r.reason });
     for (const q of e.quality) if (Number.isFinite(q.score)) this.quality.observe({ model: q.model }, Math.min(1, Math.max(0, q.score)));
   }
@@ -175,10 +200,5 @@ export class SwitchyardMetrics {
       this.inFlightCount -= 1;
       this.inFlightGauge.set(this.inFlightCount);
     };
-  }
-
-  /** Spend counted so far per (model, tier), in nanodollars (tests and reports compare with it). */
-  costNanosByModel(): Record<string, number> {
-    return Object.fromEntries([...this.costNanos.values()].map((c) => [`${c.model}/${c.tier}`, c.nanos]));
   }
 }

@@ -21,6 +21,9 @@ export async function startMetricsServer(registry: Registry, port: number, host:
       (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(e as Error).message}\n`),
     );
   });
+  // A scraper that stalls does not hold a connection open for long.
+  server.requestTimeout = 15_000;
+  server.headersTimeout = 10_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       reject(e.code === 'EADDRINUSE' ? new Error(`metrics port ${port} on ${host} is in use: set SWITCHYARD_METRICS_PORT to another port (0 = any free port)`) : e);
@@ -31,6 +34,10 @@ export async function startMetricsServer(registry: Registry, port: number, host:
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return {
     url: `http://${shown}:${addr.port}/metrics`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -19,10 +19,12 @@ import { entityTaskQueue } from '../workflows/taskQueues.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/request/contract.js';
 import { type BudgetGaugeRow, SwitchyardMetrics } from '../metrics/metrics.js';
 import { type MetricsServer, startMetricsServer } from '../metrics/server.js';
-import { shardWorkflowId } from '../budget/shards.js';
+import { combineStatuses, shardWorkflowId } from '../budget/shards.js';
+import type { BudgetStatus } from '../budget/book.js';
 import { statusQuery } from '../workflows/budget/contract.js';
 import type { SwitchyardSinks } from '../workflows/sinks.js';
 import type { InjectedSinks } from '@temporalio/worker';
+import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
 
 export interface WorkerOptions {
   readonly config: SwitchyardConfig;
@@ -72,14 +74,21 @@ async function requireSearchAttributes(connection: Connection, namespace: string
     log.warn({ err: (e as Error).message }, 'could not list the namespace\'s search attributes; make sure these exist: ' + SEARCH_ATTRIBUTES.map((k) => k.name).join(', '));
     return;
   }
-  const missing = SEARCH_ATTRIBUTES.filter((k) => !(k.name in have));
-  if (missing.length === 0) return;
   const kind = (t: string): string => ({ KEYWORD: 'Keyword', INT: 'Int', DOUBLE: 'Double' })[t] ?? t;
+  const missing = SEARCH_ATTRIBUTES.filter((k) => !(k.name in have));
+  const mistyped = SEARCH_ATTRIBUTES.filter((k) => k.name in have && have[k.name] !== encodeSearchAttributeIndexedValueType(k.type));
+  if (mistyped.length > 0) {
+    throw new Error(`namespace "${namespace}" has the search attributes ${mistyped.map((k) => `${k.name} (must be ${kind(k.type)})`).join(', ')} with another type; Switchyard's workflows could not set them: remove them and create them with these types, or use another namespace`);
+  }
+  if (missing.length === 0) return;
   throw new Error(
     `namespace "${namespace}" lacks the search attributes ${missing.map((k) => k.name).join(', ')} that Switchyard's workflows set; create them first (once per namespace), then start the worker:\n` +
       missing.map((k) => `  temporal operator search-attribute create --namespace ${namespace} --name ${k.name} --type ${kind(k.type)}`).join('\n'),
   );
 }
+
+/** How long a scrape waits for a budget entity's status (an entity that does not answer is left out). */
+const BUDGET_POLL_MS = 2_000;
 
 export async function createSwitchyardWorker(opts: WorkerOptions): Promise<SwitchyardWorker> {
   const { config } = opts;
@@ -98,25 +107,17 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   }
   const health = config.health.enabled ? new HealthTracker(temporal, config.taskQueue, config.health, log) : undefined;
   const shards = Math.max(1, config.budget.shards);
+  /** The budgets of the scopes this worker charged, all shards at once; a scrape waits at most BUDGET_POLL_MS. */
   const budgets = async (scopes: readonly string[]): Promise<BudgetGaugeRow[]> => {
-    const rows: BudgetGaugeRow[] = [];
-    for (const scope of scopes) {
-      const byCategory = new Map<string, { allocatedNanos: number; spentNanos: number; reservedNanos: number }>();
-      for (let shard = 0; shard < shards; shard++) {
-        const st = await temporal.workflow.getHandle(shardWorkflowId(config.taskQueue, scope, shard, shards)).query(statusQuery).catch(() => undefined);
-        for (const [name, c] of Object.entries(st?.categories ?? {})) {
-          const acc = byCategory.get(name) ?? { allocatedNanos: 0, spentNanos: 0, reservedNanos: 0 };
-          acc.allocatedNanos += c.allocatedNanos;
-          acc.spentNanos += c.spentNanos;
-          acc.reservedNanos += c.reservedNanos;
-          byCategory.set(name, acc);
-        }
-      }
-      for (const [category, c] of byCategory) rows.push({ scope, category, ...c });
-    }
-    return rows;
+    const status = async (scope: string): Promise<BudgetStatus | undefined> => {
+      const ids = Array.from({ length: shards }, (_, shard) => shardWorkflowId(config.taskQueue, scope, shard, shards));
+      const found = (await Promise.all(ids.map((id) => temporal.withDeadline(Date.now() + BUDGET_POLL_MS, () => temporal.workflow.getHandle(id).query(statusQuery)).catch(() => undefined)))).filter((s) => s !== undefined);
+      return found.length > 0 ? combineStatuses(found) : undefined;
+    };
+    const statuses = await Promise.all(scopes.map(async (scope) => ({ scope, st: await status(scope) })));
+    return statuses.flatMap(({ scope, st }) => Object.entries(st?.categories ?? {}).map(([category, c]) => ({ scope, category, allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos })));
   };
-  const metrics = new SwitchyardMetrics({ budgets, ...(health ? { circuits: () => health.circuits() } : {}), models: catalog.names() }, { maxLabelValues: config.metrics.maxLabelValues });
+  const metrics = new SwitchyardMetrics({ budgets, ...(health ? { circuits: () => health.knownCircuits() } : {}), models: catalog.names() }, { maxLabelValues: config.metrics.maxLabelValues });
   const parts = createActivityParts({
     temporal,
     taskQueue: config.taskQueue,
@@ -142,7 +143,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const activities = composeActivities({ ...parts, ...opts.activityOverrides?.(parts) });
   const workflows = existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsSourcePath() };
   // What a request reports when it ends, counted once: the SDK skips sinks in replay.
-  const sinks: InjectedSinks<SwitchyardSinks> = { metrics: { requestEnded: { fn: (_info, e) => metrics.requestEnded(e), callDuringReplay: false } } };
+  const sinks: InjectedSinks<SwitchyardSinks> = { metrics: { requestEnded: { fn: (info, e) => metrics.requestEnded(info.runId, e), callDuringReplay: false } } };
   const worker = await Worker.create({
     connection: nativeConnection,
     namespace: config.namespace,

@@ -5,9 +5,14 @@
  */
 import type { Sinks } from '@temporalio/workflow';
 
-/** Why a paid call went to the tier it went to (`llm_routing_decisions_total{reason}`). */
-export const ROUTING_REASONS = ['primary', 'retry', 'fallback', 'rate_limit', 'quality_escalation', 'hedge', 'budget_downgrade', 'circuit_open', 'unavailable', 'operator', 'judge'] as const;
-export type RoutingReason = (typeof ROUTING_REASONS)[number];
+/**
+ * Why a provider call went to the tier it went to (`llm_routing_decisions_total{reason}`): the
+ * router's choice (`primary`), the same model again (`retry`), the next model after a failure
+ * (`fallback`), after a rate limit (`rate_limit`), after failed quality checks
+ * (`quality_escalation`), a latency hedge, a budget downgrade, the preferred tier's models left
+ * out (`circuit_open`, `unavailable`), an operator's escalation. Judge calls are not routing.
+ */
+export type RoutingReason = 'primary' | 'retry' | 'fallback' | 'rate_limit' | 'quality_escalation' | 'hedge' | 'budget_downgrade' | 'circuit_open' | 'unavailable' | 'operator';
 
 export interface RoutingDecision {
   /** The tier the classifier preferred for the request. */

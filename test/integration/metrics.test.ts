@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
 import { createLogger } from '../../src/util/logger.js';
-import { traceQuery } from '../../src/workflows/request/contract.js';
+import { approveSpendSignal, traceQuery, workflowIdFor } from '../../src/workflows/request/contract.js';
 import type { RequestResult } from '../../src/workflows/request/contract.js';
+import { budgetWorkflowId, statusQuery } from '../../src/workflows/budget/contract.js';
 
 let stack: TestStack;
 let n = 0;
@@ -104,7 +105,7 @@ describe('metrics', () => {
     const r = await stack.client.ask({ requestId: rid('m-labels'), prompt, category: 'batch', feature: 'labels-check' });
     const samples = await scrape();
     const names = new Set(samples.map((s) => s.name));
-    for (const n of ['llm_model_requests_total', 'llm_model_cost_dollars', 'llm_model_quality_score_bucket', 'llm_model_latency_seconds_bucket', 'llm_routing_decisions_total', 'switchyard_budget_allocated_dollars', 'switchyard_budget_spent_dollars', 'switchyard_budget_reserved_dollars', 'switchyard_circuit_state', 'switchyard_requests_in_flight', 'switchyard_provider_attempts_total']) expect(names).toContain(n);
+    for (const n of ['llm_model_requests_total', 'llm_model_cost_dollars', 'llm_model_quality_score_bucket', 'llm_model_latency_seconds_bucket', 'llm_routing_decisions_total', 'switchyard_budget_allocated_dollars', 'switchyard_budget_spent_dollars', 'switchyard_budget_reserved_dollars', 'switchyard_circuit_state', 'switchyard_provider_calls_in_flight', 'switchyard_provider_attempts_total']) expect(names).toContain(n);
     expect(Object.keys(samples.find((s) => s.name === 'llm_model_requests_total')?.labels ?? {}).sort()).toEqual(['feature', 'model', 'tier']);
     expect(Object.keys(samples.find((s) => s.name === 'llm_model_cost_dollars')?.labels ?? {}).sort()).toEqual(['model', 'tier']);
     expect(Object.keys(samples.find((s) => s.name === 'llm_routing_decisions_total')?.labels ?? {}).sort()).toEqual(['from_tier', 'reason', 'to_tier']);
@@ -127,5 +128,67 @@ describe('metrics', () => {
     await expect(createSwitchyardWorker({ config: { ...stack.config, namespace, metrics: { ...stack.config.metrics, enabled: false } }, address: stack.address, log: createLogger('silent') })).rejects.toThrow(
       new RegExp(`namespace "${namespace}" lacks the search attributes .*LlmFeature[\\s\\S]*temporal operator search-attribute create --namespace ${namespace} --name LlmFeature --type Keyword`),
     );
+  });
+
+  it('routing reasons: a hedge counts both calls; a call after a budget wait keeps its reason; a same-model retry is a retry', async () => {
+    const count = async (): Promise<Record<string, number>> => {
+      const out: Record<string, number> = {};
+      for (const x of (await scrape()).filter((x) => x.name === 'llm_routing_decisions_total')) out[x.labels.reason ?? '?'] = (out[x.labels.reason ?? '?'] ?? 0) + x.value;
+      return out;
+    };
+    const d = (a: Record<string, number>, b: Record<string, number>, k: string): number => (a[k] ?? 0) - (b[k] ?? 0);
+    let before = await count();
+    fault('gemini-2-flash', { script: ['hang'] });
+    const hedged = await stack.client.ask({ requestId: rid('m-hedge'), prompt: 'Explain why the sky is blue in two sentences.', model: 'gemini-2-flash', hedgeAfterMs: 500 });
+    stack.simulator.setFaults({});
+    expect(hedged.attempts.map((a) => a.outcome).sort()).toEqual(['hedged_out', 'ok']);
+    let after = await count();
+    expect([d(after, before, 'primary'), d(after, before, 'hedge')]).toEqual([1, 1]);
+
+    // A 5xx retried on the same model (3 attempts in the stack's policy), then an answer.
+    before = after;
+    fault('gpt-4o-mini', { script: [500] });
+    const retried = await stack.client.ask({ requestId: rid('m-retry'), prompt: 'Name a river.', model: 'gpt-4o-mini', noFallback: true });
+    stack.simulator.setFaults({});
+    expect(retried.attempts.map((a) => a.outcome)).toEqual(['transient', 'ok']);
+    after = await count();
+    expect([d(after, before, 'primary'), d(after, before, 'retry'), d(after, before, 'fallback')]).toEqual([1, 1, 0]);
+
+    // Denied, approved, then called: the call is the request's primary one.
+    before = after;
+    const scope = rid('m-wait');
+    await stack.client.setBudget(scope, { totalNanos: 4, policies: { critical: 'wait', standard: 'wait', batch: 'wait' } });
+    const requestId = rid('m-waiting');
+    const pending = stack.client.ask({ requestId, prompt: 'Name a mountain.', model: 'gpt-4o-mini', noFallback: true, category: 'critical', budgetScope: scope });
+    for (let i = 0; i < 100; i++) {
+      const st = await stack.client.temporal.workflow.getHandle(budgetWorkflowId(stack.config.taskQueue, scope)).query(statusQuery).catch(() => undefined);
+      if ((st?.counters.denials ?? 0) > 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await stack.client.temporal.workflow.getHandle(workflowIdFor(requestId)).signal(approveSpendSignal, { by: 'test' });
+    const waited = await pending;
+    expect(waited.attempts.map((a) => a.outcome)).toEqual(['budget_denied', 'ok']);
+    after = await count();
+    expect([d(after, before, 'primary'), d(after, before, 'retry')]).toEqual([1, 0]);
+  });
+
+  it('a worker that cannot give a retry verdict does not end the request: it moves to the next model', async () => {
+    await stack.restartWorker((real) => ({
+      // The paid call's own verdict is lost with it: the attempt fails as an activity, and the workflow asks again.
+      callModel: async (input: Parameters<typeof real.callModel>[0]) => {
+        if (input.model === 'gpt-4o-mini') throw new Error('worker bug');
+        return real.callModel(input);
+      },
+      retryVerdict: async () => {
+        throw new Error('no verdict');
+      },
+    }));
+    try {
+      const res = await stack.client.ask({ requestId: rid('m-noverdict'), prompt: 'Name a lake.', model: 'gpt-4o-mini', fallbacks: ['claude-3-5-haiku'] });
+      expect(res.model).toBe('claude-3-5-haiku');
+      expect(res.attempts[0]).toMatchObject({ model: 'gpt-4o-mini', outcome: 'internal' });
+    } finally {
+      await stack.restartWorker();
+    }
   });
 });

@@ -9,7 +9,7 @@ describe('feature', () => {
   it('accepts a lowercase name and refuses anything else, naming the field and the fix', () => {
     expect(requestInputSchema.parse({ prompt: 'hi', feature: 'support-chat' }).feature).toBe('support-chat');
     expect(requestInputSchema.parse({ prompt: 'hi' }).feature).toBeUndefined();
-    for (const bad of ['Search', 'has space', '', 'x'.repeat(65), 'constructor']) {
+    for (const bad of ['Search', 'has space', '', 'x'.repeat(65), 'constructor', 'other']) {
       const r = requestInputSchema.safeParse({ prompt: 'hi', feature: bad });
       expect(r.success).toBe(false);
       if (!r.success) expect(describeIssues(r.error).join('; ')).toMatch(/^feature: /);

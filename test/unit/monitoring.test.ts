@@ -60,4 +60,15 @@ describe('monitoring', () => {
     expect([...named].filter((n) => !exported.has(n))).toEqual([]);
     expect(named.size).toBeGreaterThanOrEqual(8);
   });
+
+  it("a run's end is counted once on a worker, however often its final workflow task runs", async () => {
+    const m = new SwitchyardMetrics();
+    const ended = { routing: [{ fromTier: 'economy', toTier: 'standard', reason: 'fallback' as const }], quality: [{ model: 'gpt-4o-mini', score: 0.9 }] };
+    m.requestEnded('run-1', ended);
+    m.requestEnded('run-1', ended);
+    m.requestEnded('run-2', ended);
+    const text = await m.registry.metrics();
+    expect(text).toMatch(/^llm_routing_decisions_total\{from_tier="economy",to_tier="standard",reason="fallback"\} 2$/m);
+    expect(text).toMatch(/^llm_model_quality_score_count\{model="gpt-4o-mini"\} 2$/m);
+  });
 });

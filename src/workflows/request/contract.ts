@@ -120,6 +120,7 @@ export function requestLimitIssues(r: Pick<ValidRequest, 'prompt' | 'messages' |
   if (isReservedName(r.category)) issues.push({ path: 'category', message: RESERVED_MESSAGE });
   if (isReservedName(r.budgetScope)) issues.push({ path: 'budgetScope', message: RESERVED_MESSAGE });
   if (r.feature !== undefined && isReservedName(r.feature)) issues.push({ path: 'feature', message: RESERVED_MESSAGE });
+  if (r.feature === 'other') issues.push({ path: 'feature', message: 'is reserved: metrics report features past their label limit as "other"; choose another name' });
   const bytes = textParts(r).reduce((n, t) => n + utf8Bytes(t), 0);
   if (bytes > MAX_INPUT_BYTES) {
     issues.push({

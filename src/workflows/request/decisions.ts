@@ -4,7 +4,7 @@
  * decision: retry on a durable timer, next model, or fail), an answer (quality checks and the
  * judge, escalating a tier when they fail), and an operator's escalation.
  */
-import { log, proxyLocalActivities } from '@temporalio/workflow';
+import { isCancellation, log, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities, CallModelOutput } from '../../activities/index.js';
 import type { PaidCallOutcome } from '../../activities/paidCall.js';
 import { decideAfterFailure, type FailureFacts, type RetryVerdict } from '../../routing/retryDecision.js';
@@ -77,7 +77,14 @@ async function verdictOn(s: RequestState, model: string, facts: FailureFacts, gi
     const policy = (sel.retryByModel ? own(sel.retryByModel, model) : undefined) ?? sel.retry;
     return { decision: decideAfterFailure(facts, policy), maxRateLimitWaitMs: sel.retry.maxRateLimitWaitMs };
   }
-  return retryVerdict({ model, failure: facts });
+  try {
+    return await retryVerdict({ model, failure: facts });
+  } catch (e) {
+    if (isCancellation(e)) throw e;
+    // The worker could not say (a local activity that failed five times): move on, never end here.
+    log.warn('no retry verdict from the worker; trying the next model', { model, error: e instanceof Error ? e.message : String(e) });
+    return { decision: { action: 'next', why: `${facts.kind}; no retry verdict from the worker` }, maxRateLimitWaitMs: 0 };
+  }
 }
 
 /** A failed attempt: 'retry' the same model (after s.waitBeforeMs), or 'next' model. */
@@ -94,7 +101,7 @@ export async function onFailed(s: RequestState, leg: Leg, attempt: number, faile
   if (d.action === 'retry') {
     s.waitBeforeMs = d.delayMs;
     s.rateLimitWait = failure.kind === 'rate_limited';
-    s.nextReason = failure.kind === 'rate_limited' ? 'rate_limit' : 'retry';
+    s.nextReason = 'retry';
     return 'retry';
   }
   s.waitBeforeMs = 0;

@@ -97,9 +97,17 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
   const judge = 'cand' in what ? what.judge : undefined;
   const { attemptId, reservationId } = ids ?? s.nextAttempt(judge ? 'j' : 'a');
   const t0 = ids?.t0 ?? Date.now();
-  // Why this call goes where it goes: set by the decision before it; a judge's is its own kind.
-  const reason = judge ? 'judge' : s.nextReason;
+  // Why this call goes where it goes: set by the decision before it (judge calls are not routing).
+  const reason = s.nextReason;
   if (!judge) s.nextReason = 'retry';
+  /** A call was made (answered, failed, or cancelled by a hedge): its routing decision. */
+  const routed = (cand: Candidate): void => {
+    if (judge) return;
+    const preferred = s.sel?.decision.preferredTier ?? cand.tier;
+    // A first call that left the preferred tier because its models were left out is put down to that.
+    const leftOut = reason === 'primary' && cand.tier !== preferred ? s.sel?.preferredTierSkipped : undefined;
+    s.routes.push({ fromTier: preferred, toTier: cand.tier, reason: leftOut ?? reason });
+  };
   const input: PaidCallInput = 'route' in what
     ? // The first attempt: the activity validates, routes, and sends the text it validated.
       { route: routeInput(s), call: { workflowId: s.workflowId, runId: s.runId, attemptId }, budget: { reservationId, force: s.approved }, maxAttempts: PAID_CALL_ATTEMPTS }
@@ -118,7 +126,10 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
     if (!cand) throw new Error(`paid call answered for ${out.model}, which is not in the chain`);
     leg = { cand, attemptId, t0, outcome: out.outcome };
   } catch (err) {
-    if (isCancellation(err)) throw err;
+    if (isCancellation(err)) {
+      if ('cand' in what) routed(what.cand);
+      throw err;
+    }
     const stop = budgetStop(err) ?? ('route' in what ? routingStop(err) : undefined);
     if (stop) throw stop;
     if ('route' in what) await routeLocally(s);
@@ -126,14 +137,15 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
     await CancellationScope.nonCancellable(() => releaseReservation({ scope: s.req.budgetScope, reservationId, workflowId: s.workflowId }));
     const cand = 'cand' in what ? what.cand : s.chain[0];
     if (!cand) throw err;
+    routed(cand);
     return { cand, attemptId, t0, outcome: { kind: 'failed', failure: activityFailure(err) } };
   }
   const o = leg.outcome;
-  if (o.kind !== 'denied') {
-    // A call was made: its routing decision. The first call of a request that could not go to its
-    // preferred tier because a circuit was open went there for that reason.
-    const circuit = reason === 'primary' && leg.cand.tier !== s.sel?.decision.preferredTier && s.skippedModels.some((k) => k.why === 'circuit open');
-    s.routes.push({ fromTier: s.sel?.decision.preferredTier ?? leg.cand.tier, toTier: leg.cand.tier, reason: circuit ? 'circuit_open' : reason });
+  // A denied reservation called nothing: the next call keeps this one's reason.
+  if (o.kind === 'denied') {
+    if (!judge) s.nextReason = reason;
+  } else {
+    routed(leg.cand);
   }
   if (o.kind === 'answered') {
     // The answer is in history now: settle it (runs to completion even when the leg is cancelled).
