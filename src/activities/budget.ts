@@ -27,7 +27,8 @@ export interface BudgetDeps {
   /** Entity workflows each scope is split across (1: one entity per scope). */
   readonly budgetShards: number;
   readonly catalog: Catalog;
-  readonly ledger: { record(entry: LedgerEntry): boolean };
+  /** The spend ledger: the JSONL file (sync) or PostgreSQL; idempotent by key. */
+  readonly ledger: { record(entry: LedgerEntry): boolean | Promise<boolean> };
   readonly log: Logger;
   /** Counts each paid attempt when the budget entity applies its settlement for the first time. */
   readonly metrics?: SwitchyardMetrics | undefined;
@@ -63,6 +64,8 @@ export interface RecordSpendInput {
   readonly feature?: string | undefined;
   /** How long the provider took to answer. */
   readonly latencyMs?: number | undefined;
+  /** What the same usage would have cost on the premium baseline model (reports' saving). */
+  readonly baselineNanos?: number | undefined;
 }
 
 function unwrapUpdateFailure(e: unknown): never {
@@ -147,11 +150,13 @@ export function createBudgetActivities(deps: BudgetDeps) {
     }
   };
   /** Appends the attempt to the audit ledger (idempotent by reservation id); true when it was not there yet. */
-  const record = (input: RecordSpendInput): boolean => {
+  const record = async (input: RecordSpendInput): Promise<boolean> => {
     // A model no worker's catalog knows any more is still recorded, by its name.
     const spec = deps.catalog.get(input.model);
     return deps.ledger.record({
       key: input.reservationId,
+      scope: input.scope,
+      ...(input.baselineNanos !== undefined ? { baselineNanos: input.baselineNanos } : {}),
       workflowId: input.workflowId,
       attemptId: input.attemptId,
       model: input.model,
@@ -250,7 +255,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
         // The entity went away while this request held a reservation: the money was spent, so the
         // ledger records it; the request fails with the settlement in its failure (`unsettled`),
         // and `switchyard budget restore` applies it once, by its sequence number.
-        if (record(input)) counted(input);
+        if (await record(input)) counted(input);
         const unsettled = { scope: input.scope, shard: input.shard, reservationId: input.reservationId, category: input.category, costNanos: input.costNanos, ...(input.seq !== undefined ? { seq: input.seq } : {}) };
         const failure = await unavailable(handle(input.scope, input.shard).workflowId, input.scope);
         throw ApplicationFailure.create({ type: 'BudgetUnavailable', nonRetryable: true, message: failure.message, details: [{ unsettled }] });
@@ -259,7 +264,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
       // duplicate there), before the ledger append, whose failure retries the settlement.
       if (result.duplicate) log.info({ workflowId: input.workflowId, attemptId: input.attemptId }, 'spend already settled; retry ignored');
       else counted(input);
-      record(input);
+      await record(input);
       if ((result.overshootNanos ?? 0) > 0) log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: input.model, overshootNanos: result.overshootNanos }, 'cost above its reservation (raise budget.reservationMargin for this provider)');
       return result;
     },

@@ -17,6 +17,7 @@ import { formatSummary } from '../batch/summary.js';
 import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, untilSignal, withClient } from './shared.js';
 import { registerPipelineCommands } from './pipelineCommands.js';
 import { registerCodecCommands } from './codecCommands.js';
+import { registerReportCommand } from './reportCommand.js';
 import { chatRequestFromFile } from './messagesFile.js';
 import { formatTable } from '../util/table.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
@@ -196,6 +197,7 @@ stackOptions(
 
 registerPipelineCommands(program);
 registerCodecCommands(program);
+registerReportCommand(program);
 
 program
   .command('escalate')

@@ -162,6 +162,8 @@ export interface SwitchyardConfig extends FileConfig {
   readonly taskQueue: string;
   readonly stateDir: string;
   readonly ledgerPath: string;
+  /** PostgreSQL ledger (`SWITCHYARD_LEDGER_URL`, a secret: it may hold a password); else the file at ledgerPath. */
+  readonly ledgerUrl: string | undefined;
   readonly catalogPath: string | undefined;
   readonly simulatorUrl: string | undefined;
   readonly providers: ProviderEndpoints;
@@ -179,6 +181,7 @@ const envSchema = z.object({
   SWITCHYARD_TASK_QUEUE: z.string().min(1).default('switchyard'),
   SWITCHYARD_STATE_DIR: z.string().min(1).optional(),
   SWITCHYARD_LEDGER: z.string().min(1).optional(),
+  SWITCHYARD_LEDGER_URL: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a PostgreSQL URL such as postgres://user:password@db:5432/switchyard').optional(),
   SWITCHYARD_CATALOG: z.string().min(1).optional(),
   SWITCHYARD_CONFIG: z.string().min(1).optional(),
   SWITCHYARD_SIMULATOR_URL: z.url('must be a URL such as http://127.0.0.1:8089').optional(),
@@ -235,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     taskQueue: e.SWITCHYARD_TASK_QUEUE,
     stateDir,
     ledgerPath: e.SWITCHYARD_LEDGER ?? join(stateDir, 'ledger.jsonl'),
+    ledgerUrl: e.SWITCHYARD_LEDGER_URL,
     catalogPath: e.SWITCHYARD_CATALOG,
     simulatorUrl: e.SWITCHYARD_SIMULATOR_URL,
     providers: providerEndpointsFromEnv(env),

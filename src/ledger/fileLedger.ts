@@ -25,6 +25,10 @@ export interface LedgerEntry {
   readonly cachedInputTokens: number;
   readonly outputTokens: number;
   readonly costNanos: number;
+  /** The budget scope charged (absent in entries written before reports: "default"). */
+  readonly scope?: string;
+  /** What the same usage would have cost on the premium baseline model (absent in older entries). */
+  readonly baselineNanos?: number;
   readonly at: string;
 }
 

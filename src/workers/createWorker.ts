@@ -9,7 +9,9 @@ import { type ActivityParts, composeActivities, createActivityParts } from '../a
 import type { Catalog } from '../catalog/catalog.js';
 import { loadCatalog } from '../catalog/loadFile.js';
 import type { SwitchyardConfig } from '../config/config.js';
-import { FileLedger } from '../ledger/fileLedger.js';
+import type { FileLedger } from '../ledger/fileLedger.js';
+import { openSpendLedger } from '../ledger/open.js';
+import { fileSpendLedger, type SpendLedger } from '../ledger/spendLedger.js';
 import { type ProviderEndpoints, ProviderRegistry } from '../providers/registry.js';
 import { simulatorEndpoints } from '../simulator/server.js';
 import { createLogger } from '../util/logger.js';
@@ -49,7 +51,8 @@ export interface SwitchyardWorker {
   shutdown(): void;
   /** Closes the worker's connections; call after the worker has stopped. */
   close(): Promise<void>;
-  readonly ledger: FileLedger;
+  /** The spend ledger (closed by close()). */
+  readonly ledger: SpendLedger;
   readonly catalog: Catalog;
   readonly metrics: SwitchyardMetrics;
   /** Where Prometheus scrapes this worker (undefined when metrics are off or the port was taken). */
@@ -95,12 +98,18 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const log = opts.log ?? createLogger(config.logLevel);
   const catalog = opts.catalog ?? loadCatalog(config.catalogPath);
   const providers = new ProviderRegistry(providerEndpointsFor(config), config.callTimeoutMs);
-  const ledger = opts.ledger ?? new FileLedger(config.ledgerPath, (line) => log.warn({ path: config.ledgerPath, line: line.slice(0, 200) }, "ledger: unreadable line skipped (torn write?)"));
   const clientConnection = await Connection.connect(connectionOptions(opts.address, config.access));
   const dataConverter = dataConverterFor(config.access);
   const temporal = new Client({ connection: clientConnection, namespace: config.namespace, dataConverter });
   try {
     await requireSearchAttributes(clientConnection, config.namespace, log);
+  } catch (e) {
+    await clientConnection.close();
+    throw e;
+  }
+  let ledger: SpendLedger;
+  try {
+    ledger = opts.ledger ? fileSpendLedger(opts.ledger) : await openSpendLedger(config, log);
   } catch (e) {
     await clientConnection.close();
     throw e;
@@ -205,6 +214,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     metricsUrl: metricsServer?.url,
     async close() {
       await metricsServer?.close();
+      await ledger.close();
       await nativeConnection.close();
       await clientConnection.close();
     },

@@ -86,7 +86,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
   );
   const ledger = new FileLedger(config.ledgerPath);
   const makeWorker = (overrides?: (real: Activities) => Record<string, unknown>) =>
-    createSwitchyardWorker({ config, address, catalog, ledger, workflowBundlePath: inject('workflowBundlePath'), log: createLogger('error'), ...(overrides ? { activityOverrides: overrides } : {}) });
+    createSwitchyardWorker({ config, address, catalog, ...(config.ledgerUrl ? {} : { ledger }), workflowBundlePath: inject('workflowBundlePath'), log: createLogger('error'), ...(overrides ? { activityOverrides: overrides } : {}) });
   let sw: Awaited<ReturnType<typeof makeWorker>> | undefined = await makeWorker();
   let running = sw.run();
   const stopWorker = async (): Promise<void> => {

@@ -149,7 +149,7 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
   }
   if (o.kind === 'answered') {
     // The answer is in history now: settle it (runs to completion even when the leg is cancelled).
-    const settlement = { scope: s.req.budgetScope, shard: o.shard, workflowId: s.workflowId, attemptId, reservationId, model: leg.cand.model, category: s.req.category, usage: o.out.usage, costNanos: o.out.costNanos, seq: o.seq, feature: s.req.feature ?? UNSPECIFIED_FEATURE, latencyMs: o.out.latencyMs };
+    const settlement = { scope: s.req.budgetScope, shard: o.shard, workflowId: s.workflowId, attemptId, reservationId, model: leg.cand.model, category: s.req.category, usage: o.out.usage, costNanos: o.out.costNanos, seq: o.seq, feature: s.req.feature ?? UNSPECIFIED_FEATURE, latencyMs: o.out.latencyMs, baselineNanos: o.out.premiumBaselineCostNanos };
     try {
       await CancellationScope.nonCancellable(() => settle(settlement));
     } catch (err) {

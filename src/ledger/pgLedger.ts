@@ -1,0 +1,152 @@
+/**
+ * The spend ledger in PostgreSQL (the `pg` driver): one row per charged provider attempt, its key
+ * (the reservation id) the primary key, so a retried settlement from any worker inserts nothing
+ * (`ON CONFLICT DO NOTHING`). The table is created on first use, under an advisory lock so that
+ * workers starting together do not race. Money is a bigint of nanodollars.
+ */
+import pg from 'pg';
+import type { LedgerEntry } from './fileLedger.js';
+import type { LedgerQuery, SpendLedger } from './spendLedger.js';
+
+export const LEDGER_TABLE = 'switchyard_spend';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
+  key                 text PRIMARY KEY,
+  workflow_id         text NOT NULL,
+  attempt_id          text NOT NULL,
+  scope               text NOT NULL DEFAULT 'default',
+  model               text NOT NULL,
+  provider            text NOT NULL,
+  tier                text NOT NULL,
+  category            text NOT NULL,
+  feature             text NOT NULL DEFAULT 'unspecified',
+  input_tokens        bigint NOT NULL CHECK (input_tokens >= 0),
+  cached_input_tokens bigint NOT NULL CHECK (cached_input_tokens >= 0),
+  output_tokens       bigint NOT NULL CHECK (output_tokens >= 0),
+  cost_nanos          bigint NOT NULL CHECK (cost_nanos >= 0),
+  baseline_nanos      bigint CHECK (baseline_nanos >= 0),
+  at                  timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ${LEDGER_TABLE}_at ON ${LEDGER_TABLE} (at);
+`;
+
+const COLUMNS = ['key', 'workflow_id', 'attempt_id', 'scope', 'model', 'provider', 'tier', 'category', 'feature', 'input_tokens', 'cached_input_tokens', 'output_tokens', 'cost_nanos', 'baseline_nanos', 'at'] as const;
+
+interface Row {
+  key: string;
+  workflow_id: string;
+  attempt_id: string;
+  scope: string;
+  model: string;
+  provider: string;
+  tier: string;
+  category: string;
+  feature: string;
+  input_tokens: string;
+  cached_input_tokens: string;
+  output_tokens: string;
+  cost_nanos: string;
+  baseline_nanos: string | null;
+  at: Date;
+}
+
+/** A bigint column as a number (ledger values stay far below 2^53 nanodollars: ~$9 million). */
+function num(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`ledger value ${v} is not a safe integer`);
+  return n;
+}
+
+/** The URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparseable URL)';
+  }
+}
+
+export class PgLedger implements SpendLedger {
+  readonly describe: string;
+  private ready: Promise<void> | undefined;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    url: string,
+  ) {
+    this.describe = redactUrl(url);
+  }
+
+  /** Connects (a pool of `max` connections) and creates the table if it is not there. */
+  static async open(url: string, opts: { max?: number } = {}): Promise<PgLedger> {
+    const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 4, connectionTimeoutMillis: 10_000 });
+    // An idle connection the server dropped must not crash the worker.
+    pool.on('error', () => undefined);
+    const ledger = new PgLedger(pool, url);
+    try {
+      await ledger.ensureSchema();
+    } catch (e) {
+      await pool.end();
+      throw new Error(`spend ledger ${ledger.describe}: ${(e as Error).message} (check SWITCHYARD_LEDGER_URL)`);
+    }
+    return ledger;
+  }
+
+  private ensureSchema(): Promise<void> {
+    this.ready ??= (async () => {
+      const c = await this.pool.connect();
+      try {
+        await c.query('BEGIN');
+        await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [LEDGER_TABLE]);
+        await c.query(SCHEMA);
+        await c.query('COMMIT');
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      } finally {
+        c.release();
+      }
+    })();
+    return this.ready;
+  }
+
+  async record(e: LedgerEntry): Promise<boolean> {
+    if (!Number.isSafeInteger(e.costNanos) || e.costNanos < 0) throw new RangeError(`costNanos must be a non-negative integer, got ${e.costNanos}`);
+    const values = [e.key, e.workflowId, e.attemptId, e.scope ?? 'default', e.model, e.provider, e.tier, e.category, e.feature ?? 'unspecified', e.inputTokens, e.cachedInputTokens, e.outputTokens, e.costNanos, e.baselineNanos ?? null, e.at];
+    const r = await this.pool.query(`INSERT INTO ${LEDGER_TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT (key) DO NOTHING`, values);
+    return r.rowCount === 1;
+  }
+
+  async entries(q: LedgerQuery = {}): Promise<LedgerEntry[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.since) where.push(`at >= $${args.push(q.since)}`);
+    if (q.until) where.push(`at < $${args.push(q.until)}`);
+    if (q.scope !== undefined) where.push(`scope = $${args.push(q.scope)}`);
+    const r = await this.pool.query<Row>(`SELECT ${COLUMNS.join(', ')} FROM ${LEDGER_TABLE}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY at, key`, args);
+    return r.rows.map((x) => ({
+      key: x.key,
+      workflowId: x.workflow_id,
+      attemptId: x.attempt_id,
+      scope: x.scope,
+      model: x.model,
+      provider: x.provider,
+      tier: x.tier,
+      category: x.category,
+      feature: x.feature,
+      inputTokens: num(x.input_tokens),
+      cachedInputTokens: num(x.cached_input_tokens),
+      outputTokens: num(x.output_tokens),
+      costNanos: num(x.cost_nanos),
+      ...(x.baseline_nanos !== null ? { baselineNanos: num(x.baseline_nanos) } : {}),
+      at: x.at.toISOString(),
+    }));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

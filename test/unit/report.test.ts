@@ -1,0 +1,69 @@
+/** Spend reports: grouping, totals, CSV, and the CLI over the ledger file. */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { FileLedger, type LedgerEntry } from '../../src/ledger/fileLedger.js';
+import { buildReport, reportCsv } from '../../src/ledger/report.js';
+import { instant } from '../../src/cli/reportCommand.js';
+
+const e = (key: string, over: Partial<LedgerEntry>): LedgerEntry => ({ key, workflowId: `wf-${key}`, attemptId: 'a1', model: 'gpt-4o-mini', provider: 'openai', tier: 'standard', category: 'batch', inputTokens: 100, cachedInputTokens: 0, outputTokens: 50, costNanos: 1_000, at: '2026-12-01T10:00:00.000Z', ...over });
+
+describe('report', () => {
+  const entries = [
+    e('1', { feature: 'search', baselineNanos: 10_000 }),
+    e('2', { workflowId: 'wf-1', attemptId: 'a2', model: 'claude-3-5-haiku', provider: 'anthropic', costNanos: 2_000, baselineNanos: 12_000 }),
+    e('3', { at: '2026-12-02T01:00:00.000Z', scope: 'team-a', category: 'critical', tier: 'premium', model: 'gpt-4o', costNanos: 9_000 }),
+  ];
+  it('groups by several dimensions, counts requests and attempts apart, and prices old entries by the given baseline', () => {
+    const r = buildReport(entries, { by: ['day', 'feature'] }, () => 7_000);
+    expect(r.rows.map((x) => [x.group.day, x.group.feature, x.requests, x.attempts, x.costNanos, x.baselineNanos])).toEqual([
+      ['2026-12-01', 'search', 1, 1, 1_000, 10_000],
+      ['2026-12-01', 'unspecified', 1, 1, 2_000, 12_000],
+      ['2026-12-02', 'unspecified', 1, 1, 9_000, 7_000],
+    ]);
+    expect(r.total).toMatchObject({ requests: 2, attempts: 3, costNanos: 12_000, baselineNanos: 29_000, savingNanos: 17_000, inputTokens: 300, outputTokens: 150 });
+    const byScope = buildReport(entries, { by: ['scope'] }, () => 0);
+    expect(byScope.rows.map((x) => [x.group.scope, x.costNanos])).toEqual([['default', 3_000], ['team-a', 9_000]]);
+  });
+
+  it('CSV has a header, a line per group and a total, money in exact nanodollars', () => {
+    const csv = reportCsv(buildReport(entries, { by: ['model'] }, () => 0)).trim().split('\n');
+    expect(csv).toEqual([
+      'model,requests,attempts,costNanos,baselineNanos,savingNanos,inputTokens,cachedInputTokens,outputTokens',
+      'claude-3-5-haiku,1,1,2000,12000,10000,100,0,50',
+      'gpt-4o,1,1,9000,0,-9000,100,0,50',
+      'gpt-4o-mini,1,1,1000,10000,9000,100,0,50',
+      'total,2,3,12000,22000,10000,300,0,150',
+    ]);
+  });
+
+  it('--since and --until take an ISO date or a duration ago, and name the flag when wrong', () => {
+    const now = Date.parse('2026-12-02T12:00:00Z');
+    expect(instant('--since', () => now)('7d').toISOString()).toBe('2026-11-25T12:00:00.000Z');
+    expect(instant('--since', () => now)('2026-12-01').toISOString()).toBe('2026-12-01T00:00:00.000Z');
+    expect(() => instant('--since', () => now)('last week')).toThrow(/--since must be an ISO date or time/);
+    expect(() => instant('--until', () => now)('2026-13-45')).toThrow(/--until: "2026-13-45" is not a date/);
+  });
+
+  it('the CLI reads the ledger file: filters by scope and time, and refuses an unknown dimension', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-report-'));
+    try {
+      const path = join(dir, 'ledger.jsonl');
+      const file = new FileLedger(path);
+      for (const x of entries) file.record(x);
+      const cli = join(import.meta.dirname, '..', '..', 'bin', 'switchyard.js');
+      const env = { ...process.env, SWITCHYARD_LEDGER: path, SWITCHYARD_LEDGER_URL: '', SWITCHYARD_LOG_LEVEL: 'warn' };
+      const run = promisify(execFile);
+      const out = JSON.parse((await run(process.execPath, [cli, 'report', '--json', '--since', '2026-12-01', '--until', '2026-12-02'], { env })).stdout) as { total: { costNanos: number }; ledger: string };
+      expect(out).toMatchObject({ total: { costNanos: 3_000 }, ledger: path });
+      const team = JSON.parse((await run(process.execPath, [cli, 'report', '--json', '--scope', 'team-a'], { env })).stdout) as { total: { costNanos: number } };
+      expect(team.total.costNanos).toBe(9_000);
+      await expect(run(process.execPath, [cli, 'report', '--by', 'colour'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--by must be one or more of day, model, tier, category, feature, scope, got "colour"/) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
