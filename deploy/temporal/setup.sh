@@ -1,12 +1,30 @@
 #!/bin/sh
 # One-shot setup on a running Temporal server: the namespace and Switchyard's search attributes.
-# Idempotent: what exists is left alone.
+# Idempotent: what exists is left alone. Fails (exit 1) if they are not there after a minute.
 set -eu
 ns="${TEMPORAL_NAMESPACE:-default}"
-until temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; do sleep 2; done
-temporal operator namespace describe --address "$TEMPORAL_ADDRESS" --namespace "$ns" >/dev/null 2>&1 ||
-  temporal operator namespace create --address "$TEMPORAL_ADDRESS" --namespace "$ns" --retention 30d
-for a in LlmModel:Keyword LlmTier:Keyword LlmCategory:Keyword LlmOutcome:Keyword LlmBatch:Keyword LlmFeature:Keyword LlmCostNanos:Int LlmComplexity:Double; do
-  temporal operator search-attribute create --address "$TEMPORAL_ADDRESS" --namespace "$ns" --name "${a%%:*}" --type "${a##*:}" 2>/dev/null || true
+addr="--address $TEMPORAL_ADDRESS"
+until temporal operator cluster health $addr >/dev/null 2>&1; do sleep 2; done
+temporal operator namespace describe $addr --namespace "$ns" >/dev/null 2>&1 ||
+  temporal operator namespace create $addr --namespace "$ns" --retention 30d
+attrs="LlmModel:Keyword LlmTier:Keyword LlmCategory:Keyword LlmOutcome:Keyword LlmBatch:Keyword LlmFeature:Keyword LlmCostNanos:Int LlmComplexity:Double"
+tries=0
+while :; do
+  have="$(temporal operator search-attribute list $addr --namespace "$ns" 2>/dev/null || true)"
+  missing=""
+  for a in $attrs; do
+    echo "$have" | grep -qw "${a%%:*}" || missing="$missing $a"
+  done
+  [ -z "$missing" ] && break
+  tries=$((tries + 1))
+  if [ "$tries" -gt 30 ]; then
+    echo "search attributes still missing after a minute:$missing" >&2
+    exit 1
+  fi
+  # A namespace just created takes a few seconds to reach every service: try again.
+  for a in $missing; do
+    temporal operator search-attribute create $addr --namespace "$ns" --name "${a%%:*}" --type "${a##*:}" >/dev/null 2>&1 || true
+  done
+  sleep 2
 done
-echo "namespace $ns ready"
+echo "namespace $ns ready, with Switchyard's search attributes"

@@ -125,9 +125,11 @@ export const fileConfigSchema = z
         host: z.string().min(1).default('0.0.0.0'),
         /** Distinct values per label (features, scopes, categories) before the rest count as "other". */
         maxLabelValues: z.number().int().min(1).max(10_000).default(100),
+        /** On a graceful stop, wait this long at most for a last scrape (set it to about the scrape interval). */
+        finalScrapeMs: z.number().int().min(0).max(600_000).default(0),
       })
       .strict()
-      .default({ enabled: true, port: 9464, host: '0.0.0.0', maxLabelValues: 100 }),
+      .default({ enabled: true, port: 9464, host: '0.0.0.0', maxLabelValues: 100, finalScrapeMs: 0 }),
     /** Per provider call: the SDK's own timeout. */
     callTimeoutMs: z.number().int().min(100).max(3_600_000).default(120_000),
     /** What a billable Temporal action costs (Temporal Cloud lists about $50 per million), for the bill. */
@@ -187,6 +189,7 @@ const envSchema = z.object({
   SWITCHYARD_SIMULATOR_URL: z.url('must be a URL such as http://127.0.0.1:8089').optional(),
   SWITCHYARD_WORKFLOW_CACHE: z.coerce.number({ error: 'must be a whole number of workflows, e.g. 250' }).int('must be a whole number of workflows, e.g. 250').min(0, 'must be >= 0 (0 turns the cache off)').optional(),
   SWITCHYARD_METRICS_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65_535)], { error: 'must be a port (0-65535; 0 = any free port) or off' }).optional(),
+  SWITCHYARD_METRICS_FINAL_SCRAPE_MS: z.coerce.number({ error: 'must be milliseconds, e.g. 15000' }).int().min(0).max(600_000).optional(),
   SWITCHYARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -244,7 +247,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     providers: providerEndpointsFromEnv(env),
     logLevel: e.SWITCHYARD_LOG_LEVEL,
     ...(e.SWITCHYARD_WORKFLOW_CACHE !== undefined ? { workflowCacheSize: e.SWITCHYARD_WORKFLOW_CACHE } : {}),
-    ...(e.SWITCHYARD_METRICS_PORT !== undefined ? { metrics: e.SWITCHYARD_METRICS_PORT === 'off' ? { ...file.metrics, enabled: false } : { ...file.metrics, port: e.SWITCHYARD_METRICS_PORT } } : {}),
+    metrics: {
+      ...file.metrics,
+      ...(e.SWITCHYARD_METRICS_PORT === 'off' ? { enabled: false } : e.SWITCHYARD_METRICS_PORT !== undefined ? { port: e.SWITCHYARD_METRICS_PORT } : {}),
+      ...(e.SWITCHYARD_METRICS_FINAL_SCRAPE_MS !== undefined ? { finalScrapeMs: e.SWITCHYARD_METRICS_FINAL_SCRAPE_MS } : {}),
+    },
     ...overrides,
   };
   if (config.taskQueue.endsWith(ENTITY_QUEUE_SUFFIX)) {

@@ -6,18 +6,26 @@ import type { Registry } from 'prom-client';
 export interface MetricsServer {
   /** The scrape URL, e.g. http://127.0.0.1:9464/metrics. */
   readonly url: string;
-  close(): Promise<void>;
+  /**
+   * Stops serving. With `awaitScrapeMs`, first waits (at most that long) for one more scrape, so
+   * that what this process counted last reaches Prometheus before it exits.
+   */
+  close(opts?: { awaitScrapeMs?: number }): Promise<void>;
 }
 
 /** Listens on host:port (0 = any free port); rejects with the fix when the port is taken. */
 export async function startMetricsServer(registry: Registry, port: number, host: string): Promise<MetricsServer> {
+  const scraped = new Set<() => void>();
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at /metrics\n');
       return;
     }
     registry.metrics().then(
-      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      (body) => {
+        res.writeHead(200, { 'content-type': registry.contentType }).end(body);
+        for (const done of scraped) done();
+      },
       (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(e as Error).message}\n`),
     );
   });
@@ -34,10 +42,23 @@ export async function startMetricsServer(registry: Registry, port: number, host:
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return {
     url: `http://${shown}:${addr.port}/metrics`,
-    close: () =>
-      new Promise<void>((resolve) => {
+    async close(opts = {}) {
+      if (opts.awaitScrapeMs !== undefined && opts.awaitScrapeMs > 0) {
+        const wait = opts.awaitScrapeMs;
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            scraped.delete(done);
+            resolve();
+          };
+          const timer = setTimeout(done, wait);
+          scraped.add(done);
+        });
+      }
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }

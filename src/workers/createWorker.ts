@@ -213,7 +213,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     metrics,
     metricsUrl: metricsServer?.url,
     async close() {
-      await metricsServer?.close();
+      await metricsServer?.close({ awaitScrapeMs: config.metrics.finalScrapeMs });
       await ledger.close();
       await nativeConnection.close();
       await clientConnection.close();

@@ -1,0 +1,184 @@
+/**
+ * The production shape, for real, without Docker (`npm run test:cluster`): the Temporal server
+ * built from Go on Debian's PostgreSQL (store and visibility), set up by deploy/temporal/setup.sh
+ * with deploy/temporal/dynamicconfig.yaml; two `switchyard worker` processes on the PostgreSQL
+ * ledger; Debian's Prometheus scraping them; a batch through `switchyard batch` while one worker
+ * is stopped (SIGTERM, mid-batch). Then the seed's PromQL, asked of Prometheus's HTTP API, and
+ * its exact counterparts agree with `switchyard report`, `budget status` and the results.
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { startTemporalCluster, type TemporalCluster } from './temporalServer.js';
+import { Simulator } from '../../src/simulator/server.js';
+import { defaultCatalog } from '../../src/catalog/catalog.js';
+import { ensureTemporalCli } from '../../src/temporal/cli.js';
+import { freePort } from '../../src/temporal/devServer.js';
+import { SwitchyardClient } from '../../src/client/client.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const cli = join(root, 'bin', 'switchyard.js');
+const run = promisify(execFile);
+const REQUESTS = 80;
+const QUEUE = 'cluster';
+const SCOPE = 'cluster-scope';
+
+let dir: string;
+let db: TestPostgres;
+let temporal: TemporalCluster;
+let simulator: Simulator;
+let prometheus: ChildProcess | undefined;
+let promUrl: string;
+const workers: Array<{ proc: ChildProcess; metricsPort: number }> = [];
+let env: NodeJS.ProcessEnv;
+
+function startWorker(metricsPort: number, name: string): { proc: ChildProcess; metricsPort: number } {
+  const out = createWriteStream(join(dir, `${name}.log`));
+  const proc = spawn(process.execPath, [cli, 'worker'], { env: { ...env, SWITCHYARD_METRICS_PORT: String(metricsPort), SWITCHYARD_METRICS_FINAL_SCRAPE_MS: '5000' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout?.pipe(out);
+  proc.stderr?.pipe(out);
+  return { proc, metricsPort };
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function promql(q: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
+  const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);
+  const body = (await res.json()) as { status: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> }; error?: string };
+  if (body.status !== 'success') throw new Error(`PromQL ${q}: ${body.error ?? res.status}`);
+  return body.data.result;
+}
+const scalar = async (q: string): Promise<number> => (await promql(q)).reduce((t, r) => t + Number(r.value[1]), 0);
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'switchyard-cluster-'));
+  db = await startPostgres();
+  const u = new URL(db.url);
+  temporal = await startTemporalCluster({ dir, pg: { host: u.hostname, port: Number(u.port), user: u.username }, dynamicConfig: join(root, 'deploy', 'temporal', 'dynamicconfig.yaml') });
+  const temporalCli = await ensureTemporalCli();
+  // The compose file's one-shot setup, run for real: namespace and search attributes.
+  await until('the Temporal cluster', async () => (execFileSync('sh', [join(root, 'deploy', 'temporal', 'setup.sh')], { env: { ...process.env, PATH: `${dirname(temporalCli)}:${process.env.PATH ?? ''}`, TEMPORAL_ADDRESS: temporal.address }, stdio: 'pipe', timeout: 60_000 }), true), 120_000);
+  const pool = new pg.Pool({ connectionString: db.url });
+  await pool.query('CREATE DATABASE switchyard');
+  await pool.end();
+  simulator = new Simulator({ catalog: defaultCatalog(), latencyScale: 0.05 });
+  const simulatorUrl = await simulator.start();
+  env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: temporal.address,
+    SWITCHYARD_TASK_QUEUE: QUEUE,
+    SWITCHYARD_LEDGER_URL: db.url.replace(/\/postgres$/, '/switchyard'),
+    SWITCHYARD_SIMULATOR_URL: simulatorUrl,
+    SWITCHYARD_STATE_DIR: join(dir, 'state'),
+    SWITCHYARD_LOG_LEVEL: 'warn',
+  };
+  for (const name of ['worker-1', 'worker-2']) workers.push(startWorker(await freePort(), name));
+  for (const w of workers) await until(`worker metrics on ${w.metricsPort}`, async () => ((await fetch(`http://127.0.0.1:${w.metricsPort}/metrics`)).ok ? true : undefined));
+  const promPort = await freePort();
+  promUrl = `http://127.0.0.1:${promPort}`;
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    JSON.stringify({
+      global: { scrape_interval: '1s', evaluation_interval: '1s' },
+      rule_files: [join(root, 'monitoring', 'prometheus', 'alerts.yml')],
+      scrape_configs: [
+        { job_name: 'switchyard', static_configs: [{ targets: workers.map((w) => `127.0.0.1:${w.metricsPort}`) }] },
+        { job_name: 'temporal', static_configs: [{ targets: [new URL(temporal.metricsUrl).host] }] },
+      ],
+    }),
+  );
+  const promLog = createWriteStream(join(dir, 'prometheus.log'));
+  prometheus = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  prometheus.stdout?.pipe(promLog);
+  prometheus.stderr?.pipe(promLog);
+  await until('Prometheus', async () => ((await fetch(`${promUrl}/-/ready`)).ok ? true : undefined));
+  await until('both workers scraped', async () => ((await scalar('sum(up{job="switchyard"})')) === 2 ? true : undefined));
+}, 900_000);
+
+afterAll(async () => {
+  for (const w of workers) if (w.proc.exitCode === null) w.proc.kill('SIGKILL');
+  prometheus?.kill('SIGTERM');
+  await simulator?.stop();
+  await temporal?.stop();
+  await db?.stop();
+  // SWITCHYARD_KEEP_CLUSTER_DIR=1 keeps the logs (server, workers, Prometheus) for a look.
+  if (dir && existsSync(dir) && !process.env.SWITCHYARD_KEEP_CLUSTER_DIR) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the production shape on a real cluster', () => {
+  it('a batch survives a worker stopped mid-batch; the seed PromQL, report, budget status and the results agree', async () => {
+    const features = ['search', 'summarise', 'support-chat'];
+    const lines = Array.from({ length: REQUESTS }, (_, i) => JSON.stringify({ id: `c-${i}`, prompt: i % 4 === 0 ? `Prove that the sum of the first ${i + 2} odd numbers is a square, step by step.` : `Name a colour, ${i}.`, category: 'batch', feature: features[i % 3], budgetScope: SCOPE }));
+    const input = join(dir, 'batch.jsonl');
+    const output = join(dir, 'results.jsonl');
+    writeFileSync(input, `${lines.join('\n')}\n`);
+    const t0 = Date.now();
+    const batch = spawn(process.execPath, [cli, 'batch', input, '--out', output, '--concurrency', '8', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    batch.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    const done = new Promise<number | null>((r) => batch.once('exit', r));
+    // Stop worker-2 once a quarter of the batch is done: its requests finish on worker-1.
+    const stopped = await until('a quarter of the batch', async () => {
+      const n = existsSync(output) ? readFileSync(output, 'utf8').split('\n').filter(Boolean).length : 0;
+      return n >= REQUESTS / 4 ? n : undefined;
+    }, 300_000);
+    const w2 = workers[1]!;
+    const w2exit = new Promise((r) => w2.proc.once('exit', r));
+    w2.proc.kill('SIGTERM');
+    expect(await done).toBe(0);
+    await w2exit;
+    const wallMs = Date.now() - t0;
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { completed: number; failed: number; costNanos: number };
+    const results = readFileSync(output, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; status: string; costNanos: number; tier: string });
+    expect(summary).toMatchObject({ completed: REQUESTS, failed: 0 });
+    expect(results.filter((r) => r.status === 'completed')).toHaveLength(REQUESTS);
+    const total = results.reduce((t, r) => t + r.costNanos, 0);
+
+    // The ledger and its report; the budget entity.
+    const report = JSON.parse((await run(process.execPath, [cli, 'report', '--scope', SCOPE, '--by', 'tier', '--json'], { env })).stdout) as { total: { costNanos: number; attempts: number; requests: number }; rows: Array<{ group: { tier: string }; costNanos: number }> };
+    const client = await SwitchyardClient.connect({ address: temporal.address, taskQueue: QUEUE });
+    const status = await client.budgetStatus(SCOPE);
+    await client.close();
+    expect(report.total).toMatchObject({ costNanos: total, requests: REQUESTS });
+    expect(status.spentNanos).toBe(total);
+    // Charged attempts: one per request, more where a request fell back or escalated.
+    const attempts = report.total.attempts;
+    expect(attempts).toBeGreaterThanOrEqual(REQUESTS);
+
+    // Prometheus: wait for worker-1's last settlements to be scraped, then ask.
+    const exactCost = 'sum(max_over_time(llm_model_cost_dollars[30m]))';
+    await until('Prometheus to have every settlement', async () => (Math.round((await scalar(exactCost)) * 1e9) === total ? true : undefined), 30_000);
+    expect(await scalar('sum(max_over_time(llm_model_requests_total[30m]))')).toBe(attempts);
+    // By tier, as the seed's cost panel groups it, exactly: each worker's counter at its last value.
+    const byTier = await promql('sum by (tier) (max_over_time(llm_model_cost_dollars[30m]))');
+    for (const row of report.rows) expect(Math.round(Number(byTier.find((r) => r.metric.tier === row.group.tier)?.value[1] ?? 0) * 1e9)).toBe(row.costNanos);
+    // The budget gauge (every worker reports the same budget: max).
+    // The gauge is a reading of the entity at each scrape: wait for a scrape after the last settlement.
+    await until('the budget gauge to read the final spend', async () => (Math.round((await scalar(`max(switchyard_budget_spent_dollars{scope="${SCOPE}"})`)) * 1e9) === total ? true : undefined), 30_000);
+    // The seed's three queries, verbatim: they answer, grouped as the seed groups them.
+    const seedCost = await promql('sum(rate(llm_model_cost_dollars[1h])) by (tier) * 3600');
+    expect(seedCost.map((r) => r.metric.tier).sort()).toEqual(report.rows.map((r) => r.group.tier).sort());
+    expect(seedCost.every((r) => Number(r.value[1]) > 0)).toBe(true);
+    const routing = await promql('sum(rate(llm_routing_decisions_total[1h])) by (from_tier, to_tier)');
+    expect(routing.length).toBeGreaterThan(0);
+    expect(await scalar('sum(max_over_time(llm_routing_decisions_total[30m]))')).toBeGreaterThanOrEqual(attempts);
+    await promql('avg(llm_model_quality_score) by (model)\n/\n(sum(rate(llm_model_cost_dollars[1h])) by (model) * 3600 + 0.001)');
+    // The Temporal server's own metrics are scraped too.
+    expect(await scalar('up{job="temporal"}')).toBe(1);
+    // The run's figures (BENCHMARKS.md "Cluster run").
+    process.stdout.write(`cluster run: ${JSON.stringify({ requests: REQUESTS, stoppedAfter: stopped, wallMs, requestsPerSecond: Math.round((REQUESTS / (wallMs / 1000)) * 10) / 10, costNanos: total, attempts })}\n`);
+  });
+});
