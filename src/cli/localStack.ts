@@ -27,6 +27,8 @@ export interface LocalStackOptions {
   readonly say?: (line: string) => void;
   /** Port of the codec endpoint the embedded UI decodes through (encryption on; 0 picks one). */
   readonly codecPort?: number | undefined;
+  /** The SDK's own metrics endpoint, served with the worker's. */
+  readonly sdkMetricsUrl?: string | undefined;
 }
 
 export interface LocalStack {
@@ -98,7 +100,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       stops.push(() => sim.stop());
     }
     const config: SwitchyardConfig = { ...opts.config, temporalAddress: address, simulatorUrl };
-    const sw = await createSwitchyardWorker({ config, address, catalog, log: opts.log });
+    const sw = await createSwitchyardWorker({ config, address, catalog, log: opts.log, ...(opts.sdkMetricsUrl ? { sdkMetricsUrl: opts.sdkMetricsUrl } : {}) });
     const running = sw.run();
     stops.push(async () => {
       sw.shutdown();

@@ -14,7 +14,7 @@ import { BudgetNotFoundError, type BudgetStatusView, RequestFailedError, Switchy
 import { isWebhookUrl, MAX_BUDGET_NANOS } from '../budget/book.js';
 import { runDemo } from './demo.js';
 import { formatSummary } from '../batch/summary.js';
-import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, untilSignal, withClient } from './shared.js';
+import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, sdkMetricsAddress, untilSignal, withClient } from './shared.js';
 import { registerPipelineCommands } from './pipelineCommands.js';
 import { registerCodecCommands } from './codecCommands.js';
 import { registerReportCommand } from './reportCommand.js';
@@ -74,11 +74,12 @@ program
   .description('run a worker (connects to TEMPORAL_ADDRESS, default 127.0.0.1:7233)')
   .option('--task-queue <name>', 'task queue (default SWITCHYARD_TASK_QUEUE or "switchyard")')
   .action(async (o: { taskQueue?: string }) => {
-    quietTemporal();
     const cfg = config(o.taskQueue ? { taskQueue: o.taskQueue } : {});
+    const sdkMetrics = await sdkMetricsAddress(cfg);
+    quietTemporal(sdkMetrics);
     const log = createLogger(cfg.logLevel);
     const address = cfg.temporalAddress ?? DEFAULT_ADDRESS;
-    const sw = await createSwitchyardWorker({ config: cfg, address, log });
+    const sw = await createSwitchyardWorker({ config: cfg, address, log, ...(sdkMetrics ? { sdkMetricsUrl: `http://${sdkMetrics}/metrics` } : {}) });
     const running = sw.run();
     process.stderr.write(`worker on ${address}, task queue ${cfg.taskQueue} (entities: ${entityTaskQueue(cfg.taskQueue)})${cfg.simulatorUrl ? `, providers simulated at ${cfg.simulatorUrl}` : ''}, metrics ${sw.metricsUrl ?? 'off'}; Ctrl-C to stop\n`);
     await Promise.race([
@@ -127,8 +128,9 @@ interface StackFlags {
 }
 
 async function bootStack(o: StackFlags) {
-  quietTemporal();
   const cfg = config();
+  const sdkMetrics = await sdkMetricsAddress(cfg);
+  quietTemporal(sdkMetrics);
   const stateDir = o.stateDir ?? cfg.stateDir;
   const log = createLogger(process.env.SWITCHYARD_LOG_LEVEL ?? 'warn');
   return startLocalStack({
@@ -139,6 +141,7 @@ async function bootStack(o: StackFlags) {
     uiPort: o.uiPort,
     simulatorPort: o.simulatorPort,
     latencyScale: o.latencyScale,
+    ...(sdkMetrics ? { sdkMetricsUrl: `http://${sdkMetrics}/metrics` } : {}),
   });
 }
 

@@ -6,6 +6,7 @@ import { loadConfig, type SwitchyardConfig } from '../config/config.js';
 import { settingsFromConfig } from '../budget/settings.js';
 import type { RequestResult } from '../workflows/request/contract.js';
 import { SwitchyardClient } from '../client/client.js';
+import { freePort } from '../temporal/devServer.js';
 
 export const DEFAULT_ADDRESS = '127.0.0.1:7233';
 
@@ -36,9 +37,18 @@ export function duration(name: string) {
   };
 }
 
-/** Quieter core logs; and our own signal handlers stop the stack in order, not the SDK's. */
-export function quietTemporal(): void {
-  Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
+/**
+ * Quieter core logs; and our own signal handlers stop the stack in order, not the SDK's. With
+ * `sdkMetricsAddress`, the SDK's own worker metrics (task slots, polls, latencies) are exported
+ * there; the worker's /metrics serves them with its own.
+ */
+export function quietTemporal(sdkMetricsAddress?: string): void {
+  Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [], ...(sdkMetricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: sdkMetricsAddress } } } } : {}) });
+}
+
+/** Where the SDK's metrics go for a worker process (a free local port), when metrics are on. */
+export async function sdkMetricsAddress(cfg: SwitchyardConfig): Promise<string | undefined> {
+  return cfg.metrics.enabled ? `127.0.0.1:${await freePort()}` : undefined;
 }
 
 export function config(overrides: Partial<SwitchyardConfig> = {}): SwitchyardConfig {

@@ -13,16 +13,31 @@ export interface MetricsServer {
   close(opts?: { awaitScrapeMs?: number }): Promise<void>;
 }
 
-/** Listens on host:port (0 = any free port); rejects with the fix when the port is taken. */
-export async function startMetricsServer(registry: Registry, port: number, host: string): Promise<MetricsServer> {
+/** The SDK's metrics text, or nothing when its exporter does not answer within a second. */
+async function sdkMetrics(url: string | undefined): Promise<string> {
+  if (!url) return '';
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+    return res.ok ? `\n${await res.text()}` : '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Listens on host:port (0 = any free port); rejects with the fix when the port is taken. With
+ * `alsoServe`, the text of that endpoint (the SDK's own metrics) follows the registry's.
+ */
+export async function startMetricsServer(registry: Registry, port: number, host: string, alsoServe?: string): Promise<MetricsServer> {
   const scraped = new Set<() => void>();
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at /metrics\n');
       return;
     }
-    registry.metrics().then(
-      (body) => {
+    Promise.all([registry.metrics(), sdkMetrics(alsoServe)]).then(
+      ([own, sdk]) => {
+        const body = own + sdk;
         res.writeHead(200, { 'content-type': registry.contentType }).end(body);
         for (const done of scraped) done();
       },

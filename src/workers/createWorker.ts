@@ -36,6 +36,8 @@ export interface WorkerOptions {
   /** Prebuilt bundle; defaults to dist/workflow-bundle.js, else bundles the sources at start. */
   readonly workflowBundlePath?: string;
   readonly ledger?: FileLedger;
+  /** The SDK's own metrics endpoint (Runtime telemetry), served with the worker's at /metrics. */
+  readonly sdkMetricsUrl?: string;
   /** Replace or wrap activities (fault-injection tests); merged over the real ones. */
   readonly activityOverrides?: (real: ActivityParts) => Record<string, unknown>;
 }
@@ -180,7 +182,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   let metricsServer: MetricsServer | undefined;
   if (config.metrics.enabled) {
     try {
-      metricsServer = await startMetricsServer(metrics.registry, config.metrics.port, config.metrics.host);
+      metricsServer = await startMetricsServer(metrics.registry, config.metrics.port, config.metrics.host, opts.sdkMetricsUrl);
     } catch (e) {
       // Requests matter more than metrics: the worker serves on, and says how to fix it.
       log.error({ err: (e as Error).message }, 'metrics not served');

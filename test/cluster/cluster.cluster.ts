@@ -170,12 +170,19 @@ describe('the production shape on a real cluster', () => {
     await until('the budget gauge to read the final spend', async () => (Math.round((await scalar(`max(switchyard_budget_spent_dollars{scope="${SCOPE}"})`)) * 1e9) === total ? true : undefined), 30_000);
     // The seed's three queries, verbatim: they answer, grouped as the seed groups them.
     const seedCost = await promql('sum(rate(llm_model_cost_dollars[1h])) by (tier) * 3600');
-    expect(seedCost.map((r) => r.metric.tier).sort()).toEqual(report.rows.map((r) => r.group.tier).sort());
+    // (rate() needs two samples of a series: a tier that only the stopped worker counted, in its
+    // last scrape, has one; so the seed's rates cover the report's tiers, not always all of them.)
+    expect(seedCost.length).toBeGreaterThan(0);
+    for (const r of seedCost) expect(report.rows.map((x) => x.group.tier)).toContain(r.metric.tier);
     expect(seedCost.every((r) => Number(r.value[1]) > 0)).toBe(true);
     const routing = await promql('sum(rate(llm_routing_decisions_total[1h])) by (from_tier, to_tier)');
     expect(routing.length).toBeGreaterThan(0);
     expect(await scalar('sum(max_over_time(llm_routing_decisions_total[30m]))')).toBeGreaterThanOrEqual(attempts);
     await promql('avg(llm_model_quality_score) by (model)\n/\n(sum(rate(llm_model_cost_dollars[1h])) by (model) * 3600 + 0.001)');
+    // Each worker's /metrics also serves the SDK's own worker metrics (its runtime telemetry).
+    const w1 = await (await fetch(`http://127.0.0.1:${workers[0]!.metricsPort}/metrics`)).text();
+    expect(w1).toMatch(/^temporal_worker_task_slots_available\{/m);
+    expect(await scalar('count(temporal_worker_task_slots_available{job="switchyard"})')).toBeGreaterThan(0);
     // The Temporal server's own metrics are scraped too.
     expect(await scalar('up{job="temporal"}')).toBe(1);
     // The run's figures (BENCHMARKS.md "Cluster run").
