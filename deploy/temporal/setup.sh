@@ -4,7 +4,12 @@
 set -eu
 ns="${TEMPORAL_NAMESPACE:-default}"
 addr="--address $TEMPORAL_ADDRESS"
-until temporal operator cluster health $addr >/dev/null 2>&1; do sleep 2; done
+waited=0
+until temporal operator cluster health $addr >/dev/null 2>&1; do
+  waited=$((waited + 2))
+  if [ "$waited" -gt 300 ]; then echo "the Temporal server at $TEMPORAL_ADDRESS did not answer in 5 minutes" >&2; exit 1; fi
+  sleep 2
+done
 temporal operator namespace describe $addr --namespace "$ns" >/dev/null 2>&1 ||
   temporal operator namespace create $addr --namespace "$ns" --retention 30d
 attrs="LlmModel:Keyword LlmTier:Keyword LlmCategory:Keyword LlmOutcome:Keyword LlmBatch:Keyword LlmFeature:Keyword LlmCostNanos:Int LlmComplexity:Double"

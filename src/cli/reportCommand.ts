@@ -12,10 +12,14 @@ export function instant(name: string, now: () => number = Date.now) {
   const ago = duration(name);
   return (v: string): Date => {
     if (/^\d{4}-\d{2}-\d{2}/.test(v)) {
-      const t = Date.parse(v);
-      if (Number.isNaN(t)) throw new InvalidArgumentError(`${name}: "${v}" is not a date or time (use 2026-12-01 or 2026-12-01T08:00:00Z)`);
+      // A date is UTC midnight; a time without an offset is UTC too (not this machine's zone).
+      const iso = /^\d{4}-\d{2}-\d{2}T[\d:.]+$/.test(v) ? `${v}Z` : v;
+      const t = Date.parse(iso);
+      if (Number.isNaN(t) || new Date(t).toISOString().slice(0, 10) !== v.slice(0, 10)) throw new InvalidArgumentError(`${name}: "${v}" is not a date or time (use 2026-12-01 or 2026-12-01T08:00:00Z)`);
       return new Date(t);
     }
+    // A bare number is refused: "7" could mean days or milliseconds.
+    if (/^\d+(\.\d+)?$/.test(v.trim())) throw new InvalidArgumentError(`${name} must be an ISO date or time (2026-12-01, 2026-12-01T08:00:00Z) or a duration ago with its unit (7d, 12h), got "${v}"`);
     try {
       return new Date(now() - ago(v));
     } catch {

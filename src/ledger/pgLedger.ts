@@ -58,11 +58,12 @@ function num(v: string): number {
   return n;
 }
 
-/** The URL without its password, for messages. */
+/** The URL without its password (in the user part or as a parameter), for messages. */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
+    for (const k of ['password', 'sslpassword']) if (u.searchParams.has(k)) u.searchParams.set(k, '***');
     return u.toString();
   } catch {
     return 'postgres://(unparseable URL)';
@@ -80,11 +81,15 @@ export class PgLedger implements SpendLedger {
     this.describe = redactUrl(url);
   }
 
-  /** Connects (a pool of `max` connections) and creates the table if it is not there. */
-  static async open(url: string, opts: { max?: number } = {}): Promise<PgLedger> {
-    const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 4, connectionTimeoutMillis: 10_000 });
-    // An idle connection the server dropped must not crash the worker.
-    pool.on('error', () => undefined);
+  /**
+   * Connects (a pool of `max` connections) and creates the table if it is not there. Every query
+   * is bounded (a locked table or a dead connection fails the settlement, which is retried, instead
+   * of holding it), and TCP keepalive notices a half-open connection.
+   */
+  static async open(url: string, opts: { max?: number; onError?: (e: Error) => void } = {}): Promise<PgLedger> {
+    const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, connectionTimeoutMillis: 10_000, statement_timeout: 5_000, query_timeout: 6_000, lock_timeout: 5_000, keepAlive: true });
+    // An idle connection the server dropped must not crash the worker; it is reported.
+    pool.on('error', (e) => opts.onError?.(e));
     const ledger = new PgLedger(pool, url);
     try {
       await ledger.ensureSchema();
@@ -99,6 +104,9 @@ export class PgLedger implements SpendLedger {
     this.ready ??= (async () => {
       const c = await this.pool.connect();
       try {
+        // A table that exists is used as it is: a role with only SELECT and INSERT on it works.
+        const found = await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [LEDGER_TABLE]);
+        if (found.rows[0]?.t) return;
         await c.query('BEGIN');
         await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [LEDGER_TABLE]);
         await c.query(SCHEMA);
@@ -146,7 +154,8 @@ export class PgLedger implements SpendLedger {
     }));
   }
 
+  /** Closes the pool; a query still stuck is not waited for past 5 s. */
   async close(): Promise<void> {
-    await this.pool.end();
+    await Promise.race([this.pool.end(), new Promise<void>((r) => setTimeout(r, 5_000).unref())]);
   }
 }

@@ -30,16 +30,20 @@ async function sdkMetrics(url: string | undefined): Promise<string> {
  */
 export async function startMetricsServer(registry: Registry, port: number, host: string, alsoServe?: string): Promise<MetricsServer> {
   const scraped = new Set<() => void>();
+  let closing = false;
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at /metrics\n');
       return;
     }
+    // The last scrape a stopping worker waits for: Prometheus's, begun after the stop (its
+    // counters read after the last count), not a health check's.
+    const last = closing && /prometheus/i.test(req.headers['user-agent'] ?? '');
     Promise.all([registry.metrics(), sdkMetrics(alsoServe)]).then(
       ([own, sdk]) => {
         const body = own + sdk;
         res.writeHead(200, { 'content-type': registry.contentType }).end(body);
-        for (const done of scraped) done();
+        if (last) for (const done of scraped) done();
       },
       (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(e as Error).message}\n`),
     );
@@ -58,6 +62,7 @@ export async function startMetricsServer(registry: Registry, port: number, host:
   return {
     url: `http://${shown}:${addr.port}/metrics`,
     async close(opts = {}) {
+      closing = true;
       if (opts.awaitScrapeMs !== undefined && opts.awaitScrapeMs > 0) {
         const wait = opts.awaitScrapeMs;
         await new Promise<void>((resolve) => {

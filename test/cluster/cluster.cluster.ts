@@ -33,6 +33,7 @@ let db: TestPostgres;
 let temporal: TemporalCluster;
 let simulator: Simulator;
 let prometheus: ChildProcess | undefined;
+let batch: ChildProcess | undefined;
 let promUrl: string;
 const workers: Array<{ proc: ChildProcess; metricsPort: number }> = [];
 let env: NodeJS.ProcessEnv;
@@ -109,8 +110,13 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
+  if (batch && batch.exitCode === null) batch.kill('SIGKILL');
   for (const w of workers) if (w.proc.exitCode === null) w.proc.kill('SIGKILL');
-  prometheus?.kill('SIGTERM');
+  if (prometheus && prometheus.exitCode === null) {
+    const exited = new Promise((r) => prometheus?.once('exit', r));
+    prometheus.kill('SIGTERM');
+    await exited;
+  }
   await simulator?.stop();
   await temporal?.stop();
   await db?.stop();
@@ -126,16 +132,20 @@ describe('the production shape on a real cluster', () => {
     const output = join(dir, 'results.jsonl');
     writeFileSync(input, `${lines.join('\n')}\n`);
     const t0 = Date.now();
-    const batch = spawn(process.execPath, [cli, 'batch', input, '--out', output, '--concurrency', '8', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const b = spawn(process.execPath, [cli, 'batch', input, '--out', output, '--concurrency', '8', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    batch = b;
     let stdout = '';
-    batch.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    const done = new Promise<number | null>((r) => batch.once('exit', r));
+    b.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    const done = new Promise<number | null>((r) => b.once('exit', r));
     // Stop worker-2 once a quarter of the batch is done: its requests finish on worker-1.
     const stopped = await until('a quarter of the batch', async () => {
       const n = existsSync(output) ? readFileSync(output, 'utf8').split('\n').filter(Boolean).length : 0;
       return n >= REQUESTS / 4 ? n : undefined;
     }, 300_000);
     const w2 = workers[1]!;
+    // Worker-2 took its share before it was stopped.
+    const w2text = await (await fetch(`http://127.0.0.1:${w2.metricsPort}/metrics`)).text();
+    expect([...w2text.matchAll(/^llm_model_requests_total\{[^}]*\} (\d+)$/gm)].reduce((t, m) => t + Number(m[1]), 0)).toBeGreaterThan(0);
     const w2exit = new Promise((r) => w2.proc.once('exit', r));
     w2.proc.kill('SIGTERM');
     expect(await done).toBe(0);

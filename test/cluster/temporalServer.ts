@@ -21,7 +21,7 @@ export function ensureServerBinaries(say: (l: string) => void = () => undefined)
   if (!existsSync(server) || !existsSync(sql)) {
     say(`building the Temporal server ${SERVER_VERSION} with Go (once; cached in ${bin})`);
     mkdirSync(bin, { recursive: true });
-    execFileSync('go', ['install', `go.temporal.io/server/cmd/server@${SERVER_VERSION}`, `go.temporal.io/server/cmd/tools/sql@${SERVER_VERSION}`], { env: { ...process.env, GOBIN: bin, GOFLAGS: '-mod=mod' }, stdio: 'inherit' });
+    execFileSync('go', ['install', `go.temporal.io/server/cmd/server@${SERVER_VERSION}`, `go.temporal.io/server/cmd/tools/sql@${SERVER_VERSION}`], { env: { ...process.env, GOBIN: bin, GOFLAGS: '-mod=mod' }, stdio: 'inherit', timeout: 1_200_000 });
   }
   const modCache = execFileSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).trim();
   const schemaDir = join(modCache, 'go.temporal.io', `server@${SERVER_VERSION}`, 'schema', 'postgresql', 'v12');

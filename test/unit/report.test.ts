@@ -8,8 +8,17 @@ import { describe, expect, it } from 'vitest';
 import { FileLedger, type LedgerEntry } from '../../src/ledger/fileLedger.js';
 import { buildReport, reportCsv } from '../../src/ledger/report.js';
 import { instant } from '../../src/cli/reportCommand.js';
+import { redactUrl } from '../../src/ledger/pgLedger.js';
 
 const e = (key: string, over: Partial<LedgerEntry>): LedgerEntry => ({ key, workflowId: `wf-${key}`, attemptId: 'a1', model: 'gpt-4o-mini', provider: 'openai', tier: 'standard', category: 'batch', inputTokens: 100, cachedInputTokens: 0, outputTokens: 50, costNanos: 1_000, at: '2026-12-01T10:00:00.000Z', ...over });
+
+describe('the ledger URL in messages', () => {
+  it('never shows a password, in the user part or as a parameter', () => {
+    expect(redactUrl('postgres://sw:s3cret@db:5432/switchyard')).toBe('postgres://sw:***@db:5432/switchyard');
+    expect(redactUrl('postgres://sw@db/switchyard?password=s3cret&sslmode=require')).not.toContain('s3cret');
+    expect(redactUrl('postgres://sw@db/switchyard?sslpassword=k3y')).not.toContain('k3y');
+  });
+});
 
 describe('report', () => {
   const entries = [
@@ -46,6 +55,9 @@ describe('report', () => {
     expect(instant('--since', () => now)('2026-12-01').toISOString()).toBe('2026-12-01T00:00:00.000Z');
     expect(() => instant('--since', () => now)('last week')).toThrow(/--since must be an ISO date or time/);
     expect(() => instant('--until', () => now)('2026-13-45')).toThrow(/--until: "2026-13-45" is not a date/);
+    expect(() => instant('--until', () => now)('2026-02-31')).toThrow(/is not a date/);
+    expect(() => instant('--since', () => now)('7')).toThrow(/with its unit \(7d, 12h\)/);
+    expect(instant('--since', () => now)('2026-12-01T08:00').toISOString()).toBe('2026-12-01T08:00:00.000Z');
   });
 
   it('the CLI reads the ledger file: filters by scope and time, and refuses an unknown dimension', async () => {
