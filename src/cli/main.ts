@@ -18,6 +18,7 @@ import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, sdkMetric
 import { registerPipelineCommands } from './pipelineCommands.js';
 import { registerCodecCommands } from './codecCommands.js';
 import { registerReportCommand } from './reportCommand.js';
+import { registerRoutingCommands } from './routingCommands.js';
 import { chatRequestFromFile } from './messagesFile.js';
 import { formatTable } from '../util/table.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
@@ -201,6 +202,7 @@ stackOptions(
 registerPipelineCommands(program);
 registerCodecCommands(program);
 registerReportCommand(program);
+registerRoutingCommands(program);
 
 program
   .command('escalate')

@@ -8,6 +8,8 @@
  */
 import type { Capability } from '../catalog/schema.js';
 import { countChatTokens, countTokens, MESSAGE_OVERHEAD_TOKENS } from './tokens.js';
+import { type DifficultyModel, learnedDifficulty } from './difficultyModel.js';
+import { SHIPPED_DIFFICULTY_MODEL } from './difficultyWeights.js';
 
 export interface ClassifyInput {
   /** The instruction: the prompt, or a conversation's last user turn. It weighs most. */
@@ -115,7 +117,20 @@ function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));
 }
 
-export function classify(input: ClassifyInput): Classification {
+/**
+ * How much the learned model's standardised score counts against the keyword score (in logit
+ * units). Chosen by by-subject cross-validation on MMLU (BENCHMARKS.md, "Routing quality"): the
+ * keyword score alone ranks MMLU worse than prompt length, the learned one better.
+ */
+export const LEARNED_WEIGHT = 3;
+
+export interface ClassifyOptions {
+  /** The learned difficulty model; the one shipped in the package by default. */
+  readonly model?: DifficultyModel | undefined;
+  readonly learnedWeight?: number | undefined;
+}
+
+export function classify(input: ClassifyInput, options: ClassifyOptions = {}): Classification {
   const instruction = input.prompt;
   const window = patternWindow(instruction);
   const text = window.toLowerCase();
@@ -181,6 +196,9 @@ export function classify(input: ClassifyInput): Classification {
     : countChatTokens(input.system ? [{ content: input.system }] : []) + MESSAGE_OVERHEAD_TOKENS + instructionTokens;
   if (inputTokens > LONG_CONTEXT_TOKENS) capabilities.add('long_context');
 
-  const complexity = Math.round(sigmoid(z * 1.6) * 1e4) / 1e4;
+  const learned = (learnedDifficulty(options.model ?? SHIPPED_DIFFICULTY_MODEL, window) ?? 0) * (options.learnedWeight ?? LEARNED_WEIGHT);
+  if (Math.abs(learned) >= 0.05) signals.push(`${learned > 0 ? '+' : ''}learned(${learned.toFixed(2)})`);
+
+  const complexity = Math.round(sigmoid(z * 1.6 + learned) * 1e4) / 1e4;
   return { complexity, capabilities: [...capabilities].sort(), inputTokens, instructionTokens, signals };
 }
