@@ -8,6 +8,13 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type BudgetDeps, createBudgetActivities } from './budget.js';
 import { createBatchActivities } from './batch.js';
 import { createPaidCallActivities } from './paidCall.js';
+import { createLearningActivities } from './learning.js';
+import type { PolicyCache } from '../learning/worker/policyCache.js';
+import type { ControlSettings } from '../learning/routingControl.js';
+import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
+import { fileConfigSchema } from '../config/config.js';
+import { type ArmSpec, assignArm, matchesFilter, unitHash } from '../learning/experiments.js';
+import { type Band, bandOf, explores } from '../learning/tuner.js';
 import { checkAnswer, type QualityVerdict } from '../quality/checks.js';
 import { judgePrompt, type QualitySpec } from '../quality/spec.js';
 import { RequestInputReader } from './requestInput.js';
@@ -43,6 +50,10 @@ export interface ActivityDeps extends BudgetDeps {
   readonly reservationMargin?: Partial<Record<ProviderName, number>>;
   /** Circuit breakers; absent = no health tracking. */
   readonly health?: HealthTracker | undefined;
+  /** The routing policy (tuned thresholds, rules, experiments, anomaly actions); absent = the configuration alone. */
+  readonly policy?: PolicyCache | undefined;
+  /** Settings a routing entity this worker starts is given. */
+  readonly controlSettings?: () => ControlSettings;
 }
 
 export interface SelectInput {
@@ -72,6 +83,22 @@ export interface RouteSelection {
   readonly preferredTierSkipped?: 'circuit_open' | 'unavailable';
   /** What to reserve per chain model: the estimate with the provider's margin on input tokens. */
   readonly reserveNanos?: Record<string, number>;
+  /** How the routing policy shaped this selection (absent in runs recorded before the learning loop). */
+  readonly learning?: RouteLearning;
+}
+
+export interface RouteLearning {
+  /** The complexity band under the configured (base) thresholds: how outcomes are grouped. */
+  readonly band: Band;
+  /** Routed by the base thresholds although the category's were tuned (to keep measuring). */
+  readonly explore: boolean;
+  readonly policyVersion?: number;
+  /** The experiment and arm this request was assigned. */
+  readonly experiment?: { readonly name: string; readonly arm: string };
+  /** The promoted rule it was routed by (the experiment that made it). */
+  readonly rule?: string;
+  /** An anomaly's downgrade in force for its category. */
+  readonly downgradedBy?: string;
 }
 
 /**
@@ -148,9 +175,61 @@ export function createActivityParts(deps: ActivityDeps) {
     return conversationOf({ prompt: input.prompt, system: input.system });
   };
   /** Select a chain for a classified request: the routing decision and its chain's catalog facts. */
+  /**
+   * The routing policy applied to one request: an anomaly's pause or downgrade of its category, a
+   * promoted rule or an experiment's arm (first selection only; a request that pins a model is in
+   * neither), and the category's tuned thresholds (an exploration share keeps the base ones).
+   */
+  const applyPolicy = async (input: SelectInput): Promise<{ policy: RoutingPolicy; model?: string; minTier?: Tier; learning: RouteLearning }> => {
+    const r = input.request;
+    const base = deps.routing;
+    const band = bandOf(input.classification.complexity, base.thresholds);
+    const view = await deps.policy?.view();
+    if (!view) return { policy: base, learning: { band, explore: false } };
+    const caps = [...new Set<string>([...input.classification.capabilities, ...(r.requiredCapabilities ?? [])])];
+    const action = view.actions[`${r.budgetScope}|${r.category}`];
+    if (action?.action === 'pause') {
+      throw ApplicationFailure.create({
+        type: FAILURE_TYPES.categoryPaused,
+        nonRetryable: true,
+        message: `category "${r.category}" of budget scope "${r.budgetScope}" is paused by spend anomaly ${action.alertId}; nothing was charged. Acknowledge it to resume: \`switchyard anomalies ack ${action.alertId}\``,
+      });
+    }
+    let policy: RoutingPolicy = base;
+    let learning: RouteLearning = { band, explore: false, policyVersion: view.version };
+    let arm: ArmSpec | undefined;
+    const requestKey = r.requestId ?? workflowIdOfActivity();
+    const first = input.minTier === undefined && (input.excludeModels ?? []).length === 0 && r.model === undefined;
+    const traffic = { category: r.category, feature: r.feature, capabilities: caps };
+    if (first) {
+      const experiment = view.experiments.find((e) => matchesFilter(e.filter, traffic));
+      const rule = [...view.rules].reverse().find((x) => matchesFilter(x.filter, traffic));
+      if (experiment) {
+        arm = assignArm(experiment, r.unit ?? requestKey);
+        learning = { ...learning, experiment: { name: experiment.name, arm: arm.name } };
+      } else if (rule) {
+        arm = rule.arm;
+        learning = { ...learning, rule: rule.experiment };
+      }
+    }
+    const tuned = view.categories[r.category];
+    if (arm?.thresholds) policy = { ...base, thresholds: arm.thresholds };
+    else if (tuned) {
+      if (explores(unitHash(`${requestKey}\u0000explore`), { explore: view.explore })) learning = { ...learning, explore: true };
+      else policy = { ...base, thresholds: tuned };
+    }
+    if (action?.action === 'downgrade') {
+      // Everything to the cheapest tier that meets the request's constraints, until acknowledged.
+      policy = { ...policy, thresholds: { standard: Number.POSITIVE_INFINITY, premium: Number.POSITIVE_INFINITY } };
+      learning = { ...learning, downgradedBy: action.alertId };
+    }
+    return { policy, ...(arm?.model ? { model: arm.model } : {}), ...(arm?.minTier ? { minTier: arm.minTier } : {}), learning };
+  };
+
   const selectRoute = async (input: SelectInput): Promise<RouteSelection> => {
     const r = input.request;
     const caps = [...new Set<Capability>([...input.classification.capabilities, ...(r.requiredCapabilities ?? [])])];
+    const shaped = await applyPolicy(input);
     const circuits = (await deps.health?.circuits()) ?? { open: [], halfOpen: [] };
     // Half-open models wait for one trial: left out unless this request is granted it below.
     let open = [...circuits.open, ...circuits.halfOpen];
@@ -166,16 +245,16 @@ export function createActivityParts(deps: ActivityDeps) {
           minQuality: r.minQuality,
           provider: r.provider,
           costCapNanos: r.costCapNanos,
-          model: r.model,
+          model: r.model ?? shaped.model,
           noFallback: r.noFallback,
-          excludeModels: [...(input.excludeModels ?? []), ...(excludeOpen ? open.filter((m) => m !== r.model) : [])],
-          minTier: input.minTier ?? r.minTier,
+          excludeModels: [...(input.excludeModels ?? []), ...(excludeOpen ? open.filter((m) => m !== (r.model ?? shaped.model)) : [])],
+          minTier: input.minTier ?? r.minTier ?? shaped.minTier,
           fallbacks: r.fallbacks,
           tierFallbacks: deps.tierFallbacks,
           configuredProviders,
           configureHint: (p) => `${p}: ${envHint(p)}`,
         },
-        deps.routing,
+        shaped.policy,
       );
     try {
       let decision: RouteDecision;
@@ -214,7 +293,7 @@ export function createActivityParts(deps: ActivityDeps) {
         .map((e) => ({ model: e.model, why: e.constraint === 'providerConfigured' ? e.detail : 'circuit open' }));
       const leftOut = skipped.filter((k) => catalog.get(k.model)?.tier === decision.preferredTier);
       const preferredTierSkipped = leftOut.length === 0 ? undefined : leftOut.some((k) => k.why === 'circuit open') ? ('circuit_open' as const) : ('unavailable' as const);
-      return { decision, contextWindows, ...(cheapest ? { cheapestModel: cheapest.name } : {}), judgeModels, skipped, reserveNanos, ...(preferredTierSkipped ? { preferredTierSkipped } : {}) };
+      return { decision, contextWindows, ...(cheapest ? { cheapestModel: cheapest.name } : {}), judgeModels, skipped, reserveNanos, ...(preferredTierSkipped ? { preferredTierSkipped } : {}), learning: shaped.learning };
     } catch (e) {
       if (e instanceof NoEligibleModelError) {
         throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, details: [{ constraint: e.constraint }] });
@@ -230,6 +309,7 @@ export function createActivityParts(deps: ActivityDeps) {
   const retryVerdictFor = (model: string, failure: FailureFacts): RetryVerdict => ({ decision: decideAfterFailure(failure, retryPolicyFor(model)), maxRateLimitWaitMs: deps.retry.maxRateLimitWaitMs });
   return {
     ...createBudgetActivities(deps),
+    ...createLearningActivities({ temporal: deps.temporal, log: deps.log, metrics: deps.metrics, controlSettings: deps.controlSettings ?? (() => controlSettingsFrom({ routing: { ...deps.routing, thresholds: deps.routing.thresholds }, learning: fileConfigSchema.parse({}).learning })) }),
     ...createBatchActivities(deps),
     async classify(input: ClassifyInput): Promise<Classification> {
       return classifyPure(input);
@@ -337,3 +417,12 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/** The workflow an activity (or local activity) runs for; empty outside one (unit tests of selectRoute). */
+function workflowIdOfActivity(): string {
+  try {
+    return Context.current().info.workflowExecution?.workflowId ?? '';
+  } catch {
+    return '';
+  }
+}

@@ -17,6 +17,7 @@
  * Category names and reservation ids are keys of plain objects: every lookup reads own properties
  * only (`own`), so a name such as `constructor` finds nothing inherited.
  */
+import { DEFAULT_REALLOCATION_EVERY_MS, planReallocation, type ReallocationPlan, type ReallocationSettings, validateReallocation } from './reallocation.js';
 import { own, setOwn } from '../util/names.js';
 import { allocate } from './allocation.js';
 import { type Period, type Periodicity, validTimeZone } from './periods.js';
@@ -42,6 +43,15 @@ export interface BudgetSettings {
   readonly maxWaitMs: number;
   /** Open reservations older than this are released (their request workflow is gone). */
   readonly reservationTtlMs: number;
+  /** Move unused allocation between categories on a schedule (absent: allocations stay as set). */
+  readonly reallocation?: ReallocationSettings | undefined;
+}
+
+/** A reallocation the book applied (by its schedule or an operator), for `budget history`. */
+export interface ReallocationRecord extends ReallocationPlan {
+  readonly by: 'schedule' | 'operator';
+  /** Allocations before the moves. */
+  readonly before: Record<string, number>;
 }
 
 export interface Reservation {
@@ -80,6 +90,10 @@ export interface BookState {
   recentSettled: Record<string, number>;
   alertsSent: Record<string, number[]>;
   history: PeriodSummary[];
+  /** Reallocations applied (bounded, newest kept), and the configured allocations they started from. */
+  reallocations?: ReallocationRecord[];
+  configuredAllocations?: Record<string, number>;
+  nextReallocationAt?: number;
   counters: {
     settles: number;
     duplicateSettles: number;
@@ -184,6 +198,7 @@ export function validateSettings(s: BudgetSettings): string[] {
     if (!/^[a-z][a-z0-9_-]{0,63}$/.test(c) || c in Object.prototype) errs.push(`allocations.${c}: category names are lowercase words, not reserved names such as constructor`);
     if (!(f >= 0 && f <= 1)) errs.push(`allocations.${c}: must be a fraction in [0,1]`);
   }
+  if (s.reallocation) errs.push(...validateReallocation(s.reallocation, cats));
   const sum = Object.values(s.allocations).reduce((a, b) => a + b, 0);
   if (cats.length > 0 && Math.abs(sum - 1) > 1e-9) errs.push(`allocations: fractions must sum to 1 (they sum to ${Number(sum.toFixed(9))})`);
   for (const t of s.alertThresholds) if (!(t > 0 && t <= 10)) errs.push(`alertThresholds: ${t} must be a fraction such as 0.5 or 1`);
@@ -400,7 +415,40 @@ export function closePeriod(book: BookState, next: Period, closedBy: PeriodSumma
   book.period = next;
   book.spent = {};
   book.alertsSent = {};
+  // Reallocation is within a period: a new period starts from the configured allocations.
+  if (book.configuredAllocations) {
+    book.settings = { ...book.settings, allocations: book.configuredAllocations };
+    delete book.configuredAllocations;
+  }
   return summary;
+}
+
+const REALLOCATIONS_MAX = 100;
+
+/** What a reallocation would do now (the dry run). */
+export function reallocationPlan(book: BookState, now: number): ReallocationPlan {
+  return planReallocation({
+    totalNanos: book.settings.totalNanos,
+    configured: book.configuredAllocations ?? book.settings.allocations,
+    current: book.settings.allocations,
+    spentNanos: book.spent,
+    period: book.period,
+    now,
+    settings: book.settings.reallocation ?? { everyMs: DEFAULT_REALLOCATION_EVERY_MS },
+  });
+}
+
+/** Applies a reallocation now; records it when something moved. */
+export function reallocate(book: BookState, now: number, by: ReallocationRecord['by']): ReallocationRecord {
+  const plan = reallocationPlan(book, now);
+  const record: ReallocationRecord = { ...plan, by, before: { ...book.settings.allocations } };
+  if (plan.moves.length > 0) {
+    book.configuredAllocations ??= { ...book.settings.allocations };
+    book.settings = { ...book.settings, allocations: plan.allocations };
+    (book.reallocations ??= []).push(record);
+    if (book.reallocations.length > REALLOCATIONS_MAX) book.reallocations.splice(0, book.reallocations.length - REALLOCATIONS_MAX);
+  }
+  return record;
 }
 
 export function status(book: BookState): BudgetStatus {

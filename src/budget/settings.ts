@@ -2,6 +2,7 @@
 import { usdToNanos } from '../catalog/schema.js';
 import type { BudgetSettings } from './book.js';
 import type { Periodicity } from './periods.js';
+import type { ReallocationSettings } from './reallocation.js';
 
 export interface BudgetConfigLike {
   readonly amountUsd: number;
@@ -16,6 +17,7 @@ export interface BudgetConfigLike {
   readonly maxWaitMs: number;
   readonly reservationTtlMs: number;
   readonly shards: number;
+  readonly reallocation?: ReallocationSettings | undefined;
 }
 
 /** The scope-wide settings (before any split into shards). */
@@ -32,5 +34,6 @@ export function settingsFromConfig(b: Omit<BudgetConfigLike, 'shards'>): BudgetS
     ...(b.webhookUrl !== undefined ? { webhookUrl: b.webhookUrl } : {}),
     maxWaitMs: b.maxWaitMs,
     reservationTtlMs: b.reservationTtlMs,
+    ...(b.reallocation ? { reallocation: b.reallocation } : {}),
   };
 }

@@ -11,6 +11,7 @@ import { createSwitchyardWorker, providerEndpointsFor } from '../workers/createW
 import { envHint, ProviderRegistry } from '../providers/registry.js';
 import { loadFaultsFile, startLocalStack } from './localStack.js';
 import { BudgetNotFoundError, type BudgetStatusView, RequestFailedError, SwitchyardClient } from '../client/client.js';
+import { ExperimentNotFoundError } from '../client/learningClient.js';
 import { isWebhookUrl, MAX_BUDGET_NANOS } from '../budget/book.js';
 import { runDemo } from './demo.js';
 import { formatSummary } from '../batch/summary.js';
@@ -19,6 +20,7 @@ import { registerPipelineCommands } from './pipelineCommands.js';
 import { registerCodecCommands } from './codecCommands.js';
 import { registerReportCommand } from './reportCommand.js';
 import { registerRoutingCommands } from './routingCommands.js';
+import { registerLearningCommands } from './learningCommands.js';
 import { chatRequestFromFile } from './messagesFile.js';
 import { formatTable } from '../util/table.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
@@ -37,6 +39,7 @@ program
   .option('--messages <file>', 'a chat conversation instead of a prompt: a JSON array of {"role": "system"|"user"|"assistant", "content": "..."}, or an object with "messages" (an OpenAI chat request body)')
   .option('--category <name>', 'budget category (critical, standard, batch, ...)', 'standard')
   .option('--feature <name>', 'the product feature this request serves (cost attribution in metrics, the ledger and reports)')
+  .option('--unit <id>', 'the unit an A/B experiment assigns (a user, tenant or session; default: the request id)')
   .option('--max-latency-ms <n>', 'only models with typical latency at or under this', int('--max-latency-ms', 1))
   .option('--min-quality <q>', 'only models with quality at or above this (0..1)', num('--min-quality', 0, 1))
   .addOption(new Option('--provider <p>', 'only this provider').choices([...PROVIDERS]))
@@ -47,7 +50,7 @@ program
   .option('--json-schema <file>', 'the answer must be JSON matching this JSON Schema (else escalate a tier)')
   .option('--max-escalations <n>', 'quality escalations at most', int('--max-escalations'), 2)
   .option('--json', 'print the result as JSON')
-  .action(async (prompt: string | undefined, o: { messages?: string; category: string; feature?: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; jsonSchema?: string; maxEscalations: number; json?: boolean }) => {
+  .action(async (prompt: string | undefined, o: { messages?: string; category: string; feature?: string; unit?: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; jsonSchema?: string; maxEscalations: number; json?: boolean }) => {
     await withClient(async (client) => {
       const { readFileSync } = await import('node:fs');
       if (prompt !== undefined && o.messages !== undefined) throw new InvalidArgumentError('ask takes a prompt or --messages FILE, not both (put the prompt in the last user message)');
@@ -56,6 +59,7 @@ program
         ...(o.messages ? chatRequestFromFile(o.messages) : { prompt }),
         category: o.category,
         ...(o.feature !== undefined ? { feature: o.feature } : {}),
+        ...(o.unit !== undefined ? { unit: o.unit } : {}),
         requestId: o.requestId ?? randomUUID(),
         ...(o.contextFile ? { context: readFileSync(o.contextFile, 'utf8') } : {}),
         ...(o.maxLatencyMs !== undefined ? { maxLatencyMs: o.maxLatencyMs } : {}),
@@ -203,6 +207,7 @@ registerPipelineCommands(program);
 registerCodecCommands(program);
 registerReportCommand(program);
 registerRoutingCommands(program);
+registerLearningCommands(program);
 
 program
   .command('escalate')
@@ -318,7 +323,7 @@ function printBudget(st: BudgetStatusView): void {
   }
 }
 
-const budget = program.command('budget').description('budgets: status, set, reset, history');
+const budget = program.command('budget').description('budgets: status, set, reset, history, realloc');
 budget
   .command('status')
   .description('allocated, spent, reserved and remaining, per category and in total')
@@ -391,9 +396,34 @@ budget
   .action(async (o: { scope: string; json?: boolean }) => {
     await withClient(async (client) => {
       const h = await client.budgetHistory(o.scope);
-      if (o.json) process.stdout.write(`${JSON.stringify(h)}\n`);
-      else if (h.length === 0) process.stdout.write(`budget ${o.scope}: no closed periods yet\n`);
+      const moves = await client.reallocations(o.scope);
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify({ periods: h, reallocations: moves })}\n`);
+        return;
+      }
+      if (h.length === 0) process.stdout.write(`budget ${o.scope}: no closed periods yet\n`);
       else for (const p of h) process.stdout.write(`${new Date(p.start).toISOString()} .. ${new Date(p.end).toISOString()}  spent ${formatUsd(p.spentNanos)} of ${formatUsd(p.totalNanos)}  (${p.closedBy})\n`);
+      for (const r of moves) process.stdout.write(`${new Date(r.at).toISOString()}  reallocated (${r.by}): ${r.moves.map((m) => `${formatUsd(m.nanos)} ${m.from} -> ${m.to}`).join(', ')}  (${r.why})\n`);
+    });
+  });
+budget
+  .command('realloc')
+  .description('move unused allocation from categories that will not use it to those forecast to run out (the schedule does this when budget.reallocation is configured)')
+  .option('--scope <name>', 'budget scope', 'default')
+  .option('--dry-run', 'show the forecast and the moves, change nothing')
+  .option('--json', 'print JSON')
+  .action(async (o: { scope: string; dryRun?: boolean; json?: boolean }) => {
+    await withClient(async (client) => {
+      const plans = o.dryRun ? await client.reallocationPlan(o.scope) : await client.reallocate(o.scope);
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify({ scope: o.scope, dryRun: o.dryRun === true, shards: plans })}\n`);
+        return;
+      }
+      for (const p of plans) {
+        process.stdout.write(`forecast at period end: ${Object.entries(p.forecastNanos).map(([c, n]) => `${c} ${formatUsd(n)}`).join(', ')}\n`);
+        if (p.moves.length === 0) process.stdout.write(`nothing to move: ${p.why}\n`);
+        else for (const m of p.moves) process.stdout.write(`${o.dryRun ? 'would move' : 'moved'} ${formatUsd(m.nanos)} from ${m.from} to ${m.to}\n`);
+      }
     });
   });
 
@@ -402,7 +432,7 @@ function reportError(e: unknown): number {
     process.stderr.write(`error: ${e.source} is invalid:\n${e.fields.map((f) => `  - ${f}`).join('\n')}\n`);
     return 2;
   }
-  if (e instanceof BudgetNotFoundError) {
+  if (e instanceof BudgetNotFoundError || e instanceof ExperimentNotFoundError) {
     process.stderr.write(`error: ${e.message}\n`);
     return 1;
   }

@@ -1,4 +1,5 @@
 /** Helpers shared by the CLI's commands: option parsers, the client from the environment, traces. */
+import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
 import { InvalidArgumentError } from 'commander';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { formatUsd } from '../catalog/pricing.js';
@@ -83,6 +84,7 @@ export async function withClient<T>(fn: (client: SwitchyardClient, cfg: Switchya
     budgetDefaults: settingsFromConfig(cfg.budget),
     budgetShards: cfg.budget.shards,
     access: cfg.access,
+    controlSettings: controlSettingsFrom(cfg),
   });
   try {
     return await fn(client, cfg);

@@ -5,7 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowExecutionInfo, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { type BudgetSettings, type BudgetStatus, type PeriodSummary, isWebhookUrl } from '../budget/book.js';
-import { ADJUST_KEYS, type AdjustInput, adjustUpdate, type BudgetEntityInput, historyQuery, resetUpdate, settleUpdate, stateQuery, statusQuery } from '../workflows/budget/contract.js';
+import { ADJUST_KEYS, type AdjustInput, adjustUpdate, type BudgetEntityInput, historyQuery, reallocateUpdate, reallocationPlanQuery, reallocationsQuery, resetUpdate, settleUpdate, stateQuery, statusQuery } from '../workflows/budget/contract.js';
+import type { ReallocationRecord } from '../budget/book.js';
+import type { ReallocationPlan } from '../budget/reallocation.js';
+import type { ControlSettings } from '../learning/routingControl.js';
+import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
+import { fileConfigSchema } from '../config/config.js';
+import { type FeedbackReceipt, LearningClient } from './learningClient.js';
 import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { RequestFailedError, toRequestFailed } from '../contracts/requestFailure.js';
@@ -112,6 +118,8 @@ export interface SwitchyardClientOptions {
   readonly budgetShards?: number;
   /** TLS, API key and payload codec (from the environment: `loadConfig().access`). */
   readonly access?: TemporalAccess;
+  /** Settings the task queue's routing entity starts with if a client message creates it (default: the configuration defaults). */
+  readonly controlSettings?: ControlSettings;
 }
 
 export class BudgetNotFoundError extends Error {
@@ -143,12 +151,46 @@ export class SwitchyardClient {
     private readonly budgetShards: number,
     /** Payloads are encrypted: memos carry no prompt text. */
     readonly encrypted = false,
-  ) {}
+    controlSettings: ControlSettings = controlSettingsFrom(fileConfigSchema.parse({})),
+  ) {
+    this.learning = new LearningClient(temporal, taskQueue, controlSettings);
+  }
+
+  /** Experiments, feedback, the routing policy's tuning and history, spend anomalies. */
+  readonly learning: LearningClient;
+
+  /** Feedback on an answered request (0..1): its experiment and the tuner count it, once per request. */
+  feedback(workflowId: string, score: number, opts: { comment?: string } = {}): Promise<FeedbackReceipt> {
+    return this.learning.feedback(workflowId, score, opts);
+  }
+
+  /** What a reallocation would move now, per shard of the scope (`budget realloc --dry-run`). */
+  async reallocationPlan(scope = 'default'): Promise<ReallocationPlan[]> {
+    const plans = await Promise.allSettled(this.shardHandles(scope).map((h) => h.query(reallocationPlanQuery)));
+    const found = plans.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
+    if (found.length === 0) throw new BudgetNotFoundError(`budget scope "${scope}" has no entity yet: it is created by the first request, or by \`switchyard budget set\``);
+    return found;
+  }
+
+  /** Reallocates now on every shard of the scope; each record lists its moves (none when nothing needed moving). */
+  async reallocate(scope = 'default'): Promise<ReallocationRecord[]> {
+    await this.reallocationPlan(scope);
+    return Promise.all(this.shardHandles(scope).map((h) => h.executeUpdate(reallocateUpdate))).catch((e: unknown) => {
+      if (e instanceof WorkflowUpdateFailedError) throw new Error(`reallocation refused: ${e.cause?.message ?? e.message}`);
+      throw e;
+    });
+  }
+
+  /** The reallocations applied to a scope (every shard), oldest first. */
+  async reallocations(scope = 'default'): Promise<ReallocationRecord[]> {
+    const results = await Promise.allSettled(this.shardHandles(scope).map((h) => h.query(reallocationsQuery)));
+    return results.flatMap((r) => (r.status === 'fulfilled' ? r.value : [])).sort((a, b) => a.at - b.at);
+  }
 
   static async connect(opts: SwitchyardClientOptions): Promise<SwitchyardClient> {
     const connection = await Connection.connect(connectionOptions(opts.address, opts.access));
     const client = new Client({ connection, namespace: opts.namespace ?? 'default', dataConverter: dataConverterFor(opts.access) });
-    return new SwitchyardClient(client, connection, opts.taskQueue ?? 'switchyard', opts.budgetDefaults, Math.max(1, opts.budgetShards ?? 1), opts.access?.codec !== undefined);
+    return new SwitchyardClient(client, connection, opts.taskQueue ?? 'switchyard', opts.budgetDefaults, Math.max(1, opts.budgetShards ?? 1), opts.access?.codec !== undefined, opts.controlSettings);
   }
 
   private shardHandles(scope: string) {

@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { ProviderEndpoints } from '../providers/registry.js';
 import { DEFAULT_ROUTING_POLICY } from '../routing/router.js';
+import { DEFAULT_REALLOCATION_EVERY_MS } from '../budget/reallocation.js';
+import { DEFAULT_TUNER } from '../learning/tuner.js';
+import { DEFAULT_ANOMALY } from '../learning/anomalies.js';
 import { parseOrThrow } from '../util/validation.js';
 import { isReservedName, RESERVED_MESSAGE } from '../util/names.js';
 import { validTimeZone } from '../budget/periods.js';
@@ -82,6 +85,16 @@ export const budgetConfigSchema = z
     reservationMargin: z.partialRecord(z.enum(PROVIDERS), z.number().min(0).max(10)).default({ ...DEFAULT_RESERVATION_MARGIN }),
     /** Entity workflows the budget is split across (set once per scope; see README, Scaling). */
     shards: z.number().int().min(1).max(64).default(1),
+    /** Move unused allocation between categories on a schedule (off unless set; see README, Reallocation). */
+    reallocation: z
+      .object({
+        everyMs: z.number().int().min(1000).default(DEFAULT_REALLOCATION_EVERY_MS),
+        floors: byCategory(z.number().min(0).max(1)).optional(),
+        minElapsedShare: z.number().min(0).lt(1).optional(),
+        margin: z.number().min(0).max(10).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine((b) => Math.abs(Object.values(b.allocations).reduce((a, x) => a + x, 0) - 1) <= 1e-9, { message: 'allocations must sum to 1', path: ['allocations'] })
@@ -117,6 +130,41 @@ export const fileConfigSchema = z
       })
       .strict()
       .default({ failureThreshold: 5, cooldownMs: 30_000, enabled: true }),
+    /** The learning loop: outcome reports, the routing tuner, spend anomaly detection (README, Tuning). */
+    learning: z
+      .object({
+        /** How often a worker sends its outcome counts and spend to the routing entity. */
+        reportEveryMs: z.number().int().min(100).max(600_000).default(5_000),
+        /** How long a worker routes by a cached policy before reading it again. */
+        policyCacheMs: z.number().int().min(100).max(600_000).default(5_000),
+        tuner: z
+          .object({
+            enabled: z.boolean().default(true),
+            intervalMs: z.number().int().min(1_000).default(3_600_000),
+            qualityTarget: z.number().gt(0).max(1).default(DEFAULT_TUNER.qualityTarget),
+            minSamples: z.number().int().min(1).default(DEFAULT_TUNER.minSamples),
+            step: z.number().gt(0).max(1).default(DEFAULT_TUNER.step),
+            minThreshold: z.number().min(0).max(1).default(DEFAULT_TUNER.minThreshold),
+            explore: z.number().min(0).max(0.5).default(DEFAULT_TUNER.explore),
+          })
+          .strict()
+          .prefault({}),
+        anomaly: z
+          .object({
+            enabled: z.boolean().default(true),
+            bucketMs: z.number().int().min(1_000).default(DEFAULT_ANOMALY.bucketMs),
+            alpha: z.number().gt(0).max(1).default(DEFAULT_ANOMALY.alpha),
+            k: z.number().gt(0).max(100).default(DEFAULT_ANOMALY.k),
+            warmupBuckets: z.number().int().min(1).default(DEFAULT_ANOMALY.warmupBuckets),
+            minSpendUsd: z.number().min(0).default(DEFAULT_ANOMALY.minSpendNanos / 1e9),
+            action: z.enum(['none', 'downgrade', 'pause']).default(DEFAULT_ANOMALY.action),
+            webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://hooks.example.com/anomaly' }).optional(),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     /** Prometheus metrics: each worker serves /metrics on this port (0 = any free port). */
     metrics: z
       .object({

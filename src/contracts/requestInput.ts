@@ -48,6 +48,11 @@ export const requestInputBaseSchema = z
       .string()
       .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name of a product feature, such as search, summarise or support-chat (letters, digits, _ and -, at most 64)')
       .optional(),
+    /**
+     * The unit an A/B experiment assigns (a user, a tenant, a session): every request of a unit sees
+     * the same arm. Absent: the request id is the unit.
+     */
+    unit: z.string().min(1).max(256, 'must be at most 256 characters (an id, not a document)').optional(),
     maxLatencyMs: z.number().int('must be a whole number of milliseconds').positive('must be > 0').optional(),
     /** Start a hedge (the next tier) when the first attempt has not answered in this long; defaults to maxLatencyMs. */
     hedgeAfterMs: z.number().int().positive('must be > 0').optional(),

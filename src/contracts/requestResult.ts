@@ -71,6 +71,18 @@ export const requestResultSchema = z.object({
   attempts: z.array(attempt),
   escalations: z.array(z.object({ from: z.string(), to: z.string(), reason: z.string() })),
   durationMs: z.number().min(0),
+  learning: z
+    .object({
+      band: z.enum(['low', 'mid', 'high']).describe('the complexity band under the configured thresholds'),
+      explore: z.boolean().describe('routed by the base thresholds to keep measuring a tuned category'),
+      firstTier: tier.optional(),
+      experiment: z.object({ name: z.string(), arm: z.string() }).optional(),
+      rule: z.string().optional().describe('the promoted experiment whose rule routed it'),
+      policyVersion: z.number().int().min(0).optional(),
+      automaticQuality: z.number().min(0).max(1).describe('the quality its outcome counted, which feedback replaces'),
+    })
+    .optional()
+    .describe('how the routing policy shaped the request (what feedback needs)'),
 });
 
 /** `details[0]` of a failed request's ApplicationFailure (types in FAILURE_TYPES). */

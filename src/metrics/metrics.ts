@@ -78,6 +78,7 @@ export class SwitchyardMetrics {
   private readonly routing: Counter<'from_tier' | 'to_tier' | 'reason'>;
   private readonly attempts: Counter<'model' | 'provider' | 'kind'>;
   private readonly inFlightGauge: Gauge;
+  private readonly anomalies: Counter<'scope' | 'category' | 'action'>;
   private inFlightCount = 0;
   private readonly endedRuns = new Set<string>();
   private budgetRows: { at: number; scopes: number; rows: Promise<readonly BudgetGaugeRow[]> } | undefined;
@@ -109,6 +110,7 @@ export class SwitchyardMetrics {
     this.latency = new Histogram({ name: 'llm_model_latency_seconds', help: 'Latency per model (provider call, seconds)', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
     this.routing = new Counter({ name: 'llm_routing_decisions_total', help: 'Routing decisions: the tier a request preferred, the tier a paid call went to, and why', labelNames: ['from_tier', 'to_tier', 'reason'], registers });
     this.attempts = new Counter({ name: 'switchyard_provider_attempts_total', help: 'Provider calls by outcome (ok, or the error kind)', labelNames: ['model', 'provider', 'kind'], registers });
+    this.anomalies = new Counter({ name: 'switchyard_spend_anomalies_total', help: 'Spend anomalies raised (a bucket of spend far above its learned baseline), and the action applied', labelNames: ['scope', 'category', 'action'], registers });
     this.inFlightGauge = new Gauge({ name: 'switchyard_provider_calls_in_flight', help: 'Provider calls in flight on this worker', registers });
     const budgets = sources.budgets;
     const scopes = this.scopes;
@@ -167,6 +169,11 @@ export class SwitchyardMetrics {
     if (a.latencyMs !== undefined && Number.isFinite(a.latencyMs) && a.latencyMs >= 0) this.latency.observe({ model: a.model }, a.latencyMs / 1000);
   }
 
+  /** A spend anomaly the routing entity raised (counted by the worker that delivered its alert). */
+  anomaly(scope: string, category: string, action: string): void {
+    this.anomalies.inc({ scope: this.scopes.of(scope), category: this.categories.of(category), action });
+  }
+
   /** A scope this worker charged: its budget is reported from now on (up to maxLabelValues scopes). */
   sawBudget(scope: string): void {
     if (this.knownScopes.size < this.maxScopes) this.knownScopes.add(scope);
@@ -176,12 +183,13 @@ export class SwitchyardMetrics {
    * A request ended: its routing decisions and quality scores, once per run on this worker (a
    * final workflow task that failed and ran again reports again; the run id is remembered).
    */
-  requestEnded(runId: string, e: RequestEnded): void {
-    if (this.endedRuns.has(runId)) return;
+  requestEnded(runId: string, e: RequestEnded): boolean {
+    if (this.endedRuns.has(runId)) return false;
     this.endedRuns.add(runId);
     if (this.endedRuns.size > ENDED_RUNS_MAX) this.endedRuns.delete(this.endedRuns.values().next().value ?? runId);
     for (const r of e.routing) this.routing.inc({ from_tier: r.fromTier, to_tier: r.toTier, reason: r.reason });
     for (const q of e.quality) if (Number.isFinite(q.score)) this.quality.observe({ model: q.model }, Math.min(1, Math.max(0, q.score)));
+    return true;
   }
 
   /** A provider call ended: `ok`, or its error kind. */

@@ -17,6 +17,24 @@ export const faultSpecSchema = z
     hangRate: rate.default(0),
     malformedRate: rate.default(0),
     dropRate: rate.default(0),
+    /** Answers that arrive fine but fail quality checks: prose where JSON was asked, or a refusal. */
+    offformatRate: rate.optional(),
+    refuseRate: rate.optional(),
+    /**
+     * Apply this spec only to prompts matching this regular expression (case-insensitive), e.g. a
+     * model that is bad at one kind of task; other prompts are answered normally.
+     */
+    promptPattern: z
+      .string()
+      .refine((r) => {
+        try {
+          new RegExp(r, 'i');
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'must be a valid regular expression')
+      .optional(),
     /**
      * The provider's tokenizer is not ours: reported input tokens = counted x this (e.g. 1.2 for a
      * provider that counts 20% more tokens than o200k for the same text).
@@ -53,6 +71,8 @@ export function drawOutcome(spec: FaultSpec, random: () => number): FaultOutcome
     ['hang', spec.hangRate],
     ['malformed', spec.malformedRate],
     ['drop', spec.dropRate],
+    ['offformat', spec.offformatRate ?? 0],
+    ['refuse', spec.refuseRate ?? 0],
   ];
   for (const [outcome, p] of entries) {
     acc += p;

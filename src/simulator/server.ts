@@ -157,7 +157,7 @@ export class Simulator {
     const spec = this.byProviderModel.get(parsed.model);
     if (!spec) return this.fail(res, format, 404, 'not_found', `model ${parsed.model} does not exist`);
 
-    const fault = this.faultFor(spec, req);
+    const fault = this.faultFor(spec, req, parsed.prompt);
     const outcome = fault ? this.nextOutcome(spec, fault) : 'ok';
     this.count(spec.name, String(outcome));
 
@@ -236,13 +236,15 @@ export class Simulator {
     this.sendJson(res, 200, format.reply({ model: spec.providerModel, text: answer.text, inputTokens, outputTokens: answer.outputTokens, truncated: answer.truncated }));
   }
 
-  private faultFor(spec: ModelSpec, req: IncomingMessage): FaultSpec | undefined {
+  private faultFor(spec: ModelSpec, req: IncomingMessage, prompt: string): FaultSpec | undefined {
     const h = req.headers[FAULT_HEADER];
+    let fault: FaultSpec | undefined;
     if (typeof h === 'string' && h.length > 0) {
       const r = faultSpecSchema.safeParse(safeJson(h));
-      if (r.success) return r.data;
+      if (r.success) fault = r.data;
     }
-    return this.faults[spec.name] ?? this.faults[spec.providerModel] ?? this.faults['*'];
+    fault ??= this.faults[spec.name] ?? this.faults[spec.providerModel] ?? this.faults['*'];
+    return fault?.promptPattern === undefined || new RegExp(fault.promptPattern, 'i').test(prompt) ? fault : undefined;
   }
 
   private nextOutcome(spec: ModelSpec, fault: FaultSpec): FaultOutcome {

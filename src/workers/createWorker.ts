@@ -1,4 +1,8 @@
 /** Builds a Switchyard worker: activities wired to the catalog, providers and ledger. */
+import { PolicyCache } from '../learning/worker/policyCache.js';
+import { OutcomeReporter } from '../learning/worker/outcomeReporter.js';
+import { controlSettingsFrom, signalRouting } from '../learning/worker/routingHandle.js';
+import { configureSignal } from '../workflows/routing/contract.js';
 import { existsSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -57,6 +61,9 @@ export interface SwitchyardWorker {
   readonly ledger: SpendLedger;
   readonly catalog: Catalog;
   readonly metrics: SwitchyardMetrics;
+  /** The cached routing policy, and the reporter of outcomes to the routing entity. */
+  readonly policy: PolicyCache;
+  readonly reporter: OutcomeReporter;
   /** Where Prometheus scrapes this worker (undefined when metrics are off or the port was taken). */
   readonly metricsUrl: string | undefined;
 }
@@ -128,6 +135,9 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     const statuses = await Promise.all(scopes.map(async (scope) => ({ scope, st: await status(scope) })));
     return statuses.flatMap(({ scope, st }) => Object.entries(st?.categories ?? {}).map(([category, c]) => ({ scope, category, allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos })));
   };
+  const controlSettings = controlSettingsFrom(config);
+  const policy = new PolicyCache(temporal, config.taskQueue, config.learning.policyCacheMs, log);
+  const reporter = new OutcomeReporter(temporal, config.taskQueue, () => controlSettings, config.learning.reportEveryMs, log);
   const metrics = new SwitchyardMetrics({ budgets, ...(health ? { circuits: () => health.knownCircuits() } : {}), models: catalog.names() }, { maxLabelValues: config.metrics.maxLabelValues });
   const parts = createActivityParts({
     temporal,
@@ -141,6 +151,8 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     retry: config.retry,
     modelRetry: config.modelRetry,
     health,
+    policy,
+    controlSettings: () => controlSettings,
     metrics,
     tierFallbacks: config.fallbacks,
     callTimeoutMs: config.callTimeoutMs,
@@ -154,7 +166,17 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const activities = composeActivities({ ...parts, ...opts.activityOverrides?.(parts) });
   const workflows = existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsSourcePath() };
   // What a request reports when it ends, counted once: the SDK skips sinks in replay.
-  const sinks: InjectedSinks<SwitchyardSinks> = { metrics: { requestEnded: { fn: (info, e) => metrics.requestEnded(info.runId, e), callDuringReplay: false } } };
+  const sinks: InjectedSinks<SwitchyardSinks> = {
+    metrics: {
+      requestEnded: {
+        fn: (info, e) => {
+          if (!metrics.requestEnded(info.runId, e)) return;
+          if (e.learning) reporter.record(e.learning);
+        },
+        callDuringReplay: false,
+      },
+    },
+  };
   const worker = await Worker.create({
     connection: nativeConnection,
     namespace: config.namespace,
@@ -188,6 +210,9 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
       log.error({ err: (e as Error).message }, 'metrics not served');
     }
   }
+  reporter.start();
+  // The routing entity takes this worker's tuner and detector settings (the last worker started sets them).
+  await signalRouting(temporal, config.taskQueue, controlSettings, configureSignal, [controlSettings]).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'routing entity not configured; it keeps its settings'));
   log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length, metrics: metricsServer?.url ?? 'off' }, 'worker ready');
   if (config.access.codec) log.info({ keyId: config.access.encryptionKeyId }, 'payload encryption on');
   // The request worker stops first: its shutdown waits for running local activities (settlements),
@@ -214,7 +239,10 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     catalog,
     metrics,
     metricsUrl: metricsServer?.url,
+    policy,
+    reporter,
     async close() {
+      await reporter.close();
       await metricsServer?.close({ awaitScrapeMs: config.metrics.finalScrapeMs });
       await ledger.close();
       await nativeConnection.close();

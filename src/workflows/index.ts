@@ -3,3 +3,5 @@ export { llmRequest } from './request/llmRequest.js';
 export { budgetEntity } from './budget/budgetEntity.js';
 export { healthEntity } from './health/healthEntity.js';
 export { batchRun } from './batch/batchRun.js';
+export { routingEntity } from './routing/routingEntity.js';
+export { experimentEntity } from './experiment/experimentEntity.js';

@@ -4,6 +4,8 @@
  * reports when it ends is counted once however often its history is replayed.
  */
 import type { Sinks } from '@temporalio/workflow';
+import type { Tier } from '../catalog/tiers.js';
+import type { Band } from '../learning/tuner.js';
 
 /**
  * Why a provider call went to the tier it went to (`llm_routing_decisions_total{reason}`): the
@@ -22,11 +24,28 @@ export interface RoutingDecision {
   readonly reason: RoutingReason;
 }
 
+/** What the tuner and the anomaly detector learn from one request (see learning/worker/outcomeReporter.ts). */
+export interface LearningOutcome {
+  readonly category: string;
+  readonly scope: string;
+  readonly feature: string;
+  /** The tier of the first paid call (absent when nothing was called). */
+  readonly firstTier?: Tier | undefined;
+  readonly band: Band;
+  /** Routed by the base thresholds to keep measuring a tuned category's cheaper tier. */
+  readonly explore: boolean;
+  /** Answered without a quality escalation. */
+  readonly good: boolean;
+  readonly spend: ReadonlyArray<{ readonly model: string; readonly costNanos: number }>;
+}
+
 /** What a request reports when it ends. */
 export interface RequestEnded {
   readonly routing: readonly RoutingDecision[];
   /** Quality per judged or checked answer: a judge's score, or 1 / 0 for checks passed / failed. */
   readonly quality: ReadonlyArray<{ readonly model: string; readonly score: number }>;
+  /** Absent for requests that ended before they were routed. */
+  readonly learning?: LearningOutcome;
 }
 
 export interface SwitchyardSinks extends Sinks {

@@ -106,6 +106,41 @@ describe('switchyard up + ask', () => {
       const badSet = await run(['budget', 'set', '--allocation', 'critical=0.5,batch=0.2'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
       expect(badSet.code).not.toBe(0);
       expect(badSet.stderr).toMatch(/allocations: fractions must sum to 1/);
+      // The learning loop's commands, as a user runs them.
+      const env = { ...baseEnv(), TEMPORAL_ADDRESS: address };
+      const badArms = await run(['experiment', 'create', 'cli-exp', '--arms', 'gpt-4o-mini=0.5,nonsense=0.5'], env);
+      expect(badArms.code).toBe(2);
+      expect(badArms.stderr).toMatch(/arm "nonsense" is not a catalog model/);
+      const created = await run(['experiment', 'create', 'cli-exp', '--arms', 'gpt-4o-mini=0.5,gemini-2-flash=0.5', '--feature', 'cli-ab', '--min-samples', '50', '--json'], env);
+      expect(created.code, created.stderr).toBe(0);
+      expect(JSON.parse(created.stdout)).toMatchObject({ name: 'cli-exp', state: 'running', winner: null });
+      let asked: { workflowId: string; model: string; learning?: { experiment?: { arm: string } } } | undefined;
+      for (let i = 0; i < 40 && !asked?.learning?.experiment; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        const a = await run(['ask', 'Name a fruit.', '--feature', 'cli-ab', '--unit', 'user-1', '--json'], env);
+        expect(a.code, a.stderr).toBe(0);
+        asked = JSON.parse(a.stdout) as typeof asked;
+      }
+      expect(asked?.model).toBe(asked?.learning?.experiment?.arm);
+      const fb = await run(['feedback', asked!.workflowId, '--score', '0.5', '--json'], env);
+      expect(fb.code, fb.stderr).toBe(0);
+      expect(JSON.parse(fb.stdout)).toMatchObject({ experiment: { name: 'cli-exp' }, tuner: true });
+      const badFb = await run(['feedback', asked!.workflowId, '--score', '2'], env);
+      expect(badFb.stderr).toMatch(/--score must be a number in \[0, 1\]/);
+      const status = JSON.parse((await run(['experiment', 'status', 'cli-exp', '--json'], env)).stdout) as { name: string; state: string; arms: Record<string, { requests: number; costNanos: number; meanQuality: number | null; qualityCi: unknown }>; winner: unknown };
+      expect(Object.keys(status.arms).sort()).toEqual(['gemini-2-flash', 'gpt-4o-mini']);
+      expect(Object.keys(status.arms[asked!.learning!.experiment!.arm]!)).toEqual(expect.arrayContaining(['requests', 'costNanos', 'meanQuality', 'qualityCi']));
+      expect((await run(['experiment', 'list'], env)).stdout).toMatch(/cli-exp\s+running/);
+      expect((await run(['experiment', 'stop', 'cli-exp'], env)).stdout).toMatch(/experiment cli-exp: stopped/);
+      expect(JSON.parse((await run(['routing', 'tune', '--dry-run', '--json'], env)).stdout)).toEqual({ changes: [] });
+      expect(JSON.parse((await run(['routing', 'history', '--json'], env)).stdout)).toEqual({ changes: [] });
+      expect((await run(['routing', 'revert', '1'], env)).stderr).toMatch(/no routing change 1/);
+      expect(JSON.parse((await run(['anomalies', 'list', '--json'], env)).stdout)).toEqual({ anomalies: [] });
+      const realloc = JSON.parse((await run(['budget', 'realloc', '--dry-run', '--json'], env)).stdout) as { dryRun: boolean; shards: Array<{ moves: unknown[]; forecastNanos: Record<string, number> }> };
+      expect(realloc.dryRun).toBe(true);
+      expect(Object.keys(realloc.shards[0]!.forecastNanos).sort()).toEqual(['batch', 'critical', 'standard']);
+      const history = JSON.parse((await run(['budget', 'history', '--json'], env)).stdout) as { periods: unknown[]; reallocations: unknown[] };
+      expect(history.reallocations).toEqual([]);
       const bad = await run(['ask', 'hi', '--min-quality', '3'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
       expect(bad.code).not.toBe(0);
       expect(bad.stderr).toMatch(/--min-quality must be a number in \[0, 1\]/);

@@ -18,6 +18,7 @@ import type { FaultsFile } from '../../src/simulator/faults.js';
 import type { ProviderEndpoints } from '../../src/providers/registry.js';
 import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
 import { createLogger } from '../../src/util/logger.js';
+import { controlSettingsFrom } from '../../src/learning/worker/routingHandle.js';
 
 export interface TestStack {
   readonly client: SwitchyardClient;
@@ -96,7 +97,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     await sw.close();
     sw = undefined;
   };
-  const client = await SwitchyardClient.connect({ address, taskQueue, budgetDefaults: settingsFromConfig(config.budget), budgetShards: config.budget.shards, access: config.access });
+  const client = await SwitchyardClient.connect({ address, taskQueue, budgetDefaults: settingsFromConfig(config.budget), budgetShards: config.budget.shards, access: config.access, controlSettings: controlSettingsFrom(config) });
   return {
     client,
     simulator,

@@ -24,6 +24,10 @@ import { healthWorkflowId } from '../../src/workflows/health/contract.js';
 import { batchWorkflowId } from '../../src/workflows/batch/contract.js';
 import { prepareDetachedBatch } from '../../src/batch/detached.js';
 import type { RequestInput } from '../../src/workflows/request/contract.js';
+import { fileConfigSchema } from '../../src/config/config.js';
+import { controlSettingsFrom } from '../../src/learning/worker/routingHandle.js';
+import { experimentWorkflowId } from '../../src/workflows/experiment/contract.js';
+import { routingWorkflowId } from '../../src/workflows/routing/contract.js';
 
 const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'histories');
 const prefix = process.env.HISTORY_PREFIX ?? 'v1';
@@ -42,10 +46,11 @@ async function main(): Promise<void> {
     ledgerPath: join(state, 'ledger.jsonl'),
     simulatorUrl,
     retry: { maximumAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 120_000 },
+    learning: fileConfigSchema.parse({ learning: { reportEveryMs: 200, policyCacheMs: 200 } }).learning,
   });
   const sw = await createSwitchyardWorker({ config, address: server.address, catalog, log: createLogger('warn') });
   const running = sw.run();
-  const client = await SwitchyardClient.connect({ address: server.address, taskQueue: 'record', budgetDefaults: settingsFromConfig(config.budget) });
+  const client = await SwitchyardClient.connect({ address: server.address, taskQueue: 'record', budgetDefaults: settingsFromConfig(config.budget), controlSettings: controlSettingsFrom(config) });
   const saved: string[] = [];
   const save = async (name: string, workflowId: string): Promise<void> => {
     const file = join(outDir, `${prefix}-${name}.json`);
@@ -98,6 +103,24 @@ async function main(): Promise<void> {
     await client.startBatch({ batchId: 'hist-batch', source: prepared.source, concurrency: 2, pageSize: 2 });
     for (let i = 0; i < 120 && (await client.batchStatus('hist-batch')).state === 'running'; i++) await new Promise((r) => setTimeout(r, 500));
     await save('batch-run', batchWorkflowId('hist-batch'));
+
+    // The learning loop: an experiment with one request and its feedback, the routing entity
+    // (a tuning, anomaly buckets), a budget entity that reallocated on its schedule.
+    await client.learning.createExperiment({ name: 'hist-exp', arms: [{ name: 'gpt-4o-mini', weight: 0.5, model: 'gpt-4o-mini' }, { name: 'gemini-2-flash', weight: 0.5, model: 'gemini-2-flash' }], filter: { feature: 'hist-ab' }, minSamples: 50, confidence: 0.95 });
+    for (let i = 0; i < 100 && !(await client.learning.policy()).experiments.length; i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 500));
+    await run('experiment-request', { requestId: 'hist-exp-req', prompt: 'Write one friendly sentence welcoming a new customer.', feature: 'hist-ab', unit: 'u1', category: 'standard' });
+    await client.feedback('llm-hist-exp-req', 0.5, { comment: 'fine' });
+    await client.learning.stopExperiment('hist-exp');
+    await save('experiment-entity', experimentWorkflowId('record', 'hist-exp'));
+    await client.setBudget('hist-realloc', { totalNanos: 20_000_000, reallocation: { everyMs: 2_000, minElapsedShare: 0 } });
+    await client.resetBudget('hist-realloc');
+    await run('realloc-request', { requestId: 'hist-realloc-req', prompt: 'Write a haiku about the sea.', category: 'batch', budgetScope: 'hist-realloc' });
+    for (let i = 0; i < 100 && (await client.reallocations('hist-realloc')).length === 0; i++) await new Promise((r) => setTimeout(r, 200));
+    await save('budget-realloc-entity', shardWorkflowId('record', 'hist-realloc', 0, 1));
+    await new Promise((r) => setTimeout(r, 500));
+    await client.learning.tune();
+    await save('routing-entity', routingWorkflowId('record'));
 
     await save('budget-entity', shardWorkflowId('record', 'hist-downgrade', 0, 1));
     await save('health-entity', healthWorkflowId('record'));

@@ -19,7 +19,7 @@ async function collect(it: AsyncIterable<ReplayOutcome>): Promise<ReplayOutcome[
 describe('replay of recorded histories', () => {
   it('has the representative runs checked in', () => {
     const names = files.map((f) => f.replace(/^.*\/v\d+-/, '').replace(/\.json$/, ''));
-    for (const want of ['success', 'fallback', 'escalation', 'budget-denied', 'budget-downgrade', 'budget-entity', 'health-entity']) expect(names).toContain(want);
+    for (const want of ['success', 'fallback', 'escalation', 'budget-denied', 'budget-downgrade', 'budget-entity', 'health-entity', 'experiment-request', 'experiment-entity', 'routing-entity', 'budget-realloc-entity']) expect(names).toContain(want);
   });
 
   it('every checked-in history replays against the current workflow code', async () => {

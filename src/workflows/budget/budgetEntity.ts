@@ -24,6 +24,8 @@ import {
   dueAlerts,
   expireReservations,
   newBook,
+  reallocate,
+  reallocationPlan,
   release,
   reserve,
   settle,
@@ -50,6 +52,9 @@ import {
   type BudgetOpResult,
   MAX_BATCH_OPS,
   statusQuery,
+  reallocationPlanQuery,
+  reallocationsQuery,
+  reallocateUpdate,
 } from './contract.js';
 import { continueOnQueue } from '../taskQueues.js';
 
@@ -91,6 +96,8 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
   // The server caps updates per run (2000 by default): continue as new well before that.
   const maxUpdates = input.maxUpdatesPerRun ?? 1000;
   let updates = 0;
+  /** The reallocation schedule changed: the loop computes its next wake-up again. */
+  let rescheduled = false;
   const changed = (): void => {
     updates += 1;
     pendingAlerts.push(...dueAlerts(book));
@@ -184,8 +191,19 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
   setHandler(
     adjustUpdate,
     (a) => {
-      const { webhookUrl, ...rest } = a;
-      book.settings = { ...book.settings, ...rest, ...(webhookUrl === null ? { webhookUrl: undefined } : webhookUrl !== undefined ? { webhookUrl } : {}) };
+      const { webhookUrl, reallocation, ...rest } = a;
+      // New allocations from an operator replace the configured ones reallocation started from.
+      if (rest.allocations) delete book.configuredAllocations;
+      if (reallocation !== undefined) {
+        delete book.nextReallocationAt;
+        rescheduled = true;
+      }
+      book.settings = {
+        ...book.settings,
+        ...rest,
+        ...(webhookUrl === null ? { webhookUrl: undefined } : webhookUrl !== undefined ? { webhookUrl } : {}),
+        ...(reallocation === null ? { reallocation: undefined } : reallocation !== undefined ? { reallocation } : {}),
+      };
       changed();
       log.info('budget adjusted', { scope: book.scope, totalNanos: book.settings.totalNanos });
       return status(book);
@@ -195,9 +213,10 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
         if (typeof a !== 'object' || a === null) invalid('adjust: expected an object of settings to change');
         const unknown = Object.keys(a).filter((k) => !(ADJUST_KEYS as readonly string[]).includes(k));
         if (unknown.length > 0) invalid(`adjust: unknown setting(s) ${unknown.join(', ')}; known: ${ADJUST_KEYS.join(', ')}`);
-        const { webhookUrl, ...rest } = a;
+        const { webhookUrl, reallocation, ...rest } = a;
         if (webhookUrl !== undefined && webhookUrl !== null && typeof webhookUrl !== 'string') invalid('webhookUrl: must be an http(s) URL, or null to remove it');
-        const errs = validateSettings({ ...book.settings, ...rest, webhookUrl: typeof webhookUrl === 'string' ? webhookUrl : undefined });
+        if (reallocation !== undefined && reallocation !== null && (typeof reallocation !== 'object' || typeof reallocation.everyMs !== 'number')) invalid('reallocation: must be {"everyMs": N, ...} or null to stop reallocating');
+        const errs = validateSettings({ ...book.settings, ...rest, webhookUrl: typeof webhookUrl === 'string' ? webhookUrl : undefined, reallocation: reallocation ?? undefined });
         if (errs.length > 0) invalid(errs.join('; '));
       },
     },
@@ -214,12 +233,33 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
     return info.continueAsNewSuggested || updates >= maxUpdates || (input.maxHistoryEvents !== undefined && info.historyLength >= input.maxHistoryEvents);
   };
   setHandler(statusQuery, () => status(book));
+  // Reallocation (a versioned addition: runs recorded before it never reallocate).
+  const reallocating = patched('budget-reallocation');
+  const reallocateNow = (by: 'schedule' | 'operator') => {
+    const r = reallocate(book, Date.now(), by);
+    if (r.moves.length > 0) {
+      changed();
+      log.info('budget reallocated', { scope: book.scope, by, moves: r.moves.length, why: r.why });
+    }
+    return r;
+  };
+  setHandler(reallocationPlanQuery, () => reallocationPlan(book, Date.now()));
+  setHandler(reallocationsQuery, () => [...(book.reallocations ?? [])]);
+  if (reallocating) setHandler(reallocateUpdate, () => reallocateNow('operator'));
   setHandler(historyQuery, () => [...book.history]);
 
   for (;;) {
     while (Date.now() >= book.period.end) {
       const summary = closePeriod(book, nextPeriod(book.period, book.settings.periodicity, book.settings.timeZone, book.settings.periodMs), 'timer');
       log.info('budget period closed', { scope: book.scope, start: summary.start, end: summary.end, spentNanos: summary.spentNanos });
+    }
+    const every = book.settings.reallocation?.everyMs;
+    if (reallocating && every !== undefined) {
+      book.nextReallocationAt ??= Date.now() + every;
+      if (Date.now() >= book.nextReallocationAt) {
+        reallocateNow('schedule');
+        book.nextReallocationAt = Date.now() + every;
+      }
     }
     const expired = expireReservations(book, Date.now());
     if (expired > 0) log.warn('abandoned reservations released', { scope: book.scope, expired });
@@ -249,9 +289,11 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
       await makeContinueAsNewFunc<typeof budgetEntity>(taskQueue ? { taskQueue } : {})({ ...carry, settings: book.settings, book });
     }
     const untilBoundary = Math.max(1, book.period.end - Date.now());
-    const wake = Math.min(untilBoundary, book.settings.reservationTtlMs);
+    const untilRealloc = reallocating && book.nextReallocationAt !== undefined && book.settings.reallocation ? Math.max(1, book.nextReallocationAt - Date.now()) : Infinity;
+    const wake = Math.min(untilBoundary, book.settings.reservationTtlMs, untilRealloc);
     // One durable timer per loop: the period boundary (or the reservation TTL). Messages do not
     // restart it; the loop wakes early only for alerts to send or a history to compact.
-    await condition(() => pendingAlerts.length > 0 || shouldContinueAsNew(), wake);
+    rescheduled = false;
+    await condition(() => pendingAlerts.length > 0 || shouldContinueAsNew() || rescheduled, wake);
   }
 }

@@ -1,6 +1,7 @@
 /** Messages of the budget entity workflow, and the operator's signals to a request workflow. */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { BookState, BudgetSettings, BudgetStatus, PeriodSummary, ReserveRequest, ReserveResult, SettleResult } from '../../budget/book.js';
+import type { BookState, BudgetSettings, BudgetStatus, PeriodSummary, ReallocationRecord, ReserveRequest, ReserveResult, SettleResult } from '../../budget/book.js';
+import type { ReallocationPlan, ReallocationSettings } from '../../budget/reallocation.js';
 
 export interface BudgetEntityInput {
   readonly scope: string;
@@ -31,10 +32,12 @@ export interface AdjustInput {
   readonly alertThresholds?: number[];
   readonly webhookUrl?: string | null;
   readonly maxWaitMs?: number;
+  /** Reallocation settings, or null to stop reallocating. */
+  readonly reallocation?: ReallocationSettings | null;
 }
 
 /** The settings an adjust may change; anything else is refused, naming it. */
-export const ADJUST_KEYS = ['totalNanos', 'allocations', 'limits', 'policies', 'alertThresholds', 'webhookUrl', 'maxWaitMs'] as const;
+export const ADJUST_KEYS = ['totalNanos', 'allocations', 'limits', 'policies', 'alertThresholds', 'webhookUrl', 'maxWaitMs', 'reallocation'] as const;
 
 export const reserveUpdate = defineUpdate<ReserveResult, [ReserveRequest]>('reserve');
 export const settleUpdate = defineUpdate<SettleResult, [SettleInput]>('settle');
@@ -55,6 +58,12 @@ export const adjustUpdate = defineUpdate<BudgetStatus, [AdjustInput]>('adjust');
 export const resetUpdate = defineUpdate<PeriodSummary, []>('reset');
 export const statusQuery = defineQuery<BudgetStatus>('status');
 export const historyQuery = defineQuery<PeriodSummary[]>('history');
+/** What a reallocation would move now (`budget realloc --dry-run`). */
+export const reallocationPlanQuery = defineQuery<ReallocationPlan>('reallocationPlan');
+/** Reallocations applied this and earlier periods (`budget history`). */
+export const reallocationsQuery = defineQuery<ReallocationRecord[]>('reallocations');
+/** Reallocate now (`budget realloc`): the record, with no moves when nothing needed moving. */
+export const reallocateUpdate = defineUpdate<ReallocationRecord, []>('reallocate');
 /** The whole book: what an operator's restore carries into a new run after the entity failed. */
 export const stateQuery = defineQuery<BookState>('state');
 

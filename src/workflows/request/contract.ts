@@ -187,6 +187,20 @@ export interface RequestResult {
   /** Each escalation to a higher tier or another model, with its reason. */
   readonly escalations: Array<{ readonly from: string; readonly to: string; readonly reason: string }>;
   readonly durationMs: number;
+  /** How the routing policy shaped the request, for feedback (absent in results of runs before the learning loop). */
+  readonly learning?: ResultLearning;
+}
+
+/** What feedback on a request needs to reach its experiment and the tuner. */
+export interface ResultLearning {
+  readonly band: 'low' | 'mid' | 'high';
+  readonly explore: boolean;
+  readonly firstTier?: Tier | undefined;
+  readonly experiment?: { readonly name: string; readonly arm: string };
+  readonly rule?: string;
+  readonly policyVersion?: number;
+  /** The quality the request's outcome counted (judge score, or 1/0 for checks passed/escalated): what feedback replaces. */
+  readonly automaticQuality: number;
 }
 
 /** Details attached to a failed request workflow's ApplicationFailure. */
@@ -231,6 +245,8 @@ export const FAILURE_TYPES = {
   qualityCheckFailed: 'QualityCheckFailed',
   /** The budget entity cannot take reservations (failed or terminated; restore it first). */
   budgetUnavailable: 'BudgetUnavailable',
+  /** A spend anomaly paused the request's category (until acknowledged: `switchyard anomalies ack`). */
+  categoryPaused: 'CategoryPaused',
   /** Something other than a provider answer ended the request (a worker bug, an activity that failed for good). */
   internal: 'InternalError',
 } as const;

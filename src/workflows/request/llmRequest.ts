@@ -9,7 +9,8 @@
  * Runs started before this shape (no `request-v3` marker in their history) finish on the code
  * they started with (./legacy.ts).
  */
-import { ApplicationFailure, isCancellation, log, patched, proxySinks, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, getExternalWorkflowHandle, isCancellation, log, patched, proxySinks, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { experimentWorkflowId, outcomeSignal } from '../experiment/contract.js';
 import type { SwitchyardSinks } from '../sinks.js';
 import { FAILURE_TYPES, type RequestFailureDetails, type RequestInput, type RequestResult, LlmCategory, LlmComplexity, LlmCostNanos, LlmFeature, LlmModel, LlmOutcome, LlmTier, UNSPECIFIED_FEATURE } from './contract.js';
 import { onAnswered, onDenied, onEscalation, onFailed } from './decisions.js';
@@ -26,15 +27,65 @@ const { metrics } = proxySinks<SwitchyardSinks>();
 export async function llmRequest(rawInput: RequestInput): Promise<RequestResult> {
   if (!patched('request-v3')) return legacyLlmRequest(rawInput);
   const s = new RequestState(rawInput);
+  let completed = false;
   try {
     const result = await serve(s);
+    completed = true;
     upsertSearchAttributes([...summary(s, 'completed'), { key: LlmModel, value: result.model }, { key: LlmTier, value: result.tier }]);
     return result;
   } catch (e) {
     throw ended(s, e);
   } finally {
     // Counted once: the SDK calls sinks only when this code runs for the first time, not in replay.
-    metrics.requestEnded({ routing: s.routes, quality: s.qualityScores });
+    const learning = learningOutcome(s, completed);
+    metrics.requestEnded({ routing: s.routes, quality: s.qualityScores, ...(learning ? { learning } : {}) });
+    await reportToExperiment(s, completed);
+  }
+}
+
+/** The quality the outcome counts: the first answer's judge score or check (1/0), else 1 if answered. */
+function automaticQuality(s: RequestState, completed: boolean): number {
+  return s.qualityScores[0]?.score ?? (completed ? 1 : 0);
+}
+
+function learningOutcome(s: RequestState, completed: boolean) {
+  const l = s.sel?.learning;
+  if (!l || !s.isValidated) return undefined;
+  const spend = new Map<string, number>();
+  for (const a of s.attempts) if (a.costNanos > 0) spend.set(a.model, (spend.get(a.model) ?? 0) + a.costNanos);
+  return {
+    category: s.req.category,
+    scope: s.req.budgetScope,
+    feature: s.req.feature ?? UNSPECIFIED_FEATURE,
+    firstTier: s.attempts.find((a) => a.outcome !== 'budget_denied')?.tier,
+    band: l.band,
+    explore: l.explore,
+    good: completed && s.qualityEscalations === 0,
+    spend: [...spend].map(([model, costNanos]) => ({ model, costNanos })),
+  };
+}
+
+/**
+ * A request assigned to an experiment reports its outcome there (a signal; the experiment ignores
+ * a second report of the same request). An experiment that has ended is not an error of the request.
+ */
+async function reportToExperiment(s: RequestState, completed: boolean): Promise<void> {
+  const e = s.sel?.learning?.experiment;
+  if (!e) return;
+  const outcome = {
+    workflowId: s.workflowId,
+    arm: e.arm,
+    costNanos: totalCost(s.attempts),
+    latencyMs: Date.now() - s.startedAt,
+    quality: automaticQuality(s, completed),
+    failed: !completed,
+    escalations: s.qualityEscalations,
+  };
+  try {
+    // Not cancelled with the request: a cancelled request still reports.
+    await CancellationScope.nonCancellable(() => getExternalWorkflowHandle(experimentWorkflowId(workflowInfo().taskQueue, e.name)).signal(outcomeSignal, outcome));
+  } catch (err) {
+    log.info('experiment outcome not delivered (the experiment has ended?)', { experiment: e.name, error: err instanceof Error ? err.message : String(err) });
   }
 }
 
@@ -131,6 +182,19 @@ function resultOf(s: RequestState, leg: Leg, out: Extract<Leg['outcome'], { kind
     attempts: s.attempts,
     escalations: s.escalations,
     durationMs: Date.now() - s.startedAt,
+    ...(s.sel?.learning
+      ? {
+          learning: {
+            band: s.sel.learning.band,
+            explore: s.sel.learning.explore,
+            firstTier: s.attempts.find((a) => a.outcome !== 'budget_denied')?.tier,
+            ...(s.sel.learning.experiment ? { experiment: s.sel.learning.experiment } : {}),
+            ...(s.sel.learning.rule ? { rule: s.sel.learning.rule } : {}),
+            ...(s.sel.learning.policyVersion !== undefined ? { policyVersion: s.sel.learning.policyVersion } : {}),
+            automaticQuality: automaticQuality(s, true),
+          },
+        }
+      : {}),
   };
 }
 

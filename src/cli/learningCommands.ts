@@ -1,0 +1,215 @@
+/** `switchyard experiment|feedback|routing|anomalies`: the learning loop from the command line. */
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { formatUsd } from '../catalog/pricing.js';
+import { loadCatalog } from '../catalog/loadFile.js';
+import { CAPABILITIES } from '../catalog/schema.js';
+import { ExperimentSpecError, parseArms } from '../learning/experiments.js';
+import type { ExperimentStatus } from '../workflows/experiment/contract.js';
+import type { PolicyChange } from '../learning/routingControl.js';
+import { describeFilter } from '../learning/routingControl.js';
+import { formatTable } from '../util/table.js';
+import { ValidationError } from '../util/validation.js';
+import { int, num, withClient } from './shared.js';
+
+const json = (v: unknown): void => void process.stdout.write(`${JSON.stringify(v)}\n`);
+const fmt = (x: number | null, digits = 3): string => (x === null ? '-' : x.toFixed(digits));
+const ci = (c: [number, number] | null, digits = 3): string => (c === null ? '-' : `[${c[0].toFixed(digits)}, ${c[1].toFixed(digits)}]`);
+
+function printStatus(st: ExperimentStatus): void {
+  process.stdout.write(`experiment ${st.name}: ${st.state}; traffic ${describeFilter(st.spec.filter)}; min ${st.spec.minSamples} requests per arm\n`);
+  const rows = Object.entries(st.arms).map(([arm, a]) => [
+    arm,
+    String(a.requests),
+    String(a.failed),
+    fmt(a.meanQuality),
+    ci(a.qualityCi),
+    a.meanCostNanos === null ? '-' : formatUsd(a.meanCostNanos),
+    a.costPerQualityNanos === null ? '-' : formatUsd(a.costPerQualityNanos),
+    a.meanLatencyMs === null ? '-' : `${Math.round(a.meanLatencyMs)} ms`,
+    `${a.feedback.n}${a.feedback.mean === null ? '' : ` (${a.feedback.mean.toFixed(2)})`}`,
+  ]);
+  process.stdout.write(`${formatTable([['arm', 'requests', 'failed', 'quality', '95% CI', 'cost/request', 'cost/quality', 'latency', 'feedback'], ...rows])}\n`);
+  process.stdout.write(`verdict: ${st.verdict.state}${st.winner ? `, winner ${st.winner}` : ''}: ${st.verdict.reason}\n`);
+  if (st.promotion) process.stdout.write(`promoted: routing change ${st.promotion.version} (${st.promotion.summary})\n`);
+}
+
+function printChange(c: PolicyChange): void {
+  process.stdout.write(`#${c.version} ${new Date(c.at).toISOString()} by ${c.by}: ${c.summary}\n`);
+  for (const ch of c.changes ?? []) process.stdout.write(`    evidence ${ch.category}: ${Object.entries(ch.evidence).map(([tier, e]) => `${tier} ${e.good}/${e.n} good`).join(', ')}\n`);
+}
+
+export function registerLearningCommands(program: Command): void {
+  const experiment = program.command('experiment').description('A/B experiments on routing: create, list, status, stop, promote');
+  experiment
+    .command('create')
+    .description('start an experiment: matching requests are assigned an arm by their unit (the request\'s "unit", else its id), the same arm every time')
+    .argument('<name>', 'the experiment\'s name (a-z, 0-9, ".", "_", "-")')
+    .requiredOption('--arms <pairs>', 'ARM=WEIGHT,...: a catalog model, tier:TIER or thresholds:S/P, e.g. gpt-4o-mini=0.5,claude-3-5-haiku=0.5')
+    .option('--category <name>', 'only requests of this budget category')
+    .option('--feature <name>', 'only requests of this feature')
+    .addOption(new Option('--capability <cap>', 'only requests needing this capability').choices([...CAPABILITIES]))
+    .option('--min-samples <n>', 'requests per arm before any verdict', int('--min-samples', 2), 100)
+    .option('--max-samples <n>', 'stop once every arm has this many requests, winner or not', int('--max-samples', 2))
+    .option('--confidence <c>', 'confidence for significance', num('--confidence', 0.5, 0.999), 0.95)
+    .option('--json', 'print the status as JSON')
+    .action(async (name: string, o: { arms: string; category?: string; feature?: string; capability?: (typeof CAPABILITIES)[number]; minSamples: number; maxSamples?: number; confidence: number; json?: boolean }) => {
+      await withClient(async (client, cfg) => {
+        const catalog = loadCatalog(cfg.catalogPath);
+        let arms;
+        try {
+          arms = parseArms(o.arms, (m) => catalog.get(m) !== undefined);
+        } catch (e) {
+          if (e instanceof ExperimentSpecError) throw new ValidationError('experiment', [e.message]);
+          throw e;
+        }
+        const st = await client.learning.createExperiment({
+          name,
+          arms,
+          filter: { ...(o.category ? { category: o.category } : {}), ...(o.feature ? { feature: o.feature } : {}), ...(o.capability ? { capability: o.capability } : {}) },
+          minSamples: o.minSamples,
+          ...(o.maxSamples !== undefined ? { maxSamples: o.maxSamples } : {}),
+          confidence: o.confidence,
+        });
+        if (o.json) json(st);
+        else printStatus(st);
+      });
+    });
+  experiment
+    .command('list')
+    .description('every experiment of the task queue')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      await withClient(async (client) => {
+        const all = await client.learning.listExperiments();
+        if (o.json) return json({ experiments: all.map((e) => ({ name: e.name, state: e.state, winner: e.winner, createdAt: e.createdAt, arms: Object.fromEntries(Object.entries(e.arms).map(([a, s]) => [a, s.requests])) })) });
+        if (all.length === 0) return void process.stdout.write('no experiments\n');
+        process.stdout.write(`${formatTable([['name', 'state', 'requests per arm', 'winner', 'created'], ...all.map((e) => [e.name, e.state, Object.entries(e.arms).map(([a, s]) => `${a}: ${s.requests}`).join(', '), e.winner ?? '-', e.createdAt])])}\n`);
+      });
+    });
+  experiment
+    .command('status')
+    .description('per arm: requests, cost, latency, quality with confidence intervals; whether a difference is significant, and the winner')
+    .argument('<name>')
+    .option('--json', 'print JSON: {"name", "state", "arms": {ARM: {"requests", "costNanos", "meanQuality", "qualityCi", ...}}, "winner", ...}')
+    .action(async (name: string, o: { json?: boolean }) => {
+      await withClient(async (client) => {
+        const st = await client.learning.experimentStatus(name);
+        if (o.json) json(st);
+        else printStatus(st);
+      });
+    });
+  experiment
+    .command('stop')
+    .description('stop assigning traffic (the statistics are kept)')
+    .argument('<name>')
+    .action(async (name: string) => {
+      await withClient(async (client) => printStatus(await client.learning.stopExperiment(name)));
+    });
+  experiment
+    .command('promote')
+    .description('the winner becomes the routing rule for the experiment\'s traffic (recorded in `routing history`, revertible)')
+    .argument('<name>')
+    .action(async (name: string) => {
+      await withClient(async (client) => printStatus(await client.learning.promoteExperiment(name)));
+    });
+
+  program
+    .command('feedback')
+    .description('score an answered request (0..1): it reaches its experiment and the routing tuner, once per request')
+    .argument('<workflow-id>')
+    .requiredOption('--score <s>', 'quality of the answer, 0 (useless) to 1 (right)', num('--score', 0, 1))
+    .option('--comment <text>', 'kept with the experiment arm (the latest 20)')
+    .option('--json', 'print JSON')
+    .action(async (workflowId: string, o: { score: number; comment?: string; json?: boolean }) => {
+      await withClient(async (client) => {
+        const r = await client.feedback(workflowId, o.score, o.comment !== undefined ? { comment: o.comment } : {});
+        if (o.json) json(r);
+        else process.stdout.write(`feedback ${r.score} on ${r.workflowId}${r.experiment ? `: experiment ${r.experiment.name}, arm ${r.experiment.arm}` : ''}${r.tuner ? '; counted by the tuner' : ''}\n`);
+      });
+    });
+
+  const routing = program.command('routing').description('the routing policy: tuned thresholds, promoted rules; history and revert');
+  routing
+    .command('policy')
+    .description('what workers route by now')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      await withClient(async (client, cfg) => {
+        const p = await client.learning.policy();
+        if (o.json) return json(p);
+        process.stdout.write(`policy version ${p.version}; base thresholds standard ${cfg.routing.thresholds.standard}, premium ${cfg.routing.thresholds.premium}; exploration ${Math.round(p.explore * 100)}%\n`);
+        for (const [c, t] of Object.entries(p.categories)) process.stdout.write(`  category ${c}: standard ${t.standard}, premium ${t.premium}\n`);
+        for (const r of p.rules) process.stdout.write(`  rule (experiment ${r.experiment}): ${describeFilter(r.filter)} -> ${r.arm.name}\n`);
+        for (const e of p.experiments) process.stdout.write(`  experiment ${e.name}: ${describeFilter(e.filter)}, arms ${e.arms.map((a) => a.name).join(', ')}\n`);
+        for (const [k, a] of Object.entries(p.actions)) process.stdout.write(`  ${a.action} ${k} (anomaly ${a.alertId})\n`);
+      });
+    });
+  routing
+    .command('history')
+    .description('every change with its evidence')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      await withClient(async (client) => {
+        const h = await client.learning.routingHistory();
+        if (o.json) return json({ changes: h });
+        if (h.length === 0) return void process.stdout.write('no routing changes yet\n');
+        h.forEach(printChange);
+      });
+    });
+  routing
+    .command('tune')
+    .description('apply the tuner\'s proposal now (it also runs on its own timer, learning.tuner.intervalMs)')
+    .option('--dry-run', 'show what would change and on what evidence, change nothing')
+    .option('--json', 'print JSON')
+    .action(async (o: { dryRun?: boolean; json?: boolean }) => {
+      await withClient(async (client) => {
+        const r = await client.learning.tune({ dryRun: o.dryRun === true });
+        if (o.json) return json(o.dryRun ? { changes: r } : { change: r });
+        if (Array.isArray(r)) {
+          if (r.length === 0) return void process.stdout.write('the tuner would change nothing now\n');
+          for (const c of r) process.stdout.write(`would change ${c.category}: standard ${c.from.standard} -> ${c.to.standard}, premium ${c.from.premium} -> ${c.to.premium}: ${c.why}\n`);
+        } else if (r === null) process.stdout.write('nothing to change\n');
+        else printChange(r);
+      });
+    });
+  routing
+    .command('revert')
+    .description('restore the policy as it was before a change (itself recorded)')
+    .argument('<version>', 'the change number from `routing history`', (v: string) => {
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('version must be a change number from `switchyard routing history`');
+      return n;
+    })
+    .action(async (version: number) => {
+      await withClient(async (client) => printChange(await client.learning.revert(version)));
+    });
+
+  const anomalies = program.command('anomalies').description('spend anomalies: list, ack');
+  anomalies
+    .command('list')
+    .description('raised anomalies, newest last')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      await withClient(async (client) => {
+        const list = await client.learning.anomalies();
+        if (o.json) return json({ anomalies: list });
+        if (list.length === 0) return void process.stdout.write('no anomalies\n');
+        process.stdout.write(
+          `${formatTable(
+            [['id', 'at', 'scope/category', 'model', 'feature', 'spent in bucket', 'baseline', 'action', 'acknowledged'],
+            ...list.map((a) => [a.id, new Date(a.at).toISOString(), `${a.scope}/${a.category}`, a.model, a.feature, formatUsd(a.spendNanos), formatUsd(a.baselineNanos), a.action, a.acknowledgedAt ? new Date(a.acknowledgedAt).toISOString() : 'no'])],
+          )}\n`,
+        );
+      });
+    });
+  anomalies
+    .command('ack')
+    .description('acknowledge an anomaly: its action (downgrade or pause) ends')
+    .argument('<id>')
+    .action(async (id: string) => {
+      await withClient(async (client) => {
+        const a = await client.learning.acknowledge(id);
+        process.stdout.write(`${a.id} acknowledged${a.action !== 'none' ? `; ${a.scope}/${a.category} is no longer ${a.action === 'pause' ? 'paused' : 'downgraded'}` : ''}\n`);
+      });
+    });
+}

@@ -1,0 +1,202 @@
+/**
+ * The learning loop from code (and the CLI): experiments, feedback, the routing policy's tuning,
+ * history and revert, and spend anomalies. `SwitchyardClient.learning` is one of these.
+ */
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { type ExperimentSpec, ExperimentSpecError, validateExperiment } from '../learning/experiments.js';
+import type { AnomalyAlert, ControlSettings, PolicyChange, PolicyView } from '../learning/routingControl.js';
+import { outcomeKey, type ThresholdChange } from '../learning/tuner.js';
+import { routingEntityStart, signalRouting } from '../learning/worker/routingHandle.js';
+import { experimentEntity } from '../workflows/experiment/experimentEntity.js';
+import { experimentWorkflowId, type ExperimentStatus, feedbackSignal as experimentFeedback, promoteUpdate, statusQuery, stopUpdate } from '../workflows/experiment/contract.js';
+import { acknowledgeUpdate, anomaliesQuery, feedbackSignal as tunerFeedback, historyQuery, policyQuery, proposalQuery, revertUpdate, routingWorkflowId, tuneUpdate } from '../workflows/routing/contract.js';
+import type { RequestResult } from '../workflows/request/contract.js';
+import { entityTaskQueue } from '../workflows/taskQueues.js';
+import { ValidationError } from '../util/validation.js';
+
+export class ExperimentNotFoundError extends Error {
+  override readonly name = 'ExperimentNotFoundError';
+}
+
+export interface FeedbackReceipt {
+  readonly workflowId: string;
+  readonly score: number;
+  /** The experiment (and arm) the feedback reached, when the request was in one. */
+  readonly experiment?: { readonly name: string; readonly arm: string };
+  /** Whether it reached the tuner (requests routed before the learning loop carry no routing facts). */
+  readonly tuner: boolean;
+}
+
+/** What an update's failure says, without the SDK's wrapping. */
+function updateMessage(e: unknown): never {
+  if (e instanceof WorkflowUpdateFailedError) throw new Error(e.cause?.message ?? e.message);
+  throw e;
+}
+
+export class LearningClient {
+  constructor(
+    private readonly temporal: Client,
+    private readonly taskQueue: string,
+    private readonly settings: ControlSettings,
+  ) {}
+
+  private experimentHandle(name: string) {
+    return this.temporal.workflow.getHandle(experimentWorkflowId(this.taskQueue, name));
+  }
+
+  private routing() {
+    return this.temporal.workflow.getHandle(routingWorkflowId(this.taskQueue));
+  }
+
+  /** Starts an experiment (refused, naming the field, when the spec is bad or the name is taken). */
+  async createExperiment(spec: ExperimentSpec): Promise<ExperimentStatus> {
+    try {
+      validateExperiment(spec);
+    } catch (e) {
+      if (e instanceof ExperimentSpecError) throw new ValidationError('experiment', [e.message]);
+      throw e;
+    }
+    try {
+      await this.temporal.workflow.start(experimentEntity, {
+        workflowId: experimentWorkflowId(this.taskQueue, spec.name),
+        taskQueue: entityTaskQueue(this.taskQueue),
+        args: [{ spec, taskQueue: this.taskQueue }],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      });
+    } catch (e) {
+      if (e instanceof WorkflowExecutionAlreadyStartedError) throw new ValidationError('experiment', [`name: an experiment "${spec.name}" exists already (running or ended); choose another name`]);
+      throw e;
+    }
+    return this.experimentStatus(spec.name);
+  }
+
+  /** An experiment's arms, statistics and verdict: from the running entity, or the result of an ended one. */
+  async experimentStatus(name: string): Promise<ExperimentStatus> {
+    const h = this.experimentHandle(name);
+    let running: boolean;
+    try {
+      running = (await h.describe()).status.name === 'RUNNING';
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) throw new ExperimentNotFoundError(`no experiment "${name}" on task queue ${this.taskQueue}; \`switchyard experiment list\` shows them`);
+      throw e;
+    }
+    if (running) return h.query(statusQuery);
+    try {
+      return (await h.result()) as ExperimentStatus;
+    } catch (e) {
+      if (e instanceof WorkflowFailedError) throw new Error(`experiment "${name}" failed: ${e.cause?.message ?? e.message}`);
+      throw e;
+    }
+  }
+
+  /** Every experiment of this task queue, newest first. */
+  async listExperiments(limit = 100): Promise<ExperimentStatus[]> {
+    const prefix = experimentWorkflowId(this.taskQueue, '');
+    const names: string[] = [];
+    for await (const w of this.temporal.workflow.list({ query: `WorkflowType = 'experimentEntity'` })) {
+      if (w.workflowId.startsWith(prefix) && !names.includes(w.workflowId.slice(prefix.length))) names.push(w.workflowId.slice(prefix.length));
+      if (names.length >= limit) break;
+    }
+    return Promise.all(names.map((n) => this.experimentStatus(n)));
+  }
+
+  async stopExperiment(name: string): Promise<ExperimentStatus> {
+    await this.experimentStatus(name);
+    return this.experimentHandle(name).executeUpdate(stopUpdate).catch(updateMessage);
+  }
+
+  /** The winner becomes the routing rule for the experiment's traffic (recorded in the routing history). */
+  async promoteExperiment(name: string): Promise<ExperimentStatus> {
+    await this.experimentStatus(name);
+    return this.experimentHandle(name).executeUpdate(promoteUpdate).catch(updateMessage);
+  }
+
+  /**
+   * Feedback on one answered request (a score in [0, 1]): it replaces the request's automatic
+   * quality in its experiment, and counts for the tuner. Idempotent: both keep the first feedback
+   * per request and ignore repeats.
+   */
+  async feedback(workflowId: string, score: number, opts: { comment?: string } = {}): Promise<FeedbackReceipt> {
+    if (typeof score !== 'number' || !Number.isFinite(score) || score < 0 || score > 1) throw new ValidationError('feedback', [`score: must be a number from 0 to 1 (got ${String(score)})`]);
+    if (opts.comment !== undefined && opts.comment.length > 2_000) throw new ValidationError('feedback', ['comment: at most 2000 characters']);
+    const h = this.temporal.workflow.getHandle(workflowId);
+    let result: RequestResult;
+    try {
+      const d = await h.describe();
+      if (d.type !== 'llmRequest') throw new ValidationError('feedback', [`${workflowId} is a ${d.type} workflow, not a request`]);
+      if (d.status.name !== 'COMPLETED') throw new ValidationError('feedback', [`${workflowId} is ${d.status.name.toLowerCase()}: feedback is on answered requests`]);
+      result = (await h.result()) as RequestResult;
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) throw new ValidationError('feedback', [`no request ${workflowId}; give the workflow id the request ran as (switchyard runs list)`]);
+      throw e;
+    }
+    const l = result.learning;
+    if (l?.experiment) {
+      await this.experimentHandle(l.experiment.name)
+        .signal(experimentFeedback, { workflowId, arm: l.experiment.arm, score, automaticQuality: l.automaticQuality, ...(opts.comment ? { comment: opts.comment } : {}) })
+        .catch((e: unknown) => {
+          if (!(e instanceof WorkflowNotFoundError)) throw e;
+        });
+    }
+    const tuner = l?.firstTier !== undefined;
+    if (l?.firstTier !== undefined) await signalRouting(this.temporal, this.taskQueue, this.settings, tunerFeedback, [{ workflowId, key: outcomeKey(result.category, l.firstTier, l.band, l.explore), score }]);
+    return { workflowId, score, ...(l?.experiment ? { experiment: l.experiment } : {}), tuner };
+  }
+
+  /** The routing policy workers route by now (an empty one before the routing entity exists). */
+  async policy(): Promise<PolicyView> {
+    try {
+      return await this.routing().query(policyQuery);
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) return { version: 0, categories: {}, explore: this.settings.tuner.explore, rules: [], experiments: [], actions: {} };
+      throw e;
+    }
+  }
+
+  async routingHistory(): Promise<PolicyChange[]> {
+    try {
+      return await this.routing().query(historyQuery);
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) return [];
+      throw e;
+    }
+  }
+
+  /** The tuner's proposal now (dryRun), or applies it; null when nothing changes. */
+  async tune(opts: { dryRun?: boolean } = {}): Promise<ThresholdChange[] | PolicyChange | null> {
+    if (opts.dryRun) {
+      try {
+        return await this.routing().query(proposalQuery);
+      } catch (e) {
+        if (e instanceof WorkflowNotFoundError) return [];
+        throw e;
+      }
+    }
+    return this.temporal.workflow.executeUpdateWithStart(tuneUpdate, { args: [], startWorkflowOperation: routingEntityStart(this.taskQueue, this.settings) }).catch(updateMessage);
+  }
+
+  async revert(version: number): Promise<PolicyChange> {
+    if (!Number.isSafeInteger(version) || version < 1) throw new ValidationError('routing revert', [`version: a change number from \`switchyard routing history\` (got ${version})`]);
+    return this.routing().executeUpdate(revertUpdate, { args: [{ version }] }).catch((e: unknown) => {
+      if (e instanceof WorkflowNotFoundError) throw new Error('no routing changes yet: nothing to revert');
+      return updateMessage(e);
+    });
+  }
+
+  async anomalies(): Promise<AnomalyAlert[]> {
+    try {
+      return await this.routing().query(anomaliesQuery);
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) return [];
+      throw e;
+    }
+  }
+
+  /** Acknowledges an anomaly: its action (downgrade, pause) ends. */
+  async acknowledge(id: string): Promise<AnomalyAlert> {
+    return this.routing().executeUpdate(acknowledgeUpdate, { args: [{ id }] }).catch((e: unknown) => {
+      if (e instanceof WorkflowNotFoundError) throw new Error(`no anomaly "${id}": no anomalies have been raised`);
+      return updateMessage(e);
+    });
+  }
+}

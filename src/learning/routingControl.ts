@@ -1,0 +1,264 @@
+/**
+ * The routing control state of a task queue, pure: the policy workers route by (tuned thresholds
+ * per category, promoted experiment rules, active experiments, anomaly actions), its versioned
+ * history, and the evidence the tuner and the anomaly detector learn from. The routing entity
+ * workflow delegates every message to this object and adds only timers and delivery.
+ */
+import { type Anomaly, type AnomalySettings, addSpend, advance, type Baseline, parseSpendKey } from './anomalies.js';
+import type { ArmSpec, TrafficFilter } from './experiments.js';
+import { addOutcome, type OutcomeCounts, proposeChanges, type ThresholdChange, type Thresholds, type TunerSettings } from './tuner.js';
+
+export interface ActiveExperiment {
+  readonly name: string;
+  readonly arms: readonly ArmSpec[];
+  readonly filter: TrafficFilter;
+}
+
+/** A promoted experiment winner: this traffic routes by this arm from now on. */
+export interface RoutingRule {
+  readonly filter: TrafficFilter;
+  readonly arm: ArmSpec;
+  readonly experiment: string;
+  readonly at: number;
+}
+
+export interface AnomalyAlert extends Anomaly {
+  readonly id: string;
+  readonly at: number;
+  readonly scope: string;
+  readonly category: string;
+  readonly model: string;
+  readonly feature: string;
+  /** What was applied until acknowledged. */
+  readonly action: AnomalySettings['action'];
+  acknowledgedAt?: number;
+}
+
+/** What workers read (cached) and route by. */
+export interface PolicyView {
+  readonly version: number;
+  readonly categories: Readonly<Record<string, Thresholds>>;
+  readonly explore: number;
+  readonly rules: readonly RoutingRule[];
+  readonly experiments: readonly ActiveExperiment[];
+  /** `scope|category` -> the action of an unacknowledged anomaly. */
+  readonly actions: Readonly<Record<string, { readonly action: 'downgrade' | 'pause'; readonly alertId: string }>>;
+}
+
+/** The versioned part of the policy: what `routing revert` restores. */
+export interface PolicySnapshot {
+  readonly categories: Record<string, Thresholds>;
+  readonly rules: RoutingRule[];
+}
+
+export interface PolicyChange {
+  readonly version: number;
+  readonly at: number;
+  readonly by: 'tuner' | 'operator' | 'experiment' | 'revert';
+  readonly summary: string;
+  readonly changes?: ThresholdChange[];
+  readonly evidence?: unknown;
+  readonly before: PolicySnapshot;
+  readonly after: PolicySnapshot;
+}
+
+/** A worker's report: outcome counts and spend since its last report. */
+export interface OutcomeReport {
+  readonly counts: OutcomeCounts;
+  /** Spend per anomaly key (scope|category|model|feature), with when it was spent. */
+  readonly spend: ReadonlyArray<{ readonly key: string; readonly at: number; readonly nanos: number }>;
+}
+
+export interface FeedbackReport {
+  readonly workflowId: string;
+  /** `category|tier|band|explore` of the request (see tuner.outcomeKey). */
+  readonly key: string;
+  readonly score: number;
+}
+
+export interface ControlSettings {
+  readonly base: Thresholds;
+  readonly tuner: TunerSettings & { readonly enabled: boolean; readonly intervalMs: number };
+  readonly anomaly: AnomalySettings & { readonly enabled: boolean; readonly webhookUrl?: string | undefined };
+}
+
+export interface ControlState {
+  version: number;
+  categories: Record<string, Thresholds>;
+  rules: RoutingRule[];
+  experiments: Record<string, ActiveExperiment>;
+  history: PolicyChange[];
+  counts: OutcomeCounts;
+  baselines: Record<string, Baseline>;
+  alerts: AnomalyAlert[];
+  feedbackSeen: string[];
+  alertSeq: number;
+}
+
+const HISTORY_MAX = 200;
+const ALERTS_MAX = 200;
+const FEEDBACK_SEEN_MAX = 20_000;
+const BASELINES_MAX = 5_000;
+
+export function newControlState(): ControlState {
+  return { version: 0, categories: {}, rules: [], experiments: {}, history: [], counts: {}, baselines: {}, alerts: [], feedbackSeen: [], alertSeq: 0 };
+}
+
+export class RoutingControl {
+  private readonly feedbackIds: Set<string>;
+
+  constructor(
+    readonly state: ControlState,
+    public settings: ControlSettings,
+  ) {
+    this.feedbackIds = new Set(state.feedbackSeen);
+  }
+
+  policy(): PolicyView {
+    const actions: Record<string, { action: 'downgrade' | 'pause'; alertId: string }> = {};
+    for (const a of this.state.alerts) {
+      if (a.acknowledgedAt === undefined && a.action !== 'none') actions[`${a.scope}|${a.category}`] = { action: a.action, alertId: a.id };
+    }
+    return { version: this.state.version, categories: this.state.categories, explore: this.settings.tuner.explore, rules: this.state.rules, experiments: Object.values(this.state.experiments), actions };
+  }
+
+  private snapshot(): PolicySnapshot {
+    return { categories: { ...this.state.categories }, rules: [...this.state.rules] };
+  }
+
+  private commit(by: PolicyChange['by'], summary: string, now: number, before: PolicySnapshot, extra: Pick<PolicyChange, 'changes' | 'evidence'> = {}): PolicyChange {
+    this.state.version += 1;
+    const change: PolicyChange = { version: this.state.version, at: now, by, summary, ...extra, before, after: this.snapshot() };
+    this.state.history.push(change);
+    if (this.state.history.length > HISTORY_MAX) this.state.history.splice(0, this.state.history.length - HISTORY_MAX);
+    return change;
+  }
+
+  /** A worker's report: outcome counts for the tuner, spend for the detector. Returns new anomalies. */
+  report(r: OutcomeReport, now: number): AnomalyAlert[] {
+    for (const [k, c] of Object.entries(r.counts)) {
+      if (!(c.n >= 0 && c.good >= 0 && c.good <= c.n)) continue;
+      this.state.counts = addOutcome(this.state.counts, k, c.n, c.good);
+    }
+    const found: AnomalyAlert[] = [];
+    if (!this.settings.anomaly.enabled) return found;
+    for (const s of r.spend) {
+      if (!(Number.isSafeInteger(s.nanos) && s.nanos >= 0 && Number.isFinite(s.at))) continue;
+      if (this.state.baselines[s.key] === undefined && Object.keys(this.state.baselines).length >= BASELINES_MAX) continue;
+      const res = addSpend(this.state.baselines[s.key], s.key, Math.min(s.at, now), s.nanos, this.settings.anomaly);
+      this.state.baselines[s.key] = res.baseline;
+      found.push(...res.anomalies.map((a) => this.alert(a, now)));
+    }
+    return found;
+  }
+
+  /** Closes quiet spend buckets up to `now` (the entity's timer): a burst followed by silence is still judged. */
+  tick(now: number): AnomalyAlert[] {
+    const found: AnomalyAlert[] = [];
+    if (!this.settings.anomaly.enabled) return found;
+    for (const [key, b] of Object.entries(this.state.baselines)) {
+      const res = advance(b, key, now, this.settings.anomaly);
+      this.state.baselines[key] = res.baseline;
+      found.push(...res.anomalies.map((a) => this.alert(a, now)));
+    }
+    return found;
+  }
+
+  /** When the next spend bucket closes (for the entity's timer); undefined with nothing to watch. */
+  nextBucketAt(): number | undefined {
+    const opens = Object.values(this.state.baselines).map((b) => b.open);
+    if (!this.settings.anomaly.enabled || opens.length === 0) return undefined;
+    return Math.min(...opens) + this.settings.anomaly.bucketMs;
+  }
+
+  private alert(a: Anomaly, now: number): AnomalyAlert {
+    const k = parseSpendKey(a.key);
+    this.state.alertSeq += 1;
+    const alert: AnomalyAlert = { ...a, ...k, id: `anomaly-${this.state.alertSeq}`, at: now, action: this.settings.anomaly.action };
+    this.state.alerts.push(alert);
+    if (this.state.alerts.length > ALERTS_MAX) this.state.alerts.splice(0, this.state.alerts.length - ALERTS_MAX);
+    return alert;
+  }
+
+  acknowledge(id: string, now: number): AnomalyAlert {
+    const a = this.state.alerts.find((x) => x.id === id);
+    if (!a) throw new RangeError(`no anomaly "${id}"; \`switchyard anomalies list\` shows them`);
+    a.acknowledgedAt ??= now;
+    return a;
+  }
+
+  /** Explicit feedback for the tuner, once per request. Returns false for a repeat. */
+  feedback(f: FeedbackReport): boolean {
+    if (this.feedbackIds.has(f.workflowId)) return false;
+    this.feedbackIds.add(f.workflowId);
+    this.state.feedbackSeen.push(f.workflowId);
+    if (this.state.feedbackSeen.length > FEEDBACK_SEEN_MAX) this.feedbackIds.delete(this.state.feedbackSeen.shift()!);
+    this.state.counts = addOutcome(this.state.counts, f.key, 1, f.score >= 0.5 ? 1 : 0);
+    return true;
+  }
+
+  /** What the tuner would change now (the dry run). */
+  proposal(): ThresholdChange[] {
+    return proposeChanges(this.state.counts, this.state.categories, this.settings.base, this.settings.tuner);
+  }
+
+  /**
+   * Applies the tuner's proposal (recorded with its evidence) and starts a new window: each tick
+   * decides on the outcomes since the last one, so a model that was fixed (or broke) is judged on
+   * what it does now, not on what it did before.
+   */
+  tune(now: number, by: 'tuner' | 'operator'): PolicyChange | undefined {
+    const changes = this.proposal();
+    let change: PolicyChange | undefined;
+    if (changes.length > 0) {
+      const before = this.snapshot();
+      const base = this.settings.base;
+      for (const c of changes) {
+        if (c.to.standard === base.standard && c.to.premium === base.premium) delete this.state.categories[c.category];
+        else this.state.categories[c.category] = c.to;
+      }
+      change = this.commit(by, changes.map((c) => `${c.category}: standard ${c.from.standard} -> ${c.to.standard}, premium ${c.from.premium} -> ${c.to.premium} (${c.why})`).join('; '), now, before, { changes });
+    }
+    this.state.counts = {};
+    return change;
+  }
+
+  /** Restores the policy as it was before `version` (itself a new, recorded version). */
+  revert(version: number, now: number): PolicyChange {
+    const target = this.state.history.find((h) => h.version === version);
+    if (!target) throw new RangeError(`no routing change ${version} in the history (kept: the last ${HISTORY_MAX}); \`switchyard routing history\` lists them`);
+    const before = this.snapshot();
+    this.state.categories = { ...target.before.categories };
+    this.state.rules = [...target.before.rules];
+    return this.commit('revert', `reverted change ${version} (${target.summary})`, now, before, { evidence: { reverted: version } });
+  }
+
+  registerExperiment(e: ActiveExperiment): void {
+    this.state.experiments[e.name] = e;
+  }
+
+  endExperiment(name: string): boolean {
+    const had = this.state.experiments[name] !== undefined;
+    delete this.state.experiments[name];
+    return had;
+  }
+
+  /** A promoted winner becomes the rule for its traffic (replacing a rule for the same filter). */
+  promote(rule: RoutingRule, evidence: unknown, now: number): PolicyChange {
+    const before = this.snapshot();
+    const same = (f: TrafficFilter): boolean => f.category === rule.filter.category && f.feature === rule.filter.feature && f.capability === rule.filter.capability;
+    this.state.rules = [...this.state.rules.filter((r) => !same(r.filter)), rule];
+    delete this.state.experiments[rule.experiment];
+    return this.commit('experiment', `experiment ${rule.experiment} promoted: ${rule.arm.name} for ${describeFilter(rule.filter)}`, now, before, { evidence });
+  }
+
+  /** The state to carry over continue-as-new. */
+  carry(): ControlState {
+    return this.state;
+  }
+}
+
+export function describeFilter(f: TrafficFilter): string {
+  const parts = [f.category && `category ${f.category}`, f.feature && `feature ${f.feature}`, f.capability && `capability ${f.capability}`].filter(Boolean);
+  return parts.length > 0 ? parts.join(', ') : 'all traffic';
+}

@@ -1,0 +1,82 @@
+/**
+ * The worker's side of learning: every request that ends (the workflow's sink, called once per
+ * request, never in replay) is folded into outcome counts (category x tier x band) and spend
+ * (scope x category x model x feature, and the category's total); every `everyMs` the sums go to
+ * the routing entity in one signal. A report that cannot be delivered is kept and merged into the
+ * next one; a worker killed between reports loses at most that interval's counts (statistics for
+ * the tuner and the detector, never money: the budget and the ledger have their own path).
+ */
+import type { Client } from '@temporalio/client';
+import type { Logger } from 'pino';
+import { addOutcome, type OutcomeCounts, outcomeKey } from '../tuner.js';
+import { spendKeyOf } from '../anomalies.js';
+import type { ControlSettings, OutcomeReport } from '../routingControl.js';
+import type { LearningOutcome } from '../../workflows/sinks.js';
+import { reportSignal } from '../../workflows/routing/contract.js';
+import { signalRouting } from './routingHandle.js';
+
+/** Spend entries kept between reports at most (a long outage folds the rest into the last one). */
+const MAX_SPEND_ENTRIES = 10_000;
+
+export class OutcomeReporter {
+  private counts: OutcomeCounts = {};
+  private spend: Array<{ key: string; at: number; nanos: number }> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private sending: Promise<void> | undefined;
+
+  constructor(
+    private readonly temporal: Client,
+    private readonly taskQueue: string,
+    private readonly settings: () => ControlSettings,
+    private readonly everyMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.flush(), this.everyMs);
+    this.timer.unref();
+  }
+
+  record(o: LearningOutcome, at = Date.now()): void {
+    if (o.firstTier !== undefined) this.counts = addOutcome(this.counts, outcomeKey(o.category, o.firstTier, o.band, o.explore), 1, o.good ? 1 : 0);
+    for (const s of o.spend) {
+      if (!(s.costNanos > 0)) continue;
+      this.add(spendKeyOf({ scope: o.scope, category: o.category, model: s.model, feature: o.feature }), at, s.costNanos);
+      this.add(spendKeyOf({ scope: o.scope, category: o.category, model: '*', feature: '*' }), at, s.costNanos);
+    }
+  }
+
+  private add(key: string, at: number, nanos: number): void {
+    const last = this.spend.findLast((e) => e.key === key);
+    // Same key within a second: one entry (a report stays small under load).
+    if (last && at - last.at < 1_000) last.nanos += nanos;
+    else if (this.spend.length < MAX_SPEND_ENTRIES) this.spend.push({ key, at, nanos });
+    else if (last) last.nanos += nanos;
+  }
+
+  /** Sends what has accumulated (nothing when there is nothing). */
+  async flush(): Promise<void> {
+    if (this.sending) return this.sending;
+    if (Object.keys(this.counts).length === 0 && this.spend.length === 0) return;
+    const report: OutcomeReport = { counts: this.counts, spend: this.spend };
+    this.counts = {};
+    this.spend = [];
+    this.sending = signalRouting(this.temporal, this.taskQueue, this.settings(), reportSignal, [report])
+      .catch((e: unknown) => {
+        this.log.warn({ err: (e as Error).message }, 'outcome report not delivered; kept for the next one');
+        for (const [k, c] of Object.entries(report.counts)) this.counts = addOutcome(this.counts, k, c.n, c.good);
+        this.spend = [...report.spend, ...this.spend].slice(-MAX_SPEND_ENTRIES);
+      })
+      .finally(() => {
+        this.sending = undefined;
+      });
+    return this.sending;
+  }
+
+  /** Stops the timer and sends the last report. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+}

@@ -1,0 +1,65 @@
+/** Messages of an experiment entity: one workflow per A/B experiment. */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ArmReport, ArmStats, ExperimentOutcome, ExperimentSpec, Verdict } from '../../learning/experiments.js';
+import type { PolicyChange } from '../../learning/routingControl.js';
+
+export type ExperimentState = 'running' | 'concluded' | 'stopped' | 'promoted';
+
+export interface ExperimentEntityInput {
+  readonly spec: ExperimentSpec;
+  /** The task queue whose routing entity the experiment registers with. */
+  readonly taskQueue: string;
+  readonly createdAt?: number;
+  /** Carried over by continue-as-new. */
+  readonly carried?: {
+    readonly state: ExperimentState;
+    readonly arms: Record<string, ArmStats>;
+    readonly seen: string[];
+    readonly feedbackSeen: string[];
+    readonly comments?: Record<string, FeedbackComment[]>;
+    readonly endedAt?: number;
+    readonly promotion?: PolicyChange;
+  };
+}
+
+export interface FeedbackComment {
+  readonly workflowId: string;
+  readonly score: number;
+  readonly comment: string;
+}
+
+export interface ExperimentStatus {
+  readonly name: string;
+  readonly state: ExperimentState;
+  readonly arms: Record<string, ArmReport>;
+  readonly winner: string | null;
+  readonly verdict: Verdict;
+  readonly spec: ExperimentSpec;
+  readonly createdAt: string;
+  readonly endedAt: string | null;
+  /** The routing change a promotion made. */
+  readonly promotion?: PolicyChange;
+  /** The latest feedback comments per arm (20 at most each). */
+  readonly comments: Record<string, FeedbackComment[]>;
+}
+
+export interface ExperimentFeedback {
+  readonly workflowId: string;
+  readonly arm: string;
+  readonly score: number;
+  /** The request's automatic quality (what the outcome counted), which the feedback replaces. */
+  readonly automaticQuality: number;
+  readonly comment?: string;
+}
+
+/** A request's outcome, sent by the request workflow when it ends (once per request). */
+export const outcomeSignal = defineSignal<[ExperimentOutcome]>('outcome');
+export const feedbackSignal = defineSignal<[ExperimentFeedback]>('feedback');
+export const statusQuery = defineQuery<ExperimentStatus>('status');
+export const stopUpdate = defineUpdate<ExperimentStatus, []>('stop');
+/** Make the winner the routing rule for the experiment's traffic (refused without a winner). */
+export const promoteUpdate = defineUpdate<ExperimentStatus, []>('promote');
+
+export function experimentWorkflowId(taskQueue: string, name: string): string {
+  return `experiment:${taskQueue}:${name}`;
+}

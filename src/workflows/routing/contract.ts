@@ -1,0 +1,37 @@
+/** Messages of the routing entity: one per task queue, holding the policy workers route by. */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ThresholdChange } from '../../learning/tuner.js';
+import type { ActiveExperiment, AnomalyAlert, ControlSettings, ControlState, FeedbackReport, OutcomeReport, PolicyChange, PolicyView, RoutingRule } from '../../learning/routingControl.js';
+
+export interface RoutingEntityInput {
+  readonly settings: ControlSettings;
+  /** Carried over by continue-as-new. */
+  readonly state?: ControlState;
+}
+
+/** A worker's outcome counts and spend since its last report (sent every few seconds, not per request). */
+export const reportSignal = defineSignal<[OutcomeReport]>('report');
+/** Explicit feedback on one request (`switchyard feedback`), once per request id. */
+export const feedbackSignal = defineSignal<[FeedbackReport]>('feedback');
+/** A worker's configuration: the last worker started sets the tuner's and detector's settings. */
+export const configureSignal = defineSignal<[ControlSettings]>('configure');
+export const experimentStartedSignal = defineSignal<[ActiveExperiment]>('experimentStarted');
+export const experimentEndedSignal = defineSignal<[{ name: string }]>('experimentEnded');
+
+export const policyQuery = defineQuery<PolicyView>('policy');
+export const historyQuery = defineQuery<PolicyChange[]>('history');
+/** What the tuner would change now (`routing tune --dry-run`). */
+export const proposalQuery = defineQuery<ThresholdChange[]>('proposal');
+export const anomaliesQuery = defineQuery<AnomalyAlert[]>('anomalies');
+export const settingsQuery = defineQuery<ControlSettings>('settings');
+
+/** Apply the tuner's proposal now (`routing tune`); null when nothing changes. */
+export const tuneUpdate = defineUpdate<PolicyChange | null, []>('tune');
+export const revertUpdate = defineUpdate<PolicyChange, [{ version: number }]>('revert');
+export const promoteUpdate = defineUpdate<PolicyChange, [{ rule: RoutingRule; evidence: unknown }]>('promote');
+export const acknowledgeUpdate = defineUpdate<AnomalyAlert, [{ id: string }]>('acknowledge');
+
+export function routingWorkflowId(taskQueue: string): string {
+  return `routing:${taskQueue}`;
+}
+

@@ -1,0 +1,128 @@
+/**
+ * The routing entity: one per task queue, the policy workers route by. It learns from the
+ * workers' outcome reports (batched, every few seconds) and explicit feedback: on its own timer the
+ * tuner moves each category's thresholds (every change recorded with its evidence, revertible),
+ * and each closed spend bucket is checked for anomalies (an alert, and the configured action until
+ * acknowledged). Experiments register here while they run; a promoted winner becomes a rule.
+ * Every message is handled by RoutingControl (pure); this shell adds timers and delivery.
+ */
+import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../../activities/index.js';
+import { type AnomalyAlert, newControlState, RoutingControl } from '../../learning/routingControl.js';
+import { continueOnQueue } from '../taskQueues.js';
+import {
+  acknowledgeUpdate,
+  anomaliesQuery,
+  configureSignal,
+  experimentEndedSignal,
+  experimentStartedSignal,
+  feedbackSignal,
+  historyQuery,
+  policyQuery,
+  promoteUpdate,
+  proposalQuery,
+  reportSignal,
+  revertUpdate,
+  type RoutingEntityInput,
+  settingsQuery,
+  tuneUpdate,
+} from './contract.js';
+
+/** Alerts are best effort and bounded, like the budget's. */
+const alerts = proxyActivities<Activities>({
+  startToCloseTimeout: '15 seconds',
+  scheduleToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
+});
+
+const MESSAGES_PER_RUN = 1_500;
+
+function refuse(e: unknown): never {
+  if (e instanceof RangeError) throw ApplicationFailure.create({ type: 'InvalidRoutingMessage', nonRetryable: true, message: e.message });
+  throw e;
+}
+
+export async function routingEntity(input: RoutingEntityInput): Promise<void> {
+  const control = new RoutingControl(input.state ?? newControlState(), input.settings);
+  let messages = 0;
+  const pending: AnomalyAlert[] = [];
+  const raised = (found: AnomalyAlert[]): void => {
+    for (const a of found) {
+      log.warn('spend anomaly', { id: a.id, scope: a.scope, category: a.category, model: a.model, feature: a.feature, spendNanos: a.spendNanos, baselineNanos: a.baselineNanos, action: a.action });
+      pending.push(a);
+    }
+  };
+  setHandler(reportSignal, (r) => {
+    messages += 1;
+    raised(control.report(r, Date.now()));
+  });
+  setHandler(feedbackSignal, (f) => {
+    messages += 1;
+    control.feedback(f);
+  });
+  setHandler(configureSignal, (s) => {
+    messages += 1;
+    control.settings = s;
+  });
+  setHandler(experimentStartedSignal, (e) => {
+    messages += 1;
+    control.registerExperiment(e);
+  });
+  setHandler(experimentEndedSignal, ({ name }) => {
+    messages += 1;
+    control.endExperiment(name);
+  });
+  setHandler(policyQuery, () => control.policy());
+  setHandler(historyQuery, () => [...control.state.history]);
+  setHandler(proposalQuery, () => control.proposal());
+  setHandler(anomaliesQuery, () => [...control.state.alerts]);
+  setHandler(settingsQuery, () => control.settings);
+  setHandler(tuneUpdate, () => {
+    messages += 1;
+    return control.tune(Date.now(), 'operator') ?? null;
+  });
+  setHandler(revertUpdate, ({ version }) => {
+    messages += 1;
+    try {
+      return control.revert(version, Date.now());
+    } catch (e) {
+      return refuse(e);
+    }
+  });
+  setHandler(promoteUpdate, ({ rule, evidence }) => {
+    messages += 1;
+    return control.promote(rule, evidence, Date.now());
+  });
+  setHandler(acknowledgeUpdate, ({ id }) => {
+    messages += 1;
+    try {
+      return control.acknowledge(id, Date.now());
+    } catch (e) {
+      return refuse(e);
+    }
+  });
+
+  let nextTune = Date.now() + control.settings.tuner.intervalMs;
+  const due = (): boolean => workflowInfo().continueAsNewSuggested || messages >= MESSAGES_PER_RUN;
+  for (;;) {
+    const now = Date.now();
+    if (control.settings.tuner.enabled && now >= nextTune) {
+      const change = control.tune(now, 'tuner');
+      if (change) log.info('routing tuned', { version: change.version, summary: change.summary });
+      nextTune = now + control.settings.tuner.intervalMs;
+    }
+    raised(control.tick(now));
+    while (pending.length > 0) {
+      const alert = pending.shift()!;
+      void alerts.sendAnomalyAlert({ alert, webhookUrl: control.settings.anomaly.webhookUrl }).catch((e: unknown) => log.warn('anomaly alert not delivered', { id: alert.id, error: e instanceof Error ? e.message : String(e) }));
+    }
+    if (due()) {
+      await condition(allHandlersFinished);
+      const taskQueue = continueOnQueue(workflowInfo().taskQueue);
+      await makeContinueAsNewFunc<typeof routingEntity>(taskQueue ? { taskQueue } : {})({ settings: control.settings, state: control.carry() });
+    }
+    const wakeAt = Math.min(control.settings.tuner.enabled ? nextTune : Infinity, control.nextBucketAt() ?? Infinity);
+    const wait = Number.isFinite(wakeAt) ? Math.max(1, wakeAt - Date.now()) : undefined;
+    await condition(() => pending.length > 0 || due(), wait ?? '1 day');
+  }
+}
