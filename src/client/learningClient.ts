@@ -33,6 +33,16 @@ function updateMessage(e: unknown): never {
   throw e;
 }
 
+/** A query on the routing entity, or `absent` before it exists (nothing has been routed or reported yet). */
+async function orAbsent<T>(query: Promise<T>, absent: T): Promise<T> {
+  try {
+    return await query;
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) return absent;
+    throw e;
+  }
+}
+
 export class LearningClient {
   constructor(
     private readonly temporal: Client,
@@ -145,33 +155,16 @@ export class LearningClient {
 
   /** The routing policy workers route by now (an empty one before the routing entity exists). */
   async policy(): Promise<PolicyView> {
-    try {
-      return await this.routing().query(policyQuery);
-    } catch (e) {
-      if (e instanceof WorkflowNotFoundError) return { version: 0, categories: {}, explore: this.settings.tuner.explore, rules: [], experiments: [], actions: {} };
-      throw e;
-    }
+    return orAbsent(this.routing().query(policyQuery), { version: 0, categories: {}, explore: this.settings.tuner.explore, rules: [], experiments: [], actions: {} });
   }
 
   async routingHistory(): Promise<PolicyChange[]> {
-    try {
-      return await this.routing().query(historyQuery);
-    } catch (e) {
-      if (e instanceof WorkflowNotFoundError) return [];
-      throw e;
-    }
+    return orAbsent(this.routing().query(historyQuery), []);
   }
 
   /** The tuner's proposal now (dryRun), or applies it; null when nothing changes. */
   async tune(opts: { dryRun?: boolean } = {}): Promise<ThresholdChange[] | PolicyChange | null> {
-    if (opts.dryRun) {
-      try {
-        return await this.routing().query(proposalQuery);
-      } catch (e) {
-        if (e instanceof WorkflowNotFoundError) return [];
-        throw e;
-      }
-    }
+    if (opts.dryRun) return orAbsent(this.routing().query(proposalQuery), []);
     return this.temporal.workflow.executeUpdateWithStart(tuneUpdate, { args: [], startWorkflowOperation: routingEntityStart(this.taskQueue, this.settings) }).catch(updateMessage);
   }
 
@@ -184,12 +177,7 @@ export class LearningClient {
   }
 
   async anomalies(): Promise<AnomalyAlert[]> {
-    try {
-      return await this.routing().query(anomaliesQuery);
-    } catch (e) {
-      if (e instanceof WorkflowNotFoundError) return [];
-      throw e;
-    }
+    return orAbsent(this.routing().query(anomaliesQuery), []);
   }
 
   /** Acknowledges an anomaly: its action (downgrade, pause) ends. */

@@ -11,21 +11,11 @@ import type { PolicyChange } from '../../src/learning/routingControl.js';
 import { ValidationError } from '../../src/util/validation.js';
 import { assignArm } from '../../src/learning/experiments.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { sleep, until } from '../helpers/wait.js';
 
 let stack: TestStack;
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 const learning = fileConfigSchema.parse({
   learning: {

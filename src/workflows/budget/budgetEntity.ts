@@ -11,11 +11,9 @@ import {
   makeContinueAsNewFunc,
   log,
   patched,
-  proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
 import {
   type Alert,
   BudgetError,
@@ -57,13 +55,9 @@ import {
   reallocateUpdate,
 } from './contract.js';
 import { continueOnQueue } from '../taskQueues.js';
+import { alertActivities } from '../alerts.js';
 
-/** Alerts are best effort and bounded: a dead webhook costs at most a minute, never the entity. */
-const alerts = proxyActivities<Activities>({
-  startToCloseTimeout: '15 seconds',
-  scheduleToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-});
+const alerts = alertActivities();
 
 function invalid(message: string, type = 'InvalidBudgetMessage'): never {
   throw ApplicationFailure.create({ type, nonRetryable: true, message });

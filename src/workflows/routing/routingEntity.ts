@@ -6,10 +6,10 @@
  * acknowledged). Experiments register here while they run; a promoted winner becomes a rule.
  * Every message is handled by RoutingControl (pure); this shell adds timers and delivery.
  */
-import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, setHandler, workflowInfo } from '@temporalio/workflow';
 import { type AnomalyAlert, newControlState, RoutingControl } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
+import { alertActivities } from '../alerts.js';
 import {
   acknowledgeUpdate,
   anomaliesQuery,
@@ -28,12 +28,7 @@ import {
   tuneUpdate,
 } from './contract.js';
 
-/** Alerts are best effort and bounded, like the budget's. */
-const alerts = proxyActivities<Activities>({
-  startToCloseTimeout: '15 seconds',
-  scheduleToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-});
+const alerts = alertActivities();
 
 const MESSAGES_PER_RUN = 1_500;
 
