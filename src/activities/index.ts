@@ -199,7 +199,8 @@ export function createActivityParts(deps: ActivityDeps) {
     let learning: RouteLearning = { band, explore: false, policyVersion: view.version };
     let arm: ArmSpec | undefined;
     const requestKey = r.requestId ?? workflowIdOfActivity();
-    const first = input.minTier === undefined && (input.excludeModels ?? []).length === 0 && r.model === undefined;
+    // An anomaly's downgrade overrides arms and rules: the category goes to the cheapest adequate tier.
+    const first = input.minTier === undefined && (input.excludeModels ?? []).length === 0 && r.model === undefined && action?.action !== 'downgrade';
     const traffic = { category: r.category, feature: r.feature, capabilities: caps };
     if (first) {
       const experiment = view.experiments.find((e) => matchesFilter(e.filter, traffic));
@@ -229,7 +230,7 @@ export function createActivityParts(deps: ActivityDeps) {
   const selectRoute = async (input: SelectInput): Promise<RouteSelection> => {
     const r = input.request;
     const caps = [...new Set<Capability>([...input.classification.capabilities, ...(r.requiredCapabilities ?? [])])];
-    const shaped = await applyPolicy(input);
+    let shaped = await applyPolicy(input);
     const circuits = (await deps.health?.circuits()) ?? { open: [], halfOpen: [] };
     // Half-open models wait for one trial: left out unless this request is granted it below.
     let open = [...circuits.open, ...circuits.halfOpen];
@@ -259,6 +260,17 @@ export function createActivityParts(deps: ActivityDeps) {
     try {
       let decision: RouteDecision;
       try {
+        if (shaped.model !== undefined) {
+          // An arm or a rule pins a model the request cannot use (a capability, the context
+          // window, a provider without a key, a model gone from the catalog): route it as usual.
+          try {
+            routeWith(false);
+          } catch (e) {
+            if (!(e instanceof NoEligibleModelError) && !(e instanceof Error && e.name === 'ValidationError')) throw e;
+            log.warn({ model: shaped.model, experiment: shaped.learning.experiment?.name, rule: shaped.learning.rule, err: e.message }, 'the policy\'s model cannot serve this request; routing it as usual');
+            shaped = { policy: shaped.policy, learning: { band: shaped.learning.band, explore: shaped.learning.explore, ...(shaped.learning.policyVersion !== undefined ? { policyVersion: shaped.learning.policyVersion } : {}) } };
+          }
+        }
         if (circuits.halfOpen.length > 0 && deps.health) {
           // Would this request lead with a half-open model? Then it may be that model's trial.
           open = circuits.open;

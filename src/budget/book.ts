@@ -432,6 +432,7 @@ export function reallocationPlan(book: BookState, now: number): ReallocationPlan
     configured: book.configuredAllocations ?? book.settings.allocations,
     current: book.settings.allocations,
     spentNanos: book.spent,
+    reservedNanos: Object.fromEntries(Object.keys(book.settings.allocations).map((c) => [c, reservedBy(book, c)])),
     period: book.period,
     now,
     settings: book.settings.reallocation ?? { everyMs: DEFAULT_REALLOCATION_EVERY_MS },

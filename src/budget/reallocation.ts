@@ -8,6 +8,8 @@
  * - A donor keeps its forecast plus a margin; a receiver gets at most its forecast plus the margin
  *   minus what it has. Donations are shared out in proportion to need.
  * - Nothing moves before `minElapsedShare` of the period has passed (an early burn rate is noise).
+ * - A donor keeps what it has spent plus its open reservations; one that has spent nothing keeps
+ *   everything until `idleUntilShare` (half) of the period has passed (it may spend late).
  */
 import { allocate } from './allocation.js';
 
@@ -20,6 +22,8 @@ export interface ReallocationSettings {
   readonly minElapsedShare?: number | undefined;
   /** Headroom over the forecast that donors keep and receivers get (0.1 = 10%). */
   readonly margin?: number | undefined;
+  /** Until this share of the period has passed, a category that has spent nothing keeps its allocation (it may spend late). */
+  readonly idleUntilShare?: number | undefined;
 }
 
 export const DEFAULT_REALLOCATION_EVERY_MS = 86_400_000;
@@ -52,6 +56,8 @@ export interface ReallocationInput {
   /** The allocations now (fractions). */
   readonly current: Readonly<Record<string, number>>;
   readonly spentNanos: Readonly<Record<string, number>>;
+  /** Open reservations per category: money already promised to calls in flight, never given away. */
+  readonly reservedNanos?: Readonly<Record<string, number>>;
   readonly period: { readonly start: number; readonly end: number };
   readonly now: number;
   readonly settings: ReallocationSettings;
@@ -67,14 +73,16 @@ export function floorOf(category: string, input: Pick<ReallocationInput, 'config
 
 export function validateReallocation(s: ReallocationSettings, categories: readonly string[]): string[] {
   const errs: string[] = [];
-  if (!Number.isSafeInteger(s.everyMs) || s.everyMs < 1_000) errs.push('reallocation.every: must be at least 1 second (e.g. "1d")');
-  if (s.minElapsedShare !== undefined && !(s.minElapsedShare >= 0 && s.minElapsedShare < 1)) errs.push('reallocation.minElapsedShare: must be in [0, 1)');
-  if (s.margin !== undefined && !(s.margin >= 0 && s.margin <= 10)) errs.push('reallocation.margin: must be in [0, 10]');
+  const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  if (!Number.isSafeInteger(s.everyMs) || s.everyMs < 1_000) errs.push('reallocation.everyMs: must be at least 1000 (milliseconds; 86400000 is a day)');
+  if (s.minElapsedShare !== undefined && !(isNum(s.minElapsedShare) && s.minElapsedShare >= 0 && s.minElapsedShare < 1)) errs.push('reallocation.minElapsedShare: must be a number in [0, 1)');
+  if (s.margin !== undefined && !(isNum(s.margin) && s.margin >= 0 && s.margin <= 10)) errs.push('reallocation.margin: must be a number in [0, 10]');
+  if (s.idleUntilShare !== undefined && !(isNum(s.idleUntilShare) && s.idleUntilShare >= 0 && s.idleUntilShare <= 1)) errs.push('reallocation.idleUntilShare: must be a number in [0, 1]');
   let floors = 0;
   for (const [c, f] of Object.entries(s.floors ?? {})) {
     if (!categories.includes(c)) errs.push(`reallocation.floors.${c}: not a category of this budget (${categories.join(', ')})`);
-    if (!(f >= 0 && f <= 1)) errs.push(`reallocation.floors.${c}: must be a fraction in [0, 1]`);
-    floors += f;
+    if (!(isNum(f) && f >= 0 && f <= 1)) errs.push(`reallocation.floors.${c}: must be a fraction in [0, 1]`);
+    floors += isNum(f) ? f : 0;
   }
   if (floors > 1 + 1e-9) errs.push(`reallocation.floors: they sum to ${floors}, more than the whole budget`);
   return errs;
@@ -100,7 +108,11 @@ export function planReallocation(input: ReallocationInput): ReallocationPlan {
   const need = new Map<string, number>();
   for (const c of categories) {
     const have = allocated[c] ?? 0;
-    const keep = Math.max(Math.ceil((forecastNanos[c] ?? 0) * (1 + margin)), Math.ceil(floorOf(c, input) * totalNanos), input.spentNanos[c] ?? 0);
+    const committed = (input.spentNanos[c] ?? 0) + (input.reservedNanos?.[c] ?? 0);
+    // A category that has spent nothing may be one that spends late (a month-end batch): it keeps
+    // its allocation until half the period has passed.
+    const idle = committed === 0 && elapsed / span < (settings.idleUntilShare ?? 0.5);
+    const keep = idle ? have : Math.max(Math.ceil((forecastNanos[c] ?? 0) * (1 + margin)), Math.ceil(floorOf(c, input) * totalNanos), committed);
     if (have > keep) surplus.set(c, have - keep);
     else if ((forecastNanos[c] ?? 0) > have) need.set(c, Math.ceil((forecastNanos[c] ?? 0) * (1 + margin)) - have);
   }

@@ -15,7 +15,7 @@ import { ExperimentNotFoundError } from '../client/learningClient.js';
 import { isWebhookUrl, MAX_BUDGET_NANOS } from '../budget/book.js';
 import { runDemo } from './demo.js';
 import { formatSummary } from '../batch/summary.js';
-import { config, DEFAULT_ADDRESS, int, num, printTrace, quietTemporal, sdkMetricsAddress, untilSignal, withClient } from './shared.js';
+import { config, DEFAULT_ADDRESS, duration, int, num, printTrace, quietTemporal, sdkMetricsAddress, untilSignal, withClient } from './shared.js';
 import { registerPipelineCommands } from './pipelineCommands.js';
 import { registerCodecCommands } from './codecCommands.js';
 import { registerReportCommand } from './reportCommand.js';
@@ -352,15 +352,17 @@ budget
     if (!isWebhookUrl(v)) throw new InvalidArgumentError(`--webhook must be an http(s) URL such as https://hooks.example.com/budget, got "${v}"`);
     return v;
   })
+  .option('--reallocate-every <duration>', 'move unused allocation between categories on this schedule (e.g. 1d, 6h), with the configured floors; "off" stops it', (v: string) => (v === 'off' ? ('off' as const) : duration('--reallocate-every')(v)))
   .option('--json', 'print the new status as JSON')
-  .action(async (o: { scope: string; monthly?: number; allocation?: Record<string, number>; limit?: Record<string, 'hard' | 'soft'>; policy?: Record<string, 'downgrade' | 'wait' | 'reject'>; webhook?: string; json?: boolean }) => {
-    await withClient(async (client) => {
+  .action(async (o: { scope: string; monthly?: number; allocation?: Record<string, number>; limit?: Record<string, 'hard' | 'soft'>; policy?: Record<string, 'downgrade' | 'wait' | 'reject'>; webhook?: string; reallocateEvery?: number | 'off'; json?: boolean }) => {
+    await withClient(async (client, cfg) => {
       const st = await client.setBudget(o.scope, {
         ...(o.monthly !== undefined ? { totalNanos: Math.round(o.monthly * 1e9) } : {}),
         ...(o.allocation ? { allocations: o.allocation } : {}),
         ...(o.limit ? { limits: o.limit } : {}),
         ...(o.policy ? { policies: o.policy } : {}),
         ...(o.webhook ? { webhookUrl: o.webhook } : {}),
+        ...(o.reallocateEvery === 'off' ? { reallocation: null } : o.reallocateEvery !== undefined ? { reallocation: { ...cfg.budget.reallocation, everyMs: o.reallocateEvery } } : {}),
       });
       if (o.json) process.stdout.write(`${JSON.stringify(st)}\n`);
       else printBudget(st);

@@ -177,6 +177,8 @@ export class SwitchyardClient {
     await this.reallocationPlan(scope);
     return Promise.all(this.shardHandles(scope).map((h) => h.executeUpdate(reallocateUpdate))).catch((e: unknown) => {
       if (e instanceof WorkflowUpdateFailedError) throw new Error(`reallocation refused: ${e.cause?.message ?? e.message}`);
+      // An entity run started by an older release has no reallocate handler until its next continue-as-new.
+      if (/No registered handler for update/i.test(String((e as Error).message ?? ''))) throw new Error(`budget scope "${scope}" runs on an entity started by an older release, which cannot reallocate yet; it can after its next continue-as-new (\`budget realloc --dry-run\` works meanwhile)`);
       throw e;
     });
   }

@@ -23,7 +23,7 @@ export interface FeedbackReceipt {
   readonly score: number;
   /** The experiment (and arm) the feedback reached, when the request was in one. */
   readonly experiment?: { readonly name: string; readonly arm: string };
-  /** Whether it reached the tuner (requests routed before the learning loop carry no routing facts). */
+  /** Whether it reached the tuner (not for experiment or rule traffic, nor requests routed before the learning loop). */
   readonly tuner: boolean;
 }
 
@@ -59,9 +59,10 @@ export class LearningClient {
   }
 
   /** Starts an experiment (refused, naming the field, when the spec is bad or the name is taken). */
-  async createExperiment(spec: ExperimentSpec): Promise<ExperimentStatus> {
+  async createExperiment(input: ExperimentSpec): Promise<ExperimentStatus> {
+    let spec: ExperimentSpec;
     try {
-      validateExperiment(spec);
+      spec = validateExperiment(input);
     } catch (e) {
       if (e instanceof ExperimentSpecError) throw new ValidationError('experiment', [e.message]);
       throw e;
@@ -107,7 +108,9 @@ export class LearningClient {
       if (w.workflowId.startsWith(prefix) && !names.includes(w.workflowId.slice(prefix.length))) names.push(w.workflowId.slice(prefix.length));
       if (names.length >= limit) break;
     }
-    return Promise.all(names.map((n) => this.experimentStatus(n)));
+    // One experiment that failed or was terminated does not hide the others.
+    const all = await Promise.allSettled(names.map((n) => this.experimentStatus(n)));
+    return all.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   }
 
   async stopExperiment(name: string): Promise<ExperimentStatus> {
@@ -148,8 +151,12 @@ export class LearningClient {
           if (!(e instanceof WorkflowNotFoundError)) throw e;
         });
     }
-    const tuner = l?.firstTier !== undefined;
-    if (l?.firstTier !== undefined) await signalRouting(this.temporal, this.taskQueue, this.settings, tunerFeedback, [{ workflowId, key: outcomeKey(result.category, l.firstTier, l.band, l.explore), score }]);
+    // The tuner learns from requests its thresholds routed; feedback judges the tier that answered.
+    const tuner = l !== undefined && !l.experiment && !l.rule;
+    if (tuner) {
+      const sameTier = l.firstTier === result.tier;
+      await signalRouting(this.temporal, this.taskQueue, this.settings, tunerFeedback, [{ workflowId, key: outcomeKey(result.category, result.tier, l.band, l.explore), score, ...(sameTier ? { replaces: result.escalations.length === 0 ? (1 as const) : (0 as const) } : {}) }]);
+    }
     return { workflowId, score, ...(l?.experiment ? { experiment: l.experiment } : {}), tuner };
   }
 

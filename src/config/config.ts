@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { ProviderEndpoints } from '../providers/registry.js';
 import { DEFAULT_ROUTING_POLICY } from '../routing/router.js';
-import { DEFAULT_REALLOCATION_EVERY_MS } from '../budget/reallocation.js';
+import { DEFAULT_REALLOCATION_EVERY_MS, validateReallocation } from '../budget/reallocation.js';
 import { DEFAULT_TUNER } from '../learning/tuner.js';
 import { DEFAULT_ANOMALY } from '../learning/anomalies.js';
 import { parseOrThrow } from '../util/validation.js';
@@ -92,13 +92,19 @@ export const budgetConfigSchema = z
         floors: byCategory(z.number().min(0).max(1)).optional(),
         minElapsedShare: z.number().min(0).lt(1).optional(),
         margin: z.number().min(0).max(10).optional(),
+        idleUntilShare: z.number().min(0).max(1).optional(),
       })
       .strict()
       .optional(),
   })
   .strict()
   .refine((b) => Math.abs(Object.values(b.allocations).reduce((a, x) => a + x, 0) - 1) <= 1e-9, { message: 'allocations must sum to 1', path: ['allocations'] })
-  .refine((b) => b.periodicity !== 'fixed' || b.periodMs !== undefined, { message: 'periodMs is required when periodicity is fixed', path: ['periodMs'] });
+  .refine((b) => b.periodicity !== 'fixed' || b.periodMs !== undefined, { message: 'periodMs is required when periodicity is fixed', path: ['periodMs'] })
+  .superRefine((b, ctx) => {
+    // Refused here, where it is made, not by every new budget entity at its start.
+    if (!b.reallocation) return;
+    for (const e of validateReallocation(b.reallocation, Object.keys(b.allocations))) ctx.addIssue({ code: 'custom', message: e.replace(/^reallocation\.[\w.]+: /, ''), path: e.split(':')[0]!.split('.') });
+  });
 export type BudgetConfig = z.output<typeof budgetConfigSchema>;
 
 export const fileConfigSchema = z

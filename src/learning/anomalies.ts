@@ -3,7 +3,8 @@
  * (one minute by default), against a baseline learned as an exponentially weighted mean and
  * variance of past buckets. A bucket above mean + k x sd (and above an absolute floor, so that
  * cents do not page anyone) once the baseline has warmed up is an anomaly. Quiet buckets count as
- * zero spend. Anomalous buckets feed the baseline at a tenth of the usual weight, so a burst
+ * zero spend within `warmupBuckets` of the last spend (a longer silence leaves the baseline as it
+ * was). Anomalous buckets feed the baseline at a tenth of the usual weight, so a burst
  * does not teach itself to be normal within minutes.
  */
 
@@ -21,7 +22,7 @@ export interface AnomalySettings {
   readonly action: 'none' | 'downgrade' | 'pause';
 }
 
-export const DEFAULT_ANOMALY: AnomalySettings = { bucketMs: 60_000, alpha: 0.2, k: 4, warmupBuckets: 10, minSpendNanos: 10_000_000, action: 'none' };
+export const DEFAULT_ANOMALY: AnomalySettings = { bucketMs: 60_000, alpha: 0.1, k: 4, warmupBuckets: 10, minSpendNanos: 10_000_000, action: 'none' };
 
 export interface SpendKey {
   readonly scope: string;
@@ -43,6 +44,8 @@ export interface Baseline {
   /** Start of the bucket being filled, and what it holds so far. */
   readonly open: number;
   readonly openNanos: number;
+  /** When this key last spent (for dropping keys idle for long). */
+  readonly lastSpendAt?: number;
 }
 
 export interface Anomaly {
@@ -55,9 +58,6 @@ export interface Anomaly {
 
 const bucketStart = (t: number, s: AnomalySettings): number => Math.floor(t / s.bucketMs) * s.bucketMs;
 
-/** Most quiet buckets folded in at once after a gap (older ones would only decay the mean further). */
-const MAX_GAP_BUCKETS = 500;
-
 function fold(b: Baseline, x: number, s: AnomalySettings, anomalous: boolean): Baseline {
   const a = anomalous ? s.alpha / 10 : s.alpha;
   if (b.buckets === 0) return { ...b, mean: x, variance: 0, buckets: 1 };
@@ -69,8 +69,8 @@ function fold(b: Baseline, x: number, s: AnomalySettings, anomalous: boolean): B
 function judge(b: Baseline, key: string, start: number, x: number, s: AnomalySettings): Anomaly | undefined {
   if (b.buckets < s.warmupBuckets || x < s.minSpendNanos) return undefined;
   const sd = Math.sqrt(b.variance);
-  // An absolutely flat baseline (sd 0) would alert on a single extra cent: require at least 25% above it too.
-  if (x > b.mean + s.k * sd && x > b.mean * 1.25) return { key, bucketStart: start, spendNanos: x, baselineNanos: Math.round(b.mean), sdNanos: Math.round(sd) };
+  // A flat baseline (sd near 0) would alert on a single extra cent: an anomaly is also at least half again the mean.
+  if (x > b.mean + s.k * sd && x > b.mean * 1.5) return { key, bucketStart: start, spendNanos: x, baselineNanos: Math.round(b.mean), sdNanos: Math.round(sd) };
   return undefined;
 }
 
@@ -79,18 +79,25 @@ export function advance(b: Baseline, key: string, now: number, s: AnomalySetting
   const current = bucketStart(now, s);
   if (current <= b.open) return { baseline: b, anomalies: [] };
   const anomalies: Anomaly[] = [];
-  const found = judge(b, key, b.open, b.openNanos, s);
-  if (found) anomalies.push(found);
-  let next = fold(b, b.openNanos, s, found !== undefined);
-  const quiet = Math.min(MAX_GAP_BUCKETS, Math.round((current - b.open) / s.bucketMs) - 1);
-  for (let i = 0; i < quiet; i += 1) next = fold(next, 0, s, false);
+  // Quiet buckets count as zero spend only within `warmupBuckets` of the last spend: past that the
+  // key is idle (a night, a paused category) and its baseline stays what its traffic was, so the
+  // same traffic coming back is not an anomaly against a mean decayed to zero.
+  const lastSpend = bucketStart(b.lastSpendAt ?? b.open, s);
+  const active = (bucket: number): boolean => bucket - lastSpend <= s.warmupBuckets * s.bucketMs;
+  let next = b;
+  if (b.openNanos > 0 || active(b.open)) {
+    const found = judge(b, key, b.open, b.openNanos, s);
+    if (found) anomalies.push(found);
+    next = fold(b, b.openNanos, s, found !== undefined);
+  }
+  for (let t = b.open + s.bucketMs; t < current && active(t); t += s.bucketMs) next = fold(next, 0, s, false);
   return { baseline: { ...next, open: current, openNanos: 0 }, anomalies };
 }
 
 /** Adds spend at time `at` (closing earlier buckets first). */
 export function addSpend(b: Baseline | undefined, key: string, at: number, nanos: number, s: AnomalySettings): { baseline: Baseline; anomalies: Anomaly[] } {
-  if (!b) return { baseline: { mean: 0, variance: 0, buckets: 0, open: bucketStart(at, s), openNanos: nanos }, anomalies: [] };
-  if (at < b.open) return { baseline: { ...b, openNanos: b.openNanos + nanos }, anomalies: [] }; // late report: into the open bucket
+  if (!b) return { baseline: { mean: 0, variance: 0, buckets: 0, open: bucketStart(at, s), openNanos: nanos, lastSpendAt: at }, anomalies: [] };
+  if (at < b.open) return { baseline: { ...b, openNanos: b.openNanos + nanos, lastSpendAt: Math.max(at, b.lastSpendAt ?? at) }, anomalies: [] }; // late report: into the open bucket
   const r = advance(b, key, at, s);
-  return { baseline: { ...r.baseline, openNanos: r.baseline.openNanos + nanos }, anomalies: r.anomalies };
+  return { baseline: { ...r.baseline, openNanos: r.baseline.openNanos + nanos, lastSpendAt: at }, anomalies: r.anomalies };
 }

@@ -84,15 +84,30 @@ export function parseArms(text: string, isModel: (name: string) => boolean): Arm
   return arms.map((a) => ({ ...a, weight: a.weight / total }));
 }
 
-/** Checks a whole spec (the entity's input, which may come from code rather than the CLI). */
+/** Checks a whole spec (the entity's input, which may come from code rather than the CLI); weights come back normalised. */
 export function validateExperiment(spec: ExperimentSpec): ExperimentSpec {
-  if (!EXPERIMENT_NAME.test(spec.name)) throw new ExperimentSpecError('name', `"${spec.name}" must be 1-63 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit`);
-  if (spec.arms.length < 2) throw new ExperimentSpecError('arms', 'an experiment needs at least two arms');
+  if (typeof spec?.name !== 'string' || !EXPERIMENT_NAME.test(spec.name)) throw new ExperimentSpecError('name', `"${String(spec?.name)}" must be 1-63 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit`);
+  // Not Array.isArray: it would narrow the arms to any[].
+  if (typeof (spec.arms as unknown[] | undefined)?.length !== 'number' || spec.arms.length < 2) throw new ExperimentSpecError('arms', 'an experiment needs at least two arms');
   if (!Number.isInteger(spec.minSamples) || spec.minSamples < 2) throw new ExperimentSpecError('minSamples', `must be an integer >= 2 (got ${spec.minSamples})`);
   if (spec.maxSamples !== undefined && (!Number.isInteger(spec.maxSamples) || spec.maxSamples < spec.minSamples)) throw new ExperimentSpecError('maxSamples', `must be an integer >= minSamples (${spec.minSamples})`);
-  if (!(spec.confidence > 0.5 && spec.confidence < 1)) throw new ExperimentSpecError('confidence', `must be between 0.5 and 1 (got ${spec.confidence})`);
-  for (const a of spec.arms) if ([a.model, a.minTier, a.thresholds].filter((x) => x !== undefined).length !== 1) throw new ExperimentSpecError('arms', `arm "${a.name}" must set exactly one of model, minTier, thresholds`);
-  return spec;
+  if (!(typeof spec.confidence === 'number' && spec.confidence > 0.5 && spec.confidence < 1)) throw new ExperimentSpecError('confidence', `must be between 0.5 and 1 (got ${String(spec.confidence)})`);
+  const names = new Set<string>();
+  spec.arms.forEach((a, i) => {
+    const at = `arms.${i}`;
+    if (typeof a?.name !== 'string' || a.name === '') throw new ExperimentSpecError(`${at}.name`, 'required');
+    if (names.has(a.name)) throw new ExperimentSpecError(`${at}.name`, `"${a.name}" is given twice`);
+    names.add(a.name);
+    if (!(typeof a.weight === 'number' && Number.isFinite(a.weight) && a.weight > 0)) throw new ExperimentSpecError(`${at}.weight`, `must be a number above 0 (got ${String(a.weight)})`);
+    if ([a.model, a.minTier, a.thresholds].filter((x) => x !== undefined).length !== 1) throw new ExperimentSpecError(at, `arm "${a.name}" must set exactly one of model, minTier, thresholds`);
+    if (a.model !== undefined && (typeof a.model !== 'string' || a.model === '')) throw new ExperimentSpecError(`${at}.model`, 'must be a catalog model name');
+    if (a.minTier !== undefined && !TIERS.includes(a.minTier)) throw new ExperimentSpecError(`${at}.minTier`, `must be one of ${TIERS.join(', ')}`);
+    const t = a.thresholds;
+    if (t !== undefined && !(typeof t.standard === 'number' && typeof t.premium === 'number' && t.standard >= 0 && t.standard <= t.premium && t.premium <= 1)) throw new ExperimentSpecError(`${at}.thresholds`, 'must be {standard, premium} with 0 <= standard <= premium <= 1');
+  });
+  if (spec.filter === null || typeof spec.filter !== 'object') throw new ExperimentSpecError('filter', 'must be an object ({} for all traffic)');
+  const total = spec.arms.reduce((t, a) => t + a.weight, 0);
+  return { ...spec, arms: spec.arms.map((a) => ({ ...a, weight: a.weight / total })) };
 }
 
 /** FNV-1a, 32 bits: a stable hash of a string to [0, 1). */
@@ -170,6 +185,23 @@ export function differs(a: Moments, b: Moments, z: number): boolean | null {
   const diff = (mean(a) ?? 0) - (mean(b) ?? 0);
   if (se === 0) return diff !== 0;
   return Math.abs(diff) / se > z;
+}
+
+/**
+ * Peeking without inflating false positives: the stopping rule looks at the data only when the
+ * smallest arm reaches minSamples x 2^k (k = 0, 1, 2, ...), and look k tests at
+ * alpha / 2^(k+3) (an eighth of alpha at the first look, a sixteenth at the next, ...): summed
+ * over every look and both tests (quality, cost), the chance of declaring a winner between
+ * identical arms stays below alpha/2 by the union bound, which leaves room for the normal
+ * approximation at small samples (measured: test/unit/learning.test.ts).
+ */
+export function lookAt(minArmRequests: number, minSamples: number): number | null {
+  if (minArmRequests < minSamples) return null;
+  return Math.floor(Math.log2(minArmRequests / minSamples));
+}
+
+export function confidenceAtLook(confidence: number, look: number): number {
+  return 1 - (1 - confidence) / 2 ** (look + 3);
 }
 
 export interface ArmStats {

@@ -71,9 +71,14 @@ export interface OutcomeReport {
 
 export interface FeedbackReport {
   readonly workflowId: string;
-  /** `category|tier|band|explore` of the request (see tuner.outcomeKey). */
+  /** `category|tier|band|explore` of the answer: the tier that answered (see tuner.outcomeKey). */
   readonly key: string;
   readonly score: number;
+  /**
+   * The request's automatic outcome on this key (1 good, 0 bad), when it was counted there (the
+   * answering tier was also the first): the feedback replaces it instead of adding a sample.
+   */
+  readonly replaces?: 0 | 1;
 }
 
 export interface ControlSettings {
@@ -93,12 +98,16 @@ export interface ControlState {
   alerts: AnomalyAlert[];
   feedbackSeen: string[];
   alertSeq: number;
+  /** When the tuner runs next (carried over continue-as-new, so a busy entity still tunes on time). */
+  nextTuneAt?: number;
 }
 
 const HISTORY_MAX = 200;
 const ALERTS_MAX = 200;
-const FEEDBACK_SEEN_MAX = 20_000;
-const BASELINES_MAX = 5_000;
+const FEEDBACK_SEEN_MAX = 5_000;
+const BASELINES_MAX = 2_000;
+/** A key that has not spent for this long is dropped (its baseline would be stale anyway). */
+const BASELINE_IDLE_MS = 7 * 86_400_000;
 
 export function newControlState(): ControlState {
   return { version: 0, categories: {}, rules: [], experiments: {}, history: [], counts: {}, baselines: {}, alerts: [], feedbackSeen: [], alertSeq: 0 };
@@ -157,6 +166,10 @@ export class RoutingControl {
     const found: AnomalyAlert[] = [];
     if (!this.settings.anomaly.enabled) return found;
     for (const [key, b] of Object.entries(this.state.baselines)) {
+      if (b.openNanos === 0 && now - (b.lastSpendAt ?? b.open) > BASELINE_IDLE_MS) {
+        delete this.state.baselines[key];
+        continue;
+      }
       const res = advance(b, key, now, this.settings.anomaly);
       this.state.baselines[key] = res.baseline;
       found.push(...res.anomalies.map((a) => this.alert(a, now)));
@@ -180,10 +193,14 @@ export class RoutingControl {
     return alert;
   }
 
+  /**
+   * Acknowledges an anomaly, and every other open one of the same scope and category (one burst
+   * raises one per key it touched: the model's and the category's total), so its action ends.
+   */
   acknowledge(id: string, now: number): AnomalyAlert {
     const a = this.state.alerts.find((x) => x.id === id);
     if (!a) throw new RangeError(`no anomaly "${id}"; \`switchyard anomalies list\` shows them`);
-    a.acknowledgedAt ??= now;
+    for (const x of this.state.alerts) if (x.scope === a.scope && x.category === a.category) x.acknowledgedAt ??= now;
     return a;
   }
 
@@ -193,7 +210,11 @@ export class RoutingControl {
     this.feedbackIds.add(f.workflowId);
     this.state.feedbackSeen.push(f.workflowId);
     if (this.state.feedbackSeen.length > FEEDBACK_SEEN_MAX) this.feedbackIds.delete(this.state.feedbackSeen.shift()!);
-    this.state.counts = addOutcome(this.state.counts, f.key, 1, f.score >= 0.5 ? 1 : 0);
+    const good = f.score >= 0.5 ? 1 : 0;
+    const c = this.state.counts[f.key];
+    // Replace the automatic outcome when it is still in this window; else the feedback is a sample of its own.
+    if (f.replaces !== undefined && c && c.n >= 1) this.state.counts = { ...this.state.counts, [f.key]: { n: c.n, good: Math.min(c.n, Math.max(0, c.good - f.replaces + good)) } };
+    else this.state.counts = addOutcome(this.state.counts, f.key, 1, good);
     return true;
   }
 

@@ -211,6 +211,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     }
   }
   reporter.start();
+  policy.start();
   // The routing entity takes this worker's tuner and detector settings (the last worker started sets them).
   await signalRouting(temporal, config.taskQueue, controlSettings, configureSignal, [controlSettings]).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'routing entity not configured; it keeps its settings'));
   log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length, metrics: metricsServer?.url ?? 'off' }, 'worker ready');
@@ -242,6 +243,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     policy,
     reporter,
     async close() {
+      policy.stop();
       await reporter.close();
       await metricsServer?.close({ awaitScrapeMs: config.metrics.finalScrapeMs });
       await ledger.close();

@@ -34,6 +34,10 @@ export interface LearningOutcome {
   readonly band: Band;
   /** Routed by the base thresholds to keep measuring a tuned category's cheaper tier. */
   readonly explore: boolean;
+  /** Routed by the thresholds (not an experiment arm, a promoted rule or an anomaly's downgrade): what the tuner learns from. */
+  readonly byThresholds?: boolean;
+  /** Its quality is known (answered, or escalated on quality): a provider outage says nothing about a tier's quality. */
+  readonly judged?: boolean;
   /** Answered without a quality escalation. */
   readonly good: boolean;
   readonly spend: ReadonlyArray<{ readonly model: string; readonly costNanos: number }>;

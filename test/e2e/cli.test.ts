@@ -124,7 +124,7 @@ describe('switchyard up + ask', () => {
       expect(asked?.model).toBe(asked?.learning?.experiment?.arm);
       const fb = await run(['feedback', asked!.workflowId, '--score', '0.5', '--json'], env);
       expect(fb.code, fb.stderr).toBe(0);
-      expect(JSON.parse(fb.stdout)).toMatchObject({ experiment: { name: 'cli-exp' }, tuner: true });
+      expect(JSON.parse(fb.stdout)).toMatchObject({ experiment: { name: 'cli-exp' }, tuner: false });
       const badFb = await run(['feedback', asked!.workflowId, '--score', '2'], env);
       expect(badFb.stderr).toMatch(/--score must be a number in \[0, 1\]/);
       const status = JSON.parse((await run(['experiment', 'status', 'cli-exp', '--json'], env)).stdout) as { name: string; state: string; arms: Record<string, { requests: number; costNanos: number; meanQuality: number | null; qualityCi: unknown }>; winner: unknown };

@@ -113,7 +113,8 @@ describe('an A/B experiment', () => {
   it('feedback replaces a request\'s quality in its arm, once per request', async () => {
     const r = results.find((x) => x.learning?.experiment?.arm === 'claude-3-5-haiku')!;
     const receipt = await stack.client.feedback(r.workflowId, 0.25, { comment: 'too stiff' });
-    expect(receipt).toMatchObject({ experiment: { name, arm: 'claude-3-5-haiku' }, tuner: true });
+    // Experiment traffic was routed by its arm, not the thresholds: the tuner does not count it.
+    expect(receipt).toMatchObject({ experiment: { name, arm: 'claude-3-5-haiku' }, tuner: false });
     await stack.client.feedback(r.workflowId, 0);
     const st = await until('the feedback counted', async () => {
       const s = await stack.client.learning.experimentStatus(name);
@@ -127,6 +128,8 @@ describe('an A/B experiment', () => {
     expect(st.comments['claude-3-5-haiku']).toEqual([{ workflowId: r.workflowId, score: 0.25, comment: 'too stiff' }]);
     await expect(stack.client.feedback(r.workflowId, 1.5)).rejects.toThrow(/score: must be a number from 0 to 1/);
     await expect(stack.client.feedback('no-such-request', 1)).rejects.toThrow(/no request no-such-request/);
+    const plain = await stack.client.ask({ requestId: rid('plain'), category: 'standard', prompt: 'Name a colour.' });
+    expect(await stack.client.feedback(plain.workflowId, 0.9)).toMatchObject({ tuner: true });
   });
 
   it('promote: the winner becomes the rule for the traffic, recorded in the routing history', async () => {

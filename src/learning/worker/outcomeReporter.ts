@@ -38,7 +38,7 @@ export class OutcomeReporter {
   }
 
   record(o: LearningOutcome, at = Date.now()): void {
-    if (o.firstTier !== undefined) this.counts = addOutcome(this.counts, outcomeKey(o.category, o.firstTier, o.band, o.explore), 1, o.good ? 1 : 0);
+    if (o.firstTier !== undefined && o.byThresholds !== false && o.judged !== false) this.counts = addOutcome(this.counts, outcomeKey(o.category, o.firstTier, o.band, o.explore), 1, o.good ? 1 : 0);
     for (const s of o.spend) {
       if (!(s.costNanos > 0)) continue;
       this.add(spendKeyOf({ scope: o.scope, category: o.category, model: s.model, feature: o.feature }), at, s.costNanos);
@@ -77,6 +77,7 @@ export class OutcomeReporter {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await this.flush();
+    // A send in flight may have left newer counts behind it: flush until nothing is left (or a send fails).
+    for (let i = 0; i < 3 && (Object.keys(this.counts).length > 0 || this.spend.length > 0 || this.sending); i++) await this.flush();
   }
 }

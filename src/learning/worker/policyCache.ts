@@ -1,7 +1,7 @@
 /**
  * The worker's copy of its task queue's routing policy (tuned thresholds, rules, experiments,
- * anomaly actions), read from the routing entity at most once per `ttlMs` by one shared query: the
- * router reads it the way it reads circuit health, never once per request.
+ * anomaly actions), read from the routing entity every `ttlMs` in the background by one query:
+ * the router reads the copy, never the entity, and never waits for it once a copy exists.
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from 'pino';
@@ -22,8 +22,28 @@ export class PolicyCache {
   ) {}
 
   /** The last policy read (undefined: no routing entity yet, or it could not be read: route by the configuration). */
+  private timer: NodeJS.Timeout | undefined;
+
+  /** Keeps the copy fresh in the background (every ttlMs), so that requests never wait on the query. */
+  start(): void {
+    this.timer ??= setInterval(() => void this.refresh(), this.ttlMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
   async view(): Promise<PolicyView | undefined> {
-    if (Date.now() - this.cached.at < this.ttlMs) return this.cached.view;
+    const age = Date.now() - this.cached.at;
+    if (age < this.ttlMs) return this.cached.view;
+    // The background refresh keeps it within ttlMs; a copy much older (or none yet) is read now.
+    if (!this.timer || age > 3 * this.ttlMs) return this.refresh();
+    return this.cached.view;
+  }
+
+  private refresh(): Promise<PolicyView | undefined> {
     this.inflight ??= this.temporal
       .withDeadline(Date.now() + POLICY_QUERY_MS, () => this.temporal.workflow.getHandle(routingWorkflowId(this.taskQueue)).query(policyQuery))
       .catch((e: unknown) => {
@@ -38,8 +58,8 @@ export class PolicyCache {
     return this.inflight;
   }
 
-  /** Forget the cached policy (tests, and an operator's change that must apply at once). */
+  /** Read the policy again on the next request, and wait for it (an operator's change that must apply at once). */
   invalidate(): void {
-    this.cached = { at: Number.NEGATIVE_INFINITY, view: this.cached.view };
+    this.cached = { at: Number.NEGATIVE_INFINITY, view: undefined };
   }
 }

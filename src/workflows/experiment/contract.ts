@@ -19,6 +19,8 @@ export interface ExperimentEntityInput {
     readonly comments?: Record<string, FeedbackComment[]>;
     readonly endedAt?: number;
     readonly promotion?: PolicyChange;
+    readonly lastLook?: number;
+    readonly concluded?: Verdict;
   };
 }
 
@@ -33,7 +35,12 @@ export interface ExperimentStatus {
   readonly state: ExperimentState;
   readonly arms: Record<string, ArmReport>;
   readonly winner: string | null;
+  /**
+   * The stopping rule's verdict when it concluded (frozen), else an interim one at the current
+   * look's confidence (see learning/experiments.ts, lookAt).
+   */
   readonly verdict: Verdict;
+  readonly interim: boolean;
   readonly spec: ExperimentSpec;
   readonly createdAt: string;
   readonly endedAt: string | null;

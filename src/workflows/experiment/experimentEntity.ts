@@ -7,7 +7,7 @@
  */
 import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
-import { type ArmStats, armReport, EMPTY_ARM, recordFeedback, recordOutcome, validateExperiment, ExperimentSpecError, verdict, zFor } from '../../learning/experiments.js';
+import { type ArmStats, armReport, confidenceAtLook, EMPTY_ARM, ExperimentSpecError, lookAt, recordFeedback, recordOutcome, validateExperiment, verdict, zFor } from '../../learning/experiments.js';
 import type { PolicyChange } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { type ExperimentEntityInput, type ExperimentState, type ExperimentStatus, type FeedbackComment, feedbackSignal, outcomeSignal, promoteUpdate, statusQuery, stopUpdate } from './contract.js';
@@ -45,16 +45,23 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
   let promotion: PolicyChange | undefined = input.carried?.promotion;
   let messages = 0;
   let promoting = false;
+  let lastLook = input.carried?.lastLook ?? -1;
+  let concluded = input.carried?.concluded;
+  const currentVerdict = () => {
+    const look = lookAt(Math.min(...[...arms.values()].map((a) => a.requests)), spec.minSamples);
+    return verdict({ minSamples: spec.minSamples, confidence: confidenceAtLook(spec.confidence, look ?? 0) }, arms);
+  };
   const z = zFor(spec.confidence);
 
   const status = (): ExperimentStatus => {
-    const v = verdict(spec, arms);
+    const v = concluded ?? currentVerdict();
     return {
       name: spec.name,
       state,
       arms: Object.fromEntries([...arms].map(([n, s]) => [n, armReport(s, z)])),
       winner: v.winner,
       verdict: v,
+      interim: concluded === undefined,
       spec,
       createdAt: new Date(createdAt).toISOString(),
       endedAt: endedAt === undefined ? null : new Date(endedAt).toISOString(),
@@ -71,16 +78,21 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
 
   setHandler(outcomeSignal, (o) => {
     messages += 1;
-    const s = arms.get(o.arm);
-    if (!s || seen.has(o.workflowId)) return;
+    const s = arms.get(o?.arm);
+    if (!s || typeof o.workflowId !== 'string' || typeof o.costNanos !== 'number' || typeof o.quality !== 'number' || seen.has(o.workflowId)) return;
     seen.add(o.workflowId);
     seenOrder.push(o.workflowId);
     if (seenOrder.length > SEEN_MAX) seen.delete(seenOrder.shift()!);
     arms.set(o.arm, recordOutcome(s, o));
     if (state !== 'running') return;
-    const v = verdict(spec, arms);
+    // The stopping rule looks only at the scheduled looks (alpha spent across them), and freezes its verdict.
+    const look = lookAt(Math.min(...[...arms.values()].map((a) => a.requests)), spec.minSamples);
     const full = spec.maxSamples !== undefined && [...arms.values()].every((a) => a.requests >= spec.maxSamples!);
+    if ((look === null || look <= lastLook) && !full) return;
+    if (look !== null) lastLook = look;
+    const v = currentVerdict();
     if (v.state === 'decided' || full) {
+      concluded = v;
       log.info('experiment concluded', { name: spec.name, winner: v.winner, reason: v.reason });
       end('concluded');
     }
@@ -88,8 +100,11 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
   setHandler(feedbackSignal, (f) => {
     messages += 1;
     const s = arms.get(f.arm);
-    if (!s || feedbackSeen.has(f.workflowId)) return;
+    if (!s || typeof f.workflowId !== 'string' || typeof f.score !== 'number' || !Number.isFinite(f.score) || feedbackSeen.has(f.workflowId)) return;
+    // Feedback only on a request this experiment counted (its automatic quality is what is replaced).
+    if (!seen.has(f.workflowId)) return;
     feedbackSeen.add(f.workflowId);
+    if (feedbackSeen.size > SEEN_MAX) feedbackSeen.delete(feedbackSeen.values().next().value!);
     arms.set(f.arm, recordFeedback(s, f.score, f.automaticQuality));
     if (typeof f.comment === 'string' && f.comment !== '') {
       const list = (comments[f.arm] ??= []);
@@ -123,7 +138,7 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
     {
       validator: () => {
         if (state === 'promoted' || promoting) fail(`experiment "${spec.name}" was promoted already`);
-        const v = verdict(spec, arms);
+        const v = concluded ?? currentVerdict();
         if (v.winner === null) fail(`experiment "${spec.name}" has no winner to promote (${v.reason}); wait for more samples, or stop it`, 'NoWinner');
       },
     },
@@ -144,7 +159,7 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
         spec,
         taskQueue: input.taskQueue,
         createdAt,
-        carried: { state, arms: Object.fromEntries(arms), seen: seenOrder, feedbackSeen: [...feedbackSeen], comments, ...(endedAt !== undefined ? { endedAt } : {}), ...(promotion ? { promotion } : {}) },
+        carried: { state, arms: Object.fromEntries(arms), seen: seenOrder, feedbackSeen: [...feedbackSeen], comments, lastLook, ...(concluded ? { concluded } : {}), ...(endedAt !== undefined ? { endedAt } : {}), ...(promotion ? { promotion } : {}) },
       });
     }
     await condition(() => announce !== undefined || messages >= MESSAGES_PER_RUN || workflowInfo().continueAsNewSuggested);

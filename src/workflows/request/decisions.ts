@@ -155,6 +155,7 @@ export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput
       try {
         await reroute(s, { unpin: true, minTier: up, excludeModels: [...s.qualityFailed] });
       } catch (err) {
+        if (err instanceof Stop && err.type === FAILURE_TYPES.categoryPaused) throw err;
         if (err instanceof Stop) throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`, 'quality_failed');
         throw err;
       }

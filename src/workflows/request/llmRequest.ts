@@ -49,7 +49,7 @@ function automaticQuality(s: RequestState, completed: boolean): number {
 }
 
 function learningOutcome(s: RequestState, completed: boolean) {
-  const l = s.sel?.learning;
+  const l = s.learning;
   if (!l || !s.isValidated) return undefined;
   const spend = new Map<string, number>();
   for (const a of s.attempts) if (a.costNanos > 0) spend.set(a.model, (spend.get(a.model) ?? 0) + a.costNanos);
@@ -60,6 +60,10 @@ function learningOutcome(s: RequestState, completed: boolean) {
     firstTier: s.attempts.find((a) => a.outcome !== 'budget_denied')?.tier,
     band: l.band,
     explore: l.explore,
+    // What the tuner learns from: requests its thresholds routed (not an experiment's arm, a
+    // promoted rule or an anomaly's downgrade), judged on quality (a provider outage is not).
+    byThresholds: !l.experiment && !l.rule && !l.downgradedBy,
+    judged: s.qualityEscalations > 0 || s.qualityScores.length > 0 || completed,
     good: completed && s.qualityEscalations === 0,
     spend: [...spend].map(([model, costNanos]) => ({ model, costNanos })),
   };
@@ -70,7 +74,7 @@ function learningOutcome(s: RequestState, completed: boolean) {
  * a second report of the same request). An experiment that has ended is not an error of the request.
  */
 async function reportToExperiment(s: RequestState, completed: boolean): Promise<void> {
-  const e = s.sel?.learning?.experiment;
+  const e = s.learning?.experiment;
   if (!e) return;
   const outcome = {
     workflowId: s.workflowId,
@@ -182,15 +186,15 @@ function resultOf(s: RequestState, leg: Leg, out: Extract<Leg['outcome'], { kind
     attempts: s.attempts,
     escalations: s.escalations,
     durationMs: Date.now() - s.startedAt,
-    ...(s.sel?.learning
+    ...(s.learning
       ? {
           learning: {
-            band: s.sel.learning.band,
-            explore: s.sel.learning.explore,
+            band: s.learning.band,
+            explore: s.learning.explore,
             firstTier: s.attempts.find((a) => a.outcome !== 'budget_denied')?.tier,
-            ...(s.sel.learning.experiment ? { experiment: s.sel.learning.experiment } : {}),
-            ...(s.sel.learning.rule ? { rule: s.sel.learning.rule } : {}),
-            ...(s.sel.learning.policyVersion !== undefined ? { policyVersion: s.sel.learning.policyVersion } : {}),
+            ...(s.learning.experiment ? { experiment: s.learning.experiment } : {}),
+            ...(s.learning.rule ? { rule: s.learning.rule } : {}),
+            ...(s.learning.policyVersion !== undefined ? { policyVersion: s.learning.policyVersion } : {}),
             automaticQuality: automaticQuality(s, true),
           },
         }

@@ -121,8 +121,15 @@ export class RequestState {
     return this.valid !== undefined;
   }
 
+  /**
+   * How the routing policy shaped the request's first selection (its experiment arm, rule,
+   * exploration): kept for the whole request, since a re-route (escalation, downgrade) replaces `sel`.
+   */
+  learning: RecordedSelection['learning'];
+
   routed(cls: Classification, sel: RecordedSelection, request: RequestConstraints): void {
     const raw = this.raw;
+    this.learning ??= sel.learning;
     this.valid = { ...request, prompt: typeof raw.prompt === 'string' ? raw.prompt.trim() : undefined, messages: raw.messages, system: raw.system, context: raw.context };
     this.cls = cls;
     this.useSelection(sel);

@@ -7,7 +7,7 @@
  * Every message is handled by RoutingControl (pure); this shell adds timers and delivery.
  */
 import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, setHandler, workflowInfo } from '@temporalio/workflow';
-import { type AnomalyAlert, newControlState, RoutingControl } from '../../learning/routingControl.js';
+import { type AnomalyAlert, type ControlSettings, newControlState, type OutcomeReport, RoutingControl } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { alertActivities } from '../alerts.js';
 import {
@@ -37,6 +37,16 @@ function refuse(e: unknown): never {
   throw e;
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function validReport(r: unknown): r is OutcomeReport {
+  return isObject(r) && isObject(r.counts) && Array.isArray(r.spend) && Object.values(r.counts).every((c) => isObject(c) && typeof c.n === 'number' && typeof c.good === 'number') && r.spend.every((x: unknown) => isObject(x) && typeof x.key === 'string' && typeof x.at === 'number' && typeof x.nanos === 'number');
+}
+
+function validSettings(s: unknown): s is ControlSettings {
+  return isObject(s) && isObject(s.base) && isObject(s.tuner) && isObject(s.anomaly) && typeof s.tuner.intervalMs === 'number' && s.tuner.intervalMs >= 1_000 && typeof s.anomaly.bucketMs === 'number' && s.anomaly.bucketMs >= 1_000;
+}
+
 export async function routingEntity(input: RoutingEntityInput): Promise<void> {
   const control = new RoutingControl(input.state ?? newControlState(), input.settings);
   let messages = 0;
@@ -47,16 +57,22 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
       pending.push(a);
     }
   };
+  // Signals cannot be refused: a malformed one (a worker of another release) is dropped and logged,
+  // never allowed to fail the workflow task (which would stop the queue's routing entity).
   setHandler(reportSignal, (r) => {
     messages += 1;
+    if (!validReport(r)) return void log.warn('outcome report ignored: malformed', {});
     raised(control.report(r, Date.now()));
   });
   setHandler(feedbackSignal, (f) => {
     messages += 1;
+    if (typeof f?.workflowId !== 'string' || typeof f.key !== 'string' || typeof f.score !== 'number' || !Number.isFinite(f.score)) return void log.warn('feedback ignored: malformed', {});
     control.feedback(f);
   });
   setHandler(configureSignal, (s) => {
     messages += 1;
+    if (!validSettings(s)) return void log.warn('configure signal ignored: not a ControlSettings', {});
+    if (s.tuner.intervalMs !== control.settings.tuner.intervalMs) control.state.nextTuneAt = Date.now() + s.tuner.intervalMs;
     control.settings = s;
   });
   setHandler(experimentStartedSignal, (e) => {
@@ -97,14 +113,14 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
     }
   });
 
-  let nextTune = Date.now() + control.settings.tuner.intervalMs;
+  control.state.nextTuneAt ??= Date.now() + control.settings.tuner.intervalMs;
   const due = (): boolean => workflowInfo().continueAsNewSuggested || messages >= MESSAGES_PER_RUN;
   for (;;) {
     const now = Date.now();
-    if (control.settings.tuner.enabled && now >= nextTune) {
+    if (control.settings.tuner.enabled && now >= (control.state.nextTuneAt ?? 0)) {
       const change = control.tune(now, 'tuner');
       if (change) log.info('routing tuned', { version: change.version, summary: change.summary });
-      nextTune = now + control.settings.tuner.intervalMs;
+      control.state.nextTuneAt = now + control.settings.tuner.intervalMs;
     }
     raised(control.tick(now));
     while (pending.length > 0) {
@@ -116,7 +132,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
       const taskQueue = continueOnQueue(workflowInfo().taskQueue);
       await makeContinueAsNewFunc<typeof routingEntity>(taskQueue ? { taskQueue } : {})({ settings: control.settings, state: control.carry() });
     }
-    const wakeAt = Math.min(control.settings.tuner.enabled ? nextTune : Infinity, control.nextBucketAt() ?? Infinity);
+    const wakeAt = Math.min(control.settings.tuner.enabled ? (control.state.nextTuneAt ?? Infinity) : Infinity, control.nextBucketAt() ?? Infinity);
     const wait = Number.isFinite(wakeAt) ? Math.max(1, wakeAt - Date.now()) : undefined;
     await condition(() => pending.length > 0 || due(), wait ?? '1 day');
   }
