@@ -2,6 +2,8 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { formatUsd } from '../catalog/pricing.js';
 import { loadCatalog } from '../catalog/loadFile.js';
+import { envHint, ProviderRegistry } from '../providers/registry.js';
+import { providerEndpointsFor } from '../workers/createWorker.js';
 import { CAPABILITIES } from '../catalog/schema.js';
 import { ExperimentSpecError, parseArms } from '../learning/experiments.js';
 import type { ExperimentStatus } from '../workflows/experiment/contract.js';
@@ -61,6 +63,12 @@ export function registerLearningCommands(program: Command): void {
         } catch (e) {
           if (e instanceof ExperimentSpecError) throw new ValidationError('experiment', [e.message]);
           throw e;
+        }
+        // The workers need each arm's provider; this environment is usually theirs too: say so before the traffic does.
+        const providers = new ProviderRegistry(providerEndpointsFor(cfg), cfg.callTimeoutMs);
+        for (const a of arms) {
+          const m = a.model !== undefined ? catalog.get(a.model) : undefined;
+          if (m && !providers.isConfigured(m.provider)) process.stderr.write(`warning: arm ${a.name}: provider ${m.provider} is not configured here (${envHint(m.provider)}); workers without it route that arm's requests as usual, and the arm gets no samples\n`);
         }
         const st = await client.learning.createExperiment({
           name,
@@ -124,7 +132,7 @@ export function registerLearningCommands(program: Command): void {
       await withClient(async (client) => {
         const r = await client.feedback(workflowId, o.score, o.comment !== undefined ? { comment: o.comment } : {});
         if (o.json) json(r);
-        else process.stdout.write(`feedback ${r.score} on ${r.workflowId}${r.experiment ? `: experiment ${r.experiment.name}, arm ${r.experiment.arm}` : ''}${r.tuner ? '; counted by the tuner' : ''}\n`);
+        else process.stdout.write(`feedback ${r.score} on ${r.workflowId}${r.experiment ? `: experiment ${r.experiment.name}, arm ${r.experiment.arm}` : ''}${r.tuner ? '; sent to the tuner (it counts the first feedback per request)' : ''}\n`);
       });
     });
 

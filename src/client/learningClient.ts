@@ -23,7 +23,7 @@ export interface FeedbackReceipt {
   readonly score: number;
   /** The experiment (and arm) the feedback reached, when the request was in one. */
   readonly experiment?: { readonly name: string; readonly arm: string };
-  /** Whether it reached the tuner (not for experiment or rule traffic, nor requests routed before the learning loop). */
+  /** Whether it was sent to the tuner (not for experiment or rule traffic, nor requests routed before the learning loop); the tuner keeps the first feedback per request. */
   readonly tuner: boolean;
 }
 

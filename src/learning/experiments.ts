@@ -110,13 +110,18 @@ export function validateExperiment(spec: ExperimentSpec): ExperimentSpec {
   return { ...spec, arms: spec.arms.map((a) => ({ ...a, weight: a.weight / total })) };
 }
 
-/** FNV-1a, 32 bits: a stable hash of a string to [0, 1). */
+/** FNV-1a, 32 bits, then murmur3's finaliser (so that units differing in one last character spread): a stable hash of a string to [0, 1). */
 export function unitHash(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i += 1) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return (h >>> 0) / 4294967296;
 }
 
