@@ -148,8 +148,12 @@ describe('durability', () => {
       return Object.values(s.arms).reduce((t, a) => t + a.requests, 0) === 4 ? s : undefined;
     });
     await stack.restartWorker();
-    await sleep(400);
-    const r = await ask('a');
+    // A worker just started may route its first requests before its first read of the policy
+    // (the query waits at most 2 s for the entities' worker); those are simply not in the experiment.
+    const r = await until('a request assigned after the restart', async () => {
+      const x = await ask('a');
+      return x.learning?.experiment ? x : undefined;
+    });
     expect(r.learning?.experiment?.arm).toBe(assignArm({ name, arms }, 'a').name);
     const after = await until('5 outcomes', async () => {
       const s = await stack.client.learning.experimentStatus(name);
