@@ -5,6 +5,8 @@
  * its schedule (and its dry run), the tuner acting on its own timer, and an experiment's state
  * surviving a worker restart.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileConfigSchema } from '../../src/config/config.js';
 import { RequestFailedError } from '../../src/client/client.js';
@@ -17,20 +19,32 @@ let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
 const BUCKET_MS = 1_000;
-const learning = fileConfigSchema.parse({
-  learning: {
-    reportEveryMs: 200,
-    policyCacheMs: 200,
-    tuner: { intervalMs: 2_000, minSamples: 4, explore: 0.2 },
-    anomaly: { bucketMs: BUCKET_MS, warmupBuckets: 5, k: 5, alpha: 0.3, minSpendUsd: 0, action: 'pause' },
-  },
-}).learning;
+/** The anomaly webhook's receiver. */
+const hooks: Array<{ type: string; id: string; scope: string }> = [];
+const hookServer = createServer((req, res) => {
+  let body = '';
+  req.on('data', (d: Buffer) => (body += d.toString()));
+  req.on('end', () => {
+    hooks.push(JSON.parse(body) as (typeof hooks)[number]);
+    res.writeHead(204).end();
+  });
+});
 
 beforeAll(async () => {
+  await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
+  const learning = fileConfigSchema.parse({
+    learning: {
+      reportEveryMs: 200,
+      policyCacheMs: 200,
+      tuner: { intervalMs: 2_000, minSamples: 4, explore: 0.2 },
+      anomaly: { bucketMs: BUCKET_MS, warmupBuckets: 5, k: 5, alpha: 0.3, minSpendUsd: 0, action: 'pause', webhookUrl: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/anomaly` },
+    },
+  }).learning;
   stack = await startTestStack({ config: { learning } });
 });
 afterAll(async () => {
   await stack?.stop();
+  hookServer.close();
 });
 
 describe('spend anomalies', () => {
@@ -55,6 +69,11 @@ describe('spend anomalies', () => {
     // Caught within a few buckets of the burst (its bucket closes, then the next report or tick).
     expect(alert.at - burstStart).toBeLessThan(6 * BUCKET_MS);
     expect((await stack.client.learning.policy()).actions[`${scope}|standard`]).toEqual({ action: 'pause', alertId: alert.id });
+    // The alert went out: the webhook, and the metric on the worker that delivered it.
+    await until('the webhook', async () => (hooks.some((h) => h.id === alert.id) ? true : undefined));
+    expect(hooks.find((h) => h.id === alert.id)).toMatchObject({ type: 'switchyard.spend.anomaly', scope });
+    const metrics = await (await fetch(stack.metricsUrl)).text();
+    expect(metrics).toMatch(new RegExp(`switchyard_spend_anomalies_total\\{scope="${scope}",category="standard",action="pause"\\} [1-9]`));
 
     // Paused: refused with the way out, nothing charged. Other categories still run.
     await sleep(400);
