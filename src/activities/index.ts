@@ -154,6 +154,9 @@ export function createActivityParts(deps: ActivityDeps) {
   const configuredProviders = PROVIDERS.filter((p) => providers.isConfigured(p));
   const cheapest = [...catalog.models].filter((m) => configuredProviders.includes(m.provider)).sort((x, y) => x.price.inputNanosPerMTok + x.price.outputNanosPerMTok - (y.price.inputNanosPerMTok + y.price.outputNanosPerMTok))[0];
   const inputs = new RequestInputReader(deps.temporal);
+  // Workers pass their own; the configuration defaults otherwise (parsed once, not per activity).
+  const defaults = controlSettingsFrom({ routing: deps.routing, learning: fileConfigSchema.parse({}).learning });
+  const defaultControlSettings = () => defaults;
   /** Counted input tokens with the provider's margin: our tokenizer is not every provider's. */
   const withMargin = (p: ProviderName, tokens: number): number => Math.ceil(tokens * (1 + (deps.reservationMargin?.[p] ?? 0)));
   /** The text to send: inline, or read from the run's start input. */
@@ -321,7 +324,7 @@ export function createActivityParts(deps: ActivityDeps) {
   const retryVerdictFor = (model: string, failure: FailureFacts): RetryVerdict => ({ decision: decideAfterFailure(failure, retryPolicyFor(model)), maxRateLimitWaitMs: deps.retry.maxRateLimitWaitMs });
   return {
     ...createBudgetActivities(deps),
-    ...createLearningActivities({ temporal: deps.temporal, log: deps.log, metrics: deps.metrics, controlSettings: deps.controlSettings ?? (() => controlSettingsFrom({ routing: { ...deps.routing, thresholds: deps.routing.thresholds }, learning: fileConfigSchema.parse({}).learning })) }),
+    ...createLearningActivities({ temporal: deps.temporal, log: deps.log, metrics: deps.metrics, controlSettings: deps.controlSettings ?? defaultControlSettings }),
     ...createBatchActivities(deps),
     async classify(input: ClassifyInput): Promise<Classification> {
       return classifyPure(input);

@@ -21,6 +21,8 @@ const MAX_SPEND_ENTRIES = 10_000;
 export class OutcomeReporter {
   private counts: OutcomeCounts = {};
   private spend: Array<{ key: string; at: number; nanos: number }> = [];
+  /** Each key's latest entry in `spend` (so a request's fold is O(1), not a scan of the window). */
+  private latest = new Map<string, { key: string; at: number; nanos: number }>();
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> | undefined;
 
@@ -47,11 +49,14 @@ export class OutcomeReporter {
   }
 
   private add(key: string, at: number, nanos: number): void {
-    const last = this.spend.findLast((e) => e.key === key);
+    const last = this.latest.get(key);
     // Same key within a second: one entry (a report stays small under load).
     if (last && at - last.at < 1_000) last.nanos += nanos;
-    else if (this.spend.length < MAX_SPEND_ENTRIES) this.spend.push({ key, at, nanos });
-    else if (last) last.nanos += nanos;
+    else if (this.spend.length < MAX_SPEND_ENTRIES) {
+      const entry = { key, at, nanos };
+      this.spend.push(entry);
+      this.latest.set(key, entry);
+    } else if (last) last.nanos += nanos;
   }
 
   /** Sends what has accumulated (nothing when there is nothing). */
@@ -61,6 +66,7 @@ export class OutcomeReporter {
     const report: OutcomeReport = { counts: this.counts, spend: this.spend };
     this.counts = {};
     this.spend = [];
+    this.latest = new Map();
     this.sending = signalRouting(this.temporal, this.taskQueue, this.settings(), reportSignal, [report])
       .catch((e: unknown) => {
         this.log.warn({ err: (e as Error).message }, 'outcome report not delivered; kept for the next one');

@@ -48,6 +48,11 @@ function automaticQuality(s: RequestState, completed: boolean): number {
   return s.qualityScores[0]?.score ?? (completed ? 1 : 0);
 }
 
+/** The tier of the first paid call (a budget denial called nothing). */
+function firstTierOf(s: RequestState) {
+  return s.attempts.find((a) => a.outcome !== 'budget_denied')?.tier;
+}
+
 function learningOutcome(s: RequestState, completed: boolean) {
   const l = s.learning;
   if (!l || !s.isValidated) return undefined;
@@ -57,7 +62,7 @@ function learningOutcome(s: RequestState, completed: boolean) {
     category: s.req.category,
     scope: s.req.budgetScope,
     feature: s.req.feature ?? UNSPECIFIED_FEATURE,
-    firstTier: s.attempts.find((a) => a.outcome !== 'budget_denied')?.tier,
+    firstTier: firstTierOf(s),
     band: l.band,
     explore: l.explore,
     // What the tuner learns from: requests its thresholds routed (not an experiment's arm, a
@@ -191,7 +196,7 @@ function resultOf(s: RequestState, leg: Leg, out: Extract<Leg['outcome'], { kind
           learning: {
             band: s.learning.band,
             explore: s.learning.explore,
-            firstTier: s.attempts.find((a) => a.outcome !== 'budget_denied')?.tier,
+            firstTier: firstTierOf(s),
             ...(s.learning.experiment ? { experiment: s.learning.experiment } : {}),
             ...(s.learning.rule ? { rule: s.learning.rule } : {}),
             ...(s.learning.policyVersion !== undefined ? { policyVersion: s.learning.policyVersion } : {}),

@@ -32,9 +32,14 @@ const alerts = alertActivities();
 
 const MESSAGES_PER_RUN = 1_500;
 
-function refuse(e: unknown): never {
-  if (e instanceof RangeError) throw ApplicationFailure.create({ type: 'InvalidRoutingMessage', nonRetryable: true, message: e.message });
-  throw e;
+/** An update the state refuses (a RangeError naming what is wrong) fails for its caller, not the entity. */
+function refusing<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof RangeError) throw ApplicationFailure.create({ type: 'InvalidRoutingMessage', nonRetryable: true, message: e.message });
+    throw e;
+  }
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -94,11 +99,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
   });
   setHandler(revertUpdate, ({ version }) => {
     messages += 1;
-    try {
-      return control.revert(version, Date.now());
-    } catch (e) {
-      return refuse(e);
-    }
+    return refusing(() => control.revert(version, Date.now()));
   });
   setHandler(promoteUpdate, ({ rule, evidence }) => {
     messages += 1;
@@ -106,11 +107,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
   });
   setHandler(acknowledgeUpdate, ({ id }) => {
     messages += 1;
-    try {
-      return control.acknowledge(id, Date.now());
-    } catch (e) {
-      return refuse(e);
-    }
+    return refusing(() => control.acknowledge(id, Date.now()));
   });
 
   control.state.nextTuneAt ??= Date.now() + control.settings.tuner.intervalMs;
