@@ -2,7 +2,8 @@
  * Quality checks on an answer: non-empty, not a refusal, JSON that parses and matches a JSON
  * Schema, a regex, length bounds. Returns every failed check with its reason. No I/O.
  */
-import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv, type CodeOptions, type ValidateFunction } from 'ajv';
+import { linearRegex } from './linearRegex.js';
 import type { QualitySpec } from './spec.js';
 
 export interface QualityVerdict {
@@ -12,8 +13,52 @@ export interface QualityVerdict {
 
 const REFUSAL = /^\s*(i['’]m sorry|i am sorry|i apologi[sz]e|sorry,? (but )?i can(['’]t|not)|i can(['’]t|not) (help|assist|comply|provide)|as an ai\b)/i;
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+/** ajv's `pattern` and `patternProperties` on RE2 (linear time), not on the backtracking RegExp. */
+const re2Engine: NonNullable<CodeOptions['regExp']> = Object.assign((pattern: string) => linearRegex(pattern), { code: 're2js' });
+
+/**
+ * One ajv for every request's schema, but no schema is registered in it: `addUsedSchema: false`
+ * keeps an `$id` from being claimed (two schemas with the same `$id`, or the same schema twice,
+ * both work) and keeps one request's schema from `$ref`-ing another's. ajv's own cache, keyed by
+ * the schema object, is emptied after each compile; ours is keyed by the schema's text and bounded.
+ */
+const ajv = new Ajv({ allErrors: true, strict: false, addUsedSchema: false, code: { regExp: re2Engine } });
+const COMPILED_MAX = 256;
+const COMPILED_MAX_BYTES = 4 * 1024 * 1024;
 const compiled = new Map<string, ValidateFunction>();
+let compiledChars = 0;
+
+function compileSchema(schema: Record<string, unknown>): ValidateFunction {
+  try {
+    return ajv.compile(schema);
+  } finally {
+    ajv.removeSchema(schema);
+  }
+}
+
+/** The compiled validator for a schema, from a least-recently-used cache bounded in count and size. */
+function validatorFor(schema: Record<string, unknown>): ValidateFunction {
+  const key = JSON.stringify(schema);
+  let validate = compiled.get(key);
+  if (validate) {
+    compiled.delete(key);
+  } else {
+    validate = compileSchema(schema);
+    compiledChars += key.length;
+    while (compiled.size > 0 && (compiled.size >= COMPILED_MAX || compiledChars > COMPILED_MAX_BYTES)) {
+      const oldest = compiled.keys().next().value!;
+      compiled.delete(oldest);
+      compiledChars -= oldest.length;
+    }
+  }
+  compiled.set(key, validate);
+  return validate;
+}
+
+/** How many compiled schemas are cached (for the tests of the bound). */
+export function compiledSchemaCount(): number {
+  return compiled.size;
+}
 
 function parseJsonAnswer(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
   const fenced = /^\s*```(?:json)?\s*\n([\s\S]*?)\n\s*```\s*$/.exec(text);
@@ -38,19 +83,28 @@ export function checkAnswer(text: string, spec: QualitySpec): QualityVerdict {
     const parsed = parseJsonAnswer(text);
     if (!parsed.ok) failures.push(`not JSON: ${parsed.error}`);
     else if (spec.jsonSchema) {
-      const key = JSON.stringify(spec.jsonSchema);
-      let validate = compiled.get(key);
-      if (!validate) {
-        validate = ajv.compile(spec.jsonSchema);
-        compiled.set(key, validate);
+      let validate: ValidateFunction | undefined;
+      try {
+        validate = validatorFor(spec.jsonSchema);
+      } catch (e) {
+        // Validated when the request came in; a schema that still fails to compile is a failed check.
+        failures.push(`JSON Schema cannot be compiled: ${(e as Error).message}`);
       }
-      if (!validate(parsed.value)) {
+      if (validate && !validate(parsed.value)) {
         // Schema paths, not instance paths: the latter can hold the answer's own keys.
         failures.push(`JSON Schema: ${(validate.errors ?? []).map((e) => `${e.schemaPath} ${e.message ?? 'invalid'}`).join('; ')}`);
       }
     }
   }
-  if (spec.regex !== undefined && !new RegExp(spec.regex).test(text)) failures.push(`does not match /${spec.regex}/`);
+  if (spec.regex !== undefined) {
+    let matched: boolean | string;
+    try {
+      matched = linearRegex(spec.regex).test(text);
+    } catch (e) {
+      matched = (e as Error).message;
+    }
+    if (matched !== true) failures.push(matched === false ? `does not match /${spec.regex}/` : `regex ${matched}`);
+  }
   if (spec.minLength !== undefined && text.length < spec.minLength) failures.push(`shorter than ${spec.minLength} characters`);
   if (spec.maxLength !== undefined && text.length > spec.maxLength) failures.push(`longer than ${spec.maxLength} characters`);
   return { passed: failures.length === 0, failures };
@@ -59,7 +113,7 @@ export function checkAnswer(text: string, spec: QualitySpec): QualityVerdict {
 /** Validates a schema up front, so a bad one is an input error rather than a failed check. */
 export function schemaError(schema: Record<string, unknown>): string | undefined {
   try {
-    ajv.compile(schema);
+    compileSchema(schema);
     return undefined;
   } catch (e) {
     return (e as Error).message;

@@ -1,5 +1,6 @@
 /** What a request asks of its answer. Pure (zod only): used by the client, the workflow and the checks. */
 import { z } from 'zod';
+import { patternError } from './linearRegex.js';
 
 export const qualitySpecSchema = z
   .object({
@@ -9,16 +10,16 @@ export const qualitySpecSchema = z
     json: z.boolean().default(false),
     /** A JSON Schema the parsed answer must match (implies json). */
     jsonSchema: z.record(z.string(), z.unknown()).optional(),
+    /**
+     * A pattern the answer must contain a match of, in JavaScript syntax, run on RE2 (linear time:
+     * no lookaround, no backreferences), at most MAX_PATTERN_LENGTH characters.
+     */
     regex: z
       .string()
-      .refine((r) => {
-        try {
-          new RegExp(r);
-          return true;
-        } catch {
-          return false;
-        }
-      }, 'must be a valid regular expression')
+      .superRefine((r, ctx) => {
+        const why = patternError(r);
+        if (why !== undefined) ctx.addIssue({ code: 'custom', message: why });
+      })
       .optional(),
     minLength: z.number().int().min(0).optional(),
     maxLength: z.number().int().min(1).optional(),

@@ -40,6 +40,8 @@ export const faultSpecSchema = z
      * provider that counts 20% more tokens than o200k for the same text).
      */
     inputTokenScale: z.number().min(0.1).max(10).optional(),
+    /** The text a successful call answers with, instead of the deterministic one (e.g. a hostile answer for a quality check). */
+    answer: z.string().max(1_000_000).optional(),
     /** Outcomes served in order, one per request to this model, before the rates apply. */
     script: z.array(faultOutcomeSchema).default([]),
   })

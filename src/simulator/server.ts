@@ -227,7 +227,7 @@ export class Simulator {
         ? answerFor(spec.name, `prose reply to: ${parsed.prompt.replace(/json/gi, 'text')}`, maxTokens)
         : outcome === 'refuse'
           ? answerFor(spec.name, '', maxTokens, "I'm sorry, but I can't help with that request.")
-          : answerFor(spec.name, parsed.prompt, maxTokens);
+          : answerFor(spec.name, parsed.prompt, maxTokens, fault?.answer);
     const s = this.stats.byModel[spec.name];
     if (s) {
       s.inputTokens += inputTokens;

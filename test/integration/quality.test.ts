@@ -1,5 +1,11 @@
 /** Quality checks and escalation, on the real dev server with the simulator's off-format answers. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readBatchFile } from '../../src/batch/inputFile.js';
+import { runBatch } from '../../src/batch/runBatch.js';
+import type { BatchResultLine } from '../../src/batch/summary.js';
 import { RequestFailedError } from '../../src/client/client.js';
 import { ValidationError } from '../../src/util/validation.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
@@ -21,6 +27,44 @@ function script(models: Record<string, unknown[]>): void {
 }
 
 describe('quality checks', () => {
+  // Before RE2, the first line alone put the worker at 100% CPU for good: nothing else ran.
+  it('hostile patterns cannot stall the worker: the batch ends and other requests keep flowing', async () => {
+    const tag = rid('redos');
+    stack.simulator.setFaults({ 'gpt-4o-mini': { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [], promptPattern: '^Spell the letter a', answer: `${'a'.repeat(3_000)}!` } });
+    const dir = mkdtempSync(join(tmpdir(), 'redos-'));
+    const f = join(dir, 'batch.jsonl');
+    const normal = Array.from({ length: 6 }, (_, i) => JSON.stringify({ id: `${tag}-ok-${i}`, prompt: `Classify this ticket as billing or technical: "invoice ${i} is wrong"`, category: 'batch' }));
+    writeFileSync(
+      f,
+      [
+        '{"id":"redos-1","prompt":"Explain in two sentences why caching helps web servers.","quality":{"regex":"^(\\\\w+\\\\s?)*$"}}'.replace('redos-1', `${tag}-redos-1`),
+        JSON.stringify({ id: `${tag}-redos-2`, prompt: 'Spell the letter a many times.', model: 'gpt-4o-mini', quality: { regex: '^(a+)+$', maxEscalations: 0 } }),
+        ...normal,
+      ].join('\n'),
+    );
+    const out: BatchResultLine[] = [];
+    const bad: string[] = [];
+    const [summary, asked] = await Promise.all([
+      runBatch(stack.client, readBatchFile(f, { category: 'batch' }), { concurrency: 8, onResult: (r) => void out.push(r), onInvalid: (b) => void bad.push(b.error) }),
+      stack.client.ask({ requestId: rid('redos-bystander'), prompt: 'Summarise: the meeting moved to Tuesday.', category: 'batch' }),
+    ]);
+    stack.simulator.setFaults({});
+    rmSync(dir, { recursive: true, force: true });
+    expect(bad).toEqual([]);
+    expect(asked.text.length).toBeGreaterThan(0);
+    expect(summary).toMatchObject({ requests: 8, completed: 6, failed: 2 });
+    const byId = new Map(out.map((r) => [r.id, r]));
+    expect(normal.every((_, i) => byId.get(`${tag}-ok-${i}`)?.status === 'completed')).toBe(true);
+    const redos1 = byId.get(`${tag}-redos-1`);
+    expect(redos1?.error?.type).toBe('QualityCheckFailed');
+    expect(redos1?.error?.message).toMatch(/does not match/);
+    const redos2 = byId.get(`${tag}-redos-2`);
+    expect(redos2).toMatchObject({ status: 'failed', model: 'gpt-4o-mini', error: { type: 'QualityCheckFailed' } });
+    expect(redos2!.costNanos).toBeGreaterThan(0);
+    // The worker still answers its metrics endpoint.
+    expect((await fetch(stack.metricsUrl)).status).toBe(200);
+  });
+
   it('a failed JSON Schema check escalates to the next tier, and both attempts are charged', async () => {
     script({ 'gemini-2-flash': ['offformat'] });
     const scope = rid('q-scope');
