@@ -10,6 +10,7 @@
  */
 import type { Capability, Tier } from '../catalog/tiers.js';
 import { TIERS } from '../catalog/tiers.js';
+import { isReservedName, RESERVED_MESSAGE } from '../util/names.js';
 
 export interface ArmSpec {
   readonly name: string;
@@ -78,14 +79,21 @@ export function parseArms(text: string, isModel: (name: string) => boolean): Arm
   const names = new Set<string>();
   for (const a of arms) {
     if (names.has(a.name)) throw new ExperimentSpecError('--arms', `arm "${a.name}" is given twice`);
+    if (isReservedName(a.name)) throw new ExperimentSpecError('--arms', `arm "${a.name}" ${RESERVED_MESSAGE}`);
     names.add(a.name);
   }
   const total = arms.reduce((s, a) => s + a.weight, 0);
   return arms.map((a) => ({ ...a, weight: a.weight / total }));
 }
 
-/** Checks a whole spec (the entity's input, which may come from code rather than the CLI); weights come back normalised. */
-export function validateExperiment(spec: ExperimentSpec): ExperimentSpec {
+/**
+ * Checks a whole spec (the entity's input, which may come from code rather than the CLI); weights
+ * come back normalised. Arm names that are members of every JavaScript object (`constructor`,
+ * `__proto__`, ...) are refused; the entity itself passes `reservedArmNames: 'allow'` (it keeps
+ * comments by own property, so any name is safe there, and refusing in workflow code would change
+ * how runs started before this check replay).
+ */
+export function validateExperiment(spec: ExperimentSpec, opts: { reservedArmNames?: 'refuse' | 'allow' } = {}): ExperimentSpec {
   if (typeof spec?.name !== 'string' || !EXPERIMENT_NAME.test(spec.name)) throw new ExperimentSpecError('name', `"${String(spec?.name)}" must be 1-63 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit`);
   // Not Array.isArray: it would narrow the arms to any[].
   if (typeof (spec.arms as unknown[] | undefined)?.length !== 'number' || spec.arms.length < 2) throw new ExperimentSpecError('arms', 'an experiment needs at least two arms');
@@ -97,6 +105,7 @@ export function validateExperiment(spec: ExperimentSpec): ExperimentSpec {
     const at = `arms.${i}`;
     if (typeof a?.name !== 'string' || a.name === '') throw new ExperimentSpecError(`${at}.name`, 'required');
     if (names.has(a.name)) throw new ExperimentSpecError(`${at}.name`, `"${a.name}" is given twice`);
+    if (opts.reservedArmNames !== 'allow' && isReservedName(a.name)) throw new ExperimentSpecError(`${at}.name`, `"${a.name}" ${RESERVED_MESSAGE}`);
     names.add(a.name);
     if (!(typeof a.weight === 'number' && Number.isFinite(a.weight) && a.weight > 0)) throw new ExperimentSpecError(`${at}.weight`, `must be a number above 0 (got ${String(a.weight)})`);
     if ([a.model, a.minTier, a.thresholds].filter((x) => x !== undefined).length !== 1) throw new ExperimentSpecError(at, `arm "${a.name}" must set exactly one of model, minTier, thresholds`);

@@ -14,6 +14,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { isRecord, refuseUnless } from '../messages.js';
 import {
   type Alert,
   BudgetError,
@@ -175,13 +176,19 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
       validator: (ops: BudgetOp[]) => {
         if (!Array.isArray(ops) || ops.length === 0) invalid('batch: expected a non-empty list of budget operations');
         if (ops.length > MAX_BATCH_OPS) invalid(`batch: at most ${MAX_BATCH_OPS} operations per update (got ${ops.length})`);
+        const at = ops.findIndex((o: unknown) => !isRecord(o));
+        if (at !== -1) invalid(`batch: operation ${at} is not an object ({"op": "reserve" | "settle" | "release", ...})`);
       },
     },
   );
-  setHandler(releaseUpdate, ({ reservationId }) => {
-    updates += 1;
-    return release(book, reservationId);
-  });
+  setHandler(
+    releaseUpdate,
+    ({ reservationId }) => {
+      updates += 1;
+      return release(book, reservationId);
+    },
+    { validator: (a: { reservationId: string }) => refuseUnless('release', isRecord(a) && typeof a.reservationId === 'string' && a.reservationId !== '', '{"reservationId": "..."}') },
+  );
   setHandler(
     adjustUpdate,
     (a) => {

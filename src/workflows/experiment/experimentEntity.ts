@@ -10,6 +10,8 @@ import type { Activities } from '../../activities/index.js';
 import { type ArmStats, armReport, confidenceAtLook, EMPTY_ARM, ExperimentSpecError, lookAt, recordFeedback, recordOutcome, validateExperiment, verdict, zFor } from '../../learning/experiments.js';
 import type { PolicyChange } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
+import { isMessage, tolerant } from '../messages.js';
+import { own, setOwn } from '../../util/names.js';
 import { type ExperimentEntityInput, type ExperimentState, type ExperimentStatus, type FeedbackComment, feedbackSignal, outcomeSignal, promoteUpdate, statusQuery, stopUpdate } from './contract.js';
 
 /** Outcome ids remembered against duplicates (a re-run request reports again); bounded so the carried state stays small. */
@@ -29,7 +31,7 @@ function fail(message: string, type = 'InvalidExperiment'): never {
 export async function experimentEntity(input: ExperimentEntityInput): Promise<ExperimentStatus> {
   let spec;
   try {
-    spec = validateExperiment(input.spec);
+    spec = validateExperiment(input.spec, { reservedArmNames: 'allow' });
   } catch (e) {
     if (e instanceof ExperimentSpecError) fail(`experiment "${String(input.spec?.name)}" cannot start: ${e.message}`);
     throw e;
@@ -76,9 +78,10 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
     endedAt ??= Date.now();
   };
 
-  setHandler(outcomeSignal, (o) => {
+  setHandler(outcomeSignal, tolerant('outcome', (o) => {
     messages += 1;
-    const s = arms.get(o?.arm);
+    if (!isMessage(o)) return;
+    const s = arms.get(o.arm);
     if (!s || typeof o.workflowId !== 'string' || typeof o.costNanos !== 'number' || typeof o.quality !== 'number' || seen.has(o.workflowId)) return;
     seen.add(o.workflowId);
     seenOrder.push(o.workflowId);
@@ -96,9 +99,10 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
       log.info('experiment concluded', { name: spec.name, winner: v.winner, reason: v.reason });
       end('concluded');
     }
-  });
-  setHandler(feedbackSignal, (f) => {
+  }));
+  setHandler(feedbackSignal, tolerant('feedback', (f) => {
     messages += 1;
+    if (!isMessage(f)) return;
     const s = arms.get(f.arm);
     if (!s || typeof f.workflowId !== 'string' || typeof f.score !== 'number' || !Number.isFinite(f.score) || feedbackSeen.has(f.workflowId)) return;
     // Feedback only on a request this experiment counted (its automatic quality is what is replaced).
@@ -107,11 +111,11 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
     if (feedbackSeen.size > SEEN_MAX) feedbackSeen.delete(feedbackSeen.values().next().value!);
     arms.set(f.arm, recordFeedback(s, f.score, f.automaticQuality));
     if (typeof f.comment === 'string' && f.comment !== '') {
-      const list = (comments[f.arm] ??= []);
+      const list = own(comments, f.arm) ?? setOwn(comments, f.arm, []);
       list.push({ workflowId: f.workflowId, score: f.score, comment: f.comment.slice(0, 2_000) });
       if (list.length > COMMENTS_MAX) list.shift();
     }
-  });
+  }));
   setHandler(statusQuery, status);
   setHandler(stopUpdate, () => {
     if (state === 'running' || state === 'concluded') end('stopped');

@@ -7,25 +7,38 @@ import { allHandlersFinished, condition, log, makeContinueAsNewFunc, setHandler,
 import { applyReport, claimTrial, type HealthState } from '../../health/circuits.js';
 import { own } from '../../util/names.js';
 import { continueOnQueue } from '../taskQueues.js';
+import { isMessage, isRecord, refuseUnless, tolerant } from '../messages.js';
 import { claimTrialUpdate, type HealthEntityInput, healthQuery, reportSignal, resetCircuitUpdate } from './contract.js';
 
 export async function healthEntity(input: HealthEntityInput): Promise<void> {
   const state: HealthState = input.state ?? {};
   let reports = 0;
-  setHandler(reportSignal, (r) => {
-    reports += 1;
-    const changed = applyReport(state, r, input.settings);
-    if (changed) log.info('circuit changed', { model: r.model, state: changed, kind: r.kind });
-  });
-  setHandler(resetCircuitUpdate, ({ model }) => {
-    const existed = own(state, model) !== undefined;
-    if (existed) delete state[model];
-    return existed;
-  });
-  setHandler(claimTrialUpdate, ({ model, holdMs }) => {
-    reports += 1;
-    return claimTrial(state, model, Date.now(), holdMs);
-  });
+  setHandler(
+    reportSignal,
+    tolerant('report', (r) => {
+      reports += 1;
+      if (!isMessage(r) || typeof r.model !== 'string') return void log.warn('health report ignored: malformed', {});
+      const changed = applyReport(state, r, input.settings);
+      if (changed) log.info('circuit changed', { model: r.model, state: changed, kind: r.kind });
+    }),
+  );
+  setHandler(
+    resetCircuitUpdate,
+    ({ model }) => {
+      const existed = own(state, model) !== undefined;
+      if (existed) delete state[model];
+      return existed;
+    },
+    { validator: (a: { model: string }) => refuseUnless('resetCircuit', isRecord(a) && typeof a.model === 'string', '{"model": "..."}') },
+  );
+  setHandler(
+    claimTrialUpdate,
+    ({ model, holdMs }) => {
+      reports += 1;
+      return claimTrial(state, model, Date.now(), holdMs);
+    },
+    { validator: (a: { model: string; holdMs: number }) => refuseUnless('claimTrial', isRecord(a) && typeof a.model === 'string' && typeof a.holdMs === 'number' && Number.isFinite(a.holdMs), '{"model": "...", "holdMs": N}') },
+  );
   setHandler(healthQuery, () => ({
     settings: input.settings,
     models: Object.fromEntries(

@@ -10,6 +10,7 @@ import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAs
 import { type AnomalyAlert, type ControlSettings, newControlState, type OutcomeReport, RoutingControl } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { alertActivities } from '../alerts.js';
+import { isMessage, isRecord, objectArgument, refuseUnless, tolerant } from '../messages.js';
 import {
   acknowledgeUpdate,
   anomaliesQuery,
@@ -42,7 +43,7 @@ function refusing<T>(fn: () => T): T {
   }
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = isRecord;
 
 function validReport(r: unknown): r is OutcomeReport {
   return isObject(r) && isObject(r.counts) && Array.isArray(r.spend) && Object.values(r.counts).every((c) => isObject(c) && typeof c.n === 'number' && typeof c.good === 'number') && r.spend.every((x: unknown) => isObject(x) && typeof x.key === 'string' && typeof x.at === 'number' && typeof x.nanos === 'number');
@@ -64,30 +65,47 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
   };
   // Signals cannot be refused: a malformed one (a worker of another release) is dropped and logged,
   // never allowed to fail the workflow task (which would stop the queue's routing entity).
-  setHandler(reportSignal, (r) => {
-    messages += 1;
-    if (!validReport(r)) return void log.warn('outcome report ignored: malformed', {});
-    raised(control.report(r, Date.now()));
-  });
-  setHandler(feedbackSignal, (f) => {
-    messages += 1;
-    if (typeof f?.workflowId !== 'string' || typeof f.key !== 'string' || typeof f.score !== 'number' || !Number.isFinite(f.score)) return void log.warn('feedback ignored: malformed', {});
-    control.feedback(f);
-  });
-  setHandler(configureSignal, (s) => {
-    messages += 1;
-    if (!validSettings(s)) return void log.warn('configure signal ignored: not a ControlSettings', {});
-    if (s.tuner.intervalMs !== control.settings.tuner.intervalMs) control.state.nextTuneAt = Date.now() + s.tuner.intervalMs;
-    control.settings = s;
-  });
-  setHandler(experimentStartedSignal, (e) => {
-    messages += 1;
-    control.registerExperiment(e);
-  });
-  setHandler(experimentEndedSignal, ({ name }) => {
-    messages += 1;
-    control.endExperiment(name);
-  });
+  setHandler(
+    reportSignal,
+    tolerant('report', (r) => {
+      messages += 1;
+      if (!validReport(r)) return void log.warn('outcome report ignored: malformed', {});
+      raised(control.report(r, Date.now()));
+    }),
+  );
+  setHandler(
+    feedbackSignal,
+    tolerant('feedback', (f) => {
+      messages += 1;
+      if (typeof f?.workflowId !== 'string' || typeof f.key !== 'string' || typeof f.score !== 'number' || !Number.isFinite(f.score)) return void log.warn('feedback ignored: malformed', {});
+      control.feedback(f);
+    }),
+  );
+  setHandler(
+    configureSignal,
+    tolerant('configure', (s) => {
+      messages += 1;
+      if (!validSettings(s)) return void log.warn('configure signal ignored: not a ControlSettings', {});
+      if (s.tuner.intervalMs !== control.settings.tuner.intervalMs) control.state.nextTuneAt = Date.now() + s.tuner.intervalMs;
+      control.settings = s;
+    }),
+  );
+  setHandler(
+    experimentStartedSignal,
+    tolerant('experimentStarted', (e) => {
+      messages += 1;
+      if (!isMessage(e) || typeof e.name !== 'string' || !Array.isArray(e.arms) || !isRecord(e.filter)) return void log.warn('experimentStarted ignored: malformed', {});
+      control.registerExperiment(e);
+    }),
+  );
+  setHandler(
+    experimentEndedSignal,
+    tolerant('experimentEnded', (e) => {
+      messages += 1;
+      if (!isMessage(e) || typeof e.name !== 'string') return void log.warn('experimentEnded ignored: malformed', {});
+      control.endExperiment(e.name);
+    }),
+  );
   setHandler(policyQuery, () => control.policy());
   setHandler(historyQuery, () => [...control.state.history]);
   setHandler(proposalQuery, () => control.proposal());
@@ -97,18 +115,30 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
     messages += 1;
     return control.tune(Date.now(), 'operator') ?? null;
   });
-  setHandler(revertUpdate, ({ version }) => {
-    messages += 1;
-    return refusing(() => control.revert(version, Date.now()));
-  });
-  setHandler(promoteUpdate, ({ rule, evidence }) => {
-    messages += 1;
-    return control.promote(rule, evidence, Date.now());
-  });
-  setHandler(acknowledgeUpdate, ({ id }) => {
-    messages += 1;
-    return refusing(() => control.acknowledge(id, Date.now()));
-  });
+  setHandler(
+    revertUpdate,
+    ({ version }) => {
+      messages += 1;
+      return refusing(() => control.revert(version, Date.now()));
+    },
+    { validator: (a: { version: number }) => refuseUnless('revert', isRecord(a) && Number.isSafeInteger(a.version), '{"version": N}') },
+  );
+  setHandler(
+    promoteUpdate,
+    ({ rule, evidence }) => {
+      messages += 1;
+      return control.promote(rule, evidence, Date.now());
+    },
+    { validator: (a: { rule: unknown }) => refuseUnless('promote', isRecord(a) && isRecord(a.rule) && isRecord(a.rule.arm) && typeof a.rule.arm.name === 'string' && isRecord(a.rule.filter), '{"rule": {"filter": {...}, "arm": {...}}, "evidence": ...}') },
+  );
+  setHandler(
+    acknowledgeUpdate,
+    ({ id }) => {
+      messages += 1;
+      return refusing(() => control.acknowledge(id, Date.now()));
+    },
+    { validator: objectArgument('acknowledge') },
+  );
 
   control.state.nextTuneAt ??= Date.now() + control.settings.tuner.intervalMs;
   const due = (): boolean => workflowInfo().continueAsNewSuggested || messages >= MESSAGES_PER_RUN;

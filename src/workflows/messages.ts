@@ -1,0 +1,34 @@
+/**
+ * Entities must survive any message a client can send: a signal cannot be refused, so one that
+ * cannot be applied is dropped and logged, never allowed to fail the workflow task (which would
+ * retry it forever and stop the entity); an update's argument is checked by its validator, so a
+ * malformed one is refused for its caller before anything changes. Workflow code.
+ */
+import { ApplicationFailure, log } from '@temporalio/workflow';
+
+export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The message is an object (not null, a list or a scalar), keeping its declared type for the fields' own checks. */
+export const isMessage = <T>(v: T): v is T & object => isRecord(v);
+
+/** Wraps a signal handler: an error while applying the message drops the message, not the entity. */
+export function tolerant<A extends unknown[]>(signal: string, handler: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      handler(...args);
+    } catch (e) {
+      log.warn('signal dropped: it could not be applied', { signal, error: e instanceof Error ? e.message : String(e) });
+    }
+  };
+}
+
+/** Refuses an update whose argument is not an object (null, a list, a number...). */
+export function refuseUnless(update: string, ok: boolean, what = 'an object argument'): void {
+  if (!ok) throw ApplicationFailure.create({ type: 'InvalidMessage', nonRetryable: true, message: `${update}: expected ${what}` });
+}
+
+/** A validator for updates that take one object argument. */
+export const objectArgument =
+  (update: string) =>
+  (arg: unknown): void =>
+    refuseUnless(update, isRecord(arg));
