@@ -4,22 +4,22 @@
  * retry it forever and stop the entity); an update's argument is checked by its validator, so a
  * malformed one is refused for its caller before anything changes. Workflow code.
  */
-import { ApplicationFailure, log } from '@temporalio/workflow';
+import { ApplicationFailure, log, setHandler, type SignalDefinition } from '@temporalio/workflow';
 
 export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The message is an object (not null, a list or a scalar), keeping its declared type for the fields' own checks. */
 export const isMessage = <T>(v: T): v is T & object => isRecord(v);
 
-/** Wraps a signal handler: an error while applying the message drops the message, not the entity. */
-export function tolerant<A extends unknown[]>(signal: string, handler: (...args: A) => void): (...args: A) => void {
-  return (...args: A) => {
+/** Sets a signal handler for which an error while applying a message drops the message, not the entity. */
+export function onSignal<A extends unknown[]>(def: SignalDefinition<A>, handler: (...args: A) => void): void {
+  setHandler(def, (...args: A) => {
     try {
       handler(...args);
     } catch (e) {
-      log.warn('signal dropped: it could not be applied', { signal, error: e instanceof Error ? e.message : String(e) });
+      log.warn('signal dropped: it could not be applied', { signal: def.name, error: e instanceof Error ? e.message : String(e) });
     }
-  };
+  });
 }
 
 /** Refuses an update whose argument is not an object (null, a list, a number...). */

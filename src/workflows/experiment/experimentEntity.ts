@@ -10,7 +10,7 @@ import type { Activities } from '../../activities/index.js';
 import { type ArmStats, armReport, confidenceAtLook, EMPTY_ARM, ExperimentSpecError, lookAt, recordFeedback, recordOutcome, validateExperiment, verdict, zFor } from '../../learning/experiments.js';
 import type { PolicyChange } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
-import { isMessage, tolerant } from '../messages.js';
+import { isMessage, onSignal } from '../messages.js';
 import { own, setOwn } from '../../util/names.js';
 import { type ExperimentEntityInput, type ExperimentState, type ExperimentStatus, type FeedbackComment, feedbackSignal, outcomeSignal, promoteUpdate, statusQuery, stopUpdate } from './contract.js';
 
@@ -78,7 +78,7 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
     endedAt ??= Date.now();
   };
 
-  setHandler(outcomeSignal, tolerant('outcome', (o) => {
+  onSignal(outcomeSignal, (o) => {
     messages += 1;
     if (!isMessage(o)) return;
     const s = arms.get(o.arm);
@@ -99,8 +99,8 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
       log.info('experiment concluded', { name: spec.name, winner: v.winner, reason: v.reason });
       end('concluded');
     }
-  }));
-  setHandler(feedbackSignal, tolerant('feedback', (f) => {
+  });
+  onSignal(feedbackSignal, (f) => {
     messages += 1;
     if (!isMessage(f)) return;
     const s = arms.get(f.arm);
@@ -115,7 +115,7 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
       list.push({ workflowId: f.workflowId, score: f.score, comment: f.comment.slice(0, 2_000) });
       if (list.length > COMMENTS_MAX) list.shift();
     }
-  }));
+  });
   setHandler(statusQuery, status);
   setHandler(stopUpdate, () => {
     if (state === 'running' || state === 'concluded') end('stopped');

@@ -7,20 +7,20 @@ import { allHandlersFinished, condition, log, makeContinueAsNewFunc, setHandler,
 import { applyReport, claimTrial, type HealthState } from '../../health/circuits.js';
 import { own } from '../../util/names.js';
 import { continueOnQueue } from '../taskQueues.js';
-import { isMessage, isRecord, refuseUnless, tolerant } from '../messages.js';
+import { isMessage, isRecord, refuseUnless, onSignal } from '../messages.js';
 import { claimTrialUpdate, type HealthEntityInput, healthQuery, reportSignal, resetCircuitUpdate } from './contract.js';
 
 export async function healthEntity(input: HealthEntityInput): Promise<void> {
   const state: HealthState = input.state ?? {};
   let reports = 0;
-  setHandler(
+  onSignal(
     reportSignal,
-    tolerant('report', (r) => {
+    (r) => {
       reports += 1;
       if (!isMessage(r) || typeof r.model !== 'string') return void log.warn('health report ignored: malformed', {});
       const changed = applyReport(state, r, input.settings);
       if (changed) log.info('circuit changed', { model: r.model, state: changed, kind: r.kind });
-    }),
+    },
   );
   setHandler(
     resetCircuitUpdate,

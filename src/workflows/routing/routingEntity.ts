@@ -10,7 +10,7 @@ import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAs
 import { type AnomalyAlert, type ControlSettings, newControlState, type OutcomeReport, RoutingControl } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { alertActivities } from '../alerts.js';
-import { isMessage, isRecord, objectArgument, refuseUnless, tolerant } from '../messages.js';
+import { isMessage, isRecord, objectArgument, refuseUnless, onSignal } from '../messages.js';
 import {
   acknowledgeUpdate,
   anomaliesQuery,
@@ -65,46 +65,46 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
   };
   // Signals cannot be refused: a malformed one (a worker of another release) is dropped and logged,
   // never allowed to fail the workflow task (which would stop the queue's routing entity).
-  setHandler(
+  onSignal(
     reportSignal,
-    tolerant('report', (r) => {
+    (r) => {
       messages += 1;
       if (!validReport(r)) return void log.warn('outcome report ignored: malformed', {});
       raised(control.report(r, Date.now()));
-    }),
+    },
   );
-  setHandler(
+  onSignal(
     feedbackSignal,
-    tolerant('feedback', (f) => {
+    (f) => {
       messages += 1;
       if (typeof f?.workflowId !== 'string' || typeof f.key !== 'string' || typeof f.score !== 'number' || !Number.isFinite(f.score)) return void log.warn('feedback ignored: malformed', {});
       control.feedback(f);
-    }),
+    },
   );
-  setHandler(
+  onSignal(
     configureSignal,
-    tolerant('configure', (s) => {
+    (s) => {
       messages += 1;
       if (!validSettings(s)) return void log.warn('configure signal ignored: not a ControlSettings', {});
       if (s.tuner.intervalMs !== control.settings.tuner.intervalMs) control.state.nextTuneAt = Date.now() + s.tuner.intervalMs;
       control.settings = s;
-    }),
+    },
   );
-  setHandler(
+  onSignal(
     experimentStartedSignal,
-    tolerant('experimentStarted', (e) => {
+    (e) => {
       messages += 1;
       if (!isMessage(e) || typeof e.name !== 'string' || !Array.isArray(e.arms) || !isRecord(e.filter)) return void log.warn('experimentStarted ignored: malformed', {});
       control.registerExperiment(e);
-    }),
+    },
   );
-  setHandler(
+  onSignal(
     experimentEndedSignal,
-    tolerant('experimentEnded', (e) => {
+    (e) => {
       messages += 1;
       if (!isMessage(e) || typeof e.name !== 'string') return void log.warn('experimentEnded ignored: malformed', {});
       control.endExperiment(e.name);
-    }),
+    },
   );
   setHandler(policyQuery, () => control.policy());
   setHandler(historyQuery, () => [...control.state.history]);
