@@ -66,7 +66,7 @@ describe('TLS and API key to a Temporal cluster', () => {
     try {
       execFileSync('nghttpx', ['--version'], { stdio: 'pipe' });
     } catch {
-      throw new Error('nghttpx is not installed: `apt-get install nghttp2-proxy` (Debian; .ci/run does it)');
+      throw new Error('nghttpx is not installed: `apt-get install nghttp2-proxy` (Debian; scripts/test-tools.sh, run by npm test, does it)');
     }
     dir = mkdtempSync(join(tmpdir(), 'switchyard-tls-'));
     makeCertificates(dir);

@@ -1,9 +1,8 @@
 /**
  * Headless Chromium for the UI test: Debian's `chromium` package driven by playwright-core (no
- * browser download). When it is missing and we are root with apt-get (CI, a fresh dev machine),
- * it is installed from Debian's registry; otherwise the test fails saying how to install it.
+ * browser download). `npm test` installs it first (scripts/test-tools.sh); run alone, a test that
+ * cannot find it fails saying how to install it.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 
@@ -18,15 +17,7 @@ export function findChromium(): string | undefined {
 export function ensureChromium(): string {
   const found = findChromium();
   if (found) return found;
-  const root = process.getuid?.() === 0;
-  if (root && existsSync('/usr/bin/apt-get')) {
-    process.stderr.write('chromium not found: installing Debian\'s chromium package (apt-get)...\n');
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-    execFileSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    const now = findChromium();
-    if (now) return now;
-  }
-  throw new Error('the UI test needs Chromium: `sudo apt-get install chromium` (Debian/Ubuntu), or set CHROMIUM_PATH to a Chromium or Chrome binary');
+  throw new Error('the UI test needs Chromium: `sudo apt-get install chromium` (Debian/Ubuntu; scripts/test-tools.sh, run by npm test, does it), or set CHROMIUM_PATH to a Chromium or Chrome binary');
 }
 
 export async function launchHeadless(): Promise<Browser> {

@@ -1,6 +1,6 @@
 /**
  * A throwaway PostgreSQL server for tests: Debian's PostgreSQL (`apt-get install postgresql`;
- * .ci/run does it), a fresh cluster in a temp directory on a free port, trust auth on 127.0.0.1.
+ * scripts/test-tools.sh does it), a fresh cluster in a temp directory on a free port, trust auth on 127.0.0.1.
  * PostgreSQL refuses to run as root: under root the cluster belongs to the `postgres` user.
  */
 import { execFileSync } from 'node:child_process';
@@ -17,7 +17,7 @@ export interface TestPostgres {
 function binDir(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a)) : [];
-  if (!versions[0]) throw new Error('PostgreSQL is not installed: `apt-get install postgresql` (Debian; .ci/run does it)');
+  if (!versions[0]) throw new Error('PostgreSQL is not installed: `apt-get install postgresql` (Debian; scripts/test-tools.sh, run by npm test, does it)');
   return join(root, versions[0], 'bin');
 }
 

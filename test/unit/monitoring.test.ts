@@ -19,7 +19,7 @@ function promtool(args: string[]): string {
   try {
     execFileSync('promtool', ['--version'], { stdio: 'pipe' });
   } catch {
-    throw new Error('promtool is not installed: `apt-get install prometheus` (Debian; .ci/run does it)');
+    throw new Error('promtool is not installed: `apt-get install prometheus` (Debian; scripts/test-tools.sh, run by npm test, does it)');
   }
   return execFileSync('promtool', args, { encoding: 'utf8', stdio: 'pipe' });
 }
