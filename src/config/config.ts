@@ -291,7 +291,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     ...file,
     temporalAddress: address,
     namespace: e.TEMPORAL_NAMESPACE ?? cluster.namespace ?? 'default',
-    access: { ...cluster.access, ...(keys ? { codec: new AesGcmPayloadCodec(keys), encryptionKeyId: keys.active.id } : {}) },
+    access: { ...cluster.access, ...(keys ? { codec: new AesGcmPayloadCodec(keys), encryptionKeyId: keys.active.id, encryptionKeys: keys } : {}) },
     taskQueue: e.SWITCHYARD_TASK_QUEUE,
     stateDir,
     ledgerPath: e.SWITCHYARD_LEDGER ?? join(stateDir, 'ledger.jsonl'),

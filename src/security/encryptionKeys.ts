@@ -8,20 +8,39 @@
  *
  * Rotation: make a new key, give it a new id, and move the current one to the old keys. New payloads
  * use the new key; histories written under an old key stay readable for as long as it is listed.
+ *
+ * Every key also has a fingerprint (a one-way digest of it: it says which key, never the key), stored
+ * beside the id in each payload, so that a key replaced under the same id is told apart from the one
+ * that wrote a payload (and a worker refuses to start with it: src/temporal/keyCheck.ts). An old key
+ * may even be listed under the active key's id, when that is how it was rotated: the fingerprint says
+ * which of the two wrote a payload. No message here ever prints a key's material.
  */
+import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 
 export interface EncryptionKey {
   readonly id: string;
   /** 32 bytes (AES-256). */
   readonly key: Uint8Array;
+  /** 16 hex digits: HMAC-SHA-256 of a fixed label under the key, truncated. Safe to show and store. */
+  readonly fingerprint: string;
 }
 
 export interface EncryptionKeys {
   /** Encrypts every new payload. */
   readonly active: EncryptionKey;
-  /** Decrypt-only keys, by id (the active key is also here). */
-  readonly byId: ReadonlyMap<string, Uint8Array>;
+  /** Every key this process can decrypt with, the active one first. Ids may repeat (fingerprints differ). */
+  readonly all: readonly EncryptionKey[];
+}
+
+/** The fingerprint of a key: identifies it without revealing it. */
+export function keyFingerprint(key: Uint8Array): string {
+  return createHmac('sha256', key).update('switchyard-encryption-key-fingerprint-v1').digest('hex').slice(0, 16);
+}
+
+/** The keys that may have written a payload with this id (and fingerprint, when the payload has one). */
+export function keysFor(keys: EncryptionKeys, id: string, fingerprint: string | undefined): EncryptionKey[] {
+  return keys.all.filter((k) => k.id === id && (fingerprint === undefined || k.fingerprint === fingerprint));
 }
 
 const KEY_BYTES = 32;
@@ -36,10 +55,15 @@ function parseKey(b64: string, where: string): Uint8Array {
   return new Uint8Array(bytes);
 }
 
+/** A bad id is never echoed: a key pasted where an id belongs must not reach a log. */
 function parseId(id: string, where: string): string {
   const r = keyIdSchema.safeParse(id);
-  if (!r.success) throw new Error(`${where}: key id "${id.slice(0, 80)}" ${r.error.issues[0]?.message ?? 'is invalid'}`);
+  if (!r.success) throw new Error(`${where}: a key id (${id.length} characters) ${r.error.issues[0]?.message ?? 'is invalid'}; the form is id:base64key, e.g. k1:<the key>`);
   return id;
+}
+
+function makeKey(id: string, key: Uint8Array): EncryptionKey {
+  return { id, key, fingerprint: keyFingerprint(key) };
 }
 
 /** The keys the environment configures, or undefined when encryption is off. Throws on a bad value. */
@@ -52,17 +76,19 @@ export function encryptionKeysFromEnv(env: Readonly<Record<string, string | unde
     }
     return undefined;
   }
-  const active: EncryptionKey = {
-    id: parseId(env.SWITCHYARD_ENCRYPTION_KEY_ID || 'k1', 'SWITCHYARD_ENCRYPTION_KEY_ID'),
-    key: parseKey(keyB64, 'SWITCHYARD_ENCRYPTION_KEY'),
-  };
-  const byId = new Map<string, Uint8Array>([[active.id, active.key]]);
-  for (const entry of oldKeys.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+  const active = makeKey(parseId(env.SWITCHYARD_ENCRYPTION_KEY_ID || 'k1', 'SWITCHYARD_ENCRYPTION_KEY_ID'), parseKey(keyB64, 'SWITCHYARD_ENCRYPTION_KEY'));
+  const all: EncryptionKey[] = [active];
+  const entries = oldKeys.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  entries.forEach((entry, i) => {
+    const where = `SWITCHYARD_ENCRYPTION_OLD_KEYS (entry ${i + 1} of ${entries.length})`;
     const colon = entry.indexOf(':');
-    if (colon <= 0) throw new Error('SWITCHYARD_ENCRYPTION_OLD_KEYS: each entry is id:base64key, separated by commas');
-    const id = parseId(entry.slice(0, colon), 'SWITCHYARD_ENCRYPTION_OLD_KEYS');
-    if (byId.has(id)) throw new Error(`SWITCHYARD_ENCRYPTION_OLD_KEYS: key id "${id}" appears twice (or is the active key's id); every key needs its own id`);
-    byId.set(id, parseKey(entry.slice(colon + 1), `SWITCHYARD_ENCRYPTION_OLD_KEYS (key ${id})`));
-  }
-  return { active, byId };
+    if (colon <= 0) throw new Error(`${where}: each entry is id:base64key, separated by commas`);
+    const id = parseId(entry.slice(0, colon), where);
+    const k = makeKey(id, parseKey(entry.slice(colon + 1), `${where}, key ${id}`));
+    const same = all.find((o) => o.fingerprint === k.fingerprint);
+    if (same) throw new Error(`${where}: the key listed as "${id}" is the same key as "${same.id}" (fingerprint ${k.fingerprint}); list each key once, under the id it was used with`);
+    if (all.some((o) => o.id === id && o !== active)) throw new Error(`${where}: key id "${id}" appears twice; every old key needs its own id`);
+    all.push(k);
+  });
+  return { active, all };
 }

@@ -12,6 +12,7 @@ import type { ConnectionOptions } from '@temporalio/client';
 import type { DataConverter, PayloadCodec } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { NativeConnectionOptions } from '@temporalio/worker';
+import type { EncryptionKeys } from '../security/encryptionKeys.js';
 
 /** What a connection needs besides the address; holds secrets: never log it. */
 export interface TemporalAccess {
@@ -22,6 +23,8 @@ export interface TemporalAccess {
   readonly codec?: PayloadCodec;
   /** The key id new payloads are encrypted with (shown, never the key). */
   readonly encryptionKeyId?: string;
+  /** The keys behind the codec (the worker checks them against the namespace's runs at start). */
+  readonly encryptionKeys?: EncryptionKeys;
 }
 
 /** The Temporal CLI's TLS variable names, mapped onto the names @temporalio/envconfig reads. */

@@ -19,6 +19,7 @@ import { fileSpendLedger, type SpendLedger } from '../ledger/spendLedger.js';
 import { type ProviderEndpoints, ProviderRegistry } from '../providers/registry.js';
 import { simulatorEndpoints } from '../simulator/server.js';
 import { createLogger } from '../util/logger.js';
+import { requireReadableHistories } from '../temporal/keyCheck.js';
 import { connectionOptions, dataConverterFor } from '../temporal/connection.js';
 import { defaultBundlePath, workflowsSourcePath } from './bundle.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
@@ -112,6 +113,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const temporal = new Client({ connection: clientConnection, namespace: config.namespace, dataConverter });
   try {
     await requireSearchAttributes(clientConnection, config.namespace, log);
+    if (config.access.encryptionKeys) await requireReadableHistories(clientConnection, config.namespace, [config.taskQueue, entityTaskQueue(config.taskQueue)], config.access.encryptionKeys, log);
   } catch (e) {
     await clientConnection.close();
     throw e;
@@ -215,7 +217,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   // The routing entity takes this worker's tuner and detector settings (the last worker started sets them).
   await signalRouting(temporal, config.taskQueue, controlSettings, configureSignal, [controlSettings]).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'routing entity not configured; it keeps its settings'));
   log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length, metrics: metricsServer?.url ?? 'off' }, 'worker ready');
-  if (config.access.codec) log.info({ keyId: config.access.encryptionKeyId }, 'payload encryption on');
+  if (config.access.codec) log.info({ keyId: config.access.encryptionKeyId, fingerprint: config.access.encryptionKeys?.active.fingerprint }, 'payload encryption on');
   // The request worker stops first: its shutdown waits for running local activities (settlements),
   // which need the entity worker still serving the entities; run() stops that one after it.
   const shutdown = (): void => {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { encryptionKeysFromEnv } from '../../src/security/encryptionKeys.js';
-import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, PayloadDecryptionError, payloadKeyId } from '../../src/security/payloadCodec.js';
+import { encryptionKeysFromEnv, keyFingerprint } from '../../src/security/encryptionKeys.js';
+import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, KEY_FINGERPRINT_METADATA, PayloadDecryptionError, payloadKeyFingerprint, payloadKeyId } from '../../src/security/payloadCodec.js';
 
 const k = () => randomBytes(32).toString('base64');
 
@@ -20,10 +20,43 @@ describe('encryption keys from the environment', () => {
     expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_KEY_ID: 'has space' })).toThrow(/SWITCHYARD_ENCRYPTION_KEY_ID/);
     expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_OLD_KEYS: `a:${k()}` })).toThrow(/SWITCHYARD_ENCRYPTION_KEY is not set/);
     expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_OLD_KEYS: 'nocolon' })).toThrow(/id:base64key/);
-    expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_KEY_ID: 'a', SWITCHYARD_ENCRYPTION_OLD_KEYS: `a:${k()}` })).toThrow(/appears twice/);
+    expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_OLD_KEYS: `a:${k()},a:${k()}` })).toThrow(/entry 2 of 2\): key id "a" appears twice/);
+    const same = k();
+    expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: same, SWITCHYARD_ENCRYPTION_OLD_KEYS: `old:${same}` })).toThrow(/same key as "k1"/);
     const keys = encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_OLD_KEYS: `old1:${k()}, old2:${k()}` });
     expect(keys?.active.id).toBe('k1');
-    expect([...(keys?.byId.keys() ?? [])]).toEqual(['k1', 'old1', 'old2']);
+    expect(keys?.all.map((x) => x.id)).toEqual(['k1', 'old1', 'old2']);
+    expect(new Set(keys?.all.map((x) => x.fingerprint)).size).toBe(3);
+  });
+
+  it('never prints a key, whatever is mistyped', () => {
+    const secret = k();
+    const attempts: Array<Record<string, string>> = [
+      { SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_OLD_KEYS: `${secret}:k0` }, // reversed
+      { SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_OLD_KEYS: `k0=${secret}` }, // wrong separator
+      { SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_OLD_KEYS: `k0 ${secret}:x` },
+      { SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_OLD_KEYS: `k0:${secret}!` },
+      { SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_KEY_ID: secret },
+      { SWITCHYARD_ENCRYPTION_KEY: `${secret}x` },
+    ];
+    for (const env of attempts) {
+      let message = '';
+      try {
+        encryptionKeysFromEnv(env);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).not.toBe('');
+      expect(message).not.toContain(secret.slice(0, 12));
+    }
+  });
+
+  it('fingerprints identify a key without revealing it', () => {
+    const key = randomBytes(32);
+    expect(keyFingerprint(key)).toMatch(/^[0-9a-f]{16}$/);
+    expect(keyFingerprint(key)).toBe(keyFingerprint(Buffer.from(key)));
+    expect(keyFingerprint(randomBytes(32))).not.toBe(keyFingerprint(key));
+    expect(key.toString('hex')).not.toContain(keyFingerprint(key));
   });
 });
 
@@ -61,5 +94,25 @@ describe('AES-256-GCM payload codec', () => {
     await expect(other.decode([relabelled])).rejects.toThrow(PayloadDecryptionError);
     await expect(other.decode([enc!])).rejects.toThrow(/key id "a".*SWITCHYARD_ENCRYPTION_OLD_KEYS/);
     await expect(c.decode([{ ...enc!, data: new Uint8Array(5) }])).rejects.toThrow(/too short/);
+  });
+
+  it('a key replaced under the same id is named as such, and the old key can be listed under that id', async () => {
+    const oldKey = k();
+    const newKey = k();
+    const before = codec({ SWITCHYARD_ENCRYPTION_KEY: oldKey });
+    const [enc] = await before.encode([plain]);
+    expect(enc && payloadKeyFingerprint(enc)).toMatch(/^[0-9a-f]{16}$/);
+    const replaced = codec({ SWITCHYARD_ENCRYPTION_KEY: newKey });
+    await expect(replaced.decode([enc!])).rejects.toThrow(/key id "k1" fingerprint [0-9a-f]{16}.*replaced.*SWITCHYARD_ENCRYPTION_OLD_KEYS k1:<that key>.*new SWITCHYARD_ENCRYPTION_KEY_ID/);
+    // A payload from before fingerprints (none in its metadata): every key under the id is tried.
+    const legacy = { ...enc!, metadata: Object.fromEntries(Object.entries(enc!.metadata ?? {}).filter(([name]) => name !== KEY_FINGERPRINT_METADATA)) };
+    await expect(replaced.decode([legacy])).rejects.toThrow(/failed authentication.*fingerprint.*replaced/);
+    const both = codec({ SWITCHYARD_ENCRYPTION_KEY: newKey, SWITCHYARD_ENCRYPTION_OLD_KEYS: `k1:${oldKey}` });
+    for (const p of [enc!, legacy]) {
+      const [dec] = await both.decode([p]);
+      expect(defaultPayloadConverter.fromPayload(dec!)).toEqual({ prompt: 'the secret prompt', n: 1 });
+    }
+    const [fresh] = await both.encode([plain]);
+    expect(payloadKeyFingerprint(fresh!)).toBe(keyFingerprint(Buffer.from(newKey, 'base64')));
   });
 });
