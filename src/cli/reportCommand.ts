@@ -1,9 +1,10 @@
 /** `switchyard report`: spend, requests, tokens and the premium-baseline saving, from the spend ledger. */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { costNanos } from '../catalog/pricing.js';
 import { loadCatalog } from '../catalog/loadFile.js';
+import { FileLedger } from '../ledger/fileLedger.js';
 import { openSpendLedger } from '../ledger/open.js';
-import { buildReport, REPORT_DIMENSIONS, type ReportDimension, reportCsv, reportTable } from '../ledger/report.js';
+import { REPORT_DIMENSIONS, type ReportDimension, reportCsv, reportTable } from '../ledger/report.js';
+import { type LedgerReport, reportOverFiles } from '../ledger/spendLedger.js';
 import { formatTable } from '../util/table.js';
 import { config, duration } from './shared.js';
 
@@ -45,23 +46,32 @@ export function registerReportCommand(program: Command): void {
     .option('--until <when>', 'before this instant: an ISO date or time, or a duration ago', instant('--until'))
     .option('--by <dims>', `group by ${REPORT_DIMENSIONS.join(', ')} (repeat or comma-separate)`, dimensions)
     .option('--scope <name>', 'one budget scope only')
+    .option('--ledger <file>', 'read this JSONL ledger file instead (repeat for a file per worker: each settlement counts once)', (v: string, prev: string[] = []) => [...prev, v])
     .addOption(new Option('--json', 'print JSON (money in integer nanodollars)').conflicts('csv'))
     .option('--csv', 'print CSV (money in integer nanodollars)')
-    .action(async (o: { since?: Date; until?: Date; by?: ReportDimension[]; scope?: string; json?: boolean; csv?: boolean }) => {
+    .action(async (o: { since?: Date; until?: Date; by?: ReportDimension[]; scope?: string; ledger?: string[]; json?: boolean; csv?: boolean }) => {
       if (o.since && o.until && o.since >= o.until) throw new InvalidArgumentError('--since must be before --until');
       const cfg = config();
       const catalog = loadCatalog(cfg.catalogPath);
-      const baseline = catalog.premiumBaseline();
-      const ledger = await openSpendLedger(cfg);
-      try {
-        const entries = await ledger.entries({ since: o.since, until: o.until, scope: o.scope });
-        // Entries written before baselines were recorded: priced now, on the catalog's premium model.
-        const report = buildReport(entries, { by: o.by ?? [], since: o.since, until: o.until }, (e) => costNanos(baseline, { inputTokens: e.inputTokens, cachedInputTokens: e.cachedInputTokens, outputTokens: e.outputTokens }));
-        if (o.json) process.stdout.write(`${JSON.stringify({ ledger: ledger.describe, ...report })}\n`);
-        else if (o.csv) process.stdout.write(reportCsv(report));
-        else process.stdout.write(`${formatTable(reportTable(report), (i) => i >= (o.by?.length ?? 0))}\nledger: ${ledger.describe}\n`);
-      } finally {
-        await ledger.close();
+      // Entries written before baselines were recorded are priced now, on the catalog's premium model.
+      const opts = { by: o.by ?? [], baseline: catalog.premiumBaseline() };
+      const query = { since: o.since, until: o.until, scope: o.scope };
+      let report: LedgerReport;
+      if (o.ledger && o.ledger.length > 0) {
+        report = reportOverFiles(o.ledger.map((path) => new FileLedger(path)), query, opts);
+      } else {
+        const ledger = await openSpendLedger(cfg);
+        try {
+          report = await ledger.report(query, opts);
+        } finally {
+          await ledger.close();
+        }
       }
+      // What was left out or folded is said, never silent.
+      if (report.skippedLines > 0) process.stderr.write(`warning: ${report.skippedLines} unreadable line(s) in ${report.ledger} left out of the report (torn writes, or not ledger entries)\n`);
+      if (report.repeatedKeys > 0) process.stderr.write(`note: ${report.repeatedKeys} settlement(s) found in more than one ledger file, counted once\n`);
+      if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+      else if (o.csv) process.stdout.write(reportCsv(report));
+      else process.stdout.write(`${formatTable(reportTable(report), (i) => i >= (o.by?.length ?? 0))}\nledger: ${report.ledger}\n`);
     });
 }

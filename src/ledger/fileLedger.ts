@@ -4,11 +4,13 @@
  * recordSpend activity counts once. Other processes' appends are picked up by tailing the file
  * before each check. (The budget entity is where spend is decided; the file is the audit log.)
  *
- * Memory holds the keys and the running total, not the entries: `entries()` reads the file. A
+ * Memory holds the keys and the running total, not the entries: `forEach()` streams the file in
+ * chunks (a ledger of any size: a 600 MB file is never one string), `entries()` collects it. A
  * torn line (a process killed mid-write, a full disk) is skipped and counted, never fatal, and the
  * next append starts on a fresh line so it cannot glue itself to the torn one.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { dirname } from 'node:path';
 
 export interface LedgerEntry {
@@ -82,23 +84,36 @@ export class FileLedger {
     return this.keys.has(key);
   }
 
-  /** Every entry, read from the file (first occurrence of each key). */
-  entries(): LedgerEntry[] {
+  /**
+   * Calls fn with every entry in the file, the first occurrence of each key, streaming it in chunks.
+   * A missing file has no entries; any other read error is thrown (a report must never print a
+   * total it could not read). Returns the number of unreadable lines skipped.
+   */
+  forEach(fn: (e: LedgerEntry) => void): { skippedLines: number } {
     this.catchUp();
-    let text: string;
-    try {
-      text = readFileSync(this.path, 'utf8');
-    } catch {
-      return [];
-    }
     const seen = new Set<string>();
-    const out: LedgerEntry[] = [];
-    for (const l of text.split('\n')) {
-      const e = l.trim() === '' ? undefined : parseEntry(l);
-      if (!e || seen.has(e.key)) continue;
+    let skippedLines = 0;
+    const take = (l: string): void => {
+      const e = parseEntry(l);
+      if (!e) {
+        skippedLines += 1;
+        return;
+      }
+      if (seen.has(e.key)) return;
       seen.add(e.key);
-      out.push(e);
-    }
+      fn(e);
+    };
+    const tail = readLines(this.path, 0, this.offset, take);
+    // A last line without its newline counts when it is a whole entry (a torn one is not yet an error:
+    // its writer may still be finishing it).
+    if (tail.trim() !== '' && parseEntry(tail)) take(tail);
+    return { skippedLines };
+  }
+
+  /** Every entry, read from the file (first occurrence of each key). For small ledgers: forEach streams. */
+  entries(): LedgerEntry[] {
+    const out: LedgerEntry[] = [];
+    this.forEach((e) => out.push(e));
     return out;
   }
 
@@ -107,39 +122,77 @@ export class FileLedger {
       this.catchUp();
       return this.total;
     }
-    return this.entries().filter(filter).reduce((s, e) => s + e.costNanos, 0);
+    let sum = 0;
+    this.forEach((e) => {
+      if (filter(e)) sum += e.costNanos;
+    });
+    return sum;
   }
 
   private catchUp(): void {
     let size: number;
     try {
       size = statSync(this.path).size;
-    } catch {
-      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
     }
     if (size <= this.offset) return;
-    const fd = openSync(this.path, 'r');
-    try {
-      const buf = Buffer.alloc(size - this.offset);
-      readSync(fd, buf, 0, buf.length, this.offset);
-      this.offset = size;
-      const text = this.partial + buf.toString('utf8');
-      const lines = text.split('\n');
-      this.partial = lines.pop() ?? '';
-      for (const l of lines) {
-        if (l.trim() === '') continue;
-        const e = parseEntry(l);
-        if (!e) {
-          this.skippedLines += 1;
-          this.onSkip(l);
-          continue;
-        }
-        if (this.keys.has(e.key)) continue;
-        this.keys.add(e.key);
-        this.total += e.costNanos;
+    const from = this.offset;
+    this.offset = size;
+    this.partial = readLines(this.path, from, size, (l) => {
+      const e = parseEntry(l);
+      if (!e) {
+        this.skippedLines += 1;
+        this.onSkip(l);
+        return;
       }
-    } finally {
-      closeSync(fd);
+      if (this.keys.has(e.key)) return;
+      this.keys.add(e.key);
+      this.total += e.costNanos;
+    }, this.partial);
+    // A whole entry without its newline counts (its key is remembered, so it counts once when a
+    // later append completes the line).
+    const tail = this.partial.trim() === '' ? undefined : parseEntry(this.partial);
+    if (tail && !this.keys.has(tail.key)) {
+      this.keys.add(tail.key);
+      this.total += tail.costNanos;
     }
   }
+}
+
+/** Bytes read at a time: a large ledger is never one buffer or one string. */
+const CHUNK_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Calls onLine with each complete, non-blank line of the file between two byte offsets, reading it
+ * in chunks (UTF-8 split across chunks is decoded whole). Returns the text after the last newline
+ * (a line still being written, or torn). `carry` is such a tail from an earlier call.
+ */
+function readLines(path: string, from: number, to: number, onLine: (line: string) => void, carry = ''): string {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return carry;
+    throw e;
+  }
+  const decoder = new StringDecoder('utf8');
+  let partial = carry;
+  try {
+    const buf = Buffer.alloc(Math.min(CHUNK_BYTES, Math.max(1, to - from)));
+    let at = from;
+    while (at < to) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, to - at), at);
+      if (n === 0) break;
+      at += n;
+      const lines = (partial + decoder.write(buf.subarray(0, n))).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) if (l.trim() !== '') onLine(l);
+    }
+    partial += decoder.end();
+  } finally {
+    closeSync(fd);
+  }
+  return partial;
 }

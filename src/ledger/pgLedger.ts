@@ -6,7 +6,33 @@
  */
 import pg from 'pg';
 import type { LedgerEntry } from './fileLedger.js';
-import type { LedgerQuery, SpendLedger } from './spendLedger.js';
+import type { LedgerQuery, LedgerReport, ReportOptions, SpendLedger } from './spendLedger.js';
+import { type ReportDimension, type ReportFigures, type ReportRow, sortRows } from './report.js';
+
+/** A report is one aggregate query; it may scan a large table, so it has a longer bound than a settlement. */
+const REPORT_TIMEOUT_MS = 300_000;
+
+/** Each report dimension as SQL over the table (a day is the UTC date, as in the file ledger). */
+const DIMENSION_SQL: Record<ReportDimension, string> = {
+  day: `to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
+  model: 'model',
+  tier: 'tier',
+  category: 'category',
+  feature: 'feature',
+  scope: 'scope',
+};
+
+interface AggregateRow {
+  grouping: number;
+  requests: string | null;
+  attempts: string | null;
+  cost: string | null;
+  baseline: string | null;
+  input: string | null;
+  cached: string | null;
+  output: string | null;
+  [dimension: `d${number}`]: string | null;
+}
 
 export const LEDGER_TABLE = 'switchyard_spend';
 
@@ -152,6 +178,62 @@ export class PgLedger implements SpendLedger {
       ...(x.baseline_nanos !== null ? { baselineNanos: num(x.baseline_nanos) } : {}),
       at: x.at.toISOString(),
     }));
+  }
+
+  /**
+   * The report in one aggregate query (GROUPING SETS: the groups and the total), never the rows:
+   * sums are exact (numeric), entries written before baselines priced per row on the baseline model
+   * with the same rounding as the workers (ceil to the nanodollar).
+   */
+  async report(q: LedgerQuery, opts: ReportOptions): Promise<LedgerReport> {
+    const where: string[] = [];
+    const p = opts.baseline.price;
+    const args: unknown[] = [p.inputNanosPerMTok, p.cachedInputNanosPerMTok, p.outputNanosPerMTok];
+    if (q.since) where.push(`at >= $${args.push(q.since)}`);
+    if (q.until) where.push(`at < $${args.push(q.until)}`);
+    if (q.scope !== undefined) where.push(`scope = $${args.push(q.scope)}`);
+    const dims = opts.by.map((d) => DIMENSION_SQL[d]);
+    const text = [
+      'SELECT',
+      [
+        ...dims.map((x, i) => `${x} AS d${i}`),
+        dims.length > 0 ? `GROUPING(${dims.join(', ')})::int AS grouping` : '0 AS grouping',
+        'count(DISTINCT workflow_id)::text AS requests',
+        'count(*)::text AS attempts',
+        'sum(cost_nanos)::text AS cost',
+        'sum(COALESCE(baseline_nanos, ceil((input_tokens::numeric * $1 + cached_input_tokens::numeric * $2 + output_tokens::numeric * $3) / 1000000)))::text AS baseline',
+        'sum(input_tokens)::text AS input',
+        'sum(cached_input_tokens)::text AS cached',
+        'sum(output_tokens)::text AS output',
+      ].join(', '),
+      `FROM ${LEDGER_TABLE}`,
+      where.length > 0 ? `WHERE ${where.join(' AND ')}` : '',
+      dims.length > 0 ? `GROUP BY GROUPING SETS ((${dims.join(', ')}), ())` : '',
+    ].join(' ');
+    const c = await this.pool.connect();
+    let rows: AggregateRow[];
+    try {
+      await c.query('BEGIN READ ONLY');
+      await c.query(`SET LOCAL statement_timeout = ${REPORT_TIMEOUT_MS}`);
+      // query_timeout is honoured per query by pg (its types do not list it).
+      const query: pg.QueryConfig = { text, values: args };
+      rows = (await c.query<AggregateRow>(Object.assign(query, { query_timeout: REPORT_TIMEOUT_MS + 5_000 }))).rows;
+      await c.query('COMMIT');
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw new Error(`spend ledger ${this.describe}: the report query failed: ${(e as Error).message}`);
+    } finally {
+      c.release();
+    }
+    const figures = (r: AggregateRow | undefined): ReportFigures => {
+      const n = (v: string | null | undefined): number => (v === null || v === undefined ? 0 : num(v));
+      const costNanos = n(r?.cost);
+      const baselineNanos = n(r?.baseline);
+      return { requests: n(r?.requests), attempts: n(r?.attempts), costNanos, baselineNanos, savingNanos: baselineNanos - costNanos, inputTokens: n(r?.input), cachedInputTokens: n(r?.cached), outputTokens: n(r?.output) };
+    };
+    const total = rows.find((r) => Number(r.grouping) !== 0 || dims.length === 0);
+    const groups: ReportRow[] = dims.length === 0 ? [] : rows.filter((r) => Number(r.grouping) === 0).map((r) => ({ group: Object.fromEntries(opts.by.map((d, i) => [d, r[`d${i}`] ?? ''])), ...figures(r) }));
+    return { ledger: this.describe, since: q.since?.toISOString() ?? null, until: q.until?.toISOString() ?? null, by: opts.by, rows: sortRows(groups, opts.by), total: figures(total), skippedLines: 0, repeatedKeys: 0 };
   }
 
   /** Closes the pool; a query still stuck is not waited for past 5 s. */

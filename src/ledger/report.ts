@@ -47,35 +47,92 @@ function valueOf(e: LedgerEntry, d: ReportDimension): string {
   }
 }
 
-function figures(entries: readonly LedgerEntry[], baselineOf: (e: LedgerEntry) => number): ReportFigures {
-  let costNanos = 0;
-  let baselineNanos = 0;
-  let inputTokens = 0;
-  let cachedInputTokens = 0;
-  let outputTokens = 0;
-  for (const e of entries) {
-    costNanos += e.costNanos;
-    baselineNanos += e.baselineNanos ?? baselineOf(e);
-    inputTokens += e.inputTokens;
-    cachedInputTokens += e.cachedInputTokens;
-    outputTokens += e.outputTokens;
-  }
-  return { requests: new Set(entries.map((e) => e.workflowId)).size, attempts: entries.length, costNanos, baselineNanos, savingNanos: baselineNanos - costNanos, inputTokens, cachedInputTokens, outputTokens };
+interface Group {
+  readonly group: Partial<Record<ReportDimension, string>>;
+  readonly workflowIds: Set<string>;
+  attempts: number;
+  costNanos: number;
+  baselineNanos: number;
+  inputTokens: number;
+  cachedInputTokens: number;
+  outputTokens: number;
 }
 
-export function buildReport(entries: readonly LedgerEntry[], opts: { by: readonly ReportDimension[]; since?: Date | undefined; until?: Date | undefined }, baselineOf: (e: LedgerEntry) => number): Report {
-  const groups = new Map<string, { group: Partial<Record<ReportDimension, string>>; entries: LedgerEntry[] }>();
-  for (const e of entries) {
-    const group = Object.fromEntries(opts.by.map((d) => [d, valueOf(e, d)])) as Partial<Record<ReportDimension, string>>;
-    const key = JSON.stringify(opts.by.map((d) => group[d]));
-    const g = groups.get(key) ?? { group, entries: [] };
-    g.entries.push(e);
-    groups.set(key, g);
+function emptyGroup(group: Partial<Record<ReportDimension, string>>): Group {
+  return { group, workflowIds: new Set(), attempts: 0, costNanos: 0, baselineNanos: 0, inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 };
+}
+
+function addTo(g: Group, e: LedgerEntry, baselineNanos: number): void {
+  g.workflowIds.add(e.workflowId);
+  g.attempts += 1;
+  g.costNanos += e.costNanos;
+  g.baselineNanos += baselineNanos;
+  g.inputTokens += e.inputTokens;
+  g.cachedInputTokens += e.cachedInputTokens;
+  g.outputTokens += e.outputTokens;
+}
+
+function figuresOf(g: Group): ReportFigures {
+  const { attempts, costNanos, baselineNanos, inputTokens, cachedInputTokens, outputTokens } = g;
+  return { requests: g.workflowIds.size, attempts, costNanos, baselineNanos, savingNanos: baselineNanos - costNanos, inputTokens, cachedInputTokens, outputTokens };
+}
+
+/**
+ * A report folded one entry at a time (a ledger of any size is streamed through it, never held):
+ * memory is the groups, the distinct request ids and, when asked to, the keys already counted, so
+ * that entries read from several ledgers (a file per worker) count each settlement once.
+ */
+export class ReportAccumulator {
+  private readonly groups = new Map<string, Group>();
+  private readonly total = emptyGroup({});
+  private readonly keys: Set<string> | undefined;
+  /** Entries whose key was already counted (from another ledger, or repeated in one). */
+  repeatedKeys = 0;
+
+  constructor(
+    private readonly opts: { by: readonly ReportDimension[]; since?: Date | undefined; until?: Date | undefined; dedupeKeys?: boolean },
+    private readonly baselineOf: (e: LedgerEntry) => number,
+  ) {
+    this.keys = opts.dedupeKeys ? new Set() : undefined;
   }
-  const rows = [...groups.values()]
-    .map((g) => ({ group: g.group, ...figures(g.entries, baselineOf) }))
-    .sort((a, b) => opts.by.map((d) => (a.group[d] ?? '').localeCompare(b.group[d] ?? '')).find((c) => c !== 0) ?? b.costNanos - a.costNanos);
-  return { since: opts.since?.toISOString() ?? null, until: opts.until?.toISOString() ?? null, by: opts.by, rows, total: figures(entries, baselineOf) };
+
+  add(e: LedgerEntry): void {
+    if (this.keys) {
+      if (this.keys.has(e.key)) {
+        this.repeatedKeys += 1;
+        return;
+      }
+      this.keys.add(e.key);
+    }
+    const group = Object.fromEntries(this.opts.by.map((d) => [d, valueOf(e, d)])) as Partial<Record<ReportDimension, string>>;
+    const key = JSON.stringify(this.opts.by.map((d) => group[d]));
+    let g = this.groups.get(key);
+    if (!g) {
+      g = emptyGroup(group);
+      this.groups.set(key, g);
+    }
+    const baseline = e.baselineNanos ?? this.baselineOf(e);
+    addTo(g, e, baseline);
+    addTo(this.total, e, baseline);
+  }
+
+  build(): Report {
+    const { by } = this.opts;
+    // Without dimensions the one group is the total: no row repeats it.
+    const rows = by.length === 0 ? [] : [...this.groups.values()].map((g) => ({ group: g.group, ...figuresOf(g) }));
+    return { since: this.opts.since?.toISOString() ?? null, until: this.opts.until?.toISOString() ?? null, by, rows: sortRows(rows, by), total: figuresOf(this.total) };
+  }
+}
+
+/** Rows in the order of their group values, then by cost (highest first). */
+export function sortRows(rows: ReportRow[], by: readonly ReportDimension[]): ReportRow[] {
+  return rows.sort((a, b) => by.map((d) => (a.group[d] ?? '').localeCompare(b.group[d] ?? '')).find((c) => c !== 0) ?? b.costNanos - a.costNanos);
+}
+
+export function buildReport(entries: Iterable<LedgerEntry>, opts: { by: readonly ReportDimension[]; since?: Date | undefined; until?: Date | undefined }, baselineOf: (e: LedgerEntry) => number): Report {
+  const acc = new ReportAccumulator(opts, baselineOf);
+  for (const e of entries) acc.add(e);
+  return acc.build();
 }
 
 const usd = (n: number): string => `$${(n / 1e9).toFixed(6)}`;

@@ -12,6 +12,9 @@ import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { LEDGER_TABLE, PgLedger } from '../../src/ledger/pgLedger.js';
 import type { LedgerEntry } from '../../src/ledger/fileLedger.js';
+import { buildReport, type ReportDimension } from '../../src/ledger/report.js';
+import { baselineOf } from '../../src/ledger/spendLedger.js';
+import { defaultCatalog } from '../../src/catalog/catalog.js';
 import type { RequestResult } from '../../src/workflows/request/contract.js';
 
 const run = promisify(execFile);
@@ -90,6 +93,46 @@ describe('PostgreSQL ledger', () => {
       await expect(ledgers[0].record(entry(rid('neg'), -1))).rejects.toThrow(/non-negative integer/);
     } finally {
       await Promise.all(ledgers.map((l) => l.close()));
+    }
+  });
+
+  it('the report is aggregated in SQL and equals the same entries folded one by one (legacy rows priced per row)', async () => {
+    const scope = rid('agg');
+    const baseline = defaultCatalog().premiumBaseline();
+    const models = ['gpt-4o-mini', 'claude-3-5-haiku', 'gpt-4o'];
+    const made: LedgerEntry[] = Array.from({ length: 500 }, (_, i) => ({
+      ...entry(`${scope}-${i}`, 1_000 + ((i * 7919) % 100_003)),
+      workflowId: `wf-${scope}-${i % 170}`,
+      scope,
+      model: models[i % 3] ?? 'gpt-4o',
+      tier: i % 5 === 0 ? 'premium' : 'standard',
+      feature: i % 4 === 0 ? 'search' : 'unspecified',
+      inputTokens: 1 + ((i * 31) % 4_001),
+      cachedInputTokens: (i * 13) % 97,
+      outputTokens: 1 + ((i * 17) % 999),
+      // Every third row predates recorded baselines: priced on the baseline model, per row.
+      ...(i % 3 === 0 ? {} : { baselineNanos: 50_000 + i }),
+      at: new Date(Date.UTC(2026, 10, 28 + (i % 5), i % 24)).toISOString(),
+    }));
+    expect(made.filter((e) => e.baselineNanos === undefined)).toHaveLength(167);
+    const ledger = await PgLedger.open(db.url);
+    try {
+      for (const e of made) await ledger.record(e);
+      for (const by of [[], ['day', 'model'], ['tier', 'feature', 'scope']] as ReportDimension[][]) {
+        const sql = await ledger.report({ scope }, { by, baseline });
+        const folded = buildReport(made, { by }, baselineOf(baseline));
+        expect(sql.rows).toEqual(folded.rows);
+        expect(sql.total).toEqual(folded.total);
+      }
+      const window = { scope, since: new Date('2026-11-29T00:00:00Z'), until: new Date('2026-12-01T00:00:00Z') };
+      const sql = await ledger.report(window, { by: ['day'], baseline });
+      expect(sql.rows.map((r) => r.group.day)).toEqual(['2026-11-29', '2026-11-30']);
+      expect(sql.total).toEqual(buildReport(made.filter((e) => e.at >= '2026-11-29' && e.at < '2026-12-01'), { by: [] }, baselineOf(baseline)).total);
+      const none = await ledger.report({ scope: rid('empty') }, { by: ['model'], baseline });
+      expect(none.rows).toEqual([]);
+      expect(none.total).toMatchObject({ requests: 0, attempts: 0, costNanos: 0 });
+    } finally {
+      await ledger.close();
     }
   });
 

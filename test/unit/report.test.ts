@@ -1,12 +1,12 @@
 /** Spend reports: grouping, totals, CSV, and the CLI over the ledger file. */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { FileLedger, type LedgerEntry } from '../../src/ledger/fileLedger.js';
-import { buildReport, reportCsv } from '../../src/ledger/report.js';
+import { buildReport, reportCsv, reportTable } from '../../src/ledger/report.js';
 import { instant } from '../../src/cli/reportCommand.js';
 import { redactUrl } from '../../src/ledger/pgLedger.js';
 
@@ -78,4 +78,83 @@ describe('report', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('over several ledger files (a file per worker) each settlement counts once, and the CLI says how many were repeated', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-report-'));
+    try {
+      const a = new FileLedger(join(dir, 'worker-a.jsonl'));
+      const b = new FileLedger(join(dir, 'worker-b.jsonl'));
+      for (const x of entries) a.record(x);
+      // Worker b took over the second settlement and wrote it again, and has one of its own.
+      b.record(entries[1]!);
+      b.record(e('4', { costNanos: 500 }));
+      const cli = join(import.meta.dirname, '..', '..', 'bin', 'switchyard.js');
+      const run = promisify(execFile);
+      const env = { ...process.env, SWITCHYARD_LEDGER_URL: '', SWITCHYARD_LOG_LEVEL: 'warn' };
+      const r = await run(process.execPath, [cli, 'report', '--json', '--ledger', a.path, '--ledger', b.path], { env });
+      const out = JSON.parse(r.stdout) as { total: { costNanos: number; attempts: number }; repeatedKeys: number; ledger: string };
+      expect(out.total).toMatchObject({ costNanos: 12_500, attempts: 4 });
+      expect(out.repeatedKeys).toBe(1);
+      expect(out.ledger).toBe(`${a.path}, ${b.path}`);
+      expect(r.stderr).toMatch(/1 settlement\(s\) found in more than one ledger file, counted once/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a report without --by prints the total once, not a group and a total', () => {
+    const r = buildReport(entries, { by: [] }, () => 0);
+    expect(r.rows).toEqual([]);
+    expect(reportTable(r)).toHaveLength(2);
+  });
+
+  it('an unreadable ledger is an error, never a zero total; unreadable lines are counted and said', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-report-'));
+    try {
+      const cli = join(import.meta.dirname, '..', '..', 'bin', 'switchyard.js');
+      const run = promisify(execFile);
+      const env = { ...process.env, SWITCHYARD_LEDGER_URL: '', SWITCHYARD_LOG_LEVEL: 'warn' };
+      mkdirSync(join(dir, 'not-a-file.jsonl'));
+      await expect(run(process.execPath, [cli, 'report', '--json', '--ledger', join(dir, 'not-a-file.jsonl')], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/EISDIR/) });
+      const path = join(dir, 'torn.jsonl');
+      writeFileSync(path, `${JSON.stringify(entries[0])}\n{"key":"torn","cost\n${JSON.stringify(entries[2])}`);
+      const r = await run(process.execPath, [cli, 'report', '--json', '--ledger', path], { env });
+      expect((JSON.parse(r.stdout) as { total: { costNanos: number }; skippedLines: number })).toMatchObject({ total: { costNanos: 10_000 }, skippedLines: 1 });
+      expect(r.stderr).toMatch(/warning: 1 unreadable line\(s\) in .*torn\.jsonl left out/);
+      expect(new FileLedger(path).totalNanos()).toBe(10_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a 600 MB ledger file: the worker-side ledger opens it and the report streams it, both to the exact total', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-report-'));
+    try {
+      const path = join(dir, 'big.jsonl');
+      // 600,000 entries of ~1 KB (a long workflow id): more than the longest string V8 can hold.
+      const pad = 'x'.repeat(820);
+      const fd = openSync(path, 'w');
+      let expected = 0;
+      const count = 600_000;
+      for (let block = 0; block < count; block += 10_000) {
+        const lines: string[] = [];
+        for (let i = block; i < block + 10_000; i++) {
+          const cost = 1_000 + (i % 977);
+          expected += cost;
+          lines.push(JSON.stringify(e(`k${i}`, { workflowId: `wf-${pad}-${i}`, costNanos: cost, baselineNanos: 2_000 })));
+        }
+        writeSync(fd, `${lines.join('\n')}\n`);
+      }
+      closeSync(fd);
+      expect(statSync(path).size).toBeGreaterThan(600 * 1024 * 1024);
+      const ledger = new FileLedger(path);
+      expect(ledger.totalNanos()).toBe(expected);
+      const cli = join(import.meta.dirname, '..', '..', 'bin', 'switchyard.js');
+      const run = promisify(execFile);
+      const r = await run(process.execPath, [cli, 'report', '--json'], { env: { ...process.env, SWITCHYARD_LEDGER: path, SWITCHYARD_LEDGER_URL: '', SWITCHYARD_LOG_LEVEL: 'warn' }, maxBuffer: 1 << 20 });
+      expect((JSON.parse(r.stdout) as { total: { costNanos: number; attempts: number } }).total).toMatchObject({ costNanos: expected, attempts: count });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
