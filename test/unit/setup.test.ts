@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
+import { clusterSettingsFromEnv } from '../../src/temporal/connection.js';
 import { cachedCliPath, cliVersion, ensureTemporalCli, findTemporalCli, TemporalCliNotFound } from '../../src/temporal/cli.js';
 import { ValidationError } from '../../src/util/validation.js';
 
@@ -121,6 +122,25 @@ describe('configuration', () => {
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).fields).toContain('TEMPORAL_ADDRESS: must be host:port, e.g. 127.0.0.1:7233');
     expect((err as ValidationError).fields.join()).toMatch(/SWITCHYARD_SIMULATOR_URL: must be a URL/);
+  });
+
+  it('warns (without the key) when TEMPORAL_API_KEY would be sent without TLS', async () => {
+    const warnings: Error[] = [];
+    const listen = (w: Error): void => void warnings.push(w);
+    process.on('warning', listen);
+    try {
+      clusterSettingsFromEnv({ TEMPORAL_ADDRESS: 'temporal.example:7233', TEMPORAL_API_KEY: 'sk-very-secret-key', TEMPORAL_TLS: 'true' });
+      const settings = clusterSettingsFromEnv({ TEMPORAL_ADDRESS: 'temporal.example:7233', TEMPORAL_API_KEY: 'sk-very-secret-key', TEMPORAL_TLS: 'false' });
+      expect(settings.access.tls).toBe(false);
+      // Node delivers warnings on a later tick.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', listen);
+    }
+    const ours = warnings.filter((w) => (w as NodeJS.ErrnoException).code === 'SWITCHYARD_API_KEY_WITHOUT_TLS');
+    expect(ours).toHaveLength(1);
+    expect(ours[0]?.message).toMatch(/TEMPORAL_API_KEY is set with TEMPORAL_TLS=false: the key is sent unencrypted/);
+    expect(ours[0]?.message).not.toContain('sk-very-secret-key');
   });
 
   it('reads routing and retry settings from a config file and validates them', () => {
