@@ -231,6 +231,11 @@ export interface SwitchyardConfig extends FileConfig {
   readonly access: TemporalAccess;
 }
 
+/** An optional http(s) base URL; the message shows a good one. */
+function providerBaseUrl(example: string) {
+  return z.url({ protocol: /^https?$/, error: `must be an http(s) URL such as ${example}` }).optional();
+}
+
 const envSchema = z.object({
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:7233').optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).optional(),
@@ -241,6 +246,12 @@ const envSchema = z.object({
   SWITCHYARD_CATALOG: z.string().min(1).optional(),
   SWITCHYARD_CONFIG: z.string().min(1).optional(),
   SWITCHYARD_SIMULATOR_URL: z.url('must be a URL such as http://127.0.0.1:8089').optional(),
+  // Providers' base URLs, checked at start like the simulator's (a typo would otherwise fail each call).
+  OPENAI_BASE_URL: providerBaseUrl('https://api.openai.com/v1'),
+  ANTHROPIC_BASE_URL: providerBaseUrl('https://api.anthropic.com'),
+  GEMINI_BASE_URL: providerBaseUrl('https://generativelanguage.googleapis.com'),
+  MISTRAL_BASE_URL: providerBaseUrl('https://api.mistral.ai'),
+  SELF_HOSTED_BASE_URL: providerBaseUrl('http://127.0.0.1:8000/v1'),
   SWITCHYARD_WORKFLOW_CACHE: z.coerce.number({ error: 'must be a whole number of workflows, e.g. 250' }).int('must be a whole number of workflows, e.g. 250').min(0, 'must be >= 0 (0 turns the cache off)').optional(),
   SWITCHYARD_METRICS_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65_535)], { error: 'must be a port (0-65535; 0 = any free port) or off' }).optional(),
   SWITCHYARD_METRICS_FINAL_SCRAPE_MS: z.coerce.number({ error: 'must be milliseconds, e.g. 15000' }).int().min(0).max(600_000).optional(),

@@ -124,6 +124,20 @@ describe('configuration', () => {
     expect((err as ValidationError).fields.join()).toMatch(/SWITCHYARD_SIMULATOR_URL: must be a URL/);
   });
 
+  it('checks the providers\' base URLs at start, naming the variable and a good value', () => {
+    for (const [name, bad] of [['OPENAI_BASE_URL', 'api.openai.com/v1'], ['ANTHROPIC_BASE_URL', 'ftp://x'], ['GEMINI_BASE_URL', 'not a url'], ['MISTRAL_BASE_URL', 'https//api'], ['SELF_HOSTED_BASE_URL', 'localhost:8000']] as const) {
+      let err: unknown;
+      try {
+        loadConfig({ [name]: bad });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, name).toBeInstanceOf(ValidationError);
+      expect((err as ValidationError).fields.join()).toMatch(new RegExp(`${name}: must be an http\\(s\\) URL such as http`));
+    }
+    expect(loadConfig({ OPENAI_BASE_URL: 'http://127.0.0.1:9/v1', SELF_HOSTED_BASE_URL: 'https://vllm.internal/v1' }).providers.openai?.baseURL).toBe('http://127.0.0.1:9/v1');
+  });
+
   it('warns (without the key) when TEMPORAL_API_KEY would be sent without TLS', async () => {
     const warnings: Error[] = [];
     const listen = (w: Error): void => void warnings.push(w);
