@@ -53,9 +53,10 @@ export async function findKeyMismatches(
   const ours = new Set(keys.all.map((k) => k.id));
   const mismatches: KeyMismatch[] = [];
   const unknownIds = new Set<string>();
-  for (const run of runs) {
-    const history = await connection.workflowService.getWorkflowExecutionHistory({ namespace, execution: run, maximumPageSize: 1 });
-    const payloads = (history.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads ?? []) as Payload[];
+  // The sampled runs' first events, read together (at most 2 x SAMPLE small reads).
+  const firsts = await Promise.all(runs.map((execution) => connection.workflowService.getWorkflowExecutionHistory({ namespace, execution, maximumPageSize: 1 })));
+  for (const [i, run] of runs.entries()) {
+    const payloads = (firsts[i]?.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads ?? []) as Payload[];
     for (const p of payloads) {
       const keyId = payloadKeyId(p);
       if (keyId === undefined) continue;
