@@ -2,9 +2,9 @@
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { ActiveExperiment, AnomalyAlert, ControlSettings, PolicyChange, RoutingRule } from '../learning/routingControl.js';
-import { routingEntityStart, signalRouting } from '../learning/worker/routingHandle.js';
+import { registerExperiment, routingEntityStart } from '../learning/worker/routingHandle.js';
 import type { SwitchyardMetrics } from '../metrics/metrics.js';
-import { experimentEndedSignal, experimentStartedSignal, promoteUpdate } from '../workflows/routing/contract.js';
+import { promoteUpdate } from '../workflows/routing/contract.js';
 
 export interface LearningDeps {
   readonly temporal: Client;
@@ -15,10 +15,12 @@ export interface LearningDeps {
 
 export function createLearningActivities(deps: LearningDeps) {
   return {
-    /** Registers a running experiment with its task queue's routing entity, or takes it off. */
+    /**
+     * Registers a running experiment with its task queue's routing entity, or takes it off; returns
+     * once workers would route by the change (an update, not a signal: see routing/contract.ts).
+     */
     async notifyRouting(input: { taskQueue: string; started?: ActiveExperiment; ended?: { name: string } }): Promise<void> {
-      if (input.started) await signalRouting(deps.temporal, input.taskQueue, deps.controlSettings(), experimentStartedSignal, [input.started]);
-      if (input.ended) await signalRouting(deps.temporal, input.taskQueue, deps.controlSettings(), experimentEndedSignal, [input.ended]);
+      await registerExperiment(deps.temporal, input.taskQueue, deps.controlSettings(), { ...(input.started ? { started: input.started } : {}), ...(input.ended ? { ended: input.ended } : {}) });
     },
 
     /** Makes an experiment's winner the routing rule for its traffic: the recorded routing change. */

@@ -10,6 +10,7 @@ import { ValidationError } from '../util/validation.js';
 import { createSwitchyardWorker, providerEndpointsFor } from '../workers/createWorker.js';
 import { envHint, ProviderRegistry } from '../providers/registry.js';
 import { loadFaultsFile, startLocalStack } from './localStack.js';
+import { findStackRecord, providerReach, removeStackRecord, type StackRecord, writeStackRecord } from './stackRecord.js';
 import { BudgetNotFoundError, type BudgetStatusView, RequestFailedError, SwitchyardClient } from '../client/client.js';
 import { ExperimentNotFoundError } from '../client/learningClient.js';
 import { isWebhookUrl, MAX_BUDGET_NANOS } from '../budget/book.js';
@@ -162,11 +163,32 @@ function describeStack(s: Awaited<ReturnType<typeof bootStack>>): string {
   ].join('\n');
 }
 
+/** What `up` tells the commands of other shells about its stack (see stackRecord.ts). */
+function recordOf(s: Awaited<ReturnType<typeof bootStack>>): StackRecord {
+  const endpoints = providerEndpointsFor(s.config);
+  return {
+    pid: process.pid,
+    address: s.address,
+    namespace: s.config.namespace,
+    taskQueue: s.config.taskQueue,
+    ledger: s.config.ledgerUrl ? 'postgres (SWITCHYARD_LEDGER_URL)' : s.config.ledgerPath,
+    ledgerKind: s.config.ledgerUrl ? 'postgres' : 'file',
+    ...(s.simulatorUrl ? { simulatorUrl: s.simulatorUrl } : {}),
+    ...(s.metricsUrl ? { metricsUrl: s.metricsUrl } : {}),
+    providers: Object.fromEntries(PROVIDERS.map((p) => [p, providerReach(endpoints[p], s.simulatorUrl)])),
+    startedAt: new Date().toISOString(),
+  };
+}
+
 stackOptions(program.command('up').description('run the local stack in the foreground: dev server, simulator, worker')).action(async (o: StackFlags) => {
   const stack = await bootStack(o);
+  writeStackRecord(recordOf(stack));
   const reach = stack.address === DEFAULT_ADDRESS ? `Other commands reach it as they are (TEMPORAL_ADDRESS=${stack.address}).` : `For other commands: export TEMPORAL_ADDRESS=${stack.address} (not the default port).`;
   process.stderr.write(`${describeStack(stack)}\n\n${reach} Ctrl-C stops everything.\n`);
-  await untilSignal(() => stack.stop());
+  await untilSignal(async () => {
+    removeStackRecord(stack.address);
+    await stack.stop();
+  });
 });
 
 stackOptions(
@@ -244,6 +266,13 @@ program
     const cfg = config();
     const catalog = loadCatalog(cfg.catalogPath);
     const providers = new ProviderRegistry(providerEndpointsFor(cfg), cfg.callTimeoutMs);
+    // Whose configuration: the worker of the local stack this command reaches, else this shell's.
+    const address = cfg.temporalAddress ?? DEFAULT_ADDRESS;
+    const stack = findStackRecord(address);
+    const isConfigured = (p: (typeof PROVIDERS)[number]): boolean => (stack ? (stack.providers[p] ?? 'no') !== 'no' : providers.isConfigured(p));
+    const whose = stack
+      ? `configured: as the worker of the local stack at ${stack.address} has it (\`switchyard up\`, pid ${stack.pid}${stack.simulatorUrl ? `; simulator ${stack.simulatorUrl}` : ''})`
+      : `configured: as this shell's environment has it (workers elsewhere read their own; no local stack runs at ${address})`;
     // Circuit states need the server; without it the listing still says what is configured.
     let circuits: Awaited<ReturnType<SwitchyardClient['health']>> = [];
     let circuitsNote: string | undefined;
@@ -256,12 +285,13 @@ program
     }
     const rows = catalog.models.map((m) => {
       const c = circuits.find((x) => x.model === m.name);
-      const configured = providers.isConfigured(m.provider);
+      const configured = isConfigured(m.provider);
       return {
         model: m.name,
         tier: m.tier,
         provider: m.provider,
         configured,
+        ...(stack ? { reach: stack.providers[m.provider] } : {}),
         ...(configured ? {} : { configure: envHint(m.provider) }),
         inputUsdPerMTok: m.price.inputNanosPerMTok / 1e9,
         outputUsdPerMTok: m.price.outputNanosPerMTok / 1e9,
@@ -269,14 +299,15 @@ program
       };
     });
     if (o.json) {
-      process.stdout.write(`${JSON.stringify({ models: rows, ...(circuitsNote ? { note: circuitsNote } : {}) })}\n`);
+      process.stdout.write(`${JSON.stringify({ models: rows, configuredBy: stack ? { stack: stack.address, pid: stack.pid } : 'environment', ...(circuitsNote ? { note: circuitsNote } : {}) })}\n`);
       return;
     }
     const table = [['model', 'tier', 'provider', 'configured', 'in $/Mtok', 'out $/Mtok', 'circuit']];
     for (const r of rows) table.push([r.model, r.tier, r.provider, r.configured ? 'yes' : 'no', r.inputUsdPerMTok.toFixed(3), r.outputUsdPerMTok.toFixed(3), r.circuit]);
     process.stdout.write(`${formatTable(table, (i) => i === 4 || i === 5)}\n`);
     const missing = [...new Set(rows.filter((r) => !r.configured).map((r) => r.provider))];
-    if (missing.length > 0) process.stdout.write(`\nnot configured (the router skips their models): ${missing.map((p) => `${p}: set ${envHint(p)}`).join('; ')}\n`);
+    process.stdout.write(`\n${whose}\n`);
+    if (missing.length > 0) process.stdout.write(`not configured (the router skips their models): ${missing.map((p) => `${p}: set ${envHint(p)}${stack ? ' where the worker runs' : ''}`).join('; ')}\n`);
     if (circuitsNote) process.stdout.write(`${circuitsNote}\n`);
   });
 
@@ -309,7 +340,7 @@ function parsePairs<T>(flag: string, v: string, parse: (raw: string, key: string
   return out;
 }
 
-function printBudget(st: BudgetStatusView): void {
+function printBudget(st: BudgetStatusView, from?: string): void {
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
   process.stdout.write(`budget ${st.scope}: ${st.periodicity} period ${st.period.start} .. ${st.period.end} (${st.timeZone})\n`);
   const rows = [['category', 'allocated', 'spent', 'reserved', 'remaining', 'used', 'limit', 'when denied']];
@@ -321,6 +352,15 @@ function printBudget(st: BudgetStatusView): void {
   for (const u of st.unavailable ?? []) {
     process.stdout.write(`WARNING: entity ${u.workflowId} is ${u.status.toLowerCase()}${u.closeTime ? ` since ${u.closeTime}` : ''}: reservations are refused until \`switchyard budget restore --scope ${st.scope}\`\n`);
   }
+  if (from) process.stdout.write(`${from}\n`);
+}
+
+/** Whose budget a command shows: the entity on this server and task queue (and the local stack, when `up` runs it). */
+function budgetSource(): string {
+  const cfg = config();
+  const address = cfg.temporalAddress ?? DEFAULT_ADDRESS;
+  const stack = findStackRecord(address);
+  return `from the budget entity on ${address}, task queue ${cfg.taskQueue}${stack ? ` (the local stack, pid ${stack.pid})` : ''}`;
 }
 
 const budget = program.command('budget').description('budgets: status, set, reset, history, realloc');
@@ -335,7 +375,7 @@ budget
       if (o.json) {
         const categories = Object.fromEntries(Object.entries(st.categories).map(([k, c]) => [k, { allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos, remainingNanos: c.remainingNanos, utilization: c.utilization, limit: c.limit, policy: c.policy }]));
         process.stdout.write(`${JSON.stringify({ scope: st.scope, period: st.period, totalNanos: st.totalNanos, spentNanos: st.spentNanos, reservedNanos: st.reservedNanos, remainingNanos: st.remainingNanos, categories, counters: st.counters, ...(st.unavailable ? { unavailable: st.unavailable } : {}) })}\n`);
-      } else printBudget(st);
+      } else printBudget(st, budgetSource());
     });
   });
 budget

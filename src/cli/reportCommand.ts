@@ -6,7 +6,8 @@ import { openSpendLedger } from '../ledger/open.js';
 import { REPORT_DIMENSIONS, type ReportDimension, reportCsv, reportTable } from '../ledger/report.js';
 import { type LedgerReport, reportOverFiles } from '../ledger/spendLedger.js';
 import { formatTable } from '../util/table.js';
-import { config, duration } from './shared.js';
+import { config, DEFAULT_ADDRESS, duration } from './shared.js';
+import { findStackRecord } from './stackRecord.js';
 
 /** An instant: an ISO date or time (2026-12-01, 2026-12-01T08:00:00Z), or a duration ago (7d, 12h). */
 export function instant(name: string, now: () => number = Date.now) {
@@ -57,9 +58,20 @@ export function registerReportCommand(program: Command): void {
       const opts = { by: o.by ?? [], baseline: catalog.premiumBaseline() };
       const query = { since: o.since, until: o.until, scope: o.scope };
       let report: LedgerReport;
+      // Whose ledger: --ledger, else this shell's SWITCHYARD_LEDGER(_URL), else the ledger of the
+      // local stack this shell reaches (`switchyard up`), else the default file. Always said.
+      const stack = findStackRecord(cfg.temporalAddress ?? DEFAULT_ADDRESS);
+      const explicit = process.env.SWITCHYARD_LEDGER !== undefined || process.env.SWITCHYARD_LEDGER_URL !== undefined;
+      let whose = '';
       if (o.ledger && o.ledger.length > 0) {
         report = reportOverFiles(o.ledger.map((path) => new FileLedger(path)), query, opts);
+      } else if (stack && !explicit && stack.ledgerKind === 'file') {
+        report = reportOverFiles([new FileLedger(stack.ledger)], query, opts);
+        whose = ` (the ledger of the local stack at ${stack.address}, pid ${stack.pid})`;
       } else {
+        if (stack && !explicit && stack.ledgerKind === 'postgres') throw new InvalidArgumentError(`the local stack at ${stack.address} (pid ${stack.pid}) writes its ledger to PostgreSQL: set SWITCHYARD_LEDGER_URL here as it is set there, or pass --ledger FILE`);
+        if (stack && explicit && stack.ledger !== (cfg.ledgerUrl ? 'postgres (SWITCHYARD_LEDGER_URL)' : cfg.ledgerPath)) process.stderr.write(`note: reporting ${cfg.ledgerUrl ? 'SWITCHYARD_LEDGER_URL' : cfg.ledgerPath} as this shell's environment says; the local stack at ${stack.address} writes ${stack.ledger}\n`);
+        if (!stack && !explicit) whose = ' (the default ledger of this machine; no local stack runs at this address)';
         const ledger = await openSpendLedger(cfg);
         try {
           report = await ledger.report(query, opts);
@@ -72,6 +84,6 @@ export function registerReportCommand(program: Command): void {
       if (report.repeatedKeys > 0) process.stderr.write(`note: ${report.repeatedKeys} settlement(s) found in more than one ledger file, counted once\n`);
       if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else if (o.csv) process.stdout.write(reportCsv(report));
-      else process.stdout.write(`${formatTable(reportTable(report), (i) => i >= (o.by?.length ?? 0))}\nledger: ${report.ledger}\n`);
+      else process.stdout.write(`${formatTable(reportTable(report), (i) => i >= (o.by?.length ?? 0))}\nledger: ${report.ledger}${whose}\n`);
     });
 }

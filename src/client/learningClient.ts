@@ -6,7 +6,7 @@ import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError,
 import { type ExperimentSpec, ExperimentSpecError, validateExperiment } from '../learning/experiments.js';
 import type { AnomalyAlert, ControlSettings, PolicyChange, PolicyView } from '../learning/routingControl.js';
 import { outcomeKey, type ThresholdChange } from '../learning/tuner.js';
-import { routingEntityStart, signalRouting } from '../learning/worker/routingHandle.js';
+import { registerExperiment, routingEntityStart, signalRouting } from '../learning/worker/routingHandle.js';
 import { experimentEntity } from '../workflows/experiment/experimentEntity.js';
 import { experimentWorkflowId, type ExperimentStatus, feedbackSignal as experimentFeedback, promoteUpdate, statusQuery, stopUpdate } from '../workflows/experiment/contract.js';
 import { acknowledgeUpdate, anomaliesQuery, feedbackSignal as tunerFeedback, historyQuery, policyQuery, proposalQuery, revertUpdate, routingWorkflowId, tuneUpdate } from '../workflows/routing/contract.js';
@@ -78,6 +78,9 @@ export class LearningClient {
       if (e instanceof WorkflowExecutionAlreadyStartedError) throw new ValidationError('experiment', [`name: an experiment "${spec.name}" exists already (running or ended); choose another name`]);
       throw e;
     }
+    // In force before this returns: every request started after it is assigned to an arm (the
+    // entity announces itself too, but later; both say the same).
+    await registerExperiment(this.temporal, this.taskQueue, this.settings, { started: { name: spec.name, arms: spec.arms, filter: spec.filter } });
     return this.experimentStatus(spec.name);
   }
 
@@ -113,14 +116,18 @@ export class LearningClient {
     return all.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   }
 
+  /** Takes the experiment off the traffic; in force when this returns. An experiment that ended already is returned as it ended. */
   async stopExperiment(name: string): Promise<ExperimentStatus> {
-    await this.experimentStatus(name);
+    const st = await this.experimentStatus(name);
+    if (st.state === 'stopped' || st.state === 'promoted') return st;
     return this.experimentHandle(name).executeUpdate(stopUpdate).catch(updateMessage);
   }
 
   /** The winner becomes the routing rule for the experiment's traffic (recorded in the routing history). */
   async promoteExperiment(name: string): Promise<ExperimentStatus> {
-    await this.experimentStatus(name);
+    const st = await this.experimentStatus(name);
+    if (st.state === 'promoted') throw new Error(`experiment "${name}" was promoted already`);
+    if (st.state === 'stopped') throw new Error(`experiment "${name}" was stopped: only a running or concluded experiment can be promoted`);
     return this.experimentHandle(name).executeUpdate(promoteUpdate).catch(updateMessage);
   }
 

@@ -37,6 +37,12 @@ export interface AnomalyAlert extends Anomaly {
 /** What workers read (cached) and route by. */
 export interface PolicyView {
   readonly version: number;
+  /**
+   * Bumped on every change to what workers route by (not only versioned changes: experiments,
+   * anomaly actions and their acknowledgements too). The entity publishes it in its memo, so a
+   * worker can tell with one cheap describe whether its copy is behind. Absent before it existed.
+   */
+  readonly epoch?: number;
   readonly categories: Readonly<Record<string, Thresholds>>;
   readonly explore: number;
   readonly rules: readonly RoutingRule[];
@@ -98,6 +104,8 @@ export interface ControlState {
   alerts: AnomalyAlert[];
   feedbackSeen: string[];
   alertSeq: number;
+  /** See PolicyView.epoch (absent in state carried before it existed). */
+  epoch?: number;
   /** When the tuner runs next (carried over continue-as-new, so a busy entity still tunes on time). */
   nextTuneAt?: number;
 }
@@ -121,9 +129,31 @@ export class RoutingControl {
     public settings: ControlSettings,
   ) {
     this.feedbackIds = new Set(state.feedbackSeen);
+    this.publishedKey = JSON.stringify(this.routingView());
+  }
+
+  private publishedKey: string;
+
+  /**
+   * After a message: bumps the epoch when what workers route by changed since the last call.
+   * Returns the epoch, and whether it moved.
+   */
+  publish(): { epoch: number; changed: boolean } {
+    const key = JSON.stringify(this.routingView());
+    const changed = key !== this.publishedKey;
+    if (changed) {
+      this.publishedKey = key;
+      this.state.epoch = (this.state.epoch ?? 0) + 1;
+    }
+    return { epoch: this.state.epoch ?? 0, changed };
   }
 
   policy(): PolicyView {
+    const view = this.routingView();
+    return this.state.epoch === undefined ? view : { ...view, epoch: this.state.epoch };
+  }
+
+  private routingView(): PolicyView {
     const actions: Record<string, { action: 'downgrade' | 'pause'; alertId: string }> = {};
     for (const a of this.state.alerts) {
       if (a.acknowledgedAt === undefined && a.action !== 'none') actions[`${a.scope}|${a.category}`] = { action: a.action, alertId: a.id };

@@ -105,6 +105,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     ...(opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
   ];
   const child: ChildProcess = spawn(opts.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid !== undefined) watchOver(child.pid);
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
   let exited: number | null | undefined;
@@ -144,6 +145,30 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       log.end();
     },
   };
+}
+
+/**
+ * The dev server must not outlive the process that started it, even one killed with SIGKILL (which
+ * runs no handler). Linux would do this with PR_SET_PDEATHSIG, which Node cannot set; so a small
+ * detached watchdog polls both: when the starter is gone it stops the server (SIGTERM, then SIGKILL
+ * after 10 s), and it exits as soon as the server has (no pid of another process is ever signalled).
+ */
+const WATCHDOG = `
+const [starter, server] = process.argv.slice(1).map(Number);
+const alive = (p) => { try { process.kill(p, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
+const tick = setInterval(() => {
+  if (!alive(server)) process.exit(0);
+  if (alive(starter)) return;
+  clearInterval(tick);
+  try { process.kill(server, 'SIGTERM'); } catch {}
+  const hard = setTimeout(() => { try { process.kill(server, 'SIGKILL'); } catch {} process.exit(0); }, 10000);
+  setInterval(() => { if (!alive(server)) { clearTimeout(hard); process.exit(0); } }, 200);
+}, 500);
+`;
+
+function watchOver(serverPid: number): void {
+  const watchdog = spawn(process.execPath, ['-e', WATCHDOG, String(process.pid), String(serverPid)], { detached: true, stdio: 'ignore' });
+  watchdog.unref();
 }
 
 /** `--search-attribute` flags for `temporal server start-dev` and `temporal operator search-attribute create`. */

@@ -3,7 +3,8 @@
  * `switchyard up` serving a `switchyard ask` from another process, then stopping on SIGTERM.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bin, runCli } from '../helpers/cli.js';
@@ -17,12 +18,15 @@ function tmp(): string {
   return d;
 }
 afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const d of [...dirs, stateHome]) rmSync(d, { recursive: true, force: true });
 });
 
+const stateHome = mkdtempSync(join(tmpdir(), 'switchyard-statehome-'));
+
 function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_CLI: inject('temporalCli'), SWITCHYARD_LOG_LEVEL: 'warn' };
-  for (const k of ['TEMPORAL_ADDRESS', 'OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL', 'SWITCHYARD_SIMULATOR_URL']) delete env[k];
+  // A state home of its own: the default ledger and the local stacks' records never touch the user's.
+  const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_CLI: inject('temporalCli'), SWITCHYARD_LOG_LEVEL: 'warn', XDG_STATE_HOME: stateHome };
+  for (const k of ['TEMPORAL_ADDRESS', 'OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL', 'SWITCHYARD_SIMULATOR_URL', 'SWITCHYARD_LEDGER', 'SWITCHYARD_LEDGER_URL', 'SWITCHYARD_STATE_DIR']) delete env[k];
   return env;
 }
 
@@ -91,6 +95,24 @@ describe('switchyard up + ask', () => {
       expect(res.tier).toBe('economy');
       expect(res.category).toBe('batch');
       expect(res.costNanos).toBeGreaterThan(0);
+      // What the CLI says describes the stack it reaches (issue 21, item 13): the worker's providers
+      // (all through the simulator), and the ledger `up` printed, not this shell's default one.
+      const models = await run(['models', '--json'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
+      expect(models.code, models.stderr).toBe(0);
+      const listed = JSON.parse(models.stdout) as { models: Array<{ configured: boolean; reach?: string }>; configuredBy: unknown };
+      expect(listed.configuredBy).toMatchObject({ stack: address });
+      expect(listed.models.every((m) => m.configured && m.reach === 'simulator')).toBe(true);
+      expect((await run(['models'], { ...baseEnv(), TEMPORAL_ADDRESS: address })).stdout).toMatch(/configured: as the worker of the local stack at \S+ has it/);
+      const report = await run(['report'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
+      expect(report.code, report.stderr).toBe(0);
+      expect(report.stdout).toContain(`ledger: ${join(state, 'ledger.jsonl')} (the ledger of the local stack at ${address}`);
+      // One figures row (no --by: the total once), under the header.
+      expect(report.stdout.split('\n').filter((l) => /^\s*1\s+\d+\s+\$/.test(l))).toHaveLength(1);
+      expect(report.stdout.trim().split('\n')).toHaveLength(3);
+      const reportJson = JSON.parse((await run(['report', '--json'], { ...baseEnv(), TEMPORAL_ADDRESS: address })).stdout) as { total: { requests: number; costNanos: number } };
+      expect(reportJson.total).toMatchObject({ requests: 1, costNanos: res.costNanos });
+      const budgetText = await run(['budget', 'status'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
+      expect(budgetText.stdout).toContain(`from the budget entity on ${address}, task queue switchyard (the local stack, pid`);
       const budget = await run(['budget', 'status', '--json'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
       expect(budget.code).toBe(0);
       const st = JSON.parse(budget.stdout) as { scope: string; period: { start: string; end: string }; totalNanos: number; spentNanos: number; reservedNanos: number; categories: Record<string, { allocatedNanos: number; spentNanos: number; reservedNanos: number; remainingNanos: number }> };
@@ -114,22 +136,20 @@ describe('switchyard up + ask', () => {
       const created = await run(['experiment', 'create', 'cli-exp', '--arms', 'gpt-4o-mini=0.5,gemini-2-flash=0.5', '--feature', 'cli-ab', '--min-samples', '50', '--json'], env);
       expect(created.code, created.stderr).toBe(0);
       expect(JSON.parse(created.stdout)).toMatchObject({ name: 'cli-exp', state: 'running', winner: null });
-      let asked: { workflowId: string; model: string; learning?: { experiment?: { arm: string } } } | undefined;
-      for (let i = 0; i < 40 && !asked?.learning?.experiment; i++) {
-        await new Promise((r) => setTimeout(r, 250));
-        const a = await run(['ask', 'Name a fruit.', '--feature', 'cli-ab', '--unit', 'user-1', '--json'], env);
-        expect(a.code, a.stderr).toBe(0);
-        asked = JSON.parse(a.stdout) as typeof asked;
-      }
-      expect(asked?.model).toBe(asked?.learning?.experiment?.arm);
-      const fb = await run(['feedback', asked!.workflowId, '--score', '0.5', '--json'], env);
+      // In force when `experiment create` returned: the very next request is in it.
+      const a = await run(['ask', 'Name a fruit.', '--feature', 'cli-ab', '--unit', 'user-1', '--json'], env);
+      expect(a.code, a.stderr).toBe(0);
+      const asked = JSON.parse(a.stdout) as { workflowId: string; model: string; learning?: { experiment?: { arm: string } } };
+      expect(asked.learning?.experiment?.arm).toBeDefined();
+      expect(asked.model).toBe(asked.learning?.experiment?.arm);
+      const fb = await run(['feedback', asked.workflowId, '--score', '0.5', '--json'], env);
       expect(fb.code, fb.stderr).toBe(0);
       expect(JSON.parse(fb.stdout)).toMatchObject({ experiment: { name: 'cli-exp' }, tuner: false });
-      const badFb = await run(['feedback', asked!.workflowId, '--score', '2'], env);
+      const badFb = await run(['feedback', asked.workflowId, '--score', '2'], env);
       expect(badFb.stderr).toMatch(/--score must be a number in \[0, 1\]/);
       const status = JSON.parse((await run(['experiment', 'status', 'cli-exp', '--json'], env)).stdout) as { name: string; state: string; arms: Record<string, { requests: number; costNanos: number; meanQuality: number | null; qualityCi: unknown }>; winner: unknown };
       expect(Object.keys(status.arms).sort()).toEqual(['gemini-2-flash', 'gpt-4o-mini']);
-      expect(Object.keys(status.arms[asked!.learning!.experiment!.arm]!)).toEqual(expect.arrayContaining(['requests', 'costNanos', 'meanQuality', 'qualityCi']));
+      expect(Object.keys(status.arms[asked.learning!.experiment!.arm]!)).toEqual(expect.arrayContaining(['requests', 'costNanos', 'meanQuality', 'qualityCi']));
       expect((await run(['experiment', 'list'], env)).stdout).toMatch(/cli-exp\s+running/);
       expect((await run(['experiment', 'stop', 'cli-exp'], env)).stdout).toMatch(/experiment cli-exp: stopped/);
       expect(JSON.parse((await run(['routing', 'tune', '--dry-run', '--json'], env)).stdout)).toEqual({ changes: [] });
@@ -149,6 +169,37 @@ describe('switchyard up + ask', () => {
       up.kill('SIGTERM');
       expect(await exited).toBe(0);
     }
+    // Stopped: its record is gone, and the CLI says whose configuration it shows now.
+    expect(existsSync(join(stateHome, 'switchyard', 'stacks'))).toBe(true);
+    expect(readdirSync(join(stateHome, 'switchyard', 'stacks'))).toEqual([]);
+  });
+});
+
+describe('switchyard up killed with SIGKILL', () => {
+  it('does not leave its Temporal dev server running', async () => {
+    const state = tmp();
+    const up = spawn(process.execPath, [bin, 'up', '--port', '0', '--ui-port', '0', '--state-dir', state, '--latency-scale', '0'], { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const banner = await waitFor(up, /Ctrl-C stops everything/, 90_000);
+    const [host, port] = (/Temporal\s+(\S+):(\d+)/.exec(banner) ?? []).slice(1);
+    const answers = (): Promise<boolean> =>
+      new Promise((resolve) => {
+        const sock = connect(Number(port), host!, () => {
+          sock.destroy();
+          resolve(true);
+        });
+        sock.on('error', () => resolve(false));
+      });
+    expect(await answers()).toBe(true);
+    const exited = new Promise<void>((r) => up.once('exit', () => r()));
+    up.kill('SIGKILL');
+    await exited;
+    // The watchdog stops the server within a second or so of the starter's death (SIGKILL after 10 s).
+    let open = true;
+    for (let i = 0; i < 80 && open; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      open = await answers();
+    }
+    expect(open).toBe(false);
   });
 });
 

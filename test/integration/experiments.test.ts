@@ -60,8 +60,8 @@ describe('an A/B experiment', () => {
     });
     expect(st.state).toBe('running');
     // Registered with the routing entity, and seen by the worker's cached policy.
-    await until('the experiment in the policy', async () => ((await stack.client.learning.policy()).experiments.some((e) => e.name === name) ? true : undefined));
-    await sleep(400);
+    // Registered with the routing entity when create returned: no wait before its traffic.
+    expect((await stack.client.learning.policy()).experiments.map((e) => e.name)).toContain(name);
     for (let round = 0; round < 2; round++) {
       const batch = await Promise.all(
         units.map((unit) => stack.client.ask({ requestId: rid('ab'), unit, feature: 'abtest', category: 'standard', prompt: 'Write one friendly sentence welcoming a new customer.' })),
@@ -138,7 +138,7 @@ describe('an A/B experiment', () => {
     expect(st.promotion?.by).toBe('experiment');
     const history = await stack.client.learning.routingHistory();
     expect(history.at(-1)).toMatchObject({ version: st.promotion!.version, by: 'experiment' });
-    await sleep(400);
+    // In force when promote returned: the very next request routes by the rule.
     const r = await stack.client.ask({ requestId: rid('after'), unit: 'someone-new', feature: 'abtest', prompt: 'Write one friendly sentence welcoming a new customer.' });
     expect(r.learning?.rule).toBe(name);
     expect(r.model).toBe('gpt-4o-mini');

@@ -1,18 +1,38 @@
 /**
  * The worker's copy of its task queue's routing policy (tuned thresholds, rules, experiments,
- * anomaly actions), read from the routing entity every `ttlMs` in the background by one query:
- * the router reads the copy, never the entity, and never waits for it once a copy exists.
+ * anomaly actions). A control change must be in force for every request started after the command
+ * that made it returned, so before routing the worker checks that its copy is current:
+ *
+ * - The routing entity publishes a policy epoch in its memo, in the same workflow task as each
+ *   change (so once an update such as `experiment create`, `routing revert` or `anomalies ack` has
+ *   returned, the new epoch is visible). Reading it is one `describe()`, served by the server alone.
+ * - Reads are coalesced without going stale: a request joins the describe that starts after it
+ *   arrived (at most one runs at a time; everyone who arrived while it ran shares the next one), so a
+ *   busy worker makes one describe per round trip, not one per request.
+ * - When the memo's epoch is ahead of the copy, the worker queries the policy before routing.
+ *
+ * An entity of an earlier release has no memo: then the copy is read every `ttlMs`, as before. When
+ * the server cannot be asked, the last copy routes (logged), as before.
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { PolicyView } from '../routingControl.js';
-import { policyQuery, routingWorkflowId } from '../../workflows/routing/contract.js';
+import { POLICY_EPOCH_MEMO, policyQuery, routingWorkflowId } from '../../workflows/routing/contract.js';
 
 const POLICY_QUERY_MS = 2_000;
+const DESCRIBE_MS = 2_000;
+
+/** What the entity's memo says now: its epoch, none (an entity of an earlier release), or no entity at all. */
+type Published = { kind: 'epoch'; epoch: number } | { kind: 'unpublished' } | { kind: 'absent' } | { kind: 'unknown' };
 
 export class PolicyCache {
   private cached: { at: number; view: PolicyView | undefined } = { at: Number.NEGATIVE_INFINITY, view: undefined };
   private inflight: Promise<PolicyView | undefined> | undefined;
+  private describing: Promise<Published> | undefined;
+  private nextDescribe: Promise<Published> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** How many policy reads the epoch check caused (for tests and the debug log). */
+  fetchesForEpoch = 0;
 
   constructor(
     private readonly temporal: Client,
@@ -21,10 +41,7 @@ export class PolicyCache {
     private readonly log: Logger,
   ) {}
 
-  /** The last policy read (undefined: no routing entity yet, or it could not be read: route by the configuration). */
-  private timer: NodeJS.Timeout | undefined;
-
-  /** Keeps the copy fresh in the background (every ttlMs), so that requests never wait on the query. */
+  /** Keeps the copy fresh in the background too (every ttlMs), for entities without a published epoch. */
   start(): void {
     this.timer ??= setInterval(() => void this.refresh(), this.ttlMs);
     this.timer.unref();
@@ -35,12 +52,65 @@ export class PolicyCache {
     this.timer = undefined;
   }
 
+  /** The policy to route a request by: current as of the moment this was called. */
   async view(): Promise<PolicyView | undefined> {
-    const age = Date.now() - this.cached.at;
-    if (age < this.ttlMs) return this.cached.view;
-    // The background refresh keeps it within ttlMs; a copy much older (or none yet) is read now.
-    if (!this.timer || age > 3 * this.ttlMs) return this.refresh();
+    const published = await this.published();
+    const have = this.cached.view;
+    switch (published.kind) {
+      case 'absent':
+        // No routing entity (yet): route by the configuration.
+        return have === undefined ? undefined : this.refresh();
+      case 'epoch':
+        if (have?.epoch !== undefined && have.epoch >= published.epoch) return have;
+        this.fetchesForEpoch += 1;
+        return this.refreshTo(published.epoch);
+      case 'unpublished':
+      case 'unknown': {
+        const age = Date.now() - this.cached.at;
+        if (age < this.ttlMs) return have;
+        if (!this.timer || age > 3 * this.ttlMs) return this.refresh();
+        return have;
+      }
+    }
+  }
+
+  /** Reads the policy until its epoch reaches `epoch` (a read in flight may predate the change). */
+  private async refreshTo(epoch: number): Promise<PolicyView | undefined> {
+    for (let i = 0; i < 3; i++) {
+      const view = await this.refresh();
+      if (view === undefined || (view.epoch ?? 0) >= epoch) return view;
+      this.inflight = undefined;
+    }
+    this.log.warn({ epoch, have: this.cached.view?.epoch }, 'routing policy still behind its published epoch after three reads; routing by the last read');
     return this.cached.view;
+  }
+
+  /** The memo's epoch, from a describe that started after this call (coalesced: see the header). */
+  private published(): Promise<Published> {
+    if (!this.describing) {
+      this.describing = this.describeOnce().finally(() => {
+        this.describing = undefined;
+      });
+      return this.describing;
+    }
+    this.nextDescribe ??= this.describing.then(() => {
+      this.nextDescribe = undefined;
+      return this.published();
+    });
+    return this.nextDescribe;
+  }
+
+  private async describeOnce(): Promise<Published> {
+    try {
+      const d = await this.temporal.withDeadline(Date.now() + DESCRIBE_MS, () => this.temporal.workflow.getHandle(routingWorkflowId(this.taskQueue)).describe());
+      if (d.status.name !== 'RUNNING') return { kind: 'absent' };
+      const epoch = d.memo?.[POLICY_EPOCH_MEMO];
+      return typeof epoch === 'number' ? { kind: 'epoch', epoch } : { kind: 'unpublished' };
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) return { kind: 'absent' };
+      this.log.warn({ err: (e as Error).message }, 'routing policy epoch could not be read; routing by the last policy read');
+      return { kind: 'unknown' };
+    }
   }
 
   private refresh(): Promise<PolicyView | undefined> {
@@ -58,7 +128,7 @@ export class PolicyCache {
     return this.inflight;
   }
 
-  /** Read the policy again on the next request, and wait for it (an operator's change that must apply at once). */
+  /** Read the policy again on the next request (an operator's change that must apply at once). */
   invalidate(): void {
     this.cached = { at: Number.NEGATIVE_INFINITY, view: undefined };
   }

@@ -4,11 +4,11 @@
  */
 import { type Client, WithStartWorkflowOperation } from '@temporalio/client';
 import type { SignalDefinition } from '@temporalio/common';
-import type { ControlSettings } from '../routingControl.js';
+import type { ActiveExperiment, ControlSettings } from '../routingControl.js';
 import { usdToNanos } from '../../catalog/schema.js';
 import type { SwitchyardConfig } from '../../config/config.js';
 import { routingEntity } from '../../workflows/routing/routingEntity.js';
-import { routingWorkflowId } from '../../workflows/routing/contract.js';
+import { experimentUpdate, routingWorkflowId } from '../../workflows/routing/contract.js';
 import { entityTaskQueue } from '../../workflows/taskQueues.js';
 
 export function controlSettingsFrom(config: Pick<SwitchyardConfig, 'routing' | 'learning'>): ControlSettings {
@@ -38,4 +38,10 @@ export function routingEntityStart(taskQueue: string, settings: ControlSettings)
     args: [{ settings }],
     workflowIdConflictPolicy: 'USE_EXISTING',
   });
+}
+
+/** Registers an experiment with the routing entity (or takes it off); returns once workers would route by it. */
+export async function registerExperiment(temporal: Client, taskQueue: string, settings: ControlSettings, change: { started?: ActiveExperiment; ended?: { name: string } }): Promise<number> {
+  const { epoch } = await temporal.workflow.executeUpdateWithStart(experimentUpdate, { args: [change], startWorkflowOperation: routingEntityStart(taskQueue, settings) });
+  return epoch;
 }

@@ -5,7 +5,7 @@
  * at minSamples and a significant result, or maxSamples) concludes it, which takes it off the
  * traffic; `promote` makes the winner the routing rule, recorded in the routing history.
  */
-import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import { type ArmStats, armReport, confidenceAtLook, EMPTY_ARM, ExperimentSpecError, lookAt, recordFeedback, recordOutcome, validateExperiment, verdict, zFor } from '../../learning/experiments.js';
 import type { PolicyChange } from '../../learning/routingControl.js';
@@ -72,6 +72,13 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
     };
   };
   let announce: 'start' | 'end' | undefined = input.carried ? undefined : 'start';
+  // Messages to the routing entity go one after another (an end never overtakes its start).
+  let routingChain: Promise<unknown> = Promise.resolve();
+  const notify = (m: { started?: { name: string; arms: typeof spec.arms; filter: typeof spec.filter }; ended?: { name: string } }): Promise<void> => {
+    const p = routingChain.then(() => routing.notifyRouting({ taskQueue: input.taskQueue, ...m }));
+    routingChain = p.catch(() => undefined);
+    return p;
+  };
   const end = (to: ExperimentState): void => {
     if (state === 'running') announce = 'end';
     state = to;
@@ -117,8 +124,14 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
     }
   });
   setHandler(statusQuery, status);
-  setHandler(stopUpdate, () => {
+  setHandler(stopUpdate, async () => {
     if (state === 'running' || state === 'concluded') end('stopped');
+    // `experiment stop` returns once the routing entity has taken it off the traffic (patched: runs
+    // recorded before announced it after the update returned).
+    if (announce === 'end' && patched('experiment-stop-in-force')) {
+      announce = undefined;
+      await notify({ ended: { name: spec.name } });
+    }
     return status();
   });
   setHandler(
@@ -150,10 +163,10 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
   for (;;) {
     if (announce === 'start') {
       announce = undefined;
-      await routing.notifyRouting({ taskQueue: input.taskQueue, started: { name: spec.name, arms: spec.arms, filter: spec.filter } });
+      await notify({ started: { name: spec.name, arms: spec.arms, filter: spec.filter } });
     } else if (announce === 'end') {
       announce = undefined;
-      await routing.notifyRouting({ taskQueue: input.taskQueue, ended: { name: spec.name } });
+      await notify({ ended: { name: spec.name } });
     }
     if (state === 'promoted' || state === 'stopped') break;
     if (workflowInfo().continueAsNewSuggested || messages >= MESSAGES_PER_RUN) {
@@ -166,9 +179,9 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
         carried: { state, arms: Object.fromEntries(arms), seen: seenOrder, feedbackSeen: [...feedbackSeen], comments, lastLook, ...(concluded ? { concluded } : {}), ...(endedAt !== undefined ? { endedAt } : {}), ...(promotion ? { promotion } : {}) },
       });
     }
-    await condition(() => announce !== undefined || messages >= MESSAGES_PER_RUN || workflowInfo().continueAsNewSuggested);
+    await condition(() => announce !== undefined || state === 'promoted' || state === 'stopped' || messages >= MESSAGES_PER_RUN || workflowInfo().continueAsNewSuggested);
   }
   await condition(allHandlersFinished);
-  if (announce === 'end') await routing.notifyRouting({ taskQueue: input.taskQueue, ended: { name: spec.name } });
+  if (announce === 'end') await notify({ ended: { name: spec.name } });
   return status();
 }

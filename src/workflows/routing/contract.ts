@@ -30,6 +30,18 @@ export const tuneUpdate = defineUpdate<PolicyChange | null, []>('tune');
 export const revertUpdate = defineUpdate<PolicyChange, [{ version: number }]>('revert');
 export const promoteUpdate = defineUpdate<PolicyChange, [{ rule: RoutingRule; evidence: unknown }]>('promote');
 export const acknowledgeUpdate = defineUpdate<AnomalyAlert, [{ id: string }]>('acknowledge');
+/**
+ * Registers a running experiment, or takes it off, and answers once workers would route by it
+ * (the experiment signals of earlier releases still work, but return before that).
+ */
+export const experimentUpdate = defineUpdate<{ epoch: number }, [{ started?: ActiveExperiment; ended?: { name: string } }]>('experiment');
+
+/**
+ * The memo key under which the routing entity publishes its policy epoch (PolicyView.epoch). It is
+ * written in the same workflow task as the change, so an update that returned is already visible to
+ * `describe()`, which needs no worker: workers compare it with their copy before routing.
+ */
+export const POLICY_EPOCH_MEMO = 'policyEpoch';
 
 export function routingWorkflowId(taskQueue: string): string {
   return `routing:${taskQueue}`;

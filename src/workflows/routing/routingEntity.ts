@@ -6,7 +6,7 @@
  * acknowledged). Experiments register here while they run; a promoted winner becomes a rule.
  * Every message is handled by RoutingControl (pure); this shell adds timers and delivery.
  */
-import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, patched, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import { type AnomalyAlert, type ControlSettings, newControlState, type OutcomeReport, RoutingControl } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { alertActivities } from '../alerts.js';
@@ -17,8 +17,10 @@ import {
   configureSignal,
   experimentEndedSignal,
   experimentStartedSignal,
+  experimentUpdate,
   feedbackSignal,
   historyQuery,
+  POLICY_EPOCH_MEMO,
   policyQuery,
   promoteUpdate,
   proposalQuery,
@@ -56,6 +58,17 @@ function validSettings(s: unknown): s is ControlSettings {
 export async function routingEntity(input: RoutingEntityInput): Promise<void> {
   const control = new RoutingControl(input.state ?? newControlState(), input.settings);
   let messages = 0;
+  // A change to what workers route by bumps the epoch and publishes it in the memo, in the same
+  // workflow task as the change (so it is visible once an update returns). Patched: runs recorded
+  // before it have no memo commands.
+  let epochPublished = false;
+  const publish = <T>(result: T): T => {
+    if (!patched('routing-policy-epoch')) return result;
+    const { epoch, changed } = control.publish();
+    if (changed || !epochPublished) upsertMemo({ [POLICY_EPOCH_MEMO]: epoch });
+    epochPublished = true;
+    return result;
+  };
   const pending: AnomalyAlert[] = [];
   const raised = (found: AnomalyAlert[]): void => {
     for (const a of found) {
@@ -71,6 +84,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
       messages += 1;
       if (!validReport(r)) return void log.warn('outcome report ignored: malformed', {});
       raised(control.report(r, Date.now()));
+      publish(undefined);
     },
   );
   onSignal(
@@ -88,6 +102,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
       if (!validSettings(s)) return void log.warn('configure signal ignored: not a ControlSettings', {});
       if (s.tuner.intervalMs !== control.settings.tuner.intervalMs) control.state.nextTuneAt = Date.now() + s.tuner.intervalMs;
       control.settings = s;
+      publish(undefined);
     },
   );
   onSignal(
@@ -96,6 +111,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
       messages += 1;
       if (!isMessage(e) || typeof e.name !== 'string' || !Array.isArray(e.arms) || !isRecord(e.filter)) return void log.warn('experimentStarted ignored: malformed', {});
       control.registerExperiment(e);
+      publish(undefined);
     },
   );
   onSignal(
@@ -104,6 +120,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
       messages += 1;
       if (!isMessage(e) || typeof e.name !== 'string') return void log.warn('experimentEnded ignored: malformed', {});
       control.endExperiment(e.name);
+      publish(undefined);
     },
   );
   setHandler(policyQuery, () => control.policy());
@@ -113,13 +130,13 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
   setHandler(settingsQuery, () => control.settings);
   setHandler(tuneUpdate, () => {
     messages += 1;
-    return control.tune(Date.now(), 'operator') ?? null;
+    return publish(control.tune(Date.now(), 'operator') ?? null);
   });
   setHandler(
     revertUpdate,
     ({ version }) => {
       messages += 1;
-      return refusing(() => control.revert(version, Date.now()));
+      return publish(refusing(() => control.revert(version, Date.now())));
     },
     { validator: (a: { version: number }) => refuseUnless('revert', isRecord(a) && Number.isSafeInteger(a.version), '{"version": N}') },
   );
@@ -127,7 +144,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
     promoteUpdate,
     ({ rule, evidence }) => {
       messages += 1;
-      return control.promote(rule, evidence, Date.now());
+      return publish(control.promote(rule, evidence, Date.now()));
     },
     { validator: (a: { rule: unknown }) => refuseUnless('promote', isRecord(a) && isRecord(a.rule) && isRecord(a.rule.arm) && typeof a.rule.arm.name === 'string' && isRecord(a.rule.filter), '{"rule": {"filter": {...}, "arm": {...}}, "evidence": ...}') },
   );
@@ -135,9 +152,27 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
     acknowledgeUpdate,
     ({ id }) => {
       messages += 1;
-      return refusing(() => control.acknowledge(id, Date.now()));
+      return publish(refusing(() => control.acknowledge(id, Date.now())));
     },
     { validator: objectArgument('acknowledge') },
+  );
+  setHandler(
+    experimentUpdate,
+    ({ started, ended }) => {
+      messages += 1;
+      if (started) control.registerExperiment(started);
+      if (ended) control.endExperiment(ended.name);
+      publish(undefined);
+      return { epoch: control.policy().epoch ?? 0 };
+    },
+    {
+      validator: (a: { started?: unknown; ended?: unknown }) =>
+        refuseUnless(
+          'experiment',
+          isRecord(a) && (a.started === undefined || (isRecord(a.started) && typeof a.started.name === 'string' && Array.isArray(a.started.arms) && isRecord(a.started.filter))) && (a.ended === undefined || (isRecord(a.ended) && typeof a.ended.name === 'string')),
+          '{"started": {"name", "arms", "filter"}} or {"ended": {"name"}}',
+        ),
+    },
   );
 
   control.state.nextTuneAt ??= Date.now() + control.settings.tuner.intervalMs;
@@ -150,6 +185,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
       control.state.nextTuneAt = now + control.settings.tuner.intervalMs;
     }
     raised(control.tick(now));
+    publish(undefined);
     while (pending.length > 0) {
       const alert = pending.shift()!;
       void alerts.sendAnomalyAlert({ alert, webhookUrl: control.settings.anomaly.webhookUrl }).catch((e: unknown) => log.warn('anomaly alert not delivered', { id: alert.id, error: e instanceof Error ? e.message : String(e) }));
@@ -157,7 +193,9 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
     if (due()) {
       await condition(allHandlersFinished);
       const taskQueue = continueOnQueue(workflowInfo().taskQueue);
-      await makeContinueAsNewFunc<typeof routingEntity>(taskQueue ? { taskQueue } : {})({ settings: control.settings, state: control.carry() });
+      // The next run starts with the epoch in its memo: a describe between runs never reads an older one.
+      const memo = epochPublished ? { memo: { [POLICY_EPOCH_MEMO]: control.policy().epoch ?? 0 } } : {};
+      await makeContinueAsNewFunc<typeof routingEntity>({ ...(taskQueue ? { taskQueue } : {}), ...memo })({ settings: control.settings, state: control.carry() });
     }
     const wakeAt = Math.min(control.settings.tuner.enabled ? (control.state.nextTuneAt ?? Infinity) : Infinity, control.nextBucketAt() ?? Infinity);
     const wait = Number.isFinite(wakeAt) ? Math.max(1, wakeAt - Date.now()) : undefined;
