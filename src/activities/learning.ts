@@ -1,5 +1,6 @@
 /** Activities of the learning loop: the experiment entity's registration and promotion, and anomaly alerts. */
-import type { Client } from '@temporalio/client';
+import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import type { ActiveExperiment, AnomalyAlert, ControlSettings, PolicyChange, RoutingRule } from '../learning/routingControl.js';
 import { registerExperiment, routingEntityStart } from '../learning/worker/routingHandle.js';
@@ -20,7 +21,13 @@ export function createLearningActivities(deps: LearningDeps) {
      * once workers would route by the change (an update, not a signal: see routing/contract.ts).
      */
     async notifyRouting(input: { taskQueue: string; started?: ActiveExperiment; ended?: { name: string } }): Promise<void> {
-      await registerExperiment(deps.temporal, input.taskQueue, deps.controlSettings(), { ...(input.started ? { started: input.started } : {}), ...(input.ended ? { ended: input.ended } : {}) });
+      try {
+        await registerExperiment(deps.temporal, input.taskQueue, deps.controlSettings(), { ...(input.started ? { started: input.started } : {}), ...(input.ended ? { ended: input.ended } : {}) });
+      } catch (e) {
+        // Refused by the routing entity (too many experiments): retrying cannot help.
+        if (e instanceof WorkflowUpdateFailedError) throw ApplicationFailure.create({ type: 'ExperimentRefused', nonRetryable: true, message: e.cause?.message ?? e.message });
+        throw e;
+      }
     },
 
     /** Makes an experiment's winner the routing rule for its traffic: the recorded routing change. */

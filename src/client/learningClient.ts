@@ -4,7 +4,7 @@
  */
 import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { type ExperimentSpec, ExperimentSpecError, validateExperiment } from '../learning/experiments.js';
-import type { AnomalyAlert, ControlSettings, PolicyChange, PolicyView } from '../learning/routingControl.js';
+import { type AnomalyAlert, type ControlSettings, EXPERIMENTS_MAX, type PolicyChange, type PolicyView } from '../learning/routingControl.js';
 import { outcomeKey, type ThresholdChange } from '../learning/tuner.js';
 import { registerExperiment, routingEntityStart, signalRouting } from '../learning/worker/routingHandle.js';
 import { experimentEntity } from '../workflows/experiment/experimentEntity.js';
@@ -67,6 +67,8 @@ export class LearningClient {
       if (e instanceof ExperimentSpecError) throw new ValidationError('experiment', [e.message]);
       throw e;
     }
+    const running = (await this.policy()).experiments.length;
+    if (running >= EXPERIMENTS_MAX) throw new ValidationError('experiment', [`${EXPERIMENTS_MAX} experiments run on task queue ${this.taskQueue} already: stop or promote one first (switchyard experiment list)`]);
     try {
       await this.temporal.workflow.start(experimentEntity, {
         workflowId: experimentWorkflowId(this.taskQueue, spec.name),
@@ -80,7 +82,14 @@ export class LearningClient {
     }
     // In force before this returns: every request started after it is assigned to an arm (the
     // entity announces itself too, but later; both say the same).
-    await registerExperiment(this.temporal, this.taskQueue, this.settings, { started: { name: spec.name, arms: spec.arms, filter: spec.filter } });
+    try {
+      await registerExperiment(this.temporal, this.taskQueue, this.settings, { started: { name: spec.name, arms: spec.arms, filter: spec.filter } });
+    } catch (e) {
+      // Refused (another create took the last place meanwhile): the experiment must not run unregistered.
+      await this.experimentHandle(spec.name).terminate(`not registered with routing: ${(e as Error).message}`).catch(() => undefined);
+      if (e instanceof WorkflowUpdateFailedError) throw new ValidationError('experiment', [e.cause?.message ?? e.message]);
+      throw e;
+    }
     return this.experimentStatus(spec.name);
   }
 

@@ -93,10 +93,26 @@ export function parseArms(text: string, isModel: (name: string) => boolean): Arm
  * comments by own property, so any name is safe there, and refusing in workflow code would change
  * how runs started before this check replay).
  */
+const MAX_ARMS = 20;
+const MAX_NAME_CHARS = 100;
+const MAX_FILTER_CHARS = 200;
+
 export function validateExperiment(spec: ExperimentSpec, opts: { reservedArmNames?: 'refuse' | 'allow' } = {}): ExperimentSpec {
   if (typeof spec?.name !== 'string' || !EXPERIMENT_NAME.test(spec.name)) throw new ExperimentSpecError('name', `"${String(spec?.name)}" must be 1-63 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit`);
   // Not Array.isArray: it would narrow the arms to any[].
   if (typeof (spec.arms as unknown[] | undefined)?.length !== 'number' || spec.arms.length < 2) throw new ExperimentSpecError('arms', 'an experiment needs at least two arms');
+  // Sizes, for a new spec (the entity carries it, and registers it with the routing entity): an
+  // experiment's state must stay far below a payload's limit whatever it is given.
+  if (opts.reservedArmNames !== 'allow') {
+    if (spec.arms.length > MAX_ARMS) throw new ExperimentSpecError('arms', `at most ${MAX_ARMS} arms (got ${spec.arms.length})`);
+    spec.arms.forEach((a, i) => {
+      if (typeof a?.name === 'string' && a.name.length > MAX_NAME_CHARS) throw new ExperimentSpecError(`arms.${i}.name`, `at most ${MAX_NAME_CHARS} characters`);
+      if (typeof a?.model === 'string' && a.model.length > MAX_NAME_CHARS) throw new ExperimentSpecError(`arms.${i}.model`, `at most ${MAX_NAME_CHARS} characters`);
+    });
+    for (const [k, v] of Object.entries((spec.filter ?? {}) as Record<string, unknown>)) {
+      if (typeof v === 'string' && v.length > MAX_FILTER_CHARS) throw new ExperimentSpecError(`filter.${k}`, `at most ${MAX_FILTER_CHARS} characters`);
+    }
+  }
   if (!Number.isInteger(spec.minSamples) || spec.minSamples < 2) throw new ExperimentSpecError('minSamples', `must be an integer >= 2 (got ${spec.minSamples})`);
   if (spec.maxSamples !== undefined && (!Number.isInteger(spec.maxSamples) || spec.maxSamples < spec.minSamples)) throw new ExperimentSpecError('maxSamples', `must be an integer >= minSamples (${spec.minSamples})`);
   if (!(typeof spec.confidence === 'number' && spec.confidence > 0.5 && spec.confidence < 1)) throw new ExperimentSpecError('confidence', `must be between 0.5 and 1 (got ${String(spec.confidence)})`);

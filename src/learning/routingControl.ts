@@ -7,6 +7,7 @@
 import { type Anomaly, type AnomalySettings, addSpend, advance, type Baseline, parseSpendKey } from './anomalies.js';
 import type { ArmSpec, TrafficFilter } from './experiments.js';
 import { addOutcome, type OutcomeCounts, proposeChanges, type ThresholdChange, type Thresholds, type TunerSettings } from './tuner.js';
+import { jsonBytes, newestWithin } from '../util/bytes.js';
 
 export interface ActiveExperiment {
   readonly name: string;
@@ -112,6 +113,22 @@ export interface ControlState {
 
 const HISTORY_MAX = 200;
 const ALERTS_MAX = 200;
+/**
+ * What the entity carries over continue-as-new is bounded by bytes, not only counts: a payload is
+ * refused by the server above 2 MiB, and a refused continue-as-new would end the entity with what it
+ * knew. Half of that leaves room for the codec and the settings.
+ */
+export const CARRY_MAX_BYTES = 1_048_576;
+/** Of which the remembered feedback ids (long request ids: fewer of them). */
+const FEEDBACK_SEEN_BYTES = 256 * 1024;
+/**
+ * What the carried state must keep whatever its size (promoted rules, tuned thresholds, running
+ * experiments, open anomaly actions) is bounded where it comes in: these many rules and experiments,
+ * and open actions on these many scope|category pairs (beyond: raised, but without an action).
+ */
+export const RULES_MAX = 100;
+export const EXPERIMENTS_MAX = 50;
+export const OPEN_ACTIONS_MAX = 500;
 const FEEDBACK_SEEN_MAX = 5_000;
 const BASELINES_MAX = 2_000;
 /** A key that has not spent for this long is dropped (its baseline would be stale anyway). */
@@ -217,10 +234,27 @@ export class RoutingControl {
   private alert(a: Anomaly, now: number): AnomalyAlert {
     const k = parseSpendKey(a.key);
     this.state.alertSeq += 1;
-    const alert: AnomalyAlert = { ...a, ...k, id: `anomaly-${this.state.alertSeq}`, at: now, action: this.settings.anomaly.action };
+    const open = this.openActionKeys();
+    const key = `${k.scope}|${k.category}`;
+    // Beyond OPEN_ACTIONS_MAX pairs with an open action, a new pair's anomaly is raised without one.
+    const action = this.settings.anomaly.action !== 'none' && !open.has(key) && open.size >= OPEN_ACTIONS_MAX ? 'none' : this.settings.anomaly.action;
+    const alert: AnomalyAlert = { ...a, ...k, id: `anomaly-${this.state.alertSeq}`, at: now, action };
     this.state.alerts.push(alert);
-    if (this.state.alerts.length > ALERTS_MAX) this.state.alerts.splice(0, this.state.alerts.length - ALERTS_MAX);
+    this.trimAlerts();
     return alert;
+  }
+
+  private openActionKeys(): Set<string> {
+    return new Set(this.state.alerts.filter((a) => a.acknowledgedAt === undefined && a.action !== 'none').map((a) => `${a.scope}|${a.category}`));
+  }
+
+  /**
+   * Keeps ALERTS_MAX alerts, dropping the oldest that holds no open action first: an
+   * unacknowledged pause or downgrade is never forgotten because later alerts came (the newest
+   * open alert of each scope|category is kept; older ones of the same pair end with it anyway).
+   */
+  private trimAlerts(): void {
+    this.state.alerts = keepAlerts(this.state.alerts, ALERTS_MAX);
   }
 
   /**
@@ -285,6 +319,9 @@ export class RoutingControl {
   }
 
   registerExperiment(e: ActiveExperiment): void {
+    if (this.state.experiments[e.name] === undefined && Object.keys(this.state.experiments).length >= EXPERIMENTS_MAX) {
+      throw new RangeError(`${EXPERIMENTS_MAX} experiments run on this task queue already: stop or promote one first (\`switchyard experiment list\`)`);
+    }
     this.state.experiments[e.name] = e;
   }
 
@@ -298,15 +335,62 @@ export class RoutingControl {
   promote(rule: RoutingRule, evidence: unknown, now: number): PolicyChange {
     const before = this.snapshot();
     const same = (f: TrafficFilter): boolean => f.category === rule.filter.category && f.feature === rule.filter.feature && f.capability === rule.filter.capability;
-    this.state.rules = [...this.state.rules.filter((r) => !same(r.filter)), rule];
+    const others = this.state.rules.filter((r) => !same(r.filter));
+    if (others.length >= RULES_MAX) throw new RangeError(`${RULES_MAX} routing rules exist already: \`switchyard routing revert\` an earlier promotion first`);
+    this.state.rules = [...others, rule];
     delete this.state.experiments[rule.experiment];
     return this.commit('experiment', `experiment ${rule.experiment} promoted: ${rule.arm.name} for ${describeFilter(rule.filter)}`, now, before, { evidence });
   }
 
-  /** The state to carry over continue-as-new. */
-  carry(): ControlState {
-    return this.state;
+  /**
+   * The state to carry over continue-as-new, within `maxBytes` of JSON: the remembered feedback ids
+   * to their own share, then the oldest history entries (the last 10 always), alerts without an open
+   * action, and the baselines of the keys that spent longest ago, until it fits. What routing depends
+   * on (rules, thresholds, experiments, open actions, the counters) is never dropped; it is bounded
+   * where it comes in, and should it still not fit this throws, failing the workflow task (retried,
+   * visible in the UI) rather than letting the server refuse the continue-as-new and end the entity.
+   */
+  carry(maxBytes = CARRY_MAX_BYTES): ControlState {
+    const s: ControlState = { ...this.state, feedbackSeen: newestWithin(this.state.feedbackSeen, FEEDBACK_SEEN_BYTES), history: [...this.state.history], alerts: [...this.state.alerts], baselines: { ...this.state.baselines } };
+    let size = jsonBytes(s);
+    while (size > maxBytes && s.history.length > 10) size -= jsonBytes(s.history.shift()) + 1;
+    if (size > maxBytes) {
+      const droppable = s.alerts.filter((a) => a.acknowledgedAt !== undefined || a.action === 'none');
+      for (const a of droppable) {
+        if (size <= maxBytes) break;
+        s.alerts.splice(s.alerts.indexOf(a), 1);
+        size -= jsonBytes(a) + 1;
+      }
+    }
+    if (size > maxBytes) {
+      const byAge = Object.entries(s.baselines).sort(([, a], [, b]) => (a.lastSpendAt ?? a.open) - (b.lastSpendAt ?? b.open));
+      for (const [key, b] of byAge) {
+        if (size <= maxBytes) break;
+        delete s.baselines[key];
+        size -= jsonBytes(key) + jsonBytes(b) + 2;
+      }
+    }
+    if (size > maxBytes) throw new Error(`the routing entity's state is ${size} bytes, over the ${maxBytes} it may carry, with nothing left to drop (rules ${s.rules.length}, experiments ${Object.keys(s.experiments).length}, open alerts ${s.alerts.length})`);
+    return s;
   }
+}
+
+/**
+ * At most `max` alerts, dropping the oldest first, but never the newest open (unacknowledged, with
+ * an action) alert of a scope|category: its pause or downgrade stays in force until acknowledged.
+ */
+export function keepAlerts(alerts: readonly AnomalyAlert[], max: number): AnomalyAlert[] {
+  let excess = alerts.length - max;
+  if (excess <= 0) return [...alerts];
+  const newestOpen = new Map<string, string>();
+  for (const a of alerts) if (a.acknowledgedAt === undefined && a.action !== 'none') newestOpen.set(`${a.scope}|${a.category}`, a.id);
+  return alerts.filter((a) => {
+    if (excess > 0 && newestOpen.get(`${a.scope}|${a.category}`) !== a.id) {
+      excess -= 1;
+      return false;
+    }
+    return true;
+  });
 }
 
 export function describeFilter(f: TrafficFilter): string {

@@ -14,3 +14,24 @@ export function utf8Bytes(s: string): number {
   }
   return n;
 }
+
+/** Bytes of the value's JSON in UTF-8 (what a payload of it takes, before any codec). */
+export function jsonBytes(v: unknown): number {
+  return utf8Bytes(JSON.stringify(v) ?? '');
+}
+
+/**
+ * The newest items of `list` (its end) whose JSON takes at most `maxBytes` in all, as a JSON array
+ * would hold them; order kept. A new array; `list` is not changed.
+ */
+export function newestWithin<T>(list: readonly T[], maxBytes: number): T[] {
+  let total = 2;
+  let i = list.length;
+  while (i > 0) {
+    const size = jsonBytes(list[i - 1]) + (i === list.length ? 0 : 1);
+    if (total + size > maxBytes) break;
+    total += size;
+    i -= 1;
+  }
+  return list.slice(i);
+}

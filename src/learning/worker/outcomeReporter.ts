@@ -14,9 +14,38 @@ import type { ControlSettings, OutcomeReport } from '../routingControl.js';
 import type { LearningOutcome } from '../../workflows/sinks.js';
 import { reportSignal } from '../../workflows/routing/contract.js';
 import { signalRouting } from './routingHandle.js';
+import { jsonBytes } from '../../util/bytes.js';
 
 /** Spend entries kept between reports at most (a long outage folds the rest into the last one). */
 const MAX_SPEND_ENTRIES = 10_000;
+/** One report signal's JSON at most: well under the server's 2 MiB payload limit (a longer report goes as several). */
+export const REPORT_MAX_BYTES = 256 * 1024;
+
+/**
+ * A report cut into signals of at most `maxBytes` each (the counts in the first, the spend entries
+ * in order after them). Spend keys hold scope, category, model and feature: at their longest 10,000
+ * entries take several megabytes, which one signal could not carry (and would be refused again on
+ * every retry).
+ */
+export function splitReport(report: OutcomeReport, maxBytes = REPORT_MAX_BYTES): OutcomeReport[] {
+  const parts: OutcomeReport[] = [];
+  let counts: OutcomeCounts = report.counts;
+  let spend: OutcomeReport['spend'][number][] = [];
+  let size = jsonBytes({ counts, spend: [] });
+  for (const entry of report.spend) {
+    const add = jsonBytes(entry) + 1;
+    if (spend.length > 0 && size + add > maxBytes) {
+      parts.push({ counts, spend });
+      counts = {};
+      spend = [];
+      size = jsonBytes({ counts, spend: [] });
+    }
+    spend.push(entry);
+    size += add;
+  }
+  parts.push({ counts, spend });
+  return parts;
+}
 
 export class OutcomeReporter {
   private counts: OutcomeCounts = {};
@@ -63,19 +92,25 @@ export class OutcomeReporter {
   async flush(): Promise<void> {
     if (this.sending) return this.sending;
     if (Object.keys(this.counts).length === 0 && this.spend.length === 0) return;
-    const report: OutcomeReport = { counts: this.counts, spend: this.spend };
+    const parts = splitReport({ counts: this.counts, spend: this.spend });
     this.counts = {};
     this.spend = [];
     this.latest = new Map();
-    this.sending = signalRouting(this.temporal, this.taskQueue, this.settings(), reportSignal, [report])
-      .catch((e: unknown) => {
-        this.log.warn({ err: (e as Error).message }, 'outcome report not delivered; kept for the next one');
-        for (const [k, c] of Object.entries(report.counts)) this.counts = addOutcome(this.counts, k, c.n, c.good);
-        this.spend = [...report.spend, ...this.spend].slice(-MAX_SPEND_ENTRIES);
-      })
-      .finally(() => {
-        this.sending = undefined;
-      });
+    this.sending = (async () => {
+      for (let i = 0; i < parts.length; i++) {
+        try {
+          await signalRouting(this.temporal, this.taskQueue, this.settings(), reportSignal, [parts[i]!]);
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message, parts: parts.length - i }, 'outcome report not delivered; kept for the next one');
+          const rest = parts.slice(i);
+          for (const part of rest) for (const [k, c] of Object.entries(part.counts)) this.counts = addOutcome(this.counts, k, c.n, c.good);
+          this.spend = [...rest.flatMap((p) => p.spend), ...this.spend].slice(-MAX_SPEND_ENTRIES);
+          return;
+        }
+      }
+    })().finally(() => {
+      this.sending = undefined;
+    });
     return this.sending;
   }
 

@@ -10,6 +10,7 @@ import type { Activities } from '../../activities/index.js';
 import { type ArmStats, armReport, confidenceAtLook, EMPTY_ARM, ExperimentSpecError, lookAt, recordFeedback, recordOutcome, validateExperiment, verdict, zFor } from '../../learning/experiments.js';
 import type { PolicyChange } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
+import { boundCarried } from './carry.js';
 import { isMessage, onSignal } from '../messages.js';
 import { own, setOwn } from '../../util/names.js';
 import { type ExperimentEntityInput, type ExperimentState, type ExperimentStatus, type FeedbackComment, feedbackSignal, outcomeSignal, promoteUpdate, statusQuery, stopUpdate } from './contract.js';
@@ -176,7 +177,7 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
         spec,
         taskQueue: input.taskQueue,
         createdAt,
-        carried: { state, arms: Object.fromEntries(arms), seen: seenOrder, feedbackSeen: [...feedbackSeen], comments, lastLook, ...(concluded ? { concluded } : {}), ...(endedAt !== undefined ? { endedAt } : {}), ...(promotion ? { promotion } : {}) },
+        carried: boundCarried({ state, arms: Object.fromEntries(arms), seen: seenOrder, feedbackSeen: [...feedbackSeen], comments, lastLook, ...(concluded ? { concluded } : {}), ...(endedAt !== undefined ? { endedAt } : {}), ...(promotion ? { promotion } : {}) }),
       });
     }
     await condition(() => announce !== undefined || state === 'promoted' || state === 'stopped' || messages >= MESSAGES_PER_RUN || workflowInfo().continueAsNewSuggested);

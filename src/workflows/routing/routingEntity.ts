@@ -160,7 +160,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
     experimentUpdate,
     ({ started, ended }) => {
       messages += 1;
-      if (started) control.registerExperiment(started);
+      if (started) refusing(() => control.registerExperiment(started));
       if (ended) control.endExperiment(ended.name);
       publish(undefined);
       return { epoch: control.policy().epoch ?? 0 };
