@@ -11,6 +11,19 @@ import type { Alert, BudgetSettings, ReserveResult, SettleResult } from '../budg
 import type { Usage } from '../catalog/pricing.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { LedgerEntry } from '../ledger/fileLedger.js';
+import { ledgerOutbox } from '../workflows/ledger/ledgerOutbox.js';
+import { ledgerOutboxWorkflowId, type LedgerOutboxInput } from '../workflows/ledger/contract.js';
+
+/** How long a settlement waits for the ledger before its line goes to the outbox. */
+const LEDGER_WRITE_MS = 3_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
 import type { SwitchyardMetrics } from '../metrics/metrics.js';
 import { randomUUID } from 'node:crypto';
 import { batchUpdate, type BudgetOpResult } from '../workflows/budget/contract.js';
@@ -149,11 +162,33 @@ export function createBudgetActivities(deps: BudgetDeps) {
       throw e;
     }
   };
-  /** Appends the attempt to the audit ledger (idempotent by reservation id); true when it was not there yet. */
+  /**
+   * Appends the attempt to the audit ledger (idempotent by reservation id). When the ledger does
+   * not take it within LEDGER_WRITE_MS (its database is down), the line goes to the ledger outbox:
+   * a `ledgerOutbox` run (started before this returns, so the line is durable) writes it when the
+   * ledger is back, and the request answers now instead of waiting for the database.
+   */
   const record = async (input: RecordSpendInput): Promise<boolean> => {
+    const entry = entryOf(input);
+    try {
+      return await withTimeout(Promise.resolve(deps.ledger.record(entry)), LEDGER_WRITE_MS);
+    } catch (e) {
+      log.warn({ err: (e as Error).message, key: entry.key }, 'ledger write failed; the line goes to the ledger outbox');
+    }
+    const deferredAt = Date.now();
+    await deps.temporal.workflow
+      .start(ledgerOutbox, { workflowId: ledgerOutboxWorkflowId(entry.key), taskQueue: deps.taskQueue, args: [{ entry, deferredAt }], workflowIdConflictPolicy: 'USE_EXISTING' })
+      .catch((e: unknown) => {
+        // A run for this line that already ended wrote it.
+        if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+      });
+    deps.metrics?.ledgerDeferred(entry.key, deferredAt);
+    return true;
+  };
+  const entryOf = (input: RecordSpendInput): LedgerEntry => {
     // A model no worker's catalog knows any more is still recorded, by its name.
     const spec = deps.catalog.get(input.model);
-    return deps.ledger.record({
+    return {
       key: input.reservationId,
       scope: input.scope,
       ...(input.baselineNanos !== undefined ? { baselineNanos: input.baselineNanos } : {}),
@@ -169,7 +204,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
       outputTokens: input.usage.outputTokens,
       costNanos: input.costNanos,
       at: new Date().toISOString(),
-    });
+    };
   };
   /** Metrics of a first settlement; never fails the settlement (a retry would be a duplicate, never counted). */
   const counted = (input: RecordSpendInput): void => {
@@ -267,6 +302,14 @@ export function createBudgetActivities(deps: BudgetDeps) {
       await record(input);
       if ((result.overshootNanos ?? 0) > 0) log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: input.model, overshootNanos: result.overshootNanos }, 'cost above its reservation (raise budget.reservationMargin for this provider)');
       return result;
+    },
+
+    /** The ledger outbox's write (see workflows/ledger): retried by its run until the ledger takes the line. */
+    async writeLedgerEntry(input: LedgerOutboxInput): Promise<void> {
+      deps.metrics?.ledgerPending(input.entry.key, input.deferredAt);
+      await deps.ledger.record(input.entry);
+      deps.metrics?.ledgerWritten(input.entry.key);
+      log.info({ key: input.entry.key, lagMs: Date.now() - input.deferredAt }, 'deferred ledger line written');
     },
 
     /** A soft-limit alert: one structured log line, and a POST to the webhook when configured. */

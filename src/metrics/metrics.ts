@@ -65,6 +65,9 @@ export class LabelCap {
 
 const NANOS_PER_DOLLAR = 1e9;
 
+/** A waiting ledger line not retried on this worker for this long was written elsewhere (outbox retries come every 10 s at most). */
+const LEDGER_SEEN_MS = 45_000;
+
 export class SwitchyardMetrics {
   readonly registry = new Registry();
   private readonly features: LabelCap;
@@ -112,6 +115,24 @@ export class SwitchyardMetrics {
     this.attempts = new Counter({ name: 'switchyard_provider_attempts_total', help: 'Provider calls by outcome (ok, or the error kind)', labelNames: ['model', 'provider', 'kind'], registers });
     this.anomalies = new Counter({ name: 'switchyard_spend_anomalies_total', help: 'Spend anomalies raised (a bucket of spend far above its learned baseline), and the action applied', labelNames: ['scope', 'category', 'action'], registers });
     this.inFlightGauge = new Gauge({ name: 'switchyard_provider_calls_in_flight', help: 'Provider calls in flight on this worker', registers });
+    this.ledgerDeferredCounter = new Counter({ name: 'switchyard_ledger_deferred_total', help: 'Settlements whose ledger line could not be written at once and went to the ledger outbox', registers });
+    const ledgerView = (now: number) => this.ledgerView(now);
+    new Gauge({
+      name: 'switchyard_ledger_lag_seconds',
+      help: 'Age of the oldest ledger line this worker knows to be waiting in the outbox (0: none; aggregate with max)',
+      registers,
+      collect() {
+        this.set(ledgerView(Date.now()).lagSeconds);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_ledger_outbox_pending',
+      help: 'Ledger lines this worker knows to be waiting in the outbox',
+      registers,
+      collect() {
+        this.set(ledgerView(Date.now()).pending);
+      },
+    });
     const budgets = sources.budgets;
     const scopes = this.scopes;
     const categories = this.categories;
@@ -156,6 +177,39 @@ export class SwitchyardMetrics {
         for (const m of new Set([...models, ...c.open, ...c.halfOpen])) this.set({ model: m }, c.open.includes(m) ? 2 : c.halfOpen.includes(m) ? 1 : 0);
       },
     });
+  }
+
+  /**
+   * Ledger lines this worker knows to be waiting (deferred by it, or retried by its outbox
+   * activities), by key: when the first write failed, and when this worker last saw it. A line
+   * another worker wrote meanwhile is forgotten after LEDGER_SEEN_MS without a retry here.
+   */
+  private readonly ledgerWaiting = new Map<string, { deferredAt: number; seenAt: number }>();
+  private ledgerDeferredCounter: Counter | undefined;
+
+  /** A settlement's ledger line could not be written now and went to the outbox. */
+  ledgerDeferred(key: string, deferredAt: number): void {
+    this.ledgerDeferredCounter?.inc();
+    this.ledgerPending(key, deferredAt);
+  }
+
+  /** An outbox attempt for this line is running (it is still waiting). */
+  ledgerPending(key: string, deferredAt: number): void {
+    this.ledgerWaiting.set(key, { deferredAt: Math.min(deferredAt, this.ledgerWaiting.get(key)?.deferredAt ?? deferredAt), seenAt: Date.now() });
+  }
+
+  /** The line is in the ledger. */
+  ledgerWritten(key: string): void {
+    this.ledgerWaiting.delete(key);
+  }
+
+  private ledgerView(now: number): { pending: number; lagSeconds: number } {
+    let oldest = now;
+    for (const [key, w] of this.ledgerWaiting) {
+      if (now - w.seenAt > LEDGER_SEEN_MS) this.ledgerWaiting.delete(key);
+      else oldest = Math.min(oldest, w.deferredAt);
+    }
+    return { pending: this.ledgerWaiting.size, lagSeconds: (now - oldest) / 1000 };
   }
 
   /** A paid attempt settled for the first time: one request, its cost and its latency. */

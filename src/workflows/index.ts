@@ -5,3 +5,4 @@ export { healthEntity } from './health/healthEntity.js';
 export { batchRun } from './batch/batchRun.js';
 export { routingEntity } from './routing/routingEntity.js';
 export { experimentEntity } from './experiment/experimentEntity.js';
+export { ledgerOutbox } from './ledger/ledgerOutbox.js';

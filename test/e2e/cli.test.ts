@@ -183,7 +183,7 @@ describe('switchyard up killed with SIGKILL', () => {
     const [host, port] = (/Temporal\s+(\S+):(\d+)/.exec(banner) ?? []).slice(1);
     const answers = (): Promise<boolean> =>
       new Promise((resolve) => {
-        const sock = connect(Number(port), host!, () => {
+        const sock = connect(Number(port), host, () => {
           sock.destroy();
           resolve(true);
         });

@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { freePort } from '../../src/temporal/devServer.js';
 
 export interface TestPostgres {
+  /** Stops the server, keeping its data (an outage); resume() starts it again on the same port. */
+  pause(): void;
+  resume(): void;
   readonly url: string;
   stop(): Promise<void>;
 }
@@ -38,6 +41,12 @@ export async function startPostgres(): Promise<TestPostgres> {
   run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
   return {
     url: `postgres://switchyard@127.0.0.1:${port}/postgres`,
+    pause() {
+      run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+    },
+    resume() {
+      run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+    },
     async stop() {
       try {
         run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);

@@ -1,0 +1,16 @@
+/**
+ * Writes one deferred ledger line, retrying on durable timers until the ledger takes it (backoff
+ * to 10 s). Nothing else: the budget was settled before the line was deferred, so this never
+ * charges; the write is idempotent by the settlement's key.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { LedgerOutboxActivities, LedgerOutboxInput } from './contract.js';
+
+const ledger = proxyActivities<LedgerOutboxActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds' },
+});
+
+export async function ledgerOutbox(input: LedgerOutboxInput): Promise<void> {
+  await ledger.writeLedgerEntry(input);
+}
