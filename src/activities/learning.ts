@@ -14,7 +14,11 @@ export interface LearningDeps {
   readonly metrics?: SwitchyardMetrics | undefined;
 }
 
+/** Alert ids whose metric this worker counted (a retried webhook delivery is not a second anomaly). */
+const COUNTED_MAX = 10_000;
+
 export function createLearningActivities(deps: LearningDeps) {
+  const counted = new Set<string>();
   return {
     /**
      * Registers a running experiment with its task queue's routing entity, or takes it off; returns
@@ -41,7 +45,11 @@ export function createLearningActivities(deps: LearningDeps) {
     /** A spend anomaly: one structured log line, the metric, and a POST to the webhook when configured. */
     async sendAnomalyAlert(input: { alert: AnomalyAlert; webhookUrl?: string | undefined }): Promise<void> {
       const a = input.alert;
-      deps.metrics?.anomaly(a.scope, a.category, a.action);
+      if (!counted.has(a.id)) {
+        counted.add(a.id);
+        if (counted.size > COUNTED_MAX) counted.delete(counted.values().next().value!);
+        deps.metrics?.anomaly(a.scope, a.category, a.action);
+      }
       deps.log.warn({ spendAnomaly: true, id: a.id, scope: a.scope, category: a.category, model: a.model, feature: a.feature, spendNanos: a.spendNanos, baselineNanos: a.baselineNanos, action: a.action }, `spend anomaly ${a.id}: ${a.scope}/${a.category} (${a.model}, ${a.feature}) spent ${a.spendNanos} nanodollars in a bucket against a baseline of ${a.baselineNanos}`);
       if (!input.webhookUrl) return;
       const res = await fetch(input.webhookUrl, {

@@ -12,7 +12,7 @@ export interface BatchItem {
   /** 1-based line number in the input file. */
   readonly line: number;
   readonly id: string;
-  /** The request, with requestId = id (the workflow id derives from it). */
+  /** The request; its requestId (the workflow id derives from it) is the id, or for an OpenAI line a mapping of an unsafe custom_id. */
   readonly request: RequestInput & { requestId: string };
 }
 
@@ -43,9 +43,12 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('must be a JSON object such as {"id": "t-1", "prompt": "..."}');
   const openai = isOpenAIBatchLine(raw as Record<string, unknown>);
+  // An OpenAI line's custom_id names the output line; its request id may be a mapping of it.
+  let mappedRequestId: string | undefined;
   if (openai) {
     const converted = fromOpenAIBatchLine(raw as Record<string, unknown>);
     if (!converted.ok) return bad(converted.error);
+    mappedRequestId = converted.request.requestId;
     raw = { ...converted.request, id: converted.id, requestId: undefined };
   }
   const { id: rawId, ...rest } = raw as Record<string, unknown>;
@@ -56,7 +59,7 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
   delete rest.requestId;
   const candidate = {
     ...rest,
-    requestId: id,
+    requestId: mappedRequestId ?? id,
     ...(rest.category === undefined && defaults.category ? { category: defaults.category } : {}),
     ...(rest.feature === undefined && defaults.feature ? { feature: defaults.feature } : {}),
   };

@@ -35,7 +35,22 @@ const UNSUPPORTED: Record<string, string> = {
   prediction: 'predicted outputs are not supported',
 };
 
-export type Converted = { readonly ok: true; readonly id: string; readonly request: RequestInput } | { readonly ok: false; readonly error: string };
+export type Converted = { readonly ok: true; readonly id: string; readonly request: RequestInput & { requestId: string } } | { readonly ok: false; readonly error: string };
+
+/** What a request id may hold (the request contract's alphabet and length). */
+const SAFE_ID = /^[A-Za-z0-9._:/-]{1,200}$/;
+
+/**
+ * The request id of a line: its `custom_id` when that is a valid request id, else a stable mapping
+ * (the id's safe characters, up to 60, then `-cid-` and 24 hex digits of its SHA-256), so that any
+ * custom_id OpenAI accepts (spaces, other scripts, any length) runs, re-running the file finds the
+ * same requests, and the output line carries the original custom_id.
+ */
+export function requestIdForCustomId(customId: string): string {
+  if (SAFE_ID.test(customId)) return customId;
+  const readable = customId.replace(/[^A-Za-z0-9._:/-]+/g, '_').slice(0, 60);
+  return `${readable}-cid-${createHash('sha256').update(customId).digest('hex').slice(0, 24)}`;
+}
 
 /** Text of an OpenAI message content: a string, or text parts (other parts are refused). */
 function contentText(content: unknown, where: string): string | { error: string } {
@@ -94,7 +109,7 @@ export function fromOpenAIBatchLine(raw: Record<string, unknown>): Converted {
   const model = body.model;
   if (model !== undefined && typeof model !== 'string') return bad('body.model: must be a string ("auto" or absent: routed; a catalog model: pinned)');
   const maxTokens = body.max_completion_tokens ?? body.max_tokens;
-  const request: Record<string, unknown> = { requestId: id, messages };
+  const request: Record<string, unknown> = { requestId: requestIdForCustomId(id), messages };
   if (model !== undefined && model !== 'auto' && model !== '') request.model = model;
   if (maxTokens !== undefined && maxTokens !== null) request.maxOutputTokens = maxTokens;
   if (body.temperature !== undefined && body.temperature !== null) request.temperature = body.temperature;
@@ -110,7 +125,7 @@ export function fromOpenAIBatchLine(raw: Record<string, unknown>): Converted {
     messages.push({ role: 'system', content: `Reply with JSON only, valid against this JSON Schema:\n${JSON.stringify(rf.json_schema.schema)}` });
   } else if (rf && rf.type !== 'text') return bad('body.response_format.type: must be text, json_object or json_schema');
   // The caller validates the request like any other line (zod), so types are checked there.
-  return { ok: true, id, request: request };
+  return { ok: true, id, request: request as RequestInput & { requestId: string } };
 }
 
 /** A validation message about a converted line, with the field named as the OpenAI line names it. */

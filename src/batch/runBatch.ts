@@ -124,14 +124,14 @@ async function outcome(client: RequestRunner, item: BatchItem, opts: RunBatchOpt
   let workflowId: string;
   let existing = false;
   if (opts.collectOnly) {
-    workflowId = workflowIdFor(item.id);
+    workflowId = workflowIdFor(item.request.requestId);
   } else {
     let s: Awaited<ReturnType<RequestRunner['submit']>>;
     try {
       s = await client.submit({ ...opts.requestDefaults, ...item.request }, opts.batchId ? { batch: { batchId: opts.batchId, line: item.line } } : {});
     } catch (e) {
       // Invalid requests fail alone (nothing started, nothing charged); other errors stop the batch.
-      if (e instanceof ValidationError) return { line: { ...failedLine(item.id, workflowIdFor(item.id), e), error: { type: 'InvalidInput', message: e.message } }, existing: false };
+      if (e instanceof ValidationError) return { line: { ...failedLine(item.id, workflowIdFor(item.request.requestId), e), error: { type: 'InvalidInput', message: e.message } }, existing: false };
       throw e;
     }
     workflowId = s.handle.workflowId;

@@ -40,6 +40,8 @@ describe('OpenAI Batch API files', () => {
         line(`${tag}-routed`, { model: 'auto', messages: [{ role: 'developer', content: 'Answer in one word.' }, { role: 'user', content: 'Classify the sentiment: I love this product.' }], max_tokens: 20 }),
         line(`${tag}-pinned`, { model: 'claude-3-5-haiku', messages: [{ role: 'user', content: [{ type: 'text', text: 'Summarise in one line: ' }, { type: 'text', text: 'the meeting moved to Tuesday.' }] }], max_completion_tokens: 40, temperature: 0.2, seed: 7 }),
         line(`${tag}-chat`, { messages: [{ role: 'user', content: 'Name a prime.' }, { role: 'assistant', content: '7' }, { role: 'user', content: 'And a larger one?' }] }),
+        // A custom_id outside the request-id alphabet (OpenAI accepts it): runs under a mapped request id, answered under its own.
+        line(`${tag}-spaced #1 ü`, { messages: [{ role: 'user', content: 'Name a colour.' }] }),
         line(`${tag}-json`, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Extract the city as JSON {"city": ...}: I live in Paris.' }], response_format: { type: 'json_object' } }),
         line(`${tag}-tools`, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'What is the weather?' }], tools: [{ type: 'function', function: { name: 'weather' } }] }),
         JSON.stringify({ custom_id: `${tag}-embed`, method: 'POST', url: '/v1/embeddings', body: { input: 'x' } }),
@@ -53,7 +55,7 @@ describe('OpenAI Batch API files', () => {
 
   const check = (out: OpenAIOutputLine[]): void => {
     const byId = new Map(out.map((l) => [l.custom_id, l]));
-    expect([...byId.keys()].sort()).toEqual([`${tag}-chat`, `${tag}-json`, `${tag}-pinned`, `${tag}-routed`]);
+    expect([...byId.keys()].sort()).toEqual([`${tag}-chat`, `${tag}-json`, `${tag}-pinned`, `${tag}-routed`, `${tag}-spaced #1 ü`]);
     for (const l of out) {
       expect(l.error).toBeNull();
       expect(l.id).toMatch(/^batch_req_[0-9a-f]{24}$/);
@@ -77,12 +79,12 @@ describe('OpenAI Batch API files', () => {
     const r = await runCli(['batch', input, '--out', out, '--output-format', 'openai', '--json'], env(), dir);
     expect(r.code, r.stderr).toBe(3); // two lines refused: partial
     const summary = JSON.parse(r.stdout) as { completed: number; invalid: number; invalidLines: Array<{ line: number; error: string }>; temporalActions: { requests: number; actions: number } };
-    expect(summary.completed).toBe(4);
-    expect(summary.temporalActions.requests).toBe(4);
-    expect(summary.temporalActions.actions).toBeGreaterThanOrEqual(4 * 4);
+    expect(summary.completed).toBe(5);
+    expect(summary.temporalActions.requests).toBe(5);
+    expect(summary.temporalActions.actions).toBeGreaterThanOrEqual(5 * 4);
     expect(summary.invalidLines.map((l) => l.error)).toEqual([
-      expect.stringMatching(/^line 5: body\.tools: tool calling is not supported/),
-      expect.stringMatching(/^line 6: url: only "\/v1\/chat\/completions" is supported/),
+      expect.stringMatching(/^line 6: body\.tools: tool calling is not supported/),
+      expect.stringMatching(/^line 7: url: only "\/v1\/chat\/completions" is supported/),
     ]);
     check(readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as OpenAIOutputLine));
     // The pinned line's conversation reached Anthropic's wire format with its text parts joined.

@@ -52,7 +52,10 @@ async function main(): Promise<void> {
   const running = sw.run();
   const client = await SwitchyardClient.connect({ address: server.address, taskQueue: 'record', budgetDefaults: settingsFromConfig(config.budget), controlSettings: controlSettingsFrom(config) });
   const saved: string[] = [];
+  // HISTORY_ONLY=a,b records only those scenarios (a new prefix for one new shape, not every file again).
+  const only = process.env.HISTORY_ONLY?.split(',').filter(Boolean);
   const save = async (name: string, workflowId: string): Promise<void> => {
+    if (only && !only.includes(name)) return;
     const file = join(outDir, `${prefix}-${name}.json`);
     if (existsSync(file)) {
       process.stderr.write(`kept ${file} (exists)\n`);
@@ -110,6 +113,11 @@ async function main(): Promise<void> {
     for (let i = 0; i < 100 && !(await client.learning.policy()).experiments.length; i++) await new Promise((r) => setTimeout(r, 100));
     await new Promise((r) => setTimeout(r, 500));
     await run('experiment-request', { requestId: 'hist-exp-req', prompt: 'Write one friendly sentence welcoming a new customer.', feature: 'hist-ab', unit: 'u1', category: 'standard' });
+    // An experiment request re-routed by a quality escalation: it reports to its experiment (from
+    // v9, patched('learning-kept-through-reroutes'); v7-experiment-escalation is the run before).
+    simulator.setFaults(Object.fromEntries(['gpt-4o-mini', 'gemini-2-flash'].map((m) => [m, { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: ['offformat', 'offformat'] }])) as never);
+    await run('experiment-escalation', { requestId: 'hist-exp-esc', prompt: 'Extract the city as JSON: "I moved to Paris last spring."', feature: 'hist-ab', unit: 'u2', category: 'batch', quality: { jsonSchema: schema } });
+    simulator.setFaults({});
     await client.feedback('llm-hist-exp-req', 0.5, { comment: 'fine' });
     await client.learning.stopExperiment('hist-exp');
     await save('experiment-entity', experimentWorkflowId('record', 'hist-exp'));

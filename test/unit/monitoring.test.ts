@@ -8,7 +8,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SwitchyardMetrics } from '../../src/metrics/metrics.js';
+import { createLearningActivities } from '../../src/activities/learning.js';
+import { createLogger } from '../../src/util/logger.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const rules = join(root, 'monitoring', 'prometheus', 'alerts.yml');
@@ -70,5 +74,23 @@ describe('monitoring', () => {
     const text = await m.registry.metrics();
     expect(text).toMatch(/^llm_routing_decisions_total\{from_tier="economy",to_tier="standard",reason="fallback"\} 2$/m);
     expect(text).toMatch(/^llm_model_quality_score_count\{model="gpt-4o-mini"\} 2$/m);
+  });
+
+  it('a spend anomaly is counted once, however often its webhook delivery is retried (issue 21, item 11)', async () => {
+    const hook = createServer((_req, res) => res.writeHead(503).end());
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+    try {
+      const m = new SwitchyardMetrics();
+      // The Temporal client is not used by the alert activity: nothing stands in for it.
+      const acts = createLearningActivities({ temporal: undefined as never, log: createLogger('silent'), controlSettings: () => undefined as never, metrics: m });
+      const alert = { id: 'anomaly-7', key: 's|standard|*|*', bucketStart: 0, spendNanos: 10, baselineNanos: 1, sdNanos: 1, at: 0, scope: 's', category: 'standard', model: '*', feature: '*', action: 'pause' as const };
+      const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`;
+      for (let attempt = 0; attempt < 3; attempt++) await expect(acts.sendAnomalyAlert({ alert, webhookUrl: url })).rejects.toThrow(/answered 503/);
+      await acts.sendAnomalyAlert({ alert: { ...alert, id: 'anomaly-8' } });
+      const text = await m.registry.metrics();
+      expect(text).toMatch(/^switchyard_spend_anomalies_total\{scope="s",category="standard",action="pause"\} 2$/m);
+    } finally {
+      hook.close();
+    }
   });
 });

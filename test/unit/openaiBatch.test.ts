@@ -6,6 +6,28 @@ const line = (body: Record<string, unknown>, extra: Record<string, unknown> = {}
 const parse = (text: string) => parseBatchLine(text, 1, { category: 'batch' });
 
 describe('OpenAI Batch input lines', () => {
+  it('runs any custom_id OpenAI accepts: one outside the request-id alphabet or length maps to a stable request id; the output keeps the original (issue 21, item 11)', () => {
+    const ids = ['has space', 'ticket #42 / ünïcode', 'x'.repeat(500), '日本語のID'];
+    const mapped = ids.map((custom) => {
+      const p = parse(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: custom }));
+      expect(p?.ok).toBe(true);
+      if (!p?.ok) throw new Error('refused');
+      expect(p.item.id).toBe(custom);
+      expect(p.item.request.requestId).toMatch(/^[A-Za-z0-9._:/-]{1,200}$/);
+      expect(p.item.request.requestId).toMatch(/-cid-[0-9a-f]{24}$/);
+      return p.item.request.requestId;
+    });
+    expect(new Set(mapped).size).toBe(ids.length);
+    // The same custom_id maps the same way (re-running the file finds its requests).
+    const again = parse(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: 'has space' }));
+    expect(again?.ok && again.item.request.requestId).toBe(mapped[0]);
+    expect(mapped[0]).toMatch(/^has_space-cid-/);
+    // A safe custom_id is the request id itself.
+    const plain = parse(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: 'req-9' }));
+    expect(plain?.ok && plain.item.request.requestId).toBe('req-9');
+    expect(toOpenAIBatchOutput({ id: 'has space', workflowId: 'w', status: 'completed', model: 'm', tier: 'economy', costNanos: 1, premiumBaselineCostNanos: 2, text: 'ok' }, 0)).toMatchObject({ custom_id: 'has space' });
+  });
+
   it('maps custom_id, model, messages, token limit, temperature and JSON modes', () => {
     const routed = parse(line({ model: 'auto', messages: [{ role: 'developer', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], max_tokens: 30, temperature: 0.5, top_p: 0.9 }));
     expect(routed).toEqual({ ok: true, item: { line: 1, id: 'req-1', request: { requestId: 'req-1', category: 'batch', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], maxOutputTokens: 30, temperature: 0.5 } } });
@@ -33,7 +55,6 @@ describe('OpenAI Batch input lines', () => {
     expect(err(line({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] }))).toMatch(/messages\[1\]: the last message must be from the user/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'yaml' } }))).toMatch(/response_format\.type/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], max_tokens: '20' }))).toMatch(/^line 1: body\.max_completion_tokens \(or max_tokens\): /);
-    expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: 'has space' }))).toMatch(/^line 1: custom_id: may contain only/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: 7 }))).toMatch(/custom_id: must be a string/);
     expect(err(JSON.stringify({ custom_id: 'a', method: 'POST', url: '/v1/chat/completions' }))).toMatch(/body: must be a chat completions request object/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], constructor: 1 }))).toMatch(/body\.constructor: not a chat completions field/);

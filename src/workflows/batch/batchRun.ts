@@ -60,7 +60,9 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
   setHandler(batchStatusQuery, status);
 
   const runOne = async (item: PageItem): Promise<void> => {
-    const workflowId = workflowIdFor(item.id);
+    // The request's id (an OpenAI line's custom_id may map to another; see openaiBatch.ts). Equal
+    // to item.id in every run recorded before such ids were accepted, so replays are unchanged.
+    const workflowId = workflowIdFor(item.request.requestId);
     const category = item.request.category ?? 'standard';
     let line: BatchResultLine;
     running.add(workflowId);

@@ -54,7 +54,7 @@ function firstTierOf(s: RequestState) {
 }
 
 function learningOutcome(s: RequestState, completed: boolean) {
-  const l = s.learning;
+  const l = s.reportedLearning;
   if (!l || !s.isValidated) return undefined;
   const spend = new Map<string, number>();
   for (const a of s.attempts) if (a.costNanos > 0) spend.set(a.model, (spend.get(a.model) ?? 0) + a.costNanos);
@@ -79,7 +79,7 @@ function learningOutcome(s: RequestState, completed: boolean) {
  * a second report of the same request). An experiment that has ended is not an error of the request.
  */
 async function reportToExperiment(s: RequestState, completed: boolean): Promise<void> {
-  const e = s.learning?.experiment;
+  const e = s.reportedLearning?.experiment;
   if (!e) return;
   const outcome = {
     workflowId: s.workflowId,
@@ -191,15 +191,15 @@ function resultOf(s: RequestState, leg: Leg, out: Extract<Leg['outcome'], { kind
     attempts: s.attempts,
     escalations: s.escalations,
     durationMs: Date.now() - s.startedAt,
-    ...(s.learning
+    ...(s.reportedLearning
       ? {
           learning: {
-            band: s.learning.band,
-            explore: s.learning.explore,
+            band: s.reportedLearning.band,
+            explore: s.reportedLearning.explore,
             firstTier: firstTierOf(s),
-            ...(s.learning.experiment ? { experiment: s.learning.experiment } : {}),
-            ...(s.learning.rule ? { rule: s.learning.rule } : {}),
-            ...(s.learning.policyVersion !== undefined ? { policyVersion: s.learning.policyVersion } : {}),
+            ...(s.reportedLearning.experiment ? { experiment: s.reportedLearning.experiment } : {}),
+            ...(s.reportedLearning.rule ? { rule: s.reportedLearning.rule } : {}),
+            ...(s.reportedLearning.policyVersion !== undefined ? { policyVersion: s.reportedLearning.policyVersion } : {}),
             automaticQuality: automaticQuality(s, true),
           },
         }

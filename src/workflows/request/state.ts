@@ -3,7 +3,7 @@
  * in the chain, every attempt and escalation, and the operator's signals. The workflow's steps
  * read and change it; the trace query reports it.
  */
-import { condition, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { RouteSelection, SelectOutput } from '../../activities/index.js';
 import type { Classification } from '../../routing/classifier.js';
 import type { Candidate } from '../../routing/router.js';
@@ -127,6 +127,19 @@ export class RequestState {
    */
   learning: RecordedSelection['learning'];
 
+  /**
+   * Whether that first learning is what the request reports (its experiment outcome, its result):
+   * decided at the first re-route whose selection shaped it differently. Runs recorded before
+   * 3ef47c9 reported the latest selection's (an escalated experiment request reported to no
+   * experiment): without the patch marker in their history they replay that way
+   * (test/histories/v7-experiment-escalation.json).
+   */
+  private learningKept: boolean | undefined;
+
+  get reportedLearning(): RecordedSelection['learning'] {
+    return this.learningKept === false ? this.sel?.learning : this.learning;
+  }
+
   routed(cls: Classification, sel: RecordedSelection, request: RequestConstraints): void {
     const raw = this.raw;
     this.learning ??= sel.learning;
@@ -137,6 +150,7 @@ export class RequestState {
 
   /** A new chain: tried from its start. */
   useSelection(sel: RecordedSelection): void {
+    if (this.learningKept === undefined && this.sel !== undefined && JSON.stringify(sel.learning) !== JSON.stringify(this.learning)) this.learningKept = patched('learning-kept-through-reroutes');
     this.sel = sel;
     this.chain = sel.decision.chain;
     this.cursor = 0;
