@@ -111,6 +111,20 @@ function isClosed(e: unknown): boolean {
  * server. A reserve arriving later is a zombie's: Temporal has already retried the attempt.
  */
 const STALE_SLACK_MS = 60_000;
+/**
+ * The paid call's activity attempt this runs in: reserve and release from inside one paid call
+ * carry it (see Reservation.attempt). Undefined elsewhere (the budget activities called on their
+ * own by runs of earlier versions, direct calls in tests and tools): those are not attempt-bound.
+ */
+function currentAttempt(): number | undefined {
+  try {
+    const info = Context.current().info;
+    return info.activityType === 'paidCall' ? info.attempt : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function attemptDeadline(): number | undefined {
   try {
     return Date.now() + Context.current().info.startToCloseTimeoutMs + STALE_SLACK_MS;
@@ -217,11 +231,12 @@ export function createBudgetActivities(deps: BudgetDeps) {
   const reserveOn = async (input: ReserveInput, shard: number): Promise<ReserveResult> => {
     const workflowId = shardWorkflowId(deps.taskQueue, input.scope, shard, shards);
     const notAfter = attemptDeadline();
+    const attempt = currentAttempt();
     const startArgs = { scope: input.scope, settings: settingsForShard(deps.budgetDefaults, shard, shards), ...(shards > 1 ? { shard: { index: shard, count: shards } } : {}) };
     try {
       const r = await batcher.submit(
         { workflowId, startArgs },
-        { op: 'reserve', reservationId: input.reservationId, category: input.category, amountNanos: input.amountNanos, workflowId: input.workflowId, force: input.force, ...(notAfter !== undefined ? { notAfter } : {}) },
+        { op: 'reserve', reservationId: input.reservationId, category: input.category, amountNanos: input.amountNanos, workflowId: input.workflowId, force: input.force, ...(notAfter !== undefined ? { notAfter } : {}), ...(attempt !== undefined ? { attempt } : {}) },
       );
       return unwrapOp<ReserveResult>(r);
     } catch (e) {
@@ -250,7 +265,9 @@ export function createBudgetActivities(deps: BudgetDeps) {
 
     async releaseBudget(input: { scope: string; shard: number; reservationId: string }): Promise<boolean> {
       try {
-        const r = await batcher.submit({ workflowId: handle(input.scope, input.shard).workflowId }, { op: 'release', reservationId: input.reservationId });
+        // From inside the paid call: as the attempt it is (a zombie attempt's release is ignored).
+        const attempt = currentAttempt();
+        const r = await batcher.submit({ workflowId: handle(input.scope, input.shard).workflowId }, { op: 'release', reservationId: input.reservationId, ...(attempt !== undefined ? { attempt } : {}) });
         return unwrapOp<boolean>(r);
       } catch (e) {
         // The entity is gone (failed or terminated): nothing to release now; a restore carries the

@@ -10,6 +10,7 @@ import { createBatchActivities } from './batch.js';
 import { createPaidCallActivities } from './paidCall.js';
 import { createLearningActivities } from './learning.js';
 import type { PolicyCache } from '../learning/worker/policyCache.js';
+import type { ClassifyPool } from './classifyPool.js';
 import type { ControlSettings } from '../learning/routingControl.js';
 import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
 import { fileConfigSchema } from '../config/config.js';
@@ -50,6 +51,8 @@ export interface ActivityDeps extends BudgetDeps {
   readonly reservationMargin?: Partial<Record<ProviderName, number>>;
   /** Circuit breakers; absent = no health tracking. */
   readonly health?: HealthTracker | undefined;
+  /** Classifies large prompts in worker threads; absent = on the main thread. */
+  readonly classifier?: ClassifyPool | undefined;
   /** The routing policy (tuned thresholds, rules, experiments, anomaly actions); absent = the configuration alone. */
   readonly policy?: PolicyCache | undefined;
   /** Settings a routing entity this worker starts is given. */
@@ -327,7 +330,8 @@ export function createActivityParts(deps: ActivityDeps) {
     ...createLearningActivities({ temporal: deps.temporal, log: deps.log, metrics: deps.metrics, controlSettings: deps.controlSettings ?? defaultControlSettings }),
     ...createBatchActivities(deps),
     async classify(input: ClassifyInput): Promise<Classification> {
-      return classifyPure(input);
+      // Large prompts off the event loop (classifyPool.ts); without a pool (tests of parts), inline.
+      return deps.classifier ? deps.classifier.classify(input) : classifyPure(input);
     },
 
     /** A run's start input (a large request: the workflow sends a reference to its run). */

@@ -62,6 +62,12 @@ export interface Reservation {
   readonly forced: boolean;
   /** Issued by the book (absent on reservations made before sequence numbers existed). */
   readonly seq?: number;
+  /**
+   * The latest activity attempt that reserved it (a retry reserves the same id again). A release
+   * from an earlier attempt (one Temporal gave up on, still running: a zombie) is ignored, so it
+   * cannot free the reservation that the retry's answer is about to settle.
+   */
+  attempt?: number;
 }
 
 export interface PeriodSummary {
@@ -99,6 +105,8 @@ export interface BookState {
     duplicateSettles: number;
     unreservedSettles: number;
     expiredReservations: number;
+    /** Releases from an activity attempt older than the one holding the reservation, ignored. */
+    staleReleases?: number;
     denials: number;
     /** Settlements above their reservation, and by how much in all. */
     overshoots?: number;
@@ -121,6 +129,8 @@ export interface ReserveRequest {
    * reservation that the retry made and the request has since settled.
    */
   readonly notAfter?: number | undefined;
+  /** The reserving activity attempt (see Reservation.attempt). */
+  readonly attempt?: number | undefined;
 }
 
 
@@ -274,6 +284,7 @@ export function reserve(book: BookState, req: ReserveRequest, now: number): Rese
   const existing = own(book.reservations, req.reservationId);
   const spent = spentOn(book, req.category);
   if (existing) {
+    if (req.attempt !== undefined && req.attempt > (existing.attempt ?? 0)) existing.attempt = req.attempt;
     return { granted: true, reservationId: req.reservationId, remainingNanos: allocated - spent - reservedBy(book, req.category), periodEnd: book.period.end, ...(existing.seq !== undefined ? { seq: existing.seq } : {}) };
   }
   if (req.notAfter !== undefined && now > req.notAfter) {
@@ -296,7 +307,7 @@ export function reserve(book: BookState, req: ReserveRequest, now: number): Rese
   }
   const seq = book.nextSeq ?? 1;
   book.nextSeq = seq + 1;
-  setOwn(book.reservations, req.reservationId, { category: req.category, amountNanos: req.amountNanos, workflowId: req.workflowId, at: now, forced: req.force === true, seq });
+  setOwn(book.reservations, req.reservationId, { category: req.category, amountNanos: req.amountNanos, workflowId: req.workflowId, at: now, forced: req.force === true, seq, ...(req.attempt !== undefined ? { attempt: req.attempt } : {}) });
   return { granted: true, reservationId: req.reservationId, remainingNanos: remaining - req.amountNanos, periodEnd: book.period.end, seq };
 }
 
@@ -347,8 +358,17 @@ function rememberSettled(book: BookState, reservationId: string, now: number): v
   pruneRecent(book);
 }
 
-export function release(book: BookState, reservationId: string): boolean {
-  if (!own(book.reservations, reservationId)) return false;
+/**
+ * Frees an open reservation. `attempt` (the releasing activity attempt) older than the latest
+ * attempt that reserved it is a zombie's release: ignored (counted in staleReleases).
+ */
+export function release(book: BookState, reservationId: string, attempt?: number): boolean {
+  const r = own(book.reservations, reservationId);
+  if (!r) return false;
+  if (attempt !== undefined && (r.attempt ?? 0) > attempt) {
+    book.counters.staleReleases = (book.counters.staleReleases ?? 0) + 1;
+    return false;
+  }
   delete book.reservations[reservationId];
   return true;
 }

@@ -2,6 +2,7 @@
  * The embedded local stack: Temporal dev server (unless TEMPORAL_ADDRESS), the provider simulator
  * (unless provider keys are set) and a worker, all in this process, stopped together.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { loadCatalog } from '../catalog/loadFile.js';
 import { hasProviderKeys, type SwitchyardConfig } from '../config/config.js';
@@ -75,7 +76,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       if (codec) {
         // Encryption on: the embedded UI decodes through a codec endpoint this stack runs.
         // On loopback and without a token: the embedded UI cannot send one (see README "Encryption").
-        codecServer = new CodecServer({ codec, allowedOrigins: [], namespace: opts.config.namespace });
+        // Its URL carries a random path (a capability): a process that does not know it cannot
+        // decode (the embedded UI cannot send a token; see README "Encryption").
+        codecServer = new CodecServer({ codec, allowedOrigins: [], namespace: opts.config.namespace, pathSecret: randomBytes(16).toString('hex') });
         const cs = codecServer;
         codecUrl = await cs.start(opts.codecPort ?? 0);
         stops.push(() => cs.stop());

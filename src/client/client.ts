@@ -3,7 +3,7 @@
  * id from the request id (re-submitting is idempotent), and returns typed results or failures.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, type WorkflowExecutionInfo, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, Connection, isGrpcServiceError, ServiceError, type WorkflowExecutionInfo, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { type BudgetSettings, type BudgetStatus, type PeriodSummary, isWebhookUrl } from '../budget/book.js';
 import { ADJUST_KEYS, type AdjustInput, adjustUpdate, type BudgetEntityInput, historyQuery, reallocateUpdate, reallocationPlanQuery, reallocationsQuery, resetUpdate, settleUpdate, stateQuery, statusQuery } from '../workflows/budget/contract.js';
 import type { ReallocationRecord } from '../budget/book.js';
@@ -14,6 +14,7 @@ import { fileConfigSchema } from '../config/config.js';
 import { type FeedbackReceipt, LearningClient } from './learningClient.js';
 import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { status } from '@grpc/grpc-js';
 import { RequestFailedError, toRequestFailed } from '../contracts/requestFailure.js';
 import { type BatchEntry, countWait, runBatch, type RunBatchOptions } from '../batch/runBatch.js';
 import type { BatchResultLine, BatchSummary } from '../batch/summary.js';
@@ -141,6 +142,27 @@ export interface StartOptions {
 }
 
 export { workflowIdFor } from '../workflows/request/contract.js';
+
+/** How long `ask` and `result` wait for an unreachable Temporal server before giving up. */
+const SERVER_OUTAGE_MS = 120_000;
+
+/** The server could not be reached (gRPC UNAVAILABLE): worth trying again, unlike any answer it gave. */
+function serverUnreachable(e: unknown): boolean {
+  const cause = e instanceof ServiceError ? e.cause : e;
+  return isGrpcServiceError(cause) && cause.code === status.UNAVAILABLE;
+}
+
+async function throughServerOutage<T>(fn: () => Promise<T>, maxMs = SERVER_OUTAGE_MS): Promise<T> {
+  const until = Date.now() + maxMs;
+  for (let delay = 500; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!serverUnreachable(e) || Date.now() + delay > until) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
 
 export class SwitchyardClient {
   private constructor(
@@ -373,14 +395,21 @@ export class SwitchyardClient {
   async result(workflowId: string): Promise<RequestResult> {
     const handle = this.temporal.workflow.getHandle(workflowId);
     try {
-      return (await handle.result()) as RequestResult;
+      return (await throughServerOutage(() => handle.result())) as RequestResult;
     } catch (e) {
       throw toRequestFailed(e, workflowId);
     }
   }
 
+  /**
+   * Runs one request and waits for its answer. A Temporal server that is briefly unreachable
+   * (restarting, failing over) is waited for, up to 2 minutes: the request keeps its id (one is
+   * drawn before the first try when none is given), so a start that reached the server is found
+   * again, never run twice.
+   */
   async ask(input: RequestInput): Promise<RequestResult> {
-    const handle = await this.start(input);
+    const withId = { ...input, requestId: input.requestId ?? randomUUID() };
+    const handle = await throughServerOutage(() => this.start(withId));
     return this.result(handle.workflowId);
   }
 

@@ -256,6 +256,7 @@ const envSchema = z.object({
   SWITCHYARD_METRICS_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65_535)], { error: 'must be a port (0-65535; 0 = any free port) or off' }).optional(),
   SWITCHYARD_METRICS_FINAL_SCRAPE_MS: z.coerce.number({ error: 'must be milliseconds, e.g. 15000' }).int().min(0).max(600_000).optional(),
   SWITCHYARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SWITCHYARD_ENCRYPTION_REQUIRED: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
 });
 
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -298,11 +299,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new Error('TEMPORAL_TLS* or TEMPORAL_API_KEY is set but TEMPORAL_ADDRESS is not: set the cluster\'s address (host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233); without it Switchyard starts its own dev server, which has no TLS');
   }
   const keys = encryptionKeysFromEnv(env);
+  const required = e.SWITCHYARD_ENCRYPTION_REQUIRED === 'true';
+  if (required && !keys) throw new Error('SWITCHYARD_ENCRYPTION_REQUIRED=true needs SWITCHYARD_ENCRYPTION_KEY: a process cannot require encryption it cannot do (`switchyard codec keygen` makes a key)');
   const config: SwitchyardConfig = {
     ...file,
     temporalAddress: address,
     namespace: e.TEMPORAL_NAMESPACE ?? cluster.namespace ?? 'default',
-    access: { ...cluster.access, ...(keys ? { codec: new AesGcmPayloadCodec(keys), encryptionKeyId: keys.active.id, encryptionKeys: keys } : {}) },
+    access: { ...cluster.access, ...(keys ? { codec: new AesGcmPayloadCodec(keys, { refusePlaintext: required }), encryptionKeyId: keys.active.id, encryptionKeys: keys } : {}) },
     taskQueue: e.SWITCHYARD_TASK_QUEUE,
     stateDir,
     ledgerPath: e.SWITCHYARD_LEDGER ?? join(stateDir, 'ledger.jsonl'),

@@ -26,6 +26,12 @@ export interface CodecServerOptions {
   readonly namespace: string;
   /** When set, every request needs `Authorization: Bearer <token>`. */
   readonly token?: string;
+  /**
+   * When set, the endpoint answers only under this path (`{base}/<pathSecret>/decode`): a
+   * capability URL for a client that cannot send a token (the dev server's embedded UI). start()
+   * returns the base URL with it.
+   */
+  readonly pathSecret?: string;
   /** Larger bodies are refused (default 8 MB: a few 2 MB payloads). */
   readonly maxBodyBytes?: number;
 }
@@ -78,7 +84,8 @@ export class CodecServer {
       server.listen(port, host, () => resolve());
     });
     const a = server.address() as AddressInfo;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
+    const base = `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
+    return this.opts.pathSecret ? `${base}/${this.opts.pathSecret}` : base;
   }
 
   async stop(): Promise<void> {
@@ -119,7 +126,12 @@ export class CodecServer {
       res.end();
       return;
     }
-    const op = (req.url ?? '').split('?')[0]?.replace(/\/+$/, '').split('/').pop();
+    const parts = ((req.url ?? '').split('?')[0] ?? '').replace(/\/+$/, '').split('/').filter(Boolean);
+    const op = parts.pop();
+    if (this.opts.pathSecret !== undefined && !sameSecret(parts.join('/'), this.opts.pathSecret)) {
+      this.send(res, req, 404, { message: 'not found' });
+      return;
+    }
     if (req.method !== 'POST' || (op !== 'decode' && op !== 'encode')) {
       this.send(res, req, 404, { message: 'POST /encode or /decode' });
       return;

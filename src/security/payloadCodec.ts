@@ -15,6 +15,8 @@ import type { Payload, PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { keysFor, type EncryptionKey, type EncryptionKeys } from './encryptionKeys.js';
 
+import { PLAINTEXT_REFUSED } from './plaintextMarker.js';
+
 // @temporalio/proto is CommonJS: its namespaces come through the default export under Node's ESM.
 const { temporal } = proto;
 
@@ -55,7 +57,10 @@ function settle<T>(fn: () => T): Promise<T> {
 }
 
 export class AesGcmPayloadCodec implements PayloadCodec {
-  constructor(private readonly keys: EncryptionKeys) {}
+  constructor(
+    private readonly keys: EncryptionKeys,
+    private readonly opts: { refusePlaintext?: boolean } = {},
+  ) {}
 
   get activeKeyId(): string {
     return this.keys.active.id;
@@ -84,7 +89,7 @@ export class AesGcmPayloadCodec implements PayloadCodec {
 
   private decryptOne(p: Payload): Payload {
     const id = payloadKeyId(p);
-    if (id === undefined) return p;
+    if (id === undefined) return this.opts.refusePlaintext ? refusedMarker() : p;
     const fingerprint = payloadKeyFingerprint(p);
     const candidates = keysFor(this.keys, id, fingerprint);
     if (candidates.length === 0) {
@@ -110,6 +115,10 @@ export class AesGcmPayloadCodec implements PayloadCodec {
         `If the key under "${id}" was replaced, list the earlier one as SWITCHYARD_ENCRYPTION_OLD_KEYS ${id}:<that key> and give the new key a new SWITCHYARD_ENCRYPTION_KEY_ID`,
     );
   }
+}
+
+function refusedMarker(): Payload {
+  return { metadata: { encoding: utf8.encode('json/plain') }, data: utf8.encode(JSON.stringify({ [PLAINTEXT_REFUSED]: true })) };
 }
 
 /** AES-GCM open with one key; undefined when the tag does not verify. */

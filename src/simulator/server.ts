@@ -101,6 +101,28 @@ export class Simulator {
     await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 
+  private readonly holds = new Map<string, { promise: Promise<void>; release: () => void; waiting: number }>();
+
+  /**
+   * Holds every answer of a catalog model until the returned function is called (tests: a call
+   * that is deterministically still out while others route). `heldCount` says how many wait.
+   */
+  hold(model: string): () => void {
+    let release!: () => void;
+    const promise = new Promise<void>((r) => (release = r));
+    const h = { promise, release: () => undefined as void, waiting: 0 };
+    h.release = () => {
+      if (this.holds.get(model) === h) this.holds.delete(model);
+      release();
+    };
+    this.holds.set(model, h);
+    return h.release;
+  }
+
+  heldCount(model: string): number {
+    return this.holds.get(model)?.waiting ?? 0;
+  }
+
   setFaults(faults: FaultsFile): void {
     this.faults = faults;
     this.scriptPos.clear();
@@ -161,6 +183,12 @@ export class Simulator {
     const outcome = fault ? this.nextOutcome(spec, fault) : 'ok';
     this.count(spec.name, String(outcome));
 
+    const held = this.holds.get(spec.name);
+    if (held) {
+      held.waiting += 1;
+      await held.promise;
+      held.waiting -= 1;
+    }
     if (this.latencyScale > 0 && outcome !== 'hang') await sleep(spec.typicalLatencyMs * this.latencyScale);
     if (outcome === 'drop') {
       req.socket.destroy();

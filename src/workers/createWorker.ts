@@ -1,5 +1,6 @@
 /** Builds a Switchyard worker: activities wired to the catalog, providers and ledger. */
 import { PolicyCache } from '../learning/worker/policyCache.js';
+import { ClassifyPool } from '../activities/classifyPool.js';
 import { OutcomeReporter } from '../learning/worker/outcomeReporter.js';
 import { controlSettingsFrom, signalRouting } from '../learning/worker/routingHandle.js';
 import { configureSignal } from '../workflows/routing/contract.js';
@@ -64,6 +65,8 @@ export interface SwitchyardWorker {
   readonly metrics: SwitchyardMetrics;
   /** The cached routing policy, and the reporter of outcomes to the routing entity. */
   readonly policy: PolicyCache;
+  /** Where large prompts are classified (worker threads). */
+  readonly classifier: ClassifyPool;
   readonly reporter: OutcomeReporter;
   /** Where Prometheus scrapes this worker (undefined when metrics are off or the port was taken). */
   readonly metricsUrl: string | undefined;
@@ -141,8 +144,10 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const policy = new PolicyCache(temporal, config.taskQueue, config.learning.policyCacheMs, log);
   const reporter = new OutcomeReporter(temporal, config.taskQueue, () => controlSettings, config.learning.reportEveryMs, log);
   const metrics = new SwitchyardMetrics({ budgets, ...(health ? { circuits: () => health.knownCircuits() } : {}), models: catalog.names() }, { maxLabelValues: config.metrics.maxLabelValues });
+  const classifier = new ClassifyPool(log);
   const parts = createActivityParts({
     temporal,
+    classifier,
     taskQueue: config.taskQueue,
     budgetDefaults: settingsFromConfig(config.budget),
     budgetShards: config.budget.shards,
@@ -244,9 +249,11 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     metricsUrl: metricsServer?.url,
     policy,
     reporter,
+    classifier,
     async close() {
       policy.stop();
       await reporter.close();
+      await classifier.close();
       await metricsServer?.close({ awaitScrapeMs: config.metrics.finalScrapeMs });
       await ledger.close();
       await nativeConnection.close();

@@ -5,6 +5,22 @@
  * malformed one is refused for its caller before anything changes. Workflow code.
  */
 import { ApplicationFailure, log, setHandler, type SignalDefinition } from '@temporalio/workflow';
+import { isPlaintextMarker } from '../security/plaintextMarker.js';
+
+/**
+ * A run started with a plaintext payload on a worker that requires encryption fails at once,
+ * saying why and how to fix it (nothing was called or charged), instead of a workflow task that
+ * fails forever. The codec hands workflows a marker in place of such a payload.
+ */
+export function refusePlaintext(args: readonly unknown[], workflow: string): void {
+  if (args.some(isPlaintextMarker)) {
+    throw ApplicationFailure.create({
+      type: 'EncryptionRequired',
+      nonRetryable: true,
+      message: `${workflow} refused: it was started with a plaintext payload, and this worker requires encryption (SWITCHYARD_ENCRYPTION_REQUIRED). Give the client that started it SWITCHYARD_ENCRYPTION_KEY and start it again; nothing was called or charged`,
+    });
+  }
+}
 
 export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -14,6 +30,7 @@ export const isMessage = <T>(v: T): v is T & object => isRecord(v);
 /** Sets a signal handler for which an error while applying a message drops the message, not the entity. */
 export function onSignal<A extends unknown[]>(def: SignalDefinition<A>, handler: (...args: A) => void): void {
   setHandler(def, (...args: A) => {
+    if (args.some(isPlaintextMarker)) return void log.warn('signal dropped: sent in plaintext to a worker that requires encryption', { signal: def.name });
     try {
       handler(...args);
     } catch (e) {
@@ -31,4 +48,4 @@ export function refuseUnless(update: string, ok: boolean, what = 'an object argu
 export const objectArgument =
   (update: string) =>
   (arg: unknown): void =>
-    refuseUnless(update, isRecord(arg));
+    refuseUnless(update, isRecord(arg) && !isPlaintextMarker(arg), 'an object argument (sent encrypted, if this worker requires encryption)');

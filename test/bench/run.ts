@@ -75,4 +75,20 @@ if (which === 'memory') {
   process.stdout.write(`  simulator: idle ${m.simulator.idleMb} MB, peak ${m.simulator.peakMb} MB\n`);
   process.stdout.write(`  ${m.completed}/${m.requests} completed in ${(m.wallMs / 1000).toFixed(1)} s\n`);
 }
+if (which === 'soak') {
+  const { benchSoak } = await import('./soakBench.js');
+  const requests = Number(process.env.SOAK_REQUESTS ?? 20_000);
+  const concurrency = Number(process.env.SOAK_CONCURRENCY ?? 32);
+  const maxMs = Number(process.env.SOAK_MAX_MINUTES ?? 20) * 60_000;
+  const r = await benchSoak({ requests, concurrency, maxMs, say: (l) => process.stderr.write(`soak: ${l}\n`) });
+  process.stdout.write(`soak: ${requests} requests at ${concurrency} in flight on the Go-built Temporal server and PostgreSQL, two workers, provider faults\n`);
+  process.stdout.write(`  issued ${r.requests}; client errors retried: ${JSON.stringify(r.clientErrors)}; mismatches ${JSON.stringify(r.mismatches)}; ledger-only ${JSON.stringify(r.ledgerOnly)}\n`);
+  process.stdout.write(`  completed ${r.completed}, failed ${r.failed} ${JSON.stringify(r.failures)}, stuck ${r.stuck}, running after ${r.runningAfter}, charged twice ${r.chargedTwice}\n`);
+  process.stdout.write(`  ledger ${r.ledger.rows} rows ${r.ledger.costNanos} nanodollars; results ${r.paidAttempts} paid attempts ${r.resultsCostNanos}; budget ${r.budgetSpentNanos}; exact: ${r.exact} (ledger caught up in ${r.ledgerCatchUpMs} ms)\n`);
+  process.stdout.write(`  wall ${(r.wallMs / 1000).toFixed(0)} s = ${(r.completed / (r.wallMs / 1000)).toFixed(1)} requests/s\n`);
+  for (const p of r.phases) process.stdout.write(`  ${p.phase.padEnd(24)} ${String(p.requests).padStart(6)} requests  p50 ${p.p50Ms} ms  p99 ${p.p99Ms} ms\n`);
+  process.stdout.write(`  events: ${r.events.map((e) => `${e.atS}s ${e.event}`).join('; ')}\n`);
+  process.stdout.write(`  worker RSS (MB) every 10 s: ${r.rss.map((x) => `${x.atS}s ${x.workerMb.map((m) => m ?? '-').join('/')}`).join(', ')}\n`);
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+}
 process.exit(0);

@@ -195,7 +195,25 @@ describe('the production shape on a real cluster', () => {
     expect(await scalar('count(temporal_worker_task_slots_available{job="switchyard"})')).toBeGreaterThan(0);
     // The Temporal server's own metrics are scraped too.
     expect(await scalar('up{job="temporal"}')).toBe(1);
+    // What the stop cost, traced in the histories: workflow tasks that timed out (a sticky queue
+    // whose worker is gone waits for its schedule-to-start timeout) and activities that timed out
+    // (a call in flight on the stopped worker waits for its heartbeat timeout).
+    const traced = await SwitchyardClient.connect({ address: temporal.address, taskQueue: QUEUE });
+    const timeouts = { workflowTask: 0, activity: 0, slowestWaitMs: 0 };
+    try {
+      for await (const w of traced.temporal.workflow.list({ query: `WorkflowType = 'llmRequest'` })) {
+        const events = (await traced.temporal.workflow.getHandle(w.workflowId).fetchHistory()).events ?? [];
+        for (const e of events) {
+          if (e.workflowTaskTimedOutEventAttributes) timeouts.workflowTask += 1;
+          if (e.activityTaskTimedOutEventAttributes) timeouts.activity += 1;
+        }
+        const ms = (e: (typeof events)[number] | undefined): number => Number(e?.eventTime?.seconds ?? 0) * 1000 + Math.round((e?.eventTime?.nanos ?? 0) / 1e6);
+        for (let i = 1; i < events.length; i++) timeouts.slowestWaitMs = Math.max(timeouts.slowestWaitMs, ms(events[i]) - ms(events[i - 1]));
+      }
+    } finally {
+      await traced.close();
+    }
     // The run's figures (BENCHMARKS.md "Cluster run").
-    process.stdout.write(`cluster run: ${JSON.stringify({ requests: REQUESTS, stoppedAfter: stopped, wallMs, requestsPerSecond: Math.round((REQUESTS / (wallMs / 1000)) * 10) / 10, costNanos: total, attempts })}\n`);
+    process.stdout.write(`cluster run: ${JSON.stringify({ requests: REQUESTS, stoppedAfter: stopped, wallMs, requestsPerSecond: Math.round((REQUESTS / (wallMs / 1000)) * 10) / 10, costNanos: total, attempts, timeouts })}\n`);
   });
 });

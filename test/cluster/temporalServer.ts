@@ -47,6 +47,8 @@ export interface TemporalCluster {
   readonly metricsUrl: string;
   readonly log: string;
   stop(): Promise<void>;
+  /** Stops the server (SIGTERM) and starts it again on the same ports and databases (an outage). */
+  restart(downMs?: number): Promise<void>;
 }
 
 /** Creates Temporal's two databases and their schemas, then starts the server. */
@@ -83,20 +85,30 @@ export async function startTemporalCluster(opts: { dir: string; pg: { host: stri
   writeFileSync(join(configDir, 'cluster.yaml'), JSON.stringify(config, null, 2));
   const log = join(opts.dir, 'temporal-server.log');
   const out = createWriteStream(log);
-  const proc: ChildProcess = spawn(server, ['--root', opts.dir, '--config', 'config', '--env', 'cluster', '--allow-no-auth', 'start'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout?.pipe(out);
-  proc.stderr?.pipe(out);
+  const spawnServer = (): ChildProcess => {
+    const p = spawn(server, ['--root', opts.dir, '--config', 'config', '--env', 'cluster', '--allow-no-auth', 'start'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout?.pipe(out, { end: false });
+    p.stderr?.pipe(out, { end: false });
+    return p;
+  };
+  let proc = spawnServer();
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(t);
+  };
   return {
     address: `127.0.0.1:${frontend}`,
     metricsUrl: `http://127.0.0.1:${metrics}/metrics`,
     log,
-    async stop() {
-      if (proc.exitCode !== null) return;
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(t);
+    stop,
+    async restart(downMs = 0) {
+      await stop();
+      await new Promise((r) => setTimeout(r, downMs));
+      proc = spawnServer();
     },
   };
 }

@@ -44,9 +44,16 @@ describe('the embedded UI with payload encryption', () => {
     const address = /Temporal\s+(\S+:\d+)/.exec(banner)?.[1] ?? '';
     const uiUrl = /Temporal UI\s+(http\S+)/.exec(banner)?.[1] ?? '';
     const codecUrl = /codec\s+(http\S+) \(payloads encrypted with key e2e/.exec(banner)?.[1] ?? '';
-    expect(codecUrl, banner).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    // A capability URL: a random path under the port (issue 21, item 11).
+    expect(codecUrl, banner).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/[0-9a-f]{32}$/);
     const settings = (await (await fetch(`${uiUrl}/api/v1/settings`)).json()) as { Codec: { Endpoint: string } };
     expect(settings.Codec.Endpoint).toBe(codecUrl);
+    // Another local process that knows only the port decodes nothing.
+    const port = new URL(codecUrl).port;
+    const guess = await fetch(`http://127.0.0.1:${port}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"payloads":[]}' });
+    expect(guess.status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${port}/${'0'.repeat(32)}/decode`, { method: 'POST', body: '{"payloads":[]}' })).status).toBe(404);
+    expect((await fetch(`${codecUrl}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"payloads":[]}' })).status).toBe(200);
 
     const requestId = `enc-ui-${Date.now()}`;
     const asked = await runCli(['ask', '--json', '--request-id', requestId, `Summarise the ${marker} field notes in one line.`], { ...env(), TEMPORAL_ADDRESS: address }, state);

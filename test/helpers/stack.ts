@@ -13,6 +13,7 @@ import type { ActivityParts as Activities } from '../../src/activities/index.js'
 import { SwitchyardClient } from '../../src/client/client.js';
 import { settingsFromConfig } from '../../src/budget/settings.js';
 import { FileLedger } from '../../src/ledger/fileLedger.js';
+import type { ClassifyPool } from '../../src/activities/classifyPool.js';
 import { Simulator } from '../../src/simulator/server.js';
 import type { FaultsFile } from '../../src/simulator/faults.js';
 import type { ProviderEndpoints } from '../../src/providers/registry.js';
@@ -28,6 +29,8 @@ export interface TestStack {
   readonly catalog: Catalog;
   readonly address: string;
   readonly worker: Worker;
+  /** Where the worker classifies large prompts. */
+  readonly classifier: ClassifyPool;
   /** The worker's /metrics URL. */
   readonly metricsUrl: string;
   /** Stops the worker and starts a fresh one (empty workflow cache) on the same task queue. */
@@ -108,6 +111,10 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     get worker() {
       if (!sw) throw new Error('the test stack\'s worker is stopped');
       return sw.worker;
+    },
+    get classifier() {
+      if (!sw) throw new Error('the test stack\'s worker is stopped');
+      return sw.classifier;
     },
     get metricsUrl() {
       if (!sw?.metricsUrl) throw new Error('the test stack\'s worker serves no metrics');

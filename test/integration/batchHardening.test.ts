@@ -13,6 +13,8 @@ import { type BatchProgress, runBatch } from '../../src/batch/runBatch.js';
 import type { BatchResultLine } from '../../src/batch/summary.js';
 import { loadConfig } from '../../src/config/config.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { until } from '../helpers/wait.js';
+import type { RequestResult } from '../../src/workflows/request/contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-batchh-'));
 const tag = Date.now().toString(36);
@@ -130,10 +132,17 @@ describe('a half-open circuit', () => {
       expect(r.attempts[0]?.model).toBe('gemini-2-flash');
     }
     for (let i = 0; i < 50 && (await stack.client.health()).find((m) => m.model === 'gemini-2-flash')?.state !== 'open'; i++) await new Promise((r) => setTimeout(r, 100));
-    // The model recovers, but answers slowly: the trial is still out while the others route.
+    // The model recovers, and its answers are held: the trial is out, deterministically, until
+    // every other request has been answered elsewhere; then it is let through.
     stack.simulator.setFaults({});
+    const release = stack.simulator.hold('gemini-2-flash');
     await new Promise((r) => setTimeout(r, 2_300));
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => stack.client.ask({ requestId: `ho-${tag}-c${i}`, prompt })));
+    const asked = Array.from({ length: 10 }, (_, i) => stack.client.ask({ requestId: `ho-${tag}-c${i}`, prompt }));
+    const settled: Array<RequestResult | undefined> = Array.from({ length: 10 }, () => undefined);
+    asked.forEach((p, i) => void p.then((r) => (settled[i] = r)));
+    await until('nine answered elsewhere while the trial is held', async () => (settled.filter(Boolean).length === 9 && stack.simulator.heldCount('gemini-2-flash') === 1 ? true : undefined), 60_000);
+    release();
+    const results = await Promise.all(asked);
     const onHalfOpen = results.filter((r) => r.attempts.some((a) => a.model === 'gemini-2-flash'));
     expect(onHalfOpen).toHaveLength(1);
     expect(onHalfOpen[0]?.model).toBe('gemini-2-flash');

@@ -9,7 +9,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { SwitchyardClient } from '../../src/client/client.js';
+import { RequestFailedError, SwitchyardClient } from '../../src/client/client.js';
+import { loadConfig } from '../../src/config/config.js';
 import { CodecServer } from '../../src/security/codecServer.js';
 import { encryptionKeysFromEnv } from '../../src/security/encryptionKeys.js';
 import { AesGcmPayloadCodec, payloadKeyId } from '../../src/security/payloadCodec.js';
@@ -217,5 +218,41 @@ describe('payload encryption', () => {
     } finally {
       await server.stop();
     }
+  });
+});
+
+describe('a worker that requires encryption (SWITCHYARD_ENCRYPTION_REQUIRED)', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    const keys = encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: KEY1, SWITCHYARD_ENCRYPTION_KEY_ID: 'k1' })!;
+    stack = await startTestStack({ config: { access: { codec: new AesGcmPayloadCodec(keys, { refusePlaintext: true }), encryptionKeyId: 'k1', encryptionKeys: keys } } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('fails a request started in plaintext at once, naming the fix; nothing is called, charged or stuck', async () => {
+    const plain = await SwitchyardClient.connect({ address: stack.address, taskQueue: stack.config.taskQueue });
+    try {
+      const before = stack.simulator.received().length;
+      const failed = await plain.ask({ requestId: `plain-${Date.now()}`, prompt: 'Name a colour.' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(failed).toBeInstanceOf(RequestFailedError);
+      expect((failed as RequestFailedError).failureType).toBe('EncryptionRequired');
+      expect((failed as RequestFailedError).message).toMatch(/started with a plaintext payload.*SWITCHYARD_ENCRYPTION_KEY/);
+      expect(stack.simulator.received().length).toBe(before);
+      expect(stack.ledger.entries()).toEqual([]);
+    } finally {
+      await plain.close();
+    }
+    // An encrypted client is served as usual.
+    expect((await stack.client.ask({ requestId: `enc-${Date.now()}`, prompt: 'Name a colour.' })).text.length).toBeGreaterThan(0);
+  });
+
+  it('is refused without a key to encrypt with', () => {
+    expect(() => loadConfig({ SWITCHYARD_ENCRYPTION_REQUIRED: 'true' })).toThrow(/SWITCHYARD_ENCRYPTION_REQUIRED=true needs SWITCHYARD_ENCRYPTION_KEY/);
+    expect(() => loadConfig({ SWITCHYARD_ENCRYPTION_REQUIRED: 'yes' })).toThrow(/SWITCHYARD_ENCRYPTION_REQUIRED: must be true or false/);
   });
 });

@@ -77,6 +77,26 @@ describe('budget book', () => {
   };
   const period = periodContaining(at('2026-11-28T00:00:00Z'), 'monthly', 'UTC');
 
+  it('a zombie attempt cannot free the reservation its retry is about to settle (found by the soak: budget 5,500 nanodollars under the ledger)', () => {
+    const book = newBook('zombie', settings, period);
+    const now = at('2026-11-28T01:00:00Z');
+    // Attempt 1 reserves; Temporal times it out (heartbeat) and attempt 2 reserves the same id.
+    const r1 = reserve(book, { reservationId: 'w/a1', category: 'batch', amountNanos: 5_000, workflowId: 'w', attempt: 1 }, now);
+    const r2 = reserve(book, { reservationId: 'w/a1', category: 'batch', amountNanos: 5_000, workflowId: 'w', attempt: 2 }, now);
+    expect(r2).toMatchObject({ granted: true, seq: (r1 as { seq: number }).seq });
+    // Attempt 1, still running, fails its call and releases: ignored.
+    expect(release(book, 'w/a1', 1)).toBe(false);
+    expect(book.counters.staleReleases).toBe(1);
+    // Attempt 2's answer settles, and is charged.
+    expect(settle(book, 'w/a1', 'batch', 5_500, now, (r2 as { seq: number }).seq)).toMatchObject({ settled: true, duplicate: false });
+    expect(status(book).spentNanos).toBe(5_500);
+    // A release from the latest attempt, or one not bound to an attempt, still frees.
+    reserve(book, { reservationId: 'w/a2', category: 'batch', amountNanos: 5_000, workflowId: 'w', attempt: 1 }, now);
+    expect(release(book, 'w/a2', 1)).toBe(true);
+    reserve(book, { reservationId: 'w/a3', category: 'batch', amountNanos: 5_000, workflowId: 'w', attempt: 3 }, now);
+    expect(release(book, 'w/a3')).toBe(true);
+  });
+
   it('reserves up to the hard limit and denies past it with what remains', () => {
     const b = newBook('default', settings, period);
     expect(reserve(b, { reservationId: 'w/a1', category: 'batch', amountNanos: 200_000, workflowId: 'w' }, 0)).toMatchObject({ granted: true, remainingNanos: 50_000 });

@@ -22,6 +22,7 @@ import { type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchStat
 import { llmRequest } from '../request/llmRequest.js';
 import { instructionOf } from '../conversation.js';
 import { requestFailureDetails, requestMemo, workflowIdFor, LlmBatch, LlmCategory, LlmFeature, UNSPECIFIED_FEATURE } from '../request/contract.js';
+import { refusePlaintext } from '../messages.js';
 
 const reader = proxyActivities<BatchActivities>({ startToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceChanged'] } });
 /** Waits for a request that already existed; it may run for as long as its budget waits allow. */
@@ -34,6 +35,7 @@ function failedFromChild(item: PageItem, workflowId: string, e: ChildWorkflowFai
 }
 
 export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
+  refusePlaintext([input], 'batchRun');
   const info = workflowInfo();
   const concurrency = Math.max(1, input.concurrency);
   const childrenPerRun = Math.max(1, input.childrenPerRun ?? 1000);

@@ -14,7 +14,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import { isRecord, refuseUnless } from '../messages.js';
+import { isRecord, refusePlaintext, refuseUnless } from '../messages.js';
 import {
   type Alert,
   BudgetError,
@@ -65,6 +65,7 @@ function invalid(message: string, type = 'InvalidBudgetMessage'): never {
 }
 
 export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
+  refusePlaintext([input], 'budgetEntity');
   const s = input.settings;
   // A new entity's settings are validated where they are made (config, client); one started with
   // bad ones anyway fails at once with the reason, instead of a workflow task that retries forever.
@@ -161,7 +162,7 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
           }
           if (o.op === 'release') {
             if (typeof o.reservationId !== 'string' || o.reservationId === '') invalid('reservationId: required');
-            return { ok: true, value: release(book, o.reservationId) };
+            return { ok: true, value: release(book, o.reservationId, Number.isSafeInteger(o.attempt) ? o.attempt : undefined) };
           }
           return invalid(`op: unknown budget operation ${JSON.stringify((o as { op?: unknown }).op)}; known: reserve, settle, release`);
         } catch (e) {

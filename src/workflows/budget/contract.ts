@@ -46,7 +46,7 @@ export const releaseUpdate = defineUpdate<boolean, [{ reservationId: string }]>(
 export type BudgetOp =
   | ({ readonly op: 'reserve' } & ReserveRequest)
   | ({ readonly op: 'settle' } & SettleInput)
-  | { readonly op: 'release'; readonly reservationId: string };
+  | { readonly op: 'release'; readonly reservationId: string; readonly attempt?: number };
 /** Each op's answer, in order: its value, or why it was refused (the type a single update would have failed with). */
 export type BudgetOpResult =
   | { readonly ok: true; readonly value: ReserveResult | SettleResult | boolean }

@@ -11,7 +11,7 @@ import { type ArmStats, armReport, confidenceAtLook, EMPTY_ARM, ExperimentSpecEr
 import type { PolicyChange } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { boundCarried } from './carry.js';
-import { isMessage, onSignal } from '../messages.js';
+import { isMessage, onSignal, refusePlaintext } from '../messages.js';
 import { own, setOwn } from '../../util/names.js';
 import { type ExperimentEntityInput, type ExperimentState, type ExperimentStatus, type FeedbackComment, feedbackSignal, outcomeSignal, promoteUpdate, statusQuery, stopUpdate } from './contract.js';
 
@@ -30,6 +30,7 @@ function fail(message: string, type = 'InvalidExperiment'): never {
 }
 
 export async function experimentEntity(input: ExperimentEntityInput): Promise<ExperimentStatus> {
+  refusePlaintext([input], 'experimentEntity');
   let spec;
   try {
     spec = validateExperiment(input.spec, { reservedArmNames: 'allow' });

@@ -7,10 +7,11 @@ import { allHandlersFinished, condition, log, makeContinueAsNewFunc, setHandler,
 import { applyReport, claimTrial, type HealthState } from '../../health/circuits.js';
 import { own } from '../../util/names.js';
 import { continueOnQueue } from '../taskQueues.js';
-import { isMessage, isRecord, refuseUnless, onSignal } from '../messages.js';
+import { isMessage, isRecord, onSignal, refusePlaintext, refuseUnless } from '../messages.js';
 import { claimTrialUpdate, type HealthEntityInput, healthQuery, reportSignal, resetCircuitUpdate } from './contract.js';
 
 export async function healthEntity(input: HealthEntityInput): Promise<void> {
+  refusePlaintext([input], 'healthEntity');
   const state: HealthState = input.state ?? {};
   let reports = 0;
   onSignal(

@@ -5,6 +5,7 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { LedgerOutboxActivities, LedgerOutboxInput } from './contract.js';
+import { refusePlaintext } from '../messages.js';
 
 const ledger = proxyActivities<LedgerOutboxActivities>({
   startToCloseTimeout: '30 seconds',
@@ -12,5 +13,6 @@ const ledger = proxyActivities<LedgerOutboxActivities>({
 });
 
 export async function ledgerOutbox(input: LedgerOutboxInput): Promise<void> {
+  refusePlaintext([input], 'ledgerOutbox');
   await ledger.writeLedgerEntry(input);
 }

@@ -18,6 +18,7 @@ import { asStop, Stop } from './failure.js';
 import { legacyLlmRequest } from './legacy.js';
 import { hedged, hedgeFor, type Leg, pay, routeLocally } from './paidCall.js';
 import { RequestState, totalCost } from './state.js';
+import { refusePlaintext } from '../messages.js';
 
 /** How many times a request waits for rate-limited models to reset before giving up. */
 const RATE_LIMIT_ROUNDS = 5;
@@ -25,6 +26,7 @@ const RATE_LIMIT_ROUNDS = 5;
 const { metrics } = proxySinks<SwitchyardSinks>();
 
 export async function llmRequest(rawInput: RequestInput): Promise<RequestResult> {
+  refusePlaintext([rawInput], 'llmRequest');
   if (!patched('request-v3')) return legacyLlmRequest(rawInput);
   const s = new RequestState(rawInput);
   let completed = false;

@@ -10,7 +10,7 @@ import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAs
 import { type AnomalyAlert, type ControlSettings, newControlState, type OutcomeReport, RoutingControl } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { alertActivities } from '../alerts.js';
-import { isMessage, isRecord, objectArgument, refuseUnless, onSignal } from '../messages.js';
+import { isMessage, isRecord, objectArgument, onSignal, refusePlaintext, refuseUnless } from '../messages.js';
 import {
   acknowledgeUpdate,
   anomaliesQuery,
@@ -56,6 +56,7 @@ function validSettings(s: unknown): s is ControlSettings {
 }
 
 export async function routingEntity(input: RoutingEntityInput): Promise<void> {
+  refusePlaintext([input], 'routingEntity');
   const control = new RoutingControl(input.state ?? newControlState(), input.settings);
   let messages = 0;
   // A change to what workers route by bumps the epoch and publishes it in the memo, in the same
