@@ -73,6 +73,14 @@ export interface SwitchyardWorker {
 }
 
 /** The provider endpoints a worker with this configuration uses: the simulator's, or the real keys. */
+/**
+ * How long a workflow task waits on a worker's own (sticky) queue before any worker may take it.
+ * The SDK's default, 10 s, is what a stopped worker's runs waited before another worker carried
+ * them on (the cluster test's slow mode, traced: one WorkflowTaskTimedOut after 10,003 ms). Request
+ * histories are small, so a task that moves to another worker replays quickly.
+ */
+const STICKY_TIMEOUT = '3 seconds';
+
 export function providerEndpointsFor(config: Pick<SwitchyardConfig, 'simulatorUrl' | 'providers'>): ProviderEndpoints {
   return config.simulatorUrl ? simulatorEndpoints(config.simulatorUrl) : config.providers;
 }
@@ -196,6 +204,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     maxConcurrentLocalActivityExecutions: 200,
     maxCachedWorkflows: config.workflowCacheSize,
     shutdownGraceTime: '5 seconds',
+    stickyQueueScheduleToStartTimeout: STICKY_TIMEOUT,
   });
   // Entities are few and long-lived: a small cache holds them all; their alerts are activities.
   const entityWorker = await Worker.create({
@@ -207,6 +216,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     ...workflows,
     maxCachedWorkflows: 100,
     shutdownGraceTime: '5 seconds',
+    stickyQueueScheduleToStartTimeout: STICKY_TIMEOUT,
   });
   let metricsServer: MetricsServer | undefined;
   if (config.metrics.enabled) {
