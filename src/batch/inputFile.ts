@@ -13,9 +13,11 @@ export async function* readBatchFile(path: string, defaults: BatchDefaults = {})
     const parsed = parseBatchLine(text, n, defaults);
     if (!parsed) continue;
     if (parsed.ok) {
-      const first = ids.claim(parsed.item.id, n);
+      // By request id: two OpenAI custom_ids may map to one (see requestIdForCustomId), and would
+      // otherwise share one answer.
+      const first = ids.claim(parsed.item.request.requestId, n);
       if (first !== undefined) {
-        yield { ok: false, bad: duplicateLine(parsed.item.id, n, first), duplicate: true };
+        yield { ok: false, bad: duplicateLine(parsed.item.id, n, first, parsed.item.request.requestId), duplicate: true };
         continue;
       }
     }

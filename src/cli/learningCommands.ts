@@ -11,7 +11,8 @@ import type { PolicyChange } from '../learning/routingControl.js';
 import { describeFilter } from '../learning/routingControl.js';
 import { formatTable } from '../util/table.js';
 import { ValidationError } from '../util/validation.js';
-import { int, num, withClient } from './shared.js';
+import { DEFAULT_ADDRESS, int, num, withClient } from './shared.js';
+import { findStackRecord } from './stackRecord.js';
 
 const json = (v: unknown): void => void process.stdout.write(`${JSON.stringify(v)}\n`);
 const fmt = (x: number | null, digits = 3): string => (x === null ? '-' : x.toFixed(digits));
@@ -65,10 +66,13 @@ export function registerLearningCommands(program: Command): void {
           throw e;
         }
         // The workers need each arm's provider; this environment is usually theirs too: say so before the traffic does.
+        // (The worker of the local stack this shell reaches, when `switchyard up` runs one: its own configuration.)
         const providers = new ProviderRegistry(providerEndpointsFor(cfg), cfg.callTimeoutMs);
+        const stack = findStackRecord(cfg.temporalAddress ?? DEFAULT_ADDRESS);
+        const configured = (p: Parameters<ProviderRegistry['isConfigured']>[0]): boolean => (stack ? (stack.providers[p] ?? 'no') !== 'no' : providers.isConfigured(p));
         for (const a of arms) {
           const m = a.model !== undefined ? catalog.get(a.model) : undefined;
-          if (m && !providers.isConfigured(m.provider)) process.stderr.write(`warning: arm ${a.name}: provider ${m.provider} is not configured here (${envHint(m.provider)}); workers without it route that arm's requests as usual, and the arm gets no samples\n`);
+          if (m && !configured(m.provider)) process.stderr.write(`warning: arm ${a.name}: provider ${m.provider} is not configured ${stack ? `on the worker of the local stack at ${stack.address}` : 'here'} (${envHint(m.provider)}); workers without it route that arm's requests as usual, and the arm gets no samples\n`);
         }
         const st = await client.learning.createExperiment({
           name,

@@ -1,5 +1,6 @@
 /** The `switchyard` command line. */
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { formatUsd } from '../catalog/pricing.js';
 import { loadCatalog } from '../catalog/loadFile.js';
@@ -171,7 +172,8 @@ function recordOf(s: Awaited<ReturnType<typeof bootStack>>): StackRecord {
     address: s.address,
     namespace: s.config.namespace,
     taskQueue: s.config.taskQueue,
-    ledger: s.config.ledgerUrl ? 'postgres (SWITCHYARD_LEDGER_URL)' : s.config.ledgerPath,
+    // Absolute: another shell's working directory is not this one's.
+    ledger: s.config.ledgerUrl ? 'postgres (SWITCHYARD_LEDGER_URL)' : resolve(s.config.ledgerPath),
     ledgerKind: s.config.ledgerUrl ? 'postgres' : 'file',
     ...(s.simulatorUrl ? { simulatorUrl: s.simulatorUrl } : {}),
     ...(s.metricsUrl ? { metricsUrl: s.metricsUrl } : {}),

@@ -1,4 +1,5 @@
 /** `switchyard report`: spend, requests, tokens and the premium-baseline saving, from the spend ledger. */
+import { existsSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadCatalog } from '../catalog/loadFile.js';
 import { FileLedger } from '../ledger/fileLedger.js';
@@ -64,6 +65,9 @@ export function registerReportCommand(program: Command): void {
       const explicit = process.env.SWITCHYARD_LEDGER !== undefined || process.env.SWITCHYARD_LEDGER_URL !== undefined;
       let whose = '';
       if (o.ledger && o.ledger.length > 0) {
+        // A file named by hand that is not there is a mistake, never a report of zero spend.
+        const missing = o.ledger.filter((path) => !existsSync(path));
+        if (missing.length > 0) throw new InvalidArgumentError(`--ledger: no file at ${missing.join(', ')} (a worker's ledger is where its SWITCHYARD_LEDGER points, or $SWITCHYARD_STATE_DIR/ledger.jsonl)`);
         report = reportOverFiles(o.ledger.map((path) => new FileLedger(path)), query, opts);
       } else if (stack && !explicit && stack.ledgerKind === 'file') {
         report = reportOverFiles([new FileLedger(stack.ledger)], query, opts);

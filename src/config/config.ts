@@ -305,7 +305,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     ...file,
     temporalAddress: address,
     namespace: e.TEMPORAL_NAMESPACE ?? cluster.namespace ?? 'default',
-    access: { ...cluster.access, ...(keys ? { codec: new AesGcmPayloadCodec(keys, { refusePlaintext: required }), encryptionKeyId: keys.active.id, encryptionKeys: keys } : {}) },
+    access: { ...cluster.access, ...(keys ? { codec: new AesGcmPayloadCodec(keys, { refusePlaintext: required }), encryptionKeyId: keys.active.id, encryptionKeys: keys, ...(required ? { encryptionRequired: true } : {}) } : {}) },
     taskQueue: e.SWITCHYARD_TASK_QUEUE,
     stateDir,
     ledgerPath: e.SWITCHYARD_LEDGER ?? join(stateDir, 'ledger.jsonl'),

@@ -127,6 +127,34 @@ const FEEDBACK_SEEN_BYTES = 256 * 1024;
  * and open actions on these many scope|category pairs (beyond: raised, but without an action).
  */
 export const RULES_MAX = 100;
+/** One experiment, rule or settings message as JSON at most (a spec of 20 arms takes a few KB). */
+export const MESSAGE_MAX_BYTES = 64 * 1024;
+
+/**
+ * Whether an experiment as registered (from any client, or a worker of another release) is one
+ * the router can use: a name, at least two arms each with a name, a positive weight and exactly
+ * one of model, minTier, thresholds; a filter object; within MESSAGE_MAX_BYTES. Pure.
+ */
+export function wellFormedExperiment(e: unknown): e is ActiveExperiment {
+  if (typeof e !== 'object' || e === null) return false;
+  const x = e as Record<string, unknown>;
+  if (typeof x.name !== 'string' || x.name === '' || !Array.isArray(x.arms) || x.arms.length < 2) return false;
+  if (typeof x.filter !== 'object' || x.filter === null || Array.isArray(x.filter)) return false;
+  const armOk = (a: unknown): boolean => {
+    if (typeof a !== 'object' || a === null) return false;
+    const r = a as Record<string, unknown>;
+    const set = [r.model, r.minTier, r.thresholds].filter((v) => v !== undefined).length;
+    return typeof r.name === 'string' && r.name !== '' && typeof r.weight === 'number' && Number.isFinite(r.weight) && r.weight > 0 && set === 1;
+  };
+  return x.arms.every(armOk) && jsonBytes(e) <= MESSAGE_MAX_BYTES;
+}
+
+/** A promoted rule the router can use (its arm as an experiment's), within MESSAGE_MAX_BYTES. */
+export function wellFormedRule(r: unknown): r is RoutingRule {
+  if (typeof r !== 'object' || r === null) return false;
+  const x = r as Record<string, unknown>;
+  return typeof x.experiment === 'string' && typeof x.filter === 'object' && x.filter !== null && wellFormedExperiment({ name: 'rule', arms: [x.arm, x.arm], filter: x.filter }) && jsonBytes(r) <= MESSAGE_MAX_BYTES;
+}
 export const EXPERIMENTS_MAX = 50;
 export const OPEN_ACTIONS_MAX = 500;
 const FEEDBACK_SEEN_MAX = 5_000;

@@ -25,6 +25,8 @@ export interface TemporalAccess {
   readonly encryptionKeyId?: string;
   /** The keys behind the codec (the worker checks them against the namespace's runs at start). */
   readonly encryptionKeys?: EncryptionKeys;
+  /** SWITCHYARD_ENCRYPTION_REQUIRED: the codec refuses plaintext payloads (the worker checks running runs for them at start). */
+  readonly encryptionRequired?: boolean;
 }
 
 /** The Temporal CLI's TLS variable names, mapped onto the names @temporalio/envconfig reads. */

@@ -98,3 +98,84 @@ export async function requireReadableHistories(connection: ConnectionLike, names
       `or, to keep the id, list the earlier key under it (SWITCHYARD_ENCRYPTION_OLD_KEYS=${first.keyId}:<earlier key>)`,
   );
 }
+
+/** How many running runs a worker that requires encryption reads in full at start (entities first come to mind; requests are short). */
+const PLAINTEXT_SCAN_MAX = 500;
+
+/**
+ * The running runs on these task queues whose histories hold a plaintext payload. A worker that
+ * requires encryption reads every payload of a run it replays as the codec's refusal marker, so
+ * such a run (an entity started before encryption was turned on) would fail every workflow task:
+ * the worker must not take it on. Reads each history in full (entities are few; at most
+ * PLAINTEXT_SCAN_MAX runs, 8 at a time).
+ */
+export async function findPlaintextRuns(connection: ConnectionLike, namespace: string, taskQueues: readonly string[]): Promise<string[]> {
+  const ofOurs = `(${taskQueues.map((q) => `TaskQueue=${JSON.stringify(q)}`).join(' OR ')}) AND ExecutionStatus="Running"`;
+  const runs: Array<{ workflowId: string; runId: string }> = [];
+  let token: Uint8Array | undefined;
+  do {
+    const page = await connection.workflowService.listWorkflowExecutions({ namespace, pageSize: 100, query: ofOurs, ...(token ? { nextPageToken: token } : {}) });
+    for (const e of page.executions ?? []) if (e.execution?.workflowId && e.execution.runId) runs.push({ workflowId: e.execution.workflowId, runId: e.execution.runId });
+    token = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
+  } while (token && runs.length < PLAINTEXT_SCAN_MAX);
+  const plain: string[] = [];
+  // Search attributes and memos are never encrypted (the server indexes them; workflows do not read
+  // them back through the codec), nor are patch markers (the SDK's core writes and reads them):
+  // only the payloads a replay decodes count.
+  const SKIP = new Set(['searchAttributes', 'memo', 'upsertedMemo', 'header', 'patch-data']);
+  /** The path of the first plaintext payload under v (e.g. "workflowExecutionStartedEventAttributes.input"), or undefined. */
+  const plaintextAt = (v: unknown, path: string): string | undefined => {
+    if (Array.isArray(v)) {
+      for (const x of v) {
+        const found = plaintextAt(x, path);
+        if (found) return found;
+      }
+      return undefined;
+    }
+    if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return undefined;
+    const o = v as Record<string, unknown>;
+    if (o.metadata && typeof o.metadata === 'object' && 'data' in o) return payloadKeyId(o) === undefined ? path : undefined;
+    for (const [k, x] of Object.entries(o)) {
+      if (SKIP.has(k)) continue;
+      const found = plaintextAt(x, path ? `${path}.${k}` : k);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  for (let i = 0; i < runs.length; i += 8) {
+    await Promise.all(
+      runs.slice(i, i + 8).map(async (execution) => {
+        let next: Uint8Array | undefined;
+        do {
+          const page = await connection.workflowService.getWorkflowExecutionHistory({ namespace, execution, ...(next ? { nextPageToken: next } : {}) });
+          for (const e of page.history?.events ?? []) {
+            const at = plaintextAt(e, '');
+            if (at) {
+              plain.push(`${execution.workflowId} (event ${String(e.eventId)}: ${at})`);
+              return;
+            }
+          }
+          next = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
+        } while (next);
+      }),
+    );
+  }
+  return plain;
+}
+
+/** For SWITCHYARD_ENCRYPTION_REQUIRED: refuses to start, naming them, while running runs hold plaintext. */
+export async function requireNoPlaintextRuns(connection: ConnectionLike, namespace: string, taskQueues: readonly string[], log: Logger): Promise<void> {
+  let plain: string[];
+  try {
+    plain = await findPlaintextRuns(connection, namespace, taskQueues);
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'could not read the running runs to check them for plaintext payloads');
+    return;
+  }
+  if (plain.length === 0) return;
+  throw new Error(
+    `SWITCHYARD_ENCRYPTION_REQUIRED: ${plain.length} running run(s) on task queues ${taskQueues.join(', ')} hold plaintext payloads (${plain.slice(0, 5).join(', ')}${plain.length > 5 ? ', ...' : ''}), ` +
+      'which a worker that refuses plaintext could not replay. Run the workers with the key but without SWITCHYARD_ENCRYPTION_REQUIRED until those runs have ended or continued as new ' +
+      '(requests end on their own; entities roll over after 1,500 messages), or terminate them (a budget entity is brought back with `switchyard budget restore --scope S`)',
+  );
+}

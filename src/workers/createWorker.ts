@@ -20,7 +20,7 @@ import { fileSpendLedger, type SpendLedger } from '../ledger/spendLedger.js';
 import { type ProviderEndpoints, ProviderRegistry } from '../providers/registry.js';
 import { simulatorEndpoints } from '../simulator/server.js';
 import { createLogger } from '../util/logger.js';
-import { requireReadableHistories } from '../temporal/keyCheck.js';
+import { requireNoPlaintextRuns, requireReadableHistories } from '../temporal/keyCheck.js';
 import { connectionOptions, dataConverterFor } from '../temporal/connection.js';
 import { defaultBundlePath, workflowsSourcePath } from './bundle.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
@@ -125,6 +125,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   try {
     await requireSearchAttributes(clientConnection, config.namespace, log);
     if (config.access.encryptionKeys) await requireReadableHistories(clientConnection, config.namespace, [config.taskQueue, entityTaskQueue(config.taskQueue)], config.access.encryptionKeys, log);
+    if (config.access.encryptionRequired) await requireNoPlaintextRuns(clientConnection, config.namespace, [config.taskQueue, entityTaskQueue(config.taskQueue)], log);
   } catch (e) {
     await clientConnection.close();
     throw e;

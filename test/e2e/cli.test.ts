@@ -111,6 +111,10 @@ describe('switchyard up + ask', () => {
       expect(report.stdout.trim().split('\n')).toHaveLength(3);
       const reportJson = JSON.parse((await run(['report', '--json'], { ...baseEnv(), TEMPORAL_ADDRESS: address })).stdout) as { total: { requests: number; costNanos: number } };
       expect(reportJson.total).toMatchObject({ requests: 1, costNanos: res.costNanos });
+      // A ledger file named by hand that is not there is an error, not $0.
+      const noFile = await run(['report', '--ledger', join(state, 'no-such-ledger.jsonl')], { ...baseEnv(), TEMPORAL_ADDRESS: address });
+      expect(noFile.code).not.toBe(0);
+      expect(noFile.stderr).toMatch(/--ledger: no file at .*no-such-ledger\.jsonl/);
       const budgetText = await run(['budget', 'status'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
       expect(budgetText.stdout).toContain(`from the budget entity on ${address}, task queue switchyard (the local stack, pid`);
       const budget = await run(['budget', 'status', '--json'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
@@ -135,6 +139,8 @@ describe('switchyard up + ask', () => {
       expect(badArms.stderr).toMatch(/arm "nonsense" is not a catalog model/);
       const created = await run(['experiment', 'create', 'cli-exp', '--arms', 'gpt-4o-mini=0.5,gemini-2-flash=0.5', '--feature', 'cli-ab', '--min-samples', '50', '--json'], env);
       expect(created.code, created.stderr).toBe(0);
+      // The stack's worker reaches every provider (its simulator): no warning from this shell's environment.
+      expect(created.stderr).not.toMatch(/is not configured/);
       expect(JSON.parse(created.stdout)).toMatchObject({ name: 'cli-exp', state: 'running', winner: null });
       // In force when `experiment create` returned: the very next request is in it.
       const a = await run(['ask', 'Name a fruit.', '--feature', 'cli-ab', '--unit', 'user-1', '--json'], env);

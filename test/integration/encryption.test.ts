@@ -225,7 +225,7 @@ describe('a worker that requires encryption (SWITCHYARD_ENCRYPTION_REQUIRED)', (
   let stack: TestStack;
   beforeAll(async () => {
     const keys = encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: KEY1, SWITCHYARD_ENCRYPTION_KEY_ID: 'k1' })!;
-    stack = await startTestStack({ config: { access: { codec: new AesGcmPayloadCodec(keys, { refusePlaintext: true }), encryptionKeyId: 'k1', encryptionKeys: keys } } });
+    stack = await startTestStack({ config: { access: { codec: new AesGcmPayloadCodec(keys, { refusePlaintext: true }), encryptionKeyId: 'k1', encryptionKeys: keys, encryptionRequired: true } } });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -249,6 +249,23 @@ describe('a worker that requires encryption (SWITCHYARD_ENCRYPTION_REQUIRED)', (
     }
     // An encrypted client is served as usual.
     expect((await stack.client.ask({ requestId: `enc-${Date.now()}`, prompt: 'Name a colour.' })).text.length).toBeGreaterThan(0);
+  });
+
+  it('a worker refuses to start while a running run holds plaintext (it could not replay it), naming it; and starts once it is gone', async () => {
+    // Encrypted runs are running on its queues (the entities of the request above): no refusal.
+    await stack.restartWorker();
+    const plain = await SwitchyardClient.connect({ address: stack.address, taskQueue: stack.config.taskQueue });
+    const id = `plaintext-entity-${Date.now()}`;
+    try {
+      // A run started in plaintext before encryption was required (a type no worker runs: it stays Running).
+      await plain.temporal.workflow.start('startedBeforeEncryption', { workflowId: id, taskQueue: stack.config.taskQueue, args: [{ note: 'plaintext' }] });
+      await expect(stack.restartWorker()).rejects.toThrow(new RegExp(`SWITCHYARD_ENCRYPTION_REQUIRED: 1 running run\\(s\\).*${id}.*without SWITCHYARD_ENCRYPTION_REQUIRED`));
+      await plain.temporal.workflow.getHandle(id).terminate('test');
+    } finally {
+      await plain.close();
+    }
+    await stack.restartWorker();
+    expect((await stack.client.ask({ requestId: `enc-after-${Date.now()}`, prompt: 'Name a colour.' })).text.length).toBeGreaterThan(0);
   });
 
   it('is refused without a key to encrypt with', () => {

@@ -103,6 +103,14 @@ describe('malformed messages', () => {
       await signal(routing, s, null);
       await signal(routing, s, 'x');
     }
+    // An experiment no router can use (no arms), or one far too large, is refused or dropped: it
+    // must neither fail every request of the queue nor wedge the entity at its next
+    // continue-as-new (found by the independent review).
+    await expect(update(routing, 'experiment', { started: { name: 'evil', arms: [], filter: {} } })).rejects.toThrow(/experiment: expected/);
+    const huge = { name: 'huge', arms: [{ name: 'a'.repeat(650_000), weight: 1, model: 'gpt-4o-mini' }, { name: 'b', weight: 1, model: 'gpt-4o' }], filter: {} };
+    await expect(update(routing, 'experiment', { started: huge })).rejects.toThrow(/at most 65536 bytes/);
+    await expect(update(routing, 'promote', { rule: { filter: {}, arm: { name: 'x'.repeat(70_000), weight: 1, model: 'gpt-4o' }, experiment: 'x', at: 0 } })).rejects.toThrow(/promote: expected/);
+    await signal(routing, 'experimentStarted', { name: 'evil2', arms: [], filter: {} });
 
     // Each still answers and works: a new request is routed, reserved and settled.
     const after = await stack.client.ask({ requestId: rid('mal-after'), prompt: 'Classify: app crashes', category: 'batch', budgetScope: scope });

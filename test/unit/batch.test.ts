@@ -56,6 +56,20 @@ describe('batch lines', () => {
     for await (const e of readBatchFile(f)) got.push(e.ok ? `ok ${e.item.line} ${e.item.id}` : e.bad.error.slice(0, 20));
     expect(got).toEqual(['ok 1 a', 'line 3: id "a" repea', 'line 4: not valid JS', 'ok 5 c']);
   });
+
+  it('two OpenAI custom_ids that map to one request id are a duplicate, not one shared answer (found by the independent review)', async () => {
+    const f = join(dir, 'oai-dup.jsonl');
+    const line = (id: string) => JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { messages: [{ role: 'user', content: 'x' }] } });
+    writeFileSync(f, `${line('a b')}\n${line('a_b-cid-c8687a08aa5d6ed2044328fa')}\n`);
+    const got = [];
+    for await (const e of readBatchFile(f)) got.push(e.ok ? `ok ${e.item.line} ${e.item.request.requestId}` : e.bad.error);
+    expect(got).toEqual(['ok 1 a_b-cid-c8687a08aa5d6ed2044328fa', 'line 2: id "a_b-cid-c8687a08aa5d6ed2044328fa" repeats line 1; ids must be unique within a batch']);
+    // And the other way round, the mapped id's message names what it maps to.
+    writeFileSync(f, `${line('a_b-cid-c8687a08aa5d6ed2044328fa')}\n${line('a b')}\n`);
+    const back = [];
+    for await (const e of readBatchFile(f)) back.push(e.ok ? 'ok' : e.bad.error);
+    expect(back).toEqual(['ok', 'line 2: custom_id "a b" maps to request id "a_b-cid-c8687a08aa5d6ed2044328fa", as line 1 does; give the lines ids that differ in more than spaces and symbols']);
+  });
 });
 
 describe('reading a batch file in pages from byte offsets', () => {

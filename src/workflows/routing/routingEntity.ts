@@ -7,7 +7,8 @@
  * Every message is handled by RoutingControl (pure); this shell adds timers and delivery.
  */
 import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, patched, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
-import { type AnomalyAlert, type ControlSettings, newControlState, type OutcomeReport, RoutingControl } from '../../learning/routingControl.js';
+import { type AnomalyAlert, type ControlSettings, MESSAGE_MAX_BYTES, newControlState, type OutcomeReport, RoutingControl, wellFormedExperiment, wellFormedRule } from '../../learning/routingControl.js';
+import { jsonBytes } from '../../util/bytes.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { alertActivities } from '../alerts.js';
 import { isMessage, isRecord, objectArgument, onSignal, refusePlaintext, refuseUnless } from '../messages.js';
@@ -100,7 +101,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
     configureSignal,
     (s) => {
       messages += 1;
-      if (!validSettings(s)) return void log.warn('configure signal ignored: not a ControlSettings', {});
+      if (!validSettings(s) || jsonBytes(s) > MESSAGE_MAX_BYTES) return void log.warn('configure signal ignored: not a ControlSettings, or too large', {});
       if (s.tuner.intervalMs !== control.settings.tuner.intervalMs) control.state.nextTuneAt = Date.now() + s.tuner.intervalMs;
       control.settings = s;
       publish(undefined);
@@ -110,7 +111,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
     experimentStartedSignal,
     (e) => {
       messages += 1;
-      if (!isMessage(e) || typeof e.name !== 'string' || !Array.isArray(e.arms) || !isRecord(e.filter)) return void log.warn('experimentStarted ignored: malformed', {});
+      if (!wellFormedExperiment(e)) return void log.warn('experimentStarted ignored: malformed or too large', {});
       control.registerExperiment(e);
       publish(undefined);
     },
@@ -147,7 +148,7 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
       messages += 1;
       return publish(control.promote(rule, evidence, Date.now()));
     },
-    { validator: (a: { rule: unknown }) => refuseUnless('promote', isRecord(a) && isRecord(a.rule) && isRecord(a.rule.arm) && typeof a.rule.arm.name === 'string' && isRecord(a.rule.filter), '{"rule": {"filter": {...}, "arm": {...}}, "evidence": ...}') },
+    { validator: (a: { rule: unknown; evidence?: unknown }) => refuseUnless('promote', isRecord(a) && wellFormedRule(a.rule) && jsonBytes(a.evidence ?? null) <= MESSAGE_MAX_BYTES, `{"rule": {"filter": {...}, "arm": {"name", "weight", and one of model, minTier, thresholds}, "experiment"}, "evidence": ...}, at most ${MESSAGE_MAX_BYTES} bytes`) },
   );
   setHandler(
     acknowledgeUpdate,
@@ -170,8 +171,8 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
       validator: (a: { started?: unknown; ended?: unknown }) =>
         refuseUnless(
           'experiment',
-          isRecord(a) && (a.started === undefined || (isRecord(a.started) && typeof a.started.name === 'string' && Array.isArray(a.started.arms) && isRecord(a.started.filter))) && (a.ended === undefined || (isRecord(a.ended) && typeof a.ended.name === 'string')),
-          '{"started": {"name", "arms", "filter"}} or {"ended": {"name"}}',
+          isRecord(a) && (a.started === undefined || wellFormedExperiment(a.started)) && (a.ended === undefined || (isRecord(a.ended) && typeof a.ended.name === 'string' && a.ended.name.length <= 200)),
+          `{"started": {"name", "arms": [two or more, each {"name", "weight" > 0, and one of model, minTier, thresholds}], "filter"}} or {"ended": {"name"}}, at most ${MESSAGE_MAX_BYTES} bytes`,
         ),
     },
   );
