@@ -11,11 +11,12 @@ import { createPaidCallActivities } from './paidCall.js';
 import { createLearningActivities } from './learning.js';
 import type { PolicyCache } from '../learning/worker/policyCache.js';
 import type { ClassifyPool } from './classifyPool.js';
+import type { AlertActivities } from '../workflows/alerts.js';
 import { type ControlSettings, wellFormedExperiment, wellFormedRule } from '../learning/routingControl.js';
 import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
 import { fileConfigSchema } from '../config/config.js';
 import { type ArmSpec, assignArm, matchesFilter, unitHash } from '../learning/experiments.js';
-import { type Band, bandOf, explores } from '../learning/tuner.js';
+import { bandOf, explores } from '../learning/tuner.js';
 import { checkAnswer, type QualityVerdict } from '../quality/checks.js';
 import { judgePrompt, type QualitySpec } from '../quality/spec.js';
 import { RequestInputReader } from './requestInput.js';
@@ -23,15 +24,15 @@ import type { Logger } from 'pino';
 import type { HealthTracker } from '../health/tracker.js';
 import { countsAsFailure } from '../health/circuits.js';
 import type { Catalog } from '../catalog/catalog.js';
-import { costNanos, estimateCostNanos, type Usage } from '../catalog/pricing.js';
+import { costNanos, estimateCostNanos } from '../catalog/pricing.js';
 import { type Capability, type Tier, PROVIDERS, type ProviderName } from '../catalog/schema.js';
 import { ProviderError } from '../providers/errors.js';
 import { envHint, ProviderNotConfiguredError, type ProviderRegistry } from '../providers/registry.js';
 import { type Classification, type ClassifyInput, classify as classifyPure } from '../routing/classifier.js';
 import { decideAfterFailure, type FailureFacts, type RetryPolicy, type RetryVerdict } from '../routing/retryDecision.js';
-import { type Candidate, NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../routing/router.js';
-import { type ValidRequest, type RequestInput, FAILURE_TYPES } from '../workflows/request/contract.js';
-import { type ChatMessage, type Conversation, conversationOf, judgeQuestionOf } from '../workflows/conversation.js';
+import { NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../routing/router.js';
+import { type RequestInput, FAILURE_TYPES } from '../workflows/request/contract.js';
+import { type Conversation, conversationOf, judgeQuestionOf } from '../workflows/conversation.js';
 
 export interface ActivityDeps extends BudgetDeps {
   readonly catalog: Catalog;
@@ -59,91 +60,8 @@ export interface ActivityDeps extends BudgetDeps {
   readonly controlSettings?: () => ControlSettings;
 }
 
-export interface SelectInput {
-  readonly request: Omit<ValidRequest, 'prompt' | 'system' | 'context' | 'quality'>;
-  readonly classification: Pick<Classification, 'complexity' | 'capabilities' | 'inputTokens'>;
-  readonly excludeModels?: string[];
-  readonly minTier?: Tier;
-  /** A judge model named by the request's quality spec. */
-  readonly judgeModel?: string;
-}
-
-/**
- * A routing decision and the catalog's facts about its chain. It carries no worker configuration:
- * the worker's retry policy stays on the worker, which answers each failed attempt with a verdict
- * (`retryVerdict`, and in the paid call's `failed` outcome).
- */
-export interface RouteSelection {
-  readonly decision: RouteDecision;
-  readonly contextWindows: Record<string, number>;
-  /** The cheapest model of the catalog (the default judge). */
-  readonly cheapestModel?: string;
-  /** Judge candidates (cheapest model and any named judge), with upper-bound estimates. */
-  readonly judgeModels?: Record<string, { provider: Candidate['provider']; tier: Candidate['tier']; estimatedCostNanos: number }>;
-  /** Models left out because the workers cannot call them now (provider not configured, circuit open). */
-  readonly skipped?: Array<{ model: string; why: string }>;
-  /** Why the preferred tier's own models were left out, when some were (a routing decision's reason). */
-  readonly preferredTierSkipped?: 'circuit_open' | 'unavailable';
-  /** What to reserve per chain model: the estimate with the provider's margin on input tokens. */
-  readonly reserveNanos?: Record<string, number>;
-  /** How the routing policy shaped this selection (absent in runs recorded before the learning loop). */
-  readonly learning?: RouteLearning;
-}
-
-export interface RouteLearning {
-  /** The complexity band under the configured (base) thresholds: how outcomes are grouped. */
-  readonly band: Band;
-  /** Routed by the base thresholds although the category's were tuned (to keep measuring). */
-  readonly explore: boolean;
-  readonly policyVersion?: number;
-  /** The experiment and arm this request was assigned. */
-  readonly experiment?: { readonly name: string; readonly arm: string };
-  /** The promoted rule it was routed by (the experiment that made it). */
-  readonly rule?: string;
-  /** An anomaly's downgrade in force for its category. */
-  readonly downgradedBy?: string;
-}
-
-/**
- * What `selectModels` returns: the selection with the worker's retry policy and call timeout, as
- * runs started before the `request-v3` shape read them (./workflows/request/legacy.ts; and v4
- * histories, whose recorded selections have them). New runs ask the worker for verdicts instead.
- */
-export interface SelectOutput extends RouteSelection {
-  readonly retry: RetryPolicy;
-  /** Per-model retry policies for the chain's models, where configured. */
-  readonly retryByModel?: Record<string, RetryPolicy>;
-  readonly callTimeoutMs: number;
-}
-
-export interface CallModelInput {
-  readonly workflowId: string;
-  /** The request's run (with `promptRef`, whose start input holds the prompt). */
-  readonly runId?: string;
-  readonly attemptId: string;
-  readonly model: string;
-  /** Inline text (small requests): a prompt (context already in front), or chat messages and context. */
-  readonly system?: string | undefined;
-  readonly prompt?: string;
-  readonly messages?: readonly ChatMessage[] | undefined;
-  readonly context?: string | undefined;
-  /** Read prompt, context and system from the run's start input (large requests: one copy in history). */
-  readonly promptRef?: true;
-  /** A judge call: the prompt is built from the request's prompt (inline here, or by reference) and this answer. */
-  readonly judge?: { readonly answer: string; readonly prompt?: string };
-  readonly maxOutputTokens: number;
-  readonly temperature?: number | undefined;
-}
-
-export interface CallModelOutput {
-  readonly text: string;
-  readonly usage: Usage;
-  readonly costNanos: number;
-  readonly premiumBaselineCostNanos: number;
-  readonly finishReason: string;
-  readonly latencyMs: number;
-}
-
+export type { CallModelInput, CallModelOutput, RouteLearning, RouteSelection, SelectInput, SelectOutput } from './types.js';
+import type { CallModelInput, CallModelOutput, RouteLearning, RouteSelection, SelectInput, SelectOutput } from './types.js';
 
 function unavailable(message: string): ApplicationFailure {
   return ApplicationFailure.create({ message, type: 'unavailable', nonRetryable: true, details: [{ kind: 'unavailable', message }] });
@@ -438,6 +356,10 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/** The alert activities the entities declare (workflows/alerts.ts) are these: checked here, where both are in view. */
+const alertsImplemented = (a: Activities): AlertActivities => a;
+void alertsImplemented;
 
 /** The workflow an activity (or local activity) runs for; empty outside one (unit tests of selectRoute). */
 function workflowIdOfActivity(): string {

@@ -21,7 +21,7 @@ import { FAILURE_TYPES, type RequestInput, type ValidRequest } from '../workflow
 import { type FailureFacts, isFailureKind, type RetryVerdict } from '../routing/retryDecision.js';
 import type { Candidate } from '../routing/router.js';
 import type { ProviderErrorInfo } from '../providers/errors.js';
-import type { CallModelInput, CallModelOutput, RouteSelection, SelectInput } from './index.js';
+import type { CallModelInput, CallModelOutput, RouteSelection, SelectInput } from './types.js';
 import type { ReserveInput, ShardedReserveResult } from './budget.js';
 import type { AttemptFailure } from '../workflows/request/failure.js';
 

@@ -7,6 +7,7 @@ import { describeIssues } from '../util/validation.js';
 import type { RequestInput } from '../workflows/request/contract.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
 import { fromOpenAIBatchLine, isOpenAIBatchLine, openAIFieldName } from './openaiBatch.js';
+import type { BadLine } from './summary.js';
 
 export interface BatchItem {
   /** 1-based line number in the input file. */
@@ -16,10 +17,7 @@ export interface BatchItem {
   readonly request: RequestInput & { requestId: string };
 }
 
-export interface BadLine {
-  readonly line: number;
-  readonly error: string;
-}
+export type { BadLine } from './summary.js';
 
 export type ParsedLine = { readonly ok: true; readonly item: BatchItem } | { readonly ok: false; readonly bad: BadLine };
 

@@ -1,8 +1,13 @@
 /** Batch results and their summary: counts and cost per tier and model, failures by reason. Pure. */
-import type { BadLine } from './batchInput.js';
 import { formatUsd, type Usage } from '../catalog/pricing.js';
 import { formatTable } from '../util/table.js';
 import type { RequestFailureDetails, RequestResult } from '../workflows/request/contract.js';
+
+/** A batch line that was not run: its number and why. */
+export interface BadLine {
+  readonly line: number;
+  readonly error: string;
+}
 
 export interface BatchResultLine {
   readonly id: string;

@@ -6,7 +6,8 @@
  * listed in each description.
  */
 import { z } from 'zod';
-import { FAILURE_TYPES, MAX_INPUT_BYTES } from '../workflows/request/contract.js';
+import { FAILURE_TYPES } from '../workflows/request/contract.js';
+import { MAX_INPUT_BYTES } from '../workflows/request/limits.js';
 import { requestInputSchema } from './requestInput.js';
 import { requestFailureDetailsSchema, requestResultSchema } from './requestResult.js';
 

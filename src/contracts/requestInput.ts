@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { CAPABILITIES, PROVIDERS, TIERS } from '../catalog/tiers.js';
 import { qualitySpecSchema } from '../quality/spec.js';
-import { MAX_MESSAGES, MAX_PROMPT_CHARS, requestLimitIssues } from '../workflows/request/contract.js';
+import { MAX_MESSAGES, MAX_PROMPT_CHARS, requestLimitIssues } from '../workflows/request/limits.js';
 
 /** The request's fields (what runs started before the size and reserved-name limits were checked against). */
 export const requestInputBaseSchema = z

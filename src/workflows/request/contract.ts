@@ -12,9 +12,6 @@ import type { z } from 'zod';
 import type { ProviderName, Tier } from '../../catalog/tiers.js';
 import type { requestInputSchema } from '../../contracts/requestInput.js';
 import type { Usage } from '../../catalog/pricing.js';
-import { utf8Bytes } from '../../util/bytes.js';
-import { isReservedName, RESERVED_MESSAGE } from '../../util/names.js';
-import { messagesIssues, textParts } from '../conversation.js';
 
 /** The workflow type name (in histories, the UI and `temporal workflow start --type`). */
 export const REQUEST_WORKFLOW_TYPE = 'llmRequest';
@@ -103,33 +100,9 @@ export const escalateSignal = defineSignal<[{ model?: string; reason?: string }]
 
 // ---- input, result, limits and failure types
 
-export const MAX_PROMPT_CHARS = 4_000_000;
-/**
- * Prompt, context and system prompt together, in UTF-8 bytes. Temporal rejects payloads over 2 MB
- * by default (`limit.blobSize.error`); the request input must fit with room for the rest.
- */
-export const MAX_INPUT_BYTES = 1_500_000;
-export const MAX_MESSAGES = 1_000;
-
-/** Limits beyond the fields' shapes: names of Object.prototype members, and the payload size. */
-export function requestLimitIssues(r: Pick<ValidRequest, 'prompt' | 'messages' | 'context' | 'system' | 'category' | 'budgetScope' | 'feature'>): Array<{ path: string; message: string }> {
-  const issues: Array<{ path: string; message: string }> = [];
-  if (r.prompt === undefined && r.messages === undefined) issues.push({ path: 'prompt', message: 'is required: the text to send to the model (or send `messages`, a chat conversation)' });
-  if (r.prompt !== undefined && r.messages !== undefined) issues.push({ path: 'messages', message: 'send either prompt or messages, not both (put the prompt in the last user message)' });
-  if (r.messages && r.messages.length > 0) issues.push(...messagesIssues(r.messages));
-  if (isReservedName(r.category)) issues.push({ path: 'category', message: RESERVED_MESSAGE });
-  if (isReservedName(r.budgetScope)) issues.push({ path: 'budgetScope', message: RESERVED_MESSAGE });
-  if (r.feature !== undefined && isReservedName(r.feature)) issues.push({ path: 'feature', message: RESERVED_MESSAGE });
-  if (r.feature === 'other') issues.push({ path: 'feature', message: 'is reserved: metrics report features past their label limit as "other"; choose another name' });
-  const bytes = textParts(r).reduce((n, t) => n + utf8Bytes(t), 0);
-  if (bytes > MAX_INPUT_BYTES) {
-    issues.push({
-      path: r.context !== undefined ? 'context' : r.messages ? 'messages' : 'prompt',
-      message: `prompt or messages, context and system together are ${bytes} bytes; a request holds at most ${MAX_INPUT_BYTES} bytes (Temporal's payload limit is 2 MB): split the document into several requests or summarise it in parts`,
-    });
-  }
-  return issues;
-}
+// The limits live in a module of their own (./limits.ts, pure): the request schema uses them,
+// and this contract takes its input type from that schema.
+export { MAX_INPUT_BYTES, MAX_MESSAGES, MAX_PROMPT_CHARS, requestLimitIssues } from './limits.js';
 
 export type RequestInput = z.input<typeof requestInputSchema>;
 export type ValidRequest = z.output<typeof requestInputSchema>;
