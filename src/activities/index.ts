@@ -12,7 +12,7 @@ import { createLearningActivities } from './learning.js';
 import type { PolicyCache } from '../learning/worker/policyCache.js';
 import type { ClassifyPool } from './classifyPool.js';
 import type { AlertActivities } from '../workflows/alerts.js';
-import { type ControlSettings, wellFormedExperiment, wellFormedRule } from '../learning/routingControl.js';
+import type { ControlSettings } from '../learning/routingControl.js';
 import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
 import { fileConfigSchema } from '../config/config.js';
 import { type ArmSpec, assignArm, matchesFilter, unitHash } from '../learning/experiments.js';
@@ -127,10 +127,9 @@ export function createActivityParts(deps: ActivityDeps) {
     const first = input.minTier === undefined && (input.excludeModels ?? []).length === 0 && r.model === undefined && action?.action !== 'downgrade';
     const traffic = { category: r.category, feature: r.feature, capabilities: caps };
     if (first) {
-      // Only well-formed ones (a routing entity of another release may hold anything): a bad
-      // registration must never fail every request of its queue.
-      const experiment = view.experiments.find((e) => wellFormedExperiment(e) && matchesFilter(e.filter, traffic));
-      const rule = [...view.rules].reverse().find((x) => wellFormedRule(x) && matchesFilter(x.filter, traffic));
+      // (The policy cache keeps only well-formed experiments and rules: see policyCache.ts.)
+      const experiment = view.experiments.find((e) => matchesFilter(e.filter, traffic));
+      const rule = [...view.rules].reverse().find((x) => matchesFilter(x.filter, traffic));
       if (experiment) {
         arm = assignArm(experiment, r.unit ?? requestKey);
         learning = { ...learning, experiment: { name: experiment.name, arm: arm.name } };

@@ -16,7 +16,7 @@
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from 'pino';
-import type { PolicyView } from '../routingControl.js';
+import { type PolicyView, wellFormedExperiment, wellFormedRule } from '../routingControl.js';
 import { POLICY_EPOCH_MEMO, policyQuery, routingWorkflowId } from '../../workflows/routing/contract.js';
 
 const POLICY_QUERY_MS = 2_000;
@@ -31,8 +31,6 @@ export class PolicyCache {
   private describing: Promise<Published> | undefined;
   private nextDescribe: Promise<Published> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** How many policy reads the epoch check caused (for tests and the debug log). */
-  fetchesForEpoch = 0;
 
   constructor(
     private readonly temporal: Client,
@@ -62,7 +60,6 @@ export class PolicyCache {
         return have === undefined ? undefined : this.refresh();
       case 'epoch':
         if (have?.epoch !== undefined && have.epoch >= published.epoch) return have;
-        this.fetchesForEpoch += 1;
         return this.refreshTo(published.epoch);
       case 'unpublished':
       case 'unknown': {
@@ -120,7 +117,10 @@ export class PolicyCache {
         if (!(e instanceof WorkflowNotFoundError)) this.log.warn({ err: (e as Error).message }, 'routing policy query failed; routing by the last policy read');
         return e instanceof WorkflowNotFoundError ? undefined : this.cached.view;
       })
-      .then((view) => {
+      .then((read) => {
+        // Checked once per read, not per request: only well-formed experiments and rules route (a
+        // routing entity of another release may hold anything; one bad entry must not fail requests).
+        const view = read && { ...read, experiments: read.experiments.filter(wellFormedExperiment), rules: read.rules.filter(wellFormedRule) };
         this.cached = { at: Date.now(), view };
         this.inflight = undefined;
         return view;
