@@ -10,7 +10,7 @@ import { runBatch, type RunBatchOptions } from '../batch/runBatch.js';
 import { type BatchSummary, formatSummary } from '../batch/summary.js';
 import { defaultBatchId, prepareDetachedBatch } from '../batch/detached.js';
 import { historiesFromFiles, historiesFromServer, type ReplayOutcome, replayHistories } from '../replay/replay.js';
-import { defaultBundlePath, workflowsSourcePath } from '../workers/bundle.js';
+import { workflowCode } from '../workers/bundle.js';
 import type { RunInspection, RunSummary } from '../client/client.js';
 import { config, duration, int, quietTemporal, withClient } from './shared.js';
 import { dataConverterFor } from '../temporal/connection.js';
@@ -267,11 +267,13 @@ export function registerPipelineCommands(program: Command): void {
       const chosen = [o.workflowId, o.query, o.file].filter((x) => x !== undefined).length;
       if (chosen !== 1) throw new InvalidArgumentError('replay needs exactly one of --workflow-id, --query or --file');
       quietTemporal();
-      const code = existsSync(defaultBundlePath()) ? { bundlePath: defaultBundlePath() } : { workflowsPath: workflowsSourcePath() };
+      const access = config().access;
+      const built = workflowCode({ encodedFailures: access.codec !== undefined });
+      const code = 'workflowBundle' in built ? { bundlePath: built.workflowBundle.codePath } : built;
       const report = async (histories: Parameters<typeof replayHistories>[0]): Promise<void> => {
         let ok = 0;
         const bad: ReplayOutcome[] = [];
-        for await (const r of replayHistories(histories, code, { ...(o.limit !== undefined ? { limit: o.limit } : {}), dataConverter: dataConverterFor(config().access) })) {
+        for await (const r of replayHistories(histories, code, { ...(o.limit !== undefined ? { limit: o.limit } : {}), dataConverter: dataConverterFor(access) })) {
           if (o.json) process.stdout.write(`${JSON.stringify(r)}\n`);
           else process.stdout.write(r.ok ? `ok              ${r.workflowId} ${r.runId}\n` : `${r.kind === 'nondeterminism' ? 'NONDETERMINISM' : 'ERROR         '}  ${r.workflowId} ${r.runId}: ${r.error}\n`);
           if (r.ok) ok += 1;

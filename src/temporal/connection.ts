@@ -13,6 +13,7 @@ import type { DataConverter, PayloadCodec } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 import type { EncryptionKeys } from '../security/encryptionKeys.js';
+import { failureConverterPath } from '../security/failureConverterPath.js';
 
 /** What a connection needs besides the address; holds secrets: never log it. */
 export interface TemporalAccess {
@@ -102,7 +103,7 @@ export function connectionOptions(address: string, access: TemporalAccess = {}):
 
 /** The data converter every Client and Worker uses: the default one, plus the codec when set. */
 export function dataConverterFor(access: TemporalAccess = {}): DataConverter {
-  // Failure messages stay plaintext (the workflow bundle fixes the failure converter at build
-  // time): Switchyard's failures name fields, models and kinds, never prompt or answer text.
-  return access.codec ? { payloadCodecs: [access.codec] } : {};
+  // With encryption on, failure messages and stack traces go through the codec too (encoded
+  // attributes); a worker runs the workflow bundle built with the same converter (workers/bundle.ts).
+  return access.codec ? { payloadCodecs: [access.codec], failureConverterPath: failureConverterPath() } : {};
 }

@@ -4,7 +4,6 @@ import { ClassifyPool } from '../activities/classifyPool.js';
 import { OutcomeReporter } from '../learning/worker/outcomeReporter.js';
 import { controlSettingsFrom, signalRouting } from '../learning/worker/routingHandle.js';
 import { configureSignal } from '../workflows/routing/contract.js';
-import { existsSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { settingsFromConfig } from '../budget/settings.js';
@@ -22,7 +21,7 @@ import { simulatorEndpoints } from '../simulator/server.js';
 import { createLogger } from '../util/logger.js';
 import { requireNoPlaintextRuns, requireReadableHistories } from '../temporal/keyCheck.js';
 import { connectionOptions, dataConverterFor } from '../temporal/connection.js';
-import { defaultBundlePath, workflowsSourcePath } from './bundle.js';
+import { workflowCode } from './bundle.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/request/contract.js';
 import { type BudgetGaugeRow, SwitchyardMetrics } from '../metrics/metrics.js';
@@ -177,10 +176,10 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     log,
   });
   const nativeConnection = await NativeConnection.connect(connectionOptions(opts.address, config.access));
-  const bundlePath = opts.workflowBundlePath ?? defaultBundlePath();
   // A test's overrides replace parts by name (same signatures); the paid call is composed of the result.
   const activities = composeActivities({ ...parts, ...opts.activityOverrides?.(parts) });
-  const workflows = existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsSourcePath() };
+  // With encryption on, the bundle whose failure converter matches dataConverter's (encoded failures).
+  const workflows = workflowCode({ encodedFailures: config.access.codec !== undefined, ...(opts.workflowBundlePath ? { bundlePath: opts.workflowBundlePath } : {}) });
   // What a request reports when it ends, counted once: the SDK skips sinks in replay.
   const sinks: InjectedSinks<SwitchyardSinks> = {
     metrics: {

@@ -108,16 +108,28 @@ describe('payload encryption', () => {
     expect(keyIdsIn(await raw.workflow.getHandle(r.workflowId).fetchHistory())).toEqual(new Set(['k1']));
   });
 
-  it('a provider error (which can quote the prompt) stays out of the plaintext failure messages', async () => {
+  it('failure messages go through the codec: the server stores "Encoded failure", clients read the real message', async () => {
     stack.simulator.setFaults({ 'gpt-4o-mini': { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [400] } });
     try {
       const requestId = `enc-400-${randomUUID()}`;
       const err = await stack.client.ask({ prompt: `Classify ${marker}: fine.`, model: 'gpt-4o-mini', noFallback: true, requestId }).catch((e: unknown) => e as Error);
-      expect(err).toBeInstanceOf(Error);
+      expect(err).toBeInstanceOf(RequestFailedError);
+      // The client (with the key) reads the real reason back.
+      expect((err as Error).message).toContain('openai 400');
       const stored = await storedBytes(raw, `llm-${requestId}`);
       expect(stored.includes('simulated bad request')).toBe(false);
       expect(stored.includes(marker)).toBe(false);
-      expect(stored.includes('openai 400: fatal')).toBe(true);
+      // Not even Switchyard's own wording of the failure is stored in the clear.
+      expect(stored.includes('openai 400')).toBe(false);
+      expect(stored.includes('Encoded failure')).toBe(true);
+      // Every failure in the history carries its message as an encrypted payload under the key.
+      const history = await raw.workflow.getHandle(`llm-${requestId}`).fetchHistory();
+      const failures = (history.events ?? []).flatMap((e) => [e.activityTaskFailedEventAttributes?.failure, e.workflowExecutionFailedEventAttributes?.failure].filter((f) => f != null));
+      expect(failures.length).toBeGreaterThan(0);
+      for (const f of failures) {
+        expect(f?.message).toBe('Encoded failure');
+        expect(f?.encodedAttributes ? payloadKeyId(f.encodedAttributes) : undefined).toBe('k1');
+      }
     } finally {
       stack.simulator.setFaults({});
     }
