@@ -23,6 +23,9 @@ import { findKeyMismatches } from '../../src/temporal/keyCheck.js';
 import { entityTaskQueue } from '../../src/workflows/taskQueues.js';
 import { runCli } from '../helpers/cli.js';
 import { REDACTED_TITLE } from '../../src/workflows/request/contract.js';
+import { replayHistories } from '../../src/replay/replay.js';
+import { encodedFailuresBundlePath } from '../../src/workers/bundle.js';
+import { dataConverterFor } from '../../src/temporal/connection.js';
 
 const run = promisify(execFile);
 const KEY1 = randomBytes(32).toString('base64');
@@ -130,6 +133,10 @@ describe('payload encryption', () => {
         expect(f?.message).toBe('Encoded failure');
         expect(f?.encodedAttributes ? payloadKeyId(f.encodedAttributes) : undefined).toBe('k1');
       }
+      // The run replays on the bundle a worker with encryption runs (`switchyard replay` picks it).
+      const replayed = [];
+      for await (const r of replayHistories([{ workflowId: `llm-${requestId}`, history }], { bundlePath: encodedFailuresBundlePath(inject('workflowBundlePath')) }, { dataConverter: dataConverterFor(stack.config.access) })) replayed.push(r);
+      expect(replayed).toEqual([{ workflowId: `llm-${requestId}`, runId: expect.any(String) as string, ok: true }]);
     } finally {
       stack.simulator.setFaults({});
     }
