@@ -2,9 +2,23 @@
 import { randomBytes } from 'node:crypto';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CodecServer } from '../security/codecServer.js';
-import { config, int, untilSignal } from './shared.js';
+import { signInUrl } from '../security/uiSignIn.js';
+import { config, DEFAULT_ADDRESS, int, untilSignal } from './shared.js';
+import { findStackRecord } from './stackRecord.js';
 
 export function registerCodecCommands(program: Command): void {
+  program
+    .command('ui')
+    .description('print the Temporal UI of the local stack this shell reaches; with encryption on, a new one-time sign-in link (10 minutes)')
+    .action(() => {
+      const cfg = config();
+      const address = cfg.temporalAddress ?? DEFAULT_ADDRESS;
+      const stack = findStackRecord(address);
+      if (!stack?.uiUrl) {
+        throw new InvalidArgumentError(`no \`switchyard up\` runs a UI at ${address} on this machine (as this user): start one, or point TEMPORAL_ADDRESS at it; a cluster's UI is wherever its operators serve it`);
+      }
+      process.stdout.write(`${stack.uiSignInSecret ? signInUrl(stack.uiUrl, stack.uiSignInSecret) : stack.uiUrl}\n`);
+    });
   const codec = program.command('codec').description('payload encryption: keygen, and the codec endpoint the Temporal UI and CLI decode through');
   codec
     .command('keygen')

@@ -2,14 +2,14 @@
  * The embedded local stack: Temporal dev server (unless TEMPORAL_ADDRESS), the provider simulator
  * (unless provider keys are set) and a worker, all in this process, stopped together.
  */
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { loadCatalog } from '../catalog/loadFile.js';
 import { hasProviderKeys, type SwitchyardConfig } from '../config/config.js';
 import { faultsFileSchema } from '../simulator/faults.js';
 import { Simulator } from '../simulator/server.js';
 import { ensureTemporalCli } from '../temporal/cli.js';
-import { CodecServer } from '../security/codecServer.js';
+import { CODEC_PATH, UiGate } from '../security/uiGate.js';
+import { newSignInSecret } from '../security/uiSignIn.js';
 import { type DevServer, startDevServer } from '../temporal/devServer.js';
 import { parseOrThrow } from '../util/validation.js';
 import { readStructuredFile } from '../util/structuredFile.js';
@@ -26,8 +26,6 @@ export interface LocalStackOptions {
   /** Start the simulator even when provider keys are set. */
   readonly forceSimulator?: boolean | undefined;
   readonly say?: (line: string) => void;
-  /** Port of the codec endpoint the embedded UI decodes through (encryption on; 0 picks one). */
-  readonly codecPort?: number | undefined;
   /** The SDK's own metrics endpoint, served with the worker's. */
   readonly sdkMetricsUrl?: string | undefined;
 }
@@ -35,8 +33,12 @@ export interface LocalStackOptions {
 export interface LocalStack {
   readonly address: string;
   readonly uiUrl: string | undefined;
-  /** The remote codec endpoint for the UI and `temporal --codec-endpoint` (encryption on, embedded server). */
+  /**
+   * Encryption on, embedded server: the codec endpoint the UI decodes through (`{uiUrl}/codec`), and
+   * the secret that signs the UI's one-time sign-in links (security/uiSignIn.ts).
+   */
   readonly codecUrl: string | undefined;
+  readonly signInSecret: string | undefined;
   readonly simulatorUrl: string | undefined;
   readonly config: SwitchyardConfig;
   readonly simulator: Simulator | undefined;
@@ -68,27 +70,27 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
 
     let address = opts.config.temporalAddress;
     let server: DevServer | undefined;
-    let codecServer: CodecServer | undefined;
     let codecUrl: string | undefined;
+    let uiUrl: string | undefined;
+    let signInSecret: string | undefined;
     if (!address) {
       const cli = await ensureTemporalCli({ say });
       const codec = opts.config.access.codec;
+      let gate: UiGate | undefined;
       if (codec) {
-        // Encryption on: the embedded UI decodes through a codec endpoint this stack runs.
-        // On loopback and without a token: the embedded UI cannot send one (see README "Encryption").
-        // Its URL carries a random path (a capability): a process that does not know it cannot
-        // decode (the embedded UI cannot send a token; see README "Encryption").
-        codecServer = new CodecServer({ codec, allowedOrigins: [], namespace: opts.config.namespace, pathSecret: randomBytes(16).toString('hex') });
-        const cs = codecServer;
-        codecUrl = await cs.start(opts.codecPort ?? 0);
-        stops.push(() => cs.stop());
+        // Encryption on: the UI is served through a gate on its public port, with the codec
+        // endpoint on the same origin; only a signed-in browser decodes (security/uiGate.ts).
+        signInSecret = newSignInSecret();
+        const g = new UiGate({ codec, namespace: opts.config.namespace, signInSecret });
+        gate = g;
+        uiUrl = await g.start(opts.uiPort ?? 8233);
+        stops.push(() => g.stop());
+        codecUrl = `${uiUrl}${CODEC_PATH}`;
       }
-      server = await startDevServer({ cliPath: cli, stateDir: opts.config.stateDir, port: opts.port, uiPort: opts.uiPort, namespace: opts.config.namespace, ...(codecUrl ? { uiCodecEndpoint: codecUrl } : {}) });
-      if (codecServer && server.uiUrl) {
-        const ui = new URL(server.uiUrl);
-        codecServer.allowOrigin(ui.origin);
-        codecServer.allowOrigin(`${ui.protocol}//localhost:${ui.port}`);
-      }
+      // Behind the gate, the dev server's own UI takes a private port.
+      server = await startDevServer({ cliPath: cli, stateDir: opts.config.stateDir, port: opts.port, uiPort: gate ? 0 : opts.uiPort, namespace: opts.config.namespace, ...(codecUrl ? { uiCodecEndpoint: codecUrl } : {}) });
+      if (gate) gate.forwardTo(server.uiUrl);
+      else uiUrl = server.uiUrl;
       const s = server;
       stops.push(() => s.stop());
       address = server.address;
@@ -112,7 +114,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     });
     // A worker that dies on its own (lost server) should not leave a half-stack running silently.
     running.catch((e: unknown) => opts.log.error({ err: (e as Error).message }, 'worker stopped with an error'));
-    return { address, uiUrl: server?.uiUrl, codecUrl, simulatorUrl, config, simulator, metricsUrl: sw.metricsUrl, stop: stopAll };
+    return { address, uiUrl, codecUrl, signInSecret, simulatorUrl, config, simulator, metricsUrl: sw.metricsUrl, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;

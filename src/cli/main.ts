@@ -11,6 +11,7 @@ import { ValidationError } from '../util/validation.js';
 import { createSwitchyardWorker, providerEndpointsFor } from '../workers/createWorker.js';
 import { envHint, ProviderRegistry } from '../providers/registry.js';
 import { loadFaultsFile, startLocalStack } from './localStack.js';
+import { signInUrl } from '../security/uiSignIn.js';
 import { findStackRecord, providerReach, removeStackRecord, type StackRecord, writeStackRecord } from './stackRecord.js';
 import { BudgetNotFoundError, type BudgetStatusView, RequestFailedError, SwitchyardClient } from '../client/client.js';
 import { ExperimentNotFoundError } from '../client/learningClient.js';
@@ -155,8 +156,13 @@ async function bootStack(o: StackFlags) {
 function describeStack(s: Awaited<ReturnType<typeof bootStack>>): string {
   return [
     `Temporal      ${s.address}${s.uiUrl ? '' : ' (TEMPORAL_ADDRESS)'}`,
-    ...(s.uiUrl ? [`Temporal UI   ${s.uiUrl}`] : []),
-    ...(s.codecUrl ? [`codec         ${s.codecUrl} (payloads encrypted with key ${s.config.access.encryptionKeyId ?? '?'}; the UI decodes through it)`] : []),
+    ...(s.uiUrl ? [`Temporal UI   ${s.signInSecret ? signInUrl(s.uiUrl, s.signInSecret) : s.uiUrl}`] : []),
+    ...(s.codecUrl
+      ? [
+          `codec         ${s.codecUrl} (payloads encrypted with key ${s.config.access.encryptionKeyId ?? '?'}; the UI decodes through it for a browser signed in`,
+          `              with the link above: it works once, for 10 minutes; \`switchyard ui\` makes another)`,
+        ]
+      : []),
     `simulator     ${s.simulatorUrl ?? '(off: provider keys set)'}`,
     `worker        task queue ${s.config.taskQueue}`,
     `ledger        ${s.config.ledgerPath}`,
@@ -177,6 +183,8 @@ function recordOf(s: Awaited<ReturnType<typeof bootStack>>): StackRecord {
     ledgerKind: s.config.ledgerUrl ? 'postgres' : 'file',
     ...(s.simulatorUrl ? { simulatorUrl: s.simulatorUrl } : {}),
     ...(s.metricsUrl ? { metricsUrl: s.metricsUrl } : {}),
+    ...(s.uiUrl ? { uiUrl: s.uiUrl } : {}),
+    ...(s.signInSecret ? { uiSignInSecret: s.signInSecret } : {}),
     providers: Object.fromEntries(PROVIDERS.map((p) => [p, providerReach(endpoints[p], s.simulatorUrl)])),
     startedAt: new Date().toISOString(),
   };
@@ -215,7 +223,8 @@ stackOptions(
       return;
     }
     process.stdout.write(`${formatSummary(summary)}\n\n`);
-    process.stdout.write(`See the runs in the Temporal UI: ${stack.uiUrl ?? stack.address}  (e.g. filter: LlmTier="economy")\nThe stack stays up for inspection; Ctrl-C to stop.\n`);
+    const ui = stack.uiUrl && stack.signInSecret ? `${signInUrl(stack.uiUrl, stack.signInSecret)} (sign-in link: once, 10 minutes)` : (stack.uiUrl ?? stack.address);
+    process.stdout.write(`See the runs in the Temporal UI: ${ui}  (e.g. filter: LlmTier="economy")\nThe stack stays up for inspection; Ctrl-C to stop.\n`);
     await untilSignal(async () => {
       await client.close();
       await stack.stop();

@@ -3,8 +3,11 @@
  * worker's providers, its ledger, its task queue. `up` writes one record per Temporal address under
  * the home state directory and removes it when it stops; a command that talks to that address
  * reads it, so `models` and `report` describe the stack they reach, not this shell's environment.
- * A record whose process is gone (SIGKILL) is ignored and removed. No secret is written: providers
- * are named with how they are reached (simulator, key, base URL), never the key.
+ * A record whose process is gone (SIGKILL) is ignored and removed. Providers are named with how
+ * they are reached (simulator, key, base URL), never the key. One secret is written, in a file only
+ * its owner reads (0600): with encryption on, the one that signs the UI's sign-in links, so that
+ * `switchyard ui` in another shell can make one (the owner's processes can read the worker's key
+ * from its environment anyway).
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +24,9 @@ const recordSchema = z.object({
   ledgerKind: z.enum(['file', 'postgres']),
   simulatorUrl: z.string().optional(),
   metricsUrl: z.string().optional(),
+  uiUrl: z.string().optional(),
+  /** Encryption on: signs the UI's one-time sign-in links (security/uiSignIn.ts). */
+  uiSignInSecret: z.string().optional(),
   /** provider -> how the stack's worker reaches it ('no': not configured there). */
   providers: z.record(z.string(), z.enum(['simulator', 'key', 'base-url', 'no'])),
   startedAt: z.string(),

@@ -27,11 +27,10 @@ export interface CodecServerOptions {
   /** When set, every request needs `Authorization: Bearer <token>`. */
   readonly token?: string;
   /**
-   * When set, the endpoint answers only under this path (`{base}/<pathSecret>/decode`): a
-   * capability URL for a client that cannot send a token (the dev server's embedded UI). start()
-   * returns the base URL with it.
+   * When set, a request it returns false for is refused (403): the UI gate's sign-in cookie, for
+   * the embedded UI, which cannot send a token (uiGate.ts).
    */
-  readonly pathSecret?: string;
+  readonly authorize?: (req: IncomingMessage) => boolean;
   /** Larger bodies are refused (default 8 MB: a few 2 MB payloads). */
   readonly maxBodyBytes?: number;
 }
@@ -76,7 +75,7 @@ export class CodecServer {
   /** Starts listening; returns the endpoint URL to give the UI and CLI. */
   async start(port = 0, host = '127.0.0.1'): Promise<string> {
     const server = createServer((req, res) => {
-      this.handle(req, res).catch((e: unknown) => this.send(res, req, 500, { message: `codec: ${(e as Error).message}` }));
+      this.serve(req, res);
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -84,8 +83,7 @@ export class CodecServer {
       server.listen(port, host, () => resolve());
     });
     const a = server.address() as AddressInfo;
-    const base = `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
-    return this.opts.pathSecret ? `${base}/${this.opts.pathSecret}` : base;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
   }
 
   async stop(): Promise<void> {
@@ -109,9 +107,17 @@ export class CodecServer {
 
   private send(res: ServerResponse, req: IncomingMessage, status: number, body: unknown): void {
     if (res.headersSent) return;
+    // An answer before the body was read (refused early): drain it, or the browser can wait on it.
+    if (!req.complete) req.resume();
     this.cors(req, res);
-    res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
-    res.end(JSON.stringify(body));
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  /** Answers one request (also for a server that mounts the endpoint under a path: only the last part counts). */
+  serve(req: IncomingMessage, res: ServerResponse): void {
+    this.handle(req, res).catch((e: unknown) => this.send(res, req, 500, { message: `codec: ${(e as Error).message}` }));
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -126,14 +132,14 @@ export class CodecServer {
       res.end();
       return;
     }
-    const parts = ((req.url ?? '').split('?')[0] ?? '').replace(/\/+$/, '').split('/').filter(Boolean);
-    const op = parts.pop();
-    if (this.opts.pathSecret !== undefined && !sameSecret(parts.join('/'), this.opts.pathSecret)) {
-      this.send(res, req, 404, { message: 'not found' });
-      return;
-    }
+    const op = ((req.url ?? '').split('?')[0] ?? '').replace(/\/+$/, '').split('/').pop();
     if (req.method !== 'POST' || (op !== 'decode' && op !== 'encode')) {
       this.send(res, req, 404, { message: 'POST /encode or /decode' });
+      return;
+    }
+    if (this.opts.authorize && !this.opts.authorize(req)) {
+      // 403, not 401: Chromium leaves a 401 without an auth challenge pending (it never finishes).
+      this.send(res, req, 403, { message: 'not signed in: open the sign-in link `switchyard up` printed, or run `switchyard ui` for a new one' });
       return;
     }
     if (this.opts.token !== undefined) {

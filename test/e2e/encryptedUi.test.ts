@@ -40,20 +40,45 @@ afterAll(async () => {
 });
 
 describe('the embedded UI with payload encryption', () => {
-  it('decodes through the stack\'s codec endpoint; the server stores ciphertext', async () => {
+  it('decodes through the stack\'s codec endpoint, only for a browser signed in with its one-time link; the server stores ciphertext', async () => {
     const address = /Temporal\s+(\S+:\d+)/.exec(banner)?.[1] ?? '';
-    const uiUrl = /Temporal UI\s+(http\S+)/.exec(banner)?.[1] ?? '';
+    const signIn = /Temporal UI\s+(http\S+)/.exec(banner)?.[1] ?? '';
+    expect(signIn, banner).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/switchyard\/sign-in\?code=\d+\.[\w-]{16}\.[\w-]{43}$/);
+    const uiUrl = new URL(signIn).origin;
     const codecUrl = /codec\s+(http\S+) \(payloads encrypted with key e2e/.exec(banner)?.[1] ?? '';
-    // A capability URL: a random path under the port (issue 21, item 11).
-    expect(codecUrl, banner).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/[0-9a-f]{32}$/);
+    expect(codecUrl, banner).toBe(`${uiUrl}/codec`);
+    // What any local process can find: the UI's settings and the dev server's command line name the
+    // endpoint, and that alone decodes nothing (issue 21, item 11).
     const settings = (await (await fetch(`${uiUrl}/api/v1/settings`)).json()) as { Codec: { Endpoint: string } };
     expect(settings.Codec.Endpoint).toBe(codecUrl);
-    // Another local process that knows only the port decodes nothing.
-    const port = new URL(codecUrl).port;
-    const guess = await fetch(`http://127.0.0.1:${port}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"payloads":[]}' });
-    expect(guess.status).toBe(404);
-    expect((await fetch(`http://127.0.0.1:${port}/${'0'.repeat(32)}/decode`, { method: 'POST', body: '{"payloads":[]}' })).status).toBe(404);
-    expect((await fetch(`${codecUrl}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"payloads":[]}' })).status).toBe(200);
+    const ps = await run('ps', ['-eo', 'args']);
+    const devServerArgs = ps.stdout.split('\n').find((l) => l.includes('start-dev') && l.includes(codecUrl)) ?? '';
+    expect(devServerArgs).toContain(`--ui-codec-endpoint ${codecUrl}`);
+    const probe = { method: 'POST', headers: { 'Content-Type': 'application/json', Origin: uiUrl }, body: '{"payloads":[]}' };
+    expect((await fetch(`${codecUrl}/decode`, probe)).status).toBe(403);
+    expect((await fetch(`${codecUrl}/decode`, { ...probe, headers: { ...probe.headers, Cookie: 'switchyard_ui_session=guess' } })).status).toBe(403);
+    // A forged link is refused.
+    const forged = signIn.replace(/\.[\w-]{43}$/, `.${'A'.repeat(43)}`);
+    expect((await fetch(forged, { redirect: 'manual' })).status).toBe(403);
+
+    // `switchyard ui` in another shell makes a new link from the stack record; it signs in once.
+    const ui = await runCli(['ui'], { ...env(), TEMPORAL_ADDRESS: address }, state);
+    expect(ui.code, ui.stderr).toBe(0);
+    const fresh = ui.stdout.trim();
+    expect(fresh.startsWith(`${uiUrl}/switchyard/sign-in?code=`)).toBe(true);
+    expect(fresh).not.toBe(signIn);
+    const signedIn = await fetch(fresh, { redirect: 'manual' });
+    expect(signedIn.status).toBe(303);
+    const cookie = /^(switchyard_ui_session=[\w-]+);.*Path=\/codec; HttpOnly; SameSite=Strict/.exec(signedIn.headers.get('set-cookie') ?? '')?.[1];
+    expect(cookie).toBeDefined();
+    expect((await fetch(`${codecUrl}/decode`, { ...probe, headers: { ...probe.headers, Cookie: cookie ?? '' } })).status).toBe(200);
+    // Where no stack runs, `ui` says so.
+    const none = await runCli(['ui'], { ...env(), TEMPORAL_ADDRESS: '127.0.0.1:1' }, state);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain('no `switchyard up` runs a UI at 127.0.0.1:1');
+    const again = await fetch(fresh, { redirect: 'manual' });
+    expect(again.status).toBe(403);
+    expect(await again.text()).toContain('already used');
 
     const requestId = `enc-ui-${Date.now()}`;
     const asked = await runCli(['ask', '--json', '--request-id', requestId, `Summarise the ${marker} field notes in one line.`], { ...env(), TEMPORAL_ADDRESS: address }, state);
@@ -65,7 +90,20 @@ describe('the embedded UI with payload encryption', () => {
     expect(payloads.some((p) => p.includes(marker))).toBe(false);
 
     browser = await launchHeadless();
-    const page = await browser.newPage();
+    // Not signed in: the page loads (through the gate) but shows no prompt.
+    const stranger = await browser.newPage();
+    // The UI asks the codec and is refused (it leaves refused answers unread, so no "networkidle").
+    const refused = stranger.waitForResponse((r) => r.url().startsWith(`${codecUrl}/decode`) && r.status() === 403, { timeout: 30_000 });
+    await stranger.goto(`${uiUrl}/namespaces/default/workflows/llm-${requestId}`, { waitUntil: 'load' });
+    await refused;
+    await expect.poll(async () => (await stranger.locator('body').innerText()).includes(`llm-${requestId}`), { timeout: 30_000 }).toBe(true);
+    expect((await stranger.locator('body').innerText()).includes(marker)).toBe(false);
+    await stranger.context().close();
+    // Signed in with the link `up` printed: the same page shows the prompt, decoded.
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(signIn, { waitUntil: 'networkidle' });
+    expect(new URL(page.url()).pathname).not.toContain('sign-in');
     await page.goto(`${uiUrl}/namespaces/default/workflows/llm-${requestId}`, { waitUntil: 'networkidle' });
     await expect.poll(async () => (await page.locator('body').innerText()).includes(marker), { timeout: 30_000 }).toBe(true);
   });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { encryptionKeysFromEnv, keyFingerprint } from '../../src/security/encryptionKeys.js';
+import { CODE_TTL_MS, mintSignInCode, newSignInSecret, SignInCodes, signInUrl } from '../../src/security/uiSignIn.js';
 import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, KEY_FINGERPRINT_METADATA, PayloadDecryptionError, payloadKeyFingerprint, payloadKeyId } from '../../src/security/payloadCodec.js';
 
 const k = () => randomBytes(32).toString('base64');
@@ -114,5 +115,25 @@ describe('AES-256-GCM payload codec', () => {
     }
     const [fresh] = await both.encode([plain]);
     expect(payloadKeyFingerprint(fresh!)).toBe(keyFingerprint(Buffer.from(newKey, 'base64')));
+  });
+});
+
+describe('sign-in links for the embedded UI (security/uiSignIn.ts)', () => {
+  const secret = newSignInSecret();
+  it('a code works once, only before it expires, only with the stack\'s secret', () => {
+    const t0 = 1_800_000_000_000;
+    const codes = new SignInCodes(secret);
+    const code = mintSignInCode(secret, t0);
+    expect(codes.redeem(code, t0 + 1_000)).toEqual({ ok: true });
+    expect(codes.redeem(code, t0 + 2_000)).toEqual({ ok: false, why: 'used' });
+    expect(codes.redeem(mintSignInCode(secret, t0), t0 + CODE_TTL_MS + 1)).toEqual({ ok: false, why: 'expired' });
+    expect(codes.redeem(mintSignInCode(newSignInSecret(), t0), t0)).toEqual({ ok: false, why: 'forged' });
+    // A later expiry written into a real code breaks its signature.
+    const [exp = '', nonce = '', mac = ''] = mintSignInCode(secret, t0).split('.');
+    expect(codes.redeem(`${Number(exp) + 3_600_000}.${nonce}.${mac}`, t0)).toEqual({ ok: false, why: 'forged' });
+    for (const bad of ['', 'x', `${exp}.${nonce}`, `${exp}.${nonce}.${mac}.x`, `-1.${nonce}.${mac}`]) expect(codes.redeem(bad, t0)).toEqual({ ok: false, why: 'malformed' });
+  });
+  it('links point at the sign-in path of the UI', () => {
+    expect(signInUrl('http://127.0.0.1:8233/', secret)).toMatch(/^http:\/\/127\.0\.0\.1:8233\/switchyard\/sign-in\?code=\d+\.[\w-]{16}\.[\w-]{43}$/);
   });
 });
