@@ -14,6 +14,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { z } from 'zod';
+import { closeServer } from '../util/httpServer.js';
 
 // @temporalio/proto is CommonJS: its namespaces come through the default export under Node's ESM.
 const { temporal } = proto;
@@ -89,9 +90,7 @@ export class CodecServer {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
+    await closeServer(s);
   }
 
   private cors(req: IncomingMessage, res: ServerResponse): void {

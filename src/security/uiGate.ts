@@ -16,6 +16,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PayloadCodec } from '@temporalio/common';
 import { CodecServer } from './codecServer.js';
 import { SESSION_COOKIE, SIGN_IN_PATH, SignInCodes } from './uiSignIn.js';
+import { closeServer } from '../util/httpServer.js';
 
 export const CODEC_PATH = '/codec';
 const SESSIONS_MAX = 1_000;
@@ -75,9 +76,7 @@ export class UiGate {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
+    await closeServer(s);
   }
 
   private signedIn(req: IncomingMessage): boolean {

@@ -14,6 +14,7 @@ import { countChatTokens } from '../routing/tokens.js';
 import { answerFor } from './answers.js';
 import { drawOutcome, type FaultOutcome, type FaultsFile, faultsFileSchema, faultSpecSchema, type FaultSpec, seededRandom } from './faults.js';
 import { anthropicFormat, BadRequest, categoryForStatus, type ErrorCategory, geminiFormat, openaiFormat, type SimTurn, type WireFormat } from './wireFormats.js';
+import { closeServer } from '../util/httpServer.js';
 
 export interface SimulatorOptions {
   readonly catalog: Catalog;
@@ -96,9 +97,7 @@ export class Simulator {
     this.hanging.clear();
     const s = this.server;
     this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
+    await closeServer(s);
   }
 
   private readonly holds = new Map<string, { promise: Promise<void>; release: () => void; waiting: number }>();
