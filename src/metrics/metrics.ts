@@ -81,6 +81,7 @@ export class SwitchyardMetrics {
   private readonly routing: Counter<'from_tier' | 'to_tier' | 'reason'>;
   private readonly attempts: Counter<'model' | 'provider' | 'kind'>;
   private readonly inFlightGauge: Gauge;
+  private readonly policyStaleCounter: Counter<'reason'>;
   private readonly anomalies: Counter<'scope' | 'category' | 'action'>;
   private inFlightCount = 0;
   private readonly endedRuns = new Set<string>();
@@ -115,6 +116,12 @@ export class SwitchyardMetrics {
     this.attempts = new Counter({ name: 'switchyard_provider_attempts_total', help: 'Provider calls by outcome (ok, or the error kind)', labelNames: ['model', 'provider', 'kind'], registers });
     this.anomalies = new Counter({ name: 'switchyard_spend_anomalies_total', help: 'Spend anomalies raised (a bucket of spend far above its learned baseline), and the action applied', labelNames: ['scope', 'category', 'action'], registers });
     this.inFlightGauge = new Gauge({ name: 'switchyard_provider_calls_in_flight', help: 'Provider calls in flight on this worker', registers });
+    this.policyStaleCounter = new Counter({
+      name: 'switchyard_policy_stale_total',
+      help: 'Requests routed by the last routing policy read because a current one could not be had (the epoch unreadable, the policy query failed, or the policy stayed behind its epoch)',
+      labelNames: ['reason'],
+      registers,
+    });
     this.ledgerDeferredCounter = new Counter({ name: 'switchyard_ledger_deferred_total', help: 'Settlements whose ledger line could not be written at once and went to the ledger outbox', registers });
     const ledgerView = (now: number) => this.ledgerView(now);
     new Gauge({
@@ -188,6 +195,11 @@ export class SwitchyardMetrics {
   private ledgerDeferredCounter: Counter | undefined;
 
   /** A settlement's ledger line could not be written now and went to the outbox. */
+  /** A request routed by a policy that may be stale (see learning/worker/policyCache.ts). */
+  policyStale(reason: 'epoch_unreadable' | 'query_failed' | 'behind'): void {
+    this.policyStaleCounter.inc({ reason });
+  }
+
   ledgerDeferred(key: string, deferredAt: number): void {
     this.ledgerDeferredCounter?.inc();
     this.ledgerPending(key, deferredAt);

@@ -149,9 +149,9 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     return statuses.flatMap(({ scope, st }) => Object.entries(st?.categories ?? {}).map(([category, c]) => ({ scope, category, allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos })));
   };
   const controlSettings = controlSettingsFrom(config);
-  const policy = new PolicyCache(temporal, config.taskQueue, config.learning.policyCacheMs, log);
-  const reporter = new OutcomeReporter(temporal, config.taskQueue, () => controlSettings, config.learning.reportEveryMs, log);
   const metrics = new SwitchyardMetrics({ budgets, ...(health ? { circuits: () => health.knownCircuits() } : {}), models: catalog.names() }, { maxLabelValues: config.metrics.maxLabelValues });
+  const policy = new PolicyCache(temporal, config.taskQueue, config.learning.policyCacheMs, log, (reason) => metrics.policyStale(reason));
+  const reporter = new OutcomeReporter(temporal, config.taskQueue, () => controlSettings, config.learning.reportEveryMs, log);
   const classifier = new ClassifyPool(log);
   const parts = createActivityParts({
     temporal,

@@ -12,7 +12,8 @@
  * - When the memo's epoch is ahead of the copy, the worker queries the policy before routing.
  *
  * An entity of an earlier release has no memo: then the copy is read every `ttlMs`, as before. When
- * the server cannot be asked, the last copy routes (logged), as before.
+ * the server cannot be asked, the last copy routes: logged, and counted by `onStale`
+ * (switchyard_policy_stale_total), so an operator sees changes that may not be in force.
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from 'pino';
@@ -24,6 +25,8 @@ const DESCRIBE_MS = 2_000;
 
 /** What the entity's memo says now: its epoch, none (an entity of an earlier release), or no entity at all. */
 type Published = { kind: 'epoch'; epoch: number } | { kind: 'unpublished' } | { kind: 'absent' } | { kind: 'unknown' };
+
+export type StaleReason = 'epoch_unreadable' | 'query_failed' | 'behind';
 
 export class PolicyCache {
   private cached: { at: number; view: PolicyView | undefined } = { at: Number.NEGATIVE_INFINITY, view: undefined };
@@ -37,6 +40,7 @@ export class PolicyCache {
     private readonly taskQueue: string,
     private readonly ttlMs: number,
     private readonly log: Logger,
+    private readonly onStale: (reason: StaleReason) => void = () => undefined,
   ) {}
 
   /** Keeps the copy fresh in the background too (every ttlMs), for entities without a published epoch. */
@@ -61,8 +65,10 @@ export class PolicyCache {
       case 'epoch':
         if (have?.epoch !== undefined && have.epoch >= published.epoch) return have;
         return this.refreshTo(published.epoch);
-      case 'unpublished':
-      case 'unknown': {
+      case 'unknown':
+      case 'unpublished': {
+        // Unreadable: route by the copy while it is young, as for an entity without an epoch.
+        if (published.kind === 'unknown') this.onStale('epoch_unreadable');
         const age = Date.now() - this.cached.at;
         if (age < this.ttlMs) return have;
         if (!this.timer || age > 3 * this.ttlMs) return this.refresh();
@@ -79,6 +85,7 @@ export class PolicyCache {
       this.inflight = undefined;
     }
     this.log.warn({ epoch, have: this.cached.view?.epoch }, 'routing policy still behind its published epoch after three reads; routing by the last read');
+    this.onStale('behind');
     return this.cached.view;
   }
 
@@ -114,7 +121,10 @@ export class PolicyCache {
     this.inflight ??= this.temporal
       .withDeadline(Date.now() + POLICY_QUERY_MS, () => this.temporal.workflow.getHandle(routingWorkflowId(this.taskQueue)).query(policyQuery))
       .catch((e: unknown) => {
-        if (!(e instanceof WorkflowNotFoundError)) this.log.warn({ err: (e as Error).message }, 'routing policy query failed; routing by the last policy read');
+        if (!(e instanceof WorkflowNotFoundError)) {
+          this.log.warn({ err: (e as Error).message }, 'routing policy query failed; routing by the last policy read');
+          this.onStale('query_failed');
+        }
         return e instanceof WorkflowNotFoundError ? undefined : this.cached.view;
       })
       .then((read) => {
