@@ -85,8 +85,11 @@ export class LearningClient {
     try {
       await registerExperiment(this.temporal, this.taskQueue, this.settings, { started: { name: spec.name, arms: spec.arms, filter: spec.filter } });
     } catch (e) {
-      // Refused (another create took the last place meanwhile): the experiment must not run unregistered.
+      // Refused (another create took the last place meanwhile), or no answer (a timeout after the
+      // routing entity took it): the experiment must not run unregistered, and routing must not
+      // keep assigning traffic to an experiment that no longer runs.
       await this.experimentHandle(spec.name).terminate(`not registered with routing: ${(e as Error).message}`).catch(() => undefined);
+      await registerExperiment(this.temporal, this.taskQueue, this.settings, { ended: { name: spec.name } }).catch(() => undefined);
       if (e instanceof WorkflowUpdateFailedError) throw new ValidationError('experiment', [e.cause?.message ?? e.message]);
       throw e;
     }

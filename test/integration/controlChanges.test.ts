@@ -6,6 +6,10 @@
  * request. (An acknowledged anomaly resuming at once is in automation.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@temporalio/client';
+import { LearningClient } from '../../src/client/learningClient.js';
+import { controlSettingsFrom } from '../../src/learning/worker/routingHandle.js';
+import { experimentWorkflowId } from '../../src/workflows/experiment/contract.js';
 import { fileConfigSchema } from '../../src/config/config.js';
 import { RequestFailedError } from '../../src/contracts/requestFailure.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
@@ -74,5 +78,32 @@ describe('a control change is in force when its command returns', () => {
     expect((denied as RequestFailedError).failureType).toMatch(/Budget/);
     await stack.client.setBudget(scope, { totalNanos: 1_000_000_000 });
     await expect(stack.client.ask({ requestId: rid('b'), budgetScope: scope, category: 'standard', prompt: 'Name a colour.' })).resolves.toMatchObject({ costNanos: expect.any(Number) });
+  });
+
+  it('experiment create whose registration landed but did not answer: the experiment is stopped and routing forgets it', async () => {
+    const name = `lost-answer-${Date.now()}`;
+    // The registration update reaches the routing entity; its answer is lost on the way back (a
+    // deadline, a dropped connection): a client interceptor throws after the call went through.
+    const lossy = new Client({
+      connection: stack.client.temporal.connection,
+      namespace: stack.config.namespace,
+      interceptors: {
+        workflow: [
+          {
+            async startUpdateWithStart(input, next) {
+              await next(input);
+              throw new Error('deadline exceeded (the answer was lost)');
+            },
+          },
+        ],
+      },
+    });
+    const learning = new LearningClient(lossy, stack.config.taskQueue, controlSettingsFrom(stack.config));
+    await expect(learning.createExperiment({ name, arms: [{ name: 'a', weight: 0.5, model: 'gpt-4o-mini' }, { name: 'b', weight: 0.5, model: 'claude-3-5-haiku' }], filter: { category: 'batch' }, minSamples: 1_000, confidence: 0.95 })).rejects.toThrow(/answer was lost/);
+    expect((await stack.client.temporal.workflow.getHandle(experimentWorkflowId(stack.config.taskQueue, name)).describe()).status.name).toBe('TERMINATED');
+    // Routing does not keep assigning traffic to it.
+    expect((await stack.client.learning.policy()).experiments.map((e) => e.name)).not.toContain(name);
+    const r = await stack.client.ask({ requestId: rid('lost'), unit: 'u-lost', category: 'batch', prompt: 'Name a colour.' });
+    expect(r.learning?.experiment).toBeUndefined();
   });
 });
