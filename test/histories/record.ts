@@ -121,6 +121,15 @@ async function main(): Promise<void> {
     await client.feedback('llm-hist-exp-req', 0.5, { comment: 'fine' });
     await client.learning.stopExperiment('hist-exp');
     await save('experiment-entity', experimentWorkflowId('record', 'hist-exp'));
+    // An experiment that concluded (two samples an arm), then stopped: from v10 the stop waits for the
+    // conclusion's "ended" to reach routing (patched('experiment-stop-awaits-ended')).
+    await client.learning.createExperiment({ name: 'hist-exp-done', arms: [{ name: 'gpt-4o-mini', weight: 0.5, model: 'gpt-4o-mini' }, { name: 'gemini-2-flash', weight: 0.5, model: 'gemini-2-flash' }], filter: { feature: 'hist-done' }, minSamples: 2, maxSamples: 2, confidence: 0.95 });
+    for (let i = 0; i < 40 && (await client.learning.experimentStatus('hist-exp-done')).state === 'running'; i++) {
+      await client.ask({ requestId: `hist-done-${i}`, prompt: 'Name a colour.', feature: 'hist-done', unit: `u-done-${i}`, category: 'standard' });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await client.learning.stopExperiment('hist-exp-done');
+    await save('experiment-entity-concluded-stop', experimentWorkflowId('record', 'hist-exp-done'));
     await client.setBudget('hist-realloc', { totalNanos: 20_000_000, reallocation: { everyMs: 2_000, minElapsedShare: 0 } });
     await client.resetBudget('hist-realloc');
     await run('realloc-request', { requestId: 'hist-realloc-req', prompt: 'Write a haiku about the sea.', category: 'batch', budgetScope: 'hist-realloc' });

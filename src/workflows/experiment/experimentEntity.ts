@@ -133,6 +133,10 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
     if (announce === 'end' && patched('experiment-stop-in-force')) {
       announce = undefined;
       await notify({ ended: { name: spec.name } });
+    } else if (state === 'stopped' && patched('experiment-stop-awaits-ended')) {
+      // Concluded just before: its "ended" may still be on the way to routing (the main loop sent
+      // it); the stop returns once it has landed (patched: runs recorded before returned at once).
+      await routingChain;
     }
     return status();
   });
