@@ -112,6 +112,8 @@ async function requireSearchAttributes(connection: Connection, namespace: string
 
 /** How long a scrape waits for a budget entity's status (an entity that does not answer is left out). */
 const BUDGET_POLL_MS = 2_000;
+/** Outbox runs listed at most, per metrics read (see ledgerBacklog). */
+const LEDGER_BACKLOG_LIST = 5_000;
 
 export async function createSwitchyardWorker(opts: WorkerOptions): Promise<SwitchyardWorker> {
   const { config } = opts;
@@ -149,7 +151,25 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     return statuses.flatMap(({ scope, st }) => Object.entries(st?.categories ?? {}).map(([category, c]) => ({ scope, category, allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos })));
   };
   const controlSettings = controlSettingsFrom(config);
-  const metrics = new SwitchyardMetrics({ budgets, ...(health ? { circuits: () => health.knownCircuits() } : {}), models: catalog.names() }, { maxLabelValues: config.metrics.maxLabelValues });
+  // The outbox as the server sees it: every worker reports the same backlog, whichever deferred a
+  // line or wrote it. Listing stops at LEDGER_BACKLOG_LIST (newest first: in a longer outage the
+  // count is exact and the lag is that of the oldest listed, still far over the alert's bound).
+  const ledgerBacklog = async (): Promise<{ pending: number; oldestDeferredAt: number | undefined }> => {
+    const query = `WorkflowType = 'ledgerOutbox' AND ExecutionStatus = 'Running' AND TaskQueue = '${config.taskQueue}'`;
+    return temporal.withDeadline(Date.now() + BUDGET_POLL_MS, async () => {
+      const { count } = await temporal.workflow.count(query);
+      let oldest: number | undefined;
+      let listed = 0;
+      if (count > 0) {
+        for await (const w of temporal.workflow.list({ query, pageSize: 1_000 })) {
+          oldest = Math.min(oldest ?? Number.POSITIVE_INFINITY, w.startTime.getTime());
+          if (++listed >= LEDGER_BACKLOG_LIST) break;
+        }
+      }
+      return { pending: count, oldestDeferredAt: oldest };
+    });
+  };
+  const metrics = new SwitchyardMetrics({ budgets, ledgerBacklog, ...(health ? { circuits: () => health.knownCircuits() } : {}), models: catalog.names() }, { maxLabelValues: config.metrics.maxLabelValues });
   const policy = new PolicyCache(temporal, config.taskQueue, config.learning.policyCacheMs, log, (reason) => metrics.policyStale(reason));
   const reporter = new OutcomeReporter(temporal, config.taskQueue, () => controlSettings, config.learning.reportEveryMs, log);
   const classifier = new ClassifyPool(log);
