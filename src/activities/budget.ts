@@ -180,7 +180,8 @@ export function createBudgetActivities(deps: BudgetDeps) {
    * Appends the attempt to the audit ledger (idempotent by reservation id). When the ledger does
    * not take it within LEDGER_WRITE_MS (its database is down), the line goes to the ledger outbox:
    * a `ledgerOutbox` run (started before this returns, so the line is durable) writes it when the
-   * ledger is back, and the request answers now instead of waiting for the database.
+   * ledger is back, and the request answers now instead of waiting for the database. True when the
+   * line is new (not written or deferred by an earlier attempt).
    */
   const record = async (input: RecordSpendInput): Promise<boolean> => {
     const entry = entryOf(input);
@@ -190,6 +191,19 @@ export function createBudgetActivities(deps: BudgetDeps) {
       log.warn({ err: (e as Error).message, key: entry.key }, 'ledger write failed; the line goes to the ledger outbox');
     }
     const deferredAt = Date.now();
+    // An outbox run for this line from an earlier attempt: this line was new then, not now (the
+    // caller counts a settlement only when its line is new).
+    const earlier = await deps.temporal.workflow
+      .getHandle(ledgerOutboxWorkflowId(entry.key))
+      .describe()
+      .then(
+        () => true,
+        (e: unknown) => {
+          if (e instanceof WorkflowNotFoundError) return false;
+          throw e;
+        },
+      );
+    if (earlier) return false;
     await deps.temporal.workflow
       .start(ledgerOutbox, { workflowId: ledgerOutboxWorkflowId(entry.key), taskQueue: deps.taskQueue, args: [{ entry, deferredAt }], workflowIdConflictPolicy: 'USE_EXISTING' })
       .catch((e: unknown) => {
