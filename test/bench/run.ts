@@ -75,6 +75,14 @@ if (which === 'memory') {
   process.stdout.write(`  simulator: idle ${m.simulator.idleMb} MB, peak ${m.simulator.peakMb} MB\n`);
   process.stdout.write(`  ${m.completed}/${m.requests} completed in ${(m.wallMs / 1000).toFixed(1)} s\n`);
 }
+if (which === 'steady-memory') {
+  const { benchSteadyMemory } = await import('./steadyMemoryBench.js');
+  const waves = Number(process.env.BENCH_WAVES ?? 5);
+  const perWave = Number(process.env.BENCH_REQUESTS ?? 800);
+  const res = await benchSteadyMemory({ waves, perWave });
+  process.stdout.write(`steady-memory: ${waves} waves of ${perWave} requests at 64 in flight, one process (stack, worker, client); full GC before each reading\n`);
+  for (const r of res) process.stdout.write(`  ${r.label.padEnd(44)} RSS ${String(r.rssMb).padStart(4)} MB, live heap (main thread) ${r.heapUsedMb} MB\n`);
+}
 if (which === 'soak') {
   const { benchSoak } = await import('./soakBench.js');
   const requests = Number(process.env.SOAK_REQUESTS ?? 20_000);
