@@ -4,7 +4,7 @@
  * failure messages through the payload codec, for workers with encryption on), so a worker starts
  * without running webpack. Run directly, this module writes both.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
@@ -57,6 +57,10 @@ export async function writeWorkflowBundle(outPath: string, workflowsPath = workf
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  // The failure converter is CommonJS, which tsc does not emit: the build puts it beside the
+  // compiled modules, so dist/ (the package, the image) runs on its own.
+  const cjs = join(packageRoot(), 'dist', 'src', 'security', 'failureConverter.cjs');
+  copyFileSync(join(packageRoot(), 'src', 'security', 'failureConverter.cjs'), cjs);
   const out = defaultBundlePath();
   await writeWorkflowBundle(out);
   process.stderr.write(`workflow bundles written to ${out} and ${encodedFailuresBundlePath(out)}\n`);
