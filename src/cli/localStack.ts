@@ -26,6 +26,8 @@ export interface LocalStackOptions {
   /** Start the simulator even when provider keys are set. */
   readonly forceSimulator?: boolean | undefined;
   readonly say?: (line: string) => void;
+  /** Called when the embedded dev server exits on its own (the stack cannot go on without it). */
+  readonly onServerDied?: (code: number | null) => void;
   /** The SDK's own metrics endpoint, served with the worker's. */
   readonly sdkMetricsUrl?: string | undefined;
 }
@@ -45,6 +47,20 @@ export interface LocalStack {
   /** The worker's Prometheus endpoint (undefined when metrics are off or the port was taken). */
   readonly metricsUrl: string | undefined;
   stop(): Promise<void>;
+}
+
+/** The dev server's UI answers at `uiUrl` with this codec endpoint in its settings, or this throws. */
+async function ensureOwnUi(uiUrl: string, codecUrl: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      const settings = (await (await fetch(`${uiUrl}/api/v1/settings`, { signal: AbortSignal.timeout(2_000) })).json()) as { Codec?: { Endpoint?: string } };
+      if (settings.Codec?.Endpoint === codecUrl) return;
+      throw new Error(`another server answers at ${uiUrl} (its codec endpoint is ${settings.Codec?.Endpoint ?? 'none'})`);
+    } catch (e) {
+      if (i >= 20 || (e as Error).message.startsWith('another server')) throw new Error(`the Temporal UI is not where the dev server was told to put it: ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 export function loadFaultsFile(path: string): ReturnType<typeof faultsFileSchema.parse> {
@@ -89,8 +105,17 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       }
       // Behind the gate, the dev server's own UI takes a private port.
       server = await startDevServer({ cliPath: cli, stateDir: opts.config.stateDir, port: opts.port, uiPort: gate ? 0 : opts.uiPort, namespace: opts.config.namespace, ...(codecUrl ? { uiCodecEndpoint: codecUrl } : {}) });
-      if (gate) gate.forwardTo(server.uiUrl);
-      else uiUrl = server.uiUrl;
+      if (gate) {
+        // Pass through only to our own dev server's UI: its private port was free a moment ago, so
+        // check that what answers there is the UI configured with this gate's codec endpoint.
+        await ensureOwnUi(server.uiUrl, codecUrl ?? '');
+        gate.forwardTo(server.uiUrl);
+        const g = gate;
+        void server.died.then((code) => {
+          g.detach(`its dev server exited (code ${code}); restart \`switchyard up\``);
+          opts.onServerDied?.(code);
+        });
+      } else uiUrl = server.uiUrl;
       const s = server;
       stops.push(() => s.stop());
       address = server.address;

@@ -141,9 +141,21 @@ async function bootStack(o: StackFlags) {
   quietTemporal(sdkMetrics);
   const stateDir = o.stateDir ?? cfg.stateDir;
   const log = createLogger(process.env.SWITCHYARD_LOG_LEVEL ?? 'warn');
-  return startLocalStack({
+  const started: { stack?: Awaited<ReturnType<typeof startLocalStack>> } = {};
+  // Without its dev server the stack can do nothing: say so and stop, rather than a worker that
+  // polls a dead server (and a UI gate in front of a port anyone could take).
+  const onServerDied = (code: number | null): void => {
+    process.stderr.write(`error: the Temporal dev server exited on its own (code ${code}); its log: ${stateDir}/temporal-server.log. Stopping the stack.\n`);
+    void (async () => {
+      if (started.stack) removeStackRecord(started.stack.address);
+      await started.stack?.stop();
+      process.exit(1);
+    })();
+  };
+  started.stack = await startLocalStack({
     config: { ...cfg, stateDir, ledgerPath: process.env.SWITCHYARD_LEDGER ?? `${stateDir}/ledger.jsonl` },
     log,
+    onServerDied,
     faultsPath: o.faults,
     port: o.port,
     uiPort: o.uiPort,
@@ -151,6 +163,7 @@ async function bootStack(o: StackFlags) {
     latencyScale: o.latencyScale,
     ...(sdkMetrics ? { sdkMetricsUrl: `http://${sdkMetrics}/metrics` } : {}),
   });
+  return started.stack;
 }
 
 function describeStack(s: Awaited<ReturnType<typeof bootStack>>): string {

@@ -20,6 +20,9 @@ import { closeServer } from '../util/httpServer.js';
 
 export const CODEC_PATH = '/codec';
 const SESSIONS_MAX = 1_000;
+/** A session ends after an hour unused, and after twelve hours in any case. */
+const SESSION_IDLE_MS = 60 * 60_000;
+const SESSION_MAX_MS = 12 * 60 * 60_000;
 
 export interface UiGateOptions {
   readonly codec: PayloadCodec;
@@ -41,7 +44,9 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upg
 export class UiGate {
   private server: Server | undefined;
   private upstream: URL | undefined;
-  private readonly sessions = new Set<string>();
+  private down: string | undefined;
+  private hosts = new Set<string>();
+  private readonly sessions = new Map<string, { createdAt: number; lastSeen: number }>();
   private readonly codes: SignInCodes;
   private readonly codecServer: CodecServer;
 
@@ -62,6 +67,8 @@ export class UiGate {
     });
     const a = server.address() as AddressInfo;
     const url = `http://${host}:${a.port}`;
+    // Requests must name this server (a page on another name resolving here, DNS rebinding, is refused).
+    this.hosts = new Set([`${host}:${a.port}`, `localhost:${a.port}`]);
     // The UI's fetches come from this origin (by either loopback name).
     this.codecServer.allowOrigin(url);
     this.codecServer.allowOrigin(`http://localhost:${a.port}`);
@@ -71,6 +78,13 @@ export class UiGate {
   /** The dev server's UI, on its private port. */
   forwardTo(uiUrl: string): void {
     this.upstream = new URL(uiUrl);
+    this.down = undefined;
+  }
+
+  /** Stops passing requests through (the dev server is gone: its port could be anyone's now). */
+  detach(reason: string): void {
+    this.upstream = undefined;
+    this.down = reason;
   }
 
   async stop(): Promise<void> {
@@ -82,13 +96,26 @@ export class UiGate {
   private signedIn(req: IncomingMessage): boolean {
     const given = cookie(req, SESSION_COOKIE);
     if (!given) return false;
-    for (const s of this.sessions) {
-      if (s.length === given.length && timingSafeEqual(Buffer.from(s), Buffer.from(given))) return true;
+    const now = Date.now();
+    for (const [token, s] of this.sessions) {
+      if (now - s.lastSeen > SESSION_IDLE_MS || now - s.createdAt > SESSION_MAX_MS) {
+        this.sessions.delete(token);
+        continue;
+      }
+      if (token.length === given.length && timingSafeEqual(Buffer.from(token), Buffer.from(given))) {
+        s.lastSeen = now;
+        return true;
+      }
     }
     return false;
   }
 
   private route(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.hosts.has(req.headers.host ?? '')) {
+      res.writeHead(421, { 'Content-Type': 'text/plain' });
+      res.end(`this server answers as ${[...this.hosts].join(' or ')} only\n`);
+      return;
+    }
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === SIGN_IN_PATH) return this.signIn(req, res);
     if (path === CODEC_PATH || path.startsWith(`${CODEC_PATH}/`)) return this.codecServer.serve(req, res);
@@ -96,6 +123,12 @@ export class UiGate {
   }
 
   private signIn(req: IncomingMessage, res: ServerResponse): void {
+    // Only a browser opening the link signs in (a HEAD or another method does not spend it).
+    if (req.method !== 'GET') {
+      res.writeHead(405, { Allow: 'GET', 'Content-Type': 'text/plain' });
+      res.end('open the sign-in link in a browser\n');
+      return;
+    }
     const code = new URL(req.url ?? '/', 'http://x').searchParams.get('code') ?? '';
     const check = this.codes.redeem(code);
     if (!check.ok) {
@@ -105,11 +138,13 @@ export class UiGate {
       return;
     }
     const session = randomBytes(32).toString('base64url');
-    this.sessions.add(session);
-    if (this.sessions.size > SESSIONS_MAX) this.sessions.delete(this.sessions.values().next().value ?? '');
+    const now = Date.now();
+    this.sessions.set(session, { createdAt: now, lastSeen: now });
+    if (this.sessions.size > SESSIONS_MAX) this.sessions.delete(this.sessions.keys().next().value ?? '');
     res.writeHead(303, {
-      // Only the codec path needs it; HttpOnly keeps page scripts from reading it.
-      'Set-Cookie': `${SESSION_COOKIE}=${session}; Path=${CODEC_PATH}; HttpOnly; SameSite=Strict`,
+      // Only the codec path needs it; HttpOnly keeps page scripts from reading it. Cookies are not
+      // kept apart by port: see docs/security.md for what that leaves open.
+      'Set-Cookie': `${SESSION_COOKIE}=${session}; Path=${CODEC_PATH}; HttpOnly; SameSite=Strict; Max-Age=${SESSION_MAX_MS / 1000}`,
       Location: '/',
       'Cache-Control': 'no-store',
     });
@@ -120,19 +155,39 @@ export class UiGate {
     const up = this.upstream;
     if (!up) {
       res.writeHead(503, { 'Content-Type': 'text/plain' });
-      res.end('the Temporal UI is starting\n');
+      res.end(this.down ? `the Temporal UI is not available: ${this.down}\n` : 'the Temporal UI is starting\n');
       return;
     }
-    const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !HOP_BY_HOP.has(k)));
-    const out = request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers }, (answer) => {
-      const back = Object.fromEntries(Object.entries(answer.headers).filter(([k]) => !HOP_BY_HOP.has(k)));
-      res.writeHead(answer.statusCode ?? 502, back);
+    const out = request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: endToEnd(req.headers) }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers));
       answer.pipe(res);
+      // An answer cut short upstream is cut short here too (the client must not wait forever).
+      answer.on('aborted', () => res.destroy());
+      answer.on('error', () => res.destroy());
+    });
+    // A client that goes away takes its upstream request with it.
+    res.on('close', () => {
+      if (!res.writableFinished) out.destroy();
     });
     out.on('error', (e) => {
-      if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'text/plain' });
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      res.writeHead(502, { 'Content-Type': 'text/plain' });
       res.end(`Temporal UI unreachable: ${e.message}\n`);
     });
     req.pipe(out);
   }
+}
+
+/** The headers that go end to end: hop-by-hop ones, and those the Connection header names, stay behind. */
+function endToEnd(headers: IncomingMessage['headers']): IncomingMessage['headers'] {
+  const named = new Set(
+    String(headers.connection ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  return Object.fromEntries(Object.entries(headers).filter(([k]) => !HOP_BY_HOP.has(k) && !named.has(k)));
 }

@@ -49,6 +49,8 @@ export interface DevServer {
   readonly address: string;
   readonly uiUrl: string;
   readonly logPath: string;
+  /** Settles with the exit code when the server exits on its own (not after stop()). */
+  readonly died: Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -109,8 +111,12 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
   let exited: number | null | undefined;
+  let stopping = false;
+  let reportDeath: (code: number | null) => void = () => undefined;
+  const died = new Promise<number | null>((resolve) => (reportDeath = resolve));
   child.on('exit', (code) => {
     exited = code;
+    if (!stopping) reportDeath(code);
   });
   const address = `${ip}:${port}`;
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
@@ -135,7 +141,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     address,
     uiUrl: `http://${ip}:${uiPort}`,
     logPath,
+    died,
     async stop() {
+      stopping = true;
       if (exited !== undefined) return;
       const done = new Promise<void>((r) => child.once('exit', () => r()));
       child.kill('SIGTERM');

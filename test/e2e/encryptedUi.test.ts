@@ -107,4 +107,18 @@ describe('the embedded UI with payload encryption', () => {
     await page.goto(`${uiUrl}/namespaces/default/workflows/llm-${requestId}`, { waitUntil: 'networkidle' });
     await expect.poll(async () => (await page.locator('body').innerText()).includes(marker), { timeout: 30_000 }).toBe(true);
   });
+
+  it('when its dev server dies, the gate passes nothing through and `up` stops with an error (no half-stack left)', async () => {
+    const signIn = /Temporal UI\s+(http\S+)/.exec(banner)?.[1] ?? '';
+    const uiUrl = new URL(signIn).origin;
+    const ps = await run('ps', ['-eo', 'pid,args']);
+    const line = ps.stdout.split('\n').find((l) => l.includes('start-dev') && l.includes(`${uiUrl}/codec`)) ?? '';
+    const pid = Number(line.trim().split(/\s+/)[0]);
+    expect(pid, ps.stdout).toBeGreaterThan(0);
+    process.kill(pid, 'SIGKILL');
+    const ended = await up!.exited;
+    expect(ended.code).toBe(1);
+    expect(ended.output).toContain('the Temporal dev server exited on its own');
+    await expect(fetch(uiUrl)).rejects.toThrow();
+  });
 });

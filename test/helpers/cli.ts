@@ -26,11 +26,17 @@ export interface UpProcess {
   readonly banner: string;
   readonly address: string;
   readonly uiUrl: string;
+  /** Settles with the exit code and everything printed, when the process exits. */
+  readonly exited: Promise<{ code: number | null; output: string }>;
   stop(): Promise<void>;
 }
 
 export async function startUp(args: string[], env: NodeJS.ProcessEnv): Promise<UpProcess> {
   const up = spawn(process.execPath, [bin, 'up', ...args], { env: { ...env, TEMPORAL_ADDRESS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  up.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  up.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<{ code: number | null; output: string }>((r) => up.once('exit', (code) => r({ code, output })));
   const banner = await new Promise<string>((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`switchyard up did not start:\n${buf}`)), 120_000);
@@ -49,6 +55,7 @@ export async function startUp(args: string[], env: NodeJS.ProcessEnv): Promise<U
     banner,
     address: /Temporal\s+(\S+:\d+)/.exec(banner)?.[1] ?? '',
     uiUrl: /Temporal UI\s+(http\S+)/.exec(banner)?.[1] ?? '',
+    exited,
     async stop() {
       if (up.exitCode !== null) return;
       const exited = new Promise<void>((r) => up.once('exit', () => r()));
