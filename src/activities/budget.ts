@@ -183,35 +183,40 @@ export function createBudgetActivities(deps: BudgetDeps) {
    * ledger is back, and the request answers now instead of waiting for the database. True when the
    * line is new (not written or deferred by an earlier attempt).
    */
-  const record = async (input: RecordSpendInput): Promise<boolean> => {
+  const record = async (input: RecordSpendInput): Promise<void> => {
     const entry = entryOf(input);
     try {
-      return await withTimeout(Promise.resolve(deps.ledger.record(entry)), LEDGER_WRITE_MS);
+      await withTimeout(Promise.resolve(deps.ledger.record(entry)), LEDGER_WRITE_MS);
+      return;
     } catch (e) {
       log.warn({ err: (e as Error).message, key: entry.key }, 'ledger write failed; the line goes to the ledger outbox');
     }
+    await defer(entry, 'USE_EXISTING');
+  };
+  /**
+   * Hands the line to a `ledgerOutbox` run. With `FAIL`, only the first start for a line succeeds:
+   * true then, false when a run for it exists or existed (the once-only token of the entity-down path).
+   */
+  const defer = async (entry: LedgerEntry, conflict: 'USE_EXISTING' | 'FAIL'): Promise<boolean> => {
     const deferredAt = Date.now();
-    // An outbox run for this line from an earlier attempt: this line was new then, not now (the
-    // caller counts a settlement only when its line is new).
-    const earlier = await deps.temporal.workflow
-      .getHandle(ledgerOutboxWorkflowId(entry.key))
-      .describe()
+    const started = await deps.temporal.workflow
+      .start(ledgerOutbox, {
+        workflowId: ledgerOutboxWorkflowId(entry.key),
+        taskQueue: deps.taskQueue,
+        args: [{ entry, deferredAt }],
+        workflowIdConflictPolicy: conflict,
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      })
       .then(
         () => true,
         (e: unknown) => {
-          if (e instanceof WorkflowNotFoundError) return false;
+          // A run for this line exists, or one that ended wrote it.
+          if (e instanceof WorkflowExecutionAlreadyStartedError) return false;
           throw e;
         },
       );
-    if (earlier) return false;
-    await deps.temporal.workflow
-      .start(ledgerOutbox, { workflowId: ledgerOutboxWorkflowId(entry.key), taskQueue: deps.taskQueue, args: [{ entry, deferredAt }], workflowIdConflictPolicy: 'USE_EXISTING' })
-      .catch((e: unknown) => {
-        // A run for this line that already ended wrote it.
-        if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
-      });
-    deps.metrics?.ledgerDeferred(entry.key, deferredAt);
-    return true;
+    if (started || conflict === 'USE_EXISTING') deps.metrics?.ledgerDeferred(entry.key, deferredAt);
+    return started;
   };
   const entryOf = (input: RecordSpendInput): LedgerEntry => {
     // A model no worker's catalog knows any more is still recorded, by its name.
@@ -320,8 +325,11 @@ export function createBudgetActivities(deps: BudgetDeps) {
         if (!isClosed(e) || !(await entityDown(input.scope, input.shard))) return unwrapUpdateFailure(e);
         // The entity went away while this request held a reservation: the money was spent, so the
         // ledger records it; the request fails with the settlement in its failure (`unsettled`),
-        // and `switchyard budget restore` applies it once, by its sequence number.
-        if (await record(input)) counted(input);
+        // and `switchyard budget restore` applies it once, by its sequence number. The line goes
+        // through the outbox, whose first start is the once-only token for counting it (a retried
+        // attempt finds the run and does not count again; one that crashed between the start and
+        // the count leaves it uncounted: the ledger and the restore still hold it).
+        if (await defer(entryOf(input), 'FAIL')) counted(input);
         const unsettled = { scope: input.scope, shard: input.shard, reservationId: input.reservationId, category: input.category, costNanos: input.costNanos, ...(input.seq !== undefined ? { seq: input.seq } : {}) };
         const failure = await unavailable(handle(input.scope, input.shard).workflowId, input.scope);
         throw ApplicationFailure.create({ type: 'BudgetUnavailable', nonRetryable: true, message: failure.message, details: [{ unsettled }] });

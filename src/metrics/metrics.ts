@@ -52,6 +52,8 @@ export interface MetricsSources {
 
 export const OTHER = 'other';
 
+/** The outbox backlog (a visibility count and list) is read at most this often per worker. */
+const LEDGER_BACKLOG_TTL_MS = 10_000;
 /** A scrape's budget rows are reused for this long: the three budget gauges of one scrape share one poll. */
 const BUDGET_ROWS_TTL_MS = 1_000;
 /** Runs whose end was reported, remembered so that a retried final workflow task does not report again. */
@@ -223,10 +225,10 @@ export class SwitchyardMetrics {
 
   private backlog: { at: number; view: Promise<{ pending: number; lagSeconds: number }> } | undefined;
 
-  /** One visibility read serves both gauges of a scrape (and the scrapes of a second). */
+  /** One visibility read serves both gauges, and every scrape of the next 10 s (visibility is rate-limited on Cloud). */
   private ledgerBacklogView(now: number, source: MetricsSources['ledgerBacklog']): Promise<{ pending: number; lagSeconds: number }> {
     if (!source) return Promise.resolve(this.ledgerView(now));
-    if (this.backlog && now - this.backlog.at < BUDGET_ROWS_TTL_MS) return this.backlog.view;
+    if (this.backlog && now - this.backlog.at < LEDGER_BACKLOG_TTL_MS) return this.backlog.view;
     const view = source().then(
       (b) => ({ pending: b.pending, lagSeconds: b.oldestDeferredAt === undefined ? 0 : Math.max(0, now - b.oldestDeferredAt) / 1000 }),
       () => this.ledgerView(now),

@@ -155,7 +155,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   // line or wrote it. Listing stops at LEDGER_BACKLOG_LIST (newest first: in a longer outage the
   // count is exact and the lag is that of the oldest listed, still far over the alert's bound).
   const ledgerBacklog = async (): Promise<{ pending: number; oldestDeferredAt: number | undefined }> => {
-    const query = `WorkflowType = 'ledgerOutbox' AND ExecutionStatus = 'Running' AND TaskQueue = '${config.taskQueue}'`;
+    const query = `WorkflowType = 'ledgerOutbox' AND ExecutionStatus = 'Running' AND TaskQueue = '${config.taskQueue.replace(/['\\]/g, '\\$&')}'`;
     return temporal.withDeadline(Date.now() + BUDGET_POLL_MS, async () => {
       const { count } = await temporal.workflow.count(query);
       let oldest: number | undefined;

@@ -11,6 +11,7 @@ import { RequestFailedError } from '../../src/client/client.js';
 import { settingsFromConfig } from '../../src/budget/settings.js';
 import { ValidationError } from '../../src/util/validation.js';
 import { budgetWorkflowId, reserveUpdate, settleUpdate, stateQuery, statusQuery } from '../../src/workflows/budget/contract.js';
+import { until } from '../helpers/wait.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 let n = 0;
@@ -120,8 +121,20 @@ describe('alerts and entity failures', () => {
         await new Promise((r) => setTimeout(r, 1_500));
         return real.callModel(input);
       },
+      // A retried settlement (as after a lost answer): it must not be counted a second time.
+      recordSpend: async (input: Parameters<typeof real.recordSpend>[0]) => {
+        try {
+          return await real.recordSpend(input);
+        } catch (e) {
+          await real.recordSpend(input).catch(() => undefined);
+          throw e;
+        }
+      },
     }));
+    const requestsOf = async (): Promise<number> =>
+      [...(await (await fetch(stack.metricsUrl)).text()).matchAll(/^llm_model_requests_total\{model="gpt-4o-mini"[^}]*\} (\d+)$/gm)].reduce((t, m) => t + Number(m[1]), 0);
     try {
+      const counted = await requestsOf();
       const id = unique('m1');
       const pending = stack.client.ask({ requestId: id, prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, budgetScope: scope }).catch((e: unknown) => e);
       await inCall;
@@ -133,7 +146,10 @@ describe('alerts and entity failures', () => {
       expect(unsettled).toHaveLength(1);
       expect(unsettled[0]?.costNanos).toBeGreaterThan(0);
       expect(err.details?.costNanos).toBe(unsettled[0]?.costNanos);
+      // The line reaches the ledger through the outbox, once; the request is counted once.
+      await until('the unsettled line in the ledger', async () => (stack.ledger.entries().some((e) => e.workflowId === `llm-${id}`) ? true : undefined));
       expect(stack.ledger.entries().filter((e) => e.workflowId === `llm-${id}`).map((e) => e.costNanos)).toEqual([unsettled[0]?.costNanos]);
+      expect(await requestsOf()).toBe(counted + 1);
       const r1 = await stack.client.restoreBudget(scope);
       expect(r1.settled.filter((x) => x.workflowId === `llm-${id}`)).toEqual([expect.objectContaining({ duplicate: false, costNanos: unsettled[0]?.costNanos })]);
       const r2 = await stack.client.restoreBudget(scope);

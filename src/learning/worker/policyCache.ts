@@ -56,37 +56,49 @@ export class PolicyCache {
 
   /** The policy to route a request by: current as of the moment this was called. */
   async view(): Promise<PolicyView | undefined> {
+    const { view, stale } = await this.current();
+    // Counted once per request routed by a copy that could not be checked (the first reason).
+    if (stale) this.onStale(stale);
+    return view;
+  }
+
+  private async current(): Promise<{ view: PolicyView | undefined; stale?: StaleReason }> {
     const published = await this.published();
     const have = this.cached.view;
     switch (published.kind) {
       case 'absent':
         // No routing entity (yet): route by the configuration.
-        return have === undefined ? undefined : this.refresh();
+        return have === undefined ? { view: undefined } : this.read();
       case 'epoch':
-        if (have?.epoch !== undefined && have.epoch >= published.epoch) return have;
+        if (have?.epoch !== undefined && have.epoch >= published.epoch) return { view: have };
         return this.refreshTo(published.epoch);
       case 'unknown':
       case 'unpublished': {
         // Unreadable: route by the copy while it is young, as for an entity without an epoch.
-        if (published.kind === 'unknown') this.onStale('epoch_unreadable');
+        const unread = published.kind === 'unknown' ? ({ stale: 'epoch_unreadable' } as const) : {};
         const age = Date.now() - this.cached.at;
-        if (age < this.ttlMs) return have;
-        if (!this.timer || age > 3 * this.ttlMs) return this.refresh();
-        return have;
+        if (age < this.ttlMs) return { view: have, ...unread };
+        if (!this.timer || age > 3 * this.ttlMs) return { ...(await this.read()), ...unread };
+        return { view: have, ...unread };
       }
     }
   }
 
+  /** One read of the policy, saying whether it failed (the last copy routes then). */
+  private async read(): Promise<{ view: PolicyView | undefined; stale?: StaleReason }> {
+    const view = await this.refresh();
+    return this.lastReadFailed ? { view, stale: 'query_failed' } : { view };
+  }
+
   /** Reads the policy until its epoch reaches `epoch` (a read in flight may predate the change). */
-  private async refreshTo(epoch: number): Promise<PolicyView | undefined> {
+  private async refreshTo(epoch: number): Promise<{ view: PolicyView | undefined; stale?: StaleReason }> {
     for (let i = 0; i < 3; i++) {
-      const view = await this.refresh();
-      if (view === undefined || (view.epoch ?? 0) >= epoch) return view;
+      const read = await this.read();
+      if (read.stale || read.view === undefined || (read.view.epoch ?? 0) >= epoch) return read;
       this.inflight = undefined;
     }
     this.log.warn({ epoch, have: this.cached.view?.epoch }, 'routing policy still behind its published epoch after three reads; routing by the last read');
-    this.onStale('behind');
-    return this.cached.view;
+    return { view: this.cached.view, stale: 'behind' };
   }
 
   /** The memo's epoch, from a describe that started after this call (coalesced: see the header). */
@@ -117,21 +129,25 @@ export class PolicyCache {
     }
   }
 
+  private lastReadFailed = false;
+
   private refresh(): Promise<PolicyView | undefined> {
     this.inflight ??= this.temporal
       .withDeadline(Date.now() + POLICY_QUERY_MS, () => this.temporal.workflow.getHandle(routingWorkflowId(this.taskQueue)).query(policyQuery))
-      .catch((e: unknown) => {
-        if (!(e instanceof WorkflowNotFoundError)) {
-          this.log.warn({ err: (e as Error).message }, 'routing policy query failed; routing by the last policy read');
-          this.onStale('query_failed');
-        }
-        return e instanceof WorkflowNotFoundError ? undefined : this.cached.view;
-      })
-      .then((read) => {
+      .then(
+        (read) => ({ read, failed: false }),
+        (e: unknown) => {
+          const failed = !(e instanceof WorkflowNotFoundError);
+          if (failed) this.log.warn({ err: (e as Error).message }, 'routing policy query failed; routing by the last policy read');
+          return { read: failed ? this.cached.view : undefined, failed };
+        },
+      )
+      .then(({ read, failed }) => {
         // Checked once per read, not per request: only well-formed experiments and rules route (a
         // routing entity of another release may hold anything; one bad entry must not fail requests).
         const view = read && { ...read, experiments: read.experiments.filter(wellFormedExperiment), rules: read.rules.filter(wellFormedRule) };
         this.cached = { at: Date.now(), view };
+        this.lastReadFailed = failed;
         this.inflight = undefined;
         return view;
       });
