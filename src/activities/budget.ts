@@ -11,8 +11,7 @@ import type { Alert, BudgetSettings, ReserveResult, SettleResult } from '../budg
 import type { Usage } from '../catalog/pricing.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { LedgerEntry } from '../ledger/fileLedger.js';
-import { ledgerOutbox } from '../workflows/ledger/ledgerOutbox.js';
-import { ledgerOutboxWorkflowId, type LedgerOutboxInput } from '../workflows/ledger/contract.js';
+import { LEDGER_OUTBOX_TYPE, type LedgerOutboxWorkflow, ledgerOutboxWorkflowId, type LedgerOutboxInput } from '../workflows/ledger/contract.js';
 
 /** How long a settlement waits for the ledger before its line goes to the outbox. */
 const LEDGER_WRITE_MS = 3_000;
@@ -26,10 +25,9 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 import type { SwitchyardMetrics } from '../metrics/metrics.js';
 import { randomUUID } from 'node:crypto';
-import { batchUpdate, type BudgetOpResult } from '../workflows/budget/contract.js';
+import { BUDGET_ENTITY_TYPE, batchUpdate, type BudgetEntityWorkflow, type BudgetOpResult } from '../workflows/budget/contract.js';
 import { BudgetBatcher, type SendBatch } from './budgetBatcher.js';
 import { settingsForShard, shardOrder, shardWorkflowId } from '../budget/shards.js';
-import { budgetEntity } from '../workflows/budget/budgetEntity.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
 import { UNSPECIFIED_FEATURE } from '../workflows/request/contract.js';
 
@@ -140,7 +138,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
   const send: SendBatch = async (target, ops) => {
     const updateId = `batch:${randomUUID()}`;
     if (target.startArgs === undefined) return temporal.workflow.getHandle(target.workflowId).executeUpdate(batchUpdate, { args: [ops], updateId });
-    const startWorkflowOperation = new WithStartWorkflowOperation(budgetEntity, {
+    const startWorkflowOperation = new WithStartWorkflowOperation<BudgetEntityWorkflow>(BUDGET_ENTITY_TYPE, {
       workflowId: target.workflowId,
       taskQueue: entityTaskQueue(deps.taskQueue),
       args: [target.startArgs],
@@ -200,7 +198,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
   const defer = async (entry: LedgerEntry, conflict: 'USE_EXISTING' | 'FAIL'): Promise<boolean> => {
     const deferredAt = Date.now();
     const started = await deps.temporal.workflow
-      .start(ledgerOutbox, {
+      .start<LedgerOutboxWorkflow>(LEDGER_OUTBOX_TYPE, {
         workflowId: ledgerOutboxWorkflowId(entry.key),
         taskQueue: deps.taskQueue,
         args: [{ entry, deferredAt }],

@@ -509,7 +509,7 @@ function reportError(e: unknown): number {
   }
   const err = e as Error;
   if (/Unknown encoding: binary\/encrypted/.test(`${err?.message ?? ''} ${(err?.cause as Error | undefined)?.message ?? ''}`)) {
-    process.stderr.write('error: these runs\' payloads are encrypted and this process has no key: set SWITCHYARD_ENCRYPTION_KEY and SWITCHYARD_ENCRYPTION_KEY_ID as the workers have them (README "Encryption"). Every client needs the key: one without it also sends its own requests in plaintext.\n');
+    process.stderr.write('error: these runs\' payloads are encrypted and this process has no key: set SWITCHYARD_ENCRYPTION_KEY and SWITCHYARD_ENCRYPTION_KEY_ID as the workers have them (docs/security.md). Every client needs the key: one without it also sends its own requests in plaintext.\n');
     return 1;
   }
   if (/ECONNREFUSED|Failed to connect|connect error|transport error/i.test(err?.message ?? '')) {

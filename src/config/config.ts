@@ -83,9 +83,9 @@ export const budgetConfigSchema = z
     reservationTtlMs: z.number().int().min(1000).default(6 * 3_600_000),
     /** Safety margin on counted input tokens in reservations, per provider (0.25 = +25%). */
     reservationMargin: z.partialRecord(z.enum(PROVIDERS), z.number().min(0).max(10)).default({ ...DEFAULT_RESERVATION_MARGIN }),
-    /** Entity workflows the budget is split across (set once per scope; see README, Scaling). */
+    /** Entity workflows the budget is split across (set once per scope; see docs/budgets.md, Scaling). */
     shards: z.number().int().min(1).max(64).default(1),
-    /** Move unused allocation between categories on a schedule (off unless set; see README, Reallocation). */
+    /** Move unused allocation between categories on a schedule (off unless set; see docs/learning.md, Budget reallocation). */
     reallocation: z
       .object({
         everyMs: z.number().int().min(1000).default(DEFAULT_REALLOCATION_EVERY_MS),
@@ -136,7 +136,7 @@ export const fileConfigSchema = z
       })
       .strict()
       .default({ failureThreshold: 5, cooldownMs: 30_000, enabled: true }),
-    /** The learning loop: outcome reports, the routing tuner, spend anomaly detection (README, Tuning). */
+    /** The learning loop: outcome reports, the routing tuner, spend anomaly detection (docs/learning.md, Routing that tunes itself). */
     learning: z
       .object({
         /** How often a worker sends its outcome counts and spend to the routing entity. */

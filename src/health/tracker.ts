@@ -5,10 +5,9 @@
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { healthEntity } from '../workflows/health/healthEntity.js';
-import { claimTrialUpdate, healthWorkflowId, healthQuery, type HealthView, reportSignal } from '../workflows/health/contract.js';
+import { claimTrialUpdate, HEALTH_ENTITY_TYPE, type HealthEntityWorkflow, healthWorkflowId, healthQuery, type HealthView, reportSignal } from '../workflows/health/contract.js';
 import { own } from '../util/names.js';
-import type { CircuitSettings } from './circuits.js';
+import type { CircuitSettings, HealthReport } from './circuits.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
 
 /** How long the router (and a metrics scrape) waits for the health entity before going on without it. */
@@ -33,7 +32,7 @@ export class HealthTracker {
     const known = this.cached.view ? own(this.cached.view.models, model) : undefined;
     if (ok && !(known?.consecutiveFailures || known?.openUntil)) return;
     this.temporal.workflow
-      .signalWithStart(healthEntity, {
+      .signalWithStart<HealthEntityWorkflow, [HealthReport]>(HEALTH_ENTITY_TYPE, {
         workflowId: healthWorkflowId(this.taskQueue),
         taskQueue: entityTaskQueue(this.taskQueue),
         args: [{ settings: this.settings }],

@@ -1,7 +1,7 @@
 /**
  * Switchyard's Prometheus metrics (prom-client): the seed's five, with its names, labels and
  * buckets, plus budget gauges, provider attempts by error kind, circuit state and requests in
- * flight. Each is fed from one place that happens once per event (see README "Monitoring"):
+ * flight. Each is fed from one place that happens once per event (see docs/observability.md):
  * the settlement the budget entity applied for the first time (requests, cost, latency), the
  * workflow's end through a replay-aware sink (routing decisions, quality), a provider call
  * (attempts), a poll of the entities (budgets, circuits).

@@ -2,7 +2,7 @@
  * Replays recorded workflow histories against the current workflow code: from history files
  * (proto JSON, as `temporal workflow show --output json` writes them) or fetched from the server
  * by workflow id or visibility query. A determinism error means the code changed in a way that
- * breaks runs already in flight: guard the change with `patched()` (README "Versioning").
+ * breaks runs already in flight: guard the change with `patched()` (docs/operations.md).
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';

@@ -189,7 +189,7 @@ export function searchAttributeFlags(): string[] {
 /**
  * Dynamic config the dev server starts with. The budget entity receives an update per reservation
  * and settlement: the default of 10 in-flight updates per workflow is far too low for it. A
- * production cluster needs the same setting (see README).
+ * production cluster needs the same setting (see docs/deployment.md).
  */
 export const DEV_SERVER_DYNAMIC_CONFIG = ['history.maxInFlightUpdates=2000'];
 

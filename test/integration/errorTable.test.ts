@@ -1,5 +1,5 @@
 /**
- * The error table of README, row by row, for every wire format: a pinned model answers with the
+ * The error table of docs/concepts.md, row by row, for every wire format: a pinned model answers with the
  * row's failure once (simulator script), and the workflow must react as the table says.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -7,8 +7,7 @@ import type { SignalDefinition } from '@temporalio/common';
 import type { ActiveExperiment, ControlSettings } from '../routingControl.js';
 import { usdToNanos } from '../../catalog/schema.js';
 import type { SwitchyardConfig } from '../../config/config.js';
-import { routingEntity } from '../../workflows/routing/routingEntity.js';
-import { experimentUpdate, routingWorkflowId } from '../../workflows/routing/contract.js';
+import { experimentUpdate, ROUTING_ENTITY_TYPE, type RoutingEntityWorkflow, routingWorkflowId } from '../../workflows/routing/contract.js';
 import { entityTaskQueue } from '../../workflows/taskQueues.js';
 
 export function controlSettingsFrom(config: Pick<SwitchyardConfig, 'routing' | 'learning'>): ControlSettings {
@@ -21,7 +20,7 @@ export function controlSettingsFrom(config: Pick<SwitchyardConfig, 'routing' | '
 }
 
 export async function signalRouting<T>(temporal: Client, taskQueue: string, settings: ControlSettings, signal: SignalDefinition<[T]>, args: [T]): Promise<void> {
-  await temporal.workflow.signalWithStart(routingEntity, {
+  await temporal.workflow.signalWithStart<RoutingEntityWorkflow, [T]>(ROUTING_ENTITY_TYPE, {
     workflowId: routingWorkflowId(taskQueue),
     taskQueue: entityTaskQueue(taskQueue),
     args: [{ settings }],
@@ -31,8 +30,8 @@ export async function signalRouting<T>(temporal: Client, taskQueue: string, sett
 }
 
 /** Starting the routing entity alongside an update (when the update may be its first message). */
-export function routingEntityStart(taskQueue: string, settings: ControlSettings): WithStartWorkflowOperation<typeof routingEntity> {
-  return new WithStartWorkflowOperation(routingEntity, {
+export function routingEntityStart(taskQueue: string, settings: ControlSettings): WithStartWorkflowOperation<RoutingEntityWorkflow> {
+  return new WithStartWorkflowOperation<RoutingEntityWorkflow>(ROUTING_ENTITY_TYPE, {
     workflowId: routingWorkflowId(taskQueue),
     taskQueue: entityTaskQueue(taskQueue),
     args: [{ settings }],

@@ -57,6 +57,7 @@ import {
 } from './contract.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { alertActivities } from '../alerts.js';
+import type { BudgetEntityWorkflow } from './contract.js';
 
 const alerts = alertActivities();
 
@@ -299,3 +300,6 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
     await condition(() => pendingAlerts.length > 0 || shouldContinueAsNew() || rescheduled, wake);
   }
 }
+
+// The signature its contract publishes for callers that start it by name.
+budgetEntity satisfies BudgetEntityWorkflow;

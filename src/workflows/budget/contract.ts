@@ -71,3 +71,10 @@ export const stateQuery = defineQuery<BookState>('state');
 export function budgetWorkflowId(taskQueue: string, scope: string): string {
   return `budget:${taskQueue}:${scope}`;
 }
+
+/**
+ * The entity's workflow type and signature, for callers that start it (activities, client) without
+ * importing the workflow's code: `new WithStartWorkflowOperation<BudgetEntityWorkflow>(BUDGET_ENTITY_TYPE, ...)`.
+ */
+export const BUDGET_ENTITY_TYPE = 'budgetEntity';
+export type BudgetEntityWorkflow = (input: BudgetEntityInput) => Promise<void>;

@@ -23,3 +23,7 @@ export const healthQuery = defineQuery<HealthView>('health');
 export const resetCircuitUpdate = defineUpdate<boolean, [{ model: string }]>('resetCircuit');
 /** A request asks to be a half-open circuit's one trial (see claimTrial). */
 export const claimTrialUpdate = defineUpdate<boolean, [{ model: string; holdMs: number }]>('claimTrial');
+
+/** The entity's workflow type and signature, for starting it without importing its code. */
+export const HEALTH_ENTITY_TYPE = 'healthEntity';
+export type HealthEntityWorkflow = (input: HealthEntityInput) => Promise<void>;

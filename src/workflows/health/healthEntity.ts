@@ -9,6 +9,7 @@ import { own } from '../../util/names.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { isMessage, isRecord, onSignal, refusePlaintext, refuseUnless } from '../messages.js';
 import { claimTrialUpdate, type HealthEntityInput, healthQuery, reportSignal, resetCircuitUpdate } from './contract.js';
+import type { HealthEntityWorkflow } from './contract.js';
 
 export async function healthEntity(input: HealthEntityInput): Promise<void> {
   refusePlaintext([input], 'healthEntity');
@@ -51,3 +52,6 @@ export async function healthEntity(input: HealthEntityInput): Promise<void> {
   const taskQueue = continueOnQueue(workflowInfo().taskQueue);
   await makeContinueAsNewFunc<typeof healthEntity>(taskQueue ? { taskQueue } : {})({ settings: input.settings, state });
 }
+
+// The signature its contract publishes for callers that start it by name.
+healthEntity satisfies HealthEntityWorkflow;

@@ -20,3 +20,7 @@ export function ledgerOutboxWorkflowId(key: string): string {
 export interface LedgerOutboxActivities {
   writeLedgerEntry(input: LedgerOutboxInput): Promise<void>;
 }
+
+/** The outbox's workflow type and signature, for starting it without importing its code. */
+export const LEDGER_OUTBOX_TYPE = 'ledgerOutbox';
+export type LedgerOutboxWorkflow = (input: LedgerOutboxInput) => Promise<void>;

@@ -6,6 +6,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { LedgerOutboxActivities, LedgerOutboxInput } from './contract.js';
 import { refusePlaintext } from '../messages.js';
+import type { LedgerOutboxWorkflow } from './contract.js';
 
 const ledger = proxyActivities<LedgerOutboxActivities>({
   startToCloseTimeout: '30 seconds',
@@ -16,3 +17,6 @@ export async function ledgerOutbox(input: LedgerOutboxInput): Promise<void> {
   refusePlaintext([input], 'ledgerOutbox');
   await ledger.writeLedgerEntry(input);
 }
+
+// The signature its contract publishes for callers that start it by name.
+ledgerOutbox satisfies LedgerOutboxWorkflow;

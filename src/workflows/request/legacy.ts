@@ -135,7 +135,7 @@ function asStop(e: unknown): Stop {
  * started before `request-v3`, whose input passed (or failed) that check in its first workflow
  * task; for a valid input this gives zod's output (defaults applied, prompt trimmed, quality
  * defaults). An input zod refused for its shape is refused here for the common shapes (not an
- * object, a prompt or name that is not a string of the allowed form); README "Replay and
+ * object, a prompt or name that is not a string of the allowed form); docs/operations.md "Replay and
  * versioning" says what that means for replaying such a failed run.
  */
 function legacyParse(raw: unknown): { success: true; data: ValidRequest } | { success: false; issues: string[] } {
@@ -160,7 +160,7 @@ function legacyParse(raw: unknown): { success: true; data: ValidRequest } | { su
 export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestResult> {
   const info = workflowInfo();
   const startedAt = Date.now();
-  // Versioned change (README "Versioning"): search attributes set once at the end (the client sets
+  // Versioned change (docs/operations.md): search attributes set once at the end (the client sets
   // LlmCategory at start) instead of three times, and every earlier patch below implied. Each
   // patched() call of a new run costs a search-attribute upsert (the SDK records
   // TemporalChangeVersion), so a new run makes this one call instead of two or more. Runs started
@@ -185,7 +185,7 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
   }
   const req: ValidRequest = parsed.data;
   const requestId = req.requestId ?? info.workflowId;
-  // Versioned change (see README "Versioning"): reservation ids carry the run id, so that a
+  // Versioned change (see docs/operations.md): reservation ids carry the run id, so that a
   // re-driven request (same workflow id, new run) never collides with its earlier run's settled
   // attempts. Runs started before this change keep the old ids until they finish.
   const reservationIdFor = lean || patched('run-scoped-reservation-ids')

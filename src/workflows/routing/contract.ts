@@ -47,3 +47,6 @@ export function routingWorkflowId(taskQueue: string): string {
   return `routing:${taskQueue}`;
 }
 
+/** The entity's workflow type and signature, for starting it without importing its code. */
+export const ROUTING_ENTITY_TYPE = 'routingEntity';
+export type RoutingEntityWorkflow = (input: RoutingEntityInput) => Promise<void>;

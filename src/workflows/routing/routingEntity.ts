@@ -31,6 +31,7 @@ import {
   settingsQuery,
   tuneUpdate,
 } from './contract.js';
+import type { RoutingEntityWorkflow } from './contract.js';
 
 const alerts = alertActivities();
 
@@ -204,3 +205,6 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
     await condition(() => pending.length > 0 || due(), wait ?? '1 day');
   }
 }
+
+// The signature its contract publishes for callers that start it by name.
+routingEntity satisfies RoutingEntityWorkflow;
