@@ -1,7 +1,8 @@
 /**
  * Import rules of src/, checked by dependency-cruiser in `npm test` (`npm run deps`); the layout and
  * the reasons are in docs/architecture.md. Folders, bottom up:
- * - pure domain (util/bytes, util/names, catalog, routing, budget, learning/*.ts, quality): no
+ * - pure domain (util/bytes, names, table, validation; catalog; ledger/entry; routing, budget,
+ *   learning/*.ts, quality): no
  *   Temporal, no I/O, nothing above them;
  * - contracts (workflows/<name>/contract.ts and the other workflow-side modules named below, and
  *   src/contracts): what clients, activities and workflows share;
@@ -10,7 +11,7 @@
  *   or workflow implementations;
  * - workers/, client/, cli/: the only places that see every workflow.
  */
-const PURE = '^src/(util/(bytes|names|table)\\.ts|catalog/(schema|catalog|pricing|defaultCatalog)\\.ts|routing/|budget/|learning/[^/]+\\.ts$|quality/)';
+const PURE = '^src/(util/(bytes|names|table|validation)\\.ts|catalog/(schema|catalog|pricing|defaultCatalog|tiers)\\.ts|ledger/entry\\.ts|routing/|budget/|learning/[^/]+\\.ts$|quality/)';
 // Workflow-side modules anyone may import: the contracts, and the small shared modules workflows
 // and their callers agree on (ids, task queues, limits, conversation shapes, sinks, alerts, messages).
 const WORKFLOW_CONTRACTS = '^src/workflows/([^/]+/contract|request/limits|request/failure|taskQueues|conversation|sinks|alerts|patches)\\.ts$';

@@ -11,7 +11,7 @@ import { type BatchDefaults, parseBatchLine } from '../batch/batchInput.js';
 import { type BatchResultLine, completedResultLine } from '../batch/summary.js';
 import { failedLine } from '../batch/failedLine.js';
 import { toRequestFailed } from '../contracts/requestFailure.js';
-import type { BatchCursor, BatchPage, BatchSource, PageItem } from '../workflows/batch/contract.js';
+import type { BatchActivities, BatchCursor, BatchPage, BatchSource, PageItem } from '../workflows/batch/contract.js';
 import type { RequestResult } from '../workflows/request/contract.js';
 
 /** Bytes of request text per page: keeps the activity result under the SDK's 512 KB payload warning. */
@@ -122,7 +122,7 @@ export function createBatchActivities(deps: { temporal: Client }) {
         clearInterval(beat);
       }
     },
-  };
+  } satisfies BatchActivities;
 }
 
-export type BatchActivities = ReturnType<typeof createBatchActivities>;
+export type { BatchActivities } from '../workflows/batch/contract.js';

@@ -6,6 +6,7 @@ import type { ActiveExperiment, AnomalyAlert, ControlSettings, PolicyChange, Rou
 import { registerExperiment, routingEntityStart } from '../learning/worker/routingHandle.js';
 import type { SwitchyardMetrics } from '../metrics/metrics.js';
 import { promoteUpdate } from '../workflows/routing/contract.js';
+import type { ExperimentActivities } from '../workflows/experiment/contract.js';
 
 export interface LearningDeps {
   readonly temporal: Client;
@@ -19,7 +20,7 @@ const COUNTED_MAX = 10_000;
 
 export function createLearningActivities(deps: LearningDeps) {
   const counted = new Set<string>();
-  return {
+  const experiment = {
     /**
      * Registers a running experiment with its task queue's routing entity, or takes it off; returns
      * once workers would route by the change (an update, not a signal: see routing/contract.ts).
@@ -41,6 +42,9 @@ export function createLearningActivities(deps: LearningDeps) {
         startWorkflowOperation: routingEntityStart(input.taskQueue, deps.controlSettings()),
       });
     },
+  } satisfies ExperimentActivities;
+  return {
+    ...experiment,
 
     /** A spend anomaly: one structured log line, the metric, and a POST to the webhook when configured. */
     async sendAnomalyAlert(input: { alert: AnomalyAlert; webhookUrl?: string | undefined }): Promise<void> {

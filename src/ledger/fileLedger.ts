@@ -13,26 +13,8 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readSync, statSync, writeSyn
 import { StringDecoder } from 'node:string_decoder';
 import { dirname } from 'node:path';
 
-export interface LedgerEntry {
-  readonly key: string;
-  readonly workflowId: string;
-  readonly attemptId: string;
-  readonly model: string;
-  readonly provider: string;
-  readonly tier: string;
-  readonly category: string;
-  /** The request's feature ("unspecified" when it named none; absent in entries written before features). */
-  readonly feature?: string;
-  readonly inputTokens: number;
-  readonly cachedInputTokens: number;
-  readonly outputTokens: number;
-  readonly costNanos: number;
-  /** The budget scope charged (absent in entries written before reports: "default"). */
-  readonly scope?: string;
-  /** What the same usage would have cost on the premium baseline model (absent in older entries). */
-  readonly baselineNanos?: number;
-  readonly at: string;
-}
+export type { LedgerEntry } from './entry.js';
+import type { LedgerEntry } from './entry.js';
 
 function parseEntry(line: string): LedgerEntry | undefined {
   try {

@@ -16,9 +16,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { BatchActivities } from '../../activities/batch.js';
 import { addInvalid, addResult, type BatchResultLine, emptySummary, failedResultLine } from '../../batch/summary.js';
-import { type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './contract.js';
+import { type BatchActivities, type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './contract.js';
 import { llmRequest } from '../request/llmRequest.js';
 import { instructionOf } from '../conversation.js';
 import { requestFailureDetails, requestMemo, workflowIdFor, LlmBatch, LlmCategory, LlmFeature, UNSPECIFIED_FEATURE } from '../request/contract.js';

@@ -1,6 +1,6 @@
 /** The server-side batch workflow's input, state and status query. Pure apart from defineQuery. */
 import { defineQuery } from '@temporalio/workflow';
-import type { BatchSummary } from '../../batch/summary.js';
+import type { BatchResultLine, BatchSummary } from '../../batch/summary.js';
 import type { ChatMessage } from '../conversation.js';
 
 export interface BatchSource {
@@ -87,4 +87,12 @@ export const batchStatusQuery = defineQuery<BatchRunStatus>('batchStatus');
 
 export function batchWorkflowId(batchId: string): string {
   return `batch-${batchId}`;
+}
+
+/** The activities the batch run calls (implemented in activities/batch.ts, which satisfies this). */
+export interface BatchActivities {
+  /** The next page of the batch file from the cursor (the file must be the one the batch started with). */
+  readBatchPage(input: { source: BatchSource; cursor: BatchCursor; maxLines: number; category?: string | undefined; feature?: string | undefined; duplicates?: readonly number[] }): Promise<BatchPage>;
+  /** The outcome of a request that already existed, waiting (with heartbeats) if it is still running. */
+  awaitRequest(input: { id: string; workflowId: string }): Promise<BatchResultLine>;
 }

@@ -1,7 +1,7 @@
 /** Messages of an experiment entity: one workflow per A/B experiment. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ArmReport, ArmStats, ExperimentOutcome, ExperimentSpec, Verdict } from '../../learning/experiments.js';
-import type { PolicyChange } from '../../learning/routingControl.js';
+import type { ActiveExperiment, PolicyChange, RoutingRule } from '../../learning/routingControl.js';
 
 export type ExperimentState = 'running' | 'concluded' | 'stopped' | 'promoted';
 
@@ -69,4 +69,12 @@ export const promoteUpdate = defineUpdate<ExperimentStatus, []>('promote');
 
 export function experimentWorkflowId(taskQueue: string, name: string): string {
   return `experiment:${taskQueue}:${name}`;
+}
+
+/** The activities the experiment entity calls (implemented in activities/learning.ts, which satisfies this). */
+export interface ExperimentActivities {
+  /** Registers a running experiment with its task queue's routing entity, or takes it off. */
+  notifyRouting(input: { taskQueue: string; started?: ActiveExperiment; ended?: { name: string } }): Promise<void>;
+  /** Makes an experiment's winner the routing rule for its traffic: the recorded routing change. */
+  promoteRoutingRule(input: { taskQueue: string; rule: RoutingRule; evidence: unknown }): Promise<PolicyChange>;
 }

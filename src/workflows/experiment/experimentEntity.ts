@@ -6,14 +6,13 @@
  * traffic; `promote` makes the winner the routing rule, recorded in the routing history.
  */
 import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
 import { type ArmStats, armReport, confidenceAtLook, EMPTY_ARM, ExperimentSpecError, lookAt, recordFeedback, recordOutcome, validateExperiment, verdict, zFor } from '../../learning/experiments.js';
 import type { PolicyChange } from '../../learning/routingControl.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { boundCarried } from './carry.js';
 import { isMessage, onSignal, refusePlaintext } from '../messages.js';
 import { own, setOwn } from '../../util/names.js';
-import { type ExperimentEntityInput, type ExperimentState, type ExperimentStatus, type FeedbackComment, feedbackSignal, outcomeSignal, promoteUpdate, statusQuery, stopUpdate } from './contract.js';
+import { type ExperimentEntityInput, type ExperimentState, type ExperimentStatus, type ExperimentActivities, type FeedbackComment, feedbackSignal, outcomeSignal, promoteUpdate, statusQuery, stopUpdate } from './contract.js';
 
 /** Outcome ids remembered against duplicates (a re-run request reports again); bounded so the carried state stays small. */
 const SEEN_MAX = 5_000;
@@ -21,9 +20,9 @@ const MESSAGES_PER_RUN = 1_500;
 const COMMENTS_MAX = 20;
 
 /** Registration with the routing entity and promotion: retried until the routing entity answers. */
-const routing = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: { initialInterval: '1 second', maximumInterval: '30 seconds' } });
+const routing = proxyActivities<ExperimentActivities>({ startToCloseTimeout: '30 seconds', retry: { initialInterval: '1 second', maximumInterval: '30 seconds' } });
 /** A promotion answers its caller: bounded, and a failure leaves the experiment as it was. */
-const promoter = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', scheduleToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '10 seconds' } });
+const promoter = proxyActivities<ExperimentActivities>({ startToCloseTimeout: '30 seconds', scheduleToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '10 seconds' } });
 
 function fail(message: string, type = 'InvalidExperiment'): never {
   throw ApplicationFailure.create({ type, nonRetryable: true, message });

@@ -3,7 +3,7 @@
  * down) is handed to a `ledgerOutbox` workflow, one per settlement, which writes it when the ledger
  * is back. The request that paid answers at once; the line is durable in the outbox run's input.
  */
-import type { LedgerEntry } from '../../ledger/fileLedger.js';
+import type { LedgerEntry } from '../../ledger/entry.js';
 
 export interface LedgerOutboxInput {
   readonly entry: LedgerEntry;

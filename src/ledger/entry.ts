@@ -1,0 +1,21 @@
+/** One line of the spend ledger: one paid attempt, keyed by its reservation id. Pure type (workflows use it). */
+export interface LedgerEntry {
+  readonly key: string;
+  readonly workflowId: string;
+  readonly attemptId: string;
+  readonly model: string;
+  readonly provider: string;
+  readonly tier: string;
+  readonly category: string;
+  /** The request's feature ("unspecified" when it named none; absent in entries written before features). */
+  readonly feature?: string;
+  readonly inputTokens: number;
+  readonly cachedInputTokens: number;
+  readonly outputTokens: number;
+  readonly costNanos: number;
+  /** The budget scope charged (absent in entries written before reports: "default"). */
+  readonly scope?: string;
+  /** What the same usage would have cost on the premium baseline model (absent in older entries). */
+  readonly baselineNanos?: number;
+  readonly at: string;
+}
