@@ -40,7 +40,16 @@ module.exports = {
       comment: 'Workflow code imports contracts, pure code and @temporalio/workflow or common only (activities as types, through contracts).',
       from: { path: WORKFLOW_IMPL },
       to: {
-        pathNot: [WORKFLOW_IMPL, PURE, '^src/(contracts|util)/', '^src/security/plaintextMarker\\.ts$', '^src/providers/(errors|types)\\.ts$', '^src/batch/summary\\.ts$', '@temporalio/(workflow|common)', '^src/health/(circuit|policy)'],
+        pathNot: [
+          WORKFLOW_IMPL,
+          PURE,
+          '^src/(contracts|util)/',
+          '^src/security/plaintextMarker\\.ts$',
+          '^src/providers/(errors|types)\\.ts$',
+          '^src/batch/summary\\.ts$',
+          '@temporalio/(workflow|common)',
+          '^src/health/(circuit|policy)',
+        ],
       },
     },
     {

@@ -44,11 +44,20 @@ export default tseslint.config(
             { group: ['**/providers/*', '!**/providers/errors.js'], allowTypeImports: true, message: 'Provider calls belong in activities.' },
             { group: ['pino', 'openai', '@anthropic-ai/*', '@google/*', '@mistralai/*', '@temporalio/client', '@temporalio/worker'], message: 'Not allowed in workflow code.' },
             // Every module a workflow loads is set up again for each run: zod costs ~20 ms of worker CPU a request (BENCHMARKS "Request path").
-            { group: ['zod', '**/contracts/*', '**/catalog/schema.js', '**/quality/spec.js', '**/util/validation.js'], allowTypeImports: true, message: 'No zod in workflow code: validate in an activity (the paid call validates the request).' },
+            {
+              group: ['zod', '**/contracts/*', '**/catalog/schema.js', '**/quality/spec.js', '**/util/validation.js'],
+              allowTypeImports: true,
+              message: 'No zod in workflow code: validate in an activity (the paid call validates the request).',
+            },
           ],
         },
       ],
-      'no-restricted-globals': ['error', { name: 'process', message: 'No process access in workflows.' }, { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' }, { name: 'setInterval', message: 'Use sleep() from @temporalio/workflow.' }],
+      'no-restricted-globals': [
+        'error',
+        { name: 'process', message: 'No process access in workflows.' },
+        { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' },
+        { name: 'setInterval', message: 'Use sleep() from @temporalio/workflow.' },
+      ],
     },
   },
   {
@@ -68,7 +77,14 @@ export default tseslint.config(
     // Imports point one way: cli -> client -> batch -> contracts; activities serve workflows, not clients.
     files: ['src/activities/**/*.ts', 'src/batch/**/*.ts', 'src/contracts/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/client/*', '**/cli/*'], allowTypeImports: false, message: 'Activities, the batch code and contracts do not import the client or the CLI (see README "Architecture").' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/client/*', '**/cli/*'], allowTypeImports: false, message: 'Activities, the batch code and contracts do not import the client or the CLI (see README "Architecture").' },
+          ],
+        },
+      ],
     },
   },
   {

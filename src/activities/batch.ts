@@ -96,13 +96,27 @@ export async function readPage(source: BatchSource, cursor: BatchCursor, maxLine
 
 export function createBatchActivities(deps: { temporal: Client }) {
   return {
-    async readBatchPage(input: { source: BatchSource; cursor: BatchCursor; maxLines: number; category?: string | undefined; feature?: string | undefined; duplicates?: readonly number[] }): Promise<BatchPage> {
+    async readBatchPage(input: {
+      source: BatchSource;
+      cursor: BatchCursor;
+      maxLines: number;
+      category?: string | undefined;
+      feature?: string | undefined;
+      duplicates?: readonly number[];
+    }): Promise<BatchPage> {
       const st = await stat(input.source.path).catch(() => undefined);
       if (!st) {
-        throw ApplicationFailure.create({ type: 'BatchSourceMissing', message: `batch input ${input.source.path} is not readable from this worker: detached batches need SWITCHYARD_BATCH_DIR on storage every worker can read` });
+        throw ApplicationFailure.create({
+          type: 'BatchSourceMissing',
+          message: `batch input ${input.source.path} is not readable from this worker: detached batches need SWITCHYARD_BATCH_DIR on storage every worker can read`,
+        });
       }
       if (st.size !== input.source.sizeBytes || (input.cursor.offset === 0 && (await fileSha256(input.source.path)) !== input.source.sha256)) {
-        throw ApplicationFailure.create({ type: 'BatchSourceChanged', nonRetryable: true, message: `batch input ${input.source.path} changed after the batch started (size or sha256 differs); start a new batch` });
+        throw ApplicationFailure.create({
+          type: 'BatchSourceChanged',
+          nonRetryable: true,
+          message: `batch input ${input.source.path} changed after the batch started (size or sha256 differs); start a new batch`,
+        });
       }
       return readPage(input.source, input.cursor, input.maxLines, { category: input.category, feature: input.feature }, input.duplicates);
     },

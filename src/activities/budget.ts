@@ -240,7 +240,13 @@ export function createBudgetActivities(deps: BudgetDeps) {
   /** Metrics of a first settlement; never fails the settlement (a retry would be a duplicate, never counted). */
   const counted = (input: RecordSpendInput): void => {
     try {
-      deps.metrics?.settled({ model: input.model, tier: deps.catalog.get(input.model)?.tier ?? 'unknown', feature: input.feature ?? UNSPECIFIED_FEATURE, costNanos: input.costNanos, latencyMs: input.latencyMs });
+      deps.metrics?.settled({
+        model: input.model,
+        tier: deps.catalog.get(input.model)?.tier ?? 'unknown',
+        feature: input.feature ?? UNSPECIFIED_FEATURE,
+        costNanos: input.costNanos,
+        latencyMs: input.latencyMs,
+      });
     } catch (e) {
       log.warn({ err: (e as Error).message, model: input.model }, 'settlement not counted in metrics');
     }
@@ -253,7 +259,16 @@ export function createBudgetActivities(deps: BudgetDeps) {
     try {
       const r = await batcher.submit(
         { workflowId, startArgs },
-        { op: 'reserve', reservationId: input.reservationId, category: input.category, amountNanos: input.amountNanos, workflowId: input.workflowId, force: input.force, ...(notAfter !== undefined ? { notAfter } : {}), ...(attempt !== undefined ? { attempt } : {}) },
+        {
+          op: 'reserve',
+          reservationId: input.reservationId,
+          category: input.category,
+          amountNanos: input.amountNanos,
+          workflowId: input.workflowId,
+          force: input.force,
+          ...(notAfter !== undefined ? { notAfter } : {}),
+          ...(attempt !== undefined ? { attempt } : {}),
+        },
       );
       return unwrapOp<ReserveResult>(r);
     } catch (e) {
@@ -284,7 +299,10 @@ export function createBudgetActivities(deps: BudgetDeps) {
       try {
         // From inside the paid call: as the attempt it is (a zombie attempt's release is ignored).
         const attempt = currentAttempt();
-        const r = await batcher.submit({ workflowId: handle(input.scope, input.shard).workflowId }, { op: 'release', reservationId: input.reservationId, ...(attempt !== undefined ? { attempt } : {}) });
+        const r = await batcher.submit(
+          { workflowId: handle(input.scope, input.shard).workflowId },
+          { op: 'release', reservationId: input.reservationId, ...(attempt !== undefined ? { attempt } : {}) },
+        );
         return unwrapOp<boolean>(r);
       } catch (e) {
         // The entity is gone (failed or terminated): nothing to release now; a restore carries the
@@ -328,7 +346,14 @@ export function createBudgetActivities(deps: BudgetDeps) {
         // attempt finds the run and does not count again; one that crashed between the start and
         // the count leaves it uncounted: the ledger and the restore still hold it).
         if (await defer(entryOf(input), 'FAIL')) counted(input);
-        const unsettled = { scope: input.scope, shard: input.shard, reservationId: input.reservationId, category: input.category, costNanos: input.costNanos, ...(input.seq !== undefined ? { seq: input.seq } : {}) };
+        const unsettled = {
+          scope: input.scope,
+          shard: input.shard,
+          reservationId: input.reservationId,
+          category: input.category,
+          costNanos: input.costNanos,
+          ...(input.seq !== undefined ? { seq: input.seq } : {}),
+        };
         const failure = await unavailable(handle(input.scope, input.shard).workflowId, input.scope);
         throw ApplicationFailure.create({ type: 'BudgetUnavailable', nonRetryable: true, message: failure.message, details: [{ unsettled }] });
       }
@@ -337,7 +362,11 @@ export function createBudgetActivities(deps: BudgetDeps) {
       if (result.duplicate) log.info({ workflowId: input.workflowId, attemptId: input.attemptId }, 'spend already settled; retry ignored');
       else counted(input);
       await record(input);
-      if ((result.overshootNanos ?? 0) > 0) log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: input.model, overshootNanos: result.overshootNanos }, 'cost above its reservation (raise budget.reservationMargin for this provider)');
+      if ((result.overshootNanos ?? 0) > 0)
+        log.warn(
+          { workflowId: input.workflowId, attemptId: input.attemptId, model: input.model, overshootNanos: result.overshootNanos },
+          'cost above its reservation (raise budget.reservationMargin for this provider)',
+        );
       return result;
     },
 
@@ -352,7 +381,10 @@ export function createBudgetActivities(deps: BudgetDeps) {
     /** A soft-limit alert: one structured log line, and a POST to the webhook when configured. */
     async sendBudgetAlert(input: { alert: Alert; webhookUrl?: string | undefined }): Promise<void> {
       const a = input.alert;
-      log.warn({ budgetAlert: true, scope: a.scope, category: a.category, threshold: a.threshold, spentNanos: a.spentNanos, allocatedNanos: a.allocatedNanos }, `budget ${a.scope}/${a.category} reached ${Math.round(a.threshold * 100)}% of its allocation`);
+      log.warn(
+        { budgetAlert: true, scope: a.scope, category: a.category, threshold: a.threshold, spentNanos: a.spentNanos, allocatedNanos: a.allocatedNanos },
+        `budget ${a.scope}/${a.category} reached ${Math.round(a.threshold * 100)}% of its allocation`,
+      );
       if (!input.webhookUrl) return;
       const res = await fetch(input.webhookUrl, {
         method: 'POST',

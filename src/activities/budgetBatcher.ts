@@ -78,7 +78,10 @@ export class BudgetBatcher {
       this.batches += 1;
       this.ops += batch.length;
       try {
-        const results = await this.send(target, batch.map((w) => w.op));
+        const results = await this.send(
+          target,
+          batch.map((w) => w.op),
+        );
         batch.forEach((w, i) => {
           const r = results[i];
           if (r) w.resolve(r);

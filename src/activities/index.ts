@@ -73,7 +73,9 @@ export function createActivityParts(deps: ActivityDeps) {
   // Fixed for the worker's life: computed once, not per request.
   const baselineModel = catalog.premiumBaseline();
   const configuredProviders = PROVIDERS.filter((p) => providers.isConfigured(p));
-  const cheapest = [...catalog.models].filter((m) => configuredProviders.includes(m.provider)).sort((x, y) => x.price.inputNanosPerMTok + x.price.outputNanosPerMTok - (y.price.inputNanosPerMTok + y.price.outputNanosPerMTok))[0];
+  const cheapest = [...catalog.models]
+    .filter((m) => configuredProviders.includes(m.provider))
+    .sort((x, y) => x.price.inputNanosPerMTok + x.price.outputNanosPerMTok - (y.price.inputNanosPerMTok + y.price.outputNanosPerMTok))[0];
   const inputs = new RequestInputReader(deps.temporal);
   // Workers pass their own; the configuration defaults otherwise (parsed once, not per activity).
   const defaults = controlSettingsFrom({ routing: deps.routing, learning: fileConfigSchema.parse({}).learning });
@@ -192,8 +194,14 @@ export function createActivityParts(deps: ActivityDeps) {
             routeWith(false);
           } catch (e) {
             if (!(e instanceof NoEligibleModelError) && !(e instanceof Error && e.name === 'ValidationError')) throw e;
-            log.warn({ model: shaped.model, experiment: shaped.learning.experiment?.name, rule: shaped.learning.rule, err: e.message }, 'the policy\'s model cannot serve this request; routing it as usual');
-            shaped = { policy: shaped.policy, learning: { band: shaped.learning.band, explore: shaped.learning.explore, ...(shaped.learning.policyVersion !== undefined ? { policyVersion: shaped.learning.policyVersion } : {}) } };
+            log.warn(
+              { model: shaped.model, experiment: shaped.learning.experiment?.name, rule: shaped.learning.rule, err: e.message },
+              "the policy's model cannot serve this request; routing it as usual",
+            );
+            shaped = {
+              policy: shaped.policy,
+              learning: { band: shaped.learning.band, explore: shaped.learning.explore, ...(shaped.learning.policyVersion !== undefined ? { policyVersion: shaped.learning.policyVersion } : {}) },
+            };
           }
         }
         if (circuits.halfOpen.length > 0 && deps.health) {
@@ -230,7 +238,16 @@ export function createActivityParts(deps: ActivityDeps) {
         .map((e) => ({ model: e.model, why: e.constraint === 'providerConfigured' ? e.detail : 'circuit open' }));
       const leftOut = skipped.filter((k) => catalog.get(k.model)?.tier === decision.preferredTier);
       const preferredTierSkipped = leftOut.length === 0 ? undefined : leftOut.some((k) => k.why === 'circuit open') ? ('circuit_open' as const) : ('unavailable' as const);
-      return { decision, contextWindows, ...(cheapest ? { cheapestModel: cheapest.name } : {}), judgeModels, skipped, reserveNanos, ...(preferredTierSkipped ? { preferredTierSkipped } : {}), learning: shaped.learning };
+      return {
+        decision,
+        contextWindows,
+        ...(cheapest ? { cheapestModel: cheapest.name } : {}),
+        judgeModels,
+        skipped,
+        reserveNanos,
+        ...(preferredTierSkipped ? { preferredTierSkipped } : {}),
+        learning: shaped.learning,
+      };
     } catch (e) {
       if (e instanceof NoEligibleModelError) {
         throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, details: [{ constraint: e.constraint }] });
@@ -276,7 +293,6 @@ export function createActivityParts(deps: ActivityDeps) {
       return retryVerdictFor(input.model, input.failure);
     },
 
-
     async callModel(input: CallModelInput): Promise<CallModelOutput> {
       const ctx = Context.current();
       const spec = catalog.get(input.model);
@@ -319,7 +335,12 @@ export function createActivityParts(deps: ActivityDeps) {
           // The provider answered (and billed) but its usage cannot be priced: not retried here,
           // which would pay for the call again; the workflow moves on (the cost is unknown).
           log.error({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, usage: res.usage }, 'provider reported usage that cannot be priced');
-          throw ApplicationFailure.create({ type: 'internal', nonRetryable: true, message: `provider ${spec.provider} reported malformed usage for ${spec.name}: ${(e as Error).message}`, details: [{ kind: 'internal', message: (e as Error).message }] });
+          throw ApplicationFailure.create({
+            type: 'internal',
+            nonRetryable: true,
+            message: `provider ${spec.provider} reported malformed usage for ${spec.name}: ${(e as Error).message}`,
+            details: [{ kind: 'internal', message: (e as Error).message }],
+          });
         }
         log.info({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, latencyMs, costNanos: cost, usage: res.usage }, 'provider call succeeded');
         return { text: res.text, usage: res.usage, costNanos: cost, premiumBaselineCostNanos: baseline, finishReason: res.finishReason, latencyMs };
@@ -339,7 +360,6 @@ export function createActivityParts(deps: ActivityDeps) {
         callEnded?.();
       }
     },
-
   };
 }
 

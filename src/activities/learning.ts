@@ -54,7 +54,10 @@ export function createLearningActivities(deps: LearningDeps) {
         if (counted.size > COUNTED_MAX) counted.delete(counted.values().next().value!);
         deps.metrics?.anomaly(a.scope, a.category, a.action);
       }
-      deps.log.warn({ spendAnomaly: true, id: a.id, scope: a.scope, category: a.category, model: a.model, feature: a.feature, spendNanos: a.spendNanos, baselineNanos: a.baselineNanos, action: a.action }, `spend anomaly ${a.id}: ${a.scope}/${a.category} (${a.model}, ${a.feature}) spent ${a.spendNanos} nanodollars in a bucket against a baseline of ${a.baselineNanos}`);
+      deps.log.warn(
+        { spendAnomaly: true, id: a.id, scope: a.scope, category: a.category, model: a.model, feature: a.feature, spendNanos: a.spendNanos, baselineNanos: a.baselineNanos, action: a.action },
+        `spend anomaly ${a.id}: ${a.scope}/${a.category} (${a.model}, ${a.feature}) spent ${a.spendNanos} nanodollars in a bucket against a baseline of ${a.baselineNanos}`,
+      );
       if (!input.webhookUrl) return;
       const res = await fetch(input.webhookUrl, {
         method: 'POST',

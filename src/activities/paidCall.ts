@@ -79,8 +79,6 @@ export interface PaidCallOutput {
   readonly outcome: PaidCallOutcome;
 }
 
-
-
 type CallText = Omit<CallModelInput, 'model' | 'maxOutputTokens'>;
 
 /** Where the attempt is charged: the validated request's scope and category on a routed attempt. */
@@ -127,7 +125,9 @@ export function createPaidCallActivities(parts: PaidCallParts) {
         const routed = first?.routed;
         const to = budgetOf(input, routed);
         // The first attempt sends what it validated: the text inline, or by reference to the run.
-        const call: CallText = first ? { ...input.call, temperature: first.req.temperature, ...(input.route && 'run' in input.route.start ? { promptRef: true as const } : callTextOf(first.req)) } : input.call;
+        const call: CallText = first
+          ? { ...input.call, temperature: first.req.temperature, ...(input.route && 'run' in input.route.start ? { promptRef: true as const } : callTextOf(first.req)) }
+          : input.call;
         let model: { name: string; maxOutputTokens: number; reserveNanos: number };
         if (routed) {
           const c: Candidate | undefined = routed.selection.decision.chain[0];

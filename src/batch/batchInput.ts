@@ -50,7 +50,8 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
     raw = { ...converted.request, id: converted.id, requestId: undefined };
   }
   const { id: rawId, ...rest } = raw as Record<string, unknown>;
-  if (rawId === undefined || rawId === null || rawId === '') return bad('id: is required (a unique name for the request; its workflow id derives from it, so re-running the file skips finished requests)');
+  if (rawId === undefined || rawId === null || rawId === '')
+    return bad('id: is required (a unique name for the request; its workflow id derives from it, so re-running the file skips finished requests)');
   if (typeof rawId !== 'string' && typeof rawId !== 'number') return bad('id: must be a string or a number');
   const id = String(rawId);
   if (rest.requestId !== undefined && rest.requestId !== id) return bad(`requestId: differs from id "${id}"; give only id`);
@@ -86,6 +87,7 @@ export class IdRegistry {
 }
 
 export function duplicateLine(id: string, line: number, first: number, requestId = id): BadLine {
-  if (requestId !== id) return { line, error: `line ${line}: custom_id "${id}" maps to request id "${requestId}", as line ${first} does; give the lines ids that differ in more than spaces and symbols` };
+  if (requestId !== id)
+    return { line, error: `line ${line}: custom_id "${id}" maps to request id "${requestId}", as line ${first} does; give the lines ids that differ in more than spaces and symbols` };
   return { line, error: `line ${line}: id "${id}" repeats line ${first}; ids must be unique within a batch` };
 }

@@ -32,7 +32,11 @@ export class BatchIdTakenError extends Error {
 
 /** A readable, unique-enough batch id: the file's name and the time, e.g. `tickets-20261128-031500`. */
 export function defaultBatchId(file: string, now = new Date()): string {
-  const stem = basename(file).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 40) || 'batch';
+  const stem =
+    basename(file)
+      .replace(/\.[^.]*$/, '')
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .slice(0, 40) || 'batch';
   const t = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `${stem}-${t}`;
 }

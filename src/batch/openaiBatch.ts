@@ -161,7 +161,9 @@ export function toOpenAIBatchOutput(r: BatchResultLine, createdAtSeconds: number
         object: 'chat.completion',
         created: createdAtSeconds,
         model: r.model,
-        choices: [{ index: 0, message: { role: 'assistant', content: r.text ?? '', refusal: null }, finish_reason: /^(length|max_tokens)$/i.test(r.finishReason ?? '') ? 'length' : 'stop', logprobs: null }],
+        choices: [
+          { index: 0, message: { role: 'assistant', content: r.text ?? '', refusal: null }, finish_reason: /^(length|max_tokens)$/i.test(r.finishReason ?? '') ? 'length' : 'stop', logprobs: null },
+        ],
         usage: { prompt_tokens: promptTokens, completion_tokens: u.outputTokens, total_tokens: promptTokens + u.outputTokens, prompt_tokens_details: { cached_tokens: u.cachedInputTokens } },
         switchyard: { workflow_id: r.workflowId, tier: r.tier, cost_nanos: r.costNanos, premium_baseline_cost_nanos: r.premiumBaselineCostNanos },
       },

@@ -23,12 +23,19 @@ export function progressReporter(label: string, total: number | undefined, strea
   const started = Date.now();
   if (stream.isTTY && total !== undefined) {
     const bar = new cliProgress.SingleBar(
-      { format: `${label} [{bar}] {value}/{total} | {failed} failed | {inflight} in flight | spend {spend} | ETA {eta_formatted} {waiting}`, hideCursor: true, clearOnComplete: true, stream, etaBuffer: 200 },
+      {
+        format: `${label} [{bar}] {value}/{total} | {failed} failed | {inflight} in flight | spend {spend} | ETA {eta_formatted} {waiting}`,
+        hideCursor: true,
+        clearOnComplete: true,
+        stream,
+        etaBuffer: 200,
+      },
       cliProgress.Presets.shades_classic,
     );
     bar.start(total, 0, { failed: 0, inflight: 0, spend: formatUsd(0, 4), waiting: '' });
     return {
-      update: (p) => bar.update(p.done + p.invalid, { failed: p.failed, inflight: p.inFlight, spend: formatUsd(p.costNanos, 4), waiting: describeWaiting(p.waiting) ? `| ${describeWaiting(p.waiting)}` : '' }),
+      update: (p) =>
+        bar.update(p.done + p.invalid, { failed: p.failed, inflight: p.inFlight, spend: formatUsd(p.costNanos, 4), waiting: describeWaiting(p.waiting) ? `| ${describeWaiting(p.waiting)}` : '' }),
       stop: () => bar.stop(),
     };
   }
@@ -38,7 +45,9 @@ export function progressReporter(label: string, total: number | undefined, strea
     const elapsed = (Date.now() - started) / 1000;
     const rate = elapsed > 0 ? p.done / elapsed : 0;
     const eta = total !== undefined && rate > 0 ? `, ETA ${Math.ceil((total - p.done - p.invalid) / rate)} s` : '';
-    stream.write(`${label}: ${p.done + p.invalid}${total !== undefined ? `/${total}` : ''} lines (${p.failed} failed${p.invalid ? `, ${p.invalid} malformed` : ''}), ${p.inFlight} in flight, spend ${formatUsd(p.costNanos, 4)}, ${rate.toFixed(1)} req/s${eta}${p.waiting ? `; ${describeWaiting(p.waiting)}` : ''}\n`);
+    stream.write(
+      `${label}: ${p.done + p.invalid}${total !== undefined ? `/${total}` : ''} lines (${p.failed} failed${p.invalid ? `, ${p.invalid} malformed` : ''}), ${p.inFlight} in flight, spend ${formatUsd(p.costNanos, 4)}, ${rate.toFixed(1)} req/s${eta}${p.waiting ? `; ${describeWaiting(p.waiting)}` : ''}\n`,
+    );
   };
   return {
     update(p) {

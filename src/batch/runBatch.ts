@@ -106,10 +106,17 @@ class WaitSampler {
     this.busy = true;
     try {
       const old = Date.now() - 2_000;
-      const ids = [...this.inFlight].filter(([, t]) => t < old).sort((a, b) => a[1] - b[1]).slice(0, this.perTick).map(([id]) => id);
+      const ids = [...this.inFlight]
+        .filter(([, t]) => t < old)
+        .sort((a, b) => a[1] - b[1])
+        .slice(0, this.perTick)
+        .map(([id]) => id);
       await Promise.all(
         ids.map(async (id) => {
-          const t = await this.client.temporal.workflow.getHandle(id).query(traceQuery).catch(() => undefined);
+          const t = await this.client.temporal.workflow
+            .getHandle(id)
+            .query(traceQuery)
+            .catch(() => undefined);
           if (t) this.known.set(id, t.waiting ? { on: t.waiting.on, until: t.waiting.until } : null);
         }),
       );
@@ -150,7 +157,7 @@ async function outcome(client: RequestRunner, item: BatchItem, opts: RunBatchOpt
 export async function runBatch(client: RequestRunner, entries: AsyncIterable<BatchEntry> | Iterable<BatchEntry>, opts: RunBatchOptions): Promise<BatchSummary> {
   const started = Date.now();
   const summary = emptySummary();
-  const iterator = (Symbol.asyncIterator in entries ? entries[Symbol.asyncIterator]() : (entries)[Symbol.iterator]());
+  const iterator = Symbol.asyncIterator in entries ? entries[Symbol.asyncIterator]() : entries[Symbol.iterator]();
   let seq = 0;
   let emitted = 0;
   let inFlight = 0;
@@ -160,7 +167,16 @@ export async function runBatch(client: RequestRunner, entries: AsyncIterable<Bat
   const sampler = new WaitSampler(client, running, () => progress());
   const progress = (): void => {
     const waiting = sampler.summary();
-    opts.onProgress?.({ total: opts.total, done: summary.requests, invalid: summary.invalid, completed: summary.completed, failed: summary.failed, inFlight, costNanos: summary.costNanos, ...(waiting ? { waiting } : {}) });
+    opts.onProgress?.({
+      total: opts.total,
+      done: summary.requests,
+      invalid: summary.invalid,
+      completed: summary.completed,
+      failed: summary.failed,
+      inFlight,
+      costNanos: summary.costNanos,
+      ...(waiting ? { waiting } : {}),
+    });
   };
 
   // Results go out strictly in input order: a finished result waits for the ones before it.

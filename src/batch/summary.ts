@@ -26,7 +26,18 @@ export interface BatchResultLine {
 }
 
 export function completedResultLine(id: string, r: RequestResult): BatchResultLine {
-  return { id, workflowId: r.workflowId, status: 'completed', model: r.model, tier: r.tier, costNanos: r.costNanos, premiumBaselineCostNanos: r.premiumBaselineCostNanos, text: r.text, usage: r.usage, ...(r.finishReason ? { finishReason: r.finishReason } : {}) };
+  return {
+    id,
+    workflowId: r.workflowId,
+    status: 'completed',
+    model: r.model,
+    tier: r.tier,
+    costNanos: r.costNanos,
+    premiumBaselineCostNanos: r.premiumBaselineCostNanos,
+    text: r.text,
+    usage: r.usage,
+    ...(r.finishReason ? { finishReason: r.finishReason } : {}),
+  };
 }
 
 /** The result line of a failed request: the last model tried, and what the attempts cost. */

@@ -133,10 +133,17 @@ export interface ReserveRequest {
   readonly attempt?: number | undefined;
 }
 
-
 export type ReserveResult =
   | { readonly granted: true; readonly reservationId: string; readonly remainingNanos: number; readonly periodEnd: number; readonly seq?: number }
-  | { readonly granted: false; readonly category: string; readonly remainingNanos: number; readonly requestedNanos: number; readonly policy: DenialPolicy; readonly periodEnd: number; readonly maxWaitMs: number };
+  | {
+      readonly granted: false;
+      readonly category: string;
+      readonly remainingNanos: number;
+      readonly requestedNanos: number;
+      readonly policy: DenialPolicy;
+      readonly periodEnd: number;
+      readonly maxWaitMs: number;
+    };
 
 export interface SettleResult {
   readonly settled: boolean;
@@ -196,7 +203,8 @@ export class BudgetError extends Error {
 
 export function validateSettings(s: BudgetSettings): string[] {
   const errs: string[] = [];
-  if (!Number.isSafeInteger(s.totalNanos) || s.totalNanos < 0) errs.push(`totalNanos: must be a non-negative integer of nanodollars, at most ${MAX_BUDGET_NANOS} (about $9 million per scope; split larger budgets into scopes)`);
+  if (!Number.isSafeInteger(s.totalNanos) || s.totalNanos < 0)
+    errs.push(`totalNanos: must be a non-negative integer of nanodollars, at most ${MAX_BUDGET_NANOS} (about $9 million per scope; split larger budgets into scopes)`);
   if (!validTimeZone(s.timeZone)) errs.push(`timeZone: "${s.timeZone}" is not an IANA time zone such as UTC or Europe/Berlin`);
   if (!Number.isSafeInteger(s.maxWaitMs) || s.maxWaitMs < 0) errs.push('maxWaitMs: must be a non-negative whole number of milliseconds');
   if (!Number.isSafeInteger(s.reservationTtlMs) || s.reservationTtlMs < 1000) errs.push('reservationTtlMs: must be at least 1000 ms');
@@ -285,7 +293,13 @@ export function reserve(book: BookState, req: ReserveRequest, now: number): Rese
   const spent = spentOn(book, req.category);
   if (existing) {
     if (req.attempt !== undefined && req.attempt > (existing.attempt ?? 0)) existing.attempt = req.attempt;
-    return { granted: true, reservationId: req.reservationId, remainingNanos: allocated - spent - reservedBy(book, req.category), periodEnd: book.period.end, ...(existing.seq !== undefined ? { seq: existing.seq } : {}) };
+    return {
+      granted: true,
+      reservationId: req.reservationId,
+      remainingNanos: allocated - spent - reservedBy(book, req.category),
+      periodEnd: book.period.end,
+      ...(existing.seq !== undefined ? { seq: existing.seq } : {}),
+    };
   }
   if (req.notAfter !== undefined && now > req.notAfter) {
     book.counters.staleReserves = (book.counters.staleReserves ?? 0) + 1;
@@ -307,7 +321,15 @@ export function reserve(book: BookState, req: ReserveRequest, now: number): Rese
   }
   const seq = book.nextSeq ?? 1;
   book.nextSeq = seq + 1;
-  setOwn(book.reservations, req.reservationId, { category: req.category, amountNanos: req.amountNanos, workflowId: req.workflowId, at: now, forced: req.force === true, seq, ...(req.attempt !== undefined ? { attempt: req.attempt } : {}) });
+  setOwn(book.reservations, req.reservationId, {
+    category: req.category,
+    amountNanos: req.amountNanos,
+    workflowId: req.workflowId,
+    at: now,
+    forced: req.force === true,
+    seq,
+    ...(req.attempt !== undefined ? { attempt: req.attempt } : {}),
+  });
   return { granted: true, reservationId: req.reservationId, remainingNanos: remaining - req.amountNanos, periodEnd: book.period.end, seq };
 }
 

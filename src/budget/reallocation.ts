@@ -102,7 +102,8 @@ export function planReallocation(input: ReallocationInput): ReallocationPlan {
     }),
   );
   const unchanged = (why: string): ReallocationPlan => ({ at: now, forecastNanos, moves: [], allocations: { ...input.current }, why });
-  if (elapsed / span < (settings.minElapsedShare ?? 0.1)) return unchanged(`${Math.round((100 * elapsed) / span)}% of the period has passed; nothing moves before ${Math.round(100 * (settings.minElapsedShare ?? 0.1))}%`);
+  if (elapsed / span < (settings.minElapsedShare ?? 0.1))
+    return unchanged(`${Math.round((100 * elapsed) / span)}% of the period has passed; nothing moves before ${Math.round(100 * (settings.minElapsedShare ?? 0.1))}%`);
 
   const surplus = new Map<string, number>();
   const need = new Map<string, number>();

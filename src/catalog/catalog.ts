@@ -56,9 +56,7 @@ export class Catalog {
       const higher = this.models.filter((o) => rank(o.tier) > rank(m.tier));
       const cheaperHigher = higher.filter((o) => blended(o) < blended(m) && o.quality >= m.quality);
       if (cheaperHigher.length > 0) {
-        warnings.push(
-          `${m.name} (${m.tier}) costs more than higher-tier ${cheaperHigher.map((o) => o.name).join(', ')} of equal or better quality; the router ranks it after them`,
-        );
+        warnings.push(`${m.name} (${m.tier}) costs more than higher-tier ${cheaperHigher.map((o) => o.name).join(', ')} of equal or better quality; the router ranks it after them`);
       }
     }
     return warnings;
@@ -102,7 +100,10 @@ export function catalogFromFileContent(content: unknown, source: string): Catalo
   const removed = new Set(file.remove);
   const unknownRemoved = file.remove.filter((n) => !DEFAULT_MODELS.some((m) => m.name === n));
   if (unknownRemoved.length > 0) {
-    throw new ValidationError(source, unknownRemoved.map((n) => `remove: "${n}" is not a default model`));
+    throw new ValidationError(
+      source,
+      unknownRemoved.map((n) => `remove: "${n}" is not a default model`),
+    );
   }
   const base = defaultCatalog().models.filter((m) => !overridden.has(m.name) && !removed.has(m.name));
   return new Catalog([...base, ...own.models]);

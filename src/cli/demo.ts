@@ -39,7 +39,12 @@ export async function runDemo(client: SwitchyardClient, opts: { requests: number
     const summary = await runBatch(client, demoEntries(opts.requests, opts.runId), {
       onResult: (r) => {
         workflowIds.push(r.workflowId);
-      }, concurrency: opts.concurrency, total: opts.requests, batchId: `demo-${opts.runId}`, ...(bar ? { onProgress: (p) => bar.update(p) } : {}) });
+      },
+      concurrency: opts.concurrency,
+      total: opts.requests,
+      batchId: `demo-${opts.runId}`,
+      ...(bar ? { onProgress: (p) => bar.update(p) } : {}),
+    });
     return { summary, workflowIds };
   } finally {
     bar?.stop();

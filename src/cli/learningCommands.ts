@@ -38,7 +38,12 @@ function printStatus(st: ExperimentStatus): void {
 
 function printChange(c: PolicyChange): void {
   process.stdout.write(`#${c.version} ${new Date(c.at).toISOString()} by ${c.by}: ${c.summary}\n`);
-  for (const ch of c.changes ?? []) process.stdout.write(`    evidence ${ch.category}: ${Object.entries(ch.evidence).map(([tier, e]) => `${tier} ${e.good}/${e.n} good`).join(', ')}\n`);
+  for (const ch of c.changes ?? [])
+    process.stdout.write(
+      `    evidence ${ch.category}: ${Object.entries(ch.evidence)
+        .map(([tier, e]) => `${tier} ${e.good}/${e.n} good`)
+        .join(', ')}\n`,
+    );
 }
 
 export function registerLearningCommands(program: Command): void {
@@ -55,37 +60,45 @@ export function registerLearningCommands(program: Command): void {
     .option('--max-samples <n>', 'stop once every arm has this many requests, winner or not', int('--max-samples', 2))
     .option('--confidence <c>', 'confidence for significance', num('--confidence', 0.5, 0.999), 0.95)
     .option('--json', 'print the status as JSON')
-    .action(async (name: string, o: { arms: string; category?: string; feature?: string; capability?: (typeof CAPABILITIES)[number]; minSamples: number; maxSamples?: number; confidence: number; json?: boolean }) => {
-      await withClient(async (client, cfg) => {
-        const catalog = loadCatalog(cfg.catalogPath);
-        let arms;
-        try {
-          arms = parseArms(o.arms, (m) => catalog.get(m) !== undefined);
-        } catch (e) {
-          if (e instanceof ExperimentSpecError) throw new ValidationError('experiment', [e.message]);
-          throw e;
-        }
-        // The workers need each arm's provider; this environment is usually theirs too: say so before the traffic does.
-        // (The worker of the local stack this shell reaches, when `switchyard up` runs one: its own configuration.)
-        const providers = new ProviderRegistry(providerEndpointsFor(cfg), cfg.callTimeoutMs);
-        const stack = findStackRecord(cfg.temporalAddress ?? DEFAULT_ADDRESS);
-        const configured = (p: Parameters<ProviderRegistry['isConfigured']>[0]): boolean => (stack ? (stack.providers[p] ?? 'no') !== 'no' : providers.isConfigured(p));
-        for (const a of arms) {
-          const m = a.model !== undefined ? catalog.get(a.model) : undefined;
-          if (m && !configured(m.provider)) process.stderr.write(`warning: arm ${a.name}: provider ${m.provider} is not configured ${stack ? `on the worker of the local stack at ${stack.address}` : 'here'} (${envHint(m.provider)}); workers without it route that arm's requests as usual, and the arm gets no samples\n`);
-        }
-        const st = await client.learning.createExperiment({
-          name,
-          arms,
-          filter: { ...(o.category ? { category: o.category } : {}), ...(o.feature ? { feature: o.feature } : {}), ...(o.capability ? { capability: o.capability } : {}) },
-          minSamples: o.minSamples,
-          ...(o.maxSamples !== undefined ? { maxSamples: o.maxSamples } : {}),
-          confidence: o.confidence,
+    .action(
+      async (
+        name: string,
+        o: { arms: string; category?: string; feature?: string; capability?: (typeof CAPABILITIES)[number]; minSamples: number; maxSamples?: number; confidence: number; json?: boolean },
+      ) => {
+        await withClient(async (client, cfg) => {
+          const catalog = loadCatalog(cfg.catalogPath);
+          let arms;
+          try {
+            arms = parseArms(o.arms, (m) => catalog.get(m) !== undefined);
+          } catch (e) {
+            if (e instanceof ExperimentSpecError) throw new ValidationError('experiment', [e.message]);
+            throw e;
+          }
+          // The workers need each arm's provider; this environment is usually theirs too: say so before the traffic does.
+          // (The worker of the local stack this shell reaches, when `switchyard up` runs one: its own configuration.)
+          const providers = new ProviderRegistry(providerEndpointsFor(cfg), cfg.callTimeoutMs);
+          const stack = findStackRecord(cfg.temporalAddress ?? DEFAULT_ADDRESS);
+          const configured = (p: Parameters<ProviderRegistry['isConfigured']>[0]): boolean => (stack ? (stack.providers[p] ?? 'no') !== 'no' : providers.isConfigured(p));
+          for (const a of arms) {
+            const m = a.model !== undefined ? catalog.get(a.model) : undefined;
+            if (m && !configured(m.provider))
+              process.stderr.write(
+                `warning: arm ${a.name}: provider ${m.provider} is not configured ${stack ? `on the worker of the local stack at ${stack.address}` : 'here'} (${envHint(m.provider)}); workers without it route that arm's requests as usual, and the arm gets no samples\n`,
+              );
+          }
+          const st = await client.learning.createExperiment({
+            name,
+            arms,
+            filter: { ...(o.category ? { category: o.category } : {}), ...(o.feature ? { feature: o.feature } : {}), ...(o.capability ? { capability: o.capability } : {}) },
+            minSamples: o.minSamples,
+            ...(o.maxSamples !== undefined ? { maxSamples: o.maxSamples } : {}),
+            confidence: o.confidence,
+          });
+          if (o.json) json(st);
+          else printStatus(st);
         });
-        if (o.json) json(st);
-        else printStatus(st);
-      });
-    });
+      },
+    );
   experiment
     .command('list')
     .description('every experiment of the task queue')
@@ -93,9 +106,31 @@ export function registerLearningCommands(program: Command): void {
     .action(async (o: { json?: boolean }) => {
       await withClient(async (client) => {
         const all = await client.learning.listExperiments();
-        if (o.json) return json({ experiments: all.map((e) => ({ name: e.name, state: e.state, winner: e.winner, createdAt: e.createdAt, arms: Object.fromEntries(Object.entries(e.arms).map(([a, s]) => [a, s.requests])) })) });
+        if (o.json)
+          return json({
+            experiments: all.map((e) => ({
+              name: e.name,
+              state: e.state,
+              winner: e.winner,
+              createdAt: e.createdAt,
+              arms: Object.fromEntries(Object.entries(e.arms).map(([a, s]) => [a, s.requests])),
+            })),
+          });
         if (all.length === 0) return void process.stdout.write('no experiments\n');
-        process.stdout.write(`${formatTable([['name', 'state', 'requests per arm', 'winner', 'created'], ...all.map((e) => [e.name, e.state, Object.entries(e.arms).map(([a, s]) => `${a}: ${s.requests}`).join(', '), e.winner ?? '-', e.createdAt])])}\n`);
+        process.stdout.write(
+          `${formatTable([
+            ['name', 'state', 'requests per arm', 'winner', 'created'],
+            ...all.map((e) => [
+              e.name,
+              e.state,
+              Object.entries(e.arms)
+                .map(([a, s]) => `${a}: ${s.requests}`)
+                .join(', '),
+              e.winner ?? '-',
+              e.createdAt,
+            ]),
+          ])}\n`,
+        );
       });
     });
   experiment
@@ -119,7 +154,7 @@ export function registerLearningCommands(program: Command): void {
     });
   experiment
     .command('promote')
-    .description('the winner becomes the routing rule for the experiment\'s traffic (recorded in `routing history`, revertible)')
+    .description("the winner becomes the routing rule for the experiment's traffic (recorded in `routing history`, revertible)")
     .argument('<name>')
     .action(async (name: string) => {
       await withClient(async (client) => printStatus(await client.learning.promoteExperiment(name)));
@@ -136,7 +171,10 @@ export function registerLearningCommands(program: Command): void {
       await withClient(async (client) => {
         const r = await client.feedback(workflowId, o.score, o.comment !== undefined ? { comment: o.comment } : {});
         if (o.json) json(r);
-        else process.stdout.write(`feedback ${r.score} on ${r.workflowId}${r.experiment ? `: experiment ${r.experiment.name}, arm ${r.experiment.arm}` : ''}${r.tuner ? '; sent to the tuner (it counts the first feedback per request)' : ''}\n`);
+        else
+          process.stdout.write(
+            `feedback ${r.score} on ${r.workflowId}${r.experiment ? `: experiment ${r.experiment.name}, arm ${r.experiment.arm}` : ''}${r.tuner ? '; sent to the tuner (it counts the first feedback per request)' : ''}\n`,
+          );
       });
     });
 
@@ -149,7 +187,9 @@ export function registerLearningCommands(program: Command): void {
       await withClient(async (client, cfg) => {
         const p = await client.learning.policy();
         if (o.json) return json(p);
-        process.stdout.write(`policy version ${p.version}; base thresholds standard ${cfg.routing.thresholds.standard}, premium ${cfg.routing.thresholds.premium}; exploration ${Math.round(p.explore * 100)}%\n`);
+        process.stdout.write(
+          `policy version ${p.version}; base thresholds standard ${cfg.routing.thresholds.standard}, premium ${cfg.routing.thresholds.premium}; exploration ${Math.round(p.explore * 100)}%\n`,
+        );
         for (const [c, t] of Object.entries(p.categories)) process.stdout.write(`  category ${c}: standard ${t.standard}, premium ${t.premium}\n`);
         for (const r of p.rules) process.stdout.write(`  rule (experiment ${r.experiment}): ${describeFilter(r.filter)} -> ${r.arm.name}\n`);
         for (const e of p.experiments) process.stdout.write(`  experiment ${e.name}: ${describeFilter(e.filter)}, arms ${e.arms.map((a) => a.name).join(', ')}\n`);
@@ -170,7 +210,7 @@ export function registerLearningCommands(program: Command): void {
     });
   routing
     .command('tune')
-    .description('apply the tuner\'s proposal now (it also runs on its own timer, learning.tuner.intervalMs)')
+    .description("apply the tuner's proposal now (it also runs on its own timer, learning.tuner.intervalMs)")
     .option('--dry-run', 'show what would change and on what evidence, change nothing')
     .option('--json', 'print JSON')
     .action(async (o: { dryRun?: boolean; json?: boolean }) => {
@@ -207,10 +247,20 @@ export function registerLearningCommands(program: Command): void {
         if (o.json) return json({ anomalies: list });
         if (list.length === 0) return void process.stdout.write('no anomalies\n');
         process.stdout.write(
-          `${formatTable(
-            [['id', 'at', 'scope/category', 'model', 'feature', 'spent in bucket', 'baseline', 'action', 'acknowledged'],
-            ...list.map((a) => [a.id, new Date(a.at).toISOString(), `${a.scope}/${a.category}`, a.model, a.feature, formatUsd(a.spendNanos), formatUsd(a.baselineNanos), a.action, a.acknowledgedAt ? new Date(a.acknowledgedAt).toISOString() : 'no'])],
-          )}\n`,
+          `${formatTable([
+            ['id', 'at', 'scope/category', 'model', 'feature', 'spent in bucket', 'baseline', 'action', 'acknowledged'],
+            ...list.map((a) => [
+              a.id,
+              new Date(a.at).toISOString(),
+              `${a.scope}/${a.category}`,
+              a.model,
+              a.feature,
+              formatUsd(a.spendNanos),
+              formatUsd(a.baselineNanos),
+              a.action,
+              a.acknowledgedAt ? new Date(a.acknowledgedAt).toISOString() : 'no',
+            ]),
+          ])}\n`,
         );
       });
     });

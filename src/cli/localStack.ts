@@ -104,7 +104,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         codecUrl = `${uiUrl}${CODEC_PATH}`;
       }
       // Behind the gate, the dev server's own UI takes a private port.
-      server = await startDevServer({ cliPath: cli, stateDir: opts.config.stateDir, port: opts.port, uiPort: gate ? 0 : opts.uiPort, namespace: opts.config.namespace, ...(codecUrl ? { uiCodecEndpoint: codecUrl } : {}) });
+      server = await startDevServer({
+        cliPath: cli,
+        stateDir: opts.config.stateDir,
+        port: opts.port,
+        uiPort: gate ? 0 : opts.uiPort,
+        namespace: opts.config.namespace,
+        ...(codecUrl ? { uiCodecEndpoint: codecUrl } : {}),
+      });
       if (gate) {
         // Pass through only to our own dev server's UI: its private port was free a moment ago, so
         // check that what answers there is the UI configured with this gate's codec endpoint.

@@ -39,7 +39,10 @@ program
   .command('ask')
   .description('route one request through a workflow and print the answer and its trace')
   .argument('[prompt]', 'the prompt (or --messages)')
-  .option('--messages <file>', 'a chat conversation instead of a prompt: a JSON array of {"role": "system"|"user"|"assistant", "content": "..."}, or an object with "messages" (an OpenAI chat request body)')
+  .option(
+    '--messages <file>',
+    'a chat conversation instead of a prompt: a JSON array of {"role": "system"|"user"|"assistant", "content": "..."}, or an object with "messages" (an OpenAI chat request body)',
+  )
   .option('--category <name>', 'budget category (critical, standard, batch, ...)', 'standard')
   .option('--feature <name>', 'the product feature this request serves (cost attribution in metrics, the ledger and reports)')
   .option('--unit <id>', 'the unit an A/B experiment assigns (a user, tenant or session; default: the request id)')
@@ -53,29 +56,49 @@ program
   .option('--json-schema <file>', 'the answer must be JSON matching this JSON Schema (else escalate a tier)')
   .option('--max-escalations <n>', 'quality escalations at most', int('--max-escalations'), 2)
   .option('--json', 'print the result as JSON')
-  .action(async (prompt: string | undefined, o: { messages?: string; category: string; feature?: string; unit?: string; maxLatencyMs?: number; minQuality?: number; provider?: (typeof PROVIDERS)[number]; model?: string; maxOutputTokens?: number; contextFile?: string; requestId?: string; jsonSchema?: string; maxEscalations: number; json?: boolean }) => {
-    await withClient(async (client) => {
-      const { readFileSync } = await import('node:fs');
-      if (prompt !== undefined && o.messages !== undefined) throw new InvalidArgumentError('ask takes a prompt or --messages FILE, not both (put the prompt in the last user message)');
-      if (prompt === undefined && o.messages === undefined) throw new InvalidArgumentError('ask needs a prompt or --messages FILE (one of them)');
-      const r = await client.ask({
-        ...(o.messages ? chatRequestFromFile(o.messages) : { prompt }),
-        category: o.category,
-        ...(o.feature !== undefined ? { feature: o.feature } : {}),
-        ...(o.unit !== undefined ? { unit: o.unit } : {}),
-        requestId: o.requestId ?? randomUUID(),
-        ...(o.contextFile ? { context: readFileSync(o.contextFile, 'utf8') } : {}),
-        ...(o.maxLatencyMs !== undefined ? { maxLatencyMs: o.maxLatencyMs } : {}),
-        ...(o.minQuality !== undefined ? { minQuality: o.minQuality } : {}),
-        ...(o.provider ? { provider: o.provider } : {}),
-        ...(o.model ? { model: o.model } : {}),
-        ...(o.maxOutputTokens !== undefined ? { maxOutputTokens: o.maxOutputTokens } : {}),
-        ...(o.jsonSchema ? { quality: { jsonSchema: JSON.parse(readFileSync(o.jsonSchema, 'utf8')) as Record<string, unknown>, maxEscalations: o.maxEscalations } } : {}),
+  .action(
+    async (
+      prompt: string | undefined,
+      o: {
+        messages?: string;
+        category: string;
+        feature?: string;
+        unit?: string;
+        maxLatencyMs?: number;
+        minQuality?: number;
+        provider?: (typeof PROVIDERS)[number];
+        model?: string;
+        maxOutputTokens?: number;
+        contextFile?: string;
+        requestId?: string;
+        jsonSchema?: string;
+        maxEscalations: number;
+        json?: boolean;
+      },
+    ) => {
+      await withClient(async (client) => {
+        const { readFileSync } = await import('node:fs');
+        if (prompt !== undefined && o.messages !== undefined) throw new InvalidArgumentError('ask takes a prompt or --messages FILE, not both (put the prompt in the last user message)');
+        if (prompt === undefined && o.messages === undefined) throw new InvalidArgumentError('ask needs a prompt or --messages FILE (one of them)');
+        const r = await client.ask({
+          ...(o.messages ? chatRequestFromFile(o.messages) : { prompt }),
+          category: o.category,
+          ...(o.feature !== undefined ? { feature: o.feature } : {}),
+          ...(o.unit !== undefined ? { unit: o.unit } : {}),
+          requestId: o.requestId ?? randomUUID(),
+          ...(o.contextFile ? { context: readFileSync(o.contextFile, 'utf8') } : {}),
+          ...(o.maxLatencyMs !== undefined ? { maxLatencyMs: o.maxLatencyMs } : {}),
+          ...(o.minQuality !== undefined ? { minQuality: o.minQuality } : {}),
+          ...(o.provider ? { provider: o.provider } : {}),
+          ...(o.model ? { model: o.model } : {}),
+          ...(o.maxOutputTokens !== undefined ? { maxOutputTokens: o.maxOutputTokens } : {}),
+          ...(o.jsonSchema ? { quality: { jsonSchema: JSON.parse(readFileSync(o.jsonSchema, 'utf8')) as Record<string, unknown>, maxEscalations: o.maxEscalations } } : {}),
+        });
+        if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        else printTrace(r);
       });
-      if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-      else printTrace(r);
-    });
-  });
+    },
+  );
 
 program
   .command('worker')
@@ -89,7 +112,9 @@ program
     const address = cfg.temporalAddress ?? DEFAULT_ADDRESS;
     const sw = await createSwitchyardWorker({ config: cfg, address, log, ...(sdkMetrics ? { sdkMetricsUrl: `http://${sdkMetrics}/metrics` } : {}) });
     const running = sw.run();
-    process.stderr.write(`worker on ${address}, task queue ${cfg.taskQueue} (entities: ${entityTaskQueue(cfg.taskQueue)})${cfg.simulatorUrl ? `, providers simulated at ${cfg.simulatorUrl}` : ''}, metrics ${sw.metricsUrl ?? 'off'}; Ctrl-C to stop\n`);
+    process.stderr.write(
+      `worker on ${address}, task queue ${cfg.taskQueue} (entities: ${entityTaskQueue(cfg.taskQueue)})${cfg.simulatorUrl ? `, providers simulated at ${cfg.simulatorUrl}` : ''}, metrics ${sw.metricsUrl ?? 'off'}; Ctrl-C to stop\n`,
+    );
     await Promise.race([
       running,
       untilSignal(async () => {
@@ -112,7 +137,9 @@ program
     const cfg = config();
     const sim = new Simulator({ catalog: loadCatalog(cfg.catalogPath), latencyScale: o.latencyScale, seed: o.seed, ...(o.faults ? { faults: loadFaultsFile(o.faults) } : {}) });
     const url = await sim.start(o.port, o.host);
-    process.stderr.write(`simulator listening on ${url}\n  OpenAI:    ${url}/v1/chat/completions\n  Anthropic: ${url}/v1/messages\n  Gemini:    ${url}/v1beta/models/{model}:generateContent\n  Mistral:   ${url}/v1/chat/completions\nset SWITCHYARD_SIMULATOR_URL=${url} for workers; Ctrl-C to stop\n`);
+    process.stderr.write(
+      `simulator listening on ${url}\n  OpenAI:    ${url}/v1/chat/completions\n  Anthropic: ${url}/v1/messages\n  Gemini:    ${url}/v1beta/models/{model}:generateContent\n  Mistral:   ${url}/v1/chat/completions\nset SWITCHYARD_SIMULATOR_URL=${url} for workers; Ctrl-C to stop\n`,
+    );
     await untilSignal(() => sim.stop());
   });
 
@@ -206,7 +233,10 @@ function recordOf(s: Awaited<ReturnType<typeof bootStack>>): StackRecord {
 stackOptions(program.command('up').description('run the local stack in the foreground: dev server, simulator, worker')).action(async (o: StackFlags) => {
   const stack = await bootStack(o);
   writeStackRecord(recordOf(stack));
-  const reach = stack.address === DEFAULT_ADDRESS ? `Other commands reach it as they are (TEMPORAL_ADDRESS=${stack.address}).` : `For other commands: export TEMPORAL_ADDRESS=${stack.address} (not the default port).`;
+  const reach =
+    stack.address === DEFAULT_ADDRESS
+      ? `Other commands reach it as they are (TEMPORAL_ADDRESS=${stack.address}).`
+      : `For other commands: export TEMPORAL_ADDRESS=${stack.address} (not the default port).`;
   process.stderr.write(`${describeStack(stack)}\n\n${reach} Ctrl-C stops everything.\n`);
   await untilSignal(async () => {
     removeStackRecord(stack.address);
@@ -226,7 +256,13 @@ stackOptions(
   if (!o.json) process.stderr.write(`${describeStack(stack)}\n\n`);
   const client = await SwitchyardClient.connect({ address: stack.address, namespace: stack.config.namespace, taskQueue: stack.config.taskQueue, access: stack.config.access });
   try {
-    const runId = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14) + '-' + randomUUID().slice(0, 4);
+    const runId =
+      new Date()
+        .toISOString()
+        .replace(/[-:.TZ]/g, '')
+        .slice(0, 14) +
+      '-' +
+      randomUUID().slice(0, 4);
     const ran = await runDemo(client, { requests: o.requests, concurrency: o.concurrency, runId, progress: !o.json && process.stderr.isTTY === true });
     const summary = { ...ran.summary, temporalActions: await client.temporalActions(ran.workflowIds, stack.config.temporalActionUsdPerMillion) };
     if (o.json) {
@@ -278,7 +314,11 @@ program
       const h = await client.health();
       if (o.json) process.stdout.write(`${JSON.stringify(h)}\n`);
       else if (h.length === 0) process.stdout.write('no provider failures reported yet: every circuit is closed\n');
-      else for (const m of h) process.stdout.write(`${m.model.padEnd(20)} ${m.state.padEnd(9)} failures in a row ${m.consecutiveFailures}${m.openUntil && m.state === 'open' ? `, open until ${m.openUntil}` : ''}${m.lastError ? `, last error ${m.lastError}` : ''}, opened ${m.timesOpened}x\n`);
+      else
+        for (const m of h)
+          process.stdout.write(
+            `${m.model.padEnd(20)} ${m.state.padEnd(9)} failures in a row ${m.consecutiveFailures}${m.openUntil && m.state === 'open' ? `, open until ${m.openUntil}` : ''}${m.lastError ? `, last error ${m.lastError}` : ''}, opened ${m.timesOpened}x\n`,
+          );
     });
   });
 
@@ -331,7 +371,8 @@ program
     process.stdout.write(`${formatTable(table, (i) => i === 4 || i === 5)}\n`);
     const missing = [...new Set(rows.filter((r) => !r.configured).map((r) => r.provider))];
     process.stdout.write(`\n${whose}\n`);
-    if (missing.length > 0) process.stdout.write(`not configured (the router skips their models): ${missing.map((p) => `${p}: set ${envHint(p)}${stack ? ' where the worker runs' : ''}`).join('; ')}\n`);
+    if (missing.length > 0)
+      process.stdout.write(`not configured (the router skips their models): ${missing.map((p) => `${p}: set ${envHint(p)}${stack ? ' where the worker runs' : ''}`).join('; ')}\n`);
     if (circuitsNote) process.stdout.write(`${circuitsNote}\n`);
   });
 
@@ -374,7 +415,9 @@ function printBudget(st: BudgetStatusView, from?: string): void {
   rows.push(['total', formatUsd(st.totalNanos), formatUsd(st.spentNanos), formatUsd(st.reservedNanos), formatUsd(st.remainingNanos), pct(st.utilization), '', '']);
   process.stdout.write(`${formatTable(rows, (i) => i > 0 && i < 6)}\n`);
   for (const u of st.unavailable ?? []) {
-    process.stdout.write(`WARNING: entity ${u.workflowId} is ${u.status.toLowerCase()}${u.closeTime ? ` since ${u.closeTime}` : ''}: reservations are refused until \`switchyard budget restore --scope ${st.scope}\`\n`);
+    process.stdout.write(
+      `WARNING: entity ${u.workflowId} is ${u.status.toLowerCase()}${u.closeTime ? ` since ${u.closeTime}` : ''}: reservations are refused until \`switchyard budget restore --scope ${st.scope}\`\n`,
+    );
   }
   if (from) process.stdout.write(`${from}\n`);
 }
@@ -397,8 +440,23 @@ budget
     await withClient(async (client) => {
       const st = await client.budgetStatus(o.scope);
       if (o.json) {
-        const categories = Object.fromEntries(Object.entries(st.categories).map(([k, c]) => [k, { allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos, remainingNanos: c.remainingNanos, utilization: c.utilization, limit: c.limit, policy: c.policy }]));
-        process.stdout.write(`${JSON.stringify({ scope: st.scope, period: st.period, totalNanos: st.totalNanos, spentNanos: st.spentNanos, reservedNanos: st.reservedNanos, remainingNanos: st.remainingNanos, categories, counters: st.counters, ...(st.unavailable ? { unavailable: st.unavailable } : {}) })}\n`);
+        const categories = Object.fromEntries(
+          Object.entries(st.categories).map(([k, c]) => [
+            k,
+            {
+              allocatedNanos: c.allocatedNanos,
+              spentNanos: c.spentNanos,
+              reservedNanos: c.reservedNanos,
+              remainingNanos: c.remainingNanos,
+              utilization: c.utilization,
+              limit: c.limit,
+              policy: c.policy,
+            },
+          ]),
+        );
+        process.stdout.write(
+          `${JSON.stringify({ scope: st.scope, period: st.period, totalNanos: st.totalNanos, spentNanos: st.spentNanos, reservedNanos: st.reservedNanos, remainingNanos: st.remainingNanos, categories, counters: st.counters, ...(st.unavailable ? { unavailable: st.unavailable } : {}) })}\n`,
+        );
       } else printBudget(st, budgetSource());
     });
   });
@@ -407,7 +465,9 @@ budget
   .description('change the budget mid-period (creates the scope if needed)')
   .option('--scope <name>', 'budget scope', 'default')
   .option('--monthly <usd>', 'budget per period in USD', num('--monthly', 0, Math.floor(MAX_BUDGET_NANOS / 1e9)))
-  .option('--allocation <pairs>', 'category shares summing to 1, e.g. critical=0.4,standard=0.35,batch=0.25', (v: string) => parsePairs('--allocation', v, (raw, k) => num(`--allocation ${k}`, 0, 1)(raw)))
+  .option('--allocation <pairs>', 'category shares summing to 1, e.g. critical=0.4,standard=0.35,batch=0.25', (v: string) =>
+    parsePairs('--allocation', v, (raw, k) => num(`--allocation ${k}`, 0, 1)(raw)),
+  )
   .option('--limit <pairs>', 'hard or soft per category, e.g. batch=soft', (v: string) => parsePairs('--limit', v, oneOf('--limit', ['hard', 'soft'] as const)))
   .option('--policy <pairs>', 'when denied: downgrade, wait or reject per category, e.g. batch=wait', (v: string) =>
     parsePairs('--policy', v, oneOf('--policy', ['downgrade', 'wait', 'reject'] as const)),
@@ -416,22 +476,35 @@ budget
     if (!isWebhookUrl(v)) throw new InvalidArgumentError(`--webhook must be an http(s) URL such as https://hooks.example.com/budget, got "${v}"`);
     return v;
   })
-  .option('--reallocate-every <duration>', 'move unused allocation between categories on this schedule (e.g. 1d, 6h), with the configured floors; "off" stops it', (v: string) => (v === 'off' ? ('off' as const) : duration('--reallocate-every')(v)))
+  .option('--reallocate-every <duration>', 'move unused allocation between categories on this schedule (e.g. 1d, 6h), with the configured floors; "off" stops it', (v: string) =>
+    v === 'off' ? ('off' as const) : duration('--reallocate-every')(v),
+  )
   .option('--json', 'print the new status as JSON')
-  .action(async (o: { scope: string; monthly?: number; allocation?: Record<string, number>; limit?: Record<string, 'hard' | 'soft'>; policy?: Record<string, 'downgrade' | 'wait' | 'reject'>; webhook?: string; reallocateEvery?: number | 'off'; json?: boolean }) => {
-    await withClient(async (client, cfg) => {
-      const st = await client.setBudget(o.scope, {
-        ...(o.monthly !== undefined ? { totalNanos: Math.round(o.monthly * 1e9) } : {}),
-        ...(o.allocation ? { allocations: o.allocation } : {}),
-        ...(o.limit ? { limits: o.limit } : {}),
-        ...(o.policy ? { policies: o.policy } : {}),
-        ...(o.webhook ? { webhookUrl: o.webhook } : {}),
-        ...(o.reallocateEvery === 'off' ? { reallocation: null } : o.reallocateEvery !== undefined ? { reallocation: { ...cfg.budget.reallocation, everyMs: o.reallocateEvery } } : {}),
+  .action(
+    async (o: {
+      scope: string;
+      monthly?: number;
+      allocation?: Record<string, number>;
+      limit?: Record<string, 'hard' | 'soft'>;
+      policy?: Record<string, 'downgrade' | 'wait' | 'reject'>;
+      webhook?: string;
+      reallocateEvery?: number | 'off';
+      json?: boolean;
+    }) => {
+      await withClient(async (client, cfg) => {
+        const st = await client.setBudget(o.scope, {
+          ...(o.monthly !== undefined ? { totalNanos: Math.round(o.monthly * 1e9) } : {}),
+          ...(o.allocation ? { allocations: o.allocation } : {}),
+          ...(o.limit ? { limits: o.limit } : {}),
+          ...(o.policy ? { policies: o.policy } : {}),
+          ...(o.webhook ? { webhookUrl: o.webhook } : {}),
+          ...(o.reallocateEvery === 'off' ? { reallocation: null } : o.reallocateEvery !== undefined ? { reallocation: { ...cfg.budget.reallocation, everyMs: o.reallocateEvery } } : {}),
+        });
+        if (o.json) process.stdout.write(`${JSON.stringify(st)}\n`);
+        else printBudget(st);
       });
-      if (o.json) process.stdout.write(`${JSON.stringify(st)}\n`);
-      else printBudget(st);
-    });
-  });
+    },
+  );
 budget
   .command('restore')
   .description('bring back a budget entity that failed or was terminated, from its last state')
@@ -441,7 +514,10 @@ budget
       const r = await client.restoreBudget(o.scope);
       for (const e of r.entities) process.stdout.write(`${e.workflowId}: ${e.restored ? `restored (was ${e.was.toLowerCase()})` : `left alone (${e.reason ?? e.was})`}\n`);
       const applied = r.settled.filter((s) => !s.duplicate);
-      if (r.settled.length > 0) process.stdout.write(`settled ${applied.length} spend(s) that requests paid while it was down (${formatUsd(applied.reduce((s, x) => s + x.costNanos, 0))})${r.settled.length > applied.length ? `; ${r.settled.length - applied.length} already settled` : ''}\n`);
+      if (r.settled.length > 0)
+        process.stdout.write(
+          `settled ${applied.length} spend(s) that requests paid while it was down (${formatUsd(applied.reduce((s, x) => s + x.costNanos, 0))})${r.settled.length > applied.length ? `; ${r.settled.length - applied.length} already settled` : ''}\n`,
+        );
     });
   });
 budget
@@ -468,8 +544,11 @@ budget
         return;
       }
       if (h.length === 0) process.stdout.write(`budget ${o.scope}: no closed periods yet\n`);
-      else for (const p of h) process.stdout.write(`${new Date(p.start).toISOString()} .. ${new Date(p.end).toISOString()}  spent ${formatUsd(p.spentNanos)} of ${formatUsd(p.totalNanos)}  (${p.closedBy})\n`);
-      for (const r of moves) process.stdout.write(`${new Date(r.at).toISOString()}  reallocated (${r.by}): ${r.moves.map((m) => `${formatUsd(m.nanos)} ${m.from} -> ${m.to}`).join(', ')}  (${r.why})\n`);
+      else
+        for (const p of h)
+          process.stdout.write(`${new Date(p.start).toISOString()} .. ${new Date(p.end).toISOString()}  spent ${formatUsd(p.spentNanos)} of ${formatUsd(p.totalNanos)}  (${p.closedBy})\n`);
+      for (const r of moves)
+        process.stdout.write(`${new Date(r.at).toISOString()}  reallocated (${r.by}): ${r.moves.map((m) => `${formatUsd(m.nanos)} ${m.from} -> ${m.to}`).join(', ')}  (${r.why})\n`);
     });
   });
 budget
@@ -486,7 +565,11 @@ budget
         return;
       }
       for (const p of plans) {
-        process.stdout.write(`forecast at period end: ${Object.entries(p.forecastNanos).map(([c, n]) => `${c} ${formatUsd(n)}`).join(', ')}\n`);
+        process.stdout.write(
+          `forecast at period end: ${Object.entries(p.forecastNanos)
+            .map(([c, n]) => `${c} ${formatUsd(n)}`)
+            .join(', ')}\n`,
+        );
         if (p.moves.length === 0) process.stdout.write(`nothing to move: ${p.why}\n`);
         else for (const m of p.moves) process.stdout.write(`${o.dryRun ? 'would move' : 'moved'} ${formatUsd(m.nanos)} from ${m.from} to ${m.to}\n`);
       }
@@ -509,11 +592,15 @@ function reportError(e: unknown): number {
   }
   const err = e as Error;
   if (/Unknown encoding: binary\/encrypted/.test(`${err?.message ?? ''} ${(err?.cause as Error | undefined)?.message ?? ''}`)) {
-    process.stderr.write('error: these runs\' payloads are encrypted and this process has no key: set SWITCHYARD_ENCRYPTION_KEY and SWITCHYARD_ENCRYPTION_KEY_ID as the workers have them (docs/security.md). Every client needs the key: one without it also sends its own requests in plaintext.\n');
+    process.stderr.write(
+      "error: these runs' payloads are encrypted and this process has no key: set SWITCHYARD_ENCRYPTION_KEY and SWITCHYARD_ENCRYPTION_KEY_ID as the workers have them (docs/security.md). Every client needs the key: one without it also sends its own requests in plaintext.\n",
+    );
     return 1;
   }
   if (/ECONNREFUSED|Failed to connect|connect error|transport error/i.test(err?.message ?? '')) {
-    const tlsVars = ['TEMPORAL_TLS', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_API_KEY', 'TEMPORAL_PROFILE'].filter((k) => (process.env[k] ?? '') !== '');
+    const tlsVars = ['TEMPORAL_TLS', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_API_KEY', 'TEMPORAL_PROFILE'].filter(
+      (k) => (process.env[k] ?? '') !== '',
+    );
     const address = process.env.TEMPORAL_ADDRESS ?? DEFAULT_ADDRESS;
     const hint = tlsVars.length
       ? `The connection to ${address} uses TLS (${tlsVars.join(', ')} set): check that the CA (TEMPORAL_TLS_CA) signed the server's certificate, that TEMPORAL_TLS_SERVER_NAME matches it, that the cluster accepts your client certificate (TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY) or API key, and that the address is right; a server without TLS needs TEMPORAL_TLS=false (an API key turns TLS on).`
@@ -528,6 +615,6 @@ function reportError(e: unknown): number {
 }
 
 program.parseAsync(process.argv).then(
-  () => process.exit(typeof process.exitCode === "number" ? process.exitCode : 0),
+  () => process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0),
   (e: unknown) => process.exit(reportError(e)),
 );

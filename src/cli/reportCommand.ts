@@ -18,7 +18,8 @@ export function instant(name: string, now: () => number = Date.now) {
       // A date is UTC midnight; a time without an offset is UTC too (not this machine's zone).
       const iso = /^\d{4}-\d{2}-\d{2}T[\d:.]+$/.test(v) ? `${v}Z` : v;
       const t = Date.parse(iso);
-      if (Number.isNaN(t) || new Date(t).toISOString().slice(0, 10) !== v.slice(0, 10)) throw new InvalidArgumentError(`${name}: "${v}" is not a date or time (use 2026-12-01 or 2026-12-01T08:00:00Z)`);
+      if (Number.isNaN(t) || new Date(t).toISOString().slice(0, 10) !== v.slice(0, 10))
+        throw new InvalidArgumentError(`${name}: "${v}" is not a date or time (use 2026-12-01 or 2026-12-01T08:00:00Z)`);
       return new Date(t);
     }
     // A bare number is refused: "7" could mean days or milliseconds.
@@ -33,7 +34,10 @@ export function instant(name: string, now: () => number = Date.now) {
 
 function dimensions(v: string, previous: ReportDimension[] = []): ReportDimension[] {
   const out = [...previous];
-  for (const d of v.split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const d of v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     if (!(REPORT_DIMENSIONS as readonly string[]).includes(d)) throw new InvalidArgumentError(`--by must be one or more of ${REPORT_DIMENSIONS.join(', ')}, got "${d}"`);
     if (!out.includes(d as ReportDimension)) out.push(d as ReportDimension);
   }
@@ -67,14 +71,25 @@ export function registerReportCommand(program: Command): void {
       if (o.ledger && o.ledger.length > 0) {
         // A file named by hand that is not there is a mistake, never a report of zero spend.
         const missing = o.ledger.filter((path) => !existsSync(path));
-        if (missing.length > 0) throw new InvalidArgumentError(`--ledger: no file at ${missing.join(', ')} (a worker's ledger is where its SWITCHYARD_LEDGER points, or $SWITCHYARD_STATE_DIR/ledger.jsonl)`);
-        report = reportOverFiles(o.ledger.map((path) => new FileLedger(path)), query, opts);
+        if (missing.length > 0)
+          throw new InvalidArgumentError(`--ledger: no file at ${missing.join(', ')} (a worker's ledger is where its SWITCHYARD_LEDGER points, or $SWITCHYARD_STATE_DIR/ledger.jsonl)`);
+        report = reportOverFiles(
+          o.ledger.map((path) => new FileLedger(path)),
+          query,
+          opts,
+        );
       } else if (stack && !explicit && stack.ledgerKind === 'file') {
         report = reportOverFiles([new FileLedger(stack.ledger)], query, opts);
         whose = ` (the ledger of the local stack at ${stack.address}, pid ${stack.pid})`;
       } else {
-        if (stack && !explicit && stack.ledgerKind === 'postgres') throw new InvalidArgumentError(`the local stack at ${stack.address} (pid ${stack.pid}) writes its ledger to PostgreSQL: set SWITCHYARD_LEDGER_URL here as it is set there, or pass --ledger FILE`);
-        if (stack && explicit && stack.ledger !== (cfg.ledgerUrl ? 'postgres (SWITCHYARD_LEDGER_URL)' : cfg.ledgerPath)) process.stderr.write(`note: reporting ${cfg.ledgerUrl ? 'SWITCHYARD_LEDGER_URL' : cfg.ledgerPath} as this shell's environment says; the local stack at ${stack.address} writes ${stack.ledger}\n`);
+        if (stack && !explicit && stack.ledgerKind === 'postgres')
+          throw new InvalidArgumentError(
+            `the local stack at ${stack.address} (pid ${stack.pid}) writes its ledger to PostgreSQL: set SWITCHYARD_LEDGER_URL here as it is set there, or pass --ledger FILE`,
+          );
+        if (stack && explicit && stack.ledger !== (cfg.ledgerUrl ? 'postgres (SWITCHYARD_LEDGER_URL)' : cfg.ledgerPath))
+          process.stderr.write(
+            `note: reporting ${cfg.ledgerUrl ? 'SWITCHYARD_LEDGER_URL' : cfg.ledgerPath} as this shell's environment says; the local stack at ${stack.address} writes ${stack.ledger}\n`,
+          );
         if (!stack && !explicit) whose = ' (the default ledger of this machine; no local stack runs at this address)';
         const ledger = await openSpendLedger(cfg);
         try {

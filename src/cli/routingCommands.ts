@@ -31,7 +31,9 @@ export function registerRoutingCommands(program: Command): void {
 
   program
     .command('route-eval')
-    .description('how well the router spends strong-model calls on prompts with recorded quality (RouteLLM metrics): lines {"id", "prompt", "weak", "strong"} in, {"n", "APGR", "CPT50", "CPT80", ...} out as JSON')
+    .description(
+      'how well the router spends strong-model calls on prompts with recorded quality (RouteLLM metrics): lines {"id", "prompt", "weak", "strong"} in, {"n", "APGR", "CPT50", "CPT80", ...} out as JSON',
+    )
     .argument('<data>', 'a JSON-lines file of {"id", "prompt", "weak", "strong"} (weak/strong: each model\'s quality on it, 0..1)')
     .option('--scores <file>', 'score with these {"id", "score"} lines instead of the router (e.g. another router\'s)')
     .option('--curve', 'include the (strong %, quality) curve')
@@ -42,7 +44,8 @@ export function registerRoutingCommands(program: Command): void {
         for (const line of readInput(o.scores, 'route-eval --scores').split('\n')) {
           if (line.trim() === '') continue;
           const v = JSON.parse(line) as { id?: unknown; score?: unknown };
-          if (typeof v.score !== 'number' || !Number.isFinite(v.score) || (typeof v.id !== 'string' && typeof v.id !== 'number')) throw new Error(`route-eval --scores: each line needs "id" and a numeric "score", got ${line.slice(0, 120)}`);
+          if (typeof v.score !== 'number' || !Number.isFinite(v.score) || (typeof v.id !== 'string' && typeof v.id !== 'number'))
+            throw new Error(`route-eval --scores: each line needs "id" and a numeric "score", got ${line.slice(0, 120)}`);
           scores.set(String(v.id), v.score);
         }
       } else for (const d of data) scores.set(d.id, classify({ prompt: d.prompt }).complexity);

@@ -97,15 +97,20 @@ export function printTrace(r: RequestResult): void {
   const out = process.stdout;
   out.write(`${r.text}\n\n`);
   out.write(`-- ${r.workflowId}\n`);
-  out.write(`classified: complexity ${r.classification.complexity.toFixed(2)} -> ${r.classification.preferredTier}; ${r.classification.inputTokens} input tokens; capabilities [${r.classification.capabilities.join(', ')}]; signals ${r.classification.signals.join(' ') || '-'}\n`);
+  out.write(
+    `classified: complexity ${r.classification.complexity.toFixed(2)} -> ${r.classification.preferredTier}; ${r.classification.inputTokens} input tokens; capabilities [${r.classification.capabilities.join(', ')}]; signals ${r.classification.signals.join(' ') || '-'}\n`,
+  );
   if (r.skipped?.length) out.write(`skipped: ${r.skipped.map((k) => `${k.model} (${k.why})`).join('; ')}\n`);
   out.write('candidates:\n');
   r.candidates.forEach((c, i) => out.write(`  ${i + 1}. ${c.model} (${c.tier}, ${c.provider}) est ${formatUsd(c.estimatedCostNanos)}: ${c.reason}\n`));
   out.write('attempts:\n');
   for (const e of r.escalations) out.write(`escalated ${e.from} -> ${e.to}: ${e.reason}\n`);
   for (const a of r.attempts) {
-    out.write(`  ${a.attemptId} ${a.model}: ${a.outcome}${a.qualityFailures ? ` (quality: ${a.qualityFailures.join('; ')})` : ''}${a.status ? ` ${a.status}` : ''}${a.waitBeforeMs ? ` after ${a.waitBeforeMs} ms wait` : ''}, ${a.durationMs} ms, ${formatUsd(a.costNanos)}${a.decision ? ` -> ${a.decision}` : ''}\n`);
+    out.write(
+      `  ${a.attemptId} ${a.model}: ${a.outcome}${a.qualityFailures ? ` (quality: ${a.qualityFailures.join('; ')})` : ''}${a.status ? ` ${a.status}` : ''}${a.waitBeforeMs ? ` after ${a.waitBeforeMs} ms wait` : ''}, ${a.durationMs} ms, ${formatUsd(a.costNanos)}${a.decision ? ` -> ${a.decision}` : ''}\n`,
+    );
   }
-  out.write(`answered by ${r.model} (${r.tier}); usage in ${r.usage.inputTokens} / cached ${r.usage.cachedInputTokens} / out ${r.usage.outputTokens}; cost ${formatUsd(r.costNanos)} (premium baseline ${formatUsd(r.premiumBaselineCostNanos)})\n`);
+  out.write(
+    `answered by ${r.model} (${r.tier}); usage in ${r.usage.inputTokens} / cached ${r.usage.cachedInputTokens} / out ${r.usage.outputTokens}; cost ${formatUsd(r.costNanos)} (premium baseline ${formatUsd(r.premiumBaselineCostNanos)})\n`,
+  );
 }
-

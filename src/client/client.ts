@@ -3,9 +3,33 @@
  * id from the request id (re-submitting is idempotent), and returns typed results or failures.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, isGrpcServiceError, ServiceError, type WorkflowExecutionInfo, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  isGrpcServiceError,
+  ServiceError,
+  type WorkflowExecutionInfo,
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  type WorkflowHandle,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
 import { type BudgetSettings, type BudgetStatus, type PeriodSummary, isWebhookUrl } from '../budget/book.js';
-import { ADJUST_KEYS, type AdjustInput, adjustUpdate, type BudgetEntityInput, historyQuery, reallocateUpdate, reallocationPlanQuery, reallocationsQuery, resetUpdate, settleUpdate, stateQuery, statusQuery } from '../workflows/budget/contract.js';
+import {
+  ADJUST_KEYS,
+  type AdjustInput,
+  adjustUpdate,
+  type BudgetEntityInput,
+  historyQuery,
+  reallocateUpdate,
+  reallocationPlanQuery,
+  reallocationsQuery,
+  resetUpdate,
+  settleUpdate,
+  stateQuery,
+  statusQuery,
+} from '../workflows/budget/contract.js';
 import type { ReallocationRecord } from '../budget/book.js';
 import type { ReallocationPlan } from '../budget/reallocation.js';
 import type { ControlSettings } from '../learning/routingControl.js';
@@ -56,7 +80,7 @@ export function requestRunsQuery(taskQueue: string, user?: string, extra?: strin
   return parts.join(' AND ');
 }
 
-function runSummary(w: Omit<WorkflowExecutionInfo, "raw">): RunSummary {
+function runSummary(w: Omit<WorkflowExecutionInfo, 'raw'>): RunSummary {
   const memo = (w.memo ?? {}) as Partial<RequestMemo>;
   const sa = w.typedSearchAttributes;
   const cost = sa.get(LlmCostNanos);
@@ -79,7 +103,26 @@ function runSummary(w: Omit<WorkflowExecutionInfo, "raw">): RunSummary {
 import { type Tier, TIERS } from '../catalog/schema.js';
 import { parseOrThrow, ValidationError } from '../util/validation.js';
 import { schemaError } from '../quality/checks.js';
-import { type RequestFailureDetails, type RequestInput, type RequestResult, REQUEST_WORKFLOW_TYPE, escalateSignal, LlmBatch, LlmCategory, LlmCostNanos, LlmFeature, LlmModel, LlmOutcome, LlmTier, type RequestTrace, traceQuery, type RequestMemo, requestMemo, UNSPECIFIED_FEATURE, workflowIdFor } from '../workflows/request/contract.js';
+import {
+  type RequestFailureDetails,
+  type RequestInput,
+  type RequestResult,
+  REQUEST_WORKFLOW_TYPE,
+  escalateSignal,
+  LlmBatch,
+  LlmCategory,
+  LlmCostNanos,
+  LlmFeature,
+  LlmModel,
+  LlmOutcome,
+  LlmTier,
+  type RequestTrace,
+  traceQuery,
+  type RequestMemo,
+  requestMemo,
+  UNSPECIFIED_FEATURE,
+  workflowIdFor,
+} from '../workflows/request/contract.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
 import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batch/contract.js';
 import { readBatchFile } from '../batch/inputFile.js';
@@ -200,7 +243,10 @@ export class SwitchyardClient {
     return Promise.all(this.shardHandles(scope).map((h) => h.executeUpdate(reallocateUpdate))).catch((e: unknown) => {
       if (e instanceof WorkflowUpdateFailedError) throw new Error(`reallocation refused: ${e.cause?.message ?? e.message}`);
       // An entity run started by an older release has no reallocate handler until its next continue-as-new.
-      if (/No registered handler for update/i.test(String((e as Error).message ?? ''))) throw new Error(`budget scope "${scope}" runs on an entity started by an older release, which cannot reallocate yet; it can after its next continue-as-new (\`budget realloc --dry-run\` works meanwhile)`);
+      if (/No registered handler for update/i.test(String((e as Error).message ?? '')))
+        throw new Error(
+          `budget scope "${scope}" runs on an entity started by an older release, which cannot reallocate yet; it can after its next continue-as-new (\`budget realloc --dry-run\` works meanwhile)`,
+        );
       throw e;
     });
   }
@@ -250,7 +296,10 @@ export class SwitchyardClient {
    * Brings back a scope's entities that failed or were terminated, each from its last state (spend,
    * open reservations, history): a new run of the same workflow id. Running entities are left alone.
    */
-  async restoreBudget(scope = 'default'): Promise<{ entities: Array<{ workflowId: string; was: string; restored: boolean; reason?: string }>; settled: Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }> }> {
+  async restoreBudget(scope = 'default'): Promise<{
+    entities: Array<{ workflowId: string; was: string; restored: boolean; reason?: string }>;
+    settled: Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }>;
+  }> {
     const out = [];
     for (const [k, h] of this.shardHandles(scope).entries()) {
       let d;
@@ -294,9 +343,10 @@ export class SwitchyardClient {
       }
       for (const u of details?.unsettled ?? []) {
         if (u.scope !== scope) continue;
-        const r = await this.temporal.workflow
-          .getHandle(shardWorkflowId(this.taskQueue, scope, u.shard, this.budgetShards))
-          .executeUpdate(settleUpdate, { args: [{ reservationId: u.reservationId, category: u.category, costNanos: u.costNanos, ...(u.seq !== undefined ? { seq: u.seq } : {}) }], updateId: `restore-settle:${u.reservationId}:${randomUUID()}` });
+        const r = await this.temporal.workflow.getHandle(shardWorkflowId(this.taskQueue, scope, u.shard, this.budgetShards)).executeUpdate(settleUpdate, {
+          args: [{ reservationId: u.reservationId, category: u.category, costNanos: u.costNanos, ...(u.seq !== undefined ? { seq: u.seq } : {}) }],
+          updateId: `restore-settle:${u.reservationId}:${randomUUID()}`,
+        });
         done.push({ workflowId: w.workflowId, reservationId: u.reservationId, costNanos: u.costNanos, duplicate: r.duplicate });
       }
     }
@@ -313,7 +363,9 @@ export class SwitchyardClient {
     const defaults = this.budgetDefaults;
     if (!defaults) throw new Error('setBudget needs budgetDefaults in SwitchyardClient.connect options');
     const problems = [
-      ...Object.keys(change).filter((k) => !(ADJUST_KEYS as readonly string[]).includes(k)).map((k) => `${k}: not a budget setting (known: ${ADJUST_KEYS.join(', ')})`),
+      ...Object.keys(change)
+        .filter((k) => !(ADJUST_KEYS as readonly string[]).includes(k))
+        .map((k) => `${k}: not a budget setting (known: ${ADJUST_KEYS.join(', ')})`),
       ...(typeof change.webhookUrl === 'string' && !isWebhookUrl(change.webhookUrl) ? [`webhookUrl: "${change.webhookUrl}" is not an http(s) URL such as https://hooks.example.com/budget`] : []),
     ];
     if (problems.length > 0) throw new ValidationError('budget change', problems);
@@ -334,7 +386,9 @@ export class SwitchyardClient {
         } catch (e) {
           if (e instanceof WorkflowUpdateFailedError) throw new Error(`budget change rejected: ${e.cause?.message ?? e.message}`);
           if (e instanceof WorkflowExecutionAlreadyStartedError) {
-            throw new Error(`budget entity ${shardWorkflowId(this.taskQueue, scope, k, n)} of scope "${scope}" is not running (failed or terminated): restore it first with \`switchyard budget restore --scope ${scope}\``);
+            throw new Error(
+              `budget entity ${shardWorkflowId(this.taskQueue, scope, k, n)} of scope "${scope}" is not running (failed or terminated): restore it first with \`switchyard budget restore --scope ${scope}\``,
+            );
           }
           throw e;
         }
@@ -383,7 +437,11 @@ export class SwitchyardClient {
         args: [{ ...input, requestId }],
         workflowIdReusePolicy: opts.redrive ? 'ALLOW_DUPLICATE_FAILED_ONLY' : 'REJECT_DUPLICATE',
         memo: { ...requestMemo(this.encrypted ? undefined : instructionOf(req), req.category, opts.batch), ...(opts.redriveOf ? { redriveOf: opts.redriveOf } : {}) },
-        typedSearchAttributes: [{ key: LlmCategory, value: req.category }, { key: LlmFeature, value: req.feature ?? UNSPECIFIED_FEATURE }, ...(opts.batch ? [{ key: LlmBatch, value: opts.batch.batchId }] : [])],
+        typedSearchAttributes: [
+          { key: LlmCategory, value: req.category },
+          { key: LlmFeature, value: req.feature ?? UNSPECIFIED_FEATURE },
+          ...(opts.batch ? [{ key: LlmBatch, value: opts.batch.batchId }] : []),
+        ],
       });
       return { handle, existing: false, runId: handle.firstExecutionRunId };
     } catch (e) {
@@ -460,7 +518,13 @@ export class SwitchyardClient {
     let k = 1;
     for (; k < 100; k++) {
       const candidate = workflowIdFor(`${input.requestId ?? workflowId}-esc${k}`);
-      const exists = await this.temporal.workflow.getHandle(candidate).describe().then(() => true, () => false);
+      const exists = await this.temporal.workflow
+        .getHandle(candidate)
+        .describe()
+        .then(
+          () => true,
+          () => false,
+        );
       if (!exists) break;
     }
     const next = await this.start({ ...rest, requestId: `${input.requestId ?? workflowId}-esc${k}`, ...(opts.model ? { model: opts.model } : up ? { minTier: up } : {}) });
@@ -516,7 +580,12 @@ export class SwitchyardClient {
       const waiting: NonNullable<BatchRunStatus['waiting']> = {};
       await Promise.all(
         (st.inFlightIds ?? []).slice(0, 50).map(async (id) => {
-          const w = (await this.temporal.workflow.getHandle(id).query(traceQuery).catch(() => undefined))?.waiting;
+          const w = (
+            await this.temporal.workflow
+              .getHandle(id)
+              .query(traceQuery)
+              .catch(() => undefined)
+          )?.waiting;
           if (w) countWait(waiting, w);
         }),
       );
@@ -531,7 +600,13 @@ export class SwitchyardClient {
    */
   async batchResults(batchId: string, opts: { concurrency?: number; onResult?: (r: BatchResultLine) => void | Promise<void>; onProgress?: RunBatchOptions['onProgress'] } = {}): Promise<BatchSummary> {
     const input = await this.startInput<BatchRunInput>(batchWorkflowId(batchId));
-    return runBatch(this, readBatchFile(input.source.path, { category: input.category, feature: input.feature }), { concurrency: opts.concurrency ?? 32, total: input.source.lines, collectOnly: true, ...(opts.onResult ? { onResult: opts.onResult } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    return runBatch(this, readBatchFile(input.source.path, { category: input.category, feature: input.feature }), {
+      concurrency: opts.concurrency ?? 32,
+      total: input.source.lines,
+      collectOnly: true,
+      ...(opts.onResult ? { onResult: opts.onResult } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
   }
 
   /** Request runs on this task queue, newest first, optionally narrowed by a visibility query. */
@@ -550,7 +625,13 @@ export class SwitchyardClient {
     const query = `WorkflowType = 'batchRun' AND TaskQueue = '${this.taskQueue.replace(/'/g, "\\'")}' AND ExecutionStatus != 'ContinuedAsNew'`;
     const out = [];
     for await (const w of this.temporal.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
-      out.push({ batchId: w.workflowId.replace(/^batch-/, ''), workflowId: w.workflowId, status: w.status.name, startTime: w.startTime.toISOString(), title: ((w.memo ?? {}) as { title?: string }).title ?? null });
+      out.push({
+        batchId: w.workflowId.replace(/^batch-/, ''),
+        workflowId: w.workflowId,
+        status: w.status.name,
+        startTime: w.startTime.toISOString(),
+        title: ((w.memo ?? {}) as { title?: string }).title ?? null,
+      });
       if (out.length >= limit) break;
     }
     return out;
@@ -609,7 +690,10 @@ export class SwitchyardClient {
         continue;
       }
       const memo = (w.memo ?? {}) as Partial<RequestMemo>;
-      const { runId, existing } = await this.submit({ ...input, requestId }, { redrive: true, redriveOf: w.runId, ...(memo.batchId ? { batch: { batchId: memo.batchId, ...(memo.line !== undefined ? { line: memo.line } : {}) } } : {}) });
+      const { runId, existing } = await this.submit(
+        { ...input, requestId },
+        { redrive: true, redriveOf: w.runId, ...(memo.batchId ? { batch: { batchId: memo.batchId, ...(memo.line !== undefined ? { line: memo.line } : {}) } } : {}) },
+      );
       if (existing) report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'a newer run started meanwhile' });
       else report.restarted.push({ workflowId: w.workflowId, previousRunId: w.runId, runId: runId ?? '', previousCostNanos });
     }
@@ -693,7 +777,15 @@ export class SwitchyardClient {
       }
     }
     const actions = inHistories + entityUpdates;
-    return { requests: counted, actions, inHistories, entityUpdates, perRequest: counted ? Math.round((actions / counted) * 100) / 100 : 0, usdPerMillion, costNanos: Math.round(actions * usdPerMillion * 1_000) };
+    return {
+      requests: counted,
+      actions,
+      inHistories,
+      entityUpdates,
+      perRequest: counted ? Math.round((actions / counted) * 100) / 100 : 0,
+      usdPerMillion,
+      costNanos: Math.round(actions * usdPerMillion * 1_000),
+    };
   }
 
   async close(): Promise<void> {

@@ -9,7 +9,17 @@ import { outcomeKey, type ThresholdChange } from '../learning/tuner.js';
 import { registerExperiment, routingEntityStart, signalRouting } from '../learning/worker/routingHandle.js';
 import { experimentEntity } from '../workflows/experiment/experimentEntity.js';
 import { experimentWorkflowId, type ExperimentStatus, feedbackSignal as experimentFeedback, promoteUpdate, statusQuery, stopUpdate } from '../workflows/experiment/contract.js';
-import { acknowledgeUpdate, anomaliesQuery, feedbackSignal as tunerFeedback, historyQuery, policyQuery, proposalQuery, revertUpdate, routingWorkflowId, tuneUpdate } from '../workflows/routing/contract.js';
+import {
+  acknowledgeUpdate,
+  anomaliesQuery,
+  feedbackSignal as tunerFeedback,
+  historyQuery,
+  policyQuery,
+  proposalQuery,
+  revertUpdate,
+  routingWorkflowId,
+  tuneUpdate,
+} from '../workflows/routing/contract.js';
 import type { RequestResult } from '../workflows/request/contract.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
 import { ValidationError } from '../util/validation.js';
@@ -68,7 +78,8 @@ export class LearningClient {
       throw e;
     }
     const running = (await this.policy()).experiments.length;
-    if (running >= EXPERIMENTS_MAX) throw new ValidationError('experiment', [`${EXPERIMENTS_MAX} experiments run on task queue ${this.taskQueue} already: stop or promote one first (switchyard experiment list)`]);
+    if (running >= EXPERIMENTS_MAX)
+      throw new ValidationError('experiment', [`${EXPERIMENTS_MAX} experiments run on task queue ${this.taskQueue} already: stop or promote one first (switchyard experiment list)`]);
     try {
       await this.temporal.workflow.start(experimentEntity, {
         workflowId: experimentWorkflowId(this.taskQueue, spec.name),
@@ -88,7 +99,9 @@ export class LearningClient {
       // Refused (another create took the last place meanwhile), or no answer (a timeout after the
       // routing entity took it): the experiment must not run unregistered, and routing must not
       // keep assigning traffic to an experiment that no longer runs.
-      await this.experimentHandle(spec.name).terminate(`not registered with routing: ${(e as Error).message}`).catch(() => undefined);
+      await this.experimentHandle(spec.name)
+        .terminate(`not registered with routing: ${(e as Error).message}`)
+        .catch(() => undefined);
       await registerExperiment(this.temporal, this.taskQueue, this.settings, { ended: { name: spec.name } }).catch(() => undefined);
       if (e instanceof WorkflowUpdateFailedError) throw new ValidationError('experiment', [e.cause?.message ?? e.message]);
       throw e;
@@ -174,7 +187,9 @@ export class LearningClient {
     const tuner = l !== undefined && !l.experiment && !l.rule;
     if (tuner) {
       const sameTier = l.firstTier === result.tier;
-      await signalRouting(this.temporal, this.taskQueue, this.settings, tunerFeedback, [{ workflowId, key: outcomeKey(result.category, result.tier, l.band, l.explore), score, ...(sameTier ? { replaces: result.escalations.length === 0 ? (1 as const) : (0 as const) } : {}) }]);
+      await signalRouting(this.temporal, this.taskQueue, this.settings, tunerFeedback, [
+        { workflowId, key: outcomeKey(result.category, result.tier, l.band, l.explore), score, ...(sameTier ? { replaces: result.escalations.length === 0 ? (1 as const) : (0 as const) } : {}) },
+      ]);
     }
     return { workflowId, score, ...(l?.experiment ? { experiment: l.experiment } : {}), tuner };
   }
@@ -196,10 +211,12 @@ export class LearningClient {
 
   async revert(version: number): Promise<PolicyChange> {
     if (!Number.isSafeInteger(version) || version < 1) throw new ValidationError('routing revert', [`version: a change number from \`switchyard routing history\` (got ${version})`]);
-    return this.routing().executeUpdate(revertUpdate, { args: [{ version }] }).catch((e: unknown) => {
-      if (e instanceof WorkflowNotFoundError) throw new Error('no routing changes yet: nothing to revert');
-      return updateMessage(e);
-    });
+    return this.routing()
+      .executeUpdate(revertUpdate, { args: [{ version }] })
+      .catch((e: unknown) => {
+        if (e instanceof WorkflowNotFoundError) throw new Error('no routing changes yet: nothing to revert');
+        return updateMessage(e);
+      });
   }
 
   async anomalies(): Promise<AnomalyAlert[]> {
@@ -208,9 +225,11 @@ export class LearningClient {
 
   /** Acknowledges an anomaly: its action (downgrade, pause) ends. */
   async acknowledge(id: string): Promise<AnomalyAlert> {
-    return this.routing().executeUpdate(acknowledgeUpdate, { args: [{ id }] }).catch((e: unknown) => {
-      if (e instanceof WorkflowNotFoundError) throw new Error(`no anomaly "${id}": no anomalies have been raised`);
-      return updateMessage(e);
-    });
+    return this.routing()
+      .executeUpdate(acknowledgeUpdate, { args: [{ id }] })
+      .catch((e: unknown) => {
+        if (e instanceof WorkflowNotFoundError) throw new Error(`no anomaly "${id}": no anomalies have been raised`);
+        return updateMessage(e);
+      });
   }
 }

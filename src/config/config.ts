@@ -80,7 +80,11 @@ export const budgetConfigSchema = z
     alertThresholds: z.array(z.number().gt(0).max(10)).default([0.5, 0.8, 1]),
     webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://hooks.example.com/budget' }).optional(),
     maxWaitMs: z.number().int().min(0).default(3_600_000),
-    reservationTtlMs: z.number().int().min(1000).default(6 * 3_600_000),
+    reservationTtlMs: z
+      .number()
+      .int()
+      .min(1000)
+      .default(6 * 3_600_000),
     /** Safety margin on counted input tokens in reservations, per provider (0.25 = +25%). */
     reservationMargin: z.partialRecord(z.enum(PROVIDERS), z.number().min(0).max(10)).default({ ...DEFAULT_RESERVATION_MARGIN }),
     /** Entity workflows the budget is split across (set once per scope; see docs/budgets.md, Scaling). */
@@ -103,7 +107,8 @@ export const budgetConfigSchema = z
   .superRefine((b, ctx) => {
     // Refused here, where it is made, not by every new budget entity at its start.
     if (!b.reallocation) return;
-    for (const e of validateReallocation(b.reallocation, Object.keys(b.allocations))) ctx.addIssue({ code: 'custom', message: e.replace(/^reallocation\.[\w.]+: /, ''), path: e.split(':')[0]!.split('.') });
+    for (const e of validateReallocation(b.reallocation, Object.keys(b.allocations)))
+      ctx.addIssue({ code: 'custom', message: e.replace(/^reallocation\.[\w.]+: /, ''), path: e.split(':')[0]!.split('.') });
   });
 export type BudgetConfig = z.output<typeof budgetConfigSchema>;
 
@@ -125,7 +130,10 @@ export const fileConfigSchema = z
     /** Retry policy overrides per catalog model (merged over `retry`). */
     modelRetry: z.record(z.string(), retryPolicySchema.partial()).default({}),
     /** Fallback chains per preferred tier: model names tried, in order, after the primary. */
-    fallbacks: z.object({ economy: z.array(z.string()).optional(), standard: z.array(z.string()).optional(), premium: z.array(z.string()).optional() }).strict().default({}),
+    fallbacks: z
+      .object({ economy: z.array(z.string()).optional(), standard: z.array(z.string()).optional(), premium: z.array(z.string()).optional() })
+      .strict()
+      .default({}),
     budget: budgetConfigSchema.default(budgetConfigSchema.parse({})),
     health: z
       .object({
@@ -162,7 +170,10 @@ export const fileConfigSchema = z
             alpha: z.number().gt(0).max(1).default(DEFAULT_ANOMALY.alpha),
             k: z.number().gt(0).max(100).default(DEFAULT_ANOMALY.k),
             warmupBuckets: z.number().int().min(1).default(DEFAULT_ANOMALY.warmupBuckets),
-            minSpendUsd: z.number().min(0).default(DEFAULT_ANOMALY.minSpendNanos / 1e9),
+            minSpendUsd: z
+              .number()
+              .min(0)
+              .default(DEFAULT_ANOMALY.minSpendNanos / 1e9),
             action: z.enum(['none', 'downgrade', 'pause']).default(DEFAULT_ANOMALY.action),
             webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://hooks.example.com/anomaly' }).optional(),
           })
@@ -202,7 +213,11 @@ export const fileConfigSchema = z
     // that a live call still holds.
     const need = minReservationTtlMs(c.callTimeoutMs);
     if (c.budget.reservationTtlMs < need) {
-      ctx.addIssue({ code: 'custom', path: ['budget', 'reservationTtlMs'], message: `must be at least ${need} ms: 2 x (callTimeoutMs ${c.callTimeoutMs} + 30000) + 60000, the longest a call's reservation can be open; raise it or lower callTimeoutMs` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['budget', 'reservationTtlMs'],
+        message: `must be at least ${need} ms: 2 x (callTimeoutMs ${c.callTimeoutMs} + 30000) + 60000, the longest a call's reservation can be open; raise it or lower callTimeoutMs`,
+      });
     }
   });
 
@@ -237,12 +252,18 @@ function providerBaseUrl(example: string) {
 }
 
 const envSchema = z.object({
-  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:7233').optional(),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:7233')
+    .optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).optional(),
   SWITCHYARD_TASK_QUEUE: z.string().min(1).default('switchyard'),
   SWITCHYARD_STATE_DIR: z.string().min(1).optional(),
   SWITCHYARD_LEDGER: z.string().min(1).optional(),
-  SWITCHYARD_LEDGER_URL: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a PostgreSQL URL such as postgres://user:password@db:5432/switchyard').optional(),
+  SWITCHYARD_LEDGER_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a PostgreSQL URL such as postgres://user:password@db:5432/switchyard')
+    .optional(),
   SWITCHYARD_CATALOG: z.string().min(1).optional(),
   SWITCHYARD_CONFIG: z.string().min(1).optional(),
   SWITCHYARD_SIMULATOR_URL: z.url('must be a URL such as http://127.0.0.1:8089').optional(),
@@ -252,7 +273,11 @@ const envSchema = z.object({
   GEMINI_BASE_URL: providerBaseUrl('https://generativelanguage.googleapis.com'),
   MISTRAL_BASE_URL: providerBaseUrl('https://api.mistral.ai'),
   SELF_HOSTED_BASE_URL: providerBaseUrl('http://127.0.0.1:8000/v1'),
-  SWITCHYARD_WORKFLOW_CACHE: z.coerce.number({ error: 'must be a whole number of workflows, e.g. 250' }).int('must be a whole number of workflows, e.g. 250').min(0, 'must be >= 0 (0 turns the cache off)').optional(),
+  SWITCHYARD_WORKFLOW_CACHE: z.coerce
+    .number({ error: 'must be a whole number of workflows, e.g. 250' })
+    .int('must be a whole number of workflows, e.g. 250')
+    .min(0, 'must be >= 0 (0 turns the cache off)')
+    .optional(),
   SWITCHYARD_METRICS_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65_535)], { error: 'must be a port (0-65535; 0 = any free port) or off' }).optional(),
   SWITCHYARD_METRICS_FINAL_SCRAPE_MS: z.coerce.number({ error: 'must be milliseconds, e.g. 15000' }).int().min(0).max(600_000).optional(),
   SWITCHYARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -296,16 +321,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const cluster = clusterSettingsFromEnv(env);
   const address = e.TEMPORAL_ADDRESS ?? cluster.address;
   if (!address && (cluster.access.tls || cluster.access.apiKey)) {
-    throw new Error('TEMPORAL_TLS* or TEMPORAL_API_KEY is set but TEMPORAL_ADDRESS is not: set the cluster\'s address (host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233); without it Switchyard starts its own dev server, which has no TLS');
+    throw new Error(
+      "TEMPORAL_TLS* or TEMPORAL_API_KEY is set but TEMPORAL_ADDRESS is not: set the cluster's address (host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233); without it Switchyard starts its own dev server, which has no TLS",
+    );
   }
   const keys = encryptionKeysFromEnv(env);
   const required = e.SWITCHYARD_ENCRYPTION_REQUIRED === 'true';
-  if (required && !keys) throw new Error('SWITCHYARD_ENCRYPTION_REQUIRED=true needs SWITCHYARD_ENCRYPTION_KEY: a process cannot require encryption it cannot do (`switchyard codec keygen` makes a key)');
+  if (required && !keys)
+    throw new Error('SWITCHYARD_ENCRYPTION_REQUIRED=true needs SWITCHYARD_ENCRYPTION_KEY: a process cannot require encryption it cannot do (`switchyard codec keygen` makes a key)');
   const config: SwitchyardConfig = {
     ...file,
     temporalAddress: address,
     namespace: e.TEMPORAL_NAMESPACE ?? cluster.namespace ?? 'default',
-    access: { ...cluster.access, ...(keys ? { codec: new AesGcmPayloadCodec(keys, { refusePlaintext: required }), encryptionKeyId: keys.active.id, encryptionKeys: keys, ...(required ? { encryptionRequired: true } : {}) } : {}) },
+    access: {
+      ...cluster.access,
+      ...(keys ? { codec: new AesGcmPayloadCodec(keys, { refusePlaintext: required }), encryptionKeyId: keys.active.id, encryptionKeys: keys, ...(required ? { encryptionRequired: true } : {}) } : {}),
+    },
     taskQueue: e.SWITCHYARD_TASK_QUEUE,
     stateDir,
     ledgerPath: e.SWITCHYARD_LEDGER ?? join(stateDir, 'ledger.jsonl'),
@@ -323,7 +354,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     ...overrides,
   };
   if (config.taskQueue.endsWith(ENTITY_QUEUE_SUFFIX)) {
-    throw new Error(`task queue "${config.taskQueue}" ends with "${ENTITY_QUEUE_SUFFIX}", the suffix of the queue where Switchyard runs its budget and health entities: choose a name without it (SWITCHYARD_TASK_QUEUE or --task-queue)`);
+    throw new Error(
+      `task queue "${config.taskQueue}" ends with "${ENTITY_QUEUE_SUFFIX}", the suffix of the queue where Switchyard runs its budget and health entities: choose a name without it (SWITCHYARD_TASK_QUEUE or --task-queue)`,
+    );
   }
   return config;
 }

@@ -33,8 +33,7 @@ export function requestResultJsonSchema(): Record<string, unknown> {
     ...z.toJSONSchema(requestResultSchema, { io: 'output' }),
     $id: `https://switchyard.dev/contracts/request-result.v${REQUEST_RESULT_CONTRACT_VERSION}.schema.json`,
     title: `Switchyard llmRequest result, v${REQUEST_RESULT_CONTRACT_VERSION}`,
-    description:
-      `The result of a completed llmRequest workflow. A failed one ends with an ApplicationFailure whose type is one of ${Object.values(FAILURE_TYPES).join(', ')}, and whose details[0] is $defs.failureDetails (absent for InvalidInput). Money is integer nanodollars (US dollars x 1e9).`,
+    description: `The result of a completed llmRequest workflow. A failed one ends with an ApplicationFailure whose type is one of ${Object.values(FAILURE_TYPES).join(', ')}, and whose details[0] is $defs.failureDetails (absent for InvalidInput). Money is integer nanodollars (US dollars x 1e9).`,
     $defs: { failureDetails: failure },
   };
 }

@@ -19,7 +19,12 @@ export const requestInputBaseSchema = z
       .regex(/^[A-Za-z0-9._:/-]+$/, 'may contain only letters, digits and . _ : / -')
       .optional(),
     /** The instruction; or send `messages` instead. */
-    prompt: z.string({ error: 'must be a string: the text to send to the model' }).trim().min(1, 'must not be empty').max(MAX_PROMPT_CHARS, `must be at most ${MAX_PROMPT_CHARS} characters`).optional(),
+    prompt: z
+      .string({ error: 'must be a string: the text to send to the model' })
+      .trim()
+      .min(1, 'must not be empty')
+      .max(MAX_PROMPT_CHARS, `must be at most ${MAX_PROMPT_CHARS} characters`)
+      .optional(),
     /** A chat conversation instead of `prompt`: system, user and assistant turns, ending with the user's. */
     messages: z
       .array(
@@ -27,7 +32,7 @@ export const requestInputBaseSchema = z
           .object({
             role: z.enum(['system', 'user', 'assistant'], { error: 'must be system, user or assistant' }),
             content: z
-              .string({ error: 'must be a string (the turn\'s text)' })
+              .string({ error: "must be a string (the turn's text)" })
               .max(MAX_PROMPT_CHARS)
               .refine((s) => s.trim() !== '', 'must not be empty or only whitespace'),
           })

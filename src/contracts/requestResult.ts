@@ -28,7 +28,19 @@ const candidate = z.object({
   reason: z.string(),
 });
 
-const OUTCOMES = ['ok', 'rate_limited', 'transient', 'context_too_long', 'fatal', 'timeout', 'unavailable', 'internal', 'budget_denied', 'escalated', 'hedged_out'] as const satisfies readonly AttemptOutcome[];
+const OUTCOMES = [
+  'ok',
+  'rate_limited',
+  'transient',
+  'context_too_long',
+  'fatal',
+  'timeout',
+  'unavailable',
+  'internal',
+  'budget_denied',
+  'escalated',
+  'hedged_out',
+] as const satisfies readonly AttemptOutcome[];
 
 const attempt = z.object({
   attemptId: z.string(),
@@ -89,9 +101,7 @@ export const requestResultSchema = z.object({
 export const requestFailureDetailsSchema = z.object({
   reason: z.string(),
   costNanos: nanos.describe('everything this run spent, including unsettled'),
-  unsettled: z
-    .array(z.object({ scope: z.string(), shard: z.number().int(), reservationId: z.string(), category: z.string(), costNanos: nanos, seq: z.number().int().optional() }))
-    .optional(),
+  unsettled: z.array(z.object({ scope: z.string(), shard: z.number().int(), reservationId: z.string(), category: z.string(), costNanos: nanos, seq: z.number().int().optional() })).optional(),
   attempts: z.array(attempt),
   candidates: z.array(candidate),
 });

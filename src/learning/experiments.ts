@@ -42,7 +42,10 @@ export interface ExperimentSpec {
 export const EXPERIMENT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 export class ExperimentSpecError extends Error {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(`${field}: ${message}`);
     this.name = 'ExperimentSpecError';
   }
@@ -54,7 +57,10 @@ export class ExperimentSpecError extends Error {
  * which the standard / premium tier is preferred). Weights are normalised to sum to 1.
  */
 export function parseArms(text: string, isModel: (name: string) => boolean): ArmSpec[] {
-  const parts = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const parts = text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
   if (parts.length < 2) throw new ExperimentSpecError('--arms', `an experiment needs at least two arms, e.g. gpt-4o-mini=0.5,claude-3-5-haiku=0.5 (got "${text}")`);
   const arms = parts.map((p): ArmSpec => {
     const eq = p.lastIndexOf('=');
@@ -98,7 +104,8 @@ const MAX_NAME_CHARS = 100;
 const MAX_FILTER_CHARS = 200;
 
 export function validateExperiment(spec: ExperimentSpec, opts: { reservedArmNames?: 'refuse' | 'allow' } = {}): ExperimentSpec {
-  if (typeof spec?.name !== 'string' || !EXPERIMENT_NAME.test(spec.name)) throw new ExperimentSpecError('name', `"${String(spec?.name)}" must be 1-63 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit`);
+  if (typeof spec?.name !== 'string' || !EXPERIMENT_NAME.test(spec.name))
+    throw new ExperimentSpecError('name', `"${String(spec?.name)}" must be 1-63 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit`);
   // Not Array.isArray: it would narrow the arms to any[].
   if (typeof (spec.arms as unknown[] | undefined)?.length !== 'number' || spec.arms.length < 2) throw new ExperimentSpecError('arms', 'an experiment needs at least two arms');
   // Sizes, for a new spec (the entity carries it, and registers it with the routing entity): an
@@ -114,7 +121,8 @@ export function validateExperiment(spec: ExperimentSpec, opts: { reservedArmName
     }
   }
   if (!Number.isInteger(spec.minSamples) || spec.minSamples < 2) throw new ExperimentSpecError('minSamples', `must be an integer >= 2 (got ${spec.minSamples})`);
-  if (spec.maxSamples !== undefined && (!Number.isInteger(spec.maxSamples) || spec.maxSamples < spec.minSamples)) throw new ExperimentSpecError('maxSamples', `must be an integer >= minSamples (${spec.minSamples})`);
+  if (spec.maxSamples !== undefined && (!Number.isInteger(spec.maxSamples) || spec.maxSamples < spec.minSamples))
+    throw new ExperimentSpecError('maxSamples', `must be an integer >= minSamples (${spec.minSamples})`);
   if (!(typeof spec.confidence === 'number' && spec.confidence > 0.5 && spec.confidence < 1)) throw new ExperimentSpecError('confidence', `must be between 0.5 and 1 (got ${String(spec.confidence)})`);
   const names = new Set<string>();
   spec.arms.forEach((a, i) => {
@@ -128,7 +136,8 @@ export function validateExperiment(spec: ExperimentSpec, opts: { reservedArmName
     if (a.model !== undefined && (typeof a.model !== 'string' || a.model === '')) throw new ExperimentSpecError(`${at}.model`, 'must be a catalog model name');
     if (a.minTier !== undefined && !TIERS.includes(a.minTier)) throw new ExperimentSpecError(`${at}.minTier`, `must be one of ${TIERS.join(', ')}`);
     const t = a.thresholds;
-    if (t !== undefined && !(typeof t.standard === 'number' && typeof t.premium === 'number' && t.standard >= 0 && t.standard <= t.premium && t.premium <= 1)) throw new ExperimentSpecError(`${at}.thresholds`, 'must be {standard, premium} with 0 <= standard <= premium <= 1');
+    if (t !== undefined && !(typeof t.standard === 'number' && typeof t.premium === 'number' && t.standard >= 0 && t.standard <= t.premium && t.premium <= 1))
+      throw new ExperimentSpecError(`${at}.thresholds`, 'must be {standard, premium} with 0 <= standard <= premium <= 1');
   });
   if (spec.filter === null || typeof spec.filter !== 'object') throw new ExperimentSpecError('filter', 'must be an object ({} for all traffic)');
   const total = spec.arms.reduce((t, a) => t + a.weight, 0);
@@ -162,7 +171,11 @@ export function assignArm(spec: Pick<ExperimentSpec, 'name' | 'arms'>, unit: str
 }
 
 export function matchesFilter(filter: TrafficFilter, r: { category: string; feature?: string | undefined; capabilities: readonly string[] }): boolean {
-  return (filter.category === undefined || filter.category === r.category) && (filter.feature === undefined || filter.feature === r.feature) && (filter.capability === undefined || r.capabilities.includes(filter.capability));
+  return (
+    (filter.category === undefined || filter.category === r.category) &&
+    (filter.feature === undefined || filter.feature === r.feature) &&
+    (filter.capability === undefined || r.capabilities.includes(filter.capability))
+  );
 }
 
 /** A running mean and variance (sums; mergeable, serialisable). */
@@ -330,7 +343,13 @@ export function verdict(spec: Pick<ExperimentSpec, 'minSamples' | 'confidence'>,
   const list = [...arms.entries()];
   const short = list.filter(([, s]) => s.requests < spec.minSamples);
   if (short.length > 0 || list.length < 2) {
-    return { state: 'collecting', winner: null, reason: `waiting for ${spec.minSamples} requests per arm (${short.map(([n, s]) => `${n}: ${s.requests}`).join(', ')})`, qualitySignificant: null, costSignificant: null };
+    return {
+      state: 'collecting',
+      winner: null,
+      reason: `waiting for ${spec.minSamples} requests per arm (${short.map(([n, s]) => `${n}: ${s.requests}`).join(', ')})`,
+      qualitySignificant: null,
+      costSignificant: null,
+    };
   }
   const byQuality = [...list].sort((a, b) => (mean(b[1].quality) ?? 0) - (mean(a[1].quality) ?? 0));
   const best = byQuality[0]!;
@@ -340,6 +359,13 @@ export function verdict(spec: Pick<ExperimentSpec, 'minSamples' | 'confidence'>,
   const cheapest = byCost[0]!;
   const anyQualityDiff = list.some(([na, a]) => list.some(([nb, b]) => na < nb && differs(a.quality, b.quality, z) === true));
   const costWins = !anyQualityDiff && byCost.slice(1).every(([, s]) => differs(cheapest[1].cost, s.cost, z) === true);
-  if (costWins) return { state: 'decided', winner: cheapest[0], reason: `no significant quality difference, and ${cheapest[0]} is significantly cheaper`, qualitySignificant: false, costSignificant: true };
-  return { state: 'no_difference', winner: null, reason: anyQualityDiff ? 'quality differs between some arms, but no arm is best against all' : 'no significant difference in quality or cost', qualitySignificant: anyQualityDiff, costSignificant: false };
+  if (costWins)
+    return { state: 'decided', winner: cheapest[0], reason: `no significant quality difference, and ${cheapest[0]} is significantly cheaper`, qualitySignificant: false, costSignificant: true };
+  return {
+    state: 'no_difference',
+    winner: null,
+    reason: anyQualityDiff ? 'quality differs between some arms, but no arm is best against all' : 'no significant difference in quality or cost',
+    qualitySignificant: anyQualityDiff,
+    costSignificant: false,
+  };
 }

@@ -153,7 +153,13 @@ export function wellFormedExperiment(e: unknown): e is ActiveExperiment {
 export function wellFormedRule(r: unknown): r is RoutingRule {
   if (typeof r !== 'object' || r === null) return false;
   const x = r as Record<string, unknown>;
-  return typeof x.experiment === 'string' && typeof x.filter === 'object' && x.filter !== null && wellFormedExperiment({ name: 'rule', arms: [x.arm, x.arm], filter: x.filter }) && jsonBytes(r) <= MESSAGE_MAX_BYTES;
+  return (
+    typeof x.experiment === 'string' &&
+    typeof x.filter === 'object' &&
+    x.filter !== null &&
+    wellFormedExperiment({ name: 'rule', arms: [x.arm, x.arm], filter: x.filter }) &&
+    jsonBytes(r) <= MESSAGE_MAX_BYTES
+  );
 }
 export const EXPERIMENTS_MAX = 50;
 export const OPEN_ACTIONS_MAX = 500;
@@ -203,7 +209,14 @@ export class RoutingControl {
     for (const a of this.state.alerts) {
       if (a.acknowledgedAt === undefined && a.action !== 'none') actions[`${a.scope}|${a.category}`] = { action: a.action, alertId: a.id };
     }
-    return { version: this.state.version, categories: this.state.categories, explore: this.settings.tuner.explore, rules: this.state.rules, experiments: Object.values(this.state.experiments), actions };
+    return {
+      version: this.state.version,
+      categories: this.state.categories,
+      explore: this.settings.tuner.explore,
+      rules: this.state.rules,
+      experiments: Object.values(this.state.experiments),
+      actions,
+    };
   }
 
   private snapshot(): PolicySnapshot {
@@ -330,7 +343,9 @@ export class RoutingControl {
         if (c.to.standard === base.standard && c.to.premium === base.premium) delete this.state.categories[c.category];
         else this.state.categories[c.category] = c.to;
       }
-      change = this.commit(by, changes.map((c) => `${c.category}: standard ${c.from.standard} -> ${c.to.standard}, premium ${c.from.premium} -> ${c.to.premium} (${c.why})`).join('; '), now, before, { changes });
+      change = this.commit(by, changes.map((c) => `${c.category}: standard ${c.from.standard} -> ${c.to.standard}, premium ${c.from.premium} -> ${c.to.premium} (${c.why})`).join('; '), now, before, {
+        changes,
+      });
     }
     this.state.counts = {};
     return change;
@@ -379,7 +394,13 @@ export class RoutingControl {
    * visible in the UI) rather than letting the server refuse the continue-as-new and end the entity.
    */
   carry(maxBytes = CARRY_MAX_BYTES): ControlState {
-    const s: ControlState = { ...this.state, feedbackSeen: newestWithin(this.state.feedbackSeen, FEEDBACK_SEEN_BYTES), history: [...this.state.history], alerts: [...this.state.alerts], baselines: { ...this.state.baselines } };
+    const s: ControlState = {
+      ...this.state,
+      feedbackSeen: newestWithin(this.state.feedbackSeen, FEEDBACK_SEEN_BYTES),
+      history: [...this.state.history],
+      alerts: [...this.state.alerts],
+      baselines: { ...this.state.baselines },
+    };
     let size = jsonBytes(s);
     while (size > maxBytes && s.history.length > 10) size -= jsonBytes(s.history.shift()) + 1;
     if (size > maxBytes) {
@@ -398,7 +419,10 @@ export class RoutingControl {
         size -= jsonBytes(key) + jsonBytes(b) + 2;
       }
     }
-    if (size > maxBytes) throw new Error(`the routing entity's state is ${size} bytes, over the ${maxBytes} it may carry, with nothing left to drop (rules ${s.rules.length}, experiments ${Object.keys(s.experiments).length}, open alerts ${s.alerts.length})`);
+    if (size > maxBytes)
+      throw new Error(
+        `the routing entity's state is ${size} bytes, over the ${maxBytes} it may carry, with nothing left to drop (rules ${s.rules.length}, experiments ${Object.keys(s.experiments).length}, open alerts ${s.alerts.length})`,
+      );
     return s;
   }
 }

@@ -122,17 +122,23 @@ export class FileLedger {
     if (size <= this.offset) return;
     const from = this.offset;
     this.offset = size;
-    this.partial = readLines(this.path, from, size, (l) => {
-      const e = parseEntry(l);
-      if (!e) {
-        this.skippedLines += 1;
-        this.onSkip(l);
-        return;
-      }
-      if (this.keys.has(e.key)) return;
-      this.keys.add(e.key);
-      this.total += e.costNanos;
-    }, this.partial);
+    this.partial = readLines(
+      this.path,
+      from,
+      size,
+      (l) => {
+        const e = parseEntry(l);
+        if (!e) {
+          this.skippedLines += 1;
+          this.onSkip(l);
+          return;
+        }
+        if (this.keys.has(e.key)) return;
+        this.keys.add(e.key);
+        this.total += e.costNanos;
+      },
+      this.partial,
+    );
     // A whole entry without its newline counts (its key is remembered, so it counts once when a
     // later append completes the line).
     const tail = this.partial.trim() === '' ? undefined : parseEntry(this.partial);

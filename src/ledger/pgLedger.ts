@@ -57,7 +57,23 @@ CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
 CREATE INDEX IF NOT EXISTS ${LEDGER_TABLE}_at ON ${LEDGER_TABLE} (at);
 `;
 
-const COLUMNS = ['key', 'workflow_id', 'attempt_id', 'scope', 'model', 'provider', 'tier', 'category', 'feature', 'input_tokens', 'cached_input_tokens', 'output_tokens', 'cost_nanos', 'baseline_nanos', 'at'] as const;
+const COLUMNS = [
+  'key',
+  'workflow_id',
+  'attempt_id',
+  'scope',
+  'model',
+  'provider',
+  'tier',
+  'category',
+  'feature',
+  'input_tokens',
+  'cached_input_tokens',
+  'output_tokens',
+  'cost_nanos',
+  'baseline_nanos',
+  'at',
+] as const;
 
 interface Row {
   key: string;
@@ -149,7 +165,23 @@ export class PgLedger implements SpendLedger {
 
   async record(e: LedgerEntry): Promise<boolean> {
     if (!Number.isSafeInteger(e.costNanos) || e.costNanos < 0) throw new RangeError(`costNanos must be a non-negative integer, got ${e.costNanos}`);
-    const values = [e.key, e.workflowId, e.attemptId, e.scope ?? 'default', e.model, e.provider, e.tier, e.category, e.feature ?? 'unspecified', e.inputTokens, e.cachedInputTokens, e.outputTokens, e.costNanos, e.baselineNanos ?? null, e.at];
+    const values = [
+      e.key,
+      e.workflowId,
+      e.attemptId,
+      e.scope ?? 'default',
+      e.model,
+      e.provider,
+      e.tier,
+      e.category,
+      e.feature ?? 'unspecified',
+      e.inputTokens,
+      e.cachedInputTokens,
+      e.outputTokens,
+      e.costNanos,
+      e.baselineNanos ?? null,
+      e.at,
+    ];
     const r = await this.pool.query(`INSERT INTO ${LEDGER_TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT (key) DO NOTHING`, values);
     return r.rowCount === 1;
   }
@@ -229,11 +261,30 @@ export class PgLedger implements SpendLedger {
       const n = (v: string | null | undefined): number => (v === null || v === undefined ? 0 : num(v));
       const costNanos = n(r?.cost);
       const baselineNanos = n(r?.baseline);
-      return { requests: n(r?.requests), attempts: n(r?.attempts), costNanos, baselineNanos, savingNanos: baselineNanos - costNanos, inputTokens: n(r?.input), cachedInputTokens: n(r?.cached), outputTokens: n(r?.output) };
+      return {
+        requests: n(r?.requests),
+        attempts: n(r?.attempts),
+        costNanos,
+        baselineNanos,
+        savingNanos: baselineNanos - costNanos,
+        inputTokens: n(r?.input),
+        cachedInputTokens: n(r?.cached),
+        outputTokens: n(r?.output),
+      };
     };
     const total = rows.find((r) => Number(r.grouping) !== 0 || dims.length === 0);
-    const groups: ReportRow[] = dims.length === 0 ? [] : rows.filter((r) => Number(r.grouping) === 0).map((r) => ({ group: Object.fromEntries(opts.by.map((d, i) => [d, r[`d${i}`] ?? ''])), ...figures(r) }));
-    return { ledger: this.describe, since: q.since?.toISOString() ?? null, until: q.until?.toISOString() ?? null, by: opts.by, rows: sortRows(groups, opts.by), total: figures(total), skippedLines: 0, repeatedKeys: 0 };
+    const groups: ReportRow[] =
+      dims.length === 0 ? [] : rows.filter((r) => Number(r.grouping) === 0).map((r) => ({ group: Object.fromEntries(opts.by.map((d, i) => [d, r[`d${i}`] ?? ''])), ...figures(r) }));
+    return {
+      ledger: this.describe,
+      since: q.since?.toISOString() ?? null,
+      until: q.until?.toISOString() ?? null,
+      by: opts.by,
+      rows: sortRows(groups, opts.by),
+      total: figures(total),
+      skippedLines: 0,
+      repeatedKeys: 0,
+    };
   }
 
   /** Closes the pool; a query still stuck is not waited for past 5 s. */

@@ -129,7 +129,11 @@ export function sortRows(rows: ReportRow[], by: readonly ReportDimension[]): Rep
   return rows.sort((a, b) => by.map((d) => (a.group[d] ?? '').localeCompare(b.group[d] ?? '')).find((c) => c !== 0) ?? b.costNanos - a.costNanos);
 }
 
-export function buildReport(entries: Iterable<LedgerEntry>, opts: { by: readonly ReportDimension[]; since?: Date | undefined; until?: Date | undefined }, baselineOf: (e: LedgerEntry) => number): Report {
+export function buildReport(
+  entries: Iterable<LedgerEntry>,
+  opts: { by: readonly ReportDimension[]; since?: Date | undefined; until?: Date | undefined },
+  baselineOf: (e: LedgerEntry) => number,
+): Report {
   const acc = new ReportAccumulator(opts, baselineOf);
   for (const e of entries) acc.add(e);
   return acc.build();
@@ -150,6 +154,27 @@ export function reportCsv(r: Report): string {
 /** A table for people: dollars, requests, tokens, saving. */
 export function reportTable(r: Report): string[][] {
   const head = [...r.by, 'requests', 'attempts', 'cost', 'premium baseline', 'saved', 'tokens in', 'tokens out'];
-  const line = (g: string[], f: ReportFigures) => [...g, String(f.requests), String(f.attempts), usd(f.costNanos), usd(f.baselineNanos), `${usd(f.savingNanos)}${f.baselineNanos > 0 ? ` (${((f.savingNanos / f.baselineNanos) * 100).toFixed(1)}%)` : ''}`, String(f.inputTokens), String(f.outputTokens)];
-  return [head, ...r.rows.map((row) => line(r.by.map((d) => row.group[d] ?? ''), row)), line(r.by.map((_, i) => (i === 0 ? 'total' : '')), r.total)];
+  const line = (g: string[], f: ReportFigures) => [
+    ...g,
+    String(f.requests),
+    String(f.attempts),
+    usd(f.costNanos),
+    usd(f.baselineNanos),
+    `${usd(f.savingNanos)}${f.baselineNanos > 0 ? ` (${((f.savingNanos / f.baselineNanos) * 100).toFixed(1)}%)` : ''}`,
+    String(f.inputTokens),
+    String(f.outputTokens),
+  ];
+  return [
+    head,
+    ...r.rows.map((row) =>
+      line(
+        r.by.map((d) => row.group[d] ?? ''),
+        row,
+      ),
+    ),
+    line(
+      r.by.map((_, i) => (i === 0 ? 'total' : '')),
+      r.total,
+    ),
+  ];
 }

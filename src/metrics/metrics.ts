@@ -118,11 +118,27 @@ export class SwitchyardMetrics {
         for (const c of costs.values()) this.inc({ model: c.model, tier: c.tier }, c.nanos / NANOS_PER_DOLLAR);
       },
     });
-    this.quality = new Histogram({ name: 'llm_model_quality_score', help: 'Quality scores per model (judge scores; 1 or 0 for checks passed or failed)', labelNames: ['model'], buckets: QUALITY_BUCKETS, registers });
+    this.quality = new Histogram({
+      name: 'llm_model_quality_score',
+      help: 'Quality scores per model (judge scores; 1 or 0 for checks passed or failed)',
+      labelNames: ['model'],
+      buckets: QUALITY_BUCKETS,
+      registers,
+    });
     this.latency = new Histogram({ name: 'llm_model_latency_seconds', help: 'Latency per model (provider call, seconds)', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
-    this.routing = new Counter({ name: 'llm_routing_decisions_total', help: 'Routing decisions: the tier a request preferred, the tier a paid call went to, and why', labelNames: ['from_tier', 'to_tier', 'reason'], registers });
+    this.routing = new Counter({
+      name: 'llm_routing_decisions_total',
+      help: 'Routing decisions: the tier a request preferred, the tier a paid call went to, and why',
+      labelNames: ['from_tier', 'to_tier', 'reason'],
+      registers,
+    });
     this.attempts = new Counter({ name: 'switchyard_provider_attempts_total', help: 'Provider calls by outcome (ok, or the error kind)', labelNames: ['model', 'provider', 'kind'], registers });
-    this.anomalies = new Counter({ name: 'switchyard_spend_anomalies_total', help: 'Spend anomalies raised (a bucket of spend far above its learned baseline), and the action applied', labelNames: ['scope', 'category', 'action'], registers });
+    this.anomalies = new Counter({
+      name: 'switchyard_spend_anomalies_total',
+      help: 'Spend anomalies raised (a bucket of spend far above its learned baseline), and the action applied',
+      labelNames: ['scope', 'category', 'action'],
+      registers,
+    });
     this.inFlightGauge = new Gauge({ name: 'switchyard_provider_calls_in_flight', help: 'Provider calls in flight on this worker', registers });
     this.policyStaleCounter = new Counter({
       name: 'switchyard_policy_stale_total',

@@ -105,12 +105,7 @@ export function retryAfterMs(headers: HeaderBag, now: number = Date.now()): numb
   return resets.length > 0 ? Math.max(...resets) : undefined;
 }
 
-export function fromHttpStatus(
-  status: number,
-  message: string,
-  headers: HeaderBag,
-  where: { provider: string; model: string },
-): ProviderError {
+export function fromHttpStatus(status: number, message: string, headers: HeaderBag, where: { provider: string; model: string }): ProviderError {
   const kind = kindForStatus(status, message);
   return new ProviderError({
     kind,

@@ -56,8 +56,15 @@ async function* limited<T>(items: AsyncIterable<T> | Iterable<T>, limit: number 
 }
 
 /** `dataConverter`: the one the runs were written with (the payload codec, when encryption is on). */
-export async function* replayHistories(histories: AsyncIterable<HistoryAndWorkflowId> | Iterable<HistoryAndWorkflowId>, code: WorkflowCode, opts: { limit?: number; dataConverter?: DataConverter } = {}): AsyncGenerator<ReplayOutcome> {
-  const options = { ...('bundlePath' in code ? { workflowBundle: { codePath: code.bundlePath } } : { workflowsPath: code.workflowsPath }), ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}) };
+export async function* replayHistories(
+  histories: AsyncIterable<HistoryAndWorkflowId> | Iterable<HistoryAndWorkflowId>,
+  code: WorkflowCode,
+  opts: { limit?: number; dataConverter?: DataConverter } = {},
+): AsyncGenerator<ReplayOutcome> {
+  const options = {
+    ...('bundlePath' in code ? { workflowBundle: { codePath: code.bundlePath } } : { workflowsPath: code.workflowsPath }),
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+  };
   for await (const r of Worker.runReplayHistories(options, limited(histories, opts.limit))) {
     if (!r.error) {
       yield { workflowId: r.workflowId, runId: r.runId, ok: true };

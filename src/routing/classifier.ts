@@ -138,7 +138,12 @@ export function classify(input: ClassifyInput, options: ClassifyOptions = {}): C
   let z = BIAS;
 
   // Earlier user turns, most recent last, bounded like the instruction's window.
-  const earlierUser = (input.history ?? []).filter((t) => t.role === 'user').map((t) => t.content).join('\n').slice(-HISTORY_CHARS).toLowerCase();
+  const earlierUser = (input.history ?? [])
+    .filter((t) => t.role === 'user')
+    .map((t) => t.content)
+    .join('\n')
+    .slice(-HISTORY_CHARS)
+    .toLowerCase();
   for (const f of HARD) {
     if (f.pattern.test(text)) {
       z += f.weight;
@@ -192,8 +197,8 @@ export function classify(input: ClassifyInput, options: ClassifyOptions = {}): C
   const inputTokens = history.length
     ? countChatTokens([...(input.system ? [{ content: input.system }] : []), ...history, { content: input.context ? `${input.context}\n\n${instruction}` : instruction }])
     : input.context
-    ? countChatTokens([...(input.system ? [{ content: input.system }] : []), { content: `${input.context}\n\n${instruction}` }])
-    : countChatTokens(input.system ? [{ content: input.system }] : []) + MESSAGE_OVERHEAD_TOKENS + instructionTokens;
+      ? countChatTokens([...(input.system ? [{ content: input.system }] : []), { content: `${input.context}\n\n${instruction}` }])
+      : countChatTokens(input.system ? [{ content: input.system }] : []) + MESSAGE_OVERHEAD_TOKENS + instructionTokens;
   if (inputTokens > LONG_CONTEXT_TOKENS) capabilities.add('long_context');
 
   const learned = (learnedDifficulty(options.model ?? SHIPPED_DIFFICULTY_MODEL, window) ?? 0) * (options.learnedWeight ?? LEARNED_WEIGHT);

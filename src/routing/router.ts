@@ -89,11 +89,7 @@ export class NoEligibleModelError extends Error {
     readonly hint: string,
   ) {
     const last = excluded.filter((e) => e.constraint === constraint);
-    super(
-      `no eligible model: constraint "${constraint}" excluded the last candidates (${last
-        .map((e) => `${e.model}: ${e.detail}`)
-        .join('; ')}); ${hint}`,
-    );
+    super(`no eligible model: constraint "${constraint}" excluded the last candidates (${last.map((e) => `${e.model}: ${e.detail}`).join('; ')}); ${hint}`);
   }
 }
 
@@ -192,8 +188,7 @@ function constraintsFor(req: RouteRequest, policy: RoutingPolicy): Constraint[] 
         const est = estimateCostNanos(m, req.inputTokens, outputTokensFor(m, req, policy));
         return est > cap ? `estimated ${formatUsd(est)} > cap ${formatUsd(cap)}` : undefined;
       },
-      hint: (ms) =>
-        `raise the cost cap to at least ${formatUsd(Math.min(...ms.map((m) => estimateCostNanos(m, req.inputTokens, outputTokensFor(m, req, policy)))))}, or lower maxOutputTokens`,
+      hint: (ms) => `raise the cost cap to at least ${formatUsd(Math.min(...ms.map((m) => estimateCostNanos(m, req.inputTokens, outputTokensFor(m, req, policy)))))}, or lower maxOutputTokens`,
     });
   }
   return cs;
@@ -226,16 +221,13 @@ export function route(catalog: Catalog, req: RouteRequest, policy: RoutingPolicy
   }
 
   const derived = tierForComplexity(req.complexity, policy);
-  const preferredTier =
-    req.minTier !== undefined && TIERS.indexOf(req.minTier) > TIERS.indexOf(derived) ? req.minTier : derived;
+  const preferredTier = req.minTier !== undefined && TIERS.indexOf(req.minTier) > TIERS.indexOf(derived) ? req.minTier : derived;
   const order = tierOrder(preferredTier);
   const est = new Map(pool.map((m) => [m.name, estimateCostNanos(m, req.inputTokens, outputTokensFor(m, req, policy))]));
   const cost = (m: ModelSpec): number => est.get(m.name) ?? Number.MAX_SAFE_INTEGER;
   const dominatedBy = new Map<string, ModelSpec>();
   for (const m of pool) {
-    const better = pool.find(
-      (o) => o !== m && cost(o) <= cost(m) && o.quality >= m.quality && (cost(o) < cost(m) || o.quality > m.quality),
-    );
+    const better = pool.find((o) => o !== m && cost(o) <= cost(m) && o.quality >= m.quality && (cost(o) < cost(m) || o.quality > m.quality));
     if (better) dominatedBy.set(m.name, better);
   }
 

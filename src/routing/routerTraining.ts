@@ -30,9 +30,7 @@ export interface TrainingOptions {
 
 export function fit(outcomes: readonly RecordedOutcome[], options: TrainingOptions): DifficultyModel {
   const excluded = new Set(options.excludeSubjects ?? []);
-  const examples = outcomes
-    .filter((o) => o.subject === undefined || !excluded.has(o.subject))
-    .map((o) => ({ features: promptFeatures(patternWindow(o.prompt)), gain: o.strong - o.weak }));
+  const examples = outcomes.filter((o) => o.subject === undefined || !excluded.has(o.subject)).map((o) => ({ features: promptFeatures(patternWindow(o.prompt)), gain: o.strong - o.weak }));
   return trainDifficultyModel(examples, options.lambda, options.trainedOn);
 }
 
@@ -47,16 +45,15 @@ export function subjectFolds(outcomes: readonly RecordedOutcome[], folds: number
  * Out-of-fold difficulty scores: each fold scored by the classifier with a model fitted on the
  * other folds' subjects.
  */
-export function crossValidatedScores(
-  outcomes: readonly RecordedOutcome[],
-  folds: number,
-  options: TrainingOptions & { readonly learnedWeight?: number | undefined },
-): Map<string, number> {
+export function crossValidatedScores(outcomes: readonly RecordedOutcome[], folds: number, options: TrainingOptions & { readonly learnedWeight?: number | undefined }): Map<string, number> {
   const foldOf = subjectFolds(outcomes, folds);
   const scores = new Map<string, number>();
   for (let k = 0; k < folds; k += 1) {
     const inFold = (o: RecordedOutcome): boolean => foldOf.get(o.subject ?? o.id) === k;
-    const model = fit(outcomes.filter((o) => !inFold(o)), options);
+    const model = fit(
+      outcomes.filter((o) => !inFold(o)),
+      options,
+    );
     for (const o of outcomes.filter(inFold)) scores.set(o.id, classify({ prompt: o.prompt }, { model, learnedWeight: options.learnedWeight }).complexity);
   }
   return scores;

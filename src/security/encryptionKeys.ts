@@ -78,7 +78,10 @@ export function encryptionKeysFromEnv(env: Readonly<Record<string, string | unde
   }
   const active = makeKey(parseId(env.SWITCHYARD_ENCRYPTION_KEY_ID || 'k1', 'SWITCHYARD_ENCRYPTION_KEY_ID'), parseKey(keyB64, 'SWITCHYARD_ENCRYPTION_KEY'));
   const all: EncryptionKey[] = [active];
-  const entries = oldKeys.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const entries = oldKeys
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   entries.forEach((entry, i) => {
     const where = `SWITCHYARD_ENCRYPTION_OLD_KEYS (entry ${i + 1} of ${entries.length})`;
     const colon = entry.indexOf(':');

@@ -208,7 +208,15 @@ export class Simulator {
       return;
     }
     if (outcome === 'context') {
-      return this.fail(res, format, 400, 'context', format === anthropicFormat ? `prompt is too long: ${spec.contextWindow + 1} tokens > ${spec.contextWindow} maximum` : `This model's maximum context length is ${spec.contextWindow} tokens. Please reduce the length of the messages.`);
+      return this.fail(
+        res,
+        format,
+        400,
+        'context',
+        format === anthropicFormat
+          ? `prompt is too long: ${spec.contextWindow + 1} tokens > ${spec.contextWindow} maximum`
+          : `This model's maximum context length is ${spec.contextWindow} tokens. Please reduce the length of the messages.`,
+      );
     }
     if (outcome === 'refusal') {
       return this.fail(res, format, 400, 'policy', 'The request was rejected because it was flagged by the content policy');

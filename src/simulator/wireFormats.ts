@@ -49,9 +49,7 @@ function obj(v: unknown, what: string): Record<string, unknown> {
 function textOf(content: unknown): string {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
-    return content
-      .map((c) => (typeof c === 'object' && c !== null && typeof (c as { text?: unknown }).text === 'string' ? (c as { text: string }).text : ''))
-      .join('');
+    return content.map((c) => (typeof c === 'object' && c !== null && typeof (c as { text?: unknown }).text === 'string' ? (c as { text: string }).text : '')).join('');
   }
   return '';
 }
@@ -75,9 +73,13 @@ export const openaiFormat: WireFormat = {
     if (!Array.isArray(b.messages) || b.messages.length === 0) throw new BadRequest('messages must be a non-empty array');
     const msgs = b.messages.map((m, i) => obj(m, `messages[${i}]`));
     msgs.forEach((m, i) => {
-      if (!['system', 'developer', 'user', 'assistant'].includes(String(m.role))) throw new BadRequest(`messages[${i}].role: '${String(m.role)}' is not one of 'system', 'developer', 'user', 'assistant'`);
+      if (!['system', 'developer', 'user', 'assistant'].includes(String(m.role)))
+        throw new BadRequest(`messages[${i}].role: '${String(m.role)}' is not one of 'system', 'developer', 'user', 'assistant'`);
     });
-    const system = msgs.filter((m) => m.role === 'system' || m.role === 'developer').map((m) => textOf(m.content)).join('\n');
+    const system = msgs
+      .filter((m) => m.role === 'system' || m.role === 'developer')
+      .map((m) => textOf(m.content))
+      .join('\n');
     const turns = msgs.filter((m) => m.role === 'user' || m.role === 'assistant').map((m) => ({ role: m.role as SimTurn['role'], text: textOf(m.content) }));
     // OpenAI uses max_completion_tokens (max_tokens is its older name); Mistral uses max_tokens.
     const maxTokens = optInt(b.max_completion_tokens, 'max_completion_tokens') ?? optInt(b.max_tokens, 'max_tokens');

@@ -38,7 +38,10 @@ export function sqlitePragmas(explicit: readonly string[] | undefined, env: Node
   const v = env.SWITCHYARD_DEV_SQLITE_PRAGMAS;
   if (v === undefined || v.trim() === '') return DEFAULT_SQLITE_PRAGMAS;
   if (v.trim() === 'none') return [];
-  const list = v.split(',').map((p) => p.trim()).filter(Boolean);
+  const list = v
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   for (const p of list) {
     if (!/^[a-z_]+=[A-Za-z0-9_-]+$/.test(p)) throw new Error(`SWITCHYARD_DEV_SQLITE_PRAGMAS: "${p}" is not name=value (e.g. journal_mode=wal,synchronous=normal, or none)`);
   }
@@ -78,9 +81,14 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const ip = opts.ip ?? '127.0.0.1';
   const port = opts.port === 0 || opts.port === undefined ? (opts.port === 0 ? await freePort(ip) : 7233) : opts.port;
   const uiPort = opts.uiPort === 0 || opts.uiPort === undefined ? (opts.uiPort === 0 ? await freePort(ip) : 8233) : opts.uiPort;
-  for (const [what, p] of [['gRPC', port], ['UI', uiPort]] as const) {
+  for (const [what, p] of [
+    ['gRPC', port],
+    ['UI', uiPort],
+  ] as const) {
     if (await portInUse(p, ip)) {
-      throw new Error(`port ${p} (${what}) on ${ip} is already in use: is another Temporal server (or \`switchyard up\`) running? Stop it, pass other ports, or set TEMPORAL_ADDRESS=${ip}:${port} to use it.`);
+      throw new Error(
+        `port ${p} (${what}) on ${ip} is already in use: is another Temporal server (or \`switchyard up\`) running? Stop it, pass other ports, or set TEMPORAL_ADDRESS=${ip}:${port} to use it.`,
+      );
     }
   }
   mkdirSync(opts.stateDir, { recursive: true });
@@ -181,8 +189,7 @@ function watchOver(serverPid: number): void {
 
 /** `--search-attribute` flags for `temporal server start-dev` and `temporal operator search-attribute create`. */
 export function searchAttributeFlags(): string[] {
-  const type = (t: SearchAttributeType): string =>
-    t === SearchAttributeType.KEYWORD ? 'Keyword' : t === SearchAttributeType.INT ? 'Int' : t === SearchAttributeType.DOUBLE ? 'Double' : 'Text';
+  const type = (t: SearchAttributeType): string => (t === SearchAttributeType.KEYWORD ? 'Keyword' : t === SearchAttributeType.INT ? 'Int' : t === SearchAttributeType.DOUBLE ? 'Double' : 'Text');
   return SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${type(k.type)}`]);
 }
 

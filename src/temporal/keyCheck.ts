@@ -82,7 +82,7 @@ export async function requireReadableHistories(connection: ConnectionLike, names
     found = await findKeyMismatches(connection, namespace, taskQueues, keys);
   } catch (e) {
     // Some clusters do not let a worker's credentials list or read histories: say so, and go on.
-    log.warn({ err: (e as Error).message }, 'could not sample the namespace\'s runs to check the encryption keys against them');
+    log.warn({ err: (e as Error).message }, "could not sample the namespace's runs to check the encryption keys against them");
     return;
   }
   if (found.unknownIds.size > 0) {

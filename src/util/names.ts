@@ -13,7 +13,6 @@ export function isReservedName(name: string): boolean {
 
 export const RESERVED_MESSAGE = 'is a reserved name (a member of every JavaScript object, such as constructor or __proto__): choose another';
 
-
 /** Sets an own property, even for a key such as __proto__ (which `rec[key] = v` would not); returns v. */
 export function setOwn<V>(rec: Record<string, V>, key: string, value: V): V {
   Object.defineProperty(rec, key, { value, writable: true, enumerable: true, configurable: true });

@@ -94,14 +94,16 @@ async function requireSearchAttributes(connection: Connection, namespace: string
     have = (await connection.operatorService.listSearchAttributes({ namespace })).customAttributes ?? {};
   } catch (e) {
     // Some clusters do not let a worker's credentials list them: say so, and go on.
-    log.warn({ err: (e as Error).message }, 'could not list the namespace\'s search attributes; make sure these exist: ' + SEARCH_ATTRIBUTES.map((k) => k.name).join(', '));
+    log.warn({ err: (e as Error).message }, "could not list the namespace's search attributes; make sure these exist: " + SEARCH_ATTRIBUTES.map((k) => k.name).join(', '));
     return;
   }
   const kind = (t: string): string => ({ KEYWORD: 'Keyword', INT: 'Int', DOUBLE: 'Double' })[t] ?? t;
   const missing = SEARCH_ATTRIBUTES.filter((k) => !(k.name in have));
   const mistyped = SEARCH_ATTRIBUTES.filter((k) => k.name in have && have[k.name] !== encodeSearchAttributeIndexedValueType(k.type));
   if (mistyped.length > 0) {
-    throw new Error(`namespace "${namespace}" has the search attributes ${mistyped.map((k) => `${k.name} (must be ${kind(k.type)})`).join(', ')} with another type; Switchyard's workflows could not set them: remove them and create them with these types, or use another namespace`);
+    throw new Error(
+      `namespace "${namespace}" has the search attributes ${mistyped.map((k) => `${k.name} (must be ${kind(k.type)})`).join(', ')} with another type; Switchyard's workflows could not set them: remove them and create them with these types, or use another namespace`,
+    );
   }
   if (missing.length === 0) return;
   throw new Error(
@@ -144,11 +146,15 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const budgets = async (scopes: readonly string[]): Promise<BudgetGaugeRow[]> => {
     const status = async (scope: string): Promise<BudgetStatus | undefined> => {
       const ids = Array.from({ length: shards }, (_, shard) => shardWorkflowId(config.taskQueue, scope, shard, shards));
-      const found = (await Promise.all(ids.map((id) => temporal.withDeadline(Date.now() + BUDGET_POLL_MS, () => temporal.workflow.getHandle(id).query(statusQuery)).catch(() => undefined)))).filter((s) => s !== undefined);
+      const found = (await Promise.all(ids.map((id) => temporal.withDeadline(Date.now() + BUDGET_POLL_MS, () => temporal.workflow.getHandle(id).query(statusQuery)).catch(() => undefined)))).filter(
+        (s) => s !== undefined,
+      );
       return found.length > 0 ? combineStatuses(found) : undefined;
     };
     const statuses = await Promise.all(scopes.map(async (scope) => ({ scope, st: await status(scope) })));
-    return statuses.flatMap(({ scope, st }) => Object.entries(st?.categories ?? {}).map(([category, c]) => ({ scope, category, allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos })));
+    return statuses.flatMap(({ scope, st }) =>
+      Object.entries(st?.categories ?? {}).map(([category, c]) => ({ scope, category, allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos })),
+    );
   };
   const controlSettings = controlSettingsFrom(config);
   // The outbox as the server sees it: every worker reports the same backlog, whichever deferred a
@@ -169,7 +175,10 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
       return { pending: count, oldestDeferredAt: oldest };
     });
   };
-  const metrics = new SwitchyardMetrics({ budgets, ledgerBacklog, ...(health ? { circuits: () => health.knownCircuits() } : {}), models: catalog.names() }, { maxLabelValues: config.metrics.maxLabelValues });
+  const metrics = new SwitchyardMetrics(
+    { budgets, ledgerBacklog, ...(health ? { circuits: () => health.knownCircuits() } : {}), models: catalog.names() },
+    { maxLabelValues: config.metrics.maxLabelValues },
+  );
   const policy = new PolicyCache(temporal, config.taskQueue, config.learning.policyCacheMs, log, (reason) => metrics.policyStale(reason));
   const reporter = new OutcomeReporter(temporal, config.taskQueue, () => controlSettings, config.learning.reportEveryMs, log);
   const classifier = new ClassifyPool(log);
@@ -250,7 +259,9 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   reporter.start();
   policy.start();
   // The routing entity takes this worker's tuner and detector settings (the last worker started sets them).
-  await signalRouting(temporal, config.taskQueue, controlSettings, configureSignal, [controlSettings]).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'routing entity not configured; it keeps its settings'));
+  await signalRouting(temporal, config.taskQueue, controlSettings, configureSignal, [controlSettings]).catch((e: unknown) =>
+    log.warn({ err: (e as Error).message }, 'routing entity not configured; it keeps its settings'),
+  );
   log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length, metrics: metricsServer?.url ?? 'off' }, 'worker ready');
   if (config.access.codec) log.info({ keyId: config.access.encryptionKeyId, fingerprint: config.access.encryptionKeys?.active.fingerprint }, 'payload encryption on');
   // The request worker stops first: its shutdown waits for running local activities (settlements),

@@ -33,7 +33,8 @@ export function messagesIssues(messages: readonly ChatMessage[]): Array<{ path: 
   const last = turns[turns.length - 1];
   if (!first || !last) return [{ path: 'messages', message: 'needs at least one user message (system messages alone ask nothing)' }];
   if (first.role !== 'user') issues.push({ path: `messages.${first.i}`, message: 'the first non-system message must be from the user (providers such as Anthropic and Gemini require it)' });
-  if (last.role !== 'user') issues.push({ path: `messages.${last.i}`, message: "the last message must be from the user: it is the turn the model answers (drop the trailing assistant message, or add the user's next turn)" });
+  if (last.role !== 'user')
+    issues.push({ path: `messages.${last.i}`, message: "the last message must be from the user: it is the turn the model answers (drop the trailing assistant message, or add the user's next turn)" });
   return issues;
 }
 

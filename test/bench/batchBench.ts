@@ -39,11 +39,24 @@ export async function benchBatch(opts: { requests: number; concurrency: number; 
       const dir = mkdtempSync(join(tmpdir(), 'switchyard-bbench-'));
       process.env.SWITCHYARD_DEV_SQLITE_PRAGMAS = c.env;
       const cfg = loadConfig({ SWITCHYARD_LOG_LEVEL: 'error' }, { stateDir: dir, ledgerPath: join(dir, 'ledger.jsonl') });
-      const stack = await startLocalStack({ config: { ...cfg, temporalAddress: undefined, simulatorUrl: undefined }, log: createLogger('error'), port: 0, uiPort: 0, latencyScale: 0.1, forceSimulator: true, say: () => undefined });
+      const stack = await startLocalStack({
+        config: { ...cfg, temporalAddress: undefined, simulatorUrl: undefined },
+        log: createLogger('error'),
+        port: 0,
+        uiPort: 0,
+        latencyScale: 0.1,
+        forceSimulator: true,
+        say: () => undefined,
+      });
       const client = await SwitchyardClient.connect({ address: stack.address, taskQueue: stack.config.taskQueue });
       try {
         const file = join(dir, 'batch.jsonl');
-        writeFileSync(file, `${demoEntries(opts.requests, `b${round}`).map((e) => (e.ok ? JSON.stringify({ id: e.item.id, ...e.item.request, requestId: undefined }) : '')).join('\n')}\n`);
+        writeFileSync(
+          file,
+          `${demoEntries(opts.requests, `b${round}`)
+            .map((e) => (e.ok ? JSON.stringify({ id: e.item.id, ...e.item.request, requestId: undefined }) : ''))
+            .join('\n')}\n`,
+        );
         let t0 = Date.now();
         const s = await runBatch(client, readBatchFile(file), { concurrency: opts.concurrency, total: opts.requests, batchId: 'bench' });
         if (s.completed !== opts.requests) throw new Error(`client batch: ${s.completed} of ${opts.requests} completed`);
@@ -54,7 +67,12 @@ export async function benchBatch(opts: { requests: number; concurrency: number; 
         row(c.label, 'collect').seconds.push((Date.now() - t0) / 1000);
 
         const detachedFile = join(dir, 'detached.jsonl');
-        writeFileSync(detachedFile, `${demoEntries(opts.requests, `d${round}`).map((e) => (e.ok ? JSON.stringify({ id: e.item.id, ...e.item.request, requestId: undefined }) : '')).join('\n')}\n`);
+        writeFileSync(
+          detachedFile,
+          `${demoEntries(opts.requests, `d${round}`)
+            .map((e) => (e.ok ? JSON.stringify({ id: e.item.id, ...e.item.request, requestId: undefined }) : ''))
+            .join('\n')}\n`,
+        );
         t0 = Date.now();
         const prepared = await prepareDetachedBatch(detachedFile, `bench-${round}`, join(dir, 'batches'), {});
         await client.startBatch({ batchId: `bench-${round}`, source: prepared.source, concurrency: opts.concurrency });

@@ -77,9 +77,11 @@ export async function benchFloor(opts: { requests: number; concurrency: number; 
       for (const [kind, fn] of Object.entries(kinds) as Array<[FloorRow['kind'], (i: number) => Promise<unknown>]>) {
         let next = 0;
         const t0 = performance.now();
-        await Promise.all(Array.from({ length: opts.concurrency }, async () => {
-          while (next < opts.requests) await fn(next++);
-        }));
+        await Promise.all(
+          Array.from({ length: opts.concurrency }, async () => {
+            while (next < opts.requests) await fn(next++);
+          }),
+        );
         const perSec = opts.requests / ((performance.now() - t0) / 1000);
         const lat: number[] = [];
         for (let i = 0; i < opts.latencySamples; i++) {
@@ -94,7 +96,10 @@ export async function benchFloor(opts: { requests: number; concurrency: number; 
       }
     }
     const actions = await sy.temporalActions(ids, config.temporalActionUsdPerMillion, { scopes: [scope] });
-    return { rows: [...rows.values()], actions: { requests: actions.requests, inHistories: actions.inHistories ?? actions.actions, entityUpdates: actions.entityUpdates ?? 0, perRequest: actions.perRequest } };
+    return {
+      rows: [...rows.values()],
+      actions: { requests: actions.requests, inHistories: actions.inHistories ?? actions.actions, entityUpdates: actions.entityUpdates ?? 0, perRequest: actions.perRequest },
+    };
   } finally {
     await sy.close();
     await connection.close();

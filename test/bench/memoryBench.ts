@@ -70,11 +70,19 @@ export async function benchMemory(opts: { requests: number; nodeOptions?: string
     }, 250);
     const t0 = performance.now();
     const results = await Promise.allSettled(
-      Array.from({ length: opts.requests }, (_, i) => client.ask({ requestId: `m-${taskQueue}-${i}`, prompt: `Classify ticket ${i} as billing or technical: "I was charged twice."`, category: 'batch' })),
+      Array.from({ length: opts.requests }, (_, i) =>
+        client.ask({ requestId: `m-${taskQueue}-${i}`, prompt: `Classify ticket ${i} as billing or technical: "I was charged twice."`, category: 'batch' }),
+      ),
     );
     const wallMs = Math.round(performance.now() - t0);
     await client.close();
-    return { requests: opts.requests, completed: results.filter((r) => r.status === 'fulfilled').length, wallMs, worker: { idleMb: idle.worker, peakMb: peak.worker }, simulator: { idleMb: idle.simulator, peakMb: peak.simulator } };
+    return {
+      requests: opts.requests,
+      completed: results.filter((r) => r.status === 'fulfilled').length,
+      wallMs,
+      worker: { idleMb: idle.worker, peakMb: peak.worker },
+      simulator: { idleMb: idle.simulator, peakMb: peak.simulator },
+    };
   } finally {
     if (sampler) clearInterval(sampler);
     worker.kill('SIGTERM');

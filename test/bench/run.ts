@@ -26,7 +26,8 @@ if (which === 'all' || which === 'router') {
 if (which === 'all' || which === 'classifier') {
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   process.stdout.write(`classifier on hostile prompts: ms per classification (median of ${rounds})\n`);
-  for (const c of benchAdversarial(rounds)) process.stdout.write(`  ${c.name.padEnd(44)} ${String(c.chars).padStart(9)} chars: median ${median(c.ms).toFixed(1)} ms  (rounds ${c.ms.map((x) => x.toFixed(1)).join(', ')})\n`);
+  for (const c of benchAdversarial(rounds))
+    process.stdout.write(`  ${c.name.padEnd(44)} ${String(c.chars).padStart(9)} chars: median ${median(c.ms).toFixed(1)} ms  (rounds ${c.ms.map((x) => x.toFixed(1)).join(', ')})\n`);
 }
 if (which === 'all' || which === 'budget') {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -34,7 +35,9 @@ if (which === 'all' || which === 'budget') {
   const res = await benchBudget({ seconds, rounds, concurrency: [1, 32, 128], shards: [1, 4] });
   process.stdout.write(`budget: reserve+settle pairs/s per scope (${rounds} interleaved rounds x ${seconds} s each)\n`);
   for (const r of res) {
-    process.stdout.write(`  shards ${r.shards}  concurrency ${String(r.concurrency).padStart(3)}: median ${r.median} pairs/s  (rounds ${r.pairsPerSec.join(', ')}; p50 pair latency ${r.p50LatencyMs} ms)\n`);
+    process.stdout.write(
+      `  shards ${r.shards}  concurrency ${String(r.concurrency).padStart(3)}: median ${r.median} pairs/s  (rounds ${r.pairsPerSec.join(', ')}; p50 pair latency ${r.p50LatencyMs} ms)\n`,
+    );
   }
 }
 if (which === 'all' || which === 'requests') {
@@ -50,8 +53,11 @@ if (which === 'all' || which === 'floor') {
   const res = await benchFloor({ requests, concurrency: 64, rounds, latencySamples: Number(process.env.BENCH_LATENCY_SAMPLES ?? 40) });
   process.stdout.write(`floor: the same dev server, ${requests} requests at 64 in flight, then latency at concurrency 1, ${rounds} interleaved rounds (medians)\n`);
   const med = (k: string, f: 'perSec' | 'p50Ms') => median(res.rows.find((r) => r.kind === k)?.[f] ?? []);
-  for (const r of res.rows) process.stdout.write(`  ${r.kind.padEnd(10)}: ${median(r.perSec).toFixed(1)} requests/s  p50 ${median(r.p50Ms).toFixed(1)} ms  (rounds ${r.perSec.join(', ')} / ${r.p50Ms.join(', ')} ms)\n`);
-  process.stdout.write(`  switchyard / floorOne: ${(med('switchyard', 'perSec') / med('floorOne', 'perSec')).toFixed(2)}x throughput, ${(med('switchyard', 'p50Ms') - med('floorOne', 'p50Ms')).toFixed(1)} ms over its p50\n`);
+  for (const r of res.rows)
+    process.stdout.write(`  ${r.kind.padEnd(10)}: ${median(r.perSec).toFixed(1)} requests/s  p50 ${median(r.p50Ms).toFixed(1)} ms  (rounds ${r.perSec.join(', ')} / ${r.p50Ms.join(', ')} ms)\n`);
+  process.stdout.write(
+    `  switchyard / floorOne: ${(med('switchyard', 'perSec') / med('floorOne', 'perSec')).toFixed(2)}x throughput, ${(med('switchyard', 'p50Ms') - med('floorOne', 'p50Ms')).toFixed(1)} ms over its p50\n`,
+  );
   const a = res.actions;
   process.stdout.write(`  billable actions per request: ${a.perRequest} (${a.inHistories} in ${a.requests} request histories + ${a.entityUpdates} budget-entity updates)\n`);
 }
@@ -63,7 +69,9 @@ if (which === 'batch') {
   process.stdout.write(`batch of ${requests} demo prompts on the demo stack (latency x 0.1), ${concurrency} in flight, ${rounds} interleaved rounds\n`);
   for (const r of res) {
     const m = median(r.seconds);
-    process.stdout.write(`  sqlite ${r.pragmas.padEnd(11)} ${r.mode.padEnd(8)}: median ${m.toFixed(1)} s = ${(requests / m).toFixed(1)} requests/s  (rounds ${r.seconds.map((x) => x.toFixed(1)).join(', ')})\n`);
+    process.stdout.write(
+      `  sqlite ${r.pragmas.padEnd(11)} ${r.mode.padEnd(8)}: median ${m.toFixed(1)} s = ${(requests / m).toFixed(1)} requests/s  (rounds ${r.seconds.map((x) => x.toFixed(1)).join(', ')})\n`,
+    );
   }
 }
 if (which === 'memory') {
@@ -92,7 +100,9 @@ if (which === 'soak') {
   process.stdout.write(`soak: ${requests} requests at ${concurrency} in flight on the Go-built Temporal server and PostgreSQL, two workers, provider faults\n`);
   process.stdout.write(`  issued ${r.requests}; client errors retried: ${JSON.stringify(r.clientErrors)}; mismatches ${JSON.stringify(r.mismatches)}; ledger-only ${JSON.stringify(r.ledgerOnly)}\n`);
   process.stdout.write(`  completed ${r.completed}, failed ${r.failed} ${JSON.stringify(r.failures)}, stuck ${r.stuck}, running after ${r.runningAfter}, charged twice ${r.chargedTwice}\n`);
-  process.stdout.write(`  ledger ${r.ledger.rows} rows ${r.ledger.costNanos} nanodollars; results ${r.paidAttempts} paid attempts ${r.resultsCostNanos}; budget ${r.budgetSpentNanos}; exact: ${r.exact} (ledger caught up in ${r.ledgerCatchUpMs} ms)\n`);
+  process.stdout.write(
+    `  ledger ${r.ledger.rows} rows ${r.ledger.costNanos} nanodollars; results ${r.paidAttempts} paid attempts ${r.resultsCostNanos}; budget ${r.budgetSpentNanos}; exact: ${r.exact} (ledger caught up in ${r.ledgerCatchUpMs} ms)\n`,
+  );
   process.stdout.write(`  wall ${(r.wallMs / 1000).toFixed(0)} s = ${(r.completed / (r.wallMs / 1000)).toFixed(1)} requests/s\n`);
   for (const p of r.phases) process.stdout.write(`  ${p.phase.padEnd(24)} ${String(p.requests).padStart(6)} requests  p50 ${p.p50Ms} ms  p99 ${p.p99Ms} ms\n`);
   process.stdout.write(`  events: ${r.events.map((e) => `${e.atS}s ${e.event}`).join('; ')}\n`);

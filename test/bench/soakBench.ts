@@ -86,13 +86,23 @@ export async function benchSoak(opts: { requests: number; concurrency: number; m
   }
 }
 
-async function soak(opts: { requests: number; concurrency: number; maxMs: number; say: (l: string) => void }, dir: string, db: Awaited<ReturnType<typeof startPostgres>>, cleanups: Array<() => Promise<void> | void>): Promise<SoakReport> {
+async function soak(
+  opts: { requests: number; concurrency: number; maxMs: number; say: (l: string) => void },
+  dir: string,
+  db: Awaited<ReturnType<typeof startPostgres>>,
+  cleanups: Array<() => Promise<void> | void>,
+): Promise<SoakReport> {
   const say = opts.say;
   const u = new URL(db.url);
   const temporal = await startTemporalCluster({ dir, pg: { host: u.hostname, port: Number(u.port), user: u.username }, dynamicConfig: join(root, 'deploy', 'temporal', 'dynamicconfig.yaml') });
   cleanups.push(() => temporal.stop());
   const temporalCli = await ensureTemporalCli();
-  const setup = (): void => void execFileSync('sh', [join(root, 'deploy', 'temporal', 'setup.sh')], { env: { ...process.env, PATH: `${dirname(temporalCli)}:${process.env.PATH ?? ''}`, TEMPORAL_ADDRESS: temporal.address }, stdio: 'pipe', timeout: 300_000 });
+  const setup = (): void =>
+    void execFileSync('sh', [join(root, 'deploy', 'temporal', 'setup.sh')], {
+      env: { ...process.env, PATH: `${dirname(temporalCli)}:${process.env.PATH ?? ''}`, TEMPORAL_ADDRESS: temporal.address },
+      stdio: 'pipe',
+      timeout: 300_000,
+    });
   for (let i = 0; ; i++) {
     try {
       setup();
@@ -107,11 +117,21 @@ async function soak(opts: { requests: number; concurrency: number; maxMs: number
   await admin.end();
   const ledgerUrl = db.url.replace(/\/postgres$/, '/switchyard');
   // Provider faults: 5% server errors and 3% rate limits on the cheap models, 2% on the others.
-  const faults = Object.fromEntries(defaultCatalog().models.map((m) => [m.name, { errorRates: m.tier === 'economy' ? { '500': 0.05, '429': 0.03 } : { '503': 0.02 }, hangRate: 0, malformedRate: 0.005, dropRate: 0, script: [] }]));
+  const faults = Object.fromEntries(
+    defaultCatalog().models.map((m) => [m.name, { errorRates: m.tier === 'economy' ? { '500': 0.05, '429': 0.03 } : { '503': 0.02 }, hangRate: 0, malformedRate: 0.005, dropRate: 0, script: [] }]),
+  );
   const simulator = new Simulator({ catalog: defaultCatalog(), latencyScale: 0.02, faults: faults as never });
   const simulatorUrl = await simulator.start();
   cleanups.push(() => simulator.stop());
-  const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporal.address, SWITCHYARD_TASK_QUEUE: QUEUE, SWITCHYARD_LEDGER_URL: ledgerUrl, SWITCHYARD_SIMULATOR_URL: simulatorUrl, SWITCHYARD_STATE_DIR: join(dir, 'state'), SWITCHYARD_LOG_LEVEL: 'warn' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TEMPORAL_ADDRESS: temporal.address,
+    SWITCHYARD_TASK_QUEUE: QUEUE,
+    SWITCHYARD_LEDGER_URL: ledgerUrl,
+    SWITCHYARD_SIMULATOR_URL: simulatorUrl,
+    SWITCHYARD_STATE_DIR: join(dir, 'state'),
+    SWITCHYARD_LOG_LEVEL: 'warn',
+  };
   const workers: Array<ChildProcess | undefined> = [undefined, undefined];
   const startWorker = async (i: number): Promise<void> => {
     const out = createWriteStream(join(dir, `worker-${i + 1}.log`), { flags: 'a' });
@@ -151,7 +171,12 @@ async function soak(opts: { requests: number; concurrency: number; maxMs: number
   const inflight = new Set<number>();
   const rss: SoakReport['rss'] = [];
   const rssTimer = setInterval(() => rss.push({ atS: Math.round((Date.now() - t0) / 1000), workerMb: workers.map((w) => rssMb(w?.pid)) }), 10_000);
-  const prompts = ['Name a colour.', 'Classify this ticket as billing or technical: "I was charged twice."', 'Summarise in one sentence: the meeting moved to Tuesday.', 'Explain step by step why the sum of two odd numbers is even.'];
+  const prompts = [
+    'Name a colour.',
+    'Classify this ticket as billing or technical: "I was charged twice."',
+    'Summarise in one sentence: the meeting moved to Tuesday.',
+    'Explain step by step why the sum of two odd numbers is even.',
+  ];
   const deadline = t0 + opts.maxMs;
   const lane = async (): Promise<void> => {
     while (next < opts.requests && Date.now() < deadline) {
@@ -193,7 +218,11 @@ async function soak(opts: { requests: number; concurrency: number; maxMs: number
     const at = async (share: number): Promise<void> => {
       while (done < share * opts.requests && Date.now() < t0 + share * opts.maxMs) await new Promise((r) => setTimeout(r, 250));
     };
-    for (const [k, share] of [[0, 0.1], [1, 0.25], [0, 0.4]] as const) {
+    for (const [k, share] of [
+      [0, 0.1],
+      [1, 0.25],
+      [0, 0.4],
+    ] as const) {
       await at(share);
       workers[k]?.kill('SIGKILL');
       mark(`SIGKILL worker-${k + 1}`, `after kill ${events.filter((e) => e.event.startsWith('SIGKILL')).length + 1}`);
@@ -232,11 +261,19 @@ async function soak(opts: { requests: number; concurrency: number; maxMs: number
     await new Promise((r) => setTimeout(r, 2_000));
   }
   const ledgerCatchUpMs = Date.now() - catchUpStart;
-  const byWorkflow = new Map((await pool.query<{ w: string; cost: string }>(`SELECT workflow_id AS w, sum(cost_nanos) AS cost FROM ${LEDGER_TABLE} WHERE scope = $1 GROUP BY 1`, [SCOPE])).rows.map((r) => [r.w, Number(r.cost)]));
-  const mismatches = results.filter((r) => (byWorkflow.get(r.workflowId) ?? 0) !== r.costNanos).map((r) => ({ workflowId: r.workflowId, result: r.costNanos, ledger: byWorkflow.get(r.workflowId) ?? 0 }));
+  const byWorkflow = new Map(
+    (await pool.query<{ w: string; cost: string }>(`SELECT workflow_id AS w, sum(cost_nanos) AS cost FROM ${LEDGER_TABLE} WHERE scope = $1 GROUP BY 1`, [SCOPE])).rows.map((r) => [
+      r.w,
+      Number(r.cost),
+    ]),
+  );
+  const mismatches = results
+    .filter((r) => (byWorkflow.get(r.workflowId) ?? 0) !== r.costNanos)
+    .map((r) => ({ workflowId: r.workflowId, result: r.costNanos, ledger: byWorkflow.get(r.workflowId) ?? 0 }));
   const known = new Set([...results.map((r) => r.workflowId), ...failedIds]);
   const ledgerOnly = [...byWorkflow.keys()].filter((w) => !known.has(w));
-  const twice = (await pool.query<{ n: string }>(`SELECT count(*) AS n FROM (SELECT workflow_id, attempt_id FROM ${LEDGER_TABLE} WHERE scope = $1 GROUP BY 1, 2 HAVING count(*) > 1) d`, [SCOPE])).rows[0]!;
+  const twice = (await pool.query<{ n: string }>(`SELECT count(*) AS n FROM (SELECT workflow_id, attempt_id FROM ${LEDGER_TABLE} WHERE scope = $1 GROUP BY 1, 2 HAVING count(*) > 1) d`, [SCOPE]))
+    .rows[0]!;
   await pool.end();
   const budget = await client.budgetStatus(SCOPE);
 

@@ -27,7 +27,14 @@ export async function benchSteadyMemory(opts: { waves: number; perWave: number }
   const gc = runInNewContext('gc') as () => void;
   const state = mkdtempSync(join(tmpdir(), 'switchyard-steady-'));
   const base = loadConfig({ ...process.env, SWITCHYARD_STATE_DIR: state });
-  const stack = await startLocalStack({ config: { ...base, stateDir: state, ledgerPath: join(state, 'ledger.jsonl') }, log: createLogger('error'), port: 0, uiPort: 0, latencyScale: 0, forceSimulator: true });
+  const stack = await startLocalStack({
+    config: { ...base, stateDir: state, ledgerPath: join(state, 'ledger.jsonl') },
+    log: createLogger('error'),
+    port: 0,
+    uiPort: 0,
+    latencyScale: 0,
+    forceSimulator: true,
+  });
   const client = await SwitchyardClient.connect({ address: stack.address, namespace: stack.config.namespace, taskQueue: stack.config.taskQueue, access: stack.config.access });
   const out: SteadyMemoryWave[] = [];
   const read = (label: string): void => {

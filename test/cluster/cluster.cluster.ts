@@ -40,7 +40,10 @@ let env: NodeJS.ProcessEnv;
 
 function startWorker(metricsPort: number, name: string): { proc: ChildProcess; metricsPort: number } {
   const out = createWriteStream(join(dir, `${name}.log`));
-  const proc = spawn(process.execPath, [cli, 'worker'], { env: { ...env, SWITCHYARD_METRICS_PORT: String(metricsPort), SWITCHYARD_METRICS_FINAL_SCRAPE_MS: '5000' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [cli, 'worker'], {
+    env: { ...env, SWITCHYARD_METRICS_PORT: String(metricsPort), SWITCHYARD_METRICS_FINAL_SCRAPE_MS: '5000' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   proc.stdout?.pipe(out);
   proc.stderr?.pipe(out);
   return { proc, metricsPort };
@@ -71,7 +74,18 @@ beforeAll(async () => {
   temporal = await startTemporalCluster({ dir, pg: { host: u.hostname, port: Number(u.port), user: u.username }, dynamicConfig: join(root, 'deploy', 'temporal', 'dynamicconfig.yaml') });
   const temporalCli = await ensureTemporalCli();
   // The compose file's one-shot setup, run for real: namespace and search attributes.
-  await until('the Temporal cluster', async () => (execFileSync('sh', [join(root, 'deploy', 'temporal', 'setup.sh')], { env: { ...process.env, PATH: `${dirname(temporalCli)}:${process.env.PATH ?? ''}`, TEMPORAL_ADDRESS: temporal.address }, stdio: 'pipe', timeout: 60_000 }), true), 120_000);
+  await until(
+    'the Temporal cluster',
+    async () => (
+      execFileSync('sh', [join(root, 'deploy', 'temporal', 'setup.sh')], {
+        env: { ...process.env, PATH: `${dirname(temporalCli)}:${process.env.PATH ?? ''}`, TEMPORAL_ADDRESS: temporal.address },
+        stdio: 'pipe',
+        timeout: 60_000,
+      }),
+      true
+    ),
+    120_000,
+  );
   const pool = new pg.Pool({ connectionString: db.url });
   await pool.query('CREATE DATABASE switchyard');
   await pool.end();
@@ -102,7 +116,9 @@ beforeAll(async () => {
     }),
   );
   const promLog = createWriteStream(join(dir, 'prometheus.log'));
-  prometheus = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  prometheus = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   prometheus.stdout?.pipe(promLog);
   prometheus.stderr?.pipe(promLog);
   await until('Prometheus', async () => ((await fetch(`${promUrl}/-/ready`)).ok ? true : undefined));
@@ -127,7 +143,15 @@ afterAll(async () => {
 describe('the production shape on a real cluster', () => {
   it('a batch survives a worker stopped mid-batch; the seed PromQL, report, budget status and the results agree', async () => {
     const features = ['search', 'summarise', 'support-chat'];
-    const lines = Array.from({ length: REQUESTS }, (_, i) => JSON.stringify({ id: `c-${i}`, prompt: i % 4 === 0 ? `Prove that the sum of the first ${i + 2} odd numbers is a square, step by step.` : `Name a colour, ${i}.`, category: 'batch', feature: features[i % 3], budgetScope: SCOPE }));
+    const lines = Array.from({ length: REQUESTS }, (_, i) =>
+      JSON.stringify({
+        id: `c-${i}`,
+        prompt: i % 4 === 0 ? `Prove that the sum of the first ${i + 2} odd numbers is a square, step by step.` : `Name a colour, ${i}.`,
+        category: 'batch',
+        feature: features[i % 3],
+        budgetScope: SCOPE,
+      }),
+    );
     const input = join(dir, 'batch.jsonl');
     const output = join(dir, 'results.jsonl');
     writeFileSync(input, `${lines.join('\n')}\n`);
@@ -138,10 +162,14 @@ describe('the production shape on a real cluster', () => {
     b.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     const done = new Promise<number | null>((r) => b.once('exit', r));
     // Stop worker-2 once a quarter of the batch is done: its requests finish on worker-1.
-    const stopped = await until('a quarter of the batch', async () => {
-      const n = existsSync(output) ? readFileSync(output, 'utf8').split('\n').filter(Boolean).length : 0;
-      return n >= REQUESTS / 4 ? n : undefined;
-    }, 300_000);
+    const stopped = await until(
+      'a quarter of the batch',
+      async () => {
+        const n = existsSync(output) ? readFileSync(output, 'utf8').split('\n').filter(Boolean).length : 0;
+        return n >= REQUESTS / 4 ? n : undefined;
+      },
+      300_000,
+    );
     const w2 = workers[1]!;
     // Worker-2 took its share before it was stopped.
     const w2text = await (await fetch(`http://127.0.0.1:${w2.metricsPort}/metrics`)).text();
@@ -152,13 +180,19 @@ describe('the production shape on a real cluster', () => {
     await w2exit;
     const wallMs = Date.now() - t0;
     const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { completed: number; failed: number; costNanos: number };
-    const results = readFileSync(output, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; status: string; costNanos: number; tier: string });
+    const results = readFileSync(output, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { id: string; status: string; costNanos: number; tier: string });
     expect(summary).toMatchObject({ completed: REQUESTS, failed: 0 });
     expect(results.filter((r) => r.status === 'completed')).toHaveLength(REQUESTS);
     const total = results.reduce((t, r) => t + r.costNanos, 0);
 
     // The ledger and its report; the budget entity.
-    const report = JSON.parse((await run(process.execPath, [cli, 'report', '--scope', SCOPE, '--by', 'tier', '--json'], { env })).stdout) as { total: { costNanos: number; attempts: number; requests: number }; rows: Array<{ group: { tier: string }; costNanos: number }> };
+    const report = JSON.parse((await run(process.execPath, [cli, 'report', '--scope', SCOPE, '--by', 'tier', '--json'], { env })).stdout) as {
+      total: { costNanos: number; attempts: number; requests: number };
+      rows: Array<{ group: { tier: string }; costNanos: number }>;
+    };
     const client = await SwitchyardClient.connect({ address: temporal.address, taskQueue: QUEUE });
     const status = await client.budgetStatus(SCOPE);
     await client.close();
@@ -177,7 +211,11 @@ describe('the production shape on a real cluster', () => {
     for (const row of report.rows) expect(Math.round(Number(byTier.find((r) => r.metric.tier === row.group.tier)?.value[1] ?? 0) * 1e9)).toBe(row.costNanos);
     // The budget gauge (every worker reports the same budget: max).
     // The gauge is a reading of the entity at each scrape: wait for a scrape after the last settlement.
-    await until('the budget gauge to read the final spend', async () => (Math.round((await scalar(`max(switchyard_budget_spent_dollars{scope="${SCOPE}"})`)) * 1e9) === total ? true : undefined), 30_000);
+    await until(
+      'the budget gauge to read the final spend',
+      async () => (Math.round((await scalar(`max(switchyard_budget_spent_dollars{scope="${SCOPE}"})`)) * 1e9) === total ? true : undefined),
+      30_000,
+    );
     // The seed's three queries, verbatim: they answer, grouped as the seed groups them.
     const seedCost = await promql('sum(rate(llm_model_cost_dollars[1h])) by (tier) * 3600');
     // (rate() needs two samples of a series: a tier that only the stopped worker counted, in its
@@ -214,6 +252,8 @@ describe('the production shape on a real cluster', () => {
       await traced.close();
     }
     // The run's figures (BENCHMARKS.md "Cluster run").
-    process.stdout.write(`cluster run: ${JSON.stringify({ requests: REQUESTS, stoppedAfter: stopped, wallMs, requestsPerSecond: Math.round((REQUESTS / (wallMs / 1000)) * 10) / 10, costNanos: total, attempts, timeouts })}\n`);
+    process.stdout.write(
+      `cluster run: ${JSON.stringify({ requests: REQUESTS, stoppedAfter: stopped, wallMs, requestsPerSecond: Math.round((REQUESTS / (wallMs / 1000)) * 10) / 10, costNanos: total, attempts, timeouts })}\n`,
+    );
   });
 });

@@ -21,7 +21,11 @@ export function ensureServerBinaries(say: (l: string) => void = () => undefined)
   if (!existsSync(server) || !existsSync(sql)) {
     say(`building the Temporal server ${SERVER_VERSION} with Go (once; cached in ${bin})`);
     mkdirSync(bin, { recursive: true });
-    execFileSync('go', ['install', `go.temporal.io/server/cmd/server@${SERVER_VERSION}`, `go.temporal.io/server/cmd/tools/sql@${SERVER_VERSION}`], { env: { ...process.env, GOBIN: bin, GOFLAGS: '-mod=mod' }, stdio: 'inherit', timeout: 1_200_000 });
+    execFileSync('go', ['install', `go.temporal.io/server/cmd/server@${SERVER_VERSION}`, `go.temporal.io/server/cmd/tools/sql@${SERVER_VERSION}`], {
+      env: { ...process.env, GOBIN: bin, GOFLAGS: '-mod=mod' },
+      stdio: 'inherit',
+      timeout: 1_200_000,
+    });
   }
   const modCache = execFileSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).trim();
   const schemaDir = join(modCache, 'go.temporal.io', `server@${SERVER_VERSION}`, 'schema', 'postgresql', 'v12');
@@ -55,7 +59,10 @@ export interface TemporalCluster {
 export async function startTemporalCluster(opts: { dir: string; pg: { host: string; port: number; user: string }; dynamicConfig: string }): Promise<TemporalCluster> {
   const { server, sql, schemaDir } = ensureServerBinaries((l) => process.stderr.write(`${l}\n`));
   const base = ['--plugin', 'postgres12', '--ep', opts.pg.host, '-p', String(opts.pg.port), '-u', opts.pg.user];
-  for (const [db, schema] of [['temporal', 'temporal'], ['temporal_visibility', 'visibility']] as const) {
+  for (const [db, schema] of [
+    ['temporal', 'temporal'],
+    ['temporal_visibility', 'visibility'],
+  ] as const) {
     execFileSync(sql, [...base, '--db', db, 'create-database', '--defaultdb', 'postgres'], { stdio: 'pipe' });
     execFileSync(sql, [...base, '--db', db, 'setup-schema', '-v', '0.0'], { stdio: 'pipe' });
     execFileSync(sql, [...base, '--db', db, 'update-schema', '-d', join(schemaDir, schema, 'versioned')], { stdio: 'pipe' });
@@ -64,7 +71,19 @@ export async function startTemporalCluster(opts: { dir: string; pg: { host: stri
   const [frontend, frontendHttp, history, matching, worker, metrics] = [await port(), await port(), await port(), await port(), await port(), await port()];
   // The server stores membership ports as a smallint: they must be below 32768.
   const membership = [await lowPort(), await lowPort(), await lowPort(), await lowPort()];
-  const store = (db: string, conns: number) => ({ sql: { pluginName: 'postgres12', databaseName: db, connectAddr: `${opts.pg.host}:${opts.pg.port}`, connectProtocol: 'tcp', user: opts.pg.user, password: '', maxConns: conns, maxIdleConns: conns, maxConnLifetime: '1h' } });
+  const store = (db: string, conns: number) => ({
+    sql: {
+      pluginName: 'postgres12',
+      databaseName: db,
+      connectAddr: `${opts.pg.host}:${opts.pg.port}`,
+      connectProtocol: 'tcp',
+      user: opts.pg.user,
+      password: '',
+      maxConns: conns,
+      maxIdleConns: conns,
+      maxConnLifetime: '1h',
+    },
+  });
   const rpc = (grpcPort: number, membershipPort: number, extra: Record<string, unknown> = {}) => ({ rpc: { grpcPort, membershipPort, bindOnLocalHost: true, ...extra } });
   const config = {
     log: { stdout: true, level: 'warn' },
@@ -76,7 +95,13 @@ export async function startTemporalCluster(opts: { dir: string; pg: { host: stri
       matching: rpc(matching, membership[2] ?? 0),
       worker: rpc(worker, membership[3] ?? 0),
     },
-    clusterMetadata: { enableGlobalNamespace: false, failoverVersionIncrement: 10, masterClusterName: 'active', currentClusterName: 'active', clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `127.0.0.1:${frontend}` } } },
+    clusterMetadata: {
+      enableGlobalNamespace: false,
+      failoverVersionIncrement: 10,
+      masterClusterName: 'active',
+      currentClusterName: 'active',
+      clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `127.0.0.1:${frontend}` } },
+    },
     dcRedirectionPolicy: { policy: 'noop' },
     dynamicConfigClient: { filepath: opts.dynamicConfig, pollInterval: '10s' },
   };

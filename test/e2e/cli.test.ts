@@ -26,7 +26,19 @@ const stateHome = mkdtempSync(join(tmpdir(), 'switchyard-statehome-'));
 function baseEnv(): NodeJS.ProcessEnv {
   // A state home of its own: the default ledger and the local stacks' records never touch the user's.
   const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_CLI: inject('temporalCli'), SWITCHYARD_LOG_LEVEL: 'warn', XDG_STATE_HOME: stateHome };
-  for (const k of ['TEMPORAL_ADDRESS', 'OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL', 'SWITCHYARD_SIMULATOR_URL', 'SWITCHYARD_LEDGER', 'SWITCHYARD_LEDGER_URL', 'SWITCHYARD_STATE_DIR']) delete env[k];
+  for (const k of [
+    'TEMPORAL_ADDRESS',
+    'OPENAI_API_KEY',
+    'ANTHROPIC_API_KEY',
+    'GEMINI_API_KEY',
+    'MISTRAL_API_KEY',
+    'SELF_HOSTED_BASE_URL',
+    'SWITCHYARD_SIMULATOR_URL',
+    'SWITCHYARD_LEDGER',
+    'SWITCHYARD_LEDGER_URL',
+    'SWITCHYARD_STATE_DIR',
+  ])
+    delete env[k];
   return env;
 }
 
@@ -55,7 +67,14 @@ describe('switchyard demo --json', () => {
     const r = await run(['demo', '--json', '--requests', '40', '--port', '0', '--ui-port', '0', '--state-dir', state, '--latency-scale', '0'], baseEnv());
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.code).toBe(0);
-    const s = JSON.parse(r.stdout.trim()) as { requests: number; completed: number; failed: number; costNanos: number; premiumBaselineCostNanos: number; byModel: Record<string, { tier: string; requests: number; costNanos: number }> };
+    const s = JSON.parse(r.stdout.trim()) as {
+      requests: number;
+      completed: number;
+      failed: number;
+      costNanos: number;
+      premiumBaselineCostNanos: number;
+      byModel: Record<string, { tier: string; requests: number; costNanos: number }>;
+    };
     expect(s.requests).toBe(40);
     expect(s.completed).toBe(40);
     expect(s.failed).toBe(0);
@@ -64,7 +83,10 @@ describe('switchyard demo --json', () => {
     expect(Object.values(s.byModel).reduce((a, m) => a + m.requests, 0)).toBe(40);
     expect(new Set(Object.values(s.byModel).map((m) => m.tier)).size).toBeGreaterThan(1);
     // The ledger on disk agrees with the summary to the nanodollar.
-    const ledger = readFileSync(join(state, 'ledger.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { costNanos: number });
+    const ledger = readFileSync(join(state, 'ledger.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { costNanos: number });
     expect(ledger).toHaveLength(40);
     expect(ledger.reduce((a, e) => a + e.costNanos, 0)).toBe(s.costNanos);
     // Orchestration is on the bill: every request's billable Temporal actions, at $50 per million.
@@ -119,7 +141,14 @@ describe('switchyard up + ask', () => {
       expect(budgetText.stdout).toContain(`from the budget entity on ${address}, task queue switchyard (the local stack, pid`);
       const budget = await run(['budget', 'status', '--json'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
       expect(budget.code).toBe(0);
-      const st = JSON.parse(budget.stdout) as { scope: string; period: { start: string; end: string }; totalNanos: number; spentNanos: number; reservedNanos: number; categories: Record<string, { allocatedNanos: number; spentNanos: number; reservedNanos: number; remainingNanos: number }> };
+      const st = JSON.parse(budget.stdout) as {
+        scope: string;
+        period: { start: string; end: string };
+        totalNanos: number;
+        spentNanos: number;
+        reservedNanos: number;
+        categories: Record<string, { allocatedNanos: number; spentNanos: number; reservedNanos: number; remainingNanos: number }>;
+      };
       expect(st.scope).toBe('default');
       expect(st.spentNanos).toBe(res.costNanos);
       expect(st.categories.batch?.spentNanos).toBe(res.costNanos);
@@ -153,7 +182,12 @@ describe('switchyard up + ask', () => {
       expect(JSON.parse(fb.stdout)).toMatchObject({ experiment: { name: 'cli-exp' }, tuner: false });
       const badFb = await run(['feedback', asked.workflowId, '--score', '2'], env);
       expect(badFb.stderr).toMatch(/--score must be a number in \[0, 1\]/);
-      const status = JSON.parse((await run(['experiment', 'status', 'cli-exp', '--json'], env)).stdout) as { name: string; state: string; arms: Record<string, { requests: number; costNanos: number; meanQuality: number | null; qualityCi: unknown }>; winner: unknown };
+      const status = JSON.parse((await run(['experiment', 'status', 'cli-exp', '--json'], env)).stdout) as {
+        name: string;
+        state: string;
+        arms: Record<string, { requests: number; costNanos: number; meanQuality: number | null; qualityCi: unknown }>;
+        winner: unknown;
+      };
       expect(Object.keys(status.arms).sort()).toEqual(['gemini-2-flash', 'gpt-4o-mini']);
       expect(Object.keys(status.arms[asked.learning!.experiment!.arm]!)).toEqual(expect.arrayContaining(['requests', 'costNanos', 'meanQuality', 'qualityCi']));
       expect((await run(['experiment', 'list'], env)).stdout).toMatch(/cli-exp\s+running/);
@@ -162,7 +196,10 @@ describe('switchyard up + ask', () => {
       expect(JSON.parse((await run(['routing', 'history', '--json'], env)).stdout)).toEqual({ changes: [] });
       expect((await run(['routing', 'revert', '1'], env)).stderr).toMatch(/no routing change 1/);
       expect(JSON.parse((await run(['anomalies', 'list', '--json'], env)).stdout)).toEqual({ anomalies: [] });
-      const realloc = JSON.parse((await run(['budget', 'realloc', '--dry-run', '--json'], env)).stdout) as { dryRun: boolean; shards: Array<{ moves: unknown[]; forecastNanos: Record<string, number> }> };
+      const realloc = JSON.parse((await run(['budget', 'realloc', '--dry-run', '--json'], env)).stdout) as {
+        dryRun: boolean;
+        shards: Array<{ moves: unknown[]; forecastNanos: Record<string, number> }>;
+      };
       expect(realloc.dryRun).toBe(true);
       expect(Object.keys(realloc.shards[0]!.forecastNanos).sort()).toEqual(['batch', 'critical', 'standard']);
       const history = JSON.parse((await run(['budget', 'history', '--json'], env)).stdout) as { periods: unknown[]; reallocations: unknown[] };
@@ -211,7 +248,8 @@ describe('switchyard up killed with SIGKILL', () => {
 
 describe('the package', () => {
   it('exports the typed client for pipelines from its entry point (the built dist)', async () => {
-    const code = "import * as sy from 'switchyard'; console.log(JSON.stringify({ connect: typeof sy.SwitchyardClient.connect, batch: typeof sy.SwitchyardClient.prototype.batch, ask: typeof sy.SwitchyardClient.prototype.ask, failed: typeof sy.RequestFailedError, id: sy.workflowIdFor('t-1') }))";
+    const code =
+      "import * as sy from 'switchyard'; console.log(JSON.stringify({ connect: typeof sy.SwitchyardClient.connect, batch: typeof sy.SwitchyardClient.prototype.batch, ask: typeof sy.SwitchyardClient.prototype.ask, failed: typeof sy.RequestFailedError, id: sy.workflowIdFor('t-1') }))";
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';

@@ -22,7 +22,14 @@ let banner = '';
 let browser: Browser | undefined;
 
 function env(): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_CLI: inject('temporalCli'), SWITCHYARD_LOG_LEVEL: 'warn', SWITCHYARD_STATE_DIR: state, SWITCHYARD_ENCRYPTION_KEY: KEY, SWITCHYARD_ENCRYPTION_KEY_ID: 'e2e' };
+  const e: NodeJS.ProcessEnv = {
+    ...process.env,
+    TEMPORAL_CLI: inject('temporalCli'),
+    SWITCHYARD_LOG_LEVEL: 'warn',
+    SWITCHYARD_STATE_DIR: state,
+    SWITCHYARD_ENCRYPTION_KEY: KEY,
+    SWITCHYARD_ENCRYPTION_KEY_ID: 'e2e',
+  };
   for (const k of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL', 'SWITCHYARD_SIMULATOR_URL', 'SWITCHYARD_CODEC_TOKEN']) delete e[k];
   return e;
 }
@@ -40,7 +47,7 @@ afterAll(async () => {
 });
 
 describe('the embedded UI with payload encryption', () => {
-  it('decodes through the stack\'s codec endpoint, only for a browser signed in with its one-time link; the server stores ciphertext', async () => {
+  it("decodes through the stack's codec endpoint, only for a browser signed in with its one-time link; the server stores ciphertext", async () => {
     const address = /Temporal\s+(\S+:\d+)/.exec(banner)?.[1] ?? '';
     const signIn = /Temporal UI\s+(http\S+)/.exec(banner)?.[1] ?? '';
     expect(signIn, banner).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/switchyard\/sign-in\?code=\d+\.[\w-]{16}\.[\w-]{43}$/);

@@ -13,7 +13,17 @@ import { startTestStack, type TestStack } from '../helpers/stack.js';
 interface OpenAIOutputLine {
   id: string;
   custom_id: string;
-  response: { status_code: number; request_id: string; body: { object: string; model: string; choices: Array<{ message: { role: string; content: string }; finish_reason: string }>; usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number }; switchyard: { tier: string; cost_nanos: number } } } | null;
+  response: {
+    status_code: number;
+    request_id: string;
+    body: {
+      object: string;
+      model: string;
+      choices: Array<{ message: { role: string; content: string }; finish_reason: string }>;
+      usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+      switchyard: { tier: string; cost_nanos: number };
+    };
+  } | null;
   error: { code: string; message: string } | null;
 }
 
@@ -25,7 +35,14 @@ describe('OpenAI Batch API files', () => {
   let dir: string;
   let input: string;
   const env = (): NodeJS.ProcessEnv => {
-    const e: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: stack.address, SWITCHYARD_TASK_QUEUE: stack.config.taskQueue, SWITCHYARD_LOG_LEVEL: 'warn', SWITCHYARD_STATE_DIR: dir, SWITCHYARD_BATCH_DIR: join(dir, 'batches') };
+    const e: NodeJS.ProcessEnv = {
+      ...process.env,
+      TEMPORAL_ADDRESS: stack.address,
+      SWITCHYARD_TASK_QUEUE: stack.config.taskQueue,
+      SWITCHYARD_LOG_LEVEL: 'warn',
+      SWITCHYARD_STATE_DIR: dir,
+      SWITCHYARD_BATCH_DIR: join(dir, 'batches'),
+    };
     for (const k of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL', 'SWITCHYARD_SIMULATOR_URL']) delete e[k];
     return e;
   };
@@ -37,9 +54,36 @@ describe('OpenAI Batch API files', () => {
     writeFileSync(
       input,
       [
-        line(`${tag}-routed`, { model: 'auto', messages: [{ role: 'developer', content: 'Answer in one word.' }, { role: 'user', content: 'Classify the sentiment: I love this product.' }], max_tokens: 20 }),
-        line(`${tag}-pinned`, { model: 'claude-3-5-haiku', messages: [{ role: 'user', content: [{ type: 'text', text: 'Summarise in one line: ' }, { type: 'text', text: 'the meeting moved to Tuesday.' }] }], max_completion_tokens: 40, temperature: 0.2, seed: 7 }),
-        line(`${tag}-chat`, { messages: [{ role: 'user', content: 'Name a prime.' }, { role: 'assistant', content: '7' }, { role: 'user', content: 'And a larger one?' }] }),
+        line(`${tag}-routed`, {
+          model: 'auto',
+          messages: [
+            { role: 'developer', content: 'Answer in one word.' },
+            { role: 'user', content: 'Classify the sentiment: I love this product.' },
+          ],
+          max_tokens: 20,
+        }),
+        line(`${tag}-pinned`, {
+          model: 'claude-3-5-haiku',
+          messages: [
+            {
+              role: 'user',
+              content: [
+                { type: 'text', text: 'Summarise in one line: ' },
+                { type: 'text', text: 'the meeting moved to Tuesday.' },
+              ],
+            },
+          ],
+          max_completion_tokens: 40,
+          temperature: 0.2,
+          seed: 7,
+        }),
+        line(`${tag}-chat`, {
+          messages: [
+            { role: 'user', content: 'Name a prime.' },
+            { role: 'assistant', content: '7' },
+            { role: 'user', content: 'And a larger one?' },
+          ],
+        }),
         // A custom_id outside the request-id alphabet (OpenAI accepts it): runs under a mapped request id, answered under its own.
         line(`${tag}-spaced #1 ü`, { messages: [{ role: 'user', content: 'Name a colour.' }] }),
         line(`${tag}-json`, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Extract the city as JSON {"city": ...}: I live in Paris.' }], response_format: { type: 'json_object' } }),
@@ -86,21 +130,48 @@ describe('OpenAI Batch API files', () => {
       expect.stringMatching(/^line 6: body\.tools: tool calling is not supported/),
       expect.stringMatching(/^line 7: url: only "\/v1\/chat\/completions" is supported/),
     ]);
-    check(readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as OpenAIOutputLine));
+    check(
+      readFileSync(out, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as OpenAIOutputLine),
+    );
     // The pinned line's conversation reached Anthropic's wire format with its text parts joined.
     expect(stack.simulator.received().some((q) => q.format === 'anthropic' && q.turns[0]?.text === 'Summarise in one line: the meeting moved to Tuesday.')).toBe(true);
   });
 
   it('`ask --messages FILE` takes a conversation (an array, or an OpenAI request body), and names a bad one', async () => {
     const body = join(dir, 'chat.json');
-    writeFileSync(body, JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'developer', content: 'Be terse.' }, { role: 'user', content: 'Name a prime.' }, { role: 'assistant', content: '7' }, { role: 'user', content: 'A larger one?' }] }));
+    writeFileSync(
+      body,
+      JSON.stringify({
+        model: 'gpt-4o-mini',
+        messages: [
+          { role: 'developer', content: 'Be terse.' },
+          { role: 'user', content: 'Name a prime.' },
+          { role: 'assistant', content: '7' },
+          { role: 'user', content: 'A larger one?' },
+        ],
+      }),
+    );
     const r = await runCli(['ask', '--messages', body, '--json'], env(), dir);
     expect(r.code, r.stderr).toBe(0);
     const res = JSON.parse(r.stdout) as { text: string; usage: { inputTokens: number } };
     expect(res.text.length).toBeGreaterThan(0);
-    expect(stack.simulator.received().at(-1)?.turns.map((t) => t.role)).toEqual(['user', 'assistant', 'user']);
+    expect(
+      stack.simulator
+        .received()
+        .at(-1)
+        ?.turns.map((t) => t.role),
+    ).toEqual(['user', 'assistant', 'user']);
     const bad = join(dir, 'bad-chat.json');
-    writeFileSync(bad, JSON.stringify([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }]));
+    writeFileSync(
+      bad,
+      JSON.stringify([
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: 'hello' },
+      ]),
+    );
     const refused = await runCli(['ask', '--messages', bad], env(), dir);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/messages\[1\]: the last message must be from the user/);
@@ -126,7 +197,10 @@ describe('OpenAI Batch API files', () => {
     const out = join(dir, 'detached.out.jsonl');
     const r = await runCli(['batch', 'results', batchId, '--out', out, '--output-format', 'openai', '--json'], env(), dir);
     expect(r.code, r.stderr).toBe(3);
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as OpenAIOutputLine);
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as OpenAIOutputLine);
     check(lines.map((l) => ({ ...l, custom_id: l.custom_id.replace(`${tag}-d-`, `${tag}-`) })));
   });
 });

@@ -20,10 +20,11 @@ describe('the packaged layout', () => {
   it('npm pack lists the failure converter and both workflow bundles', async () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, maxBuffer: 64 << 20 });
     const files = new Set((JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path));
-    for (const want of ['dist/src/security/failureConverter.cjs', 'dist/workflow-bundle.js', 'dist/workflow-bundle-encoded-failures.js', 'bin/switchyard.js']) expect([want, files.has(want)]).toEqual([want, true]);
+    for (const want of ['dist/src/security/failureConverter.cjs', 'dist/workflow-bundle.js', 'dist/workflow-bundle-encoded-failures.js', 'bin/switchyard.js'])
+      expect([want, files.has(want)]).toEqual([want, true]);
   });
 
-  it('dist/ alone replays a recorded run with an encryption key (the image\'s layout: dist, bin, node_modules)', async () => {
+  it("dist/ alone replays a recorded run with an encryption key (the image's layout: dist, bin, node_modules)", async () => {
     for (const part of ['dist', 'bin', 'package.json']) cpSync(join(root, part), join(dir, part), { recursive: true });
     symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
     const env = { ...process.env, SWITCHYARD_ENCRYPTION_KEY: randomBytes(32).toString('base64'), SWITCHYARD_ENCRYPTION_KEY_ID: 'pkg', SWITCHYARD_STATE_DIR: join(dir, 'state') };

@@ -48,14 +48,20 @@ interface Line {
   text?: string;
   error?: { type: string; message: string };
 }
-const readLines = (p: string): Line[] => readFileSync(p, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
+const readLines = (p: string): Line[] =>
+  readFileSync(p, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Line);
 
 const ids = Array.from({ length: 12 }, (_, i) => `e2e-${tag}-${i}`);
 
 describe('switchyard batch', () => {
   it('runs a file, skips a malformed line with its number, writes results in input order, and re-runs without charging twice', async () => {
     const input = join(state, 'tickets.jsonl');
-    const rows = ids.map((id, i) => JSON.stringify({ id, prompt: i % 2 ? `Classify this ticket as billing or technical: "charged twice" (${i})` : `Summarise in two sentences: sales rose 3% in week ${i}.` }));
+    const rows = ids.map((id, i) =>
+      JSON.stringify({ id, prompt: i % 2 ? `Classify this ticket as billing or technical: "charged twice" (${i})` : `Summarise in two sentences: sales rose 3% in week ${i}.` }),
+    );
     rows.splice(4, 0, '{"id": "broken", "prompt": }');
     writeFileSync(input, `${rows.join('\n')}\n`);
     const first = await cli(['batch', input, '--out', join(state, 'out1.jsonl'), '--concurrency', '4', '--category', 'batch', '--json']);
@@ -73,7 +79,10 @@ describe('switchyard batch', () => {
     const s2 = JSON.parse(second.stdout) as typeof s1;
     expect(s2).toMatchObject({ requests: 12, completed: 12, alreadyStarted: 12, costNanos: s1.costNanos });
     expect(readLines(join(state, 'out2.jsonl'))).toEqual(out1);
-    const ledger = readFileSync(join(state, 'stack', 'ledger.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { workflowId: string; costNanos: number });
+    const ledger = readFileSync(join(state, 'stack', 'ledger.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { workflowId: string; costNanos: number });
     const mine = ledger.filter((e) => e.workflowId.startsWith(`llm-e2e-${tag}`));
     expect(mine).toHaveLength(12);
     expect(mine.reduce((a, e) => a + e.costNanos, 0)).toBe(s1.costNanos);
@@ -102,7 +111,10 @@ describe('inspection and replay from the CLI', () => {
   it('runs list filters by search attribute; show prints the trace', async () => {
     const list = await cli(['runs', 'list', '--query', `LlmBatch = 'tickets' AND LlmCategory = 'batch'`, '--json', '--limit', '100']);
     expect(list.code).toBe(0);
-    const runs = list.stdout.trim().split('\n').map((l) => JSON.parse(l) as { workflowId: string; status: string; title: string; tier: string; costNanos: number });
+    const runs = list.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { workflowId: string; status: string; title: string; tier: string; costNanos: number });
     expect(runs.map((r) => r.workflowId).sort()).toEqual(ids.map((id) => `llm-${id}`).sort());
     expect(runs.every((r) => r.status === 'COMPLETED' && r.title.length > 0 && r.costNanos > 0)).toBe(true);
     const show = await cli(['show', `llm-${ids[1]}`]);
@@ -115,7 +127,12 @@ describe('inspection and replay from the CLI', () => {
     expect(show.stdout).toMatch(/attempts:\n {2}a1 /);
     expect(show.stdout).toMatch(/answered by \S+ \(economy\); cost \$/);
     const batches = await cli(['runs', 'list', '--batches', '--json']);
-    expect(batches.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { batchId: string; status: string }).batchId)).toContain(`d-${tag}`);
+    expect(
+      batches.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { batchId: string; status: string }).batchId),
+    ).toContain(`d-${tag}`);
     const missing = await cli(['show', 'llm-no-such-request']);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/not found/i);
@@ -124,7 +141,10 @@ describe('inspection and replay from the CLI', () => {
   it('replay checks live runs and history files, and names the run that fails', async () => {
     const live = await cli(['replay', '--query', `WorkflowId STARTS_WITH 'llm-e2e-${tag}'`, '--json']);
     expect(live.code).toBe(0);
-    const results = live.stdout.trim().split('\n').map((l) => JSON.parse(l) as { workflowId: string; ok: boolean });
+    const results = live.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { workflowId: string; ok: boolean });
     expect(results).toHaveLength(12);
     expect(results.every((r) => r.ok)).toBe(true);
     const files = await cli(['replay', '--file', join(process.cwd(), 'test', 'histories', 'v1-success.json'), join(process.cwd(), 'test', 'histories', 'v1-fallback.json')]);
@@ -184,7 +204,11 @@ describe('Temporal UI', () => {
     // The run's page shows the memo title the client set.
     await row.click();
     await page.waitForURL(new RegExp(`/workflows/llm-${ids[1]}/`));
-    await page.getByText('Memo').first().click().catch(() => undefined);
+    await page
+      .getByText('Memo')
+      .first()
+      .click()
+      .catch(() => undefined);
     await expect.poll(async () => (await page.locator('body').innerText()).includes('Classify this ticket'), { timeout: 30_000 }).toBe(true);
   });
 });

@@ -29,7 +29,10 @@ const run = runCli;
 
 describe('switchyard models with one provider key', () => {
   it('lists every model with whether its provider is configured, prices and circuit state', async () => {
-    const r = await run(['models', '--json'], cleanEnv({ TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: `models-${Date.now()}`, OPENAI_API_KEY: 'sk-user', OPENAI_BASE_URL: 'http://127.0.0.1:9/v1' }));
+    const r = await run(
+      ['models', '--json'],
+      cleanEnv({ TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: `models-${Date.now()}`, OPENAI_API_KEY: 'sk-user', OPENAI_BASE_URL: 'http://127.0.0.1:9/v1' }),
+    );
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { models: Array<{ model: string; provider: string; configured: boolean; configure?: string; inputUsdPerMTok: number; circuit: string }> };
     const by = new Map(out.models.map((m) => [m.model, m]));
@@ -51,7 +54,14 @@ describe('worker processes killed in the middle of a batch', () => {
     const ledgerPath = join(dir, 'ledger.jsonl');
     // A torn line left by an earlier crash: the workers must start anyway, and append after it.
     writeFileSync(ledgerPath, '{"key":"torn-by-a-crash","workflowId":"w","co');
-    const env = cleanEnv({ TEMPORAL_ADDRESS: address, SWITCHYARD_TASK_QUEUE: taskQueue, SWITCHYARD_SIMULATOR_URL: simulatorUrl, SWITCHYARD_LEDGER: ledgerPath, SWITCHYARD_STATE_DIR: dir, SWITCHYARD_LOG_LEVEL: 'error' });
+    const env = cleanEnv({
+      TEMPORAL_ADDRESS: address,
+      SWITCHYARD_TASK_QUEUE: taskQueue,
+      SWITCHYARD_SIMULATOR_URL: simulatorUrl,
+      SWITCHYARD_LEDGER: ledgerPath,
+      SWITCHYARD_STATE_DIR: dir,
+      SWITCHYARD_LOG_LEVEL: 'error',
+    });
     const workers: ChildProcess[] = [];
     const startWorker = (): ChildProcess => {
       const w = spawn(process.execPath, [bin, 'worker'], { env, stdio: ['ignore', 'ignore', 'pipe'] });

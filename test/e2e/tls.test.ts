@@ -33,7 +33,25 @@ function freePort(): Promise<number> {
 /** A CA, a server certificate for SERVER_NAME and a client certificate, all signed by the CA. */
 function makeCertificates(dir: string): void {
   const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=switchyard test CA', '-keyout', 'ca.key', '-out', 'ca.pem', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  ssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=switchyard test CA',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   for (const [name, cn, ext] of [
     ['server', SERVER_NAME, `subjectAltName=DNS:${SERVER_NAME}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n`],
     ['client', 'switchyard-worker', 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n'],
@@ -73,28 +91,36 @@ describe('TLS and API key to a Temporal cluster', () => {
     const port = await freePort();
     accessLog = join(dir, 'access.log');
     const [host, backendPort] = inject('temporalAddress').split(':');
-    proxy = spawn('nghttpx', [
-      `--frontend=127.0.0.1,${port}`,
-      `--backend=${host},${backendPort};;proto=h2`,
-      '--verify-client',
-      `--verify-client-cacert=${join(dir, 'ca.pem')}`,
-      '--workers=1',
-      '--no-ocsp',
-      '--frontend-http2-read-timeout=10m',
-      '--frontend-read-timeout=10m',
-      '--backend-read-timeout=10m',
-      '--stream-read-timeout=10m',
-      `--accesslog-file=${accessLog}`,
-      '--accesslog-format=$method $path $status auth=[$http_authorization]',
-      `--errorlog-file=${join(dir, 'error.log')}`,
-      join(dir, 'server.key'),
-      join(dir, 'server.pem'),
-    ], { stdio: 'ignore' });
-    await waitFor('nghttpx to listen', () => new Promise((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(true));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
-    }));
+    proxy = spawn(
+      'nghttpx',
+      [
+        `--frontend=127.0.0.1,${port}`,
+        `--backend=${host},${backendPort};;proto=h2`,
+        '--verify-client',
+        `--verify-client-cacert=${join(dir, 'ca.pem')}`,
+        '--workers=1',
+        '--no-ocsp',
+        '--frontend-http2-read-timeout=10m',
+        '--frontend-read-timeout=10m',
+        '--backend-read-timeout=10m',
+        '--stream-read-timeout=10m',
+        `--accesslog-file=${accessLog}`,
+        '--accesslog-format=$method $path $status auth=[$http_authorization]',
+        `--errorlog-file=${join(dir, 'error.log')}`,
+        join(dir, 'server.key'),
+        join(dir, 'server.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    await waitFor(
+      'nghttpx to listen',
+      () =>
+        new Promise((resolve) => {
+          const s = createServer();
+          s.once('error', () => resolve(true));
+          s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+        }),
+    );
     simulator = new Simulator({ catalog: defaultCatalog(), latencyScale: 0 });
     const simulatorUrl = await simulator.start();
     env = { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn' };

@@ -90,7 +90,15 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
   );
   const ledger = new FileLedger(config.ledgerPath);
   const makeWorker = (overrides?: (real: Activities) => Record<string, unknown>) =>
-    createSwitchyardWorker({ config, address, catalog, ...(config.ledgerUrl ? {} : { ledger }), workflowBundlePath: inject('workflowBundlePath'), log: createLogger('error'), ...(overrides ? { activityOverrides: overrides } : {}) });
+    createSwitchyardWorker({
+      config,
+      address,
+      catalog,
+      ...(config.ledgerUrl ? {} : { ledger }),
+      workflowBundlePath: inject('workflowBundlePath'),
+      log: createLogger('error'),
+      ...(overrides ? { activityOverrides: overrides } : {}),
+    });
   let sw: Awaited<ReturnType<typeof makeWorker>> | undefined = await makeWorker();
   let running = sw.run();
   const stopWorker = async (): Promise<void> => {
@@ -100,7 +108,14 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     await sw.close();
     sw = undefined;
   };
-  const client = await SwitchyardClient.connect({ address, taskQueue, budgetDefaults: settingsFromConfig(config.budget), budgetShards: config.budget.shards, access: config.access, controlSettings: controlSettingsFrom(config) });
+  const client = await SwitchyardClient.connect({
+    address,
+    taskQueue,
+    budgetDefaults: settingsFromConfig(config.budget),
+    budgetShards: config.budget.shards,
+    access: config.access,
+    controlSettings: controlSettingsFrom(config),
+  });
   return {
     client,
     simulator,
@@ -109,15 +124,15 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     catalog,
     address,
     get worker() {
-      if (!sw) throw new Error('the test stack\'s worker is stopped');
+      if (!sw) throw new Error("the test stack's worker is stopped");
       return sw.worker;
     },
     get classifier() {
-      if (!sw) throw new Error('the test stack\'s worker is stopped');
+      if (!sw) throw new Error("the test stack's worker is stopped");
       return sw.classifier;
     },
     get metricsUrl() {
-      if (!sw?.metricsUrl) throw new Error('the test stack\'s worker serves no metrics');
+      if (!sw?.metricsUrl) throw new Error("the test stack's worker serves no metrics");
       return sw.metricsUrl;
     },
     stopWorker,

@@ -40,14 +40,17 @@ async function main(): Promise<void> {
   const catalog = defaultCatalog();
   const simulator = new Simulator({ catalog, latencyScale: 0 });
   const simulatorUrl = await simulator.start();
-  const config = loadConfig({ SWITCHYARD_LOG_LEVEL: 'warn' }, {
-    taskQueue: 'record',
-    stateDir: state,
-    ledgerPath: join(state, 'ledger.jsonl'),
-    simulatorUrl,
-    retry: { maximumAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 120_000 },
-    learning: fileConfigSchema.parse({ learning: { reportEveryMs: 200, policyCacheMs: 200 } }).learning,
-  });
+  const config = loadConfig(
+    { SWITCHYARD_LOG_LEVEL: 'warn' },
+    {
+      taskQueue: 'record',
+      stateDir: state,
+      ledgerPath: join(state, 'ledger.jsonl'),
+      simulatorUrl,
+      retry: { maximumAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 120_000 },
+      learning: fileConfigSchema.parse({ learning: { reportEveryMs: 200, policyCacheMs: 200 } }).learning,
+    },
+  );
   const sw = await createSwitchyardWorker({ config, address: server.address, catalog, log: createLogger('warn') });
   const running = sw.run();
   const client = await SwitchyardClient.connect({ address: server.address, taskQueue: 'record', budgetDefaults: settingsFromConfig(config.budget), controlSettings: controlSettingsFrom(config) });
@@ -74,8 +77,7 @@ async function main(): Promise<void> {
     }
     await save(name, `llm-${input.requestId}`);
   };
-  const script = (model: string, outcomes: Array<number | string>): void =>
-    simulator.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: outcomes } } as never);
+  const script = (model: string, outcomes: Array<number | string>): void => simulator.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: outcomes } } as never);
   try {
     await run('success', { requestId: 'hist-success', prompt: 'Summarise in two sentences: the quarterly report shows revenue up 12% and costs flat.', category: 'standard' });
 
@@ -84,7 +86,13 @@ async function main(): Promise<void> {
 
     script('gemini-2-flash', ['offformat']);
     const schema = { type: 'object', required: ['answer'], properties: { answer: { type: 'string' } } };
-    await run('escalation', { requestId: 'hist-escalation', prompt: 'Extract the city as JSON: "I moved to Paris last spring."', category: 'batch', model: 'gemini-2-flash', quality: { jsonSchema: schema } });
+    await run('escalation', {
+      requestId: 'hist-escalation',
+      prompt: 'Extract the city as JSON: "I moved to Paris last spring."',
+      category: 'batch',
+      model: 'gemini-2-flash',
+      quality: { jsonSchema: schema },
+    });
     simulator.setFaults({});
 
     await client.setBudget('hist-tight', { totalNanos: 10, policies: { critical: 'reject', standard: 'reject', batch: 'reject' } });
@@ -92,7 +100,12 @@ async function main(): Promise<void> {
 
     // $0.005 a period: the critical share cannot cover a premium model's estimate, so it downgrades.
     await client.setBudget('hist-downgrade', { totalNanos: 5_000_000, policies: { critical: 'downgrade', standard: 'downgrade', batch: 'downgrade' } });
-    await run('budget-downgrade', { requestId: 'hist-budget-downgrade', prompt: 'Explain step by step how to prove that the square root of 2 is irrational, then compare two proofs.', category: 'critical', budgetScope: 'hist-downgrade' });
+    await run('budget-downgrade', {
+      requestId: 'hist-budget-downgrade',
+      prompt: 'Explain step by step how to prove that the square root of 2 is irrational, then compare two proofs.',
+      category: 'critical',
+      budgetScope: 'hist-downgrade',
+    });
 
     // A slow first model: the hedge to the next tier answers first.
     script('gemini-2-flash', ['hang']);
@@ -101,7 +114,12 @@ async function main(): Promise<void> {
 
     // A detached batch of three requests (batchRun and its children).
     const f = join(state, 'hist-batch.jsonl');
-    writeFileSync(f, ['billing', 'technical', 'billing'].map((c, i) => JSON.stringify({ id: `hist-batch-${i}`, prompt: `Classify ticket ${i} as billing or technical: "${c} problem".`, category: 'batch' })).join('\n') + '\n');
+    writeFileSync(
+      f,
+      ['billing', 'technical', 'billing']
+        .map((c, i) => JSON.stringify({ id: `hist-batch-${i}`, prompt: `Classify ticket ${i} as billing or technical: "${c} problem".`, category: 'batch' }))
+        .join('\n') + '\n',
+    );
     const prepared = await prepareDetachedBatch(f, 'hist-batch', join(state, 'batches'), {});
     await client.startBatch({ batchId: 'hist-batch', source: prepared.source, concurrency: 2, pageSize: 2 });
     for (let i = 0; i < 120 && (await client.batchStatus('hist-batch')).state === 'running'; i++) await new Promise((r) => setTimeout(r, 500));
@@ -109,21 +127,49 @@ async function main(): Promise<void> {
 
     // The learning loop: an experiment with one request and its feedback, the routing entity
     // (a tuning, anomaly buckets), a budget entity that reallocated on its schedule.
-    await client.learning.createExperiment({ name: 'hist-exp', arms: [{ name: 'gpt-4o-mini', weight: 0.5, model: 'gpt-4o-mini' }, { name: 'gemini-2-flash', weight: 0.5, model: 'gemini-2-flash' }], filter: { feature: 'hist-ab' }, minSamples: 50, confidence: 0.95 });
+    await client.learning.createExperiment({
+      name: 'hist-exp',
+      arms: [
+        { name: 'gpt-4o-mini', weight: 0.5, model: 'gpt-4o-mini' },
+        { name: 'gemini-2-flash', weight: 0.5, model: 'gemini-2-flash' },
+      ],
+      filter: { feature: 'hist-ab' },
+      minSamples: 50,
+      confidence: 0.95,
+    });
     for (let i = 0; i < 100 && !(await client.learning.policy()).experiments.length; i++) await new Promise((r) => setTimeout(r, 100));
     await new Promise((r) => setTimeout(r, 500));
     await run('experiment-request', { requestId: 'hist-exp-req', prompt: 'Write one friendly sentence welcoming a new customer.', feature: 'hist-ab', unit: 'u1', category: 'standard' });
     // An experiment request re-routed by a quality escalation: it reports to its experiment (from
     // v9, patched('learning-kept-through-reroutes'); v7-experiment-escalation is the run before).
-    simulator.setFaults(Object.fromEntries(['gpt-4o-mini', 'gemini-2-flash'].map((m) => [m, { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: ['offformat', 'offformat'] }])) as never);
-    await run('experiment-escalation', { requestId: 'hist-exp-esc', prompt: 'Extract the city as JSON: "I moved to Paris last spring."', feature: 'hist-ab', unit: 'u2', category: 'batch', quality: { jsonSchema: schema } });
+    simulator.setFaults(
+      Object.fromEntries(['gpt-4o-mini', 'gemini-2-flash'].map((m) => [m, { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: ['offformat', 'offformat'] }])) as never,
+    );
+    await run('experiment-escalation', {
+      requestId: 'hist-exp-esc',
+      prompt: 'Extract the city as JSON: "I moved to Paris last spring."',
+      feature: 'hist-ab',
+      unit: 'u2',
+      category: 'batch',
+      quality: { jsonSchema: schema },
+    });
     simulator.setFaults({});
     await client.feedback('llm-hist-exp-req', 0.5, { comment: 'fine' });
     await client.learning.stopExperiment('hist-exp');
     await save('experiment-entity', experimentWorkflowId('record', 'hist-exp'));
     // An experiment that concluded (two samples an arm), then stopped: from v10 the stop waits for the
     // conclusion's "ended" to reach routing (patched('experiment-stop-awaits-ended')).
-    await client.learning.createExperiment({ name: 'hist-exp-done', arms: [{ name: 'gpt-4o-mini', weight: 0.5, model: 'gpt-4o-mini' }, { name: 'gemini-2-flash', weight: 0.5, model: 'gemini-2-flash' }], filter: { feature: 'hist-done' }, minSamples: 2, maxSamples: 2, confidence: 0.95 });
+    await client.learning.createExperiment({
+      name: 'hist-exp-done',
+      arms: [
+        { name: 'gpt-4o-mini', weight: 0.5, model: 'gpt-4o-mini' },
+        { name: 'gemini-2-flash', weight: 0.5, model: 'gemini-2-flash' },
+      ],
+      filter: { feature: 'hist-done' },
+      minSamples: 2,
+      maxSamples: 2,
+      confidence: 0.95,
+    });
     for (let i = 0; i < 40 && (await client.learning.experimentStatus('hist-exp-done')).state === 'running'; i++) {
       await client.ask({ requestId: `hist-done-${i}`, prompt: 'Name a colour.', feature: 'hist-done', unit: `u-done-${i}`, category: 'standard' });
       await new Promise((r) => setTimeout(r, 200));

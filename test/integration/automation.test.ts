@@ -102,7 +102,11 @@ describe('budget reallocation', () => {
   it('moves what one category will not use to the one forecast to run out, on its schedule; critical keeps its floor', async () => {
     // $0.02 a month: batch has 25% (5,000,000 nanodollars), standard 35%, critical 40%. The reset
     // starts the period now, so a few seconds of batch spend forecast far past its allocation.
-    await stack.client.setBudget(scope, { totalNanos: 20_000_000, allocations: { critical: 0.4, standard: 0.35, batch: 0.25 }, reallocation: { everyMs: 3_000, minElapsedShare: 0, margin: 0.1, idleUntilShare: 0 } });
+    await stack.client.setBudget(scope, {
+      totalNanos: 20_000_000,
+      allocations: { critical: 0.4, standard: 0.35, batch: 0.25 },
+      reallocation: { everyMs: 3_000, minElapsedShare: 0, margin: 0.1, idleUntilShare: 0 },
+    });
     await stack.client.resetBudget(scope);
     for (let i = 0; i < 3; i++) await stack.client.ask({ requestId: rid('burn'), budgetScope: scope, category: 'batch', prompt: `Write a haiku about the sea, number ${i}.` });
     const [plan] = await stack.client.reallocationPlan(scope);
@@ -130,14 +134,16 @@ describe('budget reallocation', () => {
 });
 
 describe('the tuner on its timer', () => {
-  it('raises a category on its own, recorded as the tuner\'s change', async () => {
+  it("raises a category on its own, recorded as the tuner's change", async () => {
     const refuse = { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [], refuseRate: 1, promptPattern: 'receipt' };
     stack.simulator.setFaults({ 'llama-3-70b': refuse, 'mistral-large': refuse });
     try {
       const change = await until(
         'a change by the tuner',
         async () => {
-          await Promise.all(Array.from({ length: 4 }, (_, i) => stack.client.ask({ requestId: rid('tick'), category: 'critical', prompt: `Summarize this receipt in one sentence: ${i} coffees.`, quality: {} })));
+          await Promise.all(
+            Array.from({ length: 4 }, (_, i) => stack.client.ask({ requestId: rid('tick'), category: 'critical', prompt: `Summarize this receipt in one sentence: ${i} coffees.`, quality: {} })),
+          );
           return (await stack.client.learning.routingHistory()).find((h) => h.by === 'tuner');
         },
         30_000,

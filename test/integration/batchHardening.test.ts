@@ -84,7 +84,10 @@ describe('a batch over a tight budget', () => {
     await stack.client.setBudget(scope, { totalNanos: 4 * 3 * 60_000 });
     const f = join(dir, 'tight.jsonl');
     const n = 12;
-    writeFileSync(f, `${Array.from({ length: n }, (_, i) => JSON.stringify({ id: `t-${tag}-${i}`, prompt: 'Write one sentence about rivers.', category: 'batch', model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: 100, budgetScope: scope })).join('\n')}\n`);
+    writeFileSync(
+      f,
+      `${Array.from({ length: n }, (_, i) => JSON.stringify({ id: `t-${tag}-${i}`, prompt: 'Write one sentence about rivers.', category: 'batch', model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: 100, budgetScope: scope })).join('\n')}\n`,
+    );
     const progress: BatchProgress[] = [];
     const order: string[] = [];
     const handedAt: number[] = [];
@@ -118,7 +121,13 @@ describe('a half-open circuit', () => {
   let stack: TestStack;
   beforeAll(async () => {
     // Catalog latency (gemini answers in ~250 ms): the trial is still out while the others route.
-    stack = await startTestStack({ latencyScale: 1, config: { health: { failureThreshold: 2, cooldownMs: 2_000, enabled: true }, retry: { maximumAttempts: 1, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 60_000 } } });
+    stack = await startTestStack({
+      latencyScale: 1,
+      config: {
+        health: { failureThreshold: 2, cooldownMs: 2_000, enabled: true },
+        retry: { maximumAttempts: 1, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 60_000 },
+      },
+    });
   });
   afterAll(async () => {
     await stack?.stop();

@@ -88,10 +88,11 @@ describe('exactly once', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const lines = createInterface({ input: child.stdout });
-    const said = (word: string) => new Promise<void>((resolve, reject) => {
-      lines.on('line', (l) => l.trim() === word && resolve());
-      child.once('exit', (code) => reject(new Error(`hanging worker exited (${code}) before it said ${word}`)));
-    });
+    const said = (word: string) =>
+      new Promise<void>((resolve, reject) => {
+        lines.on('line', (l) => l.trim() === word && resolve());
+        child.once('exit', (code) => reject(new Error(`hanging worker exited (${code}) before it said ${word}`)));
+      });
     try {
       await said('ready');
       const requestId = unique('once');
@@ -190,11 +191,19 @@ describe('policies', () => {
 describe('periods and durability', () => {
   it('rolls over on a durable timer (fixed 3 s test periods), keeping the closed period, and a waiting request resumes in the new period', async () => {
     const scope = unique('roll');
-    const settings = { ...settingsFromConfig(stack.config.budget), periodicity: 'fixed' as const, periodMs: 3_000, totalNanos: estimateFor('gpt-4o-mini') * 4 * 3, policies: { critical: 'wait' as const, standard: 'wait' as const, batch: 'wait' as const } };
+    const settings = {
+      ...settingsFromConfig(stack.config.budget),
+      periodicity: 'fixed' as const,
+      periodMs: 3_000,
+      totalNanos: estimateFor('gpt-4o-mini') * 4 * 3,
+      policies: { critical: 'wait' as const, standard: 'wait' as const, batch: 'wait' as const },
+    };
     await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(stack.config.taskQueue, scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings }] });
     // Batch fits three estimates per period: the fourth request waits for the next period.
     const results = await Promise.all(
-      Array.from({ length: 4 }, (_, i) => stack.client.ask({ requestId: unique(`roll${i}`), prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, category: 'batch', budgetScope: scope })),
+      Array.from({ length: 4 }, (_, i) =>
+        stack.client.ask({ requestId: unique(`roll${i}`), prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, category: 'batch', budgetScope: scope }),
+      ),
     );
     const waited = results.filter((r) => r.attempts.some((a) => a.outcome === 'budget_denied'));
     expect(results.every((r) => r.attempts.at(-1)?.outcome === 'ok')).toBe(true);
@@ -212,7 +221,11 @@ describe('periods and durability', () => {
   it('continues as new keeping every open reservation and all spend', async () => {
     const scope = unique('can');
     const settings = settingsFromConfig(stack.config.budget);
-    const h = await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(stack.config.taskQueue, scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings, maxHistoryEvents: 40 }] });
+    const h = await stack.client.temporal.workflow.start('budgetEntity', {
+      workflowId: budgetWorkflowId(stack.config.taskQueue, scope),
+      taskQueue: stack.config.taskQueue,
+      args: [{ scope, settings, maxHistoryEvents: 40 }],
+    });
     const firstRun = h.firstExecutionRunId;
     const handle = stack.client.temporal.workflow.getHandle(budgetWorkflowId(stack.config.taskQueue, scope));
     for (let i = 0; i < 30; i++) {
@@ -264,9 +277,16 @@ describe('soft-limit alerts', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const scope = unique('alert');
-      const cost = costNanos(stack.catalog.require('gpt-4o-mini'), (await stack.client.ask({ requestId: unique('probe'), prompt: PROMPT, model: 'gpt-4o-mini', maxOutputTokens: MAX_OUT, budgetScope: unique('probe-scope') })).usage);
+      const cost = costNanos(
+        stack.catalog.require('gpt-4o-mini'),
+        (await stack.client.ask({ requestId: unique('probe'), prompt: PROMPT, model: 'gpt-4o-mini', maxOutputTokens: MAX_OUT, budgetScope: unique('probe-scope') })).usage,
+      );
       // critical gets 40%: ten requests of `cost` use 100% of it; limits are soft, so all run.
-      await stack.client.setBudget(scope, { totalNanos: Math.round((cost * 10) / 0.4), limits: { critical: 'soft', standard: 'soft', batch: 'soft' }, webhookUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook` });
+      await stack.client.setBudget(scope, {
+        totalNanos: Math.round((cost * 10) / 0.4),
+        limits: { critical: 'soft', standard: 'soft', batch: 'soft' },
+        webhookUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+      });
       for (let i = 0; i < 12; i++) {
         await stack.client.ask({ requestId: unique(`a${i}`), prompt: PROMPT, model: 'gpt-4o-mini', maxOutputTokens: MAX_OUT, category: 'critical', budgetScope: scope });
       }

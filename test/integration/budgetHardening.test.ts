@@ -69,8 +69,18 @@ describe('alerts and entity failures', () => {
     await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
     try {
       const scope = unique('slowhook');
-      const settings = { ...settingsFromConfig(stack.config.budget), periodicity: 'fixed' as const, periodMs: 2_000, totalNanos: 1_000_000, webhookUrl: `http://127.0.0.1:${(slow.address() as AddressInfo).port}/hook` };
-      const h = await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(stack.config.taskQueue, scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings }] });
+      const settings = {
+        ...settingsFromConfig(stack.config.budget),
+        periodicity: 'fixed' as const,
+        periodMs: 2_000,
+        totalNanos: 1_000_000,
+        webhookUrl: `http://127.0.0.1:${(slow.address() as AddressInfo).port}/hook`,
+      };
+      const h = await stack.client.temporal.workflow.start('budgetEntity', {
+        workflowId: budgetWorkflowId(stack.config.taskQueue, scope),
+        taskQueue: stack.config.taskQueue,
+        args: [{ scope, settings }],
+      });
       await h.executeUpdate(reserveUpdate, { args: [{ reservationId: 'a', category: 'standard', amountNanos: 300_000, workflowId: 'w' }] });
       await h.executeUpdate(settleUpdate, { args: [{ reservationId: 'a', category: 'standard', costNanos: 300_000 }] });
       // The alert's first attempt hangs for its 10 s timeout; the 2 s period still closes on time.
@@ -148,7 +158,12 @@ describe('alerts and entity failures', () => {
       expect(err.details?.costNanos).toBe(unsettled[0]?.costNanos);
       // The line reaches the ledger through the outbox, once; the request is counted once.
       await until('the unsettled line in the ledger', async () => (stack.ledger.entries().some((e) => e.workflowId === `llm-${id}`) ? true : undefined));
-      expect(stack.ledger.entries().filter((e) => e.workflowId === `llm-${id}`).map((e) => e.costNanos)).toEqual([unsettled[0]?.costNanos]);
+      expect(
+        stack.ledger
+          .entries()
+          .filter((e) => e.workflowId === `llm-${id}`)
+          .map((e) => e.costNanos),
+      ).toEqual([unsettled[0]?.costNanos]);
       expect(await requestsOf()).toBe(counted + 1);
       const r1 = await stack.client.restoreBudget(scope);
       expect(r1.settled.filter((x) => x.workflowId === `llm-${id}`)).toEqual([expect.objectContaining({ duplicate: false, costNanos: unsettled[0]?.costNanos })]);
@@ -189,7 +204,11 @@ describe('alerts and entity failures', () => {
   it('an entity started with settings it cannot run fails at once with the reason (no workflow-task retry loop)', async () => {
     const scope = unique('tz');
     const settings = { ...settingsFromConfig(stack.config.budget), timeZone: 'Mars/Olympus_Mons' };
-    const h = await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(stack.config.taskQueue, scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings }] });
+    const h = await stack.client.temporal.workflow.start('budgetEntity', {
+      workflowId: budgetWorkflowId(stack.config.taskQueue, scope),
+      taskQueue: stack.config.taskQueue,
+      args: [{ scope, settings }],
+    });
     const err = await h.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(((err as WorkflowFailedError).cause as Error).message).toMatch(/timeZone: "Mars\/Olympus_Mons" is not an IANA time zone/);
@@ -235,7 +254,9 @@ describe('exactly-once settlement at the entity full rate', () => {
       expect(r.duplicate).toBe(true);
     }
     // A reserve from an attempt that timed out long ago, for an id that was settled: refused.
-    const stale = await h.executeUpdate(reserveUpdate, { args: [{ reservationId: 'r0', category: 'standard', amountNanos: 10, workflowId: 'w', notAfter: Date.now() - 60_000 }] }).catch((e: unknown) => e);
+    const stale = await h
+      .executeUpdate(reserveUpdate, { args: [{ reservationId: 'r0', category: 'standard', amountNanos: 10, workflowId: 'w', notAfter: Date.now() - 60_000 }] })
+      .catch((e: unknown) => e);
     expect(((stale as Error).cause as Error | undefined)?.message).toMatch(/after its activity attempt timed out/);
     const after = await h.query(statusQuery);
     expect(after.categories.standard?.spentNanos).toBe(pairs * 7);
@@ -258,10 +279,17 @@ describe('reservations that cover what providers bill', () => {
     // batch is 25% of the total: about 12 requests' worth at the real (inflated) cost.
     await stack.client.setBudget(scope, { totalNanos: 4 * 12 * 1_200_000, policies: { batch: 'reject' } });
     const outcomes = await Promise.allSettled(
-      Array.from({ length: 40 }, (_, i) => stack.client.ask({ requestId: unique(`m${i}`), prompt: longPrompt, category: 'batch', model: 'claude-3-5-haiku', noFallback: true, maxOutputTokens: 4, budgetScope: scope })),
+      Array.from({ length: 40 }, (_, i) =>
+        stack.client.ask({ requestId: unique(`m${i}`), prompt: longPrompt, category: 'batch', model: 'claude-3-5-haiku', noFallback: true, maxOutputTokens: 4, budgetScope: scope }),
+      ),
     );
     const st = await stack.client.budgetStatus(scope);
-    return { spent: st.categories.batch?.spentNanos ?? -1, allocated: st.categories.batch?.allocatedNanos ?? -1, overshoots: st.counters.overshoots ?? 0, ok: outcomes.filter((o) => o.status === 'fulfilled').length };
+    return {
+      spent: st.categories.batch?.spentNanos ?? -1,
+      allocated: st.categories.batch?.allocatedNanos ?? -1,
+      overshoots: st.counters.overshoots ?? 0,
+      ok: outcomes.filter((o) => o.status === 'fulfilled').length,
+    };
   }
 
   it('with the provider margin, settled spend stays within the hard limit and nothing overshoots its reservation', async () => {
@@ -294,7 +322,15 @@ describe('waits that end', () => {
   beforeAll(async () => {
     // 2 s budget periods, a wait policy whose maxWaitMs is far longer than a period, an empty budget.
     stack = await startTestStack({
-      config: { budget: { ...(await import('../../src/config/config.js')).loadConfig({}).budget, periodicity: 'fixed', periodMs: 2_000, maxWaitMs: 3_600_000, policies: { critical: 'wait', standard: 'wait', batch: 'wait' } } },
+      config: {
+        budget: {
+          ...(await import('../../src/config/config.js')).loadConfig({}).budget,
+          periodicity: 'fixed',
+          periodMs: 2_000,
+          maxWaitMs: 3_600_000,
+          policies: { critical: 'wait', standard: 'wait', batch: 'wait' },
+        },
+      },
       faults: { 'gpt-4o-mini': { errorRates: { '503': 1 }, retryAfterSeconds: 31_536_000, hangRate: 0, malformedRate: 0, dropRate: 0, script: [] } },
     });
   });

@@ -68,7 +68,21 @@ describe('chaos', () => {
     const outcomes: Record<string, number> = {};
     for (const a of [...ok.flatMap((r) => r.attempts), ...failed.flatMap((f) => f.details?.attempts ?? [])]) outcomes[a.outcome] = (outcomes[a.outcome] ?? 0) + 1;
     // Figures for the record (BENCHMARKS.md / issue note).
-    console.log(JSON.stringify({ chaos: { requests: total, completed: ok.length, failed: failed.length, failedByReason: byReason, attemptsPerRequest: attempts.reduce((a, b) => a + b, 0) / total, maxAttempts: Math.max(...attempts), attemptOutcomes: outcomes, wallMs, spentNanos: st.spentNanos } }));
+    console.log(
+      JSON.stringify({
+        chaos: {
+          requests: total,
+          completed: ok.length,
+          failed: failed.length,
+          failedByReason: byReason,
+          attemptsPerRequest: attempts.reduce((a, b) => a + b, 0) / total,
+          maxAttempts: Math.max(...attempts),
+          attemptOutcomes: outcomes,
+          wallMs,
+          spentNanos: st.spentNanos,
+        },
+      }),
+    );
     expect(ok.length).toBeGreaterThan(total * 0.9);
   }, 600_000);
 });

@@ -30,26 +30,32 @@ describe('chat requests', () => {
     { role: 'user' as const, content: 'Why does that contradict lowest terms?' },
   ];
 
-  it.each([['gpt-4o-mini', 'openai'], ['claude-3-5-haiku', 'anthropic'], ['gemini-2-flash', 'gemini'], ['mistral-large', 'openai'], ['llama-3-70b', 'openai']])(
-    'pinned to %s: the conversation arrives turn by turn in the %s wire format, and every token is billed',
-    async (model, format) => {
-      const before = stack.simulator.received().length;
-      const r = await stack.client.ask({ messages, model, requestId: `chat-${model}-${randomUUID()}` });
-      expect(validateResult(r), JSON.stringify(validateResult.errors)).toBe(true);
-      expect(r.model).toBe(model);
-      const seen = stack.simulator.received().slice(before).filter((q) => q.model === model);
-      expect(seen).toHaveLength(1);
-      expect(seen[0]?.format).toBe(format);
-      expect(seen[0]?.system).toBe('You are a careful tutor.');
-      expect(seen[0]?.turns.map((t) => t.role)).toEqual(['user', 'assistant', 'user']);
-      expect(seen[0]?.turns[2]?.text).toBe('Why does that contradict lowest terms?');
-      const all = countChatTokens(messages);
-      expect(r.usage.inputTokens + r.usage.cachedInputTokens).toBe(all);
-      expect(r.classification.inputTokens).toBe(all);
-    },
-  );
+  it.each([
+    ['gpt-4o-mini', 'openai'],
+    ['claude-3-5-haiku', 'anthropic'],
+    ['gemini-2-flash', 'gemini'],
+    ['mistral-large', 'openai'],
+    ['llama-3-70b', 'openai'],
+  ])('pinned to %s: the conversation arrives turn by turn in the %s wire format, and every token is billed', async (model, format) => {
+    const before = stack.simulator.received().length;
+    const r = await stack.client.ask({ messages, model, requestId: `chat-${model}-${randomUUID()}` });
+    expect(validateResult(r), JSON.stringify(validateResult.errors)).toBe(true);
+    expect(r.model).toBe(model);
+    const seen = stack.simulator
+      .received()
+      .slice(before)
+      .filter((q) => q.model === model);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.format).toBe(format);
+    expect(seen[0]?.system).toBe('You are a careful tutor.');
+    expect(seen[0]?.turns.map((t) => t.role)).toEqual(['user', 'assistant', 'user']);
+    expect(seen[0]?.turns[2]?.text).toBe('Why does that contradict lowest terms?');
+    const all = countChatTokens(messages);
+    expect(r.usage.inputTokens + r.usage.cachedInputTokens).toBe(all);
+    expect(r.classification.inputTokens).toBe(all);
+  });
 
-  it('routes on the conversation: a follow-up inherits the earlier question\'s difficulty', async () => {
+  it("routes on the conversation: a follow-up inherits the earlier question's difficulty", async () => {
     const followUp = await stack.client.ask({ messages, requestId: `chat-routed-${randomUUID()}` });
     const alone = await stack.client.ask({ prompt: 'Why does that contradict lowest terms?', requestId: `chat-alone-${randomUUID()}` });
     expect(followUp.classification.complexity).toBeGreaterThan(alone.classification.complexity);
@@ -76,7 +82,15 @@ describe('chat requests', () => {
 
   it('refuses a malformed conversation before starting anything, naming the message', async () => {
     const requestId = `chat-bad-${randomUUID()}`;
-    const err = await stack.client.ask({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }], requestId }).catch((e: unknown) => e);
+    const err = await stack.client
+      .ask({
+        messages: [
+          { role: 'user', content: 'hi' },
+          { role: 'assistant', content: 'hello' },
+        ],
+        requestId,
+      })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).fields.join('\n')).toMatch(/messages\[1\]: the last message must be from the user/);
     await expect(stack.client.temporal.workflow.getHandle(`llm-${requestId}`).describe()).rejects.toThrow(/not found/i);

@@ -34,7 +34,10 @@ describe('a control change is in force when its command returns', () => {
   it('experiment create, then at once an 80-line batch at concurrency 16: all 80 counted, one model per unit; stop, and none after', async () => {
     const name = `now-${Date.now()}`;
     // The worker holds a fresh copy of the policy (no experiment) when the experiment is created.
-    await stack.client.batch(Array.from({ length: 4 }, () => ({ requestId: rid('warm'), category: 'batch', prompt: 'Name a colour.' })), { concurrency: 4 });
+    await stack.client.batch(
+      Array.from({ length: 4 }, () => ({ requestId: rid('warm'), category: 'batch', prompt: 'Name a colour.' })),
+      { concurrency: 4 },
+    );
     const arms = [
       { name: 'gpt-4o-mini', weight: 0.5, model: 'gpt-4o-mini' },
       { name: 'claude-3-5-haiku', weight: 0.5, model: 'claude-3-5-haiku' },
@@ -99,7 +102,18 @@ describe('a control change is in force when its command returns', () => {
       },
     });
     const learning = new LearningClient(lossy, stack.config.taskQueue, controlSettingsFrom(stack.config));
-    await expect(learning.createExperiment({ name, arms: [{ name: 'a', weight: 0.5, model: 'gpt-4o-mini' }, { name: 'b', weight: 0.5, model: 'claude-3-5-haiku' }], filter: { category: 'batch' }, minSamples: 1_000, confidence: 0.95 })).rejects.toThrow(/answer was lost/);
+    await expect(
+      learning.createExperiment({
+        name,
+        arms: [
+          { name: 'a', weight: 0.5, model: 'gpt-4o-mini' },
+          { name: 'b', weight: 0.5, model: 'claude-3-5-haiku' },
+        ],
+        filter: { category: 'batch' },
+        minSamples: 1_000,
+        confidence: 0.95,
+      }),
+    ).rejects.toThrow(/answer was lost/);
     expect((await stack.client.temporal.workflow.getHandle(experimentWorkflowId(stack.config.taskQueue, name)).describe()).status.name).toBe('TERMINATED');
     // Routing does not keep assigning traffic to it.
     expect((await stack.client.learning.policy()).experiments.map((e) => e.name)).not.toContain(name);

@@ -135,7 +135,12 @@ describe('payload encryption', () => {
       }
       // The run replays on the bundle a worker with encryption runs (`switchyard replay` picks it).
       const replayed = [];
-      for await (const r of replayHistories([{ workflowId: `llm-${requestId}`, history }], { bundlePath: encodedFailuresBundlePath(inject('workflowBundlePath')) }, { dataConverter: dataConverterFor(stack.config.access) })) replayed.push(r);
+      for await (const r of replayHistories(
+        [{ workflowId: `llm-${requestId}`, history }],
+        { bundlePath: encodedFailuresBundlePath(inject('workflowBundlePath')) },
+        { dataConverter: dataConverterFor(stack.config.access) },
+      ))
+        replayed.push(r);
       expect(replayed).toEqual([{ workflowId: `llm-${requestId}`, runId: expect.any(String) as string, ok: true }]);
     } finally {
       stack.simulator.setFaults({});
@@ -149,7 +154,11 @@ describe('payload encryption', () => {
   });
 
   it('a client without the key cannot read the result, and says which key it needs', async () => {
-    const stranger = await SwitchyardClient.connect({ address: stack.address, taskQueue: stack.config.taskQueue, access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY2, SWITCHYARD_ENCRYPTION_KEY_ID: 'k2' }) });
+    const stranger = await SwitchyardClient.connect({
+      address: stack.address,
+      taskQueue: stack.config.taskQueue,
+      access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY2, SWITCHYARD_ENCRYPTION_KEY_ID: 'k2' }),
+    });
     try {
       await expect(stranger.temporal.workflow.getHandle(firstId).result()).rejects.toThrow(/key id "k1".*SWITCHYARD_ENCRYPTION_OLD_KEYS/);
     } finally {
@@ -203,7 +212,11 @@ describe('payload encryption', () => {
     expect(found.mismatches).toEqual([]);
     const alone = await findKeyMismatches(raw.connection, 'default', [stack.config.taskQueue, entityTaskQueue(stack.config.taskQueue)], access({ SWITCHYARD_ENCRYPTION_KEY: KEY3 }).encryptionKeys);
     expect(alone.mismatches.length).toBeGreaterThan(0);
-    const reader = await SwitchyardClient.connect({ address: stack.address, taskQueue: stack.config.taskQueue, access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY3, SWITCHYARD_ENCRYPTION_OLD_KEYS: `k1:${KEY1}` }) });
+    const reader = await SwitchyardClient.connect({
+      address: stack.address,
+      taskQueue: stack.config.taskQueue,
+      access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY3, SWITCHYARD_ENCRYPTION_OLD_KEYS: `k1:${KEY1}` }),
+    });
     try {
       expect(((await reader.temporal.workflow.getHandle(firstId).result()) as { text: string }).text).toBe(firstText);
     } finally {
@@ -213,7 +226,12 @@ describe('payload encryption', () => {
 
   it('the codec endpoint decodes for `temporal workflow show --codec-endpoint`, only with the token and an allowed origin', async () => {
     const token = randomBytes(16).toString('hex');
-    const server = new CodecServer({ codec: access({ SWITCHYARD_ENCRYPTION_KEY: KEY1, SWITCHYARD_ENCRYPTION_KEY_ID: 'k1' }).codec, allowedOrigins: ['http://localhost:8233'], namespace: 'default', token });
+    const server = new CodecServer({
+      codec: access({ SWITCHYARD_ENCRYPTION_KEY: KEY1, SWITCHYARD_ENCRYPTION_KEY_ID: 'k1' }).codec,
+      allowedOrigins: ['http://localhost:8233'],
+      namespace: 'default',
+      token,
+    });
     const url = await server.start();
     try {
       const cli = inject('temporalCli');

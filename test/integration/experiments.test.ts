@@ -40,7 +40,9 @@ describe('an A/B experiment', () => {
 
   it('is refused with the field named when its spec is bad', async () => {
     await expect(stack.client.learning.createExperiment({ name: 'Bad Name', arms: [], filter: {}, minSamples: 5, confidence: 0.95 })).rejects.toThrow(ValidationError);
-    await expect(stack.client.learning.createExperiment({ name: 'ok', arms: [{ name: 'gpt-4o-mini', weight: 1, model: 'gpt-4o-mini' }], filter: {}, minSamples: 5, confidence: 0.95 })).rejects.toThrow(/arms: an experiment needs at least two arms/);
+    await expect(stack.client.learning.createExperiment({ name: 'ok', arms: [{ name: 'gpt-4o-mini', weight: 1, model: 'gpt-4o-mini' }], filter: {}, minSamples: 5, confidence: 0.95 })).rejects.toThrow(
+      /arms: an experiment needs at least two arms/,
+    );
   });
 
   it('assigns each unit one arm, every time, and counts every request of its traffic', async () => {
@@ -110,7 +112,7 @@ describe('an A/B experiment', () => {
     expect((await stack.client.learning.listExperiments()).map((e) => e.name)).toContain(name);
   });
 
-  it('feedback replaces a request\'s quality in its arm, once per request', async () => {
+  it("feedback replaces a request's quality in its arm, once per request", async () => {
     const r = results.find((x) => x.learning?.experiment?.arm === 'claude-3-5-haiku')!;
     const receipt = await stack.client.feedback(r.workflowId, 0.25, { comment: 'too stiff' });
     // Experiment traffic was routed by its arm, not the thresholds: the tuner does not count it.
@@ -159,7 +161,10 @@ describe('the tuner', () => {
     stack.simulator.setFaults({ 'llama-3-70b': refuse, 'mistral-large': refuse });
     const batch = await Promise.all(Array.from({ length: 6 }, (_, i) => ask('batch', invoice(i))));
     const standard = await Promise.all(Array.from({ length: 6 }, (_, i) => ask('standard', memo(i))));
-    expect(batch.every((r) => r.escalations.length > 0 && r.attempts[0]!.tier === 'economy'), JSON.stringify(batch[0], null, 1)).toBe(true);
+    expect(
+      batch.every((r) => r.escalations.length > 0 && r.attempts[0]!.tier === 'economy'),
+      JSON.stringify(batch[0], null, 1),
+    ).toBe(true);
     expect(standard.every((r) => r.tier === 'economy' && r.escalations.length === 0)).toBe(true);
 
     const proposal = await until('the proposal', async () => {

@@ -38,7 +38,22 @@ async function report(args: string[]): Promise<string> {
   return stdout;
 }
 
-const entry = (key: string, costNanos: number): LedgerEntry => ({ key, workflowId: `wf-${key}`, attemptId: 'a1', scope: 'idem', model: 'gpt-4o-mini', provider: 'openai', tier: 'standard', category: 'batch', feature: 'unspecified', inputTokens: 10, cachedInputTokens: 0, outputTokens: 5, costNanos, at: new Date().toISOString() });
+const entry = (key: string, costNanos: number): LedgerEntry => ({
+  key,
+  workflowId: `wf-${key}`,
+  attemptId: 'a1',
+  scope: 'idem',
+  model: 'gpt-4o-mini',
+  provider: 'openai',
+  tier: 'standard',
+  category: 'batch',
+  feature: 'unspecified',
+  inputTokens: 10,
+  cachedInputTokens: 0,
+  outputTokens: 5,
+  costNanos,
+  at: new Date().toISOString(),
+});
 
 describe('PostgreSQL ledger', () => {
   it('records each charged attempt once, with its scope, feature and baseline; report totals equal the results and budget status', async () => {
@@ -53,7 +68,12 @@ describe('PostgreSQL ledger', () => {
 
     const pool = new pg.Pool({ connectionString: db.url });
     try {
-      const rows = (await pool.query<{ n: string; cost: string; features: string[] }>(`SELECT count(*) AS n, sum(cost_nanos) AS cost, array_agg(DISTINCT feature) AS features FROM ${LEDGER_TABLE} WHERE scope = $1`, [scope])).rows[0];
+      const rows = (
+        await pool.query<{ n: string; cost: string; features: string[] }>(
+          `SELECT count(*) AS n, sum(cost_nanos) AS cost, array_agg(DISTINCT feature) AS features FROM ${LEDGER_TABLE} WHERE scope = $1`,
+          [scope],
+        )
+      ).rows[0];
       expect(Number(rows?.n)).toBe(paid.length);
       expect(Number(rows?.cost)).toBe(total);
       expect(rows?.features.sort()).toEqual(['search', 'unspecified']);
@@ -62,13 +82,20 @@ describe('PostgreSQL ledger', () => {
     }
 
     const status = await stack.client.budgetStatus(scope);
-    const json = JSON.parse(await report(['--scope', scope, '--by', 'feature', '--json'])) as { total: { costNanos: number; requests: number; attempts: number; baselineNanos: number; savingNanos: number }; rows: Array<{ group: { feature: string }; costNanos: number; requests: number }>; ledger: string };
+    const json = JSON.parse(await report(['--scope', scope, '--by', 'feature', '--json'])) as {
+      total: { costNanos: number; requests: number; attempts: number; baselineNanos: number; savingNanos: number };
+      rows: Array<{ group: { feature: string }; costNanos: number; requests: number }>;
+      ledger: string;
+    };
     expect(json.total.costNanos).toBe(total);
     expect(json.total.costNanos).toBe(status.spentNanos);
     expect(json.total).toMatchObject({ requests: results.length, attempts: paid.length });
     expect(json.total.baselineNanos).toBe(results.reduce((t, r) => t + r.premiumBaselineCostNanos, 0));
     expect(json.total.savingNanos).toBe(json.total.baselineNanos - total);
-    expect(json.rows.map((r) => [r.group.feature, r.requests])).toEqual([['search', 3], ['unspecified', 1]]);
+    expect(json.rows.map((r) => [r.group.feature, r.requests])).toEqual([
+      ['search', 3],
+      ['unspecified', 1],
+    ]);
     expect(json.ledger).not.toMatch(/password/);
 
     // CSV: the same figures, exact nanodollars, and a total line.
@@ -127,7 +154,13 @@ describe('PostgreSQL ledger', () => {
       const window = { scope, since: new Date('2026-11-29T00:00:00Z'), until: new Date('2026-12-01T00:00:00Z') };
       const sql = await ledger.report(window, { by: ['day'], baseline });
       expect(sql.rows.map((r) => r.group.day)).toEqual(['2026-11-29', '2026-11-30']);
-      expect(sql.total).toEqual(buildReport(made.filter((e) => e.at >= '2026-11-29' && e.at < '2026-12-01'), { by: [] }, baselineOf(baseline)).total);
+      expect(sql.total).toEqual(
+        buildReport(
+          made.filter((e) => e.at >= '2026-11-29' && e.at < '2026-12-01'),
+          { by: [] },
+          baselineOf(baseline),
+        ).total,
+      );
       const none = await ledger.report({ scope: rid('empty') }, { by: ['model'], baseline });
       expect(none.rows).toEqual([]);
       expect(none.total).toMatchObject({ requests: 0, attempts: 0, costNanos: 0 });

@@ -107,7 +107,14 @@ describe('malformed messages', () => {
     // must neither fail every request of the queue nor wedge the entity at its next
     // continue-as-new (found by the independent review).
     await expect(update(routing, 'experiment', { started: { name: 'evil', arms: [], filter: {} } })).rejects.toThrow(/experiment: expected/);
-    const huge = { name: 'huge', arms: [{ name: 'a'.repeat(650_000), weight: 1, model: 'gpt-4o-mini' }, { name: 'b', weight: 1, model: 'gpt-4o' }], filter: {} };
+    const huge = {
+      name: 'huge',
+      arms: [
+        { name: 'a'.repeat(650_000), weight: 1, model: 'gpt-4o-mini' },
+        { name: 'b', weight: 1, model: 'gpt-4o' },
+      ],
+      filter: {},
+    };
     await expect(update(routing, 'experiment', { started: huge })).rejects.toThrow(/at most 65536 bytes/);
     await expect(update(routing, 'promote', { rule: { filter: {}, arm: { name: 'x'.repeat(70_000), weight: 1, model: 'gpt-4o' }, experiment: 'x', at: 0 } })).rejects.toThrow(/promote: expected/);
     await signal(routing, 'experimentStarted', { name: 'evil2', arms: [], filter: {} });

@@ -60,10 +60,20 @@ describe('metrics', () => {
     results.push(await stack.client.ask({ requestId: rid('m-plain'), prompt: 'Name a tree.', category: 'batch', budgetScope: scope }));
     // A fallback: the pinned model fails once (5xx) and the request moves on.
     fault('gpt-4o-mini', { errorRates: { '500': 1 } });
-    results.push(await stack.client.ask({ requestId: rid('m-fallback'), prompt: 'Name a bird.', model: 'gpt-4o-mini', fallbacks: ['claude-3-5-haiku'], noFallback: false, feature: 'search', budgetScope: scope }));
+    results.push(
+      await stack.client.ask({ requestId: rid('m-fallback'), prompt: 'Name a bird.', model: 'gpt-4o-mini', fallbacks: ['claude-3-5-haiku'], noFallback: false, feature: 'search', budgetScope: scope }),
+    );
     stack.simulator.setFaults({});
     // Quality checks without a judge: a passed check is a score of 1.
-    results.push(await stack.client.ask({ requestId: rid('m-quality'), prompt: 'Answer as JSON with a field "answer": what is 2+2?', category: 'batch', quality: { jsonSchema: { type: 'object' } }, budgetScope: scope }));
+    results.push(
+      await stack.client.ask({
+        requestId: rid('m-quality'),
+        prompt: 'Answer as JSON with a field "answer": what is 2+2?',
+        category: 'batch',
+        quality: { jsonSchema: { type: 'object' } },
+        budgetScope: scope,
+      }),
+    );
 
     const after = await scrape();
     const d = (name: string, where: Record<string, string> = {}) => sum(after, name, where) - sum(before, name, where);
@@ -105,7 +115,20 @@ describe('metrics', () => {
     const r = await stack.client.ask({ requestId: rid('m-labels'), prompt, category: 'batch', feature: 'labels-check' });
     const samples = await scrape();
     const names = new Set(samples.map((s) => s.name));
-    for (const n of ['llm_model_requests_total', 'llm_model_cost_dollars', 'llm_model_quality_score_bucket', 'llm_model_latency_seconds_bucket', 'llm_routing_decisions_total', 'switchyard_budget_allocated_dollars', 'switchyard_budget_spent_dollars', 'switchyard_budget_reserved_dollars', 'switchyard_circuit_state', 'switchyard_provider_calls_in_flight', 'switchyard_provider_attempts_total']) expect(names).toContain(n);
+    for (const n of [
+      'llm_model_requests_total',
+      'llm_model_cost_dollars',
+      'llm_model_quality_score_bucket',
+      'llm_model_latency_seconds_bucket',
+      'llm_routing_decisions_total',
+      'switchyard_budget_allocated_dollars',
+      'switchyard_budget_spent_dollars',
+      'switchyard_budget_reserved_dollars',
+      'switchyard_circuit_state',
+      'switchyard_provider_calls_in_flight',
+      'switchyard_provider_attempts_total',
+    ])
+      expect(names).toContain(n);
     expect(Object.keys(samples.find((s) => s.name === 'llm_model_requests_total')?.labels ?? {}).sort()).toEqual(['feature', 'model', 'tier']);
     expect(Object.keys(samples.find((s) => s.name === 'llm_model_cost_dollars')?.labels ?? {}).sort()).toEqual(['model', 'tier']);
     expect(Object.keys(samples.find((s) => s.name === 'llm_routing_decisions_total')?.labels ?? {}).sort()).toEqual(['from_tier', 'reason', 'to_tier']);
@@ -121,11 +144,16 @@ describe('metrics', () => {
     // protobufjs takes a number for this Long field; its typings name only Long (not a dependency here).
     await svc.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 86_400 } as never });
     for (let i = 0; i < 50; i++) {
-      const ok = await svc.describeNamespace({ namespace }).then(() => true, () => false);
+      const ok = await svc.describeNamespace({ namespace }).then(
+        () => true,
+        () => false,
+      );
       if (ok) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    await expect(createSwitchyardWorker({ config: { ...stack.config, namespace, metrics: { ...stack.config.metrics, enabled: false } }, address: stack.address, log: createLogger('silent') })).rejects.toThrow(
+    await expect(
+      createSwitchyardWorker({ config: { ...stack.config, namespace, metrics: { ...stack.config.metrics, enabled: false } }, address: stack.address, log: createLogger('silent') }),
+    ).rejects.toThrow(
       new RegExp(`namespace "${namespace}" lacks the search attributes .*LlmFeature[\\s\\S]*temporal operator search-attribute create --namespace ${namespace} --name LlmFeature --type Keyword`),
     );
   });
@@ -161,7 +189,10 @@ describe('metrics', () => {
     const requestId = rid('m-waiting');
     const pending = stack.client.ask({ requestId, prompt: 'Name a mountain.', model: 'gpt-4o-mini', noFallback: true, category: 'critical', budgetScope: scope });
     for (let i = 0; i < 100; i++) {
-      const st = await stack.client.temporal.workflow.getHandle(budgetWorkflowId(stack.config.taskQueue, scope)).query(statusQuery).catch(() => undefined);
+      const st = await stack.client.temporal.workflow
+        .getHandle(budgetWorkflowId(stack.config.taskQueue, scope))
+        .query(statusQuery)
+        .catch(() => undefined);
       if ((st?.counters.denials ?? 0) > 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -37,7 +37,12 @@ const PROMPTS = [
 ];
 
 function requests(prefix: string, n: number, scope: string) {
-  return Array.from({ length: n }, (_, i) => ({ requestId: `${prefix}-${String(i).padStart(4, '0')}`, prompt: `${PROMPTS[i % PROMPTS.length]} (#${i})`, category: i % 3 === 0 ? 'batch' : 'standard', budgetScope: scope }));
+  return Array.from({ length: n }, (_, i) => ({
+    requestId: `${prefix}-${String(i).padStart(4, '0')}`,
+    prompt: `${PROMPTS[i % PROMPTS.length]} (#${i})`,
+    category: i % 3 === 0 ? 'batch' : 'standard',
+    budgetScope: scope,
+  }));
 }
 
 describe('client batches', () => {
@@ -70,7 +75,15 @@ describe('client batches', () => {
 
   it('a malformed line is reported with its number and skipped; the rest run', async () => {
     const f = join(dir, 'mixed.jsonl');
-    writeFileSync(f, [`{"id":"mx-${tag}-1","prompt":"Classify: refund please"}`, '{"id": "mx-2", "prompt": ', `{"id":"mx-${tag}-3","prompt":"Classify: app crashes","category":"batch"}`, `{"id":"mx-${tag}-4","prompt":"","category":"batch"}`].join('\n'));
+    writeFileSync(
+      f,
+      [
+        `{"id":"mx-${tag}-1","prompt":"Classify: refund please"}`,
+        '{"id": "mx-2", "prompt": ',
+        `{"id":"mx-${tag}-3","prompt":"Classify: app crashes","category":"batch"}`,
+        `{"id":"mx-${tag}-4","prompt":"","category":"batch"}`,
+      ].join('\n'),
+    );
     const out: BatchResultLine[] = [];
     const bad: string[] = [];
     const s = await runBatch(stack.client, readBatchFile(f, { category: 'batch' }), { concurrency: 4, onResult: (r) => void out.push(r), onInvalid: (b) => void bad.push(b.error) });
@@ -153,7 +166,14 @@ describe('inspection, replay and re-drive', () => {
     // The cheap answer is off-format (paid, then escalated); every other model is down.
     const down = { errorRates: { '500': 1 }, hangRate: 0, malformedRate: 0, dropRate: 0, script: [] };
     stack.simulator.setFaults({ 'gemini-2-flash': { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: ['offformat'] }, '*': down } as never);
-    const input = { requestId: id, prompt: 'Extract the city as JSON: "I moved to Paris last spring."', category: 'batch', model: 'gemini-2-flash', quality: { jsonSchema: schema }, budgetScope: scope };
+    const input = {
+      requestId: id,
+      prompt: 'Extract the city as JSON: "I moved to Paris last spring."',
+      category: 'batch',
+      model: 'gemini-2-flash',
+      quality: { jsonSchema: schema },
+      budgetScope: scope,
+    };
     const failure = await stack.client.ask(input).then(
       () => undefined,
       (e: unknown) => e,
@@ -192,7 +212,12 @@ describe('inspection, replay and re-drive', () => {
   it('every run on this task queue replays against the current code', async () => {
     let n = 0;
     const failures: string[] = [];
-    for await (const r of replayHistories(historiesFromServer(stack.client.temporal, { query: `TaskQueue = '${stack.config.taskQueue}' AND WorkflowType != 'llmRequest' OR (TaskQueue = '${stack.config.taskQueue}' AND WorkflowId STARTS_WITH 'llm-redrive') OR TaskQueue = '${entityTaskQueue(stack.config.taskQueue)}'` }), { bundlePath: inject('workflowBundlePath') })) {
+    for await (const r of replayHistories(
+      historiesFromServer(stack.client.temporal, {
+        query: `TaskQueue = '${stack.config.taskQueue}' AND WorkflowType != 'llmRequest' OR (TaskQueue = '${stack.config.taskQueue}' AND WorkflowId STARTS_WITH 'llm-redrive') OR TaskQueue = '${entityTaskQueue(stack.config.taskQueue)}'`,
+      }),
+      { bundlePath: inject('workflowBundlePath') },
+    )) {
       n += 1;
       if (!r.ok) failures.push(`${r.workflowId}: ${r.error}`);
     }

@@ -15,10 +15,7 @@ import { FAULT_HEADER, Simulator, simulatorEndpoints } from '../../src/simulator
 
 // Gemini's real 1M-token window would need a 4 MB prompt to overflow: the simulator serves it with
 // a 32k window so that the context-length path is exercised for every wire format.
-const catalog = catalogFromFileContent(
-  { mode: 'extend', models: DEFAULT_MODELS.filter((m) => m.name === 'gemini-2-flash').map((m) => ({ ...m, contextWindow: 32_000 })) },
-  'test catalog',
-);
+const catalog = catalogFromFileContent({ mode: 'extend', models: DEFAULT_MODELS.filter((m) => m.name === 'gemini-2-flash').map((m) => ({ ...m, contextWindow: 32_000 })) }, 'test catalog');
 const sim = new Simulator({ catalog, latencyScale: 0, recordRequests: true });
 let url = '';
 let registry: ProviderRegistry;
@@ -71,7 +68,9 @@ describe('official clients against the simulator', () => {
 describe('adapters', () => {
   it.each(byProvider)('%s adapter returns text and usage for %s', async (provider, model) => {
     const spec = catalog.require(model);
-    const res = await (await registry.get(provider)).chat({ model: spec.providerModel, turns: [{ role: 'user', content: 'Summarize: the cat sat on the mat.' }], system: 'Be brief.', maxOutputTokens: 50 });
+    const res = await (
+      await registry.get(provider)
+    ).chat({ model: spec.providerModel, turns: [{ role: 'user', content: 'Summarize: the cat sat on the mat.' }], system: 'Be brief.', maxOutputTokens: 50 });
     expect(res.text.length).toBeGreaterThan(0);
     expect(res.usage.inputTokens).toBe(countChatTokens([{ content: 'Be brief.' }, { content: 'Summarize: the cat sat on the mat.' }]));
     expect(res.usage.outputTokens).toBeGreaterThan(0);
@@ -114,9 +113,10 @@ describe('adapters', () => {
     it.each(cases)(`${provider}: %s maps to its kind`, async (_label, fault, kind, hasRetryAfter) => {
       sim.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [], ...fault } });
       const spec = catalog.require(model);
-      const err = await (await registry.get(provider))
-        .chat({ model: spec.providerModel, turns: [{ role: 'user', content: 'hi' }], maxOutputTokens: 10 })
-        .then(() => undefined, (e: unknown) => e);
+      const err = await (await registry.get(provider)).chat({ model: spec.providerModel, turns: [{ role: 'user', content: 'hi' }], maxOutputTokens: 10 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       sim.setFaults({});
       expect(err).toBeInstanceOf(ProviderError);
       expect((err as ProviderError).kind).toBe(kind);
@@ -127,9 +127,10 @@ describe('adapters', () => {
     it(`${provider}: a prompt over the context window maps to context_too_long`, async () => {
       const spec = catalog.require(model);
       const long = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(spec.contextWindow / 4));
-      const err = await (await registry.get(provider))
-        .chat({ model: spec.providerModel, turns: [{ role: 'user', content: long }], maxOutputTokens: 10 })
-        .then(() => undefined, (e: unknown) => e);
+      const err = await (await registry.get(provider)).chat({ model: spec.providerModel, turns: [{ role: 'user', content: long }], maxOutputTokens: 10 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect((err as ProviderError).kind).toBe('context_too_long');
     });
   }

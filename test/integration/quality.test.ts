@@ -68,7 +68,14 @@ describe('quality checks', () => {
   it('a failed JSON Schema check escalates to the next tier, and both attempts are charged', async () => {
     script({ 'gemini-2-flash': ['offformat'] });
     const scope = rid('q-scope');
-    const res = await stack.client.ask({ requestId: rid('q-json'), prompt: 'Extract the city as JSON: "I moved to Paris last spring."', category: 'batch', model: 'gemini-2-flash', quality: { jsonSchema: SCHEMA }, budgetScope: scope });
+    const res = await stack.client.ask({
+      requestId: rid('q-json'),
+      prompt: 'Extract the city as JSON: "I moved to Paris last spring."',
+      category: 'batch',
+      model: 'gemini-2-flash',
+      quality: { jsonSchema: SCHEMA },
+      budgetScope: scope,
+    });
     stack.simulator.setFaults({});
     expect(res.attempts[0]).toMatchObject({ model: 'gemini-2-flash', outcome: 'ok' });
     expect(res.attempts[0]?.qualityFailures?.[0]).toMatch(/^not JSON/);
@@ -107,7 +114,13 @@ describe('quality checks', () => {
   it('a judge model scores the answer; a low score escalates; the judge calls are charged', async () => {
     script({ 'gemini-2-flash': ['refuse'] });
     const scope = rid('judge-scope');
-    const res = await stack.client.ask({ requestId: rid('q-judge'), prompt: 'Describe a sunrise over the sea.', model: 'gemini-2-flash', quality: { noRefusal: false, judge: { threshold: 0.6 } }, budgetScope: scope });
+    const res = await stack.client.ask({
+      requestId: rid('q-judge'),
+      prompt: 'Describe a sunrise over the sea.',
+      model: 'gemini-2-flash',
+      quality: { noRefusal: false, judge: { threshold: 0.6 } },
+      budgetScope: scope,
+    });
     stack.simulator.setFaults({});
     const judges = res.attempts.filter((a) => a.attemptId.startsWith('j'));
     expect(judges.map((j) => j.decision)).toEqual(['judge: 0.35', 'judge: 0.85']);

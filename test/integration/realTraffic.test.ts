@@ -121,12 +121,18 @@ describe('names of Object.prototype', () => {
       expect(err).toBeInstanceOf(ValidationError);
       expect((err as ValidationError).message).toMatch(/(category|budgetScope): is a reserved name/);
     }
-    await expect(stack.client.setBudget(unique('proto'), { allocations: { constructor: 0.5, standard: 0.5 } })).rejects.toThrow(/allocations.constructor: category names are lowercase words, not reserved names/);
+    await expect(stack.client.setBudget(unique('proto'), { allocations: { constructor: 0.5, standard: 0.5 } })).rejects.toThrow(
+      /allocations.constructor: category names are lowercase words, not reserved names/,
+    );
   });
 
   it('a request started directly (bypassing the client) with category constructor fails as invalid, charging nothing', async () => {
     const id = unique('direct');
-    const handle = await stack.client.temporal.workflow.start('llmRequest', { taskQueue: stack.config.taskQueue, workflowId: workflowIdFor(id), args: [{ requestId: id, prompt: 'hi', category: 'constructor' }] });
+    const handle = await stack.client.temporal.workflow.start('llmRequest', {
+      taskQueue: stack.config.taskQueue,
+      workflowId: workflowIdFor(id),
+      args: [{ requestId: id, prompt: 'hi', category: 'constructor' }],
+    });
     const err = await handle.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe('InvalidInput');
@@ -192,7 +198,12 @@ describe('payload size and history', () => {
   let stack: TestStack;
   beforeAll(async () => {
     // Every call to the premium and standard models fails: a request walks its whole chain.
-    stack = await startTestStack({ faults: { 'gpt-4o-mini': { errorRates: { '500': 1 }, hangRate: 0, malformedRate: 0, dropRate: 0, script: [] }, 'claude-3-5-haiku': { errorRates: { '500': 1 }, hangRate: 0, malformedRate: 0, dropRate: 0, script: [] } } });
+    stack = await startTestStack({
+      faults: {
+        'gpt-4o-mini': { errorRates: { '500': 1 }, hangRate: 0, malformedRate: 0, dropRate: 0, script: [] },
+        'claude-3-5-haiku': { errorRates: { '500': 1 }, hangRate: 0, malformedRate: 0, dropRate: 0, script: [] },
+      },
+    });
   });
   afterAll(async () => {
     await stack?.stop();

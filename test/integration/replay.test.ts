@@ -8,7 +8,10 @@ import { describe, expect, inject, it } from 'vitest';
 import { historiesFromFiles, type ReplayOutcome, replayHistories } from '../../src/replay/replay.js';
 
 const dir = join(process.cwd(), 'test', 'histories');
-const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f));
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort()
+  .map((f) => join(dir, f));
 
 async function collect(it: AsyncIterable<ReplayOutcome>): Promise<ReplayOutcome[]> {
   const out: ReplayOutcome[] = [];
@@ -19,7 +22,20 @@ async function collect(it: AsyncIterable<ReplayOutcome>): Promise<ReplayOutcome[
 describe('replay of recorded histories', () => {
   it('has the representative runs checked in', () => {
     const names = files.map((f) => f.replace(/^.*\/v\d+-/, '').replace(/\.json$/, ''));
-    for (const want of ['success', 'fallback', 'escalation', 'budget-denied', 'budget-downgrade', 'budget-entity', 'health-entity', 'experiment-request', 'experiment-entity', 'routing-entity', 'budget-realloc-entity']) expect(names).toContain(want);
+    for (const want of [
+      'success',
+      'fallback',
+      'escalation',
+      'budget-denied',
+      'budget-downgrade',
+      'budget-entity',
+      'health-entity',
+      'experiment-request',
+      'experiment-entity',
+      'routing-entity',
+      'budget-realloc-entity',
+    ])
+      expect(names).toContain(want);
   });
 
   it('every checked-in history replays against the current workflow code', async () => {

@@ -44,8 +44,14 @@ describe('Temporal actions per request', () => {
     // More requests than the worker has workflow-task slots (40): each holds one while its settlement
     // (a local activity) waits for the entity, which must still get to run (its own task queue).
     const n = 96;
-    const results = await Promise.all(Array.from({ length: n }, (_, i) => stack.client.ask({ prompt: `Classify ticket ${i}: "I was charged twice."`, category: 'batch', budgetScope: scope, requestId: `costc-${randomUUID()}` })));
-    const summary = await stack.client.temporalActions(results.map((r) => r.workflowId), 50, { scopes: [scope] });
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => stack.client.ask({ prompt: `Classify ticket ${i}: "I was charged twice."`, category: 'batch', budgetScope: scope, requestId: `costc-${randomUUID()}` })),
+    );
+    const summary = await stack.client.temporalActions(
+      results.map((r) => r.workflowId),
+      50,
+      { scopes: [scope] },
+    );
     expect(summary.inHistories).toBe(4 * n);
     // Unbatched, each request would send two updates (reserve, settle): batching must fold them.
     expect(summary.entityUpdates).toBeLessThan(n);

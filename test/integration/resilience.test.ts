@@ -95,7 +95,9 @@ describe('fallback chains', () => {
     // The worker applied its per-model policy and sent the verdict; the routing decision in
     // history carries no worker configuration.
     const history = await stack.client.temporal.workflow.getHandle(res.workflowId).fetchHistory();
-    const results = (history.events ?? []).flatMap((e) => e.activityTaskCompletedEventAttributes?.result?.payloads ?? []).map((p) => JSON.parse(Buffer.from(p.data ?? new Uint8Array()).toString('utf8')) as Record<string, unknown>);
+    const results = (history.events ?? [])
+      .flatMap((e) => e.activityTaskCompletedEventAttributes?.result?.payloads ?? [])
+      .map((p) => JSON.parse(Buffer.from(p.data ?? new Uint8Array()).toString('utf8')) as Record<string, unknown>);
     const first = results[0] as { routed?: { selection: Record<string, unknown> }; outcome: { kind: string; verdict?: { decision: { action: string; why: string } } } };
     expect(first.routed && Object.keys(first.routed.selection).filter((k) => ['retry', 'retryByModel', 'callTimeoutMs'].includes(k))).toEqual([]);
     expect(first.outcome).toMatchObject({ kind: 'failed', verdict: { decision: { action: 'next', why: 'transient; 1 attempts spent' } } });
@@ -183,7 +185,12 @@ describe('operator signals', () => {
 describe('provider health', () => {
   let h: TestStack;
   beforeAll(async () => {
-    h = await startTestStack({ config: { health: { failureThreshold: 3, cooldownMs: 3_000, enabled: true }, retry: { maximumAttempts: 1, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 60_000 } } });
+    h = await startTestStack({
+      config: {
+        health: { failureThreshold: 3, cooldownMs: 3_000, enabled: true },
+        retry: { maximumAttempts: 1, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 60_000 },
+      },
+    });
   });
   afterAll(async () => {
     await h?.stop();

@@ -137,7 +137,9 @@ describe('summary, titles, ids and queries', () => {
 
   it('run queries are scoped to request workflows on the task queue', () => {
     expect(requestRunsQuery('q1')).toBe("WorkflowType = 'llmRequest' AND TaskQueue = 'q1'");
-    expect(requestRunsQuery('q1', "LlmTier = 'premium'", "ExecutionStatus = 'Failed'")).toBe("WorkflowType = 'llmRequest' AND TaskQueue = 'q1' AND ExecutionStatus = 'Failed' AND (LlmTier = 'premium')");
+    expect(requestRunsQuery('q1', "LlmTier = 'premium'", "ExecutionStatus = 'Failed'")).toBe(
+      "WorkflowType = 'llmRequest' AND TaskQueue = 'q1' AND ExecutionStatus = 'Failed' AND (LlmTier = 'premium')",
+    );
   });
 });
 

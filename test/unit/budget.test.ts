@@ -135,7 +135,9 @@ describe('budget book', () => {
 
   it('rejects an unknown category naming the known ones', () => {
     const b = newBook('default', settings, period);
-    expect(() => reserve(b, { reservationId: 'x', category: 'research', amountNanos: 1, workflowId: 'w' }, 0)).toThrow(/category "research" has no budget.*critical, standard, batch|known categories: batch, critical, standard/);
+    expect(() => reserve(b, { reservationId: 'x', category: 'research', amountNanos: 1, workflowId: 'w' }, 0)).toThrow(
+      /category "research" has no budget.*critical, standard, batch|known categories: batch, critical, standard/,
+    );
   });
 
   it('soft limits grant past the allocation; alerts fire once per threshold per period', () => {

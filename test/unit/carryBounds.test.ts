@@ -19,21 +19,64 @@ const longId = (i: number): string => `llm-${String(i).padStart(6, '0')}-${'r'.r
 const settings = { base: { standard: 0.35, premium: 0.7 }, tuner: { ...DEFAULT_TUNER, enabled: true, intervalMs: 1000 }, anomaly: { ...DEFAULT_ANOMALY, enabled: true, action: 'pause' as const } };
 
 function alert(i: number, scope: string, open: boolean): AnomalyAlert {
-  return { key: `${scope}|standard|*|*`, bucketStart: i, spendNanos: 1_000_000, baselineNanos: 10, sdNanos: 1, id: `anomaly-${i}`, at: i, scope, category: 'standard', model: '*', feature: '*', action: 'pause', ...(open ? {} : { acknowledgedAt: i + 1 }) };
+  return {
+    key: `${scope}|standard|*|*`,
+    bucketStart: i,
+    spendNanos: 1_000_000,
+    baselineNanos: 10,
+    sdNanos: 1,
+    id: `anomaly-${i}`,
+    at: i,
+    scope,
+    category: 'standard',
+    model: '*',
+    feature: '*',
+    action: 'pause',
+    ...(open ? {} : { acknowledgedAt: i + 1 }),
+  };
 }
 
 describe('the routing entity carries at most CARRY_MAX_BYTES', () => {
   it('a state of several megabytes (long ids, full history, alerts, baselines) carries under the bound, keeping rules, thresholds, experiments and open actions', () => {
     const state = newControlState();
     const categories = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`category-${'c'.repeat(40)}-${i}`, { standard: 0.2, premium: 0.8 }]));
-    const rules: RoutingRule[] = Array.from({ length: RULES_MAX }, (_, i) => ({ filter: { feature: `feature-${i}` }, arm: { name: 'gpt-4o-mini', weight: 1, model: 'gpt-4o-mini' }, experiment: `exp-${i}`, at: i }));
+    const rules: RoutingRule[] = Array.from({ length: RULES_MAX }, (_, i) => ({
+      filter: { feature: `feature-${i}` },
+      arm: { name: 'gpt-4o-mini', weight: 1, model: 'gpt-4o-mini' },
+      experiment: `exp-${i}`,
+      at: i,
+    }));
     state.categories = categories;
     state.rules = rules;
-    state.experiments = Object.fromEntries(Array.from({ length: EXPERIMENTS_MAX }, (_, i) => [`live-${i}`, { name: `live-${i}`, arms: [{ name: 'a', weight: 0.5, model: 'gpt-4o-mini' }, { name: 'b', weight: 0.5, model: 'claude-3-5-haiku' }], filter: { category: 'batch' } }]));
-    state.history = Array.from({ length: 200 }, (_, i): PolicyChange => ({ version: i + 1, at: i, by: 'tuner', summary: 's'.repeat(500), before: { categories, rules }, after: { categories, rules } }));
+    state.experiments = Object.fromEntries(
+      Array.from({ length: EXPERIMENTS_MAX }, (_, i) => [
+        `live-${i}`,
+        {
+          name: `live-${i}`,
+          arms: [
+            { name: 'a', weight: 0.5, model: 'gpt-4o-mini' },
+            { name: 'b', weight: 0.5, model: 'claude-3-5-haiku' },
+          ],
+          filter: { category: 'batch' },
+        },
+      ]),
+    );
+    state.history = Array.from({ length: 200 }, (_, i): PolicyChange => ({
+      version: i + 1,
+      at: i,
+      by: 'tuner',
+      summary: 's'.repeat(500),
+      before: { categories, rules },
+      after: { categories, rules },
+    }));
     state.feedbackSeen = Array.from({ length: 5_000 }, (_, i) => longId(i));
     state.alerts = Array.from({ length: 200 }, (_, i) => alert(i, `scope-${'s'.repeat(150)}-${i}`, i % 50 === 0));
-    state.baselines = Object.fromEntries(Array.from({ length: 2_000 }, (_, i) => [`scope-${'s'.repeat(150)}-${i}|standard|gpt-4o-mini|feature-${'f'.repeat(60)}`, { mean: 1, variance: 1, buckets: 5, open: i, openNanos: 0, lastSpendAt: i }]));
+    state.baselines = Object.fromEntries(
+      Array.from({ length: 2_000 }, (_, i) => [
+        `scope-${'s'.repeat(150)}-${i}|standard|gpt-4o-mini|feature-${'f'.repeat(60)}`,
+        { mean: 1, variance: 1, buckets: 5, open: i, openNanos: 0, lastSpendAt: i },
+      ]),
+    );
     state.version = 200;
     expect(jsonBytes(state)).toBeGreaterThan(PAYLOAD_LIMIT);
 
@@ -85,7 +128,14 @@ describe('the experiment entity carries at most EXPERIMENT_CARRY_MAX_BYTES', () 
   it('5,000 outcome ids and 5,000 feedback ids of the longest kind, 20 arms of comments: under the bound, the statistics whole', () => {
     const arms = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`arm-${i}`, { ...EMPTY_ARM, requests: 250 }]));
     const comments = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`arm-${i}`, Array.from({ length: 20 }, (_, j) => ({ workflowId: longId(j), score: 0.5, comment: 'é'.repeat(2_000) }))]));
-    const carried = { state: 'running' as const, arms, seen: Array.from({ length: 5_000 }, (_, i) => longId(i)), feedbackSeen: Array.from({ length: 5_000 }, (_, i) => longId(i + 5_000)), comments, lastLook: 2 };
+    const carried = {
+      state: 'running' as const,
+      arms,
+      seen: Array.from({ length: 5_000 }, (_, i) => longId(i)),
+      feedbackSeen: Array.from({ length: 5_000 }, (_, i) => longId(i + 5_000)),
+      comments,
+      lastLook: 2,
+    };
     expect(jsonBytes(carried)).toBeGreaterThan(PAYLOAD_LIMIT);
     const bounded = boundCarried(carried);
     expect(jsonBytes(bounded)).toBeLessThanOrEqual(EXPERIMENT_CARRY_MAX_BYTES);
@@ -104,7 +154,7 @@ describe('the experiment entity carries at most EXPERIMENT_CARRY_MAX_BYTES', () 
   });
 });
 
-describe('a worker\'s outcome report goes in signals of at most REPORT_MAX_BYTES', () => {
+describe("a worker's outcome report goes in signals of at most REPORT_MAX_BYTES", () => {
   it('10,000 spend entries with the longest keys: every part under the bound, nothing lost or reordered', () => {
     const spend = Array.from({ length: 10_000 }, (_, i) => ({ key: `scope-${'s'.repeat(200)}|standard|gpt-4o-mini|feature-${'f'.repeat(100)}-${i}`, at: i, nanos: i + 1 }));
     const counts = { 'standard|economy|low|false': { n: 10_000, good: 9_000 } };

@@ -73,12 +73,30 @@ models:
   });
 
   it('replaces the defaults with a plain JSON list', () => {
-    const p = file('replace.json', JSON.stringify([{ name: 'm1', provider: 'openai', tier: 'standard', pricing: { inputUsdPerMTok: 1, outputUsdPerMTok: 2 }, contextWindow: 1000, maxOutputTokens: 100, capabilities: [], typicalLatencyMs: 10, quality: 0.5 }]));
+    const p = file(
+      'replace.json',
+      JSON.stringify([
+        {
+          name: 'm1',
+          provider: 'openai',
+          tier: 'standard',
+          pricing: { inputUsdPerMTok: 1, outputUsdPerMTok: 2 },
+          contextWindow: 1000,
+          maxOutputTokens: 100,
+          capabilities: [],
+          typicalLatencyMs: 10,
+          quality: 0.5,
+        },
+      ]),
+    );
     expect(loadCatalogFile(p).names()).toEqual(['m1']);
   });
 
   it('rejects a bad file with the path, the field and why', () => {
-    const p = file('bad.yaml', `models:\n  - name: x\n    provider: acme\n    tier: economy\n    pricing: { inputUsdPerMTok: -1, outputUsdPerMTok: 1 }\n    contextWindow: 100\n    maxOutputTokens: 10\n    capabilities: []\n    typicalLatencyMs: 1\n    quality: 1.5\n`);
+    const p = file(
+      'bad.yaml',
+      `models:\n  - name: x\n    provider: acme\n    tier: economy\n    pricing: { inputUsdPerMTok: -1, outputUsdPerMTok: 1 }\n    contextWindow: 100\n    maxOutputTokens: 10\n    capabilities: []\n    typicalLatencyMs: 1\n    quality: 1.5\n`,
+    );
     let err: unknown;
     try {
       loadCatalogFile(p);

@@ -31,7 +31,8 @@ function composeConfig(): { services: Record<string, Service> } {
     out = execFileSync('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'config'], { encoding: 'utf8', stdio: 'pipe', cwd: root, env: { ...process.env, OPENAI_API_KEY: '' } });
   } catch (e) {
     const err = e as { code?: string; stderr?: string };
-    if (err.code === 'ENOENT') throw new Error('docker-compose is not installed: `apt-get install docker-compose` (Debian; scripts/test-tools.sh, run by npm test, does it; no engine needed for `config`)');
+    if (err.code === 'ENOENT')
+      throw new Error('docker-compose is not installed: `apt-get install docker-compose` (Debian; scripts/test-tools.sh, run by npm test, does it; no engine needed for `config`)');
     throw new Error(`docker-compose config failed: ${err.stderr ?? String(e)}`);
   }
   return parse(out) as { services: Record<string, Service> };
@@ -53,7 +54,7 @@ describe('docker-compose.yml', () => {
   it('mounts only files that exist in the repository, and pins every image', () => {
     for (const [name, s] of Object.entries(services)) {
       for (const v of s.volumes ?? []) {
-        const source = typeof v === 'string' ? v.split(':')[0] ?? '' : v.type === 'bind' ? v.source : '';
+        const source = typeof v === 'string' ? (v.split(':')[0] ?? '') : v.type === 'bind' ? v.source : '';
         if (!source || !(isAbsolute(source) || source.startsWith('.'))) continue;
         expect(existsSync(resolve(root, source)), `${name} mounts ${source}`).toBe(true);
       }

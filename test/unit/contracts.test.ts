@@ -24,7 +24,12 @@ describe('request input contract', () => {
       { prompt: 'hi', maxOutputTokens: 0 },
       { prompt: 'hi', provider: 'nope' },
       {},
-      { messages: [{ role: 'system', content: 'terse' }, { role: 'user', content: 'hi' }] },
+      {
+        messages: [
+          { role: 'system', content: 'terse' },
+          { role: 'user', content: 'hi' },
+        ],
+      },
       { messages: [{ role: 'user', content: 'hi' }], prompt: 'hi' },
       { messages: [{ role: 'robot', content: 'hi' }] },
       { messages: [] },

@@ -42,8 +42,22 @@ describe('chat messages in a request', () => {
     expect(issues({ prompt: 'a', messages: [{ role: 'user', content: 'b' }] })).toEqual([expect.stringMatching(/^messages: send either prompt or messages/)]);
     expect(issues({ messages: [] })).toEqual([expect.stringMatching(/^messages: must hold at least one/)]);
     expect(issues({ messages: [{ role: 'system', content: 'x' }] })).toEqual([expect.stringMatching(/^messages: needs at least one user message/)]);
-    expect(issues({ messages: [{ role: 'assistant', content: 'x' }, { role: 'user', content: 'y' }] })).toEqual([expect.stringMatching(/^messages\.0: the first non-system message must be from the user/)]);
-    expect(issues({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] })).toEqual([expect.stringMatching(/^messages\.1: the last message must be from the user/)]);
+    expect(
+      issues({
+        messages: [
+          { role: 'assistant', content: 'x' },
+          { role: 'user', content: 'y' },
+        ],
+      }),
+    ).toEqual([expect.stringMatching(/^messages\.0: the first non-system message must be from the user/)]);
+    expect(
+      issues({
+        messages: [
+          { role: 'user', content: 'x' },
+          { role: 'assistant', content: 'y' },
+        ],
+      }),
+    ).toEqual([expect.stringMatching(/^messages\.1: the last message must be from the user/)]);
     expect(issues({ messages: [{ role: 'tool', content: 'x' }] })).toEqual([expect.stringMatching(/^messages\.0\.role: must be system, user or assistant/)]);
     expect(issues({ messages: [{ role: 'user', content: '' }] })).toEqual([expect.stringMatching(/^messages\.0\.content: must not be empty/)]);
     expect(issues({ messages: [{ role: 'user', content: 'x', name: 'bob' }] })).toEqual([expect.stringMatching(/^messages\.0: .*name/)]);
@@ -56,8 +70,20 @@ describe('classifying a conversation', () => {
 
   it('weighs the last user turn most, earlier turns less, and counts every token', () => {
     const alone = classify({ prompt: 'Thanks, go on.' });
-    const followUp = classify({ prompt: 'Thanks, go on.', history: [{ role: 'user', content: hard }, { role: 'assistant', content: 'Sketch: by induction on n...' }] });
-    const last = classify({ prompt: hard, history: [{ role: 'user', content: 'Thanks, go on.' }, { role: 'assistant', content: 'Sure.' }] });
+    const followUp = classify({
+      prompt: 'Thanks, go on.',
+      history: [
+        { role: 'user', content: hard },
+        { role: 'assistant', content: 'Sketch: by induction on n...' },
+      ],
+    });
+    const last = classify({
+      prompt: hard,
+      history: [
+        { role: 'user', content: 'Thanks, go on.' },
+        { role: 'assistant', content: 'Sure.' },
+      ],
+    });
     expect(followUp.complexity).toBeGreaterThan(alone.complexity);
     expect(last.complexity).toBeGreaterThan(followUp.complexity);
     expect(followUp.signals).toContain('+proof(earlier turn)');
@@ -66,7 +92,10 @@ describe('classifying a conversation', () => {
   });
 
   it('an easy last turn after a hard conversation stays below a hard last turn', () => {
-    const history = [{ role: 'user' as const, content: hard }, { role: 'assistant' as const, content: 'Done.' }];
+    const history = [
+      { role: 'user' as const, content: hard },
+      { role: 'assistant' as const, content: 'Done.' },
+    ];
     const easy = classify({ prompt: 'Classify the sentiment of my last message: positive or negative?', history });
     expect(easy.complexity).toBeLessThan(classify({ prompt: hard, history }).complexity);
     expect(easy.signals).toContain('-classification');

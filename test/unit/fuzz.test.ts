@@ -17,7 +17,28 @@ const PROTO = Object.getOwnPropertyNames(Object.prototype);
 /** Strings users type, plus the ones that break naive code. */
 const nasty = fc.oneof(fc.string(), fc.constantFrom(...PROTO, '', ' ', '\n-', 'a'.repeat(300), 'critical', 'standard', 'batch', '💥', '../x', 'NaN'));
 const anyValue = fc.oneof(nasty, fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(nasty, { maxLength: 3 }), fc.dictionary(nasty, nasty, { maxKeys: 3 }));
-const REQUEST_FIELDS = ['requestId', 'prompt', 'system', 'context', 'category', 'maxLatencyMs', 'hedgeAfterMs', 'minQuality', 'provider', 'model', 'maxOutputTokens', 'requiredCapabilities', 'costCapNanos', 'temperature', 'noFallback', 'fallbacks', 'quality', 'minTier', 'budgetScope', 'maxBudgetWaitMs'];
+const REQUEST_FIELDS = [
+  'requestId',
+  'prompt',
+  'system',
+  'context',
+  'category',
+  'maxLatencyMs',
+  'hedgeAfterMs',
+  'minQuality',
+  'provider',
+  'model',
+  'maxOutputTokens',
+  'requiredCapabilities',
+  'costCapNanos',
+  'temperature',
+  'noFallback',
+  'fallbacks',
+  'quality',
+  'minTier',
+  'budgetScope',
+  'maxBudgetWaitMs',
+];
 const requestLike = fc.dictionary(fc.oneof(fc.constantFrom(...REQUEST_FIELDS), nasty), anyValue, { maxKeys: 6 }).map((o) => ({ prompt: 'hi', ...o }));
 
 /** Every message line names a field (path) before a colon and says something after it. */
@@ -58,7 +79,11 @@ describe('fuzzing the boundaries', () => {
   });
 
   it('config files: parsed, or a ValidationError naming each field', () => {
-    const budget = fc.dictionary(fc.constantFrom('amountUsd', 'timeZone', 'allocations', 'policies', 'limits', 'webhookUrl', 'periodicity', 'periodMs', 'reservationTtlMs', 'reservationMargin', 'bogus'), anyValue, { maxKeys: 4 });
+    const budget = fc.dictionary(
+      fc.constantFrom('amountUsd', 'timeZone', 'allocations', 'policies', 'limits', 'webhookUrl', 'periodicity', 'periodMs', 'reservationTtlMs', 'reservationMargin', 'bogus'),
+      anyValue,
+      { maxKeys: 4 },
+    );
     const file = fc.record({ budget, callTimeoutMs: anyValue, retry: fc.dictionary(nasty, anyValue, { maxKeys: 2 }) }, { requiredKeys: [] });
     fc.assert(
       fc.property(file, (content) => {
@@ -74,7 +99,11 @@ describe('fuzzing the boundaries', () => {
   });
 
   it('catalog files: built, or a ValidationError naming each field', () => {
-    const model = fc.dictionary(fc.constantFrom('name', 'provider', 'tier', 'inputUsdPerMTok', 'outputUsdPerMTok', 'contextWindow', 'maxOutputTokens', 'quality', 'capabilities', 'typicalLatencyMs', 'bogus'), anyValue, { maxKeys: 6 });
+    const model = fc.dictionary(
+      fc.constantFrom('name', 'provider', 'tier', 'inputUsdPerMTok', 'outputUsdPerMTok', 'contextWindow', 'maxOutputTokens', 'quality', 'capabilities', 'typicalLatencyMs', 'bogus'),
+      anyValue,
+      { maxKeys: 6 },
+    );
     fc.assert(
       fc.property(fc.oneof(fc.array(model, { maxLength: 3 }), fc.record({ models: fc.array(model, { maxLength: 3 }) }), anyValue), (content) => {
         try {
@@ -89,9 +118,31 @@ describe('fuzzing the boundaries', () => {
   });
 
   it('budget settings and commands: refused with field names, or applied with integer money that never exceeds a hard limit', () => {
-    const base: BudgetSettings = { totalNanos: 1_000_000, allocations: { critical: 0.4, standard: 0.35, batch: 0.25 }, limits: {}, policies: {}, periodicity: 'monthly', timeZone: 'UTC', alertThresholds: [0.5], maxWaitMs: 1, reservationTtlMs: 10_000 };
-    const change = fc.record({ totalNanos: fc.oneof(fc.integer({ min: -5, max: 2e6 }), fc.double(), fc.constant(2 ** 60)), timeZone: fc.oneof(fc.constant('UTC'), nasty), webhookUrl: fc.oneof(fc.constant(undefined), nasty, fc.constant('https://x.example/h')) }, { requiredKeys: [] });
-    const command = fc.record({ op: fc.constantFrom('reserve', 'settle'), id: fc.oneof(nasty, fc.constantFrom('a', 'b', 'c')), category: fc.oneof(nasty, fc.constantFrom('critical', 'standard', 'batch')), amount: fc.oneof(fc.integer({ min: -10, max: 500_000 }), fc.double(), fc.constant(Number.MAX_SAFE_INTEGER)) });
+    const base: BudgetSettings = {
+      totalNanos: 1_000_000,
+      allocations: { critical: 0.4, standard: 0.35, batch: 0.25 },
+      limits: {},
+      policies: {},
+      periodicity: 'monthly',
+      timeZone: 'UTC',
+      alertThresholds: [0.5],
+      maxWaitMs: 1,
+      reservationTtlMs: 10_000,
+    };
+    const change = fc.record(
+      {
+        totalNanos: fc.oneof(fc.integer({ min: -5, max: 2e6 }), fc.double(), fc.constant(2 ** 60)),
+        timeZone: fc.oneof(fc.constant('UTC'), nasty),
+        webhookUrl: fc.oneof(fc.constant(undefined), nasty, fc.constant('https://x.example/h')),
+      },
+      { requiredKeys: [] },
+    );
+    const command = fc.record({
+      op: fc.constantFrom('reserve', 'settle'),
+      id: fc.oneof(nasty, fc.constantFrom('a', 'b', 'c')),
+      category: fc.oneof(nasty, fc.constantFrom('critical', 'standard', 'batch')),
+      amount: fc.oneof(fc.integer({ min: -10, max: 500_000 }), fc.double(), fc.constant(Number.MAX_SAFE_INTEGER)),
+    });
     fc.assert(
       fc.property(change, fc.array(command, { maxLength: 30 }), (c, cmds) => {
         const settings = { ...base, ...c };

@@ -26,7 +26,11 @@ describe('every failure kind ends in a decision', () => {
 
   it('a Retry-After on a 5xx above the bound moves to the next model; within it, it is honoured', () => {
     expect(decideAfterFailure({ kind: 'transient', status: 503, retryAfterMs: 31_536_000_000, message: 'm', attempt: 1 }, policy)).toMatchObject({ action: 'next' });
-    expect(decideAfterFailure({ kind: 'transient', status: 503, retryAfterMs: 2_000, message: 'm', attempt: 1 }, policy)).toEqual({ action: 'retry', delayMs: 2_000, why: 'transient, backoff 2000 ms' });
+    expect(decideAfterFailure({ kind: 'transient', status: 503, retryAfterMs: 2_000, message: 'm', attempt: 1 }, policy)).toEqual({
+      action: 'retry',
+      delayMs: 2_000,
+      why: 'transient, backoff 2000 ms',
+    });
   });
 });
 
@@ -141,7 +145,20 @@ describe('circuits: one trial when half-open', () => {
 });
 
 describe('the ledger survives a torn line', () => {
-  const entry = (key: string, costNanos: number): LedgerEntry => ({ key, workflowId: 'w', attemptId: key, model: 'm', provider: 'p', tier: 't', category: 'c', inputTokens: 1, cachedInputTokens: 0, outputTokens: 1, costNanos, at: '2026-01-01T00:00:00Z' });
+  const entry = (key: string, costNanos: number): LedgerEntry => ({
+    key,
+    workflowId: 'w',
+    attemptId: key,
+    model: 'm',
+    provider: 'p',
+    tier: 't',
+    category: 'c',
+    inputTokens: 1,
+    cachedInputTokens: 0,
+    outputTokens: 1,
+    costNanos,
+    at: '2026-01-01T00:00:00Z',
+  });
   it('a torn line in the middle and one at the end: the worker starts, skips them, and the next entry is its own line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sy-ledger-'));
     const path = join(dir, 'ledger.jsonl');
@@ -153,7 +170,11 @@ describe('the ledger survives a torn line', () => {
     expect(l.record(entry('e', 11))).toBe(true);
     expect(l.record(entry('e', 11))).toBe(false);
     expect(new FileLedger(path).entries().map((e) => e.key)).toEqual(['a', 'c', 'e']);
-    expect(readFileSync(path, 'utf8').split('\n').filter((x) => x.startsWith('{"key":"d"'))).toEqual(['{"key":"d","costNa']);
+    expect(
+      readFileSync(path, 'utf8')
+        .split('\n')
+        .filter((x) => x.startsWith('{"key":"d"')),
+    ).toEqual(['{"key":"d","costNa']);
   });
 });
 

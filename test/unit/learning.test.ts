@@ -4,7 +4,20 @@ import { describe, expect, it } from 'vitest';
 import { allocate } from '../../src/budget/allocation.js';
 import { planReallocation, validateReallocation } from '../../src/budget/reallocation.js';
 import { addSpend, advance, type AnomalySettings, type Baseline, DEFAULT_ANOMALY } from '../../src/learning/anomalies.js';
-import { type ArmStats, assignArm, confidenceAtLook, EMPTY_ARM, ExperimentSpecError, lookAt, parseArms, recordFeedback, recordOutcome, validateExperiment, verdict, zFor } from '../../src/learning/experiments.js';
+import {
+  type ArmStats,
+  assignArm,
+  confidenceAtLook,
+  EMPTY_ARM,
+  ExperimentSpecError,
+  lookAt,
+  parseArms,
+  recordFeedback,
+  recordOutcome,
+  validateExperiment,
+  verdict,
+  zFor,
+} from '../../src/learning/experiments.js';
 import { newControlState, RoutingControl } from '../../src/learning/routingControl.js';
 import { DEFAULT_TUNER, outcomeKey, proposeChanges } from '../../src/learning/tuner.js';
 import { seededRandom } from '../../src/simulator/faults.js';
@@ -19,7 +32,10 @@ describe('experiments', () => {
   });
 
   it('arms parse and normalise; bad ones are errors naming the arm and the fix', () => {
-    expect(parseArms('gpt-4o-mini=1,claude-3-5-haiku=3', isModel).map((a) => [a.name, a.weight])).toEqual([['gpt-4o-mini', 0.25], ['claude-3-5-haiku', 0.75]]);
+    expect(parseArms('gpt-4o-mini=1,claude-3-5-haiku=3', isModel).map((a) => [a.name, a.weight])).toEqual([
+      ['gpt-4o-mini', 0.25],
+      ['claude-3-5-haiku', 0.75],
+    ]);
     expect(parseArms('tier:premium=0.5,thresholds:0.2/0.5=0.5', isModel)).toEqual([
       { name: 'tier:premium', weight: 0.5, minTier: 'premium' },
       { name: 'thresholds:0.2/0.5', weight: 0.5, thresholds: { standard: 0.2, premium: 0.5 } },
@@ -45,21 +61,54 @@ describe('experiments', () => {
     expect(same).toBeLessThan(800);
   });
 
-  const arm = (outcomes: Array<[cost: number, quality: number]>): ArmStats => outcomes.reduce((s, [costNanos, quality], i) => recordOutcome(s, { workflowId: `w${i}`, arm: 'a', costNanos, latencyMs: 100, quality, failed: false, escalations: 0 }), EMPTY_ARM);
+  const arm = (outcomes: Array<[cost: number, quality: number]>): ArmStats =>
+    outcomes.reduce((s, [costNanos, quality], i) => recordOutcome(s, { workflowId: `w${i}`, arm: 'a', costNanos, latencyMs: 100, quality, failed: false, escalations: 0 }), EMPTY_ARM);
 
   it('verdicts: collecting without enough samples (no division by zero), a quality winner, a cost winner at equal quality, no difference', () => {
     const spec = { minSamples: 20, confidence: 0.95 };
-    expect(verdict(spec, new Map([['a', EMPTY_ARM], ['b', EMPTY_ARM]]))).toMatchObject({ state: 'collecting', winner: null });
+    expect(
+      verdict(
+        spec,
+        new Map([
+          ['a', EMPTY_ARM],
+          ['b', EMPTY_ARM],
+        ]),
+      ),
+    ).toMatchObject({ state: 'collecting', winner: null });
     const rnd = seededRandom(1);
     const good = arm(Array.from({ length: 60 }, () => [1000, rnd() < 0.95 ? 1 : 0]));
     const bad = arm(Array.from({ length: 60 }, () => [1000, rnd() < 0.6 ? 1 : 0]));
-    expect(verdict(spec, new Map([['good', good], ['bad', bad]]))).toMatchObject({ state: 'decided', winner: 'good', qualitySignificant: true });
+    expect(
+      verdict(
+        spec,
+        new Map([
+          ['good', good],
+          ['bad', bad],
+        ]),
+      ),
+    ).toMatchObject({ state: 'decided', winner: 'good', qualitySignificant: true });
     const cheap = arm(Array.from({ length: 60 }, () => [1000 + Math.round(rnd() * 100), rnd() < 0.9 ? 1 : 0]));
     const dear = arm(Array.from({ length: 60 }, () => [5000 + Math.round(rnd() * 100), rnd() < 0.9 ? 1 : 0]));
-    expect(verdict(spec, new Map([['cheap', cheap], ['dear', dear]]))).toMatchObject({ state: 'decided', winner: 'cheap', qualitySignificant: false, costSignificant: true });
+    expect(
+      verdict(
+        spec,
+        new Map([
+          ['cheap', cheap],
+          ['dear', dear],
+        ]),
+      ),
+    ).toMatchObject({ state: 'decided', winner: 'cheap', qualitySignificant: false, costSignificant: true });
     const x = arm(Array.from({ length: 60 }, () => [1000 + Math.round(rnd() * 500), rnd() < 0.9 ? 1 : 0]));
     const y = arm(Array.from({ length: 60 }, () => [1000 + Math.round(rnd() * 500), rnd() < 0.9 ? 1 : 0]));
-    expect(verdict(spec, new Map([['x', x], ['y', y]])).state).toBe('no_difference');
+    expect(
+      verdict(
+        spec,
+        new Map([
+          ['x', x],
+          ['y', y],
+        ]),
+      ).state,
+    ).toBe('no_difference');
   });
 
   it('the stopping rule (looks at minSamples x 2^k, alpha spent across them) keeps A/A false winners below alpha', () => {
@@ -67,11 +116,17 @@ describe('experiments', () => {
     let falseWinners = 0;
     const runs = 300;
     for (let r = 0; r < runs; r++) {
-      const arms = new Map<string, ArmStats>([['a', EMPTY_ARM], ['b', EMPTY_ARM]]);
+      const arms = new Map<string, ArmStats>([
+        ['a', EMPTY_ARM],
+        ['b', EMPTY_ARM],
+      ]);
       let last = -1;
       for (let i = 0; i < 1600; i++) {
         const name = i % 2 === 0 ? 'a' : 'b';
-        arms.set(name, recordOutcome(arms.get(name)!, { workflowId: `${i}`, arm: name, costNanos: 1000 + Math.floor(rnd() * 400), latencyMs: 1, quality: rnd() < 0.8 ? 1 : 0, failed: false, escalations: 0 }));
+        arms.set(
+          name,
+          recordOutcome(arms.get(name)!, { workflowId: `${i}`, arm: name, costNanos: 1000 + Math.floor(rnd() * 400), latencyMs: 1, quality: rnd() < 0.8 ? 1 : 0, failed: false, escalations: 0 }),
+        );
         const look = lookAt(Math.min(arms.get('a')!.requests, arms.get('b')!.requests), 50);
         if (look === null || look <= last) continue;
         last = look;
@@ -85,7 +140,12 @@ describe('experiments', () => {
   });
 
   it('feedback replaces the automatic quality of its request', () => {
-    const a = arm([[1, 1], [1, 1], [1, 1], [1, 1]]);
+    const a = arm([
+      [1, 1],
+      [1, 1],
+      [1, 1],
+      [1, 1],
+    ]);
     const f = recordFeedback(a, 0, 1);
     expect(f.quality.sum).toBe(3);
     expect(f.quality.n).toBe(4);
@@ -95,7 +155,7 @@ describe('experiments', () => {
 
 describe('the tuner', () => {
   const base = { standard: 0.35, premium: 0.7 };
-  it('lowers only the failing category\'s threshold, within bounds, and only with enough samples', () => {
+  it("lowers only the failing category's threshold, within bounds, and only with enough samples", () => {
     const counts = {
       [outcomeKey('legal', 'economy', 'low', false)]: { n: 30, good: 12 },
       [outcomeKey('support', 'economy', 'low', false)]: { n: 30, good: 29 },
@@ -154,7 +214,7 @@ describe('anomaly detection', () => {
   });
   it('nothing before the baseline has warmed up, nor below the floor', () => {
     expect(run((i) => (i === 3 ? 2_000_000 : 40_000), 8).found).toEqual([]);
-    expect(run((i) => (i === 50 ? 2_000 : 40), 60, ).found).toEqual([50]);
+    expect(run((i) => (i === 50 ? 2_000 : 40), 60).found).toEqual([50]);
     const floor = { ...s, minSpendNanos: 10_000 };
     let b: Baseline | undefined;
     let any = 0;
@@ -204,21 +264,26 @@ describe('budget reallocation', () => {
   });
   it('never breaks the total, a floor, or what a category has spent (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 400_000_000 }), { minLength: 3, maxLength: 3 }), fc.integer({ min: 3, max: 30 }), fc.double({ min: 0, max: 0.3, noNaN: true }), ([c, s, b], day, floor) => {
-        const p = planReallocation({ ...input({ critical: c!, standard: s!, batch: b! }, day * 86_400_000), settings: { everyMs: 86_400_000, floors: { standard: floor } } });
-        const after = allocate(1_000_000_000, p.allocations);
-        const before = allocate(1_000_000_000, { critical: 0.4, standard: 0.35, batch: 0.25 });
-        expect(Object.values(after).reduce((x, y) => x + y, 0)).toBe(1_000_000_000);
-        for (const m of p.moves) {
-          expect(m.nanos).toBeGreaterThan(0);
-          expect(m.from).not.toBe('critical');
-        }
-        if (p.moves.length > 0) {
-          expect(after.critical).toBeGreaterThanOrEqual(before.critical! - 1);
-          expect(after.standard!).toBeGreaterThanOrEqual(Math.min(before.standard!, Math.floor(floor * 1_000_000_000)) - 1);
-          for (const [cat, spent] of Object.entries({ critical: c!, standard: s!, batch: b! })) expect(after[cat]!).toBeGreaterThanOrEqual(Math.min(spent, before[cat]!) - 1);
-        }
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 400_000_000 }), { minLength: 3, maxLength: 3 }),
+        fc.integer({ min: 3, max: 30 }),
+        fc.double({ min: 0, max: 0.3, noNaN: true }),
+        ([c, s, b], day, floor) => {
+          const p = planReallocation({ ...input({ critical: c!, standard: s!, batch: b! }, day * 86_400_000), settings: { everyMs: 86_400_000, floors: { standard: floor } } });
+          const after = allocate(1_000_000_000, p.allocations);
+          const before = allocate(1_000_000_000, { critical: 0.4, standard: 0.35, batch: 0.25 });
+          expect(Object.values(after).reduce((x, y) => x + y, 0)).toBe(1_000_000_000);
+          for (const m of p.moves) {
+            expect(m.nanos).toBeGreaterThan(0);
+            expect(m.from).not.toBe('critical');
+          }
+          if (p.moves.length > 0) {
+            expect(after.critical).toBeGreaterThanOrEqual(before.critical! - 1);
+            expect(after.standard!).toBeGreaterThanOrEqual(Math.min(before.standard!, Math.floor(floor * 1_000_000_000)) - 1);
+            for (const [cat, spent] of Object.entries({ critical: c!, standard: s!, batch: b! })) expect(after[cat]!).toBeGreaterThanOrEqual(Math.min(spent, before[cat]!) - 1);
+          }
+        },
+      ),
     );
   });
   it('bad settings are named', () => {
@@ -246,8 +311,27 @@ describe('routing control', () => {
   });
   it('acknowledging one anomaly ends every open one of its scope and category (one burst raises one per key)', () => {
     const c = new RoutingControl(newControlState(), { ...settings, anomaly: { ...DEFAULT_ANOMALY, enabled: true, bucketMs: 1000, warmupBuckets: 3, minSpendNanos: 0, action: 'pause' } });
-    for (let i = 0; i < 6; i++) c.report({ counts: {}, spend: [{ key: 's|standard|m|f', at: i * 1000 + 1, nanos: 100 }, { key: 's|standard|*|*', at: i * 1000 + 1, nanos: 100 }] }, i * 1000 + 1);
-    c.report({ counts: {}, spend: [{ key: 's|standard|m|f', at: 6001, nanos: 100_000 }, { key: 's|standard|*|*', at: 6001, nanos: 100_000 }] }, 6001);
+    for (let i = 0; i < 6; i++)
+      c.report(
+        {
+          counts: {},
+          spend: [
+            { key: 's|standard|m|f', at: i * 1000 + 1, nanos: 100 },
+            { key: 's|standard|*|*', at: i * 1000 + 1, nanos: 100 },
+          ],
+        },
+        i * 1000 + 1,
+      );
+    c.report(
+      {
+        counts: {},
+        spend: [
+          { key: 's|standard|m|f', at: 6001, nanos: 100_000 },
+          { key: 's|standard|*|*', at: 6001, nanos: 100_000 },
+        ],
+      },
+      6001,
+    );
     const alerts = c.tick(7001);
     expect(alerts).toHaveLength(2);
     expect(c.policy().actions['s|standard']).toBeDefined();

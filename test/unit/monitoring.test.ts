@@ -44,7 +44,8 @@ describe('monitoring', () => {
       'sum(rate(llm_model_cost_dollars[1h])) by (tier) * 3600',
       'avg(llm_model_quality_score) by (model)\n/\n(sum(rate(llm_model_cost_dollars[1h])) by (model) * 3600 + 0.001)',
       'sum(rate(llm_routing_decisions_total[1h])) by (from_tier, to_tier)',
-    ]) expect(exprs).toContain(seed);
+    ])
+      expect(exprs).toContain(seed);
     const dir = mkdtempSync(join(tmpdir(), 'switchyard-dash-'));
     try {
       const file = join(dir, 'panels.yml');
@@ -83,7 +84,20 @@ describe('monitoring', () => {
       const m = new SwitchyardMetrics();
       // The Temporal client is not used by the alert activity: nothing stands in for it.
       const acts = createLearningActivities({ temporal: undefined as never, log: createLogger('silent'), controlSettings: () => undefined as never, metrics: m });
-      const alert = { id: 'anomaly-7', key: 's|standard|*|*', bucketStart: 0, spendNanos: 10, baselineNanos: 1, sdNanos: 1, at: 0, scope: 's', category: 'standard', model: '*', feature: '*', action: 'pause' as const };
+      const alert = {
+        id: 'anomaly-7',
+        key: 's|standard|*|*',
+        bucketStart: 0,
+        spendNanos: 10,
+        baselineNanos: 1,
+        sdNanos: 1,
+        at: 0,
+        scope: 's',
+        category: 'standard',
+        model: '*',
+        feature: '*',
+        action: 'pause' as const,
+      };
       const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`;
       for (let attempt = 0; attempt < 3; attempt++) await expect(acts.sendAnomalyAlert({ alert, webhookUrl: url })).rejects.toThrow(/answered 503/);
       await acts.sendAnomalyAlert({ alert: { ...alert, id: 'anomaly-8' } });

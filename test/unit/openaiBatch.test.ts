@@ -25,14 +25,53 @@ describe('OpenAI Batch input lines', () => {
     // A safe custom_id is the request id itself.
     const plain = parse(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: 'req-9' }));
     expect(plain?.ok && plain.item.request.requestId).toBe('req-9');
-    expect(toOpenAIBatchOutput({ id: 'has space', workflowId: 'w', status: 'completed', model: 'm', tier: 'economy', costNanos: 1, premiumBaselineCostNanos: 2, text: 'ok' }, 0)).toMatchObject({ custom_id: 'has space' });
+    expect(toOpenAIBatchOutput({ id: 'has space', workflowId: 'w', status: 'completed', model: 'm', tier: 'economy', costNanos: 1, premiumBaselineCostNanos: 2, text: 'ok' }, 0)).toMatchObject({
+      custom_id: 'has space',
+    });
   });
 
   it('maps custom_id, model, messages, token limit, temperature and JSON modes', () => {
-    const routed = parse(line({ model: 'auto', messages: [{ role: 'developer', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], max_tokens: 30, temperature: 0.5, top_p: 0.9 }));
-    expect(routed).toEqual({ ok: true, item: { line: 1, id: 'req-1', request: { requestId: 'req-1', category: 'batch', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], maxOutputTokens: 30, temperature: 0.5 } } });
-    expect(toOpenAIBatchOutput({ id: 'a', workflowId: 'w', status: 'completed', model: 'm', tier: 'economy', costNanos: 1, premiumBaselineCostNanos: 2, text: 'cut', finishReason: 'max_tokens' }, 0)).toMatchObject({ response: { body: { choices: [{ finish_reason: 'length' }] } } });
-    const pinned = parse(line({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_completion_tokens: 5, max_tokens: 99, response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'object' } } } }));
+    const routed = parse(
+      line({
+        model: 'auto',
+        messages: [
+          { role: 'developer', content: 'Be brief.' },
+          { role: 'user', content: 'Hi' },
+        ],
+        max_tokens: 30,
+        temperature: 0.5,
+        top_p: 0.9,
+      }),
+    );
+    expect(routed).toEqual({
+      ok: true,
+      item: {
+        line: 1,
+        id: 'req-1',
+        request: {
+          requestId: 'req-1',
+          category: 'batch',
+          messages: [
+            { role: 'system', content: 'Be brief.' },
+            { role: 'user', content: 'Hi' },
+          ],
+          maxOutputTokens: 30,
+          temperature: 0.5,
+        },
+      },
+    });
+    expect(
+      toOpenAIBatchOutput({ id: 'a', workflowId: 'w', status: 'completed', model: 'm', tier: 'economy', costNanos: 1, premiumBaselineCostNanos: 2, text: 'cut', finishReason: 'max_tokens' }, 0),
+    ).toMatchObject({ response: { body: { choices: [{ finish_reason: 'length' }] } } });
+    const pinned = parse(
+      line({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'x' }],
+        max_completion_tokens: 5,
+        max_tokens: 99,
+        response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'object' } } },
+      }),
+    );
     expect(pinned?.ok && pinned.item.request).toMatchObject({ model: 'gpt-4o-mini', maxOutputTokens: 5, quality: { jsonSchema: { type: 'object' } } });
     const json = parse(line({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_object' } }));
     expect(json?.ok && json.item.request).toMatchObject({ quality: { json: true } });
@@ -52,7 +91,16 @@ describe('OpenAI Batch input lines', () => {
     expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { method: 'GET' }))).toMatch(/method: must be "POST"/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: '' }))).toMatch(/custom_id: is required/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], max_tokens: 0 }))).toMatch(/body\.max_completion_tokens \(or max_tokens\): must be >= 1/);
-    expect(err(line({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] }))).toMatch(/messages\[1\]: the last message must be from the user/);
+    expect(
+      err(
+        line({
+          messages: [
+            { role: 'user', content: 'x' },
+            { role: 'assistant', content: 'y' },
+          ],
+        }),
+      ),
+    ).toMatch(/messages\[1\]: the last message must be from the user/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'yaml' } }))).toMatch(/response_format\.type/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], max_tokens: '20' }))).toMatch(/^line 1: body\.max_completion_tokens \(or max_tokens\): /);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: 7 }))).toMatch(/custom_id: must be a string/);
@@ -67,7 +115,6 @@ describe('OpenAI Batch input lines', () => {
     const p = parse(line({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'object', required: ['city'] } } } }));
     const messages = p?.ok ? (p.item.request.messages ?? []) : [];
     expect(messages.at(-1)).toEqual({ role: 'system', content: expect.stringContaining('"required":["city"]') });
-
   });
 });
 
@@ -78,11 +125,26 @@ describe('OpenAI Batch output lines', () => {
     expect(out).toMatchObject({
       custom_id: 'req-1',
       error: null,
-      response: { status_code: 200, request_id: 'llm-req-1', body: { object: 'chat.completion', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [{ message: { role: 'assistant', content: 'Bonjour' }, finish_reason: 'stop' }], usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 2 } }, switchyard: { cost_nanos: 1200, premium_baseline_cost_nanos: 9000, tier: 'standard' } } },
+      response: {
+        status_code: 200,
+        request_id: 'llm-req-1',
+        body: {
+          object: 'chat.completion',
+          created: 1_700_000_000,
+          model: 'gpt-4o-mini',
+          choices: [{ message: { role: 'assistant', content: 'Bonjour' }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 2 } },
+          switchyard: { cost_nanos: 1200, premium_baseline_cost_nanos: 9000, tier: 'standard' },
+        },
+      },
     });
     expect(toOpenAIBatchOutput({ ...base, status: 'completed', text: 'x' }, 0).id).toBe(out.id);
   });
   it('a failed request has no response and its failure type as the error code', () => {
-    expect(toOpenAIBatchOutput({ ...base, status: 'failed', error: { type: 'BudgetExceeded', message: 'over budget' } }, 0)).toMatchObject({ custom_id: 'req-1', response: null, error: { code: 'BudgetExceeded', message: 'over budget' } });
+    expect(toOpenAIBatchOutput({ ...base, status: 'failed', error: { type: 'BudgetExceeded', message: 'over budget' } }, 0)).toMatchObject({
+      custom_id: 'req-1',
+      response: null,
+      error: { code: 'BudgetExceeded', message: 'over budget' },
+    });
   });
 });

@@ -37,10 +37,7 @@ function historyOf(file: string): { type: string; markers: Set<string> } {
 }
 
 describe('the patch list', () => {
-  const used = new Set(
-    sources(join(root, 'src', 'workflows'))
-      .flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/(?:patched|deprecatePatch)\('([^']+)'\)/g)].map((m) => m[1]!)),
-  );
+  const used = new Set(sources(join(root, 'src', 'workflows')).flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/(?:patched|deprecatePatch)\('([^']+)'\)/g)].map((m) => m[1]!)));
 
   it('lists every patch id the workflow code uses, once, and no other', () => {
     const listed = PATCHES.map((p) => p.id);

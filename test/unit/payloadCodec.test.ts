@@ -120,7 +120,7 @@ describe('AES-256-GCM payload codec', () => {
 
 describe('sign-in links for the embedded UI (security/uiSignIn.ts)', () => {
   const secret = newSignInSecret();
-  it('a code works once, only before it expires, only with the stack\'s secret', () => {
+  it("a code works once, only before it expires, only with the stack's secret", () => {
     const t0 = 1_800_000_000_000;
     const codes = new SignInCodes(secret);
     const code = mintSignInCode(secret, t0);

@@ -10,7 +10,21 @@ import { buildReport, reportCsv, reportTable } from '../../src/ledger/report.js'
 import { instant } from '../../src/cli/reportCommand.js';
 import { redactUrl } from '../../src/ledger/pgLedger.js';
 
-const e = (key: string, over: Partial<LedgerEntry>): LedgerEntry => ({ key, workflowId: `wf-${key}`, attemptId: 'a1', model: 'gpt-4o-mini', provider: 'openai', tier: 'standard', category: 'batch', inputTokens: 100, cachedInputTokens: 0, outputTokens: 50, costNanos: 1_000, at: '2026-12-01T10:00:00.000Z', ...over });
+const e = (key: string, over: Partial<LedgerEntry>): LedgerEntry => ({
+  key,
+  workflowId: `wf-${key}`,
+  attemptId: 'a1',
+  model: 'gpt-4o-mini',
+  provider: 'openai',
+  tier: 'standard',
+  category: 'batch',
+  inputTokens: 100,
+  cachedInputTokens: 0,
+  outputTokens: 50,
+  costNanos: 1_000,
+  at: '2026-12-01T10:00:00.000Z',
+  ...over,
+});
 
 describe('the ledger URL in messages', () => {
   it('never shows a password, in the user part or as a parameter', () => {
@@ -35,11 +49,16 @@ describe('report', () => {
     ]);
     expect(r.total).toMatchObject({ requests: 2, attempts: 3, costNanos: 12_000, baselineNanos: 29_000, savingNanos: 17_000, inputTokens: 300, outputTokens: 150 });
     const byScope = buildReport(entries, { by: ['scope'] }, () => 0);
-    expect(byScope.rows.map((x) => [x.group.scope, x.costNanos])).toEqual([['default', 3_000], ['team-a', 9_000]]);
+    expect(byScope.rows.map((x) => [x.group.scope, x.costNanos])).toEqual([
+      ['default', 3_000],
+      ['team-a', 9_000],
+    ]);
   });
 
   it('CSV has a header, a line per group and a total, money in exact nanodollars', () => {
-    const csv = reportCsv(buildReport(entries, { by: ['model'] }, () => 0)).trim().split('\n');
+    const csv = reportCsv(buildReport(entries, { by: ['model'] }, () => 0))
+      .trim()
+      .split('\n');
     expect(csv).toEqual([
       'model,requests,attempts,costNanos,baselineNanos,savingNanos,inputTokens,cachedInputTokens,outputTokens',
       'claude-3-5-haiku,1,1,2000,12000,10000,100,0,50',
@@ -69,11 +88,16 @@ describe('report', () => {
       const cli = join(import.meta.dirname, '..', '..', 'bin', 'switchyard.js');
       const env = { ...process.env, SWITCHYARD_LEDGER: path, SWITCHYARD_LEDGER_URL: '', SWITCHYARD_LOG_LEVEL: 'warn' };
       const run = promisify(execFile);
-      const out = JSON.parse((await run(process.execPath, [cli, 'report', '--json', '--since', '2026-12-01', '--until', '2026-12-02'], { env })).stdout) as { total: { costNanos: number }; ledger: string };
+      const out = JSON.parse((await run(process.execPath, [cli, 'report', '--json', '--since', '2026-12-01', '--until', '2026-12-02'], { env })).stdout) as {
+        total: { costNanos: number };
+        ledger: string;
+      };
       expect(out).toMatchObject({ total: { costNanos: 3_000 }, ledger: path });
       const team = JSON.parse((await run(process.execPath, [cli, 'report', '--json', '--scope', 'team-a'], { env })).stdout) as { total: { costNanos: number } };
       expect(team.total.costNanos).toBe(9_000);
-      await expect(run(process.execPath, [cli, 'report', '--by', 'colour'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--by must be one or more of day, model, tier, category, feature, scope, got "colour"/) });
+      await expect(run(process.execPath, [cli, 'report', '--by', 'colour'], { env })).rejects.toMatchObject({
+        stderr: expect.stringMatching(/--by must be one or more of day, model, tier, category, feature, scope, got "colour"/),
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -119,7 +143,7 @@ describe('report', () => {
       const path = join(dir, 'torn.jsonl');
       writeFileSync(path, `${JSON.stringify(entries[0])}\n{"key":"torn","cost\n${JSON.stringify(entries[2])}`);
       const r = await run(process.execPath, [cli, 'report', '--json', '--ledger', path], { env });
-      expect((JSON.parse(r.stdout) as { total: { costNanos: number }; skippedLines: number })).toMatchObject({ total: { costNanos: 10_000 }, skippedLines: 1 });
+      expect(JSON.parse(r.stdout) as { total: { costNanos: number }; skippedLines: number }).toMatchObject({ total: { costNanos: 10_000 }, skippedLines: 1 });
       expect(r.stderr).toMatch(/warning: 1 unreadable line\(s\) in .*torn\.jsonl left out/);
       expect(new FileLedger(path).totalNanos()).toBe(10_000);
     } finally {
@@ -151,7 +175,10 @@ describe('report', () => {
       expect(ledger.totalNanos()).toBe(expected);
       const cli = join(import.meta.dirname, '..', '..', 'bin', 'switchyard.js');
       const run = promisify(execFile);
-      const r = await run(process.execPath, [cli, 'report', '--json'], { env: { ...process.env, SWITCHYARD_LEDGER: path, SWITCHYARD_LEDGER_URL: '', SWITCHYARD_LOG_LEVEL: 'warn' }, maxBuffer: 1 << 20 });
+      const r = await run(process.execPath, [cli, 'report', '--json'], {
+        env: { ...process.env, SWITCHYARD_LEDGER: path, SWITCHYARD_LEDGER_URL: '', SWITCHYARD_LOG_LEVEL: 'warn' },
+        maxBuffer: 1 << 20,
+      });
       expect((JSON.parse(r.stdout) as { total: { costNanos: number; attempts: number } }).total).toMatchObject({ costNanos: expected, attempts: count });
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -61,8 +61,28 @@ describe('seed flaws, fixed', () => {
 
   it('"cheapest" compares the whole estimate, not the input price', () => {
     const c = buildCatalog([
-      { name: 'cheap-in', provider: 'openai', tier: 'standard', pricing: { inputUsdPerMTok: 0.1, outputUsdPerMTok: 20 }, contextWindow: 100_000, maxOutputTokens: 4000, capabilities: [], typicalLatencyMs: 100, quality: 0.8 },
-      { name: 'cheap-total', provider: 'google', tier: 'standard', pricing: { inputUsdPerMTok: 0.3, outputUsdPerMTok: 0.3 }, contextWindow: 100_000, maxOutputTokens: 4000, capabilities: [], typicalLatencyMs: 100, quality: 0.8 },
+      {
+        name: 'cheap-in',
+        provider: 'openai',
+        tier: 'standard',
+        pricing: { inputUsdPerMTok: 0.1, outputUsdPerMTok: 20 },
+        contextWindow: 100_000,
+        maxOutputTokens: 4000,
+        capabilities: [],
+        typicalLatencyMs: 100,
+        quality: 0.8,
+      },
+      {
+        name: 'cheap-total',
+        provider: 'google',
+        tier: 'standard',
+        pricing: { inputUsdPerMTok: 0.3, outputUsdPerMTok: 0.3 },
+        contextWindow: 100_000,
+        maxOutputTokens: 4000,
+        capabilities: [],
+        typicalLatencyMs: 100,
+        quality: 0.8,
+      },
     ]);
     const d = route(c, { ...base, inputTokens: 500, maxOutputTokens: 1000 });
     expect(d.chain[0]?.model).toBe('cheap-total');

@@ -49,7 +49,7 @@ describe('route-eval metrics', () => {
 });
 
 describe('prompt features', () => {
-  it('find a multiple-choice question\'s options, and none in an ordinary prompt', () => {
+  it("find a multiple-choice question's options, and none in an ordinary prompt", () => {
     const { question, options } = splitOptions('What is 2+2?\nA. 3\nB. 4\nC. 5\nD. 22\nAnswer:');
     expect(question).toBe('What is 2+2?');
     expect(options).toEqual(['3', '4', '5', '22']);
@@ -82,27 +82,45 @@ describe('the learned router on RouteLLM MMLU', () => {
 describe('switchyard classify and route-eval', () => {
   it('classify writes {"id", "score"} per input line, for prompts and conversations', async () => {
     const input = join(dir, 'in.jsonl');
-    writeFileSync(input, [
-      JSON.stringify({ id: 'easy', prompt: 'Classify the sentiment of: "great product"' }),
-      JSON.stringify({ id: 7, messages: [{ role: 'user', content: 'Prove that there are infinitely many primes, rigorously.' }] }),
-    ].join('\n'));
+    writeFileSync(
+      input,
+      [
+        JSON.stringify({ id: 'easy', prompt: 'Classify the sentiment of: "great product"' }),
+        JSON.stringify({ id: 7, messages: [{ role: 'user', content: 'Prove that there are infinitely many primes, rigorously.' }] }),
+      ].join('\n'),
+    );
     const out = join(dir, 'scores.jsonl');
     const r = await runCli(['classify', input, '--out', out], process.env);
     expect(r.code, r.stderr).toBe(0);
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; score: number });
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; score: number });
     expect(lines.map((l) => l.id)).toEqual(['easy', '7']);
     expect(lines[1]!.score).toBeGreaterThan(lines[0]!.score);
   });
-  it('route-eval prints APGR, CPT50 and CPT80 as JSON, the router\'s own or for given scores', async () => {
+  it("route-eval prints APGR, CPT50 and CPT80 as JSON, the router's own or for given scores", async () => {
     const sample = join(dir, 'sample.jsonl');
-    writeFileSync(sample, mmlu.slice(0, 2000).map((d) => JSON.stringify(d)).join('\n'));
+    writeFileSync(
+      sample,
+      mmlu
+        .slice(0, 2000)
+        .map((d) => JSON.stringify(d))
+        .join('\n'),
+    );
     const r = await runCli(['route-eval', sample], process.env);
     expect(r.code, r.stderr).toBe(0);
     const own = JSON.parse(r.stdout) as { n: number; APGR: number; CPT50: number; CPT80: number };
     expect(own.n).toBe(2000);
     expect(Object.keys(own)).toEqual(expect.arrayContaining(['APGR', 'CPT50', 'CPT80']));
     const scores = join(dir, 'len.jsonl');
-    writeFileSync(scores, mmlu.slice(0, 2000).map((d) => JSON.stringify({ id: d.id, score: d.prompt.length })).join('\n'));
+    writeFileSync(
+      scores,
+      mmlu
+        .slice(0, 2000)
+        .map((d) => JSON.stringify({ id: d.id, score: d.prompt.length }))
+        .join('\n'),
+    );
     const given = JSON.parse((await runCli(['route-eval', sample, '--scores', scores], process.env)).stdout) as { APGR: number };
     expect(given.APGR).not.toBe(own.APGR);
   });
@@ -120,7 +138,11 @@ describe('switchyard classify and route-eval', () => {
 
 describe('where the learned model applies', () => {
   it('only to multiple-choice prompts: any other prompt scores exactly as the keyword classifier', () => {
-    for (const prompt of ['Design a scalable architecture for a payments platform and analyze the trade-offs.', 'Explain why the sky is blue.', 'A train leaves at 3 pm going 80 km an hour; a second leaves an hour later at 100 km an hour. When does the second catch up?']) {
+    for (const prompt of [
+      'Design a scalable architecture for a payments platform and analyze the trade-offs.',
+      'Explain why the sky is blue.',
+      'A train leaves at 3 pm going 80 km an hour; a second leaves an hour later at 100 km an hour. When does the second catch up?',
+    ]) {
       expect(classify({ prompt }).complexity).toBe(classify({ prompt }, { learnedWeight: 0 }).complexity);
     }
     const mcq = 'Which of the following is a prime?\nA. 4\nB. 6\nC. 7\nD. 9\nAnswer:';

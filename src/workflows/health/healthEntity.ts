@@ -15,15 +15,12 @@ export async function healthEntity(input: HealthEntityInput): Promise<void> {
   refusePlaintext([input], 'healthEntity');
   const state: HealthState = input.state ?? {};
   let reports = 0;
-  onSignal(
-    reportSignal,
-    (r) => {
-      reports += 1;
-      if (!isMessage(r) || typeof r.model !== 'string') return void log.warn('health report ignored: malformed', {});
-      const changed = applyReport(state, r, input.settings);
-      if (changed) log.info('circuit changed', { model: r.model, state: changed, kind: r.kind });
-    },
-  );
+  onSignal(reportSignal, (r) => {
+    reports += 1;
+    if (!isMessage(r) || typeof r.model !== 'string') return void log.warn('health report ignored: malformed', {});
+    const changed = applyReport(state, r, input.settings);
+    if (changed) log.info('circuit changed', { model: r.model, state: changed, kind: r.kind });
+  });
   setHandler(
     resetCircuitUpdate,
     ({ model }) => {
@@ -39,7 +36,10 @@ export async function healthEntity(input: HealthEntityInput): Promise<void> {
       reports += 1;
       return claimTrial(state, model, Date.now(), holdMs);
     },
-    { validator: (a: { model: string; holdMs: number }) => refuseUnless('claimTrial', isRecord(a) && typeof a.model === 'string' && typeof a.holdMs === 'number' && Number.isFinite(a.holdMs), '{"model": "...", "holdMs": N}') },
+    {
+      validator: (a: { model: string; holdMs: number }) =>
+        refuseUnless('claimTrial', isRecord(a) && typeof a.model === 'string' && typeof a.holdMs === 'number' && Number.isFinite(a.holdMs), '{"model": "...", "holdMs": N}'),
+    },
   );
   setHandler(healthQuery, () => ({
     settings: input.settings,

@@ -27,7 +27,14 @@ function usd(nanos: number): string {
   return `$${(nanos / 1e9).toFixed(9)}`;
 }
 
-const at = (leg: Leg) => ({ attemptId: leg.attemptId, model: leg.cand.model, provider: leg.cand.provider, tier: leg.cand.tier, startedAt: new Date(leg.t0).toISOString(), durationMs: Date.now() - leg.t0 });
+const at = (leg: Leg) => ({
+  attemptId: leg.attemptId,
+  model: leg.cand.model,
+  provider: leg.cand.provider,
+  tier: leg.cand.tier,
+  startedAt: new Date(leg.t0).toISOString(),
+  durationMs: Date.now() - leg.t0,
+});
 
 /** A denial: true to try the same model again (after a wait), false when the request re-routed. */
 export async function onDenied(s: RequestState, leg: Leg, grant: Extract<PaidCallOutcome, { kind: 'denied' }>['grant']): Promise<boolean> {
@@ -150,7 +157,13 @@ export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput
       s.qualityFailed.push(cand.model);
       const up = tierAbove(cand.tier);
       const spent = s.qualityEscalations > q.maxEscalations;
-      s.record({ ...at(leg), outcome: 'ok', costNanos: out.costNanos, qualityFailures: verdict.failures, decision: spent ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}` });
+      s.record({
+        ...at(leg),
+        outcome: 'ok',
+        costNanos: out.costNanos,
+        qualityFailures: verdict.failures,
+        decision: spent ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}`,
+      });
       if (spent) throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks after ${q.maxEscalations} escalation(s): ${why}`, 'quality_failed');
       try {
         await reroute(s, { unpin: true, minTier: up, excludeModels: [...s.qualityFailed] });
@@ -176,7 +189,17 @@ export async function onEscalation(s: RequestState, cand: Candidate): Promise<vo
   const e = s.escalation ?? {};
   s.escalation = undefined;
   const up = tierAbove(cand.tier);
-  s.record({ attemptId: s.escalationId(), model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'escalated', message: e.reason ?? 'operator escalation', startedAt: new Date(Date.now()).toISOString(), durationMs: 0, decision: e.model ? `escalate to ${e.model}` : `escalate to the ${up} tier` });
+  s.record({
+    attemptId: s.escalationId(),
+    model: cand.model,
+    provider: cand.provider,
+    tier: cand.tier,
+    outcome: 'escalated',
+    message: e.reason ?? 'operator escalation',
+    startedAt: new Date(Date.now()).toISOString(),
+    durationMs: 0,
+    decision: e.model ? `escalate to ${e.model}` : `escalate to the ${up} tier`,
+  });
   await reroute(s, e.model ? { model: e.model } : { unpin: true, minTier: up, excludeModels: [cand.model] });
   s.escalations.push({ from: cand.model, to: s.chain[0]?.model ?? '?', reason: `operator: ${e.reason ?? 'escalate'}` });
   s.nextReason = 'operator';

@@ -67,7 +67,11 @@ export function asStop(e: unknown): Stop {
   if (budget) return budget;
   if (e instanceof ApplicationFailure) {
     const type = e.type ?? FAILURE_TYPES.internal;
-    return new Stop(type, e.message, type === FAILURE_TYPES.noEligibleModel ? 'no_model' : type === FAILURE_TYPES.invalidInput ? 'invalid' : type === FAILURE_TYPES.categoryPaused ? 'paused' : 'failed');
+    return new Stop(
+      type,
+      e.message,
+      type === FAILURE_TYPES.noEligibleModel ? 'no_model' : type === FAILURE_TYPES.invalidInput ? 'invalid' : type === FAILURE_TYPES.categoryPaused ? 'paused' : 'failed',
+    );
   }
   if (e instanceof ActivityFailure) return new Stop(FAILURE_TYPES.internal, `${e.activityType ?? 'activity'} failed: ${e.cause?.message ?? e.message}`, 'failed');
   return new Stop(FAILURE_TYPES.internal, `internal error: ${e instanceof Error ? e.message : String(e)}`, 'failed');

@@ -28,18 +28,9 @@ import type { Candidate } from '../../routing/router.js';
 import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { utf8Bytes } from '../../util/bytes.js';
 import { own } from '../../util/names.js';
-import { parseJudgeScore } from '../../quality/judge.js'
+import { parseJudgeScore } from '../../quality/judge.js';
 import { conversationOf, earlierTurnsOf, instructionOf, judgeQuestionOf, textParts } from '../conversation.js';
-import {
-  type Attempt,
-  FAILURE_TYPES,
-  type RequestFailureDetails,
-  type RequestInput,
-  requestLimitIssues,
-  type RequestResult,
-  type UnsettledSpend,
-  type ValidRequest,
-} from './contract.js';
+import { type Attempt, FAILURE_TYPES, type RequestFailureDetails, type RequestInput, requestLimitIssues, type RequestResult, type UnsettledSpend, type ValidRequest } from './contract.js';
 import { Stop } from './failure.js';
 import { approveSpendSignal, escalateSignal, type RequestTrace, traceQuery, LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from './contract.js';
 
@@ -170,11 +161,10 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
   // Versioned change: runs started before the size and reserved-name limits are not checked against them.
   // A request without text failed zod's check before `prompt` became optional (for `messages`): it
   // still fails before the patch marker, as runs recorded then did.
-  const noText = parsed.success && parsed.data.prompt === undefined && parsed.data.messages === undefined ? ['prompt: is required: the text to send to the model (or send `messages`, a chat conversation)'] : [];
+  const noText =
+    parsed.success && parsed.data.prompt === undefined && parsed.data.messages === undefined ? ['prompt: is required: the text to send to the model (or send `messages`, a chat conversation)'] : [];
   const limits =
-    parsed.success && noText.length === 0 && (lean || patched('request-limits'))
-      ? requestLimitIssues(parsed.data).map((i) => `${i.path.replace(/\.(\d+)/g, '[$1]')}: ${i.message}`)
-      : noText;
+    parsed.success && noText.length === 0 && (lean || patched('request-limits')) ? requestLimitIssues(parsed.data).map((i) => `${i.path.replace(/\.(\d+)/g, '[$1]')}: ${i.message}`) : noText;
   if (!parsed.success || limits.length > 0) {
     upsertSearchAttributes([{ key: LlmOutcome, value: 'invalid' }]);
     throw ApplicationFailure.create({
@@ -188,9 +178,8 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
   // Versioned change (see docs/operations.md): reservation ids carry the run id, so that a
   // re-driven request (same workflow id, new run) never collides with its earlier run's settled
   // attempts. Runs started before this change keep the old ids until they finish.
-  const reservationIdFor = lean || patched('run-scoped-reservation-ids')
-    ? (attemptId: string): string => `${info.workflowId}/${info.runId}/${attemptId}`
-    : (attemptId: string): string => `${info.workflowId}/${attemptId}`;
+  const reservationIdFor =
+    lean || patched('run-scoped-reservation-ids') ? (attemptId: string): string => `${info.workflowId}/${info.runId}/${attemptId}` : (attemptId: string): string => `${info.workflowId}/${attemptId}`;
   // Small prompts ride along in each call's input; large ones are read by the activity from this
   // run's start input, so the history holds one copy however many attempts there are.
   // (A prompt request's inline part is what it always was: runs in flight are unaffected.)
@@ -255,7 +244,11 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
   } catch (e) {
     // A classifier that fails for good ends the request with a reason, like any other failure.
     upsertSearchAttributes([{ key: LlmOutcome, value: 'failed' }]);
-    throw ApplicationFailure.create({ type: FAILURE_TYPES.internal, nonRetryable: true, message: `classification failed: ${e instanceof ActivityFailure ? (e.cause?.message ?? e.message) : e instanceof Error ? e.message : String(e)}` });
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.internal,
+      nonRetryable: true,
+      message: `classification failed: ${e instanceof ActivityFailure ? (e.cause?.message ?? e.message) : e instanceof Error ? e.message : String(e)}`,
+    });
   }
   trace.classification = { complexity: cls.complexity, capabilities: cls.capabilities, inputTokens: cls.inputTokens, signals: cls.signals };
   trace.phase = 'routing';
@@ -266,12 +259,22 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
     ]);
   }
   /** What the final upsert adds on the lean path (set once, at the end). */
-  const atEnd = lean ? [{ key: LlmCategory, value: req.category }, { key: LlmComplexity, value: cls.complexity }] : [];
+  const atEnd = lean
+    ? [
+        { key: LlmCategory, value: req.category },
+        { key: LlmComplexity, value: cls.complexity },
+      ]
+    : [];
   /** Lean path, a request that ends without an answer: the model and tier it tried last (or would have). */
   const lastTried = () => {
     const a = attempts.at(-1);
     const m = a ?? chain[0];
-    return lean && m ? [{ key: LlmModel, value: m.model }, { key: LlmTier, value: m.tier }] : [];
+    return lean && m
+      ? [
+          { key: LlmModel, value: m.model },
+          { key: LlmTier, value: m.tier },
+        ]
+      : [];
   };
 
   const { prompt: _p, messages: _m, system: _s, context: _c, quality: _q, ...constraints } = req;
@@ -324,7 +327,11 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
     const tooDear = new Set<string>();
     const skipped = new Set<string>();
     const primary = chain[0];
-    if (primary && !lean) upsertSearchAttributes([{ key: LlmModel, value: primary.model }, { key: LlmTier, value: primary.tier }]);
+    if (primary && !lean)
+      upsertSearchAttributes([
+        { key: LlmModel, value: primary.model },
+        { key: LlmTier, value: primary.tier },
+      ]);
     /** The reservation: the estimate with the provider's safety margin on input tokens (see budget.reservationMargin). */
     const reserveFor = (c: Candidate): number => (sel.reserveNanos ? own(sel.reserveNanos, c.model) : undefined) ?? c.estimatedCostNanos;
     const callInput = (attemptId: string, c: Pick<Candidate, 'model' | 'maxOutputTokens'>) => ({
@@ -350,10 +357,12 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
       const scopeA = new CancellationScope();
       const pA = callLeg(a, scopeA);
       const timerScope = new CancellationScope();
-      const timer = timerScope.run(() => sleep(afterMs)).then(
-        () => 'timer' as const,
-        () => 'timer' as const,
-      );
+      const timer = timerScope
+        .run(() => sleep(afterMs))
+        .then(
+          () => 'timer' as const,
+          () => 'timer' as const,
+        );
       const first = await Promise.race([pA.then(() => 'answer' as const), timer]);
       if (first === 'answer') {
         timerScope.cancel();
@@ -382,7 +391,18 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
           // Both failed: account for the hedge here; the first call's failure goes the usual way.
           await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: b.grant.shard, reservationId: b.reservationId }));
           const fb = failureInfo(other.leg === b ? other.err : done.err);
-          record({ attemptId: b.attemptId, model: b.cand.model, provider: b.cand.provider, tier: b.cand.tier, outcome: fb.kind, status: fb.status, message: fb.message, startedAt: new Date(b.t0).toISOString(), durationMs: Date.now() - b.t0, decision: 'hedge failed too' });
+          record({
+            attemptId: b.attemptId,
+            model: b.cand.model,
+            provider: b.cand.provider,
+            tier: b.cand.tier,
+            outcome: fb.kind,
+            status: fb.status,
+            message: fb.message,
+            startedAt: new Date(b.t0).toISOString(),
+            durationMs: Date.now() - b.t0,
+            decision: 'hedge failed too',
+          });
           throw (done.leg === a ? done : other).err;
         }
         done = other;
@@ -394,12 +414,42 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
       if (lost.ok) {
         // Both answered: both were paid for.
         await CancellationScope.nonCancellable(() =>
-          budget.recordSpend({ scope: req.budgetScope, shard: loser.grant.shard, workflowId: info.workflowId, attemptId: loser.attemptId, reservationId: loser.reservationId, model: loser.cand.model, category: req.category, usage: lost.out.usage, costNanos: lost.out.costNanos, seq: seqOf(loser.grant) }),
+          budget.recordSpend({
+            scope: req.budgetScope,
+            shard: loser.grant.shard,
+            workflowId: info.workflowId,
+            attemptId: loser.attemptId,
+            reservationId: loser.reservationId,
+            model: loser.cand.model,
+            category: req.category,
+            usage: lost.out.usage,
+            costNanos: lost.out.costNanos,
+            seq: seqOf(loser.grant),
+          }),
         );
-        record({ attemptId: loser.attemptId, model: loser.cand.model, provider: loser.cand.provider, tier: loser.cand.tier, outcome: 'ok', startedAt: new Date(loser.t0).toISOString(), durationMs: Date.now() - loser.t0, costNanos: lost.out.costNanos, decision: `hedge: ${winner.leg.cand.model} answered first` });
+        record({
+          attemptId: loser.attemptId,
+          model: loser.cand.model,
+          provider: loser.cand.provider,
+          tier: loser.cand.tier,
+          outcome: 'ok',
+          startedAt: new Date(loser.t0).toISOString(),
+          durationMs: Date.now() - loser.t0,
+          costNanos: lost.out.costNanos,
+          decision: `hedge: ${winner.leg.cand.model} answered first`,
+        });
       } else {
         await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: loser.grant.shard, reservationId: loser.reservationId }));
-        record({ attemptId: loser.attemptId, model: loser.cand.model, provider: loser.cand.provider, tier: loser.cand.tier, outcome: 'hedged_out', startedAt: new Date(loser.t0).toISOString(), durationMs: Date.now() - loser.t0, decision: `cancelled: ${winner.leg.cand.model} answered first` });
+        record({
+          attemptId: loser.attemptId,
+          model: loser.cand.model,
+          provider: loser.cand.provider,
+          tier: loser.cand.tier,
+          outcome: 'hedged_out',
+          startedAt: new Date(loser.t0).toISOString(),
+          durationMs: Date.now() - loser.t0,
+          decision: `cancelled: ${winner.leg.cand.model} answered first`,
+        });
       }
       if (winner.leg === b) escalations.push({ from: a.cand.model, to: b.cand.model, reason: `latency: no answer within ${afterMs} ms` });
       return { leg: winner.leg, out: winner.out };
@@ -419,17 +469,46 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
       if (!g.granted) return undefined;
       let r: CallModelOutput;
       try {
-        r = await call.callModel({ workflowId: info.workflowId, runId: info.runId, attemptId, model, maxOutputTokens: 16, judge: { answer, ...(promptPart.promptRef ? {} : { prompt: judgeQuestionOf(req) }) }, ...(promptPart.promptRef ? { promptRef: true as const } : {}) });
+        r = await call.callModel({
+          workflowId: info.workflowId,
+          runId: info.runId,
+          attemptId,
+          model,
+          maxOutputTokens: 16,
+          judge: { answer, ...(promptPart.promptRef ? {} : { prompt: judgeQuestionOf(req) }) },
+          ...(promptPart.promptRef ? { promptRef: true as const } : {}),
+        });
       } catch (err) {
         await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: g.shard, reservationId }));
         if (isCancellation(err)) throw err;
         return undefined;
       }
       await CancellationScope.nonCancellable(() =>
-        budget.recordSpend({ scope: req.budgetScope, shard: g.shard, workflowId: info.workflowId, attemptId, reservationId, model, category: req.category, usage: r.usage, costNanos: r.costNanos, seq: seqOf(g) }),
+        budget.recordSpend({
+          scope: req.budgetScope,
+          shard: g.shard,
+          workflowId: info.workflowId,
+          attemptId,
+          reservationId,
+          model,
+          category: req.category,
+          usage: r.usage,
+          costNanos: r.costNanos,
+          seq: seqOf(g),
+        }),
       );
       const score = parseJudgeScore(r.text);
-      record({ attemptId, model, provider: spec.provider, tier: spec.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: r.costNanos, decision: `judge: ${score ?? 'no score'}` });
+      record({
+        attemptId,
+        model,
+        provider: spec.provider,
+        tier: spec.tier,
+        outcome: 'ok',
+        startedAt: new Date(t0).toISOString(),
+        durationMs: Date.now() - t0,
+        costNanos: r.costNanos,
+        decision: `judge: ${score ?? 'no score'}`,
+      });
       return score;
     };
     // Every candidate rate-limited: wait durably for the earliest reset, then try those again.
@@ -441,7 +520,7 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
         ci += 1;
         if (!next || skipped.has(next.model)) continue;
         let cand: Candidate = next;
-        for (let attempt = 1; ; ) {
+        for (let attempt = 1; ;) {
           // Waits are durable timers; an operator's escalation cuts them short.
           if (waitBeforeMs > 0 && !escalation) {
             await waitFor(rateLimitWait ? 'rate_limit' : 'backoff', waitBeforeMs, () => escalation !== undefined);
@@ -451,7 +530,17 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
             const e = escalation;
             escalation = undefined;
             const up = TIERS[Math.min(TIERS.length - 1, TIERS.indexOf(cand.tier) + 1)];
-            record({ attemptId: `e${seq}`, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'escalated', message: e.reason ?? 'operator escalation', startedAt: new Date(Date.now()).toISOString(), durationMs: 0, decision: e.model ? `escalate to ${e.model}` : `escalate to the ${up} tier` });
+            record({
+              attemptId: `e${seq}`,
+              model: cand.model,
+              provider: cand.provider,
+              tier: cand.tier,
+              outcome: 'escalated',
+              message: e.reason ?? 'operator escalation',
+              startedAt: new Date(Date.now()).toISOString(),
+              durationMs: 0,
+              decision: e.model ? `escalate to ${e.model}` : `escalate to the ${up} tier`,
+            });
             sel = await select(e.model ? { model: e.model } : { unpin: true, ...(up ? { minTier: up } : {}), excludeModels: [cand.model] });
             chain = sel.decision.chain;
             escalations.push({ from: cand.model, to: chain[0]?.model ?? '?', reason: `operator: ${e.reason ?? 'escalate'}` });
@@ -468,17 +557,29 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
 
           // Budget messages run to completion even when the request is being cancelled, so that a
           // reservation is never left behind and a settled call is never lost.
-          let grant: ShardedReserveResult = await CancellationScope.nonCancellable(() => budget.reserveBudget({
-            scope: req.budgetScope,
-            reservationId,
-            category: req.category,
-            amountNanos: reserveFor(cand),
-            workflowId: info.workflowId,
-            force: approved,
-          }));
+          let grant: ShardedReserveResult = await CancellationScope.nonCancellable(() =>
+            budget.reserveBudget({
+              scope: req.budgetScope,
+              reservationId,
+              category: req.category,
+              amountNanos: reserveFor(cand),
+              workflowId: info.workflowId,
+              force: approved,
+            }),
+          );
           if (!grant.granted) {
             const what = `category "${grant.category}" in budget "${req.budgetScope}" has ${usd(grant.remainingNanos)} left; ${cand.model} may cost up to ${usd(grant.requestedNanos)}`;
-            record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'budget_denied', message: what, startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, decision: `policy ${grant.policy}` });
+            record({
+              attemptId,
+              model: cand.model,
+              provider: cand.provider,
+              tier: cand.tier,
+              outcome: 'budget_denied',
+              message: what,
+              startedAt: new Date(t0).toISOString(),
+              durationMs: Date.now() - t0,
+              decision: `policy ${grant.policy}`,
+            });
             waitBeforeMs = 0;
             if (grant.policy === 'reject') throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}`, 'budget_exceeded');
             if (grant.policy === 'downgrade') {
@@ -516,7 +617,11 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
             const deadline = budgetWaitSince + maxWait;
             const now = Date.now();
             if (now >= deadline) {
-              throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${now - budgetWaitSince} ms (maxWaitMs ${maxWait}) without a new period or an approval`, 'budget_exceeded');
+              throw new Stop(
+                FAILURE_TYPES.budgetExceeded,
+                `budget exceeded: ${what}; waited ${now - budgetWaitSince} ms (maxWaitMs ${maxWait}) without a new period or an approval`,
+                'budget_exceeded',
+              );
             }
             // The entity closes its period on its own timer: wake a second after the boundary.
             const until = Math.min(Math.max(grant.periodEnd, now) + 1_000, deadline);
@@ -582,7 +687,18 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
           }
 
           await CancellationScope.nonCancellable(() =>
-            budget.recordSpend({ scope: req.budgetScope, shard: grant.shard, workflowId: info.workflowId, attemptId, reservationId, model: cand.model, category: req.category, usage: out.usage, costNanos: out.costNanos, seq: seqOf(grant) }),
+            budget.recordSpend({
+              scope: req.budgetScope,
+              shard: grant.shard,
+              workflowId: info.workflowId,
+              attemptId,
+              reservationId,
+              model: cand.model,
+              category: req.category,
+              usage: out.usage,
+              costNanos: out.costNanos,
+              seq: seqOf(grant),
+            }),
           );
           if (req.quality) {
             let verdict = await local.checkQuality({ text: out.text, spec: req.quality });
@@ -598,14 +714,26 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
               qualityEscalations += 1;
               qualityFailed.push(cand.model);
               const up = TIERS[Math.min(TIERS.length - 1, TIERS.indexOf(cand.tier) + 1)] ?? cand.tier;
-              record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: out.costNanos, qualityFailures: verdict.failures, decision: qualityEscalations > req.quality.maxEscalations ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}` });
+              record({
+                attemptId,
+                model: cand.model,
+                provider: cand.provider,
+                tier: cand.tier,
+                outcome: 'ok',
+                startedAt: new Date(t0).toISOString(),
+                durationMs: Date.now() - t0,
+                costNanos: out.costNanos,
+                qualityFailures: verdict.failures,
+                decision: qualityEscalations > req.quality.maxEscalations ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}`,
+              });
               if (qualityEscalations > req.quality.maxEscalations) {
                 throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks after ${req.quality.maxEscalations} escalation(s): ${why}`, 'quality_failed');
               }
               try {
                 sel = await select({ unpin: true, minTier: up, excludeModels: [...qualityFailed] });
               } catch (err) {
-                if (err instanceof Stop) throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`, 'quality_failed');
+                if (err instanceof Stop)
+                  throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`, 'quality_failed');
                 throw err;
               }
               chain = sel.decision.chain;
@@ -617,7 +745,16 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
               continue candidates;
             }
           }
-          record({ attemptId, model: cand.model, provider: cand.provider, tier: cand.tier, outcome: 'ok', startedAt: new Date(t0).toISOString(), durationMs: Date.now() - t0, costNanos: out.costNanos });
+          record({
+            attemptId,
+            model: cand.model,
+            provider: cand.provider,
+            tier: cand.tier,
+            outcome: 'ok',
+            startedAt: new Date(t0).toISOString(),
+            durationMs: Date.now() - t0,
+            costNanos: out.costNanos,
+          });
           const totalCost = attempts.reduce((s, a) => s + a.costNanos, 0);
           upsertSearchAttributes([
             ...atEnd,
@@ -670,23 +807,13 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
     throw new Stop(FAILURE_TYPES.allCandidatesFailed, last?.decision?.replace(/^next: /, '') ?? 'no candidate left', 'failed');
   } catch (e) {
     if (isCancellation(e)) {
-      upsertSearchAttributes([
-        ...atEnd,
-        ...lastTried(),
-        { key: LlmOutcome, value: 'cancelled' },
-        { key: LlmCostNanos, value: attempts.reduce((s, a) => s + a.costNanos, 0) },
-      ]);
+      upsertSearchAttributes([...atEnd, ...lastTried(), { key: LlmOutcome, value: 'cancelled' }, { key: LlmCostNanos, value: attempts.reduce((s, a) => s + a.costNanos, 0) }]);
       throw e;
     }
     const stop = asStop(e);
     if (stop.type === FAILURE_TYPES.internal) log.error('request ended by an internal error', { reason: stop.message });
     const costNanos = attempts.reduce((s, a) => s + a.costNanos, 0) + stop.unsettled.reduce((s, u) => s + u.costNanos, 0);
-    upsertSearchAttributes([
-      ...atEnd,
-      ...lastTried(),
-      { key: LlmOutcome, value: stop.unsettled.length > 0 ? 'unsettled' : stop.outcome },
-      { key: LlmCostNanos, value: costNanos },
-    ]);
+    upsertSearchAttributes([...atEnd, ...lastTried(), { key: LlmOutcome, value: stop.unsettled.length > 0 ? 'unsettled' : stop.outcome }, { key: LlmCostNanos, value: costNanos }]);
     const details: RequestFailureDetails = { reason: stop.message, costNanos, attempts, candidates: chain, ...(stop.unsettled.length > 0 ? { unsettled: stop.unsettled } : {}) };
     const models = new Set(attempts.filter((a) => a.outcome !== 'budget_denied').map((a) => a.model)).size;
     throw ApplicationFailure.create({

@@ -12,7 +12,20 @@
 import { ApplicationFailure, CancellationScope, getExternalWorkflowHandle, isCancellation, log, patched, proxySinks, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { experimentWorkflowId, outcomeSignal } from '../experiment/contract.js';
 import type { SwitchyardSinks } from '../sinks.js';
-import { FAILURE_TYPES, type RequestFailureDetails, type RequestInput, type RequestResult, LlmCategory, LlmComplexity, LlmCostNanos, LlmFeature, LlmModel, LlmOutcome, LlmTier, UNSPECIFIED_FEATURE } from './contract.js';
+import {
+  FAILURE_TYPES,
+  type RequestFailureDetails,
+  type RequestInput,
+  type RequestResult,
+  LlmCategory,
+  LlmComplexity,
+  LlmCostNanos,
+  LlmFeature,
+  LlmModel,
+  LlmOutcome,
+  LlmTier,
+  UNSPECIFIED_FEATURE,
+} from './contract.js';
 import { onAnswered, onDenied, onEscalation, onFailed } from './decisions.js';
 import { asStop, Stop } from './failure.js';
 import { legacyLlmRequest } from './legacy.js';
@@ -111,7 +124,7 @@ async function serve(s: RequestState): Promise<RequestResult> {
   s.phase = 'calling';
   for (let round = 0; ; round++) {
     for (let cand = s.nextCandidate(); cand; cand = s.nextCandidate()) {
-      for (let attempt = 1; ; ) {
+      for (let attempt = 1; ;) {
         let leg = first;
         first = undefined;
         if (!leg) {
@@ -212,7 +225,12 @@ function resultOf(s: RequestState, leg: Leg, out: Extract<Leg['outcome'], { kind
 /** The search attributes every ended request gets (one upsert). */
 function summary(s: RequestState, outcome: string, costNanos = totalCost(s.attempts)) {
   return [
-    ...(s.isValidated ? [{ key: LlmCategory, value: s.req.category }, { key: LlmFeature, value: s.req.feature ?? UNSPECIFIED_FEATURE }] : []),
+    ...(s.isValidated
+      ? [
+          { key: LlmCategory, value: s.req.category },
+          { key: LlmFeature, value: s.req.feature ?? UNSPECIFIED_FEATURE },
+        ]
+      : []),
     ...(s.cls ? [{ key: LlmComplexity, value: s.cls.complexity }] : []),
     { key: LlmOutcome, value: outcome },
     { key: LlmCostNanos, value: costNanos },
@@ -222,7 +240,12 @@ function summary(s: RequestState, outcome: string, costNanos = totalCost(s.attem
 /** The model and tier a request that ended without an answer tried last (or would have). */
 function lastTried(s: RequestState) {
   const m = s.attempts.at(-1) ?? s.chain[0];
-  return m ? [{ key: LlmModel, value: m.model }, { key: LlmTier, value: m.tier }] : [];
+  return m
+    ? [
+        { key: LlmModel, value: m.model },
+        { key: LlmTier, value: m.tier },
+      ]
+    : [];
 }
 
 /** A request that ends without an answer: cancelled (rethrown), or a typed failure with every attempt. */

@@ -3,7 +3,20 @@
  * paid call to a higher tier when the first has not answered in time; the first answer wins and
  * the other is cancelled, its reservation released, or settled if it answered too).
  */
-import { ActivityFailure, type ActivityOptions, ActivityCancellationType, type LocalActivityOptions, CancellationScope, isCancellation, log, patched, proxyActivities, proxyLocalActivities, sleep, TimeoutFailure } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  type ActivityOptions,
+  ActivityCancellationType,
+  type LocalActivityOptions,
+  CancellationScope,
+  isCancellation,
+  log,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  sleep,
+  TimeoutFailure,
+} from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import type { PaidCallInput, PaidCallOutcome, RouteInput } from '../../activities/paidCall.js';
 import type { Candidate } from '../../routing/router.js';
@@ -108,16 +121,17 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
     const leftOut = reason === 'primary' && cand.tier !== preferred ? s.sel?.preferredTierSkipped : undefined;
     s.routes.push({ fromTier: preferred, toTier: cand.tier, reason: leftOut ?? reason });
   };
-  const input: PaidCallInput = 'route' in what
-    ? // The first attempt: the activity validates, routes, and sends the text it validated.
-      { route: routeInput(s), call: { workflowId: s.workflowId, runId: s.runId, attemptId }, budget: { reservationId, force: s.approved }, maxAttempts: PAID_CALL_ATTEMPTS }
-    : {
-        model: { name: what.cand.model, maxOutputTokens: judge ? 16 : what.cand.maxOutputTokens, reserveNanos: judge ? judge.reserveNanos : s.reserveFor(what.cand) },
-        call: callFor(s, attemptId, judge),
-        budget: { scope: s.req.budgetScope, category: s.req.category, reservationId, force: s.approved },
-        maxAttempts: PAID_CALL_ATTEMPTS,
-        ...(what.attempt !== undefined && what.attempt > 1 ? { attempt: what.attempt } : {}),
-      };
+  const input: PaidCallInput =
+    'route' in what
+      ? // The first attempt: the activity validates, routes, and sends the text it validated.
+        { route: routeInput(s), call: { workflowId: s.workflowId, runId: s.runId, attemptId }, budget: { reservationId, force: s.approved }, maxAttempts: PAID_CALL_ATTEMPTS }
+      : {
+          model: { name: what.cand.model, maxOutputTokens: judge ? 16 : what.cand.maxOutputTokens, reserveNanos: judge ? judge.reserveNanos : s.reserveFor(what.cand) },
+          call: callFor(s, attemptId, judge),
+          budget: { scope: s.req.budgetScope, category: s.req.category, reservationId, force: s.approved },
+          maxAttempts: PAID_CALL_ATTEMPTS,
+          ...(what.attempt !== undefined && what.attempt > 1 ? { attempt: what.attempt } : {}),
+        };
   let leg: Leg;
   try {
     const out = await paidCall(input);
@@ -149,7 +163,21 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
   }
   if (o.kind === 'answered') {
     // The answer is in history now: settle it (runs to completion even when the leg is cancelled).
-    const settlement = { scope: s.req.budgetScope, shard: o.shard, workflowId: s.workflowId, attemptId, reservationId, model: leg.cand.model, category: s.req.category, usage: o.out.usage, costNanos: o.out.costNanos, seq: o.seq, feature: s.req.feature ?? UNSPECIFIED_FEATURE, latencyMs: o.out.latencyMs, baselineNanos: o.out.premiumBaselineCostNanos };
+    const settlement = {
+      scope: s.req.budgetScope,
+      shard: o.shard,
+      workflowId: s.workflowId,
+      attemptId,
+      reservationId,
+      model: leg.cand.model,
+      category: s.req.category,
+      usage: o.out.usage,
+      costNanos: o.out.costNanos,
+      seq: o.seq,
+      feature: s.req.feature ?? UNSPECIFIED_FEATURE,
+      latencyMs: o.out.latencyMs,
+      baselineNanos: o.out.premiumBaselineCostNanos,
+    };
     try {
       await CancellationScope.nonCancellable(() => settle(settlement));
     } catch (err) {
@@ -188,19 +216,28 @@ export function hedgeFor(s: RequestState, c: Candidate): Candidate | undefined {
 /** Latency SLO: if the first call has not answered in `afterMs`, start the hedge; the first answer wins. */
 export async function hedged(s: RequestState, cand: Candidate, hedgeTo: Candidate, afterMs: number): Promise<Leg> {
   /** A leg this step cancelled ends as `hedged_out`; a cancellation of the request itself goes on up. */
-  const leg = (c: Candidate, scope: CancellationScope, ids: { attemptId: string; reservationId: string; t0: number }, cancelledHere: () => boolean): Promise<Leg | { cancelled: true; cand: Candidate; attemptId: string; t0: number }> =>
-    scope.run(() => pay(s, { cand: c }, ids)).catch((e: unknown) => {
-      if (isCancellation(e) && cancelledHere()) return { cancelled: true as const, cand: c, attemptId: ids.attemptId, t0: ids.t0 };
-      throw e;
-    });
+  const leg = (
+    c: Candidate,
+    scope: CancellationScope,
+    ids: { attemptId: string; reservationId: string; t0: number },
+    cancelledHere: () => boolean,
+  ): Promise<Leg | { cancelled: true; cand: Candidate; attemptId: string; t0: number }> =>
+    scope
+      .run(() => pay(s, { cand: c }, ids))
+      .catch((e: unknown) => {
+        if (isCancellation(e) && cancelledHere()) return { cancelled: true as const, cand: c, attemptId: ids.attemptId, t0: ids.t0 };
+        throw e;
+      });
   let cancelled: 'a' | 'b' | undefined;
   const scopeA = new CancellationScope();
   const pA = leg(cand, scopeA, { ...s.nextAttempt(), t0: Date.now() }, () => cancelled === 'a');
   const timerScope = new CancellationScope();
-  const timer = timerScope.run(() => sleep(afterMs)).then(
-    () => 'timer' as const,
-    () => 'timer' as const,
-  );
+  const timer = timerScope
+    .run(() => sleep(afterMs))
+    .then(
+      () => 'timer' as const,
+      () => 'timer' as const,
+    );
   if ((await Promise.race([pA.then(() => 'answer' as const), timer])) === 'answer') {
     timerScope.cancel();
     const a = await pA;
@@ -230,7 +267,18 @@ export async function hedged(s: RequestState, cand: Candidate, hedgeTo: Candidat
       if ('cancelled' in a || 'cancelled' in b) throw new Error('a leg was cancelled before either answered');
       if (b.outcome.kind === 'failed') {
         const f = b.outcome.failure;
-        s.record({ attemptId: b.attemptId, model: b.cand.model, provider: b.cand.provider, tier: b.cand.tier, outcome: f.kind, status: f.status, message: f.message, startedAt: new Date(b.t0).toISOString(), durationMs: Date.now() - b.t0, decision: 'hedge failed too' });
+        s.record({
+          attemptId: b.attemptId,
+          model: b.cand.model,
+          provider: b.cand.provider,
+          tier: b.cand.tier,
+          outcome: f.kind,
+          status: f.status,
+          message: f.message,
+          startedAt: new Date(b.t0).toISOString(),
+          durationMs: Date.now() - b.t0,
+          decision: 'hedge failed too',
+        });
       }
       return a;
     }

@@ -7,7 +7,16 @@
  * Every message is handled by RoutingControl (pure); this shell adds timers and delivery.
  */
 import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, patched, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
-import { type AnomalyAlert, type ControlSettings, MESSAGE_MAX_BYTES, newControlState, type OutcomeReport, RoutingControl, wellFormedExperiment, wellFormedRule } from '../../learning/routingControl.js';
+import {
+  type AnomalyAlert,
+  type ControlSettings,
+  MESSAGE_MAX_BYTES,
+  newControlState,
+  type OutcomeReport,
+  RoutingControl,
+  wellFormedExperiment,
+  wellFormedRule,
+} from '../../learning/routingControl.js';
 import { jsonBytes } from '../../util/bytes.js';
 import { continueOnQueue } from '../taskQueues.js';
 import { alertActivities } from '../alerts.js';
@@ -50,11 +59,26 @@ function refusing<T>(fn: () => T): T {
 const isObject = isRecord;
 
 function validReport(r: unknown): r is OutcomeReport {
-  return isObject(r) && isObject(r.counts) && Array.isArray(r.spend) && Object.values(r.counts).every((c) => isObject(c) && typeof c.n === 'number' && typeof c.good === 'number') && r.spend.every((x: unknown) => isObject(x) && typeof x.key === 'string' && typeof x.at === 'number' && typeof x.nanos === 'number');
+  return (
+    isObject(r) &&
+    isObject(r.counts) &&
+    Array.isArray(r.spend) &&
+    Object.values(r.counts).every((c) => isObject(c) && typeof c.n === 'number' && typeof c.good === 'number') &&
+    r.spend.every((x: unknown) => isObject(x) && typeof x.key === 'string' && typeof x.at === 'number' && typeof x.nanos === 'number')
+  );
 }
 
 function validSettings(s: unknown): s is ControlSettings {
-  return isObject(s) && isObject(s.base) && isObject(s.tuner) && isObject(s.anomaly) && typeof s.tuner.intervalMs === 'number' && s.tuner.intervalMs >= 1_000 && typeof s.anomaly.bucketMs === 'number' && s.anomaly.bucketMs >= 1_000;
+  return (
+    isObject(s) &&
+    isObject(s.base) &&
+    isObject(s.tuner) &&
+    isObject(s.anomaly) &&
+    typeof s.tuner.intervalMs === 'number' &&
+    s.tuner.intervalMs >= 1_000 &&
+    typeof s.anomaly.bucketMs === 'number' &&
+    s.anomaly.bucketMs >= 1_000
+  );
 }
 
 export async function routingEntity(input: RoutingEntityInput): Promise<void> {
@@ -81,51 +105,36 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
   };
   // Signals cannot be refused: a malformed one (a worker of another release) is dropped and logged,
   // never allowed to fail the workflow task (which would stop the queue's routing entity).
-  onSignal(
-    reportSignal,
-    (r) => {
-      messages += 1;
-      if (!validReport(r)) return void log.warn('outcome report ignored: malformed', {});
-      raised(control.report(r, Date.now()));
-      publish(undefined);
-    },
-  );
-  onSignal(
-    feedbackSignal,
-    (f) => {
-      messages += 1;
-      if (typeof f?.workflowId !== 'string' || typeof f.key !== 'string' || typeof f.score !== 'number' || !Number.isFinite(f.score)) return void log.warn('feedback ignored: malformed', {});
-      control.feedback(f);
-    },
-  );
-  onSignal(
-    configureSignal,
-    (s) => {
-      messages += 1;
-      if (!validSettings(s) || jsonBytes(s) > MESSAGE_MAX_BYTES) return void log.warn('configure signal ignored: not a ControlSettings, or too large', {});
-      if (s.tuner.intervalMs !== control.settings.tuner.intervalMs) control.state.nextTuneAt = Date.now() + s.tuner.intervalMs;
-      control.settings = s;
-      publish(undefined);
-    },
-  );
-  onSignal(
-    experimentStartedSignal,
-    (e) => {
-      messages += 1;
-      if (!wellFormedExperiment(e)) return void log.warn('experimentStarted ignored: malformed or too large', {});
-      control.registerExperiment(e);
-      publish(undefined);
-    },
-  );
-  onSignal(
-    experimentEndedSignal,
-    (e) => {
-      messages += 1;
-      if (!isMessage(e) || typeof e.name !== 'string') return void log.warn('experimentEnded ignored: malformed', {});
-      control.endExperiment(e.name);
-      publish(undefined);
-    },
-  );
+  onSignal(reportSignal, (r) => {
+    messages += 1;
+    if (!validReport(r)) return void log.warn('outcome report ignored: malformed', {});
+    raised(control.report(r, Date.now()));
+    publish(undefined);
+  });
+  onSignal(feedbackSignal, (f) => {
+    messages += 1;
+    if (typeof f?.workflowId !== 'string' || typeof f.key !== 'string' || typeof f.score !== 'number' || !Number.isFinite(f.score)) return void log.warn('feedback ignored: malformed', {});
+    control.feedback(f);
+  });
+  onSignal(configureSignal, (s) => {
+    messages += 1;
+    if (!validSettings(s) || jsonBytes(s) > MESSAGE_MAX_BYTES) return void log.warn('configure signal ignored: not a ControlSettings, or too large', {});
+    if (s.tuner.intervalMs !== control.settings.tuner.intervalMs) control.state.nextTuneAt = Date.now() + s.tuner.intervalMs;
+    control.settings = s;
+    publish(undefined);
+  });
+  onSignal(experimentStartedSignal, (e) => {
+    messages += 1;
+    if (!wellFormedExperiment(e)) return void log.warn('experimentStarted ignored: malformed or too large', {});
+    control.registerExperiment(e);
+    publish(undefined);
+  });
+  onSignal(experimentEndedSignal, (e) => {
+    messages += 1;
+    if (!isMessage(e) || typeof e.name !== 'string') return void log.warn('experimentEnded ignored: malformed', {});
+    control.endExperiment(e.name);
+    publish(undefined);
+  });
   setHandler(policyQuery, () => control.policy());
   setHandler(historyQuery, () => [...control.state.history]);
   setHandler(proposalQuery, () => control.proposal());
@@ -149,7 +158,14 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
       messages += 1;
       return publish(control.promote(rule, evidence, Date.now()));
     },
-    { validator: (a: { rule: unknown; evidence?: unknown }) => refuseUnless('promote', isRecord(a) && wellFormedRule(a.rule) && jsonBytes(a.evidence ?? null) <= MESSAGE_MAX_BYTES, `{"rule": {"filter": {...}, "arm": {"name", "weight", and one of model, minTier, thresholds}, "experiment"}, "evidence": ...}, at most ${MESSAGE_MAX_BYTES} bytes`) },
+    {
+      validator: (a: { rule: unknown; evidence?: unknown }) =>
+        refuseUnless(
+          'promote',
+          isRecord(a) && wellFormedRule(a.rule) && jsonBytes(a.evidence ?? null) <= MESSAGE_MAX_BYTES,
+          `{"rule": {"filter": {...}, "arm": {"name", "weight", and one of model, minTier, thresholds}, "experiment"}, "evidence": ...}, at most ${MESSAGE_MAX_BYTES} bytes`,
+        ),
+    },
   );
   setHandler(
     acknowledgeUpdate,
@@ -172,7 +188,9 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
       validator: (a: { started?: unknown; ended?: unknown }) =>
         refuseUnless(
           'experiment',
-          isRecord(a) && (a.started === undefined || wellFormedExperiment(a.started)) && (a.ended === undefined || (isRecord(a.ended) && typeof a.ended.name === 'string' && a.ended.name.length <= 200)),
+          isRecord(a) &&
+            (a.started === undefined || wellFormedExperiment(a.started)) &&
+            (a.ended === undefined || (isRecord(a.ended) && typeof a.ended.name === 'string' && a.ended.name.length <= 200)),
           `{"started": {"name", "arms": [two or more, each {"name", "weight" > 0, and one of model, minTier, thresholds}], "filter"}} or {"ended": {"name"}}, at most ${MESSAGE_MAX_BYTES} bytes`,
         ),
     },
@@ -191,7 +209,9 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
     publish(undefined);
     while (pending.length > 0) {
       const alert = pending.shift()!;
-      void alerts.sendAnomalyAlert({ alert, webhookUrl: control.settings.anomaly.webhookUrl }).catch((e: unknown) => log.warn('anomaly alert not delivered', { id: alert.id, error: e instanceof Error ? e.message : String(e) }));
+      void alerts
+        .sendAnomalyAlert({ alert, webhookUrl: control.settings.anomaly.webhookUrl })
+        .catch((e: unknown) => log.warn('anomaly alert not delivered', { id: alert.id, error: e instanceof Error ? e.message : String(e) }));
     }
     if (due()) {
       await condition(allHandlersFinished);
