@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { FileLedger, type LedgerEntry } from '../../src/ledger/fileLedger.js';
 import { buildReport, reportCsv, reportTable } from '../../src/ledger/report.js';
-import { instant } from '../../src/cli/reportCommand.js';
+import { instant } from '../../src/cli/commands/report.js';
 import { redactUrl } from '../../src/ledger/pgLedger.js';
 
 const e = (key: string, over: Partial<LedgerEntry>): LedgerEntry => ({

@@ -1,10 +1,10 @@
 /** `switchyard classify` and `switchyard route-eval`: the router's difficulty score, and how well it routes. */
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { classify } from '../routing/classifier.js';
-import { routeEval } from '../routing/routeEval.js';
-import { classifyInputOf } from '../workflows/conversation.js';
-import { parseOutcomeLines, parsePromptLines } from './routingFiles.js';
+import { classify } from '../../routing/classifier.js';
+import { routeEval } from '../../routing/routeEval.js';
+import { classifyInputOf } from '../../workflows/conversation.js';
+import { parseOutcomeLines, parsePromptLines } from '../routingFiles.js';
 
 function readInput(path: string, what: string): string {
   try {

@@ -1,21 +1,21 @@
 /** CLI commands for pipelines and operators: batch, runs, show, replay, redrive. */
 import { existsSync } from 'node:fs';
-import { RESULT_FORMATS, type ResultFormat, resultsWriter } from '../batch/resultsFile.js';
+import { RESULT_FORMATS, type ResultFormat, resultsWriter } from '../../batch/resultsFile.js';
 import { basename, join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { formatUsd } from '../catalog/pricing.js';
-import { countRequestLines, readBatchFile } from '../batch/inputFile.js';
-import { describeWaiting, progressReporter } from '../batch/progress.js';
-import { runBatch, type RunBatchOptions } from '../batch/runBatch.js';
-import { type BatchSummary, formatSummary } from '../batch/summary.js';
-import { defaultBatchId, prepareDetachedBatch } from '../batch/detached.js';
-import { historiesFromFiles, historiesFromServer, type ReplayOutcome, replayHistories } from '../replay/replay.js';
-import { workflowCode } from '../workers/bundle.js';
-import type { RunInspection, RunSummary } from '../client/client.js';
-import { config, duration, int, quietTemporal, withClient } from './shared.js';
-import { dataConverterFor } from '../temporal/connection.js';
-import { formatTable } from '../util/table.js';
-import { requestInputBaseSchema } from '../contracts/requestInput.js';
+import { formatUsd } from '../../catalog/pricing.js';
+import { countRequestLines, readBatchFile } from '../../batch/inputFile.js';
+import { describeWaiting, progressReporter } from '../../batch/progress.js';
+import { runBatch, type RunBatchOptions } from '../../batch/runBatch.js';
+import { type BatchSummary, formatSummary } from '../../batch/summary.js';
+import { defaultBatchId, prepareDetachedBatch } from '../../batch/detached.js';
+import { historiesFromFiles, historiesFromServer, type ReplayOutcome, replayHistories } from '../../replay/replay.js';
+import { workflowCode } from '../../workers/bundle.js';
+import type { RunInspection, RunSummary } from '../../client/client.js';
+import { config, duration, int, quietTemporal, withClient } from '../shared.js';
+import { dataConverterFor } from '../../temporal/connection.js';
+import { formatTable } from '../../util/table.js';
+import { requestInputBaseSchema } from '../../contracts/requestInput.js';
 
 /** Exit code when a batch ran to its end but some requests failed or lines were malformed. */
 export const EXIT_PARTIAL = 3;

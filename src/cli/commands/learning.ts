@@ -1,18 +1,18 @@
 /** `switchyard experiment|feedback|routing|anomalies`: the learning loop from the command line. */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { formatUsd } from '../catalog/pricing.js';
-import { loadCatalog } from '../catalog/loadFile.js';
-import { envHint, ProviderRegistry } from '../providers/registry.js';
-import { providerEndpointsFor } from '../workers/createWorker.js';
-import { CAPABILITIES } from '../catalog/schema.js';
-import { ExperimentSpecError, parseArms } from '../learning/experiments.js';
-import type { ExperimentStatus } from '../workflows/experiment/contract.js';
-import type { PolicyChange } from '../learning/routingControl.js';
-import { describeFilter } from '../learning/routingControl.js';
-import { formatTable } from '../util/table.js';
-import { ValidationError } from '../util/validation.js';
-import { DEFAULT_ADDRESS, int, num, withClient } from './shared.js';
-import { findStackRecord } from './stackRecord.js';
+import { formatUsd } from '../../catalog/pricing.js';
+import { loadCatalog } from '../../catalog/loadFile.js';
+import { envHint, ProviderRegistry } from '../../providers/registry.js';
+import { providerEndpointsFor } from '../../workers/createWorker.js';
+import { CAPABILITIES } from '../../catalog/schema.js';
+import { ExperimentSpecError, parseArms } from '../../learning/experiments.js';
+import type { ExperimentStatus } from '../../workflows/experiment/contract.js';
+import type { PolicyChange } from '../../learning/routingControl.js';
+import { describeFilter } from '../../learning/routingControl.js';
+import { formatTable } from '../../util/table.js';
+import { ValidationError } from '../../util/validation.js';
+import { DEFAULT_ADDRESS, int, num, withClient } from '../shared.js';
+import { findStackRecord } from '../stackRecord.js';
 
 const json = (v: unknown): void => void process.stdout.write(`${JSON.stringify(v)}\n`);
 const fmt = (x: number | null, digits = 3): string => (x === null ? '-' : x.toFixed(digits));

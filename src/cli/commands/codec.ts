@@ -1,10 +1,10 @@
 /** CLI commands for payload encryption: make a key, run the remote codec endpoint for the UI and CLI. */
 import { randomBytes } from 'node:crypto';
 import { type Command, InvalidArgumentError } from 'commander';
-import { CodecServer } from '../security/codecServer.js';
-import { signInUrl } from '../security/uiSignIn.js';
-import { config, DEFAULT_ADDRESS, int, untilSignal } from './shared.js';
-import { findStackRecord } from './stackRecord.js';
+import { CodecServer } from '../../security/codecServer.js';
+import { signInUrl } from '../../security/uiSignIn.js';
+import { config, DEFAULT_ADDRESS, int, untilSignal } from '../shared.js';
+import { findStackRecord } from '../stackRecord.js';
 
 export function registerCodecCommands(program: Command): void {
   program

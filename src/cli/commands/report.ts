@@ -1,14 +1,14 @@
 /** `switchyard report`: spend, requests, tokens and the premium-baseline saving, from the spend ledger. */
 import { existsSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { loadCatalog } from '../catalog/loadFile.js';
-import { FileLedger } from '../ledger/fileLedger.js';
-import { openSpendLedger } from '../ledger/open.js';
-import { REPORT_DIMENSIONS, type ReportDimension, reportCsv, reportTable } from '../ledger/report.js';
-import { type LedgerReport, reportOverFiles } from '../ledger/spendLedger.js';
-import { formatTable } from '../util/table.js';
-import { config, DEFAULT_ADDRESS, duration } from './shared.js';
-import { findStackRecord } from './stackRecord.js';
+import { loadCatalog } from '../../catalog/loadFile.js';
+import { FileLedger } from '../../ledger/fileLedger.js';
+import { openSpendLedger } from '../../ledger/open.js';
+import { REPORT_DIMENSIONS, type ReportDimension, reportCsv, reportTable } from '../../ledger/report.js';
+import { type LedgerReport, reportOverFiles } from '../../ledger/spendLedger.js';
+import { formatTable } from '../../util/table.js';
+import { config, DEFAULT_ADDRESS, duration } from '../shared.js';
+import { findStackRecord } from '../stackRecord.js';
 
 /** An instant: an ISO date or time (2026-12-01, 2026-12-01T08:00:00Z), or a duration ago (7d, 12h). */
 export function instant(name: string, now: () => number = Date.now) {
