@@ -3,40 +3,16 @@
  * id from the request id (re-submitting is idempotent), and returns typed results or failures.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  Client,
-  Connection,
-  isGrpcServiceError,
-  ServiceError,
-  type WorkflowExecutionInfo,
-  WithStartWorkflowOperation,
-  WorkflowExecutionAlreadyStartedError,
-  type WorkflowHandle,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-} from '@temporalio/client';
-import { type BudgetSettings, type BudgetStatus, type PeriodSummary, isWebhookUrl } from '../budget/book.js';
-import {
-  ADJUST_KEYS,
-  type AdjustInput,
-  adjustUpdate,
-  type BudgetEntityInput,
-  historyQuery,
-  reallocateUpdate,
-  reallocationPlanQuery,
-  reallocationsQuery,
-  resetUpdate,
-  settleUpdate,
-  stateQuery,
-  statusQuery,
-} from '../workflows/budget/contract.js';
+import { Client, Connection, isGrpcServiceError, ServiceError, type WorkflowExecutionInfo, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError } from '@temporalio/client';
+import { type BudgetSettings, type BudgetStatus, type PeriodSummary } from '../budget/book.js';
+import { type AdjustInput } from '../workflows/budget/contract.js';
 import type { ReallocationRecord } from '../budget/book.js';
 import type { ReallocationPlan } from '../budget/reallocation.js';
 import type { ControlSettings } from '../learning/routingControl.js';
 import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
 import { fileConfigSchema } from '../config/config.js';
 import { type FeedbackReceipt, LearningClient } from './learningClient.js';
-import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
+import { shardWorkflowId } from '../budget/shards.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { status } from '@grpc/grpc-js';
 import { RequestFailedError, toRequestFailed } from '../contracts/requestFailure.js';
@@ -44,6 +20,10 @@ import { type BatchEntry, countWait, runBatch, type RunBatchOptions } from '../b
 import type { BatchResultLine, BatchSummary } from '../batch/summary.js';
 
 export { RequestFailedError } from '../contracts/requestFailure.js';
+export { requestRunsQuery } from './runsQuery.js';
+import { requestRunsQuery } from './runsQuery.js';
+export { BudgetNotFoundError, type BudgetStatusView } from './budget.js';
+import { BudgetClient, type BudgetStatusView } from './budget.js';
 
 export interface RunSummary {
   readonly workflowId: string;
@@ -70,14 +50,6 @@ export interface RunInspection extends RunSummary {
 export interface RedriveReport {
   restarted: Array<{ workflowId: string; previousRunId: string; runId: string; previousCostNanos: number }>;
   skipped: Array<{ workflowId: string; runId: string; reason: string }>;
-}
-
-/** Request workflows on a task queue, narrowed by the user's visibility query and/or a default. */
-export function requestRunsQuery(taskQueue: string, user?: string, extra?: string): string {
-  const parts = [`WorkflowType = '${REQUEST_WORKFLOW_TYPE}'`, `TaskQueue = '${taskQueue.replace(/'/g, "\\'")}'`];
-  if (extra) parts.push(extra);
-  if (user && user.trim() !== '') parts.push(`(${user})`);
-  return parts.join(' AND ');
 }
 
 function runSummary(w: Omit<WorkflowExecutionInfo, 'raw'>): RunSummary {
@@ -107,7 +79,6 @@ import {
   type RequestFailureDetails,
   type RequestInput,
   type RequestResult,
-  REQUEST_WORKFLOW_TYPE,
   escalateSignal,
   LlmBatch,
   LlmCategory,
@@ -131,9 +102,7 @@ import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/hea
 import { connectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';
 import { billableActions } from '../temporal/billableActions.js';
 import { batchRun } from '../workflows/batch/batchRun.js';
-import { budgetEntity } from '../workflows/budget/budgetEntity.js';
 import { llmRequest } from '../workflows/request/llmRequest.js';
-import { entityTaskQueue } from '../workflows/taskQueues.js';
 
 export interface TemporalActionsSummary {
   readonly requests: number;
@@ -165,15 +134,6 @@ export interface SwitchyardClientOptions {
   /** Settings the task queue's routing entity starts with if a client message creates it (default: the configuration defaults). */
   readonly controlSettings?: ControlSettings;
 }
-
-export class BudgetNotFoundError extends Error {
-  override readonly name = 'BudgetNotFoundError';
-}
-
-/** A budget scope's status, and any of its entities that are not running (failed or terminated). */
-export type BudgetStatusView = BudgetStatus & {
-  readonly unavailable?: Array<{ workflowId: string; status: string; closeTime: string | null }>;
-};
 
 export interface StartOptions {
   /** Start a new run when the last run of this request id failed (see `redrive`). */
@@ -212,13 +172,42 @@ export class SwitchyardClient {
     readonly temporal: Client,
     private readonly connection: Connection,
     readonly taskQueue: string,
-    private readonly budgetDefaults: BudgetSettings | undefined,
-    private readonly budgetShards: number,
+    budgetDefaults: BudgetSettings | undefined,
+    budgetShards: number,
     /** Payloads are encrypted: memos carry no prompt text. */
     readonly encrypted = false,
     controlSettings: ControlSettings = controlSettingsFrom(fileConfigSchema.parse({})),
   ) {
     this.learning = new LearningClient(temporal, taskQueue, controlSettings);
+    this.budgets = new BudgetClient(temporal, taskQueue, budgetDefaults, budgetShards);
+  }
+
+  /** Budgets: status, settings, periods, reallocation, restore (client/budget.ts). */
+  readonly budgets: BudgetClient;
+
+  budgetStatus(scope = 'default'): Promise<BudgetStatusView> {
+    return this.budgets.budgetStatus(scope);
+  }
+  restoreBudget(scope = 'default'): ReturnType<BudgetClient['restoreBudget']> {
+    return this.budgets.restoreBudget(scope);
+  }
+  budgetHistory(scope = 'default'): Promise<PeriodSummary[]> {
+    return this.budgets.budgetHistory(scope);
+  }
+  setBudget(scope: string, change: AdjustInput): Promise<BudgetStatus> {
+    return this.budgets.setBudget(scope, change);
+  }
+  resetBudget(scope = 'default'): Promise<PeriodSummary> {
+    return this.budgets.resetBudget(scope);
+  }
+  reallocationPlan(scope = 'default'): Promise<ReallocationPlan[]> {
+    return this.budgets.reallocationPlan(scope);
+  }
+  reallocate(scope = 'default'): Promise<ReallocationRecord[]> {
+    return this.budgets.reallocate(scope);
+  }
+  reallocations(scope = 'default'): Promise<ReallocationRecord[]> {
+    return this.budgets.reallocations(scope);
   }
 
   /** Experiments, feedback, the routing policy's tuning and history, spend anomalies. */
@@ -229,180 +218,10 @@ export class SwitchyardClient {
     return this.learning.feedback(workflowId, score, opts);
   }
 
-  /** What a reallocation would move now, per shard of the scope (`budget realloc --dry-run`). */
-  async reallocationPlan(scope = 'default'): Promise<ReallocationPlan[]> {
-    const plans = await Promise.allSettled(this.shardHandles(scope).map((h) => h.query(reallocationPlanQuery)));
-    const found = plans.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
-    if (found.length === 0) throw new BudgetNotFoundError(`budget scope "${scope}" has no entity yet: it is created by the first request, or by \`switchyard budget set\``);
-    return found;
-  }
-
-  /** Reallocates now on every shard of the scope; each record lists its moves (none when nothing needed moving). */
-  async reallocate(scope = 'default'): Promise<ReallocationRecord[]> {
-    await this.reallocationPlan(scope);
-    return Promise.all(this.shardHandles(scope).map((h) => h.executeUpdate(reallocateUpdate))).catch((e: unknown) => {
-      if (e instanceof WorkflowUpdateFailedError) throw new Error(`reallocation refused: ${e.cause?.message ?? e.message}`);
-      // An entity run started by an older release has no reallocate handler until its next continue-as-new.
-      if (/No registered handler for update/i.test(String((e as Error).message ?? '')))
-        throw new Error(
-          `budget scope "${scope}" runs on an entity started by an older release, which cannot reallocate yet; it can after its next continue-as-new (\`budget realloc --dry-run\` works meanwhile)`,
-        );
-      throw e;
-    });
-  }
-
-  /** The reallocations applied to a scope (every shard), oldest first. */
-  async reallocations(scope = 'default'): Promise<ReallocationRecord[]> {
-    const results = await Promise.allSettled(this.shardHandles(scope).map((h) => h.query(reallocationsQuery)));
-    return results.flatMap((r) => (r.status === 'fulfilled' ? r.value : [])).sort((a, b) => a.at - b.at);
-  }
-
   static async connect(opts: SwitchyardClientOptions): Promise<SwitchyardClient> {
     const connection = await Connection.connect(connectionOptions(opts.address, opts.access));
     const client = new Client({ connection, namespace: opts.namespace ?? 'default', dataConverter: dataConverterFor(opts.access) });
     return new SwitchyardClient(client, connection, opts.taskQueue ?? 'switchyard', opts.budgetDefaults, Math.max(1, opts.budgetShards ?? 1), opts.access?.codec !== undefined, opts.controlSettings);
-  }
-
-  private shardHandles(scope: string) {
-    return Array.from({ length: this.budgetShards }, (_, k) => this.temporal.workflow.getHandle(shardWorkflowId(this.taskQueue, scope, k, this.budgetShards)));
-  }
-
-  /**
-   * The budget of a scope: period, total, spent, reserved, and each category (all shards). An
-   * entity that failed or was terminated still answers with its last state, and is listed in
-   * `unavailable`: it refuses reservations until `restoreBudget`.
-   */
-  async budgetStatus(scope = 'default'): Promise<BudgetStatusView> {
-    const handles = this.shardHandles(scope);
-    const results = await Promise.allSettled(handles.map((h) => h.query(statusQuery)));
-    const found: BudgetStatus[] = [];
-    for (const r of results) {
-      if (r.status === 'fulfilled') found.push(r.value);
-      else if (!(r.reason instanceof WorkflowNotFoundError)) throw r.reason;
-    }
-    if (found.length === 0) throw new BudgetNotFoundError(`budget scope "${scope}" has no entity yet: it is created by the first request, or by \`switchyard budget set\``);
-    const unavailable = [];
-    for (const h of handles) {
-      const d = await h.describe().catch((e: unknown) => {
-        if (e instanceof WorkflowNotFoundError) return undefined;
-        throw e;
-      });
-      if (d && d.status.name !== 'RUNNING') unavailable.push({ workflowId: h.workflowId, status: d.status.name, closeTime: d.closeTime?.toISOString() ?? null });
-    }
-    return { ...combineStatuses(found), ...(unavailable.length > 0 ? { unavailable } : {}) };
-  }
-
-  /**
-   * Brings back a scope's entities that failed or were terminated, each from its last state (spend,
-   * open reservations, history): a new run of the same workflow id. Running entities are left alone.
-   */
-  async restoreBudget(scope = 'default'): Promise<{
-    entities: Array<{ workflowId: string; was: string; restored: boolean; reason?: string }>;
-    settled: Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }>;
-  }> {
-    const out = [];
-    for (const [k, h] of this.shardHandles(scope).entries()) {
-      let d;
-      try {
-        d = await h.describe();
-      } catch (e) {
-        if (e instanceof WorkflowNotFoundError) {
-          out.push({ workflowId: h.workflowId, was: 'absent', restored: false, reason: 'no entity: it is created by the first request' });
-          continue;
-        }
-        throw e;
-      }
-      if (d.status.name === 'RUNNING') {
-        out.push({ workflowId: h.workflowId, was: 'RUNNING', restored: false, reason: 'running' });
-        continue;
-      }
-      // A closed run still answers queries (its history is replayed on a worker).
-      const book = await this.temporal.workflow.getHandle(h.workflowId, d.runId).query(stateQuery);
-      const n = this.budgetShards;
-      const input: BudgetEntityInput = { scope, settings: book.settings, book, ...(n > 1 ? { shard: { index: k, count: n } } : {}) };
-      await this.temporal.workflow.start(budgetEntity, { workflowId: h.workflowId, taskQueue: entityTaskQueue(this.taskQueue), args: [input], workflowIdReusePolicy: 'ALLOW_DUPLICATE' });
-      out.push({ workflowId: h.workflowId, was: d.status.name, restored: true });
-    }
-    return { entities: out, settled: await this.settleStranded(scope) };
-  }
-
-  /**
-   * Settlements that requests could not make while the scope's entity was down (their runs failed
-   * with `unsettled` spend): applied now, each once (by its sequence number; a second restore finds
-   * them duplicates).
-   */
-  private async settleStranded(scope: string): Promise<Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }>> {
-    const done = [];
-    for await (const w of this.temporal.workflow.list({ query: requestRunsQuery(this.taskQueue, undefined, "LlmOutcome = 'unsettled'") })) {
-      let details: RequestFailureDetails | undefined;
-      try {
-        await this.temporal.workflow.getHandle(w.workflowId, w.runId).result();
-      } catch (e) {
-        const f = toRequestFailed(e, w.workflowId);
-        if (f instanceof RequestFailedError) details = f.details;
-      }
-      for (const u of details?.unsettled ?? []) {
-        if (u.scope !== scope) continue;
-        const r = await this.temporal.workflow.getHandle(shardWorkflowId(this.taskQueue, scope, u.shard, this.budgetShards)).executeUpdate(settleUpdate, {
-          args: [{ reservationId: u.reservationId, category: u.category, costNanos: u.costNanos, ...(u.seq !== undefined ? { seq: u.seq } : {}) }],
-          updateId: `restore-settle:${u.reservationId}:${randomUUID()}`,
-        });
-        done.push({ workflowId: w.workflowId, reservationId: u.reservationId, costNanos: u.costNanos, duplicate: r.duplicate });
-      }
-    }
-    return done;
-  }
-
-  async budgetHistory(scope = 'default'): Promise<PeriodSummary[]> {
-    const results = await Promise.allSettled(this.shardHandles(scope).map((h) => h.query(historyQuery)));
-    return combineHistories(results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])));
-  }
-
-  /** Changes a scope's budget mid-period, creating it (every shard) with the defaults first if needed. */
-  async setBudget(scope: string, change: AdjustInput): Promise<BudgetStatus> {
-    const defaults = this.budgetDefaults;
-    if (!defaults) throw new Error('setBudget needs budgetDefaults in SwitchyardClient.connect options');
-    const problems = [
-      ...Object.keys(change)
-        .filter((k) => !(ADJUST_KEYS as readonly string[]).includes(k))
-        .map((k) => `${k}: not a budget setting (known: ${ADJUST_KEYS.join(', ')})`),
-      ...(typeof change.webhookUrl === 'string' && !isWebhookUrl(change.webhookUrl) ? [`webhookUrl: "${change.webhookUrl}" is not an http(s) URL such as https://hooks.example.com/budget`] : []),
-    ];
-    if (problems.length > 0) throw new ValidationError('budget change', problems);
-    const n = this.budgetShards;
-    const totals = change.totalNanos !== undefined ? shardTotals(change.totalNanos, n) : undefined;
-    const statuses = await Promise.all(
-      Array.from({ length: n }, async (_, k) => {
-        const start = new WithStartWorkflowOperation(budgetEntity, {
-          workflowId: shardWorkflowId(this.taskQueue, scope, k, n),
-          taskQueue: entityTaskQueue(this.taskQueue),
-          args: [{ scope, settings: settingsForShard(defaults, k, n), ...(n > 1 ? { shard: { index: k, count: n } } : {}) }],
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          // Never replace a failed or terminated entity with an empty one (its spend would be lost).
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        });
-        try {
-          return await this.temporal.workflow.executeUpdateWithStart(adjustUpdate, { args: [{ ...change, ...(totals ? { totalNanos: totals[k] } : {}) }], startWorkflowOperation: start });
-        } catch (e) {
-          if (e instanceof WorkflowUpdateFailedError) throw new Error(`budget change rejected: ${e.cause?.message ?? e.message}`);
-          if (e instanceof WorkflowExecutionAlreadyStartedError) {
-            throw new Error(
-              `budget entity ${shardWorkflowId(this.taskQueue, scope, k, n)} of scope "${scope}" is not running (failed or terminated): restore it first with \`switchyard budget restore --scope ${scope}\``,
-            );
-          }
-          throw e;
-        }
-      }),
-    );
-    return combineStatuses(statuses);
-  }
-
-  /** Closes the current period now on every shard (summaries are kept) and starts from zero. */
-  async resetBudget(scope = 'default'): Promise<PeriodSummary> {
-    const parts = await Promise.all(this.shardHandles(scope).map((h) => h.executeUpdate(resetUpdate)));
-    const [merged] = combineHistories(parts.map((p) => [p]));
-    if (!merged) throw new BudgetNotFoundError(`budget scope "${scope}" has no entity`);
-    return merged;
   }
 
   /** The input a workflow run was started with (the first event of its history). */
