@@ -16,7 +16,7 @@ import { shardWorkflowId } from '../budget/shards.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { status } from '@grpc/grpc-js';
 import { RequestFailedError, toRequestFailed } from '../contracts/requestFailure.js';
-import { type BatchEntry, countWait, runBatch, type RunBatchOptions } from '../batch/runBatch.js';
+import { type BatchEntry, runBatch, type RunBatchOptions } from '../batch/runBatch.js';
 import type { BatchResultLine, BatchSummary } from '../batch/summary.js';
 
 export { RequestFailedError } from '../contracts/requestFailure.js';
@@ -24,6 +24,8 @@ export { requestRunsQuery } from './runsQuery.js';
 import { requestRunsQuery } from './runsQuery.js';
 export { BudgetNotFoundError, type BudgetStatusView } from './budget.js';
 import { BudgetClient, type BudgetStatusView } from './budget.js';
+import { BatchClient } from './batch.js';
+import { startInput } from './startInput.js';
 
 export interface RunSummary {
   readonly workflowId: string;
@@ -95,13 +97,11 @@ import {
   workflowIdFor,
 } from '../workflows/request/contract.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
-import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batch/contract.js';
-import { readBatchFile } from '../batch/inputFile.js';
+import { type BatchRunInput, type BatchRunStatus } from '../workflows/batch/contract.js';
 import { instructionOf } from '../workflows/conversation.js';
 import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/health/contract.js';
 import { connectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';
 import { billableActions } from '../temporal/billableActions.js';
-import { batchRun } from '../workflows/batch/batchRun.js';
 import { llmRequest } from '../workflows/request/llmRequest.js';
 
 export interface TemporalActionsSummary {
@@ -180,6 +180,26 @@ export class SwitchyardClient {
   ) {
     this.learning = new LearningClient(temporal, taskQueue, controlSettings);
     this.budgets = new BudgetClient(temporal, taskQueue, budgetDefaults, budgetShards);
+    this.batches = new BatchClient(temporal, taskQueue, encrypted, this);
+  }
+
+  /** Detached batches (the batchRun workflow): start, status, results, list (client/batch.ts). */
+  readonly batches: BatchClient;
+
+  startBatch(input: BatchRunInput): Promise<string> {
+    return this.batches.startBatch(input);
+  }
+  batchExists(batchId: string): Promise<boolean> {
+    return this.batches.batchExists(batchId);
+  }
+  batchStatus(batchId: string, opts: { sampleWaits?: boolean } = {}): Promise<BatchRunStatus> {
+    return this.batches.batchStatus(batchId, opts);
+  }
+  batchResults(...args: Parameters<BatchClient['batchResults']>): Promise<BatchSummary> {
+    return this.batches.batchResults(...args);
+  }
+  listBatches(limit = 50): ReturnType<BatchClient['listBatches']> {
+    return this.batches.listBatches(limit);
   }
 
   /** Budgets: status, settings, periods, reallocation, restore (client/budget.ts). */
@@ -225,13 +245,6 @@ export class SwitchyardClient {
   }
 
   /** The input a workflow run was started with (the first event of its history). */
-  private async startInput<T>(workflowId: string, runId?: string): Promise<T> {
-    const history = await this.temporal.workflow.getHandle(workflowId, runId).fetchHistory();
-    const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    if (!payload) throw new Error(`cannot read the input of ${workflowId}`);
-    return defaultPayloadConverter.fromPayload<T>(payload);
-  }
-
   /** Validates and starts a request; an already-started request id returns the existing run. */
   async start(input: RequestInput, opts: StartOptions = {}): Promise<WorkflowHandle> {
     return (await this.submit(input, opts)).handle;
@@ -330,7 +343,7 @@ export class SwitchyardClient {
       await handle.signal(escalateSignal, { ...(opts.model ? { model: opts.model } : {}), ...(opts.reason ? { reason: opts.reason } : {}) });
       return { action: 'signalled', workflowId };
     }
-    const input = await this.startInput<RequestInput>(workflowId);
+    const input = await startInput<RequestInput>(this.temporal, workflowId);
     const tier = desc.typedSearchAttributes.get(LlmTier) as Tier | undefined;
     const up = tier ? TIERS[Math.min(TIERS.length - 1, TIERS.indexOf(tier) + 1)] : undefined;
     const { requestId: _r, model: _m, minTier: _t, ...rest } = input;
@@ -350,84 +363,6 @@ export class SwitchyardClient {
     return { action: 'restarted', workflowId: next.workflowId };
   }
 
-  /** Starts a server-side batch workflow (see `prepareDetachedBatch`); returns its workflow id. */
-  async startBatch(input: BatchRunInput): Promise<string> {
-    const workflowId = batchWorkflowId(input.batchId);
-    try {
-      await this.temporal.workflow.start(batchRun, {
-        taskQueue: this.taskQueue,
-        workflowId,
-        args: [this.encrypted ? { ...input, redactTitles: true } : input],
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        memo: { title: `batch of ${input.source.lines} from ${input.source.originalName}`, category: input.category ?? 'mixed' },
-      });
-    } catch (e) {
-      if (e instanceof WorkflowExecutionAlreadyStartedError) throw new Error(`batch "${input.batchId}" already exists: see \`switchyard batch status ${input.batchId}\`, or pass another --batch-id`);
-      throw e;
-    }
-    return workflowId;
-  }
-
-  /** Whether a server-side batch of this id was ever started (any run, open or closed). */
-  async batchExists(batchId: string): Promise<boolean> {
-    try {
-      await this.temporal.workflow.getHandle(batchWorkflowId(batchId)).describe();
-      return true;
-    } catch (e) {
-      if (e instanceof WorkflowNotFoundError) return false;
-      throw e;
-    }
-  }
-
-  /**
-   * A server-side batch's progress and summary (running or finished). With `sampleWaits`, what its
-   * in-flight requests wait on (a query to each of up to 50 of them: for people, not for polling loops).
-   */
-  async batchStatus(batchId: string, opts: { sampleWaits?: boolean } = {}): Promise<BatchRunStatus> {
-    const handle = this.temporal.workflow.getHandle(batchWorkflowId(batchId));
-    let desc;
-    try {
-      desc = await handle.describe();
-    } catch (e) {
-      if (e instanceof WorkflowNotFoundError) throw new Error(`no batch "${batchId}": list batches with \`switchyard runs list --batches\``);
-      throw e;
-    }
-    if (desc.status.name === 'COMPLETED') return (await handle.result()) as BatchRunStatus;
-    if (desc.status.name === 'RUNNING') {
-      const st = await handle.query(batchStatusQuery);
-      if (!opts.sampleWaits) return st;
-      const waiting: NonNullable<BatchRunStatus['waiting']> = {};
-      await Promise.all(
-        (st.inFlightIds ?? []).slice(0, 50).map(async (id) => {
-          const w = (
-            await this.temporal.workflow
-              .getHandle(id)
-              .query(traceQuery)
-              .catch(() => undefined)
-          )?.waiting;
-          if (w) countWait(waiting, w);
-        }),
-      );
-      return Object.keys(waiting).length > 0 ? { ...st, waiting } : st;
-    }
-    throw new Error(`batch "${batchId}" ended ${desc.status.name.toLowerCase()}; its requests' results can still be collected with \`switchyard batch results ${batchId}\``);
-  }
-
-  /**
-   * A server-side batch's results in input order, read from each request workflow (the batch input
-   * copy gives the ids and their order).
-   */
-  async batchResults(batchId: string, opts: { concurrency?: number; onResult?: (r: BatchResultLine) => void | Promise<void>; onProgress?: RunBatchOptions['onProgress'] } = {}): Promise<BatchSummary> {
-    const input = await this.startInput<BatchRunInput>(batchWorkflowId(batchId));
-    return runBatch(this, readBatchFile(input.source.path, { category: input.category, feature: input.feature }), {
-      concurrency: opts.concurrency ?? 32,
-      total: input.source.lines,
-      collectOnly: true,
-      ...(opts.onResult ? { onResult: opts.onResult } : {}),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-    });
-  }
-
   /** Request runs on this task queue, newest first, optionally narrowed by a visibility query. */
   async listRuns(opts: { query?: string; limit?: number } = {}): Promise<RunSummary[]> {
     const query = requestRunsQuery(this.taskQueue, opts.query);
@@ -435,23 +370,6 @@ export class SwitchyardClient {
     for await (const w of this.temporal.workflow.list({ query, pageSize: Math.min(opts.limit ?? 50, 1000) })) {
       out.push(runSummary(w));
       if (out.length >= (opts.limit ?? 50)) break;
-    }
-    return out;
-  }
-
-  /** Server-side batches on this task queue, newest first (one row per batch, not per run). */
-  async listBatches(limit = 50): Promise<Array<{ batchId: string; workflowId: string; status: string; startTime: string; title: string | null }>> {
-    const query = `WorkflowType = 'batchRun' AND TaskQueue = '${this.taskQueue.replace(/'/g, "\\'")}' AND ExecutionStatus != 'ContinuedAsNew'`;
-    const out = [];
-    for await (const w of this.temporal.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
-      out.push({
-        batchId: w.workflowId.replace(/^batch-/, ''),
-        workflowId: w.workflowId,
-        status: w.status.name,
-        startTime: w.startTime.toISOString(),
-        title: ((w.memo ?? {}) as { title?: string }).title ?? null,
-      });
-      if (out.length >= limit) break;
     }
     return out;
   }
@@ -493,7 +411,7 @@ export class SwitchyardClient {
       }
       let input: RequestInput;
       try {
-        input = await this.startInput<RequestInput>(w.workflowId, w.runId);
+        input = await startInput<RequestInput>(this.temporal, w.workflowId, w.runId);
       } catch {
         report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'cannot read its input' });
         continue;
