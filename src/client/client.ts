@@ -3,7 +3,7 @@
  * id from the request id (re-submitting is idempotent), and returns typed results or failures.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, isGrpcServiceError, ServiceError, type WorkflowExecutionInfo, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, Connection, isGrpcServiceError, ServiceError, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError } from '@temporalio/client';
 import { type BudgetSettings, type BudgetStatus, type PeriodSummary } from '../budget/book.js';
 import { type AdjustInput } from '../workflows/budget/contract.js';
 import type { ReallocationRecord } from '../budget/book.js';
@@ -15,87 +15,24 @@ import { type FeedbackReceipt, LearningClient } from './learningClient.js';
 import { shardWorkflowId } from '../budget/shards.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { status } from '@grpc/grpc-js';
-import { RequestFailedError, toRequestFailed } from '../contracts/requestFailure.js';
+import { toRequestFailed } from '../contracts/requestFailure.js';
 import { type BatchEntry, runBatch, type RunBatchOptions } from '../batch/runBatch.js';
 import type { BatchResultLine, BatchSummary } from '../batch/summary.js';
 
 export { RequestFailedError } from '../contracts/requestFailure.js';
 export { requestRunsQuery } from './runsQuery.js';
-import { requestRunsQuery } from './runsQuery.js';
 export { BudgetNotFoundError, type BudgetStatusView } from './budget.js';
 import { BudgetClient, type BudgetStatusView } from './budget.js';
 import { BatchClient } from './batch.js';
-import { startInput } from './startInput.js';
+import { type RedriveReport, type RunInspection, RunsClient, type RunSummary } from './runs.js';
+export type { RedriveReport, RunInspection, RunSummary } from './runs.js';
+import { startInput, type StartOptions } from './startInput.js';
+export type { StartOptions } from './startInput.js';
 
-export interface RunSummary {
-  readonly workflowId: string;
-  readonly runId: string;
-  readonly status: string;
-  readonly startTime: string;
-  readonly closeTime: string | null;
-  readonly title: string | null;
-  readonly category: string | null;
-  readonly tier: string | null;
-  readonly model: string | null;
-  readonly outcome: string | null;
-  readonly costNanos: number | null;
-  readonly batchId: string | null;
-  readonly redriveOf: string | null;
-}
-
-export interface RunInspection extends RunSummary {
-  readonly result?: RequestResult;
-  readonly failure?: { type: string; message: string; details?: RequestFailureDetails };
-  readonly trace?: RequestTrace;
-}
-
-export interface RedriveReport {
-  restarted: Array<{ workflowId: string; previousRunId: string; runId: string; previousCostNanos: number }>;
-  skipped: Array<{ workflowId: string; runId: string; reason: string }>;
-}
-
-function runSummary(w: Omit<WorkflowExecutionInfo, 'raw'>): RunSummary {
-  const memo = (w.memo ?? {}) as Partial<RequestMemo>;
-  const sa = w.typedSearchAttributes;
-  const cost = sa.get(LlmCostNanos);
-  return {
-    workflowId: w.workflowId,
-    runId: w.runId,
-    status: w.status.name,
-    startTime: w.startTime.toISOString(),
-    closeTime: w.closeTime ? w.closeTime.toISOString() : null,
-    title: memo.title ?? null,
-    category: sa.get(LlmCategory) ?? memo.category ?? null,
-    tier: sa.get(LlmTier) ?? null,
-    model: sa.get(LlmModel) ?? null,
-    outcome: sa.get(LlmOutcome) ?? null,
-    costNanos: cost === undefined ? null : Number(cost),
-    batchId: sa.get(LlmBatch) ?? memo.batchId ?? null,
-    redriveOf: memo.redriveOf ?? null,
-  };
-}
 import { type Tier, TIERS } from '../catalog/schema.js';
 import { parseOrThrow, ValidationError } from '../util/validation.js';
 import { schemaError } from '../quality/checks.js';
-import {
-  type RequestFailureDetails,
-  type RequestInput,
-  type RequestResult,
-  escalateSignal,
-  LlmBatch,
-  LlmCategory,
-  LlmCostNanos,
-  LlmFeature,
-  LlmModel,
-  LlmOutcome,
-  LlmTier,
-  type RequestTrace,
-  traceQuery,
-  type RequestMemo,
-  requestMemo,
-  UNSPECIFIED_FEATURE,
-  workflowIdFor,
-} from '../workflows/request/contract.js';
+import { type RequestInput, type RequestResult, escalateSignal, LlmBatch, LlmCategory, LlmFeature, LlmTier, requestMemo, UNSPECIFIED_FEATURE, workflowIdFor } from '../workflows/request/contract.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
 import { type BatchRunInput, type BatchRunStatus } from '../workflows/batch/contract.js';
 import { instructionOf } from '../workflows/conversation.js';
@@ -135,15 +72,6 @@ export interface SwitchyardClientOptions {
   readonly controlSettings?: ControlSettings;
 }
 
-export interface StartOptions {
-  /** Start a new run when the last run of this request id failed (see `redrive`). */
-  readonly redrive?: boolean;
-  /** Recorded in the memo and as LlmBatch: the batch this request belongs to and its input line. */
-  readonly batch?: { batchId: string; line?: number };
-  /** Recorded in the memo of a re-driven run: the failed run it replaces. */
-  readonly redriveOf?: string;
-}
-
 export { workflowIdFor } from '../workflows/request/contract.js';
 
 /** How long `ask` and `result` wait for an unreachable Temporal server before giving up. */
@@ -181,6 +109,20 @@ export class SwitchyardClient {
     this.learning = new LearningClient(temporal, taskQueue, controlSettings);
     this.budgets = new BudgetClient(temporal, taskQueue, budgetDefaults, budgetShards);
     this.batches = new BatchClient(temporal, taskQueue, encrypted, this);
+    this.runs = new RunsClient(temporal, taskQueue, this);
+  }
+
+  /** Finding, inspecting and re-driving request runs (client/runs.ts). */
+  readonly runs: RunsClient;
+
+  listRuns(...args: Parameters<RunsClient['listRuns']>): Promise<RunSummary[]> {
+    return this.runs.listRuns(...args);
+  }
+  inspect(workflowId: string, runId?: string): Promise<RunInspection> {
+    return this.runs.inspect(workflowId, runId);
+  }
+  redrive(...args: Parameters<RunsClient['redrive']>): Promise<RedriveReport> {
+    return this.runs.redrive(...args);
   }
 
   /** Detached batches (the batchRun workflow): start, status, results, list (client/batch.ts). */
@@ -361,80 +303,6 @@ export class SwitchyardClient {
     }
     const next = await this.start({ ...rest, requestId: `${input.requestId ?? workflowId}-esc${k}`, ...(opts.model ? { model: opts.model } : up ? { minTier: up } : {}) });
     return { action: 'restarted', workflowId: next.workflowId };
-  }
-
-  /** Request runs on this task queue, newest first, optionally narrowed by a visibility query. */
-  async listRuns(opts: { query?: string; limit?: number } = {}): Promise<RunSummary[]> {
-    const query = requestRunsQuery(this.taskQueue, opts.query);
-    const out: RunSummary[] = [];
-    for await (const w of this.temporal.workflow.list({ query, pageSize: Math.min(opts.limit ?? 50, 1000) })) {
-      out.push(runSummary(w));
-      if (out.length >= (opts.limit ?? 50)) break;
-    }
-    return out;
-  }
-
-  /** Everything known about one request run: status, memo, and its trace (result, failure or progress). */
-  async inspect(workflowId: string, runId?: string): Promise<RunInspection> {
-    const handle = this.temporal.workflow.getHandle(workflowId, runId);
-    const desc = await handle.describe();
-    const summary = runSummary(desc);
-    if (desc.status.name === 'COMPLETED') return { ...summary, result: (await handle.result()) as RequestResult };
-    if (desc.status.name === 'RUNNING') return { ...summary, trace: await handle.query(traceQuery) };
-    try {
-      await handle.result();
-    } catch (e) {
-      const f = toRequestFailed(e, workflowId);
-      if (f instanceof RequestFailedError) return { ...summary, failure: { type: f.failureType ?? desc.status.name, message: f.message, ...(f.details ? { details: f.details } : {}) } };
-      return { ...summary, failure: { type: desc.status.name, message: (f as Error).message } };
-    }
-    return summary;
-  }
-
-  /**
-   * Starts a new run of each failed request the query matches (same request id, same input). The
-   * new run's reservations are scoped to it, so what the failed run already settled is neither
-   * charged again nor lost. A request whose latest run has since completed is skipped.
-   */
-  async redrive(opts: { query?: string; limit?: number; dryRun?: boolean } = {}): Promise<RedriveReport> {
-    const query = requestRunsQuery(this.taskQueue, opts.query, "ExecutionStatus = 'Failed'");
-    const report: RedriveReport = { restarted: [], skipped: [] };
-    const seen = new Set<string>();
-    for await (const w of this.temporal.workflow.list({ query })) {
-      if (seen.has(w.workflowId)) continue;
-      seen.add(w.workflowId);
-      if (report.restarted.length >= (opts.limit ?? 1000)) break;
-      const latest = await this.temporal.workflow.getHandle(w.workflowId).describe();
-      if (latest.runId !== w.runId) {
-        report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: `a later run (${latest.runId}) exists: ${latest.status.name.toLowerCase()}` });
-        continue;
-      }
-      let input: RequestInput;
-      try {
-        input = await startInput<RequestInput>(this.temporal, w.workflowId, w.runId);
-      } catch {
-        report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'cannot read its input' });
-        continue;
-      }
-      const requestId = input.requestId ?? (w.workflowId.startsWith('llm-') ? w.workflowId.slice(4) : undefined);
-      if (requestId === undefined || workflowIdFor(requestId) !== w.workflowId) {
-        report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'not started by Switchyard (no request id matching its workflow id)' });
-        continue;
-      }
-      const previousCostNanos = Number(w.typedSearchAttributes.get(LlmCostNanos) ?? 0);
-      if (opts.dryRun) {
-        report.restarted.push({ workflowId: w.workflowId, previousRunId: w.runId, runId: '(dry run)', previousCostNanos });
-        continue;
-      }
-      const memo = (w.memo ?? {}) as Partial<RequestMemo>;
-      const { runId, existing } = await this.submit(
-        { ...input, requestId },
-        { redrive: true, redriveOf: w.runId, ...(memo.batchId ? { batch: { batchId: memo.batchId, ...(memo.line !== undefined ? { line: memo.line } : {}) } } : {}) },
-      );
-      if (existing) report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'a newer run started meanwhile' });
-      else report.restarted.push({ workflowId: w.workflowId, previousRunId: w.runId, runId: runId ?? '', previousCostNanos });
-    }
-    return report;
   }
 
   /** Circuit breakers per model, with their state computed now. */

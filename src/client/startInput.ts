@@ -8,3 +8,13 @@ export async function startInput<T>(temporal: Client, workflowId: string, runId?
   if (!payload) throw new Error(`cannot read the input of ${workflowId}`);
   return defaultPayloadConverter.fromPayload<T>(payload);
 }
+
+/** How a request is started (SwitchyardClient.start and submit). */
+export interface StartOptions {
+  /** Start a new run when the last run of this request id failed (see `redrive`). */
+  readonly redrive?: boolean;
+  /** Recorded in the memo and as LlmBatch: the batch this request belongs to and its input line. */
+  readonly batch?: { batchId: string; line?: number };
+  /** Recorded in the memo of a re-driven run: the failed run it replaces. */
+  readonly redriveOf?: string;
+}
