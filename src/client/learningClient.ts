@@ -98,11 +98,21 @@ export class LearningClient {
     } catch (e) {
       // Refused (another create took the last place meanwhile), or no answer (a timeout after the
       // routing entity took it): the experiment must not run unregistered, and routing must not
-      // keep assigning traffic to an experiment that no longer runs.
-      await this.experimentHandle(spec.name)
-        .terminate(`not registered with routing: ${(e as Error).message}`)
-        .catch(() => undefined);
-      await registerExperiment(this.temporal, this.taskQueue, this.settings, { ended: { name: spec.name } }).catch(() => undefined);
+      // keep assigning traffic to an experiment that no longer runs. The entity's own stop sends its
+      // `ended` on the same chain as its own `started` (which may still be on its way), so routing
+      // sees them in that order; an entity that cannot stop (it failed: routing refused it) is
+      // terminated, and routing told directly.
+      const h = this.experimentHandle(spec.name);
+      const stopped = await this.temporal
+        .withDeadline(Date.now() + 30_000, () => h.executeUpdate(stopUpdate))
+        .then(
+          () => true,
+          () => false,
+        );
+      if (!stopped) {
+        await h.terminate(`not registered with routing: ${(e as Error).message}`).catch(() => undefined);
+        await registerExperiment(this.temporal, this.taskQueue, this.settings, { ended: { name: spec.name } }).catch(() => undefined);
+      }
       if (e instanceof WorkflowUpdateFailedError) throw new ValidationError('experiment', [e.cause?.message ?? e.message]);
       throw e;
     }

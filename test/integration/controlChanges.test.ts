@@ -102,22 +102,39 @@ describe('a control change is in force when its command returns', () => {
       },
     });
     const learning = new LearningClient(lossy, stack.config.taskQueue, controlSettingsFrom(stack.config));
-    await expect(
-      learning.createExperiment({
-        name,
-        arms: [
-          { name: 'a', weight: 0.5, model: 'gpt-4o-mini' },
-          { name: 'b', weight: 0.5, model: 'claude-3-5-haiku' },
-        ],
-        filter: { category: 'batch' },
-        minSamples: 1_000,
-        confidence: 0.95,
-      }),
-    ).rejects.toThrow(/answer was lost/);
-    expect((await stack.client.temporal.workflow.getHandle(experimentWorkflowId(stack.config.taskQueue, name)).describe()).status.name).toBe('TERMINATED');
-    // Routing does not keep assigning traffic to it.
-    expect((await stack.client.learning.policy()).experiments.map((e) => e.name)).not.toContain(name);
-    const r = await stack.client.ask({ requestId: rid('lost'), unit: 'u-lost', category: 'batch', prompt: 'Name a colour.' });
-    expect(r.learning?.experiment).toBeUndefined();
+    // The entity's own registration is slow: it lands after the client has given up (the race the
+    // client must not lose: a late `started` must not re-register a stopped experiment).
+    await stack.restartWorker((real) => ({
+      notifyRouting: async (input: Parameters<typeof real.notifyRouting>[0]) => {
+        if (input.started?.name === name) await new Promise((r) => setTimeout(r, 1_500));
+        return real.notifyRouting(input);
+      },
+    }));
+    try {
+      await expect(
+        learning.createExperiment({
+          name,
+          arms: [
+            { name: 'a', weight: 0.5, model: 'gpt-4o-mini' },
+            { name: 'b', weight: 0.5, model: 'claude-3-5-haiku' },
+          ],
+          filter: { category: 'batch' },
+          minSamples: 1_000,
+          confidence: 0.95,
+        }),
+      ).rejects.toThrow(/answer was lost/);
+      // Stopped (its own `ended` after its own `started`), not left running.
+      expect((await stack.client.temporal.workflow.getHandle(experimentWorkflowId(stack.config.taskQueue, name)).describe()).status.name).not.toBe('RUNNING');
+      expect((await stack.client.learning.experimentStatus(name)).state).toBe('stopped');
+      // Routing does not keep assigning traffic to it.
+      expect((await stack.client.learning.policy()).experiments.map((e) => e.name)).not.toContain(name);
+      // Still not, once the entity's slow `started` has had time to land.
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect((await stack.client.learning.policy()).experiments.map((e) => e.name)).not.toContain(name);
+      const r = await stack.client.ask({ requestId: rid('lost'), unit: 'u-lost', category: 'batch', prompt: 'Name a colour.' });
+      expect(r.learning?.experiment).toBeUndefined();
+    } finally {
+      await stack.restartWorker();
+    }
   });
 });
