@@ -14,7 +14,7 @@
 const PURE = '^src/(util/(bytes|names|table|validation)\\.ts|catalog/(schema|catalog|pricing|defaultCatalog|tiers)\\.ts|ledger/entry\\.ts|routing/|budget/|learning/[^/]+\\.ts$|quality/)';
 // Workflow-side modules anyone may import: the contracts, and the small shared modules workflows
 // and their callers agree on (ids, task queues, limits, conversation shapes, sinks, alerts, messages).
-const WORKFLOW_CONTRACTS = '^src/workflows/([^/]+/contract|request/limits|request/failure|taskQueues|conversation|sinks|alerts|patches)\\.ts$';
+const WORKFLOW_CONTRACTS = '^src/workflows/([^/]+/contract|request/activities|request/limits|request/failure|taskQueues|conversation|sinks|alerts|patches)\\.ts$';
 const WORKFLOW_IMPL = '^src/workflows/';
 
 module.exports = {

@@ -8,7 +8,6 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type Client, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Alert, BudgetSettings, ReserveResult, SettleResult } from '../budget/book.js';
-import type { Usage } from '../catalog/pricing.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { LedgerEntry } from '../ledger/fileLedger.js';
 import { LEDGER_OUTBOX_TYPE, type LedgerOutboxWorkflow, ledgerOutboxWorkflowId, type LedgerOutboxInput } from '../workflows/ledger/contract.js';
@@ -30,6 +29,8 @@ import { BudgetBatcher, type SendBatch } from './budgetBatcher.js';
 import { settingsForShard, shardOrder, shardWorkflowId } from '../budget/shards.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
 import { UNSPECIFIED_FEATURE } from '../workflows/request/contract.js';
+import type { ReserveInput, ShardedReserveResult, RecordSpendInput } from '../workflows/request/activities.js';
+export type { ReserveInput, ShardedReserveResult, RecordSpendInput } from '../workflows/request/activities.js';
 
 export interface BudgetDeps {
   readonly temporal: Client;
@@ -45,38 +46,6 @@ export interface BudgetDeps {
   readonly metrics?: SwitchyardMetrics | undefined;
   /** Shared by every activity of the worker (one is made when absent). */
   readonly batcher?: BudgetBatcher;
-}
-
-export interface ReserveInput {
-  readonly scope: string;
-  readonly reservationId: string;
-  readonly category: string;
-  readonly amountNanos: number;
-  readonly workflowId: string;
-  readonly force?: boolean;
-}
-
-export type ShardedReserveResult = ReserveResult & { readonly shard: number };
-
-export interface RecordSpendInput {
-  readonly scope: string;
-  /** The shard that granted the reservation. */
-  readonly shard: number;
-  readonly workflowId: string;
-  readonly attemptId: string;
-  readonly reservationId: string;
-  readonly model: string;
-  readonly category: string;
-  readonly usage: Usage;
-  readonly costNanos: number;
-  /** The sequence number the reservation was granted with. */
-  readonly seq?: number | undefined;
-  /** The request's feature (absent in runs started before features: "unspecified"). */
-  readonly feature?: string | undefined;
-  /** How long the provider took to answer. */
-  readonly latencyMs?: number | undefined;
-  /** What the same usage would have cost on the premium baseline model (reports' saving). */
-  readonly baselineNanos?: number | undefined;
 }
 
 function unwrapUpdateFailure(e: unknown): never {

@@ -62,6 +62,7 @@ export interface ActivityDeps extends BudgetDeps {
 
 export type { CallModelInput, CallModelOutput, RouteLearning, RouteSelection, SelectInput, SelectOutput } from './types.js';
 import type { CallModelInput, CallModelOutput, RouteLearning, RouteSelection, SelectInput, SelectOutput } from './types.js';
+import type { RequestActivities } from '../workflows/request/activities.js';
 
 function unavailable(message: string): ApplicationFailure {
   return ApplicationFailure.create({ message, type: 'unavailable', nonRetryable: true, details: [{ kind: 'unavailable', message }] });
@@ -375,6 +376,10 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/** The request workflow's activity contract (workflows/request/activities.ts) is implemented by these. */
+const requestImplemented = (a: Activities): RequestActivities => a;
+void requestImplemented;
 
 /** The alert activities the entities declare (workflows/alerts.ts) are these: checked here, where both are in view. */
 const alertsImplemented = (a: Activities): AlertActivities => a;

@@ -24,6 +24,8 @@ import type { ProviderErrorInfo } from '../providers/errors.js';
 import type { CallModelInput, CallModelOutput, RouteSelection, SelectInput } from './types.js';
 import type { ReserveInput, ShardedReserveResult } from './budget.js';
 import type { AttemptFailure } from '../workflows/request/failure.js';
+import type { RouteInput, Routed, PaidCallInput, PaidCallOutcome, PaidCallOutput } from '../workflows/request/activities.js';
+export type { RouteInput, RequestConstraints, Routed, PaidCallInput, PaidCallOutcome, PaidCallOutput } from '../workflows/request/activities.js';
 
 /** The activities the paid call is made of (the worker's, or a test's overrides of them). */
 export interface PaidCallParts {
@@ -34,49 +36,6 @@ export interface PaidCallParts {
   callModel(input: CallModelInput): Promise<CallModelOutput>;
   reserveBudget(input: ReserveInput): Promise<ShardedReserveResult>;
   releaseBudget(input: { scope: string; shard: number; reservationId: string }): Promise<boolean>;
-}
-
-/** The request as started (validated here), or the run whose start input holds it (large requests). */
-export interface RouteInput {
-  readonly start: { readonly request: unknown } | { readonly run: { readonly workflowId: string; readonly runId: string } };
-}
-
-/** A request's fields without its text (what the workflow needs once the input is validated). */
-export type RequestConstraints = Omit<ValidRequest, 'prompt' | 'messages' | 'system' | 'context'>;
-
-export interface Routed {
-  readonly classification: Classification;
-  readonly selection: RouteSelection;
-  /** The validated request, without its text (the workflow has that). */
-  readonly request: RequestConstraints;
-}
-
-export interface PaidCallInput {
-  /** Route first and pay for the chain's first model (the request's first attempt). */
-  readonly route?: RouteInput;
-  /** Else: the model to pay for, with what to reserve for it. */
-  readonly model?: { readonly name: string; readonly maxOutputTokens: number; readonly reserveNanos: number };
-  /** What to send: everything of CallModelInput but the model and its output budget. */
-  readonly call: Omit<CallModelInput, 'model' | 'maxOutputTokens'>;
-  /** Scope and category: from the validated request when routing here. */
-  readonly budget: { readonly scope?: string; readonly category?: string; readonly reservationId: string; readonly force: boolean };
-  /** Temporal's attempts for this activity: a worker bug on the last one is reported, not thrown. */
-  readonly maxAttempts: number;
-  /** The request's attempt on this model (1-based; default 1), for the retry verdict. */
-  readonly attempt?: number;
-}
-
-export type PaidCallOutcome =
-  | { readonly kind: 'answered'; readonly out: CallModelOutput; readonly shard: number; readonly seq?: number | undefined }
-  | { readonly kind: 'denied'; readonly grant: ShardedReserveResult & { granted: false } }
-  /** A provider's failure, with the worker's verdict on it (absent in runs recorded before verdicts). */
-  | { readonly kind: 'failed'; readonly failure: AttemptFailure; readonly verdict?: RetryVerdict };
-
-export interface PaidCallOutput {
-  readonly routed?: Routed;
-  /** The model paid for (the chain's first when routed here). */
-  readonly model: string;
-  readonly outcome: PaidCallOutcome;
 }
 
 type CallText = Omit<CallModelInput, 'model' | 'maxOutputTokens'>;

@@ -5,8 +5,7 @@
  * judge, escalating a tier when they fail), and an operator's escalation.
  */
 import { isCancellation, log, proxyLocalActivities } from '@temporalio/workflow';
-import type { Activities, CallModelOutput } from '../../activities/index.js';
-import type { PaidCallOutcome } from '../../activities/paidCall.js';
+import type { CallModelOutput, PaidCallOutcome, RequestActivities } from './activities.js';
 import { decideAfterFailure, type FailureFacts, type RetryVerdict } from '../../routing/retryDecision.js';
 import type { Candidate } from '../../routing/router.js';
 import { own } from '../../util/names.js';
@@ -18,7 +17,7 @@ import { type Leg, pay } from './paidCall.js';
 import { reroute } from './reroute.js';
 import { type RequestState, tierAbove } from './state.js';
 
-const { checkQuality, retryVerdict } = proxyLocalActivities<Activities>({
+const { checkQuality, retryVerdict } = proxyLocalActivities<RequestActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });

@@ -20,8 +20,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, CallModelOutput, SelectOutput } from '../../activities/index.js';
-import type { ShardedReserveResult } from '../../activities/budget.js';
+import type { CallModelOutput, RequestActivities, SelectOutput, ShardedReserveResult } from './activities.js';
 import type { ProviderErrorInfo } from '../../providers/errors.js';
 import { decideAfterFailure, type FailureKind, isFailureKind } from '../../routing/retryDecision.js';
 import type { Candidate } from '../../routing/router.js';
@@ -34,7 +33,7 @@ import { type Attempt, FAILURE_TYPES, type RequestFailureDetails, type RequestIn
 import { Stop } from './failure.js';
 import { approveSpendSignal, escalateSignal, type RequestTrace, traceQuery, LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from './contract.js';
 
-const local = proxyLocalActivities<Activities>({
+const local = proxyLocalActivities<RequestActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });
@@ -45,13 +44,13 @@ const local = proxyLocalActivities<Activities>({
  * workflow task open while the entity worked through a queue of updates, and at 200 concurrent
  * requests on one scope workflow tasks timed out (8 s) and the run crawled.
  */
-const budget = proxyActivities<Activities>({
+const budget = proxyActivities<RequestActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BudgetRejected'] },
 });
 
 function callProxy(callTimeoutMs: number) {
-  return proxyActivities<Activities>({
+  return proxyActivities<RequestActivities>({
     // The SDK times the provider call out first; this bound only catches a stuck worker.
     startToCloseTimeout: callTimeoutMs + 30_000,
     // Short, so that a cancellation (hedging, operator cancel) reaches the SDK within ~3 s: the

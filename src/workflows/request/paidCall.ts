@@ -17,8 +17,7 @@ import {
   sleep,
   TimeoutFailure,
 } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
-import type { PaidCallInput, PaidCallOutcome, RouteInput } from '../../activities/paidCall.js';
+import type { PaidCallInput, PaidCallOutcome, RequestActivities, RouteInput } from './activities.js';
 import type { Candidate } from '../../routing/router.js';
 import { TIERS } from '../../catalog/tiers.js';
 import { callTextOf } from '../conversation.js';
@@ -29,7 +28,7 @@ import { UNSPECIFIED_FEATURE } from './contract.js';
 /** Temporal's attempts of a paid call: a lost worker or a bug is retried once. */
 const PAID_CALL_ATTEMPTS = 2;
 
-const { paidCall } = proxyActivities<Activities>({
+const { paidCall } = proxyActivities<RequestActivities>({
   // The SDK times the provider call out first, and heartbeats catch a lost worker within seconds;
   // this bound only catches a stuck one.
   startToCloseTimeout: '15 minutes',
@@ -52,16 +51,16 @@ const budgetMessageOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BudgetRejected'] },
 } satisfies ActivityOptions & LocalActivityOptions;
-const { releaseReservation, recordSpend: recordSpendActivity } = proxyActivities<Activities>(budgetMessageOptions);
+const { releaseReservation, recordSpend: recordSpendActivity } = proxyActivities<RequestActivities>(budgetMessageOptions);
 /**
  * The settlement as a local activity: it runs on the worker that took the answer, in the workflow
  * task that records it, so a simple request has the floor's shape (one activity, two workflow
  * tasks). A worker lost mid-settlement fails that task; the next worker replays the answer from
  * history and settles again (ignored by sequence number), never calling the provider twice.
  */
-const { recordSpend: recordSpendLocally } = proxyLocalActivities<Activities>({ ...budgetMessageOptions, scheduleToCloseTimeout: SETTLE_LOCALLY_FOR });
+const { recordSpend: recordSpendLocally } = proxyLocalActivities<RequestActivities>({ ...budgetMessageOptions, scheduleToCloseTimeout: SETTLE_LOCALLY_FOR });
 
-const { route } = proxyLocalActivities<Activities>({
+const { route } = proxyLocalActivities<RequestActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });
@@ -192,7 +191,7 @@ export async function pay(s: RequestState, what: Pay, ids?: { attemptId: string;
  * within SETTLE_LOCALLY_FOR (both idempotent by sequence number). Runs started before the
  * settlement became local settle in an activity, as they did.
  */
-async function settle(input: Parameters<Activities['recordSpend']>[0]): Promise<void> {
+async function settle(input: Parameters<RequestActivities['recordSpend']>[0]): Promise<void> {
   if (!patched('settle-local')) {
     await recordSpendActivity(input);
     return;

@@ -4,13 +4,13 @@
  * from its start.
  */
 import { ActivityFailure, ApplicationFailure, patched, proxyLocalActivities } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { RequestActivities } from './activities.js';
 import type { Tier } from '../../catalog/tiers.js';
 import { FAILURE_TYPES } from './contract.js';
 import { Stop } from './failure.js';
 import type { RequestState } from './state.js';
 
-const { selectModels, selectRoute } = proxyLocalActivities<Activities>({
+const { selectModels, selectRoute } = proxyLocalActivities<RequestActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });

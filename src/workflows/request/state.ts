@@ -4,13 +4,12 @@
  * read and change it; the trace query reports it.
  */
 import { condition, patched, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { RouteSelection, SelectOutput } from '../../activities/index.js';
+import type { RequestConstraints, RouteSelection, SelectOutput } from './activities.js';
 import type { Classification } from '../../routing/classifier.js';
 import type { Candidate } from '../../routing/router.js';
 import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { own } from '../../util/names.js';
 import { utf8Bytes } from '../../util/bytes.js';
-import type { RequestConstraints } from '../../activities/paidCall.js';
 import type { RoutingDecision, RoutingReason } from '../sinks.js';
 import { type Attempt, type RequestInput, type RequestResult, type ValidRequest, approveSpendSignal, escalateSignal, type RequestTrace, traceQuery } from './contract.js';
 
