@@ -1,6 +1,6 @@
 /** Budget settings from configuration. Pure. */
 import { usdToNanos } from '../catalog/schema.js';
-import type { BudgetSettings } from './book.js';
+import type { BudgetSettings, DenialPolicy } from './book.js';
 import type { Periodicity } from './periods.js';
 import type { ReallocationSettings } from './reallocation.js';
 
@@ -11,7 +11,7 @@ export interface BudgetConfigLike {
   readonly timeZone: string;
   readonly allocations: Record<string, number>;
   readonly limits: Record<string, 'hard' | 'soft'>;
-  readonly policies: Record<string, 'downgrade' | 'wait' | 'reject'>;
+  readonly policies: Record<string, DenialPolicy>;
   readonly alertThresholds: number[];
   readonly webhookUrl?: string | undefined;
   readonly maxWaitMs: number;

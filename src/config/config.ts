@@ -14,7 +14,7 @@ import { DEFAULT_ANOMALY } from '../learning/anomalies.js';
 import { parseOrThrow } from '../util/validation.js';
 import { isReservedName, RESERVED_MESSAGE } from '../util/names.js';
 import { validTimeZone } from '../budget/periods.js';
-import { MAX_BUDGET_NANOS } from '../budget/book.js';
+import { DENIAL_POLICIES, MAX_BUDGET_NANOS } from '../budget/book.js';
 import { PROVIDERS } from '../catalog/schema.js';
 import { readStructuredFile } from '../util/structuredFile.js';
 import { AesGcmPayloadCodec } from '../security/payloadCodec.js';
@@ -76,7 +76,7 @@ export const budgetConfigSchema = z
     timeZone: z.string().min(1).refine(validTimeZone, { message: 'must be an IANA time zone such as UTC, Europe/Berlin or America/New_York' }).default('UTC'),
     allocations: byCategory(z.number().min(0).max(1)).default({ critical: 0.4, standard: 0.35, batch: 0.25 }),
     limits: byCategory(z.enum(['hard', 'soft'])).default({}),
-    policies: byCategory(z.enum(['downgrade', 'wait', 'reject'])).default({ critical: 'downgrade', standard: 'downgrade', batch: 'wait' }),
+    policies: byCategory(z.enum(DENIAL_POLICIES)).default({ critical: 'downgrade', standard: 'downgrade', batch: 'wait' }),
     alertThresholds: z.array(z.number().gt(0).max(10)).default([0.5, 0.8, 1]),
     webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://hooks.example.com/budget' }).optional(),
     maxWaitMs: z.number().int().min(0).default(3_600_000),

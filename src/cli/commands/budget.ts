@@ -3,7 +3,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { formatUsd } from '../../catalog/pricing.js';
 import { findStackRecord } from '../stackRecord.js';
 import { type BudgetStatusView } from '../../client/client.js';
-import { isWebhookUrl, MAX_BUDGET_NANOS } from '../../budget/book.js';
+import { DENIAL_POLICIES, type DenialPolicy, isWebhookUrl, MAX_BUDGET_NANOS } from '../../budget/book.js';
 import { config, DEFAULT_ADDRESS, duration, num, withClient } from '../shared.js';
 import { formatTable } from '../../util/table.js';
 
@@ -90,9 +90,7 @@ export function registerBudgetCommands(program: Command): void {
       parsePairs('--allocation', v, (raw, k) => num(`--allocation ${k}`, 0, 1)(raw)),
     )
     .option('--limit <pairs>', 'hard or soft per category, e.g. batch=soft', (v: string) => parsePairs('--limit', v, oneOf('--limit', ['hard', 'soft'] as const)))
-    .option('--policy <pairs>', 'when denied: downgrade, wait or reject per category, e.g. batch=wait', (v: string) =>
-      parsePairs('--policy', v, oneOf('--policy', ['downgrade', 'wait', 'reject'] as const)),
-    )
+    .option('--policy <pairs>', 'when denied: downgrade, wait or reject per category, e.g. batch=wait', (v: string) => parsePairs('--policy', v, oneOf('--policy', DENIAL_POLICIES)))
     .option('--webhook <url>', 'soft-limit alert webhook (POST JSON)', (v: string) => {
       if (!isWebhookUrl(v)) throw new InvalidArgumentError(`--webhook must be an http(s) URL such as https://hooks.example.com/budget, got "${v}"`);
       return v;
@@ -107,7 +105,7 @@ export function registerBudgetCommands(program: Command): void {
         monthly?: number;
         allocation?: Record<string, number>;
         limit?: Record<string, 'hard' | 'soft'>;
-        policy?: Record<string, 'downgrade' | 'wait' | 'reject'>;
+        policy?: Record<string, DenialPolicy>;
         webhook?: string;
         reallocateEvery?: number | 'off';
         json?: boolean;

@@ -1,6 +1,6 @@
 /** Messages of the budget entity workflow, and the operator's signals to a request workflow. */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { BookState, BudgetSettings, BudgetStatus, PeriodSummary, ReallocationRecord, ReserveRequest, ReserveResult, SettleResult } from '../../budget/book.js';
+import type { BookState, BudgetSettings, BudgetStatus, DenialPolicy, PeriodSummary, ReallocationRecord, ReserveRequest, ReserveResult, SettleResult } from '../../budget/book.js';
 import type { ReallocationPlan, ReallocationSettings } from '../../budget/reallocation.js';
 
 export interface BudgetEntityInput {
@@ -28,7 +28,7 @@ export interface AdjustInput {
   readonly totalNanos?: number;
   readonly allocations?: Record<string, number>;
   readonly limits?: Record<string, 'hard' | 'soft'>;
-  readonly policies?: Record<string, 'downgrade' | 'wait' | 'reject'>;
+  readonly policies?: Record<string, DenialPolicy>;
   readonly alertThresholds?: number[];
   readonly webhookUrl?: string | null;
   readonly maxWaitMs?: number;
