@@ -30,7 +30,7 @@ export type StaleReason = 'epoch_unreadable' | 'query_failed' | 'behind';
 
 export class PolicyCache {
   private cached: { at: number; view: PolicyView | undefined } = { at: Number.NEGATIVE_INFINITY, view: undefined };
-  private inflight: Promise<PolicyView | undefined> | undefined;
+  private inflight: Promise<{ view: PolicyView | undefined; failed: boolean }> | undefined;
   private describing: Promise<Published> | undefined;
   private nextDescribe: Promise<Published> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -86,8 +86,8 @@ export class PolicyCache {
 
   /** One read of the policy, saying whether it failed (the last copy routes then). */
   private async read(): Promise<{ view: PolicyView | undefined; stale?: StaleReason }> {
-    const view = await this.refresh();
-    return this.lastReadFailed ? { view, stale: 'query_failed' } : { view };
+    const { view, failed } = await this.refresh();
+    return failed ? { view, stale: 'query_failed' } : { view };
   }
 
   /** Reads the policy until its epoch reaches `epoch` (a read in flight may predate the change). */
@@ -129,9 +129,8 @@ export class PolicyCache {
     }
   }
 
-  private lastReadFailed = false;
-
-  private refresh(): Promise<PolicyView | undefined> {
+  /** One read of the policy (shared by everyone who asks while it runs), and whether it failed. */
+  private refresh(): Promise<{ view: PolicyView | undefined; failed: boolean }> {
     this.inflight ??= this.temporal
       .withDeadline(Date.now() + POLICY_QUERY_MS, () => this.temporal.workflow.getHandle(routingWorkflowId(this.taskQueue)).query(policyQuery))
       .then(
@@ -147,9 +146,8 @@ export class PolicyCache {
         // routing entity of another release may hold anything; one bad entry must not fail requests).
         const view = read && { ...read, experiments: read.experiments.filter(wellFormedExperiment), rules: read.rules.filter(wellFormedRule) };
         this.cached = { at: Date.now(), view };
-        this.lastReadFailed = failed;
         this.inflight = undefined;
-        return view;
+        return { view, failed };
       });
     return this.inflight;
   }
