@@ -4,7 +4,7 @@
  * `classify` / `route-eval` commands read and write the documented line formats.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,22 +26,20 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('route-eval metrics', () => {
   const data = Array.from({ length: 100 }, (_, i) => ({ id: String(i), weak: i < 30 ? 0 : 1, strong: i < 60 ? 1 : i % 2 }));
   const gain = new Map(data.map((d) => [d.id, d.strong - d.weak]));
-  it('an oracle beats random, a reversed oracle loses to it, and the shared Python tool agrees', () => {
+  it('an oracle beats random, a reversed oracle loses to it', () => {
+    expect(routeEval(data, gain).APGR!).toBeGreaterThan(0.8);
+    expect(routeEval(data, new Map([...gain].map(([k, v]) => [k, -v]))).APGR!).toBeLessThan(0.5);
+  });
+  // The shared scoring tool sits beside the project in the developers' workspace, not in a clone:
+  // where it is, the two must agree (any failure of the tool fails the test); where it is not,
+  // vitest reports this test as skipped, by this name.
+  const python = join(process.cwd(), '..', 'shared', 'tools', 'route-eval.py');
+  it.runIf(existsSync(python))(`agrees with the shared Python tool (${python})`, () => {
     const oracle = routeEval(data, gain);
-    const reversed = routeEval(data, new Map([...gain].map(([k, v]) => [k, -v])));
-    expect(oracle.APGR!).toBeGreaterThan(0.8);
-    expect(reversed.APGR!).toBeLessThan(0.5);
-    const python = join(process.cwd(), '..', 'shared', 'tools', 'route-eval.py');
-    let fromPython: { APGR: number; CPT50: number; CPT80: number } | undefined;
-    try {
-      writeFileSync(join(dir, 'd.jsonl'), data.map((d) => JSON.stringify({ ...d, prompt: 'p' })).join('\n'));
-      writeFileSync(join(dir, 's.jsonl'), [...gain].map(([id, score]) => JSON.stringify({ id, score })).join('\n'));
-      fromPython = JSON.parse(execFileSync('python3', [python, join(dir, 'd.jsonl'), join(dir, 's.jsonl')], { encoding: 'utf8' })) as typeof fromPython;
-    } catch {
-      // The shared tool is beside the project on the developers' machines, not in a clean clone:
-      // the comparison runs where it can (the numbers above still must hold).
-    }
-    if (fromPython) expect({ APGR: oracle.APGR, CPT50: oracle.CPT50, CPT80: oracle.CPT80 }).toEqual({ APGR: fromPython.APGR, CPT50: fromPython.CPT50, CPT80: fromPython.CPT80 });
+    writeFileSync(join(dir, 'd.jsonl'), data.map((d) => JSON.stringify({ ...d, prompt: 'p' })).join('\n'));
+    writeFileSync(join(dir, 's.jsonl'), [...gain].map(([id, score]) => JSON.stringify({ id, score })).join('\n'));
+    const fromPython = JSON.parse(execFileSync('python3', [python, join(dir, 'd.jsonl'), join(dir, 's.jsonl')], { encoding: 'utf8' })) as { APGR: number; CPT50: number; CPT80: number };
+    expect({ APGR: oracle.APGR, CPT50: oracle.CPT50, CPT80: oracle.CPT80 }).toEqual({ APGR: fromPython.APGR, CPT50: fromPython.CPT50, CPT80: fromPython.CPT80 });
   });
   it('refuses data without scores, naming the ids', () => {
     expect(() => routeEval(data, new Map([['0', 1]]))).toThrow(/99 ids have no score, e\.g\. 1, 2, 3/);
