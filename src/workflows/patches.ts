@@ -26,7 +26,7 @@ export interface PatchRecord {
   readonly retire: string;
 }
 
-const LEGACY_RETIRE = 'with the pre-v3 request path (legacy.ts): once no run started before request-v3 is open';
+const LEGACY_RETIRE = 'with the pre-v3 request path (request/v2/llmRequest.ts): once no run started before request-v3 is open';
 
 export const PATCHES: readonly PatchRecord[] = [
   {
@@ -77,11 +77,11 @@ export const PATCHES: readonly PatchRecord[] = [
   {
     id: 'request-v3',
     workflow: 'llmRequest',
-    guards: 'the current request path (llmRequest.ts) against the pre-v3 one (legacy.ts)',
+    guards: 'the current request path (llmRequest.ts) against the pre-v3 one (request/v2/llmRequest.ts)',
     since: 'v3',
     markerIn: ['v3-success.json', 'v8-success.json', 'v9-experiment-escalation.json'],
     oldBranchIn: ['v1-success.json', 'v2-success.json'],
-    retire: 'when no run started before v3 is open; then legacy.ts and the v1/v2 request histories go',
+    retire: 'when no run started before v3 is open; then request/v2/ and the v1/v2 request histories go',
   },
   {
     id: 'settle-local',

@@ -1,7 +1,7 @@
 /**
  * The request workflow's activity contract: the shapes of the routing, budget and provider calls
  * it makes, and the interface of the activities it calls (`RequestActivities`). Types only;
- * activities/ implements them (activities/index.ts checks that the composition satisfies it), and
+ * activities/request/ implements them (workers/activities.ts checks that the composition satisfies it), and
  * workflow code takes its activity types from here, never from activities/.
  */
 import type { Usage } from '../../catalog/pricing.js';
@@ -64,7 +64,7 @@ export interface RouteLearning {
 
 /**
  * What `selectModels` returns: the selection with the worker's retry policy and call timeout, as
- * runs started before the `request-v3` shape read them (./workflows/request/legacy.ts; and v4
+ * runs started before the `request-v3` shape read them (./v2/llmRequest.ts; and v4
  * histories, whose recorded selections have them). New runs ask the worker for verdicts instead.
  */
 export interface SelectOutput extends RouteSelection {
@@ -177,7 +177,7 @@ export interface RecordSpendInput {
   readonly baselineNanos?: number | undefined;
 }
 
-/** The activities the request workflow calls (and its pre-v3 path in legacy.ts). */
+/** The activities the request workflow calls (and its pre-v3 path in v2/llmRequest.ts). */
 export interface RequestActivities {
   classify(input: ClassifyInput): Promise<Classification>;
   /** A run's start input (a large request: the workflow sends a reference to its run). */

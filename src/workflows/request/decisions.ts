@@ -2,20 +2,25 @@
  * What the request does after each outcome of a paid call: a budget denial (the category's policy:
  * reject, downgrade, or wait for the next period or an approval), a failed attempt (the retry
  * decision: retry on a durable timer, next model, or fail), an answer (quality checks and the
- * judge, escalating a tier when they fail), and an operator's escalation.
+ * judge, escalating a tier when they fail), and an operator's escalation. Each records what
+ * happened and returns the request's `Next` (./next.ts), or throws a Stop that ends it; none
+ * moves the loop itself.
  */
 import { isCancellation, log, proxyLocalActivities } from '@temporalio/workflow';
 import type { CallModelOutput, PaidCallOutcome, RequestActivities } from './activities.js';
-import { decideAfterFailure, type FailureFacts, type RetryVerdict } from '../../routing/retryDecision.js';
+import type { FailureFacts, RetryVerdict } from '../../routing/retryDecision.js';
 import type { Candidate } from '../../routing/router.js';
 import { own } from '../../util/names.js';
 import { parseJudgeScore } from '../../quality/judge.js';
 import { judgeQuestionOf } from '../conversation.js';
 import { FAILURE_TYPES } from './contract.js';
 import { Stop } from './failure.js';
-import { type Leg, pay } from './paidCall.js';
+import { type Leg, payJudge } from './legs.js';
+import type { Next } from './next.js';
+import { resultOf } from './outcome.js';
 import { reroute } from './reroute.js';
 import { type RequestState, tierAbove } from './state.js';
+import { recordedVerdict } from './v4/recorded.js';
 
 const { checkQuality, retryVerdict } = proxyLocalActivities<RequestActivities>({
   startToCloseTimeout: '30 seconds',
@@ -35,40 +40,38 @@ const at = (leg: Leg) => ({
   durationMs: Date.now() - leg.t0,
 });
 
-/** A denial: true to try the same model again (after a wait), false when the request re-routed. */
-export async function onDenied(s: RequestState, leg: Leg, grant: Extract<PaidCallOutcome, { kind: 'denied' }>['grant']): Promise<boolean> {
+/** A denial: wait and try the same model again, re-route to a cheaper one, or stop (the category's policy). */
+export async function onDenied(s: RequestState, leg: Leg, grant: Extract<PaidCallOutcome, { kind: 'denied' }>['grant']): Promise<Next> {
   const cand = leg.cand;
   const what = `category "${grant.category}" in budget "${s.req.budgetScope}" has ${usd(grant.remainingNanos)} left; ${cand.model} may cost up to ${usd(grant.requestedNanos)}`;
   s.record({ ...at(leg), outcome: 'budget_denied', message: what, decision: `policy ${grant.policy}` });
-  s.waitBeforeMs = 0;
   if (grant.policy === 'reject') throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}`, 'budget_exceeded');
   if (grant.policy === 'downgrade') {
     // Every model found too dear stays excluded, so each downgrade leaves out at least one more.
-    for (const c of s.chain) if (s.reserveFor(c) > grant.remainingNanos) s.tooDear.add(c.model);
-    s.tooDear.add(cand.model);
+    const tooDear = new Set(s.tooDear);
+    for (const c of s.chain) if (s.reserveFor(c) > grant.remainingNanos) tooDear.add(c.model);
+    tooDear.add(cand.model);
+    let selection;
     try {
-      await reroute(s, { costCapNanos: grant.remainingNanos, excludeModels: [...new Set([...s.skipped, ...s.tooDear])], unpin: true });
+      selection = await reroute(s, { costCapNanos: grant.remainingNanos, excludeModels: [...new Set([...s.skipped, ...tooDear])], unpin: true });
     } catch (e) {
       if (e instanceof Stop) throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`, 'budget_exceeded');
       throw e;
     }
-    s.nextReason = 'budget_downgrade';
-    log.info('budget denied; downgraded', { model: cand.model, next: s.chain[0]?.model });
-    return false;
+    log.info('budget denied; downgraded', { model: cand.model, next: selection.decision.chain[0]?.model });
+    return { kind: 'rerouted', reason: 'budget_downgrade', selection, forget: 'nothing', tooDear: [...tooDear] };
   }
   // wait: for the next period or an operator's approval; all waits of this request together last
   // at most maxWaitMs (the request's maxBudgetWaitMs if lower).
   const maxWait = Math.min(grant.maxWaitMs, s.req.maxBudgetWaitMs ?? Number.MAX_SAFE_INTEGER);
-  s.budgetWaitSince ??= Date.now();
-  const deadline = s.budgetWaitSince + maxWait;
   const now = Date.now();
+  const since = s.budgetWaitSince ?? now;
+  const deadline = since + maxWait;
   if (now >= deadline) {
-    throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${now - s.budgetWaitSince} ms (maxWaitMs ${maxWait}) without a new period or an approval`, 'budget_exceeded');
+    throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${now - since} ms (maxWaitMs ${maxWait}) without a new period or an approval`, 'budget_exceeded');
   }
   // The entity closes its period on its own timer: wake a second after the boundary.
-  const until = Math.min(Math.max(grant.periodEnd, now) + 1_000, deadline);
-  await s.waitFor('budget', until - now, () => s.approved || s.escalation !== undefined);
-  return true;
+  return { kind: 'wait', on: 'budget', untilMs: Math.min(Math.max(grant.periodEnd, now) + 1_000, deadline), waitingSince: since };
 }
 
 /**
@@ -78,11 +81,8 @@ export async function onDenied(s: RequestState, leg: Leg, grant: Extract<PaidCal
  */
 async function verdictOn(s: RequestState, model: string, facts: FailureFacts, given: RetryVerdict | undefined): Promise<RetryVerdict> {
   if (given) return given;
-  const sel = s.sel;
-  if (sel?.retry) {
-    const policy = (sel.retryByModel ? own(sel.retryByModel, model) : undefined) ?? sel.retry;
-    return { decision: decideAfterFailure(facts, policy), maxRateLimitWaitMs: sel.retry.maxRateLimitWaitMs };
-  }
+  const recorded = recordedVerdict(s.sel, model, facts);
+  if (recorded) return recorded;
   try {
     return await retryVerdict({ model, failure: facts });
   } catch (e) {
@@ -93,34 +93,33 @@ async function verdictOn(s: RequestState, model: string, facts: FailureFacts, gi
   }
 }
 
-/** A failed attempt: 'retry' the same model (after s.waitBeforeMs), or 'next' model. */
-export async function onFailed(s: RequestState, leg: Leg, attempt: number, failed: Extract<PaidCallOutcome, { kind: 'failed' }>): Promise<'retry' | 'next'> {
+/** A failed attempt: the same model again after a backoff, the next model, or stop (the worker's verdict). */
+export async function onFailed(s: RequestState, leg: Leg, attempt: number, failed: Extract<PaidCallOutcome, { kind: 'failed' }>): Promise<Next> {
   const cand = leg.cand;
   const sel = s.sel;
   if (!sel) throw new Stop(FAILURE_TYPES.internal, 'an attempt failed before the request was routed', 'failed');
   const failure = failed.failure;
   const verdict = await verdictOn(s, cand.model, { ...failure, attempt }, failed.verdict);
-  s.maxRateLimitWaitMs = verdict.maxRateLimitWaitMs;
   const d = verdict.decision;
   s.record({ ...at(leg), outcome: failure.kind, status: failure.status, message: failure.message, decision: d.action === 'retry' ? `retry in ${d.delayMs} ms (${d.why})` : `${d.action}: ${d.why}` });
   log.info('provider attempt failed', { attemptId: leg.attemptId, model: cand.model, kind: failure.kind, decision: d.action });
-  if (d.action === 'retry') {
-    s.waitBeforeMs = d.delayMs;
-    s.rateLimitWait = failure.kind === 'rate_limited';
-    s.nextReason = 'retry';
-    return 'retry';
-  }
-  s.waitBeforeMs = 0;
+  const maxRateLimitWaitMs = verdict.maxRateLimitWaitMs;
+  if (d.action === 'retry') return { kind: 'retry', afterMs: d.delayMs, on: failure.kind === 'rate_limited' ? 'rate_limit' : 'backoff', maxRateLimitWaitMs };
   if (d.action === 'fail') throw new Stop(FAILURE_TYPES.nonRetryable, d.why, 'failed');
+  const skip = new Set<string>();
   if (d.needLargerContext) {
     const window = own(sel.contextWindows, cand.model) ?? 0;
-    for (const c of s.chain) if ((own(sel.contextWindows, c.model) ?? 0) <= window) s.skipped.add(c.model);
+    for (const c of s.chain) if ((own(sel.contextWindows, c.model) ?? 0) <= window) skip.add(c.model);
   }
-  if (d.otherProvider) for (const c of s.chain) if (c.provider === cand.provider) s.skipped.add(c.model);
-  if (d.rateLimitedForMs !== undefined) s.rateLimited.set(cand.model, { until: Date.now() + d.rateLimitedForMs, candidate: cand });
-  s.skipped.add(cand.model);
-  s.nextReason = failure.kind === 'rate_limited' ? 'rate_limit' : failure.kind === 'unavailable' ? 'unavailable' : 'fallback';
-  return 'next';
+  if (d.otherProvider) for (const c of s.chain) if (c.provider === cand.provider) skip.add(c.model);
+  skip.add(cand.model);
+  return {
+    kind: 'next',
+    reason: failure.kind === 'rate_limited' ? 'rate_limit' : failure.kind === 'unavailable' ? 'unavailable' : 'fallback',
+    skip: [...skip],
+    ...(d.rateLimitedForMs !== undefined ? { rateLimited: { until: Date.now() + d.rateLimitedForMs, candidate: cand } } : {}),
+    maxRateLimitWaitMs,
+  };
 }
 
 /** A judge call, paid for like an attempt; its score, or undefined when it could not score. */
@@ -128,15 +127,15 @@ async function judge(s: RequestState, model: string, answer: string): Promise<nu
   const spec = s.sel?.judgeModels ? own(s.sel.judgeModels, model) : undefined;
   if (!spec) return undefined;
   const cand: Candidate = { model, provider: spec.provider, tier: spec.tier, quality: 0, maxOutputTokens: 16, estimatedCostNanos: spec.estimatedCostNanos, reason: 'judge' };
-  const leg = await pay(s, { cand, judge: { answer, question: judgeQuestionOf(s.req), reserveNanos: spec.estimatedCostNanos } });
+  const leg = await payJudge(s, cand, { answer, question: judgeQuestionOf(s.req), reserveNanos: spec.estimatedCostNanos });
   if (leg.outcome.kind !== 'answered') return undefined;
   const score = parseJudgeScore(leg.outcome.out.text);
   s.record({ ...at(leg), outcome: 'ok', costNanos: leg.outcome.out.costNanos, decision: `judge: ${score ?? 'no score'}` });
   return score;
 }
 
-/** An answer: true when it passes the request's checks; false when the request escalated a tier. */
-export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput): Promise<boolean> {
+/** An answer: done when it passes the request's checks; otherwise escalated a tier (or stop, escalations spent). */
+export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput): Promise<Next> {
   const q = s.req.quality;
   const cand = leg.cand;
   if (q) {
@@ -153,7 +152,6 @@ export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput
     if (!verdict.passed) {
       const why = verdict.failures.join('; ');
       s.qualityEscalations += 1;
-      s.qualityFailed.push(cand.model);
       const up = tierAbove(cand.tier);
       const spent = s.qualityEscalations > q.maxEscalations;
       s.record({
@@ -164,29 +162,26 @@ export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput
         decision: spent ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}`,
       });
       if (spent) throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks after ${q.maxEscalations} escalation(s): ${why}`, 'quality_failed');
+      let selection;
       try {
-        await reroute(s, { unpin: true, minTier: up, excludeModels: [...s.qualityFailed] });
+        selection = await reroute(s, { unpin: true, minTier: up, excludeModels: [...s.qualityFailed, cand.model] });
       } catch (err) {
         if (err instanceof Stop && err.type === FAILURE_TYPES.categoryPaused) throw err;
         if (err instanceof Stop) throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`, 'quality_failed');
         throw err;
       }
-      s.escalations.push({ from: cand.model, to: s.chain[0]?.model ?? '?', reason: `quality: ${why}` });
-      s.nextReason = 'quality_escalation';
-      log.info('quality check failed; escalating', { model: cand.model, next: s.chain[0]?.model, why });
-      s.skipped.clear();
-      s.waitBeforeMs = 0;
-      return false;
+      const to = selection.decision.chain[0]?.model;
+      s.escalations.push({ from: cand.model, to: to ?? '?', reason: `quality: ${why}` });
+      log.info('quality check failed; escalating', { model: cand.model, next: to, why });
+      return { kind: 'rerouted', reason: 'quality_escalation', selection, forget: 'skips', qualityFailed: cand.model };
     }
   }
   s.record({ ...at(leg), outcome: 'ok', costNanos: out.costNanos });
-  return true;
+  return { kind: 'done', result: resultOf(s, leg, out) };
 }
 
 /** An operator's escalation signal: re-route to the named model, or one tier up. */
-export async function onEscalation(s: RequestState, cand: Candidate): Promise<void> {
-  const e = s.escalation ?? {};
-  s.escalation = undefined;
+export async function onEscalation(s: RequestState, cand: Candidate, e: { model?: string; reason?: string }): Promise<Extract<Next, { kind: 'rerouted' }>> {
   const up = tierAbove(cand.tier);
   s.record({
     attemptId: s.escalationId(),
@@ -199,10 +194,7 @@ export async function onEscalation(s: RequestState, cand: Candidate): Promise<vo
     durationMs: 0,
     decision: e.model ? `escalate to ${e.model}` : `escalate to the ${up} tier`,
   });
-  await reroute(s, e.model ? { model: e.model } : { unpin: true, minTier: up, excludeModels: [cand.model] });
-  s.escalations.push({ from: cand.model, to: s.chain[0]?.model ?? '?', reason: `operator: ${e.reason ?? 'escalate'}` });
-  s.nextReason = 'operator';
-  s.skipped.clear();
-  s.rateLimited.clear();
-  s.waitBeforeMs = 0;
+  const selection = await reroute(s, e.model ? { model: e.model } : { unpin: true, minTier: up, excludeModels: [cand.model] });
+  s.escalations.push({ from: cand.model, to: selection.decision.chain[0]?.model ?? '?', reason: `operator: ${e.reason ?? 'escalate'}` });
+  return { kind: 'rerouted', reason: 'operator', selection, forget: 'skips-and-rate-limits' };
 }

@@ -6,31 +6,21 @@
  * earliest reset. Search attributes are set once, at the end. Returns the answer with every
  * attempt and the reason for each decision.
  *
- * Runs started before this shape (no `request-v3` marker in their history) finish on the code
- * they started with (./legacy.ts).
+ * Each step returns a `Next` (./next.ts); serve() alone applies it. Runs started before this shape
+ * (no `request-v3` marker in their history) finish on the code they started with (./v2/).
  */
-import { ApplicationFailure, CancellationScope, getExternalWorkflowHandle, isCancellation, log, patched, proxySinks, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, getExternalWorkflowHandle, log, patched, proxySinks, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { experimentWorkflowId, outcomeSignal } from '../experiment/contract.js';
-import type { SwitchyardSinks } from '../sinks.js';
-import {
-  FAILURE_TYPES,
-  type RequestFailureDetails,
-  type RequestInput,
-  type RequestResult,
-  LlmCategory,
-  LlmComplexity,
-  LlmCostNanos,
-  LlmFeature,
-  LlmModel,
-  LlmOutcome,
-  LlmTier,
-  UNSPECIFIED_FEATURE,
-} from './contract.js';
+import type { RoutingReason, SwitchyardSinks } from '../sinks.js';
+import { FAILURE_TYPES, type RequestInput, type RequestResult, LlmModel, LlmTier } from './contract.js';
 import { onAnswered, onDenied, onEscalation, onFailed } from './decisions.js';
-import { asStop, Stop } from './failure.js';
-import { legacyLlmRequest } from './legacy.js';
-import { hedged, hedgeFor, type Leg, pay, routeLocally } from './paidCall.js';
+import { Stop } from './failure.js';
+import { hedged, hedgeFor } from './hedge.js';
+import { type Leg, payCandidate, payFirst, routeLocally } from './legs.js';
+import type { Move, Next } from './next.js';
+import { automaticQuality, ended, learningOutcome, summary } from './outcome.js';
 import { RequestState, totalCost } from './state.js';
+import { legacyLlmRequest } from './v2/llmRequest.js';
 import { refusePlaintext } from '../messages.js';
 
 /** How many times a request waits for rate-limited models to reset before giving up. */
@@ -58,37 +48,6 @@ export async function llmRequest(rawInput: RequestInput): Promise<RequestResult>
   }
 }
 
-/** The quality the outcome counts: the first answer's judge score or check (1/0), else 1 if answered. */
-function automaticQuality(s: RequestState, completed: boolean): number {
-  return s.qualityScores[0]?.score ?? (completed ? 1 : 0);
-}
-
-/** The tier of the first paid call (a budget denial called nothing). */
-function firstTierOf(s: RequestState) {
-  return s.attempts.find((a) => a.outcome !== 'budget_denied')?.tier;
-}
-
-function learningOutcome(s: RequestState, completed: boolean) {
-  const l = s.reportedLearning;
-  if (!l || !s.isValidated) return undefined;
-  const spend = new Map<string, number>();
-  for (const a of s.attempts) if (a.costNanos > 0) spend.set(a.model, (spend.get(a.model) ?? 0) + a.costNanos);
-  return {
-    category: s.req.category,
-    scope: s.req.budgetScope,
-    feature: s.req.feature ?? UNSPECIFIED_FEATURE,
-    firstTier: firstTierOf(s),
-    band: l.band,
-    explore: l.explore,
-    // What the tuner learns from: requests its thresholds routed (not an experiment's arm, a
-    // promoted rule or an anomaly's downgrade), judged on quality (a provider outage is not).
-    byThresholds: !l.experiment && !l.rule && !l.downgradedBy,
-    judged: s.qualityEscalations > 0 || s.qualityScores.length > 0 || completed,
-    good: completed && s.qualityEscalations === 0,
-    spend: [...spend].map(([model, costNanos]) => ({ model, costNanos })),
-  };
-}
-
 /**
  * A request assigned to an experiment reports its outcome there (a signal; the experiment ignores
  * a second report of the same request). An experiment that has ended is not an error of the request.
@@ -113,15 +72,30 @@ async function reportToExperiment(s: RequestState, completed: boolean): Promise<
   }
 }
 
+/** What a leg's outcome means for the request (each step records it and decides). */
+function decide(s: RequestState, leg: Leg, attempt: number): Promise<Next> {
+  const o = leg.outcome;
+  if (o.kind === 'denied') return onDenied(s, leg, o.grant);
+  if (o.kind === 'failed') return onFailed(s, leg, attempt, o);
+  return onAnswered(s, leg, o.out);
+}
+
+/**
+ * The loop: candidates of the chain in order, each tried until its step says otherwise. The only
+ * writer of where the loop goes (cursor, chain, skips, rate limits, waits, the routing reason).
+ */
 async function serve(s: RequestState): Promise<RequestResult> {
   // The first paid call validates the input and routes; a hedged request routes first (the hedge
   // needs the chain while the first call runs).
   const raw = s.raw as Partial<Record<string, unknown>>;
   let first: Leg | undefined;
-  if (raw.hedgeAfterMs === undefined && raw.maxLatencyMs === undefined) first = await pay(s, { route: true });
+  if (raw.hedgeAfterMs === undefined && raw.maxLatencyMs === undefined) first = await payFirst(s);
   else await routeLocally(s);
   const hedgeAfterMs = s.req.hedgeAfterMs ?? s.req.maxLatencyMs;
   s.phase = 'calling';
+  /** Why the next paid call goes where it goes (reported to the metrics when the request ends). */
+  let reason: RoutingReason = first ? 'retry' : 'primary';
+  if (first?.outcome.kind === 'denied') reason = 'primary';
   for (let round = 0; ; round++) {
     for (let cand = s.nextCandidate(); cand; cand = s.nextCandidate()) {
       for (let attempt = 1; ;) {
@@ -131,144 +105,82 @@ async function serve(s: RequestState): Promise<RequestResult> {
           // Waits are durable timers; an operator's escalation cuts them short.
           if (s.waitBeforeMs > 0 && !s.escalation) await s.waitFor(s.rateLimitWait ? 'rate_limit' : 'backoff', s.waitBeforeMs, () => s.escalation !== undefined);
           s.rateLimitWait = false;
-          if (s.escalation) {
-            await onEscalation(s, cand);
+          const escalation = s.takeEscalation();
+          if (escalation) {
+            reason = apply(s, await onEscalation(s, cand, escalation), reason);
             break;
           }
           const hedgeTo = hedgeAfterMs !== undefined && attempt === 1 ? hedgeFor(s, cand) : undefined;
-          leg = hedgeTo && hedgeAfterMs !== undefined ? await hedged(s, cand, hedgeTo, hedgeAfterMs) : await pay(s, { cand, attempt });
+          leg = hedgeTo && hedgeAfterMs !== undefined ? await hedged(s, cand, hedgeTo, hedgeAfterMs, reason) : await payCandidate(s, cand, attempt, reason);
+          // A denied reservation called nothing: the next call keeps this one's reason.
+          if (leg.outcome.kind !== 'denied') reason = 'retry';
         }
-        const o = leg.outcome;
-        if (o.kind === 'denied') {
-          if (await onDenied(s, leg, o.grant)) continue; // same model, after the wait
-          break;
+        const next = await decide(s, leg, attempt);
+        if (next.kind === 'done') return next.result;
+        reason = apply(s, next, reason);
+        if (next.kind === 'retry') {
+          attempt += 1;
+          continue;
         }
-        if (o.kind === 'failed') {
-          if ((await onFailed(s, leg, attempt, o)) === 'retry') {
-            attempt += 1;
-            continue;
-          }
-          break;
+        if (next.kind === 'wait') {
+          await s.waitFor(next.on, next.untilMs - Date.now(), () => s.approved || s.escalation !== undefined);
+          continue; // the same model, after the wait
         }
-        if (await onAnswered(s, leg, o.out)) return resultOf(s, leg, o.out);
         break;
       }
     }
-    if (!(await waitForRateLimits(s, round))) break;
+    const reset = rateLimitReset(s, round);
+    if (!reset) break;
+    reason = apply(s, reset, reason);
   }
   const last = s.attempts.at(-1);
   throw new Stop(FAILURE_TYPES.allCandidatesFailed, last?.decision?.replace(/^next: /, '') ?? 'no candidate left', 'failed');
 }
 
-/** Every candidate rate-limited: wait durably for the earliest reset, then try those again. */
-async function waitForRateLimits(s: RequestState, round: number): Promise<boolean> {
-  if (s.rateLimited.size === 0 || round >= RATE_LIMIT_ROUNDS) return false;
+/** Applies a step's decision to the loop's state; returns the routing reason of the next call. */
+function apply(s: RequestState, next: Move, reason: RoutingReason): RoutingReason {
+  switch (next.kind) {
+    case 'retry':
+      s.maxRateLimitWaitMs = next.maxRateLimitWaitMs;
+      s.waitBeforeMs = next.afterMs;
+      s.rateLimitWait = next.on === 'rate_limit';
+      return 'retry';
+    case 'wait':
+      s.waitBeforeMs = 0;
+      s.budgetWaitSince ??= next.waitingSince;
+      return reason;
+    case 'next':
+      s.maxRateLimitWaitMs = next.maxRateLimitWaitMs;
+      s.waitBeforeMs = 0;
+      for (const m of next.skip) s.skipped.add(m);
+      if (next.rateLimited) s.rateLimited.set(next.rateLimited.candidate.model, next.rateLimited);
+      return next.reason;
+    case 'rerouted':
+      s.waitBeforeMs = 0;
+      for (const m of next.tooDear ?? []) s.tooDear.add(m);
+      if (next.qualityFailed !== undefined) s.qualityFailed.push(next.qualityFailed);
+      s.useSelection(next.selection);
+      if (next.forget !== 'nothing') s.skipped.clear();
+      if (next.forget === 'skips-and-rate-limits') s.rateLimited.clear();
+      return next.reason;
+    case 'reset':
+      s.chain = [...next.chain];
+      s.cursor = 0;
+      for (const c of s.chain) s.skipped.delete(c.model);
+      s.rateLimited.clear();
+      s.waitBeforeMs = next.afterMs;
+      s.rateLimitWait = true;
+      return 'rate_limit';
+  }
+}
+
+/** Every candidate rate-limited: another pass over them after the earliest reset (a Stop if that is too far off). */
+function rateLimitReset(s: RequestState, round: number): Extract<Move, { kind: 'reset' }> | undefined {
+  if (s.rateLimited.size === 0 || round >= RATE_LIMIT_ROUNDS) return undefined;
   const retryable = [...s.rateLimited.values()].sort((a, b) => a.until - b.until);
   const waitMs = Math.max(0, (retryable[0]?.until ?? 0) - Date.now());
   const maxWait = s.maxRateLimitWaitMs ?? 0;
   if (waitMs > maxWait) throw new Stop(FAILURE_TYPES.allCandidatesFailed, `every candidate is rate-limited; the earliest reset is in ${waitMs} ms > maxRateLimitWaitMs ${maxWait}`, 'failed');
   log.info('every candidate rate-limited; waiting for the earliest reset', { waitMs });
-  s.chain = retryable.map((r) => r.candidate);
-  s.cursor = 0;
-  for (const c of s.chain) s.skipped.delete(c.model);
-  s.rateLimited.clear();
-  s.nextReason = 'rate_limit';
-  s.waitBeforeMs = waitMs;
-  s.rateLimitWait = true;
-  return true;
-}
-
-function resultOf(s: RequestState, leg: Leg, out: Extract<Leg['outcome'], { kind: 'answered' }>['out']): RequestResult {
-  const { cand } = leg;
-  const cls = s.cls;
-  return {
-    workflowId: s.workflowId,
-    requestId: s.requestId,
-    category: s.req.category,
-    feature: s.req.feature ?? UNSPECIFIED_FEATURE,
-    text: out.text,
-    model: cand.model,
-    provider: cand.provider,
-    tier: cand.tier,
-    usage: out.usage,
-    ...(out.finishReason ? { finishReason: out.finishReason } : {}),
-    costNanos: totalCost(s.attempts),
-    premiumBaselineCostNanos: out.premiumBaselineCostNanos,
-    ...(s.skippedModels.length > 0 ? { skipped: s.skippedModels } : {}),
-    classification: {
-      complexity: cls?.complexity ?? 0,
-      capabilities: cls?.capabilities ?? [],
-      inputTokens: cls?.inputTokens ?? 0,
-      signals: cls?.signals ?? [],
-      preferredTier: s.sel?.decision.preferredTier ?? cand.tier,
-    },
-    candidates: s.chain,
-    attempts: s.attempts,
-    escalations: s.escalations,
-    durationMs: Date.now() - s.startedAt,
-    ...(s.reportedLearning
-      ? {
-          learning: {
-            band: s.reportedLearning.band,
-            explore: s.reportedLearning.explore,
-            firstTier: firstTierOf(s),
-            ...(s.reportedLearning.experiment ? { experiment: s.reportedLearning.experiment } : {}),
-            ...(s.reportedLearning.rule ? { rule: s.reportedLearning.rule } : {}),
-            ...(s.reportedLearning.policyVersion !== undefined ? { policyVersion: s.reportedLearning.policyVersion } : {}),
-            automaticQuality: automaticQuality(s, true),
-          },
-        }
-      : {}),
-  };
-}
-
-/** The search attributes every ended request gets (one upsert). */
-function summary(s: RequestState, outcome: string, costNanos = totalCost(s.attempts)) {
-  return [
-    ...(s.isValidated
-      ? [
-          { key: LlmCategory, value: s.req.category },
-          { key: LlmFeature, value: s.req.feature ?? UNSPECIFIED_FEATURE },
-        ]
-      : []),
-    ...(s.cls ? [{ key: LlmComplexity, value: s.cls.complexity }] : []),
-    { key: LlmOutcome, value: outcome },
-    { key: LlmCostNanos, value: costNanos },
-  ];
-}
-
-/** The model and tier a request that ended without an answer tried last (or would have). */
-function lastTried(s: RequestState) {
-  const m = s.attempts.at(-1) ?? s.chain[0];
-  return m
-    ? [
-        { key: LlmModel, value: m.model },
-        { key: LlmTier, value: m.tier },
-      ]
-    : [];
-}
-
-/** A request that ends without an answer: cancelled (rethrown), or a typed failure with every attempt. */
-function ended(s: RequestState, e: unknown): unknown {
-  if (isCancellation(e)) {
-    upsertSearchAttributes([...summary(s, 'cancelled'), ...lastTried(s)]);
-    return e;
-  }
-  const stop = asStop(e);
-  if (stop.outcome === 'invalid' && s.attempts.length === 0) {
-    // Refused at the boundary, before anything was reserved or called.
-    upsertSearchAttributes([{ key: LlmOutcome, value: 'invalid' }]);
-    return ApplicationFailure.create({ type: FAILURE_TYPES.invalidInput, nonRetryable: true, message: stop.message });
-  }
-  if (stop.type === FAILURE_TYPES.internal) log.error('request ended by an internal error', { reason: stop.message });
-  const costNanos = totalCost(s.attempts) + stop.unsettled.reduce((n, u) => n + u.costNanos, 0);
-  upsertSearchAttributes([...summary(s, stop.unsettled.length > 0 ? 'unsettled' : stop.outcome, costNanos), ...lastTried(s)]);
-  const details: RequestFailureDetails = { reason: stop.message, costNanos, attempts: s.attempts, candidates: s.chain, ...(stop.unsettled.length > 0 ? { unsettled: stop.unsettled } : {}) };
-  const models = new Set(s.attempts.filter((a) => a.outcome !== 'budget_denied').map((a) => a.model)).size;
-  return ApplicationFailure.create({
-    type: stop.type,
-    nonRetryable: true,
-    message: s.attempts.length > 0 && stop.type !== FAILURE_TYPES.budgetExceeded ? `request failed after ${s.attempts.length} attempt(s) on ${models} model(s): ${stop.message}` : stop.message,
-    details: [details],
-  });
+  return { kind: 'reset', chain: retryable.map((r) => r.candidate), afterMs: waitMs };
 }

@@ -1,7 +1,7 @@
 /**
  * The re-route step: select again, with what the request has learned (models too dear for the
  * budget, answers that failed their checks, an operator's escalation). The new chain is tried
- * from its start.
+ * from its start, once serve() takes it.
  */
 import { ActivityFailure, ApplicationFailure, patched, proxyLocalActivities } from '@temporalio/workflow';
 import type { RequestActivities } from './activities.js';
@@ -9,8 +9,9 @@ import type { Tier } from '../../catalog/tiers.js';
 import { FAILURE_TYPES } from './contract.js';
 import { Stop } from './failure.js';
 import type { RequestState } from './state.js';
+import { type RecordedSelection, selectWithRetryPolicy } from './v4/recorded.js';
 
-const { selectModels, selectRoute } = proxyLocalActivities<RequestActivities>({
+const { selectRoute } = proxyLocalActivities<RequestActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });
@@ -26,8 +27,8 @@ export interface RerouteBy {
   readonly minTier?: Tier;
 }
 
-/** Selects again; no eligible model ends the request (Stop, NoEligibleModel). */
-export async function reroute(s: RequestState, by: RerouteBy): Promise<void> {
+/** Selects again (the caller's Next carries the selection to serve()); no eligible model ends the request (Stop, NoEligibleModel). */
+export async function reroute(s: RequestState, by: RerouteBy): Promise<RecordedSelection> {
   const { prompt: _p, messages: _m, system: _s, context: _c, quality, ...request } = s.req;
   if (by.costCapNanos !== undefined) request.costCapNanos = Math.min(by.costCapNanos, request.costCapNanos ?? Number.MAX_SAFE_INTEGER);
   if (by.unpin) delete request.model;
@@ -42,7 +43,7 @@ export async function reroute(s: RequestState, by: RerouteBy): Promise<void> {
       ...(by.minTier ? { minTier: by.minTier } : {}),
     };
     // Runs recorded before verdicts selected with the worker's retry policy in the answer.
-    s.useSelection(await (patched('route-selection') ? selectRoute(input) : selectModels(input)));
+    return await (patched('route-selection') ? selectRoute(input) : selectWithRetryPolicy(input));
   } catch (e) {
     const cause = e instanceof ActivityFailure ? e.cause : e;
     if (cause instanceof ApplicationFailure) throw new Stop(cause.type ?? FAILURE_TYPES.noEligibleModel, cause.message, cause.type === FAILURE_TYPES.categoryPaused ? 'paused' : 'no_model');

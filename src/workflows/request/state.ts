@@ -1,16 +1,19 @@
 /**
  * What a request knows while it runs: the routing (classification, chain, selection), where it is
- * in the chain, every attempt and escalation, and the operator's signals. The workflow's steps
- * read and change it; the trace query reports it.
+ * in the chain, every attempt and escalation, and the operator's signals. The trace query reports
+ * it. Two kinds of field: where the loop goes next (cursor, skips, rate limits, waits), written
+ * only by serve() as it applies each step's `Next` (./next.ts); and the record of what happened
+ * (attempts, escalations, quality scores), which the steps append to.
  */
 import { condition, patched, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { RequestConstraints, RouteSelection, SelectOutput } from './activities.js';
+import type { RequestConstraints } from './activities.js';
 import type { Classification } from '../../routing/classifier.js';
 import type { Candidate } from '../../routing/router.js';
 import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { own } from '../../util/names.js';
 import { utf8Bytes } from '../../util/bytes.js';
-import type { RoutingDecision, RoutingReason } from '../sinks.js';
+import type { RoutingDecision } from '../sinks.js';
+import type { RecordedSelection } from './v4/recorded.js';
 import { type Attempt, type RequestInput, type RequestResult, type ValidRequest, approveSpendSignal, escalateSignal, type RequestTrace, traceQuery } from './contract.js';
 
 /** The tier above `t` (the top tier stays). */
@@ -25,9 +28,6 @@ export function totalCost(attempts: readonly Attempt[]): number {
 
 /** Text above this size travels by reference: activities read it from the run's start input. */
 const INLINE_TEXT_BYTES = 16 * 1024;
-
-/** A selection as recorded: runs recorded before verdicts (v4 histories) have the worker's retry policy in it. */
-export type RecordedSelection = RouteSelection & Partial<Pick<SelectOutput, 'retry' | 'retryByModel'>>;
 
 export type WaitOn = NonNullable<RequestTrace['waiting']>['on'];
 
@@ -60,14 +60,13 @@ export class RequestState {
   /** How long every candidate being rate-limited may be waited out (the worker's last verdict). */
   maxRateLimitWaitMs: number | undefined;
   budgetWaitSince: number | undefined;
-  /** Why the next paid call goes where it goes (set by each decision; reported when the request ends). */
-  nextReason: RoutingReason = 'primary';
   /** Every paid call's routing decision, and each judged or checked answer's quality (the metrics sink). */
   readonly routes: RoutingDecision[] = [];
   readonly qualityScores: Array<{ model: string; score: number }> = [];
   qualityEscalations = 0;
   private seq = 0;
   approved = false;
+  /** An operator's escalation not yet acted on (the signal sets it; serve() takes it). */
   escalation: { model?: string; reason?: string } | undefined;
 
   private valid: ValidRequest | undefined;
@@ -92,6 +91,13 @@ export class RequestState {
       this.escalation = e ?? {};
     });
     setHandler(traceQuery, () => this.trace());
+  }
+
+  /** The operator's escalation, if one came: taken, so it is acted on once. */
+  takeEscalation(): { model?: string; reason?: string } | undefined {
+    const e = this.escalation;
+    this.escalation = undefined;
+    return e;
   }
 
   /** A new attempt id (a1, a2, ... or j3 for a judge) and its reservation id. */

@@ -20,18 +20,18 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { CallModelOutput, RequestActivities, SelectOutput, ShardedReserveResult } from './activities.js';
-import type { ProviderErrorInfo } from '../../providers/errors.js';
-import { decideAfterFailure, type FailureKind, isFailureKind } from '../../routing/retryDecision.js';
-import type { Candidate } from '../../routing/router.js';
-import { type Tier, TIERS } from '../../catalog/tiers.js';
-import { utf8Bytes } from '../../util/bytes.js';
-import { own } from '../../util/names.js';
-import { parseJudgeScore } from '../../quality/judge.js';
-import { conversationOf, earlierTurnsOf, instructionOf, judgeQuestionOf, textParts } from '../conversation.js';
-import { type Attempt, FAILURE_TYPES, type RequestFailureDetails, type RequestInput, requestLimitIssues, type RequestResult, type UnsettledSpend, type ValidRequest } from './contract.js';
-import { Stop } from './failure.js';
-import { approveSpendSignal, escalateSignal, type RequestTrace, traceQuery, LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from './contract.js';
+import type { CallModelOutput, RequestActivities, SelectOutput, ShardedReserveResult } from '../activities.js';
+import type { ProviderErrorInfo } from '../../../providers/errors.js';
+import { decideAfterFailure, type FailureKind, isFailureKind } from '../../../routing/retryDecision.js';
+import type { Candidate } from '../../../routing/router.js';
+import { type Tier, TIERS } from '../../../catalog/tiers.js';
+import { utf8Bytes } from '../../../util/bytes.js';
+import { own } from '../../../util/names.js';
+import { parseJudgeScore } from '../../../quality/judge.js';
+import { conversationOf, earlierTurnsOf, instructionOf, judgeQuestionOf, textParts } from '../../conversation.js';
+import { type Attempt, FAILURE_TYPES, type RequestFailureDetails, type RequestInput, requestLimitIssues, type RequestResult, type UnsettledSpend, type ValidRequest } from '../contract.js';
+import { Stop } from '../failure.js';
+import { approveSpendSignal, escalateSignal, type RequestTrace, traceQuery, LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../contract.js';
 
 const local = proxyLocalActivities<RequestActivities>({
   startToCloseTimeout: '30 seconds',
