@@ -71,7 +71,7 @@ export function experimentWorkflowId(taskQueue: string, name: string): string {
   return `experiment:${taskQueue}:${name}`;
 }
 
-/** The activities the experiment entity calls (implemented in activities/learning.ts, which satisfies this). */
+/** The activities the experiment entity calls (implemented in activities/experiment/, which satisfies this). */
 export interface ExperimentActivities {
   /** Registers a running experiment with its task queue's routing entity, or takes it off. */
   notifyRouting(input: { taskQueue: string; started?: ActiveExperiment; ended?: { name: string } }): Promise<void>;

@@ -3,10 +3,10 @@
  * activities' reports (signals), read by the router (query). Durable: a restart keeps every open
  * circuit and its cooldown.
  */
-import { allHandlersFinished, condition, log, makeContinueAsNewFunc, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, log, setHandler, workflowInfo } from '@temporalio/workflow';
 import { applyReport, claimTrial, type HealthState } from '../../health/circuits.js';
 import { own } from '../../util/names.js';
-import { continueOnQueue } from '../taskQueues.js';
+import { continueAsNewWhenDrained } from '../entity.js';
 import { isMessage, isRecord, onSignal, refusePlaintext, refuseUnless } from '../messages.js';
 import { claimTrialUpdate, type HealthEntityInput, healthQuery, reportSignal, resetCircuitUpdate } from './contract.js';
 import type { HealthEntityWorkflow } from './contract.js';
@@ -48,9 +48,7 @@ export async function healthEntity(input: HealthEntityInput): Promise<void> {
     ),
   }));
   await condition(() => workflowInfo().continueAsNewSuggested || reports >= 2000);
-  await condition(allHandlersFinished);
-  const taskQueue = continueOnQueue(workflowInfo().taskQueue);
-  await makeContinueAsNewFunc<typeof healthEntity>(taskQueue ? { taskQueue } : {})({ settings: input.settings, state });
+  await continueAsNewWhenDrained<typeof healthEntity>(() => [{ settings: input.settings, state }]);
 }
 
 // The signature its contract publishes for callers that start it by name.

@@ -6,7 +6,7 @@
  * acknowledged). Experiments register here while they run; a promoted winner becomes a rule.
  * Every message is handled by RoutingControl (pure); this shell adds timers and delivery.
  */
-import { allHandlersFinished, ApplicationFailure, condition, log, makeContinueAsNewFunc, patched, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, log, patched, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import {
   type AnomalyAlert,
   type ControlSettings,
@@ -18,7 +18,7 @@ import {
   wellFormedRule,
 } from '../../learning/routingControl.js';
 import { jsonBytes } from '../../util/bytes.js';
-import { continueOnQueue } from '../taskQueues.js';
+import { continueAsNewWhenDrained } from '../entity.js';
 import { alertActivities } from '../alerts.js';
 import { isMessage, isRecord, objectArgument, onSignal, refusePlaintext, refuseUnless } from '../messages.js';
 import {
@@ -214,11 +214,10 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
         .catch((e: unknown) => log.warn('anomaly alert not delivered', { id: alert.id, error: e instanceof Error ? e.message : String(e) }));
     }
     if (due()) {
-      await condition(allHandlersFinished);
-      const taskQueue = continueOnQueue(workflowInfo().taskQueue);
       // The next run starts with the epoch in its memo: a describe between runs never reads an older one.
-      const memo = epochPublished ? { memo: { [POLICY_EPOCH_MEMO]: control.policy().epoch ?? 0 } } : {};
-      await makeContinueAsNewFunc<typeof routingEntity>({ ...(taskQueue ? { taskQueue } : {}), ...memo })({ settings: control.settings, state: control.carry() });
+      await continueAsNewWhenDrained<typeof routingEntity>(() => [{ settings: control.settings, state: control.carry() }], {
+        memo: () => (epochPublished ? { [POLICY_EPOCH_MEMO]: control.policy().epoch ?? 0 } : undefined),
+      });
     }
     const wakeAt = Math.min(control.settings.tuner.enabled ? (control.state.nextTuneAt ?? Infinity) : Infinity, control.nextBucketAt() ?? Infinity);
     const wait = Number.isFinite(wakeAt) ? Math.max(1, wakeAt - Date.now()) : undefined;
