@@ -5,7 +5,7 @@
  */
 import { constants, copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { fileSha256 } from '../activities/batch.js';
+import { fileSha256 } from '../activities/batch/index.js';
 import type { BadLine, BatchDefaults } from './batchInput.js';
 import { readBatchFile } from './inputFile.js';
 import type { BatchSource } from '../workflows/batch/contract.js';

@@ -1,6 +1,6 @@
 /** Builds a Switchyard worker: activities wired to the catalog, providers and ledger. */
 import { PolicyCache } from '../learning/worker/policyCache.js';
-import { ClassifyPool } from '../activities/classifyPool.js';
+import { ClassifyPool } from '../activities/request/classifyPool.js';
 import { OutcomeReporter } from '../learning/worker/outcomeReporter.js';
 import { controlSettingsFrom, signalRouting } from '../learning/worker/routingHandle.js';
 import { configureSignal } from '../workflows/routing/contract.js';
@@ -9,7 +9,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { settingsFromConfig } from '../budget/settings.js';
 import { HealthTracker } from '../health/tracker.js';
 import type { Logger } from 'pino';
-import { type ActivityParts, composeActivities, createActivityParts } from '../activities/index.js';
+import { type ActivityParts, composeActivities, createActivityParts } from './activities.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { loadCatalog } from '../catalog/loadFile.js';
 import type { SwitchyardConfig } from '../config/config.js';

@@ -4,7 +4,7 @@ import type { Alert } from '../budget/book.js';
 import type { AnomalyAlert } from '../learning/routingControl.js';
 
 /**
- * What the entities call to deliver an alert, implemented in src/activities (budget.ts, learning.ts).
+ * What the entities call to deliver an alert, implemented in src/activities (budget/, routing/).
  * Declared here, by the workflows that call it, so that workflow code does not import the activities.
  */
 export interface AlertActivities {

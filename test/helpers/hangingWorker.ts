@@ -8,7 +8,7 @@
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { SwitchyardConfig } from '../../src/config/config.js';
-import type { ActivityParts } from '../../src/activities/index.js';
+import type { ActivityParts } from '../../src/workers/activities.js';
 import { createLogger } from '../../src/util/logger.js';
 import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
 

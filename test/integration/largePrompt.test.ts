@@ -5,7 +5,7 @@
  * prompts"), not timed here.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OFF_THREAD_BYTES } from '../../src/activities/classifyPool.js';
+import { OFF_THREAD_BYTES } from '../../src/activities/request/classifyPool.js';
 import { classify } from '../../src/routing/classifier.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 

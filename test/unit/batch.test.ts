@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { duplicateLine, IdRegistry, parseBatchLine } from '../../src/batch/batchInput.js';
 import { addInvalid, addResult, emptySummary, formatSummary } from '../../src/batch/summary.js';
-import { LINE_MAX_BYTES, readPage } from '../../src/activities/batch.js';
+import { LINE_MAX_BYTES, readPage } from '../../src/activities/batch/index.js';
 import { readBatchFile } from '../../src/batch/inputFile.js';
 import { requestRunsQuery } from '../../src/client/client.js';
 import type { BatchSource } from '../../src/workflows/batch/contract.js';

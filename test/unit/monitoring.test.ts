@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SwitchyardMetrics } from '../../src/metrics/metrics.js';
-import { createLearningActivities } from '../../src/activities/learning.js';
+import { createRoutingActivities } from '../../src/activities/routing/index.js';
 import { createLogger } from '../../src/util/logger.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -82,8 +82,7 @@ describe('monitoring', () => {
     await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
     try {
       const m = new SwitchyardMetrics();
-      // The Temporal client is not used by the alert activity: nothing stands in for it.
-      const acts = createLearningActivities({ temporal: undefined as never, log: createLogger('silent'), controlSettings: () => undefined as never, metrics: m });
+      const acts = createRoutingActivities({ log: createLogger('silent'), metrics: m });
       const alert = {
         id: 'anomaly-7',
         key: 's|standard|*|*',

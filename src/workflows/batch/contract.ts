@@ -89,7 +89,7 @@ export function batchWorkflowId(batchId: string): string {
   return `batch-${batchId}`;
 }
 
-/** The activities the batch run calls (implemented in activities/batch.ts, which satisfies this). */
+/** The activities the batch run calls (implemented in activities/batch/, which satisfies this). */
 export interface BatchActivities {
   /** The next page of the batch file from the cursor (the file must be the one the batch started with). */
   readBatchPage(input: { source: BatchSource; cursor: BatchCursor; maxLines: number; category?: string | undefined; feature?: string | undefined; duplicates?: readonly number[] }): Promise<BatchPage>;

@@ -1,38 +1,32 @@
 /**
- * Activities: thin wrappers from the workflow to the pure routing code, the provider adapters and
+ * The request workflow's activities: thin wrappers from the workflow to the pure routing code, the provider adapters and
  * the ledger. Provider errors become non-retryable ApplicationFailures carrying the error kind, so
  * the workflow (not a hidden activity retry) decides between retry, wait, next model and fail;
  * Temporal's own activity retry covers only infrastructure failures (timeouts, lost workers).
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { type BudgetDeps, createBudgetActivities } from './budget.js';
-import { createBatchActivities } from './batch.js';
-import { createPaidCallActivities } from './paidCall.js';
-import { createLearningActivities } from './learning.js';
-import type { PolicyCache } from '../learning/worker/policyCache.js';
+import type { BudgetDeps } from '../budget/index.js';
+import type { PolicyCache } from '../../learning/worker/policyCache.js';
 import type { ClassifyPool } from './classifyPool.js';
-import type { AlertActivities } from '../workflows/alerts.js';
-import type { ControlSettings } from '../learning/routingControl.js';
-import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
-import { fileConfigSchema } from '../config/config.js';
-import { type ArmSpec, assignArm, matchesFilter, unitHash } from '../learning/experiments.js';
-import { bandOf, explores } from '../learning/tuner.js';
-import { checkAnswer, type QualityVerdict } from '../quality/checks.js';
-import { judgePrompt, type QualitySpec } from '../quality/spec.js';
+import type { ControlSettings } from '../../learning/routingControl.js';
+import { type ArmSpec, assignArm, matchesFilter, unitHash } from '../../learning/experiments.js';
+import { bandOf, explores } from '../../learning/tuner.js';
+import { checkAnswer, type QualityVerdict } from '../../quality/checks.js';
+import { judgePrompt, type QualitySpec } from '../../quality/spec.js';
 import { RequestInputReader } from './requestInput.js';
 import type { Logger } from 'pino';
-import type { HealthTracker } from '../health/tracker.js';
-import { countsAsFailure } from '../health/circuits.js';
-import type { Catalog } from '../catalog/catalog.js';
-import { costNanos, estimateCostNanos } from '../catalog/pricing.js';
-import { type Capability, type Tier, PROVIDERS, type ProviderName } from '../catalog/schema.js';
-import { ProviderError } from '../providers/errors.js';
-import { envHint, ProviderNotConfiguredError, type ProviderRegistry } from '../providers/registry.js';
-import { type Classification, type ClassifyInput, classify as classifyPure } from '../routing/classifier.js';
-import { decideAfterFailure, type FailureFacts, type RetryPolicy, type RetryVerdict } from '../routing/retryDecision.js';
-import { NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../routing/router.js';
-import { type RequestInput, FAILURE_TYPES } from '../workflows/request/contract.js';
-import { type Conversation, conversationOf, judgeQuestionOf } from '../workflows/conversation.js';
+import type { HealthTracker } from '../../health/tracker.js';
+import { countsAsFailure } from '../../health/circuits.js';
+import type { Catalog } from '../../catalog/catalog.js';
+import { costNanos, estimateCostNanos } from '../../catalog/pricing.js';
+import { type Capability, type Tier, PROVIDERS, type ProviderName } from '../../catalog/schema.js';
+import { ProviderError } from '../../providers/errors.js';
+import { envHint, ProviderNotConfiguredError, type ProviderRegistry } from '../../providers/registry.js';
+import { type Classification, type ClassifyInput, classify as classifyPure } from '../../routing/classifier.js';
+import { decideAfterFailure, type FailureFacts, type RetryPolicy, type RetryVerdict } from '../../routing/retryDecision.js';
+import { NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../../routing/router.js';
+import { type RequestInput, FAILURE_TYPES } from '../../workflows/request/contract.js';
+import { type Conversation, conversationOf, judgeQuestionOf } from '../../workflows/conversation.js';
 
 export interface ActivityDeps extends BudgetDeps {
   readonly catalog: Catalog;
@@ -62,14 +56,13 @@ export interface ActivityDeps extends BudgetDeps {
 
 export type { CallModelInput, CallModelOutput, RouteLearning, RouteSelection, SelectInput, SelectOutput } from './types.js';
 import type { CallModelInput, CallModelOutput, RouteLearning, RouteSelection, SelectInput, SelectOutput } from './types.js';
-import type { RequestActivities } from '../workflows/request/activities.js';
 
 function unavailable(message: string): ApplicationFailure {
   return ApplicationFailure.create({ message, type: 'unavailable', nonRetryable: true, details: [{ kind: 'unavailable', message }] });
 }
 
-/** The activities the workflows call one by one, and the paid call is made of. */
-export function createActivityParts(deps: ActivityDeps) {
+/** The request workflow's activities (routing, the provider call, quality checks) that the paid call is made of with the budget's. */
+export function createRequestActivities(deps: ActivityDeps) {
   const { catalog, providers, log } = deps;
   // Fixed for the worker's life: computed once, not per request.
   const baselineModel = catalog.premiumBaseline();
@@ -78,9 +71,6 @@ export function createActivityParts(deps: ActivityDeps) {
     .filter((m) => configuredProviders.includes(m.provider))
     .sort((x, y) => x.price.inputNanosPerMTok + x.price.outputNanosPerMTok - (y.price.inputNanosPerMTok + y.price.outputNanosPerMTok))[0];
   const inputs = new RequestInputReader(deps.temporal);
-  // Workers pass their own; the configuration defaults otherwise (parsed once, not per activity).
-  const defaults = controlSettingsFrom({ routing: deps.routing, learning: fileConfigSchema.parse({}).learning });
-  const defaultControlSettings = () => defaults;
   /** Counted input tokens with the provider's margin: our tokenizer is not every provider's. */
   const withMargin = (p: ProviderName, tokens: number): number => Math.ceil(tokens * (1 + (deps.reservationMargin?.[p] ?? 0)));
   /** The text to send: inline, or read from the run's start input. */
@@ -263,9 +253,6 @@ export function createActivityParts(deps: ActivityDeps) {
   /** The worker's retry policy applied to a failed attempt on `model`. */
   const retryVerdictFor = (model: string, failure: FailureFacts): RetryVerdict => ({ decision: decideAfterFailure(failure, retryPolicyFor(model)), maxRateLimitWaitMs: deps.retry.maxRateLimitWaitMs });
   return {
-    ...createBudgetActivities(deps),
-    ...createLearningActivities({ temporal: deps.temporal, log: deps.log, metrics: deps.metrics, controlSettings: deps.controlSettings ?? defaultControlSettings }),
-    ...createBatchActivities(deps),
     async classify(input: ClassifyInput): Promise<Classification> {
       // Large prompts off the event loop (classifyPool.ts); without a pool (tests of parts), inline.
       return deps.classifier ? deps.classifier.classify(input) : classifyPure(input);
@@ -363,27 +350,6 @@ export function createActivityParts(deps: ActivityDeps) {
     },
   };
 }
-
-export type ActivityParts = ReturnType<typeof createActivityParts>;
-
-/** Every activity of a worker: the parts, and the paid call composed of them (the given parts: a test may have replaced some). */
-export function composeActivities(parts: ActivityParts) {
-  return { ...parts, ...createPaidCallActivities(parts) };
-}
-
-export function createActivities(deps: ActivityDeps) {
-  return composeActivities(createActivityParts(deps));
-}
-
-export type Activities = ReturnType<typeof createActivities>;
-
-/** The request workflow's activity contract (workflows/request/activities.ts) is implemented by these. */
-const requestImplemented = (a: Activities): RequestActivities => a;
-void requestImplemented;
-
-/** The alert activities the entities declare (workflows/alerts.ts) are these: checked here, where both are in view. */
-const alertsImplemented = (a: Activities): AlertActivities => a;
-void alertsImplemented;
 
 /** The workflow an activity (or local activity) runs for; empty outside one (unit tests of selectRoute). */
 function workflowIdOfActivity(): string {

@@ -7,7 +7,7 @@
  * sequence number). At concurrency 1 this costs one update per op, as before; at 64 requests in
  * flight one update carries many ops (BENCHMARKS "Request path").
  */
-import { type BudgetEntityInput, type BudgetOp, type BudgetOpResult, MAX_BATCH_OPS } from '../workflows/budget/contract.js';
+import { type BudgetEntityInput, type BudgetOp, type BudgetOpResult, MAX_BATCH_OPS } from '../../workflows/budget/contract.js';
 
 /** Where a batch goes, and how to start the entity if it does not exist yet (reserves only). */
 export interface BatchTarget {

@@ -5,8 +5,8 @@
  */
 import type { Client } from '@temporalio/client';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
-import type { RequestInput } from '../workflows/request/contract.js';
-import { type RequestText, textParts } from '../workflows/conversation.js';
+import type { RequestInput } from '../../workflows/request/contract.js';
+import { type RequestText, textParts } from '../../workflows/conversation.js';
 
 const sizeOf = (t: RequestText): number => textParts(t).reduce((n, s) => n + s.length, 0);
 

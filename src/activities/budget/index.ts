@@ -7,10 +7,10 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type Client, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Logger } from 'pino';
-import type { Alert, BudgetSettings, ReserveResult, SettleResult } from '../budget/book.js';
-import type { Catalog } from '../catalog/catalog.js';
-import type { LedgerEntry } from '../ledger/fileLedger.js';
-import { LEDGER_OUTBOX_TYPE, type LedgerOutboxWorkflow, ledgerOutboxWorkflowId, type LedgerOutboxInput } from '../workflows/ledger/contract.js';
+import type { Alert, BudgetSettings, ReserveResult, SettleResult } from '../../budget/book.js';
+import type { Catalog } from '../../catalog/catalog.js';
+import type { LedgerEntry } from '../../ledger/fileLedger.js';
+import { LEDGER_OUTBOX_TYPE, type LedgerOutboxWorkflow, ledgerOutboxWorkflowId } from '../../workflows/ledger/contract.js';
 
 /** How long a settlement waits for the ledger before its line goes to the outbox. */
 const LEDGER_WRITE_MS = 3_000;
@@ -22,15 +22,15 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
-import type { SwitchyardMetrics } from '../metrics/metrics.js';
+import type { SwitchyardMetrics } from '../../metrics/metrics.js';
 import { randomUUID } from 'node:crypto';
-import { BUDGET_ENTITY_TYPE, batchUpdate, type BudgetEntityWorkflow, type BudgetOpResult } from '../workflows/budget/contract.js';
-import { BudgetBatcher, type SendBatch } from './budgetBatcher.js';
-import { settingsForShard, shardOrder, shardWorkflowId } from '../budget/shards.js';
-import { entityTaskQueue } from '../workflows/taskQueues.js';
-import { UNSPECIFIED_FEATURE } from '../workflows/request/contract.js';
-import type { ReserveInput, ShardedReserveResult, RecordSpendInput } from '../workflows/request/activities.js';
-export type { ReserveInput, ShardedReserveResult, RecordSpendInput } from '../workflows/request/activities.js';
+import { BUDGET_ENTITY_TYPE, batchUpdate, type BudgetEntityWorkflow, type BudgetOpResult } from '../../workflows/budget/contract.js';
+import { BudgetBatcher, type SendBatch } from './batcher.js';
+import { settingsForShard, shardOrder, shardWorkflowId } from '../../budget/shards.js';
+import { entityTaskQueue } from '../../workflows/taskQueues.js';
+import { UNSPECIFIED_FEATURE } from '../../workflows/request/contract.js';
+import type { ReserveInput, ShardedReserveResult, RecordSpendInput } from '../../workflows/request/activities.js';
+export type { ReserveInput, ShardedReserveResult, RecordSpendInput } from '../../workflows/request/activities.js';
 
 export interface BudgetDeps {
   readonly temporal: Client;
@@ -337,14 +337,6 @@ export function createBudgetActivities(deps: BudgetDeps) {
           'cost above its reservation (raise budget.reservationMargin for this provider)',
         );
       return result;
-    },
-
-    /** The ledger outbox's write (see workflows/ledger): retried by its run until the ledger takes the line. */
-    async writeLedgerEntry(input: LedgerOutboxInput): Promise<void> {
-      deps.metrics?.ledgerPending(input.entry.key, input.deferredAt);
-      await deps.ledger.record(input.entry);
-      deps.metrics?.ledgerWritten(input.entry.key);
-      log.info({ key: input.entry.key, lagMs: Date.now() - input.deferredAt }, 'deferred ledger line written');
     },
 
     /** A soft-limit alert: one structured log line, and a POST to the webhook when configured. */

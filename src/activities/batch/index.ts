@@ -7,12 +7,12 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
-import { type BatchDefaults, parseBatchLine } from '../batch/batchInput.js';
-import { type BatchResultLine, completedResultLine } from '../batch/summary.js';
-import { failedLine } from '../batch/failedLine.js';
-import { toRequestFailed } from '../contracts/requestFailure.js';
-import type { BatchActivities, BatchCursor, BatchPage, BatchSource, PageItem } from '../workflows/batch/contract.js';
-import type { RequestResult } from '../workflows/request/contract.js';
+import { type BatchDefaults, parseBatchLine } from '../../batch/batchInput.js';
+import { type BatchResultLine, completedResultLine } from '../../batch/summary.js';
+import { failedLine } from '../../batch/failedLine.js';
+import { toRequestFailed } from '../../contracts/requestFailure.js';
+import type { BatchActivities, BatchCursor, BatchPage, BatchSource, PageItem } from '../../workflows/batch/contract.js';
+import type { RequestResult } from '../../workflows/request/contract.js';
 
 /** Bytes of request text per page: keeps the activity result under the SDK's 512 KB payload warning. */
 export const PAGE_MAX_BYTES = 256 * 1024;
@@ -139,4 +139,4 @@ export function createBatchActivities(deps: { temporal: Client }) {
   } satisfies BatchActivities;
 }
 
-export type { BatchActivities } from '../workflows/batch/contract.js';
+export type { BatchActivities } from '../../workflows/batch/contract.js';

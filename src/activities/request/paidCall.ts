@@ -13,19 +13,19 @@
 
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import type { ClassifyInput, Classification } from '../routing/classifier.js';
-import { describeIssues } from '../util/validation.js';
-import { callTextOf, classifyInputOf } from '../workflows/conversation.js';
-import { requestInputSchema } from '../contracts/requestInput.js';
-import { FAILURE_TYPES, type RequestInput, type ValidRequest } from '../workflows/request/contract.js';
-import { type FailureFacts, isFailureKind, type RetryVerdict } from '../routing/retryDecision.js';
-import type { Candidate } from '../routing/router.js';
-import type { ProviderErrorInfo } from '../providers/errors.js';
+import type { ClassifyInput, Classification } from '../../routing/classifier.js';
+import { describeIssues } from '../../util/validation.js';
+import { callTextOf, classifyInputOf } from '../../workflows/conversation.js';
+import { requestInputSchema } from '../../contracts/requestInput.js';
+import { FAILURE_TYPES, type RequestInput, type ValidRequest } from '../../workflows/request/contract.js';
+import { type FailureFacts, isFailureKind, type RetryVerdict } from '../../routing/retryDecision.js';
+import type { Candidate } from '../../routing/router.js';
+import type { ProviderErrorInfo } from '../../providers/errors.js';
 import type { CallModelInput, CallModelOutput, RouteSelection, SelectInput } from './types.js';
-import type { ReserveInput, ShardedReserveResult } from './budget.js';
-import type { AttemptFailure } from '../workflows/request/failure.js';
-import type { RouteInput, Routed, PaidCallInput, PaidCallOutcome, PaidCallOutput } from '../workflows/request/activities.js';
-export type { RouteInput, RequestConstraints, Routed, PaidCallInput, PaidCallOutcome, PaidCallOutput } from '../workflows/request/activities.js';
+import type { ReserveInput, ShardedReserveResult } from '../budget/index.js';
+import type { AttemptFailure } from '../../workflows/request/failure.js';
+import type { RouteInput, Routed, PaidCallInput, PaidCallOutcome, PaidCallOutput } from '../../workflows/request/activities.js';
+export type { RouteInput, RequestConstraints, Routed, PaidCallInput, PaidCallOutcome, PaidCallOutput } from '../../workflows/request/activities.js';
 
 /** The activities the paid call is made of (the worker's, or a test's overrides of them). */
 export interface PaidCallParts {

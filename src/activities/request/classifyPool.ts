@@ -10,8 +10,8 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
-import { type Classification, type ClassifyInput, classify } from '../routing/classifier.js';
-import { utf8Bytes } from '../util/bytes.js';
+import { type Classification, type ClassifyInput, classify } from '../../routing/classifier.js';
+import { utf8Bytes } from '../../util/bytes.js';
 
 export const OFF_THREAD_BYTES = 64 * 1024;
 
@@ -19,7 +19,7 @@ export const OFF_THREAD_BYTES = 64 * 1024;
 function threadModule(): string | undefined {
   const here = fileURLToPath(new URL('./classifyThread.js', import.meta.url));
   if (existsSync(here)) return here;
-  const built = here.replace(/\/src\/activities\/classifyThread\.js$/, '/dist/src/activities/classifyThread.js');
+  const built = here.replace(/\/src\/activities\/request\/classifyThread\.js$/, '/dist/src/activities/request/classifyThread.js');
   return existsSync(built) ? built : undefined;
 }
 
