@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 
 interface OpenAIOutputLine {
   id: string;
@@ -31,7 +31,7 @@ const tag = Date.now().toString(36);
 const line = (custom_id: string, body: Record<string, unknown>) => JSON.stringify({ custom_id, method: 'POST', url: '/v1/chat/completions', body });
 
 describe('OpenAI Batch API files', () => {
-  let stack: TestStack;
+  const stack = useTestStack();
   let dir: string;
   let input: string;
   const env = (): NodeJS.ProcessEnv => {
@@ -47,8 +47,7 @@ describe('OpenAI Batch API files', () => {
     return e;
   };
 
-  beforeAll(async () => {
-    stack = await startTestStack();
+  beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'switchyard-oai-batch-'));
     input = join(dir, 'openai-batch.jsonl');
     writeFileSync(
@@ -92,8 +91,7 @@ describe('OpenAI Batch API files', () => {
       ].join('\n') + '\n',
     );
   });
-  afterAll(async () => {
-    await stack?.stop();
+  afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { defaultCatalog, type Catalog } from '../../src/catalog/catalog.js';
 import { loadConfig, type SwitchyardConfig } from '../../src/config/config.js';
@@ -148,4 +148,27 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A test stack for the enclosing `describe` (or the file): started before its tests, stopped after
+ * them. The returned object stands for the stack; reading it before the start (at collection time)
+ * throws. Options may be a function, read when the stack starts (after earlier hooks ran).
+ */
+export function useTestStack(opts: TestStackOptions | (() => TestStackOptions) = {}, startTimeoutMs?: number): TestStack {
+  let current: TestStack | undefined;
+  beforeAll(async () => {
+    current = await startTestStack(typeof opts === 'function' ? opts() : opts);
+  }, startTimeoutMs);
+  afterAll(async () => {
+    await current?.stop();
+    current = undefined;
+  });
+  return new Proxy({} as TestStack, {
+    get(_target, key) {
+      if (!current) throw new Error(`the test stack was read (${String(key)}) before it started or after it stopped: read it inside a test or a later hook`);
+      const v: unknown = Reflect.get(current, key);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(current) : v;
+    },
+  });
 }

@@ -12,19 +12,13 @@ import { countChatTokens } from '../../src/routing/tokens.js';
 import { budgetWorkflowId, releaseUpdate, reserveUpdate, settleUpdate, statusQuery } from '../../src/workflows/budget/contract.js';
 import { type RequestResult, approveSpendSignal } from '../../src/workflows/request/contract.js';
 import { settingsFromConfig } from '../../src/budget/settings.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, type TestStack, useTestStack } from '../helpers/stack.js';
 import { entityTaskQueue } from '../../src/workflows/taskQueues.js';
 
-let stack: TestStack;
 let n = 0;
 const unique = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack();
 
 const PROMPT = 'Write a short product description for a steel water bottle.';
 const MAX_OUT = 200;

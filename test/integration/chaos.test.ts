@@ -3,23 +3,16 @@
  * must end (answered, or failed with a reason), none may be left running, and the budget's spend
  * must equal the sum of the results' costs to the nanodollar.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RequestFailedError } from '../../src/client/client.js';
 import type { RequestResult } from '../../src/workflows/request/contract.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 
-let stack: TestStack;
-
-beforeAll(async () => {
-  stack = await startTestStack({
-    config: {
-      callTimeoutMs: 2_000,
-      retry: { maximumAttempts: 3, initialIntervalMs: 200, backoffCoefficient: 2, maximumIntervalMs: 2_000, maxRetryAfterMs: 5_000, maxRateLimitWaitMs: 60_000 },
-    },
-  });
-});
-afterAll(async () => {
-  await stack?.stop();
+const stack = useTestStack({
+  config: {
+    callTimeoutMs: 2_000,
+    retry: { maximumAttempts: 3, initialIntervalMs: 200, backoffCoefficient: 2, maximumIntervalMs: 2_000, maxRetryAfterMs: 5_000, maxRateLimitWaitMs: 60_000 },
+  },
 });
 
 const PROMPTS = [

@@ -7,21 +7,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { countChatTokens } from '../../src/routing/tokens.js';
 import { ValidationError } from '../../src/util/validation.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 
 const validateResult = new Ajv2020({ strict: false }).compile(JSON.parse(readFileSync(join(process.cwd(), 'contracts', 'request-result.v1.schema.json'), 'utf8')) as Record<string, unknown>);
 
 describe('chat requests', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack();
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack();
 
   const messages = [
     { role: 'system' as const, content: 'You are a careful tutor.' },

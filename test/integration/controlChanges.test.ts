@@ -3,32 +3,26 @@
  * item 8), on the real dev server with the workers' default policy cache (5 s): an experiment
  * created just before an 80-line batch at concurrency 16 counts all 80, one model per unit; a
  * stopped experiment takes no request started after the stop; a budget change applies to the next
- * request. (An acknowledged anomaly resuming at once is in automation.test.ts.)
+ * request. (An acknowledged anomaly resuming at once is in anomaliesAndSchedules.test.ts.)
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@temporalio/client';
 import { LearningClient } from '../../src/client/learningClient.js';
 import { controlSettingsFrom } from '../../src/learning/worker/routingHandle.js';
 import { experimentWorkflowId } from '../../src/workflows/experiment/contract.js';
 import { fileConfigSchema } from '../../src/config/config.js';
 import { RequestFailedError } from '../../src/contracts/requestFailure.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 import { until } from '../helpers/wait.js';
 
-let stack: TestStack;
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
 // The defaults, but for the tuner's timer: the workers' policy cache is the one users run with.
 const learning = fileConfigSchema.parse({ learning: { tuner: { intervalMs: 3_600_000 }, anomaly: { enabled: false } } }).learning;
 
-beforeAll(async () => {
-  expect(learning.policyCacheMs).toBe(5_000);
-  stack = await startTestStack({ config: { learning } });
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+beforeAll(() => expect(learning.policyCacheMs).toBe(5_000));
+const stack = useTestStack({ config: { learning } });
 
 describe('a control change is in force when its command returns', () => {
   it('experiment create, then at once an 80-line batch at concurrency 16: all 80 counted, one model per unit; stop, and none after', async () => {

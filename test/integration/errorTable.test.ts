@@ -2,21 +2,15 @@
  * The error table of docs/concepts.md, row by row, for every wire format: a pinned model answers with the
  * row's failure once (simulator script), and the workflow must react as the table says.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RequestFailedError } from '../../src/client/client.js';
 import type { RequestResult } from '../../src/workflows/request/contract.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 
-let stack: TestStack;
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
-beforeAll(async () => {
-  stack = await startTestStack({ config: { health: { failureThreshold: 100, cooldownMs: 1_000, enabled: true } } });
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack({ config: { health: { failureThreshold: 100, cooldownMs: 1_000, enabled: true } } });
 
 const FORMATS: Array<[string, string]> = [
   ['openai', 'gpt-4o-mini'],

@@ -4,16 +4,15 @@
  * leaves behind), and the tuner raising the tier of the one category whose cheap model is bad,
  * then lowering it again when the model is fixed, every change recorded and revertible.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fileConfigSchema } from '../../src/config/config.js';
 import type { RequestResult } from '../../src/workflows/request/contract.js';
 import type { PolicyChange } from '../../src/learning/routingControl.js';
 import { ValidationError } from '../../src/util/validation.js';
 import { assignArm } from '../../src/learning/experiments.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 import { sleep, until } from '../helpers/wait.js';
 
-let stack: TestStack;
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
@@ -27,12 +26,7 @@ const learning = fileConfigSchema.parse({
   },
 }).learning;
 
-beforeAll(async () => {
-  stack = await startTestStack({ config: { learning } });
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack({ config: { learning } });
 
 describe('an A/B experiment', () => {
   const name = `ab-${Date.now()}`;

@@ -4,18 +4,12 @@
  * How long the main thread would be held is measured in BENCHMARKS.md ("Classifier on hostile
  * prompts"), not timed here.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OFF_THREAD_BYTES } from '../../src/activities/request/classifyPool.js';
 import { classify } from '../../src/routing/classifier.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 
-let stack: TestStack;
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack();
 
 describe('classifying a 1.2 MB prompt', () => {
   it('runs in a worker thread and routes as the main thread would; a small prompt stays inline', async () => {

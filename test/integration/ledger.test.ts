@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { LEDGER_TABLE, PgLedger } from '../../src/ledger/pgLedger.js';
 import type { LedgerEntry } from '../../src/ledger/fileLedger.js';
@@ -20,18 +20,16 @@ import type { RequestResult } from '../../src/workflows/request/contract.js';
 const run = promisify(execFile);
 const cli = join(import.meta.dirname, '..', '..', 'bin', 'switchyard.js');
 let db: TestPostgres;
-let stack: TestStack;
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
 beforeAll(async () => {
   db = await startPostgres();
-  stack = await startTestStack({ config: { ledgerUrl: db.url } });
 }, 120_000);
 afterAll(async () => {
-  await stack?.stop();
   await db?.stop();
 });
+const stack = useTestStack(() => ({ config: { ledgerUrl: db.url } }));
 
 async function report(args: string[]): Promise<string> {
   const { stdout } = await run(process.execPath, [cli, 'report', ...args], { env: { ...process.env, SWITCHYARD_LEDGER_URL: db.url, SWITCHYARD_LOG_LEVEL: 'warn' } });

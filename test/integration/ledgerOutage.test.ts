@@ -15,12 +15,11 @@ import { LEDGER_TABLE } from '../../src/ledger/pgLedger.js';
 import { freePort } from '../../src/temporal/devServer.js';
 import type { RequestResult } from '../../src/workflows/request/contract.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 import { sleep, until } from '../helpers/wait.js';
 
 const OUTAGE_MS = 60_000;
 let db: TestPostgres;
-let stack: TestStack;
 let prometheus: ChildProcess | undefined;
 let promUrl = '';
 const promDir = mkdtempSync(join(tmpdir(), 'switchyard-prom-'));
@@ -36,7 +35,12 @@ function requirePrometheus(): void {
 beforeAll(async () => {
   requirePrometheus();
   db = await startPostgres();
-  stack = await startTestStack({ config: { ledgerUrl: db.url }, latencyScale: 0.02 });
+}, 120_000);
+afterAll(async () => {
+  await db?.stop();
+});
+const stack = useTestStack(() => ({ config: { ledgerUrl: db.url }, latencyScale: 0.02 }));
+beforeAll(async () => {
   const target = new URL(stack.metricsUrl).host;
   const port = await freePort();
   writeFileSync(
@@ -59,8 +63,6 @@ afterAll(async () => {
     await exited;
   }
   rmSync(promDir, { recursive: true, force: true });
-  await stack?.stop();
-  await db?.stop();
 });
 
 async function ledgerAlert(): Promise<string | undefined> {

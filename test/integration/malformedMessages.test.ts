@@ -2,7 +2,7 @@
  * Every entity refuses or drops a malformed message and keeps working: no workflow-task failure
  * (which the server retries forever, stopping the entity), no lost state. On the real dev server.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ValidationError } from '../../src/util/validation.js';
 import { experimentEntity } from '../../src/workflows/experiment/experimentEntity.js';
@@ -11,19 +11,13 @@ import { budgetWorkflowId } from '../../src/workflows/budget/contract.js';
 import { healthWorkflowId } from '../../src/workflows/health/contract.js';
 import { routingWorkflowId } from '../../src/workflows/routing/contract.js';
 import { entityTaskQueue } from '../../src/workflows/taskQueues.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 import { until } from '../helpers/wait.js';
 
-let stack: TestStack;
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack();
 
 /** Workflow-task failures in the entity's current run: each one is a message the entity could not take. */
 async function taskFailures(h: WorkflowHandle): Promise<number> {

@@ -3,24 +3,18 @@
  * seed's names and labels, counted once per event (settlements the entity applied, requests that
  * ended), not again when histories replay.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { describe, expect, it } from 'vitest';
+import { useTestStack } from '../helpers/stack.js';
 import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
 import { createLogger } from '../../src/util/logger.js';
 import { approveSpendSignal, traceQuery, workflowIdFor } from '../../src/workflows/request/contract.js';
 import type { RequestResult } from '../../src/workflows/request/contract.js';
 import { budgetWorkflowId, statusQuery } from '../../src/workflows/budget/contract.js';
 
-let stack: TestStack;
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack();
 
 interface Sample {
   readonly name: string;

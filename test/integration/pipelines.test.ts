@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { RequestFailedError } from '../../src/client/client.js';
 import { readBatchFile } from '../../src/batch/inputFile.js';
 import { runBatch } from '../../src/batch/runBatch.js';
@@ -14,20 +14,14 @@ import { prepareDetachedBatch } from '../../src/batch/detached.js';
 import type { BatchResultLine } from '../../src/batch/summary.js';
 import { historiesFromServer, replayHistories } from '../../src/replay/replay.js';
 import { inject } from 'vitest';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 import { entityTaskQueue } from '../../src/workflows/taskQueues.js';
 
-let stack: TestStack;
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-pipelines-'));
 const tag = `${Date.now().toString(36)}`;
 
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const stack = useTestStack();
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const PROMPTS = [
   'Classify this ticket as billing or technical: "I was charged twice."',

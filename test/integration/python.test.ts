@@ -7,9 +7,9 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { cacheDir } from '../../src/temporal/cli.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 
 const TEMPORALIO = '1.35.0';
 
@@ -35,15 +35,11 @@ function runScript(python: string, args: string[]): Promise<{ code: number | nul
 }
 
 describe('a Python pipeline (temporalio)', () => {
-  let stack: TestStack;
   let python: string;
-  beforeAll(async () => {
+  beforeAll(() => {
     python = pythonWithTemporalio();
-    stack = await startTestStack();
   }, 300_000);
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack();
 
   it('starts a request by name with JSON input, reads the result and a failure, and never runs an id twice', async () => {
     const base = ['--address', stack.address, '--task-queue', stack.config.taskQueue];

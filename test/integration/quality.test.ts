@@ -2,25 +2,19 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readBatchFile } from '../../src/batch/inputFile.js';
 import { runBatch } from '../../src/batch/runBatch.js';
 import type { BatchResultLine } from '../../src/batch/summary.js';
 import { RequestFailedError } from '../../src/client/client.js';
 import { ValidationError } from '../../src/util/validation.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 
-let stack: TestStack;
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 const SCHEMA = { type: 'object', required: ['answer', 'confidence'], properties: { answer: { type: 'string' }, confidence: { type: 'number', minimum: 0, maximum: 1 } } };
 
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack();
 
 function script(models: Record<string, unknown[]>): void {
   stack.simulator.setFaults(Object.fromEntries(Object.entries(models).map(([m, s]) => [m, { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: s }])) as never);

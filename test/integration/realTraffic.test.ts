@@ -13,19 +13,13 @@ import { reserveUpdate, settleUpdate, statusQuery, adjustUpdate, budgetWorkflowI
 import { MAX_INPUT_BYTES } from '../../src/workflows/request/contract.js';
 import { requestInputSchema } from '../../src/contracts/requestInput.js';
 import fc from 'fast-check';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, type TestStack, useTestStack } from '../helpers/stack.js';
 
 let n = 0;
 const unique = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
 describe('one provider key (OPENAI_API_KEY + OPENAI_BASE_URL only)', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack({ providers: (url) => ({ openai: { apiKey: 'sk-user-key', baseURL: `${url}/v1` } }) });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack({ providers: (url) => ({ openai: { apiKey: 'sk-user-key', baseURL: `${url}/v1` } }) });
 
   it('routes only to configured providers and says which models it skipped and why', async () => {
     // Seen: the router picked llama-3-70b (self-hosted, not configured) and the request hung.
@@ -47,13 +41,7 @@ describe('one provider key (OPENAI_API_KEY + OPENAI_BASE_URL only)', () => {
 });
 
 describe('errors that are not provider errors end the attempt with a decision', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack();
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack();
 
   it('a plain Error from the call activity (a worker bug) moves to the next model; the request completes', async () => {
     let calls = 0;
@@ -103,13 +91,7 @@ describe('errors that are not provider errors end the attempt with a decision', 
 });
 
 describe('names of Object.prototype', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack();
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack();
 
   it('category, scope and judge names such as constructor are refused with the field and the fix', async () => {
     for (const input of [
@@ -161,13 +143,7 @@ describe('names of Object.prototype', () => {
 });
 
 describe('fuzzed input on the server', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack();
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack();
 
   it('random invalid requests: the client refuses them naming the field; started directly, each run fails as invalid at once, charging nothing, leaving nothing running', async () => {
     const value = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constantFrom('constructor', '__proto__', '', 'x'.repeat(300)));

@@ -4,20 +4,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { billableActions } from '../../src/temporal/billableActions.js';
 import { shardWorkflowId } from '../../src/budget/shards.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 import { LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../../src/workflows/request/contract.js';
 
 describe('Temporal actions per request', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack();
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack();
 
   it('a simple successful request: start, a paid-call activity (route, reserve, call), the settlement as a local activity, one upsert at the end; its budget ops ride in batched entity updates', async () => {
     const scope = `cost-${randomUUID().slice(0, 8)}`;

@@ -1,21 +1,15 @@
 /** The request workflow end to end on the real dev server, the simulator over HTTP, real SDKs. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { RequestFailedError, workflowIdFor } from '../../src/client/client.js';
 import { ValidationError } from '../../src/util/validation.js';
 import { type RequestResult, LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../../src/workflows/request/contract.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 
-let stack: TestStack;
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack();
 
 function fault(model: string, spec: Record<string, unknown>): void {
   stack.simulator.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [], ...spec } });

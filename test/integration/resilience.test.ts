@@ -2,23 +2,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { workflowIdFor } from '../../src/client/client.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, type TestStack, useTestStack } from '../helpers/stack.js';
 import { LlmOutcome, traceQuery } from '../../src/workflows/request/contract.js';
 
-let stack: TestStack;
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
-beforeAll(async () => {
-  stack = await startTestStack({
-    config: {
-      retry: { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 120_000 },
-      modelRetry: { 'gpt-4o-mini': { maximumAttempts: 1 } },
-    },
-  });
-});
-afterAll(async () => {
-  await stack?.stop();
+const stack = useTestStack({
+  config: {
+    retry: { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 120_000 },
+    modelRetry: { 'gpt-4o-mini': { maximumAttempts: 1 } },
+  },
 });
 
 function fault(model: string, spec: Record<string, unknown>): void {

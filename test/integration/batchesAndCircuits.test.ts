@@ -12,7 +12,7 @@ import { readBatchFile } from '../../src/batch/inputFile.js';
 import { type BatchProgress, runBatch } from '../../src/batch/runBatch.js';
 import type { BatchResultLine } from '../../src/batch/summary.js';
 import { loadConfig } from '../../src/config/config.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, type TestStack, useTestStack } from '../helpers/stack.js';
 import { until } from '../helpers/wait.js';
 import type { RequestResult } from '../../src/workflows/request/contract.js';
 
@@ -21,13 +21,7 @@ const tag = Date.now().toString(36);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('detached batches', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack();
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack();
 
   it('a repeated id is skipped by the worker too (run once, counted once), and a taken batch id never has its input overwritten', async () => {
     const batchId = `dup-${tag}`;

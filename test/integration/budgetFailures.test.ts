@@ -12,7 +12,7 @@ import { settingsFromConfig } from '../../src/budget/settings.js';
 import { ValidationError } from '../../src/util/validation.js';
 import { budgetWorkflowId, reserveUpdate, settleUpdate, stateQuery, statusQuery } from '../../src/workflows/budget/contract.js';
 import { until } from '../helpers/wait.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, type TestStack, useTestStack } from '../helpers/stack.js';
 
 let n = 0;
 const unique = (label: string): string => `${label}-${Date.now()}-${++n}`;
@@ -216,13 +216,7 @@ describe('alerts and entity failures', () => {
 });
 
 describe('exactly-once settlement at the entity full rate', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack();
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack();
 
   it('a settlement retried after thousands of others and many continue-as-new runs counts once; a stale reserve re-creates nothing', async () => {
     const scope = unique('rate');

@@ -1,5 +1,5 @@
 /**
- * Phase 4 on the real dev server with short periods: spend anomaly detection (steady traffic raises
+ * The learning loop and budgets on their own timers, on the real dev server with short periods: spend anomaly detection (steady traffic raises
  * nothing; a burst of expensive requests is caught within seconds of its bucket closing, pauses its
  * category until acknowledged, and the paused request is charged nothing), budget reallocation on
  * its schedule (and its dry run), the tuner acting on its own timer, and an experiment's state
@@ -8,13 +8,12 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileConfigSchema } from '../../src/config/config.js';
+import { fileConfigSchema, type SwitchyardConfig } from '../../src/config/config.js';
 import { RequestFailedError } from '../../src/client/client.js';
 import { assignArm } from '../../src/learning/experiments.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { useTestStack } from '../helpers/stack.js';
 import { sleep, until } from '../helpers/wait.js';
 
-let stack: TestStack;
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
@@ -30,21 +29,21 @@ const hookServer = createServer((req, res) => {
   });
 });
 
+let learning: SwitchyardConfig['learning'];
 beforeAll(async () => {
   await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
-  const learning = fileConfigSchema.parse({
+  learning = fileConfigSchema.parse({
     learning: {
       reportEveryMs: 200,
       tuner: { intervalMs: 2_000, minSamples: 4, explore: 0.2 },
       anomaly: { bucketMs: BUCKET_MS, warmupBuckets: 5, k: 5, alpha: 0.3, minSpendUsd: 0, action: 'pause', webhookUrl: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/anomaly` },
     },
   }).learning;
-  stack = await startTestStack({ config: { learning } });
 });
-afterAll(async () => {
-  await stack?.stop();
+afterAll(() => {
   hookServer.close();
 });
+const stack = useTestStack(() => ({ config: { learning } }));
 
 describe('spend anomalies', () => {
   const scope = `anom-${Date.now()}`;
