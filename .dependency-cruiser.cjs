@@ -16,16 +16,25 @@ const PURE = '^src/(util/(bytes|names|table|validation)\\.ts|catalog/(schema|cat
 // and their callers agree on (ids, task queues, limits, conversation shapes, sinks, alerts, messages).
 const WORKFLOW_CONTRACTS = '^src/workflows/([^/]+/contract|request/activities|request/limits|request/failure|taskQueues|conversation|sinks|alerts|patches)\\.ts$';
 const WORKFLOW_IMPL = '^src/workflows/';
+// What pure modules may take from npm: computation only (validation, a tokenizer, a linear-time regex engine).
+const PURE_NPM = '(^|/)node_modules/(ajv|gpt-tokenizer|re2js|zod)/';
 
 module.exports = {
   forbidden: [
     { name: 'no-circular', severity: 'error', comment: 'No import circles.', from: {}, to: { circular: true } },
     {
+      name: 'pure-no-io',
+      severity: 'error',
+      comment: 'Pure domain modules do no I/O: no Node core module at all (prefixed or not).',
+      from: { path: PURE },
+      to: { dependencyTypes: ['core'], dependencyTypesNot: ['type-only'] },
+    },
+    {
       name: 'pure-no-temporal-or-io',
       severity: 'error',
-      comment: 'Pure domain modules import no Temporal and do no I/O.',
+      comment: 'Pure domain modules use only computation libraries from npm (no Temporal, no drivers, no HTTP clients).',
       from: { path: PURE },
-      to: { path: '^(@temporalio/|node:|fs$|path$|http$|net$|os$|child_process$|crypto$)|^src/', pathNot: PURE, dependencyTypesNot: ['type-only'] },
+      to: { dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'], pathNot: PURE_NPM, dependencyTypesNot: ['type-only'] },
     },
     {
       name: 'pure-nothing-above',
@@ -40,10 +49,11 @@ module.exports = {
       comment: 'Workflow code imports contracts, pure code and @temporalio/workflow or common only (activities as types, through contracts).',
       from: { path: WORKFLOW_IMPL },
       to: {
+        dependencyTypesNot: ['type-only'],
         pathNot: [
           WORKFLOW_IMPL,
           PURE,
-          '^src/(contracts|util)/',
+          '^src/contracts/',
           '^src/security/plaintextMarker\\.ts$',
           '^src/providers/(errors|types)\\.ts$',
           '^src/batch/summary\\.ts$',
@@ -51,6 +61,13 @@ module.exports = {
           '^src/health/(circuit|policy)',
         ],
       },
+    },
+    {
+      name: 'workflow-code-types-only',
+      severity: 'error',
+      comment: 'Workflow code takes only types from src/contracts (its zod schemas stay out of the workflow bundle) and from npm beyond the workflow SDK.',
+      from: { path: WORKFLOW_IMPL },
+      to: { path: ['^src/contracts/', '(^|/)node_modules/'], pathNot: '(^|/)node_modules/@temporalio/(workflow|common)/', dependencyTypesNot: ['type-only'] },
     },
     {
       name: 'activities-not-above',
@@ -63,7 +80,7 @@ module.exports = {
       name: 'only-composers-see-workflows',
       severity: 'error',
       comment: 'Only workers/, client/ and cli/ (and the workflows index) import workflow implementations; others use contracts.',
-      from: { pathNot: ['^src/(workers|client|cli|workflows|replay)/', '^src/index\\.ts$'] },
+      from: { pathNot: ['^src/(workers|client|cli|workflows)/', '^src/index\\.ts$'] },
       to: { path: WORKFLOW_IMPL, pathNot: WORKFLOW_CONTRACTS },
     },
     {
@@ -78,6 +95,6 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     tsConfig: { fileName: 'tsconfig.json' },
     tsPreCompilationDeps: true,
-    exclude: { path: '\\.cjs$' },
+    exclude: { path: '^src/.*\\.cjs$' },
   },
 };

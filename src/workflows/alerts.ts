@@ -12,8 +12,9 @@ export interface AlertActivities {
   sendAnomalyAlert(input: { alert: AnomalyAlert; webhookUrl?: string | undefined }): Promise<void>;
 }
 
-export function alertActivities() {
-  return proxyActivities<AlertActivities>({
+/** The alert activities an entity's contract declares, proxied with the alerts' bounds. */
+export function alertActivities<A extends Partial<AlertActivities>>() {
+  return proxyActivities<A>({
     startToCloseTimeout: '15 seconds',
     scheduleToCloseTimeout: '1 minute',
     retry: { maximumAttempts: 3, initialInterval: '2 seconds' },

@@ -25,7 +25,6 @@ import type { CallModelInput, CallModelOutput, RouteSelection, SelectInput } fro
 import type { ReserveInput, ShardedReserveResult } from '../budget/index.js';
 import type { AttemptFailure } from '../../workflows/request/failure.js';
 import type { RouteInput, Routed, PaidCallInput, PaidCallOutcome, PaidCallOutput } from '../../workflows/request/activities.js';
-export type { RouteInput, RequestConstraints, Routed, PaidCallInput, PaidCallOutcome, PaidCallOutput } from '../../workflows/request/activities.js';
 
 /** The activities the paid call is made of (the worker's, or a test's overrides of them). */
 export interface PaidCallParts {

@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { AnomalyAlert } from '../../learning/routingControl.js';
 import type { SwitchyardMetrics } from '../../metrics/metrics.js';
-import type { AlertActivities } from '../../workflows/alerts.js';
+import type { RoutingEntityActivities } from '../../workflows/routing/contract.js';
 
 /** Alert ids whose metric this worker counted (a retried webhook delivery is not a second anomaly). */
 const COUNTED_MAX = 10_000;
@@ -31,5 +31,5 @@ export function createRoutingActivities(deps: { readonly log: Logger; readonly m
       });
       if (!res.ok) throw new Error(`anomaly alert webhook answered ${res.status}`);
     },
-  } satisfies Pick<AlertActivities, 'sendAnomalyAlert'>;
+  } satisfies RoutingEntityActivities;
 }

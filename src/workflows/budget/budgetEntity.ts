@@ -29,10 +29,10 @@ import {
 } from './contract.js';
 import { continueAsNewWhenDrained } from '../entity.js';
 import { alertActivities } from '../alerts.js';
-import type { BudgetEntityWorkflow } from './contract.js';
+import type { BudgetEntityActivities, BudgetEntityWorkflow } from './contract.js';
 import { BudgetEntityState } from './state.js';
 
-const alerts = alertActivities();
+const alerts = alertActivities<BudgetEntityActivities>();
 
 export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
   refusePlaintext([input], 'budgetEntity');

@@ -2,6 +2,10 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { BookState, BudgetSettings, BudgetStatus, DenialPolicy, PeriodSummary, ReallocationRecord, ReserveRequest, ReserveResult, SettleResult } from '../../budget/book.js';
 import type { ReallocationPlan, ReallocationSettings } from '../../budget/reallocation.js';
+import type { AlertActivities } from '../alerts.js';
+
+/** The activities the budget entity calls: its soft-limit alerts (implemented in activities/budget/). */
+export type BudgetEntityActivities = Pick<AlertActivities, 'sendBudgetAlert'>;
 
 export interface BudgetEntityInput {
   readonly scope: string;

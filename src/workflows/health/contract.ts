@@ -27,3 +27,6 @@ export const claimTrialUpdate = defineUpdate<boolean, [{ model: string; holdMs: 
 /** The entity's workflow type and signature, for starting it without importing its code. */
 export const HEALTH_ENTITY_TYPE = 'healthEntity';
 export type HealthEntityWorkflow = (input: HealthEntityInput) => Promise<void>;
+
+/** The health entity calls no activities: the paid calls' reports come to it as signals. */
+export type HealthEntityActivities = Record<never, never>;

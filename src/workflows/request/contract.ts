@@ -3,7 +3,8 @@
  * Its name and id, the memo and search attributes it carries, its signals and query, its input
  * and result types, the request limits and failure types. The input's zod schema is in
  * src/contracts/requestInput.ts, kept out of every module a workflow imports (the SDK evaluates a
- * workflow's modules again for each run: zod there cost ~40 ms of CPU per request).
+ * workflow's modules again for each run: zod there cost ~40 ms of CPU per request). The interface
+ * of the activities it calls, with the shapes of those calls, is beside it in ./activities.ts.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';

@@ -9,6 +9,7 @@
 import { isCancellation, log, proxyLocalActivities } from '@temporalio/workflow';
 import type { CallModelOutput, PaidCallOutcome, RequestActivities } from './activities.js';
 import type { FailureFacts, RetryVerdict } from '../../routing/retryDecision.js';
+import type { DenialPolicy } from '../../budget/book.js';
 import type { Candidate } from '../../routing/router.js';
 import { own } from '../../util/names.js';
 import { parseJudgeScore } from '../../quality/judge.js';
@@ -16,7 +17,7 @@ import { judgeQuestionOf } from '../conversation.js';
 import { FAILURE_TYPES } from './contract.js';
 import { Stop } from './failure.js';
 import { type Leg, payJudge } from './legs.js';
-import type { Next } from './next.js';
+import type { Next, StepDecision } from './next.js';
 import { resultOf } from './outcome.js';
 import { reroute } from './reroute.js';
 import { type RequestState, tierAbove } from './state.js';
@@ -40,29 +41,52 @@ const at = (leg: Leg) => ({
   durationMs: Date.now() - leg.t0,
 });
 
+type Grant = Extract<PaidCallOutcome, { kind: 'denied' }>['grant'];
+
 /** A denial: wait and try the same model again, re-route to a cheaper one, or stop (the category's policy). */
-export async function onDenied(s: RequestState, leg: Leg, grant: Extract<PaidCallOutcome, { kind: 'denied' }>['grant']): Promise<Next> {
+export async function onDenied(s: RequestState, leg: Leg, grant: Grant): Promise<StepDecision> {
   const cand = leg.cand;
   const what = `category "${grant.category}" in budget "${s.req.budgetScope}" has ${usd(grant.remainingNanos)} left; ${cand.model} may cost up to ${usd(grant.requestedNanos)}`;
   s.record({ ...at(leg), outcome: 'budget_denied', message: what, decision: `policy ${grant.policy}` });
-  if (grant.policy === 'reject') throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}`, 'budget_exceeded');
-  if (grant.policy === 'downgrade') {
-    // Every model found too dear stays excluded, so each downgrade leaves out at least one more.
-    const tooDear = new Set(s.tooDear);
-    for (const c of s.chain) if (s.reserveFor(c) > grant.remainingNanos) tooDear.add(c.model);
-    tooDear.add(cand.model);
-    let selection;
-    try {
-      selection = await reroute(s, { costCapNanos: grant.remainingNanos, excludeModels: [...new Set([...s.skipped, ...tooDear])], unpin: true });
-    } catch (e) {
-      if (e instanceof Stop) throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`, 'budget_exceeded');
-      throw e;
+  const policy: DenialPolicy = grant.policy;
+  switch (policy) {
+    case 'reject':
+      throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}`, 'budget_exceeded');
+    case 'downgrade':
+      return downgrade(s, leg, grant, what);
+    case 'wait':
+      return budgetWait(s, grant, what);
+    default: {
+      // A policy name added to DENIAL_POLICIES without a step here fails to compile.
+      const unhandled: never = policy;
+      throw new Stop(FAILURE_TYPES.internal, `budget policy ${String(unhandled)} has no step in the request workflow`, 'failed');
     }
-    log.info('budget denied; downgraded', { model: cand.model, next: selection.decision.chain[0]?.model });
-    return { kind: 'rerouted', reason: 'budget_downgrade', selection, forget: 'nothing', tooDear: [...tooDear] };
   }
-  // wait: for the next period or an operator's approval; all waits of this request together last
-  // at most maxWaitMs (the request's maxBudgetWaitMs if lower).
+}
+
+/** The downgrade policy: select again under what the budget has left, leaving out every model found too dear. */
+async function downgrade(s: RequestState, leg: Leg, grant: Grant, what: string): Promise<StepDecision> {
+  const cand = leg.cand;
+  // Every model found too dear stays excluded, so each downgrade leaves out at least one more.
+  const tooDear = new Set(s.tooDear);
+  for (const c of s.chain) if (s.reserveFor(c) > grant.remainingNanos) tooDear.add(c.model);
+  tooDear.add(cand.model);
+  let selection;
+  try {
+    selection = await reroute(s, { costCapNanos: grant.remainingNanos, excludeModels: [...new Set([...s.skipped, ...tooDear])], unpin: true });
+  } catch (e) {
+    if (e instanceof Stop) throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`, 'budget_exceeded');
+    throw e;
+  }
+  log.info('budget denied; downgraded', { model: cand.model, next: selection.decision.chain[0]?.model });
+  return { kind: 'rerouted', reason: 'budget_downgrade', selection, forget: 'nothing', tooDear: [...tooDear] };
+}
+
+/**
+ * The wait policy: for the next period or an operator's approval; all waits of this request
+ * together last at most maxWaitMs (the request's maxBudgetWaitMs if lower).
+ */
+function budgetWait(s: RequestState, grant: Grant, what: string): StepDecision {
   const maxWait = Math.min(grant.maxWaitMs, s.req.maxBudgetWaitMs ?? Number.MAX_SAFE_INTEGER);
   const now = Date.now();
   const since = s.budgetWaitSince ?? now;
@@ -94,7 +118,7 @@ async function verdictOn(s: RequestState, model: string, facts: FailureFacts, gi
 }
 
 /** A failed attempt: the same model again after a backoff, the next model, or stop (the worker's verdict). */
-export async function onFailed(s: RequestState, leg: Leg, attempt: number, failed: Extract<PaidCallOutcome, { kind: 'failed' }>): Promise<Next> {
+export async function onFailed(s: RequestState, leg: Leg, attempt: number, failed: Extract<PaidCallOutcome, { kind: 'failed' }>): Promise<StepDecision> {
   const cand = leg.cand;
   const sel = s.sel;
   if (!sel) throw new Stop(FAILURE_TYPES.internal, 'an attempt failed before the request was routed', 'failed');
@@ -135,7 +159,7 @@ async function judge(s: RequestState, model: string, answer: string): Promise<nu
 }
 
 /** An answer: done when it passes the request's checks; otherwise escalated a tier (or stop, escalations spent). */
-export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput): Promise<Next> {
+export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput): Promise<StepDecision> {
   const q = s.req.quality;
   const cand = leg.cand;
   if (q) {

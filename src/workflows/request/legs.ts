@@ -44,7 +44,7 @@ const { paidCall } = proxyActivities<RequestActivities>({
  * its worker, and adding a few events per workflow-task heartbeat); after that it goes on waiting
  * in a regular activity, which holds neither.
  */
-export const SETTLE_LOCALLY_FOR = '1 minute';
+const SETTLE_LOCALLY_FOR = '1 minute';
 
 /** Budget messages (settlements, releases) must not be lost: they retry until the entity answers. */
 const budgetMessageOptions = {
@@ -83,7 +83,7 @@ function callFor(s: RequestState, attemptId: string, judge: { answer: string; qu
 }
 
 /** The request to validate and route: inline, or by reference to the run (large requests). */
-export function routeInput(s: RequestState): RouteInput {
+function routeInput(s: RequestState): RouteInput {
   return { start: s.textByRef ? { run: { workflowId: s.workflowId, runId: s.runId } } : { request: s.raw } };
 }
 

@@ -17,7 +17,7 @@ import { onAnswered, onDenied, onEscalation, onFailed } from './decisions.js';
 import { Stop } from './failure.js';
 import { hedged, hedgeFor } from './hedge.js';
 import { type Leg, payCandidate, payFirst, routeLocally } from './legs.js';
-import type { Move, Next } from './next.js';
+import type { Move, StepDecision } from './next.js';
 import { automaticQuality, ended, learningOutcome, summary } from './outcome.js';
 import { RequestState, totalCost } from './state.js';
 import { legacyLlmRequest } from './v2/llmRequest.js';
@@ -73,7 +73,7 @@ async function reportToExperiment(s: RequestState, completed: boolean): Promise<
 }
 
 /** What a leg's outcome means for the request (each step records it and decides). */
-function decide(s: RequestState, leg: Leg, attempt: number): Promise<Next> {
+function decide(s: RequestState, leg: Leg, attempt: number): Promise<StepDecision> {
   const o = leg.outcome;
   if (o.kind === 'denied') return onDenied(s, leg, o.grant);
   if (o.kind === 'failed') return onFailed(s, leg, attempt, o);

@@ -3,7 +3,9 @@
  * failed attempt, an answer, an operator's escalation, every candidate rate-limited) returns one
  * `Next`, and `serve()` (./llmRequest.ts) is the only code that acts on it: it moves the chain's
  * cursor, keeps the skip and rate-limit lists, starts the waits and carries the routing reason.
- * Steps write only the request's record (attempts, escalations, quality scores).
+ * Steps write only the request's record (attempts, escalations, quality scores). The one other
+ * writer is the routing step that starts the request (payFirst, or routeLocally): it sets the
+ * first selection, before the loop begins.
  */
 import type { RoutingReason } from '../sinks.js';
 import type { Candidate } from '../../routing/router.js';
@@ -41,3 +43,6 @@ export type Next =
 
 /** A decision that keeps the request going (everything but `done`). */
 export type Move = Exclude<Next, { readonly kind: 'done' }>;
+
+/** What a step that reacts to a paid call's outcome decides (a new pass after rate limits is serve()'s own). */
+export type StepDecision = Exclude<Next, { readonly kind: 'reset' }>;

@@ -2,7 +2,8 @@
  * What a request knows while it runs: the routing (classification, chain, selection), where it is
  * in the chain, every attempt and escalation, and the operator's signals. The trace query reports
  * it. Two kinds of field: where the loop goes next (cursor, skips, rate limits, waits), written
- * only by serve() as it applies each step's `Next` (./next.ts); and the record of what happened
+ * only by serve() as it applies each step's `Next` (./next.ts), after the routing step that
+ * starts the request set the first selection (`routed`); and the record of what happened
  * (attempts, escalations, quality scores), which the steps append to.
  */
 import { condition, patched, setHandler, workflowInfo } from '@temporalio/workflow';
@@ -29,7 +30,7 @@ export function totalCost(attempts: readonly Attempt[]): number {
 /** Text above this size travels by reference: activities read it from the run's start input. */
 const INLINE_TEXT_BYTES = 16 * 1024;
 
-export type WaitOn = NonNullable<RequestTrace['waiting']>['on'];
+type WaitOn = NonNullable<RequestTrace['waiting']>['on'];
 
 export class RequestState {
   readonly workflowId: string;

@@ -1,6 +1,7 @@
 /** Messages of the routing entity: one per task queue, holding the policy workers route by. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ThresholdChange } from '../../learning/tuner.js';
+import type { AlertActivities } from '../alerts.js';
 import type { ActiveExperiment, AnomalyAlert, ControlSettings, ControlState, FeedbackReport, OutcomeReport, PolicyChange, PolicyView, RoutingRule } from '../../learning/routingControl.js';
 
 export interface RoutingEntityInput {
@@ -50,3 +51,6 @@ export function routingWorkflowId(taskQueue: string): string {
 /** The entity's workflow type and signature, for starting it without importing its code. */
 export const ROUTING_ENTITY_TYPE = 'routingEntity';
 export type RoutingEntityWorkflow = (input: RoutingEntityInput) => Promise<void>;
+
+/** The activities the routing entity calls: its spend-anomaly alerts (implemented in activities/routing/). */
+export type RoutingEntityActivities = Pick<AlertActivities, 'sendAnomalyAlert'>;

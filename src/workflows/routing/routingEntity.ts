@@ -40,9 +40,9 @@ import {
   settingsQuery,
   tuneUpdate,
 } from './contract.js';
-import type { RoutingEntityWorkflow } from './contract.js';
+import type { RoutingEntityActivities, RoutingEntityWorkflow } from './contract.js';
 
-const alerts = alertActivities();
+const alerts = alertActivities<RoutingEntityActivities>();
 
 const MESSAGES_PER_RUN = 1_500;
 

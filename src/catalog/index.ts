@@ -1,3 +1,0 @@
-export * from './schema.js';
-export * from './catalog.js';
-export * from './pricing.js';

@@ -1,3 +1,0 @@
-export * from './classifier.js';
-export * from './router.js';
-export * from './tokens.js';
