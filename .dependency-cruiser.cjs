@@ -11,10 +11,12 @@
  *   or workflow implementations;
  * - workers/, client/, cli/: the only places that see every workflow.
  */
-const PURE = '^src/(util/(bytes|names|table|validation)\\.ts|catalog/(schema|catalog|pricing|defaultCatalog|tiers)\\.ts|ledger/entry\\.ts|routing/|budget/|learning/[^/]+\\.ts$|quality/)';
+const PURE =
+  '^src/(util/(bytes|names|table|validation)\\.ts|catalog/(schema|catalog|pricing|defaultCatalog|tiers)\\.ts|ledger/entry\\.ts|routing/|budget/|learning/[^/]+\\.ts$|quality/)';
 // Workflow-side modules anyone may import: the contracts, and the small shared modules workflows
 // and their callers agree on (ids, task queues, limits, conversation shapes, sinks, alerts, messages).
-const WORKFLOW_CONTRACTS = '^src/workflows/([^/]+/contract|request/activities|request/limits|request/failure|taskQueues|conversation|sinks|alerts|patches)\\.ts$';
+const WORKFLOW_CONTRACTS =
+  '^src/workflows/([^/]+/contract|request/activities|request/limits|request/failure|taskQueues|conversation|sinks|alerts|patches)\\.ts$';
 const WORKFLOW_IMPL = '^src/workflows/';
 // What pure modules may take from npm: computation only (validation, a tokenizer, a linear-time regex engine).
 const PURE_NPM = '(^|/)node_modules/(ajv|gpt-tokenizer|re2js|zod)/';
@@ -34,7 +36,11 @@ module.exports = {
       severity: 'error',
       comment: 'Pure domain modules use only computation libraries from npm (no Temporal, no drivers, no HTTP clients).',
       from: { path: PURE },
-      to: { dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'], pathNot: PURE_NPM, dependencyTypesNot: ['type-only'] },
+      to: {
+        dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'],
+        pathNot: PURE_NPM,
+        dependencyTypesNot: ['type-only'],
+      },
     },
     {
       name: 'pure-nothing-above',

@@ -42,7 +42,10 @@ export default tseslint.config(
           patterns: [
             { group: ['**/activities/*', '**/activities'], allowTypeImports: true, message: 'Workflows import activities only as types (proxyActivities).' },
             { group: ['**/providers/*', '!**/providers/errors.js'], allowTypeImports: true, message: 'Provider calls belong in activities.' },
-            { group: ['pino', 'openai', '@anthropic-ai/*', '@google/*', '@mistralai/*', '@temporalio/client', '@temporalio/worker'], message: 'Not allowed in workflow code.' },
+            {
+              group: ['pino', 'openai', '@anthropic-ai/*', '@google/*', '@mistralai/*', '@temporalio/client', '@temporalio/worker'],
+              message: 'Not allowed in workflow code.',
+            },
             // Every module a workflow loads is set up again for each run: zod costs ~20 ms of worker CPU a request (BENCHMARKS "Request path").
             {
               group: ['zod', '**/contracts/*', '**/catalog/schema.js', '**/quality/spec.js', '**/util/validation.js'],
@@ -62,7 +65,14 @@ export default tseslint.config(
   },
   {
     // Pure domain logic: no Temporal, no I/O.
-    files: ['src/routing/**/*.ts', 'src/budget/**/*.ts', 'src/catalog/schema.ts', 'src/catalog/catalog.ts', 'src/catalog/pricing.ts', 'src/catalog/defaultCatalog.ts'],
+    files: [
+      'src/routing/**/*.ts',
+      'src/budget/**/*.ts',
+      'src/catalog/schema.ts',
+      'src/catalog/catalog.ts',
+      'src/catalog/pricing.ts',
+      'src/catalog/defaultCatalog.ts',
+    ],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -81,7 +91,11 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['**/client/*', '**/cli/*'], allowTypeImports: false, message: 'Activities, the batch code and contracts do not import the client or the CLI (see README "Architecture").' },
+            {
+              group: ['**/client/*', '**/cli/*'],
+              allowTypeImports: false,
+              message: 'Activities, the batch code and contracts do not import the client or the CLI (see README "Architecture").',
+            },
           ],
         },
       ],

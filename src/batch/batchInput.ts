@@ -88,6 +88,9 @@ export class IdRegistry {
 
 export function duplicateLine(id: string, line: number, first: number, requestId = id): BadLine {
   if (requestId !== id)
-    return { line, error: `line ${line}: custom_id "${id}" maps to request id "${requestId}", as line ${first} does; give the lines ids that differ in more than spaces and symbols` };
+    return {
+      line,
+      error: `line ${line}: custom_id "${id}" maps to request id "${requestId}", as line ${first} does; give the lines ids that differ in more than spaces and symbols`,
+    };
   return { line, error: `line ${line}: id "${id}" repeats line ${first}; ids must be unique within a batch` };
 }

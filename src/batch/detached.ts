@@ -55,7 +55,9 @@ export async function prepareDetachedBatch(file: string, batchId: string, batchD
     }
   }
   if (duplicates.length > MAX_DUPLICATE_LINES) {
-    throw new BatchIdTakenError(`${file} repeats ids on ${duplicates.length} lines (more than ${MAX_DUPLICATE_LINES}): make the ids unique, or run it without --detach`);
+    throw new BatchIdTakenError(
+      `${file} repeats ids on ${duplicates.length} lines (more than ${MAX_DUPLICATE_LINES}): make the ids unique, or run it without --detach`,
+    );
   }
   mkdirSync(batchDir, { recursive: true });
   const path = resolve(join(batchDir, `${batchId}.jsonl`));

@@ -20,7 +20,20 @@ export function isOpenAIBatchLine(raw: Record<string, unknown>): boolean {
 }
 
 /** Body fields accepted without effect: sampling knobs and bookkeeping a router need not honour. */
-const IGNORED = new Set(['top_p', 'frequency_penalty', 'presence_penalty', 'seed', 'user', 'metadata', 'store', 'logit_bias', 'service_tier', 'parallel_tool_calls', 'stop', 'reasoning_effort']);
+const IGNORED = new Set([
+  'top_p',
+  'frequency_penalty',
+  'presence_penalty',
+  'seed',
+  'user',
+  'metadata',
+  'store',
+  'logit_bias',
+  'service_tier',
+  'parallel_tool_calls',
+  'stop',
+  'reasoning_effort',
+]);
 /** Body fields that would change what the caller gets back: refused rather than silently dropped. */
 const UNSUPPORTED: Record<string, string> = {
   tools: 'tool calling is not supported by Switchyard yet',
@@ -35,7 +48,8 @@ const UNSUPPORTED: Record<string, string> = {
   prediction: 'predicted outputs are not supported',
 };
 
-export type Converted = { readonly ok: true; readonly id: string; readonly request: RequestInput & { requestId: string } } | { readonly ok: false; readonly error: string };
+export type Converted =
+  { readonly ok: true; readonly id: string; readonly request: RequestInput & { requestId: string } } | { readonly ok: false; readonly error: string };
 
 /** What a request id may hold (the request contract's alphabet and length). */
 const SAFE_ID = /^[A-Za-z0-9._:/-]{1,200}$/;
@@ -76,7 +90,8 @@ export function messagesFromOpenAI(raw: unknown, where = 'body.messages'): ChatM
     const at = `${where}[${i}]`;
     if (!msg || typeof msg !== 'object') return { error: `${at}: must be an object {"role", "content"}` };
     const role = msg.role === 'developer' ? 'system' : msg.role;
-    if (role !== 'system' && role !== 'user' && role !== 'assistant') return { error: `${at}.role: "${String(msg.role)}" is not supported (system, developer, user or assistant)` };
+    if (role !== 'system' && role !== 'user' && role !== 'assistant')
+      return { error: `${at}.role: "${String(msg.role)}" is not supported (system, developer, user or assistant)` };
     const text = contentText(msg.content, at);
     if (typeof text !== 'string') return text;
     out.push({ role, content: text });
@@ -101,7 +116,17 @@ export function fromOpenAIBatchLine(raw: Record<string, unknown>): Converted {
     if (why && !unset) return bad(`body.${k}: ${why}`);
   }
   if (body.n !== undefined && body.n !== null && body.n !== 1) return bad('body.n: only 1 choice per request is supported');
-  const known = new Set(['model', 'messages', 'max_tokens', 'max_completion_tokens', 'temperature', 'response_format', 'n', ...Object.keys(UNSUPPORTED), ...IGNORED]);
+  const known = new Set([
+    'model',
+    'messages',
+    'max_tokens',
+    'max_completion_tokens',
+    'temperature',
+    'response_format',
+    'n',
+    ...Object.keys(UNSUPPORTED),
+    ...IGNORED,
+  ]);
   const unknown = Object.keys(body).filter((k) => !known.has(k));
   if (unknown.length) return bad(`body.${unknown[0]}: not a chat completions field Switchyard knows; remove it`);
   const messages = messagesFromOpenAI(body.messages);
@@ -120,7 +145,8 @@ export function fromOpenAIBatchLine(raw: Record<string, unknown>): Converted {
     request.quality = { json: true };
     messages.push({ role: 'system', content: 'Reply with one JSON object and nothing else.' });
   } else if (rf && rf.type === 'json_schema') {
-    if (!rf.json_schema || typeof rf.json_schema.schema !== 'object' || rf.json_schema.schema === null) return bad('body.response_format.json_schema.schema: must be a JSON Schema object');
+    if (!rf.json_schema || typeof rf.json_schema.schema !== 'object' || rf.json_schema.schema === null)
+      return bad('body.response_format.json_schema.schema: must be a JSON Schema object');
     request.quality = { jsonSchema: rf.json_schema.schema };
     messages.push({ role: 'system', content: `Reply with JSON only, valid against this JSON Schema:\n${JSON.stringify(rf.json_schema.schema)}` });
   } else if (rf && rf.type !== 'text') return bad('body.response_format.type: must be text, json_object or json_schema');
@@ -162,9 +188,19 @@ export function toOpenAIBatchOutput(r: BatchResultLine, createdAtSeconds: number
         created: createdAtSeconds,
         model: r.model,
         choices: [
-          { index: 0, message: { role: 'assistant', content: r.text ?? '', refusal: null }, finish_reason: /^(length|max_tokens)$/i.test(r.finishReason ?? '') ? 'length' : 'stop', logprobs: null },
+          {
+            index: 0,
+            message: { role: 'assistant', content: r.text ?? '', refusal: null },
+            finish_reason: /^(length|max_tokens)$/i.test(r.finishReason ?? '') ? 'length' : 'stop',
+            logprobs: null,
+          },
         ],
-        usage: { prompt_tokens: promptTokens, completion_tokens: u.outputTokens, total_tokens: promptTokens + u.outputTokens, prompt_tokens_details: { cached_tokens: u.cachedInputTokens } },
+        usage: {
+          prompt_tokens: promptTokens,
+          completion_tokens: u.outputTokens,
+          total_tokens: promptTokens + u.outputTokens,
+          prompt_tokens_details: { cached_tokens: u.cachedInputTokens },
+        },
         switchyard: { workflow_id: r.workflowId, tier: r.tier, cost_nanos: r.costNanos, premium_baseline_cost_nanos: r.premiumBaselineCostNanos },
       },
     },

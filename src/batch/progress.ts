@@ -35,7 +35,12 @@ export function progressReporter(label: string, total: number | undefined, strea
     bar.start(total, 0, { failed: 0, inflight: 0, spend: formatUsd(0, 4), waiting: '' });
     return {
       update: (p) =>
-        bar.update(p.done + p.invalid, { failed: p.failed, inflight: p.inFlight, spend: formatUsd(p.costNanos, 4), waiting: describeWaiting(p.waiting) ? `| ${describeWaiting(p.waiting)}` : '' }),
+        bar.update(p.done + p.invalid, {
+          failed: p.failed,
+          inflight: p.inFlight,
+          spend: formatUsd(p.costNanos, 4),
+          waiting: describeWaiting(p.waiting) ? `| ${describeWaiting(p.waiting)}` : '',
+        }),
       stop: () => bar.stop(),
     };
   }

@@ -127,7 +127,12 @@ class WaitSampler {
   }
 }
 
-async function outcome(client: RequestRunner, item: BatchItem, opts: RunBatchOptions, started?: (workflowId: string) => void): Promise<{ line: BatchResultLine; existing: boolean }> {
+async function outcome(
+  client: RequestRunner,
+  item: BatchItem,
+  opts: RunBatchOptions,
+  started?: (workflowId: string) => void,
+): Promise<{ line: BatchResultLine; existing: boolean }> {
   let workflowId: string;
   let existing = false;
   if (opts.collectOnly) {
@@ -138,7 +143,11 @@ async function outcome(client: RequestRunner, item: BatchItem, opts: RunBatchOpt
       s = await client.submit({ ...opts.requestDefaults, ...item.request }, opts.batchId ? { batch: { batchId: opts.batchId, line: item.line } } : {});
     } catch (e) {
       // Invalid requests fail alone (nothing started, nothing charged); other errors stop the batch.
-      if (e instanceof ValidationError) return { line: { ...failedLine(item.id, workflowIdFor(item.request.requestId), e), error: { type: 'InvalidInput', message: e.message } }, existing: false };
+      if (e instanceof ValidationError)
+        return {
+          line: { ...failedLine(item.id, workflowIdFor(item.request.requestId), e), error: { type: 'InvalidInput', message: e.message } },
+          existing: false,
+        };
       throw e;
     }
     workflowId = s.handle.workflowId;

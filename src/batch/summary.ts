@@ -41,9 +41,23 @@ export function completedResultLine(id: string, r: RequestResult): BatchResultLi
 }
 
 /** The result line of a failed request: the last model tried, and what the attempts cost. */
-export function failedResultLine(id: string, workflowId: string, error: { type: string; message: string }, details: RequestFailureDetails | undefined): BatchResultLine {
+export function failedResultLine(
+  id: string,
+  workflowId: string,
+  error: { type: string; message: string },
+  details: RequestFailureDetails | undefined,
+): BatchResultLine {
   const last = details?.attempts.at(-1);
-  return { id, workflowId, status: 'failed', model: last?.model ?? null, tier: last?.tier ?? null, costNanos: details?.costNanos ?? 0, premiumBaselineCostNanos: 0, error };
+  return {
+    id,
+    workflowId,
+    status: 'failed',
+    model: last?.model ?? null,
+    tier: last?.tier ?? null,
+    costNanos: details?.costNanos ?? 0,
+    premiumBaselineCostNanos: 0,
+    error,
+  };
 }
 
 export interface BatchSummary {
@@ -69,7 +83,20 @@ export interface BatchSummary {
 export const MAX_INVALID_KEPT = 100;
 
 export function emptySummary(): BatchSummary {
-  return { requests: 0, completed: 0, failed: 0, invalid: 0, alreadyStarted: 0, costNanos: 0, premiumBaselineCostNanos: 0, byTier: {}, byModel: {}, failures: {}, invalidLines: [], wallMs: 0 };
+  return {
+    requests: 0,
+    completed: 0,
+    failed: 0,
+    invalid: 0,
+    alreadyStarted: 0,
+    costNanos: 0,
+    premiumBaselineCostNanos: 0,
+    byTier: {},
+    byModel: {},
+    failures: {},
+    invalidLines: [],
+    wallMs: 0,
+  };
 }
 
 export function addResult(s: BatchSummary, r: BatchResultLine): void {

@@ -112,7 +112,9 @@ export function allocationOf(book: BookState, category: string): number {
   const alloc = allocations(book);
   const allocated = own(alloc, category);
   if (allocated === undefined) {
-    throw new BudgetError(`category "${category}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(alloc).join(', ')} (add it with \`switchyard budget set --allocation\`)`);
+    throw new BudgetError(
+      `category "${category}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(alloc).join(', ')} (add it with \`switchyard budget set --allocation\`)`,
+    );
   }
   return allocated;
 }
@@ -134,7 +136,9 @@ export function reserve(book: BookState, req: ReserveRequest, now: number): Rese
   }
   if (req.notAfter !== undefined && now > req.notAfter) {
     book.counters.staleReserves = (book.counters.staleReserves ?? 0) + 1;
-    throw new StaleReserveError(`reserve ${req.reservationId} arrived after its activity attempt timed out (${now - req.notAfter} ms late); the retry's reserve counts`);
+    throw new StaleReserveError(
+      `reserve ${req.reservationId} arrived after its activity attempt timed out (${now - req.notAfter} ms late); the retry's reserve counts`,
+    );
   }
   const remaining = allocated - spent - reservedBy(book, req.category);
   const hard = limitFor(book, req.category) === 'hard';

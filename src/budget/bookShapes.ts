@@ -183,16 +183,20 @@ export class BudgetError extends Error {
 export function validateSettings(s: BudgetSettings): string[] {
   const errs: string[] = [];
   if (!Number.isSafeInteger(s.totalNanos) || s.totalNanos < 0)
-    errs.push(`totalNanos: must be a non-negative integer of nanodollars, at most ${MAX_BUDGET_NANOS} (about $9 million per scope; split larger budgets into scopes)`);
+    errs.push(
+      `totalNanos: must be a non-negative integer of nanodollars, at most ${MAX_BUDGET_NANOS} (about $9 million per scope; split larger budgets into scopes)`,
+    );
   if (!validTimeZone(s.timeZone)) errs.push(`timeZone: "${s.timeZone}" is not an IANA time zone such as UTC or Europe/Berlin`);
   if (!Number.isSafeInteger(s.maxWaitMs) || s.maxWaitMs < 0) errs.push('maxWaitMs: must be a non-negative whole number of milliseconds');
   if (!Number.isSafeInteger(s.reservationTtlMs) || s.reservationTtlMs < 1000) errs.push('reservationTtlMs: must be at least 1000 ms');
-  if (s.periodicity === 'fixed' && !(Number.isSafeInteger(s.periodMs) && (s.periodMs ?? 0) >= 1000)) errs.push('periodMs: a fixed period needs periodMs >= 1000');
+  if (s.periodicity === 'fixed' && !(Number.isSafeInteger(s.periodMs) && (s.periodMs ?? 0) >= 1000))
+    errs.push('periodMs: a fixed period needs periodMs >= 1000');
   if (s.webhookUrl !== undefined && !isWebhookUrl(s.webhookUrl)) errs.push(`webhookUrl: "${s.webhookUrl}" is not an http(s) URL`);
   const cats = Object.keys(s.allocations);
   if (cats.length === 0) errs.push('allocations: name at least one category, e.g. {"critical": 0.4, "standard": 0.35, "batch": 0.25}');
   for (const [c, f] of Object.entries(s.allocations)) {
-    if (!/^[a-z][a-z0-9_-]{0,63}$/.test(c) || c in Object.prototype) errs.push(`allocations.${c}: category names are lowercase words, not reserved names such as constructor`);
+    if (!/^[a-z][a-z0-9_-]{0,63}$/.test(c) || c in Object.prototype)
+      errs.push(`allocations.${c}: category names are lowercase words, not reserved names such as constructor`);
     if (!(f >= 0 && f <= 1)) errs.push(`allocations.${c}: must be a fraction in [0,1]`);
   }
   if (s.reallocation) errs.push(...validateReallocation(s.reallocation, cats));
@@ -200,7 +204,8 @@ export function validateSettings(s: BudgetSettings): string[] {
   if (cats.length > 0 && Math.abs(sum - 1) > 1e-9) errs.push(`allocations: fractions must sum to 1 (they sum to ${Number(sum.toFixed(9))})`);
   for (const t of s.alertThresholds) if (!(t > 0 && t <= 10)) errs.push(`alertThresholds: ${t} must be a fraction such as 0.5 or 1`);
   for (const [c, l] of Object.entries(s.limits)) if (l !== 'hard' && l !== 'soft') errs.push(`limits.${c}: must be hard or soft`);
-  for (const [c, p] of Object.entries(s.policies)) if (!(DENIAL_POLICIES as readonly string[]).includes(p)) errs.push(`policies.${c}: must be one of ${DENIAL_POLICIES.join(', ')}`);
+  for (const [c, p] of Object.entries(s.policies))
+    if (!(DENIAL_POLICIES as readonly string[]).includes(p)) errs.push(`policies.${c}: must be one of ${DENIAL_POLICIES.join(', ')}`);
   return errs;
 }
 

@@ -75,9 +75,11 @@ export function validateReallocation(s: ReallocationSettings, categories: readon
   const errs: string[] = [];
   const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
   if (!Number.isSafeInteger(s.everyMs) || s.everyMs < 1_000) errs.push('reallocation.everyMs: must be at least 1000 (milliseconds; 86400000 is a day)');
-  if (s.minElapsedShare !== undefined && !(isNum(s.minElapsedShare) && s.minElapsedShare >= 0 && s.minElapsedShare < 1)) errs.push('reallocation.minElapsedShare: must be a number in [0, 1)');
+  if (s.minElapsedShare !== undefined && !(isNum(s.minElapsedShare) && s.minElapsedShare >= 0 && s.minElapsedShare < 1))
+    errs.push('reallocation.minElapsedShare: must be a number in [0, 1)');
   if (s.margin !== undefined && !(isNum(s.margin) && s.margin >= 0 && s.margin <= 10)) errs.push('reallocation.margin: must be a number in [0, 10]');
-  if (s.idleUntilShare !== undefined && !(isNum(s.idleUntilShare) && s.idleUntilShare >= 0 && s.idleUntilShare <= 1)) errs.push('reallocation.idleUntilShare: must be a number in [0, 1]');
+  if (s.idleUntilShare !== undefined && !(isNum(s.idleUntilShare) && s.idleUntilShare >= 0 && s.idleUntilShare <= 1))
+    errs.push('reallocation.idleUntilShare: must be a number in [0, 1]');
   let floors = 0;
   for (const [c, f] of Object.entries(s.floors ?? {})) {
     if (!categories.includes(c)) errs.push(`reallocation.floors.${c}: not a category of this budget (${categories.join(', ')})`);
@@ -103,7 +105,9 @@ export function planReallocation(input: ReallocationInput): ReallocationPlan {
   );
   const unchanged = (why: string): ReallocationPlan => ({ at: now, forecastNanos, moves: [], allocations: { ...input.current }, why });
   if (elapsed / span < (settings.minElapsedShare ?? 0.1))
-    return unchanged(`${Math.round((100 * elapsed) / span)}% of the period has passed; nothing moves before ${Math.round(100 * (settings.minElapsedShare ?? 0.1))}%`);
+    return unchanged(
+      `${Math.round((100 * elapsed) / span)}% of the period has passed; nothing moves before ${Math.round(100 * (settings.minElapsedShare ?? 0.1))}%`,
+    );
 
   const surplus = new Map<string, number>();
   const need = new Map<string, number>();
@@ -168,5 +172,11 @@ export function planReallocation(input: ReallocationInput): ReallocationPlan {
   const sum = Object.values(allocations).reduce((a, b) => a + b, 0);
   const largest = categories.reduce((best, c) => ((allocations[c] ?? 0) > (allocations[best] ?? 0) ? c : best), categories[0]!);
   allocations[largest] = (allocations[largest] ?? 0) + (1 - sum);
-  return { at: now, forecastNanos, moves, allocations, why: `${[...need.keys()].join(', ')} forecast to run out; ${[...surplus.keys()].join(', ')} will not use all of theirs` };
+  return {
+    at: now,
+    forecastNanos,
+    moves,
+    allocations,
+    why: `${[...need.keys()].join(', ')} forecast to run out; ${[...surplus.keys()].join(', ')} will not use all of theirs`,
+  };
 }

@@ -69,7 +69,8 @@ export function combineStatuses(parts: BudgetStatus[]): BudgetStatus {
   const totalNanos = sum((s) => s.totalNanos);
   const spentNanos = sum((s) => s.spentNanos);
   const counters = { ...first.counters };
-  for (const p of parts.slice(1)) for (const k of Object.keys(counters) as Array<keyof typeof counters>) counters[k] = (counters[k] ?? 0) + (p.counters[k] ?? 0);
+  for (const p of parts.slice(1))
+    for (const k of Object.keys(counters) as Array<keyof typeof counters>) counters[k] = (counters[k] ?? 0) + (p.counters[k] ?? 0);
   return {
     ...first,
     totalNanos,
@@ -98,7 +99,13 @@ export function combineHistories(parts: PeriodSummary[][]): PeriodSummary[] {
         const c = cats[k];
         cats[k] = c ? { allocatedNanos: c.allocatedNanos + v.allocatedNanos, spentNanos: c.spentNanos + v.spentNanos } : { ...v };
       }
-      byStart.set(p.start, { ...acc, end: Math.max(acc.end, p.end), totalNanos: acc.totalNanos + p.totalNanos, spentNanos: acc.spentNanos + p.spentNanos, categories: cats });
+      byStart.set(p.start, {
+        ...acc,
+        end: Math.max(acc.end, p.end),
+        totalNanos: acc.totalNanos + p.totalNanos,
+        spentNanos: acc.spentNanos + p.spentNanos,
+        categories: cats,
+      });
     }
   }
   return [...byStart.values()].sort((a, b) => a.start - b.start);

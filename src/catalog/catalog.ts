@@ -56,7 +56,9 @@ export class Catalog {
       const higher = this.models.filter((o) => rank(o.tier) > rank(m.tier));
       const cheaperHigher = higher.filter((o) => blended(o) < blended(m) && o.quality >= m.quality);
       if (cheaperHigher.length > 0) {
-        warnings.push(`${m.name} (${m.tier}) costs more than higher-tier ${cheaperHigher.map((o) => o.name).join(', ')} of equal or better quality; the router ranks it after them`);
+        warnings.push(
+          `${m.name} (${m.tier}) costs more than higher-tier ${cheaperHigher.map((o) => o.name).join(', ')} of equal or better quality; the router ranks it after them`,
+        );
       }
     }
     return warnings;

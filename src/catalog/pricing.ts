@@ -20,7 +20,9 @@ export function costNanos(model: ModelSpec, usage: Usage): number {
   }
   const p = model.price;
   const numerator =
-    BigInt(usage.inputTokens) * BigInt(p.inputNanosPerMTok) + BigInt(usage.cachedInputTokens) * BigInt(p.cachedInputNanosPerMTok) + BigInt(usage.outputTokens) * BigInt(p.outputNanosPerMTok);
+    BigInt(usage.inputTokens) * BigInt(p.inputNanosPerMTok) +
+    BigInt(usage.cachedInputTokens) * BigInt(p.cachedInputNanosPerMTok) +
+    BigInt(usage.outputTokens) * BigInt(p.outputNanosPerMTok);
   const whole = numerator / MILLION;
   const rounded = numerator % MILLION === 0n ? whole : whole + 1n;
   if (rounded > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError('cost exceeds the safe integer range');

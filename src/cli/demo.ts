@@ -27,12 +27,18 @@ export function demoEntries(requests: number, runId: string): BatchEntry[] {
   return Array.from({ length: requests }, (_, i) => {
     const p = prompts[i % prompts.length] as DemoPrompt;
     const id = `demo-${runId}-${String(i).padStart(4, '0')}`;
-    return { ok: true as const, item: { line: i + 1, id, request: { requestId: id, prompt: p.prompt, category: p.category, ...(p.context ? { context: p.context } : {}) } } };
+    return {
+      ok: true as const,
+      item: { line: i + 1, id, request: { requestId: id, prompt: p.prompt, category: p.category, ...(p.context ? { context: p.context } : {}) } },
+    };
   });
 }
 
 /** Runs the demo batch; returns its summary and the workflow ids of its requests. */
-export async function runDemo(client: SwitchyardClient, opts: { requests: number; concurrency: number; runId: string; progress: boolean }): Promise<{ summary: BatchSummary; workflowIds: string[] }> {
+export async function runDemo(
+  client: SwitchyardClient,
+  opts: { requests: number; concurrency: number; runId: string; progress: boolean },
+): Promise<{ summary: BatchSummary; workflowIds: string[] }> {
   const bar = opts.progress ? progressReporter('demo', opts.requests) : undefined;
   const workflowIds: string[] = [];
   try {

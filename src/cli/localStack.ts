@@ -57,7 +57,8 @@ async function ensureOwnUi(uiUrl: string, codecUrl: string): Promise<void> {
       if (settings.Codec?.Endpoint === codecUrl) return;
       throw new Error(`another server answers at ${uiUrl} (its codec endpoint is ${settings.Codec?.Endpoint ?? 'none'})`);
     } catch (e) {
-      if (i >= 20 || (e as Error).message.startsWith('another server')) throw new Error(`the Temporal UI is not where the dev server was told to put it: ${(e as Error).message}`);
+      if (i >= 20 || (e as Error).message.startsWith('another server'))
+        throw new Error(`the Temporal UI is not where the dev server was told to put it: ${(e as Error).message}`);
       await new Promise((r) => setTimeout(r, 250));
     }
   }

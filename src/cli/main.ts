@@ -4,7 +4,8 @@ import { ValidationError } from '../util/validation.js';
 import { BudgetNotFoundError, RequestFailedError } from '../client/client.js';
 import { ExperimentNotFoundError } from '../client/learningClient.js';
 import { DEFAULT_ADDRESS } from './shared.js';
-import { registerPipelineCommands } from './commands/pipelines.js';
+import { registerBatchCommands } from './commands/batch.js';
+import { registerRunsCommands } from './commands/runs.js';
 import { registerCodecCommands } from './commands/codec.js';
 import { registerReportCommand } from './commands/report.js';
 import { registerRouterCommands } from './commands/router.js';
@@ -24,7 +25,8 @@ program
 
 registerRequestCommands(program);
 registerStackCommands(program);
-registerPipelineCommands(program);
+registerBatchCommands(program);
+registerRunsCommands(program);
 registerCodecCommands(program);
 registerReportCommand(program);
 registerRouterCommands(program);
@@ -44,7 +46,8 @@ function reportError(e: unknown): number {
   }
   if (e instanceof RequestFailedError) {
     process.stderr.write(`request ${e.workflowId} failed (${e.failureType ?? 'failed'}): ${e.message}\n`);
-    for (const a of e.details?.attempts ?? []) process.stderr.write(`  ${a.attemptId} ${a.model}: ${a.outcome}${a.status ? ` ${a.status}` : ''} -> ${a.decision ?? ''}\n`);
+    for (const a of e.details?.attempts ?? [])
+      process.stderr.write(`  ${a.attemptId} ${a.model}: ${a.outcome}${a.status ? ` ${a.status}` : ''} -> ${a.decision ?? ''}\n`);
     return 1;
   }
   const err = e as Error;
@@ -55,9 +58,15 @@ function reportError(e: unknown): number {
     return 1;
   }
   if (/ECONNREFUSED|Failed to connect|connect error|transport error/i.test(err?.message ?? '')) {
-    const tlsVars = ['TEMPORAL_TLS', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_API_KEY', 'TEMPORAL_PROFILE'].filter(
-      (k) => (process.env[k] ?? '') !== '',
-    );
+    const tlsVars = [
+      'TEMPORAL_TLS',
+      'TEMPORAL_TLS_CERT',
+      'TEMPORAL_TLS_CA',
+      'TEMPORAL_TLS_CLIENT_CERT_PATH',
+      'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+      'TEMPORAL_API_KEY',
+      'TEMPORAL_PROFILE',
+    ].filter((k) => (process.env[k] ?? '') !== '');
     const address = process.env.TEMPORAL_ADDRESS ?? DEFAULT_ADDRESS;
     const hint = tlsVars.length
       ? `The connection to ${address} uses TLS (${tlsVars.join(', ')} set): check that the CA (TEMPORAL_TLS_CA) signed the server's certificate, that TEMPORAL_TLS_SERVER_NAME matches it, that the cluster accepts your client certificate (TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY) or API key, and that the address is right; a server without TLS needs TEMPORAL_TLS=false (an API key turns TLS on).`

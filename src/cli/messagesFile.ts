@@ -13,7 +13,9 @@ export function chatRequestFromFile(path: string): RequestInput {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new InvalidArgumentError(`--messages ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not JSON (${(e as Error).message})`}`);
+    throw new InvalidArgumentError(
+      `--messages ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not JSON (${(e as Error).message})`}`,
+    );
   }
   if (Array.isArray(raw)) {
     const messages = messagesFromOpenAI(raw, `--messages ${path}: messages`);

@@ -13,7 +13,9 @@ const idField = z.union([z.string().min(1), z.number()]).transform(String);
 
 const promptLine = z
   .object({ id: idField, prompt: z.string().optional(), messages: z.array(message).min(1).optional(), system: z.string().optional() })
-  .refine((l) => (l.prompt === undefined) !== (l.messages === undefined), { message: 'give "prompt" (a string) or "messages" (an array of {role, content}), one of them' });
+  .refine((l) => (l.prompt === undefined) !== (l.messages === undefined), {
+    message: 'give "prompt" (a string) or "messages" (an array of {role, content}), one of them',
+  });
 
 const outcomeLine = z.object({
   id: idField,

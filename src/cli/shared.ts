@@ -44,7 +44,11 @@ export function duration(name: string) {
  * there; the worker's /metrics serves them with its own.
  */
 export function quietTemporal(sdkMetricsAddress?: string): void {
-  Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [], ...(sdkMetricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: sdkMetricsAddress } } } } : {}) });
+  Runtime.install({
+    logger: new DefaultLogger('WARN'),
+    shutdownSignals: [],
+    ...(sdkMetricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: sdkMetricsAddress } } } } : {}),
+  });
 }
 
 /** Where the SDK's metrics go for a worker process (a free local port), when metrics are on. */

@@ -96,7 +96,10 @@ export function findStackRecord(address: string, env: NodeJS.ProcessEnv = proces
 }
 
 /** How one provider is reached by a worker with these endpoints (never the key itself). */
-export function providerReach(endpoint: { apiKey?: string | undefined; baseURL?: string | undefined } | undefined, simulatorUrl: string | undefined): ProviderReach {
+export function providerReach(
+  endpoint: { apiKey?: string | undefined; baseURL?: string | undefined } | undefined,
+  simulatorUrl: string | undefined,
+): ProviderReach {
   if (!endpoint || !(endpoint.apiKey || endpoint.baseURL)) return 'no';
   if (simulatorUrl && endpoint.baseURL?.startsWith(simulatorUrl)) return 'simulator';
   return endpoint.apiKey ? 'key' : 'base-url';

@@ -34,7 +34,8 @@ export class BatchClient {
         memo: { title: `batch of ${input.source.lines} from ${input.source.originalName}`, category: input.category ?? 'mixed' },
       });
     } catch (e) {
-      if (e instanceof WorkflowExecutionAlreadyStartedError) throw new Error(`batch "${input.batchId}" already exists: see \`switchyard batch status ${input.batchId}\`, or pass another --batch-id`);
+      if (e instanceof WorkflowExecutionAlreadyStartedError)
+        throw new Error(`batch "${input.batchId}" already exists: see \`switchyard batch status ${input.batchId}\`, or pass another --batch-id`);
       throw e;
     }
     return workflowId;
@@ -82,14 +83,19 @@ export class BatchClient {
       );
       return Object.keys(waiting).length > 0 ? { ...st, waiting } : st;
     }
-    throw new Error(`batch "${batchId}" ended ${desc.status.name.toLowerCase()}; its requests' results can still be collected with \`switchyard batch results ${batchId}\``);
+    throw new Error(
+      `batch "${batchId}" ended ${desc.status.name.toLowerCase()}; its requests' results can still be collected with \`switchyard batch results ${batchId}\``,
+    );
   }
 
   /**
    * A server-side batch's results in input order, read from each request workflow (the batch input
    * copy gives the ids and their order).
    */
-  async batchResults(batchId: string, opts: { concurrency?: number; onResult?: (r: BatchResultLine) => void | Promise<void>; onProgress?: RunBatchOptions['onProgress'] } = {}): Promise<BatchSummary> {
+  async batchResults(
+    batchId: string,
+    opts: { concurrency?: number; onResult?: (r: BatchResultLine) => void | Promise<void>; onProgress?: RunBatchOptions['onProgress'] } = {},
+  ): Promise<BatchSummary> {
     const input = await startInput<BatchRunInput>(this.temporal, batchWorkflowId(batchId));
     return runBatch(this.runner, readBatchFile(input.source.path, { category: input.category, feature: input.feature }), {
       concurrency: opts.concurrency ?? 32,

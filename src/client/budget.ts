@@ -3,7 +3,13 @@
  * over every shard of its entity (workflows/budget). SwitchyardClient exposes it as `budgets`
  * and forwards its methods.
  */
-import { type Client, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import {
+  type Client,
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { type BudgetSettings, type BudgetStatus, type PeriodSummary, isWebhookUrl } from '../budget/book.js';
 import type { ReallocationRecord } from '../budget/book.js';
@@ -52,7 +58,8 @@ export class BudgetClient {
   async reallocationPlan(scope = 'default'): Promise<ReallocationPlan[]> {
     const plans = await Promise.allSettled(this.shardHandles(scope).map((h) => h.query(reallocationPlanQuery)));
     const found = plans.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
-    if (found.length === 0) throw new BudgetNotFoundError(`budget scope "${scope}" has no entity yet: it is created by the first request, or by \`switchyard budget set\``);
+    if (found.length === 0)
+      throw new BudgetNotFoundError(`budget scope "${scope}" has no entity yet: it is created by the first request, or by \`switchyard budget set\``);
     return found;
   }
 
@@ -93,14 +100,16 @@ export class BudgetClient {
       if (r.status === 'fulfilled') found.push(r.value);
       else if (!(r.reason instanceof WorkflowNotFoundError)) throw r.reason;
     }
-    if (found.length === 0) throw new BudgetNotFoundError(`budget scope "${scope}" has no entity yet: it is created by the first request, or by \`switchyard budget set\``);
+    if (found.length === 0)
+      throw new BudgetNotFoundError(`budget scope "${scope}" has no entity yet: it is created by the first request, or by \`switchyard budget set\``);
     const unavailable = [];
     for (const h of handles) {
       const d = await h.describe().catch((e: unknown) => {
         if (e instanceof WorkflowNotFoundError) return undefined;
         throw e;
       });
-      if (d && d.status.name !== 'RUNNING') unavailable.push({ workflowId: h.workflowId, status: d.status.name, closeTime: d.closeTime?.toISOString() ?? null });
+      if (d && d.status.name !== 'RUNNING')
+        unavailable.push({ workflowId: h.workflowId, status: d.status.name, closeTime: d.closeTime?.toISOString() ?? null });
     }
     return { ...combineStatuses(found), ...(unavailable.length > 0 ? { unavailable } : {}) };
   }
@@ -184,7 +193,9 @@ export class BudgetClient {
       ...Object.keys(change)
         .filter((k) => !(ADJUST_KEYS as readonly string[]).includes(k))
         .map((k) => `${k}: not a budget setting (known: ${ADJUST_KEYS.join(', ')})`),
-      ...(typeof change.webhookUrl === 'string' && !isWebhookUrl(change.webhookUrl) ? [`webhookUrl: "${change.webhookUrl}" is not an http(s) URL such as https://hooks.example.com/budget`] : []),
+      ...(typeof change.webhookUrl === 'string' && !isWebhookUrl(change.webhookUrl)
+        ? [`webhookUrl: "${change.webhookUrl}" is not an http(s) URL such as https://hooks.example.com/budget`]
+        : []),
     ];
     if (problems.length > 0) throw new ValidationError('budget change', problems);
     const n = this.budgetShards;
@@ -200,7 +211,10 @@ export class BudgetClient {
           workflowIdReusePolicy: 'REJECT_DUPLICATE',
         });
         try {
-          return await this.temporal.workflow.executeUpdateWithStart(adjustUpdate, { args: [{ ...change, ...(totals ? { totalNanos: totals[k] } : {}) }], startWorkflowOperation: start });
+          return await this.temporal.workflow.executeUpdateWithStart(adjustUpdate, {
+            args: [{ ...change, ...(totals ? { totalNanos: totals[k] } : {}) }],
+            startWorkflowOperation: start,
+          });
         } catch (e) {
           if (e instanceof WorkflowUpdateFailedError) throw new Error(`budget change rejected: ${e.cause?.message ?? e.message}`);
           if (e instanceof WorkflowExecutionAlreadyStartedError) {

@@ -3,7 +3,7 @@
  * id from the request id (re-submitting is idempotent), and returns typed results or failures.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, isGrpcServiceError, ServiceError, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, Connection, isGrpcServiceError, ServiceError, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import { type BudgetSettings, type BudgetStatus, type PeriodSummary } from '../budget/book.js';
 import { type AdjustInput } from '../workflows/budget/contract.js';
 import type { ReallocationRecord } from '../budget/book.js';
@@ -12,8 +12,6 @@ import type { ControlSettings } from '../learning/routingControl.js';
 import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
 import { fileConfigSchema } from '../config/config.js';
 import { type FeedbackReceipt, LearningClient } from './learningClient.js';
-import { shardWorkflowId } from '../budget/shards.js';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { status } from '@grpc/grpc-js';
 import { toRequestFailed } from '../contracts/requestFailure.js';
 import { type BatchEntry, runBatch, type RunBatchOptions } from '../batch/runBatch.js';
@@ -32,31 +30,27 @@ export type { StartOptions } from './startInput.js';
 import { type Tier, TIERS } from '../catalog/schema.js';
 import { parseOrThrow, ValidationError } from '../util/validation.js';
 import { schemaError } from '../quality/checks.js';
-import { type RequestInput, type RequestResult, escalateSignal, LlmBatch, LlmCategory, LlmFeature, LlmTier, requestMemo, UNSPECIFIED_FEATURE, workflowIdFor } from '../workflows/request/contract.js';
+import {
+  type RequestInput,
+  type RequestResult,
+  escalateSignal,
+  LlmBatch,
+  LlmCategory,
+  LlmFeature,
+  LlmTier,
+  requestMemo,
+  UNSPECIFIED_FEATURE,
+  workflowIdFor,
+} from '../workflows/request/contract.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
 import { type BatchRunInput, type BatchRunStatus } from '../workflows/batch/contract.js';
 import { instructionOf } from '../workflows/conversation.js';
-import { healthQuery, type HealthView, healthWorkflowId } from '../workflows/health/contract.js';
 import { connectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';
-import { billableActions } from '../temporal/billableActions.js';
 import { llmRequest } from '../workflows/request/llmRequest.js';
+import { countTemporalActions, type TemporalActionsSummary } from './actions.js';
+import { HealthClient } from './health.js';
 
-export interface TemporalActionsSummary {
-  readonly requests: number;
-  readonly actions: number;
-  readonly perRequest: number;
-  /** Of `actions`: in the requests' own histories, and updates their budget entities accepted meanwhile. */
-  readonly inHistories?: number;
-  readonly entityUpdates?: number;
-  readonly usdPerMillion: number;
-  /** actions x price, in nanodollars. */
-  readonly costNanos: number;
-}
-
-/** An event's time in epoch ms (0 when absent). */
-function eventMs(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
-  return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
-}
+export type { TemporalActionsSummary } from './actions.js';
 
 export interface SwitchyardClientOptions {
   readonly address: string;
@@ -183,7 +177,15 @@ export class SwitchyardClient {
   static async connect(opts: SwitchyardClientOptions): Promise<SwitchyardClient> {
     const connection = await Connection.connect(connectionOptions(opts.address, opts.access));
     const client = new Client({ connection, namespace: opts.namespace ?? 'default', dataConverter: dataConverterFor(opts.access) });
-    return new SwitchyardClient(client, connection, opts.taskQueue ?? 'switchyard', opts.budgetDefaults, Math.max(1, opts.budgetShards ?? 1), opts.access?.codec !== undefined, opts.controlSettings);
+    return new SwitchyardClient(
+      client,
+      connection,
+      opts.taskQueue ?? 'switchyard',
+      opts.budgetDefaults,
+      Math.max(1, opts.budgetShards ?? 1),
+      opts.access?.codec !== undefined,
+      opts.controlSettings,
+    );
   }
 
   /** The input a workflow run was started with (the first event of its history). */
@@ -210,7 +212,10 @@ export class SwitchyardClient {
         workflowId,
         args: [{ ...input, requestId }],
         workflowIdReusePolicy: opts.redrive ? 'ALLOW_DUPLICATE_FAILED_ONLY' : 'REJECT_DUPLICATE',
-        memo: { ...requestMemo(this.encrypted ? undefined : instructionOf(req), req.category, opts.batch), ...(opts.redriveOf ? { redriveOf: opts.redriveOf } : {}) },
+        memo: {
+          ...requestMemo(this.encrypted ? undefined : instructionOf(req), req.category, opts.batch),
+          ...(opts.redriveOf ? { redriveOf: opts.redriveOf } : {}),
+        },
         typedSearchAttributes: [
           { key: LlmCategory, value: req.category },
           { key: LlmFeature, value: req.feature ?? UNSPECIFIED_FEATURE },
@@ -301,96 +306,31 @@ export class SwitchyardClient {
         );
       if (!exists) break;
     }
-    const next = await this.start({ ...rest, requestId: `${input.requestId ?? workflowId}-esc${k}`, ...(opts.model ? { model: opts.model } : up ? { minTier: up } : {}) });
+    const next = await this.start({
+      ...rest,
+      requestId: `${input.requestId ?? workflowId}-esc${k}`,
+      ...(opts.model ? { model: opts.model } : up ? { minTier: up } : {}),
+    });
     return { action: 'restarted', workflowId: next.workflowId };
   }
 
   /** Circuit breakers per model, with their state computed now. */
-  async health(): Promise<Array<{ model: string; state: 'closed' | 'open' | 'half_open'; consecutiveFailures: number; openUntil: string | null; lastError: string | null; timesOpened: number }>> {
-    let view: HealthView;
-    try {
-      view = await this.temporal.workflow.getHandle(healthWorkflowId(this.taskQueue)).query(healthQuery);
-    } catch (e) {
-      if (e instanceof WorkflowNotFoundError) return [];
-      throw e;
-    }
-    const now = Date.now();
-    return Object.entries(view.models)
-      .map(([model, c]) => ({
-        model,
-        state: c.openUntil === 0 ? ('closed' as const) : now < c.openUntil ? ('open' as const) : ('half_open' as const),
-        consecutiveFailures: c.consecutiveFailures,
-        openUntil: c.openUntil ? new Date(c.openUntil).toISOString() : null,
-        lastError: c.lastError,
-        timesOpened: c.timesOpened,
-      }))
-      .sort((a, b) => a.model.localeCompare(b.model));
+  health(): ReturnType<HealthClient['circuits']> {
+    return new HealthClient(this.temporal, this.taskQueue).circuits();
+  }
+
+  /** Billable Temporal actions of these request runs, and what they cost (client/actions.ts). */
+  temporalActions(
+    workflowIds: readonly string[],
+    usdPerMillion: number,
+    opts: { scopes?: readonly string[]; concurrency?: number } = {},
+  ): Promise<TemporalActionsSummary> {
+    return countTemporalActions(this.temporal, this.taskQueue, workflowIds, usdPerMillion, opts);
   }
 
   /** Cancels a running request: its open reservation is released; it ends as cancelled. */
   async cancel(workflowId: string): Promise<void> {
     await this.temporal.workflow.getHandle(workflowId).cancel();
-  }
-
-  /**
-   * Billable Temporal actions of these request runs (their histories, by Temporal Cloud's rules)
-   * plus the updates their budget entities accepted while they ran (a worker's batcher folds many
-   * requests' reserves and settlements into one update, so these are shared out; other traffic on
-   * the same scopes in that window is counted too, an upper bound), and what they cost at
-   * `usdPerMillion`. `scopes`: the budget scopes the requests charged (read from their inputs when
-   * absent).
-   */
-  async temporalActions(workflowIds: readonly string[], usdPerMillion: number, opts: { scopes?: readonly string[]; concurrency?: number } = {}): Promise<TemporalActionsSummary> {
-    let inHistories = 0;
-    let counted = 0;
-    let from = Number.POSITIVE_INFINITY;
-    let until = 0;
-    const scopes = new Set(opts.scopes ?? []);
-    const queue = [...workflowIds];
-    const worker = async (): Promise<void> => {
-      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        const h = await this.temporal.workflow.getHandle(id).fetchHistory();
-        inHistories += billableActions(h).total;
-        counted += 1;
-        const events = h.events ?? [];
-        from = Math.min(from, eventMs(events[0]?.eventTime));
-        until = Math.max(until, eventMs(events.at(-1)?.eventTime));
-        if (!opts.scopes) {
-          const payload = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-          let scope = 'default';
-          try {
-            if (payload) scope = defaultPayloadConverter.fromPayload<RequestInput>(payload).budgetScope ?? 'default';
-          } catch {
-            // Encrypted input: the default scope.
-          }
-          scopes.add(scope);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 16, queue.length)) }, worker));
-    let entityUpdates = 0;
-    for (const scope of scopes) {
-      const base = shardWorkflowId(this.taskQueue, scope, 0, 1);
-      for await (const run of this.temporal.workflow.list({ query: `WorkflowId STARTS_WITH '${base.replace(/'/g, "\\'")}'` })) {
-        const shardPart = run.workflowId.startsWith(`${base}#`) ? run.workflowId.slice(base.length + 1) : undefined;
-        if (run.workflowId !== base && !(shardPart !== undefined && /^\d+$/.test(shardPart))) continue;
-        const h = await this.temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
-        for (const e of h.events ?? []) {
-          const t = eventMs(e.eventTime);
-          if (e.workflowExecutionUpdateAcceptedEventAttributes && t >= from && t <= until) entityUpdates += 1;
-        }
-      }
-    }
-    const actions = inHistories + entityUpdates;
-    return {
-      requests: counted,
-      actions,
-      inHistories,
-      entityUpdates,
-      perRequest: counted ? Math.round((actions / counted) * 100) / 100 : 0,
-      usdPerMillion,
-      costNanos: Math.round(actions * usdPerMillion * 1_000),
-    };
   }
 
   async close(): Promise<void> {

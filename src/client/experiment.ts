@@ -8,7 +8,14 @@ import { type ControlSettings, EXPERIMENTS_MAX } from '../learning/routingContro
 import { outcomeKey } from '../learning/tuner.js';
 import { registerExperiment, signalRouting } from '../learning/worker/routingHandle.js';
 import { experimentEntity } from '../workflows/experiment/experimentEntity.js';
-import { experimentWorkflowId, type ExperimentStatus, feedbackSignal as experimentFeedback, promoteUpdate, statusQuery, stopUpdate } from '../workflows/experiment/contract.js';
+import {
+  experimentWorkflowId,
+  type ExperimentStatus,
+  feedbackSignal as experimentFeedback,
+  promoteUpdate,
+  statusQuery,
+  stopUpdate,
+} from '../workflows/experiment/contract.js';
 import { feedbackSignal as tunerFeedback } from '../workflows/routing/contract.js';
 import type { RequestResult } from '../workflows/request/contract.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
@@ -51,7 +58,9 @@ export class ExperimentClient {
     }
     const running = (await this.routing.policy()).experiments.length;
     if (running >= EXPERIMENTS_MAX)
-      throw new ValidationError('experiment', [`${EXPERIMENTS_MAX} experiments run on task queue ${this.taskQueue} already: stop or promote one first (switchyard experiment list)`]);
+      throw new ValidationError('experiment', [
+        `${EXPERIMENTS_MAX} experiments run on task queue ${this.taskQueue} already: stop or promote one first (switchyard experiment list)`,
+      ]);
     try {
       await this.temporal.workflow.start(experimentEntity, {
         workflowId: experimentWorkflowId(this.taskQueue, spec.name),
@@ -60,7 +69,8 @@ export class ExperimentClient {
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
       });
     } catch (e) {
-      if (e instanceof WorkflowExecutionAlreadyStartedError) throw new ValidationError('experiment', [`name: an experiment "${spec.name}" exists already (running or ended); choose another name`]);
+      if (e instanceof WorkflowExecutionAlreadyStartedError)
+        throw new ValidationError('experiment', [`name: an experiment "${spec.name}" exists already (running or ended); choose another name`]);
       throw e;
     }
     // In force before this returns: every request started after it is assigned to an arm (the
@@ -98,7 +108,8 @@ export class ExperimentClient {
     try {
       running = (await h.describe()).status.name === 'RUNNING';
     } catch (e) {
-      if (e instanceof WorkflowNotFoundError) throw new ExperimentNotFoundError(`no experiment "${name}" on task queue ${this.taskQueue}; \`switchyard experiment list\` shows them`);
+      if (e instanceof WorkflowNotFoundError)
+        throw new ExperimentNotFoundError(`no experiment "${name}" on task queue ${this.taskQueue}; \`switchyard experiment list\` shows them`);
       throw e;
     }
     if (running) return h.query(statusQuery);
@@ -144,23 +155,32 @@ export class ExperimentClient {
    * per request and ignore repeats.
    */
   async feedback(workflowId: string, score: number, opts: { comment?: string } = {}): Promise<FeedbackReceipt> {
-    if (typeof score !== 'number' || !Number.isFinite(score) || score < 0 || score > 1) throw new ValidationError('feedback', [`score: must be a number from 0 to 1 (got ${String(score)})`]);
+    if (typeof score !== 'number' || !Number.isFinite(score) || score < 0 || score > 1)
+      throw new ValidationError('feedback', [`score: must be a number from 0 to 1 (got ${String(score)})`]);
     if (opts.comment !== undefined && opts.comment.length > 2_000) throw new ValidationError('feedback', ['comment: at most 2000 characters']);
     const h = this.temporal.workflow.getHandle(workflowId);
     let result: RequestResult;
     try {
       const d = await h.describe();
       if (d.type !== 'llmRequest') throw new ValidationError('feedback', [`${workflowId} is a ${d.type} workflow, not a request`]);
-      if (d.status.name !== 'COMPLETED') throw new ValidationError('feedback', [`${workflowId} is ${d.status.name.toLowerCase()}: feedback is on answered requests`]);
+      if (d.status.name !== 'COMPLETED')
+        throw new ValidationError('feedback', [`${workflowId} is ${d.status.name.toLowerCase()}: feedback is on answered requests`]);
       result = (await h.result()) as RequestResult;
     } catch (e) {
-      if (e instanceof WorkflowNotFoundError) throw new ValidationError('feedback', [`no request ${workflowId}; give the workflow id the request ran as (switchyard runs list)`]);
+      if (e instanceof WorkflowNotFoundError)
+        throw new ValidationError('feedback', [`no request ${workflowId}; give the workflow id the request ran as (switchyard runs list)`]);
       throw e;
     }
     const l = result.learning;
     if (l?.experiment) {
       await this.experimentHandle(l.experiment.name)
-        .signal(experimentFeedback, { workflowId, arm: l.experiment.arm, score, automaticQuality: l.automaticQuality, ...(opts.comment ? { comment: opts.comment } : {}) })
+        .signal(experimentFeedback, {
+          workflowId,
+          arm: l.experiment.arm,
+          score,
+          automaticQuality: l.automaticQuality,
+          ...(opts.comment ? { comment: opts.comment } : {}),
+        })
         .catch((e: unknown) => {
           if (!(e instanceof WorkflowNotFoundError)) throw e;
         });
@@ -170,7 +190,12 @@ export class ExperimentClient {
     if (tuner) {
       const sameTier = l.firstTier === result.tier;
       await signalRouting(this.temporal, this.taskQueue, this.settings, tunerFeedback, [
-        { workflowId, key: outcomeKey(result.category, result.tier, l.band, l.explore), score, ...(sameTier ? { replaces: result.escalations.length === 0 ? (1 as const) : (0 as const) } : {}) },
+        {
+          workflowId,
+          key: outcomeKey(result.category, result.tier, l.band, l.explore),
+          score,
+          ...(sameTier ? { replaces: result.escalations.length === 0 ? (1 as const) : (0 as const) } : {}),
+        },
       ]);
     }
     return { workflowId, score, ...(l?.experiment ? { experiment: l.experiment } : {}), tuner };

@@ -6,7 +6,16 @@ import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@
 import type { AnomalyAlert, ControlSettings, PolicyChange, PolicyView } from '../learning/routingControl.js';
 import type { ThresholdChange } from '../learning/tuner.js';
 import { routingEntityStart } from '../learning/worker/routingHandle.js';
-import { acknowledgeUpdate, anomaliesQuery, historyQuery, policyQuery, proposalQuery, revertUpdate, routingWorkflowId, tuneUpdate } from '../workflows/routing/contract.js';
+import {
+  acknowledgeUpdate,
+  anomaliesQuery,
+  historyQuery,
+  policyQuery,
+  proposalQuery,
+  revertUpdate,
+  routingWorkflowId,
+  tuneUpdate,
+} from '../workflows/routing/contract.js';
 import { ValidationError } from '../util/validation.js';
 
 /** What an update's failure says, without the SDK's wrapping. */
@@ -38,7 +47,14 @@ export class RoutingClient {
 
   /** The routing policy workers route by now (an empty one before the routing entity exists). */
   async policy(): Promise<PolicyView> {
-    return orAbsent(this.routing().query(policyQuery), { version: 0, categories: {}, explore: this.settings.tuner.explore, rules: [], experiments: [], actions: {} });
+    return orAbsent(this.routing().query(policyQuery), {
+      version: 0,
+      categories: {},
+      explore: this.settings.tuner.explore,
+      rules: [],
+      experiments: [],
+      actions: {},
+    });
   }
 
   async routingHistory(): Promise<PolicyChange[]> {
@@ -48,11 +64,14 @@ export class RoutingClient {
   /** The tuner's proposal now (dryRun), or applies it; null when nothing changes. */
   async tune(opts: { dryRun?: boolean } = {}): Promise<ThresholdChange[] | PolicyChange | null> {
     if (opts.dryRun) return orAbsent(this.routing().query(proposalQuery), []);
-    return this.temporal.workflow.executeUpdateWithStart(tuneUpdate, { args: [], startWorkflowOperation: routingEntityStart(this.taskQueue, this.settings) }).catch(updateMessage);
+    return this.temporal.workflow
+      .executeUpdateWithStart(tuneUpdate, { args: [], startWorkflowOperation: routingEntityStart(this.taskQueue, this.settings) })
+      .catch(updateMessage);
   }
 
   async revert(version: number): Promise<PolicyChange> {
-    if (!Number.isSafeInteger(version) || version < 1) throw new ValidationError('routing revert', [`version: a change number from \`switchyard routing history\` (got ${version})`]);
+    if (!Number.isSafeInteger(version) || version < 1)
+      throw new ValidationError('routing revert', [`version: a change number from \`switchyard routing history\` (got ${version})`]);
     return this.routing()
       .executeUpdate(revertUpdate, { args: [{ version }] })
       .catch((e: unknown) => {

@@ -101,7 +101,8 @@ export class RunsClient {
       await handle.result();
     } catch (e) {
       const f = toRequestFailed(e, workflowId);
-      if (f instanceof RequestFailedError) return { ...summary, failure: { type: f.failureType ?? desc.status.name, message: f.message, ...(f.details ? { details: f.details } : {}) } };
+      if (f instanceof RequestFailedError)
+        return { ...summary, failure: { type: f.failureType ?? desc.status.name, message: f.message, ...(f.details ? { details: f.details } : {}) } };
       return { ...summary, failure: { type: desc.status.name, message: (f as Error).message } };
     }
     return summary;
@@ -145,7 +146,11 @@ export class RunsClient {
       const memo = (w.memo ?? {}) as Partial<RequestMemo>;
       const { runId, existing } = await this.runner.submit(
         { ...input, requestId },
-        { redrive: true, redriveOf: w.runId, ...(memo.batchId ? { batch: { batchId: memo.batchId, ...(memo.line !== undefined ? { line: memo.line } : {}) } } : {}) },
+        {
+          redrive: true,
+          redriveOf: w.runId,
+          ...(memo.batchId ? { batch: { batchId: memo.batchId, ...(memo.line !== undefined ? { line: memo.line } : {}) } } : {}),
+        },
       );
       if (existing) report.skipped.push({ workflowId: w.workflowId, runId: w.runId, reason: 'a newer run started meanwhile' });
       else report.restarted.push({ workflowId: w.workflowId, previousRunId: w.runId, runId: runId ?? '', previousCostNanos });

@@ -68,7 +68,10 @@ export const budgetConfigSchema = z
     amountUsd: z
       .number()
       .nonnegative()
-      .max(Math.floor(MAX_BUDGET_NANOS / 1e9), `must be at most ${Math.floor(MAX_BUDGET_NANOS / 1e9)} (integer nanodollars hold about $9 million per scope; split larger budgets into scopes)`)
+      .max(
+        Math.floor(MAX_BUDGET_NANOS / 1e9),
+        `must be at most ${Math.floor(MAX_BUDGET_NANOS / 1e9)} (integer nanodollars hold about $9 million per scope; split larger budgets into scopes)`,
+      )
       .default(1000),
     periodicity: z.enum(['daily', 'weekly', 'monthly', 'fixed']).default('monthly'),
     /** Length of a `fixed` period, e.g. 3600000 for hourly budgets. */
@@ -278,7 +281,9 @@ const envSchema = z.object({
     .int('must be a whole number of workflows, e.g. 250')
     .min(0, 'must be >= 0 (0 turns the cache off)')
     .optional(),
-  SWITCHYARD_METRICS_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65_535)], { error: 'must be a port (0-65535; 0 = any free port) or off' }).optional(),
+  SWITCHYARD_METRICS_PORT: z
+    .union([z.literal('off'), z.coerce.number().int().min(0).max(65_535)], { error: 'must be a port (0-65535; 0 = any free port) or off' })
+    .optional(),
   SWITCHYARD_METRICS_FINAL_SCRAPE_MS: z.coerce.number({ error: 'must be milliseconds, e.g. 15000' }).int().min(0).max(600_000).optional(),
   SWITCHYARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SWITCHYARD_ENCRYPTION_REQUIRED: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
@@ -328,14 +333,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const keys = encryptionKeysFromEnv(env);
   const required = e.SWITCHYARD_ENCRYPTION_REQUIRED === 'true';
   if (required && !keys)
-    throw new Error('SWITCHYARD_ENCRYPTION_REQUIRED=true needs SWITCHYARD_ENCRYPTION_KEY: a process cannot require encryption it cannot do (`switchyard codec keygen` makes a key)');
+    throw new Error(
+      'SWITCHYARD_ENCRYPTION_REQUIRED=true needs SWITCHYARD_ENCRYPTION_KEY: a process cannot require encryption it cannot do (`switchyard codec keygen` makes a key)',
+    );
   const config: SwitchyardConfig = {
     ...file,
     temporalAddress: address,
     namespace: e.TEMPORAL_NAMESPACE ?? cluster.namespace ?? 'default',
     access: {
       ...cluster.access,
-      ...(keys ? { codec: new AesGcmPayloadCodec(keys, { refusePlaintext: required }), encryptionKeyId: keys.active.id, encryptionKeys: keys, ...(required ? { encryptionRequired: true } : {}) } : {}),
+      ...(keys
+        ? {
+            codec: new AesGcmPayloadCodec(keys, { refusePlaintext: required }),
+            encryptionKeyId: keys.active.id,
+            encryptionKeys: keys,
+            ...(required ? { encryptionRequired: true } : {}),
+          }
+        : {}),
     },
     taskQueue: e.SWITCHYARD_TASK_QUEUE,
     stateDir,

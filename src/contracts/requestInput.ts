@@ -51,7 +51,10 @@ export const requestInputBaseSchema = z
     /** The product feature the request serves (cost attribution in metrics, the ledger and reports); "unspecified" when absent. */
     feature: z
       .string()
-      .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'must be a lowercase name of a product feature, such as search, summarise or support-chat (letters, digits, _ and -, at most 64)')
+      .regex(
+        /^[a-z][a-z0-9_-]{0,63}$/,
+        'must be a lowercase name of a product feature, such as search, summarise or support-chat (letters, digits, _ and -, at most 64)',
+      )
       .optional(),
     /**
      * The unit an A/B experiment assigns (a user, a tenant, a session): every request of a unit sees
@@ -87,5 +90,6 @@ export const requestInputBaseSchema = z
 
 /** A request as clients and batch files must send it. */
 export const requestInputSchema = requestInputBaseSchema.superRefine((r, ctx) => {
-  for (const i of requestLimitIssues(r)) ctx.addIssue({ code: 'custom', path: i.path.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), message: i.message });
+  for (const i of requestLimitIssues(r))
+    ctx.addIssue({ code: 'custom', path: i.path.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), message: i.message });
 });

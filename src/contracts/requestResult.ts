@@ -101,7 +101,18 @@ export const requestResultSchema = z.object({
 export const requestFailureDetailsSchema = z.object({
   reason: z.string(),
   costNanos: nanos.describe('everything this run spent, including unsettled'),
-  unsettled: z.array(z.object({ scope: z.string(), shard: z.number().int(), reservationId: z.string(), category: z.string(), costNanos: nanos, seq: z.number().int().optional() })).optional(),
+  unsettled: z
+    .array(
+      z.object({
+        scope: z.string(),
+        shard: z.number().int(),
+        reservationId: z.string(),
+        category: z.string(),
+        costNanos: nanos,
+        seq: z.number().int().optional(),
+      }),
+    )
+    .optional(),
   attempts: z.array(attempt),
   candidates: z.array(candidate),
 });

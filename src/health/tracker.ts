@@ -5,7 +5,15 @@
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { claimTrialUpdate, HEALTH_ENTITY_TYPE, type HealthEntityWorkflow, healthWorkflowId, healthQuery, type HealthView, reportSignal } from '../workflows/health/contract.js';
+import {
+  claimTrialUpdate,
+  HEALTH_ENTITY_TYPE,
+  type HealthEntityWorkflow,
+  healthWorkflowId,
+  healthQuery,
+  type HealthView,
+  reportSignal,
+} from '../workflows/health/contract.js';
 import { own } from '../util/names.js';
 import type { CircuitSettings, HealthReport } from './circuits.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';

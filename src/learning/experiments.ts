@@ -61,12 +61,14 @@ export function parseArms(text: string, isModel: (name: string) => boolean): Arm
     .split(',')
     .map((p) => p.trim())
     .filter((p) => p !== '');
-  if (parts.length < 2) throw new ExperimentSpecError('--arms', `an experiment needs at least two arms, e.g. gpt-4o-mini=0.5,claude-3-5-haiku=0.5 (got "${text}")`);
+  if (parts.length < 2)
+    throw new ExperimentSpecError('--arms', `an experiment needs at least two arms, e.g. gpt-4o-mini=0.5,claude-3-5-haiku=0.5 (got "${text}")`);
   const arms = parts.map((p): ArmSpec => {
     const eq = p.lastIndexOf('=');
     const name = eq === -1 ? p : p.slice(0, eq);
     const weight = eq === -1 ? 1 : Number(p.slice(eq + 1));
-    if (!Number.isFinite(weight) || weight <= 0) throw new ExperimentSpecError('--arms', `arm "${name}": the weight must be a number above 0 (got "${p.slice(eq + 1)}")`);
+    if (!Number.isFinite(weight) || weight <= 0)
+      throw new ExperimentSpecError('--arms', `arm "${name}": the weight must be a number above 0 (got "${p.slice(eq + 1)}")`);
     if (name.startsWith('tier:')) {
       const tier = name.slice(5) as Tier;
       if (!TIERS.includes(tier)) throw new ExperimentSpecError('--arms', `arm "${name}": the tier must be one of ${TIERS.join(', ')}`);
@@ -76,10 +78,12 @@ export function parseArms(text: string, isModel: (name: string) => boolean): Arm
       const m = /^thresholds:(0(?:\.\d+)?|1(?:\.0+)?)\/(0(?:\.\d+)?|1(?:\.0+)?)$/.exec(name);
       const standard = Number(m?.[1]);
       const premium = Number(m?.[2]);
-      if (!m || standard > premium) throw new ExperimentSpecError('--arms', `arm "${name}": write thresholds:S/P with 0 <= S <= P <= 1, e.g. thresholds:0.3/0.6`);
+      if (!m || standard > premium)
+        throw new ExperimentSpecError('--arms', `arm "${name}": write thresholds:S/P with 0 <= S <= P <= 1, e.g. thresholds:0.3/0.6`);
       return { name, weight, thresholds: { standard, premium } };
     }
-    if (!isModel(name)) throw new ExperimentSpecError('--arms', `arm "${name}" is not a catalog model (see \`switchyard models\`), tier:TIER or thresholds:S/P`);
+    if (!isModel(name))
+      throw new ExperimentSpecError('--arms', `arm "${name}" is not a catalog model (see \`switchyard models\`), tier:TIER or thresholds:S/P`);
     return { name, weight, model: name };
   });
   const names = new Set<string>();
@@ -107,23 +111,28 @@ export function validateExperiment(spec: ExperimentSpec, opts: { reservedArmName
   if (typeof spec?.name !== 'string' || !EXPERIMENT_NAME.test(spec.name))
     throw new ExperimentSpecError('name', `"${String(spec?.name)}" must be 1-63 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit`);
   // Not Array.isArray: it would narrow the arms to any[].
-  if (typeof (spec.arms as unknown[] | undefined)?.length !== 'number' || spec.arms.length < 2) throw new ExperimentSpecError('arms', 'an experiment needs at least two arms');
+  if (typeof (spec.arms as unknown[] | undefined)?.length !== 'number' || spec.arms.length < 2)
+    throw new ExperimentSpecError('arms', 'an experiment needs at least two arms');
   // Sizes, for a new spec (the entity carries it, and registers it with the routing entity): an
   // experiment's state must stay far below a payload's limit whatever it is given.
   if (opts.reservedArmNames !== 'allow') {
     if (spec.arms.length > MAX_ARMS) throw new ExperimentSpecError('arms', `at most ${MAX_ARMS} arms (got ${spec.arms.length})`);
     spec.arms.forEach((a, i) => {
-      if (typeof a?.name === 'string' && a.name.length > MAX_NAME_CHARS) throw new ExperimentSpecError(`arms.${i}.name`, `at most ${MAX_NAME_CHARS} characters`);
-      if (typeof a?.model === 'string' && a.model.length > MAX_NAME_CHARS) throw new ExperimentSpecError(`arms.${i}.model`, `at most ${MAX_NAME_CHARS} characters`);
+      if (typeof a?.name === 'string' && a.name.length > MAX_NAME_CHARS)
+        throw new ExperimentSpecError(`arms.${i}.name`, `at most ${MAX_NAME_CHARS} characters`);
+      if (typeof a?.model === 'string' && a.model.length > MAX_NAME_CHARS)
+        throw new ExperimentSpecError(`arms.${i}.model`, `at most ${MAX_NAME_CHARS} characters`);
     });
     for (const [k, v] of Object.entries((spec.filter ?? {}) as Record<string, unknown>)) {
       if (typeof v === 'string' && v.length > MAX_FILTER_CHARS) throw new ExperimentSpecError(`filter.${k}`, `at most ${MAX_FILTER_CHARS} characters`);
     }
   }
-  if (!Number.isInteger(spec.minSamples) || spec.minSamples < 2) throw new ExperimentSpecError('minSamples', `must be an integer >= 2 (got ${spec.minSamples})`);
+  if (!Number.isInteger(spec.minSamples) || spec.minSamples < 2)
+    throw new ExperimentSpecError('minSamples', `must be an integer >= 2 (got ${spec.minSamples})`);
   if (spec.maxSamples !== undefined && (!Number.isInteger(spec.maxSamples) || spec.maxSamples < spec.minSamples))
     throw new ExperimentSpecError('maxSamples', `must be an integer >= minSamples (${spec.minSamples})`);
-  if (!(typeof spec.confidence === 'number' && spec.confidence > 0.5 && spec.confidence < 1)) throw new ExperimentSpecError('confidence', `must be between 0.5 and 1 (got ${String(spec.confidence)})`);
+  if (!(typeof spec.confidence === 'number' && spec.confidence > 0.5 && spec.confidence < 1))
+    throw new ExperimentSpecError('confidence', `must be between 0.5 and 1 (got ${String(spec.confidence)})`);
   const names = new Set<string>();
   spec.arms.forEach((a, i) => {
     const at = `arms.${i}`;
@@ -131,8 +140,10 @@ export function validateExperiment(spec: ExperimentSpec, opts: { reservedArmName
     if (names.has(a.name)) throw new ExperimentSpecError(`${at}.name`, `"${a.name}" is given twice`);
     if (opts.reservedArmNames !== 'allow' && isReservedName(a.name)) throw new ExperimentSpecError(`${at}.name`, `"${a.name}" ${RESERVED_MESSAGE}`);
     names.add(a.name);
-    if (!(typeof a.weight === 'number' && Number.isFinite(a.weight) && a.weight > 0)) throw new ExperimentSpecError(`${at}.weight`, `must be a number above 0 (got ${String(a.weight)})`);
-    if ([a.model, a.minTier, a.thresholds].filter((x) => x !== undefined).length !== 1) throw new ExperimentSpecError(at, `arm "${a.name}" must set exactly one of model, minTier, thresholds`);
+    if (!(typeof a.weight === 'number' && Number.isFinite(a.weight) && a.weight > 0))
+      throw new ExperimentSpecError(`${at}.weight`, `must be a number above 0 (got ${String(a.weight)})`);
+    if ([a.model, a.minTier, a.thresholds].filter((x) => x !== undefined).length !== 1)
+      throw new ExperimentSpecError(at, `arm "${a.name}" must set exactly one of model, minTier, thresholds`);
     if (a.model !== undefined && (typeof a.model !== 'string' || a.model === '')) throw new ExperimentSpecError(`${at}.model`, 'must be a catalog model name');
     if (a.minTier !== undefined && !TIERS.includes(a.minTier)) throw new ExperimentSpecError(`${at}.minTier`, `must be one of ${TIERS.join(', ')}`);
     const t = a.thresholds;
@@ -211,7 +222,9 @@ export function zFor(confidence: number): number {
   if (p > 0.97575) return -tail;
   const r = p - 0.5;
   const s = r * r;
-  return ((((((a[0]! * s + a[1]!) * s + a[2]!) * s + a[3]!) * s + a[4]!) * s + a[5]!) * r) / (((((b[0]! * s + b[1]!) * s + b[2]!) * s + b[3]!) * s + b[4]!) * s + 1);
+  return (
+    ((((((a[0]! * s + a[1]!) * s + a[2]!) * s + a[3]!) * s + a[4]!) * s + a[5]!) * r) / (((((b[0]! * s + b[1]!) * s + b[2]!) * s + b[3]!) * s + b[4]!) * s + 1)
+  );
 }
 
 export function confidenceInterval(m: Moments, z: number): [number, number] | null {
@@ -353,14 +366,29 @@ export function verdict(spec: Pick<ExperimentSpec, 'minSamples' | 'confidence'>,
   }
   const byQuality = [...list].sort((a, b) => (mean(b[1].quality) ?? 0) - (mean(a[1].quality) ?? 0));
   const best = byQuality[0]!;
-  const qualityWins = byQuality.slice(1).every(([, s]) => differs(best[1].quality, s.quality, z) === true && (mean(best[1].quality) ?? 0) > (mean(s.quality) ?? 0));
-  if (qualityWins) return { state: 'decided', winner: best[0], reason: `${best[0]} has significantly higher quality than every other arm`, qualitySignificant: true, costSignificant: null };
+  const qualityWins = byQuality
+    .slice(1)
+    .every(([, s]) => differs(best[1].quality, s.quality, z) === true && (mean(best[1].quality) ?? 0) > (mean(s.quality) ?? 0));
+  if (qualityWins)
+    return {
+      state: 'decided',
+      winner: best[0],
+      reason: `${best[0]} has significantly higher quality than every other arm`,
+      qualitySignificant: true,
+      costSignificant: null,
+    };
   const byCost = [...list].sort((a, b) => (mean(a[1].cost) ?? 0) - (mean(b[1].cost) ?? 0));
   const cheapest = byCost[0]!;
   const anyQualityDiff = list.some(([na, a]) => list.some(([nb, b]) => na < nb && differs(a.quality, b.quality, z) === true));
   const costWins = !anyQualityDiff && byCost.slice(1).every(([, s]) => differs(cheapest[1].cost, s.cost, z) === true);
   if (costWins)
-    return { state: 'decided', winner: cheapest[0], reason: `no significant quality difference, and ${cheapest[0]} is significantly cheaper`, qualitySignificant: false, costSignificant: true };
+    return {
+      state: 'decided',
+      winner: cheapest[0],
+      reason: `no significant quality difference, and ${cheapest[0]} is significantly cheaper`,
+      qualitySignificant: false,
+      costSignificant: true,
+    };
   return {
     state: 'no_difference',
     winner: null,

@@ -26,7 +26,18 @@ import {
 
 /** The policy's shapes, from where they are defined. */
 export { EXPERIMENTS_MAX, MESSAGE_MAX_BYTES, OPEN_ACTIONS_MAX, RULES_MAX, wellFormedExperiment, wellFormedRule } from './routingPolicy.js';
-export type { ActiveExperiment, AnomalyAlert, ControlSettings, ControlState, FeedbackReport, OutcomeReport, PolicyChange, PolicySnapshot, PolicyView, RoutingRule } from './routingPolicy.js';
+export type {
+  ActiveExperiment,
+  AnomalyAlert,
+  ControlSettings,
+  ControlState,
+  FeedbackReport,
+  OutcomeReport,
+  PolicyChange,
+  PolicySnapshot,
+  PolicyView,
+  RoutingRule,
+} from './routingPolicy.js';
 
 const HISTORY_MAX = 200;
 const ALERTS_MAX = 200;
@@ -98,7 +109,13 @@ export class RoutingControl {
     return { categories: { ...this.state.categories }, rules: [...this.state.rules] };
   }
 
-  private commit(by: PolicyChange['by'], summary: string, now: number, before: PolicySnapshot, extra: Pick<PolicyChange, 'changes' | 'evidence'> = {}): PolicyChange {
+  private commit(
+    by: PolicyChange['by'],
+    summary: string,
+    now: number,
+    before: PolicySnapshot,
+    extra: Pick<PolicyChange, 'changes' | 'evidence'> = {},
+  ): PolicyChange {
     this.state.version += 1;
     const change: PolicyChange = { version: this.state.version, at: now, by, summary, ...extra, before, after: this.snapshot() };
     this.state.history.push(change);
@@ -193,7 +210,8 @@ export class RoutingControl {
     const good = f.score >= 0.5 ? 1 : 0;
     const c = this.state.counts[f.key];
     // Replace the automatic outcome when it is still in this window; else the feedback is a sample of its own.
-    if (f.replaces !== undefined && c && c.n >= 1) this.state.counts = { ...this.state.counts, [f.key]: { n: c.n, good: Math.min(c.n, Math.max(0, c.good - f.replaces + good)) } };
+    if (f.replaces !== undefined && c && c.n >= 1)
+      this.state.counts = { ...this.state.counts, [f.key]: { n: c.n, good: Math.min(c.n, Math.max(0, c.good - f.replaces + good)) } };
     else this.state.counts = addOutcome(this.state.counts, f.key, 1, good);
     return true;
   }
@@ -218,9 +236,17 @@ export class RoutingControl {
         if (c.to.standard === base.standard && c.to.premium === base.premium) delete this.state.categories[c.category];
         else this.state.categories[c.category] = c.to;
       }
-      change = this.commit(by, changes.map((c) => `${c.category}: standard ${c.from.standard} -> ${c.to.standard}, premium ${c.from.premium} -> ${c.to.premium} (${c.why})`).join('; '), now, before, {
-        changes,
-      });
+      change = this.commit(
+        by,
+        changes
+          .map((c) => `${c.category}: standard ${c.from.standard} -> ${c.to.standard}, premium ${c.from.premium} -> ${c.to.premium} (${c.why})`)
+          .join('; '),
+        now,
+        before,
+        {
+          changes,
+        },
+      );
     }
     this.state.counts = {};
     return change;
@@ -252,7 +278,8 @@ export class RoutingControl {
   /** A promoted winner becomes the rule for its traffic (replacing a rule for the same filter). */
   promote(rule: RoutingRule, evidence: unknown, now: number): PolicyChange {
     const before = this.snapshot();
-    const same = (f: TrafficFilter): boolean => f.category === rule.filter.category && f.feature === rule.filter.feature && f.capability === rule.filter.capability;
+    const same = (f: TrafficFilter): boolean =>
+      f.category === rule.filter.category && f.feature === rule.filter.feature && f.capability === rule.filter.capability;
     const others = this.state.rules.filter((r) => !same(r.filter));
     if (others.length >= RULES_MAX) throw new RangeError(`${RULES_MAX} routing rules exist already: \`switchyard routing revert\` an earlier promotion first`);
     this.state.rules = [...others, rule];

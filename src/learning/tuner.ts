@@ -88,7 +88,12 @@ const round2 = (x: number): number => Math.round(x * 100) / 100;
  * The changes the outcomes call for. `current` holds each tuned category's thresholds (a category
  * absent from it uses `base`).
  */
-export function proposeChanges(counts: OutcomeCounts, current: Readonly<Record<string, Thresholds>>, base: Thresholds, settings: TunerSettings): ThresholdChange[] {
+export function proposeChanges(
+  counts: OutcomeCounts,
+  current: Readonly<Record<string, Thresholds>>,
+  base: Thresholds,
+  settings: TunerSettings,
+): ThresholdChange[] {
   const categories = [...new Set(Object.keys(counts).map((k) => k.split('|')[0]!))].sort();
   const changes: ThresholdChange[] = [];
   for (const category of categories) {

@@ -129,7 +129,15 @@ export class PgLedger implements SpendLedger {
    * of holding it), and TCP keepalive notices a half-open connection.
    */
   static async open(url: string, opts: { max?: number; onError?: (e: Error) => void } = {}): Promise<PgLedger> {
-    const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, connectionTimeoutMillis: 10_000, statement_timeout: 5_000, query_timeout: 6_000, lock_timeout: 5_000, keepAlive: true });
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.max ?? 10,
+      connectionTimeoutMillis: 10_000,
+      statement_timeout: 5_000,
+      query_timeout: 6_000,
+      lock_timeout: 5_000,
+      keepAlive: true,
+    });
     // An idle connection the server dropped must not crash the worker; it is reported.
     pool.on('error', (e) => opts.onError?.(e));
     const ledger = new PgLedger(pool, url);
@@ -182,7 +190,10 @@ export class PgLedger implements SpendLedger {
       e.baselineNanos ?? null,
       e.at,
     ];
-    const r = await this.pool.query(`INSERT INTO ${LEDGER_TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT (key) DO NOTHING`, values);
+    const r = await this.pool.query(
+      `INSERT INTO ${LEDGER_TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT (key) DO NOTHING`,
+      values,
+    );
     return r.rowCount === 1;
   }
 
@@ -192,7 +203,10 @@ export class PgLedger implements SpendLedger {
     if (q.since) where.push(`at >= $${args.push(q.since)}`);
     if (q.until) where.push(`at < $${args.push(q.until)}`);
     if (q.scope !== undefined) where.push(`scope = $${args.push(q.scope)}`);
-    const r = await this.pool.query<Row>(`SELECT ${COLUMNS.join(', ')} FROM ${LEDGER_TABLE}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY at, key`, args);
+    const r = await this.pool.query<Row>(
+      `SELECT ${COLUMNS.join(', ')} FROM ${LEDGER_TABLE}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY at, key`,
+      args,
+    );
     return r.rows.map((x) => ({
       key: x.key,
       workflowId: x.workflow_id,
@@ -274,7 +288,9 @@ export class PgLedger implements SpendLedger {
     };
     const total = rows.find((r) => Number(r.grouping) !== 0 || dims.length === 0);
     const groups: ReportRow[] =
-      dims.length === 0 ? [] : rows.filter((r) => Number(r.grouping) === 0).map((r) => ({ group: Object.fromEntries(opts.by.map((d, i) => [d, r[`d${i}`] ?? ''])), ...figures(r) }));
+      dims.length === 0
+        ? []
+        : rows.filter((r) => Number(r.grouping) === 0).map((r) => ({ group: Object.fromEntries(opts.by.map((d, i) => [d, r[`d${i}`] ?? ''])), ...figures(r) }));
     return {
       ledger: this.describe,
       since: q.since?.toISOString() ?? null,

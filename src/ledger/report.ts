@@ -74,7 +74,16 @@ function addTo(g: Group, e: LedgerEntry, baselineNanos: number): void {
 
 function figuresOf(g: Group): ReportFigures {
   const { attempts, costNanos, baselineNanos, inputTokens, cachedInputTokens, outputTokens } = g;
-  return { requests: g.workflowIds.size, attempts, costNanos, baselineNanos, savingNanos: baselineNanos - costNanos, inputTokens, cachedInputTokens, outputTokens };
+  return {
+    requests: g.workflowIds.size,
+    attempts,
+    costNanos,
+    baselineNanos,
+    savingNanos: baselineNanos - costNanos,
+    inputTokens,
+    cachedInputTokens,
+    outputTokens,
+  };
 }
 
 /**
@@ -120,7 +129,13 @@ export class ReportAccumulator {
     const { by } = this.opts;
     // Without dimensions the one group is the total: no row repeats it.
     const rows = by.length === 0 ? [] : [...this.groups.values()].map((g) => ({ group: g.group, ...figuresOf(g) }));
-    return { since: this.opts.since?.toISOString() ?? null, until: this.opts.until?.toISOString() ?? null, by, rows: sortRows(rows, by), total: figuresOf(this.total) };
+    return {
+      since: this.opts.since?.toISOString() ?? null,
+      until: this.opts.until?.toISOString() ?? null,
+      by,
+      rows: sortRows(rows, by),
+      total: figuresOf(this.total),
+    };
   }
 }
 

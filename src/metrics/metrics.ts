@@ -106,7 +106,12 @@ export class SwitchyardMetrics {
     this.scopes = new LabelCap(max);
     this.categories = new LabelCap(max);
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'llm_model_requests_total', help: 'Total requests per model (paid attempts the budget settled)', labelNames: ['model', 'tier', 'feature'], registers });
+    this.requests = new Counter({
+      name: 'llm_model_requests_total',
+      help: 'Total requests per model (paid attempts the budget settled)',
+      labelNames: ['model', 'tier', 'feature'],
+      registers,
+    });
     const costs = this.costNanos;
     new Counter({
       name: 'llm_model_cost_dollars',
@@ -125,14 +130,25 @@ export class SwitchyardMetrics {
       buckets: QUALITY_BUCKETS,
       registers,
     });
-    this.latency = new Histogram({ name: 'llm_model_latency_seconds', help: 'Latency per model (provider call, seconds)', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers });
+    this.latency = new Histogram({
+      name: 'llm_model_latency_seconds',
+      help: 'Latency per model (provider call, seconds)',
+      labelNames: ['model'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
     this.routing = new Counter({
       name: 'llm_routing_decisions_total',
       help: 'Routing decisions: the tier a request preferred, the tier a paid call went to, and why',
       labelNames: ['from_tier', 'to_tier', 'reason'],
       registers,
     });
-    this.attempts = new Counter({ name: 'switchyard_provider_attempts_total', help: 'Provider calls by outcome (ok, or the error kind)', labelNames: ['model', 'provider', 'kind'], registers });
+    this.attempts = new Counter({
+      name: 'switchyard_provider_attempts_total',
+      help: 'Provider calls by outcome (ok, or the error kind)',
+      labelNames: ['model', 'provider', 'kind'],
+      registers,
+    });
     this.anomalies = new Counter({
       name: 'switchyard_spend_anomalies_total',
       help: 'Spend anomalies raised (a bucket of spend far above its learned baseline), and the action applied',
@@ -146,7 +162,11 @@ export class SwitchyardMetrics {
       labelNames: ['reason'],
       registers,
     });
-    this.ledgerDeferredCounter = new Counter({ name: 'switchyard_ledger_deferred_total', help: 'Settlements whose ledger line could not be written at once and went to the ledger outbox', registers });
+    this.ledgerDeferredCounter = new Counter({
+      name: 'switchyard_ledger_deferred_total',
+      help: 'Settlements whose ledger line could not be written at once and went to the ledger outbox',
+      registers,
+    });
     const ledgerView = (now: number) => this.ledgerBacklogView(now, sources.ledgerBacklog);
     new Gauge({
       name: 'switchyard_ledger_lag_seconds',
@@ -189,7 +209,11 @@ export class SwitchyardMetrics {
           for (const r of await rows()) this.set({ scope: scopes.of(r.scope), category: categories.of(r.category) }, r[field] / NANOS_PER_DOLLAR);
         },
       });
-    budgetGauge('switchyard_budget_allocated_dollars', 'Budget allocated this period, per scope and category (same value on every worker: aggregate with max)', 'allocatedNanos');
+    budgetGauge(
+      'switchyard_budget_allocated_dollars',
+      'Budget allocated this period, per scope and category (same value on every worker: aggregate with max)',
+      'allocatedNanos',
+    );
     budgetGauge('switchyard_budget_spent_dollars', 'Budget spent this period, per scope and category (aggregate with max)', 'spentNanos');
     budgetGauge('switchyard_budget_reserved_dollars', 'Budget reserved by calls in flight, per scope and category (aggregate with max)', 'reservedNanos');
     const circuits = sources.circuits;

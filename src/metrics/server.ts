@@ -53,7 +53,9 @@ export async function startMetricsServer(registry: Registry, port: number, host:
   server.headersTimeout = 10_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
-      reject(e.code === 'EADDRINUSE' ? new Error(`metrics port ${port} on ${host} is in use: set SWITCHYARD_METRICS_PORT to another port (0 = any free port)`) : e);
+      reject(
+        e.code === 'EADDRINUSE' ? new Error(`metrics port ${port} on ${host} is in use: set SWITCHYARD_METRICS_PORT to another port (0 = any free port)`) : e,
+      );
     });
     server.listen(port, host, () => resolve());
   });

@@ -97,7 +97,12 @@ export function retryAfterMs(headers: HeaderBag, now: number = Date.now()): numb
     const d = v === undefined ? undefined : parseDuration(v.trim());
     if (d !== undefined) resets.push(d);
   }
-  for (const name of ['anthropic-ratelimit-requests-reset', 'anthropic-ratelimit-tokens-reset', 'anthropic-ratelimit-input-tokens-reset', 'anthropic-ratelimit-output-tokens-reset']) {
+  for (const name of [
+    'anthropic-ratelimit-requests-reset',
+    'anthropic-ratelimit-tokens-reset',
+    'anthropic-ratelimit-input-tokens-reset',
+    'anthropic-ratelimit-output-tokens-reset',
+  ]) {
     const v = header(headers, name);
     const d = v === undefined ? Number.NaN : Date.parse(v);
     if (!Number.isNaN(d)) resets.push(Math.max(0, d - now));

@@ -42,7 +42,12 @@ export class MistralAdapter implements ProviderAdapter {
       throw transient('malformed response: missing choices or usage', where);
     }
     const content = choice.message?.content;
-    const text = typeof content === 'string' ? content : Array.isArray(content) ? content.map((c) => ('text' in c && typeof c.text === 'string' ? c.text : '')).join('') : '';
+    const text =
+      typeof content === 'string'
+        ? content
+        : Array.isArray(content)
+          ? content.map((c) => ('text' in c && typeof c.text === 'string' ? c.text : '')).join('')
+          : '';
     return {
       text,
       usage: { inputTokens: usage.promptTokens, cachedInputTokens: 0, outputTokens: usage.completionTokens },

@@ -23,7 +23,9 @@ export function compileLinear(pattern: string): LinearRegex {
     return RE2JS.compile(RE2JS.translateRegExp(pattern));
   } catch (e) {
     const why = e instanceof Error ? e.message.replace(/^error parsing regexp: /, '') : String(e);
-    const hint = /\(\?[=!<]|\\[1-9]|\\k</.test(pattern) ? ' (RE2 runs in linear time and has no lookahead, lookbehind or backreferences: rewrite the pattern without them)' : '';
+    const hint = /\(\?[=!<]|\\[1-9]|\\k</.test(pattern)
+      ? ' (RE2 runs in linear time and has no lookahead, lookbehind or backreferences: rewrite the pattern without them)'
+      : '';
     throw new PatternError(`is not a pattern RE2 accepts: ${why}${hint}`);
   }
 }

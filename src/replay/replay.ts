@@ -36,7 +36,10 @@ export function historiesFromFiles(paths: readonly string[]): HistoryAndWorkflow
 }
 
 /** Histories from the server: one workflow (its latest run, or a given run) or every run a query matches. */
-export function historiesFromServer(client: Client, select: { workflowId: string; runId?: string } | { query: string; limit?: number }): AsyncIterable<HistoryAndWorkflowId> {
+export function historiesFromServer(
+  client: Client,
+  select: { workflowId: string; runId?: string } | { query: string; limit?: number },
+): AsyncIterable<HistoryAndWorkflowId> {
   if ('workflowId' in select) {
     return (async function* () {
       const handle = client.workflow.getHandle(select.workflowId, select.runId);

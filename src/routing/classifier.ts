@@ -54,7 +54,12 @@ const HARD: readonly Feature[] = [
   { name: 'debugging', pattern: /\b(debug|root cause|refactor|code review|security review|vulnerabilit(y|ies))\b/, weight: 0.8 },
   { name: 'research', pattern: /\b(research|investigate|deep dive|in depth|comprehensive|nuanced)\b/, weight: 0.6 },
   { name: 'reasoning', pattern: /\b(why|explain|reason(ing)?|justify|step by step|implications?|hypothes[ie]s)\b/, weight: 0.45 },
-  { name: 'math', pattern: /(\b(calculate|compute|solve|equation|integral|derivative|probability|expected value|matrix|eigen\w*|modulo|polynomial)\b|[=^]\s*-?\d|\\frac|\bsqrt\b)/, weight: 0.7 },
+  {
+    name: 'math',
+    pattern:
+      /(\b(calculate|compute|solve|equation|integral|derivative|probability|expected value|matrix|eigen\w*|modulo|polynomial)\b|[=^]\s*-?\d|\\frac|\bsqrt\b)/,
+    weight: 0.7,
+  },
 ];
 
 /** A numbered or bulleted line ("1. ...", "2) ...", "- ...", "* ..."), tested one line at a time. */
@@ -95,7 +100,11 @@ function listItems(text: string, atLeast: number): boolean {
 const EASY: readonly Feature[] = [
   { name: 'classification', pattern: /\b(classify|categori[sz]e|label|tag|sentiment|positive or negative|spam or not)\b/, weight: 1.0 },
   { name: 'extraction', pattern: /\b(extract|pull out|list (the|all)|return (the|only)|as json)\b/, weight: 0.8 },
-  { name: 'formatting', pattern: /\b(format|convert|reformat|to json|to csv|to yaml|capitali[sz]e|lowercase|uppercase|fix (the )?typos?|spell(ing)?)\b/, weight: 0.9 },
+  {
+    name: 'formatting',
+    pattern: /\b(format|convert|reformat|to json|to csv|to yaml|capitali[sz]e|lowercase|uppercase|fix (the )?typos?|spell(ing)?)\b/,
+    weight: 0.9,
+  },
   { name: 'short answer', pattern: /\b(yes or no|true or false|one word|single word|in one sentence|briefly|tl;?dr)\b/, weight: 0.9 },
   { name: 'summary', pattern: /\b(summari[sz]e|summary|key points|bullet points)\b/, weight: 0.5 },
   { name: 'translation', pattern: /\b(translate|translation)\b/, weight: 0.6 },
@@ -104,8 +113,10 @@ const EASY: readonly Feature[] = [
 const CODE_BLOCK = /```|\b(def|function|class|return|import|const|let|var|public|static|SELECT|FROM)\b[^\n]{0,200}[({;:=]/;
 const CODING_WORDS = /\b(code|function|program|script|implement|bug|compile|unit tests?|regex|sql query|typescript|javascript|python|rust|golang|java)\b/;
 const JSON_OUTPUT = /\b(json|json schema)\b/;
-const NON_LATIN = /[\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Arabic}\p{Script=Hebrew}\p{Script=Devanagari}\p{Script=Thai}\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
-const TRANSLATE_TO = /\btranslate\b.{0,200}\b(into|to)\s{1,8}(french|german|spanish|italian|portuguese|japanese|chinese|korean|russian|arabic|hindi|dutch|polish|turkish)\b/;
+const NON_LATIN =
+  /[\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Arabic}\p{Script=Hebrew}\p{Script=Devanagari}\p{Script=Thai}\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
+const TRANSLATE_TO =
+  /\btranslate\b.{0,200}\b(into|to)\s{1,8}(french|german|spanish|italian|portuguese|japanese|chinese|korean|russian|arabic|hindi|dutch|polish|turkish)\b/;
 
 /** Tokens of attached context above which a long-context model is needed. */
 export const LONG_CONTEXT_TOKENS = 32_000;
@@ -180,7 +191,8 @@ export function classify(input: ClassifyInput, options: ClassifyOptions = {}): C
   }
 
   const capabilities = new Set<Capability>();
-  const hasCode = CODE_BLOCK.test(window) || CODING_WORDS.test(text) || (earlierUser !== '' && (CODE_BLOCK.test(earlierUser) || CODING_WORDS.test(earlierUser)));
+  const hasCode =
+    CODE_BLOCK.test(window) || CODING_WORDS.test(text) || (earlierUser !== '' && (CODE_BLOCK.test(earlierUser) || CODING_WORDS.test(earlierUser)));
   if (hasCode) {
     capabilities.add('coding');
     z += 0.35;
@@ -195,7 +207,11 @@ export function classify(input: ClassifyInput, options: ClassifyOptions = {}): C
   // Without a context the instruction's count is reused (tokenizing is the costly part).
   const history = input.history ?? [];
   const inputTokens = history.length
-    ? countChatTokens([...(input.system ? [{ content: input.system }] : []), ...history, { content: input.context ? `${input.context}\n\n${instruction}` : instruction }])
+    ? countChatTokens([
+        ...(input.system ? [{ content: input.system }] : []),
+        ...history,
+        { content: input.context ? `${input.context}\n\n${instruction}` : instruction },
+      ])
     : input.context
       ? countChatTokens([...(input.system ? [{ content: input.system }] : []), { content: `${input.context}\n\n${instruction}` }])
       : countChatTokens(input.system ? [{ content: input.system }] : []) + MESSAGE_OVERHEAD_TOKENS + instructionTokens;

@@ -105,7 +105,9 @@ export function learnedDifficulty(model: DifficultyModel, text: string): number 
 export function checkModel(model: DifficultyModel): DifficultyModel {
   const same = model.features.length === PROMPT_FEATURES.length && model.features.every((f, i) => f === PROMPT_FEATURES[i]);
   if (!same || model.weights.length !== PROMPT_FEATURES.length) {
-    throw new Error(`difficulty model: its features (${model.features.join(', ')}) are not this build's (${PROMPT_FEATURES.join(', ')}); retrain it with \`npm run train-router\``);
+    throw new Error(
+      `difficulty model: its features (${model.features.join(', ')}) are not this build's (${PROMPT_FEATURES.join(', ')}); retrain it with \`npm run train-router\``,
+    );
   }
   return model;
 }

@@ -83,7 +83,9 @@ export function promptFeatures(text: string, split: { question: string; options:
   const distinct = new Set(words.map((w) => w.toLowerCase())).size;
   const optionLengths = options.map((o) => o.length);
   const meanOption = optionLengths.length ? optionLengths.reduce((a, b) => a + b, 0) / optionLengths.length : 0;
-  const spread = optionLengths.length ? Math.sqrt(optionLengths.reduce((a, b) => a + (b - meanOption) ** 2, 0) / optionLengths.length) / Math.max(1, meanOption) : 0;
+  const spread = optionLengths.length
+    ? Math.sqrt(optionLengths.reduce((a, b) => a + (b - meanOption) ** 2, 0) / optionLengths.length) / Math.max(1, meanOption)
+    : 0;
   const share = (pred: (o: string) => boolean): number => options.filter(pred).length / 4;
   return [
     Math.log1p(text.length) / 7,

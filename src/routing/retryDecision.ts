@@ -73,7 +73,8 @@ export function decideAfterFailure(f: FailureFacts, policy: RetryPolicy, opts: D
   switch (f.kind) {
     case 'rate_limited': {
       const wait = f.retryAfterMs ?? backoffMs(policy, f.attempt);
-      if (wait > policy.maxRetryAfterMs) return { action: 'next', why: `rate limited for ${wait} ms > bound ${policy.maxRetryAfterMs} ms`, rateLimitedForMs: wait };
+      if (wait > policy.maxRetryAfterMs)
+        return { action: 'next', why: `rate limited for ${wait} ms > bound ${policy.maxRetryAfterMs} ms`, rateLimitedForMs: wait };
       if (!attemptsLeft) return { action: 'next', why: `rate limited; ${policy.maximumAttempts} attempts spent`, rateLimitedForMs: wait };
       return { action: 'retry', delayMs: wait, why: f.retryAfterMs !== undefined ? `Retry-After ${wait} ms` : `rate limited, backoff ${wait} ms` };
     }

@@ -188,7 +188,8 @@ function constraintsFor(req: RouteRequest, policy: RoutingPolicy): Constraint[] 
         const est = estimateCostNanos(m, req.inputTokens, outputTokensFor(m, req, policy));
         return est > cap ? `estimated ${formatUsd(est)} > cap ${formatUsd(cap)}` : undefined;
       },
-      hint: (ms) => `raise the cost cap to at least ${formatUsd(Math.min(...ms.map((m) => estimateCostNanos(m, req.inputTokens, outputTokensFor(m, req, policy)))))}, or lower maxOutputTokens`,
+      hint: (ms) =>
+        `raise the cost cap to at least ${formatUsd(Math.min(...ms.map((m) => estimateCostNanos(m, req.inputTokens, outputTokensFor(m, req, policy)))))}, or lower maxOutputTokens`,
     });
   }
   return cs;

@@ -30,7 +30,9 @@ export interface TrainingOptions {
 
 export function fit(outcomes: readonly RecordedOutcome[], options: TrainingOptions): DifficultyModel {
   const excluded = new Set(options.excludeSubjects ?? []);
-  const examples = outcomes.filter((o) => o.subject === undefined || !excluded.has(o.subject)).map((o) => ({ features: promptFeatures(patternWindow(o.prompt)), gain: o.strong - o.weak }));
+  const examples = outcomes
+    .filter((o) => o.subject === undefined || !excluded.has(o.subject))
+    .map((o) => ({ features: promptFeatures(patternWindow(o.prompt)), gain: o.strong - o.weak }));
   return trainDifficultyModel(examples, options.lambda, options.trainedOn);
 }
 
@@ -45,7 +47,11 @@ export function subjectFolds(outcomes: readonly RecordedOutcome[], folds: number
  * Out-of-fold difficulty scores: each fold scored by the classifier with a model fitted on the
  * other folds' subjects.
  */
-export function crossValidatedScores(outcomes: readonly RecordedOutcome[], folds: number, options: TrainingOptions & { readonly learnedWeight?: number | undefined }): Map<string, number> {
+export function crossValidatedScores(
+  outcomes: readonly RecordedOutcome[],
+  folds: number,
+  options: TrainingOptions & { readonly learnedWeight?: number | undefined },
+): Map<string, number> {
   const foldOf = subjectFolds(outcomes, folds);
   const scores = new Map<string, number>();
   for (let k = 0; k < folds; k += 1) {

@@ -51,14 +51,18 @@ function parseKey(b64: string, where: string): Uint8Array {
   const trimmed = b64.trim();
   if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)) throw new Error(`${where}: not base64; make a key with \`switchyard codec keygen\``);
   const bytes = Buffer.from(trimmed, 'base64');
-  if (bytes.length !== KEY_BYTES) throw new Error(`${where}: decodes to ${bytes.length} bytes; an AES-256 key is ${KEY_BYTES} bytes (base64 of 32 random bytes: \`switchyard codec keygen\`)`);
+  if (bytes.length !== KEY_BYTES)
+    throw new Error(
+      `${where}: decodes to ${bytes.length} bytes; an AES-256 key is ${KEY_BYTES} bytes (base64 of 32 random bytes: \`switchyard codec keygen\`)`,
+    );
   return new Uint8Array(bytes);
 }
 
 /** A bad id is never echoed: a key pasted where an id belongs must not reach a log. */
 function parseId(id: string, where: string): string {
   const r = keyIdSchema.safeParse(id);
-  if (!r.success) throw new Error(`${where}: a key id (${id.length} characters) ${r.error.issues[0]?.message ?? 'is invalid'}; the form is id:base64key, e.g. k1:<the key>`);
+  if (!r.success)
+    throw new Error(`${where}: a key id (${id.length} characters) ${r.error.issues[0]?.message ?? 'is invalid'}; the form is id:base64key, e.g. k1:<the key>`);
   return id;
 }
 
@@ -72,7 +76,9 @@ export function encryptionKeysFromEnv(env: Readonly<Record<string, string | unde
   const oldKeys = env.SWITCHYARD_ENCRYPTION_OLD_KEYS ?? '';
   if (keyB64 === '') {
     if (oldKeys !== '' || (env.SWITCHYARD_ENCRYPTION_KEY_ID ?? '') !== '') {
-      throw new Error('SWITCHYARD_ENCRYPTION_KEY is not set but SWITCHYARD_ENCRYPTION_KEY_ID or SWITCHYARD_ENCRYPTION_OLD_KEYS is: set the active key too (`switchyard codec keygen` makes one)');
+      throw new Error(
+        'SWITCHYARD_ENCRYPTION_KEY is not set but SWITCHYARD_ENCRYPTION_KEY_ID or SWITCHYARD_ENCRYPTION_OLD_KEYS is: set the active key too (`switchyard codec keygen` makes one)',
+      );
     }
     return undefined;
   }
@@ -89,7 +95,10 @@ export function encryptionKeysFromEnv(env: Readonly<Record<string, string | unde
     const id = parseId(entry.slice(0, colon), where);
     const k = makeKey(id, parseKey(entry.slice(colon + 1), `${where}, key ${id}`));
     const same = all.find((o) => o.fingerprint === k.fingerprint);
-    if (same) throw new Error(`${where}: the key listed as "${id}" is the same key as "${same.id}" (fingerprint ${k.fingerprint}); list each key once, under the id it was used with`);
+    if (same)
+      throw new Error(
+        `${where}: the key listed as "${id}" is the same key as "${same.id}" (fingerprint ${k.fingerprint}); list each key once, under the id it was used with`,
+      );
     if (all.some((o) => o.id === id && o !== active)) throw new Error(`${where}: key id "${id}" appears twice; every old key needs its own id`);
     all.push(k);
   });

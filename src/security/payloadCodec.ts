@@ -106,7 +106,9 @@ export class AesGcmPayloadCodec implements PayloadCodec {
     }
     const data = p.data ?? new Uint8Array();
     if (data.length < NONCE_BYTES + TAG_BYTES)
-      throw new PayloadDecryptionError(`encrypted payload (key id "${id}") is ${data.length} bytes: too short to be one; it was truncated or not written by this codec`);
+      throw new PayloadDecryptionError(
+        `encrypted payload (key id "${id}") is ${data.length} bytes: too short to be one; it was truncated or not written by this codec`,
+      );
     for (const key of candidates) {
       const plain = tryDecrypt(key, data);
       if (plain) return temporal.api.common.v1.Payload.decode(plain);

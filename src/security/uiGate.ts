@@ -61,7 +61,11 @@ export class UiGate {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) =>
-        reject(e.code === 'EADDRINUSE' ? new Error(`port ${port} (UI) on ${host} is already in use: is another Temporal server (or \`switchyard up\`) running? Stop it or pass --ui-port`) : e),
+        reject(
+          e.code === 'EADDRINUSE'
+            ? new Error(`port ${port} (UI) on ${host} is already in use: is another Temporal server (or \`switchyard up\`) running? Stop it or pass --ui-port`)
+            : e,
+        ),
       );
       server.listen(port, host, () => resolve());
     });

@@ -1,7 +1,10 @@
 /** Fault specifications for the simulator: parsed with zod, drawn with a seeded PRNG. */
 import { z } from 'zod';
 
-export const faultOutcomeSchema = z.union([z.number().int().min(100).max(599), z.enum(['ok', 'hang', 'malformed', 'drop', 'refusal', 'offformat', 'refuse', 'context'])]);
+export const faultOutcomeSchema = z.union([
+  z.number().int().min(100).max(599),
+  z.enum(['ok', 'hang', 'malformed', 'drop', 'refusal', 'offformat', 'refuse', 'context']),
+]);
 export type FaultOutcome = z.infer<typeof faultOutcomeSchema>;
 
 const rate = z.number().min(0, 'rates are probabilities in [0,1]').max(1, 'rates are probabilities in [0,1]');

@@ -13,7 +13,16 @@ import type { ModelSpec } from '../catalog/schema.js';
 import { countChatTokens } from '../routing/tokens.js';
 import { answerFor } from './answers.js';
 import { drawOutcome, type FaultOutcome, type FaultsFile, faultsFileSchema, faultSpecSchema, type FaultSpec, seededRandom } from './faults.js';
-import { anthropicFormat, BadRequest, categoryForStatus, type ErrorCategory, geminiFormat, openaiFormat, type SimTurn, type WireFormat } from './wireFormats.js';
+import {
+  anthropicFormat,
+  BadRequest,
+  categoryForStatus,
+  type ErrorCategory,
+  geminiFormat,
+  openaiFormat,
+  type SimTurn,
+  type WireFormat,
+} from './wireFormats.js';
 import { closeServer } from '../util/httpServer.js';
 
 export interface SimulatorOptions {
@@ -147,7 +156,10 @@ export class Simulator {
     if (req.method === 'GET' && path === '/health') return this.sendJson(res, 200, { ok: true });
     if (path.startsWith('/_simulator/')) return this.admin(req, res, path);
     if (req.method === 'GET' && (path === '/v1/models' || path === '/models')) {
-      return this.sendJson(res, 200, { object: 'list', data: this.opts.catalog.models.map((m) => ({ id: m.providerModel, object: 'model', owned_by: m.provider })) });
+      return this.sendJson(res, 200, {
+        object: 'list',
+        data: this.opts.catalog.models.map((m) => ({ id: m.providerModel, object: 'model', owned_by: m.provider })),
+      });
     }
     if (req.method !== 'POST') return this.sendJson(res, 404, { error: { message: `no route ${req.method} ${path}` } });
 
@@ -240,7 +252,10 @@ export class Simulator {
       return this.fail(res, format, outcome, category, messages[category] ?? `simulated ${outcome}`, headers);
     }
 
-    const inputTokens = Math.ceil(countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), ...parsed.turns.map((t) => ({ content: t.text }))]) * (fault?.inputTokenScale ?? 1));
+    const inputTokens = Math.ceil(
+      countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), ...parsed.turns.map((t) => ({ content: t.text }))]) *
+        (fault?.inputTokenScale ?? 1),
+    );
     if (this.opts.recordRequests) {
       this.recent.push({ format: format.name, model: spec.name, system: parsed.system, turns: parsed.turns, inputTokens });
       if (this.recent.length > 200) this.recent.shift();
@@ -268,7 +283,11 @@ export class Simulator {
       s.inputTokens += inputTokens;
       s.outputTokens += answer.outputTokens;
     }
-    this.sendJson(res, 200, format.reply({ model: spec.providerModel, text: answer.text, inputTokens, outputTokens: answer.outputTokens, truncated: answer.truncated }));
+    this.sendJson(
+      res,
+      200,
+      format.reply({ model: spec.providerModel, text: answer.text, inputTokens, outputTokens: answer.outputTokens, truncated: answer.truncated }),
+    );
   }
 
   private faultFor(spec: ModelSpec, req: IncomingMessage, prompt: string): FaultSpec | undefined {

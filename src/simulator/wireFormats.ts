@@ -49,7 +49,9 @@ function obj(v: unknown, what: string): Record<string, unknown> {
 function textOf(content: unknown): string {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
-    return content.map((c) => (typeof c === 'object' && c !== null && typeof (c as { text?: unknown }).text === 'string' ? (c as { text: string }).text : '')).join('');
+    return content
+      .map((c) => (typeof c === 'object' && c !== null && typeof (c as { text?: unknown }).text === 'string' ? (c as { text: string }).text : ''))
+      .join('');
   }
   return '';
 }
@@ -188,7 +190,14 @@ export const geminiFormat: WireFormat = {
     const prompt = turns.map((t) => t.text).join('\n');
     const sys = b.systemInstruction === undefined ? '' : textOf(obj(b.systemInstruction, 'systemInstruction').parts);
     const gc = b.generationConfig === undefined ? {} : obj(b.generationConfig, 'generationConfig');
-    return { model: pathModel, system: sys, turns, prompt, messageCount: contents.length, maxTokens: optInt(gc.maxOutputTokens, 'generationConfig.maxOutputTokens') };
+    return {
+      model: pathModel,
+      system: sys,
+      turns,
+      prompt,
+      messageCount: contents.length,
+      maxTokens: optInt(gc.maxOutputTokens, 'generationConfig.maxOutputTokens'),
+    };
   },
   reply(r) {
     return {

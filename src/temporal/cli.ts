@@ -76,7 +76,10 @@ export async function ensureTemporalCli(opts: { env?: NodeJS.ProcessEnv; say?: (
   const fetched = fetchPrebuiltCli(env, say);
   if (fetched) return fetched;
   const go = onPath('go', env);
-  if (!go) throw new TemporalCliNotFound(`The Temporal CLI was not found (TEMPORAL_CLI, PATH, ${cachedCliPath(env)}) and Go is not installed to build it.\n${OTHER_WAYS}`);
+  if (!go)
+    throw new TemporalCliNotFound(
+      `The Temporal CLI was not found (TEMPORAL_CLI, PATH, ${cachedCliPath(env)}) and Go is not installed to build it.\n${OTHER_WAYS}`,
+    );
   const bin = join(cacheDir(env), 'bin');
   mkdirSync(bin, { recursive: true });
   say(`switchyard: building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into ${bin} (once; a few minutes on a small machine)...`);

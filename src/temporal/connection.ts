@@ -65,15 +65,20 @@ export function clusterSettingsFromEnv(env: Readonly<Record<string, string | und
     const useFile = vars.TEMPORAL_PROFILE !== undefined || vars.TEMPORAL_CONFIG_FILE !== undefined;
     loaded = loadClientConnectConfig({ overrideEnvVars: vars, disableFile: !useFile });
   } catch (e) {
-    throw new Error(`Temporal connection settings: ${(e as Error).message} (check TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY, TEMPORAL_TLS_CA, TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE)`);
+    throw new Error(
+      `Temporal connection settings: ${(e as Error).message} (check TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY, TEMPORAL_TLS_CA, TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE)`,
+    );
   }
   const o = loaded.connectionOptions;
   const apiKey = typeof o.apiKey === 'string' ? o.apiKey : undefined;
   if (apiKey && o.tls === false) {
     // Allowed (a local proxy that terminates TLS elsewhere), but never silently: the key goes in clear.
-    process.emitWarning('TEMPORAL_API_KEY is set with TEMPORAL_TLS=false: the key is sent unencrypted to the server; turn TLS on (unset TEMPORAL_TLS) unless a trusted local proxy adds it', {
-      code: 'SWITCHYARD_API_KEY_WITHOUT_TLS',
-    });
+    process.emitWarning(
+      'TEMPORAL_API_KEY is set with TEMPORAL_TLS=false: the key is sent unencrypted to the server; turn TLS on (unset TEMPORAL_TLS) unless a trusted local proxy adds it',
+      {
+        code: 'SWITCHYARD_API_KEY_WITHOUT_TLS',
+      },
+    );
   }
   return {
     ...(o.address ? { address: o.address } : {}),

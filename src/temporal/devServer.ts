@@ -43,7 +43,8 @@ export function sqlitePragmas(explicit: readonly string[] | undefined, env: Node
     .map((p) => p.trim())
     .filter(Boolean);
   for (const p of list) {
-    if (!/^[a-z_]+=[A-Za-z0-9_-]+$/.test(p)) throw new Error(`SWITCHYARD_DEV_SQLITE_PRAGMAS: "${p}" is not name=value (e.g. journal_mode=wal,synchronous=normal, or none)`);
+    if (!/^[a-z_]+=[A-Za-z0-9_-]+$/.test(p))
+      throw new Error(`SWITCHYARD_DEV_SQLITE_PRAGMAS: "${p}" is not name=value (e.g. journal_mode=wal,synchronous=normal, or none)`);
   }
   return list;
 }
@@ -189,7 +190,8 @@ function watchOver(serverPid: number): void {
 
 /** `--search-attribute` flags for `temporal server start-dev` and `temporal operator search-attribute create`. */
 export function searchAttributeFlags(): string[] {
-  const type = (t: SearchAttributeType): string => (t === SearchAttributeType.KEYWORD ? 'Keyword' : t === SearchAttributeType.INT ? 'Int' : t === SearchAttributeType.DOUBLE ? 'Double' : 'Text');
+  const type = (t: SearchAttributeType): string =>
+    t === SearchAttributeType.KEYWORD ? 'Keyword' : t === SearchAttributeType.INT ? 'Int' : t === SearchAttributeType.DOUBLE ? 'Double' : 'Text';
   return SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${type(k.type)}`]);
 }
 

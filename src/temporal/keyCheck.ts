@@ -54,7 +54,9 @@ export async function findKeyMismatches(
   const mismatches: KeyMismatch[] = [];
   const unknownIds = new Set<string>();
   // The sampled runs' first events, read together (at most 2 x SAMPLE small reads).
-  const firsts = await Promise.all(runs.map((execution) => connection.workflowService.getWorkflowExecutionHistory({ namespace, execution, maximumPageSize: 1 })));
+  const firsts = await Promise.all(
+    runs.map((execution) => connection.workflowService.getWorkflowExecutionHistory({ namespace, execution, maximumPageSize: 1 })),
+  );
   for (const [i, run] of runs.entries()) {
     const payloads = (firsts[i]?.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads ?? []) as Payload[];
     for (const p of payloads) {
@@ -76,7 +78,13 @@ export async function findKeyMismatches(
 }
 
 /** Throws, naming the fix, when the keys cannot read the namespace's recent runs; warns for unknown key ids. */
-export async function requireReadableHistories(connection: ConnectionLike, namespace: string, taskQueues: readonly string[], keys: EncryptionKeys, log: Logger): Promise<void> {
+export async function requireReadableHistories(
+  connection: ConnectionLike,
+  namespace: string,
+  taskQueues: readonly string[],
+  keys: EncryptionKeys,
+  log: Logger,
+): Promise<void> {
   let found: Awaited<ReturnType<typeof findKeyMismatches>>;
   try {
     found = await findKeyMismatches(connection, namespace, taskQueues, keys);
@@ -86,7 +94,10 @@ export async function requireReadableHistories(connection: ConnectionLike, names
     return;
   }
   if (found.unknownIds.size > 0) {
-    log.warn({ keyIds: [...found.unknownIds] }, 'recent runs are encrypted with key ids this worker does not have: list them in SWITCHYARD_ENCRYPTION_OLD_KEYS to read those runs');
+    log.warn(
+      { keyIds: [...found.unknownIds] },
+      'recent runs are encrypted with key ids this worker does not have: list them in SWITCHYARD_ENCRYPTION_OLD_KEYS to read those runs',
+    );
   }
   const first = found.mismatches[0];
   if (!first) return;
@@ -114,8 +125,14 @@ export async function findPlaintextRuns(connection: ConnectionLike, namespace: s
   const runs: Array<{ workflowId: string; runId: string }> = [];
   let token: Uint8Array | undefined;
   do {
-    const page = await connection.workflowService.listWorkflowExecutions({ namespace, pageSize: 100, query: ofOurs, ...(token ? { nextPageToken: token } : {}) });
-    for (const e of page.executions ?? []) if (e.execution?.workflowId && e.execution.runId) runs.push({ workflowId: e.execution.workflowId, runId: e.execution.runId });
+    const page = await connection.workflowService.listWorkflowExecutions({
+      namespace,
+      pageSize: 100,
+      query: ofOurs,
+      ...(token ? { nextPageToken: token } : {}),
+    });
+    for (const e of page.executions ?? [])
+      if (e.execution?.workflowId && e.execution.runId) runs.push({ workflowId: e.execution.workflowId, runId: e.execution.runId });
     token = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
   } while (token && runs.length < PLAINTEXT_SCAN_MAX);
   const plain: string[] = [];

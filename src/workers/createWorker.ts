@@ -94,7 +94,10 @@ async function requireSearchAttributes(connection: Connection, namespace: string
     have = (await connection.operatorService.listSearchAttributes({ namespace })).customAttributes ?? {};
   } catch (e) {
     // Some clusters do not let a worker's credentials list them: say so, and go on.
-    log.warn({ err: (e as Error).message }, "could not list the namespace's search attributes; make sure these exist: " + SEARCH_ATTRIBUTES.map((k) => k.name).join(', '));
+    log.warn(
+      { err: (e as Error).message },
+      "could not list the namespace's search attributes; make sure these exist: " + SEARCH_ATTRIBUTES.map((k) => k.name).join(', '),
+    );
     return;
   }
   const kind = (t: string): string => ({ KEYWORD: 'Keyword', INT: 'Int', DOUBLE: 'Double' })[t] ?? t;
@@ -127,8 +130,16 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const temporal = new Client({ connection: clientConnection, namespace: config.namespace, dataConverter });
   try {
     await requireSearchAttributes(clientConnection, config.namespace, log);
-    if (config.access.encryptionKeys) await requireReadableHistories(clientConnection, config.namespace, [config.taskQueue, entityTaskQueue(config.taskQueue)], config.access.encryptionKeys, log);
-    if (config.access.encryptionRequired) await requireNoPlaintextRuns(clientConnection, config.namespace, [config.taskQueue, entityTaskQueue(config.taskQueue)], log);
+    if (config.access.encryptionKeys)
+      await requireReadableHistories(
+        clientConnection,
+        config.namespace,
+        [config.taskQueue, entityTaskQueue(config.taskQueue)],
+        config.access.encryptionKeys,
+        log,
+      );
+    if (config.access.encryptionRequired)
+      await requireNoPlaintextRuns(clientConnection, config.namespace, [config.taskQueue, entityTaskQueue(config.taskQueue)], log);
   } catch (e) {
     await clientConnection.close();
     throw e;
@@ -146,14 +157,22 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   const budgets = async (scopes: readonly string[]): Promise<BudgetGaugeRow[]> => {
     const status = async (scope: string): Promise<BudgetStatus | undefined> => {
       const ids = Array.from({ length: shards }, (_, shard) => shardWorkflowId(config.taskQueue, scope, shard, shards));
-      const found = (await Promise.all(ids.map((id) => temporal.withDeadline(Date.now() + BUDGET_POLL_MS, () => temporal.workflow.getHandle(id).query(statusQuery)).catch(() => undefined)))).filter(
-        (s) => s !== undefined,
-      );
+      const found = (
+        await Promise.all(
+          ids.map((id) => temporal.withDeadline(Date.now() + BUDGET_POLL_MS, () => temporal.workflow.getHandle(id).query(statusQuery)).catch(() => undefined)),
+        )
+      ).filter((s) => s !== undefined);
       return found.length > 0 ? combineStatuses(found) : undefined;
     };
     const statuses = await Promise.all(scopes.map(async (scope) => ({ scope, st: await status(scope) })));
     return statuses.flatMap(({ scope, st }) =>
-      Object.entries(st?.categories ?? {}).map(([category, c]) => ({ scope, category, allocatedNanos: c.allocatedNanos, spentNanos: c.spentNanos, reservedNanos: c.reservedNanos })),
+      Object.entries(st?.categories ?? {}).map(([category, c]) => ({
+        scope,
+        category,
+        allocatedNanos: c.allocatedNanos,
+        spentNanos: c.spentNanos,
+        reservedNanos: c.reservedNanos,
+      })),
     );
   };
   const controlSettings = controlSettingsFrom(config);
@@ -208,7 +227,10 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   // A test's overrides replace parts by name (same signatures); the paid call is composed of the result.
   const activities = composeActivities({ ...parts, ...opts.activityOverrides?.(parts) });
   // With encryption on, the bundle whose failure converter matches dataConverter's (encoded failures).
-  const workflows = workflowCode({ encodedFailures: config.access.codec !== undefined, ...(opts.workflowBundlePath ? { bundlePath: opts.workflowBundlePath } : {}) });
+  const workflows = workflowCode({
+    encodedFailures: config.access.codec !== undefined,
+    ...(opts.workflowBundlePath ? { bundlePath: opts.workflowBundlePath } : {}),
+  });
   // What a request reports when it ends, counted once: the SDK skips sinks in replay.
   const sinks: InjectedSinks<SwitchyardSinks> = {
     metrics: {
@@ -262,8 +284,12 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
   await signalRouting(temporal, config.taskQueue, controlSettings, configureSignal, [controlSettings]).catch((e: unknown) =>
     log.warn({ err: (e as Error).message }, 'routing entity not configured; it keeps its settings'),
   );
-  log.info({ taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length, metrics: metricsServer?.url ?? 'off' }, 'worker ready');
-  if (config.access.codec) log.info({ keyId: config.access.encryptionKeyId, fingerprint: config.access.encryptionKeys?.active.fingerprint }, 'payload encryption on');
+  log.info(
+    { taskQueue: config.taskQueue, namespace: config.namespace, address: opts.address, models: catalog.names().length, metrics: metricsServer?.url ?? 'off' },
+    'worker ready',
+  );
+  if (config.access.codec)
+    log.info({ keyId: config.access.encryptionKeyId, fingerprint: config.access.encryptionKeys?.active.fingerprint }, 'payload encryption on');
   // The request worker stops first: its shutdown waits for running local activities (settlements),
   // which need the entity worker still serving the entities; run() stops that one after it.
   const shutdown = (): void => {

@@ -32,9 +32,16 @@ export function messagesIssues(messages: readonly ChatMessage[]): Array<{ path: 
   const first = turns[0];
   const last = turns[turns.length - 1];
   if (!first || !last) return [{ path: 'messages', message: 'needs at least one user message (system messages alone ask nothing)' }];
-  if (first.role !== 'user') issues.push({ path: `messages.${first.i}`, message: 'the first non-system message must be from the user (providers such as Anthropic and Gemini require it)' });
+  if (first.role !== 'user')
+    issues.push({
+      path: `messages.${first.i}`,
+      message: 'the first non-system message must be from the user (providers such as Anthropic and Gemini require it)',
+    });
   if (last.role !== 'user')
-    issues.push({ path: `messages.${last.i}`, message: "the last message must be from the user: it is the turn the model answers (drop the trailing assistant message, or add the user's next turn)" });
+    issues.push({
+      path: `messages.${last.i}`,
+      message: "the last message must be from the user: it is the turn the model answers (drop the trailing assistant message, or add the user's next turn)",
+    });
   return issues;
 }
 
@@ -98,7 +105,9 @@ export function textParts(r: RequestText): string[] {
 /** What the classifier reads of a request: the instruction (last user turn), system, context and earlier turns. */
 export function classifyInputOf(r: RequestText): { prompt: string; system?: string | undefined; context?: string | undefined; history?: ChatTurn[] } {
   const prompt = instructionOf(r);
-  return r.messages ? { prompt, system: conversationOf(r).system, context: r.context, history: earlierTurnsOf(r) } : { prompt, system: r.system, context: r.context };
+  return r.messages
+    ? { prompt, system: conversationOf(r).system, context: r.context, history: earlierTurnsOf(r) }
+    : { prompt, system: r.system, context: r.context };
 }
 
 /** What a call sends inline: the prompt (with the context in front) and system, or the messages, system and context. */

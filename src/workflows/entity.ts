@@ -8,7 +8,10 @@
 import { allHandlersFinished, condition, makeContinueAsNewFunc, type Workflow, workflowInfo } from '@temporalio/workflow';
 import { continueOnQueue } from './taskQueues.js';
 
-export async function continueAsNewWhenDrained<F extends Workflow>(carry: () => Parameters<F>, opts: { readonly memo?: () => Record<string, unknown> | undefined } = {}): Promise<never> {
+export async function continueAsNewWhenDrained<F extends Workflow>(
+  carry: () => Parameters<F>,
+  opts: { readonly memo?: () => Record<string, unknown> | undefined } = {},
+): Promise<never> {
   await condition(allHandlersFinished);
   const taskQueue = continueOnQueue(workflowInfo().taskQueue);
   const memo = opts.memo?.();

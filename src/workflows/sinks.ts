@@ -14,7 +14,8 @@ import type { Band } from '../learning/tuner.js';
  * (`quality_escalation`), a latency hedge, a budget downgrade, the preferred tier's models left
  * out (`circuit_open`, `unavailable`), an operator's escalation. Judge calls are not routing.
  */
-export type RoutingReason = 'primary' | 'retry' | 'fallback' | 'rate_limit' | 'quality_escalation' | 'hedge' | 'budget_downgrade' | 'circuit_open' | 'unavailable' | 'operator';
+export type RoutingReason =
+  'primary' | 'retry' | 'fallback' | 'rate_limit' | 'quality_escalation' | 'hedge' | 'budget_downgrade' | 'circuit_open' | 'unavailable' | 'operator';
 
 export interface RoutingDecision {
   /** The tier the classifier preferred for the request. */

@@ -52,7 +52,11 @@ export async function benchBudget(opts: { seconds: number; concurrency: number[]
         const settings = { ...settingsFromConfig(config.budget), totalNanos: 1e15 };
         const handles = await Promise.all(
           Array.from({ length: n }, async (_, k) => {
-            await client.workflow.start('budgetEntity', { workflowId: shardWorkflowId(taskQueue, scope, k, n), taskQueue, args: [{ scope, settings: settingsForShard(settings, k, n) }] });
+            await client.workflow.start('budgetEntity', {
+              workflowId: shardWorkflowId(taskQueue, scope, k, n),
+              taskQueue,
+              args: [{ scope, settings: settingsForShard(settings, k, n) }],
+            });
             return client.workflow.getHandle(shardWorkflowId(taskQueue, scope, k, n));
           }),
         );
@@ -66,7 +70,10 @@ export async function benchBudget(opts: { seconds: number; concurrency: number[]
               const id = `r${seq++}`;
               const h = handles[homeShard(id, n)]!;
               const s = Date.now();
-              await h.executeUpdate(reserveUpdate, { args: [{ reservationId: id, category: 'batch', amountNanos: 1000, workflowId: 'bench' }], updateId: `reserve:${id}` });
+              await h.executeUpdate(reserveUpdate, {
+                args: [{ reservationId: id, category: 'batch', amountNanos: 1000, workflowId: 'bench' }],
+                updateId: `reserve:${id}`,
+              });
               await h.executeUpdate(settleUpdate, { args: [{ reservationId: id, category: 'batch', costNanos: 700 }], updateId: `settle:${id}` });
               (latencies.get(key) ?? latencies.set(key, []).get(key)!).push(Date.now() - s);
               pairs += 1;
@@ -79,7 +86,13 @@ export async function benchBudget(opts: { seconds: number; concurrency: number[]
     }
     for (const { n, c } of configs) {
       const r = rates.get(`${n}/${c}`) ?? [];
-      out.push({ shards: n, concurrency: c, pairsPerSec: r.map((x) => Math.round(x)), median: Math.round(median(r)), p50LatencyMs: Math.round(median(latencies.get(`${n}/${c}`) ?? [])) });
+      out.push({
+        shards: n,
+        concurrency: c,
+        pairsPerSec: r.map((x) => Math.round(x)),
+        median: Math.round(median(r)),
+        p50LatencyMs: Math.round(median(latencies.get(`${n}/${c}`) ?? [])),
+      });
     }
   } finally {
     sw.shutdown();

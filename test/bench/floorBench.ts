@@ -64,7 +64,12 @@ export async function benchFloor(opts: { requests: number; concurrency: number; 
     floorZero: (i) => tc.workflow.execute('floorZero', { taskQueue: floorQueue, workflowId: `fz-${seq++}`, args: [i] }),
     floorOne: (i) => tc.workflow.execute('floorOne', { taskQueue: floorQueue, workflowId: `fo-${seq++}`, args: [i] }),
     switchyard: async (i) => {
-      const r = await sy.ask({ requestId: `fs-${seq++}`, prompt: `Classify ticket ${i} as billing or technical: "I was charged twice."`, category: 'batch', budgetScope: scope });
+      const r = await sy.ask({
+        requestId: `fs-${seq++}`,
+        prompt: `Classify ticket ${i} as billing or technical: "I was charged twice."`,
+        category: 'batch',
+        budgetScope: scope,
+      });
       ids.push(r.workflowId);
       return r;
     },
@@ -98,7 +103,12 @@ export async function benchFloor(opts: { requests: number; concurrency: number; 
     const actions = await sy.temporalActions(ids, config.temporalActionUsdPerMillion, { scopes: [scope] });
     return {
       rows: [...rows.values()],
-      actions: { requests: actions.requests, inHistories: actions.inHistories ?? actions.actions, entityUpdates: actions.entityUpdates ?? 0, perRequest: actions.perRequest },
+      actions: {
+        requests: actions.requests,
+        inHistories: actions.inHistories ?? actions.actions,
+        entityUpdates: actions.entityUpdates ?? 0,
+        perRequest: actions.perRequest,
+      },
     };
   } finally {
     await sy.close();

@@ -52,9 +52,18 @@ export async function benchMemory(opts: { requests: number; nodeOptions?: string
   const address = process.env.TEMPORAL_ADDRESS ?? server!.address;
   const simPort = await freePort();
   const taskQueue = `mem-${Date.now()}`;
-  const env = { ...process.env, TEMPORAL_ADDRESS: address, SWITCHYARD_LOG_LEVEL: 'warn', SWITCHYARD_STATE_DIR: dir, ...(opts.nodeOptions ? { NODE_OPTIONS: opts.nodeOptions } : {}) };
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: address,
+    SWITCHYARD_LOG_LEVEL: 'warn',
+    SWITCHYARD_STATE_DIR: dir,
+    ...(opts.nodeOptions ? { NODE_OPTIONS: opts.nodeOptions } : {}),
+  };
   const sim = spawn(process.execPath, [bin, 'simulator', '--port', String(simPort), '--latency-scale', '1'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const worker = spawn(process.execPath, [bin, 'worker', '--task-queue', taskQueue], { env: { ...env, SWITCHYARD_SIMULATOR_URL: `http://127.0.0.1:${simPort}` }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const worker = spawn(process.execPath, [bin, 'worker', '--task-queue', taskQueue], {
+    env: { ...env, SWITCHYARD_SIMULATOR_URL: `http://127.0.0.1:${simPort}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const peak = { worker: 0, simulator: 0 };
   let sampler: NodeJS.Timeout | undefined;
   try {

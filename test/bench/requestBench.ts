@@ -31,7 +31,10 @@ export async function benchRequests(opts: { requests: number; concurrency: numbe
       for (const shards of opts.shards) {
         const taskQueue = `rbench-${shards}-${round}-${Date.now()}`;
         const base = loadConfig({ SWITCHYARD_LOG_LEVEL: 'error' });
-        const config = loadConfig({ SWITCHYARD_LOG_LEVEL: 'error' }, { taskQueue, stateDir: dir, ledgerPath: join(dir, `${taskQueue}.jsonl`), simulatorUrl, budget: { ...base.budget, shards } });
+        const config = loadConfig(
+          { SWITCHYARD_LOG_LEVEL: 'error' },
+          { taskQueue, stateDir: dir, ledgerPath: join(dir, `${taskQueue}.jsonl`), simulatorUrl, budget: { ...base.budget, shards } },
+        );
         const sw = await createSwitchyardWorker({ config, address, catalog, log: createLogger('error') });
         const running = sw.run();
         const client = await SwitchyardClient.connect({ address, taskQueue });
@@ -42,7 +45,12 @@ export async function benchRequests(opts: { requests: number; concurrency: numbe
           Array.from({ length: opts.concurrency }, async () => {
             while (next < opts.requests) {
               const i = next++;
-              await client.ask({ requestId: `${taskQueue}-${i}`, prompt: `Classify ticket ${i} as billing or technical: "I was charged twice."`, category: 'batch', budgetScope: scope });
+              await client.ask({
+                requestId: `${taskQueue}-${i}`,
+                prompt: `Classify ticket ${i} as billing or technical: "I was charged twice."`,
+                category: 'batch',
+                budgetScope: scope,
+              });
             }
           }),
         );

@@ -21,13 +21,16 @@ if (which === 'all' || which === 'router') {
   const { oursUs, seedUs } = benchRouter(n, Number(process.env.BENCH_ROUNDS ?? 3));
   process.stdout.write(`router: us per decision over ${n} decisions (classify + route), interleaved rounds\n`);
   process.stdout.write(`  switchyard (TypeScript): median ${median(oursUs).toFixed(2)} us  (rounds ${oursUs.map((x) => x.toFixed(2)).join(', ')})\n`);
-  if (seedUs.length > 0) process.stdout.write(`  seed (Python):           median ${median(seedUs).toFixed(2)} us  (rounds ${seedUs.map((x) => x.toFixed(2)).join(', ')})\n`);
+  if (seedUs.length > 0)
+    process.stdout.write(`  seed (Python):           median ${median(seedUs).toFixed(2)} us  (rounds ${seedUs.map((x) => x.toFixed(2)).join(', ')})\n`);
 }
 if (which === 'all' || which === 'classifier') {
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   process.stdout.write(`classifier on hostile prompts: ms per classification (median of ${rounds})\n`);
   for (const c of benchAdversarial(rounds))
-    process.stdout.write(`  ${c.name.padEnd(44)} ${String(c.chars).padStart(9)} chars: median ${median(c.ms).toFixed(1)} ms  (rounds ${c.ms.map((x) => x.toFixed(1)).join(', ')})\n`);
+    process.stdout.write(
+      `  ${c.name.padEnd(44)} ${String(c.chars).padStart(9)} chars: median ${median(c.ms).toFixed(1)} ms  (rounds ${c.ms.map((x) => x.toFixed(1)).join(', ')})\n`,
+    );
 }
 if (which === 'all' || which === 'budget') {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -51,15 +54,21 @@ if (which === 'all' || which === 'floor') {
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   const requests = Number(process.env.BENCH_REQUESTS ?? 300);
   const res = await benchFloor({ requests, concurrency: 64, rounds, latencySamples: Number(process.env.BENCH_LATENCY_SAMPLES ?? 40) });
-  process.stdout.write(`floor: the same dev server, ${requests} requests at 64 in flight, then latency at concurrency 1, ${rounds} interleaved rounds (medians)\n`);
+  process.stdout.write(
+    `floor: the same dev server, ${requests} requests at 64 in flight, then latency at concurrency 1, ${rounds} interleaved rounds (medians)\n`,
+  );
   const med = (k: string, f: 'perSec' | 'p50Ms') => median(res.rows.find((r) => r.kind === k)?.[f] ?? []);
   for (const r of res.rows)
-    process.stdout.write(`  ${r.kind.padEnd(10)}: ${median(r.perSec).toFixed(1)} requests/s  p50 ${median(r.p50Ms).toFixed(1)} ms  (rounds ${r.perSec.join(', ')} / ${r.p50Ms.join(', ')} ms)\n`);
+    process.stdout.write(
+      `  ${r.kind.padEnd(10)}: ${median(r.perSec).toFixed(1)} requests/s  p50 ${median(r.p50Ms).toFixed(1)} ms  (rounds ${r.perSec.join(', ')} / ${r.p50Ms.join(', ')} ms)\n`,
+    );
   process.stdout.write(
     `  switchyard / floorOne: ${(med('switchyard', 'perSec') / med('floorOne', 'perSec')).toFixed(2)}x throughput, ${(med('switchyard', 'p50Ms') - med('floorOne', 'p50Ms')).toFixed(1)} ms over its p50\n`,
   );
   const a = res.actions;
-  process.stdout.write(`  billable actions per request: ${a.perRequest} (${a.inHistories} in ${a.requests} request histories + ${a.entityUpdates} budget-entity updates)\n`);
+  process.stdout.write(
+    `  billable actions per request: ${a.perRequest} (${a.inHistories} in ${a.requests} request histories + ${a.entityUpdates} budget-entity updates)\n`,
+  );
 }
 if (which === 'batch') {
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -78,7 +87,9 @@ if (which === 'memory') {
   const requests = Number(process.env.BENCH_REQUESTS ?? 1000);
   const nodeOptions = process.env.BENCH_NODE_OPTIONS;
   const m = await benchMemory({ requests, ...(nodeOptions ? { nodeOptions } : {}) });
-  process.stdout.write(`memory: ${m.requests} requests in flight at once (simulated latency x1), worker and simulator each its own process${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}\n`);
+  process.stdout.write(
+    `memory: ${m.requests} requests in flight at once (simulated latency x1), worker and simulator each its own process${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}\n`,
+  );
   process.stdout.write(`  worker   : idle ${m.worker.idleMb} MB, peak ${m.worker.peakMb} MB\n`);
   process.stdout.write(`  simulator: idle ${m.simulator.idleMb} MB, peak ${m.simulator.peakMb} MB\n`);
   process.stdout.write(`  ${m.completed}/${m.requests} completed in ${(m.wallMs / 1000).toFixed(1)} s\n`);
@@ -88,7 +99,9 @@ if (which === 'steady-memory') {
   const waves = Number(process.env.BENCH_WAVES ?? 5);
   const perWave = Number(process.env.BENCH_REQUESTS ?? 800);
   const res = await benchSteadyMemory({ waves, perWave });
-  process.stdout.write(`steady-memory: ${waves} waves of ${perWave} requests at 64 in flight, one process (stack, worker, client); full GC before each reading\n`);
+  process.stdout.write(
+    `steady-memory: ${waves} waves of ${perWave} requests at 64 in flight, one process (stack, worker, client); full GC before each reading\n`,
+  );
   for (const r of res) process.stdout.write(`  ${r.label.padEnd(44)} RSS ${String(r.rssMb).padStart(4)} MB, live heap (main thread) ${r.heapUsedMb} MB\n`);
 }
 if (which === 'soak') {
@@ -98,8 +111,12 @@ if (which === 'soak') {
   const maxMs = Number(process.env.SOAK_MAX_MINUTES ?? 20) * 60_000;
   const r = await benchSoak({ requests, concurrency, maxMs, say: (l) => process.stderr.write(`soak: ${l}\n`) });
   process.stdout.write(`soak: ${requests} requests at ${concurrency} in flight on the Go-built Temporal server and PostgreSQL, two workers, provider faults\n`);
-  process.stdout.write(`  issued ${r.requests}; client errors retried: ${JSON.stringify(r.clientErrors)}; mismatches ${JSON.stringify(r.mismatches)}; ledger-only ${JSON.stringify(r.ledgerOnly)}\n`);
-  process.stdout.write(`  completed ${r.completed}, failed ${r.failed} ${JSON.stringify(r.failures)}, stuck ${r.stuck}, running after ${r.runningAfter}, charged twice ${r.chargedTwice}\n`);
+  process.stdout.write(
+    `  issued ${r.requests}; client errors retried: ${JSON.stringify(r.clientErrors)}; mismatches ${JSON.stringify(r.mismatches)}; ledger-only ${JSON.stringify(r.ledgerOnly)}\n`,
+  );
+  process.stdout.write(
+    `  completed ${r.completed}, failed ${r.failed} ${JSON.stringify(r.failures)}, stuck ${r.stuck}, running after ${r.runningAfter}, charged twice ${r.chargedTwice}\n`,
+  );
   process.stdout.write(
     `  ledger ${r.ledger.rows} rows ${r.ledger.costNanos} nanodollars; results ${r.paidAttempts} paid attempts ${r.resultsCostNanos}; budget ${r.budgetSpentNanos}; exact: ${r.exact} (ledger caught up in ${r.ledgerCatchUpMs} ms)\n`,
   );

@@ -94,7 +94,11 @@ async function soak(
 ): Promise<SoakReport> {
   const say = opts.say;
   const u = new URL(db.url);
-  const temporal = await startTemporalCluster({ dir, pg: { host: u.hostname, port: Number(u.port), user: u.username }, dynamicConfig: join(root, 'deploy', 'temporal', 'dynamicconfig.yaml') });
+  const temporal = await startTemporalCluster({
+    dir,
+    pg: { host: u.hostname, port: Number(u.port), user: u.username },
+    dynamicConfig: join(root, 'deploy', 'temporal', 'dynamicconfig.yaml'),
+  });
   cleanups.push(() => temporal.stop());
   const temporalCli = await ensureTemporalCli();
   const setup = (): void =>
@@ -118,7 +122,10 @@ async function soak(
   const ledgerUrl = db.url.replace(/\/postgres$/, '/switchyard');
   // Provider faults: 5% server errors and 3% rate limits on the cheap models, 2% on the others.
   const faults = Object.fromEntries(
-    defaultCatalog().models.map((m) => [m.name, { errorRates: m.tier === 'economy' ? { '500': 0.05, '429': 0.03 } : { '503': 0.02 }, hangRate: 0, malformedRate: 0.005, dropRate: 0, script: [] }]),
+    defaultCatalog().models.map((m) => [
+      m.name,
+      { errorRates: m.tier === 'economy' ? { '500': 0.05, '429': 0.03 } : { '503': 0.02 }, hangRate: 0, malformedRate: 0.005, dropRate: 0, script: [] },
+    ]),
   );
   const simulator = new Simulator({ catalog: defaultCatalog(), latencyScale: 0.02, faults: faults as never });
   const simulatorUrl = await simulator.start();
@@ -135,7 +142,10 @@ async function soak(
   const workers: Array<ChildProcess | undefined> = [undefined, undefined];
   const startWorker = async (i: number): Promise<void> => {
     const out = createWriteStream(join(dir, `worker-${i + 1}.log`), { flags: 'a' });
-    const proc = spawn(process.execPath, [cli, 'worker'], { env: { ...env, SWITCHYARD_METRICS_PORT: String(await freePort()) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [cli, 'worker'], {
+      env: { ...env, SWITCHYARD_METRICS_PORT: String(await freePort()) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     proc.stdout?.pipe(out);
     proc.stderr?.pipe(out);
     workers[i] = proc;
@@ -184,7 +194,12 @@ async function soak(
       inflight.add(i);
       const started = Date.now();
       const at = phase;
-      const input = { requestId: `soak-${t0}-${i}`, budgetScope: SCOPE, category: i % 5 === 0 ? 'critical' : i % 2 ? 'batch' : 'standard', prompt: `${prompts[i % prompts.length]} (${i})` };
+      const input = {
+        requestId: `soak-${t0}-${i}`,
+        budgetScope: SCOPE,
+        category: i % 5 === 0 ? 'critical' : i % 2 ? 'batch' : 'standard',
+        prompt: `${prompts[i % prompts.length]} (${i})`,
+      };
       // As a pipeline does: an error that is not the request's own answer is retried with the same id.
       for (let tries = 1; ; tries++) {
         try {
@@ -255,25 +270,32 @@ async function soak(
   const catchUpStart = Date.now();
   let ledger = { rows: 0, costNanos: 0 };
   for (;;) {
-    const q = (await pool.query<{ n: string; cost: string | null }>(`SELECT count(*) AS n, sum(cost_nanos) AS cost FROM ${LEDGER_TABLE} WHERE scope = $1`, [SCOPE])).rows[0]!;
+    const q = (
+      await pool.query<{ n: string; cost: string | null }>(`SELECT count(*) AS n, sum(cost_nanos) AS cost FROM ${LEDGER_TABLE} WHERE scope = $1`, [SCOPE])
+    ).rows[0]!;
     ledger = { rows: Number(q.n), costNanos: Number(q.cost ?? 0) };
     if (ledger.rows >= paid || Date.now() - catchUpStart > 300_000) break;
     await new Promise((r) => setTimeout(r, 2_000));
   }
   const ledgerCatchUpMs = Date.now() - catchUpStart;
   const byWorkflow = new Map(
-    (await pool.query<{ w: string; cost: string }>(`SELECT workflow_id AS w, sum(cost_nanos) AS cost FROM ${LEDGER_TABLE} WHERE scope = $1 GROUP BY 1`, [SCOPE])).rows.map((r) => [
-      r.w,
-      Number(r.cost),
-    ]),
+    (
+      await pool.query<{ w: string; cost: string }>(`SELECT workflow_id AS w, sum(cost_nanos) AS cost FROM ${LEDGER_TABLE} WHERE scope = $1 GROUP BY 1`, [
+        SCOPE,
+      ])
+    ).rows.map((r) => [r.w, Number(r.cost)]),
   );
   const mismatches = results
     .filter((r) => (byWorkflow.get(r.workflowId) ?? 0) !== r.costNanos)
     .map((r) => ({ workflowId: r.workflowId, result: r.costNanos, ledger: byWorkflow.get(r.workflowId) ?? 0 }));
   const known = new Set([...results.map((r) => r.workflowId), ...failedIds]);
   const ledgerOnly = [...byWorkflow.keys()].filter((w) => !known.has(w));
-  const twice = (await pool.query<{ n: string }>(`SELECT count(*) AS n FROM (SELECT workflow_id, attempt_id FROM ${LEDGER_TABLE} WHERE scope = $1 GROUP BY 1, 2 HAVING count(*) > 1) d`, [SCOPE]))
-    .rows[0]!;
+  const twice = (
+    await pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM (SELECT workflow_id, attempt_id FROM ${LEDGER_TABLE} WHERE scope = $1 GROUP BY 1, 2 HAVING count(*) > 1) d`,
+      [SCOPE],
+    )
+  ).rows[0]!;
   await pool.end();
   const budget = await client.budgetStatus(SCOPE);
 

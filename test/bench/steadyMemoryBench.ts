@@ -35,7 +35,12 @@ export async function benchSteadyMemory(opts: { waves: number; perWave: number }
     latencyScale: 0,
     forceSimulator: true,
   });
-  const client = await SwitchyardClient.connect({ address: stack.address, namespace: stack.config.namespace, taskQueue: stack.config.taskQueue, access: stack.config.access });
+  const client = await SwitchyardClient.connect({
+    address: stack.address,
+    namespace: stack.config.namespace,
+    taskQueue: stack.config.taskQueue,
+    access: stack.config.access,
+  });
   const out: SteadyMemoryWave[] = [];
   const read = (label: string): void => {
     gc();

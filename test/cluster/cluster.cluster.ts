@@ -71,7 +71,11 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'switchyard-cluster-'));
   db = await startPostgres();
   const u = new URL(db.url);
-  temporal = await startTemporalCluster({ dir, pg: { host: u.hostname, port: Number(u.port), user: u.username }, dynamicConfig: join(root, 'deploy', 'temporal', 'dynamicconfig.yaml') });
+  temporal = await startTemporalCluster({
+    dir,
+    pg: { host: u.hostname, port: Number(u.port), user: u.username },
+    dynamicConfig: join(root, 'deploy', 'temporal', 'dynamicconfig.yaml'),
+  });
   const temporalCli = await ensureTemporalCli();
   // The compose file's one-shot setup, run for real: namespace and search attributes.
   await until(
@@ -101,7 +105,8 @@ beforeAll(async () => {
     SWITCHYARD_LOG_LEVEL: 'warn',
   };
   for (const name of ['worker-1', 'worker-2']) workers.push(startWorker(await freePort(), name));
-  for (const w of workers) await until(`worker metrics on ${w.metricsPort}`, async () => ((await fetch(`http://127.0.0.1:${w.metricsPort}/metrics`)).ok ? true : undefined));
+  for (const w of workers)
+    await until(`worker metrics on ${w.metricsPort}`, async () => ((await fetch(`http://127.0.0.1:${w.metricsPort}/metrics`)).ok ? true : undefined));
   const promPort = await freePort();
   promUrl = `http://127.0.0.1:${promPort}`;
   writeFileSync(
@@ -116,9 +121,13 @@ beforeAll(async () => {
     }),
   );
   const promLog = createWriteStream(join(dir, 'prometheus.log'));
-  prometheus = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  prometheus = spawn(
+    'prometheus',
+    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   prometheus.stdout?.pipe(promLog);
   prometheus.stderr?.pipe(promLog);
   await until('Prometheus', async () => ((await fetch(`${promUrl}/-/ready`)).ok ? true : undefined));

@@ -29,7 +29,12 @@ export function ensureServerBinaries(say: (l: string) => void = () => undefined)
   }
   const modCache = execFileSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).trim();
   const schemaDir = join(modCache, 'go.temporal.io', `server@${SERVER_VERSION}`, 'schema', 'postgresql', 'v12');
-  if (!existsSync(schemaDir)) execFileSync('go', ['mod', 'download', `go.temporal.io/server@${SERVER_VERSION}`], { stdio: 'inherit', cwd: bin, env: { ...process.env, GOFLAGS: '-mod=mod' } });
+  if (!existsSync(schemaDir))
+    execFileSync('go', ['mod', 'download', `go.temporal.io/server@${SERVER_VERSION}`], {
+      stdio: 'inherit',
+      cwd: bin,
+      env: { ...process.env, GOFLAGS: '-mod=mod' },
+    });
   return { server, sql, schemaDir };
 }
 
@@ -56,7 +61,11 @@ export interface TemporalCluster {
 }
 
 /** Creates Temporal's two databases and their schemas, then starts the server. */
-export async function startTemporalCluster(opts: { dir: string; pg: { host: string; port: number; user: string }; dynamicConfig: string }): Promise<TemporalCluster> {
+export async function startTemporalCluster(opts: {
+  dir: string;
+  pg: { host: string; port: number; user: string };
+  dynamicConfig: string;
+}): Promise<TemporalCluster> {
   const { server, sql, schemaDir } = ensureServerBinaries((l) => process.stderr.write(`${l}\n`));
   const base = ['--plugin', 'postgres12', '--ep', opts.pg.host, '-p', String(opts.pg.port), '-u', opts.pg.user];
   for (const [db, schema] of [
@@ -84,11 +93,21 @@ export async function startTemporalCluster(opts: { dir: string; pg: { host: stri
       maxConnLifetime: '1h',
     },
   });
-  const rpc = (grpcPort: number, membershipPort: number, extra: Record<string, unknown> = {}) => ({ rpc: { grpcPort, membershipPort, bindOnLocalHost: true, ...extra } });
+  const rpc = (grpcPort: number, membershipPort: number, extra: Record<string, unknown> = {}) => ({
+    rpc: { grpcPort, membershipPort, bindOnLocalHost: true, ...extra },
+  });
   const config = {
     log: { stdout: true, level: 'warn' },
-    persistence: { defaultStore: 'default', visibilityStore: 'visibility', numHistoryShards: 4, datastores: { default: store('temporal', 20), visibility: store('temporal_visibility', 4) } },
-    global: { membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' }, metrics: { prometheus: { framework: 'tally', timerType: 'histogram', listenAddress: `127.0.0.1:${metrics}` } } },
+    persistence: {
+      defaultStore: 'default',
+      visibilityStore: 'visibility',
+      numHistoryShards: 4,
+      datastores: { default: store('temporal', 20), visibility: store('temporal_visibility', 4) },
+    },
+    global: {
+      membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' },
+      metrics: { prometheus: { framework: 'tally', timerType: 'histogram', listenAddress: `127.0.0.1:${metrics}` } },
+    },
     services: {
       frontend: rpc(frontend, membership[0] ?? 0, { httpPort: frontendHttp }),
       history: rpc(history, membership[1] ?? 0),

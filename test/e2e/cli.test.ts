@@ -90,7 +90,9 @@ describe('switchyard demo --json', () => {
     expect(ledger).toHaveLength(40);
     expect(ledger.reduce((a, e) => a + e.costNanos, 0)).toBe(s.costNanos);
     // Orchestration is on the bill: every request's billable Temporal actions, at $50 per million.
-    const t = (JSON.parse(r.stdout.trim()) as { temporalActions: { requests: number; actions: number; perRequest: number; usdPerMillion: number; costNanos: number } }).temporalActions;
+    const t = (
+      JSON.parse(r.stdout.trim()) as { temporalActions: { requests: number; actions: number; perRequest: number; usdPerMillion: number; costNanos: number } }
+    ).temporalActions;
     expect(t.requests).toBe(40);
     expect(t.usdPerMillion).toBe(50);
     // In each history: start, the paid-call activity, the settlement (local activity), the final
@@ -105,13 +107,19 @@ describe('switchyard demo --json', () => {
 describe('switchyard up + ask', () => {
   it('serves a request from another process and stops cleanly on SIGTERM', async () => {
     const state = tmp();
-    const up = spawn(process.execPath, [bin, 'up', '--port', '0', '--ui-port', '0', '--state-dir', state, '--latency-scale', '0'], { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const up = spawn(process.execPath, [bin, 'up', '--port', '0', '--ui-port', '0', '--state-dir', state, '--latency-scale', '0'], {
+      env: baseEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       const banner = await waitFor(up, /Ctrl-C stops everything/, 90_000);
       const address = /Temporal\s+(\S+:\d+)/.exec(banner)?.[1];
       expect(address).toBeDefined();
       expect(banner).toMatch(/Temporal UI\s+http:\/\/127\.0\.0\.1:\d+/);
-      const r = await run(['ask', 'Classify this ticket as billing or technical: "I was charged twice."', '--category', 'batch', '--json'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
+      const r = await run(['ask', 'Classify this ticket as billing or technical: "I was charged twice."', '--category', 'batch', '--json'], {
+        ...baseEnv(),
+        TEMPORAL_ADDRESS: address,
+      });
       expect(r.code).toBe(0);
       const res = JSON.parse(r.stdout) as { tier: string; costNanos: number; attempts: unknown[]; category: string };
       expect(res.tier).toBe('economy');
@@ -131,7 +139,9 @@ describe('switchyard up + ask', () => {
       // One figures row (no --by: the total once), under the header.
       expect(report.stdout.split('\n').filter((l) => /^\s*1\s+\d+\s+\$/.test(l))).toHaveLength(1);
       expect(report.stdout.trim().split('\n')).toHaveLength(3);
-      const reportJson = JSON.parse((await run(['report', '--json'], { ...baseEnv(), TEMPORAL_ADDRESS: address })).stdout) as { total: { requests: number; costNanos: number } };
+      const reportJson = JSON.parse((await run(['report', '--json'], { ...baseEnv(), TEMPORAL_ADDRESS: address })).stdout) as {
+        total: { requests: number; costNanos: number };
+      };
       expect(reportJson.total).toMatchObject({ requests: 1, costNanos: res.costNanos });
       // A ledger file named by hand that is not there is an error, not $0.
       const noFile = await run(['report', '--ledger', join(state, 'no-such-ledger.jsonl')], { ...baseEnv(), TEMPORAL_ADDRESS: address });
@@ -155,7 +165,10 @@ describe('switchyard up + ask', () => {
       expect(st.reservedNanos).toBe(0);
       expect(Date.parse(st.period.end)).toBeGreaterThan(Date.parse(st.period.start));
       expect(Object.values(st.categories).reduce((a, c) => a + c.allocatedNanos, 0)).toBe(st.totalNanos);
-      const set = await run(['budget', 'set', '--monthly', '250', '--allocation', 'critical=0.5,standard=0.3,batch=0.2', '--json'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
+      const set = await run(['budget', 'set', '--monthly', '250', '--allocation', 'critical=0.5,standard=0.3,batch=0.2', '--json'], {
+        ...baseEnv(),
+        TEMPORAL_ADDRESS: address,
+      });
       expect(set.code).toBe(0);
       expect((JSON.parse(set.stdout) as { totalNanos: number }).totalNanos).toBe(250_000_000_000);
       const badSet = await run(['budget', 'set', '--allocation', 'critical=0.5,batch=0.2'], { ...baseEnv(), TEMPORAL_ADDRESS: address });
@@ -166,7 +179,10 @@ describe('switchyard up + ask', () => {
       const badArms = await run(['experiment', 'create', 'cli-exp', '--arms', 'gpt-4o-mini=0.5,nonsense=0.5'], env);
       expect(badArms.code).toBe(2);
       expect(badArms.stderr).toMatch(/arm "nonsense" is not a catalog model/);
-      const created = await run(['experiment', 'create', 'cli-exp', '--arms', 'gpt-4o-mini=0.5,gemini-2-flash=0.5', '--feature', 'cli-ab', '--min-samples', '50', '--json'], env);
+      const created = await run(
+        ['experiment', 'create', 'cli-exp', '--arms', 'gpt-4o-mini=0.5,gemini-2-flash=0.5', '--feature', 'cli-ab', '--min-samples', '50', '--json'],
+        env,
+      );
       expect(created.code, created.stderr).toBe(0);
       // The stack's worker reaches every provider (its simulator): no warning from this shell's environment.
       expect(created.stderr).not.toMatch(/is not configured/);
@@ -221,7 +237,10 @@ describe('switchyard up + ask', () => {
 describe('switchyard up killed with SIGKILL', () => {
   it('does not leave its Temporal dev server running', async () => {
     const state = tmp();
-    const up = spawn(process.execPath, [bin, 'up', '--port', '0', '--ui-port', '0', '--state-dir', state, '--latency-scale', '0'], { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const up = spawn(process.execPath, [bin, 'up', '--port', '0', '--ui-port', '0', '--state-dir', state, '--latency-scale', '0'], {
+      env: baseEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const banner = await waitFor(up, /Ctrl-C stops everything/, 90_000);
     const [host, port] = (/Temporal\s+(\S+):(\d+)/.exec(banner) ?? []).slice(1);
     const answers = (): Promise<boolean> =>

@@ -30,7 +30,16 @@ function env(): NodeJS.ProcessEnv {
     SWITCHYARD_ENCRYPTION_KEY: KEY,
     SWITCHYARD_ENCRYPTION_KEY_ID: 'e2e',
   };
-  for (const k of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL', 'SWITCHYARD_SIMULATOR_URL', 'SWITCHYARD_CODEC_TOKEN']) delete e[k];
+  for (const k of [
+    'OPENAI_API_KEY',
+    'ANTHROPIC_API_KEY',
+    'GEMINI_API_KEY',
+    'MISTRAL_API_KEY',
+    'SELF_HOSTED_BASE_URL',
+    'SWITCHYARD_SIMULATOR_URL',
+    'SWITCHYARD_CODEC_TOKEN',
+  ])
+    delete e[k];
   return e;
 }
 const KEY = randomBytes(32).toString('base64');
@@ -88,9 +97,15 @@ describe('the embedded UI with payload encryption', () => {
     expect(await again.text()).toContain('already used');
 
     const requestId = `enc-ui-${Date.now()}`;
-    const asked = await runCli(['ask', '--json', '--request-id', requestId, `Summarise the ${marker} field notes in one line.`], { ...env(), TEMPORAL_ADDRESS: address }, state);
+    const asked = await runCli(
+      ['ask', '--json', '--request-id', requestId, `Summarise the ${marker} field notes in one line.`],
+      { ...env(), TEMPORAL_ADDRESS: address },
+      state,
+    );
     expect(asked.code, asked.stderr).toBe(0);
-    const raw = await run(inject('temporalCli'), ['workflow', 'show', '--address', address, '--workflow-id', `llm-${requestId}`, '--output', 'json'], { maxBuffer: 64 * 1024 * 1024 });
+    const raw = await run(inject('temporalCli'), ['workflow', 'show', '--address', address, '--workflow-id', `llm-${requestId}`, '--output', 'json'], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
     expect(raw.stdout.includes(marker)).toBe(false);
     const payloads = [...raw.stdout.matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1] ?? '', 'base64').toString('utf8'));
     expect(payloads.length).toBeGreaterThan(3);

@@ -43,7 +43,8 @@ describe('OpenAI Batch API files', () => {
       SWITCHYARD_STATE_DIR: dir,
       SWITCHYARD_BATCH_DIR: join(dir, 'batches'),
     };
-    for (const k of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL', 'SWITCHYARD_SIMULATOR_URL']) delete e[k];
+    for (const k of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL', 'SWITCHYARD_SIMULATOR_URL'])
+      delete e[k];
     return e;
   };
 
@@ -85,8 +86,16 @@ describe('OpenAI Batch API files', () => {
         }),
         // A custom_id outside the request-id alphabet (OpenAI accepts it): runs under a mapped request id, answered under its own.
         line(`${tag}-spaced #1 ü`, { messages: [{ role: 'user', content: 'Name a colour.' }] }),
-        line(`${tag}-json`, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Extract the city as JSON {"city": ...}: I live in Paris.' }], response_format: { type: 'json_object' } }),
-        line(`${tag}-tools`, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'What is the weather?' }], tools: [{ type: 'function', function: { name: 'weather' } }] }),
+        line(`${tag}-json`, {
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: 'Extract the city as JSON {"city": ...}: I live in Paris.' }],
+          response_format: { type: 'json_object' },
+        }),
+        line(`${tag}-tools`, {
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: 'What is the weather?' }],
+          tools: [{ type: 'function', function: { name: 'weather' } }],
+        }),
         JSON.stringify({ custom_id: `${tag}-embed`, method: 'POST', url: '/v1/embeddings', body: { input: 'x' } }),
       ].join('\n') + '\n',
     );
@@ -120,7 +129,12 @@ describe('OpenAI Batch API files', () => {
     const out = join(dir, 'out.jsonl');
     const r = await runCli(['batch', input, '--out', out, '--output-format', 'openai', '--json'], env(), dir);
     expect(r.code, r.stderr).toBe(3); // two lines refused: partial
-    const summary = JSON.parse(r.stdout) as { completed: number; invalid: number; invalidLines: Array<{ line: number; error: string }>; temporalActions: { requests: number; actions: number } };
+    const summary = JSON.parse(r.stdout) as {
+      completed: number;
+      invalid: number;
+      invalidLines: Array<{ line: number; error: string }>;
+      temporalActions: { requests: number; actions: number };
+    };
     expect(summary.completed).toBe(5);
     expect(summary.temporalActions.requests).toBe(5);
     expect(summary.temporalActions.actions).toBeGreaterThanOrEqual(5 * 4);
@@ -135,7 +149,9 @@ describe('OpenAI Batch API files', () => {
         .map((l) => JSON.parse(l) as OpenAIOutputLine),
     );
     // The pinned line's conversation reached Anthropic's wire format with its text parts joined.
-    expect(stack.simulator.received().some((q) => q.format === 'anthropic' && q.turns[0]?.text === 'Summarise in one line: the meeting moved to Tuesday.')).toBe(true);
+    expect(
+      stack.simulator.received().some((q) => q.format === 'anthropic' && q.turns[0]?.text === 'Summarise in one line: the meeting moved to Tuesday.'),
+    ).toBe(true);
   });
 
   it('`ask --messages FILE` takes a conversation (an array, or an OpenAI request body), and names a bad one', async () => {

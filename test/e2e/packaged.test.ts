@@ -27,8 +27,17 @@ describe('the packaged layout', () => {
   it("dist/ alone replays a recorded run with an encryption key (the image's layout: dist, bin, node_modules)", async () => {
     for (const part of ['dist', 'bin', 'package.json']) cpSync(join(root, part), join(dir, part), { recursive: true });
     symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
-    const env = { ...process.env, SWITCHYARD_ENCRYPTION_KEY: randomBytes(32).toString('base64'), SWITCHYARD_ENCRYPTION_KEY_ID: 'pkg', SWITCHYARD_STATE_DIR: join(dir, 'state') };
-    const { stdout } = await run(process.execPath, [join(dir, 'bin', 'switchyard.js'), 'replay', '--file', join(root, 'test', 'histories', 'v8-success.json')], { cwd: dir, env });
+    const env = {
+      ...process.env,
+      SWITCHYARD_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      SWITCHYARD_ENCRYPTION_KEY_ID: 'pkg',
+      SWITCHYARD_STATE_DIR: join(dir, 'state'),
+    };
+    const { stdout } = await run(
+      process.execPath,
+      [join(dir, 'bin', 'switchyard.js'), 'replay', '--file', join(root, 'test', 'histories', 'v8-success.json')],
+      { cwd: dir, env },
+    );
     expect(stdout).toContain('replayed 1 run(s): 1 ok, 0 failed');
   }, 120_000);
 });

@@ -18,8 +18,23 @@ let address = '';
 let uiUrl = '';
 
 function env(): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_CLI: inject('temporalCli'), SWITCHYARD_LOG_LEVEL: 'warn', SWITCHYARD_STATE_DIR: state, TEMPORAL_ADDRESS: address };
-  for (const k of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL', 'SWITCHYARD_SIMULATOR_URL', 'SWITCHYARD_BATCH_DIR']) delete e[k];
+  const e: NodeJS.ProcessEnv = {
+    ...process.env,
+    TEMPORAL_CLI: inject('temporalCli'),
+    SWITCHYARD_LOG_LEVEL: 'warn',
+    SWITCHYARD_STATE_DIR: state,
+    TEMPORAL_ADDRESS: address,
+  };
+  for (const k of [
+    'OPENAI_API_KEY',
+    'ANTHROPIC_API_KEY',
+    'GEMINI_API_KEY',
+    'MISTRAL_API_KEY',
+    'SELF_HOSTED_BASE_URL',
+    'SWITCHYARD_SIMULATOR_URL',
+    'SWITCHYARD_BATCH_DIR',
+  ])
+    delete e[k];
   return e;
 }
 
@@ -60,14 +75,25 @@ describe('switchyard batch', () => {
   it('runs a file, skips a malformed line with its number, writes results in input order, and re-runs without charging twice', async () => {
     const input = join(state, 'tickets.jsonl');
     const rows = ids.map((id, i) =>
-      JSON.stringify({ id, prompt: i % 2 ? `Classify this ticket as billing or technical: "charged twice" (${i})` : `Summarise in two sentences: sales rose 3% in week ${i}.` }),
+      JSON.stringify({
+        id,
+        prompt: i % 2 ? `Classify this ticket as billing or technical: "charged twice" (${i})` : `Summarise in two sentences: sales rose 3% in week ${i}.`,
+      }),
     );
     rows.splice(4, 0, '{"id": "broken", "prompt": }');
     writeFileSync(input, `${rows.join('\n')}\n`);
     const first = await cli(['batch', input, '--out', join(state, 'out1.jsonl'), '--concurrency', '4', '--category', 'batch', '--json']);
     expect(first.stderr).toMatch(/line 5: not valid JSON/);
     expect(first.code).toBe(3); // finished, with a malformed line
-    const s1 = JSON.parse(first.stdout) as { requests: number; completed: number; failed: number; invalid: number; costNanos: number; premiumBaselineCostNanos: number; alreadyStarted: number };
+    const s1 = JSON.parse(first.stdout) as {
+      requests: number;
+      completed: number;
+      failed: number;
+      invalid: number;
+      costNanos: number;
+      premiumBaselineCostNanos: number;
+      alreadyStarted: number;
+    };
     expect(s1).toMatchObject({ requests: 12, completed: 12, failed: 0, invalid: 1, alreadyStarted: 0 });
     expect(s1.costNanos).toBeLessThan(s1.premiumBaselineCostNanos);
     const out1 = readLines(join(state, 'out1.jsonl'));
@@ -90,7 +116,10 @@ describe('switchyard batch', () => {
 
   it('a detached batch runs server-side; status and results read it back', async () => {
     const input = join(state, 'detached.jsonl');
-    writeFileSync(input, `${Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: `det-${tag}-${i}`, prompt: `Translate to French: "order ${i} shipped"`, category: 'batch' })).join('\n')}\n`);
+    writeFileSync(
+      input,
+      `${Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: `det-${tag}-${i}`, prompt: `Translate to French: "order ${i} shipped"`, category: 'batch' })).join('\n')}\n`,
+    );
     const start = await cli(['batch', input, '--detach', '--batch-id', `d-${tag}`, '--children-per-run', '10', '--json']);
     expect(start.code).toBe(0);
     expect(JSON.parse(start.stdout)).toMatchObject({ batchId: `d-${tag}`, workflowId: `batch-d-${tag}`, requests: 30, invalid: 0 });
@@ -147,7 +176,12 @@ describe('inspection and replay from the CLI', () => {
       .map((l) => JSON.parse(l) as { workflowId: string; ok: boolean });
     expect(results).toHaveLength(12);
     expect(results.every((r) => r.ok)).toBe(true);
-    const files = await cli(['replay', '--file', join(process.cwd(), 'test', 'histories', 'v1-success.json'), join(process.cwd(), 'test', 'histories', 'v1-fallback.json')]);
+    const files = await cli([
+      'replay',
+      '--file',
+      join(process.cwd(), 'test', 'histories', 'v1-success.json'),
+      join(process.cwd(), 'test', 'histories', 'v1-fallback.json'),
+    ]);
     expect(files.code).toBe(0);
     expect(files.stdout).toMatch(/replayed 2 run\(s\): 2 ok, 0 failed/);
     const none = await cli(['replay']);

@@ -21,7 +21,16 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function cleanEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn', ...extra };
-  for (const k of ['OPENAI_API_KEY', 'OPENAI_BASE_URL', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'MISTRAL_API_KEY', 'SELF_HOSTED_BASE_URL', 'SWITCHYARD_SIMULATOR_URL']) if (!(k in extra)) delete env[k];
+  for (const k of [
+    'OPENAI_API_KEY',
+    'OPENAI_BASE_URL',
+    'ANTHROPIC_API_KEY',
+    'GEMINI_API_KEY',
+    'MISTRAL_API_KEY',
+    'SELF_HOSTED_BASE_URL',
+    'SWITCHYARD_SIMULATOR_URL',
+  ])
+    if (!(k in extra)) delete env[k];
   return env;
 }
 
@@ -31,10 +40,17 @@ describe('switchyard models with one provider key', () => {
   it('lists every model with whether its provider is configured, prices and circuit state', async () => {
     const r = await run(
       ['models', '--json'],
-      cleanEnv({ TEMPORAL_ADDRESS: inject('temporalAddress'), SWITCHYARD_TASK_QUEUE: `models-${Date.now()}`, OPENAI_API_KEY: 'sk-user', OPENAI_BASE_URL: 'http://127.0.0.1:9/v1' }),
+      cleanEnv({
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
+        SWITCHYARD_TASK_QUEUE: `models-${Date.now()}`,
+        OPENAI_API_KEY: 'sk-user',
+        OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
+      }),
     );
     expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as { models: Array<{ model: string; provider: string; configured: boolean; configure?: string; inputUsdPerMTok: number; circuit: string }> };
+    const out = JSON.parse(r.stdout) as {
+      models: Array<{ model: string; provider: string; configured: boolean; configure?: string; inputUsdPerMTok: number; circuit: string }>;
+    };
     const by = new Map(out.models.map((m) => [m.model, m]));
     expect(by.get('gpt-4o')).toMatchObject({ provider: 'openai', configured: true, circuit: 'closed' });
     expect(by.get('gpt-4o')?.inputUsdPerMTok).toBeGreaterThan(0);
@@ -72,7 +88,12 @@ describe('worker processes killed in the middle of a batch', () => {
     const cfg = loadConfig({});
     const client = await SwitchyardClient.connect({ address, taskQueue, budgetDefaults: settingsFromConfig(cfg.budget), budgetShards: 1 });
     const scope = `deaths-${Date.now()}`;
-    const prompts = ['Classify the sentiment: I love it.', 'Summarise: the meeting moved to Tuesday.', 'Explain why the sky is blue, step by step.', 'Write a SQL query that counts orders per day.'];
+    const prompts = [
+      'Classify the sentiment: I love it.',
+      'Summarise: the meeting moved to Tuesday.',
+      'Explain why the sky is blue, step by step.',
+      'Write a SQL query that counts orders per day.',
+    ];
     const requests = Array.from({ length: 60 }, (_, i) => ({ requestId: `${scope}-${i}`, prompt: prompts[i % prompts.length] ?? 'hi', budgetScope: scope }));
     let kills = 0;
     const killer = (async () => {

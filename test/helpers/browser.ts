@@ -17,12 +17,22 @@ export function findChromium(): string | undefined {
 export function ensureChromium(): string {
   const found = findChromium();
   if (found) return found;
-  throw new Error('the UI test needs Chromium: `sudo apt-get install chromium` (Debian/Ubuntu; scripts/test-tools.sh, run by npm test, does it), or set CHROMIUM_PATH to a Chromium or Chrome binary');
+  throw new Error(
+    'the UI test needs Chromium: `sudo apt-get install chromium` (Debian/Ubuntu; scripts/test-tools.sh, run by npm test, does it), or set CHROMIUM_PATH to a Chromium or Chrome binary',
+  );
 }
 
 export async function launchHeadless(): Promise<Browser> {
   return chromium.launch({
     executablePath: ensureChromium(),
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-extensions', '--no-first-run'],
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--disable-extensions',
+      '--no-first-run',
+    ],
   });
 }

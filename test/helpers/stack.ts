@@ -81,7 +81,14 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
       ledgerPath: join(dir, 'ledger.jsonl'),
       simulatorUrl: opts.providers ? undefined : simulatorUrl,
       ...(opts.providers ? { providers: opts.providers(simulatorUrl) } : {}),
-      retry: { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 120_000 },
+      retry: {
+        maximumAttempts: 3,
+        initialIntervalMs: 100,
+        backoffCoefficient: 2,
+        maximumIntervalMs: 1_000,
+        maxRetryAfterMs: 60_000,
+        maxRateLimitWaitMs: 120_000,
+      },
       callTimeoutMs: 10_000,
       // Any free port: test files run side by side.
       metrics: { enabled: true, port: 0, host: '127.0.0.1', maxLabelValues: 100, finalScrapeMs: 0 },

@@ -47,13 +47,25 @@ async function main(): Promise<void> {
       stateDir: state,
       ledgerPath: join(state, 'ledger.jsonl'),
       simulatorUrl,
-      retry: { maximumAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 120_000 },
+      retry: {
+        maximumAttempts: 2,
+        initialIntervalMs: 100,
+        backoffCoefficient: 2,
+        maximumIntervalMs: 1_000,
+        maxRetryAfterMs: 60_000,
+        maxRateLimitWaitMs: 120_000,
+      },
       learning: fileConfigSchema.parse({ learning: { reportEveryMs: 200, policyCacheMs: 200 } }).learning,
     },
   );
   const sw = await createSwitchyardWorker({ config, address: server.address, catalog, log: createLogger('warn') });
   const running = sw.run();
-  const client = await SwitchyardClient.connect({ address: server.address, taskQueue: 'record', budgetDefaults: settingsFromConfig(config.budget), controlSettings: controlSettingsFrom(config) });
+  const client = await SwitchyardClient.connect({
+    address: server.address,
+    taskQueue: 'record',
+    budgetDefaults: settingsFromConfig(config.budget),
+    controlSettings: controlSettingsFrom(config),
+  });
   const saved: string[] = [];
   // HISTORY_ONLY=a,b records only those scenarios (a new prefix for one new shape, not every file again).
   const only = process.env.HISTORY_ONLY?.split(',').filter(Boolean);
@@ -65,7 +77,10 @@ async function main(): Promise<void> {
       return;
     }
     // The CLI writes the history as proto JSON, the format Worker.runReplayHistories reads.
-    const json = execFileSync(cli, ['workflow', 'show', '--address', server.address, '--workflow-id', workflowId, '--output', 'json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const json = execFileSync(cli, ['workflow', 'show', '--address', server.address, '--workflow-id', workflowId, '--output', 'json'], {
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    });
     writeFileSync(file, json.endsWith('\n') ? json : `${json}\n`);
     saved.push(file);
   };
@@ -77,9 +92,14 @@ async function main(): Promise<void> {
     }
     await save(name, `llm-${input.requestId}`);
   };
-  const script = (model: string, outcomes: Array<number | string>): void => simulator.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: outcomes } } as never);
+  const script = (model: string, outcomes: Array<number | string>): void =>
+    simulator.setFaults({ [model]: { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: outcomes } } as never);
   try {
-    await run('success', { requestId: 'hist-success', prompt: 'Summarise in two sentences: the quarterly report shows revenue up 12% and costs flat.', category: 'standard' });
+    await run('success', {
+      requestId: 'hist-success',
+      prompt: 'Summarise in two sentences: the quarterly report shows revenue up 12% and costs flat.',
+      category: 'standard',
+    });
 
     script('llama-3-70b', [503, 503]);
     await run('fallback', { requestId: 'hist-fallback', prompt: 'Classify this ticket as billing or technical: "I was charged twice."', category: 'batch' });
@@ -109,7 +129,13 @@ async function main(): Promise<void> {
 
     // A slow first model: the hedge to the next tier answers first.
     script('gemini-2-flash', ['hang']);
-    await run('hedge', { requestId: 'hist-hedge', prompt: 'Explain why the sky is blue in two sentences.', category: 'standard', model: 'gemini-2-flash', hedgeAfterMs: 500 });
+    await run('hedge', {
+      requestId: 'hist-hedge',
+      prompt: 'Explain why the sky is blue in two sentences.',
+      category: 'standard',
+      model: 'gemini-2-flash',
+      hedgeAfterMs: 500,
+    });
     simulator.setFaults({});
 
     // A detached batch of three requests (batchRun and its children).
@@ -139,11 +165,19 @@ async function main(): Promise<void> {
     });
     for (let i = 0; i < 100 && !(await client.learning.policy()).experiments.length; i++) await new Promise((r) => setTimeout(r, 100));
     await new Promise((r) => setTimeout(r, 500));
-    await run('experiment-request', { requestId: 'hist-exp-req', prompt: 'Write one friendly sentence welcoming a new customer.', feature: 'hist-ab', unit: 'u1', category: 'standard' });
+    await run('experiment-request', {
+      requestId: 'hist-exp-req',
+      prompt: 'Write one friendly sentence welcoming a new customer.',
+      feature: 'hist-ab',
+      unit: 'u1',
+      category: 'standard',
+    });
     // An experiment request re-routed by a quality escalation: it reports to its experiment (from
     // v9, patched('learning-kept-through-reroutes'); v7-experiment-escalation is the run before).
     simulator.setFaults(
-      Object.fromEntries(['gpt-4o-mini', 'gemini-2-flash'].map((m) => [m, { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: ['offformat', 'offformat'] }])) as never,
+      Object.fromEntries(
+        ['gpt-4o-mini', 'gemini-2-flash'].map((m) => [m, { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: ['offformat', 'offformat'] }]),
+      ) as never,
     );
     await run('experiment-escalation', {
       requestId: 'hist-exp-esc',

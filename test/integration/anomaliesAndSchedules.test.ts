@@ -36,7 +36,15 @@ beforeAll(async () => {
     learning: {
       reportEveryMs: 200,
       tuner: { intervalMs: 2_000, minSamples: 4, explore: 0.2 },
-      anomaly: { bucketMs: BUCKET_MS, warmupBuckets: 5, k: 5, alpha: 0.3, minSpendUsd: 0, action: 'pause', webhookUrl: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/anomaly` },
+      anomaly: {
+        bucketMs: BUCKET_MS,
+        warmupBuckets: 5,
+        k: 5,
+        alpha: 0.3,
+        minSpendUsd: 0,
+        action: 'pause',
+        webhookUrl: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/anomaly`,
+      },
     },
   }).learning;
 });
@@ -60,7 +68,11 @@ describe('spend anomalies', () => {
 
     // The burst: premium calls, a hundred times the cost of the steady ones, within one bucket.
     const burstStart = Date.now();
-    await Promise.all(Array.from({ length: 8 }, () => stack.client.ask({ requestId: rid('burst'), budgetScope: scope, category: 'standard', prompt: 'Name a colour.', model: 'o1' })));
+    await Promise.all(
+      Array.from({ length: 8 }, () =>
+        stack.client.ask({ requestId: rid('burst'), budgetScope: scope, category: 'standard', prompt: 'Name a colour.', model: 'o1' }),
+      ),
+    );
     const alert = await until('the anomaly', async () => (await stack.client.learning.anomalies()).find((a) => a.scope === scope));
     expect(alert).toMatchObject({ scope, category: 'standard', action: 'pause' });
     expect(alert.spendNanos).toBeGreaterThan(alert.baselineNanos * 10);
@@ -107,7 +119,8 @@ describe('budget reallocation', () => {
       reallocation: { everyMs: 3_000, minElapsedShare: 0, margin: 0.1, idleUntilShare: 0 },
     });
     await stack.client.resetBudget(scope);
-    for (let i = 0; i < 3; i++) await stack.client.ask({ requestId: rid('burn'), budgetScope: scope, category: 'batch', prompt: `Write a haiku about the sea, number ${i}.` });
+    for (let i = 0; i < 3; i++)
+      await stack.client.ask({ requestId: rid('burn'), budgetScope: scope, category: 'batch', prompt: `Write a haiku about the sea, number ${i}.` });
     const [plan] = await stack.client.reallocationPlan(scope);
     expect(plan!.forecastNanos.batch).toBeGreaterThan(5_000_000);
     expect(plan!.moves.every((m) => m.from !== 'critical')).toBe(true);
@@ -128,7 +141,9 @@ describe('budget reallocation', () => {
 
   it('a bad reallocation setting is refused naming the field', async () => {
     await expect(stack.client.setBudget(scope, { reallocation: { everyMs: 10 } })).rejects.toThrow(/reallocation.everyMs: must be at least 1000/);
-    await expect(stack.client.setBudget(scope, { reallocation: { everyMs: 60_000, floors: { nope: 0.5 } } })).rejects.toThrow(/reallocation.floors.nope: not a category/);
+    await expect(stack.client.setBudget(scope, { reallocation: { everyMs: 60_000, floors: { nope: 0.5 } } })).rejects.toThrow(
+      /reallocation.floors.nope: not a category/,
+    );
   });
 });
 
@@ -141,7 +156,9 @@ describe('the tuner on its timer', () => {
         'a change by the tuner',
         async () => {
           await Promise.all(
-            Array.from({ length: 4 }, (_, i) => stack.client.ask({ requestId: rid('tick'), category: 'critical', prompt: `Summarize this receipt in one sentence: ${i} coffees.`, quality: {} })),
+            Array.from({ length: 4 }, (_, i) =>
+              stack.client.ask({ requestId: rid('tick'), category: 'critical', prompt: `Summarize this receipt in one sentence: ${i} coffees.`, quality: {} }),
+            ),
           );
           return (await stack.client.learning.routingHistory()).find((h) => h.by === 'tuner');
         },

@@ -66,7 +66,10 @@ describe('a batch over a tight budget', () => {
   let stack: TestStack;
   beforeAll(async () => {
     const base = loadConfig({}).budget;
-    stack = await startTestStack({ latencyScale: 0.2, config: { budget: { ...base, policies: { critical: 'downgrade', standard: 'downgrade', batch: 'wait' } } } });
+    stack = await startTestStack({
+      latencyScale: 0.2,
+      config: { budget: { ...base, policies: { critical: 'downgrade', standard: 'downgrade', batch: 'wait' } } },
+    });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -119,7 +122,14 @@ describe('a half-open circuit', () => {
       latencyScale: 1,
       config: {
         health: { failureThreshold: 2, cooldownMs: 2_000, enabled: true },
-        retry: { maximumAttempts: 1, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 60_000 },
+        retry: {
+          maximumAttempts: 1,
+          initialIntervalMs: 100,
+          backoffCoefficient: 2,
+          maximumIntervalMs: 1_000,
+          maxRetryAfterMs: 10_000,
+          maxRateLimitWaitMs: 60_000,
+        },
       },
     });
   });
@@ -134,7 +144,8 @@ describe('a half-open circuit', () => {
       const r = await stack.client.ask({ requestId: `ho-${tag}-${i}`, prompt });
       expect(r.attempts[0]?.model).toBe('gemini-2-flash');
     }
-    for (let i = 0; i < 50 && (await stack.client.health()).find((m) => m.model === 'gemini-2-flash')?.state !== 'open'; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && (await stack.client.health()).find((m) => m.model === 'gemini-2-flash')?.state !== 'open'; i++)
+      await new Promise((r) => setTimeout(r, 100));
     // The model recovers, and its answers are held: the trial is out, deterministically, until
     // every other request has been answered elsewhere; then it is let through.
     stack.simulator.setFaults({});
@@ -143,7 +154,11 @@ describe('a half-open circuit', () => {
     const asked = Array.from({ length: 10 }, (_, i) => stack.client.ask({ requestId: `ho-${tag}-c${i}`, prompt }));
     const settled: Array<RequestResult | undefined> = Array.from({ length: 10 }, () => undefined);
     asked.forEach((p, i) => void p.then((r) => (settled[i] = r)));
-    await until('nine answered elsewhere while the trial is held', async () => (settled.filter(Boolean).length === 9 && stack.simulator.heldCount('gemini-2-flash') === 1 ? true : undefined), 60_000);
+    await until(
+      'nine answered elsewhere while the trial is held',
+      async () => (settled.filter(Boolean).length === 9 && stack.simulator.heldCount('gemini-2-flash') === 1 ? true : undefined),
+      60_000,
+    );
     release();
     const results = await Promise.all(asked);
     const onHalfOpen = results.filter((r) => r.attempts.some((a) => a.model === 'gemini-2-flash'));

@@ -42,7 +42,15 @@ describe('no overspend under concurrency', () => {
     await stack.client.setBudget(scope, { totalNanos: est * 50 * 4, policies: { critical: 'downgrade', standard: 'downgrade', batch: 'reject' } });
     const outcomes = await Promise.allSettled(
       Array.from({ length: 200 }, (_, i) =>
-        stack.client.ask({ requestId: unique(`c${i}`), prompt: PROMPT, category: 'batch', model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, budgetScope: scope }),
+        stack.client.ask({
+          requestId: unique(`c${i}`),
+          prompt: PROMPT,
+          category: 'batch',
+          model: 'gpt-4o-mini',
+          noFallback: true,
+          maxOutputTokens: MAX_OUT,
+          budgetScope: scope,
+        }),
       ),
     );
     const ok = outcomes.filter((o): o is PromiseFulfilledResult<RequestResult> => o.status === 'fulfilled').map((o) => o.value);
@@ -78,7 +86,12 @@ describe('exactly once', () => {
     // then killed before its workflow task completes (the answer is already in history).
     await stack.stopWorker();
     const child = spawn(process.execPath, [fileURLToPath(new URL('../../dist/test/helpers/hangingWorker.js', import.meta.url))], {
-      env: { ...process.env, SWITCHYARD_TEST_CONFIG: JSON.stringify(stack.config), TEMPORAL_ADDRESS: stack.address, SWITCHYARD_WORKFLOW_BUNDLE: inject('workflowBundlePath') },
+      env: {
+        ...process.env,
+        SWITCHYARD_TEST_CONFIG: JSON.stringify(stack.config),
+        TEMPORAL_ADDRESS: stack.address,
+        SWITCHYARD_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const lines = createInterface({ input: child.stdout });
@@ -151,8 +164,18 @@ describe('policies', () => {
   it('downgrade: a denied premium request runs on the next cheaper model that fits', async () => {
     const scope = unique('down');
     const cheap = estimateFor('gemini-2-flash');
-    await stack.client.setBudget(scope, { totalNanos: Math.ceil((cheap * 3) / 0.35) + 10, policies: { critical: 'downgrade', standard: 'downgrade', batch: 'reject' } });
-    const res = await stack.client.ask({ requestId: unique('down'), prompt: PROMPT, model: 'gpt-4o', maxOutputTokens: MAX_OUT, category: 'standard', budgetScope: scope });
+    await stack.client.setBudget(scope, {
+      totalNanos: Math.ceil((cheap * 3) / 0.35) + 10,
+      policies: { critical: 'downgrade', standard: 'downgrade', batch: 'reject' },
+    });
+    const res = await stack.client.ask({
+      requestId: unique('down'),
+      prompt: PROMPT,
+      model: 'gpt-4o',
+      maxOutputTokens: MAX_OUT,
+      category: 'standard',
+      budgetScope: scope,
+    });
     expect(res.attempts[0]).toMatchObject({ model: 'gpt-4o', outcome: 'budget_denied', decision: 'policy downgrade' });
     expect(res.model).not.toBe('gpt-4o');
     expect(res.attempts.at(-1)?.outcome).toBe('ok');
@@ -164,7 +187,15 @@ describe('policies', () => {
     const scope = unique('approve');
     await stack.client.setBudget(scope, { totalNanos: 4, policies: { critical: 'wait', standard: 'wait', batch: 'wait' } });
     const requestId = unique('wait');
-    const pending = stack.client.ask({ requestId, prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, category: 'critical', budgetScope: scope });
+    const pending = stack.client.ask({
+      requestId,
+      prompt: PROMPT,
+      model: 'gpt-4o-mini',
+      noFallback: true,
+      maxOutputTokens: MAX_OUT,
+      category: 'critical',
+      budgetScope: scope,
+    });
     const handle = stack.client.temporal.workflow.getHandle(workflowIdFor(requestId));
     // Wait for the denial to be recorded (the workflow is then blocked on the approval condition).
     for (let i = 0; i < 100; i++) {
@@ -192,11 +223,23 @@ describe('periods and durability', () => {
       totalNanos: estimateFor('gpt-4o-mini') * 4 * 3,
       policies: { critical: 'wait' as const, standard: 'wait' as const, batch: 'wait' as const },
     };
-    await stack.client.temporal.workflow.start('budgetEntity', { workflowId: budgetWorkflowId(stack.config.taskQueue, scope), taskQueue: stack.config.taskQueue, args: [{ scope, settings }] });
+    await stack.client.temporal.workflow.start('budgetEntity', {
+      workflowId: budgetWorkflowId(stack.config.taskQueue, scope),
+      taskQueue: stack.config.taskQueue,
+      args: [{ scope, settings }],
+    });
     // Batch fits three estimates per period: the fourth request waits for the next period.
     const results = await Promise.all(
       Array.from({ length: 4 }, (_, i) =>
-        stack.client.ask({ requestId: unique(`roll${i}`), prompt: PROMPT, model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, category: 'batch', budgetScope: scope }),
+        stack.client.ask({
+          requestId: unique(`roll${i}`),
+          prompt: PROMPT,
+          model: 'gpt-4o-mini',
+          noFallback: true,
+          maxOutputTokens: MAX_OUT,
+          category: 'batch',
+          budgetScope: scope,
+        }),
       ),
     );
     const waited = results.filter((r) => r.attempts.some((a) => a.outcome === 'budget_denied'));
@@ -273,7 +316,15 @@ describe('soft-limit alerts', () => {
       const scope = unique('alert');
       const cost = costNanos(
         stack.catalog.require('gpt-4o-mini'),
-        (await stack.client.ask({ requestId: unique('probe'), prompt: PROMPT, model: 'gpt-4o-mini', maxOutputTokens: MAX_OUT, budgetScope: unique('probe-scope') })).usage,
+        (
+          await stack.client.ask({
+            requestId: unique('probe'),
+            prompt: PROMPT,
+            model: 'gpt-4o-mini',
+            maxOutputTokens: MAX_OUT,
+            budgetScope: unique('probe-scope'),
+          })
+        ).usage,
       );
       // critical gets 40%: ten requests of `cost` use 100% of it; limits are soft, so all run.
       await stack.client.setBudget(scope, {
@@ -282,7 +333,14 @@ describe('soft-limit alerts', () => {
         webhookUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
       });
       for (let i = 0; i < 12; i++) {
-        await stack.client.ask({ requestId: unique(`a${i}`), prompt: PROMPT, model: 'gpt-4o-mini', maxOutputTokens: MAX_OUT, category: 'critical', budgetScope: scope });
+        await stack.client.ask({
+          requestId: unique(`a${i}`),
+          prompt: PROMPT,
+          model: 'gpt-4o-mini',
+          maxOutputTokens: MAX_OUT,
+          category: 'critical',
+          budgetScope: scope,
+        });
       }
       for (let i = 0; i < 50 && received.length < 3; i++) await new Promise((r) => setTimeout(r, 100));
       expect(received.map((a) => [a.category, a.threshold])).toEqual([
@@ -312,7 +370,15 @@ describe('sharded budget (4 entities per scope)', () => {
     await sharded.client.setBudget(scope, { totalNanos: est * 40 * 4, policies: { critical: 'downgrade', standard: 'downgrade', batch: 'reject' } });
     const outcomes = await Promise.allSettled(
       Array.from({ length: 120 }, (_, i) =>
-        sharded.client.ask({ requestId: unique(`s${i}`), prompt: PROMPT, category: 'batch', model: 'gpt-4o-mini', noFallback: true, maxOutputTokens: MAX_OUT, budgetScope: scope }),
+        sharded.client.ask({
+          requestId: unique(`s${i}`),
+          prompt: PROMPT,
+          category: 'batch',
+          model: 'gpt-4o-mini',
+          noFallback: true,
+          maxOutputTokens: MAX_OUT,
+          budgetScope: scope,
+        }),
       ),
     );
     const ok = outcomes.filter((o): o is PromiseFulfilledResult<RequestResult> => o.status === 'fulfilled').map((o) => o.value);
@@ -328,7 +394,9 @@ describe('sharded budget (4 entities per scope)', () => {
     expect(batch.reservedNanos).toBe(0);
     // Spill-over: a request is denied only when no shard had room for it at that moment.
     for (const d of denied) expectRealDenial(d);
-    const shardStatuses = await Promise.all([0, 1, 2, 3].map((k) => sharded.client.temporal.workflow.getHandle(`budget:${sharded.config.taskQueue}:${scope}#${k}`).query(statusQuery)));
+    const shardStatuses = await Promise.all(
+      [0, 1, 2, 3].map((k) => sharded.client.temporal.workflow.getHandle(`budget:${sharded.config.taskQueue}:${scope}#${k}`).query(statusQuery)),
+    );
     for (const sh of shardStatuses) expect(sh.categories.batch!.spentNanos).toBeLessThanOrEqual(sh.categories.batch!.allocatedNanos);
     expect(shardStatuses.filter((sh) => sh.categories.batch!.spentNanos > 0).length).toBeGreaterThan(1);
   });

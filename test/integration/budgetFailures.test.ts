@@ -19,12 +19,11 @@ const unique = (label: string): string => `${label}-${Date.now()}-${++n}`;
 const PROMPT = 'Write a short product description for a steel water bottle.';
 
 describe('alerts and entity failures', () => {
-  let stack: TestStack;
+  const stack = useTestStack();
   let hook: Server;
   let hookUrl: string;
   let posts = 0;
   beforeAll(async () => {
-    stack = await startTestStack();
     hook = createServer((req, res) => {
       posts += 1;
       req.resume();
@@ -35,7 +34,6 @@ describe('alerts and entity failures', () => {
     hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/alerts`;
   });
   afterAll(async () => {
-    await stack?.stop();
     await new Promise((r) => hook?.close(r));
   });
 
@@ -142,7 +140,10 @@ describe('alerts and entity failures', () => {
       },
     }));
     const requestsOf = async (): Promise<number> =>
-      [...(await (await fetch(stack.metricsUrl)).text()).matchAll(/^llm_model_requests_total\{model="gpt-4o-mini"[^}]*\} (\d+)$/gm)].reduce((t, m) => t + Number(m[1]), 0);
+      [...(await (await fetch(stack.metricsUrl)).text()).matchAll(/^llm_model_requests_total\{model="gpt-4o-mini"[^}]*\} (\d+)$/gm)].reduce(
+        (t, m) => t + Number(m[1]),
+        0,
+      );
     try {
       const counted = await requestsOf();
       const id = unique('m1');
@@ -166,7 +167,9 @@ describe('alerts and entity failures', () => {
       ).toEqual([unsettled[0]?.costNanos]);
       expect(await requestsOf()).toBe(counted + 1);
       const r1 = await stack.client.restoreBudget(scope);
-      expect(r1.settled.filter((x) => x.workflowId === `llm-${id}`)).toEqual([expect.objectContaining({ duplicate: false, costNanos: unsettled[0]?.costNanos })]);
+      expect(r1.settled.filter((x) => x.workflowId === `llm-${id}`)).toEqual([
+        expect.objectContaining({ duplicate: false, costNanos: unsettled[0]?.costNanos }),
+      ]);
       const r2 = await stack.client.restoreBudget(scope);
       expect(r2.settled.filter((x) => x.workflowId === `llm-${id}`).every((x) => x.duplicate)).toBe(true);
       const after = await stack.client.budgetStatus(scope);
@@ -191,7 +194,9 @@ describe('alerts and entity failures', () => {
     await stack.client.setBudget(scope, { totalNanos: Math.ceil(standard / 0.35) });
     // Only anthropic models: sonnet's estimate is over the cap, haiku's is under it. Before, haiku
     // was picked again after every denial, a loop without a timer until the history limit.
-    const err = await stack.client.ask({ requestId: unique('d'), prompt, provider: 'anthropic', model: 'claude-3-5-haiku', maxOutputTokens: 4, budgetScope: scope }).catch((e: unknown) => e);
+    const err = await stack.client
+      .ask({ requestId: unique('d'), prompt, provider: 'anthropic', model: 'claude-3-5-haiku', maxOutputTokens: 4, budgetScope: scope })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RequestFailedError);
     expect((err as RequestFailedError).failureType).toBe('BudgetExceeded');
     expect((err as RequestFailedError).message).toMatch(/no cheaper eligible model fits/);
@@ -222,7 +227,11 @@ describe('exactly-once settlement at the entity full rate', () => {
     const scope = unique('rate');
     const settings = { ...settingsFromConfig(stack.config.budget), totalNanos: 1e15 };
     const id = budgetWorkflowId(stack.config.taskQueue, scope);
-    const started = await stack.client.temporal.workflow.start('budgetEntity', { workflowId: id, taskQueue: stack.config.taskQueue, args: [{ scope, settings, maxUpdatesPerRun: 400 }] });
+    const started = await stack.client.temporal.workflow.start('budgetEntity', {
+      workflowId: id,
+      taskQueue: stack.config.taskQueue,
+      args: [{ scope, settings, maxUpdatesPerRun: 400 }],
+    });
     const h = stack.client.temporal.workflow.getHandle(id);
     // 6,000 reserve + settle pairs, 64 at a time: more than the 5,000 settled ids the book used to
     // remember, across ~30 runs.
@@ -244,7 +253,10 @@ describe('exactly-once settlement at the entity full rate', () => {
     expect(before.categories.standard?.spentNanos).toBe(pairs * 7);
     // The first settlements arrive again (a worker lost their acknowledgement), with new update ids.
     for (let i = 0; i < 20; i++) {
-      const r = await h.executeUpdate(settleUpdate, { args: [{ reservationId: `r${i}`, category: 'standard', costNanos: 7, seq: seqs[i] }], updateId: `late-s${i}` });
+      const r = await h.executeUpdate(settleUpdate, {
+        args: [{ reservationId: `r${i}`, category: 'standard', costNanos: 7, seq: seqs[i] }],
+        updateId: `late-s${i}`,
+      });
       expect(r.duplicate).toBe(true);
     }
     // A reserve from an attempt that timed out long ago, for an id that was settled: refused.
@@ -274,7 +286,15 @@ describe('reservations that cover what providers bill', () => {
     await stack.client.setBudget(scope, { totalNanos: 4 * 12 * 1_200_000, policies: { batch: 'reject' } });
     const outcomes = await Promise.allSettled(
       Array.from({ length: 40 }, (_, i) =>
-        stack.client.ask({ requestId: unique(`m${i}`), prompt: longPrompt, category: 'batch', model: 'claude-3-5-haiku', noFallback: true, maxOutputTokens: 4, budgetScope: scope }),
+        stack.client.ask({
+          requestId: unique(`m${i}`),
+          prompt: longPrompt,
+          category: 'batch',
+          model: 'claude-3-5-haiku',
+          noFallback: true,
+          maxOutputTokens: 4,
+          budgetScope: scope,
+        }),
       ),
     );
     const st = await stack.client.budgetStatus(scope);
@@ -300,7 +320,10 @@ describe('reservations that cover what providers bill', () => {
   });
 
   it('without it (margin 0), the overshoots are recorded', async () => {
-    const stack = await startTestStack({ faults, config: { budget: { ...(await import('../../src/config/config.js')).loadConfig({}).budget, reservationMargin: { anthropic: 0 } } } });
+    const stack = await startTestStack({
+      faults,
+      config: { budget: { ...(await import('../../src/config/config.js')).loadConfig({}).budget, reservationMargin: { anthropic: 0 } } },
+    });
     try {
       const r = await run(stack);
       expect(r.overshoots).toBe(r.ok);
@@ -336,7 +359,9 @@ describe('waits that end', () => {
     const scope = unique('wait');
     await stack.client.setBudget(scope, { totalNanos: 0 });
     const id = unique('w');
-    const err = await stack.client.ask({ requestId: id, prompt: PROMPT, model: 'gemini-2-flash', budgetScope: scope, maxBudgetWaitMs: 7_000 }).catch((e: unknown) => e);
+    const err = await stack.client
+      .ask({ requestId: id, prompt: PROMPT, model: 'gemini-2-flash', budgetScope: scope, maxBudgetWaitMs: 7_000 })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RequestFailedError);
     expect((err as RequestFailedError).failureType).toBe('BudgetExceeded');
     expect((err as RequestFailedError).message).toMatch(/waited \d+ ms \(maxWaitMs 7000\)/);

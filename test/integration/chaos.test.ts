@@ -25,7 +25,16 @@ const PROMPTS = [
 
 describe('chaos', () => {
   it('500 requests under 20% 5xx, 10% 429, 5% hangs: all end, none left running, spend == results', async () => {
-    stack.simulator.setFaults({ '*': { errorRates: { '500': 0.1, '502': 0.05, '503': 0.05, '429': 0.1 }, retryAfterSeconds: 1, hangRate: 0.05, malformedRate: 0, dropRate: 0, script: [] } });
+    stack.simulator.setFaults({
+      '*': {
+        errorRates: { '500': 0.1, '502': 0.05, '503': 0.05, '429': 0.1 },
+        retryAfterSeconds: 1,
+        hangRate: 0.05,
+        malformedRate: 0,
+        dropRate: 0,
+        script: [],
+      },
+    });
     const scope = `chaos-${Date.now()}`;
     const t0 = Date.now();
     const total = 500;
@@ -48,7 +57,9 @@ describe('chaos', () => {
     const wallMs = Date.now() - t0;
     stack.simulator.setFaults({});
     expect(ok.length + failed.length).toBe(total);
-    const running = await stack.client.temporal.workflow.count(`TaskQueue = "${stack.config.taskQueue}" AND ExecutionStatus = "Running" AND WorkflowType = "llmRequest"`);
+    const running = await stack.client.temporal.workflow.count(
+      `TaskQueue = "${stack.config.taskQueue}" AND ExecutionStatus = "Running" AND WorkflowType = "llmRequest"`,
+    );
     expect(running.count).toBe(0);
     for (const f of failed) expect(f.details?.reason.length ?? 0).toBeGreaterThan(0);
     const st = await stack.client.budgetStatus(scope);
@@ -59,7 +70,8 @@ describe('chaos', () => {
     for (const f of failed) byReason[f.failureType ?? 'unknown'] = (byReason[f.failureType ?? 'unknown'] ?? 0) + 1;
     const attempts = [...ok.map((r) => r.attempts.length), ...failed.map((f) => f.details?.attempts.length ?? 0)];
     const outcomes: Record<string, number> = {};
-    for (const a of [...ok.flatMap((r) => r.attempts), ...failed.flatMap((f) => f.details?.attempts ?? [])]) outcomes[a.outcome] = (outcomes[a.outcome] ?? 0) + 1;
+    for (const a of [...ok.flatMap((r) => r.attempts), ...failed.flatMap((f) => f.details?.attempts ?? [])])
+      outcomes[a.outcome] = (outcomes[a.outcome] ?? 0) + 1;
     // Figures for the record (BENCHMARKS.md / issue note).
     console.log(
       JSON.stringify({

@@ -12,7 +12,9 @@ import { countChatTokens } from '../../src/routing/tokens.js';
 import { ValidationError } from '../../src/util/validation.js';
 import { useTestStack } from '../helpers/stack.js';
 
-const validateResult = new Ajv2020({ strict: false }).compile(JSON.parse(readFileSync(join(process.cwd(), 'contracts', 'request-result.v1.schema.json'), 'utf8')) as Record<string, unknown>);
+const validateResult = new Ajv2020({ strict: false }).compile(
+  JSON.parse(readFileSync(join(process.cwd(), 'contracts', 'request-result.v1.schema.json'), 'utf8')) as Record<string, unknown>,
+);
 
 describe('chat requests', () => {
   const stack = useTestStack();

@@ -38,7 +38,12 @@ describe('a control change is in force when its command returns', () => {
     ];
     await stack.client.learning.createExperiment({ name, arms, filter: { category: 'batch' }, minSamples: 1_000, confidence: 0.95 });
     const units = Array.from({ length: 20 }, (_, i) => `unit-${name}-${i}`);
-    const lines = Array.from({ length: 80 }, (_, i) => ({ requestId: rid('exp'), unit: units[i % units.length]!, category: 'batch', prompt: `Summarise line ${i} in five words.` }));
+    const lines = Array.from({ length: 80 }, (_, i) => ({
+      requestId: rid('exp'),
+      unit: units[i % units.length]!,
+      category: 'batch',
+      prompt: `Summarise line ${i} in five words.`,
+    }));
     const { results, summary } = await stack.client.batch(lines, { concurrency: 16 });
     expect(summary.completed).toBe(80);
     // One model per unit, and only the arms' models.
@@ -58,7 +63,9 @@ describe('a control change is in force when its command returns', () => {
     // Stopped: no request started after the stop returned is assigned.
     const stopped = await stack.client.learning.stopExperiment(name);
     expect(stopped.state).toBe('stopped');
-    const after = await Promise.all(Array.from({ length: 16 }, (_, i) => stack.client.ask({ requestId: rid('after'), unit: units[i]!, category: 'batch', prompt: 'Name a colour.' })));
+    const after = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => stack.client.ask({ requestId: rid('after'), unit: units[i]!, category: 'batch', prompt: 'Name a colour.' })),
+    );
     expect(after.filter((r) => r.learning?.experiment !== undefined)).toEqual([]);
     expect((await stack.client.learning.policy()).experiments.map((e) => e.name)).not.toContain(name);
   });
@@ -74,7 +81,9 @@ describe('a control change is in force when its command returns', () => {
     expect(denied).toBeInstanceOf(RequestFailedError);
     expect((denied as RequestFailedError).failureType).toMatch(/Budget/);
     await stack.client.setBudget(scope, { totalNanos: 1_000_000_000 });
-    await expect(stack.client.ask({ requestId: rid('b'), budgetScope: scope, category: 'standard', prompt: 'Name a colour.' })).resolves.toMatchObject({ costNanos: expect.any(Number) });
+    await expect(stack.client.ask({ requestId: rid('b'), budgetScope: scope, category: 'standard', prompt: 'Name a colour.' })).resolves.toMatchObject({
+      costNanos: expect.any(Number),
+    });
   });
 
   it('experiment create whose registration landed but did not answer: the experiment is stopped and routing forgets it', async () => {

@@ -14,7 +14,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { CodecServer } from '../../src/security/codecServer.js';
 import { encryptionKeysFromEnv } from '../../src/security/encryptionKeys.js';
 import { AesGcmPayloadCodec, payloadKeyId } from '../../src/security/payloadCodec.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, type TestStack, useTestStack } from '../helpers/stack.js';
 import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
 import { FileLedger } from '../../src/ledger/fileLedger.js';
 import { createLogger } from '../../src/util/logger.js';
@@ -76,7 +76,7 @@ function payloadText(json: string): string {
 }
 
 describe('payload encryption', () => {
-  let stack: TestStack;
+  const stack = useTestStack(() => ({ config: { access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY1, SWITCHYARD_ENCRYPTION_KEY_ID: 'k1' }) } }));
   let raw: Client;
   let rawConnection: Connection;
   const marker = `zebra-${randomUUID().slice(0, 8)}`;
@@ -85,13 +85,11 @@ describe('payload encryption', () => {
   let firstText = '';
 
   beforeAll(async () => {
-    stack = await startTestStack({ config: { access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY1, SWITCHYARD_ENCRYPTION_KEY_ID: 'k1' }) } });
     rawConnection = await Connection.connect({ address: stack.address });
     raw = new Client({ connection: rawConnection });
   });
   afterAll(async () => {
     await rawConnection?.close();
-    await stack?.stop();
   });
 
   it('stores no prompt, answer or memo text on the server, and reads it all back', async () => {
@@ -115,7 +113,9 @@ describe('payload encryption', () => {
     stack.simulator.setFaults({ 'gpt-4o-mini': { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [400] } });
     try {
       const requestId = `enc-400-${randomUUID()}`;
-      const err = await stack.client.ask({ prompt: `Classify ${marker}: fine.`, model: 'gpt-4o-mini', noFallback: true, requestId }).catch((e: unknown) => e as Error);
+      const err = await stack.client
+        .ask({ prompt: `Classify ${marker}: fine.`, model: 'gpt-4o-mini', noFallback: true, requestId })
+        .catch((e: unknown) => e as Error);
       expect(err).toBeInstanceOf(RequestFailedError);
       // The client (with the key) reads the real reason back.
       expect((err as Error).message).toContain('openai 400');
@@ -127,7 +127,9 @@ describe('payload encryption', () => {
       expect(stored.includes('Encoded failure')).toBe(true);
       // Every failure in the history carries its message as an encrypted payload under the key.
       const history = await raw.workflow.getHandle(`llm-${requestId}`).fetchHistory();
-      const failures = (history.events ?? []).flatMap((e) => [e.activityTaskFailedEventAttributes?.failure, e.workflowExecutionFailedEventAttributes?.failure].filter((f) => f != null));
+      const failures = (history.events ?? []).flatMap((e) =>
+        [e.activityTaskFailedEventAttributes?.failure, e.workflowExecutionFailedEventAttributes?.failure].filter((f) => f != null),
+      );
       expect(failures.length).toBeGreaterThan(0);
       for (const f of failures) {
         expect(f?.message).toBe('Encoded failure');
@@ -148,7 +150,11 @@ describe('payload encryption', () => {
   });
 
   it('`codec server` refuses to listen beyond loopback without a token', async () => {
-    const r = await runCli(['codec', 'server', '--host', '0.0.0.0', '--port', '0'], { ...process.env, SWITCHYARD_ENCRYPTION_KEY: KEY1, SWITCHYARD_CODEC_TOKEN: '' });
+    const r = await runCli(['codec', 'server', '--host', '0.0.0.0', '--port', '0'], {
+      ...process.env,
+      SWITCHYARD_ENCRYPTION_KEY: KEY1,
+      SWITCHYARD_CODEC_TOKEN: '',
+    });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/--host 0\.0\.0\.0 would let anyone .*SWITCHYARD_CODEC_TOKEN/);
   });
@@ -167,7 +173,12 @@ describe('payload encryption', () => {
   });
 
   it('the CLI without any key says the payloads are encrypted and which variables to set', async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: stack.address, SWITCHYARD_TASK_QUEUE: stack.config.taskQueue, SWITCHYARD_LOG_LEVEL: 'warn' };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      TEMPORAL_ADDRESS: stack.address,
+      SWITCHYARD_TASK_QUEUE: stack.config.taskQueue,
+      SWITCHYARD_LOG_LEVEL: 'warn',
+    };
     delete env.SWITCHYARD_ENCRYPTION_KEY;
     const r = await runCli(['show', firstId], env);
     expect(r.code).toBe(1);
@@ -175,7 +186,9 @@ describe('payload encryption', () => {
   });
 
   it('rotation: a new key encrypts new runs, the old one still reads old runs', async () => {
-    const rotated = await startTestStack({ config: { access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY2, SWITCHYARD_ENCRYPTION_KEY_ID: 'k2', SWITCHYARD_ENCRYPTION_OLD_KEYS: `k1:${KEY1}` }) } });
+    const rotated = await startTestStack({
+      config: { access: access({ SWITCHYARD_ENCRYPTION_KEY: KEY2, SWITCHYARD_ENCRYPTION_KEY_ID: 'k2', SWITCHYARD_ENCRYPTION_OLD_KEYS: `k1:${KEY1}` }) },
+    });
     try {
       const old = (await rotated.client.temporal.workflow.getHandle(firstId).result()) as { text: string };
       expect(old.text).toBe(firstText);
@@ -210,7 +223,12 @@ describe('payload encryption', () => {
     const both = access({ SWITCHYARD_ENCRYPTION_KEY: KEY3, SWITCHYARD_ENCRYPTION_KEY_ID: 'k1', SWITCHYARD_ENCRYPTION_OLD_KEYS: `k1:${KEY1}` }).encryptionKeys;
     const found = await findKeyMismatches(raw.connection, 'default', [stack.config.taskQueue, entityTaskQueue(stack.config.taskQueue)], both);
     expect(found.mismatches).toEqual([]);
-    const alone = await findKeyMismatches(raw.connection, 'default', [stack.config.taskQueue, entityTaskQueue(stack.config.taskQueue)], access({ SWITCHYARD_ENCRYPTION_KEY: KEY3 }).encryptionKeys);
+    const alone = await findKeyMismatches(
+      raw.connection,
+      'default',
+      [stack.config.taskQueue, entityTaskQueue(stack.config.taskQueue)],
+      access({ SWITCHYARD_ENCRYPTION_KEY: KEY3 }).encryptionKeys,
+    );
     expect(alone.mismatches.length).toBeGreaterThan(0);
     const reader = await SwitchyardClient.connect({
       address: stack.address,
@@ -235,7 +253,8 @@ describe('payload encryption', () => {
     const url = await server.start();
     try {
       const cli = inject('temporalCli');
-      const show = (extra: string[]) => run(cli, ['workflow', 'show', '--address', stack.address, '--workflow-id', firstId, '--output', 'json', ...extra], { maxBuffer: 64 * 1024 * 1024 });
+      const show = (extra: string[]) =>
+        run(cli, ['workflow', 'show', '--address', stack.address, '--workflow-id', firstId, '--output', 'json', ...extra], { maxBuffer: 64 * 1024 * 1024 });
       const plain = await show([]);
       expect(payloadText(plain.stdout).includes(marker)).toBe(false);
       const decoded = await show(['--codec-endpoint', url, '--codec-auth', `Bearer ${token}`]);
@@ -243,7 +262,8 @@ describe('payload encryption', () => {
       await expect(show(['--codec-endpoint', url, '--codec-auth', 'Bearer wrong'])).rejects.toThrow();
 
       const body = JSON.stringify({ payloads: [] });
-      const post = (headers: Record<string, string>) => fetch(`${url}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body });
+      const post = (headers: Record<string, string>) =>
+        fetch(`${url}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body });
       expect((await post({ Authorization: `Bearer ${token}`, Origin: 'http://evil.example' })).status).toBe(403);
       expect((await post({ Authorization: `Bearer ${token}`, 'X-Namespace': 'other' })).status).toBe(403);
       const ok = await post({ Authorization: `Bearer ${token}`, Origin: 'http://localhost:8233', 'X-Namespace': 'default' });
@@ -262,7 +282,11 @@ describe('a worker that requires encryption (SWITCHYARD_ENCRYPTION_REQUIRED)', (
   let stack: TestStack;
   beforeAll(async () => {
     const keys = encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: KEY1, SWITCHYARD_ENCRYPTION_KEY_ID: 'k1' })!;
-    stack = await startTestStack({ config: { access: { codec: new AesGcmPayloadCodec(keys, { refusePlaintext: true }), encryptionKeyId: 'k1', encryptionKeys: keys, encryptionRequired: true } } });
+    stack = await startTestStack({
+      config: {
+        access: { codec: new AesGcmPayloadCodec(keys, { refusePlaintext: true }), encryptionKeyId: 'k1', encryptionKeys: keys, encryptionRequired: true },
+      },
+    });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -296,7 +320,9 @@ describe('a worker that requires encryption (SWITCHYARD_ENCRYPTION_REQUIRED)', (
     try {
       // A run started in plaintext before encryption was required (a type no worker runs: it stays Running).
       await plain.temporal.workflow.start('startedBeforeEncryption', { workflowId: id, taskQueue: stack.config.taskQueue, args: [{ note: 'plaintext' }] });
-      await expect(stack.restartWorker()).rejects.toThrow(new RegExp(`SWITCHYARD_ENCRYPTION_REQUIRED: 1 running run\\(s\\).*${id}.*without SWITCHYARD_ENCRYPTION_REQUIRED`));
+      await expect(stack.restartWorker()).rejects.toThrow(
+        new RegExp(`SWITCHYARD_ENCRYPTION_REQUIRED: 1 running run\\(s\\).*${id}.*without SWITCHYARD_ENCRYPTION_REQUIRED`),
+      );
       await plain.temporal.workflow.getHandle(id).terminate('test');
     } finally {
       await plain.close();

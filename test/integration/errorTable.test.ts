@@ -99,7 +99,9 @@ const ROWS: Row[] = [
 describe.each(FORMATS)('%s wire format', (_format, model) => {
   it.each(ROWS)('%s', async (_label, outcome, check) => {
     stack.simulator.setFaults({ [model]: { errorRates: {}, retryAfterSeconds: 1, hangRate: 0, malformedRate: 0, dropRate: 0, script: [outcome] } as never });
-    const r = await stack.client.ask({ requestId: rid('row'), prompt: 'Give one word for happiness.', model, budgetScope: rid('rows') }).catch((e: unknown) => e as RequestFailedError);
+    const r = await stack.client
+      .ask({ requestId: rid('row'), prompt: 'Give one word for happiness.', model, budgetScope: rid('rows') })
+      .catch((e: unknown) => e as RequestFailedError);
     stack.simulator.setFaults({});
     check(r, model);
   });

@@ -33,10 +33,18 @@ describe('an A/B experiment', () => {
   const results: RequestResult[] = [];
 
   it('is refused with the field named when its spec is bad', async () => {
-    await expect(stack.client.learning.createExperiment({ name: 'Bad Name', arms: [], filter: {}, minSamples: 5, confidence: 0.95 })).rejects.toThrow(ValidationError);
-    await expect(stack.client.learning.createExperiment({ name: 'ok', arms: [{ name: 'gpt-4o-mini', weight: 1, model: 'gpt-4o-mini' }], filter: {}, minSamples: 5, confidence: 0.95 })).rejects.toThrow(
-      /arms: an experiment needs at least two arms/,
+    await expect(stack.client.learning.createExperiment({ name: 'Bad Name', arms: [], filter: {}, minSamples: 5, confidence: 0.95 })).rejects.toThrow(
+      ValidationError,
     );
+    await expect(
+      stack.client.learning.createExperiment({
+        name: 'ok',
+        arms: [{ name: 'gpt-4o-mini', weight: 1, model: 'gpt-4o-mini' }],
+        filter: {},
+        minSamples: 5,
+        confidence: 0.95,
+      }),
+    ).rejects.toThrow(/arms: an experiment needs at least two arms/);
   });
 
   it('assigns each unit one arm, every time, and counts every request of its traffic', async () => {
@@ -46,7 +54,9 @@ describe('an A/B experiment', () => {
       { name: 'claude-3-5-haiku', weight: 0.5, model: 'claude-3-5-haiku' },
     ];
     const units: string[] = [];
-    for (const arm of arms) for (let i = 0, got = 0; got < 6; i++) if (assignArm({ name, arms }, `user-${arm.name}-${i}`).name === arm.name && ++got) units.push(`user-${arm.name}-${i}`);
+    for (const arm of arms)
+      for (let i = 0, got = 0; got < 6; i++)
+        if (assignArm({ name, arms }, `user-${arm.name}-${i}`).name === arm.name && ++got) units.push(`user-${arm.name}-${i}`);
     const st = await stack.client.learning.createExperiment({
       name,
       arms,
@@ -60,7 +70,15 @@ describe('an A/B experiment', () => {
     expect((await stack.client.learning.policy()).experiments.map((e) => e.name)).toContain(name);
     for (let round = 0; round < 2; round++) {
       const batch = await Promise.all(
-        units.map((unit) => stack.client.ask({ requestId: rid('ab'), unit, feature: 'abtest', category: 'standard', prompt: 'Write one friendly sentence welcoming a new customer.' })),
+        units.map((unit) =>
+          stack.client.ask({
+            requestId: rid('ab'),
+            unit,
+            feature: 'abtest',
+            category: 'standard',
+            prompt: 'Write one friendly sentence welcoming a new customer.',
+          }),
+        ),
       );
       results.push(...batch);
     }
@@ -102,7 +120,9 @@ describe('an A/B experiment', () => {
     expect(st.verdict).toMatchObject({ state: 'decided', qualitySignificant: false, costSignificant: true });
     expect(st.arms['gpt-4o-mini']!.meanCostNanos!).toBeLessThan(st.arms['claude-3-5-haiku']!.meanCostNanos!);
     // Off the traffic once concluded.
-    await until('the experiment off the policy', async () => ((await stack.client.learning.policy()).experiments.some((e) => e.name === name) ? undefined : true));
+    await until('the experiment off the policy', async () =>
+      (await stack.client.learning.policy()).experiments.some((e) => e.name === name) ? undefined : true,
+    );
     expect((await stack.client.learning.listExperiments()).map((e) => e.name)).toContain(name);
   });
 
@@ -135,7 +155,12 @@ describe('an A/B experiment', () => {
     const history = await stack.client.learning.routingHistory();
     expect(history.at(-1)).toMatchObject({ version: st.promotion!.version, by: 'experiment' });
     // In force when promote returned: the very next request routes by the rule.
-    const r = await stack.client.ask({ requestId: rid('after'), unit: 'someone-new', feature: 'abtest', prompt: 'Write one friendly sentence welcoming a new customer.' });
+    const r = await stack.client.ask({
+      requestId: rid('after'),
+      unit: 'someone-new',
+      feature: 'abtest',
+      prompt: 'Write one friendly sentence welcoming a new customer.',
+    });
     expect(r.learning?.rule).toBe(name);
     expect(r.model).toBe('gpt-4o-mini');
     await expect(stack.client.learning.promoteExperiment(name)).rejects.toThrow(/promoted already/);

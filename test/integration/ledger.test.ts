@@ -32,7 +32,9 @@ afterAll(async () => {
 const stack = useTestStack(() => ({ config: { ledgerUrl: db.url } }));
 
 async function report(args: string[]): Promise<string> {
-  const { stdout } = await run(process.execPath, [cli, 'report', ...args], { env: { ...process.env, SWITCHYARD_LEDGER_URL: db.url, SWITCHYARD_LOG_LEVEL: 'warn' } });
+  const { stdout } = await run(process.execPath, [cli, 'report', ...args], {
+    env: { ...process.env, SWITCHYARD_LEDGER_URL: db.url, SWITCHYARD_LOG_LEVEL: 'warn' },
+  });
   return stdout;
 }
 
@@ -57,9 +59,12 @@ describe('PostgreSQL ledger', () => {
   it('records each charged attempt once, with its scope, feature and baseline; report totals equal the results and budget status', async () => {
     const scope = rid('pg-scope');
     const results: RequestResult[] = [];
-    for (let i = 0; i < 3; i++) results.push(await stack.client.ask({ requestId: rid('pg'), prompt: `Name a planet, ${i}.`, category: 'batch', feature: 'search', budgetScope: scope }));
+    for (let i = 0; i < 3; i++)
+      results.push(await stack.client.ask({ requestId: rid('pg'), prompt: `Name a planet, ${i}.`, category: 'batch', feature: 'search', budgetScope: scope }));
     stack.simulator.setFaults({ 'gpt-4o-mini': { errorRates: { '500': 1 }, hangRate: 0, malformedRate: 0, dropRate: 0, script: [] } });
-    results.push(await stack.client.ask({ requestId: rid('pg-fb'), prompt: 'Name a moon.', model: 'gpt-4o-mini', fallbacks: ['claude-3-5-haiku'], budgetScope: scope }));
+    results.push(
+      await stack.client.ask({ requestId: rid('pg-fb'), prompt: 'Name a moon.', model: 'gpt-4o-mini', fallbacks: ['claude-3-5-haiku'], budgetScope: scope }),
+    );
     stack.simulator.setFaults({});
     const paid = results.flatMap((r) => r.attempts.filter((a) => a.outcome === 'ok'));
     const total = results.reduce((t, r) => t + r.costNanos, 0);

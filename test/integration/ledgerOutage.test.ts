@@ -51,7 +51,11 @@ beforeAll(async () => {
       `scrape_configs: [{ job_name: switchyard, static_configs: [{ targets: ['${target}'] }] }]`,
     ].join('\n'),
   );
-  prometheus = spawn('prometheus', [`--config.file=${join(promDir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(promDir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: 'ignore' });
+  prometheus = spawn(
+    'prometheus',
+    [`--config.file=${join(promDir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(promDir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
+    { stdio: 'ignore' },
+  );
   promUrl = `http://127.0.0.1:${port}`;
   await until('Prometheus ready', async () => ((await fetch(`${promUrl}/-/ready`).catch(() => undefined))?.ok ? true : undefined), 30_000);
 }, 120_000);
@@ -80,7 +84,12 @@ describe('PostgreSQL down for 60 s in the middle of traffic', () => {
     const lane = async (): Promise<void> => {
       while (Date.now() < stopAt) {
         try {
-          const r = await stack.client.ask({ requestId: `${scope}-${++n}`, budgetScope: scope, category: 'batch', prompt: `Summarise item ${n} in five words.` });
+          const r = await stack.client.ask({
+            requestId: `${scope}-${++n}`,
+            budgetScope: scope,
+            category: 'batch',
+            prompt: `Summarise item ${n} in five words.`,
+          });
           results.push({ r, at: Date.now() });
         } catch (e) {
           failures.push(e);
@@ -116,7 +125,9 @@ describe('PostgreSQL down for 60 s in the middle of traffic', () => {
       const row = await until(
         'the ledger caught up',
         async () => {
-          const q = (await pool.query<{ n: string; cost: string | null }>(`SELECT count(*) AS n, sum(cost_nanos) AS cost FROM ${LEDGER_TABLE} WHERE scope = $1`, [scope])).rows[0]!;
+          const q = (
+            await pool.query<{ n: string; cost: string | null }>(`SELECT count(*) AS n, sum(cost_nanos) AS cost FROM ${LEDGER_TABLE} WHERE scope = $1`, [scope])
+          ).rows[0]!;
           return Number(q.n) === paid.length ? q : undefined;
         },
         60_000,

@@ -41,7 +41,9 @@ describe('malformed messages', () => {
       { name: 'constructor', weight: 0.5, model: 'gpt-4o-mini' },
       { name: 'gpt-4o', weight: 0.5, model: 'gpt-4o' },
     ];
-    const err = await stack.client.learning.createExperiment({ name: rid('proto'), arms, filter: {}, minSamples: 5, confidence: 0.95 }).catch((e: unknown) => e);
+    const err = await stack.client.learning
+      .createExperiment({ name: rid('proto'), arms, filter: {}, minSamples: 5, confidence: 0.95 })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).message).toMatch(/arms\.0\.name: "constructor" is a reserved name/);
 
@@ -110,7 +112,9 @@ describe('malformed messages', () => {
       filter: {},
     };
     await expect(update(routing, 'experiment', { started: huge })).rejects.toThrow(/at most 65536 bytes/);
-    await expect(update(routing, 'promote', { rule: { filter: {}, arm: { name: 'x'.repeat(70_000), weight: 1, model: 'gpt-4o' }, experiment: 'x', at: 0 } })).rejects.toThrow(/promote: expected/);
+    await expect(
+      update(routing, 'promote', { rule: { filter: {}, arm: { name: 'x'.repeat(70_000), weight: 1, model: 'gpt-4o' }, experiment: 'x', at: 0 } }),
+    ).rejects.toThrow(/promote: expected/);
     await signal(routing, 'experimentStarted', { name: 'evil2', arms: [], filter: {} });
 
     // Each still answers and works: a new request is routed, reserved and settled.

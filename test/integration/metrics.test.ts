@@ -50,12 +50,23 @@ describe('metrics', () => {
     const before = await scrape();
     const scope = rid('m-scope');
     const results: RequestResult[] = [];
-    for (let i = 0; i < 3; i++) results.push(await stack.client.ask({ requestId: rid('m-search'), prompt: `Name a colour, ${i}.`, category: 'batch', feature: 'search', budgetScope: scope }));
+    for (let i = 0; i < 3; i++)
+      results.push(
+        await stack.client.ask({ requestId: rid('m-search'), prompt: `Name a colour, ${i}.`, category: 'batch', feature: 'search', budgetScope: scope }),
+      );
     results.push(await stack.client.ask({ requestId: rid('m-plain'), prompt: 'Name a tree.', category: 'batch', budgetScope: scope }));
     // A fallback: the pinned model fails once (5xx) and the request moves on.
     fault('gpt-4o-mini', { errorRates: { '500': 1 } });
     results.push(
-      await stack.client.ask({ requestId: rid('m-fallback'), prompt: 'Name a bird.', model: 'gpt-4o-mini', fallbacks: ['claude-3-5-haiku'], noFallback: false, feature: 'search', budgetScope: scope }),
+      await stack.client.ask({
+        requestId: rid('m-fallback'),
+        prompt: 'Name a bird.',
+        model: 'gpt-4o-mini',
+        fallbacks: ['claude-3-5-haiku'],
+        noFallback: false,
+        feature: 'search',
+        budgetScope: scope,
+      }),
     );
     stack.simulator.setFaults({});
     // Quality checks without a judge: a passed check is a score of 1.
@@ -101,7 +112,8 @@ describe('metrics', () => {
     // Queries on the closed runs replay their histories on this worker; nothing is counted again.
     for (const r of results) await stack.client.temporal.workflow.getHandle(r.workflowId).query(traceQuery);
     const replayed = await scrape();
-    for (const name of ['llm_model_requests_total', 'llm_model_cost_dollars', 'llm_routing_decisions_total', 'llm_model_quality_score_count']) expect(sum(replayed, name)).toBe(sum(after, name));
+    for (const name of ['llm_model_requests_total', 'llm_model_cost_dollars', 'llm_routing_decisions_total', 'llm_model_quality_score_count'])
+      expect(sum(replayed, name)).toBe(sum(after, name));
   });
 
   it('the seed names, labels and buckets are exposed; no label holds a prompt or an id', async () => {
@@ -126,7 +138,16 @@ describe('metrics', () => {
     expect(Object.keys(samples.find((s) => s.name === 'llm_model_requests_total')?.labels ?? {}).sort()).toEqual(['feature', 'model', 'tier']);
     expect(Object.keys(samples.find((s) => s.name === 'llm_model_cost_dollars')?.labels ?? {}).sort()).toEqual(['model', 'tier']);
     expect(Object.keys(samples.find((s) => s.name === 'llm_routing_decisions_total')?.labels ?? {}).sort()).toEqual(['from_tier', 'reason', 'to_tier']);
-    expect(samples.filter((s) => s.name === 'llm_model_latency_seconds_bucket' && s.labels.model === r.model).map((s) => s.labels.le)).toEqual(['0.1', '0.5', '1', '2', '5', '10', '30', '+Inf']);
+    expect(samples.filter((s) => s.name === 'llm_model_latency_seconds_bucket' && s.labels.model === r.model).map((s) => s.labels.le)).toEqual([
+      '0.1',
+      '0.5',
+      '1',
+      '2',
+      '5',
+      '10',
+      '30',
+      '+Inf',
+    ]);
     const values = samples.flatMap((s) => Object.values(s.labels));
     expect(values.some((v) => v.includes('secret-prompt-text') || v.includes(r.workflowId) || v.includes(r.requestId))).toBe(false);
     expect(values).toContain('labels-check');
@@ -146,22 +167,34 @@ describe('metrics', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     await expect(
-      createSwitchyardWorker({ config: { ...stack.config, namespace, metrics: { ...stack.config.metrics, enabled: false } }, address: stack.address, log: createLogger('silent') }),
+      createSwitchyardWorker({
+        config: { ...stack.config, namespace, metrics: { ...stack.config.metrics, enabled: false } },
+        address: stack.address,
+        log: createLogger('silent'),
+      }),
     ).rejects.toThrow(
-      new RegExp(`namespace "${namespace}" lacks the search attributes .*LlmFeature[\\s\\S]*temporal operator search-attribute create --namespace ${namespace} --name LlmFeature --type Keyword`),
+      new RegExp(
+        `namespace "${namespace}" lacks the search attributes .*LlmFeature[\\s\\S]*temporal operator search-attribute create --namespace ${namespace} --name LlmFeature --type Keyword`,
+      ),
     );
   });
 
   it('routing reasons: a hedge counts both calls; a call after a budget wait keeps its reason; a same-model retry is a retry', async () => {
     const count = async (): Promise<Record<string, number>> => {
       const out: Record<string, number> = {};
-      for (const x of (await scrape()).filter((x) => x.name === 'llm_routing_decisions_total')) out[x.labels.reason ?? '?'] = (out[x.labels.reason ?? '?'] ?? 0) + x.value;
+      for (const x of (await scrape()).filter((x) => x.name === 'llm_routing_decisions_total'))
+        out[x.labels.reason ?? '?'] = (out[x.labels.reason ?? '?'] ?? 0) + x.value;
       return out;
     };
     const d = (a: Record<string, number>, b: Record<string, number>, k: string): number => (a[k] ?? 0) - (b[k] ?? 0);
     let before = await count();
     fault('gemini-2-flash', { script: ['hang'] });
-    const hedged = await stack.client.ask({ requestId: rid('m-hedge'), prompt: 'Explain why the sky is blue in two sentences.', model: 'gemini-2-flash', hedgeAfterMs: 500 });
+    const hedged = await stack.client.ask({
+      requestId: rid('m-hedge'),
+      prompt: 'Explain why the sky is blue in two sentences.',
+      model: 'gemini-2-flash',
+      hedgeAfterMs: 500,
+    });
     stack.simulator.setFaults({});
     expect(hedged.attempts.map((a) => a.outcome).sort()).toEqual(['hedged_out', 'ok']);
     let after = await count();
@@ -181,7 +214,14 @@ describe('metrics', () => {
     const scope = rid('m-wait');
     await stack.client.setBudget(scope, { totalNanos: 4, policies: { critical: 'wait', standard: 'wait', batch: 'wait' } });
     const requestId = rid('m-waiting');
-    const pending = stack.client.ask({ requestId, prompt: 'Name a mountain.', model: 'gpt-4o-mini', noFallback: true, category: 'critical', budgetScope: scope });
+    const pending = stack.client.ask({
+      requestId,
+      prompt: 'Name a mountain.',
+      model: 'gpt-4o-mini',
+      noFallback: true,
+      category: 'critical',
+      budgetScope: scope,
+    });
     for (let i = 0; i < 100; i++) {
       const st = await stack.client.temporal.workflow
         .getHandle(budgetWorkflowId(stack.config.taskQueue, scope))

@@ -80,7 +80,11 @@ describe('client batches', () => {
     );
     const out: BatchResultLine[] = [];
     const bad: string[] = [];
-    const s = await runBatch(stack.client, readBatchFile(f, { category: 'batch' }), { concurrency: 4, onResult: (r) => void out.push(r), onInvalid: (b) => void bad.push(b.error) });
+    const s = await runBatch(stack.client, readBatchFile(f, { category: 'batch' }), {
+      concurrency: 4,
+      onResult: (r) => void out.push(r),
+      onInvalid: (b) => void bad.push(b.error),
+    });
     expect(out.map((r) => r.id)).toEqual([`mx-${tag}-1`, `mx-${tag}-3`]);
     expect(out.every((r) => r.status === 'completed' && r.tier === 'economy')).toBe(true);
     expect(bad).toEqual([expect.stringMatching(/^line 2: not valid JSON/), 'line 4: prompt: must not be empty']);

@@ -15,7 +15,10 @@ import { FAULT_HEADER, Simulator, simulatorEndpoints } from '../../src/simulator
 
 // Gemini's real 1M-token window would need a 4 MB prompt to overflow: the simulator serves it with
 // a 32k window so that the context-length path is exercised for every wire format.
-const catalog = catalogFromFileContent({ mode: 'extend', models: DEFAULT_MODELS.filter((m) => m.name === 'gemini-2-flash').map((m) => ({ ...m, contextWindow: 32_000 })) }, 'test catalog');
+const catalog = catalogFromFileContent(
+  { mode: 'extend', models: DEFAULT_MODELS.filter((m) => m.name === 'gemini-2-flash').map((m) => ({ ...m, contextWindow: 32_000 })) },
+  'test catalog',
+);
 const sim = new Simulator({ catalog, latencyScale: 0, recordRequests: true });
 let url = '';
 let registry: ProviderRegistry;
@@ -51,7 +54,12 @@ describe('official clients against the simulator', () => {
 
   it('anthropic client, unchanged, gets a message', async () => {
     const client = new Anthropic({ apiKey: 'sk-test', baseURL: url, maxRetries: 0 });
-    const res = await client.messages.create({ model: 'claude-3-5-sonnet-20241022', max_tokens: 100, system: 'Be brief.', messages: [{ role: 'user', content: 'Explain retries.' }] });
+    const res = await client.messages.create({
+      model: 'claude-3-5-sonnet-20241022',
+      max_tokens: 100,
+      system: 'Be brief.',
+      messages: [{ role: 'user', content: 'Explain retries.' }],
+    });
     expect(res.content[0]?.type).toBe('text');
     expect(res.usage.input_tokens).toBe(countChatTokens([{ content: 'Be brief.' }, { content: 'Explain retries.' }]));
     expect(['end_turn', 'max_tokens']).toContain(res.stop_reason);
@@ -136,7 +144,12 @@ describe('adapters', () => {
   }
 
   it('the per-request fault header applies to that request only', async () => {
-    const client = new OpenAI({ apiKey: 'sk-test', baseURL: `${url}/v1`, maxRetries: 0, defaultHeaders: { [FAULT_HEADER]: JSON.stringify({ errorRates: { '503': 1 } }) } });
+    const client = new OpenAI({
+      apiKey: 'sk-test',
+      baseURL: `${url}/v1`,
+      maxRetries: 0,
+      defaultHeaders: { [FAULT_HEADER]: JSON.stringify({ errorRates: { '503': 1 } }) },
+    });
     await expect(client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 503 });
     const plain = new OpenAI({ apiKey: 'sk-test', baseURL: `${url}/v1`, maxRetries: 0 });
     await expect(plain.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] })).resolves.toBeDefined();

@@ -30,7 +30,9 @@ function runScript(python: string, args: string[]): Promise<{ code: number | nul
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code, signal) => resolve({ code, out: stdout.trim() ? (JSON.parse(stdout) as unknown) : undefined, stderr: `${stderr}${signal ? `killed by ${signal}` : ''}` }));
+    child.on('exit', (code, signal) =>
+      resolve({ code, out: stdout.trim() ? (JSON.parse(stdout) as unknown) : undefined, stderr: `${stderr}${signal ? `killed by ${signal}` : ''}` }),
+    );
   });
 }
 

@@ -12,34 +12,64 @@ import { useTestStack } from '../helpers/stack.js';
 
 let n = 0;
 const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
-const SCHEMA = { type: 'object', required: ['answer', 'confidence'], properties: { answer: { type: 'string' }, confidence: { type: 'number', minimum: 0, maximum: 1 } } };
+const SCHEMA = {
+  type: 'object',
+  required: ['answer', 'confidence'],
+  properties: { answer: { type: 'string' }, confidence: { type: 'number', minimum: 0, maximum: 1 } },
+};
 
 const stack = useTestStack();
 
 function script(models: Record<string, unknown[]>): void {
-  stack.simulator.setFaults(Object.fromEntries(Object.entries(models).map(([m, s]) => [m, { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: s }])) as never);
+  stack.simulator.setFaults(
+    Object.fromEntries(Object.entries(models).map(([m, s]) => [m, { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: s }])) as never,
+  );
 }
 
 describe('quality checks', () => {
   // Before RE2, the first line alone put the worker at 100% CPU for good: nothing else ran.
   it('hostile patterns cannot stall the worker: the batch ends and other requests keep flowing', async () => {
     const tag = rid('redos');
-    stack.simulator.setFaults({ 'gpt-4o-mini': { errorRates: {}, hangRate: 0, malformedRate: 0, dropRate: 0, script: [], promptPattern: '^Spell the letter a', answer: `${'a'.repeat(3_000)}!` } });
+    stack.simulator.setFaults({
+      'gpt-4o-mini': {
+        errorRates: {},
+        hangRate: 0,
+        malformedRate: 0,
+        dropRate: 0,
+        script: [],
+        promptPattern: '^Spell the letter a',
+        answer: `${'a'.repeat(3_000)}!`,
+      },
+    });
     const dir = mkdtempSync(join(tmpdir(), 'redos-'));
     const f = join(dir, 'batch.jsonl');
-    const normal = Array.from({ length: 6 }, (_, i) => JSON.stringify({ id: `${tag}-ok-${i}`, prompt: `Classify this ticket as billing or technical: "invoice ${i} is wrong"`, category: 'batch' }));
+    const normal = Array.from({ length: 6 }, (_, i) =>
+      JSON.stringify({ id: `${tag}-ok-${i}`, prompt: `Classify this ticket as billing or technical: "invoice ${i} is wrong"`, category: 'batch' }),
+    );
     writeFileSync(
       f,
       [
-        '{"id":"redos-1","prompt":"Explain in two sentences why caching helps web servers.","quality":{"regex":"^(\\\\w+\\\\s?)*$"}}'.replace('redos-1', `${tag}-redos-1`),
-        JSON.stringify({ id: `${tag}-redos-2`, prompt: 'Spell the letter a many times.', model: 'gpt-4o-mini', quality: { regex: '^(a+)+$', maxEscalations: 0 } }),
+        '{"id":"redos-1","prompt":"Explain in two sentences why caching helps web servers.","quality":{"regex":"^(\\\\w+\\\\s?)*$"}}'.replace(
+          'redos-1',
+          `${tag}-redos-1`,
+        ),
+        JSON.stringify({
+          id: `${tag}-redos-2`,
+          prompt: 'Spell the letter a many times.',
+          model: 'gpt-4o-mini',
+          quality: { regex: '^(a+)+$', maxEscalations: 0 },
+        }),
         ...normal,
       ].join('\n'),
     );
     const out: BatchResultLine[] = [];
     const bad: string[] = [];
     const [summary, asked] = await Promise.all([
-      runBatch(stack.client, readBatchFile(f, { category: 'batch' }), { concurrency: 8, onResult: (r) => void out.push(r), onInvalid: (b) => void bad.push(b.error) }),
+      runBatch(stack.client, readBatchFile(f, { category: 'batch' }), {
+        concurrency: 8,
+        onResult: (r) => void out.push(r),
+        onInvalid: (b) => void bad.push(b.error),
+      }),
       stack.client.ask({ requestId: rid('redos-bystander'), prompt: 'Summarise: the meeting moved to Tuesday.', category: 'batch' }),
     ]);
     stack.simulator.setFaults({});
@@ -84,7 +114,12 @@ describe('quality checks', () => {
 
   it('a refusal is caught and escalated', async () => {
     script({ 'llama-3-70b': ['refuse'] });
-    const res = await stack.client.ask({ requestId: rid('q-refuse'), prompt: 'Classify this ticket as billing or technical: "refund please"', category: 'batch', quality: {} });
+    const res = await stack.client.ask({
+      requestId: rid('q-refuse'),
+      prompt: 'Classify this ticket as billing or technical: "refund please"',
+      category: 'batch',
+      quality: {},
+    });
     stack.simulator.setFaults({});
     expect(res.attempts[0]?.qualityFailures).toEqual(['the model refused']);
     expect(res.tier).toBe('standard');
@@ -93,7 +128,13 @@ describe('quality checks', () => {
   it('fails with QualityCheckFailed once the escalations are spent, with the spend in the failure', async () => {
     script({ 'gemini-2-flash': ['offformat'], 'gpt-4o': ['offformat'] });
     const err = await stack.client
-      .ask({ requestId: rid('q-spent'), prompt: 'Extract the city as JSON: "Born in Lyon."', category: 'batch', model: 'gemini-2-flash', quality: { jsonSchema: SCHEMA, maxEscalations: 1 } })
+      .ask({
+        requestId: rid('q-spent'),
+        prompt: 'Extract the city as JSON: "Born in Lyon."',
+        category: 'batch',
+        model: 'gemini-2-flash',
+        quality: { jsonSchema: SCHEMA, maxEscalations: 1 },
+      })
       .catch((e: unknown) => e);
     stack.simulator.setFaults({});
     expect(err).toBeInstanceOf(RequestFailedError);

@@ -127,7 +127,9 @@ describe('names of Object.prototype', () => {
     const h = stack.client.temporal.workflow.getHandle(budgetWorkflowId(stack.config.taskQueue, scope));
     const why = (e: unknown): string => ((e as Error).cause as Error | undefined)?.message ?? String(e);
     for (const category of ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf']) {
-      const err = await h.executeUpdate(reserveUpdate, { args: [{ reservationId: `r-${category}`, category, amountNanos: 5, workflowId: 'w' }] }).catch((e: unknown) => e);
+      const err = await h
+        .executeUpdate(reserveUpdate, { args: [{ reservationId: `r-${category}`, category, amountNanos: 5, workflowId: 'w' }] })
+        .catch((e: unknown) => e);
       expect(why(err)).toMatch(/has no budget/);
     }
     // A settle with no reservation in such a category is still money spent: recorded as a number.
@@ -146,8 +148,27 @@ describe('fuzzed input on the server', () => {
   const stack = useTestStack();
 
   it('random invalid requests: the client refuses them naming the field; started directly, each run fails as invalid at once, charging nothing, leaving nothing running', async () => {
-    const value = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constantFrom('constructor', '__proto__', '', 'x'.repeat(300)));
-    const field = fc.constantFrom('category', 'maxLatencyMs', 'minQuality', 'provider', 'maxOutputTokens', 'temperature', 'budgetScope', 'fallbacks', 'quality', 'minTier', 'bogus');
+    const value = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constantFrom('constructor', '__proto__', '', 'x'.repeat(300)),
+    );
+    const field = fc.constantFrom(
+      'category',
+      'maxLatencyMs',
+      'minQuality',
+      'provider',
+      'maxOutputTokens',
+      'temperature',
+      'budgetScope',
+      'fallbacks',
+      'quality',
+      'minTier',
+      'bogus',
+    );
     const inputs = fc
       .sample(fc.dictionary(field, value, { minKeys: 1, maxKeys: 3 }), { numRuns: 200, seed: 7 })
       .map((o) => ({ prompt: 'Say hi.', ...o }))
@@ -160,7 +181,11 @@ describe('fuzzed input on the server', () => {
       expect(viaClient).toBeInstanceOf(ValidationError);
       const id = unique('fuzz');
       ids.push(id);
-      const h = await stack.client.temporal.workflow.start('llmRequest', { taskQueue: stack.config.taskQueue, workflowId: workflowIdFor(id), args: [{ ...input, requestId: id }] });
+      const h = await stack.client.temporal.workflow.start('llmRequest', {
+        taskQueue: stack.config.taskQueue,
+        workflowId: workflowIdFor(id),
+        args: [{ ...input, requestId: id }],
+      });
       const err = await h.result().catch((e: unknown) => e);
       expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe('InvalidInput');
       expect(((err as WorkflowFailedError).cause as ApplicationFailure).message).toMatch(/^invalid request: [^:]+: \S/);
@@ -188,7 +213,9 @@ describe('payload size and history', () => {
   it('an input past the payload limit is refused at submit, naming the field and the fix', async () => {
     const err = await stack.client.start({ prompt: 'Summarise this.', context: 'x'.repeat(MAX_INPUT_BYTES) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);
-    expect((err as ValidationError).message).toMatch(/context: prompt or messages, context and system together are \d+ bytes; a request holds at most 1500000 bytes .* split the document/);
+    expect((err as ValidationError).message).toMatch(
+      /context: prompt or messages, context and system together are \d+ bytes; a request holds at most 1500000 bytes .* split the document/,
+    );
   });
 
   it('a hostile 1.4 MB prompt (the quadratic-regex case) is classified and answered; the worker stays responsive', async () => {
@@ -201,7 +228,13 @@ describe('payload size and history', () => {
   it('a large context is held once in history however many attempts the request makes', async () => {
     const context = 'Quarterly report line. '.repeat(4_400); // ~100 KB, ~18k tokens
     const id = unique('big');
-    const r = await stack.client.ask({ requestId: id, prompt: 'Summarise the report above in one sentence.', context, model: 'gpt-4o-mini', fallbacks: ['claude-3-5-haiku', 'gemini-2-flash'] });
+    const r = await stack.client.ask({
+      requestId: id,
+      prompt: 'Summarise the report above in one sentence.',
+      context,
+      model: 'gpt-4o-mini',
+      fallbacks: ['claude-3-5-haiku', 'gemini-2-flash'],
+    });
     expect(r.model).toBe('gemini-2-flash');
     expect(r.attempts.filter((a) => a.outcome === 'transient').length).toBeGreaterThanOrEqual(4);
     const history = await stack.client.temporal.workflow.getHandle(workflowIdFor(id)).fetchHistory();

@@ -29,7 +29,13 @@ describe('Temporal actions per request', () => {
     // Every search attribute is still there, set once.
     const desc = await stack.client.temporal.workflow.getHandle(r.workflowId).describe();
     const sa = desc.typedSearchAttributes;
-    expect([sa.get(LlmOutcome), sa.get(LlmCategory), sa.get(LlmModel), sa.get(LlmTier), sa.get(LlmCostNanos)]).toEqual(['completed', 'standard', r.model, r.tier, r.costNanos]);
+    expect([sa.get(LlmOutcome), sa.get(LlmCategory), sa.get(LlmModel), sa.get(LlmTier), sa.get(LlmCostNanos)]).toEqual([
+      'completed',
+      'standard',
+      r.model,
+      r.tier,
+      r.costNanos,
+    ]);
     expect(sa.get(LlmComplexity)).toBeCloseTo(r.classification.complexity, 4);
   });
 
@@ -39,7 +45,9 @@ describe('Temporal actions per request', () => {
     // (a local activity) waits for the entity, which must still get to run (its own task queue).
     const n = 96;
     const results = await Promise.all(
-      Array.from({ length: n }, (_, i) => stack.client.ask({ prompt: `Classify ticket ${i}: "I was charged twice."`, category: 'batch', budgetScope: scope, requestId: `costc-${randomUUID()}` })),
+      Array.from({ length: n }, (_, i) =>
+        stack.client.ask({ prompt: `Classify ticket ${i}: "I was charged twice."`, category: 'batch', budgetScope: scope, requestId: `costc-${randomUUID()}` }),
+      ),
     );
     const summary = await stack.client.temporalActions(
       results.map((r) => r.workflowId),

@@ -19,7 +19,10 @@ describe('one request per tier', () => {
   const prompts: Array<[string, string]> = [
     ['economy', 'Classify the sentiment of this review as positive or negative: "The battery died after two days."'],
     ['standard', 'Explain why the sky appears blue during the day and red at sunset, for a curious teenager.'],
-    ['premium', 'Analyze the trade-offs of event sourcing versus a relational design for a payments ledger, evaluate consistency and scalability, and design a migration strategy. Justify each step.'],
+    [
+      'premium',
+      'Analyze the trade-offs of event sourcing versus a relational design for a payments ledger, evaluate consistency and scalability, and design a migration strategy. Justify each step.',
+    ],
   ];
   it.each(prompts)('routes a %s task to that tier, calls it, charges it and tags the run', async (tier, prompt) => {
     const res = await stack.client.ask({ requestId: rid(tier), prompt, category: 'batch' });
@@ -156,7 +159,9 @@ describe('ledger', () => {
       (_, i) =>
         `Request ${i}: ${i % 3 === 0 ? 'classify this ticket as billing or technical' : i % 3 === 1 ? 'explain why caching helps latency' : 'analyze and design a sharding strategy for a chat service'}`,
     );
-    const outcomes = await Promise.allSettled(prompts.map((prompt, i) => stack.client.ask({ requestId: rid(`mixed${i}`), prompt, ...(i % 2 === 0 ? { noFallback: true } : {}) })));
+    const outcomes = await Promise.allSettled(
+      prompts.map((prompt, i) => stack.client.ask({ requestId: rid(`mixed${i}`), prompt, ...(i % 2 === 0 ? { noFallback: true } : {}) })),
+    );
     stack.simulator.setFaults({});
     const ok = outcomes.filter((o): o is PromiseFulfilledResult<RequestResult> => o.status === 'fulfilled').map((o) => o.value);
     const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as RequestFailedError);

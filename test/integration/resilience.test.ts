@@ -10,7 +10,14 @@ const rid = (label: string): string => `${label}-${Date.now()}-${++n}`;
 
 const stack = useTestStack({
   config: {
-    retry: { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 120_000 },
+    retry: {
+      maximumAttempts: 3,
+      initialIntervalMs: 100,
+      backoffCoefficient: 2,
+      maximumIntervalMs: 1_000,
+      maxRetryAfterMs: 10_000,
+      maxRateLimitWaitMs: 120_000,
+    },
     modelRetry: { 'gpt-4o-mini': { maximumAttempts: 1 } },
   },
 });
@@ -92,7 +99,10 @@ describe('fallback chains', () => {
     const results = (history.events ?? [])
       .flatMap((e) => e.activityTaskCompletedEventAttributes?.result?.payloads ?? [])
       .map((p) => JSON.parse(Buffer.from(p.data ?? new Uint8Array()).toString('utf8')) as Record<string, unknown>);
-    const first = results[0] as { routed?: { selection: Record<string, unknown> }; outcome: { kind: string; verdict?: { decision: { action: string; why: string } } } };
+    const first = results[0] as {
+      routed?: { selection: Record<string, unknown> };
+      outcome: { kind: string; verdict?: { decision: { action: string; why: string } } };
+    };
     expect(first.routed && Object.keys(first.routed.selection).filter((k) => ['retry', 'retryByModel', 'callTimeoutMs'].includes(k))).toEqual([]);
     expect(first.outcome).toMatchObject({ kind: 'failed', verdict: { decision: { action: 'next', why: 'transient; 1 attempts spent' } } });
   });
@@ -102,7 +112,13 @@ describe('latency SLO hedging', () => {
   it('starts the next tier when the first call hangs; the hedge answers, the hung call is cancelled', async () => {
     fault('gemini-2-flash', { script: ['hang'] });
     const scope = rid('hedge-scope');
-    const res = await stack.client.ask({ requestId: rid('hedge'), prompt: 'Explain why the sky is blue in two sentences.', model: 'gemini-2-flash', hedgeAfterMs: 500, budgetScope: scope });
+    const res = await stack.client.ask({
+      requestId: rid('hedge'),
+      prompt: 'Explain why the sky is blue in two sentences.',
+      model: 'gemini-2-flash',
+      hedgeAfterMs: 500,
+      budgetScope: scope,
+    });
     stack.simulator.setFaults({});
     expect(res.model).not.toBe('gemini-2-flash');
     expect(res.tier).toBe('premium');
@@ -135,7 +151,10 @@ describe('operator signals', () => {
     const requestId = rid('esc-model');
     const pending = stack.client.ask({ requestId, prompt: 'Name a lake.', model: 'gpt-4o-mini', noFallback: true });
     await waitForAttempts(workflowIdFor(requestId), 'rate_limited');
-    expect(await stack.client.escalate(workflowIdFor(requestId), { model: 'claude-3-5-sonnet', reason: 'customer waiting' })).toEqual({ action: 'signalled', workflowId: workflowIdFor(requestId) });
+    expect(await stack.client.escalate(workflowIdFor(requestId), { model: 'claude-3-5-sonnet', reason: 'customer waiting' })).toEqual({
+      action: 'signalled',
+      workflowId: workflowIdFor(requestId),
+    });
     const res = await pending;
     stack.simulator.setFaults({});
     // The 60 s wait was cut short: in workflow time the escalation came well before it would end.
@@ -146,7 +165,11 @@ describe('operator signals', () => {
   });
 
   it('escalate of a finished request re-runs it one tier up', async () => {
-    const first = await stack.client.ask({ requestId: rid('esc-done'), prompt: 'Classify this ticket as billing or technical: "charged twice"', category: 'batch' });
+    const first = await stack.client.ask({
+      requestId: rid('esc-done'),
+      prompt: 'Classify this ticket as billing or technical: "charged twice"',
+      category: 'batch',
+    });
     expect(first.tier).toBe('economy');
     const r = await stack.client.escalate(first.workflowId);
     expect(r.action).toBe('restarted');
@@ -182,7 +205,14 @@ describe('provider health', () => {
     h = await startTestStack({
       config: {
         health: { failureThreshold: 3, cooldownMs: 3_000, enabled: true },
-        retry: { maximumAttempts: 1, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 60_000 },
+        retry: {
+          maximumAttempts: 1,
+          initialIntervalMs: 100,
+          backoffCoefficient: 2,
+          maximumIntervalMs: 1_000,
+          maxRetryAfterMs: 10_000,
+          maxRateLimitWaitMs: 60_000,
+        },
       },
     });
   });

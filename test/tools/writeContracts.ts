@@ -1,7 +1,12 @@
 /** `npm run contracts`: writes the checked-in JSON Schemas from the zod schemas (see contracts/). */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REQUEST_INPUT_CONTRACT_VERSION, REQUEST_RESULT_CONTRACT_VERSION, requestInputJsonSchema, requestResultJsonSchema } from '../../src/contracts/jsonSchema.js';
+import {
+  REQUEST_INPUT_CONTRACT_VERSION,
+  REQUEST_RESULT_CONTRACT_VERSION,
+  requestInputJsonSchema,
+  requestResultJsonSchema,
+} from '../../src/contracts/jsonSchema.js';
 
 for (const [name, schema] of [
   [`request-input.v${REQUEST_INPUT_CONTRACT_VERSION}.schema.json`, requestInputJsonSchema()],

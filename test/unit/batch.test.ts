@@ -59,16 +59,23 @@ describe('batch lines', () => {
 
   it('two OpenAI custom_ids that map to one request id are a duplicate, not one shared answer (found by the independent review)', async () => {
     const f = join(dir, 'oai-dup.jsonl');
-    const line = (id: string) => JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { messages: [{ role: 'user', content: 'x' }] } });
+    const line = (id: string) =>
+      JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { messages: [{ role: 'user', content: 'x' }] } });
     writeFileSync(f, `${line('a b')}\n${line('a_b-cid-c8687a08aa5d6ed2044328fa')}\n`);
     const got = [];
     for await (const e of readBatchFile(f)) got.push(e.ok ? `ok ${e.item.line} ${e.item.request.requestId}` : e.bad.error);
-    expect(got).toEqual(['ok 1 a_b-cid-c8687a08aa5d6ed2044328fa', 'line 2: id "a_b-cid-c8687a08aa5d6ed2044328fa" repeats line 1; ids must be unique within a batch']);
+    expect(got).toEqual([
+      'ok 1 a_b-cid-c8687a08aa5d6ed2044328fa',
+      'line 2: id "a_b-cid-c8687a08aa5d6ed2044328fa" repeats line 1; ids must be unique within a batch',
+    ]);
     // And the other way round, the mapped id's message names what it maps to.
     writeFileSync(f, `${line('a_b-cid-c8687a08aa5d6ed2044328fa')}\n${line('a b')}\n`);
     const back = [];
     for await (const e of readBatchFile(f)) back.push(e.ok ? 'ok' : e.bad.error);
-    expect(back).toEqual(['ok', 'line 2: custom_id "a b" maps to request id "a_b-cid-c8687a08aa5d6ed2044328fa", as line 1 does; give the lines ids that differ in more than spaces and symbols']);
+    expect(back).toEqual([
+      'ok',
+      'line 2: custom_id "a b" maps to request id "a_b-cid-c8687a08aa5d6ed2044328fa", as line 1 does; give the lines ids that differ in more than spaces and symbols',
+    ]);
   });
 });
 
@@ -78,7 +85,8 @@ describe('reading a batch file in pages from byte offsets', () => {
   it('pages cover every line exactly once, whatever the page size, with line numbers matching the file', async () => {
     const f = join(dir, 'pages.jsonl');
     const lines: string[] = [];
-    for (let i = 1; i <= 57; i++) lines.push(i % 10 === 0 ? '' : i % 13 === 0 ? 'broken' : JSON.stringify({ id: `r${i}`, prompt: `prompt ${i} ${'é'.repeat(i % 7)}` }));
+    for (let i = 1; i <= 57; i++)
+      lines.push(i % 10 === 0 ? '' : i % 13 === 0 ? 'broken' : JSON.stringify({ id: `r${i}`, prompt: `prompt ${i} ${'é'.repeat(i % 7)}` }));
     writeFileSync(f, `${lines.join('\r\n')}\n`);
     for (const size of [1, 4, 100]) {
       let cursor = { offset: 0, lineNo: 0 };
@@ -101,7 +109,10 @@ describe('reading a batch file in pages from byte offsets', () => {
 
   it('an oversized line is reported and skipped; the lines after it are read', async () => {
     const f = join(dir, 'big.jsonl');
-    writeFileSync(f, `${JSON.stringify({ id: 'a', prompt: 'short' })}\n${JSON.stringify({ id: 'b', prompt: 'x'.repeat(LINE_MAX_BYTES + 10) })}\n${JSON.stringify({ id: 'c', prompt: 'after' })}`);
+    writeFileSync(
+      f,
+      `${JSON.stringify({ id: 'a', prompt: 'short' })}\n${JSON.stringify({ id: 'b', prompt: 'x'.repeat(LINE_MAX_BYTES + 10) })}\n${JSON.stringify({ id: 'c', prompt: 'after' })}`,
+    );
     const page = await readPage(source(f), { offset: 0, lineNo: 0 }, 10, { category: 'batch' });
     expect(page.items.map((i) => [i.line, i.id, i.request.category])).toEqual([
       [1, 'a', 'batch'],
@@ -117,9 +128,26 @@ describe('summary, titles, ids and queries', () => {
     const s = emptySummary();
     addResult(s, { id: '1', workflowId: 'llm-1', status: 'completed', model: 'llama-3-70b', tier: 'economy', costNanos: 100, premiumBaselineCostNanos: 5_000 });
     addResult(s, { id: '2', workflowId: 'llm-2', status: 'completed', model: 'gpt-4o', tier: 'premium', costNanos: 4_000, premiumBaselineCostNanos: 4_000 });
-    addResult(s, { id: '3', workflowId: 'llm-3', status: 'failed', model: 'gpt-4o', tier: 'premium', costNanos: 30, premiumBaselineCostNanos: 0, error: { type: 'BudgetExceeded', message: 'no' } });
+    addResult(s, {
+      id: '3',
+      workflowId: 'llm-3',
+      status: 'failed',
+      model: 'gpt-4o',
+      tier: 'premium',
+      costNanos: 30,
+      premiumBaselineCostNanos: 0,
+      error: { type: 'BudgetExceeded', message: 'no' },
+    });
     addInvalid(s, { line: 9, error: 'line 9: bad' });
-    expect(s).toMatchObject({ requests: 3, completed: 2, failed: 1, invalid: 1, costNanos: 4_130, premiumBaselineCostNanos: 9_000, failures: { BudgetExceeded: 1 } });
+    expect(s).toMatchObject({
+      requests: 3,
+      completed: 2,
+      failed: 1,
+      invalid: 1,
+      costNanos: 4_130,
+      premiumBaselineCostNanos: 9_000,
+      failures: { BudgetExceeded: 1 },
+    });
     expect(s.byTier).toEqual({ economy: { requests: 1, costNanos: 100 }, premium: { requests: 1, costNanos: 4_000 } });
     expect(s.byModel['gpt-4o']).toEqual({ tier: 'premium', requests: 1, costNanos: 4_000 });
     const text = formatSummary(s);
@@ -154,7 +182,17 @@ describe('results file', () => {
     try {
       const w = resultsWriter(path);
       const text = 'x'.repeat(20_000); // each line exceeds the stream's buffer: every write pushes back
-      for (let i = 0; i < 300; i++) await w.write({ id: String(i), workflowId: `llm-${i}`, status: 'completed', model: 'm', tier: 'economy', costNanos: 1, premiumBaselineCostNanos: 2, text });
+      for (let i = 0; i < 300; i++)
+        await w.write({
+          id: String(i),
+          workflowId: `llm-${i}`,
+          status: 'completed',
+          model: 'm',
+          tier: 'economy',
+          costNanos: 1,
+          premiumBaselineCostNanos: 2,
+          text,
+        });
       await w.close();
       await new Promise((r) => setImmediate(r));
     } finally {

@@ -99,10 +99,16 @@ describe('budget book', () => {
 
   it('reserves up to the hard limit and denies past it with what remains', () => {
     const b = newBook('default', settings, period);
-    expect(reserve(b, { reservationId: 'w/a1', category: 'batch', amountNanos: 200_000, workflowId: 'w' }, 0)).toMatchObject({ granted: true, remainingNanos: 50_000 });
+    expect(reserve(b, { reservationId: 'w/a1', category: 'batch', amountNanos: 200_000, workflowId: 'w' }, 0)).toMatchObject({
+      granted: true,
+      remainingNanos: 50_000,
+    });
     const denied = reserve(b, { reservationId: 'w2/a1', category: 'batch', amountNanos: 50_001, workflowId: 'w2' }, 0);
     expect(denied).toMatchObject({ granted: false, category: 'batch', remainingNanos: 50_000, policy: 'reject' });
-    expect(reserve(b, { reservationId: 'w2/a1', category: 'batch', amountNanos: 50_000, workflowId: 'w2' }, 0)).toMatchObject({ granted: true, remainingNanos: 0 });
+    expect(reserve(b, { reservationId: 'w2/a1', category: 'batch', amountNanos: 50_000, workflowId: 'w2' }, 0)).toMatchObject({
+      granted: true,
+      remainingNanos: 0,
+    });
   });
 
   it('settles the actual cost, refunds the rest, and counts a retried settle once', () => {
@@ -172,6 +178,8 @@ describe('budget book', () => {
   });
 
   it('validates settings with the field named', () => {
-    expect(() => newBook('x', { ...settings, allocations: { critical: 0.5, batch: 0.4 } }, period)).toThrow(/allocations: fractions must sum to 1 \(they sum to 0.9\)/);
+    expect(() => newBook('x', { ...settings, allocations: { critical: 0.5, batch: 0.4 } }, period)).toThrow(
+      /allocations: fractions must sum to 1 \(they sum to 0.9\)/,
+    );
   });
 });

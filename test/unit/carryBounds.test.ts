@@ -7,7 +7,17 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_ANOMALY } from '../../src/learning/anomalies.js';
 import { EMPTY_ARM, validateExperiment } from '../../src/learning/experiments.js';
-import { type AnomalyAlert, CARRY_MAX_BYTES, EXPERIMENTS_MAX, keepAlerts, newControlState, type PolicyChange, RoutingControl, RULES_MAX, type RoutingRule } from '../../src/learning/routingControl.js';
+import {
+  type AnomalyAlert,
+  CARRY_MAX_BYTES,
+  EXPERIMENTS_MAX,
+  keepAlerts,
+  newControlState,
+  type PolicyChange,
+  RoutingControl,
+  RULES_MAX,
+  type RoutingRule,
+} from '../../src/learning/routingControl.js';
 import { DEFAULT_TUNER } from '../../src/learning/tuner.js';
 import { REPORT_MAX_BYTES, splitReport } from '../../src/learning/worker/outcomeReporter.js';
 import { jsonBytes, newestWithin } from '../../src/util/bytes.js';
@@ -16,7 +26,11 @@ import { boundCarried, EXPERIMENT_CARRY_MAX_BYTES } from '../../src/workflows/ex
 const PAYLOAD_LIMIT = 2 * 1024 * 1024;
 /** The longest request id the contract allows (200 characters), as a workflow id. */
 const longId = (i: number): string => `llm-${String(i).padStart(6, '0')}-${'r'.repeat(189)}`;
-const settings = { base: { standard: 0.35, premium: 0.7 }, tuner: { ...DEFAULT_TUNER, enabled: true, intervalMs: 1000 }, anomaly: { ...DEFAULT_ANOMALY, enabled: true, action: 'pause' as const } };
+const settings = {
+  base: { standard: 0.35, premium: 0.7 },
+  tuner: { ...DEFAULT_TUNER, enabled: true, intervalMs: 1000 },
+  anomaly: { ...DEFAULT_ANOMALY, enabled: true, action: 'pause' as const },
+};
 
 function alert(i: number, scope: string, open: boolean): AnomalyAlert {
   return {
@@ -85,7 +99,9 @@ describe('the routing entity carries at most CARRY_MAX_BYTES', () => {
     expect(carried.rules).toEqual(rules);
     expect(carried.categories).toEqual(categories);
     expect(Object.keys(carried.experiments)).toHaveLength(EXPERIMENTS_MAX);
-    expect(carried.alerts.filter((a) => a.acknowledgedAt === undefined).map((a) => a.id)).toEqual(state.alerts.filter((a) => a.acknowledgedAt === undefined).map((a) => a.id));
+    expect(carried.alerts.filter((a) => a.acknowledgedAt === undefined).map((a) => a.id)).toEqual(
+      state.alerts.filter((a) => a.acknowledgedAt === undefined).map((a) => a.id),
+    );
     // The newest of what was cut is kept: the last history entries, the most recent feedback ids and baselines.
     expect(carried.history.at(-1)!.version).toBe(200);
     expect(carried.history.length).toBeGreaterThanOrEqual(10);
@@ -99,8 +115,11 @@ describe('the routing entity carries at most CARRY_MAX_BYTES', () => {
 
   it('what cannot be dropped is refused where it comes in: the 101st rule, the 51st experiment', () => {
     const c = new RoutingControl(newControlState(), settings);
-    for (let i = 0; i < RULES_MAX; i++) c.promote({ filter: { feature: `f${i}` }, arm: { name: 'a', weight: 1, model: 'gpt-4o-mini' }, experiment: `e${i}`, at: i }, null, i);
-    expect(() => c.promote({ filter: { feature: 'one-more' }, arm: { name: 'a', weight: 1, model: 'gpt-4o-mini' }, experiment: 'x', at: 0 }, null, 0)).toThrow(/100 routing rules exist already/);
+    for (let i = 0; i < RULES_MAX; i++)
+      c.promote({ filter: { feature: `f${i}` }, arm: { name: 'a', weight: 1, model: 'gpt-4o-mini' }, experiment: `e${i}`, at: i }, null, i);
+    expect(() => c.promote({ filter: { feature: 'one-more' }, arm: { name: 'a', weight: 1, model: 'gpt-4o-mini' }, experiment: 'x', at: 0 }, null, 0)).toThrow(
+      /100 routing rules exist already/,
+    );
     // Replacing the rule of an existing filter is still allowed.
     expect(() => c.promote({ filter: { feature: 'f3' }, arm: { name: 'b', weight: 1, model: 'gpt-4o' }, experiment: 'y', at: 0 }, null, 0)).not.toThrow();
     for (let i = 0; i < EXPERIMENTS_MAX; i++) c.registerExperiment({ name: `x${i}`, arms: [], filter: {} });
@@ -110,7 +129,12 @@ describe('the routing entity carries at most CARRY_MAX_BYTES', () => {
 
   it('should the kept part still not fit, carry throws (the task fails and retries) instead of losing it', () => {
     const state = newControlState();
-    state.rules = Array.from({ length: 50 }, (_, i) => ({ filter: { feature: `f${i}` }, arm: { name: 'a', weight: 1, model: 'gpt-4o-mini' }, experiment: `e${'e'.repeat(500)}${i}`, at: i }));
+    state.rules = Array.from({ length: 50 }, (_, i) => ({
+      filter: { feature: `f${i}` },
+      arm: { name: 'a', weight: 1, model: 'gpt-4o-mini' },
+      experiment: `e${'e'.repeat(500)}${i}`,
+      at: i,
+    }));
     expect(() => new RoutingControl(state, settings).carry(10_000)).toThrow(/over the 10000 it may carry, with nothing left to drop/);
   });
 
@@ -127,7 +151,12 @@ describe('the routing entity carries at most CARRY_MAX_BYTES', () => {
 describe('the experiment entity carries at most EXPERIMENT_CARRY_MAX_BYTES', () => {
   it('5,000 outcome ids and 5,000 feedback ids of the longest kind, 20 arms of comments: under the bound, the statistics whole', () => {
     const arms = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`arm-${i}`, { ...EMPTY_ARM, requests: 250 }]));
-    const comments = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`arm-${i}`, Array.from({ length: 20 }, (_, j) => ({ workflowId: longId(j), score: 0.5, comment: 'é'.repeat(2_000) }))]));
+    const comments = Object.fromEntries(
+      Array.from({ length: 20 }, (_, i) => [
+        `arm-${i}`,
+        Array.from({ length: 20 }, (_, j) => ({ workflowId: longId(j), score: 0.5, comment: 'é'.repeat(2_000) })),
+      ]),
+    );
     const carried = {
       state: 'running' as const,
       arms,
@@ -150,13 +179,19 @@ describe('the experiment entity carries at most EXPERIMENT_CARRY_MAX_BYTES', () 
     const base = { name: 'sizes', minSamples: 10, confidence: 0.95, filter: {} };
     expect(() => validateExperiment({ ...base, arms: Array.from({ length: 21 }, (_, i) => arm(`a${i}`)) })).toThrow(/arms: at most 20 arms/);
     expect(() => validateExperiment({ ...base, arms: [arm('a'.repeat(101)), arm('b')] })).toThrow(/arms\.0\.name: at most 100 characters/);
-    expect(() => validateExperiment({ ...base, arms: [arm('a'), arm('b')], filter: { feature: 'f'.repeat(201) } })).toThrow(/filter\.feature: at most 200 characters/);
+    expect(() => validateExperiment({ ...base, arms: [arm('a'), arm('b')], filter: { feature: 'f'.repeat(201) } })).toThrow(
+      /filter\.feature: at most 200 characters/,
+    );
   });
 });
 
 describe("a worker's outcome report goes in signals of at most REPORT_MAX_BYTES", () => {
   it('10,000 spend entries with the longest keys: every part under the bound, nothing lost or reordered', () => {
-    const spend = Array.from({ length: 10_000 }, (_, i) => ({ key: `scope-${'s'.repeat(200)}|standard|gpt-4o-mini|feature-${'f'.repeat(100)}-${i}`, at: i, nanos: i + 1 }));
+    const spend = Array.from({ length: 10_000 }, (_, i) => ({
+      key: `scope-${'s'.repeat(200)}|standard|gpt-4o-mini|feature-${'f'.repeat(100)}-${i}`,
+      at: i,
+      nanos: i + 1,
+    }));
     const counts = { 'standard|economy|low|false': { n: 10_000, good: 9_000 } };
     expect(jsonBytes({ counts, spend })).toBeGreaterThan(PAYLOAD_LIMIT);
     const parts = splitReport({ counts, spend });

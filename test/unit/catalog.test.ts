@@ -17,7 +17,16 @@ function file(name: string, text: string): string {
 describe('default catalog', () => {
   it("holds the seed's eight models at the seed's prices, in integer nanodollars", () => {
     const c = defaultCatalog();
-    expect(c.names().sort()).toEqual(['claude-3-5-haiku', 'claude-3-5-sonnet', 'gemini-2-flash', 'gpt-4o', 'gpt-4o-mini', 'llama-3-70b', 'mistral-large', 'o1']);
+    expect(c.names().sort()).toEqual([
+      'claude-3-5-haiku',
+      'claude-3-5-sonnet',
+      'gemini-2-flash',
+      'gpt-4o',
+      'gpt-4o-mini',
+      'llama-3-70b',
+      'mistral-large',
+      'o1',
+    ]);
     const prices = Object.fromEntries(c.models.map((m) => [m.name, [m.price.inputNanosPerMTok, m.price.outputNanosPerMTok]]));
     expect(prices).toEqual({
       'gpt-4o': [2_500_000_000, 10_000_000_000],

@@ -28,11 +28,18 @@ interface Service {
 function composeConfig(): { services: Record<string, Service> } {
   let out: string;
   try {
-    out = execFileSync('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'config'], { encoding: 'utf8', stdio: 'pipe', cwd: root, env: { ...process.env, OPENAI_API_KEY: '' } });
+    out = execFileSync('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'config'], {
+      encoding: 'utf8',
+      stdio: 'pipe',
+      cwd: root,
+      env: { ...process.env, OPENAI_API_KEY: '' },
+    });
   } catch (e) {
     const err = e as { code?: string; stderr?: string };
     if (err.code === 'ENOENT')
-      throw new Error('docker-compose is not installed: `apt-get install docker-compose` (Debian; scripts/test-tools.sh, run by npm test, does it; no engine needed for `config`)');
+      throw new Error(
+        'docker-compose is not installed: `apt-get install docker-compose` (Debian; scripts/test-tools.sh, run by npm test, does it; no engine needed for `config`)',
+      );
     throw new Error(`docker-compose config failed: ${err.stderr ?? String(e)}`);
   }
   return parse(out) as { services: Record<string, Service> };
@@ -47,7 +54,20 @@ describe('docker-compose.yml', () => {
       const deps = Array.isArray(s.depends_on) ? s.depends_on : Object.keys(s.depends_on ?? {});
       for (const d of deps) expect(names, `${name} depends on ${d}`).toContain(d);
     }
-    expect(names).toEqual(expect.arrayContaining(['postgresql', 'temporal-schema', 'temporal', 'temporal-setup', 'temporal-ui', 'worker-1', 'worker-2', 'simulator', 'prometheus', 'grafana']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'postgresql',
+        'temporal-schema',
+        'temporal',
+        'temporal-setup',
+        'temporal-ui',
+        'worker-1',
+        'worker-2',
+        'simulator',
+        'prometheus',
+        'grafana',
+      ]),
+    );
     expect(services.simulator?.profiles).toEqual(['demo']);
   });
 
@@ -70,7 +90,9 @@ describe('docker-compose.yml', () => {
       expect(services[w]?.environment?.SWITCHYARD_METRICS_PORT).toBe('9464');
       expect(services[w]?.healthcheck).toBeDefined();
     }
-    const prom = parse(readFileSync(join(root, 'monitoring', 'prometheus', 'prometheus.yml'), 'utf8')) as { scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> };
+    const prom = parse(readFileSync(join(root, 'monitoring', 'prometheus', 'prometheus.yml'), 'utf8')) as {
+      scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }>;
+    };
     const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((t) => t.targets));
     expect(targets).toEqual(expect.arrayContaining(['worker-1:9464', 'worker-2:9464', 'temporal:8000']));
     expect(readFileSync(join(root, 'deploy', 'postgres', 'init.sql'), 'utf8')).toMatch(/CREATE DATABASE switchyard;/);

@@ -3,10 +3,18 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
-import { REQUEST_INPUT_CONTRACT_VERSION, REQUEST_RESULT_CONTRACT_VERSION, requestInputJsonSchema, requestResultJsonSchema } from '../../src/contracts/jsonSchema.js';
+import {
+  REQUEST_INPUT_CONTRACT_VERSION,
+  REQUEST_RESULT_CONTRACT_VERSION,
+  requestInputJsonSchema,
+  requestResultJsonSchema,
+} from '../../src/contracts/jsonSchema.js';
 import { requestInputSchema } from '../../src/contracts/requestInput.js';
 
-const checkedIn = JSON.parse(readFileSync(join(process.cwd(), 'contracts', `request-input.v${REQUEST_INPUT_CONTRACT_VERSION}.schema.json`), 'utf8')) as Record<string, unknown>;
+const checkedIn = JSON.parse(readFileSync(join(process.cwd(), 'contracts', `request-input.v${REQUEST_INPUT_CONTRACT_VERSION}.schema.json`), 'utf8')) as Record<
+  string,
+  unknown
+>;
 
 describe('request input contract', () => {
   it('the checked-in schema is what the zod schema generates (run `npm run contracts` after changing it)', () => {
@@ -39,7 +47,9 @@ describe('request input contract', () => {
 });
 
 describe('request result contract', () => {
-  const resultSchema = JSON.parse(readFileSync(join(process.cwd(), 'contracts', `request-result.v${REQUEST_RESULT_CONTRACT_VERSION}.schema.json`), 'utf8')) as Record<string, unknown>;
+  const resultSchema = JSON.parse(
+    readFileSync(join(process.cwd(), 'contracts', `request-result.v${REQUEST_RESULT_CONTRACT_VERSION}.schema.json`), 'utf8'),
+  ) as Record<string, unknown>;
 
   it('the checked-in schema is what the zod schema generates (run `npm run contracts` after changing it)', () => {
     expect(resultSchema).toEqual(requestResultJsonSchema());

@@ -61,7 +61,9 @@ describe('chat messages in a request', () => {
     expect(issues({ messages: [{ role: 'tool', content: 'x' }] })).toEqual([expect.stringMatching(/^messages\.0\.role: must be system, user or assistant/)]);
     expect(issues({ messages: [{ role: 'user', content: '' }] })).toEqual([expect.stringMatching(/^messages\.0\.content: must not be empty/)]);
     expect(issues({ messages: [{ role: 'user', content: 'x', name: 'bob' }] })).toEqual([expect.stringMatching(/^messages\.0: .*name/)]);
-    expect(issues({ messages: [{ role: 'user', content: 'x'.repeat(1_600_000) }] })).toEqual([expect.stringMatching(/^messages: prompt or messages, context and system together are \d+ bytes/)]);
+    expect(issues({ messages: [{ role: 'user', content: 'x'.repeat(1_600_000) }] })).toEqual([
+      expect.stringMatching(/^messages: prompt or messages, context and system together are \d+ bytes/),
+    ]);
   });
 });
 

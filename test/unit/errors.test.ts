@@ -34,12 +34,22 @@ describe('error taxonomy', () => {
 });
 
 describe('retry decisions', () => {
-  const policy: RetryPolicy = { maximumAttempts: 3, initialIntervalMs: 500, backoffCoefficient: 2, maximumIntervalMs: 3000, maxRetryAfterMs: 60_000, maxRateLimitWaitMs: 600_000 };
+  const policy: RetryPolicy = {
+    maximumAttempts: 3,
+    initialIntervalMs: 500,
+    backoffCoefficient: 2,
+    maximumIntervalMs: 3000,
+    maxRetryAfterMs: 60_000,
+    maxRateLimitWaitMs: 600_000,
+  };
   it('backs off exponentially up to the maximum', () => {
     expect([1, 2, 3, 4, 5].map((a) => backoffMs(policy, a))).toEqual([500, 1000, 2000, 3000, 3000]);
   });
   it('waits Retry-After when within the bound, else moves on', () => {
-    expect(decideAfterFailure({ kind: 'rate_limited', retryAfterMs: 30_000, attempt: 1, message: '' }, policy)).toMatchObject({ action: 'retry', delayMs: 30_000 });
+    expect(decideAfterFailure({ kind: 'rate_limited', retryAfterMs: 30_000, attempt: 1, message: '' }, policy)).toMatchObject({
+      action: 'retry',
+      delayMs: 30_000,
+    });
     expect(decideAfterFailure({ kind: 'rate_limited', retryAfterMs: 90_000, attempt: 1, message: '' }, policy)).toMatchObject({ action: 'next' });
   });
   it('retries transient errors until attempts are spent, then moves on', () => {
@@ -50,7 +60,10 @@ describe('retry decisions', () => {
     expect(decideAfterFailure({ kind: 'context_too_long', attempt: 1, message: '' }, policy)).toMatchObject({ action: 'next', needLargerContext: true });
     expect(decideAfterFailure({ kind: 'fatal', status: 400, attempt: 1, message: 'bad field' }, policy)).toMatchObject({ action: 'fail' });
     expect(decideAfterFailure({ kind: 'fatal', status: 401, attempt: 1, message: '' }, policy)).toMatchObject({ action: 'next', otherProvider: true });
-    expect(decideAfterFailure({ kind: 'fatal', status: 400, attempt: 1, message: 'flagged by the content policy' }, policy)).toMatchObject({ action: 'next', otherProvider: true });
+    expect(decideAfterFailure({ kind: 'fatal', status: 400, attempt: 1, message: 'flagged by the content policy' }, policy)).toMatchObject({
+      action: 'next',
+      otherProvider: true,
+    });
   });
 });
 

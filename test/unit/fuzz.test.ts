@@ -16,7 +16,15 @@ import { requestInputSchema } from '../../src/contracts/requestInput.js';
 const PROTO = Object.getOwnPropertyNames(Object.prototype);
 /** Strings users type, plus the ones that break naive code. */
 const nasty = fc.oneof(fc.string(), fc.constantFrom(...PROTO, '', ' ', '\n-', 'a'.repeat(300), 'critical', 'standard', 'batch', '💥', '../x', 'NaN'));
-const anyValue = fc.oneof(nasty, fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(nasty, { maxLength: 3 }), fc.dictionary(nasty, nasty, { maxKeys: 3 }));
+const anyValue = fc.oneof(
+  nasty,
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(nasty, { maxLength: 3 }),
+  fc.dictionary(nasty, nasty, { maxKeys: 3 }),
+);
 const REQUEST_FIELDS = [
   'requestId',
   'prompt',
@@ -80,7 +88,19 @@ describe('fuzzing the boundaries', () => {
 
   it('config files: parsed, or a ValidationError naming each field', () => {
     const budget = fc.dictionary(
-      fc.constantFrom('amountUsd', 'timeZone', 'allocations', 'policies', 'limits', 'webhookUrl', 'periodicity', 'periodMs', 'reservationTtlMs', 'reservationMargin', 'bogus'),
+      fc.constantFrom(
+        'amountUsd',
+        'timeZone',
+        'allocations',
+        'policies',
+        'limits',
+        'webhookUrl',
+        'periodicity',
+        'periodMs',
+        'reservationTtlMs',
+        'reservationMargin',
+        'bogus',
+      ),
       anyValue,
       { maxKeys: 4 },
     );
@@ -100,7 +120,19 @@ describe('fuzzing the boundaries', () => {
 
   it('catalog files: built, or a ValidationError naming each field', () => {
     const model = fc.dictionary(
-      fc.constantFrom('name', 'provider', 'tier', 'inputUsdPerMTok', 'outputUsdPerMTok', 'contextWindow', 'maxOutputTokens', 'quality', 'capabilities', 'typicalLatencyMs', 'bogus'),
+      fc.constantFrom(
+        'name',
+        'provider',
+        'tier',
+        'inputUsdPerMTok',
+        'outputUsdPerMTok',
+        'contextWindow',
+        'maxOutputTokens',
+        'quality',
+        'capabilities',
+        'typicalLatencyMs',
+        'bogus',
+      ),
       anyValue,
       { maxKeys: 6 },
     );
@@ -155,7 +187,8 @@ describe('fuzzing the boundaries', () => {
         for (const [i, cmd] of cmds.entries()) {
           try {
             if (cmd.op === 'reserve') reserve(book, { reservationId: cmd.id, category: cmd.category, amountNanos: cmd.amount, workflowId: 'w' }, i);
-            else if (Object.prototype.hasOwnProperty.call(book.reservations, cmd.id)) settle(book, cmd.id, cmd.category, Math.min(cmd.amount, book.reservations[cmd.id]?.amountNanos ?? 0), i);
+            else if (Object.prototype.hasOwnProperty.call(book.reservations, cmd.id))
+              settle(book, cmd.id, cmd.category, Math.min(cmd.amount, book.reservations[cmd.id]?.amountNanos ?? 0), i);
           } catch (e) {
             expect(e instanceof BudgetError || e instanceof StaleReserveError).toBe(true);
           }

@@ -45,7 +45,9 @@ describe('experiments', () => {
     expect(() => parseArms('gpt-4o-mini=0,gpt-4o=1', isModel)).toThrow(/weight must be a number above 0/);
     expect(() => parseArms('gpt-4o-mini=1,gpt-4o-mini=1', isModel)).toThrow(/given twice/);
     expect(() => parseArms('thresholds:0.8/0.2=1,gpt-4o=1', isModel)).toThrow(/0 <= S <= P <= 1/);
-    expect(() => validateExperiment({ name: 'x', arms: parseArms('gpt-4o-mini,gpt-4o', isModel), filter: {}, minSamples: 1, confidence: 0.95 })).toThrow(ExperimentSpecError);
+    expect(() => validateExperiment({ name: 'x', arms: parseArms('gpt-4o-mini,gpt-4o', isModel), filter: {}, minSamples: 1, confidence: 0.95 })).toThrow(
+      ExperimentSpecError,
+    );
   });
 
   it('assignment is sticky per unit and follows the weights', () => {
@@ -62,7 +64,10 @@ describe('experiments', () => {
   });
 
   const arm = (outcomes: Array<[cost: number, quality: number]>): ArmStats =>
-    outcomes.reduce((s, [costNanos, quality], i) => recordOutcome(s, { workflowId: `w${i}`, arm: 'a', costNanos, latencyMs: 100, quality, failed: false, escalations: 0 }), EMPTY_ARM);
+    outcomes.reduce(
+      (s, [costNanos, quality], i) => recordOutcome(s, { workflowId: `w${i}`, arm: 'a', costNanos, latencyMs: 100, quality, failed: false, escalations: 0 }),
+      EMPTY_ARM,
+    );
 
   it('verdicts: collecting without enough samples (no division by zero), a quality winner, a cost winner at equal quality, no difference', () => {
     const spec = { minSamples: 20, confidence: 0.95 };
@@ -125,7 +130,15 @@ describe('experiments', () => {
         const name = i % 2 === 0 ? 'a' : 'b';
         arms.set(
           name,
-          recordOutcome(arms.get(name)!, { workflowId: `${i}`, arm: name, costNanos: 1000 + Math.floor(rnd() * 400), latencyMs: 1, quality: rnd() < 0.8 ? 1 : 0, failed: false, escalations: 0 }),
+          recordOutcome(arms.get(name)!, {
+            workflowId: `${i}`,
+            arm: name,
+            costNanos: 1000 + Math.floor(rnd() * 400),
+            latencyMs: 1,
+            quality: rnd() < 0.8 ? 1 : 0,
+            failed: false,
+            escalations: 0,
+          }),
         );
         const look = lookAt(Math.min(arms.get('a')!.requests, arms.get('b')!.requests), 50);
         if (look === null || look <= last) continue;
@@ -269,7 +282,10 @@ describe('budget reallocation', () => {
         fc.integer({ min: 3, max: 30 }),
         fc.double({ min: 0, max: 0.3, noNaN: true }),
         ([c, s, b], day, floor) => {
-          const p = planReallocation({ ...input({ critical: c!, standard: s!, batch: b! }, day * 86_400_000), settings: { everyMs: 86_400_000, floors: { standard: floor } } });
+          const p = planReallocation({
+            ...input({ critical: c!, standard: s!, batch: b! }, day * 86_400_000),
+            settings: { everyMs: 86_400_000, floors: { standard: floor } },
+          });
           const after = allocate(1_000_000_000, p.allocations);
           const before = allocate(1_000_000_000, { critical: 0.4, standard: 0.35, batch: 0.25 });
           expect(Object.values(after).reduce((x, y) => x + y, 0)).toBe(1_000_000_000);
@@ -280,7 +296,8 @@ describe('budget reallocation', () => {
           if (p.moves.length > 0) {
             expect(after.critical).toBeGreaterThanOrEqual(before.critical! - 1);
             expect(after.standard!).toBeGreaterThanOrEqual(Math.min(before.standard!, Math.floor(floor * 1_000_000_000)) - 1);
-            for (const [cat, spent] of Object.entries({ critical: c!, standard: s!, batch: b! })) expect(after[cat]!).toBeGreaterThanOrEqual(Math.min(spent, before[cat]!) - 1);
+            for (const [cat, spent] of Object.entries({ critical: c!, standard: s!, batch: b! }))
+              expect(after[cat]!).toBeGreaterThanOrEqual(Math.min(spent, before[cat]!) - 1);
           }
         },
       ),
@@ -297,7 +314,11 @@ describe('budget reallocation', () => {
 });
 
 describe('routing control', () => {
-  const settings = { base: { standard: 0.35, premium: 0.7 }, tuner: { ...DEFAULT_TUNER, enabled: true, intervalMs: 1000, minSamples: 2 }, anomaly: { ...DEFAULT_ANOMALY, enabled: false } };
+  const settings = {
+    base: { standard: 0.35, premium: 0.7 },
+    tuner: { ...DEFAULT_TUNER, enabled: true, intervalMs: 1000, minSamples: 2 },
+    anomaly: { ...DEFAULT_ANOMALY, enabled: false },
+  };
   it('records every change with its evidence; revert restores the policy before a change, as a new version', () => {
     const c = new RoutingControl(newControlState(), settings);
     c.report({ counts: { [outcomeKey('legal', 'economy', 'low', false)]: { n: 4, good: 0 } }, spend: [] }, 1);
@@ -310,7 +331,10 @@ describe('routing control', () => {
     expect(() => c.revert(7, 4)).toThrow(/no routing change 7/);
   });
   it('acknowledging one anomaly ends every open one of its scope and category (one burst raises one per key)', () => {
-    const c = new RoutingControl(newControlState(), { ...settings, anomaly: { ...DEFAULT_ANOMALY, enabled: true, bucketMs: 1000, warmupBuckets: 3, minSpendNanos: 0, action: 'pause' } });
+    const c = new RoutingControl(newControlState(), {
+      ...settings,
+      anomaly: { ...DEFAULT_ANOMALY, enabled: true, bucketMs: 1000, warmupBuckets: 3, minSpendNanos: 0, action: 'pause' },
+    });
     for (let i = 0; i < 6; i++)
       c.report(
         {

@@ -16,7 +16,9 @@ import { createLogger } from '../../src/util/logger.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const rules = join(root, 'monitoring', 'prometheus', 'alerts.yml');
-const dashboard = JSON.parse(readFileSync(join(root, 'monitoring', 'grafana', 'dashboards', 'switchyard.json'), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+const dashboard = JSON.parse(readFileSync(join(root, 'monitoring', 'grafana', 'dashboards', 'switchyard.json'), 'utf8')) as {
+  panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
+};
 const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
 
 function promtool(args: string[]): string {
@@ -49,7 +51,10 @@ describe('monitoring', () => {
     const dir = mkdtempSync(join(tmpdir(), 'switchyard-dash-'));
     try {
       const file = join(dir, 'panels.yml');
-      writeFileSync(file, `groups:\n  - name: panels\n    rules:\n${exprs.map((e, i) => `      - record: panel_${i}\n        expr: ${JSON.stringify(e)}\n`).join('')}`);
+      writeFileSync(
+        file,
+        `groups:\n  - name: panels\n    rules:\n${exprs.map((e, i) => `      - record: panel_${i}\n        expr: ${JSON.stringify(e)}\n`).join('')}`,
+      );
       expect(promtool(['check', 'rules', file])).toMatch(new RegExp(`SUCCESS: ${exprs.length} rules found`));
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -58,7 +63,11 @@ describe('monitoring', () => {
 
   it('every metric the dashboard and the rules name is exported by a worker', async () => {
     const m = new SwitchyardMetrics({ budgets: async () => [], circuits: async () => ({ open: [], halfOpen: [] }) });
-    const exported = new Set((await m.registry.getMetricsAsJSON()).flatMap((x) => (String(x.type) === 'histogram' ? [`${x.name}_bucket`, `${x.name}_sum`, `${x.name}_count`] : [x.name])));
+    const exported = new Set(
+      (await m.registry.getMetricsAsJSON()).flatMap((x) =>
+        String(x.type) === 'histogram' ? [`${x.name}_bucket`, `${x.name}_sum`, `${x.name}_count`] : [x.name],
+      ),
+    );
     const named = new Set([...exprs, readFileSync(rules, 'utf8')].flatMap(metricNames));
     // The seed's verbatim quality query names the histogram itself, which has no such series (see its panel).
     named.delete('llm_model_quality_score');

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseBatchLine } from '../../src/batch/batchInput.js';
 import { toOpenAIBatchOutput } from '../../src/batch/openaiBatch.js';
 
-const line = (body: Record<string, unknown>, extra: Record<string, unknown> = {}) => JSON.stringify({ custom_id: 'req-1', method: 'POST', url: '/v1/chat/completions', body, ...extra });
+const line = (body: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ custom_id: 'req-1', method: 'POST', url: '/v1/chat/completions', body, ...extra });
 const parse = (text: string) => parseBatchLine(text, 1, { category: 'batch' });
 
 describe('OpenAI Batch input lines', () => {
@@ -25,7 +26,12 @@ describe('OpenAI Batch input lines', () => {
     // A safe custom_id is the request id itself.
     const plain = parse(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: 'req-9' }));
     expect(plain?.ok && plain.item.request.requestId).toBe('req-9');
-    expect(toOpenAIBatchOutput({ id: 'has space', workflowId: 'w', status: 'completed', model: 'm', tier: 'economy', costNanos: 1, premiumBaselineCostNanos: 2, text: 'ok' }, 0)).toMatchObject({
+    expect(
+      toOpenAIBatchOutput(
+        { id: 'has space', workflowId: 'w', status: 'completed', model: 'm', tier: 'economy', costNanos: 1, premiumBaselineCostNanos: 2, text: 'ok' },
+        0,
+      ),
+    ).toMatchObject({
       custom_id: 'has space',
     });
   });
@@ -61,7 +67,20 @@ describe('OpenAI Batch input lines', () => {
       },
     });
     expect(
-      toOpenAIBatchOutput({ id: 'a', workflowId: 'w', status: 'completed', model: 'm', tier: 'economy', costNanos: 1, premiumBaselineCostNanos: 2, text: 'cut', finishReason: 'max_tokens' }, 0),
+      toOpenAIBatchOutput(
+        {
+          id: 'a',
+          workflowId: 'w',
+          status: 'completed',
+          model: 'm',
+          tier: 'economy',
+          costNanos: 1,
+          premiumBaselineCostNanos: 2,
+          text: 'cut',
+          finishReason: 'max_tokens',
+        },
+        0,
+      ),
     ).toMatchObject({ response: { body: { choices: [{ finish_reason: 'length' }] } } });
     const pinned = parse(
       line({
@@ -87,7 +106,9 @@ describe('OpenAI Batch input lines', () => {
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], stream: true }))).toMatch(/body\.stream: batch requests are not streamed/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], frobnicate: 1 }))).toMatch(/body\.frobnicate: not a chat completions field/);
     expect(err(line({ messages: [{ role: 'tool', content: 'x' }] }))).toMatch(/body\.messages\[0\]\.role: "tool" is not supported/);
-    expect(err(line({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }))).toMatch(/body\.messages\[0\]\.content\[0\]: only text parts/);
+    expect(err(line({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }))).toMatch(
+      /body\.messages\[0\]\.content\[0\]: only text parts/,
+    );
     expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { method: 'GET' }))).toMatch(/method: must be "POST"/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }] }, { custom_id: '' }))).toMatch(/custom_id: is required/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], max_tokens: 0 }))).toMatch(/body\.max_completion_tokens \(or max_tokens\): must be >= 1/);
@@ -112,7 +133,12 @@ describe('OpenAI Batch input lines', () => {
   });
 
   it('tells the model about a JSON mode as well as checking the answer', () => {
-    const p = parse(line({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'object', required: ['city'] } } } }));
+    const p = parse(
+      line({
+        messages: [{ role: 'user', content: 'x' }],
+        response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'object', required: ['city'] } } },
+      }),
+    );
     const messages = p?.ok ? (p.item.request.messages ?? []) : [];
     expect(messages.at(-1)).toEqual({ role: 'system', content: expect.stringContaining('"required":["city"]') });
   });
@@ -121,7 +147,10 @@ describe('OpenAI Batch input lines', () => {
 describe('OpenAI Batch output lines', () => {
   const base = { id: 'req-1', workflowId: 'llm-req-1', model: 'gpt-4o-mini', tier: 'standard', costNanos: 1200, premiumBaselineCostNanos: 9000 };
   it('a completed request is a chat.completion with usage and the Switchyard cost beside it', () => {
-    const out = toOpenAIBatchOutput({ ...base, status: 'completed', text: 'Bonjour', usage: { inputTokens: 10, cachedInputTokens: 2, outputTokens: 3 } }, 1_700_000_000);
+    const out = toOpenAIBatchOutput(
+      { ...base, status: 'completed', text: 'Bonjour', usage: { inputTokens: 10, cachedInputTokens: 2, outputTokens: 3 } },
+      1_700_000_000,
+    );
     expect(out).toMatchObject({
       custom_id: 'req-1',
       error: null,

@@ -12,7 +12,9 @@ const root = join(import.meta.dirname, '..', '..');
 const histories = join(root, 'test', 'histories');
 
 function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 /** The patch ids whose markers a history holds, and its workflow type. */
@@ -37,7 +39,9 @@ function historyOf(file: string): { type: string; markers: Set<string> } {
 }
 
 describe('the patch list', () => {
-  const used = new Set(sources(join(root, 'src', 'workflows')).flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/(?:patched|deprecatePatch)\('([^']+)'\)/g)].map((m) => m[1]!)));
+  const used = new Set(
+    sources(join(root, 'src', 'workflows')).flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/(?:patched|deprecatePatch)\('([^']+)'\)/g)].map((m) => m[1]!)),
+  );
 
   it('lists every patch id the workflow code uses, once, and no other', () => {
     const listed = PATCHES.map((p) => p.id);
@@ -45,15 +49,18 @@ describe('the patch list', () => {
     expect([...used].sort()).toEqual([...listed].sort());
   });
 
-  it.each(PATCHES.map((p) => [p.id, p] as const))('%s: its histories exist, of its workflow, with the marker where it says and without it where recorded before', (_id, p) => {
-    expect(p.markerIn.length + p.oldBranchIn.length).toBeGreaterThan(0);
-    for (const file of p.markerIn) {
-      const h = historyOf(file);
-      expect([file, h.type, h.markers.has(p.id)]).toEqual([file, p.workflow, true]);
-    }
-    for (const file of p.oldBranchIn) {
-      const h = historyOf(file);
-      expect([file, h.type, h.markers.has(p.id)]).toEqual([file, p.workflow, false]);
-    }
-  });
+  it.each(PATCHES.map((p) => [p.id, p] as const))(
+    '%s: its histories exist, of its workflow, with the marker where it says and without it where recorded before',
+    (_id, p) => {
+      expect(p.markerIn.length + p.oldBranchIn.length).toBeGreaterThan(0);
+      for (const file of p.markerIn) {
+        const h = historyOf(file);
+        expect([file, h.type, h.markers.has(p.id)]).toEqual([file, p.workflow, true]);
+      }
+      for (const file of p.oldBranchIn) {
+        const h = historyOf(file);
+        expect([file, h.type, h.markers.has(p.id)]).toEqual([file, p.workflow, false]);
+      }
+    },
+  );
 });

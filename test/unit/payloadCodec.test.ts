@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { encryptionKeysFromEnv, keyFingerprint } from '../../src/security/encryptionKeys.js';
 import { CODE_TTL_MS, mintSignInCode, newSignInSecret, SignInCodes, signInUrl } from '../../src/security/uiSignIn.js';
-import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, KEY_FINGERPRINT_METADATA, PayloadDecryptionError, payloadKeyFingerprint, payloadKeyId } from '../../src/security/payloadCodec.js';
+import {
+  AesGcmPayloadCodec,
+  ENCRYPTED_ENCODING,
+  KEY_FINGERPRINT_METADATA,
+  PayloadDecryptionError,
+  payloadKeyFingerprint,
+  payloadKeyId,
+} from '../../src/security/payloadCodec.js';
 
 const k = () => randomBytes(32).toString('base64');
 
@@ -21,7 +28,9 @@ describe('encryption keys from the environment', () => {
     expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_KEY_ID: 'has space' })).toThrow(/SWITCHYARD_ENCRYPTION_KEY_ID/);
     expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_OLD_KEYS: `a:${k()}` })).toThrow(/SWITCHYARD_ENCRYPTION_KEY is not set/);
     expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_OLD_KEYS: 'nocolon' })).toThrow(/id:base64key/);
-    expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_OLD_KEYS: `a:${k()},a:${k()}` })).toThrow(/entry 2 of 2\): key id "a" appears twice/);
+    expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_OLD_KEYS: `a:${k()},a:${k()}` })).toThrow(
+      /entry 2 of 2\): key id "a" appears twice/,
+    );
     const same = k();
     expect(() => encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: same, SWITCHYARD_ENCRYPTION_OLD_KEYS: `old:${same}` })).toThrow(/same key as "k1"/);
     const keys = encryptionKeysFromEnv({ SWITCHYARD_ENCRYPTION_KEY: k(), SWITCHYARD_ENCRYPTION_OLD_KEYS: `old1:${k()}, old2:${k()}` });
@@ -104,7 +113,9 @@ describe('AES-256-GCM payload codec', () => {
     const [enc] = await before.encode([plain]);
     expect(enc && payloadKeyFingerprint(enc)).toMatch(/^[0-9a-f]{16}$/);
     const replaced = codec({ SWITCHYARD_ENCRYPTION_KEY: newKey });
-    await expect(replaced.decode([enc!])).rejects.toThrow(/key id "k1" fingerprint [0-9a-f]{16}.*replaced.*SWITCHYARD_ENCRYPTION_OLD_KEYS k1:<that key>.*new SWITCHYARD_ENCRYPTION_KEY_ID/);
+    await expect(replaced.decode([enc!])).rejects.toThrow(
+      /key id "k1" fingerprint [0-9a-f]{16}.*replaced.*SWITCHYARD_ENCRYPTION_OLD_KEYS k1:<that key>.*new SWITCHYARD_ENCRYPTION_KEY_ID/,
+    );
     // A payload from before fingerprints (none in its metadata): every key under the id is tried.
     const legacy = { ...enc!, metadata: Object.fromEntries(Object.entries(enc!.metadata ?? {}).filter(([name]) => name !== KEY_FINGERPRINT_METADATA)) };
     await expect(replaced.decode([legacy])).rejects.toThrow(/failed authentication.*fingerprint.*replaced/);
@@ -131,7 +142,8 @@ describe('sign-in links for the embedded UI (security/uiSignIn.ts)', () => {
     // A later expiry written into a real code breaks its signature.
     const [exp = '', nonce = '', mac = ''] = mintSignInCode(secret, t0).split('.');
     expect(codes.redeem(`${Number(exp) + 3_600_000}.${nonce}.${mac}`, t0)).toEqual({ ok: false, why: 'forged' });
-    for (const bad of ['', 'x', `${exp}.${nonce}`, `${exp}.${nonce}.${mac}.x`, `-1.${nonce}.${mac}`]) expect(codes.redeem(bad, t0)).toEqual({ ok: false, why: 'malformed' });
+    for (const bad of ['', 'x', `${exp}.${nonce}`, `${exp}.${nonce}.${mac}.x`, `-1.${nonce}.${mac}`])
+      expect(codes.redeem(bad, t0)).toEqual({ ok: false, why: 'malformed' });
   });
   it('links point at the sign-in path of the UI', () => {
     expect(signInUrl('http://127.0.0.1:8233/', secret)).toMatch(/^http:\/\/127\.0\.0\.1:8233\/switchyard\/sign-in\?code=\d+\.[\w-]{16}\.[\w-]{43}$/);

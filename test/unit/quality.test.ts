@@ -24,7 +24,10 @@ describe('quality checks', () => {
       expect(f).toMatch(/^not JSON/);
       expect(f).not.toMatch(/Paris|Alice|Jones|city/);
     }
-    const leak = checkAnswer('{"Alice Jones": 1}', spec({ jsonSchema: { type: 'object', additionalProperties: false, properties: { city: { type: 'string' } } } })).failures.join(' ');
+    const leak = checkAnswer(
+      '{"Alice Jones": 1}',
+      spec({ jsonSchema: { type: 'object', additionalProperties: false, properties: { city: { type: 'string' } } } }),
+    ).failures.join(' ');
     expect(leak).toMatch(/^JSON Schema: /);
     expect(leak).not.toMatch(/Alice/);
     expect(checkAnswer('{"town": "Paris"}', spec({ jsonSchema: schema })).failures).toEqual(["JSON Schema: #/required must have required property 'city'"]);
@@ -53,7 +56,9 @@ describe('quality checks', () => {
     expect(look.success).toBe(false);
     expect(look.error?.issues[0]?.message).toMatch(/RE2 accepts.*no lookahead, lookbehind or backreferences: rewrite the pattern without them/);
     expect(qualitySpecSchema.safeParse({ regex: '(a)\\1' }).success).toBe(false);
-    expect(qualitySpecSchema.safeParse({ regex: 'a'.repeat(MAX_PATTERN_LENGTH + 1) }).error?.issues[0]?.message).toBe(`is ${MAX_PATTERN_LENGTH + 1} characters; at most ${MAX_PATTERN_LENGTH}`);
+    expect(qualitySpecSchema.safeParse({ regex: 'a'.repeat(MAX_PATTERN_LENGTH + 1) }).error?.issues[0]?.message).toBe(
+      `is ${MAX_PATTERN_LENGTH + 1} characters; at most ${MAX_PATTERN_LENGTH}`,
+    );
     expect(schemaError({ type: 'string', pattern: '(?<=x)y' })).toMatch(/RE2/);
     // JavaScript syntax still works: named groups, escaped slashes, Unicode classes.
     expect(checkAnswer('in 2024/25: café', spec({ regex: '(?<year>\\d{4})\\/\\d{2}: \\p{L}+$' })).passed).toBe(true);

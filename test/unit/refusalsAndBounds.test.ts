@@ -14,18 +14,33 @@ import { utf8Bytes } from '../../src/util/bytes.js';
 import { ValidationError } from '../../src/util/validation.js';
 import { requestInputSchema } from '../../src/contracts/requestInput.js';
 
-const policy: RetryPolicy = { maximumAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1_000, maxRetryAfterMs: 10_000, maxRateLimitWaitMs: 60_000 };
+const policy: RetryPolicy = {
+  maximumAttempts: 3,
+  initialIntervalMs: 100,
+  backoffCoefficient: 2,
+  maximumIntervalMs: 1_000,
+  maxRetryAfterMs: 10_000,
+  maxRateLimitWaitMs: 60_000,
+};
 
 describe('every failure kind ends in a decision', () => {
   it('internal and unavailable move on; an unknown kind from another worker version does too', () => {
-    expect(decideAfterFailure({ kind: 'internal', message: 'TypeError: x', attempt: 1 }, policy)).toMatchObject({ action: 'next', why: 'worker error: TypeError: x' });
-    expect(decideAfterFailure({ kind: 'unavailable', message: 'provider anthropic is not configured', attempt: 1 }, policy)).toMatchObject({ action: 'next', otherProvider: true });
+    expect(decideAfterFailure({ kind: 'internal', message: 'TypeError: x', attempt: 1 }, policy)).toMatchObject({
+      action: 'next',
+      why: 'worker error: TypeError: x',
+    });
+    expect(decideAfterFailure({ kind: 'unavailable', message: 'provider anthropic is not configured', attempt: 1 }, policy)).toMatchObject({
+      action: 'next',
+      otherProvider: true,
+    });
     const d = decideAfterFailure({ kind: 'from-the-future' as FailureKind, message: 'm', attempt: 1 }, policy);
     expect(d.action).toBe('next');
   });
 
   it('a Retry-After on a 5xx above the bound moves to the next model; within it, it is honoured', () => {
-    expect(decideAfterFailure({ kind: 'transient', status: 503, retryAfterMs: 31_536_000_000, message: 'm', attempt: 1 }, policy)).toMatchObject({ action: 'next' });
+    expect(decideAfterFailure({ kind: 'transient', status: 503, retryAfterMs: 31_536_000_000, message: 'm', attempt: 1 }, policy)).toMatchObject({
+      action: 'next',
+    });
     expect(decideAfterFailure({ kind: 'transient', status: 503, retryAfterMs: 2_000, message: 'm', attempt: 1 }, policy)).toEqual({
       action: 'retry',
       delayMs: 2_000,
@@ -58,7 +73,9 @@ describe('the book reads own properties only', () => {
     const st = status(b);
     expect(st.spentNanos).toBe(8);
     expect(Object.getPrototypeOf(b.spent)).toBe(Object.prototype);
-    expect(validateSettings({ ...settings, allocations: { constructor: 1 } })).toEqual([expect.stringMatching(/allocations.constructor: .*not reserved names/)]);
+    expect(validateSettings({ ...settings, allocations: { constructor: 1 } })).toEqual([
+      expect.stringMatching(/allocations.constructor: .*not reserved names/),
+    ]);
   });
 
   it('settlement is exactly once by sequence number, without remembering settled ids', () => {
@@ -85,7 +102,9 @@ describe('the book reads own properties only', () => {
 
   it('a reserve past its attempt deadline is refused and creates nothing', () => {
     const b = newBook('s', settings, period);
-    expect(() => reserve(b, { reservationId: 'z', category: 'standard', amountNanos: 1, workflowId: 'w', notAfter: 10 }, 11)).toThrow(/after its activity attempt timed out/);
+    expect(() => reserve(b, { reservationId: 'z', category: 'standard', amountNanos: 1, workflowId: 'w', notAfter: 10 }, 11)).toThrow(
+      /after its activity attempt timed out/,
+    );
     expect(status(b).openReservations).toBe(0);
   });
 });

@@ -47,7 +47,15 @@ describe('report', () => {
       ['2026-12-01', 'unspecified', 1, 1, 2_000, 12_000],
       ['2026-12-02', 'unspecified', 1, 1, 9_000, 7_000],
     ]);
-    expect(r.total).toMatchObject({ requests: 2, attempts: 3, costNanos: 12_000, baselineNanos: 29_000, savingNanos: 17_000, inputTokens: 300, outputTokens: 150 });
+    expect(r.total).toMatchObject({
+      requests: 2,
+      attempts: 3,
+      costNanos: 12_000,
+      baselineNanos: 29_000,
+      savingNanos: 17_000,
+      inputTokens: 300,
+      outputTokens: 150,
+    });
     const byScope = buildReport(entries, { by: ['scope'] }, () => 0);
     expect(byScope.rows.map((x) => [x.group.scope, x.costNanos])).toEqual([
       ['default', 3_000],
@@ -93,7 +101,9 @@ describe('report', () => {
         ledger: string;
       };
       expect(out).toMatchObject({ total: { costNanos: 3_000 }, ledger: path });
-      const team = JSON.parse((await run(process.execPath, [cli, 'report', '--json', '--scope', 'team-a'], { env })).stdout) as { total: { costNanos: number } };
+      const team = JSON.parse((await run(process.execPath, [cli, 'report', '--json', '--scope', 'team-a'], { env })).stdout) as {
+        total: { costNanos: number };
+      };
       expect(team.total.costNanos).toBe(9_000);
       await expect(run(process.execPath, [cli, 'report', '--by', 'colour'], { env })).rejects.toMatchObject({
         stderr: expect.stringMatching(/--by must be one or more of day, model, tier, category, feature, scope, got "colour"/),
@@ -139,7 +149,9 @@ describe('report', () => {
       const run = promisify(execFile);
       const env = { ...process.env, SWITCHYARD_LEDGER_URL: '', SWITCHYARD_LOG_LEVEL: 'warn' };
       mkdirSync(join(dir, 'not-a-file.jsonl'));
-      await expect(run(process.execPath, [cli, 'report', '--json', '--ledger', join(dir, 'not-a-file.jsonl')], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/EISDIR/) });
+      await expect(run(process.execPath, [cli, 'report', '--json', '--ledger', join(dir, 'not-a-file.jsonl')], { env })).rejects.toMatchObject({
+        stderr: expect.stringMatching(/EISDIR/),
+      });
       const path = join(dir, 'torn.jsonl');
       writeFileSync(path, `${JSON.stringify(entries[0])}\n{"key":"torn","cost\n${JSON.stringify(entries[2])}`);
       const r = await run(process.execPath, [cli, 'report', '--json', '--ledger', path], { env });

@@ -165,7 +165,9 @@ describe('classifier', () => {
   it('scores in [0,1], continuous, and orders easy < medium < hard', () => {
     const easy = classify({ prompt: 'Classify this email as spam or not: "You won a prize!"' });
     const medium = classify({ prompt: 'Explain how a hash map handles collisions.' });
-    const hard = classify({ prompt: 'Design a distributed rate limiter, analyze its consistency trade-offs and prove it never admits more than N requests per window.' });
+    const hard = classify({
+      prompt: 'Design a distributed rate limiter, analyze its consistency trade-offs and prove it never admits more than N requests per window.',
+    });
     for (const c of [easy, medium, hard]) {
       expect(c.complexity).toBeGreaterThanOrEqual(0);
       expect(c.complexity).toBeLessThanOrEqual(1);

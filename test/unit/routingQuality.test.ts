@@ -38,8 +38,16 @@ describe('route-eval metrics', () => {
     const oracle = routeEval(data, gain);
     writeFileSync(join(dir, 'd.jsonl'), data.map((d) => JSON.stringify({ ...d, prompt: 'p' })).join('\n'));
     writeFileSync(join(dir, 's.jsonl'), [...gain].map(([id, score]) => JSON.stringify({ id, score })).join('\n'));
-    const fromPython = JSON.parse(execFileSync('python3', [python, join(dir, 'd.jsonl'), join(dir, 's.jsonl')], { encoding: 'utf8' })) as { APGR: number; CPT50: number; CPT80: number };
-    expect({ APGR: oracle.APGR, CPT50: oracle.CPT50, CPT80: oracle.CPT80 }).toEqual({ APGR: fromPython.APGR, CPT50: fromPython.CPT50, CPT80: fromPython.CPT80 });
+    const fromPython = JSON.parse(execFileSync('python3', [python, join(dir, 'd.jsonl'), join(dir, 's.jsonl')], { encoding: 'utf8' })) as {
+      APGR: number;
+      CPT50: number;
+      CPT80: number;
+    };
+    expect({ APGR: oracle.APGR, CPT50: oracle.CPT50, CPT80: oracle.CPT80 }).toEqual({
+      APGR: fromPython.APGR,
+      CPT50: fromPython.CPT50,
+      CPT80: fromPython.CPT80,
+    });
   });
   it('refuses data without scores, naming the ids', () => {
     expect(() => routeEval(data, new Map([['0', 1]]))).toThrow(/99 ids have no score, e\.g\. 1, 2, 3/);

@@ -100,7 +100,10 @@ describe('Temporal CLI discovery', () => {
       const port = (server.address() as AddressInfo).port;
       const cache = join(root, 'download-cache');
       const lines: string[] = [];
-      const path = await ensureTemporalCli({ env: { PATH: process.env.PATH, XDG_CACHE_HOME: cache, SWITCHYARD_TEMPORAL_DOWNLOAD_URL: `http://127.0.0.1:${port}/` }, say: (l) => lines.push(l) });
+      const path = await ensureTemporalCli({
+        env: { PATH: process.env.PATH, XDG_CACHE_HOME: cache, SWITCHYARD_TEMPORAL_DOWNLOAD_URL: `http://127.0.0.1:${port}/` },
+        say: (l) => lines.push(l),
+      });
       expect(path).toBe(cachedCliPath({ XDG_CACHE_HOME: cache }));
       expect(cliVersion(path)).toBe(cliVersion(src));
       expect(asked).toEqual([`/cli/archive/v1.9.1?platform=${process.platform}&arch=${process.arch === 'x64' ? 'amd64' : process.arch}`]);
@@ -116,9 +119,10 @@ describe('Temporal CLI discovery', () => {
   });
 
   it('without the CLI and without Go, explains the other ways to get it', async () => {
-    const err = await ensureTemporalCli({ env: { PATH: join(root, 'empty'), XDG_CACHE_HOME: join(root, 'nocache'), SWITCHYARD_TEMPORAL_DOWNLOAD_URL: 'off' }, say: () => undefined }).catch(
-      (e: unknown) => e,
-    );
+    const err = await ensureTemporalCli({
+      env: { PATH: join(root, 'empty'), XDG_CACHE_HOME: join(root, 'nocache'), SWITCHYARD_TEMPORAL_DOWNLOAD_URL: 'off' },
+      say: () => undefined,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TemporalCliNotFound);
     expect((err as Error).message).toMatch(/Go is not installed/);
     expect((err as Error).message).toMatch(/TEMPORAL_ADDRESS/);
@@ -164,7 +168,9 @@ describe('configuration', () => {
       expect(err, name).toBeInstanceOf(ValidationError);
       expect((err as ValidationError).fields.join()).toMatch(new RegExp(`${name}: must be an http\\(s\\) URL such as http`));
     }
-    expect(loadConfig({ OPENAI_BASE_URL: 'http://127.0.0.1:9/v1', SELF_HOSTED_BASE_URL: 'https://vllm.internal/v1' }).providers.openai?.baseURL).toBe('http://127.0.0.1:9/v1');
+    expect(loadConfig({ OPENAI_BASE_URL: 'http://127.0.0.1:9/v1', SELF_HOSTED_BASE_URL: 'https://vllm.internal/v1' }).providers.openai?.baseURL).toBe(
+      'http://127.0.0.1:9/v1',
+    );
   });
 
   it('warns (without the key) when TEMPORAL_API_KEY would be sent without TLS', async () => {
@@ -206,8 +212,13 @@ describe('dev server SQLite pragmas', () => {
     expect(sqlitePragmas(undefined, {})).toEqual(DEFAULT_SQLITE_PRAGMAS);
     expect(DEFAULT_SQLITE_PRAGMAS).toEqual(['journal_mode=wal', 'synchronous=normal']);
     expect(sqlitePragmas(undefined, { SWITCHYARD_DEV_SQLITE_PRAGMAS: 'none' })).toEqual([]);
-    expect(sqlitePragmas(undefined, { SWITCHYARD_DEV_SQLITE_PRAGMAS: 'journal_mode=delete, synchronous=full' })).toEqual(['journal_mode=delete', 'synchronous=full']);
-    expect(() => sqlitePragmas(undefined, { SWITCHYARD_DEV_SQLITE_PRAGMAS: 'drop table' })).toThrow(/SWITCHYARD_DEV_SQLITE_PRAGMAS: "drop table" is not name=value/);
+    expect(sqlitePragmas(undefined, { SWITCHYARD_DEV_SQLITE_PRAGMAS: 'journal_mode=delete, synchronous=full' })).toEqual([
+      'journal_mode=delete',
+      'synchronous=full',
+    ]);
+    expect(() => sqlitePragmas(undefined, { SWITCHYARD_DEV_SQLITE_PRAGMAS: 'drop table' })).toThrow(
+      /SWITCHYARD_DEV_SQLITE_PRAGMAS: "drop table" is not name=value/,
+    );
     expect(sqlitePragmas([], { SWITCHYARD_DEV_SQLITE_PRAGMAS: 'journal_mode=wal' })).toEqual([]);
   });
 });

@@ -26,11 +26,18 @@ export async function fileSha256(path: string): Promise<string> {
 }
 
 /** Reads whole lines from `cursor` until `maxLines` requests or PAGE_MAX_BYTES of request text. */
-export async function readPage(source: BatchSource, cursor: BatchCursor, maxLines: number, defaults: BatchDefaults, duplicates: readonly number[] = []): Promise<BatchPage> {
+export async function readPage(
+  source: BatchSource,
+  cursor: BatchCursor,
+  maxLines: number,
+  defaults: BatchDefaults,
+  duplicates: readonly number[] = [],
+): Promise<BatchPage> {
   const items: PageItem[] = [];
   const repeated = new Set(duplicates);
   const invalid: BatchPage['invalid'] = [];
-  const tooLong = (line: number): string => `line ${line}: longer than ${LINE_MAX_BYTES} bytes, too large for a detached batch; run it with \`switchyard batch\` without --detach`;
+  const tooLong = (line: number): string =>
+    `line ${line}: longer than ${LINE_MAX_BYTES} bytes, too large for a detached batch; run it with \`switchyard batch\` without --detach`;
   const fh = await open(source.path, 'r');
   try {
     const chunk = Buffer.alloc(64 * 1024);

@@ -5,7 +5,13 @@
  * server answers it once.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { type Client, WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import {
+  type Client,
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Alert, BudgetSettings, ReserveResult, SettleResult } from '../../budget/book.js';
 import type { Catalog } from '../../catalog/catalog.js';
@@ -224,7 +230,11 @@ export function createBudgetActivities(deps: BudgetDeps) {
     const workflowId = shardWorkflowId(deps.taskQueue, input.scope, shard, shards);
     const notAfter = attemptDeadline();
     const attempt = currentAttempt();
-    const startArgs = { scope: input.scope, settings: settingsForShard(deps.budgetDefaults, shard, shards), ...(shards > 1 ? { shard: { index: shard, count: shards } } : {}) };
+    const startArgs = {
+      scope: input.scope,
+      settings: settingsForShard(deps.budgetDefaults, shard, shards),
+      ...(shards > 1 ? { shard: { index: shard, count: shards } } : {}),
+    };
     try {
       const r = await batcher.submit(
         { workflowId, startArgs },
@@ -303,7 +313,13 @@ export function createBudgetActivities(deps: BudgetDeps) {
       try {
         const r = await batcher.submit(
           { workflowId: handle(input.scope, input.shard).workflowId },
-          { op: 'settle', reservationId: input.reservationId, category: input.category, costNanos: input.costNanos, ...(input.seq !== undefined ? { seq: input.seq } : {}) },
+          {
+            op: 'settle',
+            reservationId: input.reservationId,
+            category: input.category,
+            costNanos: input.costNanos,
+            ...(input.seq !== undefined ? { seq: input.seq } : {}),
+          },
         );
         result = unwrapOp<SettleResult>(r);
       } catch (e) {

@@ -21,10 +21,14 @@ export function createExperimentActivities(deps: ExperimentActivityDeps) {
      */
     async notifyRouting(input: { taskQueue: string; started?: ActiveExperiment; ended?: { name: string } }): Promise<void> {
       try {
-        await registerExperiment(deps.temporal, input.taskQueue, deps.controlSettings(), { ...(input.started ? { started: input.started } : {}), ...(input.ended ? { ended: input.ended } : {}) });
+        await registerExperiment(deps.temporal, input.taskQueue, deps.controlSettings(), {
+          ...(input.started ? { started: input.started } : {}),
+          ...(input.ended ? { ended: input.ended } : {}),
+        });
       } catch (e) {
         // Refused by the routing entity (too many experiments): retrying cannot help.
-        if (e instanceof WorkflowUpdateFailedError) throw ApplicationFailure.create({ type: 'ExperimentRefused', nonRetryable: true, message: e.cause?.message ?? e.message });
+        if (e instanceof WorkflowUpdateFailedError)
+          throw ApplicationFailure.create({ type: 'ExperimentRefused', nonRetryable: true, message: e.cause?.message ?? e.message });
         throw e;
       }
     },

@@ -24,7 +24,12 @@ function threadModule(): string | undefined {
 }
 
 export function inputBytes(input: ClassifyInput): number {
-  return utf8Bytes(input.prompt) + utf8Bytes(input.system ?? '') + utf8Bytes(input.context ?? '') + (input.history ?? []).reduce((t, h) => t + utf8Bytes(h.content), 0);
+  return (
+    utf8Bytes(input.prompt) +
+    utf8Bytes(input.system ?? '') +
+    utf8Bytes(input.context ?? '') +
+    (input.history ?? []).reduce((t, h) => t + utf8Bytes(h.content), 0)
+  );
 }
 
 export class ClassifyPool {

@@ -82,7 +82,8 @@ export function createRequestActivities(deps: ActivityDeps) {
     }
     if (input.judge) {
       const asked = input.judge.prompt ?? (request ? judgeQuestionOf(request) : undefined);
-      if (asked === undefined) throw ApplicationFailure.create({ message: 'callModel: a judge call needs the request prompt', type: 'internal', nonRetryable: true });
+      if (asked === undefined)
+        throw ApplicationFailure.create({ message: 'callModel: a judge call needs the request prompt', type: 'internal', nonRetryable: true });
       return { turns: [{ role: 'user', content: judgePrompt(asked, input.judge.answer) }] };
     }
     if (request) return conversationOf(request);
@@ -191,7 +192,11 @@ export function createRequestActivities(deps: ActivityDeps) {
             );
             shaped = {
               policy: shaped.policy,
-              learning: { band: shaped.learning.band, explore: shaped.learning.explore, ...(shaped.learning.policyVersion !== undefined ? { policyVersion: shaped.learning.policyVersion } : {}) },
+              learning: {
+                band: shaped.learning.band,
+                explore: shaped.learning.explore,
+                ...(shaped.learning.policyVersion !== undefined ? { policyVersion: shaped.learning.policyVersion } : {}),
+              },
             };
           }
         }
@@ -199,7 +204,8 @@ export function createRequestActivities(deps: ActivityDeps) {
           // Would this request lead with a half-open model? Then it may be that model's trial.
           open = circuits.open;
           const lead = routeWith(true).chain[0]?.model;
-          const trial = lead !== undefined && circuits.halfOpen.includes(lead) && (await deps.health.claimTrial(lead, deps.callTimeoutMs + 30_000)) ? lead : undefined;
+          const trial =
+            lead !== undefined && circuits.halfOpen.includes(lead) && (await deps.health.claimTrial(lead, deps.callTimeoutMs + 30_000)) ? lead : undefined;
           open = [...circuits.open, ...circuits.halfOpen.filter((m) => m !== trial)];
         }
         decision = routeWith(open.length > 0);
@@ -222,13 +228,17 @@ export function createRequestActivities(deps: ActivityDeps) {
         }),
       );
       const reserveNanos = Object.fromEntries(
-        decision.chain.map((c) => [c.model, estimateCostNanos(catalog.require(c.model), withMargin(c.provider, input.classification.inputTokens), c.maxOutputTokens)]),
+        decision.chain.map((c) => [
+          c.model,
+          estimateCostNanos(catalog.require(c.model), withMargin(c.provider, input.classification.inputTokens), c.maxOutputTokens),
+        ]),
       );
       const skipped = decision.excluded
         .filter((e) => e.constraint === 'providerConfigured' || (e.constraint === 'excludeModels' && open.includes(e.model)))
         .map((e) => ({ model: e.model, why: e.constraint === 'providerConfigured' ? e.detail : 'circuit open' }));
       const leftOut = skipped.filter((k) => catalog.get(k.model)?.tier === decision.preferredTier);
-      const preferredTierSkipped = leftOut.length === 0 ? undefined : leftOut.some((k) => k.why === 'circuit open') ? ('circuit_open' as const) : ('unavailable' as const);
+      const preferredTierSkipped =
+        leftOut.length === 0 ? undefined : leftOut.some((k) => k.why === 'circuit open') ? ('circuit_open' as const) : ('unavailable' as const);
       return {
         decision,
         contextWindows,
@@ -241,7 +251,12 @@ export function createRequestActivities(deps: ActivityDeps) {
       };
     } catch (e) {
       if (e instanceof NoEligibleModelError) {
-        throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, details: [{ constraint: e.constraint }] });
+        throw ApplicationFailure.create({
+          message: e.message,
+          type: FAILURE_TYPES.noEligibleModel,
+          nonRetryable: true,
+          details: [{ constraint: e.constraint }],
+        });
       }
       if (e instanceof Error && e.name === 'ValidationError') {
         throw ApplicationFailure.create({ message: e.message, type: FAILURE_TYPES.invalidInput, nonRetryable: true });
@@ -251,7 +266,10 @@ export function createRequestActivities(deps: ActivityDeps) {
   };
   const retryPolicyFor = (model: string): RetryPolicy => ({ ...deps.retry, ...deps.modelRetry?.[model] });
   /** The worker's retry policy applied to a failed attempt on `model`. */
-  const retryVerdictFor = (model: string, failure: FailureFacts): RetryVerdict => ({ decision: decideAfterFailure(failure, retryPolicyFor(model)), maxRateLimitWaitMs: deps.retry.maxRateLimitWaitMs });
+  const retryVerdictFor = (model: string, failure: FailureFacts): RetryVerdict => ({
+    decision: decideAfterFailure(failure, retryPolicyFor(model)),
+    maxRateLimitWaitMs: deps.retry.maxRateLimitWaitMs,
+  });
   return {
     async classify(input: ClassifyInput): Promise<Classification> {
       // Large prompts off the event loop (classifyPool.ts); without a pool (tests of parts), inline.
@@ -269,7 +287,9 @@ export function createRequestActivities(deps: ActivityDeps) {
 
     async selectModels(input: SelectInput): Promise<SelectOutput> {
       const selection = await selectRoute(input);
-      const retryByModel = Object.fromEntries(selection.decision.chain.filter((c) => deps.modelRetry?.[c.model]).map((c) => [c.model, retryPolicyFor(c.model)]));
+      const retryByModel = Object.fromEntries(
+        selection.decision.chain.filter((c) => deps.modelRetry?.[c.model]).map((c) => [c.model, retryPolicyFor(c.model)]),
+      );
       return { ...selection, retry: deps.retry, retryByModel, callTimeoutMs: deps.callTimeoutMs };
     },
 
@@ -322,7 +342,10 @@ export function createRequestActivities(deps: ActivityDeps) {
         } catch (e) {
           // The provider answered (and billed) but its usage cannot be priced: not retried here,
           // which would pay for the call again; the workflow moves on (the cost is unknown).
-          log.error({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, usage: res.usage }, 'provider reported usage that cannot be priced');
+          log.error(
+            { workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, usage: res.usage },
+            'provider reported usage that cannot be priced',
+          );
           throw ApplicationFailure.create({
             type: 'internal',
             nonRetryable: true,
@@ -330,7 +353,10 @@ export function createRequestActivities(deps: ActivityDeps) {
             details: [{ kind: 'internal', message: (e as Error).message }],
           });
         }
-        log.info({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, latencyMs, costNanos: cost, usage: res.usage }, 'provider call succeeded');
+        log.info(
+          { workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, latencyMs, costNanos: cost, usage: res.usage },
+          'provider call succeeded',
+        );
         return { text: res.text, usage: res.usage, costNanos: cost, premiumBaselineCostNanos: baseline, finishReason: res.finishReason, latencyMs };
       } catch (e) {
         if (e instanceof ProviderError) {
@@ -338,8 +364,13 @@ export function createRequestActivities(deps: ActivityDeps) {
           const cancelled = ctx.cancellationSignal.aborted;
           deps.metrics?.providerAttempt(spec.name, spec.provider, cancelled ? 'cancelled' : e.kind);
           if (!cancelled && countsAsFailure(e.kind)) deps.health?.report(spec.name, false, e.kind);
-          log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, kind: e.kind, status: e.status, retryAfterMs: e.retryAfterMs }, 'provider call failed');
-          const message = deps.redactProviderMessages ? `${e.provider}${e.status ? ` ${e.status}` : ''}: ${e.kind} (the provider's message is in the failure details, encrypted)` : e.message;
+          log.warn(
+            { workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, kind: e.kind, status: e.status, retryAfterMs: e.retryAfterMs },
+            'provider call failed',
+          );
+          const message = deps.redactProviderMessages
+            ? `${e.provider}${e.status ? ` ${e.status}` : ''}: ${e.kind} (the provider's message is in the failure details, encrypted)`
+            : e.message;
           throw ApplicationFailure.create({ message, type: e.kind, nonRetryable: true, details: [e.toInfo()] });
         }
         throw e;

@@ -41,7 +41,9 @@ type CallText = Omit<CallModelInput, 'model' | 'maxOutputTokens'>;
 
 /** Where the attempt is charged: the validated request's scope and category on a routed attempt. */
 function budgetOf(input: PaidCallInput, routed: Routed | undefined): { scope: string; category: string } {
-  return routed ? { scope: routed.request.budgetScope, category: routed.request.category } : { scope: input.budget.scope ?? 'default', category: input.budget.category ?? 'standard' };
+  return routed
+    ? { scope: routed.request.budgetScope, category: routed.request.category }
+    : { scope: input.budget.scope ?? 'default', category: input.budget.category ?? 'standard' };
 }
 
 function failureOf(e: unknown): AttemptFailure | undefined {
@@ -61,7 +63,12 @@ export function createPaidCallActivities(parts: PaidCallParts) {
   const validatedRoute = async (input: RouteInput): Promise<{ routed: Routed; req: ValidRequest }> => {
     const raw = 'run' in input.start ? await parts.readRequestInput(input.start.run) : input.start.request;
     const parsed = requestInputSchema.safeParse(raw);
-    if (!parsed.success) throw ApplicationFailure.create({ type: FAILURE_TYPES.invalidInput, nonRetryable: true, message: `invalid request: ${describeIssues(parsed.error).join('; ')}` });
+    if (!parsed.success)
+      throw ApplicationFailure.create({
+        type: FAILURE_TYPES.invalidInput,
+        nonRetryable: true,
+        message: `invalid request: ${describeIssues(parsed.error).join('; ')}`,
+      });
     const req = parsed.data;
     const { prompt: _p, messages: _m, system: _s, context: _c, quality, ...request } = req;
     const classification = await parts.classify(classifyInputOf(req));
@@ -84,7 +91,11 @@ export function createPaidCallActivities(parts: PaidCallParts) {
         const to = budgetOf(input, routed);
         // The first attempt sends what it validated: the text inline, or by reference to the run.
         const call: CallText = first
-          ? { ...input.call, temperature: first.req.temperature, ...(input.route && 'run' in input.route.start ? { promptRef: true as const } : callTextOf(first.req)) }
+          ? {
+              ...input.call,
+              temperature: first.req.temperature,
+              ...(input.route && 'run' in input.route.start ? { promptRef: true as const } : callTextOf(first.req)),
+            }
           : input.call;
         let model: { name: string; maxOutputTokens: number; reserveNanos: number };
         if (routed) {
@@ -114,7 +125,8 @@ export function createPaidCallActivities(parts: PaidCallParts) {
         } catch (e) {
           // Nothing was paid for: free the reservation before anything else.
           await parts.releaseBudget({ scope: to.scope, shard: grant.shard, reservationId: input.budget.reservationId });
-          if (ctx.cancellationSignal.aborted) throw e instanceof CancelledFailure ? e : new CancelledFailure(String(ctx.cancellationSignal.reason ?? 'cancelled'));
+          if (ctx.cancellationSignal.aborted)
+            throw e instanceof CancelledFailure ? e : new CancelledFailure(String(ctx.cancellationSignal.reason ?? 'cancelled'));
           const failure = failureOf(e);
           if (failure) return failed(failure);
           // A bug (a plain Error): Temporal retries it; on the last attempt it is this attempt's failure.

@@ -32,7 +32,8 @@ export class RequestInputReader {
     });
     const payloads = res.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
     const input = await decodeFromPayloadsAtIndex<RequestInput>(this.temporal.options.loadedDataConverter, 0, payloads);
-    if (!input || (typeof input.prompt !== 'string' && !Array.isArray(input.messages))) throw new Error(`the start input of ${key} holds no prompt or messages`);
+    if (!input || (typeof input.prompt !== 'string' && !Array.isArray(input.messages)))
+      throw new Error(`the start input of ${key} holds no prompt or messages`);
     const size = sizeOf(input);
     this.cache.set(key, input);
     this.bytes += size;

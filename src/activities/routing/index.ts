@@ -19,7 +19,17 @@ export function createRoutingActivities(deps: { readonly log: Logger; readonly m
         deps.metrics?.anomaly(a.scope, a.category, a.action);
       }
       deps.log.warn(
-        { spendAnomaly: true, id: a.id, scope: a.scope, category: a.category, model: a.model, feature: a.feature, spendNanos: a.spendNanos, baselineNanos: a.baselineNanos, action: a.action },
+        {
+          spendAnomaly: true,
+          id: a.id,
+          scope: a.scope,
+          category: a.category,
+          model: a.model,
+          feature: a.feature,
+          spendNanos: a.spendNanos,
+          baselineNanos: a.baselineNanos,
+          action: a.action,
+        },
         `spend anomaly ${a.id}: ${a.scope}/${a.category} (${a.model}, ${a.feature}) spent ${a.spendNanos} nanodollars in a bucket against a baseline of ${a.baselineNanos}`,
       );
       if (!input.webhookUrl) return;

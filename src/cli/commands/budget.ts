@@ -19,7 +19,8 @@ function parsePairs<T>(flag: string, v: string, parse: (raw: string, key: string
   const out: Record<string, T> = {};
   for (const part of v.split(',')) {
     const [k, raw] = part.split('=');
-    if (!k || raw === undefined) throw new InvalidArgumentError(`${flag} takes name=value pairs separated by commas, e.g. critical=0.4,standard=0.35,batch=0.25`);
+    if (!k || raw === undefined)
+      throw new InvalidArgumentError(`${flag} takes name=value pairs separated by commas, e.g. critical=0.4,standard=0.35,batch=0.25`);
     out[k.trim()] = parse(raw.trim(), k.trim());
   }
   return out;
@@ -30,9 +31,27 @@ function printBudget(st: BudgetStatusView, from?: string): void {
   process.stdout.write(`budget ${st.scope}: ${st.periodicity} period ${st.period.start} .. ${st.period.end} (${st.timeZone})\n`);
   const rows = [['category', 'allocated', 'spent', 'reserved', 'remaining', 'used', 'limit', 'when denied']];
   for (const [name, c] of Object.entries(st.categories)) {
-    rows.push([name, formatUsd(c.allocatedNanos), formatUsd(c.spentNanos), formatUsd(c.reservedNanos), formatUsd(c.remainingNanos), pct(c.utilization), c.limit, c.policy]);
+    rows.push([
+      name,
+      formatUsd(c.allocatedNanos),
+      formatUsd(c.spentNanos),
+      formatUsd(c.reservedNanos),
+      formatUsd(c.remainingNanos),
+      pct(c.utilization),
+      c.limit,
+      c.policy,
+    ]);
   }
-  rows.push(['total', formatUsd(st.totalNanos), formatUsd(st.spentNanos), formatUsd(st.reservedNanos), formatUsd(st.remainingNanos), pct(st.utilization), '', '']);
+  rows.push([
+    'total',
+    formatUsd(st.totalNanos),
+    formatUsd(st.spentNanos),
+    formatUsd(st.reservedNanos),
+    formatUsd(st.remainingNanos),
+    pct(st.utilization),
+    '',
+    '',
+  ]);
   process.stdout.write(`${formatTable(rows, (i) => i > 0 && i < 6)}\n`);
   for (const u of st.unavailable ?? []) {
     process.stdout.write(
@@ -89,14 +108,20 @@ export function registerBudgetCommands(program: Command): void {
     .option('--allocation <pairs>', 'category shares summing to 1, e.g. critical=0.4,standard=0.35,batch=0.25', (v: string) =>
       parsePairs('--allocation', v, (raw, k) => num(`--allocation ${k}`, 0, 1)(raw)),
     )
-    .option('--limit <pairs>', 'hard or soft per category, e.g. batch=soft', (v: string) => parsePairs('--limit', v, oneOf('--limit', ['hard', 'soft'] as const)))
-    .option('--policy <pairs>', 'when denied: downgrade, wait or reject per category, e.g. batch=wait', (v: string) => parsePairs('--policy', v, oneOf('--policy', DENIAL_POLICIES)))
+    .option('--limit <pairs>', 'hard or soft per category, e.g. batch=soft', (v: string) =>
+      parsePairs('--limit', v, oneOf('--limit', ['hard', 'soft'] as const)),
+    )
+    .option('--policy <pairs>', 'when denied: downgrade, wait or reject per category, e.g. batch=wait', (v: string) =>
+      parsePairs('--policy', v, oneOf('--policy', DENIAL_POLICIES)),
+    )
     .option('--webhook <url>', 'soft-limit alert webhook (POST JSON)', (v: string) => {
       if (!isWebhookUrl(v)) throw new InvalidArgumentError(`--webhook must be an http(s) URL such as https://hooks.example.com/budget, got "${v}"`);
       return v;
     })
-    .option('--reallocate-every <duration>', 'move unused allocation between categories on this schedule (e.g. 1d, 6h), with the configured floors; "off" stops it', (v: string) =>
-      v === 'off' ? ('off' as const) : duration('--reallocate-every')(v),
+    .option(
+      '--reallocate-every <duration>',
+      'move unused allocation between categories on this schedule (e.g. 1d, 6h), with the configured floors; "off" stops it',
+      (v: string) => (v === 'off' ? ('off' as const) : duration('--reallocate-every')(v)),
     )
     .option('--json', 'print the new status as JSON')
     .action(
@@ -117,7 +142,11 @@ export function registerBudgetCommands(program: Command): void {
             ...(o.limit ? { limits: o.limit } : {}),
             ...(o.policy ? { policies: o.policy } : {}),
             ...(o.webhook ? { webhookUrl: o.webhook } : {}),
-            ...(o.reallocateEvery === 'off' ? { reallocation: null } : o.reallocateEvery !== undefined ? { reallocation: { ...cfg.budget.reallocation, everyMs: o.reallocateEvery } } : {}),
+            ...(o.reallocateEvery === 'off'
+              ? { reallocation: null }
+              : o.reallocateEvery !== undefined
+                ? { reallocation: { ...cfg.budget.reallocation, everyMs: o.reallocateEvery } }
+                : {}),
           });
           if (o.json) process.stdout.write(`${JSON.stringify(st)}\n`);
           else printBudget(st);
@@ -131,7 +160,8 @@ export function registerBudgetCommands(program: Command): void {
     .action(async (o: { scope: string }) => {
       await withClient(async (client) => {
         const r = await client.restoreBudget(o.scope);
-        for (const e of r.entities) process.stdout.write(`${e.workflowId}: ${e.restored ? `restored (was ${e.was.toLowerCase()})` : `left alone (${e.reason ?? e.was})`}\n`);
+        for (const e of r.entities)
+          process.stdout.write(`${e.workflowId}: ${e.restored ? `restored (was ${e.was.toLowerCase()})` : `left alone (${e.reason ?? e.was})`}\n`);
         const applied = r.settled.filter((s) => !s.duplicate);
         if (r.settled.length > 0)
           process.stdout.write(
@@ -165,14 +195,20 @@ export function registerBudgetCommands(program: Command): void {
         if (h.length === 0) process.stdout.write(`budget ${o.scope}: no closed periods yet\n`);
         else
           for (const p of h)
-            process.stdout.write(`${new Date(p.start).toISOString()} .. ${new Date(p.end).toISOString()}  spent ${formatUsd(p.spentNanos)} of ${formatUsd(p.totalNanos)}  (${p.closedBy})\n`);
+            process.stdout.write(
+              `${new Date(p.start).toISOString()} .. ${new Date(p.end).toISOString()}  spent ${formatUsd(p.spentNanos)} of ${formatUsd(p.totalNanos)}  (${p.closedBy})\n`,
+            );
         for (const r of moves)
-          process.stdout.write(`${new Date(r.at).toISOString()}  reallocated (${r.by}): ${r.moves.map((m) => `${formatUsd(m.nanos)} ${m.from} -> ${m.to}`).join(', ')}  (${r.why})\n`);
+          process.stdout.write(
+            `${new Date(r.at).toISOString()}  reallocated (${r.by}): ${r.moves.map((m) => `${formatUsd(m.nanos)} ${m.from} -> ${m.to}`).join(', ')}  (${r.why})\n`,
+          );
       });
     });
   budget
     .command('realloc')
-    .description('move unused allocation from categories that will not use it to those forecast to run out (the schedule does this when budget.reallocation is configured)')
+    .description(
+      'move unused allocation from categories that will not use it to those forecast to run out (the schedule does this when budget.reallocation is configured)',
+    )
     .option('--scope <name>', 'budget scope', 'default')
     .option('--dry-run', 'show the forecast and the moves, change nothing')
     .option('--json', 'print JSON')

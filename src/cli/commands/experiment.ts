@@ -30,7 +30,9 @@ function printStatus(st: ExperimentStatus): void {
     a.meanLatencyMs === null ? '-' : `${Math.round(a.meanLatencyMs)} ms`,
     `${a.feedback.n}${a.feedback.mean === null ? '' : ` (${a.feedback.mean.toFixed(2)})`}`,
   ]);
-  process.stdout.write(`${formatTable([['arm', 'requests', 'failed', 'quality', '95% CI', 'cost/request', 'cost/quality', 'latency', 'feedback'], ...rows])}\n`);
+  process.stdout.write(
+    `${formatTable([['arm', 'requests', 'failed', 'quality', '95% CI', 'cost/request', 'cost/quality', 'latency', 'feedback'], ...rows])}\n`,
+  );
   process.stdout.write(`verdict: ${st.verdict.state}${st.winner ? `, winner ${st.winner}` : ''}: ${st.verdict.reason}\n`);
   if (st.promotion) process.stdout.write(`promoted: routing change ${st.promotion.version} (${st.promotion.summary})\n`);
 }
@@ -52,7 +54,16 @@ export function registerExperimentCommands(program: Command): void {
     .action(
       async (
         name: string,
-        o: { arms: string; category?: string; feature?: string; capability?: (typeof CAPABILITIES)[number]; minSamples: number; maxSamples?: number; confidence: number; json?: boolean },
+        o: {
+          arms: string;
+          category?: string;
+          feature?: string;
+          capability?: (typeof CAPABILITIES)[number];
+          minSamples: number;
+          maxSamples?: number;
+          confidence: number;
+          json?: boolean;
+        },
       ) => {
         await withClient(async (client, cfg) => {
           const catalog = loadCatalog(cfg.catalogPath);
@@ -67,7 +78,8 @@ export function registerExperimentCommands(program: Command): void {
           // (The worker of the local stack this shell reaches, when `switchyard up` runs one: its own configuration.)
           const providers = new ProviderRegistry(providerEndpointsFor(cfg), cfg.callTimeoutMs);
           const stack = findStackRecord(cfg.temporalAddress ?? DEFAULT_ADDRESS);
-          const configured = (p: Parameters<ProviderRegistry['isConfigured']>[0]): boolean => (stack ? (stack.providers[p] ?? 'no') !== 'no' : providers.isConfigured(p));
+          const configured = (p: Parameters<ProviderRegistry['isConfigured']>[0]): boolean =>
+            stack ? (stack.providers[p] ?? 'no') !== 'no' : providers.isConfigured(p);
           for (const a of arms) {
             const m = a.model !== undefined ? catalog.get(a.model) : undefined;
             if (m && !configured(m.provider))
@@ -78,7 +90,11 @@ export function registerExperimentCommands(program: Command): void {
           const st = await client.learning.createExperiment({
             name,
             arms,
-            filter: { ...(o.category ? { category: o.category } : {}), ...(o.feature ? { feature: o.feature } : {}), ...(o.capability ? { capability: o.capability } : {}) },
+            filter: {
+              ...(o.category ? { category: o.category } : {}),
+              ...(o.feature ? { feature: o.feature } : {}),
+              ...(o.capability ? { capability: o.capability } : {}),
+            },
             minSamples: o.minSamples,
             ...(o.maxSamples !== undefined ? { maxSamples: o.maxSamples } : {}),
             confidence: o.confidence,

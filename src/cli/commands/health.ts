@@ -68,16 +68,21 @@ export function registerHealthCommands(program: Command): void {
         };
       });
       if (o.json) {
-        process.stdout.write(`${JSON.stringify({ models: rows, configuredBy: stack ? { stack: stack.address, pid: stack.pid } : 'environment', ...(circuitsNote ? { note: circuitsNote } : {}) })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ models: rows, configuredBy: stack ? { stack: stack.address, pid: stack.pid } : 'environment', ...(circuitsNote ? { note: circuitsNote } : {}) })}\n`,
+        );
         return;
       }
       const table = [['model', 'tier', 'provider', 'configured', 'in $/Mtok', 'out $/Mtok', 'circuit']];
-      for (const r of rows) table.push([r.model, r.tier, r.provider, r.configured ? 'yes' : 'no', r.inputUsdPerMTok.toFixed(3), r.outputUsdPerMTok.toFixed(3), r.circuit]);
+      for (const r of rows)
+        table.push([r.model, r.tier, r.provider, r.configured ? 'yes' : 'no', r.inputUsdPerMTok.toFixed(3), r.outputUsdPerMTok.toFixed(3), r.circuit]);
       process.stdout.write(`${formatTable(table, (i) => i === 4 || i === 5)}\n`);
       const missing = [...new Set(rows.filter((r) => !r.configured).map((r) => r.provider))];
       process.stdout.write(`\n${whose}\n`);
       if (missing.length > 0)
-        process.stdout.write(`not configured (the router skips their models): ${missing.map((p) => `${p}: set ${envHint(p)}${stack ? ' where the worker runs' : ''}`).join('; ')}\n`);
+        process.stdout.write(
+          `not configured (the router skips their models): ${missing.map((p) => `${p}: set ${envHint(p)}${stack ? ' where the worker runs' : ''}`).join('; ')}\n`,
+        );
       if (circuitsNote) process.stdout.write(`${circuitsNote}\n`);
     });
 }

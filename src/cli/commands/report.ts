@@ -23,7 +23,10 @@ export function instant(name: string, now: () => number = Date.now) {
       return new Date(t);
     }
     // A bare number is refused: "7" could mean days or milliseconds.
-    if (/^\d+(\.\d+)?$/.test(v.trim())) throw new InvalidArgumentError(`${name} must be an ISO date or time (2026-12-01, 2026-12-01T08:00:00Z) or a duration ago with its unit (7d, 12h), got "${v}"`);
+    if (/^\d+(\.\d+)?$/.test(v.trim()))
+      throw new InvalidArgumentError(
+        `${name} must be an ISO date or time (2026-12-01, 2026-12-01T08:00:00Z) or a duration ago with its unit (7d, 12h), got "${v}"`,
+      );
     try {
       return new Date(now() - ago(v));
     } catch {
@@ -38,7 +41,8 @@ function dimensions(v: string, previous: ReportDimension[] = []): ReportDimensio
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean)) {
-    if (!(REPORT_DIMENSIONS as readonly string[]).includes(d)) throw new InvalidArgumentError(`--by must be one or more of ${REPORT_DIMENSIONS.join(', ')}, got "${d}"`);
+    if (!(REPORT_DIMENSIONS as readonly string[]).includes(d))
+      throw new InvalidArgumentError(`--by must be one or more of ${REPORT_DIMENSIONS.join(', ')}, got "${d}"`);
     if (!out.includes(d as ReportDimension)) out.push(d as ReportDimension);
   }
   return out;
@@ -52,7 +56,11 @@ export function registerReportCommand(program: Command): void {
     .option('--until <when>', 'before this instant: an ISO date or time, or a duration ago', instant('--until'))
     .option('--by <dims>', `group by ${REPORT_DIMENSIONS.join(', ')} (repeat or comma-separate)`, dimensions)
     .option('--scope <name>', 'one budget scope only')
-    .option('--ledger <file>', 'read this JSONL ledger file instead (repeat for a file per worker: each settlement counts once)', (v: string, prev: string[] = []) => [...prev, v])
+    .option(
+      '--ledger <file>',
+      'read this JSONL ledger file instead (repeat for a file per worker: each settlement counts once)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .addOption(new Option('--json', 'print JSON (money in integer nanodollars)').conflicts('csv'))
     .option('--csv', 'print CSV (money in integer nanodollars)')
     .action(async (o: { since?: Date; until?: Date; by?: ReportDimension[]; scope?: string; ledger?: string[]; json?: boolean; csv?: boolean }) => {
@@ -72,7 +80,9 @@ export function registerReportCommand(program: Command): void {
         // A file named by hand that is not there is a mistake, never a report of zero spend.
         const missing = o.ledger.filter((path) => !existsSync(path));
         if (missing.length > 0)
-          throw new InvalidArgumentError(`--ledger: no file at ${missing.join(', ')} (a worker's ledger is where its SWITCHYARD_LEDGER points, or $SWITCHYARD_STATE_DIR/ledger.jsonl)`);
+          throw new InvalidArgumentError(
+            `--ledger: no file at ${missing.join(', ')} (a worker's ledger is where its SWITCHYARD_LEDGER points, or $SWITCHYARD_STATE_DIR/ledger.jsonl)`,
+          );
         report = reportOverFiles(
           o.ledger.map((path) => new FileLedger(path)),
           query,
@@ -99,7 +109,10 @@ export function registerReportCommand(program: Command): void {
         }
       }
       // What was left out or folded is said, never silent.
-      if (report.skippedLines > 0) process.stderr.write(`warning: ${report.skippedLines} unreadable line(s) in ${report.ledger} left out of the report (torn writes, or not ledger entries)\n`);
+      if (report.skippedLines > 0)
+        process.stderr.write(
+          `warning: ${report.skippedLines} unreadable line(s) in ${report.ledger} left out of the report (torn writes, or not ledger entries)\n`,
+        );
       if (report.repeatedKeys > 0) process.stderr.write(`note: ${report.repeatedKeys} settlement(s) found in more than one ledger file, counted once\n`);
       if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else if (o.csv) process.stdout.write(reportCsv(report));

@@ -50,7 +50,8 @@ export function registerRequestCommands(program: Command): void {
       ) => {
         await withClient(async (client) => {
           const { readFileSync } = await import('node:fs');
-          if (prompt !== undefined && o.messages !== undefined) throw new InvalidArgumentError('ask takes a prompt or --messages FILE, not both (put the prompt in the last user message)');
+          if (prompt !== undefined && o.messages !== undefined)
+            throw new InvalidArgumentError('ask takes a prompt or --messages FILE, not both (put the prompt in the last user message)');
           if (prompt === undefined && o.messages === undefined) throw new InvalidArgumentError('ask needs a prompt or --messages FILE (one of them)');
           const r = await client.ask({
             ...(o.messages ? chatRequestFromFile(o.messages) : { prompt }),
@@ -64,7 +65,9 @@ export function registerRequestCommands(program: Command): void {
             ...(o.provider ? { provider: o.provider } : {}),
             ...(o.model ? { model: o.model } : {}),
             ...(o.maxOutputTokens !== undefined ? { maxOutputTokens: o.maxOutputTokens } : {}),
-            ...(o.jsonSchema ? { quality: { jsonSchema: JSON.parse(readFileSync(o.jsonSchema, 'utf8')) as Record<string, unknown>, maxEscalations: o.maxEscalations } } : {}),
+            ...(o.jsonSchema
+              ? { quality: { jsonSchema: JSON.parse(readFileSync(o.jsonSchema, 'utf8')) as Record<string, unknown>, maxEscalations: o.maxEscalations } }
+              : {}),
           });
           if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
           else printTrace(r);
@@ -82,7 +85,9 @@ export function registerRequestCommands(program: Command): void {
       await withClient(async (client, cfg) => {
         if (o.model) loadCatalog(cfg.catalogPath).require(o.model);
         const r = await client.escalate(workflowId, o);
-        process.stdout.write(r.action === 'signalled' ? `escalated ${workflowId} (running: re-routing now)\n` : `${workflowId} had finished: re-run as ${r.workflowId}\n`);
+        process.stdout.write(
+          r.action === 'signalled' ? `escalated ${workflowId} (running: re-routing now)\n` : `${workflowId} had finished: re-run as ${r.workflowId}\n`,
+        );
       });
     });
 

@@ -17,7 +17,9 @@ function readInput(path: string, what: string): string {
 export function registerRouterCommands(program: Command): void {
   program
     .command('classify')
-    .description('score prompts as the router does: lines {"id", "prompt"} or {"id", "messages"} in, lines {"id", "score"} out (score = difficulty 0..1, higher = needs a stronger model)')
+    .description(
+      'score prompts as the router does: lines {"id", "prompt"} or {"id", "messages"} in, lines {"id", "score"} out (score = difficulty 0..1, higher = needs a stronger model)',
+    )
     .argument('<file>', 'a JSON-lines file of prompts')
     .option('--out <file>', 'where to write the scores (default: standard output)')
     .action((file: string, o: { out?: string }) => {

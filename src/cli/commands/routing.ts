@@ -33,7 +33,8 @@ export function registerRoutingCommands(program: Command): void {
         );
         for (const [c, t] of Object.entries(p.categories)) process.stdout.write(`  category ${c}: standard ${t.standard}, premium ${t.premium}\n`);
         for (const r of p.rules) process.stdout.write(`  rule (experiment ${r.experiment}): ${describeFilter(r.filter)} -> ${r.arm.name}\n`);
-        for (const e of p.experiments) process.stdout.write(`  experiment ${e.name}: ${describeFilter(e.filter)}, arms ${e.arms.map((a) => a.name).join(', ')}\n`);
+        for (const e of p.experiments)
+          process.stdout.write(`  experiment ${e.name}: ${describeFilter(e.filter)}, arms ${e.arms.map((a) => a.name).join(', ')}\n`);
         for (const [k, a] of Object.entries(p.actions)) process.stdout.write(`  ${a.action} ${k} (anomaly ${a.alertId})\n`);
       });
     });
@@ -60,7 +61,10 @@ export function registerRoutingCommands(program: Command): void {
         if (o.json) return json(o.dryRun ? { changes: r } : { change: r });
         if (Array.isArray(r)) {
           if (r.length === 0) return void process.stdout.write('the tuner would change nothing now\n');
-          for (const c of r) process.stdout.write(`would change ${c.category}: standard ${c.from.standard} -> ${c.to.standard}, premium ${c.from.premium} -> ${c.to.premium}: ${c.why}\n`);
+          for (const c of r)
+            process.stdout.write(
+              `would change ${c.category}: standard ${c.from.standard} -> ${c.to.standard}, premium ${c.from.premium} -> ${c.to.premium}: ${c.why}\n`,
+            );
         } else if (r === null) process.stdout.write('nothing to change\n');
         else printChange(r);
       });
@@ -112,7 +116,9 @@ export function registerRoutingCommands(program: Command): void {
     .action(async (id: string) => {
       await withClient(async (client) => {
         const a = await client.learning.acknowledge(id);
-        process.stdout.write(`${a.id} acknowledged${a.action !== 'none' ? `; ${a.scope}/${a.category} is no longer ${a.action === 'pause' ? 'paused' : 'downgraded'}` : ''}\n`);
+        process.stdout.write(
+          `${a.id} acknowledged${a.action !== 'none' ? `; ${a.scope}/${a.category} is no longer ${a.action === 'pause' ? 'paused' : 'downgraded'}` : ''}\n`,
+        );
       });
     });
 }

@@ -139,7 +139,12 @@ export function registerStackCommands(program: Command): void {
     .option('--seed <n>', 'seed for fault draws', int('--seed'), 42)
     .action(async (o: { port: number; host: string; latencyScale: number; faults?: string; seed: number }) => {
       const cfg = config();
-      const sim = new Simulator({ catalog: loadCatalog(cfg.catalogPath), latencyScale: o.latencyScale, seed: o.seed, ...(o.faults ? { faults: loadFaultsFile(o.faults) } : {}) });
+      const sim = new Simulator({
+        catalog: loadCatalog(cfg.catalogPath),
+        latencyScale: o.latencyScale,
+        seed: o.seed,
+        ...(o.faults ? { faults: loadFaultsFile(o.faults) } : {}),
+      });
       const url = await sim.start(o.port, o.host);
       process.stderr.write(
         `simulator listening on ${url}\n  OpenAI:    ${url}/v1/chat/completions\n  Anthropic: ${url}/v1/messages\n  Gemini:    ${url}/v1beta/models/{model}:generateContent\n  Mistral:   ${url}/v1/chat/completions\nset SWITCHYARD_SIMULATOR_URL=${url} for workers; Ctrl-C to stop\n`,
@@ -171,7 +176,12 @@ export function registerStackCommands(program: Command): void {
   ).action(async (o: StackFlags & { requests: number; concurrency: number; json?: boolean }) => {
     const stack = await bootStack(o);
     if (!o.json) process.stderr.write(`${describeStack(stack)}\n\n`);
-    const client = await SwitchyardClient.connect({ address: stack.address, namespace: stack.config.namespace, taskQueue: stack.config.taskQueue, access: stack.config.access });
+    const client = await SwitchyardClient.connect({
+      address: stack.address,
+      namespace: stack.config.namespace,
+      taskQueue: stack.config.taskQueue,
+      access: stack.config.access,
+    });
     try {
       const runId =
         new Date()
@@ -189,7 +199,8 @@ export function registerStackCommands(program: Command): void {
         return;
       }
       process.stdout.write(`${formatSummary(summary)}\n\n`);
-      const ui = stack.uiUrl && stack.signInSecret ? `${signInUrl(stack.uiUrl, stack.signInSecret)} (sign-in link: once, 10 minutes)` : (stack.uiUrl ?? stack.address);
+      const ui =
+        stack.uiUrl && stack.signInSecret ? `${signInUrl(stack.uiUrl, stack.signInSecret)} (sign-in link: once, 10 minutes)` : (stack.uiUrl ?? stack.address);
       process.stdout.write(`See the runs in the Temporal UI: ${ui}  (e.g. filter: LlmTier="economy")\nThe stack stays up for inspection; Ctrl-C to stop.\n`);
       await untilSignal(async () => {
         await client.close();

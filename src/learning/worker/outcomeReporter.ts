@@ -69,7 +69,8 @@ export class OutcomeReporter {
   }
 
   record(o: LearningOutcome, at = Date.now()): void {
-    if (o.firstTier !== undefined && o.byThresholds !== false && o.judged !== false) this.counts = addOutcome(this.counts, outcomeKey(o.category, o.firstTier, o.band, o.explore), 1, o.good ? 1 : 0);
+    if (o.firstTier !== undefined && o.byThresholds !== false && o.judged !== false)
+      this.counts = addOutcome(this.counts, outcomeKey(o.category, o.firstTier, o.band, o.explore), 1, o.good ? 1 : 0);
     for (const s of o.spend) {
       if (!(s.costNanos > 0)) continue;
       this.add(spendKeyOf({ scope: o.scope, category: o.category, model: s.model, feature: o.feature }), at, s.costNanos);

@@ -118,7 +118,9 @@ export class PolicyCache {
 
   private async describeOnce(): Promise<Published> {
     try {
-      const d = await this.temporal.withDeadline(Date.now() + DESCRIBE_MS, () => this.temporal.workflow.getHandle(routingWorkflowId(this.taskQueue)).describe());
+      const d = await this.temporal.withDeadline(Date.now() + DESCRIBE_MS, () =>
+        this.temporal.workflow.getHandle(routingWorkflowId(this.taskQueue)).describe(),
+      );
       if (d.status.name !== 'RUNNING') return { kind: 'absent' };
       const epoch = d.memo?.[POLICY_EPOCH_MEMO];
       return typeof epoch === 'number' ? { kind: 'epoch', epoch } : { kind: 'unpublished' };

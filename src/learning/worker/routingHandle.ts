@@ -19,7 +19,13 @@ export function controlSettingsFrom(config: Pick<SwitchyardConfig, 'routing' | '
   };
 }
 
-export async function signalRouting<T>(temporal: Client, taskQueue: string, settings: ControlSettings, signal: SignalDefinition<[T]>, args: [T]): Promise<void> {
+export async function signalRouting<T>(
+  temporal: Client,
+  taskQueue: string,
+  settings: ControlSettings,
+  signal: SignalDefinition<[T]>,
+  args: [T],
+): Promise<void> {
   await temporal.workflow.signalWithStart<RoutingEntityWorkflow, [T]>(ROUTING_ENTITY_TYPE, {
     workflowId: routingWorkflowId(taskQueue),
     taskQueue: entityTaskQueue(taskQueue),
@@ -40,7 +46,15 @@ export function routingEntityStart(taskQueue: string, settings: ControlSettings)
 }
 
 /** Registers an experiment with the routing entity (or takes it off); returns once workers would route by it. */
-export async function registerExperiment(temporal: Client, taskQueue: string, settings: ControlSettings, change: { started?: ActiveExperiment; ended?: { name: string } }): Promise<number> {
-  const { epoch } = await temporal.workflow.executeUpdateWithStart(experimentUpdate, { args: [change], startWorkflowOperation: routingEntityStart(taskQueue, settings) });
+export async function registerExperiment(
+  temporal: Client,
+  taskQueue: string,
+  settings: ControlSettings,
+  change: { started?: ActiveExperiment; ended?: { name: string } },
+): Promise<number> {
+  const { epoch } = await temporal.workflow.executeUpdateWithStart(experimentUpdate, {
+    args: [change],
+    startWorkflowOperation: routingEntityStart(taskQueue, settings),
+  });
   return epoch;
 }

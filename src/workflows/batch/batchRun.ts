@@ -5,7 +5,16 @@
  * so a batch of any size keeps a bounded history. A request id that already ran is collected, not
  * run again.
  */
-import { ApplicationFailure, ChildWorkflowFailure, condition, continueAsNew, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  condition,
+  continueAsNew,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { addInvalid, addResult, type BatchResultLine, emptySummary, failedResultLine } from '../../batch/summary.js';
 import { type BatchActivities, type BatchPage, type BatchRunInput, type BatchRunStatus, type BatchState, batchStatusQuery, type PageItem } from './contract.js';
@@ -19,12 +28,21 @@ const reader = proxyActivities<BatchActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceChanged'] },
 });
 /** Waits for a request that already existed; it may run for as long as its budget waits allow. */
-const waiter = proxyActivities<BatchActivities>({ startToCloseTimeout: '30 days', heartbeatTimeout: '1 minute', retry: { initialInterval: '1 second', maximumInterval: '1 minute' } });
+const waiter = proxyActivities<BatchActivities>({
+  startToCloseTimeout: '30 days',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
 
 function failedFromChild(item: PageItem, workflowId: string, e: ChildWorkflowFailure): BatchResultLine {
   const cause = e.cause;
   const app = cause instanceof ApplicationFailure ? cause : undefined;
-  return failedResultLine(item.id, workflowId, { type: app?.type ?? cause?.name ?? 'Failed', message: cause?.message ?? e.message }, requestFailureDetails(app?.details?.[0]));
+  return failedResultLine(
+    item.id,
+    workflowId,
+    { type: app?.type ?? cause?.name ?? 'Failed', message: cause?.message ?? e.message },
+    requestFailureDetails(app?.details?.[0]),
+  );
 }
 
 export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
@@ -75,7 +93,15 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
         parentClosePolicy: 'REQUEST_CANCEL',
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
       });
-      line = { id: item.id, workflowId, status: 'completed', model: r.model, tier: r.tier, costNanos: r.costNanos, premiumBaselineCostNanos: r.premiumBaselineCostNanos };
+      line = {
+        id: item.id,
+        workflowId,
+        status: 'completed',
+        model: r.model,
+        tier: r.tier,
+        costNanos: r.costNanos,
+        premiumBaselineCostNanos: r.premiumBaselineCostNanos,
+      };
     } catch (e) {
       if (e instanceof WorkflowExecutionAlreadyStartedError) {
         st.summary.alreadyStarted += 1;

@@ -92,7 +92,14 @@ export function batchWorkflowId(batchId: string): string {
 /** The activities the batch run calls (implemented in activities/batch/, which satisfies this). */
 export interface BatchActivities {
   /** The next page of the batch file from the cursor (the file must be the one the batch started with). */
-  readBatchPage(input: { source: BatchSource; cursor: BatchCursor; maxLines: number; category?: string | undefined; feature?: string | undefined; duplicates?: readonly number[] }): Promise<BatchPage>;
+  readBatchPage(input: {
+    source: BatchSource;
+    cursor: BatchCursor;
+    maxLines: number;
+    category?: string | undefined;
+    feature?: string | undefined;
+    duplicates?: readonly number[];
+  }): Promise<BatchPage>;
   /** The outcome of a request that already existed, waiting (with heartbeats) if it is still running. */
   awaitRequest(input: { id: string; workflowId: string }): Promise<BatchResultLine>;
 }

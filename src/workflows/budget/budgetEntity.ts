@@ -46,7 +46,8 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
   setHandler(settleUpdate, (req) => e.settle(req), { validator: (req: SettleInput) => e.checkSettle(req) });
   setHandler(batchUpdate, (ops) => e.batch(ops), { validator: (ops: BudgetOp[]) => e.checkBatch(ops) });
   setHandler(releaseUpdate, ({ reservationId }) => e.release(reservationId), {
-    validator: (a: { reservationId: string }) => refuseUnless('release', isRecord(a) && typeof a.reservationId === 'string' && a.reservationId !== '', '{"reservationId": "..."}'),
+    validator: (a: { reservationId: string }) =>
+      refuseUnless('release', isRecord(a) && typeof a.reservationId === 'string' && a.reservationId !== '', '{"reservationId": "..."}'),
   });
   setHandler(adjustUpdate, (a) => e.adjust(a), { validator: (a: AdjustInput) => e.checkAdjust(a) });
   setHandler(resetUpdate, () => e.reset());
@@ -68,7 +69,12 @@ export async function budgetEntity(input: BudgetEntityInput): Promise<void> {
       if (!alert) continue;
       const notDelivered = (err: unknown): void => {
         // Never the entity's failure: note it and go on.
-        log.warn('budget alert not delivered', { scope: book.scope, category: alert.category, threshold: alert.threshold, error: err instanceof Error ? err.message : String(err) });
+        log.warn('budget alert not delivered', {
+          scope: book.scope,
+          category: alert.category,
+          threshold: alert.threshold,
+          error: err instanceof Error ? err.message : String(err),
+        });
       };
       if (alertsOffCriticalPath) {
         // Not awaited, and not waited for before continuing as new either (updates keep coming

@@ -1,6 +1,16 @@
 /** Messages of the budget entity workflow, and the operator's signals to a request workflow. */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { BookState, BudgetSettings, BudgetStatus, DenialPolicy, PeriodSummary, ReallocationRecord, ReserveRequest, ReserveResult, SettleResult } from '../../budget/book.js';
+import type {
+  BookState,
+  BudgetSettings,
+  BudgetStatus,
+  DenialPolicy,
+  PeriodSummary,
+  ReallocationRecord,
+  ReserveRequest,
+  ReserveResult,
+  SettleResult,
+} from '../../budget/book.js';
 import type { ReallocationPlan, ReallocationSettings } from '../../budget/reallocation.js';
 import type { AlertActivities } from '../alerts.js';
 
@@ -48,9 +58,12 @@ export const settleUpdate = defineUpdate<SettleResult, [SettleInput]>('settle');
 export const releaseUpdate = defineUpdate<boolean, [{ reservationId: string }]>('release');
 /** One of the operations a batch carries (see batchUpdate). */
 export type BudgetOp =
-  ({ readonly op: 'reserve' } & ReserveRequest) | ({ readonly op: 'settle' } & SettleInput) | { readonly op: 'release'; readonly reservationId: string; readonly attempt?: number };
+  | ({ readonly op: 'reserve' } & ReserveRequest)
+  | ({ readonly op: 'settle' } & SettleInput)
+  | { readonly op: 'release'; readonly reservationId: string; readonly attempt?: number };
 /** Each op's answer, in order: its value, or why it was refused (the type a single update would have failed with). */
-export type BudgetOpResult = { readonly ok: true; readonly value: ReserveResult | SettleResult | boolean } | { readonly ok: false; readonly type: string; readonly message: string };
+export type BudgetOpResult =
+  { readonly ok: true; readonly value: ReserveResult | SettleResult | boolean } | { readonly ok: false; readonly type: string; readonly message: string };
 export const MAX_BATCH_OPS = 500;
 /** Many requests' budget operations in one update: what a worker's batcher sends. */
 export const batchUpdate = defineUpdate<BudgetOpResult[], [BudgetOp[]]>('batch');

@@ -78,7 +78,9 @@ export class BudgetEntityState {
     if (!Number.isSafeInteger(req.amountNanos) || req.amountNanos < 0) invalid('amountNanos: must be a non-negative integer of nanodollars');
     if (req.force !== undefined && typeof req.force !== 'boolean') invalid('force: must be true or false');
     if (typeof req.category !== 'string' || own(book.settings.allocations, req.category) === undefined) {
-      invalid(`category "${String(req.category)}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(book.settings.allocations).join(', ')}`);
+      invalid(
+        `category "${String(req.category)}" has no budget in scope "${book.scope}"; known categories: ${Object.keys(book.settings.allocations).join(', ')}`,
+      );
     }
     // A reserve from an activity attempt that has timed out: the retry's reserve counts. Rejected
     // here (not in history); the sending attempt, if it still listens, retries.
@@ -109,7 +111,12 @@ export class BudgetEntityState {
     if (webhookUrl !== undefined && webhookUrl !== null && typeof webhookUrl !== 'string') invalid('webhookUrl: must be an http(s) URL, or null to remove it');
     if (reallocation !== undefined && reallocation !== null && (typeof reallocation !== 'object' || typeof reallocation.everyMs !== 'number'))
       invalid('reallocation: must be {"everyMs": N, ...} or null to stop reallocating');
-    const errs = validateSettings({ ...this.book.settings, ...rest, webhookUrl: typeof webhookUrl === 'string' ? webhookUrl : undefined, reallocation: reallocation ?? undefined });
+    const errs = validateSettings({
+      ...this.book.settings,
+      ...rest,
+      webhookUrl: typeof webhookUrl === 'string' ? webhookUrl : undefined,
+      reallocation: reallocation ?? undefined,
+    });
     if (errs.length > 0) invalid(errs.join('; '));
   }
 
@@ -129,7 +136,8 @@ export class BudgetEntityState {
 
   private applySettle(req: SettleInput) {
     const r = guard(() => settle(this.book, req.reservationId, req.category, req.costNanos, Date.now(), req.seq));
-    if ((r.overshootNanos ?? 0) > 0) log.warn('settlement above its reservation', { scope: this.book.scope, reservationId: req.reservationId, overshootNanos: r.overshootNanos });
+    if ((r.overshootNanos ?? 0) > 0)
+      log.warn('settlement above its reservation', { scope: this.book.scope, reservationId: req.reservationId, overshootNanos: r.overshootNanos });
     return r;
   }
 
@@ -245,7 +253,8 @@ export class BudgetEntityState {
   sleepMs(reallocating: boolean): number {
     const book = this.book;
     const untilBoundary = Math.max(1, book.period.end - Date.now());
-    const untilRealloc = reallocating && book.nextReallocationAt !== undefined && book.settings.reallocation ? Math.max(1, book.nextReallocationAt - Date.now()) : Infinity;
+    const untilRealloc =
+      reallocating && book.nextReallocationAt !== undefined && book.settings.reallocation ? Math.max(1, book.nextReallocationAt - Date.now()) : Infinity;
     return Math.min(untilBoundary, book.settings.reservationTtlMs, untilRealloc);
   }
 }

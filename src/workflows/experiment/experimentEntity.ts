@@ -11,13 +11,25 @@ import { allHandlersFinished, ApplicationFailure, condition, log, patched, proxy
 import { ExperimentSpecError, validateExperiment } from '../../learning/experiments.js';
 import { continueAsNewWhenDrained } from '../entity.js';
 import { onSignal, refusePlaintext } from '../messages.js';
-import { type ExperimentEntityInput, type ExperimentStatus, type ExperimentActivities, feedbackSignal, outcomeSignal, promoteUpdate, statusQuery, stopUpdate } from './contract.js';
+import {
+  type ExperimentEntityInput,
+  type ExperimentStatus,
+  type ExperimentActivities,
+  feedbackSignal,
+  outcomeSignal,
+  promoteUpdate,
+  statusQuery,
+  stopUpdate,
+} from './contract.js';
 import { ExperimentEntityState } from './state.js';
 
 const MESSAGES_PER_RUN = 1_500;
 
 /** Registration with the routing entity and promotion: retried until the routing entity answers. */
-const routing = proxyActivities<ExperimentActivities>({ startToCloseTimeout: '30 seconds', retry: { initialInterval: '1 second', maximumInterval: '30 seconds' } });
+const routing = proxyActivities<ExperimentActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
 /** A promotion answers its caller: bounded, and a failure leaves the experiment as it was. */
 const promoter = proxyActivities<ExperimentActivities>({
   startToCloseTimeout: '30 seconds',

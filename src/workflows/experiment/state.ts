@@ -5,7 +5,18 @@
  * told. No Temporal calls: the workflow (./experimentEntity.ts) is a shell that registers these
  * as handlers and owns the messages to routing, the promotion and continue-as-new.
  */
-import { type ArmStats, armReport, confidenceAtLook, EMPTY_ARM, lookAt, recordFeedback, recordOutcome, type Verdict, verdict, zFor } from '../../learning/experiments.js';
+import {
+  type ArmStats,
+  armReport,
+  confidenceAtLook,
+  EMPTY_ARM,
+  lookAt,
+  recordFeedback,
+  recordOutcome,
+  type Verdict,
+  verdict,
+  zFor,
+} from '../../learning/experiments.js';
 import type { ExperimentSpec } from '../../learning/experiments.js';
 import type { PolicyChange } from '../../learning/routingControl.js';
 import { own, setOwn } from '../../util/names.js';
@@ -113,7 +124,8 @@ export class ExperimentEntityState {
     this.messages += 1;
     if (!isMessage(o)) return undefined;
     const s = this.arms.get(o.arm);
-    if (!s || typeof o.workflowId !== 'string' || typeof o.costNanos !== 'number' || typeof o.quality !== 'number' || this.seen.has(o.workflowId)) return undefined;
+    if (!s || typeof o.workflowId !== 'string' || typeof o.costNanos !== 'number' || typeof o.quality !== 'number' || this.seen.has(o.workflowId))
+      return undefined;
     this.seen.add(o.workflowId);
     this.seenOrder.push(o.workflowId);
     if (this.seenOrder.length > SEEN_MAX) this.seen.delete(this.seenOrder.shift()!);
@@ -153,7 +165,8 @@ export class ExperimentEntityState {
   promotionRefusal(): { message: string; type?: string } | undefined {
     if (this.state === 'promoted' || this.promoting) return { message: `experiment "${this.spec.name}" was promoted already` };
     const v = this.verdict();
-    if (v.winner === null) return { message: `experiment "${this.spec.name}" has no winner to promote (${v.reason}); wait for more samples, or stop it`, type: 'NoWinner' };
+    if (v.winner === null)
+      return { message: `experiment "${this.spec.name}" has no winner to promote (${v.reason}); wait for more samples, or stop it`, type: 'NoWinner' };
     return undefined;
   }
 

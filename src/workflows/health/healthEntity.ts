@@ -38,13 +38,20 @@ export async function healthEntity(input: HealthEntityInput): Promise<void> {
     },
     {
       validator: (a: { model: string; holdMs: number }) =>
-        refuseUnless('claimTrial', isRecord(a) && typeof a.model === 'string' && typeof a.holdMs === 'number' && Number.isFinite(a.holdMs), '{"model": "...", "holdMs": N}'),
+        refuseUnless(
+          'claimTrial',
+          isRecord(a) && typeof a.model === 'string' && typeof a.holdMs === 'number' && Number.isFinite(a.holdMs),
+          '{"model": "...", "holdMs": N}',
+        ),
     },
   );
   setHandler(healthQuery, () => ({
     settings: input.settings,
     models: Object.fromEntries(
-      Object.entries(state).map(([m, c]) => [m, { consecutiveFailures: c.consecutiveFailures, openUntil: c.openUntil, lastError: c.lastError ?? null, timesOpened: c.opened }]),
+      Object.entries(state).map(([m, c]) => [
+        m,
+        { consecutiveFailures: c.consecutiveFailures, openUntil: c.openUntil, lastError: c.lastError ?? null, timesOpened: c.opened },
+      ]),
     ),
   }));
   await condition(() => workflowInfo().continueAsNewSuggested || reports >= 2000);

@@ -51,7 +51,11 @@ export const REDACTED_TITLE = '(prompt encrypted)';
 
 /** The memo of a request; `prompt` undefined (payload encryption on) leaves the prompt out. */
 export function requestMemo(prompt: string | undefined, category: string, batch?: { batchId: string; line?: number }): RequestMemo {
-  return { title: prompt === undefined ? REDACTED_TITLE : requestTitle(prompt), category, ...(batch ? { batchId: batch.batchId, ...(batch.line !== undefined ? { line: batch.line } : {}) } : {}) };
+  return {
+    title: prompt === undefined ? REDACTED_TITLE : requestTitle(prompt),
+    category,
+    ...(batch ? { batchId: batch.batchId, ...(batch.line !== undefined ? { line: batch.line } : {}) } : {}),
+  };
 }
 
 // ---- search attributes
@@ -108,7 +112,8 @@ export { MAX_INPUT_BYTES, MAX_MESSAGES, MAX_PROMPT_CHARS, requestLimitIssues } f
 export type RequestInput = z.input<typeof requestInputSchema>;
 export type ValidRequest = z.output<typeof requestInputSchema>;
 
-export type AttemptOutcome = 'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout' | 'unavailable' | 'internal' | 'budget_denied' | 'escalated' | 'hedged_out';
+export type AttemptOutcome =
+  'ok' | 'rate_limited' | 'transient' | 'context_too_long' | 'fatal' | 'timeout' | 'unavailable' | 'internal' | 'budget_denied' | 'escalated' | 'hedged_out';
 
 export interface Attempt {
   readonly attemptId: string;

@@ -16,7 +16,7 @@ import { parseJudgeScore } from '../../quality/judge.js';
 import { judgeQuestionOf } from '../conversation.js';
 import { FAILURE_TYPES } from './contract.js';
 import { Stop } from './failure.js';
-import { type Leg, payJudge } from './legs.js';
+import { attemptOf, type Leg, payJudge } from './legs.js';
 import type { Next, StepDecision } from './next.js';
 import { resultOf } from './outcome.js';
 import { reroute } from './reroute.js';
@@ -32,14 +32,7 @@ function usd(nanos: number): string {
   return `$${(nanos / 1e9).toFixed(9)}`;
 }
 
-const at = (leg: Leg) => ({
-  attemptId: leg.attemptId,
-  model: leg.cand.model,
-  provider: leg.cand.provider,
-  tier: leg.cand.tier,
-  startedAt: new Date(leg.t0).toISOString(),
-  durationMs: Date.now() - leg.t0,
-});
+const at = attemptOf;
 
 type Grant = Extract<PaidCallOutcome, { kind: 'denied' }>['grant'];
 
@@ -75,7 +68,8 @@ async function downgrade(s: RequestState, leg: Leg, grant: Grant, what: string):
   try {
     selection = await reroute(s, { costCapNanos: grant.remainingNanos, excludeModels: [...new Set([...s.skipped, ...tooDear])], unpin: true });
   } catch (e) {
-    if (e instanceof Stop) throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`, 'budget_exceeded');
+    if (e instanceof Stop)
+      throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`, 'budget_exceeded');
     throw e;
   }
   log.info('budget denied; downgraded', { model: cand.model, next: selection.decision.chain[0]?.model });
@@ -92,7 +86,11 @@ function budgetWait(s: RequestState, grant: Grant, what: string): StepDecision {
   const since = s.budgetWaitSince ?? now;
   const deadline = since + maxWait;
   if (now >= deadline) {
-    throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${now - since} ms (maxWaitMs ${maxWait}) without a new period or an approval`, 'budget_exceeded');
+    throw new Stop(
+      FAILURE_TYPES.budgetExceeded,
+      `budget exceeded: ${what}; waited ${now - since} ms (maxWaitMs ${maxWait}) without a new period or an approval`,
+      'budget_exceeded',
+    );
   }
   // The entity closes its period on its own timer: wake a second after the boundary.
   return { kind: 'wait', on: 'budget', untilMs: Math.min(Math.max(grant.periodEnd, now) + 1_000, deadline), waitingSince: since };
@@ -125,7 +123,13 @@ export async function onFailed(s: RequestState, leg: Leg, attempt: number, faile
   const failure = failed.failure;
   const verdict = await verdictOn(s, cand.model, { ...failure, attempt }, failed.verdict);
   const d = verdict.decision;
-  s.record({ ...at(leg), outcome: failure.kind, status: failure.status, message: failure.message, decision: d.action === 'retry' ? `retry in ${d.delayMs} ms (${d.why})` : `${d.action}: ${d.why}` });
+  s.record({
+    ...at(leg),
+    outcome: failure.kind,
+    status: failure.status,
+    message: failure.message,
+    decision: d.action === 'retry' ? `retry in ${d.delayMs} ms (${d.why})` : `${d.action}: ${d.why}`,
+  });
   log.info('provider attempt failed', { attemptId: leg.attemptId, model: cand.model, kind: failure.kind, decision: d.action });
   const maxRateLimitWaitMs = verdict.maxRateLimitWaitMs;
   if (d.action === 'retry') return { kind: 'retry', afterMs: d.delayMs, on: failure.kind === 'rate_limited' ? 'rate_limit' : 'backoff', maxRateLimitWaitMs };
@@ -150,7 +154,15 @@ export async function onFailed(s: RequestState, leg: Leg, attempt: number, faile
 async function judge(s: RequestState, model: string, answer: string): Promise<number | undefined> {
   const spec = s.sel?.judgeModels ? own(s.sel.judgeModels, model) : undefined;
   if (!spec) return undefined;
-  const cand: Candidate = { model, provider: spec.provider, tier: spec.tier, quality: 0, maxOutputTokens: 16, estimatedCostNanos: spec.estimatedCostNanos, reason: 'judge' };
+  const cand: Candidate = {
+    model,
+    provider: spec.provider,
+    tier: spec.tier,
+    quality: 0,
+    maxOutputTokens: 16,
+    estimatedCostNanos: spec.estimatedCostNanos,
+    reason: 'judge',
+  };
   const leg = await payJudge(s, cand, { answer, question: judgeQuestionOf(s.req), reserveNanos: spec.estimatedCostNanos });
   if (leg.outcome.kind !== 'answered') return undefined;
   const score = parseJudgeScore(leg.outcome.out.text);
@@ -169,7 +181,10 @@ export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput
       const score = await judge(s, judgeModel, out.text);
       if (score !== undefined) s.qualityScores.push({ model: cand.model, score });
       if (score === undefined || score < q.judge.threshold) {
-        verdict = { passed: false, failures: [score === undefined ? `judge ${judgeModel} gave no score` : `judge ${judgeModel} scored ${score} < ${q.judge.threshold}`] };
+        verdict = {
+          passed: false,
+          failures: [score === undefined ? `judge ${judgeModel} gave no score` : `judge ${judgeModel} scored ${score} < ${q.judge.threshold}`],
+        };
       }
     }
     if (!q.judge) s.qualityScores.push({ model: cand.model, score: verdict.passed ? 1 : 0 });
@@ -185,13 +200,23 @@ export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput
         qualityFailures: verdict.failures,
         decision: spent ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}`,
       });
-      if (spent) throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks after ${q.maxEscalations} escalation(s): ${why}`, 'quality_failed');
+      if (spent)
+        throw new Stop(
+          FAILURE_TYPES.qualityCheckFailed,
+          `the answer failed its quality checks after ${q.maxEscalations} escalation(s): ${why}`,
+          'quality_failed',
+        );
       let selection;
       try {
         selection = await reroute(s, { unpin: true, minTier: up, excludeModels: [...s.qualityFailed, cand.model] });
       } catch (err) {
         if (err instanceof Stop && err.type === FAILURE_TYPES.categoryPaused) throw err;
-        if (err instanceof Stop) throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`, 'quality_failed');
+        if (err instanceof Stop)
+          throw new Stop(
+            FAILURE_TYPES.qualityCheckFailed,
+            `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`,
+            'quality_failed',
+          );
         throw err;
       }
       const to = selection.decision.chain[0]?.model;

@@ -55,7 +55,8 @@ export function routingStop(err: unknown): Stop | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   if (!(cause instanceof ApplicationFailure)) return undefined;
   if (cause.type === FAILURE_TYPES.noEligibleModel) return new Stop(cause.type, cause.message, 'no_model');
-  if (cause.type === FAILURE_TYPES.invalidInput) return new Stop(cause.type, cause.message, cause.message.startsWith('invalid request:') ? 'invalid' : 'no_model');
+  if (cause.type === FAILURE_TYPES.invalidInput)
+    return new Stop(cause.type, cause.message, cause.message.startsWith('invalid request:') ? 'invalid' : 'no_model');
   if (cause.type === FAILURE_TYPES.categoryPaused) return new Stop(cause.type, cause.message, 'paused');
   return undefined;
 }
@@ -70,9 +71,16 @@ export function asStop(e: unknown): Stop {
     return new Stop(
       type,
       e.message,
-      type === FAILURE_TYPES.noEligibleModel ? 'no_model' : type === FAILURE_TYPES.invalidInput ? 'invalid' : type === FAILURE_TYPES.categoryPaused ? 'paused' : 'failed',
+      type === FAILURE_TYPES.noEligibleModel
+        ? 'no_model'
+        : type === FAILURE_TYPES.invalidInput
+          ? 'invalid'
+          : type === FAILURE_TYPES.categoryPaused
+            ? 'paused'
+            : 'failed',
     );
   }
-  if (e instanceof ActivityFailure) return new Stop(FAILURE_TYPES.internal, `${e.activityType ?? 'activity'} failed: ${e.cause?.message ?? e.message}`, 'failed');
+  if (e instanceof ActivityFailure)
+    return new Stop(FAILURE_TYPES.internal, `${e.activityType ?? 'activity'} failed: ${e.cause?.message ?? e.message}`, 'failed');
   return new Stop(FAILURE_TYPES.internal, `internal error: ${e instanceof Error ? e.message : String(e)}`, 'failed');
 }

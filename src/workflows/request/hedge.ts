@@ -7,7 +7,7 @@ import { CancellationScope, isCancellation, log, sleep } from '@temporalio/workf
 import type { Candidate } from '../../routing/router.js';
 import { TIERS } from '../../catalog/tiers.js';
 import type { RoutingReason } from '../sinks.js';
-import { type Leg, type LegIds, payCandidate } from './legs.js';
+import { attemptOf, type Leg, type LegIds, payCandidate } from './legs.js';
 import type { RequestState } from './state.js';
 
 /** The hedge for a candidate: the first later candidate of a higher tier, else the next one. */
@@ -70,18 +70,7 @@ export async function hedged(s: RequestState, cand: Candidate, hedgeTo: Candidat
       if ('cancelled' in a || 'cancelled' in b) throw new Error('a leg was cancelled before either answered');
       if (b.outcome.kind === 'failed') {
         const f = b.outcome.failure;
-        s.record({
-          attemptId: b.attemptId,
-          model: b.cand.model,
-          provider: b.cand.provider,
-          tier: b.cand.tier,
-          outcome: f.kind,
-          status: f.status,
-          message: f.message,
-          startedAt: new Date(b.t0).toISOString(),
-          durationMs: Date.now() - b.t0,
-          decision: 'hedge failed too',
-        });
+        s.record({ ...attemptOf(b), outcome: f.kind, status: f.status, message: f.message, decision: 'hedge failed too' });
       }
       return a;
     }
@@ -90,7 +79,7 @@ export async function hedged(s: RequestState, cand: Candidate, hedgeTo: Candidat
   }
   log.info('latency SLO missed; hedged', { first: cand.model, hedge: hedgeTo.model, afterMs });
   const lost = await (loser === 'a' ? pA : pB);
-  const at = { attemptId: lost.attemptId, model: lost.cand.model, provider: lost.cand.provider, tier: lost.cand.tier, startedAt: new Date(lost.t0).toISOString(), durationMs: Date.now() - lost.t0 };
+  const at = attemptOf(lost);
   if (answered(lost)) {
     // Both answered: both were paid for.
     s.record({ ...at, outcome: 'ok', costNanos: lost.outcome.out.costNanos, decision: `hedge: ${winner.cand.model} answered first` });

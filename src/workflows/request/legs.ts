@@ -34,7 +34,11 @@ const { paidCall } = proxyActivities<RequestActivities>({
   startToCloseTimeout: '15 minutes',
   // Short, so that a cancellation (hedging, operator cancel) reaches the call within ~3 s.
   heartbeatTimeout: '4 seconds',
-  retry: { maximumAttempts: PAID_CALL_ATTEMPTS, initialInterval: '1 second', nonRetryableErrorTypes: ['BudgetRejected', 'BudgetUnavailable', 'NoEligibleModel', 'InvalidInput'] },
+  retry: {
+    maximumAttempts: PAID_CALL_ATTEMPTS,
+    initialInterval: '1 second',
+    nonRetryableErrorTypes: ['BudgetRejected', 'BudgetUnavailable', 'NoEligibleModel', 'InvalidInput'],
+  },
   // A cancelled call (hedged out, operator cancel) releases its own reservation: wait for that.
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
@@ -78,7 +82,12 @@ function callFor(s: RequestState, attemptId: string, judge: { answer: string; qu
   const req = s.req;
   const byRef = s.textByRef;
   const base = { workflowId: s.workflowId, runId: s.runId, attemptId };
-  if (judge) return { ...base, judge: { answer: judge.answer, ...(byRef || judge.question === undefined ? {} : { prompt: judge.question }) }, ...(byRef ? { promptRef: true as const } : {}) };
+  if (judge)
+    return {
+      ...base,
+      judge: { answer: judge.answer, ...(byRef || judge.question === undefined ? {} : { prompt: judge.question }) },
+      ...(byRef ? { promptRef: true as const } : {}),
+    };
   return { ...base, temperature: req.temperature, ...(byRef ? { promptRef: true as const } : callTextOf(req)) };
 }
 
@@ -95,6 +104,18 @@ export async function routeLocally(s: RequestState): Promise<void> {
   } catch (e) {
     throw routingStop(e) ?? e;
   }
+}
+
+/** The fields an attempt is recorded with: which call, where it went, when it started and how long it took. */
+export function attemptOf(leg: Pick<Leg, 'attemptId' | 'cand' | 't0'>) {
+  return {
+    attemptId: leg.attemptId,
+    model: leg.cand.model,
+    provider: leg.cand.provider,
+    tier: leg.cand.tier,
+    startedAt: new Date(leg.t0).toISOString(),
+    durationMs: Date.now() - leg.t0,
+  };
 }
 
 /** A call's attempt ids (a hedge makes them before its legs start). */
@@ -118,7 +139,13 @@ async function release(s: RequestState, reservationId: string): Promise<void> {
 }
 
 /** The paid call's input for a model chosen in the workflow (a candidate or a judge). */
-function modelCall(s: RequestState, ids: LegIds, model: PaidCallInput['model'], judge: { answer: string; question?: string } | undefined, attempt: number | undefined): PaidCallInput {
+function modelCall(
+  s: RequestState,
+  ids: LegIds,
+  model: PaidCallInput['model'],
+  judge: { answer: string; question?: string } | undefined,
+  attempt: number | undefined,
+): PaidCallInput {
   return {
     model,
     call: callFor(s, ids.attemptId, judge),
@@ -194,7 +221,11 @@ export async function payCandidate(s: RequestState, cand: Candidate, attempt: nu
 }
 
 /** A judge call: paid for like an attempt, but no routing decision. */
-export async function payJudge(s: RequestState, cand: Candidate, judge: { readonly answer: string; readonly question?: string; readonly reserveNanos: number }): Promise<Leg> {
+export async function payJudge(
+  s: RequestState,
+  cand: Candidate,
+  judge: { readonly answer: string; readonly question?: string; readonly reserveNanos: number },
+): Promise<Leg> {
   const ids = newIds(s, 'j');
   const input = modelCall(s, ids, { name: cand.model, maxOutputTokens: 16, reserveNanos: judge.reserveNanos }, judge, undefined);
   let leg: Leg;

@@ -30,13 +30,16 @@ export const MAX_MESSAGES = 1_000;
 /** Limits beyond the fields' shapes: names of Object.prototype members, and the payload size. */
 export function requestLimitIssues(r: LimitedRequest): Array<{ path: string; message: string }> {
   const issues: Array<{ path: string; message: string }> = [];
-  if (r.prompt === undefined && r.messages === undefined) issues.push({ path: 'prompt', message: 'is required: the text to send to the model (or send `messages`, a chat conversation)' });
-  if (r.prompt !== undefined && r.messages !== undefined) issues.push({ path: 'messages', message: 'send either prompt or messages, not both (put the prompt in the last user message)' });
+  if (r.prompt === undefined && r.messages === undefined)
+    issues.push({ path: 'prompt', message: 'is required: the text to send to the model (or send `messages`, a chat conversation)' });
+  if (r.prompt !== undefined && r.messages !== undefined)
+    issues.push({ path: 'messages', message: 'send either prompt or messages, not both (put the prompt in the last user message)' });
   if (r.messages && r.messages.length > 0) issues.push(...messagesIssues(r.messages));
   if (isReservedName(r.category)) issues.push({ path: 'category', message: RESERVED_MESSAGE });
   if (isReservedName(r.budgetScope)) issues.push({ path: 'budgetScope', message: RESERVED_MESSAGE });
   if (r.feature !== undefined && isReservedName(r.feature)) issues.push({ path: 'feature', message: RESERVED_MESSAGE });
-  if (r.feature === 'other') issues.push({ path: 'feature', message: 'is reserved: metrics report features past their label limit as "other"; choose another name' });
+  if (r.feature === 'other')
+    issues.push({ path: 'feature', message: 'is reserved: metrics report features past their label limit as "other"; choose another name' });
   const bytes = textParts(r).reduce((n, t) => n + utf8Bytes(t), 0);
   if (bytes > MAX_INPUT_BYTES) {
     issues.push({

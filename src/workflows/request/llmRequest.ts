@@ -66,7 +66,9 @@ async function reportToExperiment(s: RequestState, completed: boolean): Promise<
   };
   try {
     // Not cancelled with the request: a cancelled request still reports.
-    await CancellationScope.nonCancellable(() => getExternalWorkflowHandle(experimentWorkflowId(workflowInfo().taskQueue, e.name)).signal(outcomeSignal, outcome));
+    await CancellationScope.nonCancellable(() =>
+      getExternalWorkflowHandle(experimentWorkflowId(workflowInfo().taskQueue, e.name)).signal(outcomeSignal, outcome),
+    );
   } catch (err) {
     log.info('experiment outcome not delivered (the experiment has ended?)', { experiment: e.name, error: err instanceof Error ? err.message : String(err) });
   }
@@ -103,7 +105,8 @@ async function serve(s: RequestState): Promise<RequestResult> {
         first = undefined;
         if (!leg) {
           // Waits are durable timers; an operator's escalation cuts them short.
-          if (s.waitBeforeMs > 0 && !s.escalation) await s.waitFor(s.rateLimitWait ? 'rate_limit' : 'backoff', s.waitBeforeMs, () => s.escalation !== undefined);
+          if (s.waitBeforeMs > 0 && !s.escalation)
+            await s.waitFor(s.rateLimitWait ? 'rate_limit' : 'backoff', s.waitBeforeMs, () => s.escalation !== undefined);
           s.rateLimitWait = false;
           const escalation = s.takeEscalation();
           if (escalation) {
@@ -180,7 +183,12 @@ function rateLimitReset(s: RequestState, round: number): Extract<Move, { kind: '
   const retryable = [...s.rateLimited.values()].sort((a, b) => a.until - b.until);
   const waitMs = Math.max(0, (retryable[0]?.until ?? 0) - Date.now());
   const maxWait = s.maxRateLimitWaitMs ?? 0;
-  if (waitMs > maxWait) throw new Stop(FAILURE_TYPES.allCandidatesFailed, `every candidate is rate-limited; the earliest reset is in ${waitMs} ms > maxRateLimitWaitMs ${maxWait}`, 'failed');
+  if (waitMs > maxWait)
+    throw new Stop(
+      FAILURE_TYPES.allCandidatesFailed,
+      `every candidate is rate-limited; the earliest reset is in ${waitMs} ms > maxRateLimitWaitMs ${maxWait}`,
+      'failed',
+    );
   log.info('every candidate rate-limited; waiting for the earliest reset', { waitMs });
   return { kind: 'reset', chain: retryable.map((r) => r.candidate), afterMs: waitMs };
 }

@@ -5,7 +5,19 @@
  */
 import { ApplicationFailure, isCancellation, log, upsertSearchAttributes } from '@temporalio/workflow';
 import type { CallModelOutput } from './activities.js';
-import { FAILURE_TYPES, type RequestFailureDetails, type RequestResult, LlmCategory, LlmComplexity, LlmCostNanos, LlmFeature, LlmModel, LlmOutcome, LlmTier, UNSPECIFIED_FEATURE } from './contract.js';
+import {
+  FAILURE_TYPES,
+  type RequestFailureDetails,
+  type RequestResult,
+  LlmCategory,
+  LlmComplexity,
+  LlmCostNanos,
+  LlmFeature,
+  LlmModel,
+  LlmOutcome,
+  LlmTier,
+  UNSPECIFIED_FEATURE,
+} from './contract.js';
 import { asStop } from './failure.js';
 import type { Leg } from './legs.js';
 import { type RequestState, totalCost } from './state.js';
@@ -126,12 +138,21 @@ export function ended(s: RequestState, e: unknown): unknown {
   if (stop.type === FAILURE_TYPES.internal) log.error('request ended by an internal error', { reason: stop.message });
   const costNanos = totalCost(s.attempts) + stop.unsettled.reduce((n, u) => n + u.costNanos, 0);
   upsertSearchAttributes([...summary(s, stop.unsettled.length > 0 ? 'unsettled' : stop.outcome, costNanos), ...lastTried(s)]);
-  const details: RequestFailureDetails = { reason: stop.message, costNanos, attempts: s.attempts, candidates: s.chain, ...(stop.unsettled.length > 0 ? { unsettled: stop.unsettled } : {}) };
+  const details: RequestFailureDetails = {
+    reason: stop.message,
+    costNanos,
+    attempts: s.attempts,
+    candidates: s.chain,
+    ...(stop.unsettled.length > 0 ? { unsettled: stop.unsettled } : {}),
+  };
   const models = new Set(s.attempts.filter((a) => a.outcome !== 'budget_denied').map((a) => a.model)).size;
   return ApplicationFailure.create({
     type: stop.type,
     nonRetryable: true,
-    message: s.attempts.length > 0 && stop.type !== FAILURE_TYPES.budgetExceeded ? `request failed after ${s.attempts.length} attempt(s) on ${models} model(s): ${stop.message}` : stop.message,
+    message:
+      s.attempts.length > 0 && stop.type !== FAILURE_TYPES.budgetExceeded
+        ? `request failed after ${s.attempts.length} attempt(s) on ${models} model(s): ${stop.message}`
+        : stop.message,
     details: [details],
   });
 }

@@ -46,7 +46,8 @@ export async function reroute(s: RequestState, by: RerouteBy): Promise<RecordedS
     return await (patched('route-selection') ? selectRoute(input) : selectWithRetryPolicy(input));
   } catch (e) {
     const cause = e instanceof ActivityFailure ? e.cause : e;
-    if (cause instanceof ApplicationFailure) throw new Stop(cause.type ?? FAILURE_TYPES.noEligibleModel, cause.message, cause.type === FAILURE_TYPES.categoryPaused ? 'paused' : 'no_model');
+    if (cause instanceof ApplicationFailure)
+      throw new Stop(cause.type ?? FAILURE_TYPES.noEligibleModel, cause.message, cause.type === FAILURE_TYPES.categoryPaused ? 'paused' : 'no_model');
     throw e;
   }
 }

@@ -15,7 +15,16 @@ import { own } from '../../util/names.js';
 import { utf8Bytes } from '../../util/bytes.js';
 import type { RoutingDecision } from '../sinks.js';
 import type { RecordedSelection } from './v4/recorded.js';
-import { type Attempt, type RequestInput, type RequestResult, type ValidRequest, approveSpendSignal, escalateSignal, type RequestTrace, traceQuery } from './contract.js';
+import {
+  type Attempt,
+  type RequestInput,
+  type RequestResult,
+  type ValidRequest,
+  approveSpendSignal,
+  escalateSignal,
+  type RequestTrace,
+  traceQuery,
+} from './contract.js';
 
 /** The tier above `t` (the top tier stays). */
 export function tierAbove(t: Tier): Tier {
@@ -149,14 +158,21 @@ export class RequestState {
   routed(cls: Classification, sel: RecordedSelection, request: RequestConstraints): void {
     const raw = this.raw;
     this.learning ??= sel.learning;
-    this.valid = { ...request, prompt: typeof raw.prompt === 'string' ? raw.prompt.trim() : undefined, messages: raw.messages, system: raw.system, context: raw.context };
+    this.valid = {
+      ...request,
+      prompt: typeof raw.prompt === 'string' ? raw.prompt.trim() : undefined,
+      messages: raw.messages,
+      system: raw.system,
+      context: raw.context,
+    };
     this.cls = cls;
     this.useSelection(sel);
   }
 
   /** A new chain: tried from its start. */
   useSelection(sel: RecordedSelection): void {
-    if (this.learningKept === undefined && this.sel !== undefined && JSON.stringify(sel.learning) !== JSON.stringify(this.learning)) this.learningKept = patched('learning-kept-through-reroutes');
+    if (this.learningKept === undefined && this.sel !== undefined && JSON.stringify(sel.learning) !== JSON.stringify(this.learning))
+      this.learningKept = patched('learning-kept-through-reroutes');
     this.sel = sel;
     this.chain = sel.decision.chain;
     this.cursor = 0;
@@ -197,7 +213,9 @@ export class RequestState {
       category: this.valid?.category ?? (typeof this.raw.category === 'string' ? this.raw.category : 'standard'),
       phase: this.phase,
       ...(this.waiting ? { waiting: this.waiting } : {}),
-      classification: this.cls ? { complexity: this.cls.complexity, capabilities: this.cls.capabilities, inputTokens: this.cls.inputTokens, signals: this.cls.signals } : null,
+      classification: this.cls
+        ? { complexity: this.cls.complexity, capabilities: this.cls.capabilities, inputTokens: this.cls.inputTokens, signals: this.cls.signals }
+        : null,
       skipped: this.skippedModels,
       candidates: this.chain,
       attempts: this.attempts,

@@ -2,7 +2,17 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ThresholdChange } from '../../learning/tuner.js';
 import type { AlertActivities } from '../alerts.js';
-import type { ActiveExperiment, AnomalyAlert, ControlSettings, ControlState, FeedbackReport, OutcomeReport, PolicyChange, PolicyView, RoutingRule } from '../../learning/routingControl.js';
+import type {
+  ActiveExperiment,
+  AnomalyAlert,
+  ControlSettings,
+  ControlState,
+  FeedbackReport,
+  OutcomeReport,
+  PolicyChange,
+  PolicyView,
+  RoutingRule,
+} from '../../learning/routingControl.js';
 
 export interface RoutingEntityInput {
   readonly settings: ControlSettings;

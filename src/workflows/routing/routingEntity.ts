@@ -99,7 +99,16 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
   const pending: AnomalyAlert[] = [];
   const raised = (found: AnomalyAlert[]): void => {
     for (const a of found) {
-      log.warn('spend anomaly', { id: a.id, scope: a.scope, category: a.category, model: a.model, feature: a.feature, spendNanos: a.spendNanos, baselineNanos: a.baselineNanos, action: a.action });
+      log.warn('spend anomaly', {
+        id: a.id,
+        scope: a.scope,
+        category: a.category,
+        model: a.model,
+        feature: a.feature,
+        spendNanos: a.spendNanos,
+        baselineNanos: a.baselineNanos,
+        action: a.action,
+      });
       pending.push(a);
     }
   };
@@ -113,7 +122,8 @@ export async function routingEntity(input: RoutingEntityInput): Promise<void> {
   });
   onSignal(feedbackSignal, (f) => {
     messages += 1;
-    if (typeof f?.workflowId !== 'string' || typeof f.key !== 'string' || typeof f.score !== 'number' || !Number.isFinite(f.score)) return void log.warn('feedback ignored: malformed', {});
+    if (typeof f?.workflowId !== 'string' || typeof f.key !== 'string' || typeof f.score !== 'number' || !Number.isFinite(f.score))
+      return void log.warn('feedback ignored: malformed', {});
     control.feedback(f);
   });
   onSignal(configureSignal, (s) => {

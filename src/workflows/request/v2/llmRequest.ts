@@ -29,9 +29,29 @@ import { utf8Bytes } from '../../../util/bytes.js';
 import { own } from '../../../util/names.js';
 import { parseJudgeScore } from '../../../quality/judge.js';
 import { conversationOf, earlierTurnsOf, instructionOf, judgeQuestionOf, textParts } from '../../conversation.js';
-import { type Attempt, FAILURE_TYPES, type RequestFailureDetails, type RequestInput, requestLimitIssues, type RequestResult, type UnsettledSpend, type ValidRequest } from '../contract.js';
+import {
+  type Attempt,
+  FAILURE_TYPES,
+  type RequestFailureDetails,
+  type RequestInput,
+  requestLimitIssues,
+  type RequestResult,
+  type UnsettledSpend,
+  type ValidRequest,
+} from '../contract.js';
 import { Stop } from '../failure.js';
-import { approveSpendSignal, escalateSignal, type RequestTrace, traceQuery, LlmCategory, LlmComplexity, LlmCostNanos, LlmModel, LlmOutcome, LlmTier } from '../contract.js';
+import {
+  approveSpendSignal,
+  escalateSignal,
+  type RequestTrace,
+  traceQuery,
+  LlmCategory,
+  LlmComplexity,
+  LlmCostNanos,
+  LlmModel,
+  LlmOutcome,
+  LlmTier,
+} from '../contract.js';
 
 const local = proxyLocalActivities<RequestActivities>({
   startToCloseTimeout: '30 seconds',
@@ -136,7 +156,8 @@ function legacyParse(raw: unknown): { success: true; data: ValidRequest } | { su
   if (prompt !== undefined && (typeof prompt !== 'string' || prompt === '')) issues.push('prompt: must be a non-empty string');
   if (r.messages !== undefined && !Array.isArray(r.messages)) issues.push('messages: must be a list of messages');
   const category = r.category ?? 'standard';
-  if (typeof category !== 'string' || !/^[a-z][a-z0-9_-]{0,63}$/.test(category)) issues.push('category: must be a lowercase name such as critical, standard or batch');
+  if (typeof category !== 'string' || !/^[a-z][a-z0-9_-]{0,63}$/.test(category))
+    issues.push('category: must be a lowercase name such as critical, standard or batch');
   const budgetScope = r.budgetScope ?? 'default';
   if (typeof budgetScope !== 'string' || !/^[A-Za-z0-9._-]{1,100}$/.test(budgetScope)) issues.push('budgetScope: may contain only letters, digits and . _ -');
   if (issues.length > 0) return { success: false, issues };
@@ -161,9 +182,13 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
   // A request without text failed zod's check before `prompt` became optional (for `messages`): it
   // still fails before the patch marker, as runs recorded then did.
   const noText =
-    parsed.success && parsed.data.prompt === undefined && parsed.data.messages === undefined ? ['prompt: is required: the text to send to the model (or send `messages`, a chat conversation)'] : [];
+    parsed.success && parsed.data.prompt === undefined && parsed.data.messages === undefined
+      ? ['prompt: is required: the text to send to the model (or send `messages`, a chat conversation)']
+      : [];
   const limits =
-    parsed.success && noText.length === 0 && (lean || patched('request-limits')) ? requestLimitIssues(parsed.data).map((i) => `${i.path.replace(/\.(\d+)/g, '[$1]')}: ${i.message}`) : noText;
+    parsed.success && noText.length === 0 && (lean || patched('request-limits'))
+      ? requestLimitIssues(parsed.data).map((i) => `${i.path.replace(/\.(\d+)/g, '[$1]')}: ${i.message}`)
+      : noText;
   if (!parsed.success || limits.length > 0) {
     upsertSearchAttributes([{ key: LlmOutcome, value: 'invalid' }]);
     throw ApplicationFailure.create({
@@ -178,7 +203,9 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
   // re-driven request (same workflow id, new run) never collides with its earlier run's settled
   // attempts. Runs started before this change keep the old ids until they finish.
   const reservationIdFor =
-    lean || patched('run-scoped-reservation-ids') ? (attemptId: string): string => `${info.workflowId}/${info.runId}/${attemptId}` : (attemptId: string): string => `${info.workflowId}/${attemptId}`;
+    lean || patched('run-scoped-reservation-ids')
+      ? (attemptId: string): string => `${info.workflowId}/${info.runId}/${attemptId}`
+      : (attemptId: string): string => `${info.workflowId}/${attemptId}`;
   // Small prompts ride along in each call's input; large ones are read by the activity from this
   // run's start input, so the history holds one copy however many attempts there are.
   // (A prompt request's inline part is what it always was: runs in flight are unaffected.)
@@ -199,7 +226,12 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
     escalation = e ?? {};
   });
 
-  const trace: { phase: RequestTrace['phase']; classification: RequestTrace['classification']; waiting: RequestTrace['waiting']; skipped: RequestTrace['skipped'] } = {
+  const trace: {
+    phase: RequestTrace['phase'];
+    classification: RequestTrace['classification'];
+    waiting: RequestTrace['waiting'];
+    skipped: RequestTrace['skipped'];
+  } = {
     phase: 'classifying',
     classification: null,
     waiting: undefined,
@@ -279,9 +311,14 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
   const { prompt: _p, messages: _m, system: _s, context: _c, quality: _q, ...constraints } = req;
   let qualityEscalations = 0;
   const qualityFailed: string[] = [];
-  const select = async (extra: { costCapNanos?: number; excludeModels?: string[]; unpin?: boolean; model?: string; minTier?: Tier } = {}): Promise<SelectOutput> => {
+  const select = async (
+    extra: { costCapNanos?: number; excludeModels?: string[]; unpin?: boolean; model?: string; minTier?: Tier } = {},
+  ): Promise<SelectOutput> => {
     try {
-      const request = { ...constraints, ...(extra.costCapNanos !== undefined ? { costCapNanos: Math.min(extra.costCapNanos, constraints.costCapNanos ?? Number.MAX_SAFE_INTEGER) } : {}) };
+      const request = {
+        ...constraints,
+        ...(extra.costCapNanos !== undefined ? { costCapNanos: Math.min(extra.costCapNanos, constraints.costCapNanos ?? Number.MAX_SAFE_INTEGER) } : {}),
+      };
       if (extra.unpin) delete request.model;
       if (extra.model !== undefined) request.model = extra.model;
       const out = await local.selectModels({
@@ -373,7 +410,14 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
       const bId = `a${seq}`;
       const b: Leg = { cand: hedgeTo, attemptId: bId, reservationId: reservationIdFor(bId), grant: a.grant, t0: Date.now() };
       b.grant = await CancellationScope.nonCancellable(() =>
-        budget.reserveBudget({ scope: req.budgetScope, reservationId: b.reservationId, category: req.category, amountNanos: reserveFor(hedgeTo), workflowId: info.workflowId, force: approved }),
+        budget.reserveBudget({
+          scope: req.budgetScope,
+          reservationId: b.reservationId,
+          category: req.category,
+          amountNanos: reserveFor(hedgeTo),
+          workflowId: info.workflowId,
+          force: approved,
+        }),
       );
       if (!b.grant.granted) {
         const r = await pA; // no budget for a hedge: wait for the first call
@@ -438,7 +482,9 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
           decision: `hedge: ${winner.leg.cand.model} answered first`,
         });
       } else {
-        await CancellationScope.nonCancellable(() => budget.releaseBudget({ scope: req.budgetScope, shard: loser.grant.shard, reservationId: loser.reservationId }));
+        await CancellationScope.nonCancellable(() =>
+          budget.releaseBudget({ scope: req.budgetScope, shard: loser.grant.shard, reservationId: loser.reservationId }),
+        );
         record({
           attemptId: loser.attemptId,
           model: loser.cand.model,
@@ -463,7 +509,14 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
       const reservationId = reservationIdFor(attemptId);
       const t0 = Date.now();
       const g = await CancellationScope.nonCancellable(() =>
-        budget.reserveBudget({ scope: req.budgetScope, reservationId, category: req.category, amountNanos: spec.estimatedCostNanos, workflowId: info.workflowId, force: approved }),
+        budget.reserveBudget({
+          scope: req.budgetScope,
+          reservationId,
+          category: req.category,
+          amountNanos: spec.estimatedCostNanos,
+          workflowId: info.workflowId,
+          force: approved,
+        }),
       );
       if (!g.granted) return undefined;
       let r: CallModelOutput;
@@ -590,7 +643,12 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
               try {
                 sel = await select({ costCapNanos: grant.remainingNanos, excludeModels: [...new Set([...skipped, ...tooDear])], unpin: true });
               } catch (e) {
-                if (e instanceof Stop) throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`, 'budget_exceeded');
+                if (e instanceof Stop)
+                  throw new Stop(
+                    FAILURE_TYPES.budgetExceeded,
+                    `budget exceeded: ${what}, and no cheaper eligible model fits (${e.message})`,
+                    'budget_exceeded',
+                  );
                 throw e;
               }
               chain = sel.decision.chain;
@@ -605,7 +663,11 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
               const got = await waitFor('budget', Math.max(1, limit), () => approved || escalation !== undefined);
               if (escalation) continue;
               if (!got && Date.now() < grant.periodEnd) {
-                throw new Stop(FAILURE_TYPES.budgetExceeded, `budget exceeded: ${what}; waited ${limit} ms (maxWaitMs) without a new period or an approval`, 'budget_exceeded');
+                throw new Stop(
+                  FAILURE_TYPES.budgetExceeded,
+                  `budget exceeded: ${what}; waited ${limit} ms (maxWaitMs) without a new period or an approval`,
+                  'budget_exceeded',
+                );
               }
               continue;
             }
@@ -705,7 +767,12 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
               const judgeModel = req.quality.judge.model ?? sel.cheapestModel ?? cand.model;
               const score = await judge(judgeModel, out.text);
               if (score === undefined || score < req.quality.judge.threshold) {
-                verdict = { passed: false, failures: [score === undefined ? `judge ${judgeModel} gave no score` : `judge ${judgeModel} scored ${score} < ${req.quality.judge.threshold}`] };
+                verdict = {
+                  passed: false,
+                  failures: [
+                    score === undefined ? `judge ${judgeModel} gave no score` : `judge ${judgeModel} scored ${score} < ${req.quality.judge.threshold}`,
+                  ],
+                };
               }
             }
             if (!verdict.passed) {
@@ -723,16 +790,25 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
                 durationMs: Date.now() - t0,
                 costNanos: out.costNanos,
                 qualityFailures: verdict.failures,
-                decision: qualityEscalations > req.quality.maxEscalations ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}`,
+                decision:
+                  qualityEscalations > req.quality.maxEscalations ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}`,
               });
               if (qualityEscalations > req.quality.maxEscalations) {
-                throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks after ${req.quality.maxEscalations} escalation(s): ${why}`, 'quality_failed');
+                throw new Stop(
+                  FAILURE_TYPES.qualityCheckFailed,
+                  `the answer failed its quality checks after ${req.quality.maxEscalations} escalation(s): ${why}`,
+                  'quality_failed',
+                );
               }
               try {
                 sel = await select({ unpin: true, minTier: up, excludeModels: [...qualityFailed] });
               } catch (err) {
                 if (err instanceof Stop)
-                  throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`, 'quality_failed');
+                  throw new Stop(
+                    FAILURE_TYPES.qualityCheckFailed,
+                    `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`,
+                    'quality_failed',
+                  );
                 throw err;
               }
               chain = sel.decision.chain;
@@ -793,7 +869,11 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
       const retryable = [...rateLimited.values()].sort((a, b) => a.until - b.until);
       const waitMs = Math.max(0, (retryable[0]?.until ?? 0) - Date.now());
       if (waitMs > sel.retry.maxRateLimitWaitMs) {
-        throw new Stop(FAILURE_TYPES.allCandidatesFailed, `every candidate is rate-limited; the earliest reset is in ${waitMs} ms > maxRateLimitWaitMs ${sel.retry.maxRateLimitWaitMs}`, 'failed');
+        throw new Stop(
+          FAILURE_TYPES.allCandidatesFailed,
+          `every candidate is rate-limited; the earliest reset is in ${waitMs} ms > maxRateLimitWaitMs ${sel.retry.maxRateLimitWaitMs}`,
+          'failed',
+        );
       }
       log.info('every candidate rate-limited; waiting for the earliest reset', { waitMs });
       chain = retryable.map((r) => r.candidate);
@@ -806,19 +886,38 @@ export async function legacyLlmRequest(rawInput: RequestInput): Promise<RequestR
     throw new Stop(FAILURE_TYPES.allCandidatesFailed, last?.decision?.replace(/^next: /, '') ?? 'no candidate left', 'failed');
   } catch (e) {
     if (isCancellation(e)) {
-      upsertSearchAttributes([...atEnd, ...lastTried(), { key: LlmOutcome, value: 'cancelled' }, { key: LlmCostNanos, value: attempts.reduce((s, a) => s + a.costNanos, 0) }]);
+      upsertSearchAttributes([
+        ...atEnd,
+        ...lastTried(),
+        { key: LlmOutcome, value: 'cancelled' },
+        { key: LlmCostNanos, value: attempts.reduce((s, a) => s + a.costNanos, 0) },
+      ]);
       throw e;
     }
     const stop = asStop(e);
     if (stop.type === FAILURE_TYPES.internal) log.error('request ended by an internal error', { reason: stop.message });
     const costNanos = attempts.reduce((s, a) => s + a.costNanos, 0) + stop.unsettled.reduce((s, u) => s + u.costNanos, 0);
-    upsertSearchAttributes([...atEnd, ...lastTried(), { key: LlmOutcome, value: stop.unsettled.length > 0 ? 'unsettled' : stop.outcome }, { key: LlmCostNanos, value: costNanos }]);
-    const details: RequestFailureDetails = { reason: stop.message, costNanos, attempts, candidates: chain, ...(stop.unsettled.length > 0 ? { unsettled: stop.unsettled } : {}) };
+    upsertSearchAttributes([
+      ...atEnd,
+      ...lastTried(),
+      { key: LlmOutcome, value: stop.unsettled.length > 0 ? 'unsettled' : stop.outcome },
+      { key: LlmCostNanos, value: costNanos },
+    ]);
+    const details: RequestFailureDetails = {
+      reason: stop.message,
+      costNanos,
+      attempts,
+      candidates: chain,
+      ...(stop.unsettled.length > 0 ? { unsettled: stop.unsettled } : {}),
+    };
     const models = new Set(attempts.filter((a) => a.outcome !== 'budget_denied').map((a) => a.model)).size;
     throw ApplicationFailure.create({
       type: stop.type,
       nonRetryable: true,
-      message: attempts.length > 0 && stop.type !== FAILURE_TYPES.budgetExceeded ? `request failed after ${attempts.length} attempt(s) on ${models} model(s): ${stop.message}` : stop.message,
+      message:
+        attempts.length > 0 && stop.type !== FAILURE_TYPES.budgetExceeded
+          ? `request failed after ${attempts.length} attempt(s) on ${models} model(s): ${stop.message}`
+          : stop.message,
       details: [details],
     });
   }
