@@ -15,6 +15,7 @@ import { registerRequestCommands } from './commands/request.js';
 import { registerStackCommands } from './commands/stack.js';
 import { registerHealthCommands } from './commands/health.js';
 import { registerBudgetCommands } from './commands/budget.js';
+import { registerGatewayCommands } from './commands/gateway.js';
 
 const program = new Command();
 program
@@ -34,6 +35,7 @@ registerExperimentCommands(program);
 registerRoutingCommands(program);
 registerHealthCommands(program);
 registerBudgetCommands(program);
+registerGatewayCommands(program);
 
 function reportError(e: unknown): number {
   if (e instanceof ValidationError) {
