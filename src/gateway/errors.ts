@@ -6,6 +6,7 @@
 import { RequestFailedError } from '../contracts/requestFailure.js';
 import { ValidationError } from '../util/validation.js';
 import { FAILURE_TYPES } from '../workflows/request/contract.js';
+import { refusalOf } from './openaiChat.js';
 
 export interface GatewayError {
   readonly status: number;
@@ -19,13 +20,12 @@ export function openAIError(status: number, type: string, message: string, param
 /** The status and error a failed request answers with. */
 export function gatewayErrorOf(e: unknown): GatewayError {
   if (e instanceof ValidationError) {
-    const first = e.fields[0] ?? e.message;
-    const m = /^([A-Za-z0-9_.[\]]+):\s*/.exec(first);
-    return openAIError(400, 'invalid_request_error', first, m?.[1] ?? null);
+    // Refused by the request schema before anything started: the field as the chat body names it.
+    const r = refusalOf(e.fields[0] ?? e.message);
+    return openAIError(400, 'invalid_request_error', r.message, r.param);
   }
   if (e instanceof RequestFailedError) {
-    const at = { workflowId: e.workflowId };
-    const msg = `${e.message} (workflow ${at.workflowId})`;
+    const msg = `${e.message} (workflow ${e.workflowId})`;
     switch (e.failureType) {
       case FAILURE_TYPES.invalidInput:
         return openAIError(400, 'invalid_request_error', msg);
@@ -42,7 +42,7 @@ export function gatewayErrorOf(e: unknown): GatewayError {
       case FAILURE_TYPES.nonRetryable:
         return openAIError(502, 'upstream_error', msg, null, 'all_candidates_failed');
       default:
-        return openAIError(500, 'server_error', `the request failed (workflow ${at.workflowId}); see its trace: switchyard runs show ${at.workflowId}`);
+        return openAIError(500, 'server_error', `the request failed (workflow ${e.workflowId}); see its trace: switchyard show ${e.workflowId}`);
     }
   }
   return openAIError(500, 'server_error', 'internal error in the gateway; nothing was charged for this call');

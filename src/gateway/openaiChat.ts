@@ -4,8 +4,6 @@
  * (src/batch/openaiBatch.ts) so that a field means the same on both paths. Pure (no I/O).
  */
 import { fromOpenAIBatchLine, openAIFieldName } from '../batch/openaiBatch.js';
-import { requestInputSchema } from '../contracts/requestInput.js';
-import { describeIssues } from '../util/validation.js';
 import type { RequestInput, RequestResult } from '../workflows/request/contract.js';
 
 /** A refusal in OpenAI's terms: the body parameter at fault, and what to do. */
@@ -14,15 +12,21 @@ export interface ChatRefusal {
   readonly message: string;
 }
 
-/** Where a conversion or validation message names the field: `body.x: why` -> param `x`. */
-function refusal(message: string): ChatRefusal {
-  const m = /^body\.([A-Za-z0-9_.[\]]+):\s*/.exec(message);
-  return m ? { param: m[1] ?? null, message: `${m[1]}: ${message.slice(m[0].length)}` } : { param: null, message };
+/**
+ * Where a conversion or validation message names the field, as OpenAI names it: `body.x: why` (or
+ * a request field such as `maxOutputTokens: why`, renamed) -> param `x`.
+ */
+export function refusalOf(message: string): ChatRefusal {
+  const named = openAIFieldName(message);
+  // `body.max_completion_tokens (or max_tokens): why` names its alias too.
+  const m = /^body\.([A-Za-z0-9_.[\]]+)(?: \([^)]*\))?:/.exec(named);
+  return m ? { param: m[1] ?? null, message: named.slice('body.'.length) } : { param: null, message };
 }
 
 /**
- * The chat body as a request run under `requestId`, or a refusal naming the parameter. Streaming
- * is refused here for now (the gateway's non-streaming slice; issue 23 item 1 builds it).
+ * The chat body as a request run under `requestId`, or a refusal naming the parameter. Field types
+ * and bounds are checked where every request's are (the client's schema; `refusalOf` names them).
+ * Streaming is refused here for now (the gateway's non-streaming slice; issue 23 item 1 builds it).
  */
 export function requestFromChatBody(body: unknown, requestId: string): { ok: true; request: RequestInput } | { ok: false; refusal: ChatRefusal } {
   if (!body || typeof body !== 'object' || Array.isArray(body))
@@ -32,9 +36,7 @@ export function requestFromChatBody(body: unknown, requestId: string): { ok: tru
     return { ok: false, refusal: { param: 'stream', message: 'streaming is not available on this gateway yet; send stream: false (or leave it out)' } };
   const { stream: _stream, stream_options: _options, ...rest } = b;
   const converted = fromOpenAIBatchLine({ custom_id: requestId, method: 'POST', url: '/v1/chat/completions', body: rest });
-  if (!converted.ok) return { ok: false, refusal: refusal(converted.error) };
-  const parsed = requestInputSchema.safeParse(converted.request);
-  if (!parsed.success) return { ok: false, refusal: refusal(openAIFieldName(describeIssues(parsed.error)[0] ?? 'invalid request')) };
+  if (!converted.ok) return { ok: false, refusal: refusalOf(converted.error) };
   return { ok: true, request: converted.request };
 }
 

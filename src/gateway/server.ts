@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Catalog } from '../catalog/catalog.js';
 import type { SwitchyardClient } from '../client/client.js';
-import { TIERS } from '../catalog/schema.js';
+import { type ProviderName, TIERS } from '../catalog/schema.js';
+import { requestIdForCustomId } from '../batch/openaiBatch.js';
 import { gatewayErrorOf, openAIError } from './errors.js';
 import { chatCompletionOf, requestFromChatBody } from './openaiChat.js';
 
@@ -17,20 +18,28 @@ export interface GatewayOptions {
   readonly catalog: Catalog;
   /** Largest request body in bytes (413 above it). */
   readonly bodyLimit?: number;
+  /** Providers configured where this gateway runs (its models are marked in /v1/models); absent: not said. */
+  readonly configured?: (provider: ProviderName) => boolean;
 }
 
-/** A request id from the client (Idempotency-Key) or a new one. */
+/**
+ * The request id: the client's Idempotency-Key (any key maps to the same id every time, as an
+ * OpenAI batch custom_id does), or a new one.
+ */
 function requestIdOf(header: string | string[] | undefined): string {
   const v = Array.isArray(header) ? header[0] : header;
-  return v && /^[A-Za-z0-9._:/-]{1,200}$/.test(v) ? v : `gw-${randomUUID()}`;
+  return v ? requestIdForCustomId(v) : `gw-${randomUUID()}`;
 }
 
+const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+
 export function buildGateway(opts: GatewayOptions): FastifyInstance {
-  const app = Fastify({ bodyLimit: opts.bodyLimit ?? 8 * 1024 * 1024, logger: false });
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({ bodyLimit, logger: false });
   // Every error in OpenAI's shape: malformed JSON, a body too large, anything thrown.
   app.setErrorHandler((err: FastifyError, _req, reply) => {
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      const e = openAIError(413, 'invalid_request_error', `the request body is larger than ${opts.bodyLimit ?? 8 * 1024 * 1024} bytes`);
+      const e = openAIError(413, 'invalid_request_error', `the request body is larger than ${bodyLimit} bytes`);
       return reply.status(e.status).send(e.body);
     }
     if (err.statusCode === 400 || err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
@@ -59,6 +68,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
           inputNanosPerMTok: m.price.inputNanosPerMTok,
           outputNanosPerMTok: m.price.outputNanosPerMTok,
           capabilities: m.capabilities,
+          ...(opts.configured ? { configured: opts.configured(m.provider) } : {}),
         },
       })),
     ];
@@ -68,7 +78,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
   app.post('/v1/chat/completions', async (req, reply) => {
     const body = req.body as Record<string, unknown> | null;
     const model = body && typeof body === 'object' ? body.model : undefined;
-    if (typeof model === 'string' && model !== '' && model !== 'auto' && !opts.catalog.models.some((m) => m.name === model)) {
+    if (typeof model === 'string' && model !== '' && model !== 'auto' && opts.catalog.get(model) === undefined) {
       const e = openAIError(
         404,
         'invalid_request_error',

@@ -125,6 +125,9 @@ describe('switchyard gateway, the command', () => {
       const openai = new OpenAI({ apiKey: 'unused-until-keys', baseURL: url, maxRetries: 0 });
       const r = await openai.chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'Translate to German: good morning.' }] });
       expect(r.choices[0]?.message.content?.length).toBeGreaterThan(0);
+      // The command marks whether each model's provider is configured where it runs.
+      const models = (await (await fetch(`${url}/models`)).json()) as { data: Array<{ id: string; switchyard: { configured?: unknown } }> };
+      for (const m of models.data.slice(1)) expect(typeof m.switchyard.configured).toBe('boolean');
       const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
