@@ -215,6 +215,8 @@ export class SwitchyardClient {
         memo: {
           ...requestMemo(this.encrypted ? undefined : instructionOf(req), req.category, opts.batch),
           ...(opts.redriveOf ? { redriveOf: opts.redriveOf } : {}),
+          ...(opts.fingerprint ? { fingerprint: opts.fingerprint } : {}),
+          ...(req.keyId ? { keyId: req.keyId } : {}),
         },
         typedSearchAttributes: [
           { key: LlmCategory, value: req.category },

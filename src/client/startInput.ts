@@ -17,4 +17,6 @@ export interface StartOptions {
   readonly batch?: { batchId: string; line?: number };
   /** Recorded in the memo of a re-driven run: the failed run it replaces. */
   readonly redriveOf?: string;
+  /** Recorded in the memo: a digest of what the caller sent (the gateway refuses an Idempotency-Key reused with another body). */
+  readonly fingerprint?: string;
 }

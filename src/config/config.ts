@@ -198,6 +198,18 @@ export const fileConfigSchema = z
       })
       .strict()
       .default({ enabled: true, port: 9464, host: '0.0.0.0', maxLabelValues: 100, finalScrapeMs: 0 }),
+    /** The OpenAI-compatible gateway (docs/openai-clients.md). */
+    gateway: z
+      .object({
+        /** Model names clients may send, each standing for a catalog model or a tier (`switchyard/economy`), e.g. {"gpt-4": "switchyard/premium"}. */
+        aliases: z.record(z.string().min(1).max(200), z.string().min(1).max(200)).default({}),
+        /** How long a call waits for its answer before answering 504 (or 429 while it waits on a budget) with its workflow id. */
+        waitMs: z.number().int().min(1_000).max(3_600_000).default(600_000),
+        /** How often a gateway reads the key registry: a revoked key is refused within this (and the query's own time). */
+        keyRefreshMs: z.number().int().min(200).max(4_000).default(2_000),
+      })
+      .strict()
+      .prefault({}),
     /** Per provider call: the SDK's own timeout. */
     callTimeoutMs: z.number().int().min(100).max(3_600_000).default(120_000),
     /** What a billable Temporal action costs (Temporal Cloud lists about $50 per million), for the bill. */

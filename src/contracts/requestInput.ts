@@ -76,6 +76,18 @@ export const requestInputBaseSchema = z
     fallbacks: z.array(z.string().min(1)).max(10).optional(),
     /** Checks the answer must pass; a failure escalates to the next tier up. */
     quality: qualitySpecSchema.optional(),
+    /** Only these catalog models may serve the request (a gateway key's allow-list). */
+    allowedModels: z.array(z.string().min(1).max(200)).min(1, 'must name at least one model').max(100).optional(),
+    /** Only models of these tiers may serve it (a gateway key's allow-list, or a tier the client asked for). */
+    allowedTiers: z
+      .array(z.enum(TIERS, { error: `must be one of ${TIERS.join(', ')}` }))
+      .min(1, 'must name at least one tier')
+      .optional(),
+    /** The gateway key that sent the request (its id, never the key): reports by key. */
+    keyId: z
+      .string()
+      .regex(/^[a-z0-9]{4,32}$/, 'must be a key id (lowercase letters and digits)')
+      .optional(),
     /** Start at this tier or above (operator escalation of a finished request). */
     minTier: z.enum(TIERS, { error: `must be one of ${TIERS.join(', ')}` }).optional(),
     /** The budget scope to charge (one budget entity per scope). */
@@ -83,6 +95,21 @@ export const requestInputBaseSchema = z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,100}$/, 'may contain only letters, digits and . _ -')
       .default('default'),
+    /**
+     * Stream the answer as the provider sends it to a gateway's relay (set by the gateway, not by
+     * callers: docs/streaming.md). `relay` is the gateway's relay endpoint; `id` names the stream.
+     */
+    stream: z
+      .object({
+        relay: z
+          .string()
+          .url('must be an http(s) URL: the gateway relay endpoint')
+          .max(500)
+          .refine((u) => /^https?:/.test(u), 'must be an http(s) URL'),
+        id: z.string().regex(/^[A-Za-z0-9_-]{16,100}$/, 'must be 16-100 letters, digits, _ or -'),
+      })
+      .strict()
+      .optional(),
     /** Under a `wait` budget policy, wait at most this long in all (the budget's maxWaitMs if lower). */
     maxBudgetWaitMs: z.number().int('must be a whole number of milliseconds').min(0, 'must be >= 0').optional(),
   })

@@ -1,17 +1,27 @@
 /**
- * The OpenAI-compatible gateway (issue 23, first slice): Fastify serving `POST /v1/chat/completions`
- * (non-streaming) and `GET /v1/models`, each chat request run as the request workflow through the
- * SwitchyardClient, so it is routed, budgeted, retried, traced and charged once whoever sends it.
- * Not yet: streaming, keys, idempotency keys, per-key limits (issue 23 items 1, 3, 5, 6).
+ * The OpenAI-compatible gateway (docs/openai-clients.md): Fastify serving `POST
+ * /v1/chat/completions` (JSON, live streams and buffered streams: ./chat.ts), `GET /v1/models`,
+ * `GET /v1/switchyard/requests/{id}`, the admin routes, and the relay its workers stream answers
+ * through (./relay.ts). Each chat request runs as the request workflow, so it is routed, budgeted,
+ * retried, traced and charged once whoever sends it. Keys: ./keys.ts.
  */
-import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/catalog.js';
 import type { SwitchyardClient } from '../client/client.js';
 import { type ProviderName, TIERS } from '../catalog/schema.js';
-import { requestIdForCustomId } from '../batch/openaiBatch.js';
+import { chatRoutes } from './chat.js';
 import { gatewayErrorOf, openAIError } from './errors.js';
-import { chatCompletionOf, requestFromChatBody } from './openaiChat.js';
+import { Gatekeeper, KeyLimits, type KeyStore, type Principal } from './keys.js';
+import { TIER_MODEL_PREFIX } from './options.js';
+import { relayRoutes, StreamHub } from './relay.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The caller (set by the key check; undefined while the gateway is open). */
+    principal: Principal | undefined;
+  }
+}
 
 export interface GatewayOptions {
   readonly client: SwitchyardClient;
@@ -20,22 +30,48 @@ export interface GatewayOptions {
   readonly bodyLimit?: number;
   /** Providers configured where this gateway runs (its models are marked in /v1/models); absent: not said. */
   readonly configured?: (provider: ProviderName) => boolean;
-}
-
-/**
- * The request id: the client's Idempotency-Key (any key maps to the same id every time, as an
- * OpenAI batch custom_id does), or a new one.
- */
-function requestIdOf(header: string | string[] | undefined): string {
-  const v = Array.isArray(header) ? header[0] : header;
-  return v ? requestIdForCustomId(v) : `gw-${randomUUID()}`;
+  /** Where workers reach this gateway's relay (its URL as seen from the workers, ending in /switchyard/relay). */
+  readonly relayUrl: string;
+  /** How long a call waits for its answer before answering 504/429 with the workflow id. */
+  readonly waitMs?: number;
+  readonly aliases?: Readonly<Record<string, string>>;
+  /** The key registry; absent: no keys (the admin key alone, or open). */
+  readonly keys?: KeyStore;
+  /** SWITCHYARD_ADMIN_KEY: guards the admin routes, and may call everything. */
+  readonly adminKey?: string;
+  /** A client that sends nothing for this long is dropped (slow clients); headers must arrive within it too. */
+  readonly idleTimeoutMs?: number;
+  readonly log?: Logger;
 }
 
 const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
-export function buildGateway(opts: GatewayOptions): FastifyInstance {
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly hub: StreamHub;
+  /** Stops taking requests, lets open ones (and their streams) finish for up to `graceMs`, then closes. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export function buildGateway(opts: GatewayOptions): Gateway {
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  const app = Fastify({ bodyLimit, logger: false });
+  const idle = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const app = Fastify({
+    bodyLimit,
+    logger: false,
+    // Slow clients: headers must arrive within `idle`, and a body may not pause for longer (below).
+    // No bound on a whole request: a relay's body lasts as long as its answer.
+    connectionTimeout: 0,
+    keepAliveTimeout: 5_000,
+    requestTimeout: 0,
+    http: { headersTimeout: idle, requestTimeout: 0 },
+    return503OnClosing: true,
+  });
+  const hub = new StreamHub();
+  const gate = new Gatekeeper(opts.keys, opts.adminKey);
+  app.decorateRequest('principal', undefined);
+
   // Every error in OpenAI's shape: malformed JSON, a body too large, anything thrown.
   app.setErrorHandler((err: FastifyError, _req, reply) => {
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -46,6 +82,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
       const e = openAIError(400, 'invalid_request_error', `the body is not valid JSON: ${err.message}`);
       return reply.status(e.status).send(e.body);
     }
+    opts.log?.error({ err: err.message, code: err.code }, 'gateway: unexpected error');
     const e = gatewayErrorOf(err);
     return reply.status(e.status).send(e.body);
   });
@@ -54,66 +91,102 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
     return reply.status(e.status).send(e.body);
   });
 
-  app.get('/v1/models', () => {
+  // A client's body may not pause for longer than `idle` (a slow client holding a socket); once it
+  // is read, the answer may take as long as the wait bound.
+  app.addHook('onRequest', async (req) => {
+    if (req.url.startsWith('/v1/')) req.raw.socket.setTimeout(idle, () => req.raw.socket.destroy());
+  });
+  app.addHook('preHandler', async (req) => {
+    if (req.url.startsWith('/v1/')) req.raw.socket.setTimeout(0);
+  });
+
+  // The key check, on every /v1 route (the relay is authenticated by its stream id).
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.url.startsWith('/v1/')) return;
+    const auth = gate.authenticate(req.headers.authorization);
+    if (!auth.ok) return reply.status(auth.error.status).send(auth.error.body);
+    req.principal = auth.principal;
+    if (req.url.startsWith('/v1/switchyard/admin/') && !auth.principal?.admin) {
+      const e = opts.adminKey
+        ? openAIError(403, 'permission_error', 'admin routes need the admin key (SWITCHYARD_ADMIN_KEY)', null, 'forbidden')
+        : openAIError(403, 'permission_error', 'admin routes are off: start the gateway with SWITCHYARD_ADMIN_KEY set', null, 'forbidden');
+      return reply.status(e.status).send(e.body);
+    }
+    return undefined;
+  });
+
+  app.get('/v1/models', (req) => {
+    const g = req.principal?.grant;
     const created = 0;
+    const allowed = (name: string, tier: string) => (!g?.models || g.models.includes(name)) && (!g?.tiers || (g.tiers as readonly string[]).includes(tier));
     const data = [
       { id: 'auto', object: 'model', created, owned_by: 'switchyard', switchyard: { routed: true } },
-      ...opts.catalog.models.map((m) => ({
-        id: m.name,
+      ...TIERS.filter((t) => !g?.tiers || g.tiers.includes(t)).map((t) => ({
+        id: `${TIER_MODEL_PREFIX}${t}`,
         object: 'model',
         created,
-        owned_by: m.provider,
-        switchyard: {
-          tier: m.tier,
-          inputNanosPerMTok: m.price.inputNanosPerMTok,
-          outputNanosPerMTok: m.price.outputNanosPerMTok,
-          capabilities: m.capabilities,
-          ...(opts.configured ? { configured: opts.configured(m.provider) } : {}),
-        },
+        owned_by: 'switchyard',
+        switchyard: { routed: true, tier: t },
       })),
+      ...Object.entries(opts.aliases ?? {}).map(([id, to]) => ({ id, object: 'model', created, owned_by: 'switchyard', switchyard: { alias: to } })),
+      ...opts.catalog.models
+        .filter((m) => allowed(m.name, m.tier))
+        .map((m) => ({
+          id: m.name,
+          object: 'model',
+          created,
+          owned_by: m.provider,
+          switchyard: {
+            tier: m.tier,
+            inputNanosPerMTok: m.price.inputNanosPerMTok,
+            outputNanosPerMTok: m.price.outputNanosPerMTok,
+            capabilities: m.capabilities,
+            contextWindow: m.contextWindow,
+            maxOutputTokens: m.maxOutputTokens,
+            ...(opts.configured ? { configured: opts.configured(m.provider) } : {}),
+          },
+        })),
     ];
     return { object: 'list', data, switchyard: { tiers: TIERS } };
   });
 
-  app.post('/v1/chat/completions', async (req, reply) => {
-    const body = req.body as Record<string, unknown> | null;
-    const model = body && typeof body === 'object' ? body.model : undefined;
-    if (typeof model === 'string' && model !== '' && model !== 'auto' && opts.catalog.get(model) === undefined) {
-      const e = openAIError(
-        404,
-        'invalid_request_error',
-        `the model "${model}" does not exist here; use "auto" or one of GET /v1/models`,
-        'model',
-        'model_not_found',
-      );
-      return reply.status(e.status).send(e.body);
-    }
-    const converted = requestFromChatBody(body, requestIdOf(req.headers['idempotency-key']));
-    if (!converted.ok) {
-      const e = openAIError(400, 'invalid_request_error', converted.refusal.message, converted.refusal.param);
-      return reply.status(e.status).send(e.body);
-    }
-    try {
-      const r = await opts.client.ask(converted.request);
-      void reply.headers({
-        'x-switchyard-workflow-id': r.workflowId,
-        'x-switchyard-model': r.model,
-        'x-switchyard-tier': r.tier,
-        'x-switchyard-cost-nanos': String(r.costNanos),
-        'x-switchyard-premium-baseline-nanos': String(r.premiumBaselineCostNanos),
-      });
-      return chatCompletionOf(r, Math.floor(Date.now() / 1000));
-    } catch (err) {
-      const e = gatewayErrorOf(err);
-      return reply.status(e.status).send(e.body);
-    }
+  app.get('/v1/switchyard/admin/keys', () => ({
+    // Never a secret or its digest: the ids, names and grants.
+    data: (opts.keys ? opts.keys.list() : []).map(({ secretSha256: _s, ...k }) => k),
+  }));
+
+  relayRoutes(app, hub);
+  chatRoutes(app, {
+    client: opts.client,
+    catalog: opts.catalog,
+    hub,
+    relayUrl: () => opts.relayUrl,
+    waitMs: opts.waitMs ?? 600_000,
+    aliases: opts.aliases ?? {},
+    limits: new KeyLimits(),
   });
-  return app;
+
+  return {
+    app,
+    hub,
+    async close(graceMs = 30_000) {
+      // New requests get 503 (return503OnClosing); open ones, streams too, get up to graceMs.
+      const closing = app.close();
+      const deadline = Date.now() + graceMs;
+      while (hub.openCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      hub.stop();
+      app.server.closeAllConnections();
+      await closing;
+    },
+  };
 }
 
-/** Binding beyond this machine needs keys, which the gateway does not have yet. */
-export function assertLoopback(host: string): void {
+/** Binding beyond this machine needs keys: an open gateway serves whoever reaches it. */
+export function assertBindable(host: string, keysExist: boolean): void {
+  if (keysExist) return;
   if (!['127.0.0.1', '::1', 'localhost'].includes(host)) {
-    throw new Error(`gateway: --host ${host} would serve every caller on the network without keys; bind 127.0.0.1 until keys exist (issue 23)`);
+    throw new Error(
+      `gateway: --host ${host} would serve every caller on the network without keys; create one first (\`switchyard keys create NAME --scope S\`) or set SWITCHYARD_ADMIN_KEY, or bind 127.0.0.1`,
+    );
   }
 }

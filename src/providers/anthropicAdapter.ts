@@ -1,8 +1,8 @@
 /** Anthropic messages through the official `@anthropic-ai/sdk`, SDK retries off. */
 import Anthropic from '@anthropic-ai/sdk';
 import { type ProviderError, transient } from './errors.js';
-import { mapSdkError } from './stainlessErrors.js';
-import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
+import { mapSdkError, stainlessOptions } from './stainlessErrors.js';
+import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter } from './types.js';
 
 export class AnthropicAdapter implements ProviderAdapter {
   readonly provider = 'anthropic';
@@ -12,24 +12,58 @@ export class AnthropicAdapter implements ProviderAdapter {
     this.client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 0, timeout: opts.timeoutMs ?? 120_000 });
   }
 
+  private params(req: ChatRequest) {
+    return {
+      model: req.model,
+      max_tokens: req.maxOutputTokens,
+      messages: req.turns.map((t) => ({ role: t.role, content: t.content })),
+      ...(req.system ? { system: req.system } : {}),
+      ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+    };
+  }
+
+  async chatStream(req: ChatRequest, onText: (text: string) => void): Promise<ChatResponse> {
+    const where = { provider: this.provider, model: req.model };
+    let text = '';
+    let finish = 'unknown';
+    let model = req.model;
+    let input: Anthropic.Usage | undefined;
+    let output: number | undefined;
+    try {
+      const stream = await this.client.messages.create({ ...this.params(req), stream: true }, stainlessOptions(req));
+      for await (const ev of stream) {
+        if (ev.type === 'message_start') {
+          input = ev.message.usage;
+          model = ev.message.model ?? model;
+        } else if (ev.type === 'content_block_delta' && ev.delta.type === 'text_delta') {
+          text += ev.delta.text;
+          onText(ev.delta.text);
+        } else if (ev.type === 'message_delta') {
+          output = ev.usage.output_tokens;
+          finish = ev.delta.stop_reason ?? finish;
+        }
+      }
+    } catch (e) {
+      throw mapAnthropicError(e, where);
+    }
+    if (!input || typeof input.input_tokens !== 'number' || typeof output !== 'number') throw transient('malformed stream: no usage', where);
+    return {
+      text,
+      usage: {
+        inputTokens: input.input_tokens + (input.cache_creation_input_tokens ?? 0),
+        cachedInputTokens: input.cache_read_input_tokens ?? 0,
+        outputTokens: output,
+      },
+      finishReason: finish,
+      providerModel: model,
+    };
+  }
+
   async chat(req: ChatRequest): Promise<ChatResponse> {
     const where = { provider: this.provider, model: req.model };
     let res: Anthropic.Message;
     try {
-      res = await this.client.messages.create(
-        {
-          model: req.model,
-          max_tokens: req.maxOutputTokens,
-          messages: req.turns.map((t) => ({ role: t.role, content: t.content })),
-          ...(req.system ? { system: req.system } : {}),
-          ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
-        },
-        {
-          signal: req.signal,
-          ...(req.timeoutMs !== undefined ? { timeout: req.timeoutMs } : {}),
-          ...(req.requestId ? { headers: { [REQUEST_ID_HEADER]: req.requestId } } : {}),
-        },
-      );
+      res = await this.client.messages.create(this.params(req), stainlessOptions(req));
     } catch (e) {
       throw mapAnthropicError(e, where);
     }

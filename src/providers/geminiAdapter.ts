@@ -21,43 +21,71 @@ export class GeminiAdapter implements ProviderAdapter {
     });
   }
 
+  private params(req: ChatRequest) {
+    return {
+      model: req.model,
+      // Gemini names the assistant's turns "model".
+      contents: req.turns.map((t) => ({ role: t.role === 'assistant' ? 'model' : 'user', parts: [{ text: t.content }] })),
+      config: {
+        maxOutputTokens: req.maxOutputTokens,
+        ...(req.system ? { systemInstruction: req.system } : {}),
+        ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+        ...(req.signal ? { abortSignal: req.signal } : {}),
+        httpOptions: {
+          timeout: req.timeoutMs ?? this.timeoutMs,
+          ...(req.requestId ? { headers: { [REQUEST_ID_HEADER]: req.requestId } } : {}),
+        },
+      },
+    };
+  }
+
+  async chatStream(req: ChatRequest, onText: (text: string) => void): Promise<ChatResponse> {
+    const where = { provider: this.provider, model: req.model };
+    let text = '';
+    let last: GenerateContentResponse | undefined;
+    try {
+      for await (const res of await this.client.models.generateContentStream(this.params(req))) {
+        last = res;
+        const piece = res.text;
+        if (piece) {
+          text += piece;
+          onText(piece);
+        }
+      }
+    } catch (e) {
+      throw mapGeminiError(e, where);
+    }
+    return this.responseOf(last, text, where);
+  }
+
   async chat(req: ChatRequest): Promise<ChatResponse> {
     const where = { provider: this.provider, model: req.model };
     let res: GenerateContentResponse;
     try {
-      res = await this.client.models.generateContent({
-        model: req.model,
-        // Gemini names the assistant's turns "model".
-        contents: req.turns.map((t) => ({ role: t.role === 'assistant' ? 'model' : 'user', parts: [{ text: t.content }] })),
-        config: {
-          maxOutputTokens: req.maxOutputTokens,
-          ...(req.system ? { systemInstruction: req.system } : {}),
-          ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
-          ...(req.signal ? { abortSignal: req.signal } : {}),
-          httpOptions: {
-            timeout: req.timeoutMs ?? this.timeoutMs,
-            ...(req.requestId ? { headers: { [REQUEST_ID_HEADER]: req.requestId } } : {}),
-          },
-        },
-      });
+      res = await this.client.models.generateContent(this.params(req));
     } catch (e) {
       throw mapGeminiError(e, where);
     }
-    const usage = res.usageMetadata;
-    const candidate = res.candidates?.[0];
-    if (!candidate || !usage || typeof usage.promptTokenCount !== 'number') {
+    return this.responseOf(res, res.text ?? '', where);
+  }
+
+  /** A response (a stream's last piece) as the adapter's: its usage and finish reason, with the text. */
+  private responseOf(res: GenerateContentResponse | undefined, text: string, where: { provider: string; model: string }): ChatResponse {
+    const usage = res?.usageMetadata;
+    const candidate = res?.candidates?.[0];
+    if (!res || !candidate || !usage || typeof usage.promptTokenCount !== 'number') {
       throw transient('malformed response: missing candidates or usageMetadata', where);
     }
     const cached = usage.cachedContentTokenCount ?? 0;
     return {
-      text: res.text ?? '',
+      text,
       usage: {
         inputTokens: usage.promptTokenCount - cached,
         cachedInputTokens: cached,
         outputTokens: (usage.candidatesTokenCount ?? 0) + (usage.thoughtsTokenCount ?? 0),
       },
       finishReason: candidate.finishReason ?? 'unknown',
-      providerModel: res.modelVersion ?? req.model,
+      providerModel: res.modelVersion ?? where.model,
     };
   }
 }

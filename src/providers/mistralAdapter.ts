@@ -17,22 +17,65 @@ export class MistralAdapter implements ProviderAdapter {
     });
   }
 
-  async chat(req: ChatRequest): Promise<ChatResponse> {
-    const where = { provider: this.provider, model: req.model };
+  private params(req: ChatRequest) {
     const messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }> = [];
     if (req.system) messages.push({ role: 'system', content: req.system });
     for (const t of req.turns) messages.push({ role: t.role, content: t.content });
+    return { model: req.model, messages, maxTokens: req.maxOutputTokens, ...(req.temperature !== undefined ? { temperature: req.temperature } : {}) };
+  }
+
+  private options(req: ChatRequest) {
+    return {
+      retries: { strategy: 'none' as const },
+      ...(req.signal ? { signal: req.signal } : {}),
+      ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}),
+      ...(req.requestId ? { headers: { [REQUEST_ID_HEADER]: req.requestId } } : {}),
+    };
+  }
+
+  async chatStream(req: ChatRequest, onText: (text: string) => void): Promise<ChatResponse> {
+    const where = { provider: this.provider, model: req.model };
+    let text = '';
+    let finish = 'unknown';
+    let model = req.model;
+    let usage: { promptTokens?: number | undefined; completionTokens?: number | undefined } | undefined;
+    try {
+      const stream = await this.client.chat.stream(this.params(req), this.options(req));
+      for await (const ev of stream) {
+        const chunk = ev.data;
+        model = chunk.model ?? model;
+        if (chunk.usage) usage = chunk.usage;
+        const choice = chunk.choices[0];
+        const content = choice?.delta.content;
+        const piece =
+          typeof content === 'string'
+            ? content
+            : Array.isArray(content)
+              ? content.map((c) => ('text' in c && typeof c.text === 'string' ? c.text : '')).join('')
+              : '';
+        if (piece) {
+          text += piece;
+          onText(piece);
+        }
+        if (choice?.finishReason) finish = choice.finishReason;
+      }
+    } catch (e) {
+      throw mapMistralError(e, where);
+    }
+    if (typeof usage?.promptTokens !== 'number' || typeof usage.completionTokens !== 'number') throw transient('malformed stream: no usage at its end', where);
+    return {
+      text,
+      usage: { inputTokens: usage.promptTokens, cachedInputTokens: 0, outputTokens: usage.completionTokens },
+      finishReason: finish,
+      providerModel: model,
+    };
+  }
+
+  async chat(req: ChatRequest): Promise<ChatResponse> {
+    const where = { provider: this.provider, model: req.model };
     let res: Awaited<ReturnType<Mistral['chat']['complete']>>;
     try {
-      res = await this.client.chat.complete(
-        { model: req.model, messages, maxTokens: req.maxOutputTokens, ...(req.temperature !== undefined ? { temperature: req.temperature } : {}) },
-        {
-          retries: { strategy: 'none' },
-          ...(req.signal ? { signal: req.signal } : {}),
-          ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}),
-          ...(req.requestId ? { headers: { [REQUEST_ID_HEADER]: req.requestId } } : {}),
-        },
-      );
+      res = await this.client.chat.complete(this.params(req), this.options(req));
     } catch (e) {
       throw mapMistralError(e, where);
     }

@@ -4,8 +4,8 @@
  */
 import OpenAI from 'openai';
 import { type ProviderError, transient } from './errors.js';
-import { mapSdkError } from './stainlessErrors.js';
-import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
+import { mapSdkError, stainlessOptions } from './stainlessErrors.js';
+import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter } from './types.js';
 
 export interface OpenAIAdapterOptions extends AdapterOptions {
   /** "openai" or "self-hosted": the same wire format. */
@@ -26,21 +26,59 @@ export class OpenAIAdapter implements ProviderAdapter {
     });
   }
 
-  async chat(req: ChatRequest): Promise<ChatResponse> {
-    const where = { provider: this.provider, model: req.model };
+  private params(req: ChatRequest) {
     const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [];
     if (req.system) messages.push({ role: 'system', content: req.system });
     for (const t of req.turns) messages.push({ role: t.role, content: t.content });
+    return {
+      model: req.model,
+      messages,
+      max_completion_tokens: req.maxOutputTokens,
+      ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+    };
+  }
+
+  async chatStream(req: ChatRequest, onText: (text: string) => void): Promise<ChatResponse> {
+    const where = { provider: this.provider, model: req.model };
+    let text = '';
+    let finish = 'unknown';
+    let model = req.model;
+    let usage: OpenAI.CompletionUsage | undefined;
+    try {
+      const stream = await this.client.chat.completions.create(
+        { ...this.params(req), stream: true, stream_options: { include_usage: true } },
+        stainlessOptions(req),
+      );
+      for await (const chunk of stream) {
+        model = chunk.model ?? model;
+        if (chunk.usage) usage = chunk.usage;
+        const choice = chunk.choices?.[0];
+        const piece = choice?.delta?.content;
+        if (piece) {
+          text += piece;
+          onText(piece);
+        }
+        if (choice?.finish_reason) finish = choice.finish_reason;
+      }
+    } catch (e) {
+      throw mapOpenAIError(e, where);
+    }
+    if (!usage || typeof usage.prompt_tokens !== 'number' || typeof usage.completion_tokens !== 'number')
+      throw transient('malformed stream: no usage at its end', where);
+    const cached = usage.prompt_tokens_details?.cached_tokens ?? 0;
+    return {
+      text,
+      usage: { inputTokens: usage.prompt_tokens - cached, cachedInputTokens: cached, outputTokens: usage.completion_tokens },
+      finishReason: finish,
+      providerModel: model,
+    };
+  }
+
+  async chat(req: ChatRequest): Promise<ChatResponse> {
+    const where = { provider: this.provider, model: req.model };
     let res: OpenAI.Chat.ChatCompletion;
     try {
-      res = await this.client.chat.completions.create(
-        { model: req.model, messages, max_completion_tokens: req.maxOutputTokens, ...(req.temperature !== undefined ? { temperature: req.temperature } : {}) },
-        {
-          signal: req.signal,
-          ...(req.timeoutMs !== undefined ? { timeout: req.timeoutMs } : {}),
-          ...(req.requestId ? { headers: { [REQUEST_ID_HEADER]: req.requestId } } : {}),
-        },
-      );
+      res = await this.client.chat.completions.create(this.params(req), stainlessOptions(req));
     } catch (e) {
       throw mapOpenAIError(e, where);
     }

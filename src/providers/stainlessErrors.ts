@@ -1,8 +1,9 @@
 /**
  * The OpenAI and Anthropic SDKs are generated from the same template and share an error class
- * hierarchy; one mapper serves both.
+ * hierarchy and per-call options; one mapper and one options builder serve both.
  */
 import { fromHttpStatus, ProviderError, transient } from './errors.js';
+import { type ChatRequest, REQUEST_ID_HEADER } from './types.js';
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
@@ -24,4 +25,13 @@ export function mapSdkError(e: unknown, where: { provider: string; model: string
   }
   // JSON parse failures and other surprises from a broken response body.
   return transient(`malformed response: ${(e as Error)?.message ?? String(e)}`, where);
+}
+
+/** The per-call options both Stainless SDKs (openai, @anthropic-ai/sdk) take: the abort signal, the timeout, the request-id header. */
+export function stainlessOptions(req: ChatRequest): { signal?: AbortSignal | undefined; timeout?: number; headers?: Record<string, string> } {
+  return {
+    signal: req.signal,
+    ...(req.timeoutMs !== undefined ? { timeout: req.timeoutMs } : {}),
+    ...(req.requestId ? { headers: { [REQUEST_ID_HEADER]: req.requestId } } : {}),
+  };
 }

@@ -31,6 +31,12 @@ export interface ChatResponse {
 export interface ProviderAdapter {
   readonly provider: string;
   chat(req: ChatRequest): Promise<ChatResponse>;
+  /**
+   * The same call, streamed: `onText` gets each piece of the answer as the provider sends it; the
+   * result is the whole answer with the usage the provider reported at the end. A failure after
+   * some text throws as `chat` does (the caller has the text it was given).
+   */
+  chatStream(req: ChatRequest, onText: (text: string) => void): Promise<ChatResponse>;
 }
 
 export const REQUEST_ID_HEADER = 'x-switchyard-request-id';

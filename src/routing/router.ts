@@ -33,6 +33,10 @@ export interface RouteRequest {
   readonly excludeModels?: readonly string[] | undefined;
   /** Force the starting tier (escalation) instead of deriving it from complexity. */
   readonly minTier?: Tier | undefined;
+  /** Only these models may serve the request (a gateway key's allow-list). */
+  readonly allowedModels?: readonly string[] | undefined;
+  /** Only models of these tiers may serve it (a key's allow-list, or a tier the client named). */
+  readonly allowedTiers?: readonly Tier[] | undefined;
   /**
    * Fallback order to use after the primary (from config per tier, or per request): the eligible
    * ones are tried in this order, then the automatic ranking continues.
@@ -120,6 +124,22 @@ function constraintsFor(req: RouteRequest, policy: RoutingPolicy): Constraint[] 
         const missing = [...new Set(ms.map((m) => m.provider))];
         return `configure one of these providers on the workers: ${missing.map((p) => (req.configureHint ? req.configureHint(p) : p)).join('; ')}`;
       },
+    });
+  }
+  if (req.allowedModels !== undefined) {
+    const allowed = new Set(req.allowedModels);
+    cs.push({
+      name: 'allowedModels',
+      excludes: (m) => (allowed.has(m.name) ? undefined : 'not among the models this request may use'),
+      hint: () => `use one of ${[...allowed].join(', ')}, or a key that allows more models`,
+    });
+  }
+  if (req.allowedTiers !== undefined) {
+    const allowed = new Set(req.allowedTiers);
+    cs.push({
+      name: 'allowedTiers',
+      excludes: (m) => (allowed.has(m.tier) ? undefined : `tier ${m.tier} is not among the tiers this request may use`),
+      hint: () => `ask for one of the tiers ${[...allowed].join(', ')}, or use a key that allows more tiers`,
     });
   }
   const excluded = new Set(req.excludeModels ?? []);

@@ -42,6 +42,10 @@ export const faultSpecSchema = z
     inputTokenScale: z.number().min(0.1).max(10).optional(),
     /** The text a successful call answers with, instead of the deterministic one (e.g. a hostile answer for a quality check). */
     answer: z.string().max(1_000_000).optional(),
+    /** Streamed answers: a pause before each piece of text after the first (tests: a stream still going). */
+    chunkDelayMs: z.number().int().min(0).max(60_000).optional(),
+    /** Streamed answers: the connection is cut after this many pieces of text (a provider failing mid-stream). */
+    breakAfterChunks: z.number().int().min(0).optional(),
     /** Outcomes served in order, one per request to this model, before the rates apply. */
     script: z.array(faultOutcomeSchema).default([]),
   })

@@ -10,8 +10,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Catalog } from '../catalog/catalog.js';
 import type { ModelSpec } from '../catalog/schema.js';
-import { countChatTokens } from '../routing/tokens.js';
-import { answerFor } from './answers.js';
+import { countChatTokens, countTokens } from '../routing/tokens.js';
+import { type Answer, answerFor } from './answers.js';
 import { drawOutcome, type FaultOutcome, type FaultsFile, faultsFileSchema, faultSpecSchema, type FaultSpec, seededRandom } from './faults.js';
 import {
   anthropicFormat,
@@ -21,6 +21,7 @@ import {
   geminiFormat,
   openaiFormat,
   type SimTurn,
+  type StreamFrames,
   type WireFormat,
 } from './wireFormats.js';
 import { closeServer } from '../util/httpServer.js';
@@ -165,12 +166,14 @@ export class Simulator {
 
     let format: WireFormat;
     let pathModel: string | undefined;
-    const gemini = /^\/(v1beta|v1)\/models\/([^/:]+):generateContent$/.exec(path);
+    let geminiStream = false;
+    const gemini = /^\/(v1beta|v1)\/models\/([^/:]+):(generateContent|streamGenerateContent)$/.exec(path);
     if (path === '/v1/chat/completions' || path === '/chat/completions') format = openaiFormat;
     else if (path === '/v1/messages') format = anthropicFormat;
     else if (gemini) {
       format = geminiFormat;
       pathModel = decodeURIComponent(gemini[2] ?? '');
+      geminiStream = gemini[3] === 'streamGenerateContent';
     } else return this.sendJson(res, 404, { error: { message: `no route POST ${path}` } });
 
     if (!format.hasKey(req.headers, url)) return this.fail(res, format, 401, 'auth', 'missing API key');
@@ -279,10 +282,15 @@ export class Simulator {
           ? answerFor(spec.name, '', maxTokens, "I'm sorry, but I can't help with that request.")
           : answerFor(spec.name, parsed.prompt, maxTokens, fault?.answer);
     const s = this.stats.byModel[spec.name];
-    if (s) {
-      s.inputTokens += inputTokens;
-      s.outputTokens += answer.outputTokens;
+    if (s) s.inputTokens += inputTokens;
+    if (parsed.stream === true || geminiStream) {
+      const frames = format.frames({ model: spec.providerModel, inputTokens, includeUsage: parsed.includeUsage === true });
+      const sent = await streamAnswer(req, res, frames, answer, fault);
+      // Billed as a provider bills a stream: the text it generated and sent, also when the client left or the connection broke.
+      if (s) s.outputTokens += sent === answer.text ? answer.outputTokens : countTokens(sent);
+      return;
     }
+    if (s) s.outputTokens += answer.outputTokens;
     this.sendJson(
       res,
       200,
@@ -351,6 +359,33 @@ function safeJson(s: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Writes a streamed answer, one piece of text per word, and returns the text sent. Stops when the
+ * client goes away, or where the fault cuts the connection (`breakAfterChunks`).
+ */
+async function streamAnswer(req: IncomingMessage, res: ServerResponse, frames: StreamFrames, answer: Answer, fault: FaultSpec | undefined): Promise<string> {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  let gone = false;
+  res.on('close', () => (gone = true));
+  for (const f of frames.head()) res.write(f);
+  const pieces = answer.text.match(/\s*\S+/g) ?? [];
+  let sent = '';
+  for (const [i, piece] of pieces.entries()) {
+    if (i > 0 && fault?.chunkDelayMs) await sleep(fault.chunkDelayMs);
+    else if (i > 0) await new Promise((r) => setImmediate(r));
+    if (gone) return sent;
+    if (fault?.breakAfterChunks !== undefined && i >= fault.breakAfterChunks) {
+      req.socket.destroy();
+      return sent;
+    }
+    res.write(frames.delta(piece));
+    sent += piece;
+  }
+  if (gone) return sent;
+  res.end(frames.tail(answer.outputTokens, answer.truncated).join(''));
+  return answer.text;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -19,6 +19,10 @@ export interface ParsedRequest {
   readonly prompt: string;
   readonly messageCount: number;
   readonly maxTokens: number | undefined;
+  /** Answer as server-sent events (OpenAI/Mistral and Anthropic: `stream: true`; Gemini: the streamGenerateContent path). */
+  readonly stream?: boolean;
+  /** OpenAI's `stream_options.include_usage`: usage in a last chunk of its own. */
+  readonly includeUsage?: boolean;
 }
 
 export interface Reply {
@@ -31,10 +35,19 @@ export interface Reply {
 
 export type ErrorCategory = 'rate_limit' | 'server' | 'overloaded' | 'bad_request' | 'context' | 'auth' | 'permission' | 'not_found' | 'policy';
 
+/** A streamed reply's frames: what comes before the text, one frame per piece of text, and the end. */
+export interface StreamFrames {
+  head(): string[];
+  delta(text: string): string;
+  tail(outputTokens: number, truncated: boolean): string[];
+}
+
 export interface WireFormat {
   readonly name: 'openai' | 'anthropic' | 'gemini';
   parse(body: unknown, pathModel: string | undefined): ParsedRequest;
   reply(r: Reply): unknown;
+  /** The server-sent events of a streamed reply, as the provider writes them. */
+  frames(r: { model: string; inputTokens: number; includeUsage: boolean }): StreamFrames;
   error(status: number, category: ErrorCategory, message: string): unknown;
   hasKey(headers: Record<string, string | string[] | undefined>, url: URL): boolean;
 }
@@ -85,7 +98,34 @@ export const openaiFormat: WireFormat = {
     const turns = msgs.filter((m) => m.role === 'user' || m.role === 'assistant').map((m) => ({ role: m.role as SimTurn['role'], text: textOf(m.content) }));
     // OpenAI uses max_completion_tokens (max_tokens is its older name); Mistral uses max_tokens.
     const maxTokens = optInt(b.max_completion_tokens, 'max_completion_tokens') ?? optInt(b.max_tokens, 'max_tokens');
-    return { model: b.model, system, turns, prompt: turns.map((t) => t.text).join('\n'), messageCount: msgs.length, maxTokens };
+    const options = b.stream_options === undefined || b.stream_options === null ? {} : obj(b.stream_options, 'stream_options');
+    return {
+      model: b.model,
+      system,
+      turns,
+      prompt: turns.map((t) => t.text).join('\n'),
+      messageCount: msgs.length,
+      maxTokens,
+      stream: b.stream === true,
+      includeUsage: options.include_usage === true,
+    };
+  },
+  frames(r) {
+    const id = `chatcmpl-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+      sse({ id, object: 'chat.completion.chunk', created, model: r.model, choices, ...(r.includeUsage ? { usage: null } : {}), ...extra });
+    const usage = (out: number) => ({ prompt_tokens: r.inputTokens, completion_tokens: out, total_tokens: r.inputTokens + out });
+    return {
+      head: () => [chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }])],
+      delta: (text) => chunk([{ index: 0, delta: { content: text }, finish_reason: null }]),
+      // With include_usage, OpenAI sends usage in a chunk of its own; Mistral (no stream_options) on the last chunk.
+      tail: (out, truncated) => [
+        chunk([{ index: 0, delta: {}, finish_reason: truncated ? 'length' : 'stop' }], r.includeUsage ? {} : { usage: usage(out) }),
+        ...(r.includeUsage ? [chunk([], { usage: usage(out) })] : []),
+        'data: [DONE]\n\n',
+      ],
+    };
   },
   reply(r) {
     return {
@@ -143,7 +183,41 @@ export const anthropicFormat: WireFormat = {
     });
     if (msgs[0]?.role !== 'user') throw new BadRequest('messages: first message must use the "user" role');
     const turns = msgs.map((m) => ({ role: m.role as SimTurn['role'], text: textOf(m.content) }));
-    return { model: b.model, system: textOf(b.system), turns, prompt: turns.map((t) => t.text).join('\n'), messageCount: msgs.length, maxTokens };
+    return {
+      model: b.model,
+      system: textOf(b.system),
+      turns,
+      prompt: turns.map((t) => t.text).join('\n'),
+      messageCount: msgs.length,
+      maxTokens,
+      stream: b.stream === true,
+    };
+  },
+  frames(r) {
+    const event = (type: string, data: Record<string, unknown>) => `event: ${type}\n${sse({ type, ...data })}`;
+    return {
+      head: () => [
+        event('message_start', {
+          message: {
+            id: `msg_${randomUUID().replace(/-/g, '')}`,
+            type: 'message',
+            role: 'assistant',
+            model: r.model,
+            content: [],
+            stop_reason: null,
+            stop_sequence: null,
+            usage: { input_tokens: r.inputTokens, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+          },
+        }),
+        event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+      ],
+      delta: (text) => event('content_block_delta', { index: 0, delta: { type: 'text_delta', text } }),
+      tail: (out, truncated) => [
+        event('content_block_stop', { index: 0 }),
+        event('message_delta', { delta: { stop_reason: truncated ? 'max_tokens' : 'end_turn', stop_sequence: null }, usage: { output_tokens: out } }),
+        event('message_stop', {}),
+      ],
+    };
   },
   reply(r) {
     return {
@@ -199,6 +273,21 @@ export const geminiFormat: WireFormat = {
       maxTokens: optInt(gc.maxOutputTokens, 'generationConfig.maxOutputTokens'),
     };
   },
+  frames(r) {
+    const piece = (text: string, extra: Record<string, unknown> = {}) =>
+      sse({ candidates: [{ content: { parts: [{ text }], role: 'model' }, index: 0, ...extra }], modelVersion: r.model });
+    return {
+      head: () => [],
+      delta: (text) => piece(text),
+      tail: (out, truncated) => [
+        sse({
+          candidates: [{ content: { parts: [{ text: '' }], role: 'model' }, finishReason: truncated ? 'MAX_TOKENS' : 'STOP', index: 0 }],
+          usageMetadata: { promptTokenCount: r.inputTokens, candidatesTokenCount: out, totalTokenCount: r.inputTokens + out },
+          modelVersion: r.model,
+        }),
+      ],
+    };
+  },
   reply(r) {
     return {
       candidates: [{ content: { parts: [{ text: r.text }], role: 'model' }, finishReason: r.truncated ? 'MAX_TOKENS' : 'STOP', index: 0 }],
@@ -224,6 +313,11 @@ export const geminiFormat: WireFormat = {
     return (header(h, 'x-goog-api-key') ?? '').length > 0 || (url.searchParams.get('key') ?? '').length > 0;
   },
 };
+
+/** One server-sent event's data line. */
+function sse(data: unknown): string {
+  return `data: ${JSON.stringify(data)}\n\n`;
+}
 
 export function categoryForStatus(status: number): ErrorCategory {
   if (status === 429) return 'rate_limit';

@@ -6,3 +6,4 @@ export { batchRun } from './batch/batchRun.js';
 export { routingEntity } from './routing/routingEntity.js';
 export { experimentEntity } from './experiment/experimentEntity.js';
 export { ledgerOutbox } from './ledger/ledgerOutbox.js';
+export { keyRegistry } from './keys/keyRegistry.js';

@@ -5,27 +5,24 @@
  * shape naming the parameter (nothing started, nothing charged).
  */
 import { spawn } from 'node:child_process';
-import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
-import { buildGateway } from '../../src/gateway/server.js';
 import { bin, runCli } from '../helpers/cli.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { useTestStack } from '../helpers/stack.js';
 
 describe('the gateway, through the official openai client', () => {
   const stack = useTestStack();
-  let app: FastifyInstance;
+  let gateway: TestGateway;
   let base = '';
   let openai: OpenAI;
   beforeAll(async () => {
-    app = buildGateway({ client: stack.client, catalog: stack.catalog, bodyLimit: 64 * 1024 });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/v1`;
-    openai = new OpenAI({ apiKey: 'unused-until-keys', baseURL: base, maxRetries: 0 });
+    gateway = await startGateway(stack, { bodyLimit: 64 * 1024, aliases: { 'gpt-4': 'switchyard/premium', cheap: 'gpt-4o-mini' }, waitMs: 1_500 });
+    base = gateway.base;
+    openai = new OpenAI({ apiKey: 'unused-while-open', baseURL: base, maxRetries: 0 });
   });
   afterAll(async () => {
-    await app?.close();
+    await gateway?.stop();
   });
 
   it('answers a routed chat through the request workflow, with the real usage and the run in its headers', async () => {
@@ -35,6 +32,7 @@ describe('the gateway, through the official openai client', () => {
     expect(data.object).toBe('chat.completion');
     expect(data.choices[0]?.message.content?.length).toBeGreaterThan(0);
     expect(stack.catalog.models.map((m) => m.name)).toContain(data.model);
+    expect(data.choices[0]?.finish_reason).toBe('stop');
     expect(data.usage?.prompt_tokens).toBeGreaterThan(0);
     expect(data.usage?.completion_tokens).toBeGreaterThan(0);
     const workflowId = response.headers.get('x-switchyard-workflow-id');
@@ -59,10 +57,72 @@ describe('the gateway, through the official openai client', () => {
     expect(second.data.choices[0]?.message.content).toBe(first.data.choices[0]?.message.content);
   });
 
-  it('lists auto and the catalog models with their prices', async () => {
+  it('refuses the same Idempotency-Key with another body (422), and runs nothing for it', async () => {
+    const key = `gw-conflict-${Date.now()}`;
+    const first = await openai.chat.completions.create(
+      { model: 'auto', messages: [{ role: 'user', content: 'Name a colour.' }] },
+      { headers: { 'Idempotency-Key': key } },
+    );
+    expect(first.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    const other = await openai.chat.completions
+      .create({ model: 'auto', messages: [{ role: 'user', content: 'Name a fruit.' }] }, { headers: { 'Idempotency-Key': key } })
+      .catch((e: unknown) => e);
+    expect(other).toBeInstanceOf(OpenAI.UnprocessableEntityError);
+    expect((other as InstanceType<typeof OpenAI.UnprocessableEntityError>).code).toBe('idempotency_key_reused');
+  });
+
+  it('a tier or an alias routes within it; x-switchyard headers and metadata set the category and feature', async () => {
+    const premium = await openai.chat.completions.create({ model: 'switchyard/premium', messages: [{ role: 'user', content: 'Say hi.' }] }).withResponse();
+    expect(premium.response.headers.get('x-switchyard-tier')).toBe('premium');
+    const alias = await openai.chat.completions.create({ model: 'gpt-4', messages: [{ role: 'user', content: 'Say hi again.' }] }).withResponse();
+    expect(alias.response.headers.get('x-switchyard-tier')).toBe('premium');
+    const pinned = await openai.chat.completions.create({ model: 'cheap', messages: [{ role: 'user', content: 'Say hi once more.' }] });
+    expect(pinned.model).toBe('gpt-4o-mini');
+    const tagged = await openai.chat.completions
+      .create(
+        { model: 'auto', messages: [{ role: 'user', content: 'Summarise: the sky is blue.' }], metadata: { switchyard_feature: 'summarise' } },
+        { headers: { 'x-switchyard-category': 'batch' } },
+      )
+      .withResponse();
+    const r = await stack.client.result(tagged.response.headers.get('x-switchyard-workflow-id')!);
+    expect(r.category).toBe('batch');
+    expect(r.feature).toBe('summarise');
+  });
+
+  it('a request that outlasts the wait bound answers 504 with its workflow id; GET /v1/switchyard/requests/{id} collects it, charged once', async () => {
+    const release = stack.simulator.hold('gpt-4o-mini');
+    try {
+      const slow = await fetch(`${base}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Take your time: list three rivers.' }] }),
+      });
+      expect(slow.status).toBe(504);
+      const body = (await slow.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('request_pending');
+      const workflowId = slow.headers.get('x-switchyard-workflow-id')!;
+      expect(body.error.message).toContain(`/v1/switchyard/requests/${workflowId}`);
+      expect(slow.headers.get('location')).toBe(`/v1/switchyard/requests/${workflowId}`);
+      release();
+      const got = await fetch(`${base}/switchyard/requests/${workflowId}`);
+      expect(got.status).toBe(200);
+      const done = (await got.json()) as { choices: Array<{ message: { content: string } }>; switchyard: { costNanos: number } };
+      expect(done.choices[0]?.message.content.length).toBeGreaterThan(0);
+      const entries = stack.ledger.entries().filter((e) => e.workflowId === workflowId);
+      expect(entries).toHaveLength(1);
+      expect(entries[0]?.costNanos).toBe(done.switchyard.costNanos);
+      const unknown = await fetch(`${base}/switchyard/requests/llm-no-such-request`);
+      expect(unknown.status).toBe(404);
+    } finally {
+      release();
+    }
+  });
+
+  it('lists auto, the tiers, the aliases and the catalog models with their prices', async () => {
     const ids: string[] = [];
     for await (const m of openai.models.list()) ids.push(m.id);
-    expect(ids[0]).toBe('auto');
+    expect(ids.slice(0, 4)).toEqual(['auto', 'switchyard/economy', 'switchyard/standard', 'switchyard/premium']);
+    expect(ids).toContain('gpt-4');
     for (const m of stack.catalog.models) expect(ids).toContain(m.name);
   });
 
@@ -71,9 +131,16 @@ describe('the gateway, through the official openai client', () => {
     const n = await openai.chat.completions.create({ model: 'auto', messages: msgs, n: 2 }).catch((e: unknown) => e);
     expect(n).toBeInstanceOf(OpenAI.BadRequestError);
     expect((n as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('n');
-    const stream = await openai.chat.completions.create({ model: 'auto', messages: msgs, stream: true }).catch((e: unknown) => e);
-    expect(stream).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((stream as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('stream');
+    const logprobs = await openai.chat.completions.create({ model: 'auto', messages: msgs, logprobs: true }).catch((e: unknown) => e);
+    expect(logprobs).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((logprobs as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('logprobs');
+    const tier = await openai.chat.completions.create({ model: 'switchyard/deluxe', messages: msgs }).catch((e: unknown) => e);
+    expect(tier).toBeInstanceOf(OpenAI.NotFoundError);
+    const header = await openai.chat.completions
+      .create({ model: 'auto', messages: msgs }, { headers: { 'x-switchyard-max-latency-ms': 'soon' } })
+      .catch((e: unknown) => e);
+    expect(header).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((header as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('x-switchyard-max-latency-ms');
     const temp = await openai.chat.completions.create({ model: 'auto', messages: msgs, temperature: 7 }).catch((e: unknown) => e);
     expect(temp).toBeInstanceOf(OpenAI.BadRequestError);
     expect((temp as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('temperature');
@@ -126,8 +193,12 @@ describe('switchyard gateway, the command', () => {
       const r = await openai.chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'Translate to German: good morning.' }] });
       expect(r.choices[0]?.message.content?.length).toBeGreaterThan(0);
       // The command marks whether each model's provider is configured where it runs.
-      const models = (await (await fetch(`${url}/models`)).json()) as { data: Array<{ id: string; switchyard: { configured?: unknown } }> };
-      for (const m of models.data.slice(1)) expect(typeof m.switchyard.configured).toBe('boolean');
+      const models = (await (await fetch(`${url}/models`)).json()) as {
+        data: Array<{ id: string; switchyard: { configured?: unknown; inputNanosPerMTok?: number } }>;
+      };
+      const catalogModels = models.data.filter((m) => m.switchyard.inputNanosPerMTok !== undefined);
+      expect(catalogModels.length).toBe(stack.catalog.models.length);
+      for (const m of catalogModels) expect(typeof m.switchyard.configured).toBe('boolean');
       const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
@@ -139,6 +210,6 @@ describe('switchyard gateway, the command', () => {
   it('refuses to bind beyond this machine while it has no keys', async () => {
     const r = await runCli(['gateway', '--host', '0.0.0.0', '--port', '0'], { ...process.env, TEMPORAL_ADDRESS: stack.address });
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/bind 127\.0\.0\.1 until keys exist/);
+    expect(r.stderr).toMatch(/without keys; create one first/);
   });
 });

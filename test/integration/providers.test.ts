@@ -1,6 +1,10 @@
 /**
  * The official provider SDKs talk to the simulator unchanged, through the project's adapters, and
- * every adapter maps the same HTTP failures into the same error kinds.
+ * every adapter maps the same HTTP failures into the same error kinds. Streaming too: every
+ * adapter's `chatStream` gets the answer piece by piece in its provider's wire format (OpenAI and
+ * Mistral chunks, Anthropic message events, Gemini streamGenerateContent) with the billed usage; a
+ * stream cut mid-answer fails as a provider failure after the text so far; a stream the client
+ * abandons is billed for the text the simulator sent.
  */
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
@@ -10,7 +14,8 @@ import { DEFAULT_MODELS } from '../../src/catalog/defaultCatalog.js';
 import type { ProviderName } from '../../src/catalog/schema.js';
 import { ProviderError } from '../../src/providers/errors.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
-import { countChatTokens } from '../../src/routing/tokens.js';
+import { countChatTokens, countTokens } from '../../src/routing/tokens.js';
+import { faultSpecSchema } from '../../src/simulator/faults.js';
 import { FAULT_HEADER, Simulator, simulatorEndpoints } from '../../src/simulator/server.js';
 
 // Gemini's real 1M-token window would need a 4 MB prompt to overflow: the simulator serves it with
@@ -153,5 +158,74 @@ describe('adapters', () => {
     await expect(client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 503 });
     const plain = new OpenAI({ apiKey: 'sk-test', baseURL: `${url}/v1`, maxRetries: 0 });
     await expect(plain.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] })).resolves.toBeDefined();
+  });
+});
+
+const streamPrompt = 'Explain briefly why durable workflows help LLM pipelines.';
+
+describe('chatStream through every provider SDK', () => {
+  for (const [provider, model] of byProvider) {
+    it(`${provider}: pieces arrive in order, join to the non-streamed answer, with the billed usage`, async () => {
+      const adapter = await registry.get(provider);
+      const spec = catalog.require(model);
+      const req = { model: spec.providerModel, turns: [{ role: 'user' as const, content: streamPrompt }], maxOutputTokens: 200 };
+      const whole = await adapter.chat(req);
+      sim.resetStats();
+      const pieces: string[] = [];
+      const streamed = await adapter.chatStream(req, (t) => pieces.push(t));
+      expect(pieces.length).toBeGreaterThan(3);
+      expect(pieces.join('')).toBe(whole.text);
+      expect(streamed.text).toBe(whole.text);
+      expect(streamed.usage).toEqual(whole.usage);
+      expect(streamed.usage.inputTokens).toBe(countChatTokens([{ content: streamPrompt }]));
+      expect(streamed.finishReason).toBe(whole.finishReason);
+      const billed = sim.getStats().byModel[model];
+      expect(billed?.outputTokens).toBe(streamed.usage.outputTokens);
+    });
+  }
+
+  it('a stream cut mid-answer fails as a transient provider failure, after the text sent so far', async () => {
+    const adapter = await registry.get('openai');
+    sim.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ breakAfterChunks: 4 }) });
+    try {
+      const pieces: string[] = [];
+      const err = await adapter
+        .chatStream({ model: 'gpt-4o-mini', turns: [{ role: 'user', content: streamPrompt }], maxOutputTokens: 200 }, (t) => pieces.push(t))
+        .then(() => undefined)
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProviderError);
+      expect((err as ProviderError).kind).toBe('transient');
+      expect(pieces).toHaveLength(4);
+    } finally {
+      sim.setFaults({});
+    }
+  });
+
+  it('a stream the client abandons is billed for the text the simulator sent, not the whole answer', async () => {
+    sim.setFaults({ 'gpt-4o': faultSpecSchema.parse({ chunkDelayMs: 30 }) });
+    sim.resetStats();
+    try {
+      const client = new OpenAI({ apiKey: 'sk-test', baseURL: `${url}/v1`, maxRetries: 0 });
+      const ac = new AbortController();
+      const stream = await client.chat.completions.create(
+        { model: 'gpt-4o', messages: [{ role: 'user', content: streamPrompt }], stream: true, max_completion_tokens: 200 },
+        { signal: ac.signal },
+      );
+      let text = '';
+      let pieces = 0;
+      // The SDK ends the iteration when its signal aborts.
+      for await (const c of stream) {
+        text += c.choices[0]?.delta.content ?? '';
+        if (c.choices[0]?.delta.content && ++pieces === 3) ac.abort();
+      }
+      expect(pieces).toBe(3);
+      await new Promise((r) => setTimeout(r, 100));
+      const billed = sim.getStats().byModel['gpt-4o']?.outputTokens ?? 0;
+      expect(billed).toBeGreaterThanOrEqual(countTokens(text));
+      // At most the piece in flight when the client left.
+      expect(billed).toBeLessThanOrEqual(countTokens(text) + 2);
+    } finally {
+      sim.setFaults({});
+    }
   });
 });

@@ -21,6 +21,9 @@ import type { Catalog } from '../../catalog/catalog.js';
 import { costNanos, estimateCostNanos } from '../../catalog/pricing.js';
 import { type Capability, type Tier, PROVIDERS, type ProviderName } from '../../catalog/schema.js';
 import { ProviderError } from '../../providers/errors.js';
+import type { ChatResponse } from '../../providers/types.js';
+import { countChatTokens, countTokens } from '../../routing/tokens.js';
+import { relayedSoFar, StreamRelay } from './streamRelay.js';
 import { envHint, ProviderNotConfiguredError, type ProviderRegistry } from '../../providers/registry.js';
 import { type Classification, type ClassifyInput, classify as classifyPure } from '../../routing/classifier.js';
 import { decideAfterFailure, type FailureFacts, type RetryPolicy, type RetryVerdict } from '../../routing/retryDecision.js';
@@ -169,6 +172,8 @@ export function createRequestActivities(deps: ActivityDeps) {
           noFallback: r.noFallback,
           excludeModels: [...(input.excludeModels ?? []), ...(excludeOpen ? open.filter((m) => m !== (r.model ?? shaped.model)) : [])],
           minTier: input.minTier ?? r.minTier ?? shaped.minTier,
+          allowedModels: r.allowedModels,
+          allowedTiers: r.allowedTiers,
           fallbacks: r.fallbacks,
           tierFallbacks: deps.tierFallbacks,
           configuredProviders,
@@ -316,24 +321,9 @@ export function createRequestActivities(deps: ActivityDeps) {
       }
       const { system, turns } = await conversationFor(input);
       const started = Date.now();
-      // Heartbeat while the call runs: a lost worker is noticed within the heartbeat timeout, and
-      // a cancellation from the workflow reaches the SDK through the abort signal.
-      const beat = setInterval(() => ctx.heartbeat({ attemptId: input.attemptId }), 1_000);
-      const callEnded = deps.metrics?.callStarted();
-      try {
-        const res = await adapter.chat({
-          model: spec.providerModel,
-          system,
-          turns,
-          maxOutputTokens: input.maxOutputTokens,
-          temperature: input.temperature,
-          requestId: `${input.workflowId}/${input.attemptId}`,
-          signal: ctx.cancellationSignal,
-          timeoutMs: deps.callTimeoutMs,
-        });
+      /** The answer priced, logged and returned (also a stream that broke off: what it sent is paid for). */
+      const priced = (res: ChatResponse, streamed?: CallModelOutput['streamed']): CallModelOutput => {
         const latencyMs = Date.now() - started;
-        deps.health?.report(spec.name, true);
-        deps.metrics?.providerAttempt(spec.name, spec.provider, 'ok');
         let cost: number;
         let baseline: number;
         try {
@@ -354,11 +344,99 @@ export function createRequestActivities(deps: ActivityDeps) {
           });
         }
         log.info(
-          { workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, latencyMs, costNanos: cost, usage: res.usage },
+          { workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, latencyMs, costNanos: cost, usage: res.usage, streamed: streamed?.end },
           'provider call succeeded',
         );
-        return { text: res.text, usage: res.usage, costNanos: cost, premiumBaselineCostNanos: baseline, finishReason: res.finishReason, latencyMs };
+        return {
+          text: res.text,
+          usage: res.usage,
+          costNanos: cost,
+          premiumBaselineCostNanos: baseline,
+          finishReason: res.finishReason,
+          latencyMs,
+          ...(streamed ? { streamed } : {}),
+        };
+      };
+      /** A stream's usage when the provider did not report it (it broke off): counted as the simulator and most providers bill. */
+      const counted = (text: string, finishReason: string): ChatResponse => ({
+        text,
+        usage: {
+          inputTokens: countChatTokens([...(system ? [{ content: system }] : []), ...turns.map((t) => ({ content: t.content }))]),
+          cachedInputTokens: 0,
+          outputTokens: countTokens(text),
+        },
+        finishReason,
+        providerModel: spec.providerModel,
+      });
+      if (input.stream && ctx.info.attempt > 1) {
+        // A worker died mid-stream? Then what the gateway relayed was paid for and is the answer: never call again.
+        const prior = await relayedSoFar(input.stream);
+        const beat = ctx.info.heartbeatDetails as { streamedTokens?: number } | undefined;
+        if (prior?.started || (beat?.streamedTokens ?? 0) > 0) {
+          const seen = counted(prior?.text ?? '', 'worker_lost');
+          // The gateway unreachable: the last count the worker reported (a heartbeat, up to seconds old).
+          const res = prior?.started ? seen : { ...seen, usage: { ...seen.usage, outputTokens: beat?.streamedTokens ?? 0 } };
+          log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name }, 'a worker was lost mid-stream; settling what was streamed');
+          return priced(res, { end: 'worker_lost', message: 'the worker streaming this answer was lost; what was streamed is charged' });
+        }
+      }
+      // Heartbeat while the call runs: a lost worker is noticed within the heartbeat timeout, and
+      // a cancellation from the workflow reaches the SDK through the abort signal.
+      let streamedTokens = 0;
+      const beat = setInterval(() => ctx.heartbeat({ attemptId: input.attemptId, ...(streamedTokens > 0 ? { streamedTokens } : {}) }), 1_000);
+      const callEnded = deps.metrics?.callStarted();
+      const relay = input.stream
+        ? new StreamRelay(input.stream, {
+            workflowId: input.workflowId,
+            attemptId: input.attemptId,
+            model: spec.name,
+            provider: spec.provider,
+            tier: spec.tier,
+          })
+        : undefined;
+      // A stream whose client left is stopped: text nobody reads is not worth paying for.
+      const abort = new AbortController();
+      const onCancel = () => abort.abort(ctx.cancellationSignal.reason);
+      ctx.cancellationSignal.addEventListener('abort', onCancel);
+      relay?.onGone(() => abort.abort('client_left'));
+      let text = '';
+      try {
+        const req = {
+          model: spec.providerModel,
+          system,
+          turns,
+          maxOutputTokens: input.maxOutputTokens,
+          temperature: input.temperature,
+          requestId: `${input.workflowId}/${input.attemptId}`,
+          signal: abort.signal,
+          timeoutMs: deps.callTimeoutMs,
+        };
+        const res = relay
+          ? await adapter.chatStream(req, (piece) => {
+              text += piece;
+              streamedTokens += countTokens(piece);
+              relay.send(piece);
+            })
+          : await adapter.chat(req);
+        deps.health?.report(spec.name, true);
+        deps.metrics?.providerAttempt(spec.name, spec.provider, 'ok');
+        if (!relay) return priced(res);
+        await relay.end(res.finishReason);
+        return priced(res, { end: relay.gone ? 'client_left' : 'complete' });
       } catch (e) {
+        if (relay && text !== '') {
+          // Text reached the client: no retry and no other model (no silent switch mid-answer); what was sent is paid for.
+          const end = relay.gone ? 'client_left' : 'provider_failed';
+          const message =
+            end === 'client_left'
+              ? 'the client left mid-stream; the call was stopped'
+              : `the provider broke off mid-stream: ${e instanceof Error ? e.message : String(e)}`;
+          if (end === 'provider_failed') {
+            deps.metrics?.providerAttempt(spec.name, spec.provider, e instanceof ProviderError ? e.kind : 'transient');
+            await relay.fail(deps.redactProviderMessages ? 'the provider broke off mid-stream' : message);
+          }
+          return priced(counted(text, end), { end, message });
+        }
         if (e instanceof ProviderError) {
           // A call the workflow cancelled (a hedge that lost) says nothing about the provider.
           const cancelled = ctx.cancellationSignal.aborted;
@@ -375,6 +453,8 @@ export function createRequestActivities(deps: ActivityDeps) {
         }
         throw e;
       } finally {
+        ctx.cancellationSignal.removeEventListener('abort', onCancel);
+        if (ctx.cancellationSignal.aborted) relay?.destroy();
         clearInterval(beat);
         callEnded?.();
       }

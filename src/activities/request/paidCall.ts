@@ -95,6 +95,7 @@ export function createPaidCallActivities(parts: PaidCallParts) {
               ...input.call,
               temperature: first.req.temperature,
               ...(input.route && 'run' in input.route.start ? { promptRef: true as const } : callTextOf(first.req)),
+              ...(first.req.stream ? { stream: first.req.stream } : {}),
             }
           : input.call;
         let model: { name: string; maxOutputTokens: number; reserveNanos: number };

@@ -1,26 +1,61 @@
 /** `switchyard gateway`: the OpenAI-compatible HTTP gateway (src/gateway), in front of the stack TEMPORAL_ADDRESS points at. */
 import type { Command } from 'commander';
+import { hostname } from 'node:os';
 import { loadCatalog } from '../../catalog/loadFile.js';
 import { ProviderRegistry } from '../../providers/registry.js';
 import { providerEndpointsFor } from '../../workers/createWorker.js';
-import { assertLoopback, buildGateway } from '../../gateway/server.js';
+import { assertBindable, buildGateway } from '../../gateway/server.js';
+import { KeyStore } from '../../gateway/keys.js';
+import { createLogger } from '../../util/logger.js';
 import { int, untilSignal, withClient } from '../shared.js';
+
+/** The relay's URL as workers reach it: this host as bound (a wildcard bind: the machine's name). */
+export function defaultRelayUrl(host: string, port: number): string {
+  const h = host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
+  return `http://${h}:${port}/switchyard/relay`;
+}
 
 export function registerGatewayCommands(program: Command): void {
   program
     .command('gateway')
-    .description('serve the OpenAI API (POST /v1/chat/completions, GET /v1/models): each request runs as a Switchyard request workflow')
+    .description('serve the OpenAI API (POST /v1/chat/completions with streaming, GET /v1/models): each request runs as a Switchyard request workflow')
     .option('--port <n>', 'port (0 picks a free one)', int('--port'), 8080)
-    .option('--host <ip>', 'address to bind (loopback only until keys exist)', '127.0.0.1')
-    .action(async (o: { port: number; host: string }) => {
-      assertLoopback(o.host);
+    .option('--host <ip>', 'address to bind (beyond loopback only once keys exist: `switchyard keys create`)', '127.0.0.1')
+    .option('--relay-url <url>', 'where workers reach this gateway to stream answers (default: http://<host>:<port>/switchyard/relay)')
+    .option('--grace <ms>', 'on Ctrl-C/SIGTERM, how long open requests and streams may finish', int('--grace'), 30_000)
+    .action(async (o: { port: number; host: string; relayUrl?: string; grace: number }) => {
       await withClient(async (client, cfg) => {
+        const log = createLogger(cfg.logLevel);
+        const keys = new KeyStore(client.temporal, cfg.taskQueue, cfg.gateway.keyRefreshMs, log);
+        await keys.start();
+        const adminKey = process.env.SWITCHYARD_ADMIN_KEY || undefined;
+        assertBindable(o.host, keys.hasKeys || adminKey !== undefined);
         // Whether a model's provider is configured, as this process's environment says (workers read their own).
         const providers = new ProviderRegistry(providerEndpointsFor(cfg), cfg.callTimeoutMs);
-        const app = buildGateway({ client, catalog: loadCatalog(cfg.catalogPath), configured: (p) => providers.isConfigured(p) });
-        const url = await app.listen({ port: o.port, host: o.host });
-        process.stderr.write(`gateway listening on ${url}/v1 (task queue ${cfg.taskQueue}); point an OpenAI client's base URL there. Ctrl-C to stop\n`);
-        await untilSignal(() => app.close());
+        let relayUrl = o.relayUrl;
+        const gw = buildGateway({
+          client,
+          catalog: loadCatalog(cfg.catalogPath),
+          configured: (p) => providers.isConfigured(p),
+          // Known once listening (a port of 0 is picked then): read per request.
+          get relayUrl() {
+            return relayUrl ?? '';
+          },
+          waitMs: cfg.gateway.waitMs,
+          aliases: cfg.gateway.aliases,
+          keys,
+          ...(adminKey ? { adminKey } : {}),
+          log,
+        });
+        const url = await gw.app.listen({ port: o.port, host: o.host });
+        relayUrl ??= defaultRelayUrl(o.host, new URL(url).port ? Number(new URL(url).port) : o.port);
+        process.stderr.write(
+          `gateway listening on ${url}/v1 (task queue ${cfg.taskQueue}; ${keys.hasKeys ? 'keys required' : adminKey ? 'admin key set' : 'open: no keys yet'}); point an OpenAI client's base URL there. Ctrl-C to stop\n`,
+        );
+        await untilSignal(async () => {
+          keys.stop();
+          await gw.close(o.grace);
+        });
       });
     });
 }

@@ -91,7 +91,42 @@ export interface CallModelInput {
   readonly judge?: { readonly answer: string; readonly prompt?: string };
   readonly maxOutputTokens: number;
   readonly temperature?: number | undefined;
+  /** Stream the answer to this gateway relay as it arrives (answer calls of a streamed request; never a judge's). */
+  readonly stream?: StreamTarget | undefined;
 }
+
+/** Where a streamed answer goes: a gateway's relay endpoint and the stream's id there. */
+export interface StreamTarget {
+  readonly relay: string;
+  readonly id: string;
+}
+
+/** What opens a relayed stream: which call it is, and where it went. */
+export interface RelayStart {
+  readonly workflowId: string;
+  readonly attemptId: string;
+  readonly model: string;
+  readonly provider: string;
+  readonly tier: string;
+}
+
+/** A line of a relay's body (a JSON object per line; docs/streaming.md). */
+export type RelayEvent =
+  | ({ readonly t: 'start' } & RelayStart)
+  | { readonly t: 'd'; readonly v: string }
+  | { readonly t: 'end'; readonly finish: string }
+  | { readonly t: 'error'; readonly message: string };
+
+export const RELAY_CONTENT_TYPE = 'application/x-ndjson';
+
+/**
+ * How a streamed answer ended. `complete`: the provider finished it. Otherwise the answer is the
+ * text sent so far and its usage is counted by the tokenizer (the provider reports usage only at a
+ * stream's end): `client_left` (the call was stopped so as not to pay for more), `provider_failed`
+ * (the provider broke off; the client got an error event), `worker_lost` (a worker died mid-stream;
+ * the text is what the gateway relayed).
+ */
+export type StreamEnd = 'complete' | 'client_left' | 'provider_failed' | 'worker_lost';
 
 export interface CallModelOutput {
   readonly text: string;
@@ -100,6 +135,8 @@ export interface CallModelOutput {
   readonly premiumBaselineCostNanos: number;
   readonly finishReason: string;
   readonly latencyMs: number;
+  /** Set when the answer was streamed (quality checks then cannot escalate: the client has it). */
+  readonly streamed?: { readonly end: StreamEnd; readonly message?: string | undefined };
 }
 
 /** The request as started (validated here), or the run whose start input holds it (large requests). */

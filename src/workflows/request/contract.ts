@@ -28,6 +28,10 @@ export interface RequestMemo {
   readonly line?: number;
   /** Set on a re-driven run: the failed run it replaces. */
   readonly redriveOf?: string;
+  /** A digest of the body a gateway client sent (an Idempotency-Key reused with another body is refused). */
+  readonly fingerprint?: string;
+  /** The gateway key that sent it (its id). */
+  readonly keyId?: string;
 }
 
 export const TITLE_MAX_CHARS = 60;
@@ -166,6 +170,11 @@ export interface RequestResult {
   /** Each escalation to a higher tier or another model, with its reason. */
   readonly escalations: Array<{ readonly from: string; readonly to: string; readonly reason: string }>;
   readonly durationMs: number;
+  /**
+   * Set when the answer was streamed to a gateway's client: how the stream ended (`complete`, or
+   * `client_left` with the text sent before the client left). Checks ran but could not escalate.
+   */
+  readonly streamed?: 'complete' | 'client_left';
   /** How the routing policy shaped the request, for feedback (absent in results of runs before the learning loop). */
   readonly learning?: ResultLearning;
 }
@@ -226,6 +235,8 @@ export const FAILURE_TYPES = {
   budgetUnavailable: 'BudgetUnavailable',
   /** A spend anomaly paused the request's category (until acknowledged: `switchyard anomalies ack`). */
   categoryPaused: 'CategoryPaused',
+  /** A streamed answer broke off after text reached the client (the provider failed, or the worker was lost); what was sent is charged. */
+  streamInterrupted: 'StreamInterrupted',
   /** Something other than a provider answer ended the request (a worker bug, an activity that failed for good). */
   internal: 'InternalError',
 } as const;

@@ -174,6 +174,7 @@ async function judge(s: RequestState, model: string, answer: string): Promise<nu
 export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput): Promise<StepDecision> {
   const q = s.req.quality;
   const cand = leg.cand;
+  if (out.streamed) return onStreamed(s, leg, out, out.streamed);
   if (q) {
     let verdict = await checkQuality({ text: out.text, spec: q });
     if (verdict.passed && q.judge) {
@@ -227,6 +228,28 @@ export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput
   }
   s.record({ ...at(leg), outcome: 'ok', costNanos: out.costNanos });
   return { kind: 'done', result: resultOf(s, leg, out) };
+}
+
+/**
+ * A streamed answer (already settled): the client has its text, so nothing escalates it. Its
+ * checks still run and are recorded (never the judge: a paid call whose verdict could change
+ * nothing). One that broke off ends the request as StreamInterrupted, its spend charged.
+ */
+async function onStreamed(s: RequestState, leg: Leg, out: CallModelOutput, streamed: NonNullable<CallModelOutput['streamed']>): Promise<StepDecision> {
+  const q = s.req.quality;
+  const verdict = q && streamed.end !== 'provider_failed' && streamed.end !== 'worker_lost' ? await checkQuality({ text: out.text, spec: q }) : undefined;
+  if (verdict) s.qualityScores.push({ model: leg.cand.model, score: verdict.passed ? 1 : 0 });
+  const checks = verdict && !verdict.passed ? `; checks failed, not escalated (the answer was streamed): ${verdict.failures.join('; ')}` : '';
+  s.record({
+    ...at(leg),
+    outcome: 'ok',
+    costNanos: out.costNanos,
+    ...(verdict && !verdict.passed ? { qualityFailures: verdict.failures } : {}),
+    decision: `streamed: ${streamed.end}${checks}`,
+  });
+  if (streamed.end === 'provider_failed' || streamed.end === 'worker_lost')
+    throw new Stop(FAILURE_TYPES.streamInterrupted, streamed.message ?? `the stream broke off (${streamed.end})`, 'failed');
+  return { kind: 'done', result: { ...resultOf(s, leg, out), streamed: streamed.end } };
 }
 
 /** An operator's escalation signal: re-route to the named model, or one tier up. */

@@ -88,7 +88,21 @@ function callFor(s: RequestState, attemptId: string, judge: { answer: string; qu
       judge: { answer: judge.answer, ...(byRef || judge.question === undefined ? {} : { prompt: judge.question }) },
       ...(byRef ? { promptRef: true as const } : {}),
     };
-  return { ...base, temperature: req.temperature, ...(byRef ? { promptRef: true as const } : callTextOf(req)) };
+  return {
+    ...base,
+    temperature: req.temperature,
+    ...(byRef ? { promptRef: true as const } : callTextOf(req)),
+    ...(streaming(s) && req.stream ? { stream: req.stream } : {}),
+  };
+}
+
+/**
+ * A streamed request (a gateway client's `stream: true`): its answer calls relay the text as it
+ * comes, it is never hedged (two answers would interleave), and checks cannot escalate an answer
+ * the client already has. Runs recorded before streaming never set `stream`.
+ */
+export function streaming(s: RequestState): boolean {
+  return s.req.stream !== undefined && patched('request-stream');
 }
 
 /** The request to validate and route: inline, or by reference to the run (large requests). */

@@ -16,7 +16,7 @@ import { FAILURE_TYPES, type RequestInput, type RequestResult, LlmModel, LlmTier
 import { onAnswered, onDenied, onEscalation, onFailed } from './decisions.js';
 import { Stop } from './failure.js';
 import { hedged, hedgeFor } from './hedge.js';
-import { type Leg, payCandidate, payFirst, routeLocally } from './legs.js';
+import { type Leg, payCandidate, payFirst, routeLocally, streaming } from './legs.js';
 import type { Move, StepDecision } from './next.js';
 import { automaticQuality, ended, learningOutcome, summary } from './outcome.js';
 import { RequestState, totalCost } from './state.js';
@@ -93,7 +93,8 @@ async function serve(s: RequestState): Promise<RequestResult> {
   let first: Leg | undefined;
   if (raw.hedgeAfterMs === undefined && raw.maxLatencyMs === undefined) first = await payFirst(s);
   else await routeLocally(s);
-  const hedgeAfterMs = s.req.hedgeAfterMs ?? s.req.maxLatencyMs;
+  // A streamed answer is never hedged: two answers would interleave on the client's stream.
+  const hedgeAfterMs = streaming(s) ? undefined : (s.req.hedgeAfterMs ?? s.req.maxLatencyMs);
   s.phase = 'calling';
   /** Why the next paid call goes where it goes (reported to the metrics when the request ends). */
   let reason: RoutingReason = first ? 'retry' : 'primary';

@@ -1,0 +1,169 @@
+/**
+ * Who may call the gateway (docs/gateway-keys.md): virtual keys from the key registry entity
+ * (src/workflows/keys), read every `keyRefreshMs` by each gateway instance, and an admin key from
+ * the environment (SWITCHYARD_ADMIN_KEY). While neither exists the gateway is open, and binds
+ * loopback only. A key's rate limits (requests and tokens per minute, requests at once) are
+ * counted by each gateway instance for the requests it serves.
+ */
+import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { Logger } from 'pino';
+import { type KeyGrant, type KeyRecord, keyRegistryWorkflowId, keysQuery } from '../workflows/keys/contract.js';
+import { type GatewayError, openAIError } from './errors.js';
+import { adminMatches, parseKey, secretMatches } from './keyMaterial.js';
+
+/** The caller of a request: a key (its id and grant), or the admin key. */
+export interface Principal {
+  readonly keyId: string;
+  readonly admin: boolean;
+  readonly grant?: KeyGrant;
+}
+
+export const ADMIN_KEY_ID = 'admin';
+
+/** The key records every gateway reads: a query of the registry, refreshed on a timer. */
+export class KeyStore {
+  private byId = new Map<string, KeyRecord>();
+  private loadedAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private lastError: string | undefined;
+
+  constructor(
+    private readonly temporal: Client,
+    private readonly taskQueue: string,
+    readonly refreshMs: number,
+    private readonly log?: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.refreshMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      const keys = await this.temporal.workflow.getHandle(keyRegistryWorkflowId(this.taskQueue)).query(keysQuery);
+      this.byId = new Map(keys.map((k) => [k.id, k]));
+      this.loadedAt = Date.now();
+      this.lastError = undefined;
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) {
+        // No key was ever made.
+        this.byId = new Map();
+        this.loadedAt = Date.now();
+        this.lastError = undefined;
+        return;
+      }
+      const message = e instanceof Error ? e.message : String(e);
+      if (message !== this.lastError) this.log?.warn({ err: message }, 'gateway: cannot read the key registry');
+      this.lastError = message;
+    }
+  }
+
+  /** Whether any key was ever made (the gateway then asks every caller for one). */
+  get hasKeys(): boolean {
+    return this.byId.size > 0;
+  }
+
+  /** Records older than this are not trusted (a revocation could be missed): callers get 503. */
+  get stale(): boolean {
+    return Date.now() - this.loadedAt > Math.max(5_000, 2 * this.refreshMs);
+  }
+
+  get(id: string): KeyRecord | undefined {
+    return this.byId.get(id);
+  }
+
+  list(): KeyRecord[] {
+    return [...this.byId.values()];
+  }
+}
+
+/** Authenticates callers: undefined when the gateway is open (no keys, no admin key). */
+export class Gatekeeper {
+  constructor(
+    private readonly store: KeyStore | undefined,
+    private readonly adminKey: string | undefined,
+  ) {}
+
+  get required(): boolean {
+    return this.adminKey !== undefined || (this.store?.hasKeys ?? false);
+  }
+
+  authenticate(authorization: string | undefined): { ok: true; principal: Principal | undefined } | { ok: false; error: GatewayError } {
+    if (!this.required) return { ok: true, principal: undefined };
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+    const refuse = (message: string): { ok: false; error: GatewayError } => ({
+      ok: false,
+      error: openAIError(401, 'invalid_request_error', message, null, 'invalid_api_key'),
+    });
+    if (!token) return refuse('no API key: send one as "Authorization: Bearer sk-sy-..." (made with `switchyard keys create`)');
+    if (this.adminKey !== undefined && adminMatches(token, this.adminKey)) return { ok: true, principal: { keyId: ADMIN_KEY_ID, admin: true } };
+    const parsed = parseKey(token);
+    if (!parsed) return refuse('the API key is not a Switchyard key (sk-sy-...)');
+    if (this.store?.stale)
+      return {
+        ok: false,
+        error: openAIError(503, 'service_unavailable', 'the gateway cannot read its key registry (is a Switchyard worker running?); retry shortly'),
+      };
+    const k = this.store?.get(parsed.id);
+    // One message for an unknown key and a wrong secret: a caller learns nothing about which ids exist.
+    if (!k || !secretMatches(parsed.secret, k.secretSha256)) return refuse('the API key is not valid');
+    if (k.revokedAt !== undefined) return refuse(`the API key ${k.id} was revoked`);
+    if (k.expiresAt !== undefined && Date.parse(k.expiresAt) <= Date.now()) return refuse(`the API key ${k.id} expired at ${k.expiresAt}`);
+    return { ok: true, principal: { keyId: k.id, admin: false, grant: k } };
+  }
+}
+
+interface Bucket {
+  requests: number;
+  tokens: number;
+  at: number;
+  inFlight: number;
+}
+
+/** Per-key limits on this gateway instance: token buckets for requests and tokens per minute, and a count of requests in flight. */
+export class KeyLimits {
+  private readonly buckets = new Map<string, Bucket>();
+
+  acquire(p: Principal | undefined, tokens: number): { ok: true; release: () => void } | { ok: false; error: GatewayError; retryAfterS: number } {
+    const g = p?.grant;
+    if (!p || !g || (g.rpm === undefined && g.tpm === undefined && g.maxConcurrency === undefined)) return { ok: true, release: () => undefined };
+    const now = Date.now();
+    const b = this.buckets.get(p.keyId) ?? { requests: g.rpm ?? 0, tokens: g.tpm ?? 0, at: now, inFlight: 0 };
+    this.buckets.set(p.keyId, b);
+    const minutes = (now - b.at) / 60_000;
+    b.at = now;
+    if (g.rpm !== undefined) b.requests = Math.min(g.rpm, b.requests + minutes * g.rpm);
+    if (g.tpm !== undefined) b.tokens = Math.min(g.tpm, b.tokens + minutes * g.tpm);
+    const limited = (message: string, retryAfterS: number) => ({
+      ok: false as const,
+      retryAfterS: Math.max(1, Math.ceil(retryAfterS)),
+      error: openAIError(429, 'rate_limit_exceeded', message, null, 'rate_limit_exceeded'),
+    });
+    if (g.maxConcurrency !== undefined && b.inFlight >= g.maxConcurrency)
+      return limited(`key ${p.keyId} has ${b.inFlight} requests open, its limit (max-concurrency ${g.maxConcurrency}); retry when one ends`, 1);
+    if (g.rpm !== undefined && b.requests < 1) return limited(`key ${p.keyId} is over its ${g.rpm} requests per minute`, ((1 - b.requests) / g.rpm) * 60);
+    if (g.tpm !== undefined) {
+      if (tokens > g.tpm) return limited(`the request has ${tokens} input tokens, more than key ${p.keyId}'s ${g.tpm} tokens per minute`, 60);
+      if (b.tokens < tokens) return limited(`key ${p.keyId} is over its ${g.tpm} tokens per minute`, ((tokens - b.tokens) / g.tpm) * 60);
+      b.tokens -= tokens;
+    }
+    if (g.rpm !== undefined) b.requests -= 1;
+    b.inFlight += 1;
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        b.inFlight -= 1;
+      },
+    };
+  }
+}

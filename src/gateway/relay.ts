@@ -1,0 +1,144 @@
+/**
+ * The gateway's side of streamed answers (docs/streaming.md): a stream is opened for each
+ * `stream: true` request before its workflow starts; the worker that calls the provider posts the
+ * answer's pieces to `POST /switchyard/relay/{id}` as they arrive, and the chat handler forwards
+ * them to its client. A client that leaves closes the relay, which stops the worker's call. A relay
+ * that breaks without its end (a worker died) ends the client's stream with an error event; a later
+ * attempt of the same call reads what was relayed (`GET /switchyard/relay/{id}`) to settle it.
+ *
+ * The stream id (144 random bits) is the relay's only credential: it is in the run's history, which
+ * also holds the answer itself. One writer per stream; a closed stream takes none.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { FastifyInstance } from 'fastify';
+import { RELAY_CONTENT_TYPE, type RelayEvent } from '../workflows/request/activities.js';
+
+/** What the chat handler hears from a stream: the relay's events, and `broken` (the relay closed without an end). */
+export type HubEvent = RelayEvent | { readonly t: 'broken' };
+
+export interface OpenStream {
+  readonly id: string;
+  readonly events: EventEmitter;
+  /** Relayed text so far (what a later attempt settles when the worker died). */
+  text: string;
+  started: boolean;
+  /** No more writers: the client's stream has ended or the client left. */
+  closed: boolean;
+  /** The run this stream belongs to (set once started; a relay must name it). */
+  workflowId?: string;
+  /** Drops the current relay connection (its worker sees the stream gone and stops the call). */
+  dropRelay?: () => void;
+  closedAt?: number;
+}
+
+/** Largest answer a relay may carry (a stream's text is kept until its record expires). */
+const MAX_RELAYED_CHARS = 4 * 1024 * 1024;
+/** How long a closed stream's record is kept for a later attempt to read. */
+const KEEP_CLOSED_MS = 15 * 60_000;
+
+export class StreamHub {
+  private readonly streams = new Map<string, OpenStream>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor() {
+    this.sweeper = setInterval(() => this.sweep(), 60_000).unref();
+  }
+
+  open(): OpenStream {
+    const s: OpenStream = { id: randomBytes(18).toString('base64url'), events: new EventEmitter(), text: '', started: false, closed: false };
+    this.streams.set(s.id, s);
+    return s;
+  }
+
+  get(id: string): OpenStream | undefined {
+    return this.streams.get(id);
+  }
+
+  /** The client's side is over (answered, failed, or the client left): the relay, if any, is dropped. */
+  close(s: OpenStream): void {
+    if (s.closed) return;
+    s.closed = true;
+    s.closedAt = Date.now();
+    s.dropRelay?.();
+    s.events.removeAllListeners();
+  }
+
+  /** Streams whose client is still connected. */
+  get openCount(): number {
+    let n = 0;
+    for (const s of this.streams.values()) if (!s.closed) n += 1;
+    return n;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, s] of this.streams) if (s.closed && now - (s.closedAt ?? now) > KEEP_CLOSED_MS) this.streams.delete(id);
+  }
+
+  stop(): void {
+    clearInterval(this.sweeper);
+    for (const s of this.streams.values()) this.close(s);
+  }
+}
+
+/** The relay's routes, on the gateway's server. */
+export function relayRoutes(app: FastifyInstance, hub: StreamHub): void {
+  // The relay's body is read as it arrives, line by line, not parsed whole.
+  app.addContentTypeParser(RELAY_CONTENT_TYPE, (_req, payload, done) => done(null, payload));
+
+  app.get<{ Params: { id: string } }>('/switchyard/relay/:id', (req, reply) => {
+    const s = hub.get(req.params.id);
+    if (!s) return reply.status(404).send({ error: { message: 'no such stream', type: 'invalid_request_error', param: null, code: null } });
+    return { started: s.started, text: s.text, closed: s.closed };
+  });
+
+  app.post<{ Params: { id: string } }>('/switchyard/relay/:id', (req, reply) => {
+    const s = hub.get(req.params.id);
+    const workflowId = req.headers['x-switchyard-workflow-id'];
+    if (!s || s.closed || s.dropRelay !== undefined || (s.workflowId !== undefined && s.workflowId !== workflowId)) {
+      // Gone (the client left or its stream ended), taken by another writer, or not this run's.
+      req.raw.resume();
+      return reply.status(410).send({ error: { message: 'stream closed', type: 'invalid_request_error', param: null, code: 'stream_closed' } });
+    }
+    reply.hijack();
+    const raw = req.raw;
+    let ended = false;
+    s.dropRelay = () => raw.destroy();
+    const lines = createInterface({ input: raw, crlfDelay: Infinity });
+    const emit = (e: HubEvent) => s.events.emit('relay', e);
+    lines.on('line', (line) => {
+      if (ended || line === '') return;
+      let e: RelayEvent;
+      try {
+        e = JSON.parse(line) as RelayEvent;
+      } catch {
+        return;
+      }
+      if (e.t === 'start') {
+        s.started = true;
+      } else if (e.t === 'd') {
+        if (typeof e.v !== 'string' || s.text.length + e.v.length > MAX_RELAYED_CHARS) return raw.destroy();
+        s.text += e.v;
+      } else if (e.t === 'end' || e.t === 'error') {
+        ended = true;
+      }
+      emit(e);
+    });
+    let over = false;
+    /** The relay's end: its last line, or its connection lost (a worker that died: `broken`). */
+    const onClose = () => {
+      if (over) return;
+      over = true;
+      s.dropRelay = undefined;
+      if (!ended) emit({ t: 'broken' });
+      if (!reply.raw.headersSent && !reply.raw.destroyed) reply.raw.writeHead(ended ? 200 : 410).end();
+    };
+    lines.on('close', onClose);
+    lines.on('error', onClose);
+    // A worker that dies mid-stream resets the connection: that is the relay's end, not the gateway's error.
+    raw.on('error', onClose);
+    raw.on('close', onClose);
+  });
+}

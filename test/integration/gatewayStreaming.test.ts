@@ -1,0 +1,219 @@
+/**
+ * Streaming through the gateway with the official `openai` npm client, against a real dev server and
+ * the simulator over HTTP: the provider's pieces reach the client while the run is still going, with
+ * usage and cost in the last chunk; buffered mode; and every way a stream can break, with the spend
+ * equal to what the simulator billed, once: the provider failing mid-answer, the client leaving
+ * mid-answer, and the worker process SIGKILLed mid-answer (its replacement settles what the gateway
+ * relayed instead of calling again).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { costNanos } from '../../src/catalog/pricing.js';
+import { faultSpecSchema } from '../../src/simulator/faults.js';
+import { bin } from '../helpers/cli.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { useTestStack } from '../helpers/stack.js';
+
+const MODEL = 'gpt-4o-mini';
+const PROMPT = 'Explain in a few sentences why durable execution helps long LLM pipelines.';
+
+describe('streaming through the gateway', () => {
+  const stack = useTestStack();
+  let gateway: TestGateway;
+  let openai: OpenAI;
+  beforeAll(async () => {
+    gateway = await startGateway(stack);
+    openai = new OpenAI({ apiKey: 'unused-while-open', baseURL: gateway.base, maxRetries: 0 });
+  });
+  afterAll(async () => {
+    stack.simulator.setFaults({});
+    await gateway?.stop();
+  });
+
+  /** What the simulator billed for MODEL since its stats were reset, priced as the catalog prices it. */
+  const billed = () => {
+    const s = stack.simulator.getStats().byModel[MODEL];
+    const usage = { inputTokens: s?.inputTokens ?? 0, cachedInputTokens: 0, outputTokens: s?.outputTokens ?? 0 };
+    return { usage, nanos: costNanos(stack.catalog.require(MODEL), usage) };
+  };
+  const slow = (spec: Record<string, unknown>) => stack.simulator.setFaults({ [MODEL]: faultSpecSchema.parse(spec) });
+
+  it('relays the pieces as the provider sends them: the first reaches the client while the run is still going', async () => {
+    slow({ chunkDelayMs: 40 });
+    stack.simulator.resetStats();
+    const { data: stream, response } = await openai.chat.completions
+      .create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], stream: true, stream_options: { include_usage: true } })
+      .withResponse();
+    expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
+    expect(response.headers.get('x-switchyard-stream')).toBe('live');
+    const workflowId = response.headers.get('x-switchyard-workflow-id')!;
+    let text = '';
+    let pieces = 0;
+    let runningAtFirst: string | undefined;
+    let last: OpenAI.Chat.ChatCompletionChunk | undefined;
+    for await (const chunk of stream) {
+      const piece = chunk.choices[0]?.delta.content;
+      if (piece) {
+        pieces += 1;
+        text += piece;
+        if (pieces === 1) runningAtFirst = (await stack.client.temporal.workflow.getHandle(workflowId).describe()).status.name;
+      }
+      last = chunk;
+    }
+    expect(runningAtFirst).toBe('RUNNING');
+    expect(pieces).toBeGreaterThan(3);
+    const result = await stack.client.result(workflowId);
+    expect(result.text).toBe(text);
+    expect(result.streamed).toBe('complete');
+    // The usage chunk: the real usage, and the cost the ledger holds.
+    expect(last?.choices).toEqual([]);
+    expect(last?.usage?.completion_tokens).toBe(result.usage.outputTokens);
+    const ext = (last as unknown as { switchyard: { costNanos: number } }).switchyard;
+    expect(ext.costNanos).toBe(result.costNanos);
+    const entries = stack.ledger.entries().filter((e) => e.workflowId === workflowId);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]?.costNanos).toBe(billed().nanos);
+  });
+
+  it('buffered mode runs the checks first, then streams the final answer', async () => {
+    stack.simulator.setFaults({});
+    const { data: stream, response } = await openai.chat.completions
+      .create(
+        { model: 'auto', messages: [{ role: 'user', content: 'Reply in JSON with a key "colour".' }], response_format: { type: 'json_object' }, stream: true },
+        { headers: { 'x-switchyard-stream': 'buffered' } },
+      )
+      .withResponse();
+    expect(response.headers.get('x-switchyard-stream')).toBe('buffered');
+    // The cost is known before the first event: the headers carry it.
+    expect(Number(response.headers.get('x-switchyard-cost-nanos'))).toBeGreaterThan(0);
+    let text = '';
+    let finish: string | null | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(() => JSON.parse(text) as unknown).not.toThrow();
+    expect(finish).toBe('stop');
+  });
+
+  it('a provider failing mid-answer ends the stream with an error event; the run fails as StreamInterrupted, charged what the provider billed', async () => {
+    slow({ breakAfterChunks: 3 });
+    stack.simulator.resetStats();
+    const { data: stream, response } = await openai.chat.completions
+      .create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], stream: true })
+      .withResponse();
+    const workflowId = response.headers.get('x-switchyard-workflow-id')!;
+    let text = '';
+    const err = await (async () => {
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('stream_interrupted');
+    expect(text.length).toBeGreaterThan(0);
+    const failed = await stack.client.result(workflowId).catch((e: unknown) => e);
+    expect((failed as { failureType?: string }).failureType).toBe('StreamInterrupted');
+    // One call only: no retry and no other model after text reached the client.
+    expect(stack.simulator.getStats().requests).toBe(1);
+    const entries = stack.ledger.entries().filter((e) => e.workflowId === workflowId);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]?.outputTokens).toBe(billed().usage.outputTokens);
+    expect(entries[0]?.costNanos).toBe(billed().nanos);
+  });
+
+  it('a client leaving mid-answer stops the call: the run completes with what was sent, charged what the provider billed', async () => {
+    slow({ chunkDelayMs: 60 });
+    stack.simulator.resetStats();
+    const ac = new AbortController();
+    const { data: stream, response } = await openai.chat.completions
+      .create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], stream: true }, { signal: ac.signal })
+      .withResponse();
+    const workflowId = response.headers.get('x-switchyard-workflow-id')!;
+    let pieces = 0;
+    for await (const chunk of stream) if (chunk.choices[0]?.delta.content && ++pieces === 3) ac.abort();
+    const result = await stack.client.result(workflowId);
+    expect(result.streamed).toBe('client_left');
+    const full = (await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }] })).usage?.completion_tokens ?? 0;
+    expect(result.usage.outputTokens).toBeLessThan(full);
+    const entries = stack.ledger.entries().filter((e) => e.workflowId === workflowId);
+    expect(entries).toHaveLength(1);
+    // Billed = settled (the run priced the text the provider had sent when the call stopped).
+    const s = stack.simulator.getStats().byModel[MODEL];
+    const billedForStream = costNanos(stack.catalog.require(MODEL), {
+      inputTokens: result.usage.inputTokens,
+      cachedInputTokens: 0,
+      outputTokens: (s?.outputTokens ?? 0) - full,
+    });
+    expect(entries[0]?.costNanos).toBe(billedForStream);
+  });
+});
+
+describe('a worker SIGKILLed mid-stream', () => {
+  const stack = useTestStack();
+  let gateway: TestGateway;
+  let worker: ChildProcess | undefined;
+  beforeAll(async () => {
+    gateway = await startGateway(stack);
+  });
+  afterAll(async () => {
+    if (worker && worker.exitCode === null) worker.kill('SIGKILL');
+    await gateway?.stop();
+  });
+
+  it('ends the stream with an error event; the next worker settles what was relayed, never calling again', async () => {
+    await stack.stopWorker();
+    worker = spawn(process.execPath, [bin, 'worker'], {
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: stack.address,
+        SWITCHYARD_TASK_QUEUE: stack.config.taskQueue,
+        SWITCHYARD_SIMULATOR_URL: stack.simulator.url,
+        SWITCHYARD_STATE_DIR: stack.config.stateDir,
+        SWITCHYARD_LEDGER: stack.config.ledgerPath,
+        SWITCHYARD_METRICS_PORT: 'off',
+        SWITCHYARD_LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const child = worker;
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (/Ctrl-C to stop/.test(err)) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`worker exited (${code}): ${err}`)));
+    });
+    stack.simulator.setFaults({ [MODEL]: faultSpecSchema.parse({ chunkDelayMs: 400 }) });
+    stack.simulator.resetStats();
+    const openai = new OpenAI({ apiKey: 'unused-while-open', baseURL: gateway.base, maxRetries: 0 });
+    const { data: stream, response } = await openai.chat.completions
+      .create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], stream: true })
+      .withResponse();
+    const workflowId = response.headers.get('x-switchyard-workflow-id')!;
+    let text = '';
+    let pieces = 0;
+    const err = await (async () => {
+      for await (const chunk of stream) {
+        const piece = chunk.choices[0]?.delta.content;
+        if (!piece) continue;
+        text += piece;
+        // Right after a piece: the next is 400 ms away, so the worker dies between two pieces.
+        if (++pieces === 2) child.kill('SIGKILL');
+      }
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('worker_lost');
+    await stack.restartWorker();
+    const failed = await stack.client.result(workflowId).catch((e: unknown) => e);
+    expect((failed as { failureType?: string }).failureType).toBe('StreamInterrupted');
+    expect(stack.simulator.getStats().requests).toBe(1);
+    const entries = stack.ledger.entries().filter((e) => e.workflowId === workflowId);
+    expect(entries).toHaveLength(1);
+    const s = stack.simulator.getStats().byModel[MODEL];
+    const usage = { inputTokens: s?.inputTokens ?? 0, cachedInputTokens: 0, outputTokens: s?.outputTokens ?? 0 };
+    expect(entries[0]?.outputTokens).toBe(usage.outputTokens);
+    expect(entries[0]?.costNanos).toBe(costNanos(stack.catalog.require(MODEL), usage));
+    expect(text.length).toBeGreaterThan(0);
+  }, 60_000);
+});
