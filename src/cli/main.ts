@@ -16,6 +16,7 @@ import { registerStackCommands } from './commands/stack.js';
 import { registerHealthCommands } from './commands/health.js';
 import { registerBudgetCommands } from './commands/budget.js';
 import { registerGatewayCommands } from './commands/gateway.js';
+import { registerKeysCommands } from './commands/keys.js';
 
 const program = new Command();
 program
@@ -36,6 +37,7 @@ registerRoutingCommands(program);
 registerHealthCommands(program);
 registerBudgetCommands(program);
 registerGatewayCommands(program);
+registerKeysCommands(program);
 
 function reportError(e: unknown): number {
   if (e instanceof ValidationError) {

@@ -49,6 +49,7 @@ import { connectionOptions, dataConverterFor, type TemporalAccess } from '../tem
 import { llmRequest } from '../workflows/request/llmRequest.js';
 import { countTemporalActions, type TemporalActionsSummary } from './actions.js';
 import { HealthClient } from './health.js';
+import { KeysClient } from './keys.js';
 
 export type { TemporalActionsSummary } from './actions.js';
 
@@ -317,6 +318,11 @@ export class SwitchyardClient {
   }
 
   /** Circuit breakers per model, with their state computed now. */
+  /** The gateway's virtual keys (the key registry). */
+  keys(): KeysClient {
+    return new KeysClient(this.temporal, this.taskQueue);
+  }
+
   health(): ReturnType<HealthClient['circuits']> {
     return new HealthClient(this.temporal, this.taskQueue).circuits();
   }

@@ -10,7 +10,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from 'pino';
 import { type KeyGrant, type KeyRecord, keyRegistryWorkflowId, keysQuery } from '../workflows/keys/contract.js';
 import { type GatewayError, openAIError } from './errors.js';
-import { adminMatches, parseKey, secretMatches } from './keyMaterial.js';
+import { adminMatches, parseKey, secretMatches } from '../security/apiKeys.js';
 
 /** The caller of a request: a key (its id and grant), or the admin key. */
 export interface Principal {

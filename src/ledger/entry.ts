@@ -13,6 +13,8 @@ export interface LedgerEntry {
   readonly cachedInputTokens: number;
   readonly outputTokens: number;
   readonly costNanos: number;
+  /** The gateway key that sent the request (its id; absent: not sent through a key, reported as "none"). */
+  readonly keyId?: string;
   /** The budget scope charged (absent in entries written before reports: "default"). */
   readonly scope?: string;
   /** What the same usage would have cost on the premium baseline model (absent in older entries). */

@@ -7,7 +7,7 @@
 import pg from 'pg';
 import type { LedgerEntry } from './fileLedger.js';
 import type { LedgerQuery, LedgerReport, ReportOptions, SpendLedger } from './spendLedger.js';
-import { type ReportDimension, type ReportFigures, type ReportRow, sortRows } from './report.js';
+import { NO_KEY, type ReportDimension, type ReportFigures, type ReportRow, sortRows } from './report.js';
 
 /** A report is one aggregate query; it may scan a large table, so it has a longer bound than a settlement. */
 const REPORT_TIMEOUT_MS = 300_000;
@@ -20,6 +20,7 @@ const DIMENSION_SQL: Record<ReportDimension, string> = {
   category: 'category',
   feature: 'feature',
   scope: 'scope',
+  key: 'key_id',
 };
 
 interface AggregateRow {
@@ -52,10 +53,14 @@ CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
   output_tokens       bigint NOT NULL CHECK (output_tokens >= 0),
   cost_nanos          bigint NOT NULL CHECK (cost_nanos >= 0),
   baseline_nanos      bigint CHECK (baseline_nanos >= 0),
-  at                  timestamptz NOT NULL
+  at                  timestamptz NOT NULL,
+  key_id              text NOT NULL DEFAULT 'none'
 );
 CREATE INDEX IF NOT EXISTS ${LEDGER_TABLE}_at ON ${LEDGER_TABLE} (at);
 `;
+
+/** What a table made before gateway keys needs (idempotent). */
+const ADD_KEY_COLUMN = `ALTER TABLE ${LEDGER_TABLE} ADD COLUMN IF NOT EXISTS key_id text NOT NULL DEFAULT 'none'`;
 
 const COLUMNS = [
   'key',
@@ -73,6 +78,7 @@ const COLUMNS = [
   'cost_nanos',
   'baseline_nanos',
   'at',
+  'key_id',
 ] as const;
 
 interface Row {
@@ -91,6 +97,7 @@ interface Row {
   cost_nanos: string;
   baseline_nanos: string | null;
   at: Date;
+  key_id: string;
 }
 
 /** A bigint column as a number (ledger values stay far below 2^53 nanodollars: ~$9 million). */
@@ -154,9 +161,24 @@ export class PgLedger implements SpendLedger {
     this.ready ??= (async () => {
       const c = await this.pool.connect();
       try {
-        // A table that exists is used as it is: a role with only SELECT and INSERT on it works.
+        // A table that exists is used as it is (a role with only SELECT and INSERT on it works),
+        // once it has every column: one made before gateway keys gains key_id.
         const found = await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [LEDGER_TABLE]);
-        if (found.rows[0]?.t) return;
+        if (found.rows[0]?.t) {
+          const cols = await c.query<{ n: string }>('SELECT count(*)::text AS n FROM information_schema.columns WHERE table_name = $1 AND column_name = $2', [
+            LEDGER_TABLE,
+            'key_id',
+          ]);
+          if (cols.rows[0]?.n !== '0') return;
+          try {
+            await c.query(ADD_KEY_COLUMN);
+          } catch (e) {
+            throw new Error(
+              `the ledger table ${LEDGER_TABLE} has no key_id column and this role cannot add it (${(e as Error).message}); have its owner run: ${ADD_KEY_COLUMN}`,
+            );
+          }
+          return;
+        }
         await c.query('BEGIN');
         await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [LEDGER_TABLE]);
         await c.query(SCHEMA);
@@ -189,6 +211,7 @@ export class PgLedger implements SpendLedger {
       e.costNanos,
       e.baselineNanos ?? null,
       e.at,
+      e.keyId ?? NO_KEY,
     ];
     const r = await this.pool.query(
       `INSERT INTO ${LEDGER_TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT (key) DO NOTHING`,
@@ -222,6 +245,7 @@ export class PgLedger implements SpendLedger {
       outputTokens: num(x.output_tokens),
       costNanos: num(x.cost_nanos),
       ...(x.baseline_nanos !== null ? { baselineNanos: num(x.baseline_nanos) } : {}),
+      ...(x.key_id !== NO_KEY ? { keyId: x.key_id } : {}),
       at: x.at.toISOString(),
     }));
   }

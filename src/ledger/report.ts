@@ -1,12 +1,15 @@
 /**
  * Spend reports from ledger entries: spend, requests, attempts, tokens and the saving against the
- * premium baseline, grouped by any of day (UTC), model, tier, category, feature, scope. Pure: the
+ * premium baseline, grouped by any of day (UTC), model, tier, category, feature, scope, gateway key. Pure: the
  * caller reads the entries and says how to price an entry that predates recorded baselines.
  */
 import type { LedgerEntry } from './fileLedger.js';
 
-export const REPORT_DIMENSIONS = ['day', 'model', 'tier', 'category', 'feature', 'scope'] as const;
+export const REPORT_DIMENSIONS = ['day', 'model', 'tier', 'category', 'feature', 'scope', 'key'] as const;
 export type ReportDimension = (typeof REPORT_DIMENSIONS)[number];
+
+/** The key of spend not sent through a gateway key. */
+export const NO_KEY = 'none';
 
 export interface ReportFigures {
   /** Distinct requests (workflow ids) with spend in the group. */
@@ -42,6 +45,8 @@ function valueOf(e: LedgerEntry, d: ReportDimension): string {
       return e.feature ?? 'unspecified';
     case 'scope':
       return e.scope ?? 'default';
+    case 'key':
+      return e.keyId ?? NO_KEY;
     default:
       return e[d];
   }

@@ -137,6 +137,7 @@ describe('PostgreSQL ledger', () => {
       model: models[i % 3] ?? 'gpt-4o',
       tier: i % 5 === 0 ? 'premium' : 'standard',
       feature: i % 4 === 0 ? 'search' : 'unspecified',
+      ...(i % 6 === 1 ? { keyId: `k${i % 4}key` } : {}),
       inputTokens: 1 + ((i * 31) % 4_001),
       cachedInputTokens: (i * 13) % 97,
       outputTokens: 1 + ((i * 17) % 999),
@@ -148,7 +149,7 @@ describe('PostgreSQL ledger', () => {
     const ledger = await PgLedger.open(db.url);
     try {
       for (const e of made) await ledger.record(e);
-      for (const by of [[], ['day', 'model'], ['tier', 'feature', 'scope']] as ReportDimension[][]) {
+      for (const by of [[], ['day', 'model'], ['tier', 'feature', 'scope'], ['key']] as ReportDimension[][]) {
         const sql = await ledger.report({ scope }, { by, baseline });
         const folded = buildReport(made, { by }, baselineOf(baseline));
         expect(sql.rows).toEqual(folded.rows);
@@ -167,6 +168,44 @@ describe('PostgreSQL ledger', () => {
       const none = await ledger.report({ scope: rid('empty') }, { by: ['model'], baseline });
       expect(none.rows).toEqual([]);
       expect(none.total).toMatchObject({ requests: 0, attempts: 0, costNanos: 0 });
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it('a table made before gateway keys gains key_id when opened; its old rows report as key "none"', async () => {
+    const name = `legacy_${Date.now()}`;
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${name}`);
+    } finally {
+      await admin.end();
+    }
+    const url = new URL(db.url);
+    url.pathname = `/${name}`;
+    const old = new pg.Client({ connectionString: url.toString() });
+    await old.connect();
+    try {
+      // The table as it was made before keys: no key_id.
+      await old.query(`CREATE TABLE ${LEDGER_TABLE} (key text PRIMARY KEY, workflow_id text NOT NULL, attempt_id text NOT NULL, scope text NOT NULL DEFAULT 'default',
+        model text NOT NULL, provider text NOT NULL, tier text NOT NULL, category text NOT NULL, feature text NOT NULL DEFAULT 'unspecified',
+        input_tokens bigint NOT NULL, cached_input_tokens bigint NOT NULL, output_tokens bigint NOT NULL, cost_nanos bigint NOT NULL, baseline_nanos bigint, at timestamptz NOT NULL)`);
+      await old.query(
+        `INSERT INTO ${LEDGER_TABLE} VALUES ('old-1', 'wf-old', 'a1', 'legacy', 'gpt-4o-mini', 'openai', 'standard', 'batch', 'unspecified', 10, 0, 5, 700, 900, now())`,
+      );
+    } finally {
+      await old.end();
+    }
+    const ledger = await PgLedger.open(url.toString());
+    try {
+      await ledger.record({ ...entry('new-1', 300), scope: 'legacy', keyId: 'abc123def456' });
+      const r = await ledger.report({ scope: 'legacy' }, { by: ['key'], baseline: defaultCatalog().premiumBaseline() });
+      expect(r.rows.map((x) => [x.group.key, x.costNanos])).toEqual([
+        ['abc123def456', 300],
+        ['none', 700],
+      ]);
+      expect((await ledger.entries({ scope: 'legacy' })).find((e) => e.key === 'new-1')?.keyId).toBe('abc123def456');
     } finally {
       await ledger.close();
     }

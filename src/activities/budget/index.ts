@@ -205,6 +205,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
       tier: spec?.tier ?? 'unknown',
       category: input.category,
       feature: input.feature ?? UNSPECIFIED_FEATURE,
+      ...(input.keyId !== undefined ? { keyId: input.keyId } : {}),
       inputTokens: input.usage.inputTokens,
       cachedInputTokens: input.usage.cachedInputTokens,
       outputTokens: input.usage.outputTokens,

@@ -23,7 +23,9 @@ export class KeyRegistryState {
     if (typeof k.secretSha256 !== 'string' || !SHA256_HEX.test(k.secretSha256)) return "secretSha256: the secret's SHA-256 as 64 hex digits";
     if (typeof k.name !== 'string' || k.name.length === 0 || k.name.length > 100) return 'name: 1-100 characters';
     if (typeof k.scope !== 'string' || !/^[A-Za-z0-9._-]{1,100}$/.test(k.scope)) return 'scope: a budget scope (letters, digits, . _ -)';
-    if ([...this.keys.values()].some((x) => x.name === k.name && x.revokedAt === undefined)) return `name: a live key named ${k.name} exists already`;
+    // A rotation's new key shares its name with the key it replaces.
+    if ([...this.keys.values()].some((x) => x.name === k.name && x.revokedAt === undefined && x.id !== k.rotatedFrom))
+      return `name: a live key named ${k.name} exists already (revoke or rotate it)`;
     return undefined;
   }
 

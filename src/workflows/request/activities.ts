@@ -212,6 +212,8 @@ export interface RecordSpendInput {
   readonly latencyMs?: number | undefined;
   /** What the same usage would have cost on the premium baseline model (reports' saving). */
   readonly baselineNanos?: number | undefined;
+  /** The gateway key that sent the request (reports by key); absent for requests sent otherwise. */
+  readonly keyId?: string | undefined;
 }
 
 /** The activities the request workflow calls (and its pre-v3 path in v2/llmRequest.ts). */

@@ -274,6 +274,8 @@ async function settleIfAnswered(s: RequestState, leg: Leg, reservationId: string
     feature: s.req.feature ?? UNSPECIFIED_FEATURE,
     latencyMs: o.out.latencyMs,
     baselineNanos: o.out.premiumBaselineCostNanos,
+    // Only requests sent through a gateway key carry one (runs recorded before keys never do).
+    ...(s.req.keyId !== undefined ? { keyId: s.req.keyId } : {}),
   };
   try {
     await CancellationScope.nonCancellable(() => settle(settlement));
