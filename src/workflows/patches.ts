@@ -155,4 +155,14 @@ export const PATCHES: readonly PatchRecord[] = [
     oldBranchIn: ['v8-experiment-entity.json'],
     retire: 'when no experiment entity run started before v10 is open',
   },
+  {
+    id: 'request-stream',
+    workflow: 'llmRequest',
+    guards:
+      "a streamed request (a gateway client's stream: true) sends its relay to its answer calls, is never hedged, and records checks without escalating; runs before it never carry `stream`, so the old branch is the same code without these",
+    since: 'v11',
+    markerIn: ['v11-stream.json', 'v11-stream-interrupted.json'],
+    oldBranchIn: ['v8-success.json', 'v9-experiment-escalation.json'],
+    retire: 'when no request run started before v11 is open',
+  },
 ];

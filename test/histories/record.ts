@@ -28,6 +28,10 @@ import { fileConfigSchema } from '../../src/config/config.js';
 import { controlSettingsFrom } from '../../src/learning/worker/routingHandle.js';
 import { experimentWorkflowId } from '../../src/workflows/experiment/contract.js';
 import { routingWorkflowId } from '../../src/workflows/routing/contract.js';
+import { keyRegistryWorkflowId } from '../../src/workflows/keys/contract.js';
+import { buildGateway } from '../../src/gateway/server.js';
+import { faultSpecSchema } from '../../src/simulator/faults.js';
+import type { AddressInfo } from 'node:net';
 
 const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'histories');
 const prefix = process.env.HISTORY_PREFIX ?? 'v1';
@@ -221,6 +225,46 @@ async function main(): Promise<void> {
 
     await save('budget-entity', shardWorkflowId('record', 'hist-downgrade', 0, 1));
     await save('health-entity', healthWorkflowId('record'));
+
+    // Streamed through a gateway (from v11, patched('request-stream')): a complete stream whose
+    // checks fail but cannot escalate, and one the provider breaks off (StreamInterrupted).
+    const gw = buildGateway({
+      client,
+      catalog,
+      get relayUrl() {
+        return `http://127.0.0.1:${(gw.app.server.address() as AddressInfo).port}/switchyard/relay`;
+      },
+    });
+    await gw.app.listen({ port: 0, host: '127.0.0.1' });
+    const stream = async (name: string, key: string, body: Record<string, unknown>): Promise<void> => {
+      const res = await fetch(`http://127.0.0.1:${(gw.app.server.address() as AddressInfo).port}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify({ ...body, stream: true }),
+      });
+      await res.text();
+      await client.result(`llm-${key}`).catch(() => undefined);
+      await save(name, `llm-${key}`);
+    };
+    script('gpt-4o-mini', ['offformat']);
+    await stream('stream', 'hist-stream', {
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Reply in JSON: the city in "I moved to Paris last spring."' }],
+      response_format: { type: 'json_object' },
+    });
+    simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ breakAfterChunks: 3 }) });
+    await stream('stream-interrupted', 'hist-stream-broken', {
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Explain queues in three sentences.' }],
+    });
+    simulator.setFaults({});
+    await gw.close(1_000);
+
+    // The key registry: a key made, rotated, revoked.
+    const rotated = await client.keys().create('hist-team', { scope: 'hist-team', categories: ['batch'], rpm: 60 });
+    await client.keys().rotate(rotated.key.id);
+    await client.keys().revoke('hist-team');
+    await save('key-registry-entity', keyRegistryWorkflowId('record'));
   } finally {
     await client.close();
     sw.shutdown();
