@@ -13,7 +13,12 @@ import { newSignInSecret } from '../security/uiSignIn.js';
 import { type DevServer, startDevServer } from '../temporal/devServer.js';
 import { parseOrThrow } from '../util/validation.js';
 import { readStructuredFile } from '../util/structuredFile.js';
-import { createSwitchyardWorker } from '../workers/createWorker.js';
+import { createSwitchyardWorker, providerEndpointsFor } from '../workers/createWorker.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { SwitchyardClient } from '../client/client.js';
+import { KeyStore } from '../gateway/keys.js';
+import { buildGateway } from '../gateway/server.js';
+import { ProviderRegistry } from '../providers/registry.js';
 
 export interface LocalStackOptions {
   readonly config: SwitchyardConfig;
@@ -30,6 +35,8 @@ export interface LocalStackOptions {
   readonly onServerDied?: (code: number | null) => void;
   /** The SDK's own metrics endpoint, served with the worker's. */
   readonly sdkMetricsUrl?: string | undefined;
+  /** The OpenAI-compatible gateway's port on 127.0.0.1 (taken: a free one); null: no gateway. */
+  readonly gatewayPort?: number | null | undefined;
 }
 
 export interface LocalStack {
@@ -46,6 +53,8 @@ export interface LocalStack {
   readonly simulator: Simulator | undefined;
   /** The worker's Prometheus endpoint (undefined when metrics are off or the port was taken). */
   readonly metricsUrl: string | undefined;
+  /** The gateway's OpenAI base URL (…/v1), and whether it asks for keys. */
+  readonly gateway: { readonly url: string; readonly keys: boolean } | undefined;
   stop(): Promise<void>;
 }
 
@@ -66,6 +75,48 @@ async function ensureOwnUi(uiUrl: string, codecUrl: string): Promise<void> {
 
 export function loadFaultsFile(path: string): ReturnType<typeof faultsFileSchema.parse> {
   return parseOrThrow(faultsFileSchema, readStructuredFile(path, 'faults file'), path);
+}
+
+/** The gateway on loopback, in front of the stack (its port taken: a free one). */
+async function startGateway(
+  config: SwitchyardConfig,
+  address: string,
+  catalog: Catalog,
+  port: number,
+  log: Logger,
+  stops: Array<() => Promise<void>>,
+): Promise<{ url: string; keys: boolean }> {
+  const client = await SwitchyardClient.connect({ address, namespace: config.namespace, taskQueue: config.taskQueue, access: config.access });
+  stops.push(() => client.close());
+  const keys = new KeyStore(client.temporal, config.taskQueue, config.gateway.keyRefreshMs, log);
+  await keys.start();
+  stops.push(async () => keys.stop());
+  const adminKey = process.env.SWITCHYARD_ADMIN_KEY || undefined;
+  const providers = new ProviderRegistry(providerEndpointsFor(config), config.callTimeoutMs);
+  let relayUrl = '';
+  const gw = buildGateway({
+    client,
+    catalog,
+    configured: (p) => providers.isConfigured(p),
+    get relayUrl() {
+      return relayUrl;
+    },
+    waitMs: config.gateway.waitMs,
+    aliases: config.gateway.aliases,
+    keys,
+    ...(adminKey ? { adminKey } : {}),
+    log,
+  });
+  let url: string;
+  try {
+    url = await gw.app.listen({ port, host: '127.0.0.1' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+    url = await gw.app.listen({ port: 0, host: '127.0.0.1' });
+  }
+  relayUrl = `${url}/switchyard/relay`;
+  stops.push(() => gw.close(5_000));
+  return { url: `${url}/v1`, keys: keys.hasKeys || adminKey !== undefined };
 }
 
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
@@ -147,7 +198,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     });
     // A worker that dies on its own (lost server) should not leave a half-stack running silently.
     running.catch((e: unknown) => opts.log.error({ err: (e as Error).message }, 'worker stopped with an error'));
-    return { address, uiUrl, codecUrl, signInSecret, simulatorUrl, config, simulator, metricsUrl: sw.metricsUrl, stop: stopAll };
+    const gateway = opts.gatewayPort === null ? undefined : await startGateway(config, address, catalog, opts.gatewayPort ?? 8080, opts.log, stops);
+    return { address, uiUrl, codecUrl, signInSecret, simulatorUrl, config, simulator, metricsUrl: sw.metricsUrl, gateway, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;

@@ -25,6 +25,8 @@ const recordSchema = z.object({
   simulatorUrl: z.string().optional(),
   metricsUrl: z.string().optional(),
   uiUrl: z.string().optional(),
+  /** The gateway's OpenAI base URL (…/v1). */
+  gatewayUrl: z.string().optional(),
   /** Encryption on: signs the UI's one-time sign-in links (security/uiSignIn.ts). */
   uiSignInSecret: z.string().optional(),
   /** provider -> how the stack's worker reaches it ('no': not configured there). */

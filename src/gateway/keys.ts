@@ -45,6 +45,22 @@ export class KeyStore {
     if (this.timer) clearInterval(this.timer);
   }
 
+  /**
+   * A key id not known yet (made a moment ago): read the registry now, at most once a second
+   * whatever callers send, so a new key works at once and random ids cannot flood the registry.
+   */
+  async refreshForUnknown(): Promise<void> {
+    if (!this.pending) {
+      if (Date.now() - this.lastOnDemand < 1_000) return;
+      this.lastOnDemand = Date.now();
+      this.pending = this.refresh().finally(() => (this.pending = undefined));
+    }
+    await this.pending;
+  }
+
+  private pending: Promise<void> | undefined;
+  private lastOnDemand = 0;
+
   async refresh(): Promise<void> {
     try {
       const keys = await this.temporal.workflow.getHandle(keyRegistryWorkflowId(this.taskQueue)).query(keysQuery);
@@ -95,7 +111,7 @@ export class Gatekeeper {
     return this.adminKey !== undefined || (this.store?.hasKeys ?? false);
   }
 
-  authenticate(authorization: string | undefined): { ok: true; principal: Principal | undefined } | { ok: false; error: GatewayError } {
+  async authenticate(authorization: string | undefined): Promise<{ ok: true; principal: Principal | undefined } | { ok: false; error: GatewayError }> {
     if (!this.required) return { ok: true, principal: undefined };
     const token = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
     const refuse = (message: string): { ok: false; error: GatewayError } => ({
@@ -111,6 +127,7 @@ export class Gatekeeper {
         ok: false,
         error: openAIError(503, 'service_unavailable', 'the gateway cannot read its key registry (is a Switchyard worker running?); retry shortly'),
       };
+    if (this.store && this.store.get(parsed.id) === undefined) await this.store.refreshForUnknown();
     const k = this.store?.get(parsed.id);
     // One message for an unknown key and a wrong secret: a caller learns nothing about which ids exist.
     if (!k || !secretMatches(parsed.secret, k.secretSha256)) return refuse('the API key is not valid');

@@ -103,7 +103,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
   // The key check, on every /v1 route (the relay is authenticated by its stream id).
   app.addHook('onRequest', async (req, reply) => {
     if (!req.url.startsWith('/v1/')) return;
-    const auth = gate.authenticate(req.headers.authorization);
+    const auth = await gate.authenticate(req.headers.authorization);
     if (!auth.ok) return reply.status(auth.error.status).send(auth.error.body);
     req.principal = auth.principal;
     if (req.url.startsWith('/v1/switchyard/admin/') && !auth.principal?.admin) {

@@ -26,6 +26,8 @@ export interface UpProcess {
   readonly banner: string;
   readonly address: string;
   readonly uiUrl: string;
+  /** The gateway's OpenAI base URL (…/v1), when it started one. */
+  readonly gatewayUrl: string;
   /** Settles with the exit code and everything printed, when the process exits. */
   readonly exited: Promise<{ code: number | null; output: string }>;
   stop(): Promise<void>;
@@ -55,6 +57,7 @@ export async function startUp(args: string[], env: NodeJS.ProcessEnv): Promise<U
     banner,
     address: /Temporal\s+(\S+:\d+)/.exec(banner)?.[1] ?? '',
     uiUrl: /Temporal UI\s+(http\S+)/.exec(banner)?.[1] ?? '',
+    gatewayUrl: /gateway\s+(http\S+\/v1)/.exec(banner)?.[1] ?? '',
     exited,
     async stop() {
       if (up.exitCode !== null) return;

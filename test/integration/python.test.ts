@@ -4,24 +4,13 @@
  * real dev server and a Switchyard worker: a completed request, a failed one with its failure type
  * and details, and a re-submission of the same id that collects instead of running again.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cacheDir } from '../../src/temporal/cli.js';
+import { pythonWith } from '../helpers/python.js';
 import { useTestStack } from '../helpers/stack.js';
 
 const TEMPORALIO = '1.35.0';
-
-/** A venv with temporalio, made once (pip from PyPI) and cached. */
-function pythonWithTemporalio(): string {
-  const venv = join(cacheDir(), `python-temporalio-${TEMPORALIO}`);
-  const python = join(venv, 'bin', 'python');
-  if (existsSync(python)) return python;
-  execFileSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
-  execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `temporalio==${TEMPORALIO}`], { stdio: 'inherit' });
-  return python;
-}
 
 function runScript(python: string, args: string[]): Promise<{ code: number | null; out: unknown; stderr: string }> {
   return new Promise((resolve) => {
@@ -39,7 +28,7 @@ function runScript(python: string, args: string[]): Promise<{ code: number | nul
 describe('a Python pipeline (temporalio)', () => {
   let python: string;
   beforeAll(() => {
-    python = pythonWithTemporalio();
+    python = pythonWith([`temporalio==${TEMPORALIO}`]);
   }, 300_000);
   const stack = useTestStack();
 

@@ -23,7 +23,9 @@ function stackOptions(cmd: Command): Command {
     .option('--port <n>', 'Temporal gRPC port (0 picks a free one)', int('--port'), 7233)
     .option('--ui-port <n>', 'Temporal UI port (0 picks a free one)', int('--ui-port'), 8233)
     .option('--simulator-port <n>', 'simulator port (0 picks a free one)', int('--simulator-port'), 0)
-    .option('--latency-scale <x>', 'simulated latency = catalog latency x this', num('--latency-scale', 0, 100), 0.1);
+    .option('--latency-scale <x>', 'simulated latency = catalog latency x this', num('--latency-scale', 0, 100), 0.1)
+    .option('--gateway-port <n>', 'the OpenAI-compatible gateway on 127.0.0.1 (taken: a free one; 0 picks one)', int('--gateway-port'), 8080)
+    .option('--no-gateway', 'do not start the gateway');
 }
 
 interface StackFlags {
@@ -33,6 +35,8 @@ interface StackFlags {
   uiPort: number;
   simulatorPort: number;
   latencyScale: number;
+  gatewayPort: number;
+  gateway: boolean;
 }
 
 async function bootStack(o: StackFlags) {
@@ -61,6 +65,7 @@ async function bootStack(o: StackFlags) {
     uiPort: o.uiPort,
     simulatorPort: o.simulatorPort,
     latencyScale: o.latencyScale,
+    gatewayPort: o.gateway ? o.gatewayPort : null,
     ...(sdkMetrics ? { sdkMetricsUrl: `http://${sdkMetrics}/metrics` } : {}),
   });
   return started.stack;
@@ -80,6 +85,7 @@ function describeStack(s: Awaited<ReturnType<typeof bootStack>>): string {
     `worker        task queue ${s.config.taskQueue}`,
     `ledger        ${s.config.ledgerPath}`,
     `metrics       ${s.metricsUrl ?? '(off)'}`,
+    `gateway       ${s.gateway ? `${s.gateway.url} (OpenAI API: set an OpenAI client's base URL to it; ${s.gateway.keys ? 'keys required' : 'open on this machine until keys exist: `switchyard keys create`'})` : '(off)'}`,
   ].join('\n');
 }
 
@@ -97,6 +103,7 @@ function recordOf(s: Awaited<ReturnType<typeof bootStack>>): StackRecord {
     ...(s.simulatorUrl ? { simulatorUrl: s.simulatorUrl } : {}),
     ...(s.metricsUrl ? { metricsUrl: s.metricsUrl } : {}),
     ...(s.uiUrl ? { uiUrl: s.uiUrl } : {}),
+    ...(s.gateway ? { gatewayUrl: s.gateway.url } : {}),
     ...(s.signInSecret ? { uiSignInSecret: s.signInSecret } : {}),
     providers: Object.fromEntries(PROVIDERS.map((p) => [p, providerReach(endpoints[p], s.simulatorUrl)])),
     startedAt: new Date().toISOString(),
