@@ -115,6 +115,9 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     return undefined;
   });
 
+  // For load balancers and compose healthchecks: no key, nothing about the stack.
+  app.get('/health', () => ({ ok: true, streams: hub.openCount }));
+
   app.get('/v1/models', (req) => {
     const g = req.principal?.grant;
     const created = 0;

@@ -3,8 +3,10 @@
  * built from Go on Debian's PostgreSQL (store and visibility), set up by deploy/temporal/setup.sh
  * with deploy/temporal/dynamicconfig.yaml; two `switchyard worker` processes on the PostgreSQL
  * ledger; Debian's Prometheus scraping them; a batch through `switchyard batch` while one worker
- * is stopped (SIGTERM, mid-batch). Then the seed's PromQL, asked of Prometheus's HTTP API, and
- * its exact counterparts agree with `switchyard report`, `budget status` and the results.
+ * is stopped (SIGTERM, mid-batch), while two `switchyard gateway` processes serve part of the
+ * traffic (a team key; JSON and streamed answers through the official openai client). Then the
+ * seed's PromQL, asked of Prometheus's HTTP API, and its exact counterparts agree with `switchyard
+ * report`, `budget status` and the results.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +22,7 @@ import { defaultCatalog } from '../../src/catalog/catalog.js';
 import { ensureTemporalCli } from '../../src/temporal/cli.js';
 import { freePort } from '../../src/temporal/devServer.js';
 import { SwitchyardClient } from '../../src/client/client.js';
+import OpenAI from 'openai';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'switchyard.js');
@@ -36,6 +39,27 @@ let prometheus: ChildProcess | undefined;
 let batch: ChildProcess | undefined;
 let promUrl: string;
 const workers: Array<{ proc: ChildProcess; metricsPort: number }> = [];
+const gateways: Array<{ proc: ChildProcess; url: string }> = [];
+let teamKey = '';
+/** Requests sent through the gateways during the batch (every 4th streamed). */
+const GATEWAY_REQUESTS = 16;
+
+async function startGateway(name: string): Promise<{ proc: ChildProcess; url: string }> {
+  const out = createWriteStream(join(dir, `${name}.log`));
+  const proc = spawn(process.execPath, [cli, 'gateway', '--port', String(await freePort())], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout?.pipe(out);
+  let said = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    proc.stderr?.on('data', (d: Buffer) => {
+      said += d.toString();
+      out.write(d);
+      const m = /gateway listening on (http:\/\/\S+\/v1)/.exec(said);
+      if (m?.[1]) resolve(m[1]);
+    });
+    proc.once('exit', (code) => reject(new Error(`${name} exited (${code}): ${said}`)));
+  });
+  return { proc, url };
+}
 let env: NodeJS.ProcessEnv;
 
 function startWorker(metricsPort: number, name: string): { proc: ChildProcess; metricsPort: number } {
@@ -131,12 +155,17 @@ beforeAll(async () => {
   prometheus.stdout?.pipe(promLog);
   prometheus.stderr?.pipe(promLog);
   await until('Prometheus', async () => ((await fetch(`${promUrl}/-/ready`)).ok ? true : undefined));
+  // A team's key (its scope is the batch's), and two gateways in front of the cluster.
+  const made = await run(process.execPath, [cli, 'keys', 'create', 'cluster-team', '--scope', SCOPE, '--categories', 'batch', '--json'], { env });
+  teamKey = (JSON.parse(made.stdout) as { key: string }).key;
+  for (const name of ['gateway-1', 'gateway-2']) gateways.push(await startGateway(name));
   await until('both workers scraped', async () => ((await scalar('sum(up{job="switchyard"})')) === 2 ? true : undefined));
 }, 900_000);
 
 afterAll(async () => {
   if (batch && batch.exitCode === null) batch.kill('SIGKILL');
   for (const w of workers) if (w.proc.exitCode === null) w.proc.kill('SIGKILL');
+  for (const g of gateways) if (g.proc.exitCode === null) g.proc.kill('SIGKILL');
   if (prometheus && prometheus.exitCode === null) {
     const exited = new Promise((r) => prometheus?.once('exit', r));
     prometheus.kill('SIGTERM');
@@ -170,6 +199,29 @@ describe('the production shape on a real cluster', () => {
     let stdout = '';
     b.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     const done = new Promise<number | null>((r) => b.once('exit', r));
+    // Meanwhile, a team's traffic through the gateways, four at a time, alternating between them.
+    const viaGateways = (async () => {
+      const costs: number[] = [];
+      for (let i = 0; i < GATEWAY_REQUESTS; i += 4) {
+        const four = Array.from({ length: 4 }, async (_, j) => {
+          const n = i + j;
+          const openai = new OpenAI({ apiKey: teamKey, baseURL: gateways[n % 2]!.url, maxRetries: 0, timeout: 120_000 });
+          const messages = [{ role: 'user' as const, content: `Summarise in one line: gateway request ${n} of the cluster run.` }];
+          if (n % 4 !== 0) {
+            const { response } = await openai.chat.completions
+              .create({ model: 'auto', messages }, { headers: { 'Idempotency-Key': `gw-${n}` } })
+              .withResponse();
+            return Number(response.headers.get('x-switchyard-cost-nanos'));
+          }
+          const stream = await openai.chat.completions.create({ model: 'auto', messages, stream: true, stream_options: { include_usage: true } });
+          let cost = 0;
+          for await (const c of stream) cost = (c as unknown as { switchyard?: { costNanos: number } }).switchyard?.costNanos ?? cost;
+          return cost;
+        });
+        costs.push(...(await Promise.all(four)));
+      }
+      return costs;
+    })();
     // Stop worker-2 once a quarter of the batch is done: its requests finish on worker-1.
     const stopped = await until(
       'a quarter of the batch',
@@ -195,7 +247,10 @@ describe('the production shape on a real cluster', () => {
       .map((l) => JSON.parse(l) as { id: string; status: string; costNanos: number; tier: string });
     expect(summary).toMatchObject({ completed: REQUESTS, failed: 0 });
     expect(results.filter((r) => r.status === 'completed')).toHaveLength(REQUESTS);
-    const total = results.reduce((t, r) => t + r.costNanos, 0);
+    const gatewayCosts = await viaGateways;
+    expect(gatewayCosts).toHaveLength(GATEWAY_REQUESTS);
+    for (const c of gatewayCosts) expect(c).toBeGreaterThan(0);
+    const total = results.reduce((t, r) => t + r.costNanos, 0) + gatewayCosts.reduce((t, c) => t + c, 0);
 
     // The ledger and its report; the budget entity.
     const report = JSON.parse((await run(process.execPath, [cli, 'report', '--scope', SCOPE, '--by', 'tier', '--json'], { env })).stdout) as {
@@ -205,11 +260,11 @@ describe('the production shape on a real cluster', () => {
     const client = await SwitchyardClient.connect({ address: temporal.address, taskQueue: QUEUE });
     const status = await client.budgetStatus(SCOPE);
     await client.close();
-    expect(report.total).toMatchObject({ costNanos: total, requests: REQUESTS });
+    expect(report.total).toMatchObject({ costNanos: total, requests: REQUESTS + GATEWAY_REQUESTS });
     expect(status.spentNanos).toBe(total);
     // Charged attempts: one per request, more where a request fell back or escalated.
     const attempts = report.total.attempts;
-    expect(attempts).toBeGreaterThanOrEqual(REQUESTS);
+    expect(attempts).toBeGreaterThanOrEqual(REQUESTS + GATEWAY_REQUESTS);
 
     // Prometheus: wait for worker-1's last settlements to be scraped, then ask.
     const exactCost = 'sum(max_over_time(llm_model_cost_dollars[30m]))';

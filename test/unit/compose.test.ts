@@ -17,6 +17,7 @@ const root = join(import.meta.dirname, '..', '..');
 
 interface Service {
   image?: string;
+  command?: string[];
   build?: unknown;
   profiles?: string[];
   depends_on?: Record<string, { condition: string }> | string[];
@@ -25,14 +26,14 @@ interface Service {
   healthcheck?: unknown;
 }
 
-function composeConfig(): { services: Record<string, Service> } {
+function composeConfig(env: NodeJS.ProcessEnv = { SWITCHYARD_ADMIN_KEY: 'compose-test-admin-key' }): { services: Record<string, Service> } {
   let out: string;
   try {
     out = execFileSync('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'config'], {
       encoding: 'utf8',
       stdio: 'pipe',
       cwd: root,
-      env: { ...process.env, OPENAI_API_KEY: '' },
+      env: { ...process.env, OPENAI_API_KEY: '', SWITCHYARD_ADMIN_KEY: '', ...env },
     });
   } catch (e) {
     const err = e as { code?: string; stderr?: string };
@@ -63,6 +64,7 @@ describe('docker-compose.yml', () => {
         'temporal-ui',
         'worker-1',
         'worker-2',
+        'gateway',
         'simulator',
         'prometheus',
         'grafana',
@@ -96,6 +98,16 @@ describe('docker-compose.yml', () => {
     const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((t) => t.targets));
     expect(targets).toEqual(expect.arrayContaining(['worker-1:9464', 'worker-2:9464', 'temporal:8000']));
     expect(readFileSync(join(root, 'deploy', 'postgres', 'init.sql'), 'utf8')).toMatch(/CREATE DATABASE switchyard;/);
+  });
+
+  it("the gateway serves beyond loopback with the admin key from the environment (refused without one), on the workers' stack", () => {
+    const g = services.gateway;
+    expect(g?.command).toEqual(expect.arrayContaining(['gateway', '--host', '0.0.0.0', '--relay-url', 'http://gateway:4000/switchyard/relay']));
+    expect(g?.environment?.SWITCHYARD_ADMIN_KEY).toBe('compose-test-admin-key');
+    expect(g?.environment?.TEMPORAL_ADDRESS).toBe(services['worker-1']?.environment?.TEMPORAL_ADDRESS);
+    expect(g?.environment?.SWITCHYARD_TASK_QUEUE).toBe(services['worker-1']?.environment?.SWITCHYARD_TASK_QUEUE);
+    expect(g?.healthcheck).toBeDefined();
+    expect(() => composeConfig({ SWITCHYARD_ADMIN_KEY: '' })).toThrow(/SWITCHYARD_ADMIN_KEY/);
   });
 
   it('the setup creates every search attribute the workers check for, and the dynamic config matches the dev server', () => {
