@@ -33,6 +33,8 @@ export interface ChatDeps {
   readonly aliases: Readonly<Record<string, string>>;
   /** Per-key limits (requests and tokens per minute, requests at once). */
   readonly limits: KeyLimits;
+  /** Counts a chat call until its response ends (a graceful stop waits for them); returns its end. */
+  readonly track: () => () => void;
 }
 
 type Outcome = { ok: true; r: RequestResult } | { ok: false; e: unknown };
@@ -136,6 +138,7 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
   const { client, catalog, hub } = deps;
 
   app.post('/v1/chat/completions', async (req, reply) => {
+    reply.raw.once('close', deps.track());
     const body = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : null;
     if (!body) return sendError(reply, openAIError(400, 'invalid_request_error', 'the body must be a JSON chat completions request object'));
     const principal = req.principal;
@@ -155,6 +158,11 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
     if (!held.ok) return sendError(reply, held.error, { 'retry-after': String(held.retryAfterS) });
     reply.raw.on('close', held.release);
     const mode = converted.delivery.stream ? (options.buffered ? 'buffered' : 'live') : 'json';
+    if (mode !== 'json') {
+      const slot = deps.limits.acquireStream(principal);
+      if (!slot.ok) return sendError(reply, slot.error, { 'retry-after': String(slot.retryAfterS) });
+      reply.raw.on('close', slot.release);
+    }
     const fingerprint = key ? fingerprintOf(body) : undefined;
     const workflowId = workflowIdFor(requestId);
 

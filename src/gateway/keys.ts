@@ -147,6 +147,40 @@ interface Bucket {
 /** Per-key limits on this gateway instance: token buckets for requests and tokens per minute, and a count of requests in flight. */
 export class KeyLimits {
   private readonly buckets = new Map<string, Bucket>();
+  private readonly streams = new Map<string, number>();
+
+  /** `maxStreams`: streams open at once per key (or for all callers of an open gateway), whatever the key's own limits. */
+  constructor(private readonly maxStreams = 100) {}
+
+  /** A stream's slot, held until it ends; 429 when the key has `maxStreams` open. */
+  acquireStream(p: Principal | undefined): { ok: true; release: () => void } | { ok: false; error: GatewayError; retryAfterS: number } {
+    const id = p?.keyId ?? '(open)';
+    const open = this.streams.get(id) ?? 0;
+    if (open >= this.maxStreams)
+      return {
+        ok: false,
+        retryAfterS: 1,
+        error: openAIError(
+          429,
+          'rate_limit_exceeded',
+          `${p ? `key ${p.keyId}` : 'this gateway'} has ${open} streams open, the most it may; retry when one ends`,
+          null,
+          'too_many_streams',
+        ),
+      };
+    this.streams.set(id, open + 1);
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        const n = (this.streams.get(id) ?? 1) - 1;
+        if (n <= 0) this.streams.delete(id);
+        else this.streams.set(id, n);
+      },
+    };
+  }
 
   acquire(p: Principal | undefined, tokens: number): { ok: true; release: () => void } | { ok: false; error: GatewayError; retryAfterS: number } {
     const g = p?.grant;

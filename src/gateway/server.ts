@@ -5,6 +5,7 @@
  * through (./relay.ts). Each chat request runs as the request workflow, so it is routed, budgeted,
  * retried, traced and charged once whoever sends it. Keys: ./keys.ts.
  */
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/catalog.js';
@@ -41,6 +42,8 @@ export interface GatewayOptions {
   readonly adminKey?: string;
   /** A client that sends nothing for this long is dropped (slow clients); headers must arrive within it too. */
   readonly idleTimeoutMs?: number;
+  /** Streams open at once per key (per gateway instance; default 100). */
+  readonly maxStreamsPerKey?: number;
   readonly log?: Logger;
 }
 
@@ -65,10 +68,13 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     connectionTimeout: 0,
     keepAliveTimeout: 5_000,
     requestTimeout: 0,
-    http: { headersTimeout: idle, requestTimeout: 0 },
+    // Node checks header timeouts on this interval (30 s by default).
+    http: { headersTimeout: idle, requestTimeout: 0, connectionsCheckingInterval: Math.min(1_000, idle) },
     return503OnClosing: true,
   });
   const hub = new StreamHub();
+  /** Chat calls whose response has not ended (JSON waits and streams alike). */
+  let active = 0;
   const gate = new Gatekeeper(opts.keys, opts.adminKey);
   app.decorateRequest('principal', undefined);
 
@@ -91,10 +97,19 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     return reply.status(e.status).send(e.body);
   });
 
-  // A client's body may not pause for longer than `idle` (a slow client holding a socket); once it
-  // is read, the answer may take as long as the wait bound.
+  // A client may not pause for longer than `idle` while it sends its headers or its body (a slow
+  // client holding a socket); once the body is read, the answer may take as long as the wait
+  // bound. (Node's own headersTimeout is set too, but is checked only now and then.) A relay's
+  // body lasts as long as its answer: no bound.
+  const dropWhenIdle = (socket: Socket) => socket.setTimeout(idle, () => socket.destroy());
+  app.server.on('connection', dropWhenIdle);
   app.addHook('onRequest', async (req) => {
-    if (req.url.startsWith('/v1/')) req.raw.socket.setTimeout(idle, () => req.raw.socket.destroy());
+    if (req.url.startsWith('/v1/')) dropWhenIdle(req.raw.socket);
+    else req.raw.socket.setTimeout(0);
+  });
+  app.addHook('onResponse', async (req) => {
+    // Kept alive for another request: its headers are bound again.
+    if (!req.raw.socket.destroyed) dropWhenIdle(req.raw.socket);
   });
   app.addHook('preHandler', async (req) => {
     if (req.url.startsWith('/v1/')) req.raw.socket.setTimeout(0);
@@ -166,17 +181,26 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     relayUrl: () => opts.relayUrl,
     waitMs: opts.waitMs ?? 600_000,
     aliases: opts.aliases ?? {},
-    limits: new KeyLimits(),
+    limits: new KeyLimits(opts.maxStreamsPerKey),
+    track: () => {
+      active += 1;
+      let ended = false;
+      return () => {
+        if (!ended) active -= 1;
+        ended = true;
+      };
+    },
   });
 
   return {
     app,
     hub,
     async close(graceMs = 30_000) {
-      // New requests get 503 (return503OnClosing); open ones, streams too, get up to graceMs.
+      // No new connections; a request on a kept-alive one gets 503 (return503OnClosing); calls in
+      // flight, streams too, get up to graceMs to end (their runs go on regardless, charged once).
       const closing = app.close();
       const deadline = Date.now() + graceMs;
-      while (hub.openCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      while ((active > 0 || hub.openCount > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       hub.stop();
       app.server.closeAllConnections();
       await closing;

@@ -7,6 +7,7 @@
  * relayed instead of calling again).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { costNanos } from '../../src/catalog/pricing.js';
@@ -216,4 +217,59 @@ describe('a worker SIGKILLed mid-stream', () => {
     expect(entries[0]?.costNanos).toBe(costNanos(stack.catalog.require(MODEL), usage));
     expect(text.length).toBeGreaterThan(0);
   }, 60_000);
+});
+
+describe('the gateway against slow and greedy clients, and its graceful stop', () => {
+  const stack = useTestStack();
+  let gateway: TestGateway;
+  beforeAll(async () => {
+    gateway = await startGateway(stack, { idleTimeoutMs: 500, maxStreamsPerKey: 1 });
+  });
+  afterAll(async () => {
+    stack.simulator.setFaults({});
+    await gateway?.stop();
+  });
+
+  /** A raw connection that sends `head` and then nothing: resolves with how long the gateway kept it. */
+  const stall = (head: string) =>
+    new Promise<number>((resolve, reject) => {
+      const t0 = Date.now();
+      const s = connect(Number(new URL(gateway.base).port), '127.0.0.1', () => s.write(head));
+      s.on('close', () => resolve(Date.now() - t0));
+      s.on('error', () => undefined);
+      setTimeout(() => reject(new Error(`the gateway kept a stalled connection for 10 s: ${head.slice(0, 60)}`)), 10_000).unref();
+    });
+
+  it('drops a client that stalls in its headers or its body', async () => {
+    expect(await stall('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: app')).toBeLessThan(10_000);
+    expect(await stall('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"model"')).toBeLessThan(
+      10_000,
+    );
+  });
+
+  it('holds a key to its streams at once (429), and a graceful stop lets the open stream finish', async () => {
+    stack.simulator.setFaults({ [MODEL]: faultSpecSchema.parse({ chunkDelayMs: 60 }) });
+    const openai = new OpenAI({ apiKey: 'unused-while-open', baseURL: gateway.base, maxRetries: 0 });
+    const { data: first, response } = await openai.chat.completions
+      .create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], stream: true })
+      .withResponse();
+    const second = await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], stream: true }).catch((e: unknown) => e);
+    expect(second).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((second as InstanceType<typeof OpenAI.RateLimitError>).code).toBe('too_many_streams');
+    // Stop the gateway while the first stream is still going: it finishes, to its last chunk.
+    const stopping = gateway.gw.close(20_000);
+    let text = '';
+    let finish: string | null | undefined;
+    for await (const c of first) {
+      text += c.choices[0]?.delta.content ?? '';
+      finish = c.choices[0]?.finish_reason ?? finish;
+    }
+    await stopping;
+    expect(finish).toBe('stop');
+    const r = await stack.client.result(response.headers.get('x-switchyard-workflow-id')!);
+    expect(r.text).toBe(text);
+    expect(r.streamed).toBe('complete');
+    const refused = await fetch(`${gateway.base}/models`).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(Error);
+  });
 });

@@ -23,7 +23,9 @@ export function registerGatewayCommands(program: Command): void {
     .option('--host <ip>', 'address to bind (beyond loopback only once keys exist: `switchyard keys create`)', '127.0.0.1')
     .option('--relay-url <url>', 'where workers reach this gateway to stream answers (default: http://<host>:<port>/switchyard/relay)')
     .option('--grace <ms>', 'on Ctrl-C/SIGTERM, how long open requests and streams may finish', int('--grace'), 30_000)
-    .action(async (o: { port: number; host: string; relayUrl?: string; grace: number }) => {
+    .option('--idle-timeout <ms>', 'a client must send its headers, and may not pause its body, for longer than this', int('--idle-timeout', 100), 30_000)
+    .option('--max-streams-per-key <n>', 'streams open at once per key (per gateway instance)', int('--max-streams-per-key', 1), 100)
+    .action(async (o: { port: number; host: string; relayUrl?: string; grace: number; idleTimeout: number; maxStreamsPerKey: number }) => {
       await withClient(async (client, cfg) => {
         const log = createLogger(cfg.logLevel);
         const keys = new KeyStore(client.temporal, cfg.taskQueue, cfg.gateway.keyRefreshMs, log);
@@ -45,6 +47,8 @@ export function registerGatewayCommands(program: Command): void {
           aliases: cfg.gateway.aliases,
           keys,
           ...(adminKey ? { adminKey } : {}),
+          idleTimeoutMs: o.idleTimeout,
+          maxStreamsPerKey: o.maxStreamsPerKey,
           log,
         });
         const url = await gw.app.listen({ port: o.port, host: o.host });
