@@ -169,16 +169,13 @@ export class KeyLimits {
         ),
       };
     this.streams.set(id, open + 1);
-    let released = false;
     return {
       ok: true,
-      release: () => {
-        if (released) return;
-        released = true;
+      release: once(() => {
         const n = (this.streams.get(id) ?? 1) - 1;
         if (n <= 0) this.streams.delete(id);
         else this.streams.set(id, n);
-      },
+      }),
     };
   }
 
@@ -207,14 +204,16 @@ export class KeyLimits {
     }
     if (g.rpm !== undefined) b.requests -= 1;
     b.inFlight += 1;
-    let released = false;
-    return {
-      ok: true,
-      release: () => {
-        if (released) return;
-        released = true;
-        b.inFlight -= 1;
-      },
-    };
+    return { ok: true, release: once(() => (b.inFlight -= 1)) };
   }
+}
+
+/** A release that counts once, however often the response's end is reported. */
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
 }
