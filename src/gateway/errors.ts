@@ -41,6 +41,8 @@ export function gatewayErrorOf(e: unknown): GatewayError {
       case FAILURE_TYPES.allCandidatesFailed:
       case FAILURE_TYPES.nonRetryable:
         return openAIError(502, 'upstream_error', msg, null, 'all_candidates_failed');
+      case FAILURE_TYPES.streamInterrupted:
+        return openAIError(502, 'upstream_error', msg, null, 'stream_interrupted');
       default:
         return openAIError(500, 'server_error', `the request failed (workflow ${e.workflowId}); see its trace: switchyard show ${e.workflowId}`);
     }

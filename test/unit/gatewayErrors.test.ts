@@ -17,6 +17,7 @@ describe('gateway errors', () => {
     [FAILURE_TYPES.qualityCheckFailed, 502, 'upstream_error', 'quality_check_failed'],
     [FAILURE_TYPES.allCandidatesFailed, 502, 'upstream_error', 'all_candidates_failed'],
     [FAILURE_TYPES.nonRetryable, 502, 'upstream_error', 'all_candidates_failed'],
+    [FAILURE_TYPES.streamInterrupted, 502, 'upstream_error', 'stream_interrupted'],
   ])('%s answers %i %s', (type, status, errType, code) => {
     const e = gatewayErrorOf(failed(type));
     expect(e.status).toBe(status);
