@@ -205,7 +205,7 @@ describe('keys', () => {
       ok: false,
       error: { body: { error: { message: expect.stringMatching(/expired/) as string } } },
     });
-    records.set(made.id, { ...records.get(made.id)!, expiresAt: undefined, revokedAt: new Date().toISOString() } as KeyRecord);
+    records.set(made.id, { ...records.get(made.id)!, expiresAt: undefined, revokedAt: new Date().toISOString() });
     expect(await gate.authenticate(`Bearer ${made.token}`)).toMatchObject({
       ok: false,
       error: { body: { error: { message: expect.stringMatching(/revoked/) as string } } },
