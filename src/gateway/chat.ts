@@ -13,7 +13,6 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Catalog } from '../catalog/catalog.js';
 import type { SwitchyardClient } from '../client/client.js';
 import { requestIdForCustomId } from '../batch/openaiBatch.js';
-import { countChatTokens } from '../routing/tokens.js';
 import { type RequestInput, type RequestResult, type RequestTrace, traceQuery, workflowIdFor } from '../workflows/request/contract.js';
 import { type GatewayError, gatewayErrorOf, openAIError } from './errors.js';
 import type { KeyLimits } from './keys.js';
@@ -151,9 +150,15 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
     if (!converted.ok) return sendError(reply, openAIError(400, 'invalid_request_error', converted.refusal.message, converted.refusal.param));
     const options = optionsFromHeaders(req.headers, body.metadata, principal);
     if (!options.ok) return sendError(reply, options.error);
-    const request: RequestInput = { ...converted.request, ...resolved.fields, ...options.fields };
-    // The key's limits: held until the response ends (a stream's too).
-    const tokens = countChatTokens((request.messages ?? []).map((m) => ({ content: m.content })));
+    // Checks from the headers join those response_format asked for (a JSON answer), field by field.
+    const quality = options.fields.quality && converted.request.quality ? { quality: { ...converted.request.quality, ...options.fields.quality } } : {};
+    const request: RequestInput = { ...converted.request, ...resolved.fields, ...options.fields, ...quality };
+    // The key's limits: held until the response ends (a stream's too). Tokens are counted only for
+    // a key with a tpm limit: the tokenizer is loaded then (~50 MB a gateway without one never holds).
+    const tokens =
+      principal?.grant?.tpm === undefined
+        ? 0
+        : (await import('../routing/tokens.js')).countChatTokens((request.messages ?? []).map((m) => ({ content: m.content })));
     const held = deps.limits.acquire(principal, tokens);
     if (!held.ok) return sendError(reply, held.error, { 'retry-after': String(held.retryAfterS) });
     reply.raw.on('close', held.release);

@@ -70,7 +70,7 @@ export function resolveModel(
 }
 
 /** Each option: its header, its metadata key, its request field, and how its text becomes a value. */
-const OPTIONS: ReadonlyArray<{ header: string; meta: string; field: keyof RequestInput; kind: 'text' | 'int' | 'number' }> = [
+const OPTIONS: ReadonlyArray<{ header: string; meta: string; field: keyof RequestInput; kind: 'text' | 'int' | 'number' | 'json' }> = [
   { header: 'x-switchyard-category', meta: 'switchyard_category', field: 'category', kind: 'text' },
   { header: 'x-switchyard-feature', meta: 'switchyard_feature', field: 'feature', kind: 'text' },
   { header: 'x-switchyard-unit', meta: 'switchyard_unit', field: 'unit', kind: 'text' },
@@ -78,6 +78,8 @@ const OPTIONS: ReadonlyArray<{ header: string; meta: string; field: keyof Reques
   { header: 'x-switchyard-max-latency-ms', meta: 'switchyard_max_latency_ms', field: 'maxLatencyMs', kind: 'int' },
   { header: 'x-switchyard-min-quality', meta: 'switchyard_min_quality', field: 'minQuality', kind: 'number' },
   { header: 'x-switchyard-max-budget-wait-ms', meta: 'switchyard_max_budget_wait_ms', field: 'maxBudgetWaitMs', kind: 'int' },
+  // Quality checks as the request's `quality` object (JSON), e.g. {"regex": "\\d+", "judge": {"threshold": 0.7}}.
+  { header: 'x-switchyard-quality', meta: 'switchyard_quality', field: 'quality', kind: 'json' },
 ];
 
 export const STREAM_HEADER = 'x-switchyard-stream';
@@ -93,7 +95,7 @@ export function optionsFromHeaders(
   principal: Principal | undefined,
 ): { ok: true; fields: Fields; buffered: boolean } | { ok: false; error: GatewayError } {
   const meta = metadata && typeof metadata === 'object' && !Array.isArray(metadata) ? (metadata as Record<string, unknown>) : {};
-  const fields: Record<string, string | number> = {};
+  const fields: Record<string, string | number | Record<string, unknown>> = {};
   for (const o of OPTIONS) {
     const h = headers[o.header];
     const fromHeader = Array.isArray(h) ? h[0] : h;
@@ -103,7 +105,20 @@ export function optionsFromHeaders(
     const param = fromHeader !== undefined ? o.header : `metadata.${o.meta}`;
     if (typeof raw !== 'string') return { ok: false, error: openAIError(400, 'invalid_request_error', `${where}: must be a string`, param) };
     if (o.kind === 'text') fields[o.field] = raw;
-    else {
+    else if (o.kind === 'json') {
+      let v: unknown;
+      try {
+        v = JSON.parse(raw);
+      } catch {
+        v = undefined;
+      }
+      if (!v || typeof v !== 'object' || Array.isArray(v))
+        return {
+          ok: false,
+          error: openAIError(400, 'invalid_request_error', `${where}: must be a JSON object of quality checks, e.g. {"regex": "\\\\d+"}`, param),
+        };
+      fields[o.field] = v as Record<string, unknown>;
+    } else {
       const n = Number(raw);
       if (raw.trim() === '' || !Number.isFinite(n) || (o.kind === 'int' && !Number.isInteger(n)))
         return {
@@ -117,13 +132,19 @@ export function optionsFromHeaders(
   if (g) {
     const scope = fields.budgetScope;
     if (scope !== undefined && scope !== g.scope)
-      return forbidden(`this key spends the budget scope "${g.scope}"; it may not name another ("${scope}")`, 'x-switchyard-budget-scope');
+      return forbidden(
+        `this key spends the budget scope "${g.scope}"; it may not name another ("${typeof scope === 'string' ? scope : '?'}")`,
+        'x-switchyard-budget-scope',
+      );
     fields.budgetScope = g.scope;
     if (g.categories && g.categories.length > 0) {
       const category = fields.category;
       if (category === undefined) fields.category = g.categories[0] ?? 'standard';
       else if (typeof category !== 'string' || !g.categories.includes(category))
-        return forbidden(`this key may use the categories ${g.categories.join(', ')}, not "${category}"`, 'x-switchyard-category');
+        return forbidden(
+          `this key may use the categories ${g.categories.join(', ')}, not "${typeof category === 'string' ? category : '?'}"`,
+          'x-switchyard-category',
+        );
     }
   }
   if (principal && !principal.admin) fields.keyId = principal.keyId;

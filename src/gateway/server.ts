@@ -131,7 +131,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
   });
 
   // For load balancers and compose healthchecks: no key, nothing about the stack.
-  app.get('/health', () => ({ ok: true, streams: hub.openCount }));
+  app.get('/health', () => ({ ok: true, calls: active, streams: hub.openCount }));
 
   app.get('/v1/models', (req) => {
     const g = req.principal?.grant;

@@ -25,6 +25,8 @@ export interface SettledAttempt {
   readonly feature: string;
   readonly costNanos: number;
   readonly latencyMs?: number | undefined;
+  /** The gateway key that sent the request (its id), when one did. */
+  readonly keyId?: string | undefined;
 }
 
 export interface BudgetGaugeRow {
@@ -84,6 +86,9 @@ export class SwitchyardMetrics {
   /** Spend per (model, tier) in integer nanodollars: the cost counter is derived from it, never summed in floating point. */
   private readonly costNanos = new Map<string, { model: string; tier: string; nanos: number }>();
   private readonly requests: Counter<'model' | 'tier' | 'feature'>;
+  /** Spend per gateway key id in integer nanodollars (up to maxLabelValues keys; the rest "other"). */
+  private readonly keyNanos = new Map<string, number>();
+  private readonly keys: LabelCap;
   private readonly quality: Histogram<'model'>;
   private readonly latency: Histogram<'model'>;
   private readonly routing: Counter<'from_tier' | 'to_tier' | 'reason'>;
@@ -105,6 +110,18 @@ export class SwitchyardMetrics {
     this.features = new LabelCap(max);
     this.scopes = new LabelCap(max);
     this.categories = new LabelCap(max);
+    this.keys = new LabelCap(max);
+    const byKey = this.keyNanos;
+    new Counter({
+      name: 'switchyard_key_spend_dollars',
+      help: 'Spend of requests sent through each gateway key, in dollars (from integer nanodollars); key is the key id, never the key',
+      labelNames: ['key'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [key, nanos] of byKey) this.inc({ key }, nanos / NANOS_PER_DOLLAR);
+      },
+    });
     const registers = [this.registry];
     this.requests = new Counter({
       name: 'llm_model_requests_total',
@@ -295,6 +312,10 @@ export class SwitchyardMetrics {
     c.nanos += a.costNanos;
     this.costNanos.set(key, c);
     if (a.latencyMs !== undefined && Number.isFinite(a.latencyMs) && a.latencyMs >= 0) this.latency.observe({ model: a.model }, a.latencyMs / 1000);
+    if (a.keyId !== undefined) {
+      const k = this.keys.of(a.keyId);
+      this.keyNanos.set(k, (this.keyNanos.get(k) ?? 0) + a.costNanos);
+    }
   }
 
   /** A spend anomaly the routing entity raised (counted by the worker that delivered its alert). */

@@ -53,6 +53,8 @@ export interface DevServer {
   readonly address: string;
   readonly uiUrl: string;
   readonly logPath: string;
+  /** The server process (benchmarks read its CPU time). */
+  readonly pid: number | undefined;
   /** Settles with the exit code when the server exits on its own (not after stop()). */
   readonly died: Promise<number | null>;
   stop(): Promise<void>;
@@ -150,6 +152,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     address,
     uiUrl: `http://${ip}:${uiPort}`,
     logPath,
+    pid: child.pid,
     died,
     async stop() {
       stopping = true;

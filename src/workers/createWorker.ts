@@ -1,4 +1,5 @@
 /** Builds a Switchyard worker: activities wired to the catalog, providers and ledger. */
+import { providerEndpointsFor } from '../providers/endpoints.js';
 import { PolicyCache } from '../learning/worker/policyCache.js';
 import { ClassifyPool } from '../activities/request/classifyPool.js';
 import { OutcomeReporter } from '../learning/worker/outcomeReporter.js';
@@ -16,8 +17,7 @@ import type { SwitchyardConfig } from '../config/config.js';
 import type { FileLedger } from '../ledger/fileLedger.js';
 import { openSpendLedger } from '../ledger/open.js';
 import { fileSpendLedger, type SpendLedger } from '../ledger/spendLedger.js';
-import { type ProviderEndpoints, ProviderRegistry } from '../providers/registry.js';
-import { simulatorEndpoints } from '../simulator/server.js';
+import { ProviderRegistry } from '../providers/registry.js';
 import { createLogger } from '../util/logger.js';
 import { requireNoPlaintextRuns, requireReadableHistories } from '../temporal/keyCheck.js';
 import { connectionOptions, dataConverterFor } from '../temporal/connection.js';
@@ -80,9 +80,7 @@ export interface SwitchyardWorker {
  */
 const STICKY_TIMEOUT = '3 seconds';
 
-export function providerEndpointsFor(config: Pick<SwitchyardConfig, 'simulatorUrl' | 'providers'>): ProviderEndpoints {
-  return config.simulatorUrl ? simulatorEndpoints(config.simulatorUrl) : config.providers;
-}
+export { providerEndpointsFor };
 
 /**
  * A request upserts its search attributes when it ends: one the namespace lacks would fail that

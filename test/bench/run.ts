@@ -6,6 +6,7 @@ import { benchAdversarial, benchRouter } from './routerBench.js';
 import { benchBatch } from './batchBench.js';
 import { benchFloor } from './floorBench.js';
 import { benchMemory } from './memoryBench.js';
+import { benchGateway } from './gatewayBench.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -68,6 +69,36 @@ if (which === 'all' || which === 'floor') {
   const a = res.actions;
   process.stdout.write(
     `  billable actions per request: ${a.perRequest} (${a.inHistories} in ${a.requests} request histories + ${a.entityUpdates} budget-entity updates)\n`,
+  );
+}
+if (which === 'gateway') {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const requests = Number(process.env.BENCH_REQUESTS ?? 400);
+  const samples = Number(process.env.BENCH_LATENCY_SAMPLES ?? 40);
+  const r = await benchGateway({ requests, concurrency: 64, rounds, latencySamples: samples });
+  const m = (xs: number[]) => median(xs).toFixed(1);
+  process.stdout.write(
+    `gateway vs LiteLLM proxy (one worker, no database), one simulator at latency 0: ${requests} requests at 64 in flight, ${samples} at concurrency 1, ${rounds} interleaved rounds (medians)\n`,
+  );
+  process.stdout.write(`  path                      req/s   c=1 P50 ms   CPU s / 1000 req (serving processes)\n`);
+  const label = { client: 'SwitchyardClient (worker)', gateway: 'gateway + worker', litellm: 'LiteLLM proxy' } as const;
+  for (const k of ['client', 'gateway', 'litellm'] as const) {
+    const p = r.paths[k];
+    process.stdout.write(
+      `  ${label[k].padEnd(24)} ${m(p.perSec).padStart(6)}   ${m(p.p50Ms).padStart(10)}   ${m(p.cpuPer1000).padStart(8)}   (rounds ${p.perSec.join(', ')} / ${p.p50Ms.join(', ')} ms / ${p.cpuPer1000.join(', ')} s)\n`,
+    );
+  }
+  process.stdout.write(`  Temporal server CPU s / 1000 gateway requests: ${m(r.temporalCpuPer1000)} (rounds ${r.temporalCpuPer1000.join(', ')})\n`);
+  const g = r.paths.gateway;
+  const c = r.paths.client;
+  process.stdout.write(
+    `  goals: gateway adds ${(median(g.p50Ms) - median(c.p50Ms)).toFixed(1)} ms to the client path's P50 (<= 5); ${(median(g.perSec) / median(c.perSec)).toFixed(2)}x its throughput (>= 0.9); CPU ${(median(g.cpuPer1000) / median(r.paths.litellm.cpuPer1000)).toFixed(2)}x LiteLLM's (<= 1)\n`,
+  );
+  process.stdout.write(
+    `  time to first token, c=1: provider ${m(r.ttftMs.provider)} ms, gateway ${m(r.ttftMs.gateway)} ms (+${(median(r.ttftMs.gateway) - median(r.ttftMs.provider)).toFixed(1)}; goal <= +20), LiteLLM ${m(r.ttftMs.litellm)} ms\n`,
+  );
+  process.stdout.write(
+    `  RSS MB idle / 1000 open: gateway ${r.rssMb.gateway.idle} / ${r.rssMb.gateway.open1000} (goal <= 150), worker ${r.rssMb.worker.idle} / ${r.rssMb.worker.open1000}, LiteLLM ${r.rssMb.litellm.idle} / ${r.rssMb.litellm.open1000}\n`,
   );
 }
 if (which === 'batch') {

@@ -65,6 +65,10 @@ describe('gateway keys', () => {
     // The key's history and logs never hold the secret.
     const history = JSON.stringify(await stack.client.temporal.workflow.getHandle(r.workflowId).fetchHistory());
     expect(history).not.toContain(k.key.slice(-43));
+    // Metrics carry the key id, never the key.
+    const metrics = await (await fetch(stack.metricsUrl)).text();
+    expect(Number(new RegExp(`^switchyard_key_spend_dollars\\{key="${k.id}"\\} (\\S+)$`, 'm').exec(metrics)?.[1])).toBe(entry!.costNanos / 1e9);
+    expect(metrics).not.toContain(k.key.slice(-43));
     const show = await runCli(['keys', 'show', 'team-a'], env());
     expect(show.code).toBe(0);
     expect(show.stdout).toMatch(/budget scope team-a, period .*: spent \$0\.\d+/);

@@ -61,6 +61,14 @@ describe("Switchyard's options on a chat call", () => {
       error: { body: { error: { param: 'metadata.switchyard_min_quality' } } },
     });
     expect(optionsFromHeaders({ 'x-switchyard-stream': 'later' }, undefined, undefined)).toMatchObject({ ok: false, error: { status: 400 } });
+    expect(optionsFromHeaders({ 'x-switchyard-quality': '{"regex": "\\\\d+"}' }, undefined, undefined)).toMatchObject({
+      ok: true,
+      fields: { quality: { regex: '\\d+' } },
+    });
+    expect(optionsFromHeaders({}, { switchyard_quality: '[1]' }, undefined)).toMatchObject({
+      ok: false,
+      error: { body: { error: { param: 'metadata.switchyard_quality' } } },
+    });
     expect(optionsFromHeaders({ 'x-switchyard-stream': 'buffered' }, undefined, undefined)).toMatchObject({ ok: true, buffered: true });
   });
 

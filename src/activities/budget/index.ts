@@ -222,6 +222,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
         feature: input.feature ?? UNSPECIFIED_FEATURE,
         costNanos: input.costNanos,
         latencyMs: input.latencyMs,
+        keyId: input.keyId,
       });
     } catch (e) {
       log.warn({ err: (e as Error).message, model: input.model }, 'settlement not counted in metrics');

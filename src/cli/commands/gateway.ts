@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { loadCatalog } from '../../catalog/loadFile.js';
 import { ProviderRegistry } from '../../providers/registry.js';
-import { providerEndpointsFor } from '../../workers/createWorker.js';
+import { providerEndpointsFor } from '../../providers/endpoints.js';
 import { assertBindable, buildGateway } from '../../gateway/server.js';
 import { KeyStore } from '../../gateway/keys.js';
 import { createLogger } from '../../util/logger.js';
