@@ -83,6 +83,10 @@ export const requestResultSchema = z.object({
   attempts: z.array(attempt),
   escalations: z.array(z.object({ from: z.string(), to: z.string(), reason: z.string() })),
   durationMs: z.number().min(0),
+  streamed: z
+    .enum(['complete', 'client_left'])
+    .optional()
+    .describe('set when the answer was streamed to a gateway client: complete, or client_left (the text sent before the client left)'),
   learning: z
     .object({
       band: z.enum(['low', 'mid', 'high']).describe('the complexity band under the configured thresholds'),

@@ -106,7 +106,7 @@ describe('report', () => {
       };
       expect(team.total.costNanos).toBe(9_000);
       await expect(run(process.execPath, [cli, 'report', '--by', 'colour'], { env })).rejects.toMatchObject({
-        stderr: expect.stringMatching(/--by must be one or more of day, model, tier, category, feature, scope, got "colour"/),
+        stderr: expect.stringMatching(/--by must be one or more of day, model, tier, category, feature, scope, key, got "colour"/),
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });
