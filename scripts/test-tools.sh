@@ -26,6 +26,8 @@ tools=(
   "promtool|prometheus|checking the alert rules and the dashboard's queries"
   "/usr/lib/postgresql/*/bin/initdb|postgresql|throwaway PostgreSQL servers (ledger and cluster tests)"
   "docker-compose|docker-compose|validating docker-compose.yml (no engine needed)"
+  "curl|curl|the gateway's error statuses, asked as a user would"
+  "python3|python3-venv|the Python clients' tests (temporalio, openai: each in a venv made once)"
 )
 have() {
   case "$1" in
