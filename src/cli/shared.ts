@@ -1,7 +1,6 @@
 /** Helpers shared by the CLI's commands: option parsers, the client from the environment, traces. */
 import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
 import { InvalidArgumentError } from 'commander';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { formatUsd } from '../catalog/pricing.js';
 import { loadConfig, type SwitchyardConfig } from '../config/config.js';
 import { settingsFromConfig } from '../budget/settings.js';
@@ -36,19 +35,6 @@ export function duration(name: string) {
     if (!Number.isSafeInteger(ms)) throw new InvalidArgumentError(`${name} must be a duration such as 30s, 10m or 2h (or milliseconds), got "${v}"`);
     return ms;
   };
-}
-
-/**
- * Quieter core logs; and our own signal handlers stop the stack in order, not the SDK's. With
- * `sdkMetricsAddress`, the SDK's own worker metrics (task slots, polls, latencies) are exported
- * there; the worker's /metrics serves them with its own.
- */
-export function quietTemporal(sdkMetricsAddress?: string): void {
-  Runtime.install({
-    logger: new DefaultLogger('WARN'),
-    shutdownSignals: [],
-    ...(sdkMetricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: sdkMetricsAddress } } } } : {}),
-  });
 }
 
 /** Where the SDK's metrics go for a worker process (a free local port), when metrics are on. */

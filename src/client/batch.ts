@@ -9,7 +9,7 @@ import type { BatchResultLine, BatchSummary } from '../batch/summary.js';
 import { traceQuery } from '../workflows/request/contract.js';
 import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batch/contract.js';
 import { readBatchFile } from '../batch/inputFile.js';
-import { batchRun } from '../workflows/batch/batchRun.js';
+import type { batchRun } from '../workflows/batch/batchRun.js';
 import { startInput } from './startInput.js';
 
 export class BatchClient {
@@ -26,7 +26,7 @@ export class BatchClient {
   async startBatch(input: BatchRunInput): Promise<string> {
     const workflowId = batchWorkflowId(input.batchId);
     try {
-      await this.temporal.workflow.start(batchRun, {
+      await this.temporal.workflow.start<typeof batchRun>('batchRun', {
         taskQueue: this.taskQueue,
         workflowId,
         args: [this.encrypted ? { ...input, redactTitles: true } : input],

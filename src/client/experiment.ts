@@ -7,7 +7,7 @@ import { type ExperimentSpec, ExperimentSpecError, validateExperiment } from '..
 import { type ControlSettings, EXPERIMENTS_MAX } from '../learning/routingControl.js';
 import { outcomeKey } from '../learning/tuner.js';
 import { registerExperiment, signalRouting } from '../learning/worker/routingHandle.js';
-import { experimentEntity } from '../workflows/experiment/experimentEntity.js';
+import type { experimentEntity } from '../workflows/experiment/experimentEntity.js';
 import {
   experimentWorkflowId,
   type ExperimentStatus,
@@ -62,7 +62,7 @@ export class ExperimentClient {
         `${EXPERIMENTS_MAX} experiments run on task queue ${this.taskQueue} already: stop or promote one first (switchyard experiment list)`,
       ]);
     try {
-      await this.temporal.workflow.start(experimentEntity, {
+      await this.temporal.workflow.start<typeof experimentEntity>('experimentEntity', {
         workflowId: experimentWorkflowId(this.taskQueue, spec.name),
         taskQueue: entityTaskQueue(this.taskQueue),
         args: [{ spec, taskQueue: this.taskQueue }],

@@ -4,7 +4,8 @@ import { formatUsd } from '../../catalog/pricing.js';
 import { historiesFromFiles, historiesFromServer, type ReplayOutcome, replayHistories } from '../../replay/replay.js';
 import { workflowCode } from '../../workers/bundle.js';
 import type { RunInspection, RunSummary } from '../../client/client.js';
-import { config, int, quietTemporal, withClient } from '../shared.js';
+import { config, int, withClient } from '../shared.js';
+import { quietTemporal } from '../temporalRuntime.js';
 import { dataConverterFor } from '../../temporal/connection.js';
 import { formatTable } from '../../util/table.js';
 

@@ -13,7 +13,8 @@ import { providerReach, removeStackRecord, type StackRecord, writeStackRecord } 
 import { SwitchyardClient } from '../../client/client.js';
 import { runDemo } from '../demo.js';
 import { formatSummary } from '../../batch/summary.js';
-import { config, DEFAULT_ADDRESS, int, num, quietTemporal, sdkMetricsAddress, untilSignal } from '../shared.js';
+import { config, DEFAULT_ADDRESS, int, num, sdkMetricsAddress, untilSignal } from '../shared.js';
+import { quietTemporal } from '../temporalRuntime.js';
 import { entityTaskQueue } from '../../workflows/taskQueues.js';
 
 function stackOptions(cmd: Command): Command {
