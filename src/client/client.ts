@@ -46,7 +46,7 @@ import { requestInputSchema } from '../contracts/requestInput.js';
 import { type BatchRunInput, type BatchRunStatus } from '../workflows/batch/contract.js';
 import { instructionOf } from '../workflows/conversation.js';
 import { connectionOptions, dataConverterFor, type TemporalAccess } from '../temporal/connection.js';
-import { llmRequest } from '../workflows/request/llmRequest.js';
+import type { llmRequest } from '../workflows/request/llmRequest.js';
 import { countTemporalActions, type TemporalActionsSummary } from './actions.js';
 import { HealthClient } from './health.js';
 import { KeysClient } from './keys.js';
@@ -208,7 +208,7 @@ export class SwitchyardClient {
     const requestId = req.requestId ?? randomUUID();
     const workflowId = workflowIdFor(requestId);
     try {
-      const handle = await this.temporal.workflow.start(llmRequest, {
+      const handle = await this.temporal.workflow.start<typeof llmRequest>('llmRequest', {
         taskQueue: this.taskQueue,
         workflowId,
         args: [{ ...input, requestId }],
@@ -232,10 +232,12 @@ export class SwitchyardClient {
     }
   }
 
-  async result(workflowId: string): Promise<RequestResult> {
+  /** A run's answer, waiting for it; `signal` stops the wait (the run goes on). */
+  async result(workflowId: string, signal?: AbortSignal): Promise<RequestResult> {
     const handle = this.temporal.workflow.getHandle(workflowId);
+    const wait = () => (signal ? this.connection.withAbortSignal(signal, () => handle.result()) : handle.result());
     try {
-      return (await throughServerOutage(() => handle.result())) as RequestResult;
+      return (await throughServerOutage(wait)) as RequestResult;
     } catch (e) {
       throw toRequestFailed(e, workflowId);
     }

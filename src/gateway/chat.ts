@@ -34,6 +34,17 @@ export interface ChatDeps {
   readonly limits: KeyLimits;
   /** Counts a chat call until its response ends (a graceful stop waits for them); returns its end. */
   readonly track: () => () => void;
+  /** The first key of a key's rotations (a rotated key keeps its Idempotency-Keys and its requests). */
+  readonly lineageOf: (keyId: string) => string;
+}
+
+/** Answers a client should not retry as they are: the run goes on (a retry without the same Idempotency-Key would start another). */
+const NO_RETRY = { 'x-should-retry': 'false' } as const;
+
+/** Runs `fn` when the response closes, or now if it already has (the client left while the handler awaited). */
+function onClose(raw: ServerResponse, fn: () => void): void {
+  if (raw.destroyed || raw.socket?.destroyed !== false) fn();
+  else raw.once('close', fn);
 }
 
 type Outcome = { ok: true; r: RequestResult } | { ok: false; e: unknown };
@@ -89,14 +100,23 @@ function outcomeOf(p: Promise<RequestResult>): Promise<Outcome> {
   );
 }
 
-/** Waits for a run's result, at most `ms`; undefined when it is still running. */
-async function resultWithin(client: SwitchyardClient, workflowId: string, ms: number): Promise<Outcome | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)));
+/**
+ * Waits for a run's result, at most `ms` (or until `gone` fires: its client left); undefined when it
+ * is still running. The wait itself is cancelled then: a run that waits days for its budget holds
+ * no poll at the server for a client that went away.
+ */
+async function resultWithin(client: SwitchyardClient, workflowId: string, ms: number, gone?: ServerResponse): Promise<Outcome | undefined> {
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), ms);
+  const left = () => stop.abort();
+  gone?.once('close', left);
+  const stopped = new Promise<undefined>((r) => stop.signal.addEventListener('abort', () => r(undefined), { once: true }));
   try {
-    return await Promise.race([outcomeOf(client.result(workflowId)), timeout]);
+    return await Promise.race([outcomeOf(client.result(workflowId, stop.signal)), stopped]);
   } finally {
     clearTimeout(timer);
+    gone?.removeListener('close', left);
+    stop.abort();
   }
 }
 
@@ -105,14 +125,14 @@ async function resultWithin(client: SwitchyardClient, workflowId: string, ms: nu
  * Retry-After), else 504; both name the workflow and where to collect the answer.
  */
 async function pending(client: SwitchyardClient, workflowId: string, waitedMs: number): Promise<{ error: GatewayError; headers: Record<string, string> }> {
-  const where = `/v1/switchyard/requests/${workflowId}`;
+  const where = `/v1/switchyard/requests/${encodeURIComponent(workflowId)}`;
   let trace: RequestTrace | undefined;
   try {
     trace = await client.temporal.workflow.getHandle(workflowId).query(traceQuery);
   } catch {
     trace = undefined;
   }
-  const headers: Record<string, string> = { 'x-switchyard-workflow-id': workflowId, location: where };
+  const headers: Record<string, string> = { 'x-switchyard-workflow-id': workflowId, location: where, ...NO_RETRY };
   const still = `the request is still running after ${Math.round(waitedMs / 1000)} s (workflow ${workflowId}); it goes on and is charged once: collect it with GET ${where}, or send the same call again with the same Idempotency-Key`;
   const waiting = trace?.phase === 'waiting' ? trace.waiting : undefined;
   if (waiting && (waiting.on === 'budget' || waiting.on === 'rate_limit')) {
@@ -126,6 +146,21 @@ async function pending(client: SwitchyardClient, workflowId: string, waitedMs: n
 
 function sseHeaders(): Record<string, string> {
   return { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' };
+}
+
+/**
+ * A stream cut off when its client left: the run holds only what was streamed (charged). Sent again
+ * as a whole answer it would look complete; it is refused instead, naming what happened.
+ */
+function cutOff(r: RequestResult): GatewayError | undefined {
+  if (r.streamed !== 'client_left') return undefined;
+  return openAIError(
+    502,
+    'api_error',
+    `this request's answer was cut off when its client left mid-stream (workflow ${r.workflowId}; ${r.usage.outputTokens} output tokens streamed and charged); send a new request for a whole answer`,
+    null,
+    'stream_interrupted',
+  );
 }
 
 function streamFailure(o: Outcome, workflowId: string): string {
@@ -144,11 +179,11 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
     const resolved = resolveModel(catalog, body.model, principal, deps.aliases, body);
     if (!resolved.ok) return sendError(reply, resolved.error);
     const key = header(req.headers, 'idempotency-key');
-    // A key's Idempotency-Keys are its own: two teams using the same key never share a run.
-    const requestId = key ? requestIdForCustomId(principal && !principal.admin ? `${principal.keyId}/${key}` : key) : `gw-${randomUUID()}`;
+    // A key's Idempotency-Keys are its own (and its rotations'): two teams using the same key never share a run.
+    const requestId = key ? requestIdForCustomId(principal && !principal.admin ? `${deps.lineageOf(principal.keyId)}/${key}` : key) : `gw-${randomUUID()}`;
     const converted = requestFromChatBody(resolved.body, requestId);
     if (!converted.ok) return sendError(reply, openAIError(400, 'invalid_request_error', converted.refusal.message, converted.refusal.param));
-    const options = optionsFromHeaders(req.headers, body.metadata, principal);
+    const options = optionsFromHeaders(req.headers, body.metadata, principal, (m) => catalog.get(m)?.tier);
     if (!options.ok) return sendError(reply, options.error);
     // Checks from the headers join those response_format asked for (a JSON answer), field by field.
     const quality = options.fields.quality && converted.request.quality ? { quality: { ...converted.request.quality, ...options.fields.quality } } : {};
@@ -161,14 +196,17 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
         : (await import('../routing/tokens.js')).countChatTokens((request.messages ?? []).map((m) => ({ content: m.content })));
     const held = deps.limits.acquire(principal, tokens);
     if (!held.ok) return sendError(reply, held.error, { 'retry-after': String(held.retryAfterS) });
-    reply.raw.on('close', held.release);
+    onClose(reply.raw, held.release);
     const mode = converted.delivery.stream ? (options.buffered ? 'buffered' : 'live') : 'json';
     if (mode !== 'json') {
       const slot = deps.limits.acquireStream(principal);
       if (!slot.ok) return sendError(reply, slot.error, { 'retry-after': String(slot.retryAfterS) });
-      reply.raw.on('close', slot.release);
+      onClose(reply.raw, slot.release);
     }
-    const fingerprint = key ? fingerprintOf(body) : undefined;
+    // The same key with another body, or other Switchyard headers, is another request (the key's
+    // own id is not part of it: its successor after a rotation may retry).
+    const { keyId: _keyId, ...asked } = options.fields;
+    const fingerprint = key ? fingerprintOf({ body, switchyard: asked }) : undefined;
     const workflowId = workflowIdFor(requestId);
 
     // A live stream is opened before its run starts: the first piece may come at once.
@@ -198,26 +236,33 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
             null,
             'idempotency_key_reused',
           ),
+          NO_RETRY,
         );
     }
-    if (mode === 'json') {
-      const out = await resultWithin(client, workflowId, deps.waitMs);
-      if (!out) {
-        const p = await pending(client, workflowId, deps.waitMs);
-        return sendError(reply, p.error, p.headers);
-      }
-      if (!out.ok) return sendError(reply, gatewayErrorOf(out.e), { 'x-switchyard-workflow-id': workflowId });
-      void reply.headers(resultHeaders(out.r));
-      return chatCompletionOf(out.r, Math.floor(Date.now() / 1000));
-    }
+    if (mode === 'json') return answerJson(reply, workflowId, await resultWithin(client, workflowId, deps.waitMs, reply.raw), deps.waitMs);
     reply.hijack();
     if (!stream || existing) return bufferedStream(reply.raw, workflowId, converted.delivery);
     return liveStream(reply.raw, stream, workflowId, converted.delivery);
   });
 
+  /** A run's answer as one JSON body; a run still going after `waitedMs`: 504/429 with where to collect it. */
+  async function answerJson(reply: FastifyReply, workflowId: string, out: Outcome | undefined, waitedMs: number): Promise<unknown> {
+    if (reply.raw.destroyed) return reply;
+    if (!out) {
+      const p = await pending(client, workflowId, waitedMs);
+      return sendError(reply, p.error, p.headers);
+    }
+    if (!out.ok) return sendError(reply, gatewayErrorOf(out.e), { 'x-switchyard-workflow-id': workflowId });
+    const cut = cutOff(out.r);
+    if (cut) return sendError(reply, cut, { 'x-switchyard-workflow-id': workflowId, ...NO_RETRY });
+    void reply.headers(resultHeaders(out.r));
+    return chatCompletionOf(out.r, Math.floor(Date.now() / 1000));
+  }
+
   /** The answer as events once the run has it: buffered mode, and a retry that attached to a run. */
   async function bufferedStream(raw: ServerResponse, workflowId: string, delivery: ChatDelivery, known?: Outcome): Promise<void> {
-    const out = known ?? (await resultWithin(client, workflowId, deps.waitMs));
+    const out = known ?? (await resultWithin(client, workflowId, deps.waitMs, raw));
+    if (raw.destroyed) return;
     if (!out) {
       const p = await pending(client, workflowId, deps.waitMs);
       return sendRaw(raw, p.error.status, p.error.body, p.headers);
@@ -227,7 +272,8 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
       return sendRaw(raw, e.status, e.body, { 'x-switchyard-workflow-id': workflowId });
     }
     const r = out.r;
-    if (raw.destroyed) return;
+    const cut = cutOff(r);
+    if (cut) return sendRaw(raw, cut.status, cut.body, { 'x-switchyard-workflow-id': workflowId, ...NO_RETRY });
     raw.writeHead(200, { ...sseHeaders(), ...resultHeaders(r), 'x-switchyard-stream': 'buffered' });
     const w = new ChunkWriter(`chatcmpl-${workflowId}`, r.model, Math.floor(Date.now() / 1000), delivery.includeUsage);
     let text = w.role();
@@ -242,7 +288,9 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
    */
   function liveStream(raw: ServerResponse, s: OpenStream, workflowId: string, delivery: ChatDelivery): Promise<void> {
     return new Promise<void>((done) => {
-      const result = outcomeOf(client.result(workflowId));
+      // Waited on until the run ends, or until its stream is over here (the client left: detach).
+      const waiting = new AbortController();
+      const result = outcomeOf(client.result(workflowId, waiting.signal));
       let writer: ChunkWriter | undefined;
       let finished = false;
       const finish = (last?: string) => {
@@ -255,6 +303,8 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
       };
       /** Before the first piece the client left or the wait bound passed: the run goes on, its answer kept for a retry. */
       const detach = () => {
+        s.detached = true;
+        waiting.abort();
         s.events.removeListener('relay', onRelay);
         s.events.on('relay', (e: HubEvent) => {
           if (e.t === 'end' || e.t === 'error' || e.t === 'broken') hub.close(s);
@@ -281,10 +331,25 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
           case 'd':
             if (writer) raw.write(writer.delta(e.v));
             return;
-          case 'end':
-            // The run settles the answer; its last chunk carries the usage and the cost.
-            void result.then((o) => finish(o.ok && writer ? writer.end(o.r) : ChunkWriter.error(streamFailure(o, workflowId), 'stream_interrupted')));
+          case 'end': {
+            // The run settles the answer; its last chunk carries the usage and the cost. A settlement
+            // that does not come within the wait bound (the budget entity unreachable) ends the
+            // stream with an error event rather than holding it open.
+            const late = setTimeout(() => {
+              waiting.abort();
+              finish(
+                ChunkWriter.error(
+                  `the answer was streamed but its settlement did not finish within ${Math.round(deps.waitMs / 1000)} s (workflow ${workflowId}); it goes on and is charged once`,
+                  'request_pending',
+                ),
+              );
+            }, deps.waitMs);
+            void result.then((o) => {
+              clearTimeout(late);
+              finish(o.ok && writer ? writer.end(o.r) : ChunkWriter.error(streamFailure(o, workflowId), 'stream_interrupted'));
+            });
             return;
+          }
           case 'error':
             return finish(ChunkWriter.error(`${e.message} (workflow ${workflowId}; what was streamed is charged)`, 'stream_interrupted'));
           case 'broken':
@@ -295,6 +360,7 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
       raw.on('close', () => {
         if (finished) return;
         // The client left: mid-answer, the call is stopped (what was sent is charged); before it, the run goes on.
+        waiting.abort();
         if (writer) finish();
         else detach();
       });
@@ -325,20 +391,18 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
       .describe()
       .then((d) => (d.memo ?? {}) as { keyId?: unknown })
       .catch(() => undefined);
-    // A key sees the requests it started (another's answers 404 as an unknown one does).
-    if (!memo || (principal && !principal.admin && memo.keyId !== principal.keyId))
+    // A key sees the requests it (or a key it was rotated from) started; another's answer 404 as an unknown one does.
+    const mine = (keyId: unknown) => typeof keyId === 'string' && principal !== undefined && deps.lineageOf(keyId) === deps.lineageOf(principal.keyId);
+    if (!memo || (principal && !principal.admin && !mine(memo.keyId)))
       return sendError(reply, openAIError(404, 'invalid_request_error', `no request ${workflowId}${principal ? ' for this key' : ''}`, null, 'not_found'));
     const waitS = req.query.wait === undefined ? undefined : Number(req.query.wait);
     if (waitS !== undefined && !(Number.isFinite(waitS) && waitS >= 0))
       return sendError(reply, openAIError(400, 'invalid_request_error', 'wait: must be a number of seconds >= 0', 'wait'));
     const waitMs = Math.min(waitS === undefined ? deps.waitMs : waitS * 1000, deps.waitMs);
-    const out = await resultWithin(client, workflowId, waitMs);
-    if (!out) {
-      const p = await pending(client, workflowId, waitMs);
-      return sendError(reply, p.error, p.headers);
-    }
-    if (!out.ok) return sendError(reply, gatewayErrorOf(out.e), { 'x-switchyard-workflow-id': workflowId });
-    void reply.headers(resultHeaders(out.r));
-    return chatCompletionOf(out.r, Math.floor(Date.now() / 1000));
+    // Polling counts against the key's requests per minute and at once, as a call does.
+    const held = deps.limits.acquire(principal, 0);
+    if (!held.ok) return sendError(reply, held.error, { 'retry-after': String(held.retryAfterS) });
+    onClose(reply.raw, held.release);
+    return answerJson(reply, workflowId, await resultWithin(client, workflowId, waitMs, reply.raw), waitMs);
   });
 }

@@ -98,6 +98,22 @@ export class KeyStore {
   list(): KeyRecord[] {
     return [...this.byId.values()];
   }
+
+  /** The first key of a key's rotations (itself when it was never rotated, or its predecessors are unknown). */
+  lineageOf(id: string): string {
+    let at = id;
+    for (let hops = 0; hops < 1_000; hops++) {
+      const from = this.byId.get(at)?.rotatedFrom;
+      if (from === undefined || !this.byId.has(from)) return at;
+      at = from;
+    }
+    return at;
+  }
+
+  /** Whether the registry was read at least once (until then nobody is let in on a key). */
+  get loaded(): boolean {
+    return this.loadedAt > 0;
+  }
 }
 
 /** Authenticates callers: undefined when the gateway is open (no keys, no admin key). */
@@ -107,8 +123,12 @@ export class Gatekeeper {
     private readonly adminKey: string | undefined,
   ) {}
 
+  /**
+   * Keys are asked for once one exists, or while the registry has never been read (it may hold
+   * keys: a gateway that cannot read it at its start is not open, it answers 503).
+   */
   get required(): boolean {
-    return this.adminKey !== undefined || (this.store?.hasKeys ?? false);
+    return this.adminKey !== undefined || (this.store !== undefined && (this.store.hasKeys || !this.store.loaded));
   }
 
   async authenticate(authorization: string | undefined): Promise<{ ok: true; principal: Principal | undefined } | { ok: false; error: GatewayError }> {

@@ -93,6 +93,8 @@ export function optionsFromHeaders(
   headers: Record<string, string | string[] | undefined>,
   metadata: unknown,
   principal: Principal | undefined,
+  /** A catalog model's tier (undefined: not in the catalog): a judge the checks name must be one the key may use. */
+  tierOf: (model: string) => string | undefined = () => undefined,
 ): { ok: true; fields: Fields; buffered: boolean } | { ok: false; error: GatewayError } {
   const meta = metadata && typeof metadata === 'object' && !Array.isArray(metadata) ? (metadata as Record<string, unknown>) : {};
   const fields: Record<string, string | number | Record<string, unknown>> = {};
@@ -137,6 +139,15 @@ export function optionsFromHeaders(
         'x-switchyard-budget-scope',
       );
     fields.budgetScope = g.scope;
+    const judge = (fields.quality as { judge?: { model?: unknown } } | undefined)?.judge?.model;
+    if (typeof judge === 'string') {
+      const tier = tierOf(judge);
+      if ((g.models && !g.models.includes(judge)) || (g.tiers && (tier === undefined || !(g.tiers as readonly string[]).includes(tier))))
+        return forbidden(
+          `this key may not use the model "${judge}" (as a judge either): it may use ${g.models ? `the models ${g.models.join(', ')}` : `the tiers ${(g.tiers ?? []).join(', ')}`}`,
+          'quality.judge.model',
+        );
+    }
     if (g.categories && g.categories.length > 0) {
       const category = fields.category;
       if (category === undefined) fields.category = g.categories[0] ?? 'standard';

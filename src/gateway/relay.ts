@@ -28,15 +28,21 @@ export interface OpenStream {
   closed: boolean;
   /** The run this stream belongs to (set once started; a relay must name it). */
   workflowId?: string;
+  /** The model streaming it (from the relay's start): a later attempt settles what was streamed at its price. */
+  model?: string;
   /** Drops the current relay connection (its worker sees the stream gone and stops the call). */
   dropRelay?: () => void;
   closedAt?: number;
+  /** Its client left (or was answered 504/429) before the first piece: the run goes on, nobody reads it here. */
+  detached?: boolean;
 }
 
 /** Largest answer a relay may carry (a stream's text is kept until its record expires). */
 const MAX_RELAYED_CHARS = 4 * 1024 * 1024;
 /** How long a closed stream's record is kept for a later attempt to read. */
 const KEEP_CLOSED_MS = 15 * 60_000;
+/** Closed streams kept at most (the oldest go first): a burst of streams cannot hold the gateway's memory. */
+const KEEP_CLOSED_MAX = 2_000;
 
 export class StreamHub {
   private readonly streams = new Map<string, OpenStream>();
@@ -63,18 +69,25 @@ export class StreamHub {
     s.closedAt = Date.now();
     s.dropRelay?.();
     s.events.removeAllListeners();
+    this.closedIds.push(s.id);
+    // Map order is insertion order: the oldest closed records go first.
+    while (this.closedIds.length > KEEP_CLOSED_MAX) this.streams.delete(this.closedIds.shift() ?? '');
   }
+
+  /** Ids of closed streams still kept, oldest first. */
+  private closedIds: string[] = [];
 
   /** Streams whose client is still connected. */
   get openCount(): number {
     let n = 0;
-    for (const s of this.streams.values()) if (!s.closed) n += 1;
+    for (const s of this.streams.values()) if (!s.closed && !s.detached) n += 1;
     return n;
   }
 
   private sweep(): void {
     const now = Date.now();
     for (const [id, s] of this.streams) if (s.closed && now - (s.closedAt ?? now) > KEEP_CLOSED_MS) this.streams.delete(id);
+    this.closedIds = this.closedIds.filter((id) => this.streams.has(id));
   }
 
   stop(): void {
@@ -91,7 +104,7 @@ export function relayRoutes(app: FastifyInstance, hub: StreamHub): void {
   app.get<{ Params: { id: string } }>('/switchyard/relay/:id', (req, reply) => {
     const s = hub.get(req.params.id);
     if (!s) return reply.status(404).send({ error: { message: 'no such stream', type: 'invalid_request_error', param: null, code: null } });
-    return { started: s.started, text: s.text, closed: s.closed };
+    return { started: s.started, text: s.text, closed: s.closed, ...(s.model ? { model: s.model } : {}) };
   });
 
   app.post<{ Params: { id: string } }>('/switchyard/relay/:id', (req, reply) => {
@@ -104,8 +117,15 @@ export function relayRoutes(app: FastifyInstance, hub: StreamHub): void {
     }
     reply.hijack();
     const raw = req.raw;
+    // A known stream's relay lasts as long as its answer: no idle bound (a provider may pause).
+    raw.socket.setTimeout(0);
     let ended = false;
-    s.dropRelay = () => raw.destroy();
+    // The client left or its stream ended: the worker is told so (410 while it still writes), and
+    // stops its call; a worker that does not hang up is cut off.
+    s.dropRelay = () => {
+      if (!reply.raw.headersSent && !reply.raw.destroyed) reply.raw.writeHead(410, { 'content-type': 'application/json' }).end('{"error":"stream closed"}');
+      setTimeout(() => raw.destroy(), 5_000).unref();
+    };
     const lines = createInterface({ input: raw, crlfDelay: Infinity });
     const emit = (e: HubEvent) => s.events.emit('relay', e);
     lines.on('line', (line) => {
@@ -118,6 +138,7 @@ export function relayRoutes(app: FastifyInstance, hub: StreamHub): void {
       }
       if (e.t === 'start') {
         s.started = true;
+        if (typeof e.model === 'string') s.model = e.model;
       } else if (e.t === 'd') {
         if (typeof e.v !== 'string' || s.text.length + e.v.length > MAX_RELAYED_CHARS) return raw.destroy();
         s.text += e.v;

@@ -6,7 +6,7 @@
  * retried, traced and charged once whoever sends it. Keys: ./keys.ts.
  */
 import type { Socket } from 'node:net';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/catalog.js';
 import type { SwitchyardClient } from '../client/client.js';
@@ -71,6 +71,12 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     // Node checks header timeouts on this interval (30 s by default).
     http: { headersTimeout: idle, requestTimeout: 0, connectionsCheckingInterval: Math.min(1_000, idle) },
     return503OnClosing: true,
+    // The router's own refusals (a malformed percent-encoding, a path parameter too long) in OpenAI's shape too.
+    frameworkErrors: (err, _req, reply) => {
+      const e = openAIError(400, 'invalid_request_error', `the request path is not valid: ${err.message}`);
+      // Its reply is typed for the route's generics, which this handler has none of.
+      void (reply as unknown as FastifyReply).status(e.status).send(e.body);
+    },
   });
   const hub = new StreamHub();
   /** Chat calls whose response has not ended (JSON waits and streams alike). */
@@ -93,104 +99,116 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     return reply.status(e.status).send(e.body);
   });
   app.setNotFoundHandler((req, reply) => {
-    const e = openAIError(404, 'invalid_request_error', `no route ${req.method} ${req.url}; this gateway serves POST /v1/chat/completions and GET /v1/models`);
+    const e = openAIError(
+      404,
+      'invalid_request_error',
+      `no route ${req.method} ${req.url.slice(0, 200)}; this gateway serves POST /v1/chat/completions and GET /v1/models`,
+      null,
+      'not_found',
+    );
     return reply.status(e.status).send(e.body);
   });
 
   // A client may not pause for longer than `idle` while it sends its headers or its body (a slow
-  // client holding a socket); once the body is read, the answer may take as long as the wait
-  // bound. (Node's own headersTimeout is set too, but is checked only now and then.) A relay's
-  // body lasts as long as its answer: no bound.
-  const dropWhenIdle = (socket: Socket) => socket.setTimeout(idle, () => socket.destroy());
-  app.server.on('connection', dropWhenIdle);
+  // client holding a socket): one timer per connection, re-armed for each request a kept-alive
+  // connection carries. Once a chat call's body is read, its answer may take as long as the wait
+  // bound; a relay's body lasts as long as its answer (relay.ts lifts the bound once it knows the
+  // stream). Node's own headersTimeout is set too, but is checked only now and then.
+  app.server.on('connection', (socket: Socket) => socket.setTimeout(idle, () => socket.destroy()));
+  // Node lifts a kept-alive connection's timer when its next request arrives: the body is bound again.
   app.addHook('onRequest', async (req) => {
-    if (req.url.startsWith('/v1/')) dropWhenIdle(req.raw.socket);
-    else req.raw.socket.setTimeout(0);
+    req.raw.socket.setTimeout(idle);
   });
   app.addHook('onResponse', async (req) => {
-    // Kept alive for another request: its headers are bound again.
-    if (!req.raw.socket.destroyed) dropWhenIdle(req.raw.socket);
-  });
-  app.addHook('preHandler', async (req) => {
-    if (req.url.startsWith('/v1/')) req.raw.socket.setTimeout(0);
+    if (!req.raw.socket.destroyed) req.raw.socket.setTimeout(idle);
   });
 
-  // The key check, on every /v1 route (the relay is authenticated by its stream id).
-  app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/v1/')) return;
+  // The /v1 routes, each behind the key check. Hooks of this plugin run on its matched routes
+  // only, whatever the spelling of the path (percent-encoded or not): the check is the route's,
+  // not a prefix test of the raw URL.
+  const authenticated = async (req: FastifyRequest, reply: FastifyReply) => {
     const auth = await gate.authenticate(req.headers.authorization);
     if (!auth.ok) return reply.status(auth.error.status).send(auth.error.body);
     req.principal = auth.principal;
-    if (req.url.startsWith('/v1/switchyard/admin/') && !auth.principal?.admin) {
-      const e = opts.adminKey
-        ? openAIError(403, 'permission_error', 'admin routes need the admin key (SWITCHYARD_ADMIN_KEY)', null, 'forbidden')
-        : openAIError(403, 'permission_error', 'admin routes are off: start the gateway with SWITCHYARD_ADMIN_KEY set', null, 'forbidden');
-      return reply.status(e.status).send(e.body);
-    }
     return undefined;
-  });
+  };
+  const adminOnly = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (req.principal?.admin) return undefined;
+    const e = opts.adminKey
+      ? openAIError(403, 'permission_error', 'admin routes need the admin key (SWITCHYARD_ADMIN_KEY)', null, 'forbidden')
+      : openAIError(403, 'permission_error', 'admin routes are off: start the gateway with SWITCHYARD_ADMIN_KEY set', null, 'forbidden');
+    return reply.status(e.status).send(e.body);
+  };
+  const bodyRead = async (req: FastifyRequest) => {
+    req.raw.socket.setTimeout(0);
+  };
 
   // For load balancers and compose healthchecks: no key, nothing about the stack.
   app.get('/health', () => ({ ok: true, calls: active, streams: hub.openCount }));
 
-  app.get('/v1/models', (req) => {
-    const g = req.principal?.grant;
-    const created = 0;
-    const allowed = (name: string, tier: string) => (!g?.models || g.models.includes(name)) && (!g?.tiers || (g.tiers as readonly string[]).includes(tier));
-    const data = [
-      { id: 'auto', object: 'model', created, owned_by: 'switchyard', switchyard: { routed: true } },
-      ...TIERS.filter((t) => !g?.tiers || g.tiers.includes(t)).map((t) => ({
-        id: `${TIER_MODEL_PREFIX}${t}`,
-        object: 'model',
-        created,
-        owned_by: 'switchyard',
-        switchyard: { routed: true, tier: t },
-      })),
-      ...Object.entries(opts.aliases ?? {}).map(([id, to]) => ({ id, object: 'model', created, owned_by: 'switchyard', switchyard: { alias: to } })),
-      ...opts.catalog.models
-        .filter((m) => allowed(m.name, m.tier))
-        .map((m) => ({
-          id: m.name,
+  void app.register(async (v1) => {
+    v1.addHook('onRequest', authenticated);
+    v1.addHook('preHandler', bodyRead);
+    v1.get('/v1/models', (req) => {
+      const g = req.principal?.grant;
+      const created = 0;
+      const allowed = (name: string, tier: string) => (!g?.models || g.models.includes(name)) && (!g?.tiers || (g.tiers as readonly string[]).includes(tier));
+      const data = [
+        { id: 'auto', object: 'model', created, owned_by: 'switchyard', switchyard: { routed: true } },
+        ...TIERS.filter((t) => !g?.tiers || g.tiers.includes(t)).map((t) => ({
+          id: `${TIER_MODEL_PREFIX}${t}`,
           object: 'model',
           created,
-          owned_by: m.provider,
-          switchyard: {
-            tier: m.tier,
-            inputNanosPerMTok: m.price.inputNanosPerMTok,
-            outputNanosPerMTok: m.price.outputNanosPerMTok,
-            capabilities: m.capabilities,
-            contextWindow: m.contextWindow,
-            maxOutputTokens: m.maxOutputTokens,
-            ...(opts.configured ? { configured: opts.configured(m.provider) } : {}),
-          },
+          owned_by: 'switchyard',
+          switchyard: { routed: true, tier: t },
         })),
-    ];
-    return { object: 'list', data, switchyard: { tiers: TIERS } };
+        ...Object.entries(opts.aliases ?? {}).map(([id, to]) => ({ id, object: 'model', created, owned_by: 'switchyard', switchyard: { alias: to } })),
+        ...opts.catalog.models
+          .filter((m) => allowed(m.name, m.tier))
+          .map((m) => ({
+            id: m.name,
+            object: 'model',
+            created,
+            owned_by: m.provider,
+            switchyard: {
+              tier: m.tier,
+              inputNanosPerMTok: m.price.inputNanosPerMTok,
+              outputNanosPerMTok: m.price.outputNanosPerMTok,
+              capabilities: m.capabilities,
+              contextWindow: m.contextWindow,
+              maxOutputTokens: m.maxOutputTokens,
+              ...(opts.configured ? { configured: opts.configured(m.provider) } : {}),
+            },
+          })),
+      ];
+      return { object: 'list', data, switchyard: { tiers: TIERS } };
+    });
+
+    v1.get('/v1/switchyard/admin/keys', { onRequest: adminOnly }, () => ({
+      // Never a secret or its digest: the ids, names and grants.
+      data: (opts.keys ? opts.keys.list() : []).map(({ secretSha256: _s, ...k }) => k),
+    }));
+
+    chatRoutes(v1, {
+      client: opts.client,
+      catalog: opts.catalog,
+      hub,
+      relayUrl: () => opts.relayUrl,
+      waitMs: opts.waitMs ?? 600_000,
+      aliases: opts.aliases ?? {},
+      limits: new KeyLimits(opts.maxStreamsPerKey),
+      lineageOf: (keyId) => opts.keys?.lineageOf(keyId) ?? keyId,
+      track: () => {
+        active += 1;
+        let ended = false;
+        return () => {
+          if (!ended) active -= 1;
+          ended = true;
+        };
+      },
+    });
   });
-
-  app.get('/v1/switchyard/admin/keys', () => ({
-    // Never a secret or its digest: the ids, names and grants.
-    data: (opts.keys ? opts.keys.list() : []).map(({ secretSha256: _s, ...k }) => k),
-  }));
-
   relayRoutes(app, hub);
-  chatRoutes(app, {
-    client: opts.client,
-    catalog: opts.catalog,
-    hub,
-    relayUrl: () => opts.relayUrl,
-    waitMs: opts.waitMs ?? 600_000,
-    aliases: opts.aliases ?? {},
-    limits: new KeyLimits(opts.maxStreamsPerKey),
-    track: () => {
-      active += 1;
-      let ended = false;
-      return () => {
-        if (!ended) active -= 1;
-        ended = true;
-      };
-    },
-  });
 
   return {
     app,

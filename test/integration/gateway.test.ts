@@ -69,6 +69,23 @@ describe('the gateway, through the official openai client', () => {
       .catch((e: unknown) => e);
     expect(other).toBeInstanceOf(OpenAI.UnprocessableEntityError);
     expect((other as InstanceType<typeof OpenAI.UnprocessableEntityError>).code).toBe('idempotency_key_reused');
+    // The same body with other Switchyard options is another request too.
+    const otherOptions = await openai.chat.completions
+      .create(
+        { model: 'auto', messages: [{ role: 'user', content: 'Name a colour.' }] },
+        { headers: { 'Idempotency-Key': key, 'x-switchyard-category': 'batch' } },
+      )
+      .catch((e: unknown) => e);
+    expect(otherOptions).toBeInstanceOf(OpenAI.UnprocessableEntityError);
+  });
+
+  it("answers the router's own refusals and unknown routes in OpenAI's shape", async () => {
+    const badPath = await fetch(`${base}/switchyard/requests/%E0%A4%A`);
+    expect(badPath.status).toBe(400);
+    expect(((await badPath.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
+    const nowhere = await fetch(`${base}/nothing-here`);
+    expect(nowhere.status).toBe(404);
+    expect(((await nowhere.json()) as { error: { code: string } }).error.code).toBe('not_found');
   });
 
   it('a tier or an alias routes within it; x-switchyard headers and metadata set the category and feature', async () => {
@@ -103,6 +120,15 @@ describe('the gateway, through the official openai client', () => {
       const workflowId = slow.headers.get('x-switchyard-workflow-id')!;
       expect(body.error.message).toContain(`/v1/switchyard/requests/${workflowId}`);
       expect(slow.headers.get('location')).toBe(`/v1/switchyard/requests/${workflowId}`);
+      // The official client retries 5xx by default; a retry without an Idempotency-Key would start
+      // another paid run, so the gateway tells it not to: one more call, one more run, no third.
+      expect(slow.headers.get('x-should-retry')).toBe('false');
+      const retrying = new OpenAI({ apiKey: 'unused-while-open', baseURL: base, maxRetries: 2 });
+      const again = await retrying.chat.completions
+        .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Take your time: list three lakes.' }] })
+        .catch((e: unknown) => e);
+      expect((again as InstanceType<typeof OpenAI.APIError>).status).toBe(504);
+      expect(stack.simulator.heldCount('gpt-4o-mini')).toBe(2);
       release();
       const got = await fetch(`${base}/switchyard/requests/${workflowId}`);
       expect(got.status).toBe(200);

@@ -69,6 +69,13 @@ describe('gateway keys', () => {
     const metrics = await (await fetch(stack.metricsUrl)).text();
     expect(Number(new RegExp(`^switchyard_key_spend_dollars\\{key="${k.id}"\\} (\\S+)$`, 'm').exec(metrics)?.[1])).toBe(entry!.costNanos / 1e9);
     expect(metrics).not.toContain(k.key.slice(-43));
+    // Names a request could never use, and models with tiers, are refused when the key is made.
+    const badCategory = await runCli(['keys', 'create', 'team-bad', '--scope', 'bad', '--categories', 'Bad Cat'], env());
+    expect(badCategory.code).not.toBe(0);
+    expect(badCategory.stderr).toMatch(/--categories: "Bad Cat" is not a category name/);
+    const both = await runCli(['keys', 'create', 'team-bad', '--scope', 'bad', '--models', 'gpt-4o', '--tiers', 'economy'], env());
+    expect(both.code).not.toBe(0);
+    expect(both.stderr).toMatch(/--models and --tiers/);
     const show = await runCli(['keys', 'show', 'team-a'], env());
     expect(show.code).toBe(0);
     expect(show.stdout).toMatch(/budget scope team-a, period .*: spent \$0\.\d+/);
@@ -89,6 +96,10 @@ describe('gateway keys', () => {
     expect(wrongCategory).toBeInstanceOf(OpenAI.PermissionDeniedError);
     const otherScope = await ask(k.key, {}, { 'x-switchyard-budget-scope': 'team-a' }).catch((e: unknown) => e);
     expect(otherScope).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    // Nor as the judge of its checks.
+    const judge = await ask(k.key, {}, { 'x-switchyard-quality': '{"judge":{"model":"o1","threshold":0.5}}' }).catch((e: unknown) => e);
+    expect(judge).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    expect((judge as InstanceType<typeof OpenAI.PermissionDeniedError>).param).toBe('quality.judge.model');
     // Routed within its models, in its one category.
     const { response } = await ask(k.key);
     const r = await stack.client.result(response.headers.get('x-switchyard-workflow-id')!);
@@ -125,7 +136,7 @@ describe('gateway keys', () => {
   it('refuses a revoked key within seconds, and a rotated key hands over to its successor', async () => {
     const k = await create(['team-r', '--scope', 'team-r']);
     await keys.refresh();
-    await ask(k.key);
+    const before = await ask(k.key, {}, { 'Idempotency-Key': 'before-rotation' });
     const rotated = await runCli(['keys', 'rotate', 'team-r', '--json'], env());
     expect(rotated.code).toBe(0);
     const next = JSON.parse(rotated.stdout) as { key: string; revoked: string };
@@ -141,8 +152,73 @@ describe('gateway keys', () => {
     expect(status).toBe(401);
     const ok = await fetch(`${gateway.base}/models`, { headers: { authorization: `Bearer ${next.key}` } });
     expect(ok.status).toBe(200);
+    // The successor keeps its predecessor's Idempotency-Keys and requests: a retry after a rotation is not paid twice.
+    const retried = await ask(next.key, {}, { 'Idempotency-Key': 'before-rotation' });
+    const workflowId = retried.response.headers.get('x-switchyard-workflow-id')!;
+    expect(workflowId).toBe(before.response.headers.get('x-switchyard-workflow-id'));
+    const collected = await fetch(`${gateway.base}/switchyard/requests/${encodeURIComponent(workflowId)}`, {
+      headers: { authorization: `Bearer ${next.key}` },
+    });
+    expect(collected.status).toBe(200);
+    expect(stack.ledger.entries().filter((e) => e.workflowId === workflowId)).toHaveLength(1);
     const revoked = await runCli(['keys', 'revoke', 'team-r'], env());
     expect(revoked.stdout).toMatch(/^revoked /);
+  });
+
+  it('checks the key on the route, however its path is spelled (percent-encoded)', async () => {
+    const origin = gateway.base.replace(/\/v1$/, '');
+    for (const path of ['/%761/switchyard/admin/keys', '/%761/models', '/v1/switchyard/%61dmin/keys']) {
+      const r = await fetch(`${origin}${path}`);
+      expect(r.status, path).toBe(401);
+    }
+    const chat = await fetch(`${origin}/%761/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-switchyard-budget-scope': 'team-a' },
+      body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Free lunch?' }] }),
+    });
+    expect(chat.status).toBe(401);
+    const k = await create(['team-enc', '--scope', 'team-enc']);
+    await keys.refresh();
+    const admin = await fetch(`${origin}/%761/switchyard/admin/keys`, { headers: { authorization: `Bearer ${k.key}` } });
+    expect(admin.status).toBe(403);
+  });
+
+  it('a pending request with an Idempotency-Key: its Location collects it, and a key whose call is dropped keeps its slot free', async () => {
+    const k = await create(['team-wait', '--scope', 'team-wait', '--tpm', '1000000', '--max-concurrency', '1']);
+    await keys.refresh();
+    const quick = await startGateway(stack, { keys, adminKey: ADMIN, waitMs: 300 });
+    const release = stack.simulator.hold('gpt-4o-mini');
+    try {
+      // Calls dropped by their client at once, some maybe while the gateway counts their tokens: none keeps the key's one slot.
+      for (let i = 0; i < 5; i++) {
+        const ac = new AbortController();
+        const dropped = fetch(`${quick.base}/chat/completions`, {
+          method: 'POST',
+          signal: ac.signal,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${k.key}` },
+          body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `Dropped ${i}.` }] }),
+        }).catch(() => undefined);
+        setTimeout(() => ac.abort(), i);
+        await dropped;
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const slow = await fetch(`${quick.base}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${k.key}`, 'idempotency-key': 'collect-me' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Take your time: name two seas.' }] }),
+      });
+      expect(slow.status).toBe(504);
+      const location = slow.headers.get('location')!;
+      // The workflow id holds the key's id and a slash: the Location is encoded, and it leads to the run.
+      expect(location).toMatch(/^\/v1\/switchyard\/requests\/llm-[^/]+%2F/);
+      release();
+      const got = await fetch(`${quick.base.replace(/\/v1$/, '')}${location}`, { headers: { authorization: `Bearer ${k.key}` } });
+      expect(got.status).toBe(200);
+      expect(((await got.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content.length).toBeGreaterThan(0);
+    } finally {
+      release();
+      await quick.stop();
+    }
   });
 
   it('guards the admin routes with the admin key; the admin key may call everything', async () => {

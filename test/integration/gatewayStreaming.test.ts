@@ -146,6 +146,68 @@ describe('streaming through the gateway', () => {
       outputTokens: (s?.outputTokens ?? 0) - full,
     });
     expect(entries[0]?.costNanos).toBe(billedForStream);
+    // Collected later, the cut answer is not passed off as a whole one.
+    const later = await fetch(`${gateway.base}/switchyard/requests/${encodeURIComponent(workflowId)}`);
+    expect(later.status).toBe(502);
+    expect(later.headers.get('x-should-retry')).toBe('false');
+    expect(((await later.json()) as { error: { code: string } }).error.code).toBe('stream_interrupted');
+  });
+
+  it('a relay the worker cannot reach is not a client that left: the call goes on, the client gets the whole answer, charged once', async () => {
+    slow({});
+    stack.simulator.resetStats();
+    const unreachable = await startGateway(stack, { relayUrl: 'http://127.0.0.1:1/switchyard/relay' });
+    try {
+      const client = new OpenAI({ apiKey: 'unused-while-open', baseURL: unreachable.base, maxRetries: 0 });
+      const { data: stream, response } = await client.chat.completions
+        .create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], stream: true })
+        .withResponse();
+      let text = '';
+      let finish: string | null | undefined;
+      for await (const c of stream) {
+        text += c.choices[0]?.delta.content ?? '';
+        finish = c.choices[0]?.finish_reason ?? finish;
+      }
+      const r = await stack.client.result(response.headers.get('x-switchyard-workflow-id')!);
+      expect(r.streamed).toBe('complete');
+      expect(text).toBe(r.text);
+      expect(finish).toBe('stop');
+      expect(r.usage.outputTokens).toBe(billed().usage.outputTokens);
+      expect(stack.ledger.entries().filter((e) => e.workflowId === r.workflowId)).toHaveLength(1);
+    } finally {
+      await unreachable.stop();
+    }
+  });
+
+  it('a gateway stopping before the first token still answers its stream whole (its relay refused, the call goes on)', async () => {
+    stack.simulator.setFaults({});
+    const stopping = await startGateway(stack);
+    const release = stack.simulator.hold(MODEL);
+    let closed: Promise<void> | undefined;
+    try {
+      const client = new OpenAI({ apiKey: 'unused-while-open', baseURL: stopping.base, maxRetries: 0 });
+      const call = client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], stream: true }).withResponse();
+      const deadline = Date.now() + 10_000;
+      while (stack.simulator.heldCount(MODEL) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(stack.simulator.heldCount(MODEL)).toBe(1);
+      closed = stopping.gw.close(20_000);
+      release();
+      const { data: stream, response } = await call;
+      let text = '';
+      let finish: string | null | undefined;
+      for await (const c of stream) {
+        text += c.choices[0]?.delta.content ?? '';
+        finish = c.choices[0]?.finish_reason ?? finish;
+      }
+      await closed;
+      const r = await stack.client.result(response.headers.get('x-switchyard-workflow-id')!);
+      expect(r.streamed).toBe('complete');
+      expect(text).toBe(r.text);
+      expect(finish).toBe('stop');
+    } finally {
+      release();
+      await (closed ?? stopping.stop());
+    }
   });
 });
 
@@ -235,16 +297,22 @@ describe('the gateway against slow and greedy clients, and its graceful stop', (
     new Promise<number>((resolve, reject) => {
       const t0 = Date.now();
       const s = connect(Number(new URL(gateway.base).port), '127.0.0.1', () => s.write(head));
+      // Read what the gateway answers (a refusal may come before the drop): a paused socket would not see its close.
+      s.resume();
       s.on('close', () => resolve(Date.now() - t0));
       s.on('error', () => undefined);
       setTimeout(() => reject(new Error(`the gateway kept a stalled connection for 10 s: ${head.slice(0, 60)}`)), 10_000).unref();
     });
 
-  it('drops a client that stalls in its headers or its body', async () => {
+  it('drops a client that stalls in its headers or its body, on any path', async () => {
     expect(await stall('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: app')).toBeLessThan(10_000);
     expect(await stall('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"model"')).toBeLessThan(
       10_000,
     );
+    expect(await stall('POST /nothing HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"')).toBeLessThan(10_000);
+    expect(
+      await stall('POST /switchyard/relay/unknown HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n'),
+    ).toBeLessThan(10_000);
   });
 
   it('holds a key to its streams at once (429), and a graceful stop lets the open stream finish', async () => {

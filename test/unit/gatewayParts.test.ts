@@ -190,19 +190,29 @@ describe('keys', () => {
     expect(limits.acquireStream(rpm).ok).toBe(true);
   });
 
-  it('the key check: open while no keys exist; then a valid key passes, a revoked, expired or forged one does not', async () => {
+  it('the key check: closed until the registry is read; open while no keys exist; then a valid key passes, a revoked, expired or forged one does not', async () => {
     const made = newKey();
     const records = new Map<string, KeyRecord>();
     // Stands in for the registry query (read for real in test/integration/gatewayKeys.test.ts).
+    let read = false;
     const store = {
       get hasKeys() {
         return records.size > 0;
       },
-      stale: false,
+      get loaded() {
+        return read;
+      },
+      get stale() {
+        return !read;
+      },
       get: (id: string) => records.get(id),
       refreshForUnknown: async () => undefined,
     } as unknown as KeyStore;
     const gate = new Gatekeeper(store, undefined);
+    // Never read (the registry unreachable at the start): not open, a key is asked for and the gateway answers 503.
+    expect(await gate.authenticate(undefined)).toMatchObject({ ok: false, error: { status: 401 } });
+    expect(await gate.authenticate(`Bearer ${made.token}`)).toMatchObject({ ok: false, error: { status: 503 } });
+    read = true;
     expect(await gate.authenticate(undefined)).toEqual({ ok: true, principal: undefined });
     records.set(made.id, { id: made.id, name: 't', scope: 'team', secretSha256: made.secretSha256, createdAt: new Date(0).toISOString() });
     expect(await gate.authenticate(undefined)).toMatchObject({ ok: false, error: { status: 401 } });

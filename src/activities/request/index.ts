@@ -24,11 +24,13 @@ import { ProviderError } from '../../providers/errors.js';
 import type { ChatResponse } from '../../providers/types.js';
 import { countChatTokens, countTokens } from '../../routing/tokens.js';
 import { relayedSoFar, StreamRelay } from './streamRelay.js';
+import { heartbeatFor, streamedSoFar } from './heartbeat.js';
 import { envHint, ProviderNotConfiguredError, type ProviderRegistry } from '../../providers/registry.js';
 import { type Classification, type ClassifyInput, classify as classifyPure } from '../../routing/classifier.js';
 import { decideAfterFailure, type FailureFacts, type RetryPolicy, type RetryVerdict } from '../../routing/retryDecision.js';
 import { NoEligibleModelError, route, type RouteDecision, type RoutingPolicy } from '../../routing/router.js';
 import { type RequestInput, FAILURE_TYPES } from '../../workflows/request/contract.js';
+import type { StreamTarget } from '../../workflows/request/activities.js';
 import { type Conversation, conversationOf, judgeQuestionOf } from '../../workflows/conversation.js';
 
 export interface ActivityDeps extends BudgetDeps {
@@ -69,6 +71,16 @@ export function createRequestActivities(deps: ActivityDeps) {
   const { catalog, providers, log } = deps;
   // Fixed for the worker's life: computed once, not per request.
   const baselineModel = catalog.premiumBaseline();
+  /** A relay URL this worker could not reach, said once per URL (a wrong --relay-url otherwise fails quietly: answers come buffered). */
+  const unreachableSaid = new Set<string>();
+  const warnUnreachable = (target: StreamTarget | undefined) => {
+    if (!target || unreachableSaid.has(target.relay)) return;
+    if (unreachableSaid.size < 100) unreachableSaid.add(target.relay);
+    log.warn(
+      { relay: target.relay },
+      "cannot reach the gateway's relay to stream an answer: the answer is sent whole when the call ends; check the gateway's --relay-url (the gateway as workers reach it)",
+    );
+  };
   const configuredProviders = PROVIDERS.filter((p) => providers.isConfigured(p));
   const cheapest = [...catalog.models]
     .filter((m) => configuredProviders.includes(m.provider))
@@ -371,19 +383,21 @@ export function createRequestActivities(deps: ActivityDeps) {
       if (input.stream && ctx.info.attempt > 1) {
         // A worker died mid-stream? Then what the gateway relayed was paid for and is the answer: never call again.
         const prior = await relayedSoFar(input.stream);
-        const beat = ctx.info.heartbeatDetails as { streamedTokens?: number } | undefined;
-        if (prior?.started || (beat?.streamedTokens ?? 0) > 0) {
+        const beat = streamedSoFar(ctx);
+        if (prior?.started || beat.streamedTokens > 0) {
           const seen = counted(prior?.text ?? '', 'worker_lost');
           // The gateway unreachable: the last count the worker reported (a heartbeat, up to seconds old).
-          const res = prior?.started ? seen : { ...seen, usage: { ...seen.usage, outputTokens: beat?.streamedTokens ?? 0 } };
+          const res = prior?.started ? seen : { ...seen, usage: { ...seen.usage, outputTokens: beat.streamedTokens } };
           log.warn({ workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name }, 'a worker was lost mid-stream; settling what was streamed');
           return priced(res, { end: 'worker_lost', message: 'the worker streaming this answer was lost; what was streamed is charged' });
         }
       }
-      // Heartbeat while the call runs: a lost worker is noticed within the heartbeat timeout, and
-      // a cancellation from the workflow reaches the SDK through the abort signal.
+      // Heartbeat while the call runs (joined with the paid call's, if any): a lost worker is noticed
+      // within the heartbeat timeout, a cancellation from the workflow reaches the SDK through the
+      // abort signal, and a stream's progress is in the details for a later attempt to settle.
       let streamedTokens = 0;
-      const beat = setInterval(() => ctx.heartbeat({ attemptId: input.attemptId, ...(streamedTokens > 0 ? { streamedTokens } : {}) }), 1_000);
+      const beat = heartbeatFor(ctx);
+      if (input.stream) Object.assign(beat.details, { attemptId: input.attemptId, model: spec.name });
       const callEnded = deps.metrics?.callStarted();
       const relay = input.stream
         ? new StreamRelay(input.stream, {
@@ -415,6 +429,7 @@ export function createRequestActivities(deps: ActivityDeps) {
           ? await adapter.chatStream(req, (piece) => {
               text += piece;
               streamedTokens += countTokens(piece);
+              beat.details.streamedTokens = streamedTokens;
               relay.send(piece);
             })
           : await adapter.chat(req);
@@ -422,18 +437,22 @@ export function createRequestActivities(deps: ActivityDeps) {
         deps.metrics?.providerAttempt(spec.name, spec.provider, 'ok');
         if (!relay) return priced(res);
         await relay.end(res.finishReason);
+        if (relay.unreachable) warnUnreachable(input.stream);
         return priced(res, { end: relay.gone ? 'client_left' : 'complete' });
       } catch (e) {
         if (relay && text !== '') {
           // Text reached the client: no retry and no other model (no silent switch mid-answer); what was sent is paid for.
           const end = relay.gone ? 'client_left' : 'provider_failed';
+          // The provider's own words stay out of the run's history when its messages are redacted.
           const message =
             end === 'client_left'
               ? 'the client left mid-stream; the call was stopped'
-              : `the provider broke off mid-stream: ${e instanceof Error ? e.message : String(e)}`;
+              : deps.redactProviderMessages
+                ? 'the provider broke off mid-stream'
+                : `the provider broke off mid-stream: ${e instanceof Error ? e.message : String(e)}`;
           if (end === 'provider_failed') {
             deps.metrics?.providerAttempt(spec.name, spec.provider, e instanceof ProviderError ? e.kind : 'transient');
-            await relay.fail(deps.redactProviderMessages ? 'the provider broke off mid-stream' : message);
+            await relay.fail(message);
           }
           return priced(counted(text, end), { end, message });
         }
@@ -455,7 +474,7 @@ export function createRequestActivities(deps: ActivityDeps) {
       } finally {
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
         if (ctx.cancellationSignal.aborted) relay?.destroy();
-        clearInterval(beat);
+        beat.stop();
         callEnded?.();
       }
     },

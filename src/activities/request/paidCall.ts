@@ -12,6 +12,7 @@
  * as an `internal` failure of the attempt.
 
  */
+import { heartbeatFor, streamedSoFar } from './heartbeat.js';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { ClassifyInput, Classification } from '../../routing/classifier.js';
 import { describeIssues } from '../../util/validation.js';
@@ -83,8 +84,9 @@ export function createPaidCallActivities(parts: PaidCallParts) {
     async paidCall(input: PaidCallInput): Promise<PaidCallOutput> {
       const ctx = Context.current();
       // Heartbeats: a lost worker is noticed within the heartbeat timeout, and a cancellation
-      // arrives with the answer to one. Fast calls send none.
-      const beat = setInterval(() => ctx.heartbeat(), 1_000);
+      // arrives with the answer to one. Fast calls send none. One beat for the whole execution (the
+      // provider call adds a stream's progress to it: heartbeat.ts).
+      const beat = heartbeatFor(ctx);
       try {
         const first = input.route ? await validatedRoute(input.route) : undefined;
         const routed = first?.routed;
@@ -100,7 +102,11 @@ export function createPaidCallActivities(parts: PaidCallParts) {
           : input.call;
         let model: { name: string; maxOutputTokens: number; reserveNanos: number };
         if (routed) {
-          const c: Candidate | undefined = routed.selection.decision.chain[0];
+          const chain = routed.selection.decision.chain;
+          // A retry after a worker was lost mid-stream settles what was streamed at the price of the
+          // model that streamed it, which routing now may not pick first (a circuit opened since).
+          const streamed = call.stream && ctx.info.attempt > 1 ? streamedSoFar(ctx).model : undefined;
+          const c: Candidate | undefined = chain.find((x) => x.model === streamed) ?? chain[0];
           if (!c) throw ApplicationFailure.create({ type: FAILURE_TYPES.noEligibleModel, nonRetryable: true, message: 'the router returned an empty chain' });
           model = { name: c.model, maxOutputTokens: c.maxOutputTokens, reserveNanos: routed.selection.reserveNanos?.[c.model] ?? c.estimatedCostNanos };
         } else if (input.model) {
@@ -136,7 +142,7 @@ export function createPaidCallActivities(parts: PaidCallParts) {
         }
         return done({ kind: 'answered', out, shard: grant.shard, seq: grant.seq });
       } finally {
-        clearInterval(beat);
+        beat.stop();
       }
     },
   };

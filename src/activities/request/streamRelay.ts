@@ -3,8 +3,9 @@
  * connection, its body a line of JSON per event, written as the provider's pieces arrive
  * (docs/streaming.md). It opens at the first piece, so everything before that (routing, the budget,
  * retries, fallbacks) works as for any request. The gateway closing it (its client left, or it
- * stopped) makes the relay `gone`, and the caller stops the provider's call so as not to pay for text
- * nobody reads.
+ * stopped) makes the relay `gone` (it answers 410), and the caller stops the provider's call so as
+ * not to pay for text nobody reads. A gateway that cannot be reached is not a client that left: the
+ * call goes on, and the gateway (or a retry) answers from the run's result.
  *
  * Written with node:http rather than fetch: a request body written piece by piece, with each piece
  * sent at once, and the gateway's early answer seen while the body is still being written.
@@ -19,7 +20,8 @@ function urlOf(target: StreamTarget): URL {
 
 export class StreamRelay {
   private req: ClientRequest | undefined;
-  private isGone = false;
+  /** No more writes: the gateway said the stream is closed (`left`), or its connection failed (`unreachable`). */
+  private over: 'left' | 'unreachable' | undefined;
   private readonly goneListeners: Array<() => void> = [];
   private finished: Promise<void> | undefined;
 
@@ -28,24 +30,33 @@ export class StreamRelay {
     private readonly start: RelayStart,
   ) {}
 
-  /** The gateway closed the stream (its client left) or cannot be reached. */
+  /** The gateway closed the stream: its client left (the call is worth stopping). */
   get gone(): boolean {
-    return this.isGone;
+    return this.over === 'left';
+  }
+
+  /**
+   * The gateway could not be reached (a wrong relay URL, or it went away): the call goes on to its
+   * end, so the run has the whole answer for the gateway to send from its result (or a retry).
+   */
+  get unreachable(): boolean {
+    return this.over === 'unreachable';
   }
 
   get opened(): boolean {
     return this.req !== undefined;
   }
 
+  /** Called when the client leaves (not when the gateway cannot be reached). */
   onGone(fn: () => void): void {
-    if (this.isGone) fn();
+    if (this.gone) fn();
     else this.goneListeners.push(fn);
   }
 
-  private markGone(): void {
-    if (this.isGone) return;
-    this.isGone = true;
-    for (const fn of this.goneListeners.splice(0)) fn();
+  private markOver(why: 'left' | 'unreachable'): void {
+    if (this.over) return;
+    this.over = why;
+    if (why === 'left') for (const fn of this.goneListeners.splice(0)) fn();
   }
 
   private open(): ClientRequest {
@@ -59,13 +70,15 @@ export class StreamRelay {
     });
     req.on('response', (res) => {
       res.resume();
-      // An answer before the relay's end: the gateway does not want more (its client left).
-      if (!req.writableEnded || res.statusCode !== 200) this.markGone();
+      // 410: the gateway does not want more (its client left). Another refusal (a gateway that is
+      // stopping answers 503) is a relay it cannot take: the call goes on, answered from its result.
+      if (res.statusCode === 410 || (res.statusCode === 200 && !req.writableEnded)) this.markOver('left');
+      else if (res.statusCode !== 200) this.markOver('unreachable');
       res.on('end', ended);
       res.on('error', ended);
     });
     req.on('error', () => {
-      this.markGone();
+      this.markOver('unreachable');
       ended();
     });
     req.on('close', ended);
@@ -75,12 +88,12 @@ export class StreamRelay {
   }
 
   private write(req: ClientRequest, e: RelayEvent): void {
-    if (!this.isGone) req.write(`${JSON.stringify(e)}\n`);
+    if (!this.over) req.write(`${JSON.stringify(e)}\n`);
   }
 
   /** A piece of the answer (opens the relay on the first). */
   send(text: string): void {
-    if (this.isGone) return;
+    if (this.over) return;
     this.req ??= this.open();
     this.write(this.req, { t: 'd', v: text });
   }
@@ -115,12 +128,16 @@ export class StreamRelay {
  * died mid-stream) to settle what was streamed instead of calling again. Undefined when the
  * gateway cannot be reached or does not know the stream.
  */
-export async function relayedSoFar(target: StreamTarget, timeoutMs = 3_000): Promise<{ started: boolean; text: string } | undefined> {
+export async function relayedSoFar(target: StreamTarget, timeoutMs = 3_000): Promise<{ started: boolean; text: string; model?: string } | undefined> {
   try {
     const res = await fetch(urlOf(target), { signal: AbortSignal.timeout(timeoutMs) });
     if (res.status !== 200) return undefined;
-    const body = (await res.json()) as { started?: unknown; text?: unknown };
-    return { started: body.started === true, text: typeof body.text === 'string' ? body.text : '' };
+    const body = (await res.json()) as { started?: unknown; text?: unknown; model?: unknown };
+    return {
+      started: body.started === true,
+      text: typeof body.text === 'string' ? body.text : '',
+      ...(typeof body.model === 'string' ? { model: body.model } : {}),
+    };
   } catch {
     return undefined;
   }

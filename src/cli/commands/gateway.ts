@@ -54,7 +54,7 @@ export function registerGatewayCommands(program: Command): void {
         const url = await gw.app.listen({ port: o.port, host: o.host });
         relayUrl ??= defaultRelayUrl(o.host, new URL(url).port ? Number(new URL(url).port) : o.port);
         process.stderr.write(
-          `gateway listening on ${url}/v1 (task queue ${cfg.taskQueue}; ${keys.hasKeys ? 'keys required' : adminKey ? 'admin key set' : 'open: no keys yet'}); point an OpenAI client's base URL there. Ctrl-C to stop\n`,
+          `gateway listening on ${url}/v1 (task queue ${cfg.taskQueue}; ${keys.hasKeys ? 'keys required' : adminKey ? 'admin key set' : keys.loaded ? 'open: no keys yet' : 'the key registry cannot be read yet: 503 until it can'}); point an OpenAI client's base URL there. Ctrl-C to stop\n`,
         );
         await untilSignal(async () => {
           keys.stop();

@@ -72,6 +72,13 @@ export function registerKeysCommands(program: Command): void {
           json?: boolean;
         },
       ) => {
+        const badCategory = o.categories?.find((c) => !/^[a-z][a-z0-9_-]{0,63}$/.test(c));
+        if (badCategory !== undefined)
+          throw new InvalidArgumentError(
+            `--categories: "${badCategory}" is not a category name (lowercase letters, digits, - and _, such as critical, standard or batch)`,
+          );
+        if (o.models && o.tiers)
+          throw new InvalidArgumentError('--models and --tiers: give one of them (a key held to models may use those models, whatever their tiers)');
         if (o.models) {
           const catalog = loadCatalog(config().catalogPath);
           const unknown = o.models.filter((m) => catalog.get(m) === undefined);
@@ -106,8 +113,17 @@ export function registerKeysCommands(program: Command): void {
         if (all.length === 0) return void process.stdout.write('no keys yet: `switchyard keys create NAME --scope S`\n');
         process.stdout.write(
           `${formatTable([
-            ['id', 'name', 'state', 'scope', 'categories', 'limits', 'expires'],
-            ...all.map((k) => [k.id, k.name, k.state, k.scope, k.categories?.join(',') ?? 'any', limits(k), k.expiresAt ?? '-']),
+            ['id', 'name', 'state', 'scope', 'categories', 'models/tiers', 'limits', 'expires'],
+            ...all.map((k) => [
+              k.id,
+              k.name,
+              k.state,
+              k.scope,
+              k.categories?.join(',') ?? 'any',
+              k.models?.join(',') ?? k.tiers?.join(',') ?? 'any',
+              limits(k),
+              k.expiresAt ?? '-',
+            ]),
           ])}\n`,
         );
       });
