@@ -33,7 +33,7 @@ export const requestInputBaseSchema = z
             role: z.enum(['system', 'user', 'assistant'], { error: 'must be system, user or assistant' }),
             content: z
               .string({ error: "must be a string (the turn's text)" })
-              .max(MAX_PROMPT_CHARS)
+              .max(MAX_PROMPT_CHARS, { error: `must be at most ${MAX_PROMPT_CHARS} characters` })
               .refine((s) => s.trim() !== '', 'must not be empty or only whitespace'),
           })
           .strict(),

@@ -17,7 +17,8 @@ import { type RequestInput, type RequestResult, type RequestTrace, traceQuery, w
 import { type GatewayError, gatewayErrorOf, openAIError } from './errors.js';
 import type { KeyLimits } from './keys.js';
 import { type ChatDelivery, chatCompletionOf, ChunkWriter, requestFromChatBody } from './openaiChat.js';
-import { optionsFromHeaders, resolveModel } from './options.js';
+import { optionRefusal, optionsFromHeaders, resolveModel } from './options.js';
+import { ValidationError } from '../util/validation.js';
 import type { HubEvent, OpenStream, StreamHub } from './relay.js';
 
 export interface ChatDeps {
@@ -220,7 +221,9 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
       existing = started.existing;
     } catch (err) {
       if (stream) hub.close(stream);
-      return sendError(reply, gatewayErrorOf(err));
+      // A field an x-switchyard header (or metadata key) set is named as the header.
+      const option = err instanceof ValidationError ? optionRefusal(err.fields[0] ?? '') : undefined;
+      return sendError(reply, option ? openAIError(400, 'invalid_request_error', option.message, option.param) : gatewayErrorOf(err));
     }
     if (existing) {
       // A retry: the run already going (or done) answers it, never a second one.

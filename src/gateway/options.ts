@@ -85,6 +85,19 @@ const OPTIONS: ReadonlyArray<{ header: string; meta: string; field: keyof Reques
 export const STREAM_HEADER = 'x-switchyard-stream';
 
 /**
+ * A request-schema issue about a field these options set (`feature: must be ...`), named as the
+ * caller sent it: the header (or its metadata key). Undefined for other fields.
+ */
+export function optionRefusal(issue: string): { param: string; message: string } | undefined {
+  for (const o of OPTIONS) {
+    if (o.field === 'quality' && issue.startsWith('quality.jsonSchema')) return undefined; // response_format's
+    const m = new RegExp(`^${o.field}((?:\\.[^:]*)?):(.*)$`, 's').exec(issue);
+    if (m) return { param: o.header, message: `header ${o.header} (or metadata.${o.meta})${m[1] ?? ''}:${m[2] ?? ''}` };
+  }
+  return undefined;
+}
+
+/**
  * Switchyard's options from headers (first) and metadata, checked against the key: its scope is
  * the budget scope (another is refused unless the key is the admin's), its categories bound the
  * category (the first is the default). Types are checked here; values by the request schema.
@@ -96,7 +109,9 @@ export function optionsFromHeaders(
   /** A catalog model's tier (undefined: not in the catalog): a judge the checks name must be one the key may use. */
   tierOf: (model: string) => string | undefined = () => undefined,
 ): { ok: true; fields: Fields; buffered: boolean } | { ok: false; error: GatewayError } {
-  const meta = metadata && typeof metadata === 'object' && !Array.isArray(metadata) ? (metadata as Record<string, unknown>) : {};
+  if (metadata !== undefined && metadata !== null && (typeof metadata !== 'object' || Array.isArray(metadata)))
+    return { ok: false, error: openAIError(400, 'invalid_request_error', 'metadata: must be an object of string values', 'metadata') };
+  const meta = (metadata ?? {}) as Record<string, unknown>;
   const fields: Record<string, string | number | Record<string, unknown>> = {};
   for (const o of OPTIONS) {
     const h = headers[o.header];

@@ -33,6 +33,8 @@ export interface OpenStream {
   /** Drops the current relay connection (its worker sees the stream gone and stops the call). */
   dropRelay?: () => void;
   closedAt?: number;
+  /** Read for its settlement by a later attempt: its text is final. */
+  frozen?: boolean;
   /** Its client left (or was answered 504/429) before the first piece: the run goes on, nobody reads it here. */
   detached?: boolean;
 }
@@ -101,16 +103,22 @@ export function relayRoutes(app: FastifyInstance, hub: StreamHub): void {
   // The relay's body is read as it arrives, line by line, not parsed whole.
   app.addContentTypeParser(RELAY_CONTENT_TYPE, (_req, payload, done) => done(null, payload));
 
-  app.get<{ Params: { id: string } }>('/switchyard/relay/:id', (req, reply) => {
+  // `?final=1`: a later attempt settling the stream: what it reads is what is charged, so the stream
+  // takes nothing more (a worker thought lost but only slow is cut off).
+  app.get<{ Params: { id: string }; Querystring: { final?: string } }>('/switchyard/relay/:id', (req, reply) => {
     const s = hub.get(req.params.id);
     if (!s) return reply.status(404).send({ error: { message: 'no such stream', type: 'invalid_request_error', param: null, code: null } });
+    if (req.query.final === '1') {
+      s.frozen = true;
+      s.dropRelay?.();
+    }
     return { started: s.started, text: s.text, closed: s.closed, ...(s.model ? { model: s.model } : {}) };
   });
 
   app.post<{ Params: { id: string } }>('/switchyard/relay/:id', (req, reply) => {
     const s = hub.get(req.params.id);
     const workflowId = req.headers['x-switchyard-workflow-id'];
-    if (!s || s.closed || s.dropRelay !== undefined || (s.workflowId !== undefined && s.workflowId !== workflowId)) {
+    if (!s || s.closed || s.frozen || s.dropRelay !== undefined || (s.workflowId !== undefined && s.workflowId !== workflowId)) {
       // Gone (the client left or its stream ended), taken by another writer, or not this run's.
       req.raw.resume();
       return reply.status(410).send({ error: { message: 'stream closed', type: 'invalid_request_error', param: null, code: 'stream_closed' } });
@@ -129,7 +137,7 @@ export function relayRoutes(app: FastifyInstance, hub: StreamHub): void {
     const lines = createInterface({ input: raw, crlfDelay: Infinity });
     const emit = (e: HubEvent) => s.events.emit('relay', e);
     lines.on('line', (line) => {
-      if (ended || line === '') return;
+      if (ended || s.frozen || line === '') return;
       let e: RelayEvent;
       try {
         e = JSON.parse(line) as RelayEvent;

@@ -282,7 +282,8 @@ describe('a worker SIGKILLed mid-stream', () => {
 });
 
 describe('the gateway against slow and greedy clients, and its graceful stop', () => {
-  const stack = useTestStack();
+  // A call may pause 1.5 s at most between two pieces here (the stalled provider below).
+  const stack = useTestStack({ config: { callTimeoutMs: 1_500 } });
   let gateway: TestGateway;
   beforeAll(async () => {
     gateway = await startGateway(stack, { idleTimeoutMs: 500, maxStreamsPerKey: 1 });
@@ -313,6 +314,32 @@ describe('the gateway against slow and greedy clients, and its graceful stop', (
     expect(
       await stall('POST /switchyard/relay/unknown HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n'),
     ).toBeLessThan(10_000);
+  });
+
+  it('a provider that stalls mid-stream is cut off after the pause bound: an error event, charged what it sent', async () => {
+    stack.simulator.setFaults({ [MODEL]: faultSpecSchema.parse({ chunkDelayMs: 5_000 }) });
+    stack.simulator.resetStats();
+    const openai = new OpenAI({ apiKey: 'unused-while-open', baseURL: gateway.base, maxRetries: 0 });
+    const { data: stream, response } = await openai.chat.completions
+      .create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], stream: true })
+      .withResponse();
+    let text = '';
+    const err = await (async () => {
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    })().catch((e: unknown) => e);
+    expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('stream_interrupted');
+    expect((err as Error).message).toMatch(/sent nothing for 2 s mid-stream/);
+    expect(text.length).toBeGreaterThan(0);
+    const workflowId = response.headers.get('x-switchyard-workflow-id')!;
+    const failed = await stack.client.result(workflowId).catch((e: unknown) => e);
+    expect((failed as { failureType?: string }).failureType).toBe('StreamInterrupted');
+    const entries = stack.ledger.entries().filter((e) => e.workflowId === workflowId);
+    expect(entries).toHaveLength(1);
+    // The simulator bills the cut stream when its own pause ends and it finds the connection gone.
+    const billedOut = () => stack.simulator.getStats().byModel[MODEL]?.outputTokens ?? 0;
+    for (const until = Date.now() + 8_000; billedOut() === 0 && Date.now() < until;) await new Promise((r) => setTimeout(r, 100));
+    expect(entries[0]?.outputTokens).toBe(billedOut());
+    stack.simulator.setFaults({});
   });
 
   it('holds a key to its streams at once (429), and a graceful stop lets the open stream finish', async () => {

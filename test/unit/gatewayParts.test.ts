@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultCatalog } from '../../src/catalog/catalog.js';
 import { Gatekeeper, KeyLimits, type KeyStore, type Principal } from '../../src/gateway/keys.js';
 import { ChunkWriter, requestFromChatBody } from '../../src/gateway/openaiChat.js';
-import { optionsFromHeaders, resolveModel } from '../../src/gateway/options.js';
+import { optionRefusal, optionsFromHeaders, resolveModel } from '../../src/gateway/options.js';
 import { adminMatches, newKey, parseKey, secretMatches } from '../../src/security/apiKeys.js';
 import type { KeyRecord } from '../../src/workflows/keys/contract.js';
 import { KeyRegistryState } from '../../src/workflows/keys/state.js';
@@ -70,6 +70,19 @@ describe("Switchyard's options on a chat call", () => {
       error: { body: { error: { param: 'metadata.switchyard_quality' } } },
     });
     expect(optionsFromHeaders({ 'x-switchyard-stream': 'buffered' }, undefined, undefined)).toMatchObject({ ok: true, buffered: true });
+  });
+
+  it('names the header behind a field the request schema refuses; metadata must be an object', () => {
+    expect(optionRefusal('feature: must be a lowercase name')).toEqual({
+      param: 'x-switchyard-feature',
+      message: 'header x-switchyard-feature (or metadata.switchyard_feature): must be a lowercase name',
+    });
+    expect(optionRefusal('quality.regex: not a valid regular expression')?.param).toBe('x-switchyard-quality');
+    // response_format's schema, and fields no option sets, are named elsewhere.
+    expect(optionRefusal('quality.jsonSchema: must be an object')).toBeUndefined();
+    expect(optionRefusal('temperature: too big')).toBeUndefined();
+    expect(optionsFromHeaders({}, 'x', undefined)).toMatchObject({ ok: false, error: { status: 400, body: { error: { param: 'metadata' } } } });
+    expect(optionsFromHeaders({}, null, undefined)).toMatchObject({ ok: true });
   });
 
   it("a key's scope and categories bind its requests; its id goes with them (the admin's does not)", () => {

@@ -59,6 +59,9 @@ export interface ActivityDeps extends BudgetDeps {
   readonly controlSettings?: () => ControlSettings;
 }
 
+/** The longest a streamed call may last: inside the paid call's 15-minute timeout (workflows/request/legs.ts), with room to settle. */
+const STREAM_MAX_MS = 14 * 60_000;
+
 export type { CallModelInput, CallModelOutput, RouteLearning, RouteSelection, SelectInput, SelectOutput } from './types.js';
 import type { CallModelInput, CallModelOutput, RouteLearning, RouteSelection, SelectInput, SelectOutput } from './types.js';
 
@@ -413,6 +416,18 @@ export function createRequestActivities(deps: ActivityDeps) {
       const onCancel = () => abort.abort(ctx.cancellationSignal.reason);
       ctx.cancellationSignal.addEventListener('abort', onCancel);
       relay?.onGone(() => abort.abort('client_left'));
+      // A stream is bounded by its pauses, not its length: no piece for callTimeoutMs (from its start
+      // or its last piece) is a stalled provider, whatever the provider's SDK does with a timeout.
+      let stalled = false;
+      let stallTimer: NodeJS.Timeout | undefined;
+      const armStall = () => {
+        clearTimeout(stallTimer);
+        stallTimer = setTimeout(() => {
+          stalled = true;
+          abort.abort('stalled');
+        }, deps.callTimeoutMs);
+      };
+      if (relay) armStall();
       let text = '';
       try {
         const req = {
@@ -423,13 +438,15 @@ export function createRequestActivities(deps: ActivityDeps) {
           temperature: input.temperature,
           requestId: `${input.workflowId}/${input.attemptId}`,
           signal: abort.signal,
-          timeoutMs: deps.callTimeoutMs,
+          // A stream's whole length is bounded by the activity's own timeout (its pauses above).
+          timeoutMs: relay ? STREAM_MAX_MS : deps.callTimeoutMs,
         };
         const res = relay
           ? await adapter.chatStream(req, (piece) => {
               text += piece;
               streamedTokens += countTokens(piece);
               beat.details.streamedTokens = streamedTokens;
+              armStall();
               relay.send(piece);
             })
           : await adapter.chat(req);
@@ -447,9 +464,11 @@ export function createRequestActivities(deps: ActivityDeps) {
           const message =
             end === 'client_left'
               ? 'the client left mid-stream; the call was stopped'
-              : deps.redactProviderMessages
-                ? 'the provider broke off mid-stream'
-                : `the provider broke off mid-stream: ${e instanceof Error ? e.message : String(e)}`;
+              : stalled
+                ? `the provider sent nothing for ${Math.round(deps.callTimeoutMs / 1000)} s mid-stream; the call was stopped`
+                : deps.redactProviderMessages
+                  ? 'the provider broke off mid-stream'
+                  : `the provider broke off mid-stream: ${e instanceof Error ? e.message : String(e)}`;
           if (end === 'provider_failed') {
             deps.metrics?.providerAttempt(spec.name, spec.provider, e instanceof ProviderError ? e.kind : 'transient');
             await relay.fail(message);
@@ -474,6 +493,7 @@ export function createRequestActivities(deps: ActivityDeps) {
       } finally {
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
         if (ctx.cancellationSignal.aborted) relay?.destroy();
+        clearTimeout(stallTimer);
         beat.stop();
         callEnded?.();
       }

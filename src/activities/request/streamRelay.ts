@@ -124,13 +124,16 @@ export class StreamRelay {
 }
 
 /**
- * What a gateway relayed of a stream so far: asked by a later attempt of the same call (a worker
- * died mid-stream) to settle what was streamed instead of calling again. Undefined when the
+ * What a gateway relayed of a stream: asked by a later attempt of the same call (a worker died
+ * mid-stream) to settle what was streamed instead of calling again. The read is final: the gateway
+ * takes no more of that stream, so what is settled is what the client got. Undefined when the
  * gateway cannot be reached or does not know the stream.
  */
 export async function relayedSoFar(target: StreamTarget, timeoutMs = 3_000): Promise<{ started: boolean; text: string; model?: string } | undefined> {
   try {
-    const res = await fetch(urlOf(target), { signal: AbortSignal.timeout(timeoutMs) });
+    const url = urlOf(target);
+    url.searchParams.set('final', '1');
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     if (res.status !== 200) return undefined;
     const body = (await res.json()) as { started?: unknown; text?: unknown; model?: unknown };
     return {
