@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { SwitchyardClient } from '../../src/client/client.js';
+import { GATEWAY_NODE_OPTIONS } from '../../src/gateway/server.js';
 import { defaultCatalog } from '../../src/catalog/catalog.js';
 import { Simulator } from '../../src/simulator/server.js';
 import { ensureTemporalCli } from '../../src/temporal/cli.js';
@@ -119,7 +120,14 @@ export async function benchGateway(opts: { requests: number; concurrency: number
     const worker = await startProcess(process.execPath, [bin, 'worker'], env, /Ctrl-C to stop/, join(dir, 'worker.log'));
     procs.push(worker);
     const gwPort = await freePort();
-    const gateway = await startProcess(process.execPath, [bin, 'gateway', '--port', String(gwPort)], env, /gateway listening/, join(dir, 'gateway.log'));
+    // As docker-compose runs it (GATEWAY_NODE_OPTIONS).
+    const gateway = await startProcess(
+      process.execPath,
+      [bin, 'gateway', '--port', String(gwPort)],
+      { ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, GATEWAY_NODE_OPTIONS].filter(Boolean).join(' ') },
+      /gateway listening/,
+      join(dir, 'gateway.log'),
+    );
     procs.push(gateway);
     const llPort = await freePort();
     writeFileSync(

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/request/contract.js';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../../src/temporal/devServer.js';
+import { GATEWAY_NODE_OPTIONS } from '../../src/gateway/server.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -107,6 +108,7 @@ describe('docker-compose.yml', () => {
     expect(g?.environment?.TEMPORAL_ADDRESS).toBe(services['worker-1']?.environment?.TEMPORAL_ADDRESS);
     expect(g?.environment?.SWITCHYARD_TASK_QUEUE).toBe(services['worker-1']?.environment?.SWITCHYARD_TASK_QUEUE);
     expect(g?.healthcheck).toBeDefined();
+    expect(g?.environment?.NODE_OPTIONS).toBe(GATEWAY_NODE_OPTIONS);
     expect(() => composeConfig({ SWITCHYARD_ADMIN_KEY: '' })).toThrow(/SWITCHYARD_ADMIN_KEY/);
   });
 
