@@ -2,6 +2,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { type ProviderError, transient } from './errors.js';
 import { mapSdkError, stainlessOptions } from './stainlessErrors.js';
+import { anthropicMessages, anthropicTools } from './toolWire.js';
 import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter } from './types.js';
 
 export class AnthropicAdapter implements ProviderAdapter {
@@ -16,9 +17,11 @@ export class AnthropicAdapter implements ProviderAdapter {
     return {
       model: req.model,
       max_tokens: req.maxOutputTokens,
-      messages: req.turns.map((t) => ({ role: t.role, content: t.content })),
+      // toolWire.ts builds the SDK's message and tool shapes without importing the SDK.
+      messages: anthropicMessages(req.turns) as unknown as Anthropic.MessageParam[],
       ...(req.system ? { system: req.system } : {}),
       ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+      ...(anthropicTools(req.tools) as Pick<Anthropic.MessageCreateParams, 'tools' | 'tool_choice'>),
     };
   }
 
@@ -29,12 +32,19 @@ export class AnthropicAdapter implements ProviderAdapter {
     let model = req.model;
     let input: Anthropic.Usage | undefined;
     let output: number | undefined;
+    // A tool_use block streams its input as JSON pieces (input_json_delta), by block index.
+    const calls = new Map<number, { id: string; name: string; json: string }>();
     try {
       const stream = await this.client.messages.create({ ...this.params(req), stream: true }, stainlessOptions(req));
       for await (const ev of stream) {
         if (ev.type === 'message_start') {
           input = ev.message.usage;
           model = ev.message.model ?? model;
+        } else if (ev.type === 'content_block_start' && ev.content_block.type === 'tool_use') {
+          calls.set(ev.index, { id: ev.content_block.id, name: ev.content_block.name, json: '' });
+        } else if (ev.type === 'content_block_delta' && ev.delta.type === 'input_json_delta') {
+          const c = calls.get(ev.index);
+          if (c) c.json += ev.delta.partial_json;
         } else if (ev.type === 'content_block_delta' && ev.delta.type === 'text_delta') {
           text += ev.delta.text;
           onText(ev.delta.text);
@@ -47,8 +57,10 @@ export class AnthropicAdapter implements ProviderAdapter {
       throw mapAnthropicError(e, where);
     }
     if (!input || typeof input.input_tokens !== 'number' || typeof output !== 'number') throw transient('malformed stream: no usage', where);
+    const toolCalls = [...calls.entries()].sort(([a], [b]) => a - b).map(([, c]) => ({ id: c.id, name: c.name, arguments: c.json === '' ? '{}' : c.json }));
     return {
       text,
+      ...(toolCalls.length > 0 ? { toolCalls } : {}),
       usage: {
         inputTokens: input.input_tokens + (input.cache_creation_input_tokens ?? 0),
         cachedInputTokens: input.cache_read_input_tokens ?? 0,
@@ -75,8 +87,12 @@ export class AnthropicAdapter implements ProviderAdapter {
       .filter((b): b is Anthropic.TextBlock => b.type === 'text')
       .map((b) => b.text)
       .join('');
+    const toolCalls = res.content
+      .filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')
+      .map((b) => ({ id: b.id, name: b.name, arguments: JSON.stringify(b.input ?? {}) }));
     return {
       text,
+      ...(toolCalls.length > 0 ? { toolCalls } : {}),
       usage: {
         // Cache writes are billed as input; cache reads at the cached price.
         inputTokens: usage.input_tokens + (usage.cache_creation_input_tokens ?? 0),

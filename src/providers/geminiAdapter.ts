@@ -1,6 +1,7 @@
 /** Google Gemini generateContent through the official `@google/genai` SDK, SDK retries off. */
-import { ApiError, GoogleGenAI, type GenerateContentResponse } from '@google/genai';
+import { ApiError, type Content, type FunctionCall, type GenerateContentConfig, GoogleGenAI, type GenerateContentResponse } from '@google/genai';
 import { fromHttpStatus, ProviderError, transient } from './errors.js';
+import { geminiContents, geminiTools } from './toolWire.js';
 import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
 
 export class GeminiAdapter implements ProviderAdapter {
@@ -24,9 +25,10 @@ export class GeminiAdapter implements ProviderAdapter {
   private params(req: ChatRequest) {
     return {
       model: req.model,
-      // Gemini names the assistant's turns "model".
-      contents: req.turns.map((t) => ({ role: t.role === 'assistant' ? 'model' : 'user', parts: [{ text: t.content }] })),
+      // Gemini names the assistant's turns "model"; toolWire.ts builds the SDK's shapes without importing it.
+      contents: geminiContents(req.turns) as unknown as Content[],
       config: {
+        ...(geminiTools(req.tools) as Pick<GenerateContentConfig, 'tools' | 'toolConfig'>),
         maxOutputTokens: req.maxOutputTokens,
         ...(req.system ? { systemInstruction: req.system } : {}),
         ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
@@ -43,19 +45,21 @@ export class GeminiAdapter implements ProviderAdapter {
     const where = { provider: this.provider, model: req.model };
     let text = '';
     let last: GenerateContentResponse | undefined;
+    const calls: FunctionCall[] = [];
     try {
       for await (const res of await this.client.models.generateContentStream(this.params(req))) {
         last = res;
-        const piece = res.text;
+        const piece = textOf(res);
         if (piece) {
           text += piece;
           onText(piece);
         }
+        calls.push(...functionCallsOf(res));
       }
     } catch (e) {
       throw mapGeminiError(e, where);
     }
-    return this.responseOf(last, text, where);
+    return this.responseOf(last, text, calls, req, where);
   }
 
   async chat(req: ChatRequest): Promise<ChatResponse> {
@@ -66,19 +70,28 @@ export class GeminiAdapter implements ProviderAdapter {
     } catch (e) {
       throw mapGeminiError(e, where);
     }
-    return this.responseOf(res, res.text ?? '', where);
+    return this.responseOf(res, textOf(res), functionCallsOf(res), req, where);
   }
 
   /** A response (a stream's last piece) as the adapter's: its usage and finish reason, with the text. */
-  private responseOf(res: GenerateContentResponse | undefined, text: string, where: { provider: string; model: string }): ChatResponse {
+  private responseOf(
+    res: GenerateContentResponse | undefined,
+    text: string,
+    calls: readonly FunctionCall[],
+    req: ChatRequest,
+    where: { provider: string; model: string },
+  ): ChatResponse {
     const usage = res?.usageMetadata;
     const candidate = res?.candidates?.[0];
     if (!res || !candidate || !usage || typeof usage.promptTokenCount !== 'number') {
       throw transient('malformed response: missing candidates or usageMetadata', where);
     }
     const cached = usage.cachedContentTokenCount ?? 0;
+    // Gemini's calls may have no id: one is made from the request's, by position.
+    const toolCalls = calls.map((c, i) => ({ id: c.id ?? `${req.requestId ?? 'call'}_${i}`, name: c.name ?? '', arguments: JSON.stringify(c.args ?? {}) }));
     return {
       text,
+      ...(toolCalls.length > 0 ? { toolCalls } : {}),
       usage: {
         inputTokens: usage.promptTokenCount - cached,
         cachedInputTokens: cached,
@@ -88,6 +101,18 @@ export class GeminiAdapter implements ProviderAdapter {
       providerModel: res.modelVersion ?? where.model,
     };
   }
+}
+
+/** The text parts of a response's first candidate (not `res.text`, which warns on a response that also calls functions). */
+function textOf(res: GenerateContentResponse): string {
+  return (res.candidates?.[0]?.content?.parts ?? [])
+    .filter((p) => typeof p.text === 'string' && p.thought !== true)
+    .map((p) => p.text)
+    .join('');
+}
+
+function functionCallsOf(res: GenerateContentResponse): FunctionCall[] {
+  return (res.candidates?.[0]?.content?.parts ?? []).flatMap((p) => (p.functionCall ? [p.functionCall] : []));
 }
 
 export function mapGeminiError(e: unknown, where: { provider: string; model: string }): ProviderError {

@@ -1,7 +1,9 @@
 /** Mistral chat completions through the official `@mistralai/mistralai` SDK, SDK retries off. */
 import { Mistral } from '@mistralai/mistralai';
 import { HTTPClientError, MistralError } from '@mistralai/mistralai/models/errors';
+import type { ChatCompletionRequest } from '@mistralai/mistralai/models/components';
 import { fromHttpStatus, ProviderError, transient } from './errors.js';
+import { callsOfOpenAI, mistralMessage, mistralTools, ToolCallAssembler } from './toolWire.js';
 import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
 
 export class MistralAdapter implements ProviderAdapter {
@@ -18,10 +20,18 @@ export class MistralAdapter implements ProviderAdapter {
   }
 
   private params(req: ChatRequest) {
-    const messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }> = [];
-    if (req.system) messages.push({ role: 'system', content: req.system });
-    for (const t of req.turns) messages.push({ role: t.role, content: t.content });
-    return { model: req.model, messages, maxTokens: req.maxOutputTokens, ...(req.temperature !== undefined ? { temperature: req.temperature } : {}) };
+    // toolWire.ts builds the SDK's message and tool shapes without importing the SDK.
+    const messages = [
+      ...(req.system ? [{ role: 'system', content: req.system }] : []),
+      ...req.turns.map(mistralMessage),
+    ] as unknown as ChatCompletionRequest['messages'];
+    return {
+      model: req.model,
+      messages,
+      maxTokens: req.maxOutputTokens,
+      ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+      ...(mistralTools(req.tools) as Pick<ChatCompletionRequest, 'tools' | 'toolChoice' | 'parallelToolCalls'>),
+    };
   }
 
   private options(req: ChatRequest) {
@@ -39,6 +49,7 @@ export class MistralAdapter implements ProviderAdapter {
     let finish = 'unknown';
     let model = req.model;
     let usage: { promptTokens?: number | undefined; completionTokens?: number | undefined } | undefined;
+    const calls = new ToolCallAssembler();
     try {
       const stream = await this.client.chat.stream(this.params(req), this.options(req));
       for await (const ev of stream) {
@@ -57,14 +68,17 @@ export class MistralAdapter implements ProviderAdapter {
           text += piece;
           onText(piece);
         }
+        calls.add(choice?.delta.toolCalls);
         if (choice?.finishReason) finish = choice.finishReason;
       }
     } catch (e) {
       throw mapMistralError(e, where);
     }
     if (typeof usage?.promptTokens !== 'number' || typeof usage.completionTokens !== 'number') throw transient('malformed stream: no usage at its end', where);
+    const toolCalls = calls.calls(req.requestId ?? 'call');
     return {
       text,
+      ...(toolCalls ? { toolCalls } : {}),
       usage: { inputTokens: usage.promptTokens, cachedInputTokens: 0, outputTokens: usage.completionTokens },
       finishReason: finish,
       providerModel: model,
@@ -91,8 +105,10 @@ export class MistralAdapter implements ProviderAdapter {
         : Array.isArray(content)
           ? content.map((c) => ('text' in c && typeof c.text === 'string' ? c.text : '')).join('')
           : '';
+    const toolCalls = callsOfOpenAI(choice.message?.toolCalls, req.requestId ?? 'call');
     return {
       text,
+      ...(toolCalls ? { toolCalls } : {}),
       usage: { inputTokens: usage.promptTokens, cachedInputTokens: 0, outputTokens: usage.completionTokens },
       finishReason: choice.finishReason ?? 'unknown',
       providerModel: res.model ?? req.model,

@@ -5,6 +5,7 @@
 import OpenAI from 'openai';
 import { type ProviderError, transient } from './errors.js';
 import { mapSdkError, stainlessOptions } from './stainlessErrors.js';
+import { callsOfOpenAI, openAIMessage, openAITools, ToolCallAssembler } from './toolWire.js';
 import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter } from './types.js';
 
 export interface OpenAIAdapterOptions extends AdapterOptions {
@@ -29,12 +30,14 @@ export class OpenAIAdapter implements ProviderAdapter {
   private params(req: ChatRequest) {
     const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [];
     if (req.system) messages.push({ role: 'system', content: req.system });
-    for (const t of req.turns) messages.push({ role: t.role, content: t.content });
+    // toolWire.ts builds the SDK's message and tool shapes without importing the SDK.
+    for (const t of req.turns) messages.push(openAIMessage(t) as unknown as OpenAI.Chat.ChatCompletionMessageParam);
     return {
       model: req.model,
       messages,
       max_completion_tokens: req.maxOutputTokens,
       ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+      ...(openAITools(req.tools) as Pick<OpenAI.Chat.ChatCompletionCreateParams, 'tools' | 'tool_choice' | 'parallel_tool_calls'>),
     };
   }
 
@@ -44,6 +47,7 @@ export class OpenAIAdapter implements ProviderAdapter {
     let finish = 'unknown';
     let model = req.model;
     let usage: OpenAI.CompletionUsage | undefined;
+    const calls = new ToolCallAssembler();
     try {
       const stream = await this.client.chat.completions.create(
         { ...this.params(req), stream: true, stream_options: { include_usage: true } },
@@ -58,6 +62,7 @@ export class OpenAIAdapter implements ProviderAdapter {
           text += piece;
           onText(piece);
         }
+        calls.add(choice?.delta?.tool_calls);
         if (choice?.finish_reason) finish = choice.finish_reason;
       }
     } catch (e) {
@@ -66,8 +71,10 @@ export class OpenAIAdapter implements ProviderAdapter {
     if (!usage || typeof usage.prompt_tokens !== 'number' || typeof usage.completion_tokens !== 'number')
       throw transient('malformed stream: no usage at its end', where);
     const cached = usage.prompt_tokens_details?.cached_tokens ?? 0;
+    const toolCalls = calls.calls(req.requestId ?? 'call');
     return {
       text,
+      ...(toolCalls ? { toolCalls } : {}),
       usage: { inputTokens: usage.prompt_tokens - cached, cachedInputTokens: cached, outputTokens: usage.completion_tokens },
       finishReason: finish,
       providerModel: model,
@@ -88,8 +95,13 @@ export class OpenAIAdapter implements ProviderAdapter {
       throw transient('malformed response: missing choices or usage', where);
     }
     const cached = usage.prompt_tokens_details?.cached_tokens ?? 0;
+    const toolCalls = callsOfOpenAI(
+      choice.message?.tool_calls?.filter((c) => c.type === 'function'),
+      req.requestId ?? 'call',
+    );
     return {
       text: choice.message?.content ?? '',
+      ...(toolCalls ? { toolCalls } : {}),
       usage: { inputTokens: usage.prompt_tokens - cached, cachedInputTokens: cached, outputTokens: usage.completion_tokens },
       finishReason: choice.finish_reason ?? 'unknown',
       providerModel: res.model ?? req.model,

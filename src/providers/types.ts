@@ -1,10 +1,39 @@
 /** The one interface every provider adapter implements. */
 import type { Usage } from '../catalog/pricing.js';
 
-/** One turn of a conversation; system instructions travel separately (`ChatRequest.system`). */
-export interface ChatTurn {
-  readonly role: 'user' | 'assistant';
-  readonly content: string;
+/** A tool (function) the model may call: its name, what it is for, and its arguments' JSON Schema. */
+export interface ToolSpec {
+  readonly name: string;
+  readonly description?: string | undefined;
+  /** A JSON Schema of type object. */
+  readonly parameters: Readonly<Record<string, unknown>>;
+}
+
+/** Which tools the model may call: as it sees fit, none, at least one, or the one named. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { readonly name: string };
+
+/** A call the model made: its id (the provider's, or one made up where the provider has none), the tool, and the arguments as JSON text as the model wrote them (they may not parse). */
+export interface ToolCall {
+  readonly id: string;
+  readonly name: string;
+  readonly arguments: string;
+}
+
+/**
+ * One turn of a conversation; system instructions travel separately (`ChatRequest.system`). An
+ * assistant turn may carry the tool calls it made; a tool turn is the result of one of them.
+ */
+export type ChatTurn =
+  | { readonly role: 'user'; readonly content: string }
+  | { readonly role: 'assistant'; readonly content: string; readonly toolCalls?: readonly ToolCall[] | undefined }
+  | { readonly role: 'tool'; readonly content: string; readonly toolCallId: string; readonly name: string };
+
+/** The tools a request offers the model (absent: none). */
+export interface ToolUse {
+  readonly tools: readonly ToolSpec[];
+  readonly choice?: ToolChoice | undefined;
+  /** false: at most one call per answer (absent: the provider's default, several allowed). */
+  readonly parallel?: boolean | undefined;
 }
 
 export interface ChatRequest {
@@ -19,10 +48,13 @@ export interface ChatRequest {
   readonly requestId?: string | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly timeoutMs?: number | undefined;
+  readonly tools?: ToolUse | undefined;
 }
 
 export interface ChatResponse {
   readonly text: string;
+  /** The calls the model made (absent or empty: none); the finish reason is then the provider's for tool use. */
+  readonly toolCalls?: readonly ToolCall[] | undefined;
   readonly usage: Usage;
   readonly finishReason: string;
   readonly providerModel: string;

@@ -22,7 +22,7 @@ export interface ClassifyInput {
    * weighs EARLIER_TURNS_WEIGHT of what the last turn asks (a follow-up such as "and now in
    * Python?" inherits the difficulty of the question before it).
    */
-  readonly history?: ReadonlyArray<{ readonly role: 'user' | 'assistant'; readonly content: string }> | undefined;
+  readonly history?: ReadonlyArray<{ readonly role: 'user' | 'assistant' | 'tool'; readonly content: string }> | undefined;
 }
 
 /** How much a feature found only in earlier user turns counts, relative to the last turn. */

@@ -42,6 +42,8 @@ export const faultSpecSchema = z
     inputTokenScale: z.number().min(0.1).max(10).optional(),
     /** The text a successful call answers with, instead of the deterministic one (e.g. a hostile answer for a quality check). */
     answer: z.string().max(1_000_000).optional(),
+    /** Tool calls whose arguments do not satisfy the tool's schema (not JSON where the wire carries text; missing required fields where it carries an object). */
+    malformedToolArgsRate: rate.optional(),
     /** Streamed answers: a pause before each piece of text after the first (tests: a stream still going). */
     chunkDelayMs: z.number().int().min(0).max(60_000).optional(),
     /** Streamed answers: the connection is cut after this many pieces of text (a provider failing mid-stream). */

@@ -12,6 +12,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { ModelSpec } from '../catalog/schema.js';
 import { countChatTokens, countTokens } from '../routing/tokens.js';
 import { type Answer, answerFor } from './answers.js';
+import { toolCallFor } from './tools.js';
 import { drawOutcome, type FaultOutcome, type FaultsFile, faultsFileSchema, faultSpecSchema, type FaultSpec, seededRandom } from './faults.js';
 import {
   anthropicFormat,
@@ -255,8 +256,10 @@ export class Simulator {
       return this.fail(res, format, outcome, category, messages[category] ?? `simulated ${outcome}`, headers);
     }
 
+    // Tool definitions are billed as input, as the providers bill them.
     const inputTokens = Math.ceil(
-      countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), ...parsed.turns.map((t) => ({ content: t.text }))]) *
+      (countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), ...parsed.turns.map((t) => ({ content: t.text }))]) +
+        (parsed.toolText ? countTokens(parsed.toolText) : 0)) *
         (fault?.inputTokenScale ?? 1),
     );
     if (this.opts.recordRequests) {
@@ -283,6 +286,19 @@ export class Simulator {
           : answerFor(spec.name, parsed.prompt, maxTokens, fault?.answer);
     const s = this.stats.byModel[spec.name];
     if (s) s.inputTokens += inputTokens;
+    const malformed = fault?.malformedToolArgsRate !== undefined && this.random() < fault.malformedToolArgsRate;
+    const toolCall = toolCallFor(parsed.tools, spec.name, parsed.prompt, malformed ? (format === openaiFormat ? 'text' : 'object') : undefined);
+    if (toolCall) {
+      const outputTokens = countTokens(`${toolCall.name} ${toolCall.arguments}`) + 8;
+      if (s) s.outputTokens += outputTokens;
+      const r = { model: spec.providerModel, inputTokens, includeUsage: parsed.includeUsage === true, wholeCall: spec.provider === 'mistral' };
+      if (parsed.stream === true || geminiStream) {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+        res.end(format.toolStream(r, toolCall, outputTokens).join(''));
+        return;
+      }
+      return this.sendJson(res, 200, format.reply({ model: spec.providerModel, text: '', toolCall, inputTokens, outputTokens, truncated: false }));
+    }
     if (parsed.stream === true || geminiStream) {
       const frames = format.frames({ model: spec.providerModel, inputTokens, includeUsage: parsed.includeUsage === true });
       const sent = await streamAnswer(req, res, frames, answer, fault);

@@ -4,6 +4,10 @@
  * self-hosted servers), Anthropic messages and Gemini generateContent.
  */
 import { randomUUID } from 'node:crypto';
+import { BadRequest, obj, textOf } from './badRequest.js';
+import { anthropicTools, geminiTools, openAITools } from './toolFormats.js';
+import { argumentsObjectOf, type SimToolCall, type ToolRequest } from './tools.js';
+export { BadRequest } from './badRequest.js';
 
 export interface SimTurn {
   readonly role: 'user' | 'assistant';
@@ -23,11 +27,17 @@ export interface ParsedRequest {
   readonly stream?: boolean;
   /** OpenAI's `stream_options.include_usage`: usage in a last chunk of its own. */
   readonly includeUsage?: boolean;
+  /** The tools offered, their choice, and whether the last turn is a tool's result (absent: no tools). */
+  readonly tools?: ToolRequest | undefined;
+  /** The tool definitions as sent (billed as input). */
+  readonly toolText?: string;
 }
 
 export interface Reply {
   readonly model: string;
   readonly text: string;
+  /** The model calls a tool instead of answering in text. */
+  readonly toolCall?: SimToolCall | undefined;
   readonly inputTokens: number;
   readonly outputTokens: number;
   readonly truncated: boolean;
@@ -48,25 +58,10 @@ export interface WireFormat {
   reply(r: Reply): unknown;
   /** The server-sent events of a streamed reply, as the provider writes them. */
   frames(r: { model: string; inputTokens: number; includeUsage: boolean }): StreamFrames;
+  /** A streamed tool call, every frame of it, as the provider writes one. */
+  toolStream(r: { model: string; inputTokens: number; includeUsage: boolean; wholeCall?: boolean }, call: SimToolCall, outputTokens: number): string[];
   error(status: number, category: ErrorCategory, message: string): unknown;
   hasKey(headers: Record<string, string | string[] | undefined>, url: URL): boolean;
-}
-
-export class BadRequest extends Error {}
-
-function obj(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadRequest(`${what} must be an object`);
-  return v as Record<string, unknown>;
-}
-
-function textOf(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (Array.isArray(content)) {
-    return content
-      .map((c) => (typeof c === 'object' && c !== null && typeof (c as { text?: unknown }).text === 'string' ? (c as { text: string }).text : ''))
-      .join('');
-  }
-  return '';
 }
 
 function optInt(v: unknown, field: string): number | undefined {
@@ -88,14 +83,17 @@ export const openaiFormat: WireFormat = {
     if (!Array.isArray(b.messages) || b.messages.length === 0) throw new BadRequest('messages must be a non-empty array');
     const msgs = b.messages.map((m, i) => obj(m, `messages[${i}]`));
     msgs.forEach((m, i) => {
-      if (!['system', 'developer', 'user', 'assistant'].includes(String(m.role)))
-        throw new BadRequest(`messages[${i}].role: '${String(m.role)}' is not one of 'system', 'developer', 'user', 'assistant'`);
+      if (!['system', 'developer', 'user', 'assistant', 'tool'].includes(String(m.role)))
+        throw new BadRequest(`messages[${i}].role: '${String(m.role)}' is not one of 'system', 'developer', 'user', 'assistant', 'tool'`);
     });
     const system = msgs
       .filter((m) => m.role === 'system' || m.role === 'developer')
       .map((m) => textOf(m.content))
       .join('\n');
-    const turns = msgs.filter((m) => m.role === 'user' || m.role === 'assistant').map((m) => ({ role: m.role as SimTurn['role'], text: textOf(m.content) }));
+    const { turns, tools, toolText } = openAITools(
+      b,
+      msgs.filter((m) => m.role !== 'system' && m.role !== 'developer'),
+    );
     // OpenAI uses max_completion_tokens (max_tokens is its older name); Mistral uses max_tokens.
     const maxTokens = optInt(b.max_completion_tokens, 'max_completion_tokens') ?? optInt(b.max_tokens, 'max_tokens');
     const options = b.stream_options === undefined || b.stream_options === null ? {} : obj(b.stream_options, 'stream_options');
@@ -108,7 +106,30 @@ export const openaiFormat: WireFormat = {
       maxTokens,
       stream: b.stream === true,
       includeUsage: options.include_usage === true,
+      tools,
+      toolText,
     };
+  },
+  toolStream(r, call, out) {
+    const id = `chatcmpl-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+      sse({ id, object: 'chat.completion.chunk', created, model: r.model, choices, ...(r.includeUsage ? { usage: null } : {}), ...extra });
+    const usage = { prompt_tokens: r.inputTokens, completion_tokens: out, total_tokens: r.inputTokens + out };
+    const half = Math.ceil(call.arguments.length / 2);
+    const args = (a: string) => chunk([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: a } }] }, finish_reason: null }]);
+    const start = (a: string) =>
+      chunk([
+        { index: 0, delta: { tool_calls: [{ index: 0, id: call.id, type: 'function', function: { name: call.name, arguments: a } }] }, finish_reason: null },
+      ]);
+    return [
+      chunk([{ index: 0, delta: { role: 'assistant', content: null }, finish_reason: null }]),
+      // OpenAI streams a call's arguments in pieces after its name; Mistral sends each call whole in one chunk.
+      ...(r.wholeCall ? [start(call.arguments)] : [start(''), args(call.arguments.slice(0, half)), args(call.arguments.slice(half))]),
+      chunk([{ index: 0, delta: {}, finish_reason: 'tool_calls' }], r.includeUsage ? {} : { usage }),
+      ...(r.includeUsage ? [chunk([], { usage })] : []),
+      'data: [DONE]\n\n',
+    ];
   },
   frames(r) {
     const id = `chatcmpl-${randomUUID()}`;
@@ -133,7 +154,21 @@ export const openaiFormat: WireFormat = {
       object: 'chat.completion',
       created: Math.floor(Date.now() / 1000),
       model: r.model,
-      choices: [{ index: 0, message: { role: 'assistant', content: r.text, refusal: null }, finish_reason: r.truncated ? 'length' : 'stop', logprobs: null }],
+      choices: [
+        r.toolCall
+          ? {
+              index: 0,
+              message: {
+                role: 'assistant',
+                content: null,
+                refusal: null,
+                tool_calls: [{ id: r.toolCall.id, type: 'function', function: { name: r.toolCall.name, arguments: r.toolCall.arguments } }],
+              },
+              finish_reason: 'tool_calls',
+              logprobs: null,
+            }
+          : { index: 0, message: { role: 'assistant', content: r.text, refusal: null }, finish_reason: r.truncated ? 'length' : 'stop', logprobs: null },
+      ],
       usage: {
         prompt_tokens: r.inputTokens,
         completion_tokens: r.outputTokens,
@@ -168,6 +203,21 @@ export const openaiFormat: WireFormat = {
   },
 };
 
+/** Anthropic's first stream event: the message, empty, with its input usage. */
+function anthropicMessageStart(r: { model: string; inputTokens: number }): string {
+  const message = {
+    id: `msg_${randomUUID().replace(/-/g, '')}`,
+    type: 'message',
+    role: 'assistant',
+    model: r.model,
+    content: [],
+    stop_reason: null,
+    stop_sequence: null,
+    usage: { input_tokens: r.inputTokens, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+  };
+  return `event: message_start\n${sse({ type: 'message_start', message })}`;
+}
+
 export const anthropicFormat: WireFormat = {
   name: 'anthropic',
   parse(body) {
@@ -182,8 +232,10 @@ export const anthropicFormat: WireFormat = {
       if (m.role !== 'user' && m.role !== 'assistant') throw new BadRequest(`messages.${i}.role: Input should be 'user' or 'assistant'`);
     });
     if (msgs[0]?.role !== 'user') throw new BadRequest('messages: first message must use the "user" role');
-    const turns = msgs.map((m) => ({ role: m.role as SimTurn['role'], text: textOf(m.content) }));
+    const { turns, tools, toolText } = anthropicTools(b, msgs);
     return {
+      tools,
+      toolText,
       model: b.model,
       system: textOf(b.system),
       turns,
@@ -196,21 +248,7 @@ export const anthropicFormat: WireFormat = {
   frames(r) {
     const event = (type: string, data: Record<string, unknown>) => `event: ${type}\n${sse({ type, ...data })}`;
     return {
-      head: () => [
-        event('message_start', {
-          message: {
-            id: `msg_${randomUUID().replace(/-/g, '')}`,
-            type: 'message',
-            role: 'assistant',
-            model: r.model,
-            content: [],
-            stop_reason: null,
-            stop_sequence: null,
-            usage: { input_tokens: r.inputTokens, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
-          },
-        }),
-        event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
-      ],
+      head: () => [anthropicMessageStart(r), event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } })],
       delta: (text) => event('content_block_delta', { index: 0, delta: { type: 'text_delta', text } }),
       tail: (out, truncated) => [
         event('content_block_stop', { index: 0 }),
@@ -219,14 +257,29 @@ export const anthropicFormat: WireFormat = {
       ],
     };
   },
+  toolStream(r, call, out) {
+    const event = (type: string, data: Record<string, unknown>) => `event: ${type}\n${sse({ type, ...data })}`;
+    const half = Math.ceil(call.arguments.length / 2);
+    return [
+      anthropicMessageStart(r),
+      event('content_block_start', { index: 0, content_block: { type: 'tool_use', id: `toolu_${call.id.slice(5)}`, name: call.name, input: {} } }),
+      event('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: call.arguments.slice(0, half) } }),
+      event('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: call.arguments.slice(half) } }),
+      event('content_block_stop', { index: 0 }),
+      event('message_delta', { delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: out } }),
+      event('message_stop', {}),
+    ];
+  },
   reply(r) {
     return {
       id: `msg_${randomUUID().replace(/-/g, '')}`,
       type: 'message',
       role: 'assistant',
       model: r.model,
-      content: [{ type: 'text', text: r.text }],
-      stop_reason: r.truncated ? 'max_tokens' : 'end_turn',
+      content: r.toolCall
+        ? [{ type: 'tool_use', id: `toolu_${r.toolCall.id.slice(5)}`, name: r.toolCall.name, input: argumentsObjectOf(r.toolCall.arguments) }]
+        : [{ type: 'text', text: r.text }],
+      stop_reason: r.toolCall ? 'tool_use' : r.truncated ? 'max_tokens' : 'end_turn',
       stop_sequence: null,
       usage: { input_tokens: r.inputTokens, output_tokens: r.outputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
     };
@@ -260,7 +313,7 @@ export const geminiFormat: WireFormat = {
     contents.forEach((c, i) => {
       if (c.role !== undefined && c.role !== 'user' && c.role !== 'model') throw new BadRequest(`contents[${i}].role: Please use a valid role: user, model.`);
     });
-    const turns = contents.map((c): SimTurn => ({ role: c.role === 'model' ? 'assistant' : 'user', text: textOf(c.parts) }));
+    const { turns, tools, toolText } = geminiTools(b, contents);
     const prompt = turns.map((t) => t.text).join('\n');
     const sys = b.systemInstruction === undefined ? '' : textOf(obj(b.systemInstruction, 'systemInstruction').parts);
     const gc = b.generationConfig === undefined ? {} : obj(b.generationConfig, 'generationConfig');
@@ -271,7 +324,24 @@ export const geminiFormat: WireFormat = {
       prompt,
       messageCount: contents.length,
       maxTokens: optInt(gc.maxOutputTokens, 'generationConfig.maxOutputTokens'),
+      tools,
+      toolText,
     };
+  },
+  toolStream(r, call, out) {
+    return [
+      sse({
+        candidates: [
+          {
+            content: { parts: [{ functionCall: { name: call.name, args: argumentsObjectOf(call.arguments) } }], role: 'model' },
+            finishReason: 'STOP',
+            index: 0,
+          },
+        ],
+        usageMetadata: { promptTokenCount: r.inputTokens, candidatesTokenCount: out, totalTokenCount: r.inputTokens + out },
+        modelVersion: r.model,
+      }),
+    ];
   },
   frames(r) {
     const piece = (text: string, extra: Record<string, unknown> = {}) =>
@@ -290,7 +360,16 @@ export const geminiFormat: WireFormat = {
   },
   reply(r) {
     return {
-      candidates: [{ content: { parts: [{ text: r.text }], role: 'model' }, finishReason: r.truncated ? 'MAX_TOKENS' : 'STOP', index: 0 }],
+      candidates: [
+        {
+          content: {
+            parts: r.toolCall ? [{ functionCall: { name: r.toolCall.name, args: argumentsObjectOf(r.toolCall.arguments) } }] : [{ text: r.text }],
+            role: 'model',
+          },
+          finishReason: r.truncated && !r.toolCall ? 'MAX_TOKENS' : 'STOP',
+          index: 0,
+        },
+      ],
       usageMetadata: { promptTokenCount: r.inputTokens, candidatesTokenCount: r.outputTokens, totalTokenCount: r.inputTokens + r.outputTokens },
       modelVersion: r.model,
     };
