@@ -1,7 +1,8 @@
 /**
  * The gateway as a new user meets it: `switchyard up` prints its URL; a key from `switchyard keys
  * create`; then the official Python `openai` package (a cached venv), the Vercel AI SDK's
- * OpenAI-compatible provider, and curl for every error status the gateway answers, each against
+ * OpenAI-compatible provider, and curl for every error status the gateway answers (400, 401, 403,
+ * 404, 413, 422, 429 twice, 502, 503, 504), each against
  * the real dev server and the simulator over HTTP.
  */
 import { execFile } from 'node:child_process';
@@ -10,8 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
+import { Client, Connection } from '@temporalio/client';
 import { generateText, streamText } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { budgetWorkflowId } from '../../src/workflows/budget/contract.js';
 import { runCli, startUp, type UpProcess } from '../helpers/cli.js';
 import { pythonWith } from '../helpers/python.js';
 
@@ -152,6 +155,20 @@ describe('the gateway from switchyard up, with real clients', () => {
     const poor = await keyFor('curl-poor', ['--scope', 'curl-poor', '--models', HEALTHY]);
     const quota = await curl('/chat/completions', { key: poor, body: chat('auto') });
     expect([quota.status, quota.error?.code]).toEqual([429, 'insufficient_quota']);
+
+    // 503: the scope's budget entity was terminated (an operator's mistake): reservations are
+    // refused until `switchyard budget restore`, and the gateway says so.
+    const stranded = await keyFor('curl-503', ['--scope', 'curl-503', '--models', HEALTHY]);
+    expect((await curl('/chat/completions', { key: stranded, body: chat('auto') })).status).toBe(200);
+    const temporal = new Client({ connection: await Connection.connect({ address: up.address }) });
+    try {
+      await temporal.workflow.getHandle(budgetWorkflowId('switchyard', 'curl-503')).terminate('the curl 503 test');
+    } finally {
+      await temporal.connection.close();
+    }
+    const unavailable = await curl('/chat/completions', { key: stranded, body: chat('auto') });
+    expect([unavailable.status, unavailable.error?.code]).toEqual([503, 'budget_unavailable']);
+    expect(unavailable.error?.message).toMatch(/budget restore/);
 
     const failing = await keyFor('curl-502', ['--scope', 'curl-502', '--models', 'mistral-large']);
     const upstream = await curl('/chat/completions', { key: failing, body: chat('auto') });
