@@ -306,15 +306,12 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
       };
       /** Before the first piece the client left or the wait bound passed: the run goes on, its answer kept for a retry. */
       const detach = () => {
-        s.detached = true;
-        waiting.abort();
-        s.events.removeListener('relay', onRelay);
-        s.events.on('relay', (e: HubEvent) => {
-          if (e.t === 'end' || e.t === 'error' || e.t === 'broken') hub.close(s);
-        });
-        void result.then(() => hub.close(s));
         finished = true;
         clearTimeout(bound);
+        waiting.abort();
+        // Forgotten, not closed: a relay that comes later is not told the client left (that would
+        // stop the call); its worker finishes the call and the run keeps the whole answer.
+        hub.forget(s);
         done();
       };
       const onRelay = (e: HubEvent) => {

@@ -30,13 +30,15 @@ export interface OpenStream {
   workflowId?: string;
   /** The model streaming it (from the relay's start): a later attempt settles what was streamed at its price. */
   model?: string;
-  /** Drops the current relay connection (its worker sees the stream gone and stops the call). */
-  dropRelay?: () => void;
+  /**
+   * Ends the current relay: `left` answers it 410 (the client left: the worker stops the call),
+   * `gone` cuts the connection (this gateway is going away: the worker finishes the call, and the
+   * run keeps the whole answer for a retry).
+   */
+  dropRelay?: (how: 'left' | 'gone') => void;
   closedAt?: number;
   /** Read for its settlement by a later attempt: its text is final. */
   frozen?: boolean;
-  /** Its client left (or was answered 504/429) before the first piece: the run goes on, nobody reads it here. */
-  detached?: boolean;
 }
 
 /** Largest answer a relay may carry (a stream's text is kept until its record expires). */
@@ -65,15 +67,25 @@ export class StreamHub {
   }
 
   /** The client's side is over (answered, failed, or the client left): the relay, if any, is dropped. */
-  close(s: OpenStream): void {
+  close(s: OpenStream, how: 'left' | 'gone' = 'left'): void {
     if (s.closed) return;
     s.closed = true;
     s.closedAt = Date.now();
-    s.dropRelay?.();
+    s.dropRelay?.(how);
     s.events.removeAllListeners();
     this.closedIds.push(s.id);
     // Map order is insertion order: the oldest closed records go first.
     while (this.closedIds.length > KEEP_CLOSED_MAX) this.streams.delete(this.closedIds.shift() ?? '');
+  }
+
+  /**
+   * Nobody here reads this stream any more, but its run goes on (its client left, or was answered
+   * 504/429, before the first piece): it is forgotten, so that a relay that comes later finds no
+   * stream (404) and its worker finishes the call, the whole answer kept for a retry.
+   */
+  forget(s: OpenStream): void {
+    s.events.removeAllListeners();
+    this.streams.delete(s.id);
   }
 
   /** Ids of closed streams still kept, oldest first. */
@@ -82,7 +94,7 @@ export class StreamHub {
   /** Streams whose client is still connected. */
   get openCount(): number {
     let n = 0;
-    for (const s of this.streams.values()) if (!s.closed && !s.detached) n += 1;
+    for (const s of this.streams.values()) if (!s.closed) n += 1;
     return n;
   }
 
@@ -92,9 +104,10 @@ export class StreamHub {
     this.closedIds = this.closedIds.filter((id) => this.streams.has(id));
   }
 
+  /** The gateway is going away: relays still open are cut (their calls go on to their end). */
   stop(): void {
     clearInterval(this.sweeper);
-    for (const s of this.streams.values()) this.close(s);
+    for (const s of this.streams.values()) this.close(s, 'gone');
   }
 }
 
@@ -110,7 +123,7 @@ export function relayRoutes(app: FastifyInstance, hub: StreamHub): void {
     if (!s) return reply.status(404).send({ error: { message: 'no such stream', type: 'invalid_request_error', param: null, code: null } });
     if (req.query.final === '1') {
       s.frozen = true;
-      s.dropRelay?.();
+      s.dropRelay?.('left');
     }
     return { started: s.started, text: s.text, closed: s.closed, ...(s.model ? { model: s.model } : {}) };
   });
@@ -118,8 +131,13 @@ export function relayRoutes(app: FastifyInstance, hub: StreamHub): void {
   app.post<{ Params: { id: string } }>('/switchyard/relay/:id', (req, reply) => {
     const s = hub.get(req.params.id);
     const workflowId = req.headers['x-switchyard-workflow-id'];
-    if (!s || s.closed || s.frozen || s.dropRelay !== undefined || (s.workflowId !== undefined && s.workflowId !== workflowId)) {
-      // Gone (the client left or its stream ended), taken by another writer, or not this run's.
+    if (!s) {
+      // Not known here (forgotten: nobody reads it; or another gateway's): the worker finishes its call.
+      req.raw.resume();
+      return reply.status(404).send({ error: { message: 'no such stream', type: 'invalid_request_error', param: null, code: 'stream_unknown' } });
+    }
+    if (s.closed || s.frozen || s.dropRelay !== undefined || (s.workflowId !== undefined && s.workflowId !== workflowId)) {
+      // Its client left (or its stream ended), taken by another writer, or not this run's: stop.
       req.raw.resume();
       return reply.status(410).send({ error: { message: 'stream closed', type: 'invalid_request_error', param: null, code: 'stream_closed' } });
     }
@@ -130,7 +148,8 @@ export function relayRoutes(app: FastifyInstance, hub: StreamHub): void {
     let ended = false;
     // The client left or its stream ended: the worker is told so (410 while it still writes), and
     // stops its call; a worker that does not hang up is cut off.
-    s.dropRelay = () => {
+    s.dropRelay = (how) => {
+      if (how === 'gone') return raw.destroy();
       if (!reply.raw.headersSent && !reply.raw.destroyed) reply.raw.writeHead(410, { 'content-type': 'application/json' }).end('{"error":"stream closed"}');
       setTimeout(() => raw.destroy(), 5_000).unref();
     };

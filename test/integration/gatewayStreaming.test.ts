@@ -153,6 +153,37 @@ describe('streaming through the gateway', () => {
     expect(((await later.json()) as { error: { code: string } }).error.code).toBe('stream_interrupted');
   });
 
+  it('a client that leaves before the first token: the run goes on to the whole answer, charged once, and a retry collects it', async () => {
+    stack.simulator.setFaults({});
+    stack.simulator.resetStats();
+    const release = stack.simulator.hold(MODEL);
+    try {
+      const ac = new AbortController();
+      const key = `left-early-${Date.now()}`;
+      const call = openai.chat.completions
+        .create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], stream: true }, { signal: ac.signal, headers: { 'Idempotency-Key': key } })
+        .catch((e: unknown) => e);
+      const deadline = Date.now() + 10_000;
+      while (stack.simulator.heldCount(MODEL) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      ac.abort();
+      await call;
+      release();
+      // The same call again attaches to the run and gets its whole answer.
+      const { data: again, response } = await openai.chat.completions
+        .create({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], stream: true }, { headers: { 'Idempotency-Key': key } })
+        .withResponse();
+      let text = '';
+      for await (const c of again) text += c.choices[0]?.delta.content ?? '';
+      const r = await stack.client.result(response.headers.get('x-switchyard-workflow-id')!);
+      expect(r.streamed).toBe('complete');
+      expect(text).toBe(r.text);
+      expect(r.usage.outputTokens).toBe(billed().usage.outputTokens);
+      expect(stack.ledger.entries().filter((e) => e.workflowId === r.workflowId)).toHaveLength(1);
+    } finally {
+      release();
+    }
+  });
+
   it('a relay the worker cannot reach is not a client that left: the call goes on, the client gets the whole answer, charged once', async () => {
     slow({});
     stack.simulator.resetStats();
