@@ -33,6 +33,9 @@ function named(name: unknown, where: string): string {
   return name;
 }
 
+/** Gemini's rule: a letter or an underscore first, then letters, digits, underscores, dots, colons or dashes, 64 at most. */
+const GEMINI_TOOL_NAME = /^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$/;
+
 const resultText = (name: string, content: unknown) => `[${name} result] ${typeof content === 'string' ? content : JSON.stringify(content ?? null)}`;
 
 /** OpenAI chat completions (and Mistral's, which says `any` for `required`). */
@@ -186,12 +189,18 @@ export function geminiTools(b: Record<string, unknown>, contents: ReadonlyArray<
       if (!Array.isArray(decls)) throw new BadRequest(`tools[${i}].function_declarations must be a list.`);
       for (const [j, d] of decls.entries()) {
         const o = obj(d, `tools[${i}].function_declarations[${j}]`);
-        if (typeof o.name !== 'string' || !TOOL_NAME.test(o.name))
+        if (typeof o.name !== 'string' || !GEMINI_TOOL_NAME.test(o.name))
           throw new BadRequest(
             `* GenerateContentRequest.tools[${i}].function_declarations[${j}].name: Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.) or dashes (-), with a maximum length of 64.`,
           );
         const schema = o.parametersJsonSchema ?? o.parameters;
-        tools.push({ name: o.name, parameters: schema === undefined ? { type: 'object', properties: {} } : obj(schema, 'parameters') });
+        const parameters = schema === undefined ? { type: 'object', properties: {} } : obj(schema, 'parameters');
+        // Its JSON Schema must describe an object (the OpenAPI form names the type OBJECT).
+        if (String(parameters.type).toLowerCase() !== 'object')
+          throw new BadRequest(
+            `* GenerateContentRequest.tools[${i}].function_declarations[${j}].parameters: the schema must describe an object whose properties are the function's parameters`,
+          );
+        tools.push({ name: o.name, parameters });
       }
     }
   }
