@@ -2,7 +2,7 @@
  * Batch input: one JSON request per line with an `id`. A line that is not JSON, lacks an id or
  * fails request validation is reported with its line number (and skipped by the runners).
  */
-import { schemaError } from '../quality/checks.js';
+import { requestSchemaIssues } from '../quality/checks.js';
 import { describeIssues } from '../util/validation.js';
 import type { RequestInput } from '../workflows/request/contract.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
@@ -67,9 +67,8 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
     const fields = describeIssues(parsed.error).map((f) => (openai ? openAIFieldName(f) : f.replace(/^requestId:/, 'id:')));
     return bad(fields.join('; '));
   }
-  const schema = parsed.data.quality?.jsonSchema;
-  const schemaBad = schema ? schemaError(schema) : undefined;
-  if (schemaBad) return bad(`${openai ? 'body.response_format.json_schema.schema' : 'quality.jsonSchema'}: not a valid JSON Schema (${schemaBad})`);
+  const schemaBad = requestSchemaIssues(parsed.data);
+  if (schemaBad.length > 0) return bad(schemaBad.map((i) => (openai ? openAIFieldName(`${i.path}: ${i.message}`) : `${i.path}: ${i.message}`)).join('; '));
   return { ok: true, item: { line, id, request: candidate } };
 }
 

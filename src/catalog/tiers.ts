@@ -2,7 +2,7 @@
 export const TIERS = ['economy', 'standard', 'premium'] as const;
 export type Tier = (typeof TIERS)[number];
 
-export const CAPABILITIES = ['reasoning', 'coding', 'creative', 'factual', 'multilingual', 'vision', 'long_context', 'json'] as const;
+export const CAPABILITIES = ['reasoning', 'coding', 'creative', 'factual', 'multilingual', 'vision', 'long_context', 'json', 'tools'] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 export const PROVIDERS = ['openai', 'anthropic', 'google', 'mistral', 'self-hosted'] as const;

@@ -29,7 +29,7 @@ export type { StartOptions } from './startInput.js';
 
 import { type Tier, TIERS } from '../catalog/schema.js';
 import { parseOrThrow, ValidationError } from '../util/validation.js';
-import { schemaError } from '../quality/checks.js';
+import { requestSchemaIssues } from '../quality/checks.js';
 import {
   type RequestInput,
   type RequestResult,
@@ -203,8 +203,12 @@ export class SwitchyardClient {
    */
   async submit(input: RequestInput, opts: StartOptions = {}): Promise<{ handle: WorkflowHandle; existing: boolean; runId?: string }> {
     const req = parseOrThrow(requestInputSchema, input, 'request');
-    const bad = req.quality?.jsonSchema ? schemaError(req.quality.jsonSchema) : undefined;
-    if (bad) throw new ValidationError('request', [`quality.jsonSchema: not a valid JSON Schema (${bad})`]);
+    const bad = requestSchemaIssues(req);
+    if (bad.length > 0)
+      throw new ValidationError(
+        'request',
+        bad.map((i) => `${i.path.replace(/\.(\d+)/g, '[$1]')}: ${i.message}`),
+      );
     const requestId = req.requestId ?? randomUUID();
     const workflowId = workflowIdFor(requestId);
     try {

@@ -8,6 +8,37 @@ import { CAPABILITIES, PROVIDERS, TIERS } from '../catalog/tiers.js';
 import { qualitySpecSchema } from '../quality/spec.js';
 import { MAX_MESSAGES, MAX_PROMPT_CHARS, requestLimitIssues } from '../workflows/request/limits.js';
 
+/** At most this many tools per request, and calls per message (OpenAI's limit on tools). */
+export const MAX_TOOLS = 128;
+
+/** A tool's name as every provider takes it (Gemini's and Anthropic's rules are the narrowest). */
+const toolName = z
+  .string({ error: 'must be a string: the name of a tool in tools' })
+  .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, 'must be 1-64 letters, digits, _ or -, starting with a letter or _ (a name every provider accepts)');
+
+const toolSchema = z
+  .object({
+    name: toolName,
+    description: z.string().max(10_000, 'must be at most 10000 characters').optional(),
+    /** A JSON Schema of type object: the arguments the model must send. */
+    parameters: z
+      .record(z.string(), z.unknown(), { error: 'must be a JSON Schema object describing the arguments, such as {"type": "object", "properties": {...}}' })
+      .superRefine((p, ctx) => {
+        if (p.type !== 'object')
+          ctx.addIssue({ code: 'custom', message: 'must be a JSON Schema of "type": "object" (a tool takes named arguments; every provider requires it)' });
+      }),
+  })
+  .strict();
+
+const toolCallSchema = z
+  .object({
+    id: z.string().min(1, 'must not be empty').max(200),
+    name: toolName,
+    /** The arguments as the model wrote them: JSON text. */
+    arguments: z.string({ error: 'must be a string: the JSON text of the arguments, as the model wrote them' }).max(MAX_PROMPT_CHARS),
+  })
+  .strict();
+
 /** The request's fields (what runs started before the size and reserved-name limits were checked against). */
 export const requestInputBaseSchema = z
   .object({
@@ -25,23 +56,53 @@ export const requestInputBaseSchema = z
       .min(1, 'must not be empty')
       .max(MAX_PROMPT_CHARS, `must be at most ${MAX_PROMPT_CHARS} characters`)
       .optional(),
-    /** A chat conversation instead of `prompt`: system, user and assistant turns, ending with the user's. */
+    /**
+     * A chat conversation instead of `prompt`: system, user and assistant turns, ending with the
+     * user's (or with tool results: assistant turns may carry `toolCalls`, each answered by a
+     * `tool` turn naming its `toolCallId`).
+     */
     messages: z
       .array(
         z
           .object({
-            role: z.enum(['system', 'user', 'assistant'], { error: 'must be system, user or assistant' }),
+            role: z.enum(['system', 'user', 'assistant', 'tool'], { error: 'must be system, user, assistant or tool' }),
             content: z
               .string({ error: "must be a string (the turn's text)" })
-              .max(MAX_PROMPT_CHARS, { error: `must be at most ${MAX_PROMPT_CHARS} characters` })
-              .refine((s) => s.trim() !== '', 'must not be empty or only whitespace'),
+              .max(MAX_PROMPT_CHARS, { error: `must be at most ${MAX_PROMPT_CHARS} characters` }),
+            toolCalls: z.array(toolCallSchema).min(1, 'must hold at least one call (or leave toolCalls out)').max(MAX_TOOLS).optional(),
+            toolCallId: z.string().min(1, 'must not be empty').max(200).optional(),
           })
-          .strict(),
+          .strict()
+          .superRefine((m, ctx) => {
+            const calls = m.role === 'assistant' && m.toolCalls !== undefined;
+            if (!calls && m.role !== 'tool' && m.content.trim() === '')
+              ctx.addIssue({ code: 'custom', path: ['content'], message: 'must not be empty or only whitespace' });
+            if (m.toolCalls !== undefined && m.role !== 'assistant')
+              ctx.addIssue({ code: 'custom', path: ['toolCalls'], message: `only an assistant message makes tool calls (this one is ${m.role}'s)` });
+            if (m.role === 'tool' && m.toolCallId === undefined)
+              ctx.addIssue({ code: 'custom', path: ['toolCallId'], message: 'is required on a tool message: the id of the call it answers' });
+            if (m.role !== 'tool' && m.toolCallId !== undefined)
+              ctx.addIssue({ code: 'custom', path: ['toolCallId'], message: 'belongs on a tool message only (role tool)' });
+          }),
       )
       .min(1, 'must hold at least one message')
       .max(MAX_MESSAGES, `must hold at most ${MAX_MESSAGES} messages`)
       .optional(),
     system: z.string().max(200_000).optional(),
+    /** Tools (functions) the model may call; its calls come back in the result's `toolCalls`. */
+    tools: z
+      .array(toolSchema)
+      .min(1, 'must hold at least one tool (or leave tools out)')
+      .max(MAX_TOOLS, `must hold at most ${MAX_TOOLS} tools (OpenAI's limit)`)
+      .optional(),
+    /** Whether and which tool the model must call: auto (the default), none, required, or {name}. */
+    toolChoice: z
+      .union([z.enum(['auto', 'none', 'required']), z.object({ name: toolName }).strict()], {
+        error: 'must be auto, none, required, or {"name": "<a tool in tools>"}',
+      })
+      .optional(),
+    /** false: at most one tool call per answer (absent: the provider's default, several allowed). */
+    parallelToolCalls: z.boolean().optional(),
     /** A document the prompt refers to: counts toward tokens, not complexity. */
     context: z.string().max(MAX_PROMPT_CHARS).optional(),
     category: z

@@ -64,6 +64,10 @@ export const requestResultSchema = z.object({
   category: z.string(),
   feature: z.string().optional(),
   text: z.string().describe("the model's answer"),
+  toolCalls: z
+    .array(z.object({ id: z.string(), name: z.string(), arguments: z.string().describe('JSON text, as the model wrote it') }))
+    .optional()
+    .describe('the tools the model called, in order (absent: none; text may then be empty)'),
   model: z.string(),
   provider,
   tier,

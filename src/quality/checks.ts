@@ -119,3 +119,58 @@ export function schemaError(schema: Record<string, unknown>): string | undefined
     return (e as Error).message;
   }
 }
+
+/**
+ * The JSON Schemas a request carries that do not compile: its answer's (`quality.jsonSchema`)
+ * and each tool's parameters (`tools.N.parameters`). Path and message, for an input error.
+ */
+export function requestSchemaIssues(r: {
+  readonly quality?: { readonly jsonSchema?: Record<string, unknown> | undefined } | undefined;
+  readonly tools?: ReadonlyArray<{ readonly parameters: Readonly<Record<string, unknown>> }> | undefined;
+}): Array<{ path: string; message: string }> {
+  const issues: Array<{ path: string; message: string }> = [];
+  const answer = r.quality?.jsonSchema ? schemaError(r.quality.jsonSchema) : undefined;
+  if (answer) issues.push({ path: 'quality.jsonSchema', message: `not a valid JSON Schema (${answer})` });
+  (r.tools ?? []).forEach((t, i) => {
+    const why = schemaError({ ...t.parameters });
+    if (why) issues.push({ path: `tools.${i}.parameters`, message: `not a valid JSON Schema (${why})` });
+  });
+  return issues;
+}
+
+/**
+ * Tool calls checked against the tools offered: each names an offered tool, and its arguments
+ * parse as a JSON object that matches the tool's parameters schema. Every failure, named by call.
+ */
+export function checkToolCalls(
+  calls: ReadonlyArray<{ readonly name: string; readonly arguments: string }>,
+  tools: ReadonlyArray<{ readonly name: string; readonly parameters: Readonly<Record<string, unknown>> }>,
+): string[] {
+  const failures: string[] = [];
+  calls.forEach((c, i) => {
+    const tool = tools.find((t) => t.name === c.name);
+    const which = `tool call ${i + 1} (${c.name})`;
+    if (!tool) {
+      failures.push(`${which}: names no offered tool`);
+      return;
+    }
+    const parsed = parseJsonAnswer(c.arguments);
+    if (!parsed.ok) {
+      failures.push(`${which}: arguments are not JSON: ${parsed.error}`);
+      return;
+    }
+    if (parsed.value === null || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
+      failures.push(`${which}: arguments are not a JSON object`);
+      return;
+    }
+    let validate: ValidateFunction;
+    try {
+      validate = validatorFor({ ...tool.parameters });
+    } catch (e) {
+      failures.push(`${which}: its parameters schema cannot be compiled: ${(e as Error).message}`);
+      return;
+    }
+    if (!validate(parsed.value)) failures.push(`${which}: ${(validate.errors ?? []).map((e) => `${e.schemaPath} ${e.message ?? 'invalid'}`).join('; ')}`);
+  });
+  return failures;
+}

@@ -34,6 +34,12 @@ export const qualitySpecSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Check tool calls against the tools offered: the tool exists, and its arguments are a JSON
+     * object matching its parameters schema (a failure escalates). On whenever a request offers
+     * tools; false turns it off.
+     */
+    toolArguments: z.boolean().optional(),
     /** Escalations to the next tier up when a check fails. */
     maxEscalations: z.number().int().min(0).max(5).default(2),
   })

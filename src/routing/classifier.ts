@@ -23,6 +23,8 @@ export interface ClassifyInput {
    * Python?" inherits the difficulty of the question before it).
    */
   readonly history?: ReadonlyArray<{ readonly role: 'user' | 'assistant' | 'tool'; readonly content: string }> | undefined;
+  /** The tool definitions the request offers, as sent (JSON): billed as input, so counted; they need a model with the `tools` capability. */
+  readonly tools?: string | undefined;
 }
 
 /** How much a feature found only in earlier user turns counts, relative to the last turn. */
@@ -206,7 +208,7 @@ export function classify(input: ClassifyInput, options: ClassifyOptions = {}): C
 
   // Without a context the instruction's count is reused (tokenizing is the costly part).
   const history = input.history ?? [];
-  const inputTokens = history.length
+  const chatTokens = history.length
     ? countChatTokens([
         ...(input.system ? [{ content: input.system }] : []),
         ...history,
@@ -215,6 +217,9 @@ export function classify(input: ClassifyInput, options: ClassifyOptions = {}): C
     : input.context
       ? countChatTokens([...(input.system ? [{ content: input.system }] : []), { content: `${input.context}\n\n${instruction}` }])
       : countChatTokens(input.system ? [{ content: input.system }] : []) + MESSAGE_OVERHEAD_TOKENS + instructionTokens;
+  const toolTokens = input.tools ? countTokens(input.tools) : 0;
+  if (input.tools) capabilities.add('tools');
+  const inputTokens = chatTokens + toolTokens;
   if (inputTokens > LONG_CONTEXT_TOKENS) capabilities.add('long_context');
 
   const learned = (learnedDifficulty(options.model ?? SHIPPED_DIFFICULTY_MODEL, window) ?? 0) * (options.learnedWeight ?? LEARNED_WEIGHT);

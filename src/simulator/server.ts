@@ -51,6 +51,8 @@ export interface ReceivedRequest {
   readonly system: string;
   readonly turns: readonly SimTurn[];
   readonly inputTokens: number;
+  /** The names of the tools offered (absent: none). */
+  readonly tools?: readonly string[];
 }
 
 export const FAULT_HEADER = 'x-simulator-faults';
@@ -263,7 +265,14 @@ export class Simulator {
         (fault?.inputTokenScale ?? 1),
     );
     if (this.opts.recordRequests) {
-      this.recent.push({ format: format.name, model: spec.name, system: parsed.system, turns: parsed.turns, inputTokens });
+      this.recent.push({
+        format: format.name,
+        model: spec.name,
+        system: parsed.system,
+        turns: parsed.turns,
+        inputTokens,
+        ...(parsed.tools ? { tools: parsed.tools.tools.map((t) => t.name) } : {}),
+      });
       if (this.recent.length > 200) this.recent.shift();
     }
     const maxTokens = parsed.maxTokens ?? spec.maxOutputTokens;

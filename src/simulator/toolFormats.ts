@@ -174,7 +174,8 @@ export function anthropicTools(b: Record<string, unknown>, msgs: ReadonlyArray<R
       `messages.${msgs.length - 1}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${[...open.keys()].join(', ')}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`,
     );
   const last = msgs[msgs.length - 1];
-  const afterToolResult = last?.role === 'user' && blocksOf(last.content, 'last').some((x) => x.type === 'tool_result');
+  // The model answers the results in words unless the user wrote again after them.
+  const afterToolResult = last?.role === 'user' && blocksOf(last.content, 'last').at(-1)?.type === 'tool_result';
   return { turns, toolText: tools.length > 0 ? JSON.stringify(b.tools) : '', ...(tools.length > 0 ? { tools: { tools, choice, afterToolResult } } : {}) };
 }
 
@@ -240,6 +241,7 @@ export function geminiTools(b: Record<string, unknown>, contents: ReadonlyArray<
     }
   }
   const last = contents[contents.length - 1];
-  const afterToolResult = Array.isArray(last?.parts) && last.parts.some((p) => typeof p === 'object' && p !== null && 'functionResponse' in p);
+  const lastPart: unknown = Array.isArray(last?.parts) ? last.parts.at(-1) : undefined;
+  const afterToolResult = typeof lastPart === 'object' && lastPart !== null && 'functionResponse' in lastPart;
   return { turns, toolText: tools.length > 0 ? JSON.stringify(b.tools) : '', ...(tools.length > 0 ? { tools: { tools, choice, afterToolResult } } : {}) };
 }

@@ -87,7 +87,9 @@ export function valueFor(schema: unknown, seed: number, depth = 0): unknown {
  * carries text; an object missing what the schema requires where it carries an object).
  */
 export function toolCallFor(t: ToolRequest | undefined, model: string, prompt: string, malformed: 'text' | 'object' | undefined): SimToolCall | undefined {
-  if (!t || t.tools.length === 0 || t.choice === 'none' || t.afterToolResult) return undefined;
+  // A forced choice (required, or a named tool) is a call whatever came before, as the real APIs do.
+  const forced = t?.choice === 'required' || typeof t?.choice === 'object';
+  if (!t || t.tools.length === 0 || t.choice === 'none' || (t.afterToolResult && !forced)) return undefined;
   const choice = t.choice;
   const chosen = typeof choice === 'object' ? t.tools.find((x) => x.name === choice.name) : t.tools[0];
   if (!chosen) return undefined;

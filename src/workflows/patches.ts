@@ -165,4 +165,14 @@ export const PATCHES: readonly PatchRecord[] = [
     oldBranchIn: ['v8-success.json', 'v9-experiment-escalation.json'],
     retire: 'when no request run started before v11 is open',
   },
+  {
+    id: 'tool-calls',
+    workflow: 'llmRequest',
+    guards:
+      'an answer made of tool calls is checked as calls (the tool named, its arguments against its schema) and escalates when they fail; runs before it never offered tools, so their answers never held calls and the old branch is the text checks',
+    since: 'v12',
+    markerIn: ['v12-tool-calls.json'],
+    oldBranchIn: ['v11-stream.json', 'v8-success.json'],
+    retire: 'when no request run started before v12 is open',
+  },
 ];

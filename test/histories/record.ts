@@ -260,6 +260,30 @@ async function main(): Promise<void> {
     simulator.setFaults({});
     await gw.close(1_000);
 
+    // A tool call whose arguments miss the tool's schema escalates; the next tier's call is the answer.
+    simulator.setFaults({ 'gemini-2-flash': faultSpecSchema.parse({ malformedToolArgsRate: 1 }) });
+    await run('tool-calls', {
+      requestId: 'hist-tool-calls',
+      messages: [
+        { role: 'user', content: 'What is the weather in Paris?' },
+        { role: 'assistant', content: '', toolCalls: [{ id: 'call_1', name: 'get_time', arguments: '{"city":"Paris"}' }] },
+        { role: 'tool', toolCallId: 'call_1', content: '{"time":"09:00"}' },
+        { role: 'user', content: 'And the weather there now?' },
+      ],
+      tools: [
+        { name: 'get_time', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+        {
+          name: 'get_weather',
+          description: 'Current weather for a city',
+          parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+        },
+      ],
+      toolChoice: { name: 'get_weather' },
+      category: 'batch',
+      model: 'gemini-2-flash',
+    });
+    simulator.setFaults({});
+
     // The key registry: a key made, rotated, revoked.
     const rotated = await client.keys().create('hist-team', { scope: 'hist-team', categories: ['batch'], rpm: 60 });
     await client.keys().rotate(rotated.key.id);

@@ -58,7 +58,21 @@ describe('chat messages in a request', () => {
         ],
       }),
     ).toEqual([expect.stringMatching(/^messages\.1: the last message must be from the user/)]);
-    expect(issues({ messages: [{ role: 'tool', content: 'x' }] })).toEqual([expect.stringMatching(/^messages\.0\.role: must be system, user or assistant/)]);
+    expect(issues({ messages: [{ role: 'function', content: 'x' }] })).toEqual([
+      expect.stringMatching(/^messages\.0\.role: must be system, user, assistant or tool/),
+    ]);
+    expect(
+      issues({
+        messages: [
+          { role: 'user', content: 'x' },
+          { role: 'tool', content: 'x' },
+        ],
+        tools: [{ name: 'f', parameters: { type: 'object' } }],
+      }),
+    ).toEqual([
+      expect.stringMatching(/^messages\.1\.toolCallId: is required on a tool message/),
+      expect.stringMatching(/^messages\.1: a tool message must follow the assistant message/),
+    ]);
     expect(issues({ messages: [{ role: 'user', content: '' }] })).toEqual([expect.stringMatching(/^messages\.0\.content: must not be empty/)]);
     expect(issues({ messages: [{ role: 'user', content: 'x', name: 'bob' }] })).toEqual([expect.stringMatching(/^messages\.0: .*name/)]);
     expect(issues({ messages: [{ role: 'user', content: 'x'.repeat(1_600_000) }] })).toEqual([
@@ -101,5 +115,29 @@ describe('classifying a conversation', () => {
     const easy = classify({ prompt: 'Classify the sentiment of my last message: positive or negative?', history });
     expect(easy.complexity).toBeLessThan(classify({ prompt: hard, history }).complexity);
     expect(easy.signals).toContain('-classification');
+  });
+});
+
+describe('tool turns in a conversation', () => {
+  it('keeps calls and results as turns of their own, each result named by its call, the context in front of the last user turn', () => {
+    const c = conversationOf({
+      context: 'DOC',
+      messages: [
+        { role: 'user', content: 'Time in Paris?' },
+        { role: 'assistant', content: 'Checking.', toolCalls: [{ id: 'c1', name: 'get_time', arguments: '{"city":"Paris"}' }] },
+        { role: 'tool', toolCallId: 'c1', content: '09:00' },
+        { role: 'user', content: 'Thanks.' },
+        { role: 'user', content: 'And Rome?' },
+      ],
+      tools: [{ name: 'get_time', parameters: { type: 'object' } }],
+      toolChoice: 'auto',
+    });
+    expect(c.turns).toEqual([
+      { role: 'user', content: 'Time in Paris?' },
+      { role: 'assistant', content: 'Checking.', toolCalls: [{ id: 'c1', name: 'get_time', arguments: '{"city":"Paris"}' }] },
+      { role: 'tool', content: '09:00', toolCallId: 'c1', name: 'get_time' },
+      { role: 'user', content: 'DOC\n\nThanks.\n\nAnd Rome?' },
+    ]);
+    expect(c.tools).toEqual({ tools: [{ name: 'get_time', parameters: { type: 'object' } }], choice: 'auto' });
   });
 });

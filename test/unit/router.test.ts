@@ -2,8 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { countTokens as gptCount } from 'gpt-tokenizer';
 import { buildCatalog, defaultCatalog } from '../../src/catalog/catalog.js';
+import { DEFAULT_MODELS } from '../../src/catalog/defaultCatalog.js';
 import { estimateCostNanos } from '../../src/catalog/pricing.js';
 import { classify } from '../../src/routing/classifier.js';
+import { countTokens } from '../../src/routing/tokens.js';
 import { NoEligibleModelError, route, tierForComplexity } from '../../src/routing/router.js';
 
 const catalog = defaultCatalog();
@@ -182,5 +184,25 @@ describe('classifier', () => {
     expect(classify({ prompt: 'Return the fields as JSON.' }).capabilities).toContain('json');
     expect(classify({ prompt: 'Translate this into Japanese: good morning' }).capabilities).toContain('multilingual');
     expect(classify({ prompt: 'この文章を要約してください。' }).capabilities).toContain('multilingual');
+  });
+});
+
+describe('tools', () => {
+  it('a request offering tools goes only to models with the tools capability, and its tool schemas count as input', () => {
+    const tools = JSON.stringify([
+      { name: 'get_weather', description: 'The weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } },
+    ]);
+    const plain = classify({ prompt: 'What is the weather in Paris?' });
+    const c = classify({ prompt: 'What is the weather in Paris?', tools });
+    expect(c.capabilities).toContain('tools');
+    expect(plain.capabilities).not.toContain('tools');
+    expect(c.inputTokens).toBe(plain.inputTokens + countTokens(tools));
+    // A catalog whose cheapest model cannot call tools: it is skipped, and the reason named.
+    const models = DEFAULT_MODELS.map((m) => (m.name === 'llama-3-70b' ? { ...m, capabilities: m.capabilities.filter((x) => x !== 'tools') } : m));
+    const noToolsLlama = buildCatalog(models);
+    const d = route(noToolsLlama, { complexity: 0.05, capabilities: c.capabilities, inputTokens: c.inputTokens });
+    expect(d.chain.map((x) => x.model)).not.toContain('llama-3-70b');
+    expect(d.excluded.find((e) => e.model === 'llama-3-70b')?.constraint).toBe('capabilities');
+    expect(route(noToolsLlama, { complexity: 0.05, capabilities: [], inputTokens: 50 }).chain[0]?.model).toBe('llama-3-70b');
   });
 });

@@ -11,7 +11,7 @@ import type { ClassifyPool } from './classifyPool.js';
 import type { ControlSettings } from '../../learning/routingControl.js';
 import { type ArmSpec, assignArm, matchesFilter, unitHash } from '../../learning/experiments.js';
 import { bandOf, explores } from '../../learning/tuner.js';
-import { checkAnswer, type QualityVerdict } from '../../quality/checks.js';
+import { checkAnswer, checkToolCalls, type QualityVerdict } from '../../quality/checks.js';
 import { judgePrompt, type QualitySpec } from '../../quality/spec.js';
 import { RequestInputReader } from './requestInput.js';
 import type { Logger } from 'pino';
@@ -105,10 +105,11 @@ export function createRequestActivities(deps: ActivityDeps) {
       return { turns: [{ role: 'user', content: judgePrompt(asked, input.judge.answer) }] };
     }
     if (request) return conversationOf(request);
-    if (input.messages) return conversationOf({ messages: input.messages, system: input.system, context: input.context });
+    const tools = { tools: input.tools, toolChoice: input.toolChoice, parallelToolCalls: input.parallelToolCalls };
+    if (input.messages) return conversationOf({ messages: input.messages, system: input.system, context: input.context, ...tools });
     if (input.prompt === undefined) throw ApplicationFailure.create({ message: 'callModel: no prompt in the input', type: 'internal', nonRetryable: true });
     // The workflow put the context in front of the prompt already.
-    return conversationOf({ prompt: input.prompt, system: input.system });
+    return conversationOf({ prompt: input.prompt, system: input.system, ...tools });
   };
   /** Select a chain for a classified request: the routing decision and its chain's catalog facts. */
   /**
@@ -334,7 +335,7 @@ export function createRequestActivities(deps: ActivityDeps) {
         // The adapter's module (its SDK) did not load on this worker: another model may work.
         throw unavailable(`the ${spec.provider} provider's SDK did not load on this worker: ${(e as Error).message}`);
       }
-      const { system, turns } = await conversationFor(input);
+      const { system, turns, tools } = await conversationFor(input);
       const started = Date.now();
       /** The answer priced, logged and returned (also a stream that broke off: what it sent is paid for). */
       const priced = (res: ChatResponse, streamed?: CallModelOutput['streamed']): CallModelOutput => {
@@ -362,8 +363,12 @@ export function createRequestActivities(deps: ActivityDeps) {
           { workflowId: input.workflowId, attemptId: input.attemptId, model: spec.name, latencyMs, costNanos: cost, usage: res.usage, streamed: streamed?.end },
           'provider call succeeded',
         );
+        const calls = res.toolCalls && res.toolCalls.length > 0 ? res.toolCalls : undefined;
+        const callFailures = calls ? checkToolCalls(calls, tools?.tools ?? []) : [];
         return {
           text: res.text,
+          ...(calls ? { toolCalls: calls } : {}),
+          ...(callFailures.length > 0 ? { toolCallFailures: callFailures } : {}),
           usage: res.usage,
           costNanos: cost,
           premiumBaselineCostNanos: baseline,
@@ -434,6 +439,7 @@ export function createRequestActivities(deps: ActivityDeps) {
           model: spec.providerModel,
           system,
           turns,
+          ...(tools ? { tools } : {}),
           maxOutputTokens: input.maxOutputTokens,
           temperature: input.temperature,
           requestId: `${input.workflowId}/${input.attemptId}`,

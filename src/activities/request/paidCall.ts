@@ -71,7 +71,7 @@ export function createPaidCallActivities(parts: PaidCallParts) {
         message: `invalid request: ${describeIssues(parsed.error).join('; ')}`,
       });
     const req = parsed.data;
-    const { prompt: _p, messages: _m, system: _s, context: _c, quality, ...request } = req;
+    const { prompt: _p, messages: _m, system: _s, context: _c, tools: _t, toolChoice: _tc, parallelToolCalls: _pt, quality, ...request } = req;
     const classification = await parts.classify(classifyInputOf(req));
     const selection = await parts.selectRoute({ request, classification, ...(quality?.judge?.model ? { judgeModel: quality.judge.model } : {}) });
     return { routed: { classification, selection, request: { ...request, ...(quality ? { quality } : {}) } }, req };

@@ -13,6 +13,7 @@ import type { Candidate, RouteDecision } from '../../routing/router.js';
 import type { QualityVerdict } from '../../quality/checks.js';
 import type { QualitySpec } from '../../quality/spec.js';
 import type { ReserveResult, SettleResult } from '../../budget/book.js';
+import type { ToolCall, ToolChoice, ToolSpec } from '../../providers/types.js';
 import type { ChatMessage } from '../conversation.js';
 import type { RequestInput, ValidRequest } from './contract.js';
 import type { AttemptFailure } from './failure.js';
@@ -85,6 +86,10 @@ export interface CallModelInput {
   readonly prompt?: string;
   readonly messages?: readonly ChatMessage[] | undefined;
   readonly context?: string | undefined;
+  /** The tools the model may call (inline with the text; by reference with it too). */
+  readonly tools?: readonly ToolSpec[] | undefined;
+  readonly toolChoice?: ToolChoice | undefined;
+  readonly parallelToolCalls?: boolean | undefined;
   /** Read prompt, context and system from the run's start input (large requests: one copy in history). */
   readonly promptRef?: true;
   /** A judge call: the prompt is built from the request's prompt (inline here, or by reference) and this answer. */
@@ -135,6 +140,10 @@ export interface CallModelOutput {
   readonly premiumBaselineCostNanos: number;
   readonly finishReason: string;
   readonly latencyMs: number;
+  /** The tools the model called (absent: none; `text` may then be empty). */
+  readonly toolCalls?: readonly ToolCall[] | undefined;
+  /** What is wrong with those calls against the tools offered (unknown tool, arguments that are not JSON or miss the schema); absent: nothing. */
+  readonly toolCallFailures?: readonly string[] | undefined;
   /** Set when the answer was streamed (quality checks then cannot escalate: the client has it). */
   readonly streamed?: { readonly end: StreamEnd; readonly message?: string | undefined };
 }
@@ -145,7 +154,7 @@ export interface RouteInput {
 }
 
 /** A request's fields without its text (what the workflow needs once the input is validated). */
-export type RequestConstraints = Omit<ValidRequest, 'prompt' | 'messages' | 'system' | 'context'>;
+export type RequestConstraints = Omit<ValidRequest, 'prompt' | 'messages' | 'system' | 'context' | 'tools' | 'toolChoice' | 'parallelToolCalls'>;
 
 export interface Routed {
   readonly classification: Classification;

@@ -153,6 +153,8 @@ export interface RequestResult {
   /** The request's feature ("unspecified" when it named none; absent in results of runs started before features). */
   readonly feature?: string;
   readonly text: string;
+  /** The tools the model called, in order (absent: none; `text` may then be empty). */
+  readonly toolCalls?: Array<{ readonly id: string; readonly name: string; readonly arguments: string }>;
   readonly model: string;
   readonly provider: ProviderName;
   readonly tier: Tier;

@@ -6,7 +6,7 @@
  * happened and returns the request's `Next` (./next.ts), or throws a Stop that ends it; none
  * moves the loop itself.
  */
-import { isCancellation, log, proxyLocalActivities } from '@temporalio/workflow';
+import { isCancellation, log, patched, proxyLocalActivities } from '@temporalio/workflow';
 import type { CallModelOutput, PaidCallOutcome, RequestActivities } from './activities.js';
 import type { FailureFacts, RetryVerdict } from '../../routing/retryDecision.js';
 import type { DenialPolicy } from '../../budget/book.js';
@@ -175,6 +175,17 @@ export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput
   const q = s.req.quality;
   const cand = leg.cand;
   if (out.streamed) return onStreamed(s, leg, out, out.streamed);
+  if (out.toolCalls && out.toolCalls.length > 0 && patched('tool-calls')) {
+    // A tool call is checked as a call: the tool it names and its arguments against that tool's
+    // schema (on whenever tools are offered, unless quality.toolArguments is false); the text
+    // checks and the judge are for answers in words.
+    const checked = q?.toolArguments !== false;
+    const failures = checked ? [...(out.toolCallFailures ?? [])] : [];
+    if (checked) s.qualityScores.push({ model: cand.model, score: failures.length === 0 ? 1 : 0 });
+    if (failures.length > 0) return escalateOnQuality(s, leg, out, failures, q?.maxEscalations ?? DEFAULT_MAX_ESCALATIONS);
+    s.record({ ...at(leg), outcome: 'ok', costNanos: out.costNanos });
+    return { kind: 'done', result: resultOf(s, leg, out) };
+  }
   if (q) {
     let verdict = await checkQuality({ text: out.text, spec: q });
     if (verdict.passed && q.judge) {
@@ -189,45 +200,48 @@ export async function onAnswered(s: RequestState, leg: Leg, out: CallModelOutput
       }
     }
     if (!q.judge) s.qualityScores.push({ model: cand.model, score: verdict.passed ? 1 : 0 });
-    if (!verdict.passed) {
-      const why = verdict.failures.join('; ');
-      s.qualityEscalations += 1;
-      const up = tierAbove(cand.tier);
-      const spent = s.qualityEscalations > q.maxEscalations;
-      s.record({
-        ...at(leg),
-        outcome: 'ok',
-        costNanos: out.costNanos,
-        qualityFailures: verdict.failures,
-        decision: spent ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}`,
-      });
-      if (spent)
-        throw new Stop(
-          FAILURE_TYPES.qualityCheckFailed,
-          `the answer failed its quality checks after ${q.maxEscalations} escalation(s): ${why}`,
-          'quality_failed',
-        );
-      let selection;
-      try {
-        selection = await reroute(s, { unpin: true, minTier: up, excludeModels: [...s.qualityFailed, cand.model] });
-      } catch (err) {
-        if (err instanceof Stop && err.type === FAILURE_TYPES.categoryPaused) throw err;
-        if (err instanceof Stop)
-          throw new Stop(
-            FAILURE_TYPES.qualityCheckFailed,
-            `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`,
-            'quality_failed',
-          );
-        throw err;
-      }
-      const to = selection.decision.chain[0]?.model;
-      s.escalations.push({ from: cand.model, to: to ?? '?', reason: `quality: ${why}` });
-      log.info('quality check failed; escalating', { model: cand.model, next: to, why });
-      return { kind: 'rerouted', reason: 'quality_escalation', selection, forget: 'skips', qualityFailed: cand.model };
-    }
+    if (!verdict.passed) return escalateOnQuality(s, leg, out, verdict.failures, q.maxEscalations);
   }
   s.record({ ...at(leg), outcome: 'ok', costNanos: out.costNanos });
   return { kind: 'done', result: resultOf(s, leg, out) };
+}
+
+/** Escalations a failed check may make when the request set no quality spec (tool-call checks): qualitySpecSchema's default. */
+const DEFAULT_MAX_ESCALATIONS = 2;
+
+/** An answer that failed its checks: escalated to the next tier up (recorded with why), or the request stops when escalations are spent. */
+async function escalateOnQuality(s: RequestState, leg: Leg, out: CallModelOutput, failures: string[], maxEscalations: number): Promise<StepDecision> {
+  const cand = leg.cand;
+  const why = failures.join('; ');
+  s.qualityEscalations += 1;
+  const up = tierAbove(cand.tier);
+  const spent = s.qualityEscalations > maxEscalations;
+  s.record({
+    ...at(leg),
+    outcome: 'ok',
+    costNanos: out.costNanos,
+    qualityFailures: failures,
+    decision: spent ? 'fail: quality checks failed, escalations spent' : `escalate to the ${up} tier: ${why}`,
+  });
+  if (spent)
+    throw new Stop(FAILURE_TYPES.qualityCheckFailed, `the answer failed its quality checks after ${maxEscalations} escalation(s): ${why}`, 'quality_failed');
+  let selection;
+  try {
+    selection = await reroute(s, { unpin: true, minTier: up, excludeModels: [...s.qualityFailed, cand.model] });
+  } catch (err) {
+    if (err instanceof Stop && err.type === FAILURE_TYPES.categoryPaused) throw err;
+    if (err instanceof Stop)
+      throw new Stop(
+        FAILURE_TYPES.qualityCheckFailed,
+        `the answer failed its quality checks (${why}) and no higher-tier model is left: ${err.message}`,
+        'quality_failed',
+      );
+    throw err;
+  }
+  const to = selection.decision.chain[0]?.model;
+  s.escalations.push({ from: cand.model, to: to ?? '?', reason: `quality: ${why}` });
+  log.info('quality check failed; escalating', { model: cand.model, next: to, why });
+  return { kind: 'rerouted', reason: 'quality_escalation', selection, forget: 'skips', qualityFailed: cand.model };
 }
 
 /**

@@ -62,6 +62,7 @@ export function resultOf(s: RequestState, leg: Leg, out: CallModelOutput): Reque
     category: s.req.category,
     feature: s.req.feature ?? UNSPECIFIED_FEATURE,
     text: out.text,
+    ...(out.toolCalls ? { toolCalls: out.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })) } : {}),
     model: cand.model,
     provider: cand.provider,
     tier: cand.tier,

@@ -29,7 +29,7 @@ export interface RerouteBy {
 
 /** Selects again (the caller's Next carries the selection to serve()); no eligible model ends the request (Stop, NoEligibleModel). */
 export async function reroute(s: RequestState, by: RerouteBy): Promise<RecordedSelection> {
-  const { prompt: _p, messages: _m, system: _s, context: _c, quality, ...request } = s.req;
+  const { prompt: _p, messages: _m, system: _s, context: _c, tools: _t, toolChoice: _tc, parallelToolCalls: _pt, quality, ...request } = s.req;
   if (by.costCapNanos !== undefined) request.costCapNanos = Math.min(by.costCapNanos, request.costCapNanos ?? Number.MAX_SAFE_INTEGER);
   if (by.unpin) delete request.model;
   if (by.model !== undefined) request.model = by.model;

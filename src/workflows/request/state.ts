@@ -12,7 +12,7 @@ import type { Classification } from '../../routing/classifier.js';
 import type { Candidate } from '../../routing/router.js';
 import { type Tier, TIERS } from '../../catalog/tiers.js';
 import { own } from '../../util/names.js';
-import { utf8Bytes } from '../../util/bytes.js';
+import { jsonBytes, utf8Bytes } from '../../util/bytes.js';
 import type { RoutingDecision } from '../sinks.js';
 import type { RecordedSelection } from './v4/recorded.js';
 import {
@@ -93,7 +93,16 @@ export class RequestState {
     // Read before validation, so only strings count.
     const str = (v: unknown): number => (typeof v === 'string' ? utf8Bytes(v) : 0);
     const msgs = Array.isArray(r?.messages) ? r.messages.reduce((n: number, m: unknown) => n + str((m as { content?: unknown } | null)?.content), 0) : 0;
-    this.textByRef = str(r?.prompt) + str(r?.context) + str(r?.system) + msgs > INLINE_TEXT_BYTES;
+    // Tool definitions and calls travel with the text (none before tools were accepted: the same sum then).
+    const calls = Array.isArray(r?.messages)
+      ? r.messages.reduce(
+          (n: number, m: unknown) =>
+            n + (Array.isArray((m as { toolCalls?: unknown } | null)?.toolCalls) ? jsonBytes((m as { toolCalls: unknown }).toolCalls) : 0),
+          0,
+        )
+      : 0;
+    const tools = Array.isArray(r?.tools) ? jsonBytes(r.tools) : 0;
+    this.textByRef = str(r?.prompt) + str(r?.context) + str(r?.system) + msgs + calls + tools > INLINE_TEXT_BYTES;
     setHandler(approveSpendSignal, () => {
       this.approved = true;
     });
@@ -164,6 +173,7 @@ export class RequestState {
       messages: raw.messages,
       system: raw.system,
       context: raw.context,
+      ...(raw.tools !== undefined ? { tools: raw.tools, toolChoice: raw.toolChoice, parallelToolCalls: raw.parallelToolCalls } : {}),
     };
     this.cls = cls;
     this.useSelection(sel);
