@@ -10,6 +10,7 @@
  * Pure (no I/O).
  */
 import { createHash } from 'node:crypto';
+import type { ToolCall, ToolChoice, ToolSpec } from '../providers/types.js';
 import type { ChatMessage } from '../workflows/conversation.js';
 import type { RequestInput } from '../workflows/request/contract.js';
 import type { BatchResultLine } from './summary.js';
@@ -30,16 +31,13 @@ const IGNORED = new Set([
   'store',
   'logit_bias',
   'service_tier',
-  'parallel_tool_calls',
   'stop',
   'reasoning_effort',
 ]);
 /** Body fields that would change what the caller gets back: refused rather than silently dropped. */
 const UNSUPPORTED: Record<string, string> = {
-  tools: 'tool calling is not supported by Switchyard yet',
-  tool_choice: 'tool calling is not supported by Switchyard yet',
-  functions: 'function calling is not supported by Switchyard yet',
-  function_call: 'function calling is not supported by Switchyard yet',
+  functions: 'the legacy functions field is not supported: send tools (each {"type": "function", "function": {...}})',
+  function_call: 'the legacy function_call field is not supported: send tool_choice',
   stream: 'batch requests are not streamed; remove it',
   logprobs: 'logprobs are not returned by every provider; remove it',
   top_logprobs: 'logprobs are not returned by every provider; remove it',
@@ -81,22 +79,81 @@ function contentText(content: unknown, where: string): string | { error: string 
   return { error: `${where}.content: must be a string or an array of text parts` };
 }
 
-/** OpenAI chat messages as Switchyard messages ("developer" is a system turn). */
+/** An assistant message's `tool_calls` as Switchyard's tool calls. */
+function toolCallsFromOpenAI(raw: unknown, at: string): ToolCall[] | { error: string } {
+  if (!Array.isArray(raw)) return { error: `${at}.tool_calls: must be an array of {"id", "type": "function", "function": {"name", "arguments"}}` };
+  const out: ToolCall[] = [];
+  for (const [j, c] of raw.entries()) {
+    const call = c as { id?: unknown; type?: unknown; function?: { name?: unknown; arguments?: unknown } | null } | null;
+    const where = `${at}.tool_calls[${j}]`;
+    if (!call || typeof call !== 'object') return { error: `${where}: must be an object {"id", "type": "function", "function": {"name", "arguments"}}` };
+    if (call.type !== undefined && call.type !== 'function')
+      return { error: `${where}.type: only "function" tool calls are supported (got ${JSON.stringify(call.type)})` };
+    if (typeof call.id !== 'string') return { error: `${where}.id: must be a string (the call's id, which the tool message answers)` };
+    const f = call.function;
+    if (!f || typeof f !== 'object' || typeof f.name !== 'string') return { error: `${where}.function.name: must be a string (the tool called)` };
+    if (typeof f.arguments !== 'string') return { error: `${where}.function.arguments: must be a string (the JSON text of the arguments)` };
+    out.push({ id: call.id, name: f.name, arguments: f.arguments });
+  }
+  return out;
+}
+
+/** OpenAI chat messages as Switchyard messages ("developer" is a system turn; assistant `tool_calls` and `tool` results carried over). */
 export function messagesFromOpenAI(raw: unknown, where = 'body.messages'): ChatMessage[] | { error: string } {
   if (!Array.isArray(raw)) return { error: `${where}: must be an array of {"role", "content"}` };
   const out: ChatMessage[] = [];
   for (const [i, m] of raw.entries()) {
-    const msg = m as { role?: unknown; content?: unknown } | null;
+    const msg = m as { role?: unknown; content?: unknown; tool_calls?: unknown; tool_call_id?: unknown } | null;
     const at = `${where}[${i}]`;
     if (!msg || typeof msg !== 'object') return { error: `${at}: must be an object {"role", "content"}` };
     const role = msg.role === 'developer' ? 'system' : msg.role;
-    if (role !== 'system' && role !== 'user' && role !== 'assistant')
-      return { error: `${at}.role: "${String(msg.role)}" is not supported (system, developer, user or assistant)` };
-    const text = contentText(msg.content, at);
+    if (role !== 'system' && role !== 'user' && role !== 'assistant' && role !== 'tool')
+      return {
+        error: `${at}.role: "${String(msg.role)}" is not supported (system, developer, user, assistant or tool${msg.role === 'function' ? '; the legacy function role: send tool messages' : ''})`,
+      };
+    const calls = role === 'assistant' && msg.tool_calls !== undefined && msg.tool_calls !== null ? toolCallsFromOpenAI(msg.tool_calls, at) : undefined;
+    if (calls && !Array.isArray(calls)) return calls;
+    const hasCalls = calls !== undefined && calls.length > 0;
+    // An assistant message that only calls tools has null (or no) content.
+    const text = hasCalls && (msg.content === null || msg.content === undefined) ? '' : contentText(msg.content, at);
     if (typeof text !== 'string') return text;
-    out.push({ role, content: text });
+    if (role === 'tool') {
+      if (typeof msg.tool_call_id !== 'string') return { error: `${at}.tool_call_id: must be a string (the id of the tool call this message answers)` };
+      out.push({ role, content: text, toolCallId: msg.tool_call_id });
+    } else if (hasCalls) out.push({ role: 'assistant', content: text, toolCalls: calls });
+    else out.push({ role, content: text });
   }
   return out;
+}
+
+/** OpenAI's `tools` as Switchyard's: function tools only; a function without parameters takes none. */
+function toolsFromOpenAI(raw: unknown): ToolSpec[] | { error: string } {
+  if (!Array.isArray(raw)) return { error: 'body.tools: must be an array of {"type": "function", "function": {"name", "description", "parameters"}}' };
+  const out: ToolSpec[] = [];
+  for (const [i, t] of raw.entries()) {
+    const tool = t as { type?: unknown; function?: { name?: unknown; description?: unknown; parameters?: unknown; strict?: unknown } | null } | null;
+    const at = `body.tools[${i}]`;
+    if (!tool || typeof tool !== 'object') return { error: `${at}: must be an object {"type": "function", "function": {...}}` };
+    if (tool.type !== 'function') return { error: `${at}.type: only "function" tools are supported (got ${JSON.stringify(tool.type)})` };
+    const f = tool.function;
+    if (!f || typeof f !== 'object' || Array.isArray(f)) return { error: `${at}.function: must be an object {"name", "description", "parameters"}` };
+    if (typeof f.name !== 'string') return { error: `${at}.function.name: must be a string` };
+    if (f.description !== undefined && f.description !== null && typeof f.description !== 'string')
+      return { error: `${at}.function.description: must be a string` };
+    if (f.strict !== undefined && f.strict !== null && typeof f.strict !== 'boolean') return { error: `${at}.function.strict: must be true or false` };
+    const params = f.parameters ?? { type: 'object', properties: {} };
+    if (typeof params !== 'object' || Array.isArray(params)) return { error: `${at}.function.parameters: must be a JSON Schema object` };
+    out.push({ name: f.name, ...(typeof f.description === 'string' ? { description: f.description } : {}), parameters: params as Record<string, unknown> });
+  }
+  return out;
+}
+
+/** OpenAI's `tool_choice` as Switchyard's. */
+function toolChoiceFromOpenAI(raw: unknown): ToolChoice | { error: string } {
+  if (raw === 'auto' || raw === 'none' || raw === 'required') return raw;
+  const c = raw as { type?: unknown; function?: { name?: unknown } | null } | null;
+  if (c && typeof c === 'object' && c.type === 'function' && c.function && typeof c.function.name === 'string') return { name: c.function.name };
+  return { error: 'body.tool_choice: must be "auto", "none", "required" or {"type": "function", "function": {"name": "<a tool in tools>"}}' };
 }
 
 /** One OpenAI Batch input line as a Switchyard request (validated by the caller like any line). */
@@ -124,6 +181,9 @@ export function fromOpenAIBatchLine(raw: Record<string, unknown>): Converted {
     'temperature',
     'response_format',
     'n',
+    'tools',
+    'tool_choice',
+    'parallel_tool_calls',
     ...Object.keys(UNSUPPORTED),
     ...IGNORED,
   ]);
@@ -138,6 +198,19 @@ export function fromOpenAIBatchLine(raw: Record<string, unknown>): Converted {
   if (model !== undefined && model !== 'auto' && model !== '') request.model = model;
   if (maxTokens !== undefined && maxTokens !== null) request.maxOutputTokens = maxTokens;
   if (body.temperature !== undefined && body.temperature !== null) request.temperature = body.temperature;
+  if (body.tools !== undefined && body.tools !== null) {
+    const tools = toolsFromOpenAI(body.tools);
+    if (!Array.isArray(tools)) return bad(tools.error);
+    if (tools.length > 0) request.tools = tools;
+  }
+  if (body.tool_choice !== undefined && body.tool_choice !== null) {
+    const choice = toolChoiceFromOpenAI(body.tool_choice);
+    if (typeof choice === 'object' && 'error' in choice) return bad(choice.error);
+    // "none" with no tools is what OpenAI's clients send by default in some versions: nothing to choose from.
+    if (!(choice === 'none' && request.tools === undefined)) request.toolChoice = choice;
+  }
+  if (body.parallel_tool_calls !== undefined && body.parallel_tool_calls !== null && request.tools !== undefined)
+    request.parallelToolCalls = body.parallel_tool_calls;
   const rf = body.response_format as { type?: unknown; json_schema?: { schema?: unknown } } | undefined | null;
   // JSON modes: the answer is checked (a failed check escalates a tier), and the model is told, as
   // a system turn, since not every provider has a native JSON mode.
@@ -161,8 +234,15 @@ export function openAIFieldName(issue: string): string {
     [/^maxOutputTokens:/, 'body.max_completion_tokens (or max_tokens):'],
     [/^temperature:/, 'body.temperature:'],
     [/^model:/, 'body.model:'],
+    [/^messages(\[\d+\])\.toolCalls(\[\d+\])\.(name|arguments)/, 'body.messages$1.tool_calls$2.function.$3'],
+    [/^messages(\[\d+\])\.toolCalls/, 'body.messages$1.tool_calls'],
+    [/^messages(\[\d+\])\.toolCallId/, 'body.messages$1.tool_call_id'],
     [/^messages/, 'body.messages'],
     [/^quality\.jsonSchema/, 'body.response_format.json_schema.schema'],
+    [/^tools(\[\d+\])\.(name|description|parameters)/, 'body.tools$1.function.$2'],
+    [/^tools/, 'body.tools'],
+    [/^toolChoice(\.name)?/, 'body.tool_choice'],
+    [/^parallelToolCalls/, 'body.parallel_tool_calls'],
   ];
   for (const [re, name] of names) if (re.test(issue)) return issue.replace(re, name);
   return issue;
@@ -190,8 +270,8 @@ export function toOpenAIBatchOutput(r: BatchResultLine, createdAtSeconds: number
         choices: [
           {
             index: 0,
-            message: { role: 'assistant', content: r.text ?? '', refusal: null },
-            finish_reason: /^(length|max_tokens)$/i.test(r.finishReason ?? '') ? 'length' : 'stop',
+            message: assistantMessageOf(r.text ?? '', r.toolCalls),
+            finish_reason: openAIFinishReason(r.finishReason, r.toolCalls),
             logprobs: null,
           },
         ],
@@ -205,5 +285,22 @@ export function toOpenAIBatchOutput(r: BatchResultLine, createdAtSeconds: number
       },
     },
     error: null,
+  };
+}
+
+/** OpenAI's finish reason for a provider's: tool_calls when the answer called tools, length when it was cut off, else stop. */
+export function openAIFinishReason(reason: string | undefined, toolCalls?: readonly ToolCall[]): 'stop' | 'length' | 'tool_calls' {
+  if (toolCalls && toolCalls.length > 0) return 'tool_calls';
+  return /^(length|max_tokens)$/i.test(reason ?? '') ? 'length' : 'stop';
+}
+
+/** OpenAI's assistant message for an answer: its text (null when it only called tools) and its tool calls. */
+export function assistantMessageOf(text: string, toolCalls?: readonly ToolCall[]): Record<string, unknown> {
+  const calls = toolCalls && toolCalls.length > 0 ? toolCalls : undefined;
+  return {
+    role: 'assistant',
+    content: calls && text === '' ? null : text,
+    refusal: null,
+    ...(calls ? { tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) } : {}),
   };
 }

@@ -19,6 +19,8 @@ export interface BatchResultLine {
   readonly costNanos: number;
   readonly premiumBaselineCostNanos: number;
   readonly text?: string;
+  /** The tools a completed request's answer called. */
+  readonly toolCalls?: ReadonlyArray<{ readonly id: string; readonly name: string; readonly arguments: string }>;
   /** Tokens of a completed request (for the OpenAI Batch output format). */
   readonly usage?: Usage;
   readonly finishReason?: string;
@@ -35,6 +37,7 @@ export function completedResultLine(id: string, r: RequestResult): BatchResultLi
     costNanos: r.costNanos,
     premiumBaselineCostNanos: r.premiumBaselineCostNanos,
     text: r.text,
+    ...(r.toolCalls ? { toolCalls: r.toolCalls } : {}),
     usage: r.usage,
     ...(r.finishReason ? { finishReason: r.finishReason } : {}),
   };

@@ -207,7 +207,7 @@ export class SwitchyardClient {
     if (bad.length > 0)
       throw new ValidationError(
         'request',
-        bad.map((i) => `${i.path.replace(/\.(\d+)/g, '[$1]')}: ${i.message}`),
+        bad.map((i) => `${i.path}: ${i.message}`),
       );
     const requestId = req.requestId ?? randomUUID();
     const workflowId = workflowIdFor(requestId);

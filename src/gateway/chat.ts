@@ -194,11 +194,15 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
     const tokens =
       principal?.grant?.tpm === undefined
         ? 0
-        : (await import('../routing/tokens.js')).countChatTokens((request.messages ?? []).map((m) => ({ content: m.content })));
+        : (await import('../routing/tokens.js')).countChatTokens([
+            ...(request.messages ?? []).map((m) => ({ content: m.content })),
+            ...(request.tools ? [{ content: JSON.stringify(request.tools) }] : []),
+          ]);
     const held = deps.limits.acquire(principal, tokens);
     if (!held.ok) return sendError(reply, held.error, { 'retry-after': String(held.retryAfterS) });
     onClose(reply.raw, held.release);
-    const mode = converted.delivery.stream ? (options.buffered ? 'buffered' : 'live') : 'json';
+    // A stream that offers tools is buffered: its calls are checked (and escalated) before the client sees them.
+    const mode = converted.delivery.stream ? (options.buffered || request.tools !== undefined ? 'buffered' : 'live') : 'json';
     if (mode !== 'json') {
       const slot = deps.limits.acquireStream(principal);
       if (!slot.ok) return sendError(reply, slot.error, { 'retry-after': String(slot.retryAfterS) });
@@ -281,6 +285,7 @@ export function chatRoutes(app: FastifyInstance, deps: ChatDeps): void {
     const w = new ChunkWriter(`chatcmpl-${workflowId}`, r.model, Math.floor(Date.now() / 1000), delivery.includeUsage);
     let text = w.role();
     for (const piece of r.text.match(/\s*\S+\s*/g) ?? []) text += w.delta(piece);
+    if (r.toolCalls && r.toolCalls.length > 0) text += w.toolCalls(r.toolCalls);
     raw.end(`${text}${w.end(r)}`);
   }
 

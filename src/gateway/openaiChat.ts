@@ -3,7 +3,7 @@
  * `chat.completion`: the gateway's translation, sharing the body conversion with OpenAI batch files
  * (src/batch/openaiBatch.ts) so that a field means the same on both paths. Pure (no I/O).
  */
-import { fromOpenAIBatchLine, openAIFieldName } from '../batch/openaiBatch.js';
+import { assistantMessageOf, fromOpenAIBatchLine, openAIFieldName, openAIFinishReason } from '../batch/openaiBatch.js';
 import type { RequestInput, RequestResult } from '../workflows/request/contract.js';
 
 /** A refusal in OpenAI's terms: the body parameter at fault, and what to do. */
@@ -56,11 +56,6 @@ export function requestFromChatBody(
   return { ok: true, request: converted.request, delivery: { stream: b.stream === true, includeUsage: includeUsage === true } };
 }
 
-/** OpenAI's finish reason for a provider's. */
-export function finishReason(r: string | undefined): 'stop' | 'length' {
-  return /^(length|max_tokens)$/i.test(r ?? '') ? 'length' : 'stop';
-}
-
 /** A Switchyard result as OpenAI's `chat.completion`, with what Switchyard adds in `switchyard`. */
 export function chatCompletionOf(r: RequestResult, createdSeconds: number): Record<string, unknown> {
   return {
@@ -68,7 +63,7 @@ export function chatCompletionOf(r: RequestResult, createdSeconds: number): Reco
     object: 'chat.completion',
     created: createdSeconds,
     model: r.model,
-    choices: [{ index: 0, message: { role: 'assistant', content: r.text, refusal: null }, finish_reason: finishReason(r.finishReason), logprobs: null }],
+    choices: [{ index: 0, message: assistantMessageOf(r.text, r.toolCalls), finish_reason: openAIFinishReason(r.finishReason, r.toolCalls), logprobs: null }],
     usage: usageOf(r.usage),
     switchyard: switchyardOf(r),
   };
@@ -131,10 +126,26 @@ export class ChunkWriter {
     return this.chunk([{ index: 0, delta: { content: text }, finish_reason: null, logprobs: null }]);
   }
 
+  /** The answer's tool calls, each whole in one piece (the index is the call's place in the answer). */
+  toolCalls(calls: NonNullable<RequestResult['toolCalls']>): string {
+    return calls
+      .map((c, index) =>
+        this.chunk([
+          {
+            index: 0,
+            delta: { tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }] },
+            finish_reason: null,
+            logprobs: null,
+          },
+        ]),
+      )
+      .join('');
+  }
+
   /** The finish chunk, the usage chunk when asked for, and `[DONE]`. */
   end(r: RequestResult): string {
     const finish = this.chunk(
-      [{ index: 0, delta: {}, finish_reason: finishReason(r.finishReason), logprobs: null }],
+      [{ index: 0, delta: {}, finish_reason: openAIFinishReason(r.finishReason, r.toolCalls), logprobs: null }],
       this.includeUsage ? {} : { switchyard: switchyardOf(r) },
     );
     const usage = this.includeUsage ? this.chunk([], { usage: usageOf(r.usage), switchyard: switchyardOf(r) }) : '';

@@ -122,7 +122,7 @@ export function schemaError(schema: Record<string, unknown>): string | undefined
 
 /**
  * The JSON Schemas a request carries that do not compile: its answer's (`quality.jsonSchema`)
- * and each tool's parameters (`tools.N.parameters`). Path and message, for an input error.
+ * and each tool's parameters (`tools[N].parameters`). Path and message, for an input error.
  */
 export function requestSchemaIssues(r: {
   readonly quality?: { readonly jsonSchema?: Record<string, unknown> | undefined } | undefined;
@@ -133,7 +133,7 @@ export function requestSchemaIssues(r: {
   if (answer) issues.push({ path: 'quality.jsonSchema', message: `not a valid JSON Schema (${answer})` });
   (r.tools ?? []).forEach((t, i) => {
     const why = schemaError({ ...t.parameters });
-    if (why) issues.push({ path: `tools.${i}.parameters`, message: `not a valid JSON Schema (${why})` });
+    if (why) issues.push({ path: `tools[${i}].parameters`, message: `not a valid JSON Schema (${why})` });
   });
   return issues;
 }

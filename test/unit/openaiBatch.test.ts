@@ -97,6 +97,68 @@ describe('OpenAI Batch input lines', () => {
     expect(json?.ok && 'model' in json.item.request).toBe(false);
   });
 
+  it('maps tools, tool_choice, parallel_tool_calls and tool turns, and writes calls back as tool_calls', () => {
+    const weather = {
+      type: 'function',
+      function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } },
+    };
+    const p = parse(
+      line({
+        messages: [
+          { role: 'user', content: 'Weather in Paris?' },
+          { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+          { role: 'tool', tool_call_id: 'c1', content: [{ type: 'text', text: '18C' }] },
+        ],
+        tools: [weather, { type: 'function', function: { name: 'noop' } }],
+        tool_choice: { type: 'function', function: { name: 'get_weather' } },
+        parallel_tool_calls: false,
+      }),
+    );
+    expect(p?.ok && p.item.request).toMatchObject({
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'get_weather', arguments: '{"city":"Paris"}' }] },
+        { role: 'tool', toolCallId: 'c1', content: '18C' },
+      ],
+      tools: [
+        { name: 'get_weather', description: 'Weather', parameters: weather.function.parameters },
+        { name: 'noop', parameters: { type: 'object', properties: {} } },
+      ],
+      toolChoice: { name: 'get_weather' },
+      parallelToolCalls: false,
+    });
+    const out = toOpenAIBatchOutput(
+      {
+        id: 'req-1',
+        workflowId: 'w',
+        status: 'completed',
+        model: 'm',
+        tier: 'economy',
+        costNanos: 1,
+        premiumBaselineCostNanos: 2,
+        text: '',
+        toolCalls: [{ id: 'call_9', name: 'get_weather', arguments: '{"city":"Rome"}' }],
+      },
+      0,
+    );
+    expect(out).toMatchObject({
+      response: {
+        body: {
+          choices: [
+            {
+              finish_reason: 'tool_calls',
+              message: {
+                role: 'assistant',
+                content: null,
+                tool_calls: [{ id: 'call_9', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Rome"}' } }],
+              },
+            },
+          ],
+        },
+      },
+    });
+  });
+
   it('refuses what it cannot honour, naming the field', () => {
     const err = (text: string): string => {
       const p = parse(text);
@@ -105,7 +167,30 @@ describe('OpenAI Batch input lines', () => {
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], n: 2 }))).toMatch(/^line 1: body\.n: only 1 choice/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], stream: true }))).toMatch(/body\.stream: batch requests are not streamed/);
     expect(err(line({ messages: [{ role: 'user', content: 'x' }], frobnicate: 1 }))).toMatch(/body\.frobnicate: not a chat completions field/);
-    expect(err(line({ messages: [{ role: 'tool', content: 'x' }] }))).toMatch(/body\.messages\[0\]\.role: "tool" is not supported/);
+    expect(err(line({ messages: [{ role: 'function', content: 'x' }] }))).toMatch(
+      /body\.messages\[0\]\.role: "function" is not supported .*send tool messages/,
+    );
+    expect(err(line({ messages: [{ role: 'tool', content: 'x' }] }))).toMatch(/body\.messages\[0\]\.tool_call_id: must be a string/);
+    const weather = { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } };
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], tools: [weather], tool_choice: 'sometimes' }))).toMatch(/body\.tool_choice: must be "auto"/);
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], tools: [{ ...weather, function: { name: 'a b' } }] }))).toMatch(
+      /body\.tools\[0\]\.function\.name: must be 1-64 letters/,
+    );
+    expect(err(line({ messages: [{ role: 'user', content: 'x' }], parallel_tool_calls: false, tool_choice: 'auto' }))).toMatch(
+      /body\.tool_choice: needs tools/,
+    );
+    expect(
+      err(
+        line({
+          messages: [
+            { role: 'user', content: 'x' },
+            { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] },
+            { role: 'tool', tool_call_id: 'c2', content: '1' },
+          ],
+          tools: [weather],
+        }),
+      ),
+    ).toMatch(/body\.messages\[2\]\.tool_call_id: names no call of the assistant message before it \(its calls: c1\)/);
     expect(err(line({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }))).toMatch(
       /body\.messages\[0\]\.content\[0\]: only text parts/,
     );
