@@ -6,7 +6,7 @@ import { requestSchemaIssues } from '../quality/checks.js';
 import { describeIssues } from '../util/validation.js';
 import type { RequestInput } from '../workflows/request/contract.js';
 import { requestInputSchema } from '../contracts/requestInput.js';
-import { fromOpenAIBatchLine, isOpenAIBatchLine, openAIFieldName } from './openaiBatch.js';
+import { fromOpenAIBatchLine, isOpenAIBatchLine, openAIFieldName, requestIdForCustomId } from './openaiBatch.js';
 import type { BadLine } from './summary.js';
 
 export interface BatchItem {
@@ -26,13 +26,21 @@ export interface BatchDefaults {
   readonly category?: string | undefined;
   /** Feature for lines that do not name one. */
   readonly feature?: string | undefined;
+  /** Fields set on every line, over what the line says (a gateway key's scope, key id and allowed models and tiers). */
+  readonly overrides?: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Put in front of every line's request id (a gateway batch's id and `/`), so that two batches'
+   * lines of the same custom_id are two requests, never one collected by the other.
+   */
+  readonly requestIdPrefix?: string | undefined;
 }
 
 /** Parses one input line; `undefined` for a blank line. */
 export function parseBatchLine(text: string, line: number, defaults: BatchDefaults = {}): ParsedLine | undefined {
   const trimmed = text.trim();
   if (trimmed === '') return undefined;
-  const bad = (error: string): ParsedLine => ({ ok: false, bad: { line, error: `line ${line}: ${error}` } });
+  let knownId: string | undefined;
+  const bad = (error: string): ParsedLine => ({ ok: false, bad: { line, error: `line ${line}: ${error}`, ...(knownId !== undefined ? { id: knownId } : {}) } });
   let raw: unknown;
   try {
     raw = JSON.parse(trimmed);
@@ -41,12 +49,14 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('must be a JSON object such as {"id": "t-1", "prompt": "..."}');
   const openai = isOpenAIBatchLine(raw as Record<string, unknown>);
+  const named = (raw as Record<string, unknown>)[openai ? 'custom_id' : 'id'];
+  if (typeof named === 'string' || typeof named === 'number') knownId = String(named);
   // An OpenAI line's custom_id names the output line; its request id may be a mapping of it.
   let mappedRequestId: string | undefined;
   if (openai) {
     const converted = fromOpenAIBatchLine(raw as Record<string, unknown>);
     if (!converted.ok) return bad(converted.error);
-    mappedRequestId = converted.request.requestId;
+    mappedRequestId = defaults.requestIdPrefix ? requestIdForCustomId(`${defaults.requestIdPrefix}${converted.id}`) : converted.request.requestId;
     raw = { ...converted.request, id: converted.id, requestId: undefined };
   }
   const { id: rawId, ...rest } = raw as Record<string, unknown>;
@@ -58,9 +68,10 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
   delete rest.requestId;
   const candidate = {
     ...rest,
-    requestId: mappedRequestId ?? id,
+    requestId: mappedRequestId ?? (defaults.requestIdPrefix ? requestIdForCustomId(`${defaults.requestIdPrefix}${id}`) : id),
     ...(rest.category === undefined && defaults.category ? { category: defaults.category } : {}),
     ...(rest.feature === undefined && defaults.feature ? { feature: defaults.feature } : {}),
+    ...defaults.overrides,
   };
   const parsed = requestInputSchema.safeParse(candidate);
   if (!parsed.success) {
@@ -89,7 +100,8 @@ export function duplicateLine(id: string, line: number, first: number, requestId
   if (requestId !== id)
     return {
       line,
+      id,
       error: `line ${line}: custom_id "${id}" maps to request id "${requestId}", as line ${first} does; give the lines ids that differ in more than spaces and symbols`,
     };
-  return { line, error: `line ${line}: id "${id}" repeats line ${first}; ids must be unique within a batch` };
+  return { line, id, error: `line ${line}: id "${id}" repeats line ${first}; ids must be unique within a batch` };
 }

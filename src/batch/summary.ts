@@ -7,6 +7,8 @@ import type { RequestFailureDetails, RequestResult } from '../workflows/request/
 export interface BadLine {
   readonly line: number;
   readonly error: string;
+  /** The line's id (an OpenAI line's custom_id) when it has one that could be read. */
+  readonly id?: string;
 }
 
 export interface BatchResultLine {

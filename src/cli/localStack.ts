@@ -2,6 +2,7 @@
  * The embedded local stack: Temporal dev server (unless TEMPORAL_ADDRESS), the provider simulator
  * (unless provider keys are set) and a worker, all in this process, stopped together.
  */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadCatalog } from '../catalog/loadFile.js';
 import { hasProviderKeys, type SwitchyardConfig } from '../config/config.js';
@@ -105,6 +106,8 @@ async function startGateway(
     aliases: config.gateway.aliases,
     keys,
     ...(adminKey ? { adminKey } : {}),
+    // Files and batches in the state directory: this machine's workers read batch inputs there.
+    files: { dir: join(config.stateDir, 'files') },
     log,
   });
   let url: string;

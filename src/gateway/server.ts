@@ -15,6 +15,8 @@ import { chatRoutes } from './chat.js';
 import { gatewayErrorOf, openAIError } from './errors.js';
 import { Gatekeeper, KeyLimits, type KeyStore, type Principal } from './keys.js';
 import { TIER_MODEL_PREFIX } from './options.js';
+import { fileAndBatchRoutes } from './batches.js';
+import { DirFileStore } from './fileStore.js';
 import { relayRoutes, StreamHub } from './relay.js';
 
 declare module 'fastify' {
@@ -44,6 +46,12 @@ export interface GatewayOptions {
   readonly idleTimeoutMs?: number;
   /** Streams open at once per key (per gateway instance; default 100). */
   readonly maxStreamsPerKey?: number;
+  /**
+   * /v1/files and /v1/batches: where files and batch records live (a directory every gateway
+   * instance and every worker reads: ./fileStore.ts), requests of a batch in flight at once, and
+   * the completion window (24 h; tests shorten it). Absent: those routes answer 404.
+   */
+  readonly files?: { readonly dir: string; readonly concurrency?: number; readonly windowMs?: number; readonly maxFileBytes?: number };
   readonly log?: Logger;
 }
 
@@ -110,7 +118,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     const e = openAIError(
       404,
       'invalid_request_error',
-      `no route ${req.method} ${req.url.slice(0, 200)}; this gateway serves POST /v1/chat/completions and GET /v1/models`,
+      `no route ${req.method} ${req.url.slice(0, 200)}; this gateway serves POST /v1/chat/completions, GET /v1/models, /v1/files and /v1/batches`,
       null,
       'not_found',
     );
@@ -215,6 +223,35 @@ export function buildGateway(opts: GatewayOptions): Gateway {
         };
       },
     });
+    if (opts.files) {
+      const files = opts.files;
+      fileAndBatchRoutes(v1, {
+        client: opts.client,
+        store: new DirFileStore(files.dir),
+        // The open gateway's files are everyone's; the admin key sees all; a key its lineage's.
+        ownerOf: (p) => (p?.admin ? undefined : p ? `key:${opts.keys?.lineageOf(p.keyId) ?? p.keyId}` : 'open'),
+        keyFields: (p) => {
+          const g = p?.grant;
+          if (!g || !p) return { ok: true, category: 'batch', overrides: {} };
+          const category = !g.categories || g.categories.length === 0 || g.categories.includes('batch') ? 'batch' : (g.categories[0] ?? 'batch');
+          return {
+            ok: true,
+            category,
+            overrides: {
+              budgetScope: g.scope,
+              keyId: p.keyId,
+              ...(g.models ? { allowedModels: [...g.models] } : {}),
+              ...(g.tiers ? { allowedTiers: [...g.tiers] } : {}),
+            },
+          };
+        },
+        concurrency: files.concurrency ?? 32,
+        ...(files.windowMs !== undefined ? { windowMs: files.windowMs } : {}),
+        ...(files.maxFileBytes !== undefined ? { maxFileBytes: files.maxFileBytes } : {}),
+        idleTimeoutMs: idle,
+        log: opts.log,
+      });
+    }
   });
   relayRoutes(app, hub);
 

@@ -110,6 +110,8 @@ export function createBatchActivities(deps: { temporal: Client }) {
       category?: string | undefined;
       feature?: string | undefined;
       duplicates?: readonly number[];
+      overrides?: Readonly<Record<string, unknown>>;
+      requestIdPrefix?: string;
     }): Promise<BatchPage> {
       const st = await stat(input.source.path).catch(() => undefined);
       if (!st) {
@@ -125,7 +127,13 @@ export function createBatchActivities(deps: { temporal: Client }) {
           message: `batch input ${input.source.path} changed after the batch started (size or sha256 differs); start a new batch`,
         });
       }
-      return readPage(input.source, input.cursor, input.maxLines, { category: input.category, feature: input.feature }, input.duplicates);
+      return readPage(
+        input.source,
+        input.cursor,
+        input.maxLines,
+        { category: input.category, feature: input.feature, overrides: input.overrides, requestIdPrefix: input.requestIdPrefix },
+        input.duplicates,
+      );
     },
 
     /** The outcome of a request that already existed, waiting (with heartbeats) if it is still running. */

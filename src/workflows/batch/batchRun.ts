@@ -130,6 +130,9 @@ export async function batchRun(input: BatchRunInput): Promise<BatchRunStatus> {
         category: input.category,
         ...(input.feature ? { feature: input.feature } : {}),
         ...(input.duplicates ? { duplicates: input.duplicates } : {}),
+        // Gateway batches only (runs before them never set these: the same activity input then).
+        ...(input.overrides ? { overrides: input.overrides } : {}),
+        ...(input.requestIdPrefix ? { requestIdPrefix: input.requestIdPrefix } : {}),
       });
       for (const bad of page.invalid) addInvalid(st.summary, bad);
       st.cursor = page.next;

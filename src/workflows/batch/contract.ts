@@ -50,6 +50,10 @@ export interface BatchRunInput {
   readonly requestDefaults?: { readonly maxBudgetWaitMs?: number } | undefined;
   /** Lines read per activity call. */
   readonly pageSize?: number | undefined;
+  /** Fields set on every line over what it says (a gateway key's budget scope, key id, allowed models and tiers). */
+  readonly overrides?: Readonly<Record<string, unknown>> | undefined;
+  /** Put in front of every line's request id (a gateway batch: its lines never share a request with another batch's). */
+  readonly requestIdPrefix?: string | undefined;
   /** Carried over by continue-as-new. */
   readonly state?: BatchState | undefined;
 }
@@ -99,6 +103,8 @@ export interface BatchActivities {
     category?: string | undefined;
     feature?: string | undefined;
     duplicates?: readonly number[];
+    overrides?: Readonly<Record<string, unknown>>;
+    requestIdPrefix?: string;
   }): Promise<BatchPage>;
   /** The outcome of a request that already existed, waiting (with heartbeats) if it is still running. */
   awaitRequest(input: { id: string; workflowId: string }): Promise<BatchResultLine>;
