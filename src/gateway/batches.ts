@@ -325,8 +325,8 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
       ...(req.query.after ? { after: req.query.after } : {}),
       limit,
     });
-    const shown = [];
-    for (const b of data) shown.push((await present(b)));
+    const shown: Array<Record<string, unknown> & { id: string }> = [];
+    for (const b of data) shown.push({ ...(await present(b)), id: b.id });
     return listOf(shown, hasMore);
   });
 

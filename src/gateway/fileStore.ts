@@ -102,21 +102,29 @@ export class DirFileStore {
       throw e;
     }
     if (lineHasText) lines += 1;
+    return this.publish(part, { id, bytes, lines, ...meta });
+  }
+
+  /** A whole file in place under its id, then its metadata (a reader sees both or neither). */
+  private async publish(
+    part: string,
+    f: { id: string; bytes: number; lines: number; filename: string; purpose: FilePurpose; owner: string },
+  ): Promise<StoredFile> {
     const file: StoredFile = {
-      id,
+      id: f.id,
       object: 'file',
-      bytes,
+      bytes: f.bytes,
       created_at: Math.floor(Date.now() / 1000),
       expires_at: null,
-      filename: meta.filename,
-      purpose: meta.purpose,
+      filename: f.filename,
+      purpose: f.purpose,
       status: 'processed',
       status_details: null,
-      lines,
-      owner: meta.owner,
+      lines: f.lines,
+      owner: f.owner,
     };
-    await rename(part, this.dataPath(id));
-    await this.writeJson(this.metaPath(id), file);
+    await rename(part, this.dataPath(f.id));
+    await this.writeJson(this.metaPath(f.id), file);
     return file;
   }
 
@@ -148,22 +156,7 @@ export class DirFileStore {
           await rm(part, { force: true });
           return null;
         }
-        const file: StoredFile = {
-          id,
-          object: 'file',
-          bytes,
-          created_at: Math.floor(Date.now() / 1000),
-          expires_at: null,
-          filename: meta.filename,
-          purpose: meta.purpose,
-          status: 'processed',
-          status_details: null,
-          lines,
-          owner: meta.owner,
-        };
-        await rename(part, this.dataPath(id));
-        await this.writeJson(this.metaPath(id), file);
-        return file;
+        return this.publish(part, { id, bytes, lines, filename: meta.filename, purpose: meta.purpose, owner: meta.owner });
       },
     };
   }
