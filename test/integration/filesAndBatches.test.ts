@@ -7,6 +7,7 @@
  * is a workflow); cancel; the completion window running out (`expired`); and refusals naming the
  * param. Real dev server, simulator over HTTP.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import type { Batch } from 'openai/resources/batches';
 import type { ChatCompletion } from 'openai/resources/chat/completions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { faultSpecSchema } from '../../src/simulator/faults.js';
+import { bin } from '../helpers/cli.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { useTestStack } from '../helpers/stack.js';
 
@@ -152,6 +154,63 @@ describe('/v1/files and /v1/batches, with the official openai client', () => {
       expect(done.request_counts).toEqual({ total: 8, completed: 8, failed: 0 });
       expect((await linesOf(openai, done.output_file_id)).map((l) => l.custom_id)).toEqual(Array.from({ length: 8 }, (_, i) => `r-${i}`));
     } finally {
+      stack.simulator.setFaults({});
+    }
+  });
+
+  it("survives its worker SIGKILLed mid-batch: every line ends, and the ledger holds each run's spend once", async () => {
+    await stack.stopWorker();
+    const worker = spawn(process.execPath, [bin, 'worker'], {
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: stack.address,
+        SWITCHYARD_TASK_QUEUE: stack.config.taskQueue,
+        SWITCHYARD_SIMULATOR_URL: stack.simulator.url,
+        SWITCHYARD_STATE_DIR: stack.config.stateDir,
+        SWITCHYARD_LEDGER: stack.config.ledgerPath,
+        SWITCHYARD_METRICS_PORT: 'off',
+        SWITCHYARD_LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let err = '';
+        worker.stderr?.on('data', (d: Buffer) => {
+          err += d.toString();
+          if (/Ctrl-C to stop/.test(err)) resolve();
+        });
+        worker.once('exit', (code) => reject(new Error(`worker exited (${code}): ${err}`)));
+      });
+      // The first call hangs: the worker dies with it (and others) in flight.
+      stack.simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ script: ['hang'] }) });
+      const input = Array.from({ length: 6 }, (_, i) => line(`k-${i}`, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: `Spell ${i}.` }] })).join(
+        '\n',
+      );
+      const file = await openai.files.create({ file: await toFile(Buffer.from(input), 'kill.jsonl'), purpose: 'batch' });
+      const created = await openai.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+      await poll(openai, created.id, (b) => (b.request_counts?.completed ?? 0) >= 1, 30_000);
+      worker.kill('SIGKILL');
+      await new Promise((r) => worker.once('exit', r));
+      await stack.restartWorker();
+      const done = await poll(openai, created.id, (b) => b.status === 'completed', 120_000);
+      expect(done.request_counts).toEqual({ total: 6, completed: 6, failed: 0 });
+      const out = await linesOf(openai, done.output_file_id);
+      const runs = out.map((l) => l.response!.request_id!);
+      const results = await Promise.all(runs.map((id) => stack.client.result(id)));
+      const spent = results.reduce((n, r) => n + r.costNanos, 0);
+      expect((done as Batch & { switchyard: { cost_nanos: number } }).switchyard.cost_nanos).toBe(spent);
+      // The ledger (written through its outbox) holds each settlement once, summing to the results.
+      let rows: Awaited<ReturnType<typeof stack.ledger.entries>> = [];
+      for (let i = 0; i < 150; i++) {
+        rows = (await stack.ledger.entries()).filter((e) => runs.includes(e.workflowId));
+        if (rows.reduce((n, e) => n + e.costNanos, 0) >= spent) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(rows.reduce((n, e) => n + e.costNanos, 0)).toBe(spent);
+      expect(new Set(rows.map((e) => e.key)).size).toBe(rows.length);
+    } finally {
+      if (worker.exitCode === null) worker.kill('SIGKILL');
       stack.simulator.setFaults({});
     }
   });

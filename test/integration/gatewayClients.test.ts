@@ -180,4 +180,60 @@ describe('the gateway from switchyard up, with real clients', () => {
     const workflowId = /x-switchyard-workflow-id: (\S+)/.exec(slow.headers)?.[1];
     expect(slow.error?.message).toContain(`/v1/switchyard/requests/${workflowId}`);
   }, 180_000);
+
+  it("a pipeline written against OpenAI's Batch API (the official Python client) runs unchanged, under its key's scope and models", async () => {
+    const batchKey = await keyFor('py-batch', ['--scope', 'py-batch', '--models', 'gpt-4o-mini,claude-3-5-haiku,gemini-2-flash']);
+    const weather = {
+      type: 'function',
+      function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+    };
+    const line = (custom_id: string, body: Record<string, unknown>) => JSON.stringify({ custom_id, method: 'POST', url: '/v1/chat/completions', body });
+    const input = join(dir, 'requests.jsonl');
+    writeFileSync(
+      input,
+      [
+        line('a', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Classify: I love it.' }] }),
+        line('b', { messages: [{ role: 'user', content: 'Name a prime number.' }] }),
+        line('c', { model: 'claude-3-5-haiku', messages: [{ role: 'user', content: 'Weather in Lima?' }], tools: [weather], tool_choice: 'required' }),
+        line('d', { model: 'gpt-4o', messages: [{ role: 'user', content: "Not this key's model." }] }),
+        line('e', { messages: 'not a list' }),
+      ].join('\n') + '\n',
+    );
+    const { stdout, stderr } = await run(python, [join(process.cwd(), 'examples', 'python', 'openai_batch.py'), input], {
+      env: { ...env, OPENAI_BASE_URL: up.gatewayUrl, OPENAI_API_KEY: batchKey },
+    });
+    expect(stderr).toBe('');
+    const out = JSON.parse(stdout) as {
+      file: { purpose: string };
+      batch: {
+        status: string;
+        statuses: string[];
+        request_counts: { total: number; completed: number; failed: number };
+        metadata: Record<string, string>;
+        listed: boolean;
+      };
+      answers: Array<{ custom_id: string; model: string; tool_calls: string[]; finish_reason: string; switchyard: { cost_nanos: number; tier: string } }>;
+      errors: Array<{ custom_id: string | null; error: { code: string } | null; status: number | null }>;
+    };
+    expect(out.file.purpose).toBe('batch');
+    expect(out.batch.status).toBe('completed');
+    expect(out.batch.listed).toBe(true);
+    expect(out.batch.metadata).toEqual({ pipeline: 'nightly-example' });
+    expect(out.batch.request_counts).toEqual({ total: 5, completed: 3, failed: 2 });
+    expect(out.answers.map((a) => a.custom_id)).toEqual(['a', 'b', 'c']);
+    for (const a of out.answers) {
+      expect(['gpt-4o-mini', 'claude-3-5-haiku', 'gemini-2-flash']).toContain(a.model);
+      expect(a.switchyard.cost_nanos).toBeGreaterThan(0);
+    }
+    expect(out.answers[2]).toMatchObject({ tool_calls: ['get_weather'], finish_reason: 'tool_calls' });
+    expect(out.errors.map((e) => e.custom_id).sort()).toEqual(['d', 'e']);
+    expect(out.errors.find((e) => e.custom_id === 'e')?.status).toBe(400);
+    // The key's scope was charged for its lines, and another key sees none of its files.
+    const report = await runCli(['report', '--by', 'key', '--json'], env);
+    const rows = (JSON.parse(report.stdout) as { rows: Array<{ group: { key: string }; requests: number; costNanos: number }> }).rows;
+    const spent = out.answers.reduce((n, a) => n + a.switchyard.cost_nanos, 0);
+    expect(rows.some((r) => r.requests >= 3 && r.costNanos >= spent)).toBe(true);
+    const other = await fetch(`${up.gatewayUrl}/files`, { headers: { authorization: `Bearer ${key}` } });
+    expect(((await other.json()) as { data: unknown[] }).data).toEqual([]);
+  }, 180_000);
 });
