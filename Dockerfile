@@ -16,6 +16,8 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
+# The gateway's files (a named volume in docker-compose.yml takes this directory's owner when first mounted).
+RUN mkdir -p /var/lib/switchyard/files && chown -R node:node /var/lib/switchyard
 USER node
 EXPOSE 9464
 ENTRYPOINT ["node", "bin/switchyard.js"]
