@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import type { ToolCall, ToolChoice, ToolSpec } from '../providers/types.js';
 import type { ChatMessage } from '../workflows/conversation.js';
 import type { RequestInput } from '../workflows/request/contract.js';
-import type { BatchResultLine } from './summary.js';
+import type { BadLine, BatchResultLine } from './summary.js';
 
 /** Whether a parsed line is in the OpenAI Batch format (rather than Switchyard's own). */
 export function isOpenAIBatchLine(raw: Record<string, unknown>): boolean {
@@ -302,5 +302,20 @@ export function assistantMessageOf(text: string, toolCalls?: readonly ToolCall[]
     content: calls && text === '' ? null : text,
     refusal: null,
     ...(calls ? { tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) } : {}),
+  };
+}
+
+/**
+ * A line refused before it ran, as OpenAI's error file holds a request it would not run: status
+ * 400 with the error body naming the field (`custom_id` when it could be read). `batchId` names it.
+ */
+export function toOpenAIRefusedLine(bad: BadLine, batchId: string): Record<string, unknown> {
+  const param = /^line \d+: (body\.[A-Za-z0-9_.[\]]+|custom_id|method|url)/.exec(bad.error)?.[1] ?? null;
+  return {
+    id: `batch_req_${createHash('sha256').update(`${batchId}\n${bad.line}`).digest('hex').slice(0, 24)}`,
+    custom_id: bad.id ?? null,
+    response: { status_code: 400, request_id: null, body: { error: { message: bad.error, type: 'invalid_request_error', param, code: 'invalid_request' } } },
+    error: null,
+    switchyard: { line: bad.line },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * `ask --messages FILE`: a conversation from a JSON file: an array of messages, or an OpenAI chat
  * request body (read as an OpenAI Batch line's body is: model, token limit, temperature and
- * response_format apply; tools, stream and the like are refused, naming the field).
+ * response_format and tools apply; stream and the like are refused, naming the field).
  */
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';

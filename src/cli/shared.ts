@@ -85,7 +85,8 @@ export async function withClient<T>(fn: (client: SwitchyardClient, cfg: Switchya
 
 export function printTrace(r: RequestResult): void {
   const out = process.stdout;
-  out.write(`${r.text}\n\n`);
+  const calls = (r.toolCalls ?? []).map((c) => `-> calls ${c.name}(${c.arguments}) [${c.id}]`);
+  out.write(`${[r.text, ...calls].filter((x) => x !== '').join('\n')}\n\n`);
   out.write(`-- ${r.workflowId}\n`);
   out.write(
     `classified: complexity ${r.classification.complexity.toFixed(2)} -> ${r.classification.preferredTier}; ${r.classification.inputTokens} input tokens; capabilities [${r.classification.capabilities.join(', ')}]; signals ${r.classification.signals.join(' ') || '-'}\n`,

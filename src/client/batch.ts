@@ -94,15 +94,22 @@ export class BatchClient {
    */
   async batchResults(
     batchId: string,
-    opts: { concurrency?: number; onResult?: (r: BatchResultLine) => void | Promise<void>; onProgress?: RunBatchOptions['onProgress'] } = {},
+    opts: {
+      concurrency?: number;
+      onResult?: (r: BatchResultLine) => void | Promise<void>;
+      onProgress?: RunBatchOptions['onProgress'];
+      onInvalid?: RunBatchOptions['onInvalid'];
+    } = {},
   ): Promise<BatchSummary> {
     const input = await startInput<BatchRunInput>(this.temporal, batchWorkflowId(batchId));
-    return runBatch(this.runner, readBatchFile(input.source.path, { category: input.category, feature: input.feature }), {
+    const defaults = { category: input.category, feature: input.feature, overrides: input.overrides, requestIdPrefix: input.requestIdPrefix };
+    return runBatch(this.runner, readBatchFile(input.source.path, defaults), {
       concurrency: opts.concurrency ?? 32,
       total: input.source.lines,
       collectOnly: true,
       ...(opts.onResult ? { onResult: opts.onResult } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.onInvalid ? { onInvalid: opts.onInvalid } : {}),
     });
   }
 

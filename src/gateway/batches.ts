@@ -18,7 +18,7 @@ import type { BatchDefaults } from '../batch/batchInput.js';
 import { MAX_DUPLICATE_LINES } from '../batch/detached.js';
 import { failedLine } from '../batch/failedLine.js';
 import { readBatchFile } from '../batch/inputFile.js';
-import { toOpenAIBatchOutput } from '../batch/openaiBatch.js';
+import { toOpenAIBatchOutput, toOpenAIRefusedLine } from '../batch/openaiBatch.js';
 import { type BadLine, type BatchResultLine, completedResultLine } from '../batch/summary.js';
 import type { SwitchyardClient } from '../client/client.js';
 import { type BatchRunStatus, batchStatusQuery, batchWorkflowId } from '../workflows/batch/contract.js';
@@ -424,7 +424,7 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
         for (const p of pending) {
           if (!(p instanceof Promise)) {
             failed += 1;
-            await errFile.write(JSON.stringify(refusedLine(p, b)));
+            await errFile.write(JSON.stringify(toOpenAIRefusedLine(p, b.id)));
             continue;
           }
           const line = await p;
@@ -534,22 +534,6 @@ function batchObject(b: BatchRecord, status: Status, counts?: { completed: numbe
       premium_baseline_cost_nanos: f?.premiumBaselineCostNanos ?? st?.summary.premiumBaselineCostNanos ?? 0,
       ...(st ? { by_tier: st.summary.byTier } : {}),
     },
-  };
-}
-
-/** A refused line in the error file: what OpenAI's error file holds for a request it would not run. */
-function refusedLine(bad: BadLine, b: BatchRecord): Record<string, unknown> {
-  const param = /^line \d+: (body\.[A-Za-z0-9_.[\]]+|custom_id|method|url)/.exec(bad.error)?.[1] ?? null;
-  return {
-    id: `batch_req_${b.id}_${bad.line}`,
-    custom_id: bad.id ?? null,
-    response: {
-      status_code: 400,
-      request_id: null,
-      body: { error: { message: bad.error, type: 'invalid_request_error', param, code: 'invalid_request' } },
-    },
-    error: null,
-    switchyard: { line: bad.line },
   };
 }
 

@@ -12,7 +12,7 @@ import { useTestStack } from '../helpers/stack.js';
 
 interface OpenAIOutputLine {
   id: string;
-  custom_id: string;
+  custom_id: string | null;
   response: {
     status_code: number;
     request_id: string;
@@ -91,10 +91,10 @@ describe('OpenAI Batch API files', () => {
           messages: [{ role: 'user', content: 'Extract the city as JSON {"city": ...}: I live in Paris.' }],
           response_format: { type: 'json_object' },
         }),
-        line(`${tag}-tools`, {
+        line(`${tag}-legacy`, {
           model: 'gpt-4o-mini',
           messages: [{ role: 'user', content: 'What is the weather?' }],
-          tools: [{ type: 'function', function: { name: 'weather' } }],
+          functions: [{ name: 'weather' }],
         }),
         JSON.stringify({ custom_id: `${tag}-embed`, method: 'POST', url: '/v1/embeddings', body: { input: 'x' } }),
       ].join('\n') + '\n',
@@ -104,7 +104,12 @@ describe('OpenAI Batch API files', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const check = (out: OpenAIOutputLine[]): void => {
+  const check = (all: OpenAIOutputLine[]): void => {
+    // The refused lines are there too, as OpenAI's 400s naming the field (the embeddings line by its url).
+    const refused = all.filter((l) => l.response?.status_code === 400);
+    expect(refused.map((l) => l.custom_id)).toEqual([`${tag}-legacy`, `${tag}-embed`]);
+    expect(JSON.stringify(refused[0]?.response?.body)).toMatch(/body\.functions: the legacy functions field is not supported/);
+    const out = all.filter((l) => l.response?.status_code !== 400);
     const byId = new Map(out.map((l) => [l.custom_id, l]));
     expect([...byId.keys()].sort()).toEqual([`${tag}-chat`, `${tag}-json`, `${tag}-pinned`, `${tag}-routed`, `${tag}-spaced #1 ü`]);
     for (const l of out) {
@@ -139,7 +144,7 @@ describe('OpenAI Batch API files', () => {
     expect(summary.temporalActions.requests).toBe(5);
     expect(summary.temporalActions.actions).toBeGreaterThanOrEqual(5 * 4);
     expect(summary.invalidLines.map((l) => l.error)).toEqual([
-      expect.stringMatching(/^line 6: body\.tools: tool calling is not supported/),
+      expect.stringMatching(/^line 6: body\.functions: the legacy functions field is not supported/),
       expect.stringMatching(/^line 7: url: only "\/v1\/chat\/completions" is supported/),
     ]);
     check(
@@ -192,14 +197,22 @@ describe('OpenAI Batch API files', () => {
     const both = await runCli(['ask', 'hello', '--messages', body], env(), dir);
     expect(both.code).not.toBe(0);
     expect(both.stderr).toMatch(/a prompt or --messages FILE, not both/);
-    // An OpenAI body is read as a batch line's body is: its model pins, its tools are refused.
+    // An OpenAI body is read as a batch line's body is: its model pins, its tools are offered (the call is printed).
     const res2 = res as unknown as { model: string };
     expect(res2.model).toBe('gpt-4o-mini');
     const withTools = join(dir, 'tools-chat.json');
-    writeFileSync(withTools, JSON.stringify({ messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'w' } }] }));
+    writeFileSync(
+      withTools,
+      JSON.stringify({ messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'w' } }], tool_choice: 'required' }),
+    );
     const tools = await runCli(['ask', '--messages', withTools], env(), dir);
-    expect(tools.code).not.toBe(0);
-    expect(tools.stderr).toMatch(/body\.tools: tool calling is not supported/);
+    expect(tools.code, tools.stderr).toBe(0);
+    expect(tools.stdout).toMatch(/^-> calls w\(\{\}\) \[\S+\]$/m);
+    const legacy = join(dir, 'legacy-chat.json');
+    writeFileSync(legacy, JSON.stringify({ messages: [{ role: 'user', content: 'weather?' }], functions: [{ name: 'w' }] }));
+    const refusedLegacy = await runCli(['ask', '--messages', legacy], env(), dir);
+    expect(refusedLegacy.code).not.toBe(0);
+    expect(refusedLegacy.stderr).toMatch(/body\.functions: the legacy functions field is not supported/);
   });
 
   it('a detached batch of the same file collects the same shape', async () => {
@@ -215,6 +228,6 @@ describe('OpenAI Batch API files', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as OpenAIOutputLine);
-    check(lines.map((l) => ({ ...l, custom_id: l.custom_id.replace(`${tag}-d-`, `${tag}-`) })));
+    check(lines.map((l) => ({ ...l, custom_id: l.custom_id?.replace(`${tag}-d-`, `${tag}-`) ?? null })));
   });
 });

@@ -27,7 +27,7 @@ async function writeResults(
   label: string,
   total: number,
   json: boolean | undefined,
-  run: (hooks: Required<Pick<RunBatchOptions, 'onResult' | 'onProgress'>>) => Promise<BatchSummary>,
+  run: (hooks: Required<Pick<RunBatchOptions, 'onResult' | 'onProgress' | 'onInvalid'>>) => Promise<BatchSummary>,
   adjust: (s: BatchSummary) => BatchSummary = (s) => s,
   /** With --json: count the requests' billable Temporal actions into the summary. */
   countActions?: (workflowIds: string[]) => Promise<BatchSummary['temporalActions']>,
@@ -37,7 +37,13 @@ async function writeResults(
   const ids: string[] = [];
   let summary: BatchSummary;
   try {
-    summary = adjust(await run({ onResult: (r) => (ids.push(r.workflowId), writer.write(r)), onProgress: (p) => bar.update(p) }));
+    summary = adjust(
+      await run({
+        onResult: (r) => (ids.push(r.workflowId), writer.write(r)),
+        onProgress: (p) => bar.update(p),
+        onInvalid: (bad) => writer.refused(bad),
+      }),
+    );
   } finally {
     bar.stop();
     await writer.close();
@@ -158,7 +164,10 @@ export function registerBatchCommands(program: Command): void {
                 order: o.order,
                 ...(o.maxBudgetWait !== undefined ? { requestDefaults: { maxBudgetWaitMs: o.maxBudgetWait } } : {}),
                 batchId: o.batchId ?? basename(file).replace(/\.[^.]*$/, ''),
-                onInvalid: (bad) => process.stderr.write(`${bad.error} (skipped)\n`),
+                onInvalid: (bad) => {
+                  hooks.onInvalid(bad);
+                  process.stderr.write(`${bad.error} (skipped)\n`);
+                },
               }),
             undefined,
             (ids) => client.temporalActions(ids, cfg.temporalActionUsdPerMillion),
