@@ -33,6 +33,8 @@ export const MAX_BATCH_REQUESTS = 50_000;
 /** The only completion window OpenAI offers. */
 const WINDOW = '24h';
 const DAY_MS = 24 * 3600 * 1000;
+/** A batch still `validating` after this long lost its gateway while its lines were checked. */
+const VALIDATION_STALE_S = 15 * 60;
 
 type Status = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
 
@@ -308,8 +310,14 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
       });
       throw e;
     }
-    const started: BatchRecord = { ...record, refused, in_progress_at: now() };
+    // A cancel that came while the lines were checked is kept, and acted on now the workflow exists.
+    const latest = await store.getBatch<BatchRecord>(id, undefined);
+    const started: BatchRecord = { ...record, refused, in_progress_at: now(), ...(latest?.cancelling_at ? { cancelling_at: latest.cancelling_at } : {}) };
     await store.putBatch(started);
+    if (started.cancelling_at) {
+      await client.temporal.workflow.getHandle(batchWorkflowId(id)).cancel();
+      return batchObject(started, 'cancelling', { completed: 0, failed: refused });
+    }
     return batchObject(started, 'in_progress', { completed: 0, failed: refused });
   });
 
@@ -360,8 +368,21 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
     try {
       desc = await handle.describe();
     } catch (e) {
-      if (e instanceof WorkflowNotFoundError) return batchObject(b, 'validating');
-      throw e;
+      if (!(e instanceof WorkflowNotFoundError)) throw e;
+      // Checking lines takes seconds; a record this old without its workflow lost its gateway mid-create (the client got no batch id).
+      if (Date.now() / 1000 - b.created_at < VALIDATION_STALE_S) return batchObject(b, 'validating');
+      const failed: BatchRecord = {
+        ...b,
+        failed_at: now(),
+        errors: {
+          object: 'list',
+          data: [
+            { code: 'validation_interrupted', message: 'the gateway checking this batch stopped before it started; create it again', param: null, line: null },
+          ],
+        },
+      };
+      await store.putBatch(failed);
+      return batchObject(failed, 'failed');
     }
     if (desc.status.name === 'RUNNING') {
       const st: BatchRunStatus | undefined = await handle.query(batchStatusQuery).catch(() => undefined);

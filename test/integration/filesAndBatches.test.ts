@@ -8,7 +8,7 @@
  * param. Real dev server, simulator over HTTP.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
@@ -265,6 +265,28 @@ describe('/v1/files and /v1/batches, with the official openai client', () => {
       stack.simulator.setFaults({});
       await short.stop();
     }
+  });
+
+  it('a batch whose gateway stopped while checking its lines ends failed, not validating forever', async () => {
+    const created = Math.floor(Date.now() / 1000) - 3600;
+    const stale = {
+      id: 'batch_stale1',
+      owner: 'open',
+      endpoint: '/v1/chat/completions',
+      input_file_id: 'file-gone',
+      completion_window: '24h',
+      metadata: null,
+      created_at: created,
+      expires_at: created + 86_400,
+      total: 3,
+      refused: 0,
+      defaults: {},
+    };
+    mkdirSync(join(dir, 'files', 'batches'), { recursive: true });
+    writeFileSync(join(dir, 'files', 'batches', 'batch_stale1.json'), JSON.stringify(stale));
+    const b = await openai.batches.retrieve('batch_stale1');
+    expect(b.status).toBe('failed');
+    expect(b.errors?.data?.[0]?.code).toBe('validation_interrupted');
   });
 
   it.each<[string, () => Promise<Response>, number, string | null, RegExp]>([
