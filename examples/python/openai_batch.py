@@ -14,6 +14,7 @@ import argparse
 import json
 import time
 
+import openai
 from openai import OpenAI
 from openai.types import Batch
 from openai.types.chat import ChatCompletion
@@ -68,6 +69,13 @@ def main() -> None:
             errors.append({"custom_id": row["custom_id"], "error": row.get("error"), "status": (row.get("response") or {}).get("status_code")})
 
     listed = [b.id for b in client.batches.list(limit=10)]
+    # Housekeeping a pipeline does: a finished batch cannot be cancelled (409), and its input can go.
+    try:
+        client.batches.cancel(batch.id)
+        cancel_after_end = 200
+    except openai.ConflictError as e:
+        cancel_after_end = e.status_code
+    deleted = client.files.delete(uploaded.id).deleted
     print(
         json.dumps(
             {
@@ -80,6 +88,8 @@ def main() -> None:
                     "metadata": batch.metadata,
                     "listed": batch.id in listed,
                 },
+                "cancel_after_end": cancel_after_end,
+                "input_deleted": deleted,
                 "answers": answers,
                 "errors": errors,
             }

@@ -30,7 +30,8 @@ export interface BatchDefaults {
   readonly overrides?: Readonly<Record<string, unknown>> | undefined;
   /**
    * Put in front of every line's request id (a gateway batch's id and `/`), so that two batches'
-   * lines of the same custom_id are two requests, never one collected by the other.
+   * lines of the same custom_id are two requests, never one collected by the other. Set, the
+   * file must hold OpenAI Batch lines only (a gateway batch).
    */
   readonly requestIdPrefix?: string | undefined;
 }
@@ -51,6 +52,12 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
   const openai = isOpenAIBatchLine(raw as Record<string, unknown>);
   const named = (raw as Record<string, unknown>)[openai ? 'custom_id' : 'id'];
   if (typeof named === 'string' || typeof named === 'number') knownId = String(named);
+  // A gateway batch (its ids prefixed) takes OpenAI lines only: Switchyard's own fields (category,
+  // budget scope, a judge) are a key's to set there, not a line's.
+  if (defaults.requestIdPrefix !== undefined && !openai)
+    return bad(
+      'custom_id: is required: a batch created through /v1/batches holds OpenAI Batch lines {"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}',
+    );
   // An OpenAI line's custom_id names the output line; its request id may be a mapping of it.
   let mappedRequestId: string | undefined;
   if (openai) {
@@ -73,6 +80,15 @@ export function parseBatchLine(text: string, line: number, defaults: BatchDefaul
     ...(rest.feature === undefined && defaults.feature ? { feature: defaults.feature } : {}),
     ...defaults.overrides,
   };
+  // A line's tier within the tiers a key may use (the key's list would otherwise replace it).
+  const lineTiers = (rest as { allowedTiers?: unknown }).allowedTiers;
+  const keyTiers = defaults.overrides?.allowedTiers;
+  if (Array.isArray(lineTiers) && Array.isArray(keyTiers)) {
+    const both = lineTiers.filter((t) => keyTiers.includes(t));
+    if (both.length === 0)
+      return bad(`${openai ? 'body.model' : 'allowedTiers'}: this key may use the tiers ${keyTiers.join(', ')}, not ${lineTiers.join(', ')}`);
+    (candidate as Record<string, unknown>).allowedTiers = both;
+  }
   const parsed = requestInputSchema.safeParse(candidate);
   if (!parsed.success) {
     const fields = describeIssues(parsed.error).map((f) => (openai ? openAIFieldName(f) : f.replace(/^requestId:/, 'id:')));

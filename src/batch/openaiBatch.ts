@@ -10,6 +10,7 @@
  * Pure (no I/O).
  */
 import { createHash } from 'node:crypto';
+import { TIERS } from '../catalog/tiers.js';
 import type { ToolCall, ToolChoice, ToolSpec } from '../providers/types.js';
 import type { ChatMessage } from '../workflows/conversation.js';
 import type { RequestInput } from '../workflows/request/contract.js';
@@ -195,7 +196,12 @@ export function fromOpenAIBatchLine(raw: Record<string, unknown>): Converted {
   if (model !== undefined && typeof model !== 'string') return bad('body.model: must be a string ("auto" or absent: routed; a catalog model: pinned)');
   const maxTokens = body.max_completion_tokens ?? body.max_tokens;
   const request: Record<string, unknown> = { requestId: requestIdForCustomId(id), messages };
-  if (model !== undefined && model !== 'auto' && model !== '') request.model = model;
+  if (typeof model === 'string' && model.startsWith('switchyard/')) {
+    // A tier, as the gateway's model list names them: routed within it.
+    const tier = model.slice('switchyard/'.length);
+    if (!(TIERS as readonly string[]).includes(tier)) return bad(`body.model: no tier "${tier}": use ${TIERS.map((t) => `switchyard/${t}`).join(', ')}`);
+    request.allowedTiers = [tier];
+  } else if (model !== undefined && model !== 'auto' && model !== '') request.model = model;
   if (maxTokens !== undefined && maxTokens !== null) request.maxOutputTokens = maxTokens;
   if (body.temperature !== undefined && body.temperature !== null) request.temperature = body.temperature;
   if (body.tools !== undefined && body.tools !== null) {

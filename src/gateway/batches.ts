@@ -7,17 +7,17 @@
  * ended, the gateway that is asked writes the output and error files (`finalizing`), once, and
  * the batch is `completed`, `cancelled`, `expired` or `failed`. docs/files-and-batches.md.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import multipart from '@fastify/multipart';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { fileSha256 } from '../activities/batch/index.js';
-import type { BatchDefaults } from '../batch/batchInput.js';
+import { fileSha256, readPage } from '../activities/batch/index.js';
+import { type BatchDefaults, duplicateLine, IdRegistry } from '../batch/batchInput.js';
+import type { BatchEntry } from '../batch/runBatch.js';
 import { MAX_DUPLICATE_LINES } from '../batch/detached.js';
 import { failedLine } from '../batch/failedLine.js';
-import { readBatchFile } from '../batch/inputFile.js';
 import { toOpenAIBatchOutput, toOpenAIRefusedLine } from '../batch/openaiBatch.js';
 import { type BadLine, type BatchResultLine, completedResultLine } from '../batch/summary.js';
 import type { SwitchyardClient } from '../client/client.js';
@@ -85,6 +85,8 @@ export interface BatchRouteDeps {
   readonly windowMs?: number;
   readonly maxFileBytes?: number;
   readonly idleTimeoutMs: number;
+  /** How often ended batches get their files written without being asked (30 s). */
+  readonly sweepMs?: number;
   readonly log?: Logger | undefined;
 }
 
@@ -111,6 +113,30 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
   const windowMs = deps.windowMs ?? DAY_MS;
   const finalizing = new Map<string, Promise<void>>();
 
+  /**
+   * Changes a batch record as it is now on disk (another gateway may have written it since it was
+   * read): an ended record (final or failed) is never changed again. Returns the record as written.
+   */
+  const update = async (id: string, change: (b: BatchRecord) => void): Promise<BatchRecord | undefined> => {
+    const latest = await store.getBatch<BatchRecord>(id, undefined);
+    if (!latest) return undefined;
+    if (latest.final || latest.errors) return latest;
+    change(latest);
+    await store.putBatch(latest);
+    return latest;
+  };
+
+  // A batch's files are written as soon as its workflow ends while any gateway runs, not only when
+  // a client asks: the workflow and its requests are kept only for the namespace's retention.
+  const sweep = setInterval(() => {
+    void (async () => {
+      const { data } = await store.listBatches<BatchRecord>(undefined, { limit: Number.MAX_SAFE_INTEGER });
+      for (const b of data) if (!b.final && !b.errors && b.in_progress_at) await present(b);
+    })().catch((e: unknown) => deps.log?.warn({ err: (e as Error).message }, 'gateway: the batch sweep failed; the next one tries again'));
+  }, deps.sweepMs ?? 30_000);
+  sweep.unref();
+  app.addHook('onClose', async () => clearInterval(sweep));
+
   void app.register(multipart, { limits: { fileSize: maxFileBytes, files: 1, fields: 10, fieldSize: 1024 } });
 
   // ---- files
@@ -122,17 +148,19 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
     const owner = deps.ownerOf(req.principal) ?? 'admin';
     let purpose: string | undefined;
     let file: StoredFile | undefined;
+    let unknownField: string | undefined;
     try {
       for await (const part of req.parts()) {
         if (part.type === 'field') {
           if (part.fieldname === 'purpose') purpose = String(part.value);
+          else unknownField ??= part.fieldname;
           continue;
         }
         if (part.fieldname !== 'file' || file) {
           part.file.resume();
           continue;
         }
-        file = await store.create(part.file, { filename: part.filename || 'upload.jsonl', purpose: 'batch', owner, maxBytes: maxFileBytes });
+        file = await store.create(part.file, { filename: (part.filename || 'upload.jsonl').slice(0, 255), purpose: 'batch', owner, maxBytes: maxFileBytes });
         if (part.file.truncated) {
           await store.delete(file.id);
           return send(reply, openAIError(413, 'invalid_request_error', `file: larger than ${maxFileBytes} bytes (the limit for a batch input file)`, 'file'));
@@ -142,9 +170,23 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
       if (file) await store.delete(file.id);
       if (e instanceof FileTooLargeError || (e as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE')
         return send(reply, openAIError(413, 'invalid_request_error', `file: larger than ${maxFileBytes} bytes (the limit for a batch input file)`, 'file'));
+      // A malformed body (no boundary, cut short, two files): the client's to fix.
+      const code = (e as { code?: string }).code ?? '';
+      if (code.startsWith('FST_') || /multipart|boundary/i.test((e as Error).message))
+        return send(reply, bad(`file: the multipart body could not be read (${(e as Error).message}); send one file field and purpose=batch`, 'file'));
       throw e;
     } finally {
       req.raw.socket.setTimeout(0);
+    }
+    if (unknownField !== undefined) {
+      if (file) await store.delete(file.id);
+      return send(
+        reply,
+        bad(
+          `${unknownField}: not an upload field this gateway takes (file and purpose)${unknownField.startsWith('expires_after') ? '; files are kept until deleted here' : ''}`,
+          unknownField,
+        ),
+      );
     }
     if (purpose !== 'batch') {
       if (file) await store.delete(file.id);
@@ -244,6 +286,11 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
     if (input.purpose !== 'batch') return send(reply, bad(`input_file_id: file ${input.id} has purpose ${input.purpose}, not batch`, 'input_file_id'));
     const key = deps.keyFields(req.principal);
     if (!key.ok) return send(reply, key.error);
+    if (input.lines > MAX_BATCH_REQUESTS)
+      return send(
+        reply,
+        bad(`input_file_id: file ${input.id} holds ${input.lines} lines; a batch holds at most ${MAX_BATCH_REQUESTS} requests`, 'input_file_id'),
+      );
 
     const id = newId('batch_');
     const created = now();
@@ -267,7 +314,7 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
     let refused = 0;
     const duplicates: number[] = [];
     const firstErrors: NonNullable<BatchRecord['errors']>['data'] = [];
-    for await (const e of readBatchFile(store.pathOf(input.id), defaults)) {
+    for await (const e of batchLines(store.pathOf(input.id), defaults)) {
       if (e.ok) valid += 1;
       else {
         refused += 1;
@@ -346,17 +393,17 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
         reply,
         openAIError(409, 'invalid_request_error', `batch ${b.id} has ended (${b.final?.status ?? 'failed'}); there is nothing to cancel`, null, 'batch_ended'),
       );
-    if (!b.cancelling_at) {
-      b.cancelling_at = now();
-      await store.putBatch(b);
-    }
+    const marked = await update(b.id, (x) => {
+      x.cancelling_at ??= now();
+    });
+    if (marked?.final || marked?.errors) return present(marked);
     await client.temporal.workflow
       .getHandle(batchWorkflowId(b.id))
       .cancel()
       .catch((e: unknown) => {
         if (!(e instanceof WorkflowNotFoundError)) throw e;
       });
-    return present(b);
+    return present(marked ?? b);
   });
 
   /** The batch as OpenAI shows it, its status read from the workflow (and its files written once it ended). */
@@ -369,29 +416,32 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
       desc = await handle.describe();
     } catch (e) {
       if (!(e instanceof WorkflowNotFoundError)) throw e;
-      // Checking lines takes seconds; a record this old without its workflow lost its gateway mid-create (the client got no batch id).
-      if (Date.now() / 1000 - b.created_at < VALIDATION_STALE_S) return batchObject(b, 'validating');
-      const failed: BatchRecord = {
-        ...b,
-        failed_at: now(),
-        errors: {
-          object: 'list',
-          data: [
-            { code: 'validation_interrupted', message: 'the gateway checking this batch stopped before it started; create it again', param: null, line: null },
-          ],
-        },
-      };
-      await store.putBatch(failed);
-      return batchObject(failed, 'failed');
+      // Started, and its workflow is gone: it ended longer ago than the namespace keeps histories
+      // (the sweeper below writes files as soon as a batch ends, while any gateway runs).
+      // Not started: checking lines takes seconds, so a record this old lost its gateway mid-create.
+      if (!b.in_progress_at && Date.now() / 1000 - b.created_at < VALIDATION_STALE_S) return batchObject(b, 'validating');
+      const why = b.in_progress_at
+        ? {
+            code: 'workflow_gone',
+            message: `the batch's workflow (${batchWorkflowId(b.id)}) is no longer kept by Temporal: it ended longer ago than the namespace's retention, before any gateway wrote its files`,
+          }
+        : { code: 'validation_interrupted', message: 'the gateway checking this batch stopped before it started; create it again' };
+      const failed = await update(b.id, (x) => {
+        x.failed_at = now();
+        x.errors = { object: 'list', data: [{ ...why, param: null, line: null }] };
+      });
+      return failed?.final ? present(failed) : batchObject(failed ?? b, 'failed');
     }
     if (desc.status.name === 'RUNNING') {
       const st: BatchRunStatus | undefined = await handle.query(batchStatusQuery).catch(() => undefined);
       const counts = { completed: st?.summary.completed ?? 0, failed: (st?.summary.failed ?? 0) + b.refused };
       if (!b.cancelling_at && Date.now() / 1000 >= b.expires_at) {
         // The window ran out: stop the batch; what was answered is kept, the rest is `batch_expired`.
-        b.cancelling_at = now();
-        b.expiring = true;
-        await store.putBatch(b);
+        const marked = await update(b.id, (x) => {
+          x.cancelling_at ??= now();
+          x.expiring = true;
+        });
+        if (marked) Object.assign(b, { cancelling_at: marked.cancelling_at, expiring: marked.expiring });
         await handle.cancel();
       }
       return batchObject(b, b.cancelling_at ? 'cancelling' : 'in_progress', counts, st);
@@ -430,6 +480,9 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
       await writeFile(lock, String(Date.now()));
     }
     try {
+      // Another gateway may have written the files since this one read the record.
+      const current = await store.getBatch<BatchRecord>(b.id, undefined);
+      if (!current || current.final || current.errors) return;
       const finalizingAt = now();
       const created = Math.floor(Date.now() / 1000);
       const outFile = await store.writer({ filename: `${b.id}_output.jsonl`, purpose: 'batch_output', owner: b.owner });
@@ -462,7 +515,7 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
         }
         pending = [];
       };
-      for await (const e of readBatchFile(store.pathOf(b.input_file_id), b.defaults)) {
+      for await (const e of batchLines(store.pathOf(b.input_file_id), b.defaults)) {
         if (e.ok) {
           const p = lineFor(e.item.id, workflowIdFor(e.item.request.requestId), never);
           // Awaited in order by flush(); a failure is not unhandled meanwhile.
@@ -474,10 +527,8 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
       await flush();
       const output = (await outFile.close())?.id ?? null;
       const error = (await errFile.close())?.id ?? null;
-      const latest = (await store.getBatch<BatchRecord>(b.id, undefined)) ?? b;
-      await store.putBatch({
-        ...latest,
-        final: {
+      await update(b.id, (x) => {
+        x.final = {
           status,
           finalizing_at: finalizingAt,
           at: now(),
@@ -487,7 +538,7 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
           failed,
           costNanos: cost,
           premiumBaselineCostNanos: baseline,
-        },
+        };
       });
     } finally {
       await rm(lock, { force: true });
@@ -521,6 +572,35 @@ export function fileAndBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): 
       const cancelled = (await handle.describe()).status.name === 'CANCELLED';
       return cancelled ? { ...line, error: { type: never, message: `the batch ended (${never.replace('batch_', '')}) while this request ran` } } : line;
     }
+  }
+}
+
+/**
+ * A batch file's lines as the batch's workers read them (activities/batch readPage: a page at a
+ * time, a line over LINE_MAX_BYTES refused without being held), in order, with repeated ids marked.
+ */
+async function* batchLines(path: string, defaults: BatchDefaults): AsyncGenerator<BatchEntry> {
+  const source = { path, sha256: '', sizeBytes: (await stat(path)).size, lines: 0, originalName: '' };
+  const ids = new IdRegistry();
+  let cursor = { offset: 0, lineNo: 0 };
+  for (;;) {
+    const page = await readPage(source, cursor, 1_000, defaults);
+    const entries: Array<{ line: number; e: BatchEntry }> = [
+      ...page.items.map((item) => ({ line: item.line, e: { ok: true as const, item } })),
+      ...page.invalid.map((bad) => ({ line: bad.line, e: { ok: false as const, bad } })),
+    ].sort((a, b) => a.line - b.line);
+    for (const { e } of entries) {
+      if (e.ok) {
+        const first = ids.claim(e.item.request.requestId, e.item.line);
+        if (first !== undefined) {
+          yield { ok: false, bad: duplicateLine(e.item.id, e.item.line, first, e.item.request.requestId), duplicate: true };
+          continue;
+        }
+      }
+      yield e;
+    }
+    cursor = page.next;
+    if (page.eof || (page.items.length === 0 && page.invalid.length === 0)) return;
   }
 }
 

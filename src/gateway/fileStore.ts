@@ -46,9 +46,13 @@ export class FileTooLargeError extends Error {
 
 const ID = /^(file|batch)-?[A-Za-z0-9_-]{1,80}$/;
 
-/** A new id: the prefix and 24 random hex digits (OpenAI's ids look like file-abc..., batch_abc...). */
+/**
+ * A new id: the prefix, the time in 12 hex digits, and 12 random ones (OpenAI's ids look like
+ * file-abc..., batch_abc...). Ids sort by creation, so a page cursor (`after`) keeps its place
+ * even when the item it names was deleted.
+ */
 export function newId(prefix: 'file-' | 'batch_'): string {
-  return `${prefix}${randomBytes(12).toString('hex')}`;
+  return `${prefix}${Date.now().toString(16).padStart(12, '0')}${randomBytes(6).toString('hex')}`;
 }
 
 export class DirFileStore {
@@ -205,7 +209,7 @@ export class DirFileStore {
     return b && (owner === undefined || b.owner === owner) ? b : undefined;
   }
 
-  async listBatches<T extends { id: string; owner: string; created_at: number }>(
+  async listBatches<T extends { id: string; owner: string }>(
     owner: string | undefined,
     opts: { after?: string; limit: number },
   ): Promise<{ data: T[]; hasMore: boolean }> {
@@ -255,14 +259,12 @@ export class DirFileStore {
   }
 }
 
-/** Sorted by creation (then id), from just after `after`, at most `limit`. */
-function page<T extends { id: string; created_at: number }>(
-  all: T[],
-  opts: { after?: string; limit: number; order: 'asc' | 'desc' },
-): { data: T[]; hasMore: boolean } {
-  const sign = opts.order === 'asc' ? 1 : -1;
-  all.sort((a, b) => sign * (a.created_at - b.created_at) || sign * a.id.localeCompare(b.id));
-  const start = opts.after ? all.findIndex((x) => x.id === opts.after) + 1 : 0;
-  const data = all.slice(start, start + opts.limit);
-  return { data, hasMore: start + opts.limit < all.length };
+/** Sorted by id (which sorts by creation), from just after `after` (present or not), at most `limit`. */
+function page<T extends { id: string }>(all: T[], opts: { after?: string; limit: number; order: 'asc' | 'desc' }): { data: T[]; hasMore: boolean } {
+  const asc = opts.order === 'asc';
+  const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  all.sort((a, b) => (asc ? cmp(a.id, b.id) : cmp(b.id, a.id)));
+  const after = opts.after;
+  const rest = after === undefined ? all : all.filter((x) => (asc ? x.id > after : x.id < after));
+  return { data: rest.slice(0, opts.limit), hasMore: rest.length > opts.limit };
 }

@@ -94,6 +94,19 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       void (reply as unknown as FastifyReply).status(e.status).send(e.body);
     },
   });
+  // An empty body with a JSON content type is no body: the official Python client sends one on
+  // DELETE /v1/files/{id} and POST /v1/batches/{id}/cancel. Anything else is Fastify's own parser
+  // (prototype-poisoning checks included).
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    void json(req, text, done);
+  });
   const hub = new StreamHub();
   /** Chat calls whose response has not ended (JSON waits and streams alike). */
   let active = 0;

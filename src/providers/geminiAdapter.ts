@@ -1,7 +1,7 @@
 /** Google Gemini generateContent through the official `@google/genai` SDK, SDK retries off. */
 import { ApiError, type Content, type FunctionCall, type GenerateContentConfig, GoogleGenAI, type GenerateContentResponse } from '@google/genai';
 import { fromHttpStatus, ProviderError, transient } from './errors.js';
-import { geminiContents, geminiTools } from './toolWire.js';
+import { geminiContents, geminiTools, madeUpCallId } from './toolWire.js';
 import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
 
 export class GeminiAdapter implements ProviderAdapter {
@@ -88,7 +88,7 @@ export class GeminiAdapter implements ProviderAdapter {
     }
     const cached = usage.cachedContentTokenCount ?? 0;
     // Gemini's calls may have no id: one is made from the request's, by position.
-    const toolCalls = calls.map((c, i) => ({ id: c.id ?? `${req.requestId ?? 'call'}_${i}`, name: c.name ?? '', arguments: JSON.stringify(c.args ?? {}) }));
+    const toolCalls = calls.map((c, i) => ({ id: c.id ?? madeUpCallId(req.requestId, i), name: c.name ?? '', arguments: JSON.stringify(c.args ?? {}) }));
     return {
       text,
       ...(toolCalls.length > 0 ? { toolCalls } : {}),

@@ -3,7 +3,27 @@
  * OpenAI's (also Mistral's and self-hosted OpenAI-compatible servers'), Anthropic's and Gemini's.
  * Pure mapping: no SDK is imported here, the adapters cast to their SDK's types.
  */
+import { createHash } from 'node:crypto';
 import type { ChatTurn, ToolCall, ToolChoice, ToolUse } from './types.js';
+
+const digest = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/** An id for a call the provider sent without one (Gemini may): `call_` and 24 hex digits of the request id and the call's place, an id every provider takes back. */
+export function madeUpCallId(requestId: string | undefined, i: number): string {
+  return `call_${digest(`${requestId ?? ''}\n${i}`).slice(0, 24)}`;
+}
+
+/**
+ * A call id as this provider takes it, the same for a call and the result that answers it: ids
+ * another provider made (a conversation that moved between providers) may break its rules.
+ * Anthropic: letters, digits, `_` and `-`; OpenAI: at most 40 characters; Mistral: 9 letters or
+ * digits. An id that already fits is kept.
+ */
+export function wireCallId(provider: 'openai' | 'anthropic' | 'mistral', id: string): string {
+  if (provider === 'anthropic') return /^[A-Za-z0-9_-]{1,64}$/.test(id) ? id : `toolu_${digest(id).slice(0, 24)}`;
+  if (provider === 'mistral') return /^[A-Za-z0-9]{9}$/.test(id) ? id : digest(id).slice(0, 9);
+  return id.length <= 40 ? id : `call_${digest(id).slice(0, 24)}`;
+}
 
 /** Arguments as an object, for the providers that take them parsed (Anthropic's `input`, Gemini's `args`); text that is not a JSON object is kept under `_raw`. */
 export function argumentsObject(text: string): Record<string, unknown> {
@@ -37,12 +57,12 @@ export function openAITools(t: ToolUse | undefined): Record<string, unknown> {
 }
 
 export function openAIMessage(t: ChatTurn): Record<string, unknown> {
-  if (t.role === 'tool') return { role: 'tool', tool_call_id: t.toolCallId, content: t.content };
+  if (t.role === 'tool') return { role: 'tool', tool_call_id: wireCallId('openai', t.toolCallId), content: t.content };
   if (t.role === 'assistant' && t.toolCalls && t.toolCalls.length > 0)
     return {
       role: 'assistant',
       content: t.content === '' ? null : t.content,
-      tool_calls: t.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+      tool_calls: t.toolCalls.map((c) => ({ id: wireCallId('openai', c.id), type: 'function', function: { name: c.name, arguments: c.arguments } })),
     };
   return { role: t.role, content: t.content };
 }
@@ -54,7 +74,7 @@ export function callsOfOpenAI(
 ): ToolCall[] | undefined {
   if (!calls || calls.length === 0) return undefined;
   return calls.map((c, i) => ({
-    id: c.id ?? `${idPrefix}_${i}`,
+    id: c.id ?? madeUpCallId(idPrefix, i),
     name: c.function?.name ?? '',
     arguments: typeof c.function?.arguments === 'string' ? c.function.arguments : JSON.stringify(c.function?.arguments ?? {}),
   }));
@@ -88,7 +108,9 @@ export class ToolCallAssembler {
 
   calls(idPrefix: string): ToolCall[] | undefined {
     if (this.byIndex.size === 0) return undefined;
-    return [...this.byIndex.entries()].sort(([a], [b]) => a - b).map(([i, c]) => ({ id: c.id ?? `${idPrefix}_${i}`, name: c.name, arguments: c.arguments }));
+    return [...this.byIndex.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([i, c]) => ({ id: c.id ?? madeUpCallId(idPrefix, i), name: c.name, arguments: c.arguments }));
   }
 }
 
@@ -131,7 +153,7 @@ export function anthropicMessages(turns: readonly ChatTurn[]): Array<{ role: 'us
     return blocks;
   };
   for (const t of turns) {
-    if (t.role === 'tool') userBlocks().push({ type: 'tool_result', tool_use_id: t.toolCallId, content: t.content });
+    if (t.role === 'tool') userBlocks().push({ type: 'tool_result', tool_use_id: wireCallId('anthropic', t.toolCallId), content: t.content });
     else if (t.role === 'user') {
       const last = out[out.length - 1];
       if (last && last.role === 'user' && Array.isArray(last.content)) (last.content as unknown[]).push({ type: 'text', text: t.content });
@@ -141,7 +163,7 @@ export function anthropicMessages(turns: readonly ChatTurn[]): Array<{ role: 'us
         role: 'assistant',
         content: [
           ...(t.content !== '' ? [{ type: 'text', text: t.content }] : []),
-          ...t.toolCalls.map((c) => ({ type: 'tool_use', id: c.id, name: c.name, input: argumentsObject(c.arguments) })),
+          ...t.toolCalls.map((c) => ({ type: 'tool_use', id: wireCallId('anthropic', c.id), name: c.name, input: argumentsObject(c.arguments) })),
         ],
       });
     else out.push({ role: 'assistant', content: t.content });
@@ -203,12 +225,12 @@ export function mistralTools(t: ToolUse | undefined): Record<string, unknown> {
 }
 
 export function mistralMessage(t: ChatTurn): Record<string, unknown> {
-  if (t.role === 'tool') return { role: 'tool', content: t.content, toolCallId: t.toolCallId, name: t.name };
+  if (t.role === 'tool') return { role: 'tool', content: t.content, toolCallId: wireCallId('mistral', t.toolCallId), name: t.name };
   if (t.role === 'assistant' && t.toolCalls && t.toolCalls.length > 0)
     return {
       role: 'assistant',
       content: t.content,
-      toolCalls: t.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+      toolCalls: t.toolCalls.map((c) => ({ id: wireCallId('mistral', c.id), type: 'function', function: { name: c.name, arguments: c.arguments } })),
     };
   return { role: t.role, content: t.content };
 }

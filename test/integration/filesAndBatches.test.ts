@@ -267,6 +267,46 @@ describe('/v1/files and /v1/batches, with the official openai client', () => {
     }
   });
 
+  it('pages by creation order even when the cursor was deleted, takes an empty JSON body on delete and cancel, and refuses Switchyard lines and tiers a key may not use', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(
+        (
+          await openai.files.create({
+            file: await toFile(Buffer.from(`${line(`p-${i}`, { messages: [{ role: 'user', content: 'x' }] })}\n`), `p${i}.jsonl`),
+            purpose: 'batch',
+          })
+        ).id,
+      );
+    const firstPage = await openai.files.list({ limit: 1, order: 'asc', after: ids[0] });
+    expect(firstPage.data.map((f) => f.id)).toEqual([ids[1]]);
+    // The Python client's delete: a JSON content type and no body.
+    const del = await fetch(`${gateway.base}/files/${ids[1]}`, { method: 'DELETE', headers: { 'content-type': 'application/json' } });
+    expect(del.status).toBe(200);
+    // Its id still holds its place as a cursor.
+    expect((await openai.files.list({ limit: 1, order: 'asc', after: ids[1] })).data.map((f) => f.id)).toEqual([ids[2]]);
+
+    // A gateway batch takes OpenAI lines only (a line's own category or judge is the key's to set), and tiers by name.
+    const mixed = [
+      JSON.stringify({ id: 'native', prompt: 'hi', category: 'critical' }),
+      line('tiered', { model: 'switchyard/economy', messages: [{ role: 'user', content: 'Name a colour.' }] }),
+      line('no-tier', { model: 'switchyard/gold', messages: [{ role: 'user', content: 'x' }] }),
+    ].join('\n');
+    const file = await openai.files.create({ file: await toFile(Buffer.from(mixed), 'mixed.jsonl'), purpose: 'batch' });
+    const created = await openai.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const done = await poll(openai, created.id, (b) => b.status === 'completed');
+    expect(done.request_counts).toEqual({ total: 3, completed: 1, failed: 2 });
+    const out = await linesOf(openai, done.output_file_id);
+    expect(out[0]?.response?.body.switchyard?.tier).toBe('economy');
+    const errors = await linesOf(openai, done.error_file_id);
+    expect(errors.map((l) => [l.custom_id, JSON.stringify(l.response?.body)])).toEqual([
+      ['native', expect.stringMatching(/custom_id: is required: a batch created through \/v1\/batches holds OpenAI Batch lines/)],
+      ['no-tier', expect.stringMatching(/body\.model: no tier \\"gold\\"/)],
+    ]);
+    const cancel = await fetch(`${gateway.base}/batches/${created.id}/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+    expect(cancel.status).toBe(409);
+  });
+
   it('a batch whose gateway stopped while checking its lines ends failed, not validating forever', async () => {
     const created = Math.floor(Date.now() / 1000) - 3600;
     const stale = {
@@ -338,6 +378,26 @@ describe('/v1/files and /v1/batches, with the official openai client', () => {
       /512/,
     ],
     ['an unknown batch', () => fetch(`${gateway.base}/batches/batch_nope`), 404, null, /No such Batch/],
+    [
+      'an upload field it does not take',
+      async () => {
+        const form = new FormData();
+        form.append('purpose', 'batch');
+        form.append('expires_after[anchor]', 'created_at');
+        form.append('file', new Blob(['{}\n']), 'x.jsonl');
+        return fetch(`${gateway.base}/files`, { method: 'POST', body: form });
+      },
+      400,
+      'expires_after[anchor]',
+      /kept until deleted/,
+    ],
+    [
+      'a multipart body without its boundary',
+      () => fetch(`${gateway.base}/files`, { method: 'POST', headers: { 'content-type': 'multipart/form-data' }, body: 'x' }),
+      400,
+      'file',
+      /could not be read/,
+    ],
   ])('refuses %s, naming the param', async (_what, call, status, param, message) => {
     const res = await call();
     expect(res.status).toBe(status);

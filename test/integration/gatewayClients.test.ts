@@ -205,6 +205,8 @@ describe('the gateway from switchyard up, with real clients', () => {
     expect(stderr).toBe('');
     const out = JSON.parse(stdout) as {
       file: { purpose: string };
+      cancel_after_end: number;
+      input_deleted: boolean;
       batch: {
         status: string;
         statuses: string[];
@@ -216,6 +218,9 @@ describe('the gateway from switchyard up, with real clients', () => {
       errors: Array<{ custom_id: string | null; error: { code: string } | null; status: number | null }>;
     };
     expect(out.file.purpose).toBe('batch');
+    // The Python client sends an empty JSON body on cancel and delete.
+    expect(out.cancel_after_end).toBe(409);
+    expect(out.input_deleted).toBe(true);
     expect(out.batch.status).toBe('completed');
     expect(out.batch.listed).toBe(true);
     expect(out.batch.metadata).toEqual({ pipeline: 'nightly-example' });
