@@ -35,7 +35,7 @@ describe('detached batches', () => {
     writeFileSync(f, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
     const prepared = await prepareDetachedBatch(f, batchId, join(dir, 'batches'), {});
     expect(prepared.requests).toBe(3);
-    expect(prepared.duplicates).toEqual([{ line: 3, error: expect.stringMatching(/repeats line 1/) }]);
+    expect(prepared.duplicates).toEqual([{ line: 3, id: expect.stringMatching(/-1$/), error: expect.stringMatching(/repeats line 1/) }]);
     await stack.client.startBatch({ batchId, source: prepared.source, concurrency: 4, duplicates: prepared.duplicates.map((d) => d.line) });
     let st = await stack.client.batchStatus(batchId);
     for (let i = 0; i < 300 && st.state !== 'completed'; i++) {

@@ -109,7 +109,7 @@ describe('detached batch', () => {
     const batchId = `det-${tag}`;
     const prepared = await prepareDetachedBatch(f, batchId, join(dir, 'batches'), {});
     expect(prepared.requests).toBe(1000);
-    expect(prepared.invalid).toEqual([{ line: 1001, error: expect.stringMatching(/^line 1001: prompt: is required/) }]);
+    expect(prepared.invalid).toEqual([{ line: 1001, id: 'det-bad', error: expect.stringMatching(/^line 1001: prompt: is required/) }]);
     await stack.client.startBatch({ batchId, source: prepared.source, concurrency: 64, childrenPerRun: 300, pageSize: 50 });
     await expect(stack.client.startBatch({ batchId, source: prepared.source, concurrency: 64 })).rejects.toThrow(/already exists/);
 
