@@ -1,7 +1,7 @@
 /**
  * Import rules of src/, checked by dependency-cruiser in `npm test` (`npm run deps`); the layout and
  * the reasons are in docs/architecture.md. Folders, bottom up:
- * - pure domain (util/bytes, names, table, validation; catalog; ledger/entry; routing, budget,
+ * - pure domain (util/bytes, names, table, validation; catalog; ledger/entry; deferred; routing, budget,
  *   learning/*.ts, quality): no
  *   Temporal, no I/O, nothing above them;
  * - contracts (workflows/<name>/contract.ts and the other workflow-side modules named below, and
@@ -12,7 +12,7 @@
  * - workers/, client/, cli/: the only places that see every workflow.
  */
 const PURE =
-  '^src/(util/(bytes|names|table|validation)\\.ts|catalog/(schema|catalog|pricing|defaultCatalog|tiers)\\.ts|ledger/entry\\.ts|routing/|budget/|learning/[^/]+\\.ts$|quality/)';
+  '^src/(util/(bytes|names|table|validation)\\.ts|catalog/(schema|catalog|pricing|defaultCatalog|tiers)\\.ts|ledger/entry\\.ts|deferred/|routing/|budget/|learning/[^/]+\\.ts$|quality/)';
 // Workflow-side modules anyone may import: the contracts, and the small shared modules workflows
 // and their callers agree on (ids, task queues, limits, conversation shapes, sinks, alerts, messages).
 const WORKFLOW_CONTRACTS =

@@ -12,7 +12,7 @@ until temporal operator cluster health $addr >/dev/null 2>&1; do
 done
 temporal operator namespace describe $addr --namespace "$ns" >/dev/null 2>&1 ||
   temporal operator namespace create $addr --namespace "$ns" --retention 30d
-attrs="LlmModel:Keyword LlmTier:Keyword LlmCategory:Keyword LlmOutcome:Keyword LlmBatch:Keyword LlmFeature:Keyword LlmCostNanos:Int LlmComplexity:Double"
+attrs="LlmModel:Keyword LlmTier:Keyword LlmCategory:Keyword LlmOutcome:Keyword LlmBatch:Keyword LlmFeature:Keyword LlmCostNanos:Int LlmComplexity:Double DeferredProvider:Keyword DeferredBatchId:Keyword DeferredState:Keyword"
 tries=0
 while :; do
   have="$(temporal operator search-attribute list $addr --namespace "$ns" 2>/dev/null || true)"

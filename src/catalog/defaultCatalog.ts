@@ -1,7 +1,9 @@
 /**
  * The default catalog: the seed's eight models with its list prices. Cached-input prices are the
  * providers' published prompt-cache read prices (equal to the input price where there is none);
- * maxOutputTokens are the providers' documented output limits.
+ * maxOutputTokens are the providers' documented output limits. Batch prices are the published
+ * batch API discounts (OpenAI Batch, Anthropic Message Batches, Gemini batch mode and Mistral batch
+ * inference: 50% of the live price); a self-hosted model has no batch API.
  */
 import type { ModelInput } from './schema.js';
 
@@ -10,7 +12,7 @@ export const DEFAULT_MODELS: readonly ModelInput[] = [
     name: 'gpt-4o',
     provider: 'openai',
     tier: 'premium',
-    pricing: { inputUsdPerMTok: 2.5, cachedInputUsdPerMTok: 1.25, outputUsdPerMTok: 10 },
+    pricing: { inputUsdPerMTok: 2.5, cachedInputUsdPerMTok: 1.25, outputUsdPerMTok: 10, batch: { inputUsdPerMTok: 1.25, outputUsdPerMTok: 5 } },
     contextWindow: 128_000,
     maxOutputTokens: 16_384,
     capabilities: ['reasoning', 'coding', 'vision', 'long_context', 'json', 'factual', 'creative', 'multilingual', 'tools'],
@@ -22,7 +24,7 @@ export const DEFAULT_MODELS: readonly ModelInput[] = [
     provider: 'anthropic',
     providerModel: 'claude-3-5-sonnet-20241022',
     tier: 'premium',
-    pricing: { inputUsdPerMTok: 3, cachedInputUsdPerMTok: 0.3, outputUsdPerMTok: 15 },
+    pricing: { inputUsdPerMTok: 3, cachedInputUsdPerMTok: 0.3, outputUsdPerMTok: 15, batch: { inputUsdPerMTok: 1.5, outputUsdPerMTok: 7.5 } },
     contextWindow: 200_000,
     maxOutputTokens: 8_192,
     capabilities: ['reasoning', 'coding', 'long_context', 'json', 'factual', 'creative', 'multilingual', 'tools'],
@@ -33,7 +35,7 @@ export const DEFAULT_MODELS: readonly ModelInput[] = [
     name: 'o1',
     provider: 'openai',
     tier: 'premium',
-    pricing: { inputUsdPerMTok: 15, cachedInputUsdPerMTok: 7.5, outputUsdPerMTok: 60 },
+    pricing: { inputUsdPerMTok: 15, cachedInputUsdPerMTok: 7.5, outputUsdPerMTok: 60, batch: { inputUsdPerMTok: 7.5, outputUsdPerMTok: 30 } },
     contextWindow: 200_000,
     maxOutputTokens: 100_000,
     capabilities: ['reasoning', 'coding', 'long_context', 'json', 'tools'],
@@ -44,7 +46,7 @@ export const DEFAULT_MODELS: readonly ModelInput[] = [
     name: 'gpt-4o-mini',
     provider: 'openai',
     tier: 'standard',
-    pricing: { inputUsdPerMTok: 0.15, cachedInputUsdPerMTok: 0.075, outputUsdPerMTok: 0.6 },
+    pricing: { inputUsdPerMTok: 0.15, cachedInputUsdPerMTok: 0.075, outputUsdPerMTok: 0.6, batch: { inputUsdPerMTok: 0.075, outputUsdPerMTok: 0.3 } },
     contextWindow: 128_000,
     maxOutputTokens: 16_384,
     capabilities: ['reasoning', 'coding', 'vision', 'json', 'factual', 'multilingual', 'tools'],
@@ -56,7 +58,7 @@ export const DEFAULT_MODELS: readonly ModelInput[] = [
     provider: 'anthropic',
     providerModel: 'claude-3-5-haiku-20241022',
     tier: 'standard',
-    pricing: { inputUsdPerMTok: 0.8, cachedInputUsdPerMTok: 0.08, outputUsdPerMTok: 4 },
+    pricing: { inputUsdPerMTok: 0.8, cachedInputUsdPerMTok: 0.08, outputUsdPerMTok: 4, batch: { inputUsdPerMTok: 0.4, outputUsdPerMTok: 2 } },
     contextWindow: 200_000,
     maxOutputTokens: 8_192,
     capabilities: ['reasoning', 'coding', 'long_context', 'json', 'factual', 'tools'],
@@ -68,7 +70,7 @@ export const DEFAULT_MODELS: readonly ModelInput[] = [
     provider: 'google',
     providerModel: 'gemini-2.0-flash',
     tier: 'standard',
-    pricing: { inputUsdPerMTok: 0.1, cachedInputUsdPerMTok: 0.025, outputUsdPerMTok: 0.4 },
+    pricing: { inputUsdPerMTok: 0.1, cachedInputUsdPerMTok: 0.025, outputUsdPerMTok: 0.4, batch: { inputUsdPerMTok: 0.05, outputUsdPerMTok: 0.2 } },
     contextWindow: 1_000_000,
     maxOutputTokens: 8_192,
     capabilities: ['reasoning', 'long_context', 'vision', 'json', 'factual', 'multilingual', 'tools'],
@@ -92,7 +94,7 @@ export const DEFAULT_MODELS: readonly ModelInput[] = [
     provider: 'mistral',
     providerModel: 'mistral-large-latest',
     tier: 'economy',
-    pricing: { inputUsdPerMTok: 2, outputUsdPerMTok: 6 },
+    pricing: { inputUsdPerMTok: 2, outputUsdPerMTok: 6, batch: { inputUsdPerMTok: 1, outputUsdPerMTok: 3 } },
     contextWindow: 128_000,
     maxOutputTokens: 8_192,
     capabilities: ['reasoning', 'coding', 'multilingual', 'json', 'tools'],

@@ -29,6 +29,11 @@ export function costNanos(model: ModelSpec, usage: Usage): number {
   return Number(rounded);
 }
 
+/** What a usage costs in the provider's batch API (the live price where the model has none). */
+export function batchCostNanos(model: ModelSpec, usage: Usage): number {
+  return costNanos(model.batchPrice ? { ...model, price: model.batchPrice } : model, usage);
+}
+
 /**
  * Upper-bound estimate before a call: every counted input token at the full input price, plus the
  * maximum output tokens the call may produce at the output price.

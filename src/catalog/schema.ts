@@ -31,6 +31,16 @@ export const modelInputSchema = z
       /** Defaults to the input price for providers without prompt caching. */
       cachedInputUsdPerMTok: usdPerMillion.optional(),
       outputUsdPerMTok: usdPerMillion,
+      /**
+       * The provider's batch API prices (answered within its window, usually 24 h), where the
+       * provider has one: requests with a deadline may go there (docs/deferred.md).
+       */
+      batch: z
+        .strictObject({
+          inputUsdPerMTok: usdPerMillion,
+          outputUsdPerMTok: usdPerMillion,
+        })
+        .optional(),
     }),
     contextWindow: z.number().int().positive('must be a positive number of tokens'),
     maxOutputTokens: z.number().int().positive('must be a positive number of tokens'),
@@ -52,6 +62,12 @@ export interface ModelSpec {
   readonly tier: Tier;
   /** Integer nanodollars per million tokens. */
   readonly price: {
+    readonly inputNanosPerMTok: number;
+    readonly cachedInputNanosPerMTok: number;
+    readonly outputNanosPerMTok: number;
+  };
+  /** The provider's batch API prices (absent: the model cannot be deferred). */
+  readonly batchPrice?: {
     readonly inputNanosPerMTok: number;
     readonly cachedInputNanosPerMTok: number;
     readonly outputNanosPerMTok: number;
@@ -78,6 +94,16 @@ export function toModelSpec(m: z.output<typeof modelInputSchema>): ModelSpec {
       cachedInputNanosPerMTok: usdToNanos(m.pricing.cachedInputUsdPerMTok ?? m.pricing.inputUsdPerMTok),
       outputNanosPerMTok: usdToNanos(m.pricing.outputUsdPerMTok),
     },
+    ...(m.pricing.batch
+      ? {
+          batchPrice: {
+            inputNanosPerMTok: usdToNanos(m.pricing.batch.inputUsdPerMTok),
+            // Batch lines are not served from a prompt cache here: cached input is priced as input.
+            cachedInputNanosPerMTok: usdToNanos(m.pricing.batch.inputUsdPerMTok),
+            outputNanosPerMTok: usdToNanos(m.pricing.batch.outputUsdPerMTok),
+          },
+        }
+      : {}),
     contextWindow: m.contextWindow,
     maxOutputTokens: m.maxOutputTokens,
     capabilities: [...new Set(m.capabilities)],

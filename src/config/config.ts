@@ -6,6 +6,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_COLLECTOR } from '../deferred/deadline.js';
 import type { ProviderEndpoints } from '../providers/registry.js';
 import { DEFAULT_ROUTING_POLICY } from '../routing/router.js';
 import { DEFAULT_REALLOCATION_EVERY_MS, validateReallocation } from '../budget/reallocation.js';
@@ -138,6 +139,18 @@ export const fileConfigSchema = z
       .strict()
       .default({}),
     budget: budgetConfigSchema.default(budgetConfigSchema.parse({})),
+    /** The deferred lane (docs/deferred.md): when a collector submits a provider batch, how it polls, when a request leaves for a live call. */
+    deferred: z
+      .object({
+        maxLines: z.number().int().min(1).max(50_000).default(DEFAULT_COLLECTOR.maxLines),
+        maxAgeMs: z.number().int().min(0).max(86_400_000).default(DEFAULT_COLLECTOR.maxAgeMs),
+        pollMinMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_COLLECTOR.pollMinMs),
+        pollMaxMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_COLLECTOR.pollMaxMs),
+        leaveMarginMs: z.number().int().min(0).max(86_400_000).default(DEFAULT_COLLECTOR.leaveMarginMs),
+      })
+      .strict()
+      .refine((d) => d.pollMinMs <= d.pollMaxMs, { message: 'pollMinMs must be <= pollMaxMs', path: ['pollMinMs'] })
+      .prefault({}),
     health: z
       .object({
         /** Consecutive transient failures (5xx, timeouts, rate limits) that open a model's circuit. */

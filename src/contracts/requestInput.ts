@@ -4,6 +4,7 @@
  * import it (zod would be set up again for every run: BENCHMARKS "Request path").
  */
 import { z } from 'zod';
+import { parseDeadline } from '../deferred/deadline.js';
 import { CAPABILITIES, PROVIDERS, TIERS } from '../catalog/tiers.js';
 import { qualitySpecSchema } from '../quality/spec.js';
 import { MAX_MESSAGES, MAX_PROMPT_CHARS, requestLimitIssues } from '../workflows/request/limits.js';
@@ -123,6 +124,18 @@ export const requestInputBaseSchema = z
      */
     unit: z.string().min(1).max(256, 'must be at most 256 characters (an id, not a document)').optional(),
     maxLatencyMs: z.number().int('must be a whole number of milliseconds').positive('must be > 0').optional(),
+    /**
+     * The answer may wait until then (a duration from the start such as 6h, or an ISO time): the
+     * request may go through its model's batch API at the batch price (docs/deferred.md).
+     */
+    deadline: z
+      .string()
+      .max(64)
+      .superRefine((v, ctx) => {
+        const p = parseDeadline(v);
+        if ('error' in p) ctx.addIssue({ code: 'custom', message: p.error });
+      })
+      .optional(),
     /** Start a hedge (the next tier) when the first attempt has not answered in this long; defaults to maxLatencyMs. */
     hedgeAfterMs: z.number().int().positive('must be > 0').optional(),
     minQuality: z.number().min(0, 'must be in [0,1]').max(1, 'must be in [0,1]').optional(),

@@ -56,6 +56,8 @@ const attempt = z.object({
   costNanos: nanos,
   decision: z.string().optional().describe('what happened next and why (retry, next candidate, fail)'),
   qualityFailures: z.array(z.string()).optional(),
+  mode: z.enum(['batch']).optional().describe("answered through the provider's batch API (absent: a live call)"),
+  batchId: z.string().optional().describe('the provider batch that answered it'),
 });
 
 export const requestResultSchema = z.object({
@@ -91,6 +93,18 @@ export const requestResultSchema = z.object({
     .enum(['complete', 'client_left'])
     .optional()
     .describe('set when the answer was streamed to a gateway client: complete, or client_left (the text sent before the client left)'),
+  deferred: z
+    .object({
+      model: z.string(),
+      outcome: z
+        .enum(['answered', 'waiting', 'left_for_deadline', 'errored', 'expired', 'cancelled', 'failed', 'not_deferred'])
+        .describe('answered in a provider batch, or why the request was called live'),
+      batchId: z.string().optional(),
+      message: z.string().optional(),
+      savedNanos: nanos.optional().describe('the batch price against the same usage at the live price'),
+    })
+    .optional()
+    .describe('a request with a deadline: its provider batch, or why it went live (docs/deferred.md)'),
   learning: z
     .object({
       band: z.enum(['low', 'mid', 'high']).describe('the complexity band under the configured thresholds'),

@@ -19,5 +19,12 @@ export interface LedgerEntry {
   readonly scope?: string;
   /** What the same usage would have cost on the premium baseline model (absent in older entries). */
   readonly baselineNanos?: number;
+  /**
+   * How it was bought (absent: live): `batch`, answered in a provider batch; `duplicated`, a batch
+   * line the provider answered after its request had gone live (billed, so counted).
+   */
+  readonly mode?: 'batch' | 'duplicated';
+  /** A batch line: what the same usage costs live (the saving is liveNanos - costNanos). */
+  readonly liveNanos?: number;
   readonly at: string;
 }

@@ -3,14 +3,17 @@ import Anthropic from '@anthropic-ai/sdk';
 import { type ProviderError, transient } from './errors.js';
 import { mapSdkError, stainlessOptions } from './stainlessErrors.js';
 import { anthropicMessages, anthropicTools } from './toolWire.js';
-import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter } from './types.js';
+import { AnthropicBatchApi } from './anthropicBatchApi.js';
+import { type AdapterOptions, type BatchApi, type ChatRequest, type ChatResponse, type ProviderAdapter } from './types.js';
 
 export class AnthropicAdapter implements ProviderAdapter {
   readonly provider = 'anthropic';
   private readonly client: Anthropic;
+  readonly batch: BatchApi;
 
   constructor(opts: AdapterOptions) {
     this.client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 0, timeout: opts.timeoutMs ?? 120_000 });
+    this.batch = new AnthropicBatchApi(this.client, (l) => this.params(l.req));
   }
 
   private params(req: ChatRequest) {

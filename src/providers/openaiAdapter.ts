@@ -6,7 +6,8 @@ import OpenAI from 'openai';
 import { type ProviderError, transient } from './errors.js';
 import { mapSdkError, stainlessOptions } from './stainlessErrors.js';
 import { callsOfOpenAI, openAIMessage, openAITools, ToolCallAssembler } from './toolWire.js';
-import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter } from './types.js';
+import { OpenAIBatchApi } from './openaiBatchApi.js';
+import { type AdapterOptions, type BatchApi, type ChatRequest, type ChatResponse, type ProviderAdapter } from './types.js';
 
 export interface OpenAIAdapterOptions extends AdapterOptions {
   /** "openai" or "self-hosted": the same wire format. */
@@ -16,6 +17,8 @@ export interface OpenAIAdapterOptions extends AdapterOptions {
 export class OpenAIAdapter implements ProviderAdapter {
   readonly provider: string;
   private readonly client: OpenAI;
+  /** OpenAI's Batch API (a self-hosted server has none). */
+  readonly batch: BatchApi | undefined;
 
   constructor(opts: OpenAIAdapterOptions) {
     this.provider = opts.provider;
@@ -25,6 +28,7 @@ export class OpenAIAdapter implements ProviderAdapter {
       maxRetries: 0,
       timeout: opts.timeoutMs ?? 120_000,
     });
+    this.batch = opts.provider === 'openai' ? new OpenAIBatchApi(this.client, (l) => this.params(l.req), opts.provider) : undefined;
   }
 
   private params(req: ChatRequest) {

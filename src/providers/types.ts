@@ -69,6 +69,8 @@ export interface ProviderAdapter {
    * some text throws as `chat` does (the caller has the text it was given).
    */
   chatStream(req: ChatRequest, onText: (text: string) => void): Promise<ChatResponse>;
+  /** The provider's batch API (absent: it has none, or this adapter does not speak it yet). */
+  readonly batch?: BatchApi | undefined;
 }
 
 export const REQUEST_ID_HEADER = 'x-switchyard-request-id';
@@ -78,4 +80,42 @@ export interface AdapterOptions {
   readonly apiKey: string;
   readonly baseURL?: string | undefined;
   readonly timeoutMs?: number | undefined;
+}
+
+/** One line of a provider batch: the id it is answered under, and the call. */
+export interface BatchLine {
+  readonly customId: string;
+  readonly req: ChatRequest;
+}
+
+/**
+ * A provider batch as the provider reports it: `running` (validating, in progress, finalizing),
+ * or ended as `completed`, `failed` (nothing answered), `expired` (its window passed; lines
+ * answered before that have results) or `cancelled`.
+ */
+export interface ProviderBatch {
+  readonly id: string;
+  readonly state: 'running' | 'completed' | 'failed' | 'expired' | 'cancelled';
+  readonly createdAtMs: number;
+  /** What the provider says when it failed the whole batch. */
+  readonly message?: string | undefined;
+}
+
+/** One line's outcome in an ended batch: its answer, or why it has none. */
+export type BatchLineResult =
+  | { readonly customId: string; readonly ok: true; readonly res: ChatResponse }
+  | { readonly customId: string; readonly ok: false; readonly why: 'errored' | 'expired' | 'cancelled'; readonly message: string };
+
+/**
+ * A provider's batch API (OpenAI files + batches, Anthropic message batches, ...). `submit` tags
+ * the batch so that `find` can find it again after a worker died between creating it and
+ * recording its id (docs/deferred.md says how each provider keeps the tag).
+ */
+export interface BatchApi {
+  submit(lines: readonly BatchLine[], tag: string, model: string): Promise<ProviderBatch>;
+  /** The batch submitted with this tag since `sinceMs` (with `count` lines), if the provider has it. */
+  find(tag: string, sinceMs: number, count: number): Promise<ProviderBatch | undefined>;
+  get(id: string): Promise<ProviderBatch>;
+  results(id: string): Promise<BatchLineResult[]>;
+  cancel(id: string): Promise<void>;
 }

@@ -1,5 +1,6 @@
 /** Fault specifications for the simulator: parsed with zod, drawn with a seeded PRNG. */
 import { z } from 'zod';
+import { batchFaultSchema } from './batchApis.js';
 
 export const faultOutcomeSchema = z.union([
   z.number().int().min(100).max(599),
@@ -48,6 +49,8 @@ export const faultSpecSchema = z
     chunkDelayMs: z.number().int().min(0).max(60_000).optional(),
     /** Streamed answers: the connection is cut after this many pieces of text (a provider failing mid-stream). */
     breakAfterChunks: z.number().int().min(0).optional(),
+    /** Provider batches of this model: how they end, the share of lines answered with errors, how long they take. */
+    batch: batchFaultSchema.optional(),
     /** Outcomes served in order, one per request to this model, before the rates apply. */
     script: z.array(faultOutcomeSchema).default([]),
   })

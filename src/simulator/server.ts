@@ -26,6 +26,8 @@ import {
   type WireFormat,
 } from './wireFormats.js';
 import { closeServer } from '../util/httpServer.js';
+import { batchCostNanos } from '../catalog/pricing.js';
+import { type BatchFault, type LineAnswer, SimBatches, type SimBatchInfo } from './batchApis.js';
 
 export interface SimulatorOptions {
   readonly catalog: Catalog;
@@ -37,11 +39,26 @@ export interface SimulatorOptions {
   readonly maxHangMs?: number;
   /** Keep the last 200 requests' text for `received()` (tests; off by default: it holds prompts). */
   readonly recordRequests?: boolean;
+  /** How long a provider batch takes to process (default 1000 ms; a model's `batch.processingMs` fault overrides it). */
+  readonly batchProcessingMs?: number;
 }
 
 export interface SimulatorStats {
   requests: number;
-  byModel: Record<string, { requests: number; outcomes: Record<string, number>; inputTokens: number; outputTokens: number }>;
+  byModel: Record<
+    string,
+    {
+      requests: number;
+      outcomes: Record<string, number>;
+      inputTokens: number;
+      outputTokens: number;
+      /** Lines answered in provider batches (not counted in `requests`), their tokens, and what they were billed at the batch price. */
+      batchLines?: number;
+      batchInputTokens?: number;
+      batchOutputTokens?: number;
+      batchBilledNanos?: number;
+    }
+  >;
 }
 
 /** A request the simulator answered, as it read it off the wire (the most recent 200 are kept). */
@@ -68,6 +85,12 @@ export class Simulator {
   private readonly hanging = new Set<ServerResponse>();
   private readonly recent: ReceivedRequest[] = [];
   readonly latencyScale: number;
+  private readonly batchApis: SimBatches;
+
+  /** The provider batches created so far, oldest first (tests: exactly one per flush). */
+  batches(): SimBatchInfo[] {
+    return this.batchApis.info();
+  }
 
   /** The most recent requests it answered, oldest first (for tests and debugging). */
   received(): readonly ReceivedRequest[] {
@@ -78,6 +101,12 @@ export class Simulator {
     this.faults = opts.faults ?? {};
     this.random = seededRandom(opts.seed ?? 42);
     this.latencyScale = opts.latencyScale ?? 1;
+    this.batchApis = new SimBatches({
+      answerLine: (format, body, errored) => this.answerLine(format, body, errored),
+      batchFault: (model) => this.batchFault(model),
+      random: () => this.random(),
+      processingMs: opts.batchProcessingMs ?? 1000,
+    });
     for (const m of opts.catalog.models) {
       this.byProviderModel.set(m.name, m);
       this.byProviderModel.set(m.providerModel, m);
@@ -159,6 +188,7 @@ export class Simulator {
     const path = url.pathname;
     if (req.method === 'GET' && path === '/health') return this.sendJson(res, 200, { ok: true });
     if (path.startsWith('/_simulator/')) return this.admin(req, res, path);
+    if (await this.batchApis.handle(req, res, path, url)) return;
     if (req.method === 'GET' && (path === '/v1/models' || path === '/models')) {
       return this.sendJson(res, 200, {
         object: 'list',
@@ -323,6 +353,51 @@ export class Simulator {
     );
   }
 
+  private batchFault(model: string): BatchFault | undefined {
+    const spec = this.byProviderModel.get(model);
+    return (spec ? (this.faults[spec.name] ?? this.faults[spec.providerModel]) : undefined)?.batch ?? this.faults['*']?.batch;
+  }
+
+  /** A batch line answered as a live call to its model would be (no live faults), billed at the batch price. */
+  private async answerLine(which: 'openai' | 'anthropic', body: unknown, errored: boolean): Promise<LineAnswer> {
+    const format = which === 'openai' ? openaiFormat : anthropicFormat;
+    let parsed;
+    try {
+      parsed = format.parse(body, undefined);
+    } catch (e) {
+      if (e instanceof BadRequest) return { status: 400, body: format.error(400, 'bad_request', e.message) };
+      throw e;
+    }
+    const spec = this.byProviderModel.get(parsed.model);
+    if (!spec) return { status: 404, body: format.error(404, 'not_found', `model ${parsed.model} does not exist`) };
+    if (errored) return { status: 500, body: format.error(500, 'server', 'The server had an error while processing your request') };
+    const inputTokens =
+      countChatTokens([...(parsed.system ? [{ content: parsed.system }] : []), ...parsed.turns.map((t) => ({ content: t.text }))]) +
+      (parsed.toolText ? countTokens(parsed.toolText) : 0);
+    const maxTokens = Math.min(parsed.maxTokens ?? spec.maxOutputTokens, spec.maxOutputTokens);
+    const fixed = this.faults[spec.name]?.answer;
+    const answer = answerFor(spec.name, parsed.prompt, maxTokens, fixed);
+    const toolCall = toolCallFor(parsed.tools, spec.name, parsed.prompt, undefined);
+    const outputTokens = toolCall ? countTokens(`${toolCall.name} ${toolCall.arguments}`) + 8 : answer.outputTokens;
+    const s = (this.stats.byModel[spec.name] ??= { requests: 0, outcomes: {}, inputTokens: 0, outputTokens: 0 });
+    s.batchLines = (s.batchLines ?? 0) + 1;
+    s.batchInputTokens = (s.batchInputTokens ?? 0) + inputTokens;
+    s.batchOutputTokens = (s.batchOutputTokens ?? 0) + outputTokens;
+    s.batchBilledNanos = (s.batchBilledNanos ?? 0) + batchCostNanos(spec, { inputTokens, cachedInputTokens: 0, outputTokens });
+    await Promise.resolve();
+    return {
+      status: 200,
+      body: format.reply({
+        model: spec.providerModel,
+        text: toolCall ? '' : answer.text,
+        toolCall,
+        inputTokens,
+        outputTokens,
+        truncated: !toolCall && answer.truncated,
+      }),
+    };
+  }
+
   private faultFor(spec: ModelSpec, req: IncomingMessage, prompt: string): FaultSpec | undefined {
     const h = req.headers[FAULT_HEADER];
     let fault: FaultSpec | undefined;
@@ -354,6 +429,7 @@ export class Simulator {
 
   private async admin(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     if (req.method === 'GET' && path === '/_simulator/stats') return this.sendJson(res, 200, this.getStats());
+    if (req.method === 'GET' && path === '/_simulator/batches') return this.sendJson(res, 200, this.batches());
     if (req.method === 'POST' && path === '/_simulator/reset') {
       this.resetStats();
       return this.sendJson(res, 200, { ok: true });

@@ -5,6 +5,7 @@
  */
 import { createBatchActivities } from '../activities/batch/index.js';
 import { createBudgetActivities } from '../activities/budget/index.js';
+import { createDeferredActivities } from '../activities/deferred/index.js';
 import { createExperimentActivities } from '../activities/experiment/index.js';
 import { createLedgerActivities } from '../activities/ledger/index.js';
 import { createRoutingActivities } from '../activities/routing/index.js';
@@ -14,6 +15,7 @@ import { fileConfigSchema } from '../config/config.js';
 import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
 import type { AlertActivities } from '../workflows/alerts.js';
 import type { BatchActivities } from '../workflows/batch/contract.js';
+import type { DeferredActivities } from '../workflows/deferred/contract.js';
 import type { ExperimentActivities } from '../workflows/experiment/contract.js';
 import type { LedgerOutboxActivities } from '../workflows/ledger/contract.js';
 import type { RequestActivities } from '../workflows/request/activities.js';
@@ -24,8 +26,10 @@ export type { ActivityDeps } from '../activities/request/index.js';
 export function createActivityParts(deps: ActivityDeps) {
   // Workers pass their own; the configuration defaults otherwise (parsed once, not per activity).
   const defaults = controlSettingsFrom({ routing: deps.routing, learning: fileConfigSchema.parse({}).learning });
+  const budget = createBudgetActivities(deps);
   return {
-    ...createBudgetActivities(deps),
+    ...budget,
+    ...createDeferredActivities(deps, budget),
     ...createLedgerActivities(deps),
     ...createExperimentActivities({ temporal: deps.temporal, log: deps.log, controlSettings: deps.controlSettings ?? (() => defaults) }),
     ...createRoutingActivities(deps),
@@ -48,5 +52,7 @@ export function createActivities(deps: ActivityDeps) {
 export type Activities = ReturnType<typeof createActivities>;
 
 // Each workflow's activity contract is implemented by the composition (a type error here names the gap).
-const implemented = (a: Activities): RequestActivities & AlertActivities & BatchActivities & ExperimentActivities & LedgerOutboxActivities => a;
+const implemented = (
+  a: Activities,
+): RequestActivities & DeferredActivities & AlertActivities & BatchActivities & ExperimentActivities & LedgerOutboxActivities => a;
 void implemented;

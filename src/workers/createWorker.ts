@@ -218,6 +218,7 @@ export async function createSwitchyardWorker(opts: WorkerOptions): Promise<Switc
     tierFallbacks: config.fallbacks,
     callTimeoutMs: config.callTimeoutMs,
     reservationMargin: config.budget.reservationMargin,
+    deferred: config.deferred,
     redactProviderMessages: config.access.codec !== undefined,
     log,
   });

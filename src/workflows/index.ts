@@ -7,3 +7,4 @@ export { routingEntity } from './routing/routingEntity.js';
 export { experimentEntity } from './experiment/experimentEntity.js';
 export { ledgerOutbox } from './ledger/ledgerOutbox.js';
 export { keyRegistry } from './keys/keyRegistry.js';
+export { deferredCollector } from './deferred/collector.js';

@@ -29,6 +29,7 @@ import { controlSettingsFrom } from '../../src/learning/worker/routingHandle.js'
 import { experimentWorkflowId } from '../../src/workflows/experiment/contract.js';
 import { routingWorkflowId } from '../../src/workflows/routing/contract.js';
 import { keyRegistryWorkflowId } from '../../src/workflows/keys/contract.js';
+import { collectorWorkflowId } from '../../src/workflows/deferred/contract.js';
 import { buildGateway } from '../../src/gateway/server.js';
 import { faultSpecSchema } from '../../src/simulator/faults.js';
 import type { AddressInfo } from 'node:net';
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
         maxRateLimitWaitMs: 120_000,
       },
       learning: fileConfigSchema.parse({ learning: { reportEveryMs: 200, policyCacheMs: 200 } }).learning,
+      deferred: { maxLines: 100, maxAgeMs: 300, pollMinMs: 100, pollMaxMs: 500, leaveMarginMs: 1_000 },
     },
   );
   const sw = await createSwitchyardWorker({ config, address: server.address, catalog, log: createLogger('warn') });
@@ -283,6 +285,16 @@ async function main(): Promise<void> {
       model: 'gemini-2-flash',
     });
     simulator.setFaults({});
+
+    // Deferred requests: two answered in one provider batch; then a batch that fails, whose request goes live.
+    await Promise.all([
+      run('deferred-batch', { requestId: 'hist-deferred-batch', prompt: 'Summarise the memo on parking.', model: 'gpt-4o-mini', deadline: '1h' }),
+      client.ask({ requestId: 'hist-deferred-other', prompt: 'Summarise the memo on lunch.', model: 'gpt-4o-mini', deadline: '1h' }),
+    ]);
+    simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ batch: { outcome: 'failed' } }) });
+    await run('deferred-live', { requestId: 'hist-deferred-live', prompt: 'Summarise the memo on bikes.', model: 'gpt-4o-mini', deadline: '1h' });
+    simulator.setFaults({});
+    await save('deferred-collector-entity', collectorWorkflowId('record', 'gpt-4o-mini'));
 
     // The key registry: a key made, rotated, revoked.
     const rotated = await client.keys().create('hist-team', { scope: 'hist-team', categories: ['batch'], rpm: 60 });

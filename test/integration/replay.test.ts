@@ -33,6 +33,9 @@ describe('replay of recorded histories', () => {
       'experiment-request',
       'experiment-entity',
       'routing-entity',
+      'deferred-batch',
+      'deferred-live',
+      'deferred-collector-entity',
       'budget-realloc-entity',
     ])
       expect(names).toContain(want);

@@ -210,6 +210,8 @@ export function createBudgetActivities(deps: BudgetDeps) {
       cachedInputTokens: input.usage.cachedInputTokens,
       outputTokens: input.usage.outputTokens,
       costNanos: input.costNanos,
+      ...(input.mode ? { mode: input.mode } : {}),
+      ...(input.liveNanos !== undefined ? { liveNanos: input.liveNanos } : {}),
       at: new Date().toISOString(),
     };
   };

@@ -9,6 +9,7 @@ import type { BudgetDeps } from '../budget/index.js';
 import type { PolicyCache } from '../../learning/worker/policyCache.js';
 import type { ClassifyPool } from './classifyPool.js';
 import type { ControlSettings } from '../../learning/routingControl.js';
+import type { CollectorSettings } from '../../deferred/deadline.js';
 import { type ArmSpec, assignArm, matchesFilter, unitHash } from '../../learning/experiments.js';
 import { bandOf, explores } from '../../learning/tuner.js';
 import { checkAnswer, checkToolCalls, type QualityVerdict } from '../../quality/checks.js';
@@ -57,6 +58,8 @@ export interface ActivityDeps extends BudgetDeps {
   readonly policy?: PolicyCache | undefined;
   /** Settings a routing entity this worker starts is given. */
   readonly controlSettings?: () => ControlSettings;
+  /** The deferred lane's collector settings (docs/deferred.md); absent: the defaults. */
+  readonly deferred?: CollectorSettings | undefined;
 }
 
 /** The longest a streamed call may last: inside the paid call's 15-minute timeout (workflows/request/legs.ts), with room to settle. */

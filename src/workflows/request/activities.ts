@@ -144,6 +144,8 @@ export interface CallModelOutput {
   readonly toolCalls?: readonly ToolCall[] | undefined;
   /** What is wrong with those calls against the tools offered (unknown tool, arguments that are not JSON or miss the schema); absent: nothing. */
   readonly toolCallFailures?: readonly string[] | undefined;
+  /** A provider batch's answer: what the same usage costs at the live price (the saving). */
+  readonly liveCostNanos?: number | undefined;
   /** Set when the answer was streamed (quality checks then cannot escalate: the client has it). */
   readonly streamed?: { readonly end: StreamEnd; readonly message?: string | undefined };
 }
@@ -223,6 +225,10 @@ export interface RecordSpendInput {
   readonly baselineNanos?: number | undefined;
   /** The gateway key that sent the request (reports by key); absent for requests sent otherwise. */
   readonly keyId?: string | undefined;
+  /** Bought through a provider batch (absent: live); `duplicated`: answered there after the request went live. */
+  readonly mode?: 'batch' | 'duplicated' | undefined;
+  /** A batch line's price at the live rate (the ledger's saving). */
+  readonly liveNanos?: number | undefined;
 }
 
 /** The activities the request workflow calls (and its pre-v3 path in v2/llmRequest.ts). */

@@ -75,7 +75,23 @@ export const LlmBatch = defineSearchAttributeKey('LlmBatch', SearchAttributeType
 /** The product feature a request serves (the request's `feature`; "unspecified" when absent). */
 export const LlmFeature = defineSearchAttributeKey('LlmFeature', SearchAttributeType.KEYWORD);
 
-export const SEARCH_ATTRIBUTES = [LlmModel, LlmTier, LlmCategory, LlmOutcome, LlmCostNanos, LlmComplexity, LlmBatch, LlmFeature];
+/** The deferred collectors' own (workflows/deferred/contract.ts declares them too; the names are the namespace's). */
+const DeferredProvider = defineSearchAttributeKey('DeferredProvider', SearchAttributeType.KEYWORD);
+const DeferredBatchId = defineSearchAttributeKey('DeferredBatchId', SearchAttributeType.KEYWORD);
+const DeferredState = defineSearchAttributeKey('DeferredState', SearchAttributeType.KEYWORD);
+export const SEARCH_ATTRIBUTES = [
+  LlmModel,
+  LlmTier,
+  LlmCategory,
+  LlmOutcome,
+  LlmCostNanos,
+  LlmComplexity,
+  LlmBatch,
+  LlmFeature,
+  DeferredProvider,
+  DeferredBatchId,
+  DeferredState,
+];
 
 /** The feature of a request that names none. */
 export const UNSPECIFIED_FEATURE = 'unspecified';
@@ -87,7 +103,7 @@ export interface RequestTrace {
   readonly requestId: string;
   readonly category: string;
   /** classifying, routing, calling a provider, or waiting on a durable timer (rate limit, budget, backoff). */
-  readonly phase: 'classifying' | 'routing' | 'calling' | 'waiting';
+  readonly phase: 'classifying' | 'routing' | 'calling' | 'waiting' | 'deferred';
   /** While waiting: on what (budget: next period or an approval; rate_limit: a provider's reset; backoff: a retry) and until when. */
   readonly waiting?: { readonly on: 'budget' | 'rate_limit' | 'backoff'; readonly until: string };
   /** Models left out because the workers cannot call them (provider not configured, circuit open). */
@@ -97,6 +113,8 @@ export interface RequestTrace {
   readonly attempts: Attempt[];
   readonly escalations: RequestResult['escalations'];
   readonly costNanos: number;
+  /** A request with a deadline: its provider batch, or why it went live. */
+  readonly deferred?: Deferral;
 }
 
 export const traceQuery = defineQuery<RequestTrace>('trace');
@@ -136,6 +154,20 @@ export interface Attempt {
   readonly decision?: string | undefined;
   /** Failed quality checks of an answered attempt. */
   readonly qualityFailures?: string[] | undefined;
+  /** Answered through the provider's batch API (absent: live), and that batch's id. */
+  readonly mode?: 'batch' | undefined;
+  readonly batchId?: string | undefined;
+}
+
+/** What became of a request with a deadline (docs/deferred.md). */
+export interface Deferral {
+  readonly model: string;
+  /** answered in a provider batch; or the reason it was called live instead. */
+  readonly outcome: 'answered' | 'waiting' | 'left_for_deadline' | 'errored' | 'expired' | 'cancelled' | 'failed' | 'not_deferred';
+  readonly batchId?: string | undefined;
+  readonly message?: string | undefined;
+  /** The batch answer's price against the same usage at the live price. */
+  readonly savedNanos?: number | undefined;
 }
 
 export interface ClassificationSummary {
@@ -177,6 +209,8 @@ export interface RequestResult {
    * `client_left` with the text sent before the client left). Checks ran but could not escalate.
    */
   readonly streamed?: 'complete' | 'client_left';
+  /** A request with a deadline: whether its provider batch answered it, or why it went live. */
+  readonly deferred?: Deferral;
   /** How the routing policy shaped the request, for feedback (absent in results of runs before the learning loop). */
   readonly learning?: ResultLearning;
 }

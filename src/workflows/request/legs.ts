@@ -75,6 +75,8 @@ export interface Leg {
   readonly attemptId: string;
   readonly t0: number;
   readonly outcome: PaidCallOutcome;
+  /** Answered in this provider batch (absent: a live call). */
+  readonly batchId?: string | undefined;
 }
 
 /** What a later call sends: the text inline (small requests), or a reference to the run's input; a judge call its question. */
@@ -121,8 +123,9 @@ export async function routeLocally(s: RequestState): Promise<void> {
 }
 
 /** The fields an attempt is recorded with: which call, where it went, when it started and how long it took. */
-export function attemptOf(leg: Pick<Leg, 'attemptId' | 'cand' | 't0'>) {
+export function attemptOf(leg: Pick<Leg, 'attemptId' | 'cand' | 't0' | 'batchId'>) {
   return {
+    ...(leg.batchId !== undefined ? { mode: 'batch' as const, batchId: leg.batchId } : {}),
     attemptId: leg.attemptId,
     model: leg.cand.model,
     provider: leg.cand.provider,
@@ -140,7 +143,7 @@ export interface LegIds {
 }
 
 /** A call was made (answered, failed, or cancelled by a hedge): its routing decision, for the metrics. */
-function routedTo(s: RequestState, cand: Candidate, reason: RoutingReason): void {
+export function routedTo(s: RequestState, cand: Candidate, reason: RoutingReason): void {
   const preferred = s.sel?.decision.preferredTier ?? cand.tier;
   // A first call that left the preferred tier because its models were left out is put down to that.
   const leftOut = reason === 'primary' && cand.tier !== preferred ? s.sel?.preferredTierSkipped : undefined;
@@ -169,7 +172,7 @@ function modelCall(
   };
 }
 
-function newIds(s: RequestState, prefix: 'a' | 'j'): LegIds {
+export function newIds(s: RequestState, prefix: 'a' | 'j'): LegIds {
   return { ...s.nextAttempt(prefix), t0: Date.now() };
 }
 
@@ -257,7 +260,7 @@ export async function payJudge(
 }
 
 /** The answer is in history now: settle it (runs to completion even when the leg is cancelled). */
-async function settleIfAnswered(s: RequestState, leg: Leg, reservationId: string): Promise<void> {
+export async function settleIfAnswered(s: RequestState, leg: Leg, reservationId: string, batch?: { liveNanos: number }): Promise<void> {
   const o = leg.outcome;
   if (o.kind !== 'answered') return;
   const settlement = {
@@ -276,6 +279,8 @@ async function settleIfAnswered(s: RequestState, leg: Leg, reservationId: string
     baselineNanos: o.out.premiumBaselineCostNanos,
     // Only requests sent through a gateway key carry one (runs recorded before keys never do).
     ...(s.req.keyId !== undefined ? { keyId: s.req.keyId } : {}),
+    // An answer from a provider batch: its mode and what it would have cost live (runs before batches never have one).
+    ...(batch ? { mode: 'batch' as const, liveNanos: batch.liveNanos } : {}),
   };
   try {
     await CancellationScope.nonCancellable(() => settle(settlement));

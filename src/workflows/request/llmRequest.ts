@@ -21,6 +21,7 @@ import type { Move, StepDecision } from './next.js';
 import { automaticQuality, ended, learningOutcome, summary } from './outcome.js';
 import { RequestState, totalCost } from './state.js';
 import { legacyLlmRequest } from './v2/llmRequest.js';
+import { deferredLeg } from './deferred.js';
 import { refusePlaintext } from '../messages.js';
 
 /** How many times a request waits for rate-limited models to reset before giving up. */
@@ -91,7 +92,10 @@ async function serve(s: RequestState): Promise<RequestResult> {
   // needs the chain while the first call runs).
   const raw = s.raw as Partial<Record<string, unknown>>;
   let first: Leg | undefined;
-  if (raw.hedgeAfterMs === undefined && raw.maxLatencyMs === undefined) first = await payFirst(s);
+  // A request with a deadline may be answered by its model's provider batch first (./deferred.ts);
+  // runs without one never reach the patch marker.
+  if (typeof raw.deadline === 'string' && raw.stream === undefined && patched('deferred')) first = await deferredLeg(s, raw.deadline);
+  else if (raw.hedgeAfterMs === undefined && raw.maxLatencyMs === undefined) first = await payFirst(s);
   else await routeLocally(s);
   // A streamed answer is never hedged: two answers would interleave on the client's stream.
   const hedgeAfterMs = streaming(s) ? undefined : (s.req.hedgeAfterMs ?? s.req.maxLatencyMs);

@@ -71,6 +71,7 @@ export function resultOf(s: RequestState, leg: Leg, out: CallModelOutput): Reque
     costNanos: totalCost(s.attempts),
     premiumBaselineCostNanos: out.premiumBaselineCostNanos,
     ...(s.skippedModels.length > 0 ? { skipped: s.skippedModels } : {}),
+    ...(s.deferral ? { deferred: s.deferral } : {}),
     classification: {
       complexity: cls?.complexity ?? 0,
       capabilities: cls?.capabilities ?? [],

@@ -17,6 +17,7 @@ import type { RoutingDecision } from '../sinks.js';
 import type { RecordedSelection } from './v4/recorded.js';
 import {
   type Attempt,
+  type Deferral,
   type RequestInput,
   type RequestResult,
   type ValidRequest,
@@ -76,6 +77,8 @@ export class RequestState {
   qualityEscalations = 0;
   private seq = 0;
   approved = false;
+  /** A request with a deadline: its provider batch, or why it went live. */
+  deferral: Deferral | undefined;
   /** An operator's escalation not yet acted on (the signal sets it; serve() takes it). */
   escalation: { model?: string; reason?: string } | undefined;
 
@@ -231,6 +234,7 @@ export class RequestState {
       attempts: this.attempts,
       escalations: this.escalations,
       costNanos: totalCost(this.attempts),
+      ...(this.deferral ? { deferred: this.deferral } : {}),
     };
   }
 }

@@ -1,0 +1,242 @@
+/**
+ * The deferred lane's activities (workflows/deferred/contract.ts): a request joins its model's
+ * collector; the collector submits a provider batch (or finds it again by its tag after a worker
+ * died mid-submission), polls it, and hands each line's outcome to its request by an update. A
+ * line whose request has left (or ended) is charged as `duplicated`: the provider billed it.
+ */
+import { createHash } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Logger } from 'pino';
+import type { Catalog } from '../../catalog/catalog.js';
+import { batchCostNanos, costNanos, estimateCostNanos } from '../../catalog/pricing.js';
+import type { ModelSpec, ProviderName } from '../../catalog/schema.js';
+import { type CollectorSettings, DEFAULT_COLLECTOR, leaveAt, worthDeferring } from '../../deferred/deadline.js';
+import type { ProviderRegistry } from '../../providers/registry.js';
+import type { BatchApi, BatchLine, BatchLineResult } from '../../providers/types.js';
+import { checkToolCalls } from '../../quality/checks.js';
+import { conversationOf, toolUseOf } from '../../workflows/conversation.js';
+import {
+  COLLECTOR_TYPE,
+  collectorWorkflowId,
+  type CollectorWorkflow,
+  type DeferredActivities,
+  type DeferredAnswer,
+  deferredAnswerUpdate,
+  joinSignal,
+  type JoinInput,
+  type JoinOutput,
+  type LineRef,
+} from '../../workflows/deferred/contract.js';
+import type { RecordSpendInput, ReserveInput, ShardedReserveResult } from '../../workflows/request/activities.js';
+import { UNSPECIFIED_FEATURE } from '../../workflows/request/contract.js';
+import { entityTaskQueue } from '../../workflows/taskQueues.js';
+import { RequestInputReader } from '../request/requestInput.js';
+
+export interface DeferredDeps {
+  readonly temporal: Client;
+  readonly taskQueue: string;
+  readonly catalog: Catalog;
+  readonly providers: ProviderRegistry;
+  readonly log: Logger;
+  readonly deferred?: CollectorSettings | undefined;
+  readonly reservationMargin?: Partial<Record<ProviderName, number>>;
+}
+
+export interface DeferredBudget {
+  reserveBudget(input: ReserveInput): Promise<ShardedReserveResult>;
+  recordSpend(input: RecordSpendInput): Promise<unknown>;
+}
+
+/** Lines read, and requests told, this many at a time. */
+const CONCURRENCY = 16;
+
+/** A short, provider-safe line id ([A-Za-z0-9_-], Anthropic's custom_id alphabet) for a request's attempt. */
+export function lineIdOf(workflowId: string, attemptId: string): string {
+  return `l${createHash('sha256').update(`${workflowId}\u0000${attemptId}`).digest('base64url').slice(0, 30)}`;
+}
+
+export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBudget): DeferredActivities {
+  const settings = deps.deferred ?? DEFAULT_COLLECTOR;
+  const inputs = new RequestInputReader(deps.temporal, 256);
+  const baseline = deps.catalog.premiumBaseline();
+
+  const batchApi = async (spec: ModelSpec): Promise<BatchApi | undefined> => {
+    if (!deps.providers.isConfigured(spec.provider)) return undefined;
+    return (await deps.providers.get(spec.provider)).batch;
+  };
+  const api = async (model: string): Promise<{ spec: ModelSpec; api: BatchApi }> => {
+    const spec = deps.catalog.require(model);
+    const a = await batchApi(spec);
+    if (!a) throw new Error(`${model}: ${spec.provider} has no batch API on this worker`);
+    return { spec, api: a };
+  };
+
+  /** Tells a request its line's outcome; `left` when it went live or ended (it will not take it). */
+  const tell = async (line: LineRef, answer: DeferredAnswer, updateId: string): Promise<'taken' | 'left'> => {
+    try {
+      return await deps.temporal.workflow.getHandle(line.workflowId, line.runId).executeUpdate(deferredAnswerUpdate, { args: [answer], updateId });
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError || (e instanceof Error && /completed|not found|already/i.test(e.message))) return 'left';
+      throw e;
+    }
+  };
+
+  const inParallel = async <T>(items: readonly T[], f: (t: T, i: number) => Promise<void>): Promise<void> => {
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < items.length; i = next++) await f(items[i] as T, i);
+    };
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, items.length) }, worker));
+  };
+
+  return {
+    async joinDeferred(input: JoinInput): Promise<JoinOutput> {
+      const spec = deps.catalog.get(input.model);
+      if (!spec?.batchPrice) return { joined: false, why: `${input.model} has no batch price in the catalog: called live` };
+      if (!(await batchApi(spec))) return { joined: false, why: `${spec.provider} has no batch API here: called live` };
+      const left = input.deadlineMs - Date.now();
+      if (!worthDeferring(left, settings, spec.typicalLatencyMs))
+        return { joined: false, why: `the deadline is ${Math.round(left / 1000)} s away, too near for a provider batch: called live` };
+      const inputTokens = Math.ceil(input.inputTokens * (1 + (deps.reservationMargin?.[spec.provider] ?? 0)));
+      const amountNanos = estimateCostNanos({ ...spec, price: spec.batchPrice }, inputTokens, input.maxOutputTokens);
+      const grant = await budget.reserveBudget({
+        scope: input.scope,
+        reservationId: input.reservationId,
+        category: input.category,
+        amountNanos,
+        workflowId: input.workflowId,
+        force: input.force,
+      });
+      if (!grant.granted) return { joined: false, why: 'the budget denied the batch reservation: called live (where the budget decides again)' };
+      const line: LineRef = {
+        id: lineIdOf(input.workflowId, input.attemptId),
+        workflowId: input.workflowId,
+        runId: input.runId,
+        attemptId: input.attemptId,
+        maxOutputTokens: input.maxOutputTokens,
+        leaveAtMs: leaveAt(input.deadlineMs, spec.typicalLatencyMs, settings.leaveMarginMs),
+        scope: input.scope,
+        shard: grant.shard,
+        category: input.category,
+      };
+      await deps.temporal.workflow.signalWithStart<CollectorWorkflow, [LineRef]>(COLLECTOR_TYPE, {
+        workflowId: collectorWorkflowId(deps.taskQueue, spec.name),
+        taskQueue: entityTaskQueue(deps.taskQueue),
+        args: [{ provider: spec.provider, model: spec.name, settings }],
+        signal: joinSignal,
+        signalArgs: [line],
+      });
+      return { joined: true, lineId: line.id, leaveAtMs: line.leaveAtMs, shard: grant.shard, seq: grant.seq, reservedNanos: amountNanos };
+    },
+
+    async submitProviderBatch({ model, tag, sinceMs, lines }) {
+      const { spec, api: b } = await api(model);
+      // A worker that died after creating the batch left it at the provider: find it again.
+      const found = await b.find(tag, sinceMs, lines.length);
+      if (found) {
+        deps.log.info({ tag, batchId: found.id }, 'provider batch found again after a retry; not submitted twice');
+        return { batchId: found.id };
+      }
+      const batchLines: BatchLine[] = new Array<BatchLine>(lines.length);
+      await inParallel(lines, async (l, i) => {
+        const r = await inputs.get(l.workflowId, l.runId);
+        const c = conversationOf(r);
+        batchLines[i] = {
+          customId: l.id,
+          req: {
+            model: spec.providerModel,
+            system: c.system,
+            turns: c.turns,
+            maxOutputTokens: l.maxOutputTokens,
+            temperature: r.temperature,
+            ...(c.tools ? { tools: c.tools } : {}),
+          },
+        };
+        Context.current().heartbeat();
+      });
+      const created = await b.submit(batchLines, tag, spec.providerModel);
+      deps.log.info({ tag, batchId: created.id, lines: lines.length, model }, 'provider batch submitted');
+      return { batchId: created.id };
+    },
+
+    async pollProviderBatch({ model, batchId }) {
+      const { api: b } = await api(model);
+      const got = await b.get(batchId);
+      return { ended: got.state !== 'running', state: got.state, ...(got.message ? { message: got.message } : {}) };
+    },
+
+    async deliverProviderBatch({ model, batchId, lines }) {
+      const { spec, api: b } = await api(model);
+      const got = await b.get(batchId);
+      const results = new Map<string, BatchLineResult>((await b.results(batchId)).map((r) => [r.customId, r]));
+      let answered = 0;
+      let failed = 0;
+      let duplicated = 0;
+      await inParallel(lines, async (l) => {
+        const r = results.get(l.id);
+        let answer: DeferredAnswer;
+        if (r?.ok) {
+          const usage = r.res.usage;
+          const tools = toolUseOf(await inputs.get(l.workflowId, l.runId).catch(() => ({ prompt: '' })));
+          const toolCallFailures = r.res.toolCalls && tools ? checkToolCalls(r.res.toolCalls, tools.tools) : undefined;
+          answer = {
+            attemptId: l.attemptId,
+            ok: true,
+            batchId,
+            out: {
+              text: r.res.text,
+              usage,
+              costNanos: batchCostNanos(spec, usage),
+              liveCostNanos: costNanos(spec, usage),
+              premiumBaselineCostNanos: baseline ? costNanos(baseline, usage) : costNanos(spec, usage),
+              finishReason: r.res.finishReason,
+              latencyMs: 0,
+              ...(r.res.toolCalls ? { toolCalls: r.res.toolCalls } : {}),
+              ...(toolCallFailures && toolCallFailures.length > 0 ? { toolCallFailures } : {}),
+            },
+          };
+        } else {
+          const why =
+            r && !r.ok ? r.why : got.state === 'expired' ? 'expired' : got.state === 'cancelled' ? 'cancelled' : got.state === 'failed' ? 'failed' : 'errored';
+          const message = r && !r.ok ? r.message : (got.message ?? `the provider batch ${batchId} ended ${got.state} without this line`);
+          answer = { attemptId: l.attemptId, ok: false, why, message, batchId };
+        }
+        const verdict = await tell(l, answer, `${batchId}/${l.id}`);
+        if (answer.ok && verdict === 'left') {
+          // The provider billed a line its request no longer wanted: charged, once (by its own key), as duplicated.
+          await budget.recordSpend({
+            scope: l.scope,
+            shard: l.shard,
+            workflowId: l.workflowId,
+            attemptId: `${l.attemptId}-batch`,
+            reservationId: `dup-${l.id}`,
+            model: spec.name,
+            category: l.category,
+            usage: answer.out.usage,
+            costNanos: answer.out.costNanos,
+            feature: UNSPECIFIED_FEATURE,
+            baselineNanos: answer.out.premiumBaselineCostNanos,
+            mode: 'duplicated',
+            liveNanos: answer.out.liveCostNanos,
+          });
+          duplicated += 1;
+        } else if (answer.ok) answered += 1;
+        else failed += 1;
+        Context.current().heartbeat();
+      });
+      return { answered, failed, duplicated };
+    },
+
+    async returnLines({ lines, why, message }) {
+      await inParallel(lines, async (l) => {
+        await tell(l, { attemptId: l.attemptId, ok: false, why, message }, `return-${l.id}`);
+      });
+    },
+
+    async cancelProviderBatch({ model, batchId }) {
+      const { api: b } = await api(model);
+      await b.cancel(batchId);
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * The deferred lane's contract: one collector entity per task queue, provider and model gathers
+ * deferred requests and submits them as one provider batch; its id, input, messages, search
+ * attributes, and the activities it (and a deferred request) calls. docs/deferred.md.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { CollectorSettings } from '../../deferred/deadline.js';
+import type { ProviderName } from '../../catalog/tiers.js';
+import type { CallModelOutput } from '../request/activities.js';
+
+/** The collector's provider, its provider batch in flight, and its state (idle, collecting, submitting, polling). */
+export const DeferredProvider = defineSearchAttributeKey('DeferredProvider', SearchAttributeType.KEYWORD);
+export const DeferredBatchId = defineSearchAttributeKey('DeferredBatchId', SearchAttributeType.KEYWORD);
+export const DeferredState = defineSearchAttributeKey('DeferredState', SearchAttributeType.KEYWORD);
+
+export function collectorWorkflowId(taskQueue: string, model: string): string {
+  return `deferred-${taskQueue}-${model}`;
+}
+
+/** A line as the collector keeps it: references only (the prompt stays in the request's history). */
+export interface LineRef {
+  /** Short and provider-safe (Anthropic: [A-Za-z0-9_-]{1,64}): the line's custom id. */
+  readonly id: string;
+  readonly workflowId: string;
+  readonly runId: string;
+  readonly attemptId: string;
+  readonly maxOutputTokens: number;
+  /** When the request leaves for a live call (epoch ms). */
+  readonly leaveAtMs: number;
+  /** Where a line the provider answers after its request left is charged (as duplicated). */
+  readonly scope: string;
+  readonly shard: number;
+  readonly category: string;
+}
+
+/** A provider batch the collector submitted: its lines, and how far it got. */
+export interface Flight {
+  readonly seq: number;
+  /** Kept by the provider where it can (OpenAI metadata) to find the batch again after a crash. */
+  readonly tag: string;
+  /** When submission began: a batch found again was created after this. */
+  readonly sinceMs: number;
+  readonly lines: readonly LineRef[];
+  batchId?: string;
+  state: 'submitting' | 'running' | 'delivering';
+  polls: number;
+  nextPollAtMs?: number;
+}
+
+export interface CollectorInput {
+  readonly provider: ProviderName;
+  readonly model: string;
+  readonly settings: CollectorSettings;
+  /** Carried over continue-as-new. */
+  readonly pending?: readonly LineRef[];
+  readonly flights?: readonly Flight[];
+  readonly left?: readonly string[];
+  readonly seq?: number;
+  readonly delivered?: number;
+  readonly cancelled?: boolean;
+}
+
+export interface CollectorStatus {
+  readonly provider: ProviderName;
+  readonly model: string;
+  readonly settings: CollectorSettings;
+  readonly pending: number;
+  readonly oldestPendingAgeMs?: number;
+  readonly flights: ReadonlyArray<{ seq: number; batchId?: string; state: Flight['state']; lines: number; polls: number }>;
+  readonly delivered: number;
+}
+
+export const joinSignal = defineSignal<[LineRef]>('join');
+/** A request left for a live call: its line is not submitted (if it still can be held back). */
+export const leaveSignal = defineSignal<[{ id: string }]>('leave');
+/** Submit what is pending now. */
+export const flushSignal = defineSignal('flush');
+/** Cancel the provider batches in flight and hand their lines back (their requests go live). */
+export const cancelSignal = defineSignal('cancel');
+export const collectorStatusQuery = defineQuery<CollectorStatus>('status');
+
+export const COLLECTOR_TYPE = 'deferredCollector';
+export type CollectorWorkflow = (input: CollectorInput) => Promise<void>;
+
+/** A line's outcome, handed to its request. */
+export type DeferredAnswer =
+  | { readonly attemptId: string; readonly ok: true; readonly out: CallModelOutput; readonly batchId: string }
+  | {
+      readonly attemptId: string;
+      readonly ok: false;
+      readonly why: 'errored' | 'expired' | 'cancelled' | 'failed';
+      readonly message: string;
+      readonly batchId?: string;
+    };
+
+/** Hands a request its line's outcome: `taken`, or `left` (it went live: the activity charges the line as duplicated). */
+export const deferredAnswerUpdate = defineUpdate<'taken' | 'left', [DeferredAnswer]>('deferredAnswer');
+
+export interface JoinInput {
+  readonly workflowId: string;
+  readonly runId: string;
+  readonly attemptId: string;
+  readonly reservationId: string;
+  readonly model: string;
+  readonly scope: string;
+  readonly category: string;
+  readonly deadlineMs: number;
+  readonly inputTokens: number;
+  readonly maxOutputTokens: number;
+  readonly force: boolean;
+  readonly feature?: string | undefined;
+  readonly keyId?: string | undefined;
+}
+
+export type JoinOutput =
+  | {
+      readonly joined: true;
+      readonly lineId: string;
+      readonly leaveAtMs: number;
+      readonly shard: number;
+      readonly seq?: number | undefined;
+      readonly reservedNanos: number;
+    }
+  | { readonly joined: false; readonly why: string };
+
+export interface DeferredActivities {
+  /** A request joins its model's collector: reserve at the batch price, then signal-with-start the collector. */
+  joinDeferred(input: JoinInput): Promise<JoinOutput>;
+  /** Submit (or find again, after a crash) the provider batch of these lines. */
+  submitProviderBatch(input: { provider: ProviderName; model: string; tag: string; sinceMs: number; lines: readonly LineRef[] }): Promise<{ batchId: string }>;
+  pollProviderBatch(input: { provider: ProviderName; model: string; batchId: string }): Promise<{ ended: boolean; state: string; message?: string }>;
+  /** Hand every line's outcome to its request; lines whose request left are charged as duplicated. */
+  deliverProviderBatch(input: {
+    provider: ProviderName;
+    model: string;
+    batchId: string;
+    lines: readonly LineRef[];
+  }): Promise<{ answered: number; failed: number; duplicated: number }>;
+  /** Tell the lines' requests their batch could not be submitted (they go live). */
+  returnLines(input: { lines: readonly LineRef[]; why: 'failed' | 'cancelled'; message: string }): Promise<void>;
+  cancelProviderBatch(input: { provider: ProviderName; model: string; batchId: string }): Promise<void>;
+}

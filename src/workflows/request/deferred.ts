@@ -1,0 +1,89 @@
+/**
+ * A request with a deadline: before any live call, it may join its model's collector and wait for
+ * the provider's batch to answer, at the batch price. It routes first (the same chain as live);
+ * the join activity reserves at the batch price and says whether the model can be deferred at all.
+ * The answer comes back as a leg like a live call's (checks and escalation as usual: an escalation
+ * goes live). A request whose line errors, expires or is cancelled, or whose deadline comes near,
+ * leaves for a live call; a line the provider answers after that is charged as duplicated by the
+ * activity that delivers it (the update below answers `left`). docs/deferred.md.
+ */
+import { CancellationScope, condition, getExternalWorkflowHandle, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { deadlineAt } from '../../deferred/deadline.js';
+import { collectorWorkflowId, type DeferredActivities, type DeferredAnswer, deferredAnswerUpdate, leaveSignal } from '../deferred/contract.js';
+import { ENTITY_QUEUE_SUFFIX } from '../taskQueues.js';
+import { type Leg, newIds, routedTo, routeLocally, settleIfAnswered } from './legs.js';
+import type { RequestState } from './state.js';
+import type { RequestActivities } from './activities.js';
+
+const { joinDeferred } = proxyActivities<DeferredActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 5, initialInterval: '1 second', nonRetryableErrorTypes: ['BudgetUnavailable'] },
+});
+const { releaseReservation } = proxyActivities<RequestActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 ms', maximumInterval: '30 seconds' },
+});
+
+/** The answered leg from the provider's batch; undefined when the request goes live (s.deferral says why). */
+export async function deferredLeg(s: RequestState, deadline: string): Promise<Leg | undefined> {
+  const deadlineMs = deadlineAt(deadline, s.startedAt);
+  await routeLocally(s);
+  const cand = s.chain[0];
+  if (!cand) return undefined;
+  let answer: DeferredAnswer | undefined;
+  let waitingFor: string | undefined;
+  // Taken once, by the attempt still waiting; anything else is a line the request has left.
+  setHandler(deferredAnswerUpdate, (a) => {
+    if (a.attemptId !== waitingFor || answer !== undefined) return 'left';
+    answer = a;
+    return 'taken';
+  });
+  const ids = newIds(s, 'a');
+  const joined = await joinDeferred({
+    workflowId: s.workflowId,
+    runId: s.runId,
+    attemptId: ids.attemptId,
+    reservationId: ids.reservationId,
+    model: cand.model,
+    scope: s.req.budgetScope,
+    category: s.req.category,
+    deadlineMs,
+    inputTokens: s.cls?.inputTokens ?? 0,
+    maxOutputTokens: cand.maxOutputTokens,
+    force: s.approved,
+  });
+  if (!joined.joined) {
+    s.deferral = { model: cand.model, outcome: 'not_deferred', message: joined.why };
+    return undefined;
+  }
+  waitingFor = ids.attemptId;
+  s.phase = 'deferred';
+  s.deferral = { model: cand.model, outcome: 'waiting' };
+  await condition(() => answer !== undefined, Math.max(1, joined.leaveAtMs - Date.now()));
+  waitingFor = undefined;
+  s.phase = 'calling';
+  const got: DeferredAnswer | undefined = answer;
+  if (got?.ok) {
+    const leg: Leg = { ...ids, t0: Date.now(), cand, batchId: got.batchId, outcome: { kind: 'answered', out: got.out, shard: joined.shard, seq: joined.seq } };
+    const liveNanos = got.out.liveCostNanos ?? got.out.costNanos;
+    s.deferral = { model: cand.model, outcome: 'answered', batchId: got.batchId, savedNanos: Math.max(0, liveNanos - got.out.costNanos) };
+    routedTo(s, cand, 'primary');
+    await settleIfAnswered(s, leg, ids.reservationId, { liveNanos });
+    return leg;
+  }
+  // Going live: the line is held back if not yet submitted, and the batch reservation freed.
+  s.deferral = got
+    ? { model: cand.model, outcome: got.why, message: got.message, ...(got.batchId ? { batchId: got.batchId } : {}) }
+    : { model: cand.model, outcome: 'left_for_deadline', message: 'the deadline came near before the provider answered: called live' };
+  await CancellationScope.nonCancellable(async () => {
+    if (!got) {
+      const q = workflowInfo().taskQueue;
+      const requestQueue = q.endsWith(ENTITY_QUEUE_SUFFIX) ? q.slice(0, -ENTITY_QUEUE_SUFFIX.length) : q;
+      await getExternalWorkflowHandle(collectorWorkflowId(requestQueue, cand.model))
+        .signal(leaveSignal, { id: joined.lineId })
+        .catch(() => undefined);
+    }
+    await releaseReservation({ scope: s.req.budgetScope, reservationId: ids.reservationId, workflowId: s.workflowId });
+  });
+  return undefined;
+}

@@ -1,0 +1,83 @@
+/**
+ * The deferred lane on a real dev server, with the providers' own SDKs against the simulator's
+ * batch APIs: requests with a deadline go through one provider batch per flush at the batch price,
+ * spend equals what the simulator billed, and lines the provider fails go live before their deadline.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { describe, expect, it } from 'vitest';
+import { faultSpecSchema } from '../../src/simulator/faults.js';
+import { useTestStack } from '../helpers/stack.js';
+
+const validateResult = new Ajv2020({ strict: false }).compile(
+  JSON.parse(readFileSync(join(process.cwd(), 'contracts', 'request-result.v1.schema.json'), 'utf8')) as Record<string, unknown>,
+);
+const deferredConfig = { maxLines: 50, maxAgeMs: 1_500, pollMinMs: 200, pollMaxMs: 1_000, leaveMarginMs: 2_000 };
+
+describe('deferred requests through the providers batch APIs', () => {
+  const stack = useTestStack({ config: { deferred: deferredConfig } });
+
+  it.each(['gpt-4o-mini', 'claude-3-5-haiku'])(
+    '%s: a deferred batch is one provider batch, answered at the batch price, charged what the simulator billed',
+    async (model) => {
+      stack.simulator.resetStats();
+      const before = stack.simulator.batches().length;
+      const ids = Array.from({ length: 6 }, (_, i) => `defer-${model}-${i}-${randomUUID()}`);
+      const results = await Promise.all(
+        ids.map((requestId, i) => stack.client.ask({ prompt: `Summarise item ${i} of the inventory.`, model, deadline: '1h', requestId })),
+      );
+      const made = stack.simulator.batches().slice(before);
+      expect(made).toHaveLength(1);
+      expect(made[0]?.lines).toBe(6);
+      for (const r of results) {
+        expect(r.deferred?.outcome, JSON.stringify(r.deferred)).toBe('answered');
+        expect(r.deferred?.batchId).toBe(made[0]?.id);
+        expect(r.attempts[0]?.mode).toBe('batch');
+        expect(r.deferred?.savedNanos).toBeGreaterThan(0);
+      }
+      const billed = stack.simulator.getStats().byModel[model]?.batchBilledNanos ?? 0;
+      const charged = results.reduce((n, r) => n + r.costNanos, 0);
+      expect(charged).toBe(billed);
+      const entries = stack.ledger.entries().filter((e) => results.some((r) => r.workflowId === e.workflowId));
+      expect(entries).toHaveLength(6);
+      expect(entries.every((e) => e.mode === 'batch' && (e.liveNanos ?? 0) > e.costNanos)).toBe(true);
+      // No live call was made for them.
+      expect(stack.simulator.getStats().byModel[model]?.requests ?? 0).toBe(0);
+    },
+  );
+
+  it('a provider batch that fails, and lines answered with errors: those requests go live before their deadline, charged once', async () => {
+    stack.simulator.resetStats();
+    stack.simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ batch: { outcome: 'failed' } }) });
+    try {
+      const results = await Promise.all(
+        [0, 1, 2].map((i) =>
+          stack.client.ask({ prompt: `Classify ticket ${i}.`, model: 'gpt-4o-mini', deadline: '1h', requestId: `fail-${i}-${randomUUID()}` }),
+        ),
+      );
+      for (const r of results) {
+        expect(r.deferred?.outcome).toBe('failed');
+        expect(r.attempts.at(-1)?.mode).toBeUndefined();
+        expect(r.model).toBe('gpt-4o-mini');
+      }
+      expect(stack.simulator.getStats().byModel['gpt-4o-mini']?.requests).toBe(3);
+      const entries = stack.ledger.entries().filter((e) => results.some((r) => r.workflowId === e.workflowId));
+      expect(entries).toHaveLength(3);
+      expect(entries.every((e) => e.mode === undefined)).toBe(true);
+    } finally {
+      stack.simulator.setFaults({});
+    }
+  });
+
+  it('a deadline too near for a batch is called live at once, saying why', async () => {
+    const r = await stack.client.ask({ prompt: 'Quick one.', model: 'gpt-4o-mini', deadline: '2s', requestId: `near-${randomUUID()}` });
+    expect(r.deferred?.outcome).toBe('not_deferred');
+    expect(r.deferred?.message).toMatch(/too near/);
+  });
+
+  it('refuses a deadline that is neither a duration nor a time, naming the field', async () => {
+    await expect(stack.client.ask({ prompt: 'x', deadline: 'tomorrow' })).rejects.toThrow(/deadline.*duration such as 90s/s);
+  });
+});
