@@ -32,6 +32,7 @@ describe('deferred requests through the providers batch APIs', () => {
       expect(made).toHaveLength(1);
       expect(made[0]?.lines).toBe(6);
       for (const r of results) {
+        expect(validateResult(r), JSON.stringify(validateResult.errors)).toBe(true);
         expect(r.deferred?.outcome, JSON.stringify(r.deferred)).toBe('answered');
         expect(r.deferred?.batchId).toBe(made[0]?.id);
         expect(r.attempts[0]?.mode).toBe('batch');
