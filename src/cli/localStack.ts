@@ -87,7 +87,13 @@ async function startGateway(
   log: Logger,
   stops: Array<() => Promise<void>>,
 ): Promise<{ url: string; keys: boolean }> {
-  const client = await SwitchyardClient.connect({ address, namespace: config.namespace, taskQueue: config.taskQueue, access: config.access });
+  const client = await SwitchyardClient.connect({
+    address,
+    namespace: config.namespace,
+    taskQueue: config.taskQueue,
+    access: config.access,
+    categoryDeadlines: config.deferred.categoryDeadlines,
+  });
   stops.push(() => client.close());
   const keys = new KeyStore(client.temporal, config.taskQueue, config.gateway.keyRefreshMs, log);
   await keys.start();

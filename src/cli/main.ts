@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { reportError } from './errors.js';
 import { registerBatchCommands } from './commands/batch.js';
+import { registerDeferredCommands } from './commands/deferred.js';
 import { registerRunsCommands } from './commands/runs.js';
 import { registerCodecCommands } from './commands/codec.js';
 import { registerReportCommand } from './commands/report.js';
@@ -25,6 +26,7 @@ program
 registerRequestCommands(program);
 registerStackCommands(program);
 registerBatchCommands(program);
+registerDeferredCommands(program);
 registerRunsCommands(program);
 registerCodecCommands(program);
 registerReportCommand(program);

@@ -1,4 +1,5 @@
 /** Helpers shared by the CLI's commands: option parsers, the client from the environment, traces. */
+import { parseDeadline } from '../deferred/deadline.js';
 import { controlSettingsFrom } from '../learning/worker/routingHandle.js';
 import { InvalidArgumentError } from 'commander';
 import { formatUsd } from '../catalog/pricing.js';
@@ -75,6 +76,7 @@ export async function withClient<T>(fn: (client: SwitchyardClient, cfg: Switchya
     budgetShards: cfg.budget.shards,
     access: cfg.access,
     controlSettings: controlSettingsFrom(cfg),
+    categoryDeadlines: cfg.deferred.categoryDeadlines,
   });
   try {
     return await fn(client, cfg);
@@ -104,4 +106,13 @@ export function printTrace(r: RequestResult): void {
   out.write(
     `answered by ${r.model} (${r.tier}); usage in ${r.usage.inputTokens} / cached ${r.usage.cachedInputTokens} / out ${r.usage.outputTokens}; cost ${formatUsd(r.costNanos)} (premium baseline ${formatUsd(r.premiumBaselineCostNanos)})\n`,
   );
+}
+
+/** A commander parser for a deadline (a duration such as 6h, or an ISO time), naming the flag when it is neither. */
+export function deadlineArg(flag: string): (v: string) => string {
+  return (v: string) => {
+    const p = parseDeadline(v);
+    if ('error' in p) throw new InvalidArgumentError(`${flag} ${p.error}`);
+    return v;
+  };
 }

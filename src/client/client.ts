@@ -3,6 +3,8 @@
  * id from the request id (re-submitting is idempotent), and returns typed results or failures.
  */
 import { randomUUID } from 'node:crypto';
+import { own } from '../util/names.js';
+import { DeferredClient } from './deferred.js';
 import { Client, Connection, isGrpcServiceError, ServiceError, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import { type BudgetSettings, type BudgetStatus, type PeriodSummary } from '../budget/book.js';
 import { type AdjustInput } from '../workflows/budget/contract.js';
@@ -65,6 +67,8 @@ export interface SwitchyardClientOptions {
   readonly access?: TemporalAccess;
   /** Settings the task queue's routing entity starts with if a client message creates it (default: the configuration defaults). */
   readonly controlSettings?: ControlSettings;
+  /** A deadline for requests of these categories that name none (config `deferred.categoryDeadlines`, e.g. {"batch": "12h"}). */
+  readonly categoryDeadlines?: Readonly<Record<string, string>>;
 }
 
 export { workflowIdFor } from '../workflows/request/contract.js';
@@ -100,6 +104,7 @@ export class SwitchyardClient {
     /** Payloads are encrypted: memos carry no prompt text. */
     readonly encrypted = false,
     controlSettings: ControlSettings = controlSettingsFrom(fileConfigSchema.parse({})),
+    private readonly categoryDeadlines: Readonly<Record<string, string>> = {},
   ) {
     this.learning = new LearningClient(temporal, taskQueue, controlSettings);
     this.budgets = new BudgetClient(temporal, taskQueue, budgetDefaults, budgetShards);
@@ -186,6 +191,7 @@ export class SwitchyardClient {
       Math.max(1, opts.budgetShards ?? 1),
       opts.access?.codec !== undefined,
       opts.controlSettings,
+      opts.categoryDeadlines,
     );
   }
 
@@ -211,11 +217,13 @@ export class SwitchyardClient {
       );
     const requestId = req.requestId ?? randomUUID();
     const workflowId = workflowIdFor(requestId);
+    // A category's default deadline (a streamed request is never deferred: its client is waiting).
+    const deadline = req.deadline ?? (req.stream ? undefined : own(this.categoryDeadlines, req.category));
     try {
       const handle = await this.temporal.workflow.start<typeof llmRequest>('llmRequest', {
         taskQueue: this.taskQueue,
         workflowId,
-        args: [{ ...input, requestId }],
+        args: [{ ...input, requestId, ...(deadline !== undefined ? { deadline } : {}) }],
         workflowIdReusePolicy: opts.redrive ? 'ALLOW_DUPLICATE_FAILED_ONLY' : 'REJECT_DUPLICATE',
         memo: {
           ...requestMemo(this.encrypted ? undefined : instructionOf(req), req.category, opts.batch),
@@ -327,6 +335,11 @@ export class SwitchyardClient {
   /** The gateway's virtual keys (the key registry). */
   keys(): KeysClient {
     return new KeysClient(this.temporal, this.taskQueue);
+  }
+
+  /** The deferred lane: collectors and their provider batches, flush and cancel (docs/deferred.md). */
+  deferred(): DeferredClient {
+    return new DeferredClient(this.temporal, this.taskQueue);
   }
 
   health(): ReturnType<HealthClient['circuits']> {

@@ -53,9 +53,17 @@ export interface CollectorSettings {
 
 export const DEFAULT_COLLECTOR: CollectorSettings = { maxLines: 1000, maxAgeMs: 60_000, pollMinMs: 5_000, pollMaxMs: 300_000, leaveMarginMs: 60_000 };
 
-/** Whether a request with this much time left can go through a batch at all: the collector's wait, one poll, and leaving in time. */
+/** Whether a request with this much time left can go through a batch at all: one poll, and leaving in time for a live call. */
 export function worthDeferring(timeLeftMs: number, s: CollectorSettings, liveLatencyMs: number): boolean {
-  return timeLeftMs > s.maxAgeMs + s.pollMinMs + liveLatencyMs * 3 + s.leaveMarginMs;
+  return timeLeftMs > 2 * s.pollMinMs + liveLatencyMs * 3 + s.leaveMarginMs;
+}
+
+/**
+ * When a waiting line must be submitted: once it is maxAgeMs old, or has used half the time it has
+ * before leaving for a live call (a short deadline does not wait out a long maxAgeMs).
+ */
+export function submitBy(joinedAtMs: number, leaveAtMs: number, s: CollectorSettings): number {
+  return Math.min(joinedAtMs + s.maxAgeMs, joinedAtMs + Math.max(0, Math.floor((leaveAtMs - joinedAtMs) / 2)));
 }
 
 /** The next wait between polls: doubling from pollMinMs, at most pollMaxMs. */

@@ -78,6 +78,8 @@ const OPTIONS: ReadonlyArray<{ header: string; meta: string; field: keyof Reques
   { header: 'x-switchyard-max-latency-ms', meta: 'switchyard_max_latency_ms', field: 'maxLatencyMs', kind: 'int' },
   { header: 'x-switchyard-min-quality', meta: 'switchyard_min_quality', field: 'minQuality', kind: 'number' },
   { header: 'x-switchyard-max-budget-wait-ms', meta: 'switchyard_max_budget_wait_ms', field: 'maxBudgetWaitMs', kind: 'int' },
+  // A deadline (6h, or an ISO time): the request may go through its model's batch API (docs/deferred.md); a streamed one never does.
+  { header: 'x-switchyard-deadline', meta: 'switchyard_deadline', field: 'deadline', kind: 'text' },
   // Quality checks as the request's `quality` object (JSON), e.g. {"regex": "\\d+", "judge": {"threshold": 0.7}}.
   { header: 'x-switchyard-quality', meta: 'switchyard_quality', field: 'quality', kind: 'json' },
 ];

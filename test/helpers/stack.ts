@@ -122,6 +122,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     budgetShards: config.budget.shards,
     access: config.access,
     controlSettings: controlSettingsFrom(config),
+    categoryDeadlines: config.deferred.categoryDeadlines,
   });
   return {
     client,

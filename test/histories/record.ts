@@ -61,7 +61,7 @@ async function main(): Promise<void> {
         maxRateLimitWaitMs: 120_000,
       },
       learning: fileConfigSchema.parse({ learning: { reportEveryMs: 200, policyCacheMs: 200 } }).learning,
-      deferred: { maxLines: 100, maxAgeMs: 300, pollMinMs: 100, pollMaxMs: 500, leaveMarginMs: 1_000 },
+      deferred: { maxLines: 100, maxAgeMs: 300, pollMinMs: 100, pollMaxMs: 500, leaveMarginMs: 1_000, categoryDeadlines: {} },
     },
   );
   const sw = await createSwitchyardWorker({ config, address: server.address, catalog, log: createLogger('warn') });

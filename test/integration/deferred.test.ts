@@ -14,7 +14,7 @@ import { useTestStack } from '../helpers/stack.js';
 const validateResult = new Ajv2020({ strict: false }).compile(
   JSON.parse(readFileSync(join(process.cwd(), 'contracts', 'request-result.v1.schema.json'), 'utf8')) as Record<string, unknown>,
 );
-const deferredConfig = { maxLines: 50, maxAgeMs: 1_500, pollMinMs: 200, pollMaxMs: 1_000, leaveMarginMs: 2_000 };
+const deferredConfig = { maxLines: 50, maxAgeMs: 1_500, pollMinMs: 200, pollMaxMs: 1_000, leaveMarginMs: 2_000, categoryDeadlines: {} };
 
 describe('deferred requests through the providers batch APIs', () => {
   const stack = useTestStack({ config: { deferred: deferredConfig } });
@@ -81,4 +81,74 @@ describe('deferred requests through the providers batch APIs', () => {
   it('refuses a deadline that is neither a duration nor a time, naming the field', async () => {
     await expect(stack.client.ask({ prompt: 'x', deadline: 'tomorrow' })).rejects.toThrow(/deadline.*duration such as 90s/s);
   });
+});
+
+describe('deferred requests: operators and deadlines', () => {
+  // A collector that waits long for more lines: only an operator's flush submits them.
+  const stack = useTestStack({ config: { deferred: { ...deferredConfig, maxAgeMs: 600_000, categoryDeadlines: { batch: '2h' } } } });
+
+  const waitFor = async (what: () => Promise<boolean>, ms = 20_000): Promise<void> => {
+    const until = Date.now() + ms;
+    while (!(await what())) {
+      if (Date.now() > until) throw new Error('timed out waiting');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  it('status shows the waiting lines; flush submits them at once; a category default deadline defers without a deadline field', async () => {
+    const before = stack.simulator.batches().length;
+    const runs = [0, 1, 2].map((i) =>
+      stack.client.ask({ prompt: `Tag record ${i}.`, model: 'gpt-4o-mini', category: 'batch', requestId: `flush-${i}-${randomUUID()}` }),
+    );
+    await waitFor(async () => (await stack.client.deferred().status('gpt-4o-mini'))[0]?.pending === 3);
+    const [st] = await stack.client.deferred().status();
+    expect(st).toMatchObject({ model: 'gpt-4o-mini', provider: 'openai', pending: 3, flights: [] });
+    expect(stack.simulator.batches()).toHaveLength(before);
+    expect(await stack.client.deferred().flush('gpt-4o-mini')).toBe(true);
+    const results = await Promise.all(runs);
+    expect(results.every((r) => r.deferred?.outcome === 'answered')).toBe(true);
+    expect(stack.simulator.batches().slice(before)).toHaveLength(1);
+    expect(await stack.client.deferred().flush('no-such-model')).toBe(false);
+  });
+
+  it('cancel: the waiting lines go live at once, each charged once, live', async () => {
+    stack.simulator.resetStats();
+    const runs = [0, 1].map((i) =>
+      stack.client.ask({ prompt: `Route ticket ${i}.`, model: 'claude-3-5-haiku', deadline: '1h', requestId: `cancel-${i}-${randomUUID()}` }),
+    );
+    await waitFor(async () => (await stack.client.deferred().status('claude-3-5-haiku'))[0]?.pending === 2);
+    expect(await stack.client.deferred().cancel('claude-3-5-haiku')).toBe(true);
+    const results = await Promise.all(runs);
+    for (const r of results) {
+      expect(r.deferred?.outcome).toBe('cancelled');
+      expect(r.attempts).toHaveLength(1);
+      expect(r.attempts[0]?.mode).toBeUndefined();
+    }
+    expect(stack.simulator.getStats().byModel['claude-3-5-haiku']?.requests).toBe(2);
+    expect(stack.simulator.getStats().byModel['claude-3-5-haiku']?.batchLines ?? 0).toBe(0);
+  });
+
+  it('a deadline that comes near leaves the batch for a live call; the provider answering the line later is charged as duplicated, once', async () => {
+    stack.simulator.resetStats();
+    stack.simulator.setFaults({ 'gpt-4o': faultSpecSchema.parse({ batch: { processingMs: 12_000 } }) });
+    try {
+      const before = stack.simulator.batches().length;
+      const run = stack.client.ask({ prompt: 'Draft the release note.', model: 'gpt-4o', deadline: '9s', requestId: `near-${randomUUID()}` });
+      await waitFor(async () => (await stack.client.deferred().status('gpt-4o'))[0]?.pending === 1);
+      await stack.client.deferred().flush('gpt-4o');
+      const r = await run;
+      expect(r.deferred?.outcome).toBe('left_for_deadline');
+      expect(r.deferred?.batchId).toBeUndefined();
+      expect(Date.parse(r.attempts[0]?.startedAt ?? '')).toBeLessThan(Date.parse(r.attempts[0]?.startedAt ?? '') + 9_000);
+      expect(stack.simulator.getStats().byModel['gpt-4o']?.requests).toBe(1);
+      // The provider still answers the line: charged (it billed it) as duplicated, beside the live call.
+      await waitFor(async () => stack.ledger.entries().some((e) => e.workflowId === r.workflowId && e.mode === 'duplicated'), 30_000);
+      const entries = stack.ledger.entries().filter((e) => e.workflowId === r.workflowId);
+      expect(entries.map((e) => e.mode ?? 'live').sort()).toEqual(['duplicated', 'live']);
+      expect(stack.simulator.batches().slice(before)).toHaveLength(1);
+      expect(entries.find((e) => e.mode === 'duplicated')?.costNanos).toBe(stack.simulator.getStats().byModel['gpt-4o']?.batchBilledNanos);
+    } finally {
+      stack.simulator.setFaults({});
+    }
+  }, 60_000);
 });

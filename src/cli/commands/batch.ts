@@ -8,7 +8,7 @@ import { describeWaiting, progressReporter } from '../../batch/progress.js';
 import { runBatch, type RunBatchOptions } from '../../batch/runBatch.js';
 import { type BatchSummary, formatSummary } from '../../batch/summary.js';
 import { defaultBatchId, prepareDetachedBatch } from '../../batch/detached.js';
-import { duration, int, withClient } from '../shared.js';
+import { deadlineArg, duration, int, withClient } from '../shared.js';
 import { requestInputBaseSchema } from '../../contracts/requestInput.js';
 
 /** Exit code when a batch ran to its end but some requests failed or lines were malformed. */
@@ -57,6 +57,17 @@ function defaultOut(file: string): string {
   return file.replace(/(\.jsonl|\.json|\.ndjson)?$/i, '.results.jsonl');
 }
 
+/** Fields every line of a batch gets unless it sets them: a budget wait bound, a deadline. */
+function requestDefaultsOf(o: { maxBudgetWait?: number; defer?: string }): { requestDefaults?: { maxBudgetWaitMs?: number; deadline?: string } } {
+  if (o.maxBudgetWait === undefined && o.defer === undefined) return {};
+  return {
+    requestDefaults: {
+      ...(o.maxBudgetWait !== undefined ? { maxBudgetWaitMs: o.maxBudgetWait } : {}),
+      ...(o.defer !== undefined ? { deadline: o.defer } : {}),
+    },
+  };
+}
+
 export function registerBatchCommands(program: Command): void {
   program.enablePositionalOptions();
   const batch = program
@@ -79,6 +90,11 @@ export function registerBatchCommands(program: Command): void {
     .option('--children-per-run <n>', 'detached: child workflows per run before continue-as-new', int('--children-per-run', 1), 1000)
     .addOption(new Option('--order <order>', 'results in input order, or each as soon as it finishes').choices(['input', 'finish']).default('input'))
     .option(
+      '--defer <deadline>',
+      "lines may wait this long (e.g. 6h) or until this ISO time: their models' batch APIs at about half price (docs/deferred.md)",
+      deadlineArg('--defer'),
+    )
+    .option(
       '--max-budget-wait <duration>',
       'a request denied by a `wait` budget waits at most this long in all (e.g. 10m), then fails',
       duration('--max-budget-wait'),
@@ -98,6 +114,7 @@ export function registerBatchCommands(program: Command): void {
           childrenPerRun: number;
           order: 'input' | 'finish';
           maxBudgetWait?: number;
+          defer?: string;
         },
       ) => {
         if (!file)
@@ -136,7 +153,7 @@ export function registerBatchCommands(program: Command): void {
                 feature: o.feature,
                 childrenPerRun: o.childrenPerRun,
                 ...(prepared.duplicates.length > 0 ? { duplicates: prepared.duplicates.map((d) => d.line) } : {}),
-                ...(o.maxBudgetWait !== undefined ? { requestDefaults: { maxBudgetWaitMs: o.maxBudgetWait } } : {}),
+                ...requestDefaultsOf(o),
               });
             } catch (e) {
               if (!(await client.batchExists(batchId))) prepared.discard();
@@ -162,7 +179,7 @@ export function registerBatchCommands(program: Command): void {
                 concurrency: o.concurrency,
                 total,
                 order: o.order,
-                ...(o.maxBudgetWait !== undefined ? { requestDefaults: { maxBudgetWaitMs: o.maxBudgetWait } } : {}),
+                ...requestDefaultsOf(o),
                 batchId: o.batchId ?? basename(file).replace(/\.[^.]*$/, ''),
                 onInvalid: (bad) => {
                   hooks.onInvalid(bad);

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadCatalog } from '../../catalog/loadFile.js';
 import { PROVIDERS } from '../../catalog/schema.js';
-import { int, num, printTrace, withClient } from '../shared.js';
+import { deadlineArg, int, num, printTrace, withClient } from '../shared.js';
 import { chatRequestFromFile } from '../messagesFile.js';
 
 export function registerRequestCommands(program: Command): void {
@@ -27,6 +27,11 @@ export function registerRequestCommands(program: Command): void {
     .option('--request-id <id>', 'idempotency key (default: random)')
     .option('--json-schema <file>', 'the answer must be JSON matching this JSON Schema (else escalate a tier)')
     .option('--max-escalations <n>', 'quality escalations at most', int('--max-escalations'), 2)
+    .option(
+      '--defer <deadline>',
+      "the answer may wait this long (e.g. 6h) or until this ISO time: the model's batch API at about half price (docs/deferred.md)",
+      deadlineArg('--defer'),
+    )
     .option('--json', 'print the result as JSON')
     .action(
       async (
@@ -45,6 +50,7 @@ export function registerRequestCommands(program: Command): void {
           requestId?: string;
           jsonSchema?: string;
           maxEscalations: number;
+          defer?: string;
           json?: boolean;
         },
       ) => {
@@ -65,6 +71,7 @@ export function registerRequestCommands(program: Command): void {
             ...(o.provider ? { provider: o.provider } : {}),
             ...(o.model ? { model: o.model } : {}),
             ...(o.maxOutputTokens !== undefined ? { maxOutputTokens: o.maxOutputTokens } : {}),
+            ...(o.defer !== undefined ? { deadline: o.defer } : {}),
             ...(o.jsonSchema
               ? { quality: { jsonSchema: JSON.parse(readFileSync(o.jsonSchema, 'utf8')) as Record<string, unknown>, maxEscalations: o.maxEscalations } }
               : {}),

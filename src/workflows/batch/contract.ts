@@ -47,7 +47,7 @@ export interface BatchRunInput {
   /** Payloads are encrypted: children's memos carry no prompt text. */
   readonly redactTitles?: boolean | undefined;
   /** Fields set on every request that does not set them (e.g. maxBudgetWaitMs). */
-  readonly requestDefaults?: { readonly maxBudgetWaitMs?: number } | undefined;
+  readonly requestDefaults?: { readonly maxBudgetWaitMs?: number; readonly deadline?: string } | undefined;
   /** Lines read per activity call. */
   readonly pageSize?: number | undefined;
   /** Fields set on every line over what it says (a gateway key's budget scope, key id, allowed models and tiers). */
