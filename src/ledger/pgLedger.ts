@@ -21,6 +21,7 @@ const DIMENSION_SQL: Record<ReportDimension, string> = {
   feature: 'feature',
   scope: 'scope',
   key: 'key_id',
+  mode: 'mode',
 };
 
 interface AggregateRow {
@@ -32,6 +33,8 @@ interface AggregateRow {
   input: string | null;
   cached: string | null;
   output: string | null;
+  batch_saving: string | null;
+  duplicated: string | null;
   [dimension: `d${number}`]: string | null;
 }
 
@@ -54,13 +57,17 @@ CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
   cost_nanos          bigint NOT NULL CHECK (cost_nanos >= 0),
   baseline_nanos      bigint CHECK (baseline_nanos >= 0),
   at                  timestamptz NOT NULL,
-  key_id              text NOT NULL DEFAULT 'none'
+  key_id              text NOT NULL DEFAULT 'none',
+  mode                text NOT NULL DEFAULT 'live',
+  live_nanos          bigint CHECK (live_nanos >= 0)
 );
 CREATE INDEX IF NOT EXISTS ${LEDGER_TABLE}_at ON ${LEDGER_TABLE} (at);
 `;
 
 /** What a table made before gateway keys needs (idempotent). */
 const ADD_KEY_COLUMN = `ALTER TABLE ${LEDGER_TABLE} ADD COLUMN IF NOT EXISTS key_id text NOT NULL DEFAULT 'none'`;
+/** What a table made before the deferred lane needs (idempotent): how each attempt was bought, and its live price. */
+const ADD_MODE_COLUMNS = `ALTER TABLE ${LEDGER_TABLE} ADD COLUMN IF NOT EXISTS mode text NOT NULL DEFAULT 'live', ADD COLUMN IF NOT EXISTS live_nanos bigint CHECK (live_nanos >= 0)`;
 
 const COLUMNS = [
   'key',
@@ -79,6 +86,8 @@ const COLUMNS = [
   'baseline_nanos',
   'at',
   'key_id',
+  'mode',
+  'live_nanos',
 ] as const;
 
 interface Row {
@@ -98,6 +107,8 @@ interface Row {
   baseline_nanos: string | null;
   at: Date;
   key_id: string;
+  mode: string;
+  live_nanos: string | null;
 }
 
 /** A bigint column as a number (ledger values stay far below 2^53 nanodollars: ~$9 million). */
@@ -165,17 +176,23 @@ export class PgLedger implements SpendLedger {
         // once it has every column: one made before gateway keys gains key_id.
         const found = await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [LEDGER_TABLE]);
         if (found.rows[0]?.t) {
-          const cols = await c.query<{ n: string }>('SELECT count(*)::text AS n FROM information_schema.columns WHERE table_name = $1 AND column_name = $2', [
-            LEDGER_TABLE,
-            'key_id',
-          ]);
-          if (cols.rows[0]?.n !== '0') return;
-          try {
-            await c.query(ADD_KEY_COLUMN);
-          } catch (e) {
-            throw new Error(
-              `the ledger table ${LEDGER_TABLE} has no key_id column and this role cannot add it (${(e as Error).message}); have its owner run: ${ADD_KEY_COLUMN}`,
-            );
+          // One made before gateway keys gains key_id; one made before the deferred lane, mode and live_nanos.
+          for (const [column, add] of [
+            ['key_id', ADD_KEY_COLUMN],
+            ['mode', ADD_MODE_COLUMNS],
+          ] as const) {
+            const cols = await c.query<{ n: string }>('SELECT count(*)::text AS n FROM information_schema.columns WHERE table_name = $1 AND column_name = $2', [
+              LEDGER_TABLE,
+              column,
+            ]);
+            if (cols.rows[0]?.n !== '0') continue;
+            try {
+              await c.query(add);
+            } catch (e) {
+              throw new Error(
+                `the ledger table ${LEDGER_TABLE} has no ${column} column and this role cannot add it (${(e as Error).message}); have its owner run: ${add}`,
+              );
+            }
           }
           return;
         }
@@ -212,6 +229,8 @@ export class PgLedger implements SpendLedger {
       e.baselineNanos ?? null,
       e.at,
       e.keyId ?? NO_KEY,
+      e.mode ?? 'live',
+      e.liveNanos ?? null,
     ];
     const r = await this.pool.query(
       `INSERT INTO ${LEDGER_TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT (key) DO NOTHING`,
@@ -246,6 +265,8 @@ export class PgLedger implements SpendLedger {
       costNanos: num(x.cost_nanos),
       ...(x.baseline_nanos !== null ? { baselineNanos: num(x.baseline_nanos) } : {}),
       ...(x.key_id !== NO_KEY ? { keyId: x.key_id } : {}),
+      ...(x.mode === 'batch' || x.mode === 'duplicated' ? { mode: x.mode } : {}),
+      ...(x.live_nanos !== null ? { liveNanos: num(x.live_nanos) } : {}),
       at: x.at.toISOString(),
     }));
   }
@@ -275,6 +296,8 @@ export class PgLedger implements SpendLedger {
         'sum(input_tokens)::text AS input',
         'sum(cached_input_tokens)::text AS cached',
         'sum(output_tokens)::text AS output',
+        "sum(CASE WHEN mode = 'batch' THEN COALESCE(live_nanos, cost_nanos) - cost_nanos ELSE 0 END)::text AS batch_saving",
+        "sum(CASE WHEN mode = 'duplicated' THEN cost_nanos ELSE 0 END)::text AS duplicated",
       ].join(', '),
       `FROM ${LEDGER_TABLE}`,
       where.length > 0 ? `WHERE ${where.join(' AND ')}` : '',
@@ -308,6 +331,8 @@ export class PgLedger implements SpendLedger {
         inputTokens: n(r?.input),
         cachedInputTokens: n(r?.cached),
         outputTokens: n(r?.output),
+        batchSavingNanos: n(r?.batch_saving),
+        duplicatedNanos: n(r?.duplicated),
       };
     };
     const total = rows.find((r) => Number(r.grouping) !== 0 || dims.length === 0);

@@ -1,11 +1,12 @@
 /**
  * Spend reports from ledger entries: spend, requests, attempts, tokens and the saving against the
- * premium baseline, grouped by any of day (UTC), model, tier, category, feature, scope, gateway key. Pure: the
+ * premium baseline, grouped by any of day (UTC), model, tier, category, feature, scope, gateway key,
+ * mode (live, batch, duplicated), with what provider batches saved against the live price. Pure: the
  * caller reads the entries and says how to price an entry that predates recorded baselines.
  */
 import type { LedgerEntry } from './fileLedger.js';
 
-export const REPORT_DIMENSIONS = ['day', 'model', 'tier', 'category', 'feature', 'scope', 'key'] as const;
+export const REPORT_DIMENSIONS = ['day', 'model', 'tier', 'category', 'feature', 'scope', 'key', 'mode'] as const;
 export type ReportDimension = (typeof REPORT_DIMENSIONS)[number];
 
 /** The key of spend not sent through a gateway key. */
@@ -23,6 +24,10 @@ export interface ReportFigures {
   readonly inputTokens: number;
   readonly cachedInputTokens: number;
   readonly outputTokens: number;
+  /** What attempts answered in provider batches saved against the same usage at the live price. */
+  readonly batchSavingNanos: number;
+  /** Batch lines the provider answered after their requests had gone live (billed, so counted in costNanos). */
+  readonly duplicatedNanos: number;
 }
 
 export interface ReportRow extends ReportFigures {
@@ -47,6 +52,8 @@ function valueOf(e: LedgerEntry, d: ReportDimension): string {
       return e.scope ?? 'default';
     case 'key':
       return e.keyId ?? NO_KEY;
+    case 'mode':
+      return e.mode ?? 'live';
     default:
       return e[d];
   }
@@ -61,10 +68,23 @@ interface Group {
   inputTokens: number;
   cachedInputTokens: number;
   outputTokens: number;
+  batchSavingNanos: number;
+  duplicatedNanos: number;
 }
 
 function emptyGroup(group: Partial<Record<ReportDimension, string>>): Group {
-  return { group, workflowIds: new Set(), attempts: 0, costNanos: 0, baselineNanos: 0, inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 };
+  return {
+    group,
+    workflowIds: new Set(),
+    attempts: 0,
+    costNanos: 0,
+    baselineNanos: 0,
+    inputTokens: 0,
+    cachedInputTokens: 0,
+    outputTokens: 0,
+    batchSavingNanos: 0,
+    duplicatedNanos: 0,
+  };
 }
 
 function addTo(g: Group, e: LedgerEntry, baselineNanos: number): void {
@@ -75,10 +95,12 @@ function addTo(g: Group, e: LedgerEntry, baselineNanos: number): void {
   g.inputTokens += e.inputTokens;
   g.cachedInputTokens += e.cachedInputTokens;
   g.outputTokens += e.outputTokens;
+  if (e.mode === 'batch') g.batchSavingNanos += Math.max(0, (e.liveNanos ?? e.costNanos) - e.costNanos);
+  if (e.mode === 'duplicated') g.duplicatedNanos += e.costNanos;
 }
 
 function figuresOf(g: Group): ReportFigures {
-  const { attempts, costNanos, baselineNanos, inputTokens, cachedInputTokens, outputTokens } = g;
+  const { attempts, costNanos, baselineNanos, inputTokens, cachedInputTokens, outputTokens, batchSavingNanos, duplicatedNanos } = g;
   return {
     requests: g.workflowIds.size,
     attempts,
@@ -88,6 +110,8 @@ function figuresOf(g: Group): ReportFigures {
     inputTokens,
     cachedInputTokens,
     outputTokens,
+    batchSavingNanos,
+    duplicatedNanos,
   };
 }
 
@@ -160,7 +184,18 @@ export function buildReport(
 }
 
 const usd = (n: number): string => `$${(n / 1e9).toFixed(6)}`;
-const FIGURE_COLUMNS = ['requests', 'attempts', 'costNanos', 'baselineNanos', 'savingNanos', 'inputTokens', 'cachedInputTokens', 'outputTokens'] as const;
+const FIGURE_COLUMNS = [
+  'requests',
+  'attempts',
+  'costNanos',
+  'baselineNanos',
+  'savingNanos',
+  'inputTokens',
+  'cachedInputTokens',
+  'outputTokens',
+  'batchSavingNanos',
+  'duplicatedNanos',
+] as const;
 
 /** CSV: one line per group, then a total line; money in nanodollars (exact). */
 export function reportCsv(r: Report): string {
@@ -173,7 +208,19 @@ export function reportCsv(r: Report): string {
 
 /** A table for people: dollars, requests, tokens, saving. */
 export function reportTable(r: Report): string[][] {
-  const head = [...r.by, 'requests', 'attempts', 'cost', 'premium baseline', 'saved', 'tokens in', 'tokens out'];
+  // The deferred lane's columns appear once it has been used: what batches saved, and lines billed twice.
+  const deferred = r.total.batchSavingNanos > 0 || r.total.duplicatedNanos > 0;
+  const head = [
+    ...r.by,
+    'requests',
+    'attempts',
+    'cost',
+    'premium baseline',
+    'saved',
+    'tokens in',
+    'tokens out',
+    ...(deferred ? ['batch saved', 'duplicated'] : []),
+  ];
   const line = (g: string[], f: ReportFigures) => [
     ...g,
     String(f.requests),
@@ -183,6 +230,7 @@ export function reportTable(r: Report): string[][] {
     `${usd(f.savingNanos)}${f.baselineNanos > 0 ? ` (${((f.savingNanos / f.baselineNanos) * 100).toFixed(1)}%)` : ''}`,
     String(f.inputTokens),
     String(f.outputTokens),
+    ...(deferred ? [usd(f.batchSavingNanos), usd(f.duplicatedNanos)] : []),
   ];
   return [
     head,

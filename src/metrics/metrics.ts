@@ -27,6 +27,9 @@ export interface SettledAttempt {
   readonly latencyMs?: number | undefined;
   /** The gateway key that sent the request (its id), when one did. */
   readonly keyId?: string | undefined;
+  /** How it was bought (absent: live) and, from a provider batch, its live price. */
+  readonly mode?: 'batch' | 'duplicated' | undefined;
+  readonly liveNanos?: number | undefined;
 }
 
 export interface BudgetGaugeRow {
@@ -96,6 +99,8 @@ export class SwitchyardMetrics {
   private readonly inFlightGauge: Gauge;
   private readonly policyStaleCounter: Counter<'reason'>;
   private readonly anomalies: Counter<'scope' | 'category' | 'action'>;
+  private readonly spendByMode: Counter<'mode'>;
+  private readonly batchSaving: Counter;
   private inFlightCount = 0;
   private readonly endedRuns = new Set<string>();
   private budgetRows: { at: number; scopes: number; rows: Promise<readonly BudgetGaugeRow[]> } | undefined;
@@ -170,6 +175,17 @@ export class SwitchyardMetrics {
       name: 'switchyard_spend_anomalies_total',
       help: 'Spend anomalies raised (a bucket of spend far above its learned baseline), and the action applied',
       labelNames: ['scope', 'category', 'action'],
+      registers,
+    });
+    this.spendByMode = new Counter({
+      name: 'switchyard_spend_by_mode_nanos_total',
+      help: 'Spend settled, in nanodollars, by how it was bought: live, batch (a provider batch API), duplicated (a batch line the provider answered after its request went live)',
+      labelNames: ['mode'],
+      registers,
+    });
+    this.batchSaving = new Counter({
+      name: 'switchyard_batch_saving_nanos_total',
+      help: 'What answers from provider batches saved against the same usage at the live price, in nanodollars',
       registers,
     });
     this.inFlightGauge = new Gauge({ name: 'switchyard_provider_calls_in_flight', help: 'Provider calls in flight on this worker', registers });
@@ -312,6 +328,8 @@ export class SwitchyardMetrics {
     c.nanos += a.costNanos;
     this.costNanos.set(key, c);
     if (a.latencyMs !== undefined && Number.isFinite(a.latencyMs) && a.latencyMs >= 0) this.latency.observe({ model: a.model }, a.latencyMs / 1000);
+    this.spendByMode.inc({ mode: a.mode ?? 'live' }, a.costNanos);
+    if (a.mode === 'batch' && a.liveNanos !== undefined && a.liveNanos > a.costNanos) this.batchSaving.inc(a.liveNanos - a.costNanos);
     if (a.keyId !== undefined) {
       const k = this.keys.of(a.keyId);
       this.keyNanos.set(k, (this.keyNanos.get(k) ?? 0) + a.costNanos);

@@ -44,6 +44,13 @@ describe('deferred requests through the providers batch APIs', () => {
       const entries = stack.ledger.entries().filter((e) => results.some((r) => r.workflowId === e.workflowId));
       expect(entries).toHaveLength(6);
       expect(entries.every((e) => e.mode === 'batch' && (e.liveNanos ?? 0) > e.costNanos)).toBe(true);
+      // The worker's metrics count the spend by mode, and what the batch saved.
+      const metrics = await (await fetch(stack.metricsUrl)).text();
+      const batchSpend = Number(/switchyard_spend_by_mode_nanos_total\{mode="batch"\} (\d+)/.exec(metrics)?.[1] ?? -1);
+      expect(batchSpend).toBeGreaterThanOrEqual(charged);
+      expect(Number(/switchyard_batch_saving_nanos_total (\d+)/.exec(metrics)?.[1] ?? -1)).toBeGreaterThanOrEqual(
+        entries.reduce((n, e) => n + (e.liveNanos ?? 0) - e.costNanos, 0),
+      );
       // No live call was made for them.
       expect(stack.simulator.getStats().byModel[model]?.requests ?? 0).toBe(0);
     },

@@ -103,7 +103,9 @@ describe('PostgreSQL ledger', () => {
 
     // CSV: the same figures, exact nanodollars, and a total line.
     const csv = (await report(['--scope', scope, '--by', 'model', '--csv'])).trim().split('\n');
-    expect(csv[0]).toBe('model,requests,attempts,costNanos,baselineNanos,savingNanos,inputTokens,cachedInputTokens,outputTokens');
+    expect(csv[0]).toBe(
+      'model,requests,attempts,costNanos,baselineNanos,savingNanos,inputTokens,cachedInputTokens,outputTokens,batchSavingNanos,duplicatedNanos',
+    );
     expect(csv.at(-1)?.split(',')[3]).toBe(String(total));
     const byModel = csv.slice(1, -1).reduce((t, l) => t + Number(l.split(',')[3]), 0);
     expect(byModel).toBe(total);

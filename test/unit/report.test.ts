@@ -68,11 +68,39 @@ describe('report', () => {
       .trim()
       .split('\n');
     expect(csv).toEqual([
-      'model,requests,attempts,costNanos,baselineNanos,savingNanos,inputTokens,cachedInputTokens,outputTokens',
-      'claude-3-5-haiku,1,1,2000,12000,10000,100,0,50',
-      'gpt-4o,1,1,9000,0,-9000,100,0,50',
-      'gpt-4o-mini,1,1,1000,10000,9000,100,0,50',
-      'total,2,3,12000,22000,10000,300,0,150',
+      'model,requests,attempts,costNanos,baselineNanos,savingNanos,inputTokens,cachedInputTokens,outputTokens,batchSavingNanos,duplicatedNanos',
+      'claude-3-5-haiku,1,1,2000,12000,10000,100,0,50,0,0',
+      'gpt-4o,1,1,9000,0,-9000,100,0,50,0,0',
+      'gpt-4o-mini,1,1,1000,10000,9000,100,0,50,0,0',
+      'total,2,3,12000,22000,10000,300,0,150,0,0',
+    ]);
+  });
+
+  it('by mode: live, batch and duplicated apart, with what batches saved against the live price', () => {
+    const deferred = [
+      ...entries,
+      e('4', { workflowId: 'wf-3', model: 'gpt-4o-mini', costNanos: 500, mode: 'batch', liveNanos: 1_000 }),
+      e('5', { workflowId: 'wf-4', model: 'gpt-4o-mini', costNanos: 400, mode: 'batch', liveNanos: 800 }),
+      e('6', { workflowId: 'wf-4', attemptId: 'a1-batch', model: 'gpt-4o-mini', costNanos: 300, mode: 'duplicated', liveNanos: 600 }),
+    ];
+    const r = buildReport(deferred, { by: ['mode'] }, () => 0);
+    expect(r.rows.map((x) => [x.group.mode, x.attempts, x.costNanos, x.batchSavingNanos, x.duplicatedNanos])).toEqual([
+      ['batch', 2, 900, 900, 0],
+      ['duplicated', 1, 300, 0, 300],
+      ['live', 3, 12_000, 0, 0],
+    ]);
+    expect(r.total).toMatchObject({ costNanos: 13_200, batchSavingNanos: 900, duplicatedNanos: 300 });
+    expect(reportTable(r)[0]).toEqual([
+      'mode',
+      'requests',
+      'attempts',
+      'cost',
+      'premium baseline',
+      'saved',
+      'tokens in',
+      'tokens out',
+      'batch saved',
+      'duplicated',
     ]);
   });
 

@@ -225,6 +225,8 @@ export function createBudgetActivities(deps: BudgetDeps) {
         costNanos: input.costNanos,
         latencyMs: input.latencyMs,
         keyId: input.keyId,
+        mode: input.mode,
+        liveNanos: input.liveNanos,
       });
     } catch (e) {
       log.warn({ err: (e as Error).message, model: input.model }, 'settlement not counted in metrics');
