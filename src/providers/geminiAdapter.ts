@@ -2,12 +2,14 @@
 import { ApiError, type Content, type FunctionCall, type GenerateContentConfig, GoogleGenAI, type GenerateContentResponse } from '@google/genai';
 import { fromHttpStatus, ProviderError, transient } from './errors.js';
 import { geminiContents, geminiTools, madeUpCallId } from './toolWire.js';
-import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
+import { GeminiBatchApi } from './geminiBatchApi.js';
+import { type AdapterOptions, type BatchApi, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
 
 export class GeminiAdapter implements ProviderAdapter {
   readonly provider = 'google';
   private readonly client: GoogleGenAI;
   private readonly timeoutMs: number;
+  readonly batch: BatchApi;
 
   constructor(opts: AdapterOptions) {
     this.timeoutMs = opts.timeoutMs ?? 120_000;
@@ -19,6 +21,12 @@ export class GeminiAdapter implements ProviderAdapter {
         // No retryOptions: with them the SDK wraps errors in p-retry and loses the HTTP status;
         // without them it makes one plain fetch, which is what we want (Temporal owns retries).
       },
+    });
+    this.batch = new GeminiBatchApi(this.client, (l) => {
+      // A batch line: the live call's request without its per-call HTTP options, keyed by the line's custom id.
+      const { model, contents, config } = this.params(l.req);
+      const { httpOptions: _h, abortSignal: _a, ...lineConfig } = config as GenerateContentConfig;
+      return { model, contents, config: lineConfig, metadata: { key: l.customId } };
     });
   }
 

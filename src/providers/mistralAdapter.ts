@@ -4,11 +4,13 @@ import { HTTPClientError, MistralError } from '@mistralai/mistralai/models/error
 import type { ChatCompletionRequest } from '@mistralai/mistralai/models/components';
 import { fromHttpStatus, ProviderError, transient } from './errors.js';
 import { callsOfOpenAI, mistralMessage, mistralTools, ToolCallAssembler } from './toolWire.js';
-import { type AdapterOptions, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
+import { MistralBatchApi } from './mistralBatchApi.js';
+import { type AdapterOptions, type BatchApi, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
 
 export class MistralAdapter implements ProviderAdapter {
   readonly provider = 'mistral';
   private readonly client: Mistral;
+  readonly batch: BatchApi;
 
   constructor(opts: AdapterOptions) {
     this.client = new Mistral({
@@ -17,6 +19,7 @@ export class MistralAdapter implements ProviderAdapter {
       retryConfig: { strategy: 'none' },
       timeoutMs: opts.timeoutMs ?? 120_000,
     });
+    this.batch = new MistralBatchApi(this.client, (l) => mistralWireBody(this.params(l.req)));
   }
 
   private params(req: ChatRequest) {
@@ -121,4 +124,20 @@ export function mapMistralError(e: unknown, where: { provider: string; model: st
   if (e instanceof MistralError) return fromHttpStatus(e.statusCode, e.body || e.message, e.headers, where);
   if (e instanceof HTTPClientError) return transient(`${e.name}: ${e.message}`, where);
   return transient(`malformed response: ${(e as Error)?.message ?? String(e)}`, where);
+}
+
+/**
+ * A chat request as Mistral's wire carries it (snake_case), for a batch line: the SDK converts only
+ * the requests it sends itself, and a batch line's body is opaque to it. The model is the job's.
+ * Keys inside tool schemas are left as they are (they are the caller's JSON Schema).
+ */
+export function mistralWireBody(p: Record<string, unknown>): Record<string, unknown> {
+  const top: Record<string, string> = { maxTokens: 'max_tokens', toolChoice: 'tool_choice', parallelToolCalls: 'parallel_tool_calls' };
+  const msg: Record<string, string> = { toolCallId: 'tool_call_id', toolCalls: 'tool_calls' };
+  const rename = (o: Record<string, unknown>, map: Record<string, string>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [map[k] ?? k, v]));
+  const { model: _model, messages, ...rest } = p;
+  return {
+    ...rename(rest, top),
+    messages: (Array.isArray(messages) ? (messages as Array<Record<string, unknown>>) : []).map((m) => rename(m, msg)),
+  };
 }

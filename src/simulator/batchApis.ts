@@ -1,6 +1,7 @@
 /**
- * The providers' batch APIs, as the simulator serves them: OpenAI's files + batches and
- * Anthropic's message batches, in their wire formats. A batch is processed after
+ * The providers' batch APIs, as the simulator serves them: OpenAI's files + batches, Anthropic's
+ * message batches, Gemini's batch mode (inlined requests) and Mistral's batch jobs, in their wire
+ * formats. A batch is processed after
  * `processingMs` (scaled down for tests), when it is next looked at: each line is answered as a
  * live call to its model would be (the same deterministic answers), and billed at the model's
  * batch price. Faults (the `batch` field of a model's fault spec): the batch fails, expires, or
@@ -30,7 +31,7 @@ export interface LineAnswer {
 
 /** What the simulator does for the batch module: answer a line, and say a model's batch fault. */
 export interface BatchHost {
-  answerLine(format: 'openai' | 'anthropic', body: unknown, errored: boolean): Promise<LineAnswer>;
+  answerLine(format: 'openai' | 'anthropic' | 'gemini', body: unknown, errored: boolean, model?: string): Promise<LineAnswer>;
   batchFault(model: string): BatchFault | undefined;
   random(): number;
   readonly processingMs: number;
@@ -39,16 +40,18 @@ export interface BatchHost {
 /** A provider batch the simulator has created (for tests: `Simulator.batches()`). */
 export interface SimBatchInfo {
   readonly id: string;
-  readonly provider: 'openai' | 'anthropic';
+  readonly provider: SimProvider;
   readonly model: string;
   readonly lines: number;
   readonly tag?: string;
   readonly status: string;
 }
 
+type SimProvider = 'openai' | 'anthropic' | 'gemini' | 'mistral';
+
 interface SimBatch {
   readonly id: string;
-  readonly provider: 'openai' | 'anthropic';
+  readonly provider: SimProvider;
   readonly model: string;
   readonly createdAtMs: number;
   readonly endsAtMs: number;
@@ -74,11 +77,12 @@ export class SimBatches {
 
   info(): SimBatchInfo[] {
     return this.list.map((b) => ({
-      id: b.id,
+      // As the provider names it (Gemini: batches/<id>).
+      id: b.provider === 'gemini' ? `batches/${b.id}` : b.id,
       provider: b.provider,
       model: b.model,
       lines: b.lines.length,
-      ...(b.metadata.switchyard_tag ? { tag: b.metadata.switchyard_tag } : {}),
+      ...(b.metadata.switchyard_tag ? { tag: b.metadata.switchyard_tag } : b.metadata.displayName ? { tag: b.metadata.displayName } : {}),
       status: b.status,
     }));
   }
@@ -96,7 +100,7 @@ export class SimBatches {
     if (r && m === 'GET') {
       const f = this.files.get(r[1] ?? '');
       if (!f) return (send(res, 404, openaiError('No such File object')), true);
-      res.writeHead(200, { 'content-type': 'application/jsonl' });
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
       res.end(f.content);
       return true;
     }
@@ -147,7 +151,68 @@ export class SimBatches {
       } else if (r[2] || m !== 'GET') return false;
       return (send(res, 200, this.anthropicObject(b, req)), true);
     }
+    r = /^\/(v1beta|v1)\/models\/([^/:]+):batchGenerateContent$/.exec(path);
+    if (r && m === 'POST') return (this.createGemini(req, res, decodeURIComponent(r[2] ?? '')), true);
+    if (/^\/(v1beta|v1)\/batches$/.test(path) && m === 'GET') {
+      const data = await this.page('gemini', url, 'pageSize', 'pageToken');
+      return (
+        send(res, 200, { operations: data.items.map((b) => this.geminiObject(b)), ...(data.more ? { nextPageToken: data.items.at(-1)?.id } : {}) }),
+        true
+      );
+    }
+    r = /^\/(v1beta|v1)\/batches\/([^/:]+)(:cancel)?$/.exec(path);
+    if (r && ((m === 'GET' && !r[3]) || (m === 'POST' && r[3]))) {
+      const b = await this.batch('gemini', r[2] ?? '');
+      if (!b) return (send(res, 404, { error: { code: 404, message: `batch ${r[2] ?? ''} not found`, status: 'NOT_FOUND' } }), true);
+      if (r[3]) {
+        this.cancel(b);
+        return (send(res, 200, {}), true);
+      }
+      return (send(res, 200, this.geminiObject(b)), true);
+    }
+    if (path === '/v1/batch/jobs' && m === 'POST') return (this.createMistral(req, res), true);
+    if (path === '/v1/batch/jobs' && m === 'GET') {
+      const data = await this.page('mistral', url, 'page_size', undefined, 'page');
+      return (
+        send(res, 200, { data: data.items.map((b) => this.mistralObject(b)), object: 'list', total: this.list.filter((b) => b.provider === 'mistral').length }),
+        true
+      );
+    }
+    r = /^\/v1\/batch\/jobs\/([^/]+)(\/cancel)?$/.exec(path);
+    if (r && ((m === 'GET' && !r[2]) || (m === 'POST' && r[2]))) {
+      const b = await this.batch('mistral', r[1] ?? '');
+      if (!b) return (send(res, 404, { detail: `batch job ${r[1] ?? ''} not found` }), true);
+      if (r[2]) this.cancel(b);
+      return (send(res, 200, this.mistralObject(b)), true);
+    }
     return false;
+  }
+
+  private async createGemini(req: IncomingMessage, res: ServerResponse, model: string): Promise<void> {
+    const body = JSON.parse((await readAll(req)).toString('utf8')) as {
+      batch?: { displayName?: string; inputConfig?: { requests?: { requests?: Array<{ request: unknown; metadata?: { key?: string } }> } } };
+    };
+    const reqs = body.batch?.inputConfig?.requests?.requests;
+    if (!Array.isArray(reqs) || reqs.length === 0)
+      return send(res, 400, { error: { code: 400, message: 'batch.inputConfig.requests.requests: at least one request', status: 'INVALID_ARGUMENT' } });
+    const lines = reqs.map((r, i) => ({ customId: r.metadata?.key ?? String(i), body: r.request }));
+    const b = this.create('gemini', model, lines, body.batch?.displayName ? { displayName: body.batch.displayName } : {});
+    send(res, 200, this.geminiObject(b));
+  }
+
+  private async createMistral(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = JSON.parse((await readAll(req)).toString('utf8')) as {
+      requests?: Array<{ custom_id?: string; body: Record<string, unknown> }>;
+      model?: string;
+      endpoint?: string;
+      metadata?: Record<string, string>;
+    };
+    if (!Array.isArray(body.requests) || body.requests.length === 0) return send(res, 422, { detail: 'requests: at least one request (or input_files)' });
+    if (body.endpoint !== '/v1/chat/completions') return send(res, 422, { detail: 'endpoint: only /v1/chat/completions here' });
+    const model = body.model ?? '';
+    // The job names the model; each line's body is a chat request without it.
+    const lines = body.requests.map((r, i) => ({ customId: r.custom_id ?? String(i), body: { ...r.body, model } }));
+    send(res, 200, this.mistralObject(this.create('mistral', model, lines, body.metadata ?? {})));
   }
 
   private async upload(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -199,10 +264,10 @@ export class SimBatches {
     send(res, 200, this.anthropicObject(this.create('anthropic', model, lines, {}), req));
   }
 
-  private create(provider: SimBatch['provider'], model: string, lines: SimBatch['lines'], metadata: Record<string, string>, inputFileId?: string): SimBatch {
+  private create(provider: SimProvider, model: string, lines: SimBatch['lines'], metadata: Record<string, string>, inputFileId?: string): SimBatch {
     const now = Date.now();
     const ms = this.host.batchFault(model)?.processingMs ?? this.host.processingMs;
-    const prefix = provider === 'openai' ? 'batch_' : 'msgbatch_';
+    const prefix = { openai: 'batch_', anthropic: 'msgbatch_', gemini: '', mistral: '' }[provider];
     const b: SimBatch = {
       id: `${prefix}${randomBytes(12).toString('hex')}`,
       provider,
@@ -222,17 +287,24 @@ export class SimBatches {
     if (b.status === 'in_progress') b.cancelAtMs = Date.now();
   }
 
-  private async batch(provider: SimBatch['provider'], id: string): Promise<SimBatch | undefined> {
+  private async batch(provider: SimProvider, id: string): Promise<SimBatch | undefined> {
     const b = this.list.find((x) => x.id === id && x.provider === provider);
     if (b) await this.advance(b);
     return b;
   }
 
-  private async page(provider: SimBatch['provider'], url: URL): Promise<{ items: SimBatch[]; more: boolean }> {
-    const limit = Math.min(100, Number(url.searchParams.get('limit') ?? 20) || 20);
-    const after = url.searchParams.get('after') ?? url.searchParams.get('after_id');
+  private async page(
+    provider: SimProvider,
+    url: URL,
+    sizeParam = 'limit',
+    afterParam: string | undefined = 'after',
+    pageParam?: string,
+  ): Promise<{ items: SimBatch[]; more: boolean }> {
+    const limit = Math.min(100, Number(url.searchParams.get(sizeParam) ?? 20) || 20);
+    const after = afterParam ? (url.searchParams.get(afterParam) ?? url.searchParams.get('after_id')) : null;
     const all = this.list.filter((b) => b.provider === provider).reverse();
-    const start = after ? all.findIndex((b) => b.id === after) + 1 : 0;
+    const pageNo = pageParam ? Number(url.searchParams.get(pageParam) ?? 0) || 0 : 0;
+    const start = after ? all.findIndex((b) => b.id === after) + 1 : pageNo * limit;
     const items = all.slice(start, start + limit);
     for (const b of items) await this.advance(b);
     return { items, more: start + limit < all.length };
@@ -256,7 +328,7 @@ export class SimBatches {
         continue;
       }
       const errored = (fault?.lineErrorRate ?? 0) > 0 && this.host.random() < (fault?.lineErrorRate ?? 0);
-      const a = await this.host.answerLine(b.provider, l.body, errored);
+      const a = await this.host.answerLine(b.provider === 'mistral' ? 'openai' : b.provider, l.body, errored, b.model);
       results.push({ customId: l.customId, ok: a.status === 200, line: this.answered(b, l.customId, a) });
     }
     // Out of order, as the providers say results may be: deterministic, by the seeded random.
@@ -267,7 +339,7 @@ export class SimBatches {
     b.results = results;
     b.status = outcome === 'ok' ? 'completed' : outcome;
     b.endedAtMs = Date.now();
-    if (b.provider === 'openai' && outcome !== 'failed') {
+    if ((b.provider === 'openai' || b.provider === 'mistral') && outcome !== 'failed') {
       const ok = results.filter((r) => r.ok);
       const bad = results.filter((r) => !r.ok);
       if (ok.length > 0) b.outputFileId = this.store(`${b.id}_output.jsonl`, ok);
@@ -283,7 +355,9 @@ export class SimBatches {
   }
 
   private answered(b: SimBatch, customId: string, a: LineAnswer): unknown {
-    if (b.provider === 'openai')
+    if (b.provider === 'gemini')
+      return a.status === 200 ? { response: a.body, metadata: { key: customId } } : { error: geminiError(a), metadata: { key: customId } };
+    if (b.provider === 'openai' || b.provider === 'mistral')
       return {
         id: `batch_req_${randomBytes(8).toString('hex')}`,
         custom_id: customId,
@@ -295,7 +369,9 @@ export class SimBatches {
   }
 
   private unanswered(b: SimBatch, customId: string, why: 'errored' | 'expired' | 'cancelled'): unknown {
-    if (b.provider === 'openai') {
+    if (b.provider === 'gemini')
+      return { error: { code: why === 'errored' ? 500 : 499, message: `the batch ${why === 'errored' ? 'failed' : why}` }, metadata: { key: customId } };
+    if (b.provider === 'openai' || b.provider === 'mistral') {
       const code = why === 'expired' ? 'batch_expired' : why === 'cancelled' ? 'batch_cancelled' : 'batch_failed';
       return {
         id: `batch_req_${randomBytes(8).toString('hex')}`,
@@ -339,6 +415,63 @@ export class SimBatches {
     };
   }
 
+  private geminiObject(b: SimBatch): unknown {
+    const state = {
+      in_progress: 'BATCH_STATE_RUNNING',
+      completed: 'BATCH_STATE_SUCCEEDED',
+      failed: 'BATCH_STATE_FAILED',
+      expired: 'BATCH_STATE_EXPIRED',
+      cancelled: 'BATCH_STATE_CANCELLED',
+    }[b.status];
+    const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    return {
+      name: `batches/${b.id}`,
+      metadata: {
+        '@type': 'type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch',
+        model: `models/${b.model}`,
+        displayName: b.metadata.displayName ?? '',
+        state,
+        createTime: iso(b.createdAtMs),
+        ...(b.endedAtMs !== undefined ? { endTime: iso(b.endedAtMs) } : {}),
+        updateTime: iso(b.endedAtMs ?? b.createdAtMs),
+        batchStats: { requestCount: String(b.lines.length) },
+        ...(b.results && b.status !== 'failed' ? { output: { inlinedResponses: { inlinedResponses: b.results.map((r) => r.line) } } } : {}),
+      },
+      done: b.status !== 'in_progress',
+    };
+  }
+
+  private mistralObject(b: SimBatch): unknown {
+    const s = Math.floor(b.createdAtMs / 1000);
+    const failed = b.results?.filter((r) => !r.ok).length ?? 0;
+    const status = {
+      in_progress: b.cancelAtMs !== undefined ? 'CANCELLATION_REQUESTED' : 'RUNNING',
+      completed: 'SUCCESS',
+      failed: 'FAILED',
+      expired: 'TIMEOUT_EXCEEDED',
+      cancelled: 'CANCELLED',
+    }[b.status];
+    return {
+      id: b.id,
+      object: 'batch',
+      input_files: [],
+      metadata: b.metadata,
+      endpoint: '/v1/chat/completions',
+      model: b.model,
+      output_file: b.outputFileId ?? null,
+      error_file: b.errorFileId ?? null,
+      errors: b.status === 'failed' ? [{ message: 'the simulated batch failed', count: b.lines.length }] : [],
+      status,
+      created_at: s,
+      total_requests: b.lines.length,
+      completed_requests: b.results?.length ?? 0,
+      succeeded_requests: (b.results?.length ?? 0) - failed,
+      failed_requests: failed,
+      started_at: s,
+      completed_at: b.endedAtMs !== undefined ? Math.floor(b.endedAtMs / 1000) : null,
+    };
+  }
+
   private anthropicObject(b: SimBatch, req: IncomingMessage): unknown {
     const count = (t: string) => b.results?.filter((r) => (r.line as { result: { type: string } }).result.type === t).length ?? 0;
     const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
@@ -361,6 +494,11 @@ export class SimBatches {
       results_url: b.results ? `http://${req.headers.host ?? 'localhost'}/v1/messages/batches/${b.id}/results` : null,
     };
   }
+}
+
+function geminiError(a: LineAnswer): { code: number; message: string } {
+  const e = (a.body as { error?: { message?: unknown } } | undefined)?.error;
+  return { code: a.status, message: typeof e?.message === 'string' ? e.message : `status ${a.status}` };
 }
 
 function modelOf(body: unknown): string {

@@ -102,7 +102,7 @@ export class Simulator {
     this.random = seededRandom(opts.seed ?? 42);
     this.latencyScale = opts.latencyScale ?? 1;
     this.batchApis = new SimBatches({
-      answerLine: (format, body, errored) => this.answerLine(format, body, errored),
+      answerLine: (format, body, errored, model) => this.answerLine(format, body, errored, model),
       batchFault: (model) => this.batchFault(model),
       random: () => this.random(),
       processingMs: opts.batchProcessingMs ?? 1000,
@@ -359,11 +359,11 @@ export class Simulator {
   }
 
   /** A batch line answered as a live call to its model would be (no live faults), billed at the batch price. */
-  private async answerLine(which: 'openai' | 'anthropic', body: unknown, errored: boolean): Promise<LineAnswer> {
-    const format = which === 'openai' ? openaiFormat : anthropicFormat;
+  private async answerLine(which: 'openai' | 'anthropic' | 'gemini', body: unknown, errored: boolean, model?: string): Promise<LineAnswer> {
+    const format = which === 'openai' ? openaiFormat : which === 'anthropic' ? anthropicFormat : geminiFormat;
     let parsed;
     try {
-      parsed = format.parse(body, undefined);
+      parsed = format.parse(body, which === 'gemini' ? model : undefined);
     } catch (e) {
       if (e instanceof BadRequest) return { status: 400, body: format.error(400, 'bad_request', e.message) };
       throw e;

@@ -19,7 +19,7 @@ const deferredConfig = { maxLines: 50, maxAgeMs: 1_500, pollMinMs: 200, pollMaxM
 describe('deferred requests through the providers batch APIs', () => {
   const stack = useTestStack({ config: { deferred: deferredConfig } });
 
-  it.each(['gpt-4o-mini', 'claude-3-5-haiku'])(
+  it.each(['gpt-4o-mini', 'claude-3-5-haiku', 'gemini-2-flash', 'mistral-large'])(
     '%s: a deferred batch is one provider batch, answered at the batch price, charged what the simulator billed',
     async (model) => {
       stack.simulator.resetStats();
@@ -56,24 +56,53 @@ describe('deferred requests through the providers batch APIs', () => {
     },
   );
 
-  it('a provider batch that fails, and lines answered with errors: those requests go live before their deadline, charged once', async () => {
+  it.each(['failed', 'expired'] as const)(
+    'a provider batch that ends %s: its requests go live before their deadline, each charged once, live',
+    async (outcome) => {
+      stack.simulator.resetStats();
+      stack.simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ batch: { outcome } }) });
+      try {
+        const results = await Promise.all(
+          [0, 1, 2].map((i) =>
+            stack.client.ask({ prompt: `Classify ticket ${i}.`, model: 'gpt-4o-mini', deadline: '1h', requestId: `${outcome}-${i}-${randomUUID()}` }),
+          ),
+        );
+        for (const r of results) {
+          expect(r.deferred?.outcome).toBe(outcome);
+          expect(r.attempts.at(-1)?.mode).toBeUndefined();
+          expect(r.model).toBe('gpt-4o-mini');
+        }
+        expect(stack.simulator.getStats().byModel['gpt-4o-mini']?.requests).toBe(3);
+        expect(stack.simulator.getStats().byModel['gpt-4o-mini']?.batchLines ?? 0).toBe(0);
+        const entries = stack.ledger.entries().filter((e) => results.some((r) => r.workflowId === e.workflowId));
+        expect(entries).toHaveLength(3);
+        expect(entries.every((e) => e.mode === undefined)).toBe(true);
+      } finally {
+        stack.simulator.setFaults({});
+      }
+    },
+  );
+
+  it('lines the provider answers with errors go live; the others are answered in the batch; spend == what the simulator billed, batch and live', async () => {
     stack.simulator.resetStats();
-    stack.simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ batch: { outcome: 'failed' } }) });
+    stack.simulator.setFaults({ 'claude-3-5-haiku': faultSpecSchema.parse({ batch: { lineErrorRate: 0.3 } }) });
     try {
       const results = await Promise.all(
-        [0, 1, 2].map((i) =>
-          stack.client.ask({ prompt: `Classify ticket ${i}.`, model: 'gpt-4o-mini', deadline: '1h', requestId: `fail-${i}-${randomUUID()}` }),
+        Array.from({ length: 10 }, (_, i) =>
+          stack.client.ask({ prompt: `Extract the date from note ${i}.`, model: 'claude-3-5-haiku', deadline: '1h', requestId: `lines-${i}-${randomUUID()}` }),
         ),
       );
-      for (const r of results) {
-        expect(r.deferred?.outcome).toBe('failed');
-        expect(r.attempts.at(-1)?.mode).toBeUndefined();
-        expect(r.model).toBe('gpt-4o-mini');
-      }
-      expect(stack.simulator.getStats().byModel['gpt-4o-mini']?.requests).toBe(3);
-      const entries = stack.ledger.entries().filter((e) => results.some((r) => r.workflowId === e.workflowId));
-      expect(entries).toHaveLength(3);
-      expect(entries.every((e) => e.mode === undefined)).toBe(true);
+      const errored = results.filter((r) => r.deferred?.outcome === 'errored');
+      const answered = results.filter((r) => r.deferred?.outcome === 'answered');
+      expect(errored.length + answered.length).toBe(10);
+      expect(errored.length).toBeGreaterThan(0);
+      expect(answered.length).toBeGreaterThan(0);
+      const s = stack.simulator.getStats().byModel['claude-3-5-haiku'];
+      expect(s?.requests).toBe(errored.length);
+      const charged = results.reduce((n, r) => n + r.costNanos, 0);
+      const liveBilled = errored.reduce((n, r) => n + r.costNanos, 0);
+      expect(charged - liveBilled).toBe(s?.batchBilledNanos);
+      expect(answered.every((r) => r.attempts[0]?.mode === 'batch')).toBe(true);
     } finally {
       stack.simulator.setFaults({});
     }
@@ -83,6 +112,13 @@ describe('deferred requests through the providers batch APIs', () => {
     const r = await stack.client.ask({ prompt: 'Quick one.', model: 'gpt-4o-mini', deadline: '2s', requestId: `near-${randomUUID()}` });
     expect(r.deferred?.outcome).toBe('not_deferred');
     expect(r.deferred?.message).toMatch(/too near/);
+  });
+
+  it('a model whose provider has no batch API (self-hosted) is called live, saying why', async () => {
+    const r = await stack.client.ask({ prompt: 'Local one.', model: 'llama-3-70b', deadline: '1h', requestId: `local-${randomUUID()}` });
+    expect(r.deferred).toMatchObject({ model: 'llama-3-70b', outcome: 'not_deferred' });
+    expect(r.deferred?.message).toMatch(/no batch price/);
+    expect(r.attempts[0]?.mode).toBeUndefined();
   });
 
   it('refuses a deadline that is neither a duration nor a time, naming the field', async () => {

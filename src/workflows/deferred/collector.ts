@@ -129,17 +129,27 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
       continue;
     }
     for (const f of flights.filter((x) => x.state === 'delivering')) {
-      const r = await a.deliverProviderBatch({ provider: input.provider, model: input.model, batchId: f.batchId ?? '', lines: f.lines });
-      delivered += r.answered + r.failed;
+      try {
+        const r = await a.deliverProviderBatch({ provider: input.provider, model: input.model, batchId: f.batchId ?? '', lines: f.lines });
+        delivered += r.answered + r.failed;
+        log.info('provider batch delivered', { batchId: f.batchId, ...r });
+      } catch (e) {
+        // Its results could not be read (after the activity's retries): the requests go live, never stuck.
+        await giveUp(a, f, `the results of provider batch ${f.batchId ?? ''} could not be read: ${e instanceof Error ? e.message : String(e)}`);
+      }
       flights.splice(flights.indexOf(f), 1);
-      log.info('provider batch delivered', { batchId: f.batchId, ...r });
     }
     const now = Date.now();
     for (const f of flights.filter((x) => x.state === 'running' && (x.nextPollAtMs ?? 0) <= now)) {
-      const p = await a.pollProviderBatch({ provider: input.provider, model: input.model, batchId: f.batchId ?? '' });
-      f.polls += 1;
-      f.nextPollAtMs = Date.now() + nextPollMs(f.polls, settings);
-      if (p.ended) f.state = 'delivering';
+      try {
+        const p = await a.pollProviderBatch({ provider: input.provider, model: input.model, batchId: f.batchId ?? '' });
+        f.polls += 1;
+        f.nextPollAtMs = Date.now() + nextPollMs(f.polls, settings);
+        if (p.ended) f.state = 'delivering';
+      } catch (e) {
+        await giveUp(a, f, `provider batch ${f.batchId ?? ''} could not be polled: ${e instanceof Error ? e.message : String(e)}`);
+        flights.splice(flights.indexOf(f), 1);
+      }
     }
     if (flights.some((f) => f.state === 'delivering')) continue;
     if (joins >= JOINS_PER_RUN || workflowInfo().continueAsNewSuggested) break;
@@ -173,6 +183,12 @@ async function submit(a: DeferredActivities, input: CollectorInput, f: Flight): 
     await a.returnLines({ lines: f.lines, why: 'failed', message: `the provider batch could not be submitted: ${message}` });
     return false;
   }
+}
+
+/** A provider batch the collector cannot follow any more: its requests go live (the batch is cancelled, best effort). */
+async function giveUp(a: DeferredActivities, f: Flight, message: string): Promise<void> {
+  log.warn('giving up on a provider batch; its requests go live', { batchId: f.batchId, message });
+  await a.returnLines({ lines: f.lines, why: 'failed', message });
 }
 
 /** An operator's cancel: provider batches in flight are cancelled (their lines come back as cancelled), pending lines go live. */
