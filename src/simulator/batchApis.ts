@@ -19,6 +19,8 @@ export const batchFaultSchema = z
     lineErrorRate: z.number().min(0).max(1).default(0),
     /** How long the batch takes, instead of the simulator's default. */
     processingMs: z.number().int().min(0).max(86_400_000).optional(),
+    /** Hold the answer to a create this long after the batch exists (tests: a worker killed while it waits). */
+    createDelayMs: z.number().int().min(0).max(600_000).optional(),
   })
   .strict();
 export type BatchFault = z.output<typeof batchFaultSchema>;
@@ -197,6 +199,7 @@ export class SimBatches {
       return send(res, 400, { error: { code: 400, message: 'batch.inputConfig.requests.requests: at least one request', status: 'INVALID_ARGUMENT' } });
     const lines = reqs.map((r, i) => ({ customId: r.metadata?.key ?? String(i), body: r.request }));
     const b = this.create('gemini', model, lines, body.batch?.displayName ? { displayName: body.batch.displayName } : {});
+    await this.createDelay(model);
     send(res, 200, this.geminiObject(b));
   }
 
@@ -212,7 +215,9 @@ export class SimBatches {
     const model = body.model ?? '';
     // The job names the model; each line's body is a chat request without it.
     const lines = body.requests.map((r, i) => ({ customId: r.custom_id ?? String(i), body: { ...r.body, model } }));
-    send(res, 200, this.mistralObject(this.create('mistral', model, lines, body.metadata ?? {})));
+    const b = this.create('mistral', model, lines, body.metadata ?? {});
+    await this.createDelay(model);
+    send(res, 200, this.mistralObject(b));
   }
 
   private async upload(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -252,6 +257,7 @@ export class SimBatches {
     }
     const model = modelOf(lines[0]?.body);
     const b = this.create('openai', model, lines, body.metadata ?? {}, f.id);
+    await this.createDelay(model);
     send(res, 200, this.openaiObject(b));
   }
 
@@ -261,7 +267,9 @@ export class SimBatches {
       return send(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'requests: at least one request' } });
     const lines = body.requests.map((r) => ({ customId: r.custom_id, body: r.params }));
     const model = modelOf(lines[0]?.body);
-    send(res, 200, this.anthropicObject(this.create('anthropic', model, lines, {}), req));
+    const b = this.create('anthropic', model, lines, {});
+    await this.createDelay(model);
+    send(res, 200, this.anthropicObject(b, req));
   }
 
   private create(provider: SimProvider, model: string, lines: SimBatch['lines'], metadata: Record<string, string>, inputFileId?: string): SimBatch {
@@ -281,6 +289,11 @@ export class SimBatches {
     };
     this.list.push(b);
     return b;
+  }
+
+  private async createDelay(model: string): Promise<void> {
+    const ms = this.host.batchFault(model)?.createDelayMs;
+    if (ms) await new Promise((r) => setTimeout(r, ms));
   }
 
   private cancel(b: SimBatch): void {

@@ -2,6 +2,7 @@
  * A per-file test stack on the shared dev server: its own simulator (real HTTP), ledger file, task
  * queue and worker, running until the file's tests are done.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ import type { ProviderEndpoints } from '../../src/providers/registry.js';
 import { createSwitchyardWorker } from '../../src/workers/createWorker.js';
 import { createLogger } from '../../src/util/logger.js';
 import { controlSettingsFrom } from '../../src/learning/worker/routingHandle.js';
+import { bin } from './cli.js';
 
 export interface TestStack {
   readonly client: SwitchyardClient;
@@ -179,4 +181,43 @@ export function useTestStack(opts: TestStackOptions | (() => TestStackOptions) =
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(current) : v;
     },
   });
+}
+
+/**
+ * A worker in its own process on the stack's task queue (the stack's own worker stopped first), so
+ * a test can SIGKILL it; resolves once it polls. `env` adds to its environment (a config file, say).
+ */
+export async function spawnWorker(stack: TestStack, env: Record<string, string> = {}): Promise<ChildProcess> {
+  await stack.stopWorker();
+  const worker = spawn(process.execPath, [bin, 'worker'], {
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: stack.address,
+      SWITCHYARD_TASK_QUEUE: stack.config.taskQueue,
+      SWITCHYARD_SIMULATOR_URL: stack.simulator.url,
+      SWITCHYARD_STATE_DIR: stack.config.stateDir,
+      SWITCHYARD_LEDGER: stack.config.ledgerPath,
+      SWITCHYARD_METRICS_PORT: 'off',
+      SWITCHYARD_LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    worker.stderr?.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (/Ctrl-C to stop/.test(err)) resolve();
+    });
+    worker.once('exit', (code) => reject(new Error(`worker exited (${code}): ${err}`)));
+  });
+  return worker;
+}
+
+/** SIGKILLs a worker process and waits for it to be gone. */
+export async function killWorker(worker: ChildProcess): Promise<void> {
+  if (worker.exitCode !== null || worker.signalCode !== null) return;
+  const gone = new Promise((r) => worker.once('exit', r));
+  worker.kill('SIGKILL');
+  await gone;
 }

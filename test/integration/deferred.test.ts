@@ -4,12 +4,14 @@
  * spend equals what the simulator billed, and lines the provider fails go live before their deadline.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { faultSpecSchema } from '../../src/simulator/faults.js';
-import { useTestStack } from '../helpers/stack.js';
+import { killWorker, spawnWorker, useTestStack } from '../helpers/stack.js';
 
 const validateResult = new Ajv2020({ strict: false }).compile(
   JSON.parse(readFileSync(join(process.cwd(), 'contracts', 'request-result.v1.schema.json'), 'utf8')) as Record<string, unknown>,
@@ -194,4 +196,57 @@ describe('deferred requests: operators and deadlines', () => {
       stack.simulator.setFaults({});
     }
   }, 60_000);
+});
+
+describe('deferred requests: a worker SIGKILLed mid-submission and mid-poll', () => {
+  const stack = useTestStack({ config: { deferred: deferredConfig } });
+  let worker: ChildProcess | undefined;
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'switchyard-deferred-'));
+  });
+  afterAll(async () => {
+    if (worker) await killWorker(worker);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['while the provider batch is being created', { createDelayMs: 4_000 }],
+    ['while the provider batch is being polled', { processingMs: 6_000 }],
+  ] as const)(
+    '%s: exactly one provider batch, every request ends, spend == results == what the simulator billed',
+    async (_when, fault) => {
+      const config = join(dir, `config-${randomUUID()}.json`);
+      writeFileSync(config, JSON.stringify({ deferred: deferredConfig }));
+      worker = await spawnWorker(stack, { SWITCHYARD_CONFIG: config });
+      stack.simulator.resetStats();
+      stack.simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ batch: fault }) });
+      try {
+        const before = stack.simulator.batches().length;
+        const runs = Array.from({ length: 4 }, (_, i) =>
+          stack.client.ask({ prompt: `Label photo ${i}.`, model: 'gpt-4o-mini', deadline: '1h', requestId: `kill-${i}-${randomUUID()}` }),
+        );
+        // The batch exists at the provider: its creation (or a poll of it) is in flight. Kill the worker there.
+        const until = Date.now() + 30_000;
+        while (stack.simulator.batches().length === before && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, 'processingMs' in fault ? 1_500 : 500));
+        await killWorker(worker);
+        await stack.restartWorker();
+        const results = await Promise.all(runs);
+        const made = stack.simulator.batches().slice(before);
+        expect(made).toHaveLength(1);
+        expect(made[0]?.lines).toBe(4);
+        expect(results.every((r) => r.deferred?.outcome === 'answered' && r.deferred.batchId === made[0]?.id)).toBe(true);
+        const billed = stack.simulator.getStats().byModel['gpt-4o-mini']?.batchBilledNanos;
+        expect(results.reduce((n, r) => n + r.costNanos, 0)).toBe(billed);
+        const entries = stack.ledger.entries().filter((e) => results.some((r) => r.workflowId === e.workflowId));
+        expect(entries.reduce((n, e) => n + e.costNanos, 0)).toBe(billed);
+        expect(new Set(entries.map((e) => e.key)).size).toBe(entries.length);
+      } finally {
+        stack.simulator.setFaults({});
+        if (worker) await killWorker(worker);
+      }
+    },
+    120_000,
+  );
 });

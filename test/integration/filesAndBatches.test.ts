@@ -7,7 +7,6 @@
  * is a workflow); cancel; the completion window running out (`expired`); and refusals naming the
  * param. Real dev server, simulator over HTTP.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,9 +15,8 @@ import type { Batch } from 'openai/resources/batches';
 import type { ChatCompletion } from 'openai/resources/chat/completions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { faultSpecSchema } from '../../src/simulator/faults.js';
-import { bin } from '../helpers/cli.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { useTestStack } from '../helpers/stack.js';
+import { spawnWorker, useTestStack } from '../helpers/stack.js';
 
 interface OutputLine {
   id: string;
@@ -159,29 +157,8 @@ describe('/v1/files and /v1/batches, with the official openai client', () => {
   });
 
   it("survives its worker SIGKILLed mid-batch: every line ends, and the ledger holds each run's spend once", async () => {
-    await stack.stopWorker();
-    const worker = spawn(process.execPath, [bin, 'worker'], {
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: stack.address,
-        SWITCHYARD_TASK_QUEUE: stack.config.taskQueue,
-        SWITCHYARD_SIMULATOR_URL: stack.simulator.url,
-        SWITCHYARD_STATE_DIR: stack.config.stateDir,
-        SWITCHYARD_LEDGER: stack.config.ledgerPath,
-        SWITCHYARD_METRICS_PORT: 'off',
-        SWITCHYARD_LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const worker = await spawnWorker(stack);
     try {
-      await new Promise<void>((resolve, reject) => {
-        let err = '';
-        worker.stderr?.on('data', (d: Buffer) => {
-          err += d.toString();
-          if (/Ctrl-C to stop/.test(err)) resolve();
-        });
-        worker.once('exit', (code) => reject(new Error(`worker exited (${code}): ${err}`)));
-      });
       // The first call hangs: the worker dies with it (and others) in flight.
       stack.simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ script: ['hang'] }) });
       const input = Array.from({ length: 6 }, (_, i) => line(`k-${i}`, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: `Spell ${i}.` }] })).join(

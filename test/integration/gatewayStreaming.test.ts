@@ -6,15 +6,14 @@
  * mid-answer, and the worker process SIGKILLed mid-answer (its replacement settles what the gateway
  * relayed instead of calling again).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { costNanos } from '../../src/catalog/pricing.js';
 import { faultSpecSchema } from '../../src/simulator/faults.js';
-import { bin } from '../helpers/cli.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { useTestStack } from '../helpers/stack.js';
+import { spawnWorker, useTestStack } from '../helpers/stack.js';
 
 const MODEL = 'gpt-4o-mini';
 const PROMPT = 'Explain in a few sentences why durable execution helps long LLM pipelines.';
@@ -258,29 +257,8 @@ describe('a worker SIGKILLed mid-stream', () => {
   });
 
   it('ends the stream with an error event; the next worker settles what was relayed, never calling again', async () => {
-    await stack.stopWorker();
-    worker = spawn(process.execPath, [bin, 'worker'], {
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: stack.address,
-        SWITCHYARD_TASK_QUEUE: stack.config.taskQueue,
-        SWITCHYARD_SIMULATOR_URL: stack.simulator.url,
-        SWITCHYARD_STATE_DIR: stack.config.stateDir,
-        SWITCHYARD_LEDGER: stack.config.ledgerPath,
-        SWITCHYARD_METRICS_PORT: 'off',
-        SWITCHYARD_LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    worker = await spawnWorker(stack);
     const child = worker;
-    await new Promise<void>((resolve, reject) => {
-      let err = '';
-      child.stderr?.on('data', (d: Buffer) => {
-        err += d.toString();
-        if (/Ctrl-C to stop/.test(err)) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`worker exited (${code}): ${err}`)));
-    });
     stack.simulator.setFaults({ [MODEL]: faultSpecSchema.parse({ chunkDelayMs: 400 }) });
     stack.simulator.resetStats();
     const openai = new OpenAI({ apiKey: 'unused-while-open', baseURL: gateway.base, maxRetries: 0 });

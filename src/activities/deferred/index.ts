@@ -90,6 +90,17 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
     await Promise.all(Array.from({ length: Math.min(CONCURRENCY, items.length) }, worker));
   };
 
+  /** Runs `f` heartbeating every 2 s (the collector's activities wait on the provider for long). */
+  const beating = async <T>(f: () => Promise<T>): Promise<T> => {
+    const ctx = Context.current();
+    const timer = setInterval(() => ctx.heartbeat(), 2_000);
+    try {
+      return await f();
+    } finally {
+      clearInterval(timer);
+    }
+  };
+
   return {
     async joinDeferred(input: JoinInput): Promise<JoinOutput> {
       const spec = deps.catalog.get(input.model);
@@ -130,109 +141,121 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
       return { joined: true, lineId: line.id, leaveAtMs: line.leaveAtMs, shard: grant.shard, seq: grant.seq, reservedNanos: amountNanos };
     },
 
-    async submitProviderBatch({ model, tag, sinceMs, lines }) {
-      const { spec, api: b } = await api(model);
-      // A worker that died after creating the batch left it at the provider: find it again.
-      const found = await b.find(tag, sinceMs, lines.length);
-      if (found) {
-        deps.log.info({ tag, batchId: found.id }, 'provider batch found again after a retry; not submitted twice');
-        return { batchId: found.id };
-      }
-      const batchLines: BatchLine[] = new Array<BatchLine>(lines.length);
-      await inParallel(lines, async (l, i) => {
-        const r = await inputs.get(l.workflowId, l.runId);
-        const c = conversationOf(r);
-        batchLines[i] = {
-          customId: l.id,
-          req: {
-            model: spec.providerModel,
-            system: c.system,
-            turns: c.turns,
-            maxOutputTokens: l.maxOutputTokens,
-            temperature: r.temperature,
-            ...(c.tools ? { tools: c.tools } : {}),
-          },
-        };
-        Context.current().heartbeat();
-      });
-      const created = await b.submit(batchLines, tag, spec.providerModel);
-      deps.log.info({ tag, batchId: created.id, lines: lines.length, model }, 'provider batch submitted');
-      return { batchId: created.id };
-    },
-
-    async pollProviderBatch({ model, batchId }) {
-      const { api: b } = await api(model);
-      const got = await b.get(batchId);
-      return { ended: got.state !== 'running', state: got.state, ...(got.message ? { message: got.message } : {}) };
-    },
-
-    async deliverProviderBatch({ model, batchId, lines }) {
-      const { spec, api: b } = await api(model);
-      const got = await b.get(batchId);
-      const results = new Map<string, BatchLineResult>((await b.results(batchId)).map((r) => [r.customId, r]));
-      let answered = 0;
-      let failed = 0;
-      let duplicated = 0;
-      await inParallel(lines, async (l) => {
-        const r = results.get(l.id);
-        let answer: DeferredAnswer;
-        if (r?.ok) {
-          const usage = r.res.usage;
-          const tools = toolUseOf(await inputs.get(l.workflowId, l.runId).catch(() => ({ prompt: '' })));
-          const toolCallFailures = r.res.toolCalls && tools ? checkToolCalls(r.res.toolCalls, tools.tools) : undefined;
-          answer = {
-            attemptId: l.attemptId,
-            ok: true,
-            batchId,
-            out: {
-              text: r.res.text,
-              usage,
-              costNanos: batchCostNanos(spec, usage),
-              liveCostNanos: costNanos(spec, usage),
-              premiumBaselineCostNanos: baseline ? costNanos(baseline, usage) : costNanos(spec, usage),
-              finishReason: r.res.finishReason,
-              latencyMs: 0,
-              ...(r.res.toolCalls ? { toolCalls: r.res.toolCalls } : {}),
-              ...(toolCallFailures && toolCallFailures.length > 0 ? { toolCallFailures } : {}),
+    submitProviderBatch: ({ model, tag, sinceMs, lines }) =>
+      beating(async () => {
+        const { spec, api: b } = await api(model);
+        // A worker that died after creating the batch left it at the provider: find it again.
+        const found = await b.find(tag, sinceMs, lines.length);
+        if (found) {
+          deps.log.info({ tag, batchId: found.id }, 'provider batch found again after a retry; not submitted twice');
+          return { batchId: found.id };
+        }
+        const batchLines: BatchLine[] = new Array<BatchLine>(lines.length);
+        await inParallel(lines, async (l, i) => {
+          const r = await inputs.get(l.workflowId, l.runId);
+          const c = conversationOf(r);
+          batchLines[i] = {
+            customId: l.id,
+            req: {
+              model: spec.providerModel,
+              system: c.system,
+              turns: c.turns,
+              maxOutputTokens: l.maxOutputTokens,
+              temperature: r.temperature,
+              ...(c.tools ? { tools: c.tools } : {}),
             },
           };
-        } else {
-          const why =
-            r && !r.ok ? r.why : got.state === 'expired' ? 'expired' : got.state === 'cancelled' ? 'cancelled' : got.state === 'failed' ? 'failed' : 'errored';
-          const message = r && !r.ok ? r.message : (got.message ?? `the provider batch ${batchId} ended ${got.state} without this line`);
-          answer = { attemptId: l.attemptId, ok: false, why, message, batchId };
-        }
-        const verdict = await tell(l, answer, `${batchId}/${l.id}`);
-        if (answer.ok && verdict === 'left') {
-          // The provider billed a line its request no longer wanted: charged, once (by its own key), as duplicated.
-          await budget.recordSpend({
-            scope: l.scope,
-            shard: l.shard,
-            workflowId: l.workflowId,
-            attemptId: `${l.attemptId}-batch`,
-            reservationId: `dup-${l.id}`,
-            model: spec.name,
-            category: l.category,
-            usage: answer.out.usage,
-            costNanos: answer.out.costNanos,
-            feature: UNSPECIFIED_FEATURE,
-            baselineNanos: answer.out.premiumBaselineCostNanos,
-            mode: 'duplicated',
-            liveNanos: answer.out.liveCostNanos,
-          });
-          duplicated += 1;
-        } else if (answer.ok) answered += 1;
-        else failed += 1;
-        Context.current().heartbeat();
-      });
-      return { answered, failed, duplicated };
-    },
+          Context.current().heartbeat();
+        });
+        const created = await b.submit(batchLines, tag, spec.providerModel);
+        deps.log.info({ tag, batchId: created.id, lines: lines.length, model }, 'provider batch submitted');
+        return { batchId: created.id };
+      }),
 
-    async returnLines({ lines, why, message }) {
-      await inParallel(lines, async (l) => {
-        await tell(l, { attemptId: l.attemptId, ok: false, why, message }, `return-${l.id}`);
-      });
-    },
+    pollProviderBatch: ({ model, batchId }) =>
+      beating(async () => {
+        const { api: b } = await api(model);
+        const got = await b.get(batchId);
+        return { ended: got.state !== 'running', state: got.state, ...(got.message ? { message: got.message } : {}) };
+      }),
+
+    deliverProviderBatch: ({ model, batchId, lines }) =>
+      beating(async () => {
+        const { spec, api: b } = await api(model);
+        const got = await b.get(batchId);
+        const results = new Map<string, BatchLineResult>((await b.results(batchId)).map((r) => [r.customId, r]));
+        let answered = 0;
+        let failed = 0;
+        let duplicated = 0;
+        await inParallel(lines, async (l) => {
+          const r = results.get(l.id);
+          let answer: DeferredAnswer;
+          if (r?.ok) {
+            const usage = r.res.usage;
+            const tools = toolUseOf(await inputs.get(l.workflowId, l.runId).catch(() => ({ prompt: '' })));
+            const toolCallFailures = r.res.toolCalls && tools ? checkToolCalls(r.res.toolCalls, tools.tools) : undefined;
+            answer = {
+              attemptId: l.attemptId,
+              ok: true,
+              batchId,
+              out: {
+                text: r.res.text,
+                usage,
+                costNanos: batchCostNanos(spec, usage),
+                liveCostNanos: costNanos(spec, usage),
+                premiumBaselineCostNanos: baseline ? costNanos(baseline, usage) : costNanos(spec, usage),
+                finishReason: r.res.finishReason,
+                latencyMs: 0,
+                ...(r.res.toolCalls ? { toolCalls: r.res.toolCalls } : {}),
+                ...(toolCallFailures && toolCallFailures.length > 0 ? { toolCallFailures } : {}),
+              },
+            };
+          } else {
+            const why =
+              r && !r.ok
+                ? r.why
+                : got.state === 'expired'
+                  ? 'expired'
+                  : got.state === 'cancelled'
+                    ? 'cancelled'
+                    : got.state === 'failed'
+                      ? 'failed'
+                      : 'errored';
+            const message = r && !r.ok ? r.message : (got.message ?? `the provider batch ${batchId} ended ${got.state} without this line`);
+            answer = { attemptId: l.attemptId, ok: false, why, message, batchId };
+          }
+          const verdict = await tell(l, answer, `${batchId}/${l.id}`);
+          if (answer.ok && verdict === 'left') {
+            // The provider billed a line its request no longer wanted: charged, once (by its own key), as duplicated.
+            await budget.recordSpend({
+              scope: l.scope,
+              shard: l.shard,
+              workflowId: l.workflowId,
+              attemptId: `${l.attemptId}-batch`,
+              reservationId: `dup-${l.id}`,
+              model: spec.name,
+              category: l.category,
+              usage: answer.out.usage,
+              costNanos: answer.out.costNanos,
+              feature: UNSPECIFIED_FEATURE,
+              baselineNanos: answer.out.premiumBaselineCostNanos,
+              mode: 'duplicated',
+              liveNanos: answer.out.liveCostNanos,
+            });
+            duplicated += 1;
+          } else if (answer.ok) answered += 1;
+          else failed += 1;
+          Context.current().heartbeat();
+        });
+        return { answered, failed, duplicated };
+      }),
+
+    returnLines: ({ lines, why, message }) =>
+      beating(() =>
+        inParallel(lines, async (l) => {
+          await tell(l, { attemptId: l.attemptId, ok: false, why, message }, `return-${l.id}`);
+        }),
+      ),
 
     async cancelProviderBatch({ model, batchId }) {
       const { api: b } = await api(model);

@@ -36,6 +36,8 @@ function acts(): DeferredActivities {
   return proxyActivities<DeferredActivities>({
     taskQueue,
     startToCloseTimeout: '10 minutes',
+    // The activities heartbeat while they wait on the provider: a worker lost mid-call is retried within seconds.
+    heartbeatTimeout: '10 seconds',
     // Provider outages are waited out: the lines' requests leave for live calls by their own deadlines.
     retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
   });

@@ -16,7 +16,7 @@ import type { RequestState } from './state.js';
 import type { RequestActivities } from './activities.js';
 
 const { joinDeferred } = proxyActivities<DeferredActivities>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: '20 seconds',
   retry: { maximumAttempts: 5, initialInterval: '1 second', nonRetryableErrorTypes: ['BudgetUnavailable'] },
 });
 const { releaseReservation } = proxyActivities<RequestActivities>({
