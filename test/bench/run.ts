@@ -7,6 +7,7 @@ import { benchBatch } from './batchBench.js';
 import { benchFloor } from './floorBench.js';
 import { benchMemory } from './memoryBench.js';
 import { benchGateway } from './gatewayBench.js';
+import { benchDeferred } from './deferredBench.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -69,6 +70,23 @@ if (which === 'all' || which === 'floor') {
   const a = res.actions;
   process.stdout.write(
     `  billable actions per request: ${a.perRequest} (${a.inHistories} in ${a.requests} request histories + ${a.entityUpdates} budget-entity updates)\n`,
+  );
+}
+if (which === 'deferred') {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const requests = Number(process.env.BENCH_REQUESTS ?? 1000);
+  const res = await benchDeferred({ requests, concurrency: 64, rounds });
+  const usd = (n: number) => `$${(n / 1e9).toFixed(4)}`;
+  process.stdout.write(`deferred: the demo's ${requests} requests live, then the same with deadline 1h (provider batch APIs), ${rounds} rounds, one stack each
+`);
+  for (const r of res)
+    process.stdout.write(
+      `  live ${usd(r.liveNanos)} in ${r.liveSeconds.toFixed(1)} s; deferred ${usd(r.deferredNanos)} in ${r.deferredSeconds.toFixed(1)} s = ${((r.deferredNanos / r.liveNanos) * 100).toFixed(1)}% of live; ${r.answeredInBatch} answered in ${r.providerBatches} provider batches, ${r.missedDeadline} missed the deadline; ${r.actionsPerRequest.toFixed(2)} actions per deferred request; collector runs at most ${r.collectorEventsMax} events
+`,
+    );
+  process.stdout.write(
+    `  median: deferred = ${median(res.map((r) => (r.deferredNanos / r.liveNanos) * 100)).toFixed(1)}% of live, ${median(res.map((r) => r.actionsPerRequest)).toFixed(2)} actions per request
+`,
   );
 }
 if (which === 'gateway') {

@@ -1,0 +1,118 @@
+/**
+ * The deferred lane against live calls, side by side on one stack (embedded dev server, simulator
+ * at catalog latency x 0.1, one worker): the demo's requests run live, then the same requests
+ * (new ids) with a deadline, through the providers' batch APIs. Per round: what each costs, how
+ * long it takes, whether every deferred request met its deadline, and the Temporal actions per
+ * deferred request (its own history, plus its collector's history shared out over its lines).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readBatchFile } from '../../src/batch/inputFile.js';
+import { runBatch } from '../../src/batch/runBatch.js';
+import { demoEntries } from '../../src/cli/demo.js';
+import { startLocalStack } from '../../src/cli/localStack.js';
+import { SwitchyardClient } from '../../src/client/client.js';
+import { fileConfigSchema, loadConfig } from '../../src/config/config.js';
+import { billableActions } from '../../src/temporal/billableActions.js';
+import { createLogger } from '../../src/util/logger.js';
+import { COLLECTOR_TYPE } from '../../src/workflows/deferred/contract.js';
+
+export interface DeferredBenchRound {
+  readonly liveNanos: number;
+  readonly deferredNanos: number;
+  readonly liveSeconds: number;
+  readonly deferredSeconds: number;
+  readonly answeredInBatch: number;
+  readonly missedDeadline: number;
+  readonly providerBatches: number;
+  readonly actionsPerRequest: number;
+  readonly collectorEventsMax: number;
+}
+
+const DEADLINE = '1h';
+
+export async function benchDeferred(opts: { requests: number; concurrency: number; rounds: number }): Promise<DeferredBenchRound[]> {
+  const out: DeferredBenchRound[] = [];
+  for (let round = 0; round < opts.rounds; round++) {
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-dbench-'));
+    const deferred = fileConfigSchema.parse({ deferred: { maxLines: 1000, maxAgeMs: 5_000, pollMinMs: 500, pollMaxMs: 2_000 } }).deferred;
+    const cfg = loadConfig({ SWITCHYARD_LOG_LEVEL: 'error' }, { stateDir: dir, ledgerPath: join(dir, 'ledger.jsonl'), deferred });
+    const stack = await startLocalStack({
+      config: { ...cfg, temporalAddress: undefined, simulatorUrl: undefined },
+      log: createLogger('error'),
+      port: 0,
+      uiPort: 0,
+      latencyScale: 0.1,
+      forceSimulator: true,
+      gatewayPort: null,
+      say: () => undefined,
+    });
+    const client = await SwitchyardClient.connect({ address: stack.address, taskQueue: stack.config.taskQueue });
+    try {
+      const file = (tag: string) => {
+        const f = join(dir, `${tag}.jsonl`);
+        writeFileSync(
+          f,
+          `${demoEntries(opts.requests, `${tag}${round}`)
+            .map((e) => (e.ok ? JSON.stringify({ id: e.item.id, ...e.item.request, requestId: undefined }) : ''))
+            .join('\n')}\n`,
+        );
+        return f;
+      };
+      const run = async (tag: string, defer: boolean) => {
+        const ids: string[] = [];
+        let nanos = 0;
+        let inBatch = 0;
+        let missed = 0;
+        const t0 = Date.now();
+        const s = await runBatch(client, readBatchFile(file(tag)), {
+          concurrency: opts.concurrency,
+          total: opts.requests,
+          batchId: `${tag}-${round}`,
+          ...(defer ? { requestDefaults: { deadline: DEADLINE } } : {}),
+          onResult: (r) => {
+            if (r.status === 'completed') ids.push(r.workflowId);
+          },
+        });
+        if (s.completed !== opts.requests) throw new Error(`${tag}: ${s.completed} of ${opts.requests} completed`);
+        for (const id of ids) {
+          const r = await client.result(id);
+          nanos += r.costNanos;
+          if (r.deferred?.outcome === 'answered') inBatch += 1;
+          if (defer && r.durationMs > 3_600_000) missed += 1;
+        }
+        return { ids, nanos, inBatch, missed, seconds: (Date.now() - t0) / 1000 };
+      };
+      const live = await run('live', false);
+      const def = await run('deferred', true);
+      // Actions: a sample of deferred requests' own histories, and every collector run's, shared out over the lines.
+      const sample = def.ids.slice(0, 100);
+      let own = 0;
+      for (const id of sample) own += billableActions(await client.temporal.workflow.getHandle(id).fetchHistory()).total;
+      let collector = 0;
+      let collectorEventsMax = 0;
+      for await (const w of client.temporal.workflow.list({ query: `WorkflowType = '${COLLECTOR_TYPE}'` })) {
+        const h = await client.temporal.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+        collector += billableActions(h).total;
+        collectorEventsMax = Math.max(collectorEventsMax, h.events?.length ?? 0);
+      }
+      out.push({
+        liveNanos: live.nanos,
+        deferredNanos: def.nanos,
+        liveSeconds: live.seconds,
+        deferredSeconds: def.seconds,
+        answeredInBatch: def.inBatch,
+        missedDeadline: def.missed,
+        providerBatches: stack.simulator?.batches().length ?? 0,
+        actionsPerRequest: own / sample.length + collector / def.ids.length,
+        collectorEventsMax,
+      });
+    } finally {
+      await client.close();
+      await stack.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return out;
+}
