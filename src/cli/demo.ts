@@ -37,7 +37,7 @@ export function demoEntries(requests: number, runId: string): BatchEntry[] {
 /** Runs the demo batch; returns its summary and the workflow ids of its requests. */
 export async function runDemo(
   client: SwitchyardClient,
-  opts: { requests: number; concurrency: number; runId: string; progress: boolean },
+  opts: { requests: number; concurrency: number; runId: string; progress: boolean; deadline?: string },
 ): Promise<{ summary: BatchSummary; workflowIds: string[] }> {
   const bar = opts.progress ? progressReporter('demo', opts.requests) : undefined;
   const workflowIds: string[] = [];
@@ -49,6 +49,7 @@ export async function runDemo(
       concurrency: opts.concurrency,
       total: opts.requests,
       batchId: `demo-${opts.runId}`,
+      ...(opts.deadline !== undefined ? { requestDefaults: { deadline: opts.deadline } } : {}),
       ...(bar ? { onProgress: (p) => bar.update(p) } : {}),
     });
     return { summary, workflowIds };

@@ -12,8 +12,9 @@ import { signInUrl } from '../../security/uiSignIn.js';
 import { providerReach, removeStackRecord, type StackRecord, writeStackRecord } from '../stackRecord.js';
 import { SwitchyardClient } from '../../client/client.js';
 import { runDemo } from '../demo.js';
-import { formatSummary } from '../../batch/summary.js';
-import { config, DEFAULT_ADDRESS, int, num, sdkMetricsAddress, untilSignal } from '../shared.js';
+import { type BatchSummary, formatSummary } from '../../batch/summary.js';
+import { formatUsd } from '../../catalog/pricing.js';
+import { config, deadlineArg, DEFAULT_ADDRESS, int, num, sdkMetricsAddress, untilSignal } from '../shared.js';
 import { quietTemporal } from '../temporalRuntime.js';
 import { entityTaskQueue } from '../../workflows/taskQueues.js';
 
@@ -180,8 +181,13 @@ export function registerStackCommands(program: Command): void {
       .description('start the local stack, route a bundled batch of realistic prompts, print the bill')
       .option('--requests <n>', 'how many requests (the bundled set repeats past 110)', int('--requests', 1), 110)
       .option('--concurrency <n>', 'requests in flight', int('--concurrency', 1), 16)
+      .option(
+        '--defer [deadline]',
+        "then run the same requests again with this deadline (default 1h) through the providers' batch APIs, and print both bills (docs/deferred.md)",
+      )
       .option('--json', 'print a JSON summary and exit, stopping what it started'),
-  ).action(async (o: StackFlags & { requests: number; concurrency: number; json?: boolean }) => {
+  ).action(async (o: StackFlags & { requests: number; concurrency: number; json?: boolean; defer?: string | boolean }) => {
+    const deadline = o.defer === undefined || o.defer === false ? undefined : o.defer === true ? '1h' : deadlineArg('--defer')(o.defer);
     const stack = await bootStack(o);
     if (!o.json) process.stderr.write(`${describeStack(stack)}\n\n`);
     const client = await SwitchyardClient.connect({
@@ -200,13 +206,21 @@ export function registerStackCommands(program: Command): void {
         randomUUID().slice(0, 4);
       const ran = await runDemo(client, { requests: o.requests, concurrency: o.concurrency, runId, progress: !o.json && process.stderr.isTTY === true });
       const summary = { ...ran.summary, temporalActions: await client.temporalActions(ran.workflowIds, stack.config.temporalActionUsdPerMillion) };
+      const deferred = deadline === undefined ? undefined : await runDeferredDemo(client, o, runId, deadline);
       if (o.json) {
-        process.stdout.write(`${JSON.stringify(summary)}\n`);
+        process.stdout.write(`${JSON.stringify(deferred ? { ...summary, deferred } : summary)}\n`);
         await client.close();
         await stack.stop();
         return;
       }
       process.stdout.write(`${formatSummary(summary)}\n\n`);
+      if (deferred) {
+        process.stdout.write(`The same requests with deadline ${deadline} (provider batch APIs where the model has one):\n${formatSummary(deferred)}\n`);
+        const live = summary.costNanos;
+        process.stdout.write(
+          `\nBoth bills: live ${formatUsd(live)}, deferred ${formatUsd(deferred.costNanos)} (${live > 0 ? ((deferred.costNanos / live) * 100).toFixed(1) : '0'}% of live); ${deferred.answeredInBatch} of ${o.requests} answered in a provider batch\n\n`,
+        );
+      }
       const ui =
         stack.uiUrl && stack.signInSecret ? `${signInUrl(stack.uiUrl, stack.signInSecret)} (sign-in link: once, 10 minutes)` : (stack.uiUrl ?? stack.address);
       process.stdout.write(`See the runs in the Temporal UI: ${ui}  (e.g. filter: LlmTier="economy")\nThe stack stays up for inspection; Ctrl-C to stop.\n`);
@@ -220,4 +234,36 @@ export function registerStackCommands(program: Command): void {
       throw e;
     }
   });
+}
+
+/**
+ * The demo's requests again with a deadline: the collectors are flushed every second so that the
+ * demo does not wait out maxAgeMs (a pipeline would let them fill); the result counts the requests
+ * a provider batch answered.
+ */
+async function runDeferredDemo(
+  client: SwitchyardClient,
+  o: { requests: number; concurrency: number; json?: boolean },
+  runId: string,
+  deadline: string,
+): Promise<BatchSummary & { answeredInBatch: number }> {
+  const flusher = setInterval(() => {
+    void (async () => {
+      for (const c of await client.deferred().status()) if (c.pending > 0) await client.deferred().flush(c.model);
+    })().catch(() => undefined);
+  }, 1_000);
+  try {
+    const ran = await runDemo(client, {
+      requests: o.requests,
+      concurrency: o.concurrency,
+      runId: `${runId}-defer`,
+      progress: !o.json && process.stderr.isTTY === true,
+      deadline,
+    });
+    let answeredInBatch = 0;
+    for (const id of ran.workflowIds) if ((await client.result(id).catch(() => undefined))?.deferred?.outcome === 'answered') answeredInBatch += 1;
+    return { ...ran.summary, answeredInBatch };
+  } finally {
+    clearInterval(flusher);
+  }
 }
