@@ -142,7 +142,8 @@ export const fileConfigSchema = z
     /** The deferred lane (docs/deferred.md): when a collector submits a provider batch, how it polls, when a request leaves for a live call. */
     deferred: z
       .object({
-        maxLines: z.number().int().min(1).max(50_000).default(DEFAULT_COLLECTOR.maxLines),
+        // A collector carries its lines' references (about 250 bytes each) in its state and activity inputs, under Temporal's 2 MB payload limit.
+        maxLines: z.number().int().min(1).max(2_000).default(DEFAULT_COLLECTOR.maxLines),
         maxAgeMs: z.number().int().min(0).max(86_400_000).default(DEFAULT_COLLECTOR.maxAgeMs),
         pollMinMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_COLLECTOR.pollMinMs),
         pollMaxMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_COLLECTOR.pollMaxMs),

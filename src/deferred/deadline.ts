@@ -21,11 +21,12 @@ export function parseDeadline(text: string): ParsedDeadline | { readonly error: 
     if (ms > MAX_DEFER_MS) return { error: `must be at most 24h (the providers' batch window), got ${text}` };
     return { afterMs: ms };
   }
-  if (/^\d{4}-\d{2}-\d{2}T/.test(text)) {
+  // An ISO time with its offset (Z or +hh:mm): a time without one would be read in each machine's own zone.
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text.trim())) {
     const at = Date.parse(text);
     if (!Number.isNaN(at)) return { atMs: at };
   }
-  return { error: `must be a duration such as 90s, 30m, 6h or 1d, or an ISO time such as 2026-12-07T18:00:00Z; got "${text}"` };
+  return { error: `must be a duration such as 90s, 30m, 6h or 1d, or an ISO time with its offset such as 2026-12-07T18:00:00Z; got "${text}"` };
 }
 
 /** The deadline's epoch milliseconds for a request that started at `startedAtMs`. */

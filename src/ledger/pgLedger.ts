@@ -296,7 +296,7 @@ export class PgLedger implements SpendLedger {
         'sum(input_tokens)::text AS input',
         'sum(cached_input_tokens)::text AS cached',
         'sum(output_tokens)::text AS output',
-        "sum(CASE WHEN mode = 'batch' THEN COALESCE(live_nanos, cost_nanos) - cost_nanos ELSE 0 END)::text AS batch_saving",
+        "sum(CASE WHEN mode = 'batch' THEN GREATEST(COALESCE(live_nanos, cost_nanos) - cost_nanos, 0) ELSE 0 END)::text AS batch_saving",
         "sum(CASE WHEN mode = 'duplicated' THEN cost_nanos ELSE 0 END)::text AS duplicated",
       ].join(', '),
       `FROM ${LEDGER_TABLE}`,

@@ -134,7 +134,7 @@ describe('report', () => {
       };
       expect(team.total.costNanos).toBe(9_000);
       await expect(run(process.execPath, [cli, 'report', '--by', 'colour'], { env })).rejects.toMatchObject({
-        stderr: expect.stringMatching(/--by must be one or more of day, model, tier, category, feature, scope, key, got "colour"/),
+        stderr: expect.stringMatching(/--by must be one or more of day, model, tier, category, feature, scope, key, mode, got "colour"/),
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,6 @@
  * died mid-submission), polls it, and hands each line's outcome to its request by an update. A
  * line whose request has left (or ended) is charged as `duplicated`: the provider billed it.
  */
-import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Logger } from 'pino';
@@ -27,6 +26,7 @@ import {
   type JoinInput,
   type JoinOutput,
   type LineRef,
+  lineIdOf,
 } from '../../workflows/deferred/contract.js';
 import type { RecordSpendInput, ReserveInput, ShardedReserveResult } from '../../workflows/request/activities.js';
 import { UNSPECIFIED_FEATURE } from '../../workflows/request/contract.js';
@@ -41,6 +41,8 @@ export interface DeferredDeps {
   readonly log: Logger;
   readonly deferred?: CollectorSettings | undefined;
   readonly reservationMargin?: Partial<Record<ProviderName, number>>;
+  /** How long a budget reservation lives: a deferred request leaves for a live call before its reservation would expire. */
+  readonly budgetDefaults?: { readonly reservationTtlMs: number } | undefined;
 }
 
 export interface DeferredBudget {
@@ -50,11 +52,6 @@ export interface DeferredBudget {
 
 /** Lines read, and requests told, this many at a time. */
 const CONCURRENCY = 16;
-
-/** A short, provider-safe line id ([A-Za-z0-9_-], Anthropic's custom_id alphabet) for a request's attempt. */
-export function lineIdOf(workflowId: string, attemptId: string): string {
-  return `l${createHash('sha256').update(`${workflowId}\u0000${attemptId}`).digest('base64url').slice(0, 30)}`;
-}
 
 export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBudget): DeferredActivities {
   const settings = deps.deferred ?? DEFAULT_COLLECTOR;
@@ -74,11 +71,15 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
 
   /** Tells a request its line's outcome; `left` when it went live or ended (it will not take it). */
   const tell = async (line: LineRef, answer: DeferredAnswer, updateId: string): Promise<'taken' | 'left'> => {
+    const handle = deps.temporal.workflow.getHandle(line.workflowId, line.runId);
     try {
-      return await deps.temporal.workflow.getHandle(line.workflowId, line.runId).executeUpdate(deferredAnswerUpdate, { args: [answer], updateId });
+      return await handle.executeUpdate(deferredAnswerUpdate, { args: [answer], updateId });
     } catch (e) {
-      if (e instanceof WorkflowNotFoundError || (e instanceof Error && /completed|not found|already/i.test(e.message))) return 'left';
-      throw e;
+      if (!(e instanceof WorkflowNotFoundError || (e instanceof Error && /completed|not found|already/i.test(e.message)))) throw e;
+      // The request has ended. It took this line's answer if its result holds the attempt as a batch
+      // answer (a delivery retried after the request finished with it); else it had left.
+      const r = (await handle.result().catch(() => undefined)) as { attempts?: Array<{ attemptId: string; mode?: string }> } | undefined;
+      return r?.attempts?.some((a) => a.attemptId === line.attemptId && a.mode === 'batch') ? 'taken' : 'left';
     }
   };
 
@@ -107,6 +108,7 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
       if (!spec?.batchPrice) return { joined: false, why: `${input.model} has no batch price in the catalog: called live` };
       if (!(await batchApi(spec))) return { joined: false, why: `${spec.provider} has no batch API here: called live` };
       const left = input.deadlineMs - Date.now();
+      if (left <= 0) return { joined: false, why: 'the deadline has passed: called live' };
       if (!worthDeferring(left, settings, spec.typicalLatencyMs))
         return { joined: false, why: `the deadline is ${Math.round(left / 1000)} s away, too near for a provider batch: called live` };
       const inputTokens = Math.ceil(input.inputTokens * (1 + (deps.reservationMargin?.[spec.provider] ?? 0)));
@@ -120,13 +122,18 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
         force: input.force,
       });
       if (!grant.granted) return { joined: false, why: 'the budget denied the batch reservation: called live (where the budget decides again)' };
+      const now = Date.now();
+      // Gone live before its batch reservation would expire (a budget frees expired reservations).
+      const ttl = deps.budgetDefaults?.reservationTtlMs;
+      const leaveAtMs = Math.min(leaveAt(input.deadlineMs, spec.typicalLatencyMs, settings.leaveMarginMs), ttl ? now + ttl - 60_000 : Number.POSITIVE_INFINITY);
       const line: LineRef = {
         id: lineIdOf(input.workflowId, input.attemptId),
+        joinedAtMs: now,
         workflowId: input.workflowId,
         runId: input.runId,
         attemptId: input.attemptId,
         maxOutputTokens: input.maxOutputTokens,
-        leaveAtMs: leaveAt(input.deadlineMs, spec.typicalLatencyMs, settings.leaveMarginMs),
+        leaveAtMs,
         scope: input.scope,
         shard: grant.shard,
         category: input.category,
@@ -144,8 +151,8 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
     submitProviderBatch: ({ model, tag, sinceMs, lines }) =>
       beating(async () => {
         const { spec, api: b } = await api(model);
-        // A worker that died after creating the batch left it at the provider: find it again.
-        const found = await b.find(tag, sinceMs, lines.length);
+        // A worker that died after creating the batch left it at the provider: a retry finds it again.
+        const found = Context.current().info.attempt > 1 ? await b.find(tag, sinceMs, lines.length) : undefined;
         if (found) {
           deps.log.info({ tag, batchId: found.id }, 'provider batch found again after a retry; not submitted twice');
           return { batchId: found.id };
@@ -257,9 +264,10 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
         }),
       ),
 
-    async cancelProviderBatch({ model, batchId }) {
-      const { api: b } = await api(model);
-      await b.cancel(batchId);
-    },
+    cancelProviderBatch: ({ model, batchId }) =>
+      beating(async () => {
+        const { api: b } = await api(model);
+        await b.cancel(batchId);
+      }),
   };
 }

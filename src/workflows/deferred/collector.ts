@@ -8,7 +8,7 @@
  * answers it (the delivery activity does that). docs/deferred.md.
  */
 import { condition, log, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import { nextPollMs } from '../../deferred/deadline.js';
+import { nextPollMs, submitBy } from '../../deferred/deadline.js';
 import { continueAsNewWhenDrained } from '../entity.js';
 import { isMessage, onSignal, refusePlaintext } from '../messages.js';
 import { ENTITY_QUEUE_SUFFIX } from '../taskQueues.js';
@@ -55,8 +55,8 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
   let seq = input.seq ?? 0;
   let delivered = input.delivered ?? 0;
   let joins = 0;
-  let flushAsked = false;
-  let cancelAsked = false;
+  let flushAsked = input.flushAsked ?? false;
+  let cancelAsked = input.cancelAsked ?? false;
   /** When each pending line joined (this run's clock; carried lines count from the run's start). */
   const joinedAt = new Map<string, number>(pending.map((l) => [l.id, Date.now()]));
 
@@ -105,8 +105,9 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
     ]);
   };
 
-  const oldestAge = () => (pending.length === 0 ? 0 : Date.now() - Math.min(...pending.map((l) => joinedAt.get(l.id) ?? Date.now())));
-  const due = () => pending.length >= settings.maxLines || (pending.length > 0 && (flushAsked || oldestAge() >= settings.maxAgeMs));
+  /** When the first waiting line must go: its age, or half its time before it leaves for a live call (deadline.ts). */
+  const firstDue = () => Math.min(...pending.map((l) => submitBy(l.joinedAtMs ?? joinedAt.get(l.id) ?? Date.now(), l.leaveAtMs, settings)));
+  const due = () => pending.length >= settings.maxLines || (pending.length > 0 && (flushAsked || firstDue() <= Date.now()));
 
   for (;;) {
     if (cancelAsked) {
@@ -118,7 +119,14 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
       const lines = pending.splice(0, settings.maxLines);
       for (const l of lines) joinedAt.delete(l.id);
       seq += 1;
-      const f: Flight = { seq, tag: `${workflowInfo().workflowId}#${seq}`, sinceMs: Date.now(), lines, state: 'submitting', polls: 0 };
+      const f: Flight = {
+        seq,
+        tag: `${workflowInfo().workflowId}#${workflowInfo().firstExecutionRunId.slice(0, 8)}#${seq}`,
+        sinceMs: Date.now(),
+        lines,
+        state: 'submitting',
+        polls: 0,
+      };
       flights.push(f);
       show('submitting', '');
       if (!(await submit(a, input, f))) flights.splice(flights.indexOf(f), 1);
@@ -137,7 +145,7 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
         log.info('provider batch delivered', { batchId: f.batchId, ...r });
       } catch (e) {
         // Its results could not be read (after the activity's retries): the requests go live, never stuck.
-        await giveUp(a, f, `the results of provider batch ${f.batchId ?? ''} could not be read: ${e instanceof Error ? e.message : String(e)}`);
+        await giveUp(a, input, f, `the results of provider batch ${f.batchId ?? ''} could not be read: ${e instanceof Error ? e.message : String(e)}`);
       }
       flights.splice(flights.indexOf(f), 1);
     }
@@ -149,7 +157,7 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
         f.nextPollAtMs = Date.now() + nextPollMs(f.polls, settings);
         if (p.ended) f.state = 'delivering';
       } catch (e) {
-        await giveUp(a, f, `provider batch ${f.batchId ?? ''} could not be polled: ${e instanceof Error ? e.message : String(e)}`);
+        await giveUp(a, input, f, `provider batch ${f.batchId ?? ''} could not be polled: ${e instanceof Error ? e.message : String(e)}`);
         flights.splice(flights.indexOf(f), 1);
       }
     }
@@ -158,7 +166,7 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
     const running = flights[0];
     show(running ? 'polling' : pending.length > 0 ? 'collecting' : 'idle', running?.batchId ?? '');
     // Wait for the next poll, the batch to fill, its oldest line to age out, or an operator.
-    const wakes = [...flights.map((f) => (f.nextPollAtMs ?? Date.now()) - Date.now()), ...(pending.length > 0 ? [settings.maxAgeMs - oldestAge()] : [])];
+    const wakes = [...flights.map((f) => (f.nextPollAtMs ?? Date.now()) - Date.now()), ...(pending.length > 0 ? [firstDue() - Date.now()] : [])];
     // A join wakes it too: the first line of an idle collector starts the age clock.
     const joinsBefore = joins;
     const woken = () => due() || cancelAsked || joins !== joinsBefore;
@@ -166,7 +174,7 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
     else await condition(woken, Math.max(1, Math.min(...wakes)));
   }
   await continueAsNewWhenDrained<typeof deferredCollector>(() => [
-    { provider: input.provider, model: input.model, settings, pending, flights, seq, delivered },
+    { provider: input.provider, model: input.model, settings, pending, flights, seq, delivered, flushAsked, cancelAsked },
   ]);
 }
 
@@ -182,22 +190,34 @@ async function submit(a: DeferredActivities, input: CollectorInput, f: Flight): 
     // The provider would not take it: its requests go live now.
     const message = e instanceof Error ? e.message : String(e);
     log.warn('provider batch could not be submitted; its requests go live', { tag: f.tag, error: message });
-    await a.returnLines({ lines: f.lines, why: 'failed', message: `the provider batch could not be submitted: ${message}` });
+    await returnOrLog(a, f.lines, 'failed', `the provider batch could not be submitted: ${message}`);
     return false;
   }
 }
 
 /** A provider batch the collector cannot follow any more: its requests go live (the batch is cancelled, best effort). */
-async function giveUp(a: DeferredActivities, f: Flight, message: string): Promise<void> {
+async function giveUp(a: DeferredActivities, input: CollectorInput, f: Flight, message: string): Promise<void> {
   log.warn('giving up on a provider batch; its requests go live', { batchId: f.batchId, message });
-  await a.returnLines({ lines: f.lines, why: 'failed', message });
+  // Best effort: a batch nobody follows any more should stop costing money.
+  if (f.batchId) await a.cancelProviderBatch({ provider: input.provider, model: input.model, batchId: f.batchId }).catch(() => undefined);
+  await returnOrLog(a, f.lines, 'failed', message);
+}
+
+/** Tells lines' requests to go live; if even that fails, they leave on their own at their deadlines (never stuck). */
+async function returnOrLog(a: DeferredActivities, lines: readonly LineRef[], why: 'failed' | 'cancelled', message: string): Promise<void> {
+  try {
+    await a.returnLines({ lines, why, message });
+  } catch (e) {
+    log.warn('could not tell requests to go live; they leave at their deadlines', { lines: lines.length, error: e instanceof Error ? e.message : String(e) });
+  }
 }
 
 /** An operator's cancel: provider batches in flight are cancelled (their lines come back as cancelled), pending lines go live. */
 async function cancelAll(a: DeferredActivities, input: CollectorInput, flights: Flight[], pending: LineRef[]): Promise<void> {
-  for (const f of flights) if (f.batchId) await a.cancelProviderBatch({ provider: input.provider, model: input.model, batchId: f.batchId });
+  for (const f of flights)
+    if (f.batchId) await a.cancelProviderBatch({ provider: input.provider, model: input.model, batchId: f.batchId }).catch(() => undefined);
   const lines = pending.splice(0, pending.length);
-  if (lines.length > 0) await a.returnLines({ lines, why: 'cancelled', message: 'an operator cancelled the collector' });
+  if (lines.length > 0) await returnOrLog(a, lines, 'cancelled', 'an operator cancelled the collector');
 }
 
 deferredCollector satisfies CollectorWorkflow;

@@ -14,6 +14,23 @@ export const DeferredProvider = defineSearchAttributeKey('DeferredProvider', Sea
 export const DeferredBatchId = defineSearchAttributeKey('DeferredBatchId', SearchAttributeType.KEYWORD);
 export const DeferredState = defineSearchAttributeKey('DeferredState', SearchAttributeType.KEYWORD);
 
+/**
+ * A short, provider-safe line id ([A-Za-z0-9_-], Anthropic's custom_id alphabet) for a request's
+ * attempt: two 32-bit FNV-1a hashes (workflow code has no crypto module; 64 bits keep collisions
+ * out of reach for a batch's lines).
+ */
+export function lineIdOf(workflowId: string, attemptId: string): string {
+  const text = `${workflowId}\u0000${attemptId}`;
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193) >>> 0;
+    b = Math.imul(b ^ c, 0x5bd1e995) >>> 0;
+  }
+  return `l${a.toString(16).padStart(8, '0')}${b.toString(16).padStart(8, '0')}`;
+}
+
 export function collectorWorkflowId(taskQueue: string, model: string): string {
   return `deferred-${taskQueue}-${model}`;
 }
@@ -28,6 +45,8 @@ export interface LineRef {
   readonly maxOutputTokens: number;
   /** When the request leaves for a live call (epoch ms). */
   readonly leaveAtMs: number;
+  /** When it joined (carried over continue-as-new, so a line's age is not reset). */
+  readonly joinedAtMs?: number;
   /** Where a line the provider answers after its request left is charged (as duplicated). */
   readonly scope: string;
   readonly shard: number;
@@ -55,10 +74,11 @@ export interface CollectorInput {
   /** Carried over continue-as-new. */
   readonly pending?: readonly LineRef[];
   readonly flights?: readonly Flight[];
-  readonly left?: readonly string[];
   readonly seq?: number;
   readonly delivered?: number;
-  readonly cancelled?: boolean;
+  /** An operator's flush or cancel not yet acted on when the run continued as new. */
+  readonly flushAsked?: boolean;
+  readonly cancelAsked?: boolean;
 }
 
 export interface CollectorStatus {

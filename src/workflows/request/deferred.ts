@@ -7,9 +7,17 @@
  * leaves for a live call; a line the provider answers after that is charged as duplicated by the
  * activity that delivers it (the update below answers `left`). docs/deferred.md.
  */
-import { CancellationScope, condition, getExternalWorkflowHandle, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import { deadlineAt } from '../../deferred/deadline.js';
-import { collectorWorkflowId, type DeferredActivities, type DeferredAnswer, deferredAnswerUpdate, leaveSignal } from '../deferred/contract.js';
+import {
+  collectorWorkflowId,
+  type DeferredActivities,
+  type DeferredAnswer,
+  deferredAnswerUpdate,
+  type JoinOutput,
+  leaveSignal,
+  lineIdOf,
+} from '../deferred/contract.js';
 import { ENTITY_QUEUE_SUFFIX } from '../taskQueues.js';
 import { type Leg, newIds, routedTo, routeLocally, settleIfAnswered } from './legs.js';
 import type { RequestState } from './state.js';
@@ -26,40 +34,71 @@ const { releaseReservation } = proxyActivities<RequestActivities>({
 
 /** The answered leg from the provider's batch; undefined when the request goes live (s.deferral says why). */
 export async function deferredLeg(s: RequestState, deadline: string): Promise<Leg | undefined> {
-  const deadlineMs = deadlineAt(deadline, s.startedAt);
+  // Validated first: a bad deadline is refused as invalid input, naming the field.
   await routeLocally(s);
+  const deadlineMs = deadlineAt(deadline, s.startedAt);
   const cand = s.chain[0];
   if (!cand) return undefined;
+  const ids = newIds(s, 'a');
   let answer: DeferredAnswer | undefined;
-  let waitingFor: string | undefined;
+  // Waiting from before the join: a batch may answer before the join activity's result is recorded.
+  let waitingFor: string | undefined = ids.attemptId;
   // Taken once, by the attempt still waiting; anything else is a line the request has left.
   setHandler(deferredAnswerUpdate, (a) => {
     if (a.attemptId !== waitingFor || answer !== undefined) return 'left';
     answer = a;
     return 'taken';
   });
-  const ids = newIds(s, 'a');
-  const joined = await joinDeferred({
-    workflowId: s.workflowId,
-    runId: s.runId,
-    attemptId: ids.attemptId,
-    reservationId: ids.reservationId,
-    model: cand.model,
-    scope: s.req.budgetScope,
-    category: s.req.category,
-    deadlineMs,
-    inputTokens: s.cls?.inputTokens ?? 0,
-    maxOutputTokens: cand.maxOutputTokens,
-    force: s.approved,
-  });
+  const leave = async (lineId: string | undefined): Promise<void> => {
+    waitingFor = undefined;
+    await CancellationScope.nonCancellable(async () => {
+      if (lineId !== undefined)
+        await getExternalWorkflowHandle(collectorWorkflowId(requestQueue(), cand.model))
+          .signal(leaveSignal, { id: lineId })
+          .catch(() => undefined);
+      await releaseReservation({ scope: s.req.budgetScope, reservationId: ids.reservationId, workflowId: s.workflowId });
+    });
+  };
+  let joined: JoinOutput;
+  try {
+    joined = await joinDeferred({
+      workflowId: s.workflowId,
+      runId: s.runId,
+      attemptId: ids.attemptId,
+      reservationId: ids.reservationId,
+      model: cand.model,
+      scope: s.req.budgetScope,
+      category: s.req.category,
+      deadlineMs,
+      inputTokens: s.cls?.inputTokens ?? 0,
+      maxOutputTokens: cand.maxOutputTokens,
+      force: s.approved,
+    });
+  } catch (e) {
+    if (isCancellation(e)) throw e;
+    // The join may have reached the collector: its line, if answered, is charged as duplicated.
+    await leave(lineIdOf(s.workflowId, ids.attemptId));
+    s.deferral = {
+      model: cand.model,
+      outcome: 'not_deferred',
+      message: `could not join the batch (${e instanceof Error ? e.message : String(e)}): called live`,
+    };
+    return undefined;
+  }
   if (!joined.joined) {
+    waitingFor = undefined;
     s.deferral = { model: cand.model, outcome: 'not_deferred', message: joined.why };
     return undefined;
   }
-  waitingFor = ids.attemptId;
   s.phase = 'deferred';
   s.deferral = { model: cand.model, outcome: 'waiting' };
-  await condition(() => answer !== undefined, Math.max(1, joined.leaveAtMs - Date.now()));
+  try {
+    await condition(() => answer !== undefined, Math.max(1, joined.leaveAtMs - Date.now()));
+  } catch (e) {
+    // Cancelled while waiting: leave the collector and free the reservation, then end as cancelled.
+    if (isCancellation(e) && answer === undefined) await leave(joined.lineId);
+    throw e;
+  }
   waitingFor = undefined;
   s.phase = 'calling';
   const got: DeferredAnswer | undefined = answer;
@@ -75,15 +114,12 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
   s.deferral = got
     ? { model: cand.model, outcome: got.why, message: got.message, ...(got.batchId ? { batchId: got.batchId } : {}) }
     : { model: cand.model, outcome: 'left_for_deadline', message: 'the deadline came near before the provider answered: called live' };
-  await CancellationScope.nonCancellable(async () => {
-    if (!got) {
-      const q = workflowInfo().taskQueue;
-      const requestQueue = q.endsWith(ENTITY_QUEUE_SUFFIX) ? q.slice(0, -ENTITY_QUEUE_SUFFIX.length) : q;
-      await getExternalWorkflowHandle(collectorWorkflowId(requestQueue, cand.model))
-        .signal(leaveSignal, { id: joined.lineId })
-        .catch(() => undefined);
-    }
-    await releaseReservation({ scope: s.req.budgetScope, reservationId: ids.reservationId, workflowId: s.workflowId });
-  });
+  await leave(got ? undefined : joined.lineId);
   return undefined;
+}
+
+/** The request queue this run is on (the collector's id is made from it). */
+function requestQueue(): string {
+  const q = workflowInfo().taskQueue;
+  return q.endsWith(ENTITY_QUEUE_SUFFIX) ? q.slice(0, -ENTITY_QUEUE_SUFFIX.length) : q;
 }

@@ -1,0 +1,39 @@
+/** The deferred lane's pure rules: deadlines, when a line must be submitted or leave, poll backoff, line ids. */
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_COLLECTOR, deadlineAt, leaveAt, nextPollMs, parseDeadline, submitBy, worthDeferring } from '../../src/deferred/deadline.js';
+import { lineIdOf } from '../../src/workflows/deferred/contract.js';
+
+describe('deadlines', () => {
+  it('reads durations and ISO times with their offset; refuses the rest, saying what it takes', () => {
+    expect(parseDeadline('90s')).toEqual({ afterMs: 90_000 });
+    expect(parseDeadline('1.5h')).toEqual({ afterMs: 5_400_000 });
+    expect(parseDeadline('1d')).toEqual({ afterMs: 86_400_000 });
+    expect(parseDeadline('2026-12-07T18:00:00Z')).toEqual({ atMs: Date.parse('2026-12-07T18:00:00Z') });
+    expect(parseDeadline('2026-12-07T18:00:00+02:00')).toEqual({ atMs: Date.parse('2026-12-07T16:00:00Z') });
+    for (const bad of ['tomorrow', '6 hours', '2026-12-07T18:00:00', '0s', '-1h'])
+      expect((parseDeadline(bad) as { error?: string }).error, bad).toMatch(/duration such as 90s|positive/);
+    expect((parseDeadline('25h') as { error: string }).error).toMatch(/at most 24h/);
+    expect(deadlineAt('30m', 1_000)).toBe(1_000 + 1_800_000);
+    expect(() => deadlineAt('soon', 0)).toThrow(/deadline must be a duration/);
+  });
+
+  it('a line leaves in time for a live call, and is submitted by half its time (or maxAgeMs)', () => {
+    expect(leaveAt(100_000, 1_000, 10_000)).toBe(87_000);
+    const s = { ...DEFAULT_COLLECTOR, maxAgeMs: 60_000 };
+    // A short deadline does not wait out maxAgeMs; a long one waits maxAgeMs at most.
+    expect(submitBy(0, 40_000, s)).toBe(20_000);
+    expect(submitBy(0, 3_600_000, s)).toBe(60_000);
+    expect(worthDeferring(1_000, s, 500)).toBe(false);
+    expect(worthDeferring(3_600_000, s, 500)).toBe(true);
+    expect([0, 1, 2, 3, 10].map((n) => nextPollMs(n, s))).toEqual([5_000, 10_000, 20_000, 40_000, 300_000]);
+  });
+
+  it('line ids are short, in every provider custom id alphabet, and differ per attempt', () => {
+    const a = lineIdOf('llm-req-1', 'a1');
+    expect(a).toMatch(/^[A-Za-z0-9_-]{1,64}$/);
+    expect(lineIdOf('llm-req-1', 'a1')).toBe(a);
+    const ids = new Set(Array.from({ length: 20_000 }, (_, i) => lineIdOf(`llm-req-${i}`, 'a1')));
+    expect(ids.size).toBe(20_000);
+    expect(lineIdOf('llm-req-1', 'a2')).not.toBe(a);
+  });
+});
