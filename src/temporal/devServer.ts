@@ -80,10 +80,42 @@ export async function portInUse(port: number, ip = '127.0.0.1'): Promise<boolean
   });
 }
 
+/** How many times a server whose ports were picked here is started again after losing a port race. */
+const PORT_RACE_ATTEMPTS = 3;
+
+/**
+ * True when the log of a server that exited before it was ready says a port was taken. Free ports
+ * are picked by binding and releasing them (here, and inside the CLI for its internal services), so
+ * another process can take one in between; on a busy machine (parallel tests) that happens.
+ */
+export function lostPortRace(log: string): boolean {
+  return /address already in use|bind: address|EADDRINUSE/i.test(log);
+}
+
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
   const ip = opts.ip ?? '127.0.0.1';
-  const port = opts.port === 0 || opts.port === undefined ? (opts.port === 0 ? await freePort(ip) : 7233) : opts.port;
-  const uiPort = opts.uiPort === 0 || opts.uiPort === undefined ? (opts.uiPort === 0 ? await freePort(ip) : 8233) : opts.uiPort;
+  const picked = opts.port === 0 || opts.uiPort === 0;
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port === 0 || opts.port === undefined ? (opts.port === 0 ? await freePort(ip) : 7233) : opts.port;
+    const uiPort = opts.uiPort === 0 || opts.uiPort === undefined ? (opts.uiPort === 0 ? await freePort(ip) : 8233) : opts.uiPort;
+    try {
+      return await launch(opts, ip, port, uiPort);
+    } catch (e) {
+      if (!(e instanceof EarlyExit) || !picked || attempt >= PORT_RACE_ATTEMPTS || !lostPortRace(e.logTail)) throw e;
+    }
+  }
+}
+
+class EarlyExit extends Error {
+  constructor(
+    message: string,
+    readonly logTail: string,
+  ) {
+    super(message);
+  }
+}
+
+async function launch(opts: DevServerOptions, ip: string, port: number, uiPort: number): Promise<DevServer> {
   for (const [what, p] of [
     ['gRPC', port],
     ['UI', uiPort],
@@ -119,12 +151,20 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   ];
   const child: ChildProcess = spawn(opts.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid !== undefined) watchOver(child.pid);
+  // The last output is kept to tell a lost port race from other failures.
+  let tail = '';
+  const keep = (chunk: Buffer): void => {
+    tail = (tail + chunk.toString('utf8')).slice(-8_192);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
   let exited: number | null | undefined;
   let stopping = false;
   let reportDeath: (code: number | null) => void = () => undefined;
   const died = new Promise<number | null>((resolve) => (reportDeath = resolve));
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   child.on('exit', (code) => {
     exited = code;
     if (!stopping) reportDeath(code);
@@ -132,7 +172,11 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const address = `${ip}:${port}`;
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
   for (;;) {
-    if (exited !== undefined) throw new Error(`temporal server start-dev exited with code ${exited}; see ${logPath}`);
+    if (exited !== undefined) {
+      await closed; // all output read
+      log.end();
+      throw new EarlyExit(`temporal server start-dev exited with code ${exited}; see ${logPath}`, tail);
+    }
     try {
       const conn = await Connection.connect({ address, connectTimeout: 1_000 });
       await conn.workflowService.getSystemInfo({});
@@ -148,6 +192,8 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+  child.stdout?.off('data', keep);
+  child.stderr?.off('data', keep);
   return {
     address,
     uiUrl: `http://${ip}:${uiPort}`,

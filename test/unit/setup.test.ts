@@ -222,3 +222,57 @@ describe('dev server SQLite pragmas', () => {
     expect(sqlitePragmas([], { SWITCHYARD_DEV_SQLITE_PRAGMAS: 'journal_mode=wal' })).toEqual([]);
   });
 });
+
+describe('dev server start when a picked port is taken in between', () => {
+  it("recognises the CLI's own port-taken exit, and starts again on fresh ports; other early exits fail at once", async () => {
+    const { lostPortRace, startDevServer } = await import('../../src/temporal/devServer.js');
+    const cli = inject('temporalCli');
+    const dir = mkdtempSync(join(tmpdir(), 'dev-race-'));
+    // The real CLI, told to bind a port another socket holds, exits with its own message.
+    const held = createServer();
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', () => r()));
+    const heldPort = (held.address() as AddressInfo).port;
+    let out = '';
+    try {
+      execFileSync(
+        cli,
+        ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', '0', '--http-port', String(heldPort), '--db-filename', join(dir, 'x.db')],
+        {
+          stdio: 'pipe',
+          timeout: 30_000,
+        },
+      );
+    } catch (e) {
+      const err = e as { stdout?: Buffer; stderr?: Buffer };
+      out = `${err.stdout?.toString() ?? ''}${err.stderr?.toString() ?? ''}`;
+    }
+    held.close();
+    expect(lostPortRace(out)).toBe(true);
+    expect(lostPortRace('Error: unknown flag: --bogus')).toBe(false);
+
+    // A CLI that loses the race on its first start (as under parallel tests) is started again.
+    const counter = join(dir, 'starts');
+    const racy = join(dir, 'racy-temporal');
+    writeFileSync(
+      racy,
+      `#!/bin/sh\necho x >> '${counter}'\nif [ "$(wc -l < '${counter}')" -eq 1 ]; then echo "Error: listen tcp 127.0.0.1:1: bind: address already in use" >&2; exit 1; fi\nexec '${cli}' "$@"\n`,
+    );
+    chmodSync(racy, 0o755);
+    const server = await startDevServer({ cliPath: racy, stateDir: join(dir, 'state'), port: 0, uiPort: 0 });
+    try {
+      expect(readFileSync(counter, 'utf8').trim().split('\n')).toHaveLength(2);
+      expect(server.address).toMatch(/^127\.0\.0\.1:\d+$/);
+    } finally {
+      await server.stop();
+    }
+
+    // Any other early exit is not retried: it fails with the log's path.
+    const broken = join(dir, 'broken-temporal');
+    writeFileSync(broken, `#!/bin/sh\necho x >> '${counter}'\necho "Error: unknown flag" >&2\nexit 1\n`);
+    chmodSync(broken, 0o755);
+    await expect(startDevServer({ cliPath: broken, stateDir: join(dir, 'broken'), port: 0, uiPort: 0 })).rejects.toThrow(
+      /exited with code 1; see .*temporal-server\.log/,
+    );
+    expect(readFileSync(counter, 'utf8').trim().split('\n')).toHaveLength(3);
+  }, 90_000);
+});
