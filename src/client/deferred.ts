@@ -1,6 +1,14 @@
 /** The deferred lane's part of the client: its collectors (one per model) and their provider batches; flush and cancel. */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
-import { cancelSignal, COLLECTOR_TYPE, type CollectorStatus, collectorStatusQuery, collectorWorkflowId, flushSignal } from '../workflows/deferred/contract.js';
+import {
+  cancelSignal,
+  COLLECTOR_TYPE,
+  type CollectorStatus,
+  collectorStatusQuery,
+  type CollectorView,
+  collectorWorkflowId,
+  flushSignal,
+} from '../workflows/deferred/contract.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
 
 export class DeferredClient {
@@ -10,17 +18,18 @@ export class DeferredClient {
   ) {}
 
   /** Every running collector of this task queue (or the one of `model`), with its lines and provider batches. */
-  async status(model?: string): Promise<CollectorStatus[]> {
+  async status(model?: string): Promise<CollectorView[]> {
     const ids: string[] = [];
     if (model !== undefined) ids.push(collectorWorkflowId(this.taskQueue, model));
     else {
       const q = `WorkflowType = '${COLLECTOR_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '${entityTaskQueue(this.taskQueue)}'`;
       for await (const w of this.temporal.workflow.list({ query: q })) ids.push(w.workflowId);
     }
-    const out: CollectorStatus[] = [];
+    const out: CollectorView[] = [];
     for (const id of ids) {
       try {
-        out.push(await this.temporal.workflow.getHandle(id).query(collectorStatusQuery));
+        const st: CollectorStatus = await this.temporal.workflow.getHandle(id).query(collectorStatusQuery);
+        out.push(st.oldestPendingSinceMs !== undefined ? { ...st, oldestPendingAgeMs: Math.max(0, Date.now() - st.oldestPendingSinceMs) } : st);
       } catch (e) {
         if (!(e instanceof WorkflowNotFoundError)) throw e;
       }

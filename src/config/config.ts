@@ -6,7 +6,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_COLLECTOR, parseDeadline } from '../deferred/deadline.js';
+import { BATCH_UPGRADES, DEFAULT_COLLECTOR, parseDeadline } from '../deferred/deadline.js';
 import type { ProviderEndpoints } from '../providers/registry.js';
 import { DEFAULT_ROUTING_POLICY } from '../routing/router.js';
 import { DEFAULT_REALLOCATION_EVERY_MS, validateReallocation } from '../budget/reallocation.js';
@@ -148,6 +148,8 @@ export const fileConfigSchema = z
         pollMinMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_COLLECTOR.pollMinMs),
         pollMaxMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_COLLECTOR.pollMaxMs),
         leaveMarginMs: z.number().int().min(0).max(86_400_000).default(DEFAULT_COLLECTOR.leaveMarginMs),
+        /** May a deferred request go to a stronger model whose batch price is at or below the routed model's price (docs/deferred.md)? */
+        upgrade: z.enum(BATCH_UPGRADES).default('no_dearer'),
         /** A deadline for requests of these categories that name none, e.g. {"batch": "12h"} (applied where requests start: the CLI, the gateway, the client). */
         categoryDeadlines: z
           .record(

@@ -102,6 +102,12 @@ export const requestResultSchema = z.object({
       batchId: z.string().optional(),
       message: z.string().optional(),
       savedNanos: nanos.optional().describe('the batch price against the same usage at the live price'),
+      upgradedFrom: z.string().optional().describe('sent to this stronger model instead of the one routed for a live call (deferred.upgrade)'),
+      upgradeReason: z.string().optional(),
+      earlier: z
+        .object({ outcome: z.string(), batchId: z.string().optional(), message: z.string().optional() })
+        .optional()
+        .describe('an earlier provider batch the line failed in, before it went to another'),
     })
     .optional()
     .describe('a request with a deadline: its provider batch, or why it went live (docs/deferred.md)'),

@@ -41,6 +41,16 @@ export function leaveAt(deadlineMs: number, liveLatencyMs: number, marginMs: num
   return deadlineMs - liveLatencyMs * 3 - marginMs;
 }
 
+/**
+ * When a deferred request goes to a stronger model at its batch price instead of the model routed
+ * for it: `no_dearer` when the stronger model's batch price is at or below what the routed model
+ * would cost deferred (its batch price, or its live price when it has no batch API), so the bill
+ * never grows; `up_to_live` when it is at or below the routed model's live price (a better answer
+ * for at most the live bill); `off` never.
+ */
+export const BATCH_UPGRADES = ['off', 'no_dearer', 'up_to_live'] as const;
+export type BatchUpgrade = (typeof BATCH_UPGRADES)[number];
+
 /** The collector's rules: a batch goes when it is this full or its oldest line this old. */
 export interface CollectorSettings {
   readonly maxLines: number;
@@ -50,9 +60,18 @@ export interface CollectorSettings {
   readonly pollMaxMs: number;
   /** How long before its deadline a request leaves the batch, beyond its live latency. */
   readonly leaveMarginMs: number;
+  /** Whether routing may pick a stronger model for the batch (BatchUpgrade); absent: no_dearer. */
+  readonly upgrade?: BatchUpgrade | undefined;
 }
 
-export const DEFAULT_COLLECTOR: CollectorSettings = { maxLines: 1000, maxAgeMs: 60_000, pollMinMs: 5_000, pollMaxMs: 300_000, leaveMarginMs: 60_000 };
+export const DEFAULT_COLLECTOR: CollectorSettings = {
+  maxLines: 1000,
+  maxAgeMs: 60_000,
+  pollMinMs: 5_000,
+  pollMaxMs: 300_000,
+  leaveMarginMs: 60_000,
+  upgrade: 'no_dearer',
+};
 
 /** Whether a request with this much time left can go through a batch at all: one poll, and leaving in time for a live call. */
 export function worthDeferring(timeLeftMs: number, s: CollectorSettings, liveLatencyMs: number): boolean {

@@ -12,6 +12,7 @@
  *   up the tiers, then down.
  */
 import type { Capability, ModelSpec, ProviderName, Tier } from '../catalog/schema.js';
+import type { BatchUpgrade } from '../deferred/deadline.js';
 import { TIERS } from '../catalog/schema.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { estimateCostNanos, formatUsd } from '../catalog/pricing.js';
@@ -48,6 +49,20 @@ export interface RouteRequest {
   readonly configuredProviders?: readonly ProviderName[] | undefined;
   /** How to configure a provider, for the error when none of the eligible ones is (e.g. the env var). */
   readonly configureHint?: ((p: ProviderName) => string) | undefined;
+  /**
+   * The request may wait for a provider's batch (it has a deadline): a stronger model may serve it
+   * there when its batch price is at or below the routed model's price (see BatchUpgrade).
+   */
+  readonly batchUpgrade?: BatchUpgrade | undefined;
+}
+
+/** The model a deferred request waits for in a provider's batch, when it is not the chain's first. */
+export interface DeferredPick extends Candidate {
+  /** The chain's first model, which a live call still starts from. */
+  readonly instead: string;
+  /** The pick's estimate at its batch price, and what it is compared with. */
+  readonly batchCostNanos: number;
+  readonly comparedNanos: number;
 }
 
 export interface RoutingPolicy {
@@ -83,6 +98,8 @@ export interface RouteDecision {
   readonly preferredTier: Tier;
   readonly chain: Candidate[];
   readonly excluded: Exclusion[];
+  /** A stronger model for the provider's batch (batchUpgrade); the live chain is unchanged. */
+  readonly deferredPick?: DeferredPick;
 }
 
 export class NoEligibleModelError extends Error {
@@ -101,6 +118,34 @@ export function tierForComplexity(complexity: number, policy: RoutingPolicy = DE
   if (complexity >= policy.thresholds.premium) return 'premium';
   if (complexity >= policy.thresholds.standard) return 'standard';
   return 'economy';
+}
+
+/** A model's estimate at its batch price; undefined when it has no batch API. */
+function batchEstimate(m: ModelSpec, req: RouteRequest, policy: RoutingPolicy): number | undefined {
+  return m.batchPrice ? estimateCostNanos({ ...m, price: m.batchPrice }, req.inputTokens, outputTokensFor(m, req, policy)) : undefined;
+}
+
+/**
+ * The strongest eligible model with a batch API whose batch estimate is at or below the routed
+ * model's price (its live price for `up_to_live`; for `no_dearer` its batch price, or its live price
+ * when it has no batch API); ties go to the cheaper batch, then the name. Undefined when none is stronger.
+ */
+export function batchUpgradeFor(
+  head: ModelSpec,
+  pool: readonly ModelSpec[],
+  mode: Exclude<BatchUpgrade, 'off'>,
+  prices: (m: ModelSpec) => readonly [live: number, batch: number | undefined],
+): ModelSpec | undefined {
+  const [live, batch] = prices(head);
+  const bound = mode === 'up_to_live' || batch === undefined ? live : batch;
+  let best: { m: ModelSpec; nanos: number } | undefined;
+  for (const m of pool) {
+    const nanos = prices(m)[1];
+    if (m === head || nanos === undefined || nanos > bound || m.quality <= head.quality) continue;
+    if (!best || m.quality > best.m.quality || (m.quality === best.m.quality && (nanos < best.nanos || (nanos === best.nanos && m.name < best.m.name))))
+      best = { m, nanos };
+  }
+  return best?.m;
 }
 
 function outputTokensFor(model: ModelSpec, req: RouteRequest, policy: RoutingPolicy): number {
@@ -327,5 +372,27 @@ export function route(catalog: Catalog, req: RouteRequest, policy: RoutingPolicy
       reason,
     };
   });
-  return { preferredTier, chain, excluded };
+  const head = chain[0];
+  const headSpec = ordered[0];
+  const pick =
+    head && headSpec && !pinned && req.batchUpgrade !== undefined && req.batchUpgrade !== 'off'
+      ? batchUpgradeFor(headSpec, pool, req.batchUpgrade, (m) => [cost(m), batchEstimate(m, req, policy)])
+      : undefined;
+  if (!pick || !head) return { preferredTier, chain, excluded };
+  const [liveHead, batchHead] = [cost(headSpec as ModelSpec), batchEstimate(headSpec as ModelSpec, req, policy)];
+  const compared = req.batchUpgrade === 'up_to_live' || batchHead === undefined ? liveHead : batchHead;
+  const batchCost = batchEstimate(pick, req, policy) ?? 0;
+  const deferredPick: DeferredPick = {
+    model: pick.name,
+    provider: pick.provider,
+    tier: pick.tier,
+    quality: pick.quality,
+    maxOutputTokens: outputTokensFor(pick, req, policy),
+    estimatedCostNanos: cost(pick),
+    instead: head.model,
+    batchCostNanos: batchCost,
+    comparedNanos: compared,
+    reason: `deferred to the stronger ${pick.name} (quality ${pick.quality}): its batch price, ${formatUsd(batchCost)} for this request, is at or below ${head.model}'s ${compared === liveHead ? 'live' : 'batch'} price, ${formatUsd(compared)}`,
+  };
+  return { preferredTier, chain, excluded, deferredPick };
 }

@@ -15,6 +15,8 @@ export const batchFaultSchema = z
   .object({
     /** How the batch ends: answered, failed as a whole (nothing answered), or expired (nothing answered). */
     outcome: z.enum(['ok', 'failed', 'expired']).default('ok'),
+    /** Only this many of the model's batches get this fault, outcome and line errors (counted from when it is set); later ones are answered. Absent: all. */
+    faultBatches: z.number().int().min(1).optional(),
     /** The share of lines answered with an error (500) instead of an answer. */
     lineErrorRate: z.number().min(0).max(1).default(0),
     /** How long the batch takes, instead of the simulator's default. */
@@ -74,6 +76,8 @@ const MAX_BODY = 256 * 1024 * 1024;
 export class SimBatches {
   private readonly files = new Map<string, { id: string; filename: string; purpose: string; bytes: number; content: string; createdAt: number }>();
   private readonly list: SimBatch[] = [];
+  /** How many batches each fault (as set) has applied to, for `faultBatches`. */
+  private readonly ended = new WeakMap<BatchFault, number>();
 
   constructor(private readonly host: BatchHost) {}
 
@@ -332,7 +336,10 @@ export class SimBatches {
   }
 
   private async process(b: SimBatch): Promise<void> {
-    const fault = this.host.batchFault(b.model);
+    const set = this.host.batchFault(b.model);
+    const used = set ? (this.ended.get(set) ?? 0) : 0;
+    const fault = set && (set.faultBatches === undefined || used < set.faultBatches) ? set : undefined;
+    if (set && fault) this.ended.set(set, used + 1);
     const outcome = b.cancelAtMs !== undefined ? 'cancelled' : (fault?.outcome ?? 'ok');
     const results: NonNullable<SimBatch['results']> = [];
     for (const l of b.lines) {

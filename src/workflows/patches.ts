@@ -179,9 +179,9 @@ export const PATCHES: readonly PatchRecord[] = [
     id: 'deferred',
     workflow: 'llmRequest',
     guards:
-      "a request with a deadline first waits for its model's provider batch (workflows/request/deferred.ts); runs before it never had a deadline (the field did not exist), so they never reach the marker and take the live path",
+      "a request with a deadline first waits for its model's provider batch, or a stronger model's at no more than the routed price, and a line the provider fails goes to one more batch before a live call (workflows/request/deferred.ts); runs before it never had a deadline (the field did not exist), so they never reach the marker and take the live path",
     since: 'v13',
-    markerIn: ['v13-deferred-batch.json', 'v13-deferred-live.json'],
+    markerIn: ['v13-deferred-batch.json', 'v13-deferred-rebatch.json', 'v13-deferred-live.json'],
     oldBranchIn: ['v12-tool-calls.json', 'v8-success.json'],
     retire: 'when no request run started before v13 is open',
   },

@@ -27,6 +27,8 @@ export interface DeferredBenchRound {
   readonly missedDeadline: number;
   readonly providerBatches: number;
   readonly actionsPerRequest: number;
+  /** A batch-answered request's own actions, by kind (mean over the sample). */
+  readonly ownActionsByKind: Readonly<Record<string, number>>;
   readonly collectorEventsMax: number;
 }
 
@@ -62,6 +64,7 @@ export async function benchDeferred(opts: { requests: number; concurrency: numbe
       };
       const run = async (tag: string, defer: boolean) => {
         const ids: string[] = [];
+        const batched: string[] = [];
         let nanos = 0;
         let inBatch = 0;
         let missed = 0;
@@ -79,17 +82,26 @@ export async function benchDeferred(opts: { requests: number; concurrency: numbe
         for (const id of ids) {
           const r = await client.result(id);
           nanos += r.costNanos;
-          if (r.deferred?.outcome === 'answered') inBatch += 1;
+          if (r.deferred?.outcome === 'answered') {
+            inBatch += 1;
+            batched.push(id);
+          }
           if (defer && r.durationMs > 3_600_000) missed += 1;
         }
-        return { ids, nanos, inBatch, missed, seconds: (Date.now() - t0) / 1000 };
+        return { ids, batched, nanos, inBatch, missed, seconds: (Date.now() - t0) / 1000 };
       };
       const live = await run('live', false);
       const def = await run('deferred', true);
-      // Actions: a sample of deferred requests' own histories, and every collector run's, shared out over the lines.
-      const sample = def.ids.slice(0, 100);
+      // Actions: a sample of the requests answered in a batch (their own histories), and every collector
+      // run's, shared out over the lines that joined.
+      const sample = def.batched.slice(0, 100);
       let own = 0;
-      for (const id of sample) own += billableActions(await client.temporal.workflow.getHandle(id).fetchHistory()).total;
+      const ownByKind: Record<string, number> = {};
+      for (const id of sample) {
+        const a = billableActions(await client.temporal.workflow.getHandle(id).fetchHistory());
+        own += a.total;
+        for (const [k, n] of Object.entries(a.byKind)) ownByKind[k] = (ownByKind[k] ?? 0) + n / sample.length;
+      }
       let collector = 0;
       let collectorEventsMax = 0;
       for await (const w of client.temporal.workflow.list({ query: `WorkflowType = '${COLLECTOR_TYPE}'` })) {
@@ -105,7 +117,8 @@ export async function benchDeferred(opts: { requests: number; concurrency: numbe
         answeredInBatch: def.inBatch,
         missedDeadline: def.missed,
         providerBatches: stack.simulator?.batches().length ?? 0,
-        actionsPerRequest: own / sample.length + collector / def.ids.length,
+        actionsPerRequest: own / sample.length + collector / Math.max(1, def.inBatch),
+        ownActionsByKind: ownByKind,
         collectorEventsMax,
       });
     } finally {

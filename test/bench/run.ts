@@ -81,7 +81,11 @@ if (which === 'deferred') {
 `);
   for (const r of res)
     process.stdout.write(
-      `  live ${usd(r.liveNanos)} in ${r.liveSeconds.toFixed(1)} s; deferred ${usd(r.deferredNanos)} in ${r.deferredSeconds.toFixed(1)} s = ${((r.deferredNanos / r.liveNanos) * 100).toFixed(1)}% of live; ${r.answeredInBatch} answered in ${r.providerBatches} provider batches, ${r.missedDeadline} missed the deadline; ${r.actionsPerRequest.toFixed(2)} actions per deferred request; collector runs at most ${r.collectorEventsMax} events
+      `  live ${usd(r.liveNanos)} in ${r.liveSeconds.toFixed(1)} s; deferred ${usd(r.deferredNanos)} in ${r.deferredSeconds.toFixed(1)} s = ${((r.deferredNanos / r.liveNanos) * 100).toFixed(1)}% of live; ${r.answeredInBatch} answered in ${r.providerBatches} provider batches, ${r.missedDeadline} missed the deadline; ${r.actionsPerRequest.toFixed(2)} actions per batch-answered request (its own: ${Object.entries(
+        r.ownActionsByKind,
+      )
+        .map(([k, n]) => `${k} ${n.toFixed(2)}`)
+        .join(', ')}); collector runs at most ${r.collectorEventsMax} events
 `,
     );
   process.stdout.write(

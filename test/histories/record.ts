@@ -61,7 +61,7 @@ async function main(): Promise<void> {
         maxRateLimitWaitMs: 120_000,
       },
       learning: fileConfigSchema.parse({ learning: { reportEveryMs: 200, policyCacheMs: 200 } }).learning,
-      deferred: { maxLines: 100, maxAgeMs: 300, pollMinMs: 100, pollMaxMs: 500, leaveMarginMs: 1_000, categoryDeadlines: {} },
+      deferred: { maxLines: 100, maxAgeMs: 300, pollMinMs: 100, pollMaxMs: 500, leaveMarginMs: 1_000, upgrade: 'no_dearer', categoryDeadlines: {} },
     },
   );
   const sw = await createSwitchyardWorker({ config, address: server.address, catalog, log: createLogger('warn') });
@@ -286,11 +286,14 @@ async function main(): Promise<void> {
     });
     simulator.setFaults({});
 
-    // Deferred requests: two answered in one provider batch; then a batch that fails, whose request goes live.
+    // Deferred requests: two answered in one provider batch; a batch that fails once, whose request is
+    // answered in a second batch; then batches that keep failing, whose request goes live after two.
     await Promise.all([
       run('deferred-batch', { requestId: 'hist-deferred-batch', prompt: 'Summarise the memo on parking.', model: 'gpt-4o-mini', deadline: '1h' }),
       client.ask({ requestId: 'hist-deferred-other', prompt: 'Summarise the memo on lunch.', model: 'gpt-4o-mini', deadline: '1h' }),
     ]);
+    simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ batch: { outcome: 'failed', faultBatches: 1 } }) });
+    await run('deferred-rebatch', { requestId: 'hist-deferred-rebatch', prompt: 'Summarise the memo on trains.', model: 'gpt-4o-mini', deadline: '1h' });
     simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ batch: { outcome: 'failed' } }) });
     await run('deferred-live', { requestId: 'hist-deferred-live', prompt: 'Summarise the memo on bikes.', model: 'gpt-4o-mini', deadline: '1h' });
     simulator.setFaults({});

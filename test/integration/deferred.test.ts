@@ -16,7 +16,15 @@ import { killWorker, spawnWorker, useTestStack } from '../helpers/stack.js';
 const validateResult = new Ajv2020({ strict: false }).compile(
   JSON.parse(readFileSync(join(process.cwd(), 'contracts', 'request-result.v1.schema.json'), 'utf8')) as Record<string, unknown>,
 );
-const deferredConfig = { maxLines: 50, maxAgeMs: 1_500, pollMinMs: 200, pollMaxMs: 1_000, leaveMarginMs: 2_000, categoryDeadlines: {} };
+const deferredConfig = {
+  maxLines: 50,
+  maxAgeMs: 1_500,
+  pollMinMs: 200,
+  pollMaxMs: 1_000,
+  leaveMarginMs: 2_000,
+  upgrade: 'no_dearer' as const,
+  categoryDeadlines: {},
+};
 
 describe('deferred requests through the providers batch APIs', () => {
   const stack = useTestStack({ config: { deferred: deferredConfig } });
@@ -59,10 +67,11 @@ describe('deferred requests through the providers batch APIs', () => {
   );
 
   it.each(['failed', 'expired'] as const)(
-    'a provider batch that ends %s: its requests go live before their deadline, each charged once, live',
+    'a provider batch that ends %s: its requests go to another batch while the deadline allows, answered there, each charged once',
     async (outcome) => {
       stack.simulator.resetStats();
-      stack.simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ batch: { outcome } }) });
+      const before = stack.simulator.batches().filter((b) => b.model === 'gpt-4o-mini').length;
+      stack.simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ batch: { outcome, faultBatches: 1 } }) });
       try {
         const results = await Promise.all(
           [0, 1, 2].map((i) =>
@@ -70,41 +79,68 @@ describe('deferred requests through the providers batch APIs', () => {
           ),
         );
         for (const r of results) {
-          expect(r.deferred?.outcome).toBe(outcome);
-          expect(r.attempts.at(-1)?.mode).toBeUndefined();
-          expect(r.model).toBe('gpt-4o-mini');
+          expect(r.deferred).toMatchObject({ outcome: 'answered', earlier: { outcome } });
+          expect(r.deferred?.batchId).not.toBe(r.deferred?.earlier?.batchId);
+          expect(r.attempts.map((a) => a.mode)).toEqual(['batch']);
         }
-        expect(stack.simulator.getStats().byModel['gpt-4o-mini']?.requests).toBe(3);
-        expect(stack.simulator.getStats().byModel['gpt-4o-mini']?.batchLines ?? 0).toBe(0);
+        const mine = stack.simulator
+          .batches()
+          .filter((b) => b.model === 'gpt-4o-mini')
+          .slice(before);
+        expect(mine.filter((b) => b.status === outcome).length).toBe(1);
+        expect(mine.filter((b) => b.status === 'completed').length).toBeGreaterThanOrEqual(1);
+        expect(stack.simulator.getStats().byModel['gpt-4o-mini']?.requests ?? 0).toBe(0);
         const entries = stack.ledger.entries().filter((e) => results.some((r) => r.workflowId === e.workflowId));
         expect(entries).toHaveLength(3);
-        expect(entries.every((e) => e.mode === undefined)).toBe(true);
+        expect(entries.every((e) => e.mode === 'batch')).toBe(true);
+        expect(entries.reduce((n, e) => n + e.costNanos, 0)).toBe(stack.simulator.getStats().byModel['gpt-4o-mini']?.batchBilledNanos);
       } finally {
         stack.simulator.setFaults({});
       }
     },
   );
 
-  it('lines the provider answers with errors go live; the others are answered in the batch; spend == what the simulator billed, batch and live', async () => {
+  it('a provider whose batches keep failing: after a second batch, the requests go live before their deadline, each charged once, live', async () => {
     stack.simulator.resetStats();
-    stack.simulator.setFaults({ 'claude-3-5-haiku': faultSpecSchema.parse({ batch: { lineErrorRate: 0.3 } }) });
+    stack.simulator.setFaults({ 'gpt-4o-mini': faultSpecSchema.parse({ batch: { outcome: 'failed' } }) });
     try {
       const results = await Promise.all(
-        Array.from({ length: 10 }, (_, i) =>
+        [0, 1].map((i) =>
+          stack.client.ask({ prompt: `Classify ticket ${i}.`, model: 'gpt-4o-mini', deadline: '1h', requestId: `failing-${i}-${randomUUID()}` }),
+        ),
+      );
+      for (const r of results) {
+        expect(r.deferred).toMatchObject({ outcome: 'failed', earlier: { outcome: 'failed' } });
+        expect(r.attempts.map((a) => a.mode)).toEqual([undefined]);
+        expect(r.model).toBe('gpt-4o-mini');
+      }
+      expect(stack.simulator.getStats().byModel['gpt-4o-mini']?.requests).toBe(2);
+      expect(stack.simulator.getStats().byModel['gpt-4o-mini']?.batchLines ?? 0).toBe(0);
+      const entries = stack.ledger.entries().filter((e) => results.some((r) => r.workflowId === e.workflowId));
+      expect(entries).toHaveLength(2);
+      expect(entries.every((e) => e.mode === undefined)).toBe(true);
+    } finally {
+      stack.simulator.setFaults({});
+    }
+  });
+
+  it('lines the provider answers with errors go to another batch and are answered there; spend == what the simulator billed', async () => {
+    stack.simulator.resetStats();
+    stack.simulator.setFaults({ 'claude-3-5-haiku': faultSpecSchema.parse({ batch: { lineErrorRate: 1, faultBatches: 1 } }) });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
           stack.client.ask({ prompt: `Extract the date from note ${i}.`, model: 'claude-3-5-haiku', deadline: '1h', requestId: `lines-${i}-${randomUUID()}` }),
         ),
       );
-      const errored = results.filter((r) => r.deferred?.outcome === 'errored');
-      const answered = results.filter((r) => r.deferred?.outcome === 'answered');
-      expect(errored.length + answered.length).toBe(10);
-      expect(errored.length).toBeGreaterThan(0);
-      expect(answered.length).toBeGreaterThan(0);
+      expect(results.every((r) => r.deferred?.outcome === 'answered')).toBe(true);
+      const again = results.filter((r) => r.deferred?.earlier?.outcome === 'errored');
+      // Every line of the first batch errored (more lines may have joined a later batch, answered at once).
+      expect(again.length).toBeGreaterThan(0);
       const s = stack.simulator.getStats().byModel['claude-3-5-haiku'];
-      expect(s?.requests).toBe(errored.length);
-      const charged = results.reduce((n, r) => n + r.costNanos, 0);
-      const liveBilled = errored.reduce((n, r) => n + r.costNanos, 0);
-      expect(charged - liveBilled).toBe(s?.batchBilledNanos);
-      expect(answered.every((r) => r.attempts[0]?.mode === 'batch')).toBe(true);
+      expect(s?.requests ?? 0).toBe(0);
+      expect(results.reduce((n, r) => n + r.costNanos, 0)).toBe(s?.batchBilledNanos);
+      expect(results.every((r) => r.attempts.length === 1 && r.attempts[0]?.mode === 'batch')).toBe(true);
     } finally {
       stack.simulator.setFaults({});
     }
@@ -250,4 +286,39 @@ describe('deferred requests: a worker SIGKILLed mid-submission and mid-poll', ()
     },
     120_000,
   );
+});
+
+describe('deferred requests: a stronger model at its batch price (deferred.upgrade up_to_live)', () => {
+  const stack = useTestStack({ config: { deferred: { ...deferredConfig, upgrade: 'up_to_live' as const } } });
+
+  it("waits for the stronger model whose batch price is at or below the routed model's live price, saying why; a live call still starts from the routed model", async () => {
+    stack.simulator.resetStats();
+    // Among standard models gemini-2-flash is cheapest live ($0.10/$0.40 per MTok); gpt-4o-mini is
+    // stronger (0.82 against 0.78) and its batch price ($0.075/$0.30) is below gemini's live price.
+    const r = await stack.client.ask({
+      prompt: 'Summarise the ticket in one line.',
+      allowedTiers: ['standard'],
+      deadline: '1h',
+      requestId: `up-${randomUUID()}`,
+    });
+    expect(r.model).toBe('gpt-4o-mini');
+    expect(r.deferred).toMatchObject({ model: 'gpt-4o-mini', outcome: 'answered', upgradedFrom: 'gemini-2-flash' });
+    expect(r.deferred?.upgradeReason).toMatch(/stronger gpt-4o-mini .* at or below gemini-2-flash's live price/);
+    expect(r.attempts.map((a) => [a.model, a.mode])).toEqual([['gpt-4o-mini', 'batch']]);
+    // What it cost is the batch bill, and no more than gemini-2-flash live would have been charged for the same usage.
+    expect(r.costNanos).toBe(stack.simulator.getStats().byModel['gpt-4o-mini']?.batchBilledNanos);
+    const u = r.usage;
+    expect(r.costNanos).toBeLessThanOrEqual(Math.ceil(u.inputTokens * 100 + u.outputTokens * 400));
+
+    // Too near a deadline for a batch: called live on the model routed for live calls, not the stronger one.
+    const near = await stack.client.ask({
+      prompt: 'Summarise the other ticket.',
+      allowedTiers: ['standard'],
+      deadline: '2s',
+      requestId: `up-near-${randomUUID()}`,
+    });
+    expect(near.deferred).toMatchObject({ outcome: 'not_deferred', upgradedFrom: 'gemini-2-flash' });
+    expect(near.model).toBe('gemini-2-flash');
+    expect(near.attempts[0]?.mode).toBeUndefined();
+  });
 });

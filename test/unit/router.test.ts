@@ -206,3 +206,38 @@ describe('tools', () => {
     expect(route(noToolsLlama, { complexity: 0.05, capabilities: [], inputTokens: 50 }).chain[0]?.model).toBe('llama-3-70b');
   });
 });
+
+describe('a deferred request and batch prices (deferred.upgrade)', () => {
+  const std = { complexity: 0.5, capabilities: [], inputTokens: 500, maxOutputTokens: 200, allowedTiers: ['standard' as const] };
+
+  it("up_to_live: the strongest model whose batch price is at or below the routed model's live price; the live chain is unchanged", () => {
+    const plain = route(catalog, std);
+    const d = route(catalog, { ...std, batchUpgrade: 'up_to_live' });
+    expect(d.chain).toEqual(plain.chain);
+    expect(plain.chain[0]?.model).toBe('gemini-2-flash');
+    const mini = catalog.require('gpt-4o-mini');
+    const batchMini = estimateCostNanos({ ...mini, price: mini.batchPrice! }, 500, 200);
+    expect(d.deferredPick).toMatchObject({
+      model: 'gpt-4o-mini',
+      instead: 'gemini-2-flash',
+      batchCostNanos: batchMini,
+      comparedNanos: plain.chain[0]?.estimatedCostNanos,
+    });
+    expect(batchMini).toBeLessThanOrEqual(plain.chain[0]!.estimatedCostNanos);
+    expect(d.deferredPick?.reason).toMatch(/stronger gpt-4o-mini \(quality 0.82\).*at or below gemini-2-flash's live price/);
+  });
+
+  it('no_dearer (the default): only when the stronger batch price is at or below what the routed model costs deferred; off and a pinned model: never', () => {
+    // gemini-2-flash has a batch API at half price: gpt-4o-mini's batch price is above that.
+    expect(route(catalog, { ...std, batchUpgrade: 'no_dearer' }).deferredPick).toBeUndefined();
+    expect(route(catalog, { ...std, batchUpgrade: 'off' }).deferredPick).toBeUndefined();
+    expect(route(catalog, { ...std, model: 'gemini-2-flash', batchUpgrade: 'up_to_live' }).deferredPick).toBeUndefined();
+    // Without a batch API, the routed model's live price is what it costs deferred: a stronger model at or below it is taken.
+    const noBatch = buildCatalog(DEFAULT_MODELS.map((m) => (m.name === 'gemini-2-flash' ? { ...m, pricing: { ...m.pricing, batch: undefined } } : m)));
+    expect(route(noBatch, { ...std, batchUpgrade: 'no_dearer' }).deferredPick).toMatchObject({ model: 'gpt-4o-mini', instead: 'gemini-2-flash' });
+    // Nothing stronger is that cheap for an economy request on llama-3-70b (self-hosted, $0.05/$0.05).
+    expect(
+      route(catalog, { complexity: 0.05, capabilities: [], inputTokens: 500, maxOutputTokens: 200, batchUpgrade: 'up_to_live' }).deferredPick,
+    ).toBeUndefined();
+  });
+});

@@ -9,7 +9,7 @@ import type { BudgetDeps } from '../budget/index.js';
 import type { PolicyCache } from '../../learning/worker/policyCache.js';
 import type { ClassifyPool } from './classifyPool.js';
 import type { ControlSettings } from '../../learning/routingControl.js';
-import type { CollectorSettings } from '../../deferred/deadline.js';
+import { type CollectorSettings, DEFAULT_COLLECTOR } from '../../deferred/deadline.js';
 import { type ArmSpec, assignArm, matchesFilter, unitHash } from '../../learning/experiments.js';
 import { bandOf, explores } from '../../learning/tuner.js';
 import { checkAnswer, checkToolCalls, type QualityVerdict } from '../../quality/checks.js';
@@ -197,6 +197,8 @@ export function createRequestActivities(deps: ActivityDeps) {
           tierFallbacks: deps.tierFallbacks,
           configuredProviders,
           configureHint: (p) => `${p}: ${envHint(p)}`,
+          // A request that may wait for a provider's batch (docs/deferred.md) may go to a stronger model there.
+          batchUpgrade: r.deadline !== undefined && r.stream === undefined ? (deps.deferred?.upgrade ?? DEFAULT_COLLECTOR.upgrade) : undefined,
         },
         shaped.policy,
       );

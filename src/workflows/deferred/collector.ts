@@ -81,13 +81,13 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
     cancelAsked = true;
   });
   setHandler(collectorStatusQuery, () => {
-    const oldest = Math.min(...pending.map((l) => joinedAt.get(l.id) ?? Date.now()));
+    const oldest = Math.min(...pending.map((l) => l.joinedAtMs ?? joinedAt.get(l.id) ?? 0));
     return {
       provider: input.provider,
       model: input.model,
       settings,
       pending: pending.length,
-      ...(pending.length > 0 ? { oldestPendingAgeMs: Date.now() - oldest } : {}),
+      ...(pending.length > 0 ? { oldestPendingSinceMs: oldest } : {}),
       flights: flights.map((f) => ({ seq: f.seq, ...(f.batchId ? { batchId: f.batchId } : {}), state: f.state, lines: f.lines.length, polls: f.polls })),
       delivered,
     };

@@ -86,9 +86,15 @@ export interface CollectorStatus {
   readonly model: string;
   readonly settings: CollectorSettings;
   readonly pending: number;
-  readonly oldestPendingAgeMs?: number;
+  /** When the oldest waiting line joined (epoch ms; a query's clock stands still, so the client works out the age). */
+  readonly oldestPendingSinceMs?: number;
   readonly flights: ReadonlyArray<{ seq: number; batchId?: string; state: Flight['state']; lines: number; polls: number }>;
   readonly delivered: number;
+}
+
+/** A collector's status as the client shows it: with the oldest waiting line's age, by the client's clock. */
+export interface CollectorView extends CollectorStatus {
+  readonly oldestPendingAgeMs?: number;
 }
 
 export const joinSignal = defineSignal<[LineRef]>('join');

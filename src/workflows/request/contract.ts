@@ -168,6 +168,11 @@ export interface Deferral {
   readonly message?: string | undefined;
   /** The batch answer's price against the same usage at the live price. */
   readonly savedNanos?: number | undefined;
+  /** Sent to a stronger model than the one routed for a live call (deferred.upgrade): that model, and why. */
+  readonly upgradedFrom?: string | undefined;
+  readonly upgradeReason?: string | undefined;
+  /** An earlier provider batch this request's line failed in, before it was sent to another. */
+  readonly earlier?: { readonly outcome: string; readonly batchId?: string | undefined; readonly message?: string | undefined } | undefined;
 }
 
 export interface ClassificationSummary {

@@ -21,6 +21,8 @@ import {
 import { ENTITY_QUEUE_SUFFIX } from '../taskQueues.js';
 import { type Leg, newIds, routedTo, routeLocally, settleIfAnswered } from './legs.js';
 import type { RequestState } from './state.js';
+import type { Deferral } from './contract.js';
+import type { Candidate } from '../../routing/router.js';
 import type { RequestActivities } from './activities.js';
 
 const { joinDeferred } = proxyActivities<DeferredActivities>({
@@ -32,90 +34,133 @@ const { releaseReservation } = proxyActivities<RequestActivities>({
   retry: { initialInterval: '500 ms', maximumInterval: '30 seconds' },
 });
 
+/** A line that failed in its batch (not one the request left) goes to one more batch when its deadline allows. */
+const MAX_BATCHES = 2;
+const RETRIED: readonly string[] = ['errored', 'expired', 'failed'];
+
 /** The answered leg from the provider's batch; undefined when the request goes live (s.deferral says why). */
 export async function deferredLeg(s: RequestState, deadline: string): Promise<Leg | undefined> {
   // Validated first: a bad deadline is refused as invalid input, naming the field.
   await routeLocally(s);
   const deadlineMs = deadlineAt(deadline, s.startedAt);
-  const cand = s.chain[0];
+  // A stronger model whose batch price is at or below the routed one's (deferred.upgrade); a live call still starts from the chain.
+  const pick = s.sel?.decision.deferredPick;
+  const cand: Candidate | undefined = pick ?? s.chain[0];
   if (!cand) return undefined;
-  const ids = newIds(s, 'a');
+  const about = pick ? { upgradedFrom: pick.instead, upgradeReason: pick.reason } : {};
   let answer: DeferredAnswer | undefined;
   // Waiting from before the join: a batch may answer before the join activity's result is recorded.
-  let waitingFor: string | undefined = ids.attemptId;
+  let waitingFor: string | undefined;
   // Taken once, by the attempt still waiting; anything else is a line the request has left.
   setHandler(deferredAnswerUpdate, (a) => {
     if (a.attemptId !== waitingFor || answer !== undefined) return 'left';
     answer = a;
     return 'taken';
   });
-  const leave = async (lineId: string | undefined): Promise<void> => {
-    waitingFor = undefined;
-    await CancellationScope.nonCancellable(async () => {
-      if (lineId !== undefined)
-        await getExternalWorkflowHandle(collectorWorkflowId(requestQueue(), cand.model))
-          .signal(leaveSignal, { id: lineId })
-          .catch(() => undefined);
-      await releaseReservation({ scope: s.req.budgetScope, reservationId: ids.reservationId, workflowId: s.workflowId });
-    });
-  };
-  let joined: JoinOutput;
-  try {
-    joined = await joinDeferred({
-      workflowId: s.workflowId,
-      runId: s.runId,
-      attemptId: ids.attemptId,
-      reservationId: ids.reservationId,
-      model: cand.model,
-      scope: s.req.budgetScope,
-      category: s.req.category,
-      deadlineMs,
-      inputTokens: s.cls?.inputTokens ?? 0,
-      maxOutputTokens: cand.maxOutputTokens,
-      force: s.approved,
-    });
-  } catch (e) {
-    if (isCancellation(e)) throw e;
-    // The join may have reached the collector: its line, if answered, is charged as duplicated.
-    await leave(lineIdOf(s.workflowId, ids.attemptId));
-    s.deferral = {
-      model: cand.model,
-      outcome: 'not_deferred',
-      message: `could not join the batch (${e instanceof Error ? e.message : String(e)}): called live`,
+  let earlier: Deferral['earlier'];
+  for (let round = 1; ; round++) {
+    answer = undefined;
+    const ids = newIds(s, 'a');
+    waitingFor = ids.attemptId;
+    const leave = async (lineId: string | undefined): Promise<void> => {
+      waitingFor = undefined;
+      await CancellationScope.nonCancellable(async () => {
+        if (lineId !== undefined)
+          await getExternalWorkflowHandle(collectorWorkflowId(requestQueue(), cand.model))
+            .signal(leaveSignal, { id: lineId })
+            .catch(() => undefined);
+        await releaseReservation({ scope: s.req.budgetScope, reservationId: ids.reservationId, workflowId: s.workflowId });
+      });
     };
-    return undefined;
-  }
-  if (!joined.joined) {
+    let joined: JoinOutput;
+    try {
+      joined = await joinDeferred({
+        workflowId: s.workflowId,
+        runId: s.runId,
+        attemptId: ids.attemptId,
+        reservationId: ids.reservationId,
+        model: cand.model,
+        scope: s.req.budgetScope,
+        category: s.req.category,
+        deadlineMs,
+        inputTokens: s.cls?.inputTokens ?? 0,
+        maxOutputTokens: cand.maxOutputTokens,
+        force: s.approved,
+      });
+    } catch (e) {
+      if (isCancellation(e)) throw e;
+      // The join may have reached the collector: its line, if answered, is charged as duplicated.
+      await leave(lineIdOf(s.workflowId, ids.attemptId));
+      s.deferral = {
+        model: cand.model,
+        outcome: 'not_deferred',
+        message: `could not join the batch (${e instanceof Error ? e.message : String(e)}): called live`,
+        ...about,
+        ...(earlier ? { earlier } : {}),
+      };
+      return undefined;
+    }
+    if (!joined.joined) {
+      waitingFor = undefined;
+      s.deferral = { model: cand.model, outcome: 'not_deferred', message: joined.why, ...about, ...(earlier ? { earlier } : {}) };
+      return undefined;
+    }
+    s.phase = 'deferred';
+    s.deferral = { model: cand.model, outcome: 'waiting', ...about, ...(earlier ? { earlier } : {}) };
+    try {
+      await condition(() => answer !== undefined, Math.max(1, joined.leaveAtMs - Date.now()));
+    } catch (e) {
+      // Cancelled while waiting: leave the collector and free the reservation, then end as cancelled.
+      if (isCancellation(e) && answer === undefined) await leave(joined.lineId);
+      throw e;
+    }
     waitingFor = undefined;
-    s.deferral = { model: cand.model, outcome: 'not_deferred', message: joined.why };
-    return undefined;
+    s.phase = 'calling';
+    // Set by the update handler while waiting (the compiler cannot see that).
+    const got = answer as DeferredAnswer | undefined;
+    if (got?.ok) {
+      const leg: Leg = {
+        ...ids,
+        t0: Date.now(),
+        cand,
+        batchId: got.batchId,
+        outcome: { kind: 'answered', out: got.out, shard: joined.shard, seq: joined.seq },
+      };
+      const liveNanos = got.out.liveCostNanos ?? got.out.costNanos;
+      s.deferral = {
+        model: cand.model,
+        outcome: 'answered',
+        batchId: got.batchId,
+        savedNanos: Math.max(0, liveNanos - got.out.costNanos),
+        ...about,
+        ...(earlier ? { earlier } : {}),
+      };
+      routedTo(s, cand, 'primary');
+      await settleIfAnswered(s, leg, ids.reservationId, { liveNanos });
+      return leg;
+    }
+    // Going live, or to another batch: the line is held back if not yet submitted, and the batch reservation freed.
+    s.deferral = got
+      ? {
+          model: cand.model,
+          outcome: got.why,
+          message: got.message,
+          ...(got.batchId ? { batchId: got.batchId } : {}),
+          ...about,
+          ...(earlier ? { earlier } : {}),
+        }
+      : {
+          model: cand.model,
+          outcome: 'left_for_deadline',
+          message: 'the deadline came near before the provider answered: called live',
+          ...about,
+          ...(earlier ? { earlier } : {}),
+        };
+    await leave(got ? undefined : joined.lineId);
+    // A line the provider failed goes to one more batch if the deadline still allows (the join says whether it does).
+    if (!got || !RETRIED.includes(got.why) || round >= MAX_BATCHES) return undefined;
+    earlier = { outcome: got.why, ...(got.batchId ? { batchId: got.batchId } : {}), ...(got.message ? { message: got.message } : {}) };
   }
-  s.phase = 'deferred';
-  s.deferral = { model: cand.model, outcome: 'waiting' };
-  try {
-    await condition(() => answer !== undefined, Math.max(1, joined.leaveAtMs - Date.now()));
-  } catch (e) {
-    // Cancelled while waiting: leave the collector and free the reservation, then end as cancelled.
-    if (isCancellation(e) && answer === undefined) await leave(joined.lineId);
-    throw e;
-  }
-  waitingFor = undefined;
-  s.phase = 'calling';
-  const got: DeferredAnswer | undefined = answer;
-  if (got?.ok) {
-    const leg: Leg = { ...ids, t0: Date.now(), cand, batchId: got.batchId, outcome: { kind: 'answered', out: got.out, shard: joined.shard, seq: joined.seq } };
-    const liveNanos = got.out.liveCostNanos ?? got.out.costNanos;
-    s.deferral = { model: cand.model, outcome: 'answered', batchId: got.batchId, savedNanos: Math.max(0, liveNanos - got.out.costNanos) };
-    routedTo(s, cand, 'primary');
-    await settleIfAnswered(s, leg, ids.reservationId, { liveNanos });
-    return leg;
-  }
-  // Going live: the line is held back if not yet submitted, and the batch reservation freed.
-  s.deferral = got
-    ? { model: cand.model, outcome: got.why, message: got.message, ...(got.batchId ? { batchId: got.batchId } : {}) }
-    : { model: cand.model, outcome: 'left_for_deadline', message: 'the deadline came near before the provider answered: called live' };
-  await leave(got ? undefined : joined.lineId);
-  return undefined;
 }
 
 /** The request queue this run is on (the collector's id is made from it). */
