@@ -7,4 +7,5 @@ export { routingEntity } from './routing/routingEntity.js';
 export { experimentEntity } from './experiment/experimentEntity.js';
 export { ledgerOutbox } from './ledger/ledgerOutbox.js';
 export { keyRegistry } from './keys/keyRegistry.js';
+export { deferredBatch } from './deferred/batch.js';
 export { deferredCollector } from './deferred/collector.js';

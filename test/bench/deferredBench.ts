@@ -16,7 +16,7 @@ import { SwitchyardClient } from '../../src/client/client.js';
 import { fileConfigSchema, loadConfig } from '../../src/config/config.js';
 import { billableActions } from '../../src/temporal/billableActions.js';
 import { createLogger } from '../../src/util/logger.js';
-import { COLLECTOR_TYPE } from '../../src/workflows/deferred/contract.js';
+import { PROVIDER_BATCH_TYPE, COLLECTOR_TYPE } from '../../src/workflows/deferred/contract.js';
 
 export interface DeferredBenchRound {
   readonly liveNanos: number;
@@ -104,10 +104,11 @@ export async function benchDeferred(opts: { requests: number; concurrency: numbe
       }
       let collector = 0;
       let collectorEventsMax = 0;
-      for await (const w of client.temporal.workflow.list({ query: `WorkflowType = '${COLLECTOR_TYPE}'` })) {
+      // The collectors' runs and their provider batches' workflows.
+      for await (const w of client.temporal.workflow.list({ query: `WorkflowType IN ('${COLLECTOR_TYPE}', '${PROVIDER_BATCH_TYPE}')` })) {
         const h = await client.temporal.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
         collector += billableActions(h).total;
-        collectorEventsMax = Math.max(collectorEventsMax, h.events?.length ?? 0);
+        if (w.type === COLLECTOR_TYPE) collectorEventsMax = Math.max(collectorEventsMax, h.events?.length ?? 0);
       }
       out.push({
         liveNanos: live.nanos,

@@ -29,7 +29,7 @@ import { controlSettingsFrom } from '../../src/learning/worker/routingHandle.js'
 import { experimentWorkflowId } from '../../src/workflows/experiment/contract.js';
 import { routingWorkflowId } from '../../src/workflows/routing/contract.js';
 import { keyRegistryWorkflowId } from '../../src/workflows/keys/contract.js';
-import { collectorWorkflowId } from '../../src/workflows/deferred/contract.js';
+import { collectorWorkflowId, providerBatchWorkflowId } from '../../src/workflows/deferred/contract.js';
 import { buildGateway } from '../../src/gateway/server.js';
 import { faultSpecSchema } from '../../src/simulator/faults.js';
 import type { AddressInfo } from 'node:net';
@@ -298,6 +298,10 @@ async function main(): Promise<void> {
     await run('deferred-live', { requestId: 'hist-deferred-live', prompt: 'Summarise the memo on bikes.', model: 'gpt-4o-mini', deadline: '1h' });
     simulator.setFaults({});
     await save('deferred-collector-entity', collectorWorkflowId('record', 'gpt-4o-mini'));
+    // The first provider batch's own workflow (the collector's child): submitted, polled, delivered.
+    const first = (await client.temporal.workflow.getHandle(collectorWorkflowId('record', 'gpt-4o-mini')).describe()).raw.workflowExecutionInfo?.firstRunId;
+    if (!first) throw new Error("the collector's first run id is not in its description");
+    await save('deferred-batch-entity', providerBatchWorkflowId(collectorWorkflowId('record', 'gpt-4o-mini'), first, 1));
 
     // The key registry: a key made, rotated, revoked.
     const rotated = await client.keys().create('hist-team', { scope: 'hist-team', categories: ['batch'], rpm: 60 });

@@ -209,6 +209,37 @@ describe('deferred requests: operators and deadlines', () => {
     expect(stack.simulator.getStats().byModel['claude-3-5-haiku']?.batchLines ?? 0).toBe(0);
   });
 
+  it('a provider batch in flight shows in status as its own workflow; cancel cancels it at the provider and its requests go live', async () => {
+    stack.simulator.resetStats();
+    stack.simulator.setFaults({ 'mistral-large': faultSpecSchema.parse({ batch: { processingMs: 600_000 } }) });
+    try {
+      const runs = [0, 1].map((i) =>
+        stack.client.ask({ prompt: `Tag ticket ${i}.`, model: 'mistral-large', deadline: '1h', requestId: `inflight-${i}-${randomUUID()}` }),
+      );
+      await waitFor(async () => (await stack.client.deferred().status('mistral-large'))[0]?.pending === 2);
+      await stack.client.deferred().flush('mistral-large');
+      let flight: { batchId?: string; state: string; lines: number } | undefined;
+      await waitFor(async () => {
+        const [st] = await stack.client.deferred().status('mistral-large');
+        flight = st?.flights.find((f) => f.state === 'polling');
+        return flight !== undefined && st?.pending === 0;
+      });
+      expect(flight).toMatchObject({ lines: 2, state: 'polling' });
+      expect(stack.simulator.batches().some((b) => b.id === flight?.batchId && b.status === 'in_progress')).toBe(true);
+      expect(await stack.client.deferred().cancel('mistral-large')).toBe(true);
+      const results = await Promise.all(runs);
+      for (const r of results) {
+        expect(r.deferred).toMatchObject({ outcome: 'cancelled', batchId: flight?.batchId });
+        expect(r.attempts.map((a) => a.mode)).toEqual([undefined]);
+      }
+      expect(stack.simulator.batches().find((b) => b.id === flight?.batchId)?.status).toBe('cancelled');
+      expect(stack.simulator.getStats().byModel['mistral-large']?.requests).toBe(2);
+      expect(stack.simulator.getStats().byModel['mistral-large']?.batchBilledNanos ?? 0).toBe(0);
+    } finally {
+      stack.simulator.setFaults({});
+    }
+  });
+
   it('a deadline that comes near leaves the batch for a live call; the provider answering the line later is charged as duplicated, once', async () => {
     stack.simulator.resetStats();
     stack.simulator.setFaults({ 'gpt-4o': faultSpecSchema.parse({ batch: { processingMs: 12_000 } }) });

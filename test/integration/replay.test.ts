@@ -35,7 +35,9 @@ describe('replay of recorded histories', () => {
       'routing-entity',
       'deferred-batch',
       'deferred-live',
+      'deferred-rebatch',
       'deferred-collector-entity',
+      'deferred-batch-entity',
       'budget-realloc-entity',
     ])
       expect(names).toContain(want);

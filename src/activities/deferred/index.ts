@@ -141,7 +141,7 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
       await deps.temporal.workflow.signalWithStart<CollectorWorkflow, [LineRef]>(COLLECTOR_TYPE, {
         workflowId: collectorWorkflowId(deps.taskQueue, spec.name),
         taskQueue: entityTaskQueue(deps.taskQueue),
-        args: [{ provider: spec.provider, model: spec.name, settings }],
+        args: [{ id: collectorWorkflowId(deps.taskQueue, spec.name), provider: spec.provider, model: spec.name, settings }],
         signal: joinSignal,
         signalArgs: [line],
       });

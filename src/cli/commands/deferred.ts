@@ -18,11 +18,11 @@ export function registerDeferredCommands(program: Command): void {
         const all = await client.deferred().status(model);
         if (o.json) return void process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
         if (all.length === 0) return void process.stdout.write('no deferred requests: no collector is running\n');
-        const rows = [['model', 'provider', 'waiting', 'oldest', 'batch', 'state', 'lines', 'polls', 'delivered']];
+        const rows = [['model', 'provider', 'waiting', 'oldest', 'batch', 'state', 'lines', 'polls', 'batches so far']];
         for (const c of all) {
           const first = [c.model, c.provider, String(c.pending), c.oldestPendingAgeMs !== undefined ? `${Math.round(c.oldestPendingAgeMs / 1000)} s` : '-'];
-          if (c.flights.length === 0) rows.push([...first, '-', '-', '-', '-', String(c.delivered)]);
-          for (const f of c.flights) rows.push([...first, f.batchId ?? '(submitting)', f.state, String(f.lines), String(f.polls), String(c.delivered)]);
+          if (c.flights.length === 0) rows.push([...first, '-', '-', '-', '-', String(c.batches)]);
+          for (const f of c.flights) rows.push([...first, f.batchId ?? '(submitting)', f.state, String(f.lines), String(f.polls), String(c.batches)]);
         }
         process.stdout.write(`${formatTable(rows, (i) => [2, 6, 7, 8].includes(i))}\n`);
       });

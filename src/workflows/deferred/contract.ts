@@ -53,29 +53,58 @@ export interface LineRef {
   readonly category: string;
 }
 
-/** A provider batch the collector submitted: its lines, and how far it got. */
-export interface Flight {
+/**
+ * One provider batch, followed by its own workflow (a child the collector starts and leaves to run):
+ * submit, poll, hand each line's outcome to its request. Its lines live in its input and history
+ * only, so the collector's state holds the waiting lines and nothing of the batches in flight.
+ */
+export interface ProviderBatchInput {
+  readonly provider: ProviderName;
+  readonly model: string;
+  readonly settings: CollectorSettings;
   readonly seq: number;
   /** Kept by the provider where it can (OpenAI metadata) to find the batch again after a crash. */
   readonly tag: string;
   /** When submission began: a batch found again was created after this. */
   readonly sinceMs: number;
   readonly lines: readonly LineRef[];
-  batchId?: string;
-  state: 'submitting' | 'running' | 'delivering';
-  polls: number;
-  nextPollAtMs?: number;
 }
 
+export type ProviderBatchState = 'submitting' | 'polling' | 'cancelling' | 'delivering' | 'delivered' | 'returned';
+
+export interface ProviderBatchStatus {
+  readonly model: string;
+  readonly seq: number;
+  readonly batchId?: string;
+  readonly state: ProviderBatchState;
+  readonly lines: number;
+  readonly polls: number;
+}
+
+export interface ProviderBatchSummary extends ProviderBatchStatus {
+  readonly answered: number;
+  readonly failed: number;
+  readonly duplicated: number;
+}
+
+/** The workflow id of a collector's provider batch: the collector's id, its first run and the batch's number. */
+export function providerBatchWorkflowId(collectorId: string, firstRunId: string, seq: number): string {
+  return `${collectorId}-b${firstRunId.slice(0, 8)}-${seq}`;
+}
+
+export const PROVIDER_BATCH_TYPE = 'deferredBatch';
+export type ProviderBatchWorkflow = (input: ProviderBatchInput) => Promise<ProviderBatchSummary>;
+export const providerBatchStatusQuery = defineQuery<ProviderBatchStatus>('batchStatus');
+
 export interface CollectorInput {
+  /** The collector's workflow id (its provider batches' ids are made from it; replay-stable, unlike a renamed run's id). */
+  readonly id?: string;
   readonly provider: ProviderName;
   readonly model: string;
   readonly settings: CollectorSettings;
   /** Carried over continue-as-new. */
   readonly pending?: readonly LineRef[];
-  readonly flights?: readonly Flight[];
   readonly seq?: number;
-  readonly delivered?: number;
   /** An operator's flush or cancel not yet acted on when the run continued as new. */
   readonly flushAsked?: boolean;
   readonly cancelAsked?: boolean;
@@ -88,13 +117,14 @@ export interface CollectorStatus {
   readonly pending: number;
   /** When the oldest waiting line joined (epoch ms; a query's clock stands still, so the client works out the age). */
   readonly oldestPendingSinceMs?: number;
-  readonly flights: ReadonlyArray<{ seq: number; batchId?: string; state: Flight['state']; lines: number; polls: number }>;
-  readonly delivered: number;
+  /** Provider batches this collector has started in all its runs. */
+  readonly batches: number;
 }
 
-/** A collector's status as the client shows it: with the oldest waiting line's age, by the client's clock. */
+/** A collector's status as the client shows it: the oldest waiting line's age by the client's clock, and its provider batches in flight. */
 export interface CollectorView extends CollectorStatus {
   readonly oldestPendingAgeMs?: number;
+  readonly flights: readonly ProviderBatchStatus[];
 }
 
 export const joinSignal = defineSignal<[LineRef]>('join');
@@ -102,7 +132,7 @@ export const joinSignal = defineSignal<[LineRef]>('join');
 export const leaveSignal = defineSignal<[{ id: string }]>('leave');
 /** Submit what is pending now. */
 export const flushSignal = defineSignal('flush');
-/** Cancel the provider batches in flight and hand their lines back (their requests go live). */
+/** To a collector: send its waiting lines live. To a provider batch: cancel it at the provider (its lines come back cancelled and go live). */
 export const cancelSignal = defineSignal('cancel');
 export const collectorStatusQuery = defineQuery<CollectorStatus>('status');
 

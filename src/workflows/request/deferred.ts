@@ -7,7 +7,16 @@
  * leaves for a live call; a line the provider answers after that is charged as duplicated by the
  * activity that delivers it (the update below answers `left`). docs/deferred.md.
  */
-import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { deadlineAt } from '../../deferred/deadline.js';
 import {
   collectorWorkflowId,
@@ -25,7 +34,8 @@ import type { Deferral } from './contract.js';
 import type { Candidate } from '../../routing/router.js';
 import type { RequestActivities } from './activities.js';
 
-const { joinDeferred } = proxyActivities<DeferredActivities>({
+// Local: the join runs in the workflow task that routed the request, so the two cost one action.
+const { joinDeferred } = proxyLocalActivities<DeferredActivities>({
   startToCloseTimeout: '20 seconds',
   retry: { maximumAttempts: 5, initialInterval: '1 second', nonRetryableErrorTypes: ['BudgetUnavailable'] },
 });

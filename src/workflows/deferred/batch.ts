@@ -1,0 +1,99 @@
+/**
+ * One provider batch of a collector's lines (the collector starts it and leaves it to run): submit
+ * it through the provider's SDK (found again by its tag if a worker died after creating it), poll
+ * it on durable timers with backoff, then hand each line's outcome to its request. A batch it cannot
+ * submit, poll or read sends its requests live (cancelled at the provider, best effort); an
+ * operator's cancel cancels it at the provider and its lines come back cancelled. Its lines are in
+ * its input and its history, never in the collector's state. docs/deferred.md.
+ */
+import { condition, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { nextPollMs } from '../../deferred/deadline.js';
+import { onSignal, refusePlaintext } from '../messages.js';
+import { LlmModel } from '../request/contract.js';
+import { deferredActs, returnOrLog } from './batchSteps.js';
+import {
+  type ProviderBatchInput,
+  type ProviderBatchState,
+  providerBatchStatusQuery,
+  type ProviderBatchSummary,
+  type ProviderBatchWorkflow,
+  cancelSignal,
+  DeferredBatchId,
+  DeferredProvider,
+  DeferredState,
+} from './contract.js';
+
+export async function deferredBatch(input: ProviderBatchInput): Promise<ProviderBatchSummary> {
+  refusePlaintext([input], 'deferredBatch');
+  const a = deferredActs();
+  const at = { provider: input.provider, model: input.model };
+  let state: ProviderBatchState = 'submitting';
+  let batchId: string | undefined;
+  let polls = 0;
+  let cancelAsked = false;
+  onSignal(cancelSignal, () => {
+    cancelAsked = true;
+  });
+  const status = () => ({ model: input.model, seq: input.seq, ...(batchId ? { batchId } : {}), state, lines: input.lines.length, polls });
+  setHandler(providerBatchStatusQuery, status);
+  const show = (s: ProviderBatchState) => {
+    state = s;
+    upsertSearchAttributes([
+      { key: DeferredProvider, value: input.provider },
+      { key: LlmModel, value: input.model },
+      { key: DeferredState, value: s },
+      { key: DeferredBatchId, value: batchId ?? '' },
+    ]);
+  };
+  const end = (counts: { answered: number; failed: number; duplicated: number }): ProviderBatchSummary => ({ ...status(), ...counts });
+  const giveUp = async (message: string): Promise<ProviderBatchSummary> => {
+    log.warn('giving up on a provider batch; its requests go live', { batchId, message });
+    // Best effort: a batch nobody follows any more should stop costing money.
+    if (batchId) await a.cancelProviderBatch({ ...at, batchId }).catch(() => undefined);
+    await returnOrLog(a, input.lines, 'failed', message);
+    show('returned');
+    return end({ answered: 0, failed: input.lines.length, duplicated: 0 });
+  };
+
+  show('submitting');
+  try {
+    batchId = (await a.submitProviderBatch({ ...at, tag: input.tag, sinceMs: input.sinceMs, lines: input.lines })).batchId;
+  } catch (e) {
+    // The provider would not take it: its requests go live now.
+    const message = e instanceof Error ? e.message : String(e);
+    log.warn('provider batch could not be submitted; its requests go live', { tag: input.tag, error: message });
+    await returnOrLog(a, input.lines, 'failed', `the provider batch could not be submitted: ${message}`);
+    show('returned');
+    return end({ answered: 0, failed: input.lines.length, duplicated: 0 });
+  }
+  show('polling');
+  let cancelled = false;
+  for (;;) {
+    await condition(() => cancelAsked && !cancelled, nextPollMs(polls, input.settings));
+    if (cancelAsked && !cancelled) {
+      // An operator's cancel: the provider ends the batch as cancelled, and its lines come back so.
+      cancelled = true;
+      show('cancelling');
+      await a.cancelProviderBatch({ ...at, batchId }).catch(() => undefined);
+    }
+    try {
+      const p = await a.pollProviderBatch({ ...at, batchId });
+      polls += 1;
+      if (p.ended) break;
+    } catch (e) {
+      return giveUp(`provider batch ${batchId} could not be polled: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  show('delivering');
+  try {
+    const r = await a.deliverProviderBatch({ ...at, batchId, lines: input.lines });
+    log.info('provider batch delivered', { batchId, ...r });
+    show('delivered');
+    return end(r);
+  } catch (e) {
+    // Its results could not be read (after the activity's retries): the requests go live, never stuck.
+    return giveUp(`the results of provider batch ${batchId} could not be read: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+deferredBatch satisfies ProviderBatchWorkflow;

@@ -1,0 +1,27 @@
+/** The deferred lane's activities as workflow code calls them, and the steps the collector and a provider batch share. */
+import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ENTITY_QUEUE_SUFFIX } from '../taskQueues.js';
+import type { DeferredActivities, LineRef } from './contract.js';
+
+/** The activities run on the request queue, whose workers have the provider keys. */
+export function deferredActs(): DeferredActivities {
+  const q = workflowInfo().taskQueue;
+  const taskQueue = q.endsWith(ENTITY_QUEUE_SUFFIX) ? q.slice(0, -ENTITY_QUEUE_SUFFIX.length) : q;
+  return proxyActivities<DeferredActivities>({
+    taskQueue,
+    startToCloseTimeout: '10 minutes',
+    // The activities heartbeat while they wait on the provider: a worker lost mid-call is retried within seconds.
+    heartbeatTimeout: '10 seconds',
+    // Provider outages are waited out: the lines' requests leave for live calls by their own deadlines.
+    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
+  });
+}
+
+/** Tells lines' requests to go live; if even that fails, they leave on their own at their deadlines (never stuck). */
+export async function returnOrLog(a: DeferredActivities, lines: readonly LineRef[], why: 'failed' | 'cancelled', message: string): Promise<void> {
+  try {
+    await a.returnLines({ lines, why, message });
+  } catch (e) {
+    log.warn('could not tell requests to go live; they leave at their deadlines', { lines: lines.length, error: e instanceof Error ? e.message : String(e) });
+  }
+}
