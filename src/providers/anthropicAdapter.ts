@@ -3,6 +3,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { type ProviderError, transient } from './errors.js';
 import { mapSdkError, stainlessOptions } from './stainlessErrors.js';
 import { anthropicMessages, anthropicTools } from './toolWire.js';
+import { anthropicResponseOf } from './anthropicResponse.js';
 import { AnthropicBatchApi } from './anthropicBatchApi.js';
 import { type AdapterOptions, type BatchApi, type ChatRequest, type ChatResponse, type ProviderAdapter } from './types.js';
 
@@ -86,25 +87,7 @@ export class AnthropicAdapter implements ProviderAdapter {
     if (!Array.isArray(res.content) || !usage || typeof usage.input_tokens !== 'number' || typeof usage.output_tokens !== 'number') {
       throw transient('malformed response: missing content or usage', where);
     }
-    const text = res.content
-      .filter((b): b is Anthropic.TextBlock => b.type === 'text')
-      .map((b) => b.text)
-      .join('');
-    const toolCalls = res.content
-      .filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')
-      .map((b) => ({ id: b.id, name: b.name, arguments: JSON.stringify(b.input ?? {}) }));
-    return {
-      text,
-      ...(toolCalls.length > 0 ? { toolCalls } : {}),
-      usage: {
-        // Cache writes are billed as input; cache reads at the cached price.
-        inputTokens: usage.input_tokens + (usage.cache_creation_input_tokens ?? 0),
-        cachedInputTokens: usage.cache_read_input_tokens ?? 0,
-        outputTokens: usage.output_tokens,
-      },
-      finishReason: res.stop_reason ?? 'unknown',
-      providerModel: res.model ?? req.model,
-    };
+    return anthropicResponseOf(res, req.model);
   }
 }
 

@@ -6,7 +6,8 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import { transient } from './errors.js';
-import type { BatchApi, BatchLine, BatchLineResult, ChatResponse, ProviderBatch } from './types.js';
+import { anthropicResponseOf } from './anthropicResponse.js';
+import type { BatchApi, BatchLine, BatchLineResult, ProviderBatch } from './types.js';
 
 /** Clock skew allowed between the worker and the provider when matching `created_at`. */
 const SKEW_MS = 5_000;
@@ -48,25 +49,7 @@ export class AnthropicBatchApi implements BatchApi {
     for await (const line of await this.client.messages.batches.results(id)) {
       const r = line.result;
       if (r.type === 'succeeded') {
-        const m = r.message;
-        const text = m.content
-          .filter((b): b is Anthropic.TextBlock => b.type === 'text')
-          .map((b) => b.text)
-          .join('');
-        const toolCalls = m.content
-          .filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')
-          .map((b) => ({ id: b.id, name: b.name, arguments: JSON.stringify(b.input ?? {}) }));
-        const res: ChatResponse = {
-          text,
-          ...(toolCalls.length > 0 ? { toolCalls } : {}),
-          usage: {
-            inputTokens: m.usage.input_tokens + (m.usage.cache_creation_input_tokens ?? 0),
-            cachedInputTokens: m.usage.cache_read_input_tokens ?? 0,
-            outputTokens: m.usage.output_tokens,
-          },
-          finishReason: m.stop_reason ?? 'unknown',
-          providerModel: m.model,
-        };
+        const res = anthropicResponseOf(r.message, r.message.model);
         out.push({ customId: line.custom_id, ok: true, res });
       } else if (r.type === 'errored') out.push({ customId: line.custom_id, ok: false, why: 'errored', message: r.error.error.message });
       else out.push({ customId: line.custom_id, ok: false, why: r.type === 'expired' ? 'expired' : 'cancelled', message: `the line was ${r.type}` });

@@ -1,7 +1,8 @@
 /** Google Gemini generateContent through the official `@google/genai` SDK, SDK retries off. */
 import { ApiError, type Content, type FunctionCall, type GenerateContentConfig, GoogleGenAI, type GenerateContentResponse } from '@google/genai';
 import { fromHttpStatus, ProviderError, transient } from './errors.js';
-import { geminiContents, geminiTools, madeUpCallId } from './toolWire.js';
+import { geminiContents, geminiTools } from './toolWire.js';
+import { functionCallsOf, geminiResponseOf, textOf } from './geminiResponse.js';
 import { GeminiBatchApi } from './geminiBatchApi.js';
 import { type AdapterOptions, type BatchApi, type ChatRequest, type ChatResponse, type ProviderAdapter, REQUEST_ID_HEADER } from './types.js';
 
@@ -89,38 +90,10 @@ export class GeminiAdapter implements ProviderAdapter {
     req: ChatRequest,
     where: { provider: string; model: string },
   ): ChatResponse {
-    const usage = res?.usageMetadata;
-    const candidate = res?.candidates?.[0];
-    if (!res || !candidate || !usage || typeof usage.promptTokenCount !== 'number') {
-      throw transient('malformed response: missing candidates or usageMetadata', where);
-    }
-    const cached = usage.cachedContentTokenCount ?? 0;
-    // Gemini's calls may have no id: one is made from the request's, by position.
-    const toolCalls = calls.map((c, i) => ({ id: c.id ?? madeUpCallId(req.requestId, i), name: c.name ?? '', arguments: JSON.stringify(c.args ?? {}) }));
-    return {
-      text,
-      ...(toolCalls.length > 0 ? { toolCalls } : {}),
-      usage: {
-        inputTokens: usage.promptTokenCount - cached,
-        cachedInputTokens: cached,
-        outputTokens: (usage.candidatesTokenCount ?? 0) + (usage.thoughtsTokenCount ?? 0),
-      },
-      finishReason: candidate.finishReason ?? 'unknown',
-      providerModel: res.modelVersion ?? where.model,
-    };
+    const out = res ? geminiResponseOf(res, text, calls, req.requestId, where.model) : undefined;
+    if (!out) throw transient('malformed response: missing candidates or usageMetadata', where);
+    return out;
   }
-}
-
-/** The text parts of a response's first candidate (not `res.text`, which warns on a response that also calls functions). */
-function textOf(res: GenerateContentResponse): string {
-  return (res.candidates?.[0]?.content?.parts ?? [])
-    .filter((p) => typeof p.text === 'string' && p.thought !== true)
-    .map((p) => p.text)
-    .join('');
-}
-
-function functionCallsOf(res: GenerateContentResponse): FunctionCall[] {
-  return (res.candidates?.[0]?.content?.parts ?? []).flatMap((p) => (p.functionCall ? [p.functionCall] : []));
 }
 
 export function mapGeminiError(e: unknown, where: { provider: string; model: string }): ProviderError {

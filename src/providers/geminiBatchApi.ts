@@ -4,8 +4,8 @@
  * the inlined responses are read back when the job ends.
  */
 import type { GoogleGenAI, InlinedRequest, BatchJob } from '@google/genai';
+import { functionCallsOf, geminiResponseOf, textOf } from './geminiResponse.js';
 import { transient } from './errors.js';
-import { madeUpCallId } from './toolWire.js';
 import type { BatchApi, BatchLine, BatchLineResult, ProviderBatch } from './types.js';
 
 const FIND_PAGES = 10;
@@ -45,34 +45,8 @@ export class GeminiBatchApi implements BatchApi {
     return (job.dest?.inlinedResponses ?? []).map((r, i): BatchLineResult => {
       const customId = typeof r.metadata?.key === 'string' ? r.metadata.key : String(i);
       const res = r.response;
-      const usage = res?.usageMetadata;
-      const candidate = res?.candidates?.[0];
-      if (!res || !candidate || !usage || typeof usage.promptTokenCount !== 'number')
-        return { customId, ok: false, why: 'errored', message: r.error?.message ?? 'no response for this line' };
-      const parts = candidate.content?.parts ?? [];
-      const text = parts
-        .filter((p) => typeof p.text === 'string' && p.thought !== true)
-        .map((p) => p.text)
-        .join('');
-      const toolCalls = parts
-        .flatMap((p) => (p.functionCall ? [p.functionCall] : []))
-        .map((c, j) => ({ id: c.id ?? madeUpCallId(customId, j), name: c.name ?? '', arguments: JSON.stringify(c.args ?? {}) }));
-      const cached = usage.cachedContentTokenCount ?? 0;
-      return {
-        customId,
-        ok: true,
-        res: {
-          text,
-          ...(toolCalls.length > 0 ? { toolCalls } : {}),
-          usage: {
-            inputTokens: usage.promptTokenCount - cached,
-            cachedInputTokens: cached,
-            outputTokens: (usage.candidatesTokenCount ?? 0) + (usage.thoughtsTokenCount ?? 0),
-          },
-          finishReason: candidate.finishReason ?? 'unknown',
-          providerModel: res.modelVersion ?? '',
-        },
-      };
+      const out = res ? geminiResponseOf(res, textOf(res), functionCallsOf(res), customId, '') : undefined;
+      return out ? { customId, ok: true, res: out } : { customId, ok: false, why: 'errored', message: r.error?.message ?? 'no response for this line' };
     });
   }
 

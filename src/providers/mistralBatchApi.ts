@@ -6,7 +6,7 @@
  */
 import type { Mistral } from '@mistralai/mistralai';
 import { transient } from './errors.js';
-import { callsOfOpenAI } from './toolWire.js';
+import { type OutputLine, outputLineResult } from './batchOutputLine.js';
 import type { BatchApi, BatchLine, BatchLineResult, ProviderBatch } from './types.js';
 
 export const TAG_KEY = 'switchyard_tag';
@@ -59,12 +59,7 @@ export class MistralBatchApi implements BatchApi {
       const text = await new Response(await this.client.files.download({ fileId })).text();
       for (const raw of text.split('\n')) {
         if (raw.trim() === '') continue;
-        const l = JSON.parse(raw) as {
-          custom_id: string;
-          response?: { status_code: number; body?: Record<string, unknown> } | null;
-          error?: { message?: string; code?: string } | null;
-        };
-        out.push(lineResult(l));
+        out.push(outputLineResult(JSON.parse(raw) as OutputLine));
       }
     }
     return out;
@@ -73,37 +68,6 @@ export class MistralBatchApi implements BatchApi {
   async cancel(id: string): Promise<void> {
     await this.client.batch.jobs.cancel({ jobId: id });
   }
-}
-
-interface WireChoice {
-  message?: { content?: string | null; tool_calls?: Array<{ id?: string; function?: { name?: string; arguments?: unknown } }> };
-  finish_reason?: string;
-}
-
-function lineResult(l: {
-  custom_id: string;
-  response?: { status_code: number; body?: Record<string, unknown> } | null;
-  error?: { message?: string; code?: string } | null;
-}): BatchLineResult {
-  const body = l.response?.body as { choices?: WireChoice[]; usage?: { prompt_tokens: number; completion_tokens: number }; model?: string } | undefined;
-  const choice = body?.choices?.[0];
-  if (l.response?.status_code === 200 && choice && body?.usage) {
-    const toolCalls = callsOfOpenAI(choice.message?.tool_calls, l.custom_id);
-    return {
-      customId: l.custom_id,
-      ok: true,
-      res: {
-        text: choice.message?.content ?? '',
-        ...(toolCalls ? { toolCalls } : {}),
-        usage: { inputTokens: body.usage.prompt_tokens, cachedInputTokens: 0, outputTokens: body.usage.completion_tokens },
-        finishReason: choice.finish_reason ?? 'unknown',
-        providerModel: body.model ?? '',
-      },
-    };
-  }
-  const code = l.error?.code ?? '';
-  const why = /expired|timeout/i.test(code) ? 'expired' : /cancel/i.test(code) ? 'cancelled' : 'errored';
-  return { customId: l.custom_id, ok: false, why, message: l.error?.message ?? `status ${l.response?.status_code ?? 'none'}` };
 }
 
 function batchOf(job: Job): ProviderBatch {

@@ -6,8 +6,8 @@
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
 import { transient } from './errors.js';
-import { callsOfOpenAI } from './toolWire.js';
-import type { BatchApi, BatchLine, BatchLineResult, ChatResponse, ProviderBatch } from './types.js';
+import { type OutputLine, outputLineResult } from './batchOutputLine.js';
+import type { BatchApi, BatchLine, BatchLineResult, ProviderBatch } from './types.js';
 
 /** The metadata key that carries a Switchyard batch's tag. */
 export const TAG_KEY = 'switchyard_tag';
@@ -62,7 +62,7 @@ export class OpenAIBatchApi implements BatchApi {
     for (const fileId of [b.output_file_id, b.error_file_id]) {
       if (!fileId) continue;
       const text = await (await this.client.files.content(fileId)).text();
-      for (const raw of text.split('\n')) if (raw.trim() !== '') out.push(lineResult(JSON.parse(raw) as OutputLine, b.status));
+      for (const raw of text.split('\n')) if (raw.trim() !== '') out.push(outputLineResult(JSON.parse(raw) as OutputLine, b.status));
     }
     return out;
   }
@@ -70,37 +70,6 @@ export class OpenAIBatchApi implements BatchApi {
   async cancel(id: string): Promise<void> {
     await this.client.batches.cancel(id);
   }
-}
-
-interface OutputLine {
-  custom_id: string;
-  response?: { status_code: number; body?: OpenAI.Chat.ChatCompletion & { error?: { message?: string } } } | null;
-  error?: { code?: string; message?: string } | null;
-}
-
-function lineResult(l: OutputLine, status: string): BatchLineResult {
-  const body = l.response?.body;
-  if (l.response?.status_code === 200 && body?.choices?.[0] && body.usage) {
-    const choice = body.choices[0];
-    const cached = body.usage.prompt_tokens_details?.cached_tokens ?? 0;
-    const toolCalls = callsOfOpenAI(
-      choice.message?.tool_calls?.filter((c) => c.type === 'function'),
-      l.custom_id,
-    );
-    const res: ChatResponse = {
-      text: choice.message?.content ?? '',
-      ...(toolCalls ? { toolCalls } : {}),
-      usage: { inputTokens: body.usage.prompt_tokens - cached, cachedInputTokens: cached, outputTokens: body.usage.completion_tokens },
-      finishReason: choice.finish_reason ?? 'unknown',
-      providerModel: body.model,
-    };
-    return { customId: l.custom_id, ok: true, res };
-  }
-  // OpenAI writes a line its window passed (or a cancel stopped) as an error with that code.
-  const code = l.error?.code ?? '';
-  const why = code === 'batch_expired' ? 'expired' : code === 'batch_cancelled' ? 'cancelled' : status === 'expired' && !l.response ? 'expired' : 'errored';
-  const message = l.error?.message ?? body?.error?.message ?? `status ${l.response?.status_code ?? 'none'}`;
-  return { customId: l.custom_id, ok: false, why, message };
 }
 
 function batchOf(b: OpenAI.Batches.Batch): ProviderBatch {

@@ -4,17 +4,14 @@
  * same file again (collect only), and a detached batch workflow; with the dev server's SQLite in
  * WAL mode (the default) and with the Temporal CLI's own settings. Configurations interleave.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBatchFile } from '../../src/batch/inputFile.js';
 import { runBatch } from '../../src/batch/runBatch.js';
 import { prepareDetachedBatch } from '../../src/batch/detached.js';
 import { demoEntries } from '../../src/cli/demo.js';
 import { SwitchyardClient } from '../../src/client/client.js';
-import { loadConfig } from '../../src/config/config.js';
-import { startLocalStack } from '../../src/cli/localStack.js';
-import { createLogger } from '../../src/util/logger.js';
+import { benchStack } from './benchStack.js';
 
 export interface BatchBenchRow {
   readonly pragmas: string;
@@ -36,18 +33,8 @@ export async function benchBatch(opts: { requests: number; concurrency: number; 
   };
   for (let round = 0; round < opts.rounds; round++) {
     for (const c of configs) {
-      const dir = mkdtempSync(join(tmpdir(), 'switchyard-bbench-'));
       process.env.SWITCHYARD_DEV_SQLITE_PRAGMAS = c.env;
-      const cfg = loadConfig({ SWITCHYARD_LOG_LEVEL: 'error' }, { stateDir: dir, ledgerPath: join(dir, 'ledger.jsonl') });
-      const stack = await startLocalStack({
-        config: { ...cfg, temporalAddress: undefined, simulatorUrl: undefined },
-        log: createLogger('error'),
-        port: 0,
-        uiPort: 0,
-        latencyScale: 0.1,
-        forceSimulator: true,
-        say: () => undefined,
-      });
+      const { dir, stack } = await benchStack('switchyard-bbench-');
       const client = await SwitchyardClient.connect({ address: stack.address, taskQueue: stack.config.taskQueue });
       try {
         const file = join(dir, 'batch.jsonl');

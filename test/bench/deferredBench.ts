@@ -5,18 +5,15 @@
  * long it takes, whether every deferred request met its deadline, and the Temporal actions per
  * deferred request (its own history, plus its collector's history shared out over its lines).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBatchFile } from '../../src/batch/inputFile.js';
 import { runBatch } from '../../src/batch/runBatch.js';
 import { demoEntries } from '../../src/cli/demo.js';
-import { startLocalStack } from '../../src/cli/localStack.js';
 import { SwitchyardClient } from '../../src/client/client.js';
-import { fileConfigSchema, loadConfig } from '../../src/config/config.js';
 import { billableActions } from '../../src/temporal/billableActions.js';
-import { createLogger } from '../../src/util/logger.js';
 import { PROVIDER_BATCH_TYPE, COLLECTOR_TYPE } from '../../src/workflows/deferred/contract.js';
+import { benchStack, meanActions } from './benchStack.js';
 
 export interface DeferredBenchRound {
   readonly liveNanos: number;
@@ -37,19 +34,7 @@ const DEADLINE = '1h';
 export async function benchDeferred(opts: { requests: number; concurrency: number; rounds: number }): Promise<DeferredBenchRound[]> {
   const out: DeferredBenchRound[] = [];
   for (let round = 0; round < opts.rounds; round++) {
-    const dir = mkdtempSync(join(tmpdir(), 'switchyard-dbench-'));
-    const deferred = fileConfigSchema.parse({ deferred: { maxLines: 1000, maxAgeMs: 5_000, pollMinMs: 500, pollMaxMs: 2_000 } }).deferred;
-    const cfg = loadConfig({ SWITCHYARD_LOG_LEVEL: 'error' }, { stateDir: dir, ledgerPath: join(dir, 'ledger.jsonl'), deferred });
-    const stack = await startLocalStack({
-      config: { ...cfg, temporalAddress: undefined, simulatorUrl: undefined },
-      log: createLogger('error'),
-      port: 0,
-      uiPort: 0,
-      latencyScale: 0.1,
-      forceSimulator: true,
-      gatewayPort: null,
-      say: () => undefined,
-    });
+    const { dir, stack } = await benchStack('switchyard-dbench-', { maxLines: 1000, maxAgeMs: 5_000, pollMinMs: 500, pollMaxMs: 2_000 });
     const client = await SwitchyardClient.connect({ address: stack.address, taskQueue: stack.config.taskQueue });
     try {
       const file = (tag: string) => {
@@ -94,14 +79,7 @@ export async function benchDeferred(opts: { requests: number; concurrency: numbe
       const def = await run('deferred', true);
       // Actions: a sample of the requests answered in a batch (their own histories), and every collector
       // run's, shared out over the lines that joined.
-      const sample = def.batched.slice(0, 100);
-      let own = 0;
-      const ownByKind: Record<string, number> = {};
-      for (const id of sample) {
-        const a = billableActions(await client.temporal.workflow.getHandle(id).fetchHistory());
-        own += a.total;
-        for (const [k, n] of Object.entries(a.byKind)) ownByKind[k] = (ownByKind[k] ?? 0) + n / sample.length;
-      }
+      const own = await meanActions(client, def.batched.slice(0, 100));
       let collector = 0;
       let collectorEventsMax = 0;
       // The collectors' runs and their provider batches' workflows.
@@ -118,8 +96,8 @@ export async function benchDeferred(opts: { requests: number; concurrency: numbe
         answeredInBatch: def.inBatch,
         missedDeadline: def.missed,
         providerBatches: stack.simulator?.batches().length ?? 0,
-        actionsPerRequest: own / sample.length + collector / Math.max(1, def.inBatch),
-        ownActionsByKind: ownByKind,
+        actionsPerRequest: own.total + collector / Math.max(1, def.inBatch),
+        ownActionsByKind: own.byKind,
         collectorEventsMax,
       });
     } finally {

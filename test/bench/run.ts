@@ -8,6 +8,7 @@ import { benchFloor } from './floorBench.js';
 import { benchMemory } from './memoryBench.js';
 import { benchGateway } from './gatewayBench.js';
 import { benchDeferred } from './deferredBench.js';
+import { benchDeferredScale } from './deferredScaleBench.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -90,6 +91,21 @@ if (which === 'deferred') {
     );
   process.stdout.write(
     `  median: deferred = ${median(res.map((r) => (r.deferredNanos / r.liveNanos) * 100)).toFixed(1)}% of live, ${median(res.map((r) => r.actionsPerRequest)).toFixed(2)} actions per request
+`,
+  );
+}
+const MODEL_NOTE = 'gpt-4o-mini, maxLines 2000';
+if (which === 'deferred-scale') {
+  const requests = Number(process.env.BENCH_REQUESTS ?? 10_000);
+  const r = await benchDeferredScale({ requests });
+  process.stdout.write(
+    `deferred-scale: ${r.requests} requests with deadline 2h queued at once on one collector (${MODEL_NOTE})
+  ${r.answeredInBatch} answered in ${r.providerBatches} provider batches in ${r.seconds.toFixed(1)} s
+  collector: ${r.collectorRuns} runs, the largest ${r.collectorEventsMax} events / ${(r.collectorBytesMax / 1024).toFixed(0)} KiB; the largest provider-batch workflow ${r.batchEventsMax} events
+  worker process RSS: ${r.rssMb.start} MB at start, ${r.rssMb.queued} MB when all were started (queued), ${r.rssMb.half} MB at half, ${r.rssMb.end} MB at the end, ${r.rssMb.max} MB at most
+  ${r.actionsPerRequest.toFixed(2)} actions per request (its own: ${Object.entries(r.ownActionsByKind)
+    .map(([k, n]) => `${k} ${n.toFixed(2)}`)
+    .join(', ')}; the rest: collector runs and batch workflows shared out)
 `,
   );
 }

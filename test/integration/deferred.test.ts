@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { faultSpecSchema } from '../../src/simulator/faults.js';
+import { billableActions } from '../../src/temporal/billableActions.js';
+import { collectorWorkflowId } from '../../src/workflows/deferred/contract.js';
 import { killWorker, spawnWorker, useTestStack } from '../helpers/stack.js';
 
 const validateResult = new Ajv2020({ strict: false }).compile(
@@ -141,6 +143,12 @@ describe('deferred requests through the providers batch APIs', () => {
       expect(s?.requests ?? 0).toBe(0);
       expect(results.reduce((n, r) => n + r.costNanos, 0)).toBe(s?.batchBilledNanos);
       expect(results.every((r) => r.attempts.length === 1 && r.attempts[0]?.mode === 'batch')).toBe(true);
+      // The collector sets a timer when a join changes when its next batch is due, not on every join.
+      const actions = billableActions(
+        await stack.client.temporal.workflow.getHandle(collectorWorkflowId(stack.config.taskQueue, 'claude-3-5-haiku')).fetchHistory(),
+      );
+      expect(actions.byKind.signal ?? 0).toBeGreaterThanOrEqual(9); // 8 joins, and again for every line of the first batch
+      expect(actions.byKind.timer ?? 0).toBeLessThan((actions.byKind.signal ?? 0) / 2);
     } finally {
       stack.simulator.setFaults({});
     }

@@ -199,7 +199,8 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
           let answer: DeferredAnswer;
           if (r?.ok) {
             const usage = r.res.usage;
-            const tools = toolUseOf(await inputs.get(l.workflowId, l.runId).catch(() => ({ prompt: '' })));
+            // Only an answer made of tool calls needs the request's tools (read from its input) to be checked.
+            const tools = r.res.toolCalls ? toolUseOf(await inputs.get(l.workflowId, l.runId).catch(() => ({ prompt: '' }))) : undefined;
             const toolCallFailures = r.res.toolCalls && tools ? checkToolCalls(r.res.toolCalls, tools.tools) : undefined;
             answer = {
               attemptId: l.attemptId,

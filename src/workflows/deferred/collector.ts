@@ -47,6 +47,8 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
   const joinedAt = new Map<string, number>(pending.map((l) => [l.id, l.joinedAtMs ?? Date.now()]));
   /** Lines handed to a batch in this run: a retried join of one is not submitted twice. */
   const sent = new Set<string>();
+  /** When the soonest waiting line comes due, as joins arrive (compared with the timer set for it). */
+  let soonest = Number.POSITIVE_INFINITY;
 
   onSignal(joinSignal, (l) => {
     if (!isMessage(l) || typeof l.id !== 'string' || typeof l.workflowId !== 'string') return void log.warn('join ignored: malformed', {});
@@ -54,6 +56,7 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
     if (joinedAt.has(l.id) || sent.has(l.id)) return; // a retried join
     pending.push(l);
     joinedAt.set(l.id, l.joinedAtMs ?? Date.now());
+    soonest = Math.min(soonest, submitBy(joinedAt.get(l.id) ?? Date.now(), l.leaveAtMs, settings));
   });
   onSignal(leaveSignal, (l) => {
     const i = pending.findIndex((x) => x.id === l.id);
@@ -116,12 +119,15 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
     }
     if (grown()) break;
     show(pending.length > 0 ? 'collecting' : 'idle');
-    // Wait for the batch to fill, its oldest line to age out, or an operator; a join wakes it too
-    // (the first line of an idle collector starts the age clock).
+    // Wait for the batch to fill, its first line to come due, or an operator. A join wakes it only
+    // when it changes when the next batch is due: the first line of an idle collector, or a line
+    // due sooner than the timer (a shorter deadline); any other join adds no timer.
+    const target = pending.length > 0 ? firstDue() : Number.POSITIVE_INFINITY;
     const joinsBefore = joins;
-    const woken = () => due() || cancelAsked || joins !== joinsBefore;
+    const woken = () => due() || cancelAsked || (joins !== joinsBefore && soonest < target);
+    soonest = target;
     if (pending.length === 0) await condition(woken);
-    else await condition(woken, Math.max(1, firstDue() - Date.now()));
+    else await condition(woken, Math.max(1, target - Date.now()));
   }
   await continueAsNewWhenDrained<typeof deferredCollector>(() => [
     { ...(input.id ? { id: input.id } : {}), provider: input.provider, model: input.model, settings, pending, seq, flushAsked, cancelAsked },

@@ -3,16 +3,13 @@
  * deferred requests and submits them as one provider batch; its id, input, messages, search
  * attributes, and the activities it (and a deferred request) calls. docs/deferred.md.
  */
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { CollectorSettings } from '../../deferred/deadline.js';
 import type { ProviderName } from '../../catalog/tiers.js';
 import type { CallModelOutput } from '../request/activities.js';
 
-/** The collector's provider, its provider batch in flight, and its state (idle, collecting, submitting, polling). */
-export const DeferredProvider = defineSearchAttributeKey('DeferredProvider', SearchAttributeType.KEYWORD);
-export const DeferredBatchId = defineSearchAttributeKey('DeferredBatchId', SearchAttributeType.KEYWORD);
-export const DeferredState = defineSearchAttributeKey('DeferredState', SearchAttributeType.KEYWORD);
+/** Collectors and provider batches keep their provider, provider batch id and state (declared with the namespace's other attributes). */
+export { DeferredBatchId, DeferredProvider, DeferredState } from '../request/contract.js';
 
 /**
  * A short, provider-safe line id ([A-Za-z0-9_-], Anthropic's custom_id alphabet) for a request's

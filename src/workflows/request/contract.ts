@@ -75,10 +75,10 @@ export const LlmBatch = defineSearchAttributeKey('LlmBatch', SearchAttributeType
 /** The product feature a request serves (the request's `feature`; "unspecified" when absent). */
 export const LlmFeature = defineSearchAttributeKey('LlmFeature', SearchAttributeType.KEYWORD);
 
-/** The deferred collectors' own (workflows/deferred/contract.ts declares them too; the names are the namespace's). */
-const DeferredProvider = defineSearchAttributeKey('DeferredProvider', SearchAttributeType.KEYWORD);
-const DeferredBatchId = defineSearchAttributeKey('DeferredBatchId', SearchAttributeType.KEYWORD);
-const DeferredState = defineSearchAttributeKey('DeferredState', SearchAttributeType.KEYWORD);
+/** The deferred lane's collectors and provider batches (workflows/deferred): their provider, provider batch id and state. */
+export const DeferredProvider = defineSearchAttributeKey('DeferredProvider', SearchAttributeType.KEYWORD);
+export const DeferredBatchId = defineSearchAttributeKey('DeferredBatchId', SearchAttributeType.KEYWORD);
+export const DeferredState = defineSearchAttributeKey('DeferredState', SearchAttributeType.KEYWORD);
 export const SEARCH_ATTRIBUTES = [
   LlmModel,
   LlmTier,
