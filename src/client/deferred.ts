@@ -25,7 +25,7 @@ export class DeferredClient {
     const ids: string[] = [];
     if (model !== undefined) ids.push(collectorWorkflowId(this.taskQueue, model));
     else {
-      const q = `WorkflowType = '${COLLECTOR_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '${entityTaskQueue(this.taskQueue)}'`;
+      const q = `WorkflowType = '${COLLECTOR_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = ${quoted(entityTaskQueue(this.taskQueue))}`;
       for await (const w of this.temporal.workflow.list({ query: q })) ids.push(w.workflowId);
     }
     const out: CollectorView[] = [];
@@ -78,7 +78,7 @@ export class DeferredClient {
 
   private async batchIds(model: string): Promise<string[]> {
     const ids: string[] = [];
-    const q = `WorkflowType = '${PROVIDER_BATCH_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '${entityTaskQueue(this.taskQueue)}' AND LlmModel = '${model.replace(/'/g, "\\'")}'`;
+    const q = `WorkflowType = '${PROVIDER_BATCH_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = ${quoted(entityTaskQueue(this.taskQueue))} AND LlmModel = ${quoted(model)}`;
     for await (const w of this.temporal.workflow.list({ query: q })) ids.push(w.workflowId);
     return ids;
   }
@@ -92,4 +92,9 @@ export class DeferredClient {
       throw e;
     }
   }
+}
+
+/** A string literal in a visibility query: backslashes, then quotes, escaped. */
+function quoted(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }

@@ -356,7 +356,9 @@ describe('deferred requests: a stronger model at its batch price (deferred.upgra
       deadline: '2s',
       requestId: `up-near-${randomUUID()}`,
     });
-    expect(near.deferred).toMatchObject({ outcome: 'not_deferred', upgradedFrom: 'gemini-2-flash' });
+    // (The stronger model's batch would not take it, so the routed model's was tried too: too near for either.)
+    expect(near.deferred).toMatchObject({ model: 'gemini-2-flash', outcome: 'not_deferred' });
+    expect(near.deferred?.upgradeReason).toMatch(/not taken \(the deadline is \d+ s away, too near.*gemini-2-flash's batch instead/);
     expect(near.model).toBe('gemini-2-flash');
     expect(near.attempts[0]?.mode).toBeUndefined();
   });

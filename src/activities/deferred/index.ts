@@ -29,7 +29,7 @@ import {
   lineIdOf,
 } from '../../workflows/deferred/contract.js';
 import type { RecordSpendInput, ReserveInput, ShardedReserveResult } from '../../workflows/request/activities.js';
-import { UNSPECIFIED_FEATURE } from '../../workflows/request/contract.js';
+import { traceQuery, UNSPECIFIED_FEATURE } from '../../workflows/request/contract.js';
 import { entityTaskQueue } from '../../workflows/taskQueues.js';
 import { RequestInputReader } from '../request/requestInput.js';
 
@@ -76,10 +76,12 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
       return await handle.executeUpdate(deferredAnswerUpdate, { args: [answer], updateId });
     } catch (e) {
       if (!(e instanceof WorkflowNotFoundError || (e instanceof Error && /completed|not found|already/i.test(e.message)))) throw e;
-      // The request has ended. It took this line's answer if its result holds the attempt as a batch
-      // answer (a delivery retried after the request finished with it); else it had left.
-      const r = (await handle.result().catch(() => undefined)) as { attempts?: Array<{ attemptId: string; mode?: string }> } | undefined;
-      return r?.attempts?.some((a) => a.attemptId === line.attemptId && a.mode === 'batch') ? 'taken' : 'left';
+      // The request has ended. It took this line's answer if it recorded the attempt as a batch answer
+      // (a delivery retried after the request finished with it); else it had left. Its trace holds its
+      // attempts however it ended (completed, failed, cancelled), where its result holds them only
+      // when it completed.
+      const trace = (await handle.query(traceQuery).catch(() => undefined)) as { attempts?: Array<{ attemptId: string; mode?: string }> } | undefined;
+      return trace?.attempts?.some((a) => a.attemptId === line.attemptId && a.mode === 'batch') ? 'taken' : 'left';
     }
   };
 
@@ -261,7 +263,8 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
     returnLines: ({ lines, why, message }) =>
       beating(() =>
         inParallel(lines, async (l) => {
-          await tell(l, { attemptId: l.attemptId, ok: false, why, message }, `return-${l.id}`);
+          // Returned lines go live, never to another batch: the provider may have answered them already.
+          await tell(l, { attemptId: l.attemptId, ok: false, why, message, final: true }, `return-${l.id}`);
         }),
       ),
 

@@ -6,7 +6,8 @@
  * operator's cancel cancels it at the provider and its lines come back cancelled. Its lines are in
  * its input and its history, never in the collector's state. docs/deferred.md.
  */
-import { condition, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { condition, log, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { continueAsNewWhenDrained } from '../entity.js';
 import { nextPollMs } from '../../deferred/deadline.js';
 import { onSignal, refusePlaintext } from '../messages.js';
 import { LlmModel } from '../request/contract.js';
@@ -28,9 +29,9 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
   const a = deferredActs();
   const at = { provider: input.provider, model: input.model };
   let state: ProviderBatchState = 'submitting';
-  let batchId: string | undefined;
-  let polls = 0;
-  let cancelAsked = false;
+  let batchId: string | undefined = input.batchId;
+  let polls = input.polls ?? 0;
+  let cancelAsked = input.cancelAsked ?? false;
   onSignal(cancelSignal, () => {
     cancelAsked = true;
   });
@@ -55,20 +56,25 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
     return end({ answered: 0, failed: input.lines.length, duplicated: 0 });
   };
 
-  show('submitting');
-  try {
-    batchId = (await a.submitProviderBatch({ ...at, tag: input.tag, sinceMs: input.sinceMs, lines: input.lines })).batchId;
-  } catch (e) {
-    // The provider would not take it: its requests go live now.
-    const message = e instanceof Error ? e.message : String(e);
-    log.warn('provider batch could not be submitted; its requests go live', { tag: input.tag, error: message });
-    await returnOrLog(a, input.lines, 'failed', `the provider batch could not be submitted: ${message}`);
-    show('returned');
-    return end({ answered: 0, failed: input.lines.length, duplicated: 0 });
+  if (batchId === undefined) {
+    show('submitting');
+    try {
+      batchId = (await a.submitProviderBatch({ ...at, tag: input.tag, sinceMs: input.sinceMs, lines: input.lines })).batchId;
+    } catch (e) {
+      // The provider would not take it: its requests go live now.
+      const message = e instanceof Error ? e.message : String(e);
+      log.warn('provider batch could not be submitted; its requests go live', { tag: input.tag, error: message });
+      await returnOrLog(a, input.lines, 'failed', `the provider batch could not be submitted: ${message}`);
+      show('returned');
+      return end({ answered: 0, failed: input.lines.length, duplicated: 0 });
+    }
   }
-  show('polling');
-  let cancelled = false;
+  let cancelled = input.cancelled ?? false;
+  show(cancelled ? 'cancelling' : 'polling');
   for (;;) {
+    // A batch polled for long (up to the provider's 24 h) keeps its history small.
+    if (workflowInfo().continueAsNewSuggested)
+      await continueAsNewWhenDrained<typeof deferredBatch>(() => [{ ...input, batchId, polls, cancelled, cancelAsked }]);
     await condition(() => cancelAsked && !cancelled, nextPollMs(polls, input.settings));
     if (cancelAsked && !cancelled) {
       // An operator's cancel: the provider ends the batch as cancelled, and its lines come back so.

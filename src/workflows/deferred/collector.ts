@@ -33,6 +33,9 @@ import {
 const JOINS_PER_RUN = 2_000;
 /** ... or once the run's history passes this size (each batch started records its lines' references once). */
 const HISTORY_BYTES_PER_RUN = 4 * 1024 * 1024;
+/** How long, and how many, lines handed to a batch are remembered across continue-as-new (longer than a join's retries). */
+const SENT_KEPT_MS = 10 * 60_000;
+const SENT_KEPT = 4_000;
 
 export async function deferredCollector(input: CollectorInput): Promise<void> {
   refusePlaintext([input], 'deferredCollector');
@@ -45,8 +48,12 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
   let cancelAsked = input.cancelAsked ?? false;
   /** When each pending line joined (this run's clock, for lines that do not carry it). */
   const joinedAt = new Map<string, number>(pending.map((l) => [l.id, l.joinedAtMs ?? Date.now()]));
-  /** Lines handed to a batch in this run: a retried join of one is not submitted twice. */
-  const sent = new Set<string>();
+  /**
+   * Lines lately handed to a batch, with when: a retried join of one (a local activity retried after
+   * its signal got through, or run again with its workflow task) is not submitted twice. Carried over
+   * continue-as-new for SENT_KEPT_MS, at most SENT_KEPT lines.
+   */
+  const sent = new Map<string, number>(input.sent ?? []);
   /** When the soonest waiting line comes due, as joins arrive (compared with the timer set for it). */
   let soonest = Number.POSITIVE_INFINITY;
 
@@ -105,19 +112,20 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
       for (const l of lines) joinedAt.delete(l.id);
       if (lines.length > 0) await returnOrLog(a, lines, 'cancelled', 'an operator cancelled the collector');
     }
+    // A backlog keeps it due: the run still ends when it has grown (the waiting lines are carried).
+    if (grown()) break;
     if (due()) {
       flushAsked = false;
       const lines = pending.splice(0, settings.maxLines);
       for (const l of lines) {
         joinedAt.delete(l.id);
-        sent.add(l.id);
+        sent.set(l.id, Date.now());
       }
       seq += 1;
       show('submitting');
       await startBatch(input, seq, lines);
       continue;
     }
-    if (grown()) break;
     show(pending.length > 0 ? 'collecting' : 'idle');
     // Wait for the batch to fill, its first line to come due, or an operator. A join wakes it only
     // when it changes when the next batch is due: the first line of an idle collector, or a line
@@ -130,7 +138,17 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
     else await condition(woken, Math.max(1, target - Date.now()));
   }
   await continueAsNewWhenDrained<typeof deferredCollector>(() => [
-    { ...(input.id ? { id: input.id } : {}), provider: input.provider, model: input.model, settings, pending, seq, flushAsked, cancelAsked },
+    {
+      ...(input.id ? { id: input.id } : {}),
+      provider: input.provider,
+      model: input.model,
+      settings,
+      pending,
+      seq,
+      flushAsked,
+      cancelAsked,
+      sent: [...sent].filter(([, at]) => at > Date.now() - SENT_KEPT_MS).slice(-SENT_KEPT),
+    },
   ]);
 }
 
@@ -145,6 +163,12 @@ async function startBatch(input: CollectorInput, seq: number, lines: LineRef[]):
       args: [{ provider: input.provider, model: input.model, settings: input.settings, seq, tag: id, sinceMs: Date.now(), lines }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      // Set at start, so `deferred status` and `cancel` find a batch from its first moment.
+      typedSearchAttributes: [
+        { key: DeferredProvider, value: input.provider },
+        { key: LlmModel, value: input.model },
+        { key: DeferredState, value: 'submitting' },
+      ],
     });
   } catch (e) {
     // Never expected (the id is new): the requests go live rather than wait for nothing.

@@ -65,6 +65,11 @@ export interface ProviderBatchInput {
   /** When submission began: a batch found again was created after this. */
   readonly sinceMs: number;
   readonly lines: readonly LineRef[];
+  /** Carried over continue-as-new (a long batch's polls): the batch submitted, its polls, an operator's cancel done. */
+  readonly batchId?: string;
+  readonly polls?: number;
+  readonly cancelled?: boolean;
+  readonly cancelAsked?: boolean;
 }
 
 export type ProviderBatchState = 'submitting' | 'polling' | 'cancelling' | 'delivering' | 'delivered' | 'returned';
@@ -86,7 +91,7 @@ export interface ProviderBatchSummary extends ProviderBatchStatus {
 
 /** The workflow id of a collector's provider batch: the collector's id, its first run and the batch's number. */
 export function providerBatchWorkflowId(collectorId: string, firstRunId: string, seq: number): string {
-  return `${collectorId}-b${firstRunId.slice(0, 8)}-${seq}`;
+  return `${collectorId}-b${firstRunId}-${seq}`;
 }
 
 export const PROVIDER_BATCH_TYPE = 'deferredBatch';
@@ -102,6 +107,8 @@ export interface CollectorInput {
   /** Carried over continue-as-new. */
   readonly pending?: readonly LineRef[];
   readonly seq?: number;
+  /** Lines lately handed to a batch, and when (a retried join of one is not submitted again). */
+  readonly sent?: ReadonlyArray<readonly [string, number]>;
   /** An operator's flush or cancel not yet acted on when the run continued as new. */
   readonly flushAsked?: boolean;
   readonly cancelAsked?: boolean;
@@ -145,6 +152,8 @@ export type DeferredAnswer =
       readonly why: 'errored' | 'expired' | 'cancelled' | 'failed';
       readonly message: string;
       readonly batchId?: string;
+      /** Returned without the provider's outcome (a batch nobody could follow): go live, not to another batch. */
+      readonly final?: boolean;
     };
 
 /** Hands a request its line's outcome: `taken`, or `left` (it went live: the activity charges the line as duplicated). */

@@ -55,9 +55,10 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
   const deadlineMs = deadlineAt(deadline, s.startedAt);
   // A stronger model whose batch price is at or below the routed one's (deferred.upgrade); a live call still starts from the chain.
   const pick = s.sel?.decision.deferredPick;
-  const cand: Candidate | undefined = pick ?? s.chain[0];
+  const routed = s.chain[0];
+  let cand: Candidate | undefined = pick ?? routed;
   if (!cand) return undefined;
-  const about = pick ? { upgradedFrom: pick.instead, upgradeReason: pick.reason } : {};
+  let about: Pick<Deferral, 'upgradedFrom' | 'upgradeReason'> = pick ? { upgradedFrom: pick.instead, upgradeReason: pick.reason } : {};
   let answer: DeferredAnswer | undefined;
   // Waiting from before the join: a batch may answer before the join activity's result is recorded.
   let waitingFor: string | undefined;
@@ -69,6 +70,7 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
   });
   let earlier: Deferral['earlier'];
   for (let round = 1; ; round++) {
+    const model = cand.model;
     answer = undefined;
     const ids = newIds(s, 'a');
     waitingFor = ids.attemptId;
@@ -76,7 +78,7 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
       waitingFor = undefined;
       await CancellationScope.nonCancellable(async () => {
         if (lineId !== undefined)
-          await getExternalWorkflowHandle(collectorWorkflowId(requestQueue(), cand.model))
+          await getExternalWorkflowHandle(collectorWorkflowId(requestQueue(), model))
             .signal(leaveSignal, { id: lineId })
             .catch(() => undefined);
         await releaseReservation({ scope: s.req.budgetScope, reservationId: ids.reservationId, workflowId: s.workflowId });
@@ -112,6 +114,14 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
     }
     if (!joined.joined) {
       waitingFor = undefined;
+      if (pick && cand === pick && routed && routed.model !== pick.model) {
+        // The stronger model's batch would not take it (its latency leaves too little time, no batch
+        // API on this worker, the budget): the routed model's batch may, before any live call.
+        about = { upgradeReason: `${pick.reason}; not taken (${joined.why}), so ${routed.model}'s batch instead` };
+        cand = routed;
+        round -= 1;
+        continue;
+      }
       s.deferral = { model: cand.model, outcome: 'not_deferred', message: joined.why, ...about, ...(earlier ? { earlier } : {}) };
       return undefined;
     }
@@ -168,7 +178,7 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
         };
     await leave(got ? undefined : joined.lineId);
     // A line the provider failed goes to one more batch if the deadline still allows (the join says whether it does).
-    if (!got || !RETRIED.includes(got.why) || round >= MAX_BATCHES) return undefined;
+    if (!got || got.final === true || !RETRIED.includes(got.why) || round >= MAX_BATCHES) return undefined;
     earlier = { outcome: got.why, ...(got.batchId ? { batchId: got.batchId } : {}), ...(got.message ? { message: got.message } : {}) };
   }
 }
