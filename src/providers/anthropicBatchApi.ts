@@ -5,7 +5,7 @@
  * exactly one batch matches (docs/deferred.md).
  */
 import type Anthropic from '@anthropic-ai/sdk';
-import { transient } from './errors.js';
+import { submitFailure } from './errors.js';
 import { anthropicResponseOf } from './anthropicResponse.js';
 import type { BatchApi, BatchLine, BatchLineResult, ProviderBatch } from './types.js';
 
@@ -23,7 +23,7 @@ export class AnthropicBatchApi implements BatchApi {
       const b = await this.client.messages.batches.create({ requests: lines.map((l) => ({ custom_id: l.customId, params: this.params(l) })) });
       return batchOf(b);
     } catch (e) {
-      throw transient(`batch submit failed: ${e instanceof Error ? e.message : String(e)}`, { provider: 'anthropic', model });
+      throw submitFailure(e, { provider: 'anthropic', model });
     }
   }
 

@@ -124,3 +124,16 @@ export function fromHttpStatus(status: number, message: string, headers: HeaderB
 export function transient(message: string, where: { provider: string; model: string }): ProviderError {
   return new ProviderError({ kind: 'transient', message: `${where.provider}: ${message}`.slice(0, 500), ...where });
 }
+
+/**
+ * A batch submission's failure (any provider's SDK): by the HTTP status its error carries (`status`,
+ * or Mistral's `statusCode`), so a refusal (400, 401, 403, 404, 422) is `fatal` and not retried;
+ * without a status (a dropped connection), transient.
+ */
+export function submitFailure(e: unknown, where: { provider: string; model: string }): ProviderError {
+  if (e instanceof ProviderError) return e;
+  const o = (typeof e === 'object' && e !== null ? e : {}) as { status?: unknown; statusCode?: unknown };
+  const status = typeof o.status === 'number' ? o.status : typeof o.statusCode === 'number' ? o.statusCode : undefined;
+  const message = `batch submit failed: ${e instanceof Error ? e.message : String(e)}`;
+  return status !== undefined ? fromHttpStatus(status, message, undefined, where) : transient(message, where);
+}

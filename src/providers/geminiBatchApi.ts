@@ -5,7 +5,7 @@
  */
 import type { GoogleGenAI, InlinedRequest, BatchJob } from '@google/genai';
 import { functionCallsOf, geminiResponseOf, textOf } from './geminiResponse.js';
-import { transient } from './errors.js';
+import { submitFailure } from './errors.js';
 import type { BatchApi, BatchLine, BatchLineResult, ProviderBatch } from './types.js';
 
 const FIND_PAGES = 10;
@@ -21,7 +21,7 @@ export class GeminiBatchApi implements BatchApi {
       const job = await this.client.batches.create({ model, src: lines.map((l) => this.request(l)), config: { displayName: tag } });
       return batchOf(job);
     } catch (e) {
-      throw transient(`batch submit failed: ${e instanceof Error ? e.message : String(e)}`, { provider: 'google', model });
+      throw submitFailure(e, { provider: 'google', model });
     }
   }
 

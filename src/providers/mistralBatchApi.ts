@@ -5,7 +5,7 @@
  * (the job names it).
  */
 import type { Mistral } from '@mistralai/mistralai';
-import { transient } from './errors.js';
+import { submitFailure } from './errors.js';
 import { type OutputLine, outputLineResult } from './batchOutputLine.js';
 import type { BatchApi, BatchLine, BatchLineResult, ProviderBatch } from './types.js';
 
@@ -31,7 +31,7 @@ export class MistralBatchApi implements BatchApi {
       });
       return batchOf(job);
     } catch (e) {
-      throw transient(`batch submit failed: ${e instanceof Error ? e.message : String(e)}`, { provider: 'mistral', model });
+      throw submitFailure(e, { provider: 'mistral', model });
     }
   }
 

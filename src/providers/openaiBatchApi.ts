@@ -5,7 +5,7 @@
  */
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
-import { transient } from './errors.js';
+import { submitFailure } from './errors.js';
 import { type OutputLine, outputLineResult } from './batchOutputLine.js';
 import type { BatchApi, BatchLine, BatchLineResult, ProviderBatch } from './types.js';
 
@@ -34,7 +34,7 @@ export class OpenAIBatchApi implements BatchApi {
       });
       return batchOf(b);
     } catch (e) {
-      throw transient(`batch submit failed: ${e instanceof Error ? e.message : String(e)}`, where);
+      throw submitFailure(e, where);
     }
   }
 

@@ -21,6 +21,8 @@ export const batchFaultSchema = z
     lineErrorRate: z.number().min(0).max(1).default(0),
     /** How long the batch takes, instead of the simulator's default. */
     processingMs: z.number().int().min(0).max(86_400_000).optional(),
+    /** Refuse every create of this model's batches with a 400 in the provider's own shape (nothing is created). */
+    refuseCreate: z.boolean().optional(),
     /** Hold the answer to a create this long after the batch exists (tests: a worker killed while it waits). */
     createDelayMs: z.number().int().min(0).max(600_000).optional(),
   })
@@ -201,6 +203,8 @@ export class SimBatches {
     const reqs = body.batch?.inputConfig?.requests?.requests;
     if (!Array.isArray(reqs) || reqs.length === 0)
       return send(res, 400, { error: { code: 400, message: 'batch.inputConfig.requests.requests: at least one request', status: 'INVALID_ARGUMENT' } });
+    if (this.host.batchFault(model)?.refuseCreate)
+      return send(res, 400, { error: { code: 400, message: 'batch refused (simulator fault)', status: 'INVALID_ARGUMENT' } });
     const lines = reqs.map((r, i) => ({ customId: r.metadata?.key ?? String(i), body: r.request }));
     const b = this.create('gemini', model, lines, body.batch?.displayName ? { displayName: body.batch.displayName } : {});
     await this.createDelay(model);
@@ -217,6 +221,7 @@ export class SimBatches {
     if (!Array.isArray(body.requests) || body.requests.length === 0) return send(res, 422, { detail: 'requests: at least one request (or input_files)' });
     if (body.endpoint !== '/v1/chat/completions') return send(res, 422, { detail: 'endpoint: only /v1/chat/completions here' });
     const model = body.model ?? '';
+    if (this.host.batchFault(model)?.refuseCreate) return send(res, 422, { detail: 'batch refused (simulator fault)' });
     // The job names the model; each line's body is a chat request without it.
     const lines = body.requests.map((r, i) => ({ customId: r.custom_id ?? String(i), body: { ...r.body, model } }));
     const b = this.create('mistral', model, lines, body.metadata ?? {});
@@ -260,6 +265,7 @@ export class SimBatches {
       lines.push({ customId: l.custom_id, body: l.body });
     }
     const model = modelOf(lines[0]?.body);
+    if (this.host.batchFault(model)?.refuseCreate) return send(res, 400, openaiError('batch refused (simulator fault)'));
     const b = this.create('openai', model, lines, body.metadata ?? {}, f.id);
     await this.createDelay(model);
     send(res, 200, this.openaiObject(b));
@@ -271,6 +277,8 @@ export class SimBatches {
       return send(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'requests: at least one request' } });
     const lines = body.requests.map((r) => ({ customId: r.custom_id, body: r.params }));
     const model = modelOf(lines[0]?.body);
+    if (this.host.batchFault(model)?.refuseCreate)
+      return send(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'batch refused (simulator fault)' } });
     const b = this.create('anthropic', model, lines, {});
     await this.createDelay(model);
     send(res, 200, this.anthropicObject(b, req));

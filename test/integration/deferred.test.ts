@@ -126,6 +126,30 @@ describe('deferred requests through the providers batch APIs', () => {
     }
   });
 
+  it.each(['gpt-4o-mini', 'mistral-large', 'claude-3-5-haiku', 'gemini-2-flash'])(
+    '%s: a provider that refuses the batch (400) is not asked again: its requests go live at once, not to another batch',
+    async (model) => {
+      stack.simulator.resetStats();
+      const before = stack.simulator.batches().length;
+      stack.simulator.setFaults({ [model]: faultSpecSchema.parse({ batch: { refuseCreate: true } }) });
+      try {
+        const results = await Promise.all(
+          [0, 1].map((i) => stack.client.ask({ prompt: `Sort ticket ${i}.`, model, deadline: '1h', requestId: `refused-${model}-${i}-${randomUUID()}` })),
+        );
+        for (const r of results) {
+          expect(r.deferred).toMatchObject({ model, outcome: 'failed' });
+          expect(r.deferred?.message).toMatch(/could not be submitted: .*(400|422)/);
+          expect(r.deferred?.earlier).toBeUndefined();
+          expect(r.attempts.map((a) => a.mode)).toEqual([undefined]);
+        }
+        expect(stack.simulator.batches().length).toBe(before);
+        expect(stack.simulator.getStats().byModel[model]?.requests).toBe(2);
+      } finally {
+        stack.simulator.setFaults({});
+      }
+    },
+  );
+
   it('lines the provider answers with errors go to another batch and are answered there; spend == what the simulator billed', async () => {
     stack.simulator.resetStats();
     stack.simulator.setFaults({ 'claude-3-5-haiku': faultSpecSchema.parse({ batch: { lineErrorRate: 1, faultBatches: 1 } }) });

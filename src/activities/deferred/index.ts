@@ -4,7 +4,7 @@
  * died mid-submission), polls it, and hands each line's outcome to its request by an update. A
  * line whose request has left (or ended) is charged as `duplicated`: the provider billed it.
  */
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Catalog } from '../../catalog/catalog.js';
@@ -12,6 +12,7 @@ import { batchCostNanos, costNanos, estimateCostNanos } from '../../catalog/pric
 import type { ModelSpec, ProviderName } from '../../catalog/schema.js';
 import { type CollectorSettings, DEFAULT_COLLECTOR, leaveAt, worthDeferring } from '../../deferred/deadline.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
+import { ProviderError } from '../../providers/errors.js';
 import type { BatchApi, BatchLine, BatchLineResult } from '../../providers/types.js';
 import { checkToolCalls } from '../../quality/checks.js';
 import { conversationOf, toolUseOf } from '../../workflows/conversation.js';
@@ -176,7 +177,16 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
           };
           Context.current().heartbeat();
         });
-        const created = await b.submit(batchLines, tag, spec.providerModel);
+        let created: Awaited<ReturnType<BatchApi['submit']>>;
+        try {
+          created = await b.submit(batchLines, tag, spec.providerModel);
+        } catch (e) {
+          // The provider refused the batch (a 4xx that is not a rate limit or a conflict): asking again
+          // would be refused again, so the collector's lines go live now instead of after the retries.
+          if (e instanceof ProviderError && (e.kind === 'fatal' || e.kind === 'context_too_long'))
+            throw ApplicationFailure.create({ message: e.message, type: 'BatchRefused', nonRetryable: true });
+          throw e;
+        }
         deps.log.info({ tag, batchId: created.id, lines: lines.length, model }, 'provider batch submitted');
         return { batchId: created.id };
       }),

@@ -11,7 +11,7 @@ import { continueAsNewWhenDrained } from '../entity.js';
 import { nextPollMs } from '../../deferred/deadline.js';
 import { onSignal, refusePlaintext } from '../messages.js';
 import { LlmModel } from '../request/contract.js';
-import { deferredActs, returnOrLog } from './batchSteps.js';
+import { deferredActs, failureText, returnOrLog } from './batchSteps.js';
 import {
   type ProviderBatchInput,
   type ProviderBatchState,
@@ -62,7 +62,7 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
       batchId = (await a.submitProviderBatch({ ...at, tag: input.tag, sinceMs: input.sinceMs, lines: input.lines })).batchId;
     } catch (e) {
       // The provider would not take it: its requests go live now.
-      const message = e instanceof Error ? e.message : String(e);
+      const message = failureText(e);
       log.warn('provider batch could not be submitted; its requests go live', { tag: input.tag, error: message });
       await returnOrLog(a, input.lines, 'failed', `the provider batch could not be submitted: ${message}`);
       show('returned');
@@ -87,7 +87,7 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
       polls += 1;
       if (p.ended) break;
     } catch (e) {
-      return giveUp(`provider batch ${batchId} could not be polled: ${e instanceof Error ? e.message : String(e)}`);
+      return giveUp(`provider batch ${batchId} could not be polled: ${failureText(e)}`);
     }
   }
   show('delivering');
@@ -98,7 +98,7 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
     return end(r);
   } catch (e) {
     // Its results could not be read (after the activity's retries): the requests go live, never stuck.
-    return giveUp(`the results of provider batch ${batchId} could not be read: ${e instanceof Error ? e.message : String(e)}`);
+    return giveUp(`the results of provider batch ${batchId} could not be read: ${failureText(e)}`);
   }
 }
 

@@ -1,5 +1,5 @@
 /** The deferred lane's activities as workflow code calls them, and the steps the collector and a provider batch share. */
-import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import { ENTITY_QUEUE_SUFFIX } from '../taskQueues.js';
 import type { DeferredActivities, LineRef } from './contract.js';
 
@@ -24,4 +24,10 @@ export async function returnOrLog(a: DeferredActivities, lines: readonly LineRef
   } catch (e) {
     log.warn('could not tell requests to go live; they leave at their deadlines', { lines: lines.length, error: e instanceof Error ? e.message : String(e) });
   }
+}
+
+/** What went wrong, for a request's result: an activity's own error, not the wrapper's "Activity task failed". */
+export function failureText(e: unknown): string {
+  if (e instanceof ActivityFailure && e.cause) return e.cause.message;
+  return e instanceof Error ? e.message : String(e);
 }
