@@ -3,6 +3,7 @@ import { type Client, defaultPayloadConverter } from '@temporalio/client';
 import { shardWorkflowId } from '../budget/shards.js';
 import { billableActions } from '../temporal/billableActions.js';
 import type { RequestInput } from '../workflows/request/contract.js';
+import { visibilityString } from './runsQuery.js';
 
 export interface TemporalActionsSummary {
   readonly requests: number;
@@ -66,7 +67,7 @@ export async function countTemporalActions(
   let entityUpdates = 0;
   for (const scope of scopes) {
     const base = shardWorkflowId(taskQueue, scope, 0, 1);
-    for await (const run of temporal.workflow.list({ query: `WorkflowId STARTS_WITH '${base.replace(/'/g, "\\'")}'` })) {
+    for await (const run of temporal.workflow.list({ query: `WorkflowId STARTS_WITH ${visibilityString(base)}` })) {
       const shardPart = run.workflowId.startsWith(`${base}#`) ? run.workflowId.slice(base.length + 1) : undefined;
       if (run.workflowId !== base && !(shardPart !== undefined && /^\d+$/.test(shardPart))) continue;
       const h = await temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory();

@@ -11,6 +11,7 @@ import { type BatchRunInput, type BatchRunStatus, batchStatusQuery, batchWorkflo
 import { readBatchFile } from '../batch/inputFile.js';
 import type { batchRun } from '../workflows/batch/batchRun.js';
 import { startInput } from './startInput.js';
+import { visibilityString } from './runsQuery.js';
 
 export class BatchClient {
   constructor(
@@ -115,7 +116,7 @@ export class BatchClient {
 
   /** Server-side batches on this task queue, newest first (one row per batch, not per run). */
   async listBatches(limit = 50): Promise<Array<{ batchId: string; workflowId: string; status: string; startTime: string; title: string | null }>> {
-    const query = `WorkflowType = 'batchRun' AND TaskQueue = '${this.taskQueue.replace(/'/g, "\\'")}' AND ExecutionStatus != 'ContinuedAsNew'`;
+    const query = `WorkflowType = 'batchRun' AND TaskQueue = ${visibilityString(this.taskQueue)} AND ExecutionStatus != 'ContinuedAsNew'`;
     const out = [];
     for await (const w of this.temporal.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
       out.push({

@@ -12,6 +12,7 @@ import {
   collectorWorkflowId,
   flushSignal,
 } from '../workflows/deferred/contract.js';
+import { visibilityString } from './runsQuery.js';
 import { entityTaskQueue } from '../workflows/taskQueues.js';
 
 export class DeferredClient {
@@ -25,7 +26,7 @@ export class DeferredClient {
     const ids: string[] = [];
     if (model !== undefined) ids.push(collectorWorkflowId(this.taskQueue, model));
     else {
-      const q = `WorkflowType = '${COLLECTOR_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = ${quoted(entityTaskQueue(this.taskQueue))}`;
+      const q = `WorkflowType = '${COLLECTOR_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = ${visibilityString(entityTaskQueue(this.taskQueue))}`;
       for await (const w of this.temporal.workflow.list({ query: q })) ids.push(w.workflowId);
     }
     const out: CollectorView[] = [];
@@ -78,7 +79,7 @@ export class DeferredClient {
 
   private async batchIds(model: string): Promise<string[]> {
     const ids: string[] = [];
-    const q = `WorkflowType = '${PROVIDER_BATCH_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = ${quoted(entityTaskQueue(this.taskQueue))} AND LlmModel = ${quoted(model)}`;
+    const q = `WorkflowType = '${PROVIDER_BATCH_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = ${visibilityString(entityTaskQueue(this.taskQueue))} AND LlmModel = ${visibilityString(model)}`;
     for await (const w of this.temporal.workflow.list({ query: q })) ids.push(w.workflowId);
     return ids;
   }
@@ -92,9 +93,4 @@ export class DeferredClient {
       throw e;
     }
   }
-}
-
-/** A string literal in a visibility query: backslashes, then quotes, escaped. */
-function quoted(value: string): string {
-  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }

@@ -15,6 +15,11 @@ export function entityTaskQueue(taskQueue: string): string {
   return `${taskQueue}${ENTITY_QUEUE_SUFFIX}`;
 }
 
+/** The request queue an entities queue serves (a request queue is its own). */
+export function requestQueueOf(taskQueue: string): string {
+  return taskQueue.endsWith(ENTITY_QUEUE_SUFFIX) ? taskQueue.slice(0, -ENTITY_QUEUE_SUFFIX.length) : taskQueue;
+}
+
 /**
  * Where an entity continues as new: an entity still on a request queue (started before entities
  * had their own) moves to that queue's entities queue; one already there stays.

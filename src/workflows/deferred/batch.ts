@@ -62,11 +62,7 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
       batchId = (await a.submitProviderBatch({ ...at, tag: input.tag, sinceMs: input.sinceMs, lines: input.lines })).batchId;
     } catch (e) {
       // The provider would not take it: its requests go live now.
-      const message = failureText(e);
-      log.warn('provider batch could not be submitted; its requests go live', { tag: input.tag, error: message });
-      await returnOrLog(a, input.lines, 'failed', `the provider batch could not be submitted: ${message}`);
-      show('returned');
-      return end({ answered: 0, failed: input.lines.length, duplicated: 0 });
+      return giveUp(`the provider batch could not be submitted: ${failureText(e)}`);
     }
   }
   let cancelled = input.cancelled ?? false;

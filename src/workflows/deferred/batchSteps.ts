@@ -1,14 +1,12 @@
 /** The deferred lane's activities as workflow code calls them, and the steps the collector and a provider batch share. */
 import { ActivityFailure, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import { ENTITY_QUEUE_SUFFIX } from '../taskQueues.js';
+import { requestQueueOf } from '../taskQueues.js';
 import type { DeferredActivities, LineRef } from './contract.js';
 
 /** The activities run on the request queue, whose workers have the provider keys. */
 export function deferredActs(): DeferredActivities {
-  const q = workflowInfo().taskQueue;
-  const taskQueue = q.endsWith(ENTITY_QUEUE_SUFFIX) ? q.slice(0, -ENTITY_QUEUE_SUFFIX.length) : q;
   return proxyActivities<DeferredActivities>({
-    taskQueue,
+    taskQueue: requestQueueOf(workflowInfo().taskQueue),
     startToCloseTimeout: '10 minutes',
     // The activities heartbeat while they wait on the provider: a worker lost mid-call is retried within seconds.
     heartbeatTimeout: '10 seconds',

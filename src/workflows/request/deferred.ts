@@ -27,7 +27,7 @@ import {
   leaveSignal,
   lineIdOf,
 } from '../deferred/contract.js';
-import { ENTITY_QUEUE_SUFFIX } from '../taskQueues.js';
+import { requestQueueOf } from '../taskQueues.js';
 import { type Leg, newIds, routedTo, routeLocally, settleIfAnswered } from './legs.js';
 import type { RequestState } from './state.js';
 import type { Deferral } from './contract.js';
@@ -78,7 +78,7 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
       waitingFor = undefined;
       await CancellationScope.nonCancellable(async () => {
         if (lineId !== undefined)
-          await getExternalWorkflowHandle(collectorWorkflowId(requestQueue(), model))
+          await getExternalWorkflowHandle(collectorWorkflowId(requestQueueOf(workflowInfo().taskQueue), model))
             .signal(leaveSignal, { id: lineId })
             .catch(() => undefined);
         await releaseReservation({ scope: s.req.budgetScope, reservationId: ids.reservationId, workflowId: s.workflowId });
@@ -181,10 +181,4 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
     if (!got || got.final === true || !RETRIED.includes(got.why) || round >= MAX_BATCHES) return undefined;
     earlier = { outcome: got.why, ...(got.batchId ? { batchId: got.batchId } : {}), ...(got.message ? { message: got.message } : {}) };
   }
-}
-
-/** The request queue this run is on (the collector's id is made from it). */
-function requestQueue(): string {
-  const q = workflowInfo().taskQueue;
-  return q.endsWith(ENTITY_QUEUE_SUFFIX) ? q.slice(0, -ENTITY_QUEUE_SUFFIX.length) : q;
 }
