@@ -13,7 +13,7 @@
 export interface PatchRecord {
   readonly id: string;
   /** The workflow type whose code calls it. */
-  readonly workflow: 'llmRequest' | 'budgetEntity' | 'routingEntity' | 'experimentEntity';
+  readonly workflow: 'llmRequest' | 'budgetEntity' | 'routingEntity' | 'experimentEntity' | 'deferredCollector' | 'deferredBatch';
   /** What runs recorded before it do differently (the old branch kept for them). */
   readonly guards: string;
   /** The history prefix it arrived with (test/histories/vN-*), or the commit when no set was recorded then. */
@@ -184,5 +184,35 @@ export const PATCHES: readonly PatchRecord[] = [
     markerIn: ['v13-deferred-batch.json', 'v13-deferred-rebatch.json', 'v13-deferred-live.json'],
     oldBranchIn: ['v12-tool-calls.json', 'v8-success.json'],
     retire: 'when no request run started before v13 is open',
+  },
+  {
+    id: 'deferred-await',
+    workflow: 'llmRequest',
+    guards:
+      'a deferred request waits for its line in one activity that the deliverer completes by its id (its schedule-to-close timeout is the leave time), and the deliverer settles the answer it hands over; before it, the request waited on a timer for an update and settled the answer itself (workflows/request/deferred.ts). The update is still taken, for deliverers from before the change',
+    since: 'v14',
+    markerIn: ['v14-deferred-batch.json', 'v14-deferred-rebatch.json', 'v14-deferred-live.json'],
+    oldBranchIn: ['v13-deferred-batch.json', 'v13-deferred-rebatch.json', 'v13-deferred-live.json'],
+    retire: 'when no deferred request started before v14 is open',
+  },
+  {
+    id: 'collector-lean-upserts',
+    workflow: 'deferredCollector',
+    guards:
+      'a collector no longer shows `submitting` between its batches (it lasts a moment, and the batch shows its own state): each upsert is a billed action (workflows/deferred/collector.ts)',
+    since: 'v14',
+    markerIn: ['v14-deferred-collector-entity.json'],
+    oldBranchIn: ['v13-deferred-collector-entity.json'],
+    retire: 'when no collector run started before v14 is open',
+  },
+  {
+    id: 'batch-lean-upserts',
+    workflow: 'deferredBatch',
+    guards:
+      'a provider batch no longer upserts `submitting` (set when the collector starts it) or `delivering` (it passes straight to `delivered`): each upsert is a billed action (workflows/deferred/batch.ts)',
+    since: 'v14',
+    markerIn: ['v14-deferred-batch-entity.json'],
+    oldBranchIn: ['v13-deferred-batch-entity.json'],
+    retire: 'when no provider batch started before v14 is open',
   },
 ];

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_COLLECTOR, deadlineAt, leaveAt, nextPollMs, parseDeadline, submitBy, worthDeferring } from '../../src/deferred/deadline.js';
 import { lineIdOf } from '../../src/workflows/deferred/contract.js';
+import { JoinCoalescer } from '../../src/activities/deferred/joinCoalescer.js';
 
 describe('deadlines', () => {
   it('reads durations and ISO times with their offset; refuses the rest, saying what it takes', () => {
@@ -35,5 +36,53 @@ describe('deadlines', () => {
     const ids = new Set(Array.from({ length: 20_000 }, (_, i) => lineIdOf(`llm-req-${i}`, 'a1')));
     expect(ids.size).toBe(20_000);
     expect(lineIdOf('llm-req-1', 'a2')).not.toBe(a);
+  });
+});
+
+describe('joins gathered into one signal per collector', () => {
+  const gather = (send: (id: string, lines: readonly number[]) => Promise<void>, windowMs = 15, maxLines = 4) =>
+    new JoinCoalescer<string, number>((id, _to, lines) => send(id, lines), windowMs, maxLines);
+
+  it('sends a burst to each collector once, and a join resolves only after its signal went', async () => {
+    const sent: Array<[string, number[]]> = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const c = gather(async (id, lines) => {
+      await gate;
+      sent.push([id, [...lines]]);
+    });
+    let done = 0;
+    const all = [c.join('a', 'A', 1), c.join('b', 'B', 2), c.join('a', 'A', 3)].map((p) => p.then(() => (done += 1)));
+    expect(c.waiting).toBe(3);
+    await new Promise((r) => setTimeout(r, 40));
+    // The window has passed: the signals are on their way, but nobody is told before they arrive.
+    expect(c.waiting).toBe(0);
+    expect(done).toBe(0);
+    release();
+    await Promise.all(all);
+    expect(sent.sort()).toEqual([
+      ['a', [1, 3]],
+      ['b', [2]],
+    ]);
+  });
+
+  it('sends a full burst at once, without waiting out the window', async () => {
+    const sent: number[][] = [];
+    const c = gather(async (_id, lines) => void sent.push([...lines]), 60_000, 3);
+    await Promise.all([1, 2, 3].map((n) => c.join('a', 'A', n)));
+    expect(sent).toEqual([[1, 2, 3]]);
+    expect(c.waiting).toBe(0);
+  });
+
+  it('a signal that fails fails every join it carried (each local activity retries with its line)', async () => {
+    let calls = 0;
+    const c = gather(async () => {
+      calls += 1;
+      throw new Error('frontend unavailable');
+    });
+    const r = await Promise.allSettled([c.join('a', 'A', 1), c.join('a', 'A', 2)]);
+    expect(calls).toBe(1);
+    expect(r.map((x) => x.status)).toEqual(['rejected', 'rejected']);
+    expect((r[0] as PromiseRejectedResult).reason).toHaveProperty('message', 'frontend unavailable');
   });
 });

@@ -4,8 +4,8 @@
  * died mid-submission), polls it, and hands each line's outcome to its request by an update. A
  * line whose request has left (or ended) is charged as `duplicated`: the provider billed it.
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { ApplicationFailure, CompleteAsyncError, Context } from '@temporalio/activity';
+import { ActivityNotFoundError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Catalog } from '../../catalog/catalog.js';
 import { batchCostNanos, costNanos, estimateCostNanos } from '../../catalog/pricing.js';
@@ -21,18 +21,21 @@ import {
   collectorWorkflowId,
   type CollectorWorkflow,
   type DeferredActivities,
+  batchWaitActivityId,
   type DeferredAnswer,
   deferredAnswerUpdate,
-  joinSignal,
+  joinManySignal,
   type JoinInput,
   type JoinOutput,
   type LineRef,
+  type LineSettle,
   lineIdOf,
 } from '../../workflows/deferred/contract.js';
-import type { RecordSpendInput, ReserveInput, ShardedReserveResult } from '../../workflows/request/activities.js';
+import type { CallModelOutput, RecordSpendInput, ReserveInput, ShardedReserveResult } from '../../workflows/request/activities.js';
 import { traceQuery, UNSPECIFIED_FEATURE } from '../../workflows/request/contract.js';
 import { entityTaskQueue } from '../../workflows/taskQueues.js';
 import { RequestInputReader } from '../request/requestInput.js';
+import { JoinCoalescer } from './joinCoalescer.js';
 
 export interface DeferredDeps {
   readonly temporal: Client;
@@ -58,6 +61,15 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
   const settings = deps.deferred ?? DEFAULT_COLLECTOR;
   const inputs = new RequestInputReader(deps.temporal, 256);
   const baseline = deps.catalog.premiumBaseline();
+  const joins = new JoinCoalescer<ModelSpec, LineRef>(async (collectorId, spec, lines) => {
+    await deps.temporal.workflow.signalWithStart<CollectorWorkflow, [readonly LineRef[]]>(COLLECTOR_TYPE, {
+      workflowId: collectorId,
+      taskQueue: entityTaskQueue(deps.taskQueue),
+      args: [{ id: collectorId, provider: spec.provider, model: spec.name, settings }],
+      signal: joinManySignal,
+      signalArgs: [lines],
+    });
+  });
 
   const batchApi = async (spec: ModelSpec): Promise<BatchApi | undefined> => {
     if (!deps.providers.isConfigured(spec.provider)) return undefined;
@@ -73,6 +85,17 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
   /** Tells a request its line's outcome; `left` when it went live or ended (it will not take it). */
   const tell = async (line: LineRef, answer: DeferredAnswer, updateId: string): Promise<'taken' | 'left'> => {
     const handle = deps.temporal.workflow.getHandle(line.workflowId, line.runId);
+    if (line.settle) {
+      // The request waits in an activity: complete it. Not found means it has ended (its leave time
+      // came, it was cancelled, or a delivery before this one completed it): the update below asks
+      // the request itself, which remembers the attempts it took.
+      try {
+        await deps.temporal.activity.complete({ workflowId: line.workflowId, runId: line.runId, activityId: batchWaitActivityId(line.attemptId) }, answer);
+        return 'taken';
+      } catch (e) {
+        if (!(e instanceof ActivityNotFoundError)) throw e;
+      }
+    }
     try {
       return await handle.executeUpdate(deferredAnswerUpdate, { args: [answer], updateId });
     } catch (e) {
@@ -83,6 +106,36 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
       // when it completed.
       const trace = (await handle.query(traceQuery).catch(() => undefined)) as { attempts?: Array<{ attemptId: string; mode?: string }> } | undefined;
       return trace?.attempts?.some((a) => a.attemptId === line.attemptId && a.mode === 'batch') ? 'taken' : 'left';
+    }
+  };
+
+  /** Settles a line its request took, as the request's own settlement would (mode batch, its feature and key). */
+  const settleLine = async (model: string, l: LineRef, st: LineSettle, out: CallModelOutput): Promise<void> => {
+    try {
+      await budget.recordSpend({
+        scope: l.scope,
+        shard: l.shard,
+        workflowId: l.workflowId,
+        attemptId: l.attemptId,
+        reservationId: st.reservationId,
+        // Its request took the answer and never released the reservation, so a closed one was settled here before.
+        ...(st.seq !== undefined ? { seq: st.seq } : {}),
+        model,
+        category: l.category,
+        usage: out.usage,
+        costNanos: out.costNanos,
+        feature: st.feature,
+        latencyMs: out.latencyMs,
+        baselineNanos: out.premiumBaselineCostNanos,
+        ...(st.keyId !== undefined ? { keyId: st.keyId } : {}),
+        mode: 'batch',
+        liveNanos: out.liveCostNanos ?? out.costNanos,
+      });
+    } catch (e) {
+      // A budget entity that is gone: recordSpend put the line in the ledger outbox, and `budget
+      // restore` applies it once. Anything else is retried with the delivery.
+      if (!(e instanceof ApplicationFailure && e.type === 'BudgetUnavailable')) throw e;
+      deps.log.warn({ workflowId: l.workflowId, attemptId: l.attemptId }, 'budget entity gone: a batch line settled through the ledger outbox');
     }
   };
 
@@ -140,15 +193,25 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
         scope: input.scope,
         shard: grant.shard,
         category: input.category,
+        ...(input.settleOnDelivery
+          ? {
+              settle: {
+                reservationId: input.reservationId,
+                ...(grant.seq !== undefined ? { seq: grant.seq } : {}),
+                feature: input.feature ?? UNSPECIFIED_FEATURE,
+                ...(input.keyId !== undefined ? { keyId: input.keyId } : {}),
+              },
+            }
+          : {}),
       };
-      await deps.temporal.workflow.signalWithStart<CollectorWorkflow, [LineRef]>(COLLECTOR_TYPE, {
-        workflowId: collectorWorkflowId(deps.taskQueue, spec.name),
-        taskQueue: entityTaskQueue(deps.taskQueue),
-        args: [{ id: collectorWorkflowId(deps.taskQueue, spec.name), provider: spec.provider, model: spec.name, settings }],
-        signal: joinSignal,
-        signalArgs: [line],
-      });
+      // Sent with the other lines joining this collector in the same moment: one signal for a burst.
+      await joins.join(collectorWorkflowId(deps.taskQueue, spec.name), spec, line);
       return { joined: true, lineId: line.id, leaveAtMs: line.leaveAtMs, shard: grant.shard, seq: grant.seq, reservedNanos: amountNanos };
+    },
+
+    awaitBatchAnswer(): Promise<DeferredAnswer> {
+      // Completed by the deliverer (tell); its timeout is the request's leave time.
+      throw new CompleteAsyncError();
     },
 
     submitProviderBatch: ({ model, tag, sinceMs, lines }) =>
@@ -218,6 +281,7 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
               attemptId: l.attemptId,
               ok: true,
               batchId,
+              ...(l.settle ? { settledByDelivery: true as const } : {}),
               out: {
                 text: r.res.text,
                 usage,
@@ -245,7 +309,12 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
             answer = { attemptId: l.attemptId, ok: false, why, message, batchId };
           }
           const verdict = await tell(l, answer, `${batchId}/${l.id}`);
-          if (answer.ok && verdict === 'left') {
+          if (answer.ok && verdict === 'taken' && l.settle) {
+            // Taken by a request that leaves its settlement to delivery: settled here, against its
+            // reservation and by its sequence number (a retried delivery settles nothing twice).
+            await settleLine(spec.name, l, l.settle, answer.out);
+            answered += 1;
+          } else if (answer.ok && verdict === 'left') {
             // The provider billed a line its request no longer wanted: charged, once (by its own key), as duplicated.
             await budget.recordSpend({
               scope: l.scope,

@@ -6,7 +6,7 @@
  * operator's cancel cancels it at the provider and its lines come back cancelled. Its lines are in
  * its input and its history, never in the collector's state. docs/deferred.md.
  */
-import { condition, log, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { condition, log, patched, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { continueAsNewWhenDrained } from '../entity.js';
 import { nextPollMs } from '../../deferred/deadline.js';
 import { onSignal, refusePlaintext } from '../messages.js';
@@ -46,6 +46,13 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
       { key: DeferredBatchId, value: batchId ?? '' },
     ]);
   };
+  /**
+   * Since `batch-lean-upserts`, a state that lasts a moment is not shown (an upsert is a billed
+   * action): `submitting` is set when the collector starts the batch, and `delivering` passes
+   * straight to `delivered`.
+   */
+  const lean = patched('batch-lean-upserts');
+  const pass = (s: ProviderBatchState) => (lean ? void (state = s) : show(s));
   const end = (counts: { answered: number; failed: number; duplicated: number }): ProviderBatchSummary => ({ ...status(), ...counts });
   const giveUp = async (message: string): Promise<ProviderBatchSummary> => {
     log.warn('giving up on a provider batch; its requests go live', { batchId, message });
@@ -57,7 +64,7 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
   };
 
   if (batchId === undefined) {
-    show('submitting');
+    pass('submitting');
     try {
       batchId = (await a.submitProviderBatch({ ...at, tag: input.tag, sinceMs: input.sinceMs, lines: input.lines })).batchId;
     } catch (e) {
@@ -86,7 +93,7 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
       return giveUp(`provider batch ${batchId} could not be polled: ${failureText(e)}`);
     }
   }
-  show('delivering');
+  pass('delivering');
   try {
     const r = await a.deliverProviderBatch({ ...at, batchId, lines: input.lines });
     log.info('provider batch delivered', { batchId, ...r });

@@ -7,7 +7,17 @@
  * in flight; it continues as new after JOINS_PER_RUN joins or when its history grows. A request that
  * left for a live call is held back if its line was not yet handed to a batch. docs/deferred.md.
  */
-import { condition, log, ParentClosePolicy, setHandler, startChild, upsertSearchAttributes, WorkflowIdReusePolicy, workflowInfo } from '@temporalio/workflow';
+import {
+  condition,
+  log,
+  ParentClosePolicy,
+  patched,
+  setHandler,
+  startChild,
+  upsertSearchAttributes,
+  WorkflowIdReusePolicy,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { submitBy } from '../../deferred/deadline.js';
 import { continueAsNewWhenDrained } from '../entity.js';
 import { isMessage, onSignal, refusePlaintext } from '../messages.js';
@@ -25,6 +35,7 @@ import {
   DeferredState,
   flushSignal,
   joinSignal,
+  joinManySignal,
   leaveSignal,
   type LineRef,
 } from './contract.js';
@@ -57,13 +68,19 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
   /** When the soonest waiting line comes due, as joins arrive (compared with the timer set for it). */
   let soonest = Number.POSITIVE_INFINITY;
 
-  onSignal(joinSignal, (l) => {
+  const take = (l: LineRef): void => {
     if (!isMessage(l) || typeof l.id !== 'string' || typeof l.workflowId !== 'string') return void log.warn('join ignored: malformed', {});
     joins += 1;
     if (joinedAt.has(l.id) || sent.has(l.id)) return; // a retried join
     pending.push(l);
     joinedAt.set(l.id, l.joinedAtMs ?? Date.now());
     soonest = Math.min(soonest, submitBy(joinedAt.get(l.id) ?? Date.now(), l.leaveAtMs, settings));
+  };
+  onSignal(joinSignal, take);
+  onSignal(joinManySignal, (lines) => {
+    if (!Array.isArray(lines)) return void log.warn('joins ignored: not a list', {});
+    const list: readonly LineRef[] = lines;
+    for (const l of list) take(l);
   });
   onSignal(leaveSignal, (l) => {
     const i = pending.findIndex((x) => x.id === l.id);
@@ -87,6 +104,7 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
     batches: seq,
   }));
 
+  const lean = patched('collector-lean-upserts');
   let shown = '';
   const show = (state: string) => {
     if (shown === state) return;
@@ -122,7 +140,8 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
         sent.set(l.id, Date.now());
       }
       seq += 1;
-      show('submitting');
+      // Since `collector-lean-upserts`, not shown: it lasts a moment, and the batch shows its own state.
+      if (!lean) show('submitting');
       await startBatch(input, seq, lines);
       continue;
     }

@@ -48,6 +48,29 @@ export interface LineRef {
   readonly scope: string;
   readonly shard: number;
   readonly category: string;
+  /**
+   * Present when the request waits in an activity (runs since the `deferred-await` patch): the
+   * activity that delivers the answer completes the request's wait and settles the line, so the
+   * request spends neither a timer, an update nor a settling task on it.
+   */
+  readonly settle?: LineSettle | undefined;
+}
+
+/** What the deliverer needs to settle a taken line as the request would have. */
+export interface LineSettle {
+  readonly reservationId: string;
+  /** The reservation's sequence number: a settlement retried however late is known as one (budget/book.ts). */
+  readonly seq?: number | undefined;
+  readonly feature: string;
+  readonly keyId?: string | undefined;
+}
+
+/**
+ * The activity id of a request's wait for its line's answer: the deliverer completes it by this id
+ * (with the request's workflow and run ids), so nobody has to carry a task token.
+ */
+export function batchWaitActivityId(attemptId: string): string {
+  return `batch-wait-${attemptId}`;
 }
 
 /**
@@ -131,7 +154,10 @@ export interface CollectorView extends CollectorStatus {
   readonly flights: readonly ProviderBatchStatus[];
 }
 
+/** One line joins (sent by workers before joins were gathered; still taken). */
 export const joinSignal = defineSignal<[LineRef]>('join');
+/** The lines that joined a collector in the same moment, in one signal (activities/deferred/joinCoalescer.ts). */
+export const joinManySignal = defineSignal<[readonly LineRef[]]>('joinMany');
 /** A request left for a live call: its line is not submitted (if it still can be held back). */
 export const leaveSignal = defineSignal<[{ id: string }]>('leave');
 /** Submit what is pending now. */
@@ -145,7 +171,14 @@ export type CollectorWorkflow = (input: CollectorInput) => Promise<void>;
 
 /** A line's outcome, handed to its request. */
 export type DeferredAnswer =
-  | { readonly attemptId: string; readonly ok: true; readonly out: CallModelOutput; readonly batchId: string }
+  | {
+      readonly attemptId: string;
+      readonly ok: true;
+      readonly out: CallModelOutput;
+      readonly batchId: string;
+      /** The deliverer settles this answer once the request has taken it (a line that carries `settle`). */
+      readonly settledByDelivery?: true;
+    }
   | {
       readonly attemptId: string;
       readonly ok: false;
@@ -173,6 +206,8 @@ export interface JoinInput {
   readonly force: boolean;
   readonly feature?: string | undefined;
   readonly keyId?: string | undefined;
+  /** The request waits in `awaitBatchAnswer` and leaves the settlement to the deliverer (LineRef.settle). */
+  readonly settleOnDelivery?: boolean | undefined;
 }
 
 export type JoinOutput =
@@ -189,6 +224,12 @@ export type JoinOutput =
 export interface DeferredActivities {
   /** A request joins its model's collector: reserve at the batch price, then signal-with-start the collector. */
   joinDeferred(input: JoinInput): Promise<JoinOutput>;
+  /**
+   * A request's wait for its line's outcome: completed from outside, by the activity that delivers
+   * the answer (or returns the line), under the id `batchWaitActivityId`. Its schedule-to-close
+   * timeout is the request's leave time, so the wait costs one activity and no timer.
+   */
+  awaitBatchAnswer(input: { lineId: string }): Promise<DeferredAnswer>;
   /** Submit (or find again, after a crash) the provider batch of these lines. */
   submitProviderBatch(input: { provider: ProviderName; model: string; tag: string; sinceMs: number; lines: readonly LineRef[] }): Promise<{ batchId: string }>;
   pollProviderBatch(input: { provider: ProviderName; model: string; batchId: string }): Promise<{ ended: boolean; state: string; message?: string }>;

@@ -2,16 +2,20 @@
  * A request with a deadline: before any live call, it may join its model's collector and wait for
  * the provider's batch to answer, at the batch price. It routes first (the same chain as live);
  * the join activity reserves at the batch price and says whether the model can be deferred at all.
- * The answer comes back as a leg like a live call's (checks and escalation as usual: an escalation
- * goes live). A request whose line errors, expires or is cancelled, or whose deadline comes near,
- * leaves for a live call; a line the provider answers after that is charged as duplicated by the
- * activity that delivers it (the update below answers `left`). docs/deferred.md.
+ * It then waits in one activity the deliverer completes (its timeout is the leave time), and the
+ * deliverer settles what it hands over (runs before `deferred-await` wait on a timer for an update
+ * and settle here). The answer comes back as a leg like a live call's (checks and escalation as
+ * usual: an escalation goes live). A request whose line errors, expires or is cancelled, or whose
+ * deadline comes near, leaves for a live call; a line the provider answers after that is charged as
+ * duplicated by the activity that delivers it. docs/deferred.md.
  */
 import {
+  ActivityCancellationType,
   CancellationScope,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -19,6 +23,7 @@ import {
 } from '@temporalio/workflow';
 import { deadlineAt } from '../../deferred/deadline.js';
 import {
+  batchWaitActivityId,
   collectorWorkflowId,
   type DeferredActivities,
   type DeferredAnswer,
@@ -30,7 +35,7 @@ import {
 import { requestQueueOf } from '../taskQueues.js';
 import { type Leg, newIds, routedTo, routeLocally, settleIfAnswered } from './legs.js';
 import type { RequestState } from './state.js';
-import type { Deferral } from './contract.js';
+import { type Deferral, UNSPECIFIED_FEATURE } from './contract.js';
 import type { Candidate } from '../../routing/router.js';
 import type { RequestActivities } from './activities.js';
 
@@ -62,8 +67,16 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
   let answer: DeferredAnswer | undefined;
   // Waiting from before the join: a batch may answer before the join activity's result is recorded.
   let waitingFor: string | undefined;
+  /**
+   * Since `deferred-await`, the request waits in an activity that the deliverer completes (one
+   * action where a timer and an update were two), and the deliverer settles what it takes.
+   */
+  const inActivity = patched('deferred-await');
+  /** Attempts whose answer came by completing the wait: a retried delivery's update is told `taken`. */
+  const took = new Set<string>();
   // Taken once, by the attempt still waiting; anything else is a line the request has left.
   setHandler(deferredAnswerUpdate, (a) => {
+    if (took.has(a.attemptId)) return 'taken';
     if (a.attemptId !== waitingFor || answer !== undefined) return 'left';
     answer = a;
     return 'taken';
@@ -98,6 +111,9 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
         inputTokens: s.cls?.inputTokens ?? 0,
         maxOutputTokens: cand.maxOutputTokens,
         force: s.approved,
+        ...(inActivity
+          ? { settleOnDelivery: true, feature: s.req.feature ?? UNSPECIFIED_FEATURE, ...(s.req.keyId !== undefined ? { keyId: s.req.keyId } : {}) }
+          : {}),
       });
     } catch (e) {
       if (isCancellation(e)) throw e;
@@ -128,7 +144,13 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
     s.phase = 'deferred';
     s.deferral = { model: cand.model, outcome: 'waiting', ...about, ...(earlier ? { earlier } : {}) };
     try {
-      await condition(() => answer !== undefined, Math.max(1, joined.leaveAtMs - Date.now()));
+      if (inActivity) {
+        const got = await waitInActivity(ids.attemptId, joined.lineId, joined.leaveAtMs, () => answer);
+        if (got) {
+          answer ??= got;
+          took.add(ids.attemptId);
+        }
+      } else await condition(() => answer !== undefined, Math.max(1, joined.leaveAtMs - Date.now()));
     } catch (e) {
       // Cancelled while waiting: leave the collector and free the reservation, then end as cancelled.
       if (isCancellation(e) && answer === undefined) await leave(joined.lineId);
@@ -136,8 +158,8 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
     }
     waitingFor = undefined;
     s.phase = 'calling';
-    // Set by the update handler while waiting (the compiler cannot see that).
-    const got = answer as DeferredAnswer | undefined;
+    // Set by the wait's activity, or by the update handler while waiting.
+    const got = answer;
     if (got?.ok) {
       const leg: Leg = {
         ...ids,
@@ -156,7 +178,8 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
         ...(earlier ? { earlier } : {}),
       };
       routedTo(s, cand, 'primary');
-      await settleIfAnswered(s, leg, ids.reservationId, { liveNanos });
+      // Settled by the activity that delivered it (after this request took it), or here.
+      if (got.settledByDelivery !== true) await settleIfAnswered(s, leg, ids.reservationId, { liveNanos });
       return leg;
     }
     // Going live, or to another batch: the line is held back if not yet submitted, and the batch reservation freed.
@@ -181,4 +204,30 @@ export async function deferredLeg(s: RequestState, deadline: string): Promise<Le
     if (!got || got.final === true || !RETRIED.includes(got.why) || round >= MAX_BATCHES) return undefined;
     earlier = { outcome: got.why, ...(got.batchId ? { batchId: got.batchId } : {}), ...(got.message ? { message: got.message } : {}) };
   }
+}
+
+/**
+ * Waits for the line's outcome in an activity the deliverer completes by its id; the activity's
+ * schedule-to-close timeout is the leave time (undefined: it came first). An answer sent by an
+ * update (a deliverer from before `deferred-await`) is taken as well.
+ */
+async function waitInActivity(
+  attemptId: string,
+  lineId: string,
+  leaveAtMs: number,
+  byUpdate: () => DeferredAnswer | undefined,
+): Promise<DeferredAnswer | undefined> {
+  const { awaitBatchAnswer } = proxyActivities<DeferredActivities>({
+    activityId: batchWaitActivityId(attemptId),
+    scheduleToCloseTimeout: Math.max(1, leaveAtMs - Date.now()),
+    retry: { maximumAttempts: 1 },
+    // Nothing runs to cancel: a cancelled request moves on at once (a late completion is not found).
+    cancellationType: ActivityCancellationType.ABANDON,
+  });
+  const wait = awaitBatchAnswer({ lineId }).catch((e: unknown) => {
+    if (isCancellation(e)) throw e;
+    // Timed out (the leave time) or could not run: either way, leave for a live call.
+    return undefined;
+  });
+  return Promise.race([wait, condition(() => byUpdate() !== undefined).then(byUpdate)]);
 }
