@@ -26,6 +26,7 @@ export interface DeferredBenchRound {
   readonly actionsPerRequest: number;
   /** A batch-answered request's own actions, by kind (mean over the sample). */
   readonly ownActionsByKind: Readonly<Record<string, number>>;
+  readonly sharedActionsByKind: Readonly<Record<string, number>>;
   readonly collectorEventsMax: number;
 }
 
@@ -81,11 +82,14 @@ export async function benchDeferred(opts: { requests: number; concurrency: numbe
       // run's, shared out over the lines that joined.
       const own = await meanActions(client, def.batched.slice(0, 100));
       let collector = 0;
+      const sharedByKind: Record<string, number> = {};
       let collectorEventsMax = 0;
       // The collectors' runs and their provider batches' workflows.
       for await (const w of client.temporal.workflow.list({ query: `WorkflowType IN ('${COLLECTOR_TYPE}', '${PROVIDER_BATCH_TYPE}')` })) {
         const h = await client.temporal.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
-        collector += billableActions(h).total;
+        const a = billableActions(h);
+        collector += a.total;
+        for (const [k, n] of Object.entries(a.byKind)) sharedByKind[k] = (sharedByKind[k] ?? 0) + n / Math.max(1, def.inBatch);
         if (w.type === COLLECTOR_TYPE) collectorEventsMax = Math.max(collectorEventsMax, h.events?.length ?? 0);
       }
       out.push({
@@ -98,6 +102,7 @@ export async function benchDeferred(opts: { requests: number; concurrency: numbe
         providerBatches: stack.simulator?.batches().length ?? 0,
         actionsPerRequest: own.total + collector / Math.max(1, def.inBatch),
         ownActionsByKind: own.byKind,
+        sharedActionsByKind: sharedByKind,
         collectorEventsMax,
       });
     } finally {

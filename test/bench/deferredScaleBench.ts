@@ -1,18 +1,25 @@
 /**
- * Many deferred requests queued at once on one collector (one model), on one local stack: every
- * request is started before the first batch is submitted, so they all wait together. What it
- * measures: the largest collector run (events and bytes: the collector's history must stay under
- * a fixed size however many lines are queued), the largest provider-batch workflow, the worker
- * process's resident memory while the lines queue, wait and are answered, and the Temporal actions
- * per request (a sample of request histories, plus every collector run and batch workflow shared
- * out over the requests). The worker, client and simulator share this process; the dev server is
- * its own.
+ * Many deferred requests queued at once on one collector (one model): every request is started
+ * before the first batch is submitted, so they all wait together. What it measures: the largest
+ * collector run (events and bytes: the collector's history must stay under a fixed size however
+ * many lines are queued), the largest provider-batch workflow, the worker's resident memory while
+ * the lines queue, wait and are answered, and the Temporal actions per request (a sample of request
+ * histories, plus every collector run and batch workflow shared out over the requests). The worker
+ * is its own process (`switchyard worker`), so its memory is measured alone (from /proc: Linux);
+ * the dev server is another, and the client and the simulator share the bench's.
  */
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultCatalog } from '../../src/catalog/catalog.js';
 import { SwitchyardClient } from '../../src/client/client.js';
+import { Simulator } from '../../src/simulator/server.js';
 import { billableActions } from '../../src/temporal/billableActions.js';
+import { ensureTemporalCli } from '../../src/temporal/cli.js';
+import { startDevServer } from '../../src/temporal/devServer.js';
 import { COLLECTOR_TYPE, PROVIDER_BATCH_TYPE } from '../../src/workflows/deferred/contract.js';
-import { benchStack, meanActions } from './benchStack.js';
+import { meanActions } from './benchStack.js';
+import { rssMb, startProcess, workerEnv } from './processes.js';
 
 export interface DeferredScaleResult {
   readonly requests: number;
@@ -33,10 +40,24 @@ const MODEL = 'gpt-4o-mini';
 
 export async function benchDeferredScale(opts: { requests: number }): Promise<DeferredScaleResult> {
   const maxLines = 2_000;
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-dscale-'));
+  const server = await startDevServer({ cliPath: await ensureTemporalCli({ say: () => undefined }), stateDir: dir, port: 0, uiPort: 0 });
+  const simulator = new Simulator({ catalog: defaultCatalog(), latencyScale: 0.1 });
+  const simulatorUrl = await simulator.start(0);
   // A long maxAgeMs: lines queue until a batch is full (or the last ones age out).
-  const { dir, stack } = await benchStack('switchyard-dscale-', { maxLines, maxAgeMs: 60_000, pollMinMs: 1_000, pollMaxMs: 4_000 });
-  const client = await SwitchyardClient.connect({ address: stack.address, taskQueue: stack.config.taskQueue });
-  const mb = () => Math.round(process.memoryUsage().rss / 1048576);
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify({ deferred: { maxLines, maxAgeMs: 60_000, pollMinMs: 1_000, pollMaxMs: 4_000 } }));
+  const taskQueue = 'dscale';
+  const worker = await startProcess(
+    process.execPath,
+    [join(process.cwd(), 'bin', 'switchyard.js'), 'worker'],
+    workerEnv({ address: server.address, taskQueue, simulatorUrl, dir }, { SWITCHYARD_CONFIG: configPath }),
+    /Ctrl-C to stop/,
+    join(dir, 'worker.log'),
+  );
+  const pid = worker.pid ?? 0;
+  const client = await SwitchyardClient.connect({ address: server.address, taskQueue });
+  const mb = () => rssMb(pid);
   const rss = { start: mb(), max: mb(), queued: 0, half: 0, end: 0 };
   const sampler = setInterval(() => (rss.max = Math.max(rss.max, mb())), 500);
   try {
@@ -94,7 +115,7 @@ export async function benchDeferredScale(opts: { requests: number }): Promise<De
       requests: opts.requests,
       answeredInBatch: inBatch,
       seconds,
-      providerBatches: stack.simulator?.batches().length ?? 0,
+      providerBatches: simulator.batches().length,
       collectorRuns,
       collectorEventsMax,
       collectorBytesMax,
@@ -109,7 +130,13 @@ export async function benchDeferredScale(opts: { requests: number }): Promise<De
   } finally {
     clearInterval(sampler);
     await client.close();
-    await stack.stop();
+    if (worker.exitCode === null && worker.signalCode === null) {
+      const gone = new Promise((r) => worker.once('exit', r));
+      worker.kill('SIGINT');
+      await gone;
+    }
+    await simulator.stop();
+    await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -19,6 +19,7 @@ import { Simulator } from '../../src/simulator/server.js';
 import { ensureTemporalCli } from '../../src/temporal/cli.js';
 import { freePort, startDevServer } from '../../src/temporal/devServer.js';
 import { pythonWith } from '../helpers/python.js';
+import { rssMb, startProcess, workerEnv } from './processes.js';
 
 // The newest release whose proxy extras the package registry here serves (1.108.8 and later need extras it lacks).
 export const LITELLM = 'litellm[proxy]==1.108.7';
@@ -65,31 +66,6 @@ function treeCpu(pid: number): number {
   return total;
 }
 
-function rssMb(pid: number): number {
-  let kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  try {
-    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean)) kb += rssMb(Number(child)) * 1024;
-  } catch {
-    // gone
-  }
-  return Math.round(kb / 1024);
-}
-
-function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, log: string): Promise<ChildProcess> {
-  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const on = (d: Buffer) => {
-      out += d.toString();
-      writeFileSync(log, out);
-      if (ready.test(out)) resolve(child);
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', on);
-    child.once('exit', (code) => reject(new Error(`${cmd} ${args.join(' ')} exited (${code}):\n${out.slice(-2000)}`)));
-  });
-}
-
 async function until(what: string, f: () => Promise<boolean>, ms = 120_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await f().catch(() => false))) {
@@ -105,16 +81,7 @@ export async function benchGateway(opts: { requests: number; concurrency: number
   const sim = new Simulator({ catalog: defaultCatalog(), latencyScale: 0 });
   const simulatorUrl = await sim.start();
   const taskQueue = `gwbench-${Date.now()}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    TEMPORAL_ADDRESS: server.address,
-    SWITCHYARD_TASK_QUEUE: taskQueue,
-    SWITCHYARD_SIMULATOR_URL: simulatorUrl,
-    SWITCHYARD_STATE_DIR: dir,
-    SWITCHYARD_LEDGER: join(dir, 'ledger.jsonl'),
-    SWITCHYARD_LOG_LEVEL: 'error',
-    SWITCHYARD_METRICS_PORT: 'off',
-  };
+  const env = workerEnv({ address: server.address, taskQueue, simulatorUrl, dir });
   const procs: ChildProcess[] = [];
   try {
     const worker = await startProcess(process.execPath, [bin, 'worker'], env, /Ctrl-C to stop/, join(dir, 'worker.log'));

@@ -86,6 +86,8 @@ if (which === 'deferred') {
         r.ownActionsByKind,
       )
         .map(([k, n]) => `${k} ${n.toFixed(2)}`)
+        .join(', ')}; shared: ${Object.entries(r.sharedActionsByKind)
+        .map(([k, n]) => `${k} ${n.toFixed(2)}`)
         .join(', ')}); collector runs at most ${r.collectorEventsMax} events
 `,
     );
