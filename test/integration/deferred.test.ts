@@ -210,6 +210,50 @@ describe('deferred requests through the providers batch APIs', () => {
     }
   });
 
+  it('a delivery retried after it handed the answers over and settled them settles and charges nothing twice', async () => {
+    stack.simulator.resetStats();
+    const scope = `redeliver-${randomUUID()}`;
+    let deliveries = 0;
+    // The first delivery does all its work, then fails as if its worker had died: the activity runs again.
+    await stack.restartWorker((real) => ({
+      deliverProviderBatch: async (input: Parameters<typeof real.deliverProviderBatch>[0]) => {
+        const r = await real.deliverProviderBatch(input);
+        deliveries += 1;
+        if (deliveries === 1) throw new Error('worker lost after delivering');
+        return r;
+      },
+    }));
+    try {
+      const results = await Promise.all(
+        [0, 1, 2].map((i) =>
+          stack.client.ask({
+            prompt: `Sort invoice ${i}.`,
+            model: 'gpt-4o-mini',
+            deadline: '1h',
+            budgetScope: scope,
+            requestId: `redeliver-${i}-${randomUUID()}`,
+          }),
+        ),
+      );
+      expect(results.every((r) => r.deferred?.outcome === 'answered')).toBe(true);
+      await waitFor(() => deliveries >= 2);
+      const billed = stack.simulator.getStats().byModel['gpt-4o-mini']?.batchBilledNanos ?? -1;
+      expect(results.reduce((n, r) => n + r.costNanos, 0)).toBe(billed);
+      const entries = await ledgerOf(stack, results, 3);
+      expect(entries).toHaveLength(3);
+      expect(entries.every((e) => e.mode === 'batch')).toBe(true);
+      expect(entries.reduce((n, e) => n + e.costNanos, 0)).toBe(billed);
+      const st = await stack.client.budgetStatus(scope);
+      expect(st.spentNanos).toBe(billed);
+      expect(st.reservedNanos).toBe(0);
+      // The second delivery found each answer taken (its wait already completed) and settled again: a duplicate each time.
+      expect(st.counters.settles).toBe(3);
+      expect(st.counters.duplicateSettles).toBe(3);
+    } finally {
+      await stack.restartWorker();
+    }
+  });
+
   it('a deadline too near for a batch is called live at once, saying why', async () => {
     const r = await stack.client.ask({ prompt: 'Quick one.', model: 'gpt-4o-mini', deadline: '2s', requestId: `near-${randomUUID()}` });
     expect(r.deferred?.outcome).toBe('not_deferred');
@@ -363,7 +407,7 @@ describe('deferred requests: a worker SIGKILLed mid-submission and mid-poll', ()
         expect(results.every((r) => r.deferred?.outcome === 'answered' && r.deferred.batchId === made[0]?.id)).toBe(true);
         const billed = stack.simulator.getStats().byModel['gpt-4o-mini']?.batchBilledNanos;
         expect(results.reduce((n, r) => n + r.costNanos, 0)).toBe(billed);
-        const entries = stack.ledger.entries().filter((e) => results.some((r) => r.workflowId === e.workflowId));
+        const entries = await ledgerOf(stack, results, results.length);
         expect(entries.reduce((n, e) => n + e.costNanos, 0)).toBe(billed);
         expect(new Set(entries.map((e) => e.key)).size).toBe(entries.length);
       } finally {
