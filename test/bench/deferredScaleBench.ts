@@ -8,7 +8,7 @@
  * is its own process (`switchyard worker`), so its memory is measured alone (from /proc: Linux);
  * the dev server is another, and the client and the simulator share the bench's.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultCatalog } from '../../src/catalog/catalog.js';
@@ -34,6 +34,8 @@ export interface DeferredScaleResult {
   readonly rssMb: { readonly start: number; readonly max: number; readonly queued: number; readonly half: number; readonly end: number };
   readonly actionsPerRequest: number;
   readonly ownActionsByKind: Readonly<Record<string, number>>;
+  /** The ledger's lines by mode once every batch workflow has ended: one `batch` line per request, none `duplicated`. */
+  readonly ledgerByMode: Readonly<Record<string, number>>;
 }
 
 const MODEL = 'gpt-4o-mini';
@@ -92,6 +94,15 @@ export async function benchDeferredScale(opts: { requests: number }): Promise<De
     });
     const seconds = (Date.now() - t0) / 1000;
     rss.end = mb();
+    // A request's result comes as its answer is handed over; the batch workflow settles it just after.
+    const running = `WorkflowType = '${PROVIDER_BATCH_TYPE}' AND ExecutionStatus = 'Running'`;
+    while ((await client.temporal.workflow.count(running)).count > 0) await new Promise((r) => setTimeout(r, 1_000));
+    const ledger = readFileSync(join(dir, 'ledger.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { mode?: string });
+    const ledgerByMode: Record<string, number> = {};
+    for (const e of ledger) ledgerByMode[e.mode ?? 'live'] = (ledgerByMode[e.mode ?? 'live'] ?? 0) + 1;
 
     const own = await meanActions(client, ids.slice(0, 100));
     let shared = 0;
@@ -123,6 +134,7 @@ export async function benchDeferredScale(opts: { requests: number }): Promise<De
       rssMb: rss,
       actionsPerRequest: own.total + shared / opts.requests,
       ownActionsByKind: own.byKind,
+      ledgerByMode,
     };
   } catch (e) {
     process.stderr.write(`deferred-scale failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

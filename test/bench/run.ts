@@ -108,6 +108,7 @@ if (which === 'deferred-scale') {
   ${r.actionsPerRequest.toFixed(2)} actions per request (its own: ${Object.entries(r.ownActionsByKind)
     .map(([k, n]) => `${k} ${n.toFixed(2)}`)
     .join(', ')}; the rest: collector runs and batch workflows shared out)
+  ledger lines by mode: ${JSON.stringify(r.ledgerByMode)}
 `,
   );
 }

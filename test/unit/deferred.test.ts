@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_COLLECTOR, deadlineAt, leaveAt, nextPollMs, parseDeadline, submitBy, worthDeferring } from '../../src/deferred/deadline.js';
 import { lineIdOf } from '../../src/workflows/deferred/contract.js';
 import { JoinCoalescer } from '../../src/activities/deferred/joinCoalescer.js';
+import { waitOutcome } from '../../src/activities/deferred/index.js';
 
 describe('deadlines', () => {
   it('reads durations and ISO times with their offset; refuses the rest, saying what it takes', () => {
@@ -84,5 +85,29 @@ describe('joins gathered into one signal per collector', () => {
     expect(calls).toBe(1);
     expect(r.map((x) => x.status)).toEqual(['rejected', 'rejected']);
     expect((r[0] as PromiseRejectedResult).reason).toHaveProperty('message', 'frontend unavailable');
+  });
+});
+
+describe("a request's wait, read from its history (a retried delivery asks no worker)", () => {
+  const ev = (eventId: number, attrs: Record<string, unknown>) => ({ eventId, ...attrs });
+  const scheduled = ev(5, { activityTaskScheduledEventAttributes: { activityId: 'batch-wait-a1' } });
+  const other = ev(6, { activityTaskScheduledEventAttributes: { activityId: 'batch-wait-a2' } });
+
+  it('taken when the wait was completed; left when it timed out, failed or was cancelled', () => {
+    expect(waitOutcome({ events: [scheduled, ev(7, { activityTaskCompletedEventAttributes: { scheduledEventId: 5 } })] }, 'batch-wait-a1')).toBe('taken');
+    for (const k of ['activityTaskTimedOutEventAttributes', 'activityTaskFailedEventAttributes', 'activityTaskCanceledEventAttributes'])
+      expect(waitOutcome({ events: [scheduled, ev(7, { [k]: { scheduledEventId: 5 } })] }, 'batch-wait-a1'), k).toBe('left');
+  });
+
+  it("another attempt's completion is not this one's", () => {
+    const h = { events: [scheduled, other, ev(7, { activityTaskCompletedEventAttributes: { scheduledEventId: 6 } })] };
+    expect(waitOutcome(h, 'batch-wait-a1')).toBeUndefined();
+    expect(waitOutcome(h, 'batch-wait-a2')).toBe('taken');
+  });
+
+  it('left when the run closed with the wait open (abandoned); unknown while it runs, or before the wait was scheduled', () => {
+    expect(waitOutcome({ events: [scheduled, ev(8, { workflowExecutionCanceledEventAttributes: {} })] }, 'batch-wait-a1')).toBe('left');
+    expect(waitOutcome({ events: [scheduled] }, 'batch-wait-a1')).toBeUndefined();
+    expect(waitOutcome({ events: [] }, 'batch-wait-a1')).toBeUndefined();
   });
 });

@@ -86,15 +86,19 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
   const tell = async (line: LineRef, answer: DeferredAnswer, updateId: string): Promise<'taken' | 'left'> => {
     const handle = deps.temporal.workflow.getHandle(line.workflowId, line.runId);
     if (line.settle) {
-      // The request waits in an activity: complete it. Not found means it has ended (its leave time
-      // came, it was cancelled, or a delivery before this one completed it): the update below asks
-      // the request itself, which remembers the attempts it took.
+      // The request waits in an activity: complete it. Not found means the wait has ended: completed
+      // by a delivery before this one (taken), or timed out or abandoned (its request left).
+      const activityId = batchWaitActivityId(line.attemptId);
       try {
-        await deps.temporal.activity.complete({ workflowId: line.workflowId, runId: line.runId, activityId: batchWaitActivityId(line.attemptId) }, answer);
+        await deps.temporal.activity.complete({ workflowId: line.workflowId, runId: line.runId, activityId }, answer);
         return 'taken';
       } catch (e) {
         if (!(e instanceof ActivityNotFoundError)) throw e;
       }
+      // Its history says which, with no worker needed (a query would need one, and may fail under load).
+      const waited = waitOutcome(await handle.fetchHistory(), activityId);
+      if (waited !== undefined) return waited;
+      // Not scheduled yet (the answer came before the join's workflow task completed): the update.
     }
     try {
       return await handle.executeUpdate(deferredAnswerUpdate, { args: [answer], updateId });
@@ -103,8 +107,8 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
       // The request has ended. It took this line's answer if it recorded the attempt as a batch answer
       // (a delivery retried after the request finished with it); else it had left. Its trace holds its
       // attempts however it ended (completed, failed, cancelled), where its result holds them only
-      // when it completed.
-      const trace = (await handle.query(traceQuery).catch(() => undefined)) as { attempts?: Array<{ attemptId: string; mode?: string }> } | undefined;
+      // when it completed. A query that fails is not an answer: the delivery is retried, never guessed.
+      const trace = (await handle.query(traceQuery)) as { attempts?: Array<{ attemptId: string; mode?: string }> } | undefined;
       return trace?.attempts?.some((a) => a.attemptId === line.attemptId && a.mode === 'batch') ? 'taken' : 'left';
     }
   };
@@ -353,4 +357,50 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
         await b.cancel(batchId);
       }),
   };
+}
+
+/** The parts of a history event `waitOutcome` reads (a fetched history's events have them; ids are Longs there). */
+/** An event id: a number here, a Long in a fetched history (its own toString gives the number). */
+type IdLike = number | { toString(): string } | null;
+type Ref = { readonly scheduledEventId?: IdLike } | null | undefined;
+interface HistoryEventLike {
+  readonly eventId?: IdLike;
+  readonly activityTaskScheduledEventAttributes?: { readonly activityId?: string | null } | null;
+  readonly activityTaskCompletedEventAttributes?: Ref;
+  readonly activityTaskTimedOutEventAttributes?: Ref;
+  readonly activityTaskFailedEventAttributes?: Ref;
+  readonly activityTaskCanceledEventAttributes?: Ref;
+  readonly workflowExecutionCompletedEventAttributes?: unknown;
+  readonly workflowExecutionFailedEventAttributes?: unknown;
+  readonly workflowExecutionCanceledEventAttributes?: unknown;
+  readonly workflowExecutionTerminatedEventAttributes?: unknown;
+  readonly workflowExecutionTimedOutEventAttributes?: unknown;
+  readonly workflowExecutionContinuedAsNewEventAttributes?: unknown;
+}
+
+/**
+ * How a request's wait for its line ended, from its history: `taken` if the wait activity was
+ * completed (by a delivery), `left` if it timed out, failed or was cancelled, or is still open in a
+ * run that has closed (abandoned); undefined if it was never scheduled, or is open in a running run.
+ */
+export function waitOutcome(history: { readonly events?: ReadonlyArray<HistoryEventLike> | null }, activityId: string): 'taken' | 'left' | undefined {
+  const events = history.events ?? [];
+  const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityId === activityId);
+  if (scheduled?.eventId == null) return undefined;
+  const id = String(scheduled.eventId);
+  const of = (a: Ref) => a != null && String(a.scheduledEventId) === id;
+  for (const e of events) {
+    if (of(e.activityTaskCompletedEventAttributes)) return 'taken';
+    if (of(e.activityTaskTimedOutEventAttributes) || of(e.activityTaskFailedEventAttributes) || of(e.activityTaskCanceledEventAttributes)) return 'left';
+  }
+  const closed = events.some(
+    (e) =>
+      e.workflowExecutionCompletedEventAttributes ||
+      e.workflowExecutionFailedEventAttributes ||
+      e.workflowExecutionCanceledEventAttributes ||
+      e.workflowExecutionTerminatedEventAttributes ||
+      e.workflowExecutionTimedOutEventAttributes ||
+      e.workflowExecutionContinuedAsNewEventAttributes,
+  );
+  return closed ? 'left' : undefined;
 }

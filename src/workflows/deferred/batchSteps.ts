@@ -8,8 +8,11 @@ export function deferredActs(): DeferredActivities {
   return proxyActivities<DeferredActivities>({
     taskQueue: requestQueueOf(workflowInfo().taskQueue),
     startToCloseTimeout: '10 minutes',
-    // The activities heartbeat while they wait on the provider: a worker lost mid-call is retried within seconds.
-    heartbeatTimeout: '10 seconds',
+    // The activities heartbeat while they wait on the provider: a worker lost mid-call is retried
+    // within half a minute. Not less: the SDK sends a heartbeat every 0.8 x this at most, and a
+    // busy worker or server that delays one past the timeout starts a second delivery beside the
+    // first (harmless, but twice the work).
+    heartbeatTimeout: '30 seconds',
     // Provider outages are waited out: the lines' requests leave for live calls by their own deadlines.
     retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
   });
