@@ -12,7 +12,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { faultSpecSchema } from '../../src/simulator/faults.js';
 import { billableActions } from '../../src/temporal/billableActions.js';
-import { collectorWorkflowId } from '../../src/workflows/deferred/contract.js';
+import { collectorWorkflowId, joinManySignal, type LineRef } from '../../src/workflows/deferred/contract.js';
 import type { LedgerEntry } from '../../src/ledger/entry.js';
 import { killWorker, spawnWorker, useTestStack } from '../helpers/stack.js';
 
@@ -252,6 +252,35 @@ describe('deferred requests through the providers batch APIs', () => {
     } finally {
       await stack.restartWorker();
     }
+  });
+
+  it('a join signal sent by hand with malformed lines is dropped; the collector goes on, its workflow tasks never fail', async () => {
+    const ask = (i: number) =>
+      stack.client.ask({ prompt: `Name the colour of card ${i}.`, model: 'mistral-large', deadline: '1h', requestId: `malformed-${i}-${randomUUID()}` });
+    expect((await ask(0)).deferred?.outcome).toBe('answered');
+    const collector = stack.client.temporal.workflow.getHandle(collectorWorkflowId(stack.config.taskQueue, 'mistral-large'));
+    const good = {
+      id: 'lgood',
+      workflowId: 'w',
+      runId: 'r',
+      attemptId: 'a',
+      scope: 'default',
+      category: 'standard',
+      leaveAtMs: 1,
+      maxOutputTokens: 1,
+      shard: 0,
+    };
+    // Lines the collector cannot hold: fields missing, a leave time that is not a number, a join time that is not one.
+    await collector.signal(joinManySignal, [
+      { id: 'l1', workflowId: 'w' },
+      { ...good, id: 'l2', leaveAtMs: 'soon' },
+      { ...good, id: 'l3', joinedAtMs: 'then' },
+    ] as unknown as LineRef[]);
+    await collector.signal('joinMany', 'not a list');
+    expect((await ask(1)).deferred?.outcome).toBe('answered');
+    const events = (await collector.fetchHistory()).events ?? [];
+    expect(events.filter((e) => e.workflowTaskFailedEventAttributes)).toHaveLength(0);
+    expect((await stack.client.deferred().status('mistral-large'))[0]?.pending).toBe(0);
   });
 
   it('a deadline too near for a batch is called live at once, saying why', async () => {

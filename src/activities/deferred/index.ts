@@ -98,7 +98,8 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
       // Its history says which, with no worker needed (a query would need one, and may fail under load).
       const waited = waitOutcome(await handle.fetchHistory(), activityId);
       if (waited !== undefined) return waited;
-      // Not scheduled yet (the answer came before the join's workflow task completed): the update.
+      // Never scheduled (the answer came before the join's workflow task completed), or still open
+      // (taken by an update, or abandoned by a cancelled run): the request says, below.
     }
     try {
       return await handle.executeUpdate(deferredAnswerUpdate, { args: [answer], updateId });
@@ -136,19 +137,37 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
         liveNanos: out.liveCostNanos ?? out.costNanos,
       });
     } catch (e) {
-      // A budget entity that is gone: recordSpend put the line in the ledger outbox, and `budget
-      // restore` applies it once. Anything else is retried with the delivery.
+      // A budget entity that is gone: recordSpend put the line in the ledger outbox (the ledger
+      // holds it), but the budget book does not count it, and `budget restore` does not see it
+      // (restore reads requests that ended `unsettled`; this one was answered). docs/deferred.md.
+      // Anything else is retried with the delivery.
       if (!(e instanceof ApplicationFailure && e.type === 'BudgetUnavailable')) throw e;
-      deps.log.warn({ workflowId: l.workflowId, attemptId: l.attemptId }, 'budget entity gone: a batch line settled through the ledger outbox');
+      deps.log.error(
+        { workflowId: l.workflowId, attemptId: l.attemptId, costNanos: out.costNanos },
+        'budget entity gone: a batch line is in the ledger but not counted by the budget',
+      );
     }
   };
 
+  /**
+   * Runs `f` on every item, CONCURRENCY at a time. One item that fails does not stop the others
+   * (every step is idempotent, so the retry runs them all again); the first failure is thrown once
+   * all have run.
+   */
   const inParallel = async <T>(items: readonly T[], f: (t: T, i: number) => Promise<void>): Promise<void> => {
     let next = 0;
+    let failed: { error: unknown } | undefined;
     const worker = async () => {
-      for (let i = next++; i < items.length; i = next++) await f(items[i] as T, i);
+      for (let i = next++; i < items.length; i = next++) {
+        try {
+          await f(items[i] as T, i);
+        } catch (e) {
+          failed ??= { error: e };
+        }
+      }
     };
     await Promise.all(Array.from({ length: Math.min(CONCURRENCY, items.length) }, worker));
+    if (failed) throw failed.error;
   };
 
   /** Runs `f` heartbeating every 2 s (the collector's activities wait on the provider for long). */
@@ -370,18 +389,12 @@ interface HistoryEventLike {
   readonly activityTaskTimedOutEventAttributes?: Ref;
   readonly activityTaskFailedEventAttributes?: Ref;
   readonly activityTaskCanceledEventAttributes?: Ref;
-  readonly workflowExecutionCompletedEventAttributes?: unknown;
-  readonly workflowExecutionFailedEventAttributes?: unknown;
-  readonly workflowExecutionCanceledEventAttributes?: unknown;
-  readonly workflowExecutionTerminatedEventAttributes?: unknown;
-  readonly workflowExecutionTimedOutEventAttributes?: unknown;
-  readonly workflowExecutionContinuedAsNewEventAttributes?: unknown;
 }
 
 /**
  * How a request's wait for its line ended, from its history: `taken` if the wait activity was
- * completed (by a delivery), `left` if it timed out, failed or was cancelled, or is still open in a
- * run that has closed (abandoned); undefined if it was never scheduled, or is open in a running run.
+ * completed (by a delivery), `left` if it timed out, failed or was cancelled; undefined if it was
+ * never scheduled or is still open (the caller then asks the request).
  */
 export function waitOutcome(history: { readonly events?: ReadonlyArray<HistoryEventLike> | null }, activityId: string): 'taken' | 'left' | undefined {
   const events = history.events ?? [];
@@ -393,14 +406,7 @@ export function waitOutcome(history: { readonly events?: ReadonlyArray<HistoryEv
     if (of(e.activityTaskCompletedEventAttributes)) return 'taken';
     if (of(e.activityTaskTimedOutEventAttributes) || of(e.activityTaskFailedEventAttributes) || of(e.activityTaskCanceledEventAttributes)) return 'left';
   }
-  const closed = events.some(
-    (e) =>
-      e.workflowExecutionCompletedEventAttributes ||
-      e.workflowExecutionFailedEventAttributes ||
-      e.workflowExecutionCanceledEventAttributes ||
-      e.workflowExecutionTerminatedEventAttributes ||
-      e.workflowExecutionTimedOutEventAttributes ||
-      e.workflowExecutionContinuedAsNewEventAttributes,
-  );
-  return closed ? 'left' : undefined;
+  // Still open: the request is waiting, or took its answer by the update (and left the wait open),
+  // or was cancelled while waiting. Only the request can say which: the update, or its trace.
+  return undefined;
 }

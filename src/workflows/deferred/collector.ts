@@ -69,7 +69,7 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
   let soonest = Number.POSITIVE_INFINITY;
 
   const take = (l: LineRef): void => {
-    if (!isMessage(l) || typeof l.id !== 'string' || typeof l.workflowId !== 'string') return void log.warn('join ignored: malformed', {});
+    if (!wellFormed(l)) return void log.warn('join ignored: malformed', {});
     joins += 1;
     if (joinedAt.has(l.id) || sent.has(l.id)) return; // a retried join
     pending.push(l);
@@ -169,6 +169,29 @@ export async function deferredCollector(input: CollectorInput): Promise<void> {
       sent: [...sent].filter(([, at]) => at > Date.now() - SENT_KEPT_MS).slice(-SENT_KEPT),
     },
   ]);
+}
+
+/**
+ * A line the collector can hold: a malformed one (from a hand-sent signal) is dropped, never
+ * allowed to make the collector's due time NaN (its timer would fail every workflow task).
+ */
+function wellFormed(l: unknown): l is LineRef {
+  if (!isMessage(l)) return false;
+  const m = l as Record<string, unknown>;
+  const text = (k: string) => typeof m[k] === 'string' && m[k] !== '';
+  const num = (k: string) => typeof m[k] === 'number' && Number.isFinite(m[k]);
+  return (
+    text('id') &&
+    text('workflowId') &&
+    text('runId') &&
+    text('attemptId') &&
+    text('scope') &&
+    text('category') &&
+    num('leaveAtMs') &&
+    num('maxOutputTokens') &&
+    num('shard') &&
+    (m.joinedAtMs === undefined || num('joinedAtMs'))
+  );
 }
 
 /** Starts the provider batch's workflow and leaves it to run (it outlives this run and the next). */
