@@ -158,13 +158,17 @@ async function launch(opts: DevServerOptions, ip: string, port: number, uiPort: 
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  // Both streams into one log, which ends once the process and both streams have closed (with the
+  // default end: true, whichever stream closed first ended the log under the other's late output:
+  // an unhandled 'write after end').
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
   let exited: number | null | undefined;
   let stopping = false;
   let reportDeath: (code: number | null) => void = () => undefined;
   const died = new Promise<number | null>((resolve) => (reportDeath = resolve));
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  void closed.then(() => log.end());
   child.on('exit', (code) => {
     exited = code;
     if (!stopping) reportDeath(code);
@@ -173,8 +177,7 @@ async function launch(opts: DevServerOptions, ip: string, port: number, uiPort: 
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
   for (;;) {
     if (exited !== undefined) {
-      await closed; // all output read
-      log.end();
+      await closed; // all output read (and the log ended)
       throw new EarlyExit(`temporal server start-dev exited with code ${exited}; see ${logPath}`, tail);
     }
     try {
@@ -208,7 +211,7 @@ async function launch(opts: DevServerOptions, ip: string, port: number, uiPort: 
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await done;
       clearTimeout(timer);
-      log.end();
+      await closed; // the log ends once the last output is in
     },
   };
 }

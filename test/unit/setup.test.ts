@@ -274,5 +274,13 @@ describe('dev server start when a picked port is taken in between', () => {
       /exited with code 1; see .*temporal-server\.log/,
     );
     expect(readFileSync(counter, 'utf8').trim().split('\n')).toHaveLength(3);
+
+    // A CLI that closes its stdout and goes on writing to stderr: the log takes the late lines (the
+    // log once ended with the first stream to close, and the next write was an unhandled error).
+    const late = join(dir, 'late-temporal');
+    writeFileSync(late, `#!/bin/sh\nexec 1>&-\nsleep 0.2\necho "late line one" >&2\nsleep 0.2\necho "late line two" >&2\nexit 3\n`);
+    chmodSync(late, 0o755);
+    await expect(startDevServer({ cliPath: late, stateDir: join(dir, 'late'), port: 0, uiPort: 0 })).rejects.toThrow(/exited with code 3/);
+    expect(readFileSync(join(dir, 'late', 'temporal-server.log'), 'utf8')).toMatch(/late line one\nlate line two/);
   }, 90_000);
 });
