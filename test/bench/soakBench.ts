@@ -146,8 +146,8 @@ async function soak(
       env: { ...env, SWITCHYARD_METRICS_PORT: String(await freePort()) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    proc.stdout?.pipe(out);
-    proc.stderr?.pipe(out);
+    proc.stdout?.pipe(out, { end: false });
+    proc.stderr?.pipe(out, { end: false });
     workers[i] = proc;
   };
   cleanups.push(async () => {

@@ -47,7 +47,7 @@ const GATEWAY_REQUESTS = 16;
 async function startGateway(name: string): Promise<{ proc: ChildProcess; url: string }> {
   const out = createWriteStream(join(dir, `${name}.log`));
   const proc = spawn(process.execPath, [cli, 'gateway', '--port', String(await freePort())], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout?.pipe(out);
+  proc.stdout?.pipe(out, { end: false });
   let said = '';
   const url = await new Promise<string>((resolve, reject) => {
     proc.stderr?.on('data', (d: Buffer) => {
@@ -68,8 +68,8 @@ function startWorker(metricsPort: number, name: string): { proc: ChildProcess; m
     env: { ...env, SWITCHYARD_METRICS_PORT: String(metricsPort), SWITCHYARD_METRICS_FINAL_SCRAPE_MS: '5000' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  proc.stdout?.pipe(out);
-  proc.stderr?.pipe(out);
+  proc.stdout?.pipe(out, { end: false });
+  proc.stderr?.pipe(out, { end: false });
   return { proc, metricsPort };
 }
 
@@ -152,8 +152,8 @@ beforeAll(async () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
-  prometheus.stdout?.pipe(promLog);
-  prometheus.stderr?.pipe(promLog);
+  prometheus.stdout?.pipe(promLog, { end: false });
+  prometheus.stderr?.pipe(promLog, { end: false });
   await until('Prometheus', async () => ((await fetch(`${promUrl}/-/ready`)).ok ? true : undefined));
   // A team's key (its scope is the batch's), and two gateways in front of the cluster.
   const made = await run(process.execPath, [cli, 'keys', 'create', 'cluster-team', '--scope', SCOPE, '--categories', 'batch', '--json'], { env });
