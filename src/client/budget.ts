@@ -17,8 +17,9 @@ import type { ReallocationPlan } from '../budget/reallocation.js';
 import { combineHistories, combineStatuses, settingsForShard, shardTotals, shardWorkflowId } from '../budget/shards.js';
 import { ValidationError } from '../util/validation.js';
 import { RequestFailedError, toRequestFailed } from '../contracts/requestFailure.js';
-import type { RequestFailureDetails } from '../workflows/request/contract.js';
-import { requestRunsQuery } from './runsQuery.js';
+import type { RequestFailureDetails, UnsettledSpend } from '../workflows/request/contract.js';
+import { DeferredState, PROVIDER_BATCH_TYPE, type ProviderBatchSummary } from '../workflows/deferred/contract.js';
+import { requestRunsQuery, visibilityString } from './runsQuery.js';
 import {
   ADJUST_KEYS,
   type AdjustInput,
@@ -154,12 +155,23 @@ export class BudgetClient {
   }
 
   /**
-   * Settlements that requests could not make while the scope's entity was down (their runs failed
-   * with `unsettled` spend): applied now, each once (by its sequence number; a second restore finds
-   * them duplicates).
+   * Settlements that could not be made while the scope's entity was down, applied now, each once
+   * (by its sequence number, or its reservation id; a second restore finds them duplicates): those
+   * of requests whose runs failed with `unsettled` spend, and those of provider batches whose
+   * delivery settled answered lines (state `unsettled`, docs/deferred.md).
    */
   private async settleStranded(scope: string): Promise<Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }>> {
-    const done = [];
+    const done: Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }> = [];
+    const apply = async (workflowId: string, unsettled: readonly UnsettledSpend[] | undefined): Promise<void> => {
+      for (const u of unsettled ?? []) {
+        if (u.scope !== scope) continue;
+        const r = await this.temporal.workflow.getHandle(shardWorkflowId(this.taskQueue, scope, u.shard, this.budgetShards)).executeUpdate(settleUpdate, {
+          args: [{ reservationId: u.reservationId, category: u.category, costNanos: u.costNanos, ...(u.seq !== undefined ? { seq: u.seq } : {}) }],
+          updateId: `restore-settle:${u.reservationId}:${randomUUID()}`,
+        });
+        done.push({ workflowId, reservationId: u.reservationId, costNanos: u.costNanos, duplicate: r.duplicate });
+      }
+    };
     for await (const w of this.temporal.workflow.list({ query: requestRunsQuery(this.taskQueue, undefined, "LlmOutcome = 'unsettled'") })) {
       let details: RequestFailureDetails | undefined;
       try {
@@ -168,14 +180,16 @@ export class BudgetClient {
         const f = toRequestFailed(e, w.workflowId);
         if (f instanceof RequestFailedError) details = f.details;
       }
-      for (const u of details?.unsettled ?? []) {
-        if (u.scope !== scope) continue;
-        const r = await this.temporal.workflow.getHandle(shardWorkflowId(this.taskQueue, scope, u.shard, this.budgetShards)).executeUpdate(settleUpdate, {
-          args: [{ reservationId: u.reservationId, category: u.category, costNanos: u.costNanos, ...(u.seq !== undefined ? { seq: u.seq } : {}) }],
-          updateId: `restore-settle:${u.reservationId}:${randomUUID()}`,
-        });
-        done.push({ workflowId: w.workflowId, reservationId: u.reservationId, costNanos: u.costNanos, duplicate: r.duplicate });
-      }
+      await apply(w.workflowId, details?.unsettled);
+    }
+    const batches = [
+      `WorkflowType = '${PROVIDER_BATCH_TYPE}'`,
+      `TaskQueue = ${visibilityString(entityTaskQueue(this.taskQueue))}`,
+      `${DeferredState.name} = 'unsettled'`,
+    ];
+    for await (const w of this.temporal.workflow.list({ query: batches.join(' AND ') })) {
+      const summary = (await this.temporal.workflow.getHandle(w.workflowId, w.runId).result()) as ProviderBatchSummary;
+      await apply(w.workflowId, summary.unsettled);
     }
     return done;
   }

@@ -29,6 +29,7 @@ import { controlSettingsFrom } from '../../src/learning/worker/routingHandle.js'
 import { experimentWorkflowId } from '../../src/workflows/experiment/contract.js';
 import { routingWorkflowId } from '../../src/workflows/routing/contract.js';
 import { keyRegistryWorkflowId } from '../../src/workflows/keys/contract.js';
+import { budgetWorkflowId } from '../../src/workflows/budget/contract.js';
 import { collectorWorkflowId, providerBatchWorkflowId } from '../../src/workflows/deferred/contract.js';
 import { buildGateway } from '../../src/gateway/server.js';
 import { faultSpecSchema } from '../../src/simulator/faults.js';
@@ -64,7 +65,20 @@ async function main(): Promise<void> {
       deferred: { maxLines: 100, maxAgeMs: 300, pollMinMs: 100, pollMaxMs: 500, leaveMarginMs: 1_000, upgrade: 'no_dearer', categoryDeadlines: {} },
     },
   );
-  const sw = await createSwitchyardWorker({ config, address: server.address, catalog, log: createLogger('warn') });
+  // The scope whose budget entity is lost before its provider batch is delivered ('deferred-batch-entity-unsettled').
+  let loseBudget: (() => Promise<void>) | undefined;
+  const sw = await createSwitchyardWorker({
+    config,
+    address: server.address,
+    catalog,
+    log: createLogger('warn'),
+    activityOverrides: (real) => ({
+      deliverProviderBatch: async (input: Parameters<typeof real.deliverProviderBatch>[0]) => {
+        if (input.lines.some((l) => l.scope === 'hist-gone')) await loseBudget?.();
+        return real.deliverProviderBatch(input);
+      },
+    }),
+  });
   const running = sw.run();
   const client = await SwitchyardClient.connect({
     address: server.address,
@@ -302,6 +316,32 @@ async function main(): Promise<void> {
     const first = (await client.temporal.workflow.getHandle(collectorWorkflowId('record', 'gpt-4o-mini')).describe()).raw.workflowExecutionInfo?.firstRunId;
     if (!first) throw new Error("the collector's first run id is not in its description");
     await save('deferred-batch-entity', providerBatchWorkflowId(collectorWorkflowId('record', 'gpt-4o-mini'), first, 1));
+
+    // A provider batch whose scope's budget entity was lost before it was delivered: it ends
+    // `unsettled`, its result holding the settlement that `budget restore` applies.
+    loseBudget = () =>
+      client.temporal.workflow
+        .getHandle(budgetWorkflowId('record', 'hist-gone'))
+        .terminate('lost before the delivery')
+        .then(
+          () => undefined,
+          () => undefined,
+        );
+    await run('deferred-unsettled', {
+      requestId: 'hist-deferred-unsettled',
+      prompt: 'Summarise the memo on ferries.',
+      model: 'gpt-4o-mini',
+      deadline: '1h',
+      budgetScope: 'hist-gone',
+    });
+    const unsettledBatch = async (): Promise<string | undefined> => {
+      for await (const w of client.temporal.workflow.list({ query: `WorkflowType = 'deferredBatch' AND DeferredState = 'unsettled'` })) return w.workflowId;
+      return undefined;
+    };
+    let unsettledId: string | undefined;
+    for (let i = 0; i < 100 && !(unsettledId = await unsettledBatch()); i += 1) await new Promise((r) => setTimeout(r, 200));
+    if (!unsettledId) throw new Error('no provider batch ended unsettled');
+    await save('deferred-batch-entity-unsettled', unsettledId);
 
     // The key registry: a key made, rotated, revoked.
     const rotated = await client.keys().create('hist-team', { scope: 'hist-team', categories: ['batch'], rpm: 60 });

@@ -12,7 +12,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { faultSpecSchema } from '../../src/simulator/faults.js';
 import { billableActions } from '../../src/temporal/billableActions.js';
-import { collectorWorkflowId, joinManySignal, type LineRef } from '../../src/workflows/deferred/contract.js';
+import { budgetWorkflowId } from '../../src/workflows/budget/contract.js';
+import { collectorWorkflowId, joinManySignal, type LineRef, PROVIDER_BATCH_TYPE, type ProviderBatchSummary } from '../../src/workflows/deferred/contract.js';
 import type { LedgerEntry } from '../../src/ledger/entry.js';
 import { killWorker, spawnWorker, useTestStack } from '../helpers/stack.js';
 
@@ -249,6 +250,57 @@ describe('deferred requests through the providers batch APIs', () => {
       // The second delivery found each answer taken (its wait already completed) and settled again: a duplicate each time.
       expect(st.counters.settles).toBe(3);
       expect(st.counters.duplicateSettles).toBe(3);
+    } finally {
+      await stack.restartWorker();
+    }
+  });
+
+  it('a budget entity gone when the delivery settles: the batch ends unsettled, each line is in the ledger once, and budget restore applies them once', async () => {
+    stack.simulator.resetStats();
+    const scope = `gone-${randomUUID()}`;
+    const budget = stack.client.temporal.workflow.getHandle(budgetWorkflowId(stack.config.taskQueue, scope));
+    // The scope's entity is lost after the lines joined (their reservations are in it), before the delivery settles them.
+    await stack.restartWorker((real) => ({
+      deliverProviderBatch: async (input: Parameters<typeof real.deliverProviderBatch>[0]) => {
+        if (input.lines.some((l) => l.scope === scope)) await budget.terminate('lost before the delivery').catch(() => undefined);
+        return real.deliverProviderBatch(input);
+      },
+    }));
+    try {
+      const results = await Promise.all(
+        [0, 1, 2].map((i) =>
+          stack.client.ask({ prompt: `Tag parcel ${i}.`, model: 'gpt-4o-mini', deadline: '1h', budgetScope: scope, requestId: `gone-${i}-${randomUUID()}` }),
+        ),
+      );
+      // The requests took their answers: losing the budget is the operator's problem, not theirs.
+      expect(results.every((r) => r.deferred?.outcome === 'answered')).toBe(true);
+      const billed = stack.simulator.getStats().byModel['gpt-4o-mini']?.batchBilledNanos ?? -1;
+      const entries = await ledgerOf(stack, results, 3);
+      expect(entries.map((e) => e.mode)).toEqual(['batch', 'batch', 'batch']);
+      expect(entries.reduce((n, e) => n + e.costNanos, 0)).toBe(billed);
+      // The provider batch ends `unsettled`, its result holding the three settlements.
+      const query = `WorkflowType = '${PROVIDER_BATCH_TYPE}' AND DeferredState = 'unsettled'`;
+      let summary: ProviderBatchSummary | undefined;
+      await waitFor(async () => {
+        for await (const w of stack.client.temporal.workflow.list({ query })) {
+          const r = (await stack.client.temporal.workflow.getHandle(w.workflowId, w.runId).result()) as ProviderBatchSummary;
+          if (r.unsettled?.some((u) => u.scope === scope)) summary = r;
+        }
+        return summary !== undefined;
+      });
+      expect(summary?.state).toBe('unsettled');
+      expect(summary?.answered).toBe(3);
+      expect(summary?.unsettled?.map((u) => u.costNanos).sort()).toEqual(entries.map((e) => e.costNanos).sort());
+      const first = await stack.client.restoreBudget(scope);
+      expect(first.entities[0]).toMatchObject({ was: 'TERMINATED', restored: true });
+      expect(first.settled.filter((x) => !x.duplicate).reduce((n, x) => n + x.costNanos, 0)).toBe(billed);
+      const st = await stack.client.budgetStatus(scope);
+      expect(st.spentNanos).toBe(billed);
+      expect(st.reservedNanos).toBe(0);
+      // A second restore applies nothing again.
+      const second = await stack.client.restoreBudget(scope);
+      expect(second.settled.filter((x) => summary?.unsettled?.some((u) => u.reservationId === x.reservationId)).every((x) => x.duplicate)).toBe(true);
+      expect((await stack.client.budgetStatus(scope)).spentNanos).toBe(billed);
     } finally {
       await stack.restartWorker();
     }

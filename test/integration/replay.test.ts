@@ -38,6 +38,7 @@ describe('replay of recorded histories', () => {
       'deferred-rebatch',
       'deferred-collector-entity',
       'deferred-batch-entity',
+      'deferred-batch-entity-unsettled',
       'budget-realloc-entity',
     ])
       expect(names).toContain(want);

@@ -32,7 +32,7 @@ import {
   lineIdOf,
 } from '../../workflows/deferred/contract.js';
 import type { CallModelOutput, RecordSpendInput, ReserveInput, ShardedReserveResult } from '../../workflows/request/activities.js';
-import { traceQuery, UNSPECIFIED_FEATURE } from '../../workflows/request/contract.js';
+import { traceQuery, UNSPECIFIED_FEATURE, type UnsettledSpend } from '../../workflows/request/contract.js';
 import { entityTaskQueue } from '../../workflows/taskQueues.js';
 import { RequestInputReader } from '../request/requestInput.js';
 import { JoinCoalescer } from './joinCoalescer.js';
@@ -114,38 +114,59 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
     }
   };
 
-  /** Settles a line its request took, as the request's own settlement would (mode batch, its feature and key). */
-  const settleLine = async (model: string, l: LineRef, st: LineSettle, out: CallModelOutput): Promise<void> => {
+  /**
+   * Charges one answered line: `batch` for a line its request took and left to the delivery to
+   * settle (against the request's reservation, by its sequence number, so a retried delivery
+   * settles nothing twice), `duplicated` for a line the provider billed after its request had left
+   * (once, by the line's own key).
+   */
+  const chargeLine = async (
+    model: string,
+    l: LineRef,
+    out: CallModelOutput,
+    how: { mode: 'batch'; settle: LineSettle } | { mode: 'duplicated' },
+  ): Promise<UnsettledSpend | undefined> => {
+    const common = {
+      scope: l.scope,
+      shard: l.shard,
+      workflowId: l.workflowId,
+      model,
+      category: l.category,
+      usage: out.usage,
+      costNanos: out.costNanos,
+      baselineNanos: out.premiumBaselineCostNanos,
+      liveNanos: out.liveCostNanos ?? out.costNanos,
+    };
+    const st = how.mode === 'batch' ? how.settle : undefined;
     try {
-      await budget.recordSpend({
-        scope: l.scope,
-        shard: l.shard,
-        workflowId: l.workflowId,
-        attemptId: l.attemptId,
-        reservationId: st.reservationId,
-        // Its request took the answer and never released the reservation, so a closed one was settled here before.
-        ...(st.seq !== undefined ? { seq: st.seq } : {}),
-        model,
-        category: l.category,
-        usage: out.usage,
-        costNanos: out.costNanos,
-        feature: st.feature,
-        latencyMs: out.latencyMs,
-        baselineNanos: out.premiumBaselineCostNanos,
-        ...(st.keyId !== undefined ? { keyId: st.keyId } : {}),
-        mode: 'batch',
-        liveNanos: out.liveCostNanos ?? out.costNanos,
-      });
+      await budget.recordSpend(
+        st
+          ? {
+              ...common,
+              attemptId: l.attemptId,
+              reservationId: st.reservationId,
+              // Its request took the answer and never released the reservation, so a closed one was settled here before.
+              ...(st.seq !== undefined ? { seq: st.seq } : {}),
+              feature: st.feature,
+              latencyMs: out.latencyMs,
+              ...(st.keyId !== undefined ? { keyId: st.keyId } : {}),
+              mode: 'batch',
+            }
+          : { ...common, attemptId: `${l.attemptId}-batch`, reservationId: `dup-${l.id}`, feature: UNSPECIFIED_FEATURE, mode: 'duplicated' },
+      );
+      return undefined;
     } catch (e) {
       // A budget entity that is gone: recordSpend put the line in the ledger outbox (the ledger
-      // holds it), but the budget book does not count it, and `budget restore` does not see it
-      // (restore reads requests that ended `unsettled`; this one was answered). docs/deferred.md.
-      // Anything else is retried with the delivery.
+      // holds it), and its settlement goes back in the delivery's result: the batch ends
+      // `unsettled`, and `switchyard budget restore` applies it, once. Anything else is retried
+      // with the delivery.
       if (!(e instanceof ApplicationFailure && e.type === 'BudgetUnavailable')) throw e;
+      const u = (e.details?.[0] as { unsettled?: UnsettledSpend } | undefined)?.unsettled;
       deps.log.error(
-        { workflowId: l.workflowId, attemptId: l.attemptId, costNanos: out.costNanos },
-        'budget entity gone: a batch line is in the ledger but not counted by the budget',
+        { workflowId: l.workflowId, attemptId: l.attemptId, costNanos: out.costNanos, mode: how.mode },
+        'budget entity gone: a batch line is in the ledger, its settlement waits for `switchyard budget restore`',
       );
+      return u;
     }
   };
 
@@ -292,6 +313,8 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
         let answered = 0;
         let failed = 0;
         let duplicated = 0;
+        const unsettled = new Map<string, UnsettledSpend>();
+        const owe = (u: UnsettledSpend | undefined): void => void (u && unsettled.set(u.reservationId, u));
         await inParallel(lines, async (l) => {
           const r = results.get(l.id);
           let answer: DeferredAnswer;
@@ -335,31 +358,17 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
           if (answer.ok && verdict === 'taken' && l.settle) {
             // Taken by a request that leaves its settlement to delivery: settled here, against its
             // reservation and by its sequence number (a retried delivery settles nothing twice).
-            await settleLine(spec.name, l, l.settle, answer.out);
+            owe(await chargeLine(spec.name, l, answer.out, { mode: 'batch', settle: l.settle }));
             answered += 1;
           } else if (answer.ok && verdict === 'left') {
             // The provider billed a line its request no longer wanted: charged, once (by its own key), as duplicated.
-            await budget.recordSpend({
-              scope: l.scope,
-              shard: l.shard,
-              workflowId: l.workflowId,
-              attemptId: `${l.attemptId}-batch`,
-              reservationId: `dup-${l.id}`,
-              model: spec.name,
-              category: l.category,
-              usage: answer.out.usage,
-              costNanos: answer.out.costNanos,
-              feature: UNSPECIFIED_FEATURE,
-              baselineNanos: answer.out.premiumBaselineCostNanos,
-              mode: 'duplicated',
-              liveNanos: answer.out.liveCostNanos,
-            });
+            owe(await chargeLine(spec.name, l, answer.out, { mode: 'duplicated' }));
             duplicated += 1;
           } else if (answer.ok) answered += 1;
           else failed += 1;
           Context.current().heartbeat();
         });
-        return { answered, failed, duplicated };
+        return { answered, failed, duplicated, ...(unsettled.size > 0 ? { unsettled: [...unsettled.values()] } : {}) };
       }),
 
     returnLines: ({ lines, why, message }) =>

@@ -13,6 +13,7 @@ import { onSignal, refusePlaintext } from '../messages.js';
 import { LlmModel } from '../request/contract.js';
 import { deferredActs, failureText, returnOrLog } from './batchSteps.js';
 import {
+  type DeliveryCounts,
   type ProviderBatchInput,
   type ProviderBatchState,
   providerBatchStatusQuery,
@@ -53,7 +54,7 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
    */
   const lean = patched('batch-lean-upserts');
   const pass = (s: ProviderBatchState) => (lean ? void (state = s) : show(s));
-  const end = (counts: { answered: number; failed: number; duplicated: number }): ProviderBatchSummary => ({ ...status(), ...counts });
+  const end = (counts: DeliveryCounts): ProviderBatchSummary => ({ ...status(), ...counts });
   const giveUp = async (message: string): Promise<ProviderBatchSummary> => {
     log.warn('giving up on a provider batch; its requests go live', { batchId, message });
     // Best effort: a batch nobody follows any more should stop costing money.
@@ -96,8 +97,10 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
   pass('delivering');
   try {
     const r = await a.deliverProviderBatch({ ...at, batchId, lines: input.lines });
-    log.info('provider batch delivered', { batchId, ...r });
-    show('delivered');
+    log.info('provider batch delivered', { batchId, answered: r.answered, failed: r.failed, duplicated: r.duplicated, unsettled: r.unsettled?.length ?? 0 });
+    // Settlements a gone budget entity could not take: shown, so `budget restore` finds this batch
+    // and applies them from its result (patch `batch-unsettled`; before it, such lines were logged only).
+    show((r.unsettled?.length ?? 0) > 0 && patched('batch-unsettled') ? 'unsettled' : 'delivered');
     return end(r);
   } catch (e) {
     // Its results could not be read (after the activity's retries): the requests go live, never stuck.

@@ -7,6 +7,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { CollectorSettings } from '../../deferred/deadline.js';
 import type { ProviderName } from '../../catalog/tiers.js';
 import type { CallModelOutput } from '../request/activities.js';
+import type { UnsettledSpend } from '../request/contract.js';
 
 /** Collectors and provider batches keep their provider, provider batch id and state (declared with the namespace's other attributes). */
 export { DeferredBatchId, DeferredProvider, DeferredState } from '../request/contract.js';
@@ -95,7 +96,11 @@ export interface ProviderBatchInput {
   readonly cancelAsked?: boolean;
 }
 
-export type ProviderBatchState = 'submitting' | 'polling' | 'cancelling' | 'delivering' | 'delivered' | 'returned';
+/**
+ * `unsettled`: delivered, but the budget entity of some lines was gone when they were settled (the
+ * ledger holds them); `switchyard budget restore` applies them from the batch's result.
+ */
+export type ProviderBatchState = 'submitting' | 'polling' | 'cancelling' | 'delivering' | 'delivered' | 'unsettled' | 'returned';
 
 export interface ProviderBatchStatus {
   readonly model: string;
@@ -106,11 +111,15 @@ export interface ProviderBatchStatus {
   readonly polls: number;
 }
 
-export interface ProviderBatchSummary extends ProviderBatchStatus {
+export interface DeliveryCounts {
   readonly answered: number;
   readonly failed: number;
   readonly duplicated: number;
+  /** Settlements of taken (or duplicated) lines that a gone budget entity could not apply; `budget restore` applies them. */
+  readonly unsettled?: UnsettledSpend[];
 }
+
+export interface ProviderBatchSummary extends ProviderBatchStatus, DeliveryCounts {}
 
 /** The workflow id of a collector's provider batch: the collector's id, its first run and the batch's number. */
 export function providerBatchWorkflowId(collectorId: string, firstRunId: string, seq: number): string {
@@ -234,12 +243,7 @@ export interface DeferredActivities {
   submitProviderBatch(input: { provider: ProviderName; model: string; tag: string; sinceMs: number; lines: readonly LineRef[] }): Promise<{ batchId: string }>;
   pollProviderBatch(input: { provider: ProviderName; model: string; batchId: string }): Promise<{ ended: boolean; state: string; message?: string }>;
   /** Hand every line's outcome to its request; lines whose request left are charged as duplicated. */
-  deliverProviderBatch(input: {
-    provider: ProviderName;
-    model: string;
-    batchId: string;
-    lines: readonly LineRef[];
-  }): Promise<{ answered: number; failed: number; duplicated: number }>;
+  deliverProviderBatch(input: { provider: ProviderName; model: string; batchId: string; lines: readonly LineRef[] }): Promise<DeliveryCounts>;
   /** Tell the lines' requests their batch could not be submitted (they go live). */
   returnLines(input: { lines: readonly LineRef[]; why: 'failed' | 'cancelled'; message: string }): Promise<void>;
   cancelProviderBatch(input: { provider: ProviderName; model: string; batchId: string }): Promise<void>;
