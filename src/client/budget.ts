@@ -122,6 +122,8 @@ export class BudgetClient {
   async restoreBudget(scope = 'default'): Promise<{
     entities: Array<{ workflowId: string; was: string; restored: boolean; reason?: string }>;
     settled: Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }>;
+    /** Runs whose settlements could not be read (their history gone, or a payload this client cannot decode). */
+    unreadable: Array<{ workflowId: string; error: string }>;
   }> {
     const out = [];
     for (const [k, h] of this.shardHandles(scope).entries()) {
@@ -151,17 +153,22 @@ export class BudgetClient {
       });
       out.push({ workflowId: h.workflowId, was: d.status.name, restored: true });
     }
-    return { entities: out, settled: await this.settleStranded(scope) };
+    return { entities: out, ...(await this.settleStranded(scope)) };
   }
 
   /**
    * Settlements that could not be made while the scope's entity was down, applied now, each once
    * (by its sequence number, or its reservation id; a second restore finds them duplicates): those
    * of requests whose runs failed with `unsettled` spend, and those of provider batches whose
-   * delivery settled answered lines (state `unsettled`, docs/deferred.md).
+   * delivery found the entity gone (state `unsettled`, docs/deferred.md) and that ended since the
+   * scope's entity last went down (so a later outage's restore does not apply an earlier one's again).
    */
-  private async settleStranded(scope: string): Promise<Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }>> {
-    const done: Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }> = [];
+  private async settleStranded(scope: string): Promise<{
+    settled: Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }>;
+    unreadable: Array<{ workflowId: string; error: string }>;
+  }> {
+    const settled: Array<{ workflowId: string; reservationId: string; costNanos: number; duplicate: boolean }> = [];
+    const unreadable: Array<{ workflowId: string; error: string }> = [];
     const apply = async (workflowId: string, unsettled: readonly UnsettledSpend[] | undefined): Promise<void> => {
       for (const u of unsettled ?? []) {
         if (u.scope !== scope) continue;
@@ -169,7 +176,7 @@ export class BudgetClient {
           args: [{ reservationId: u.reservationId, category: u.category, costNanos: u.costNanos, ...(u.seq !== undefined ? { seq: u.seq } : {}) }],
           updateId: `restore-settle:${u.reservationId}:${randomUUID()}`,
         });
-        done.push({ workflowId, reservationId: u.reservationId, costNanos: u.costNanos, duplicate: r.duplicate });
+        settled.push({ workflowId, reservationId: u.reservationId, costNanos: u.costNanos, duplicate: r.duplicate });
       }
     };
     for await (const w of this.temporal.workflow.list({ query: requestRunsQuery(this.taskQueue, undefined, "LlmOutcome = 'unsettled'") })) {
@@ -179,19 +186,44 @@ export class BudgetClient {
       } catch (e) {
         const f = toRequestFailed(e, w.workflowId);
         if (f instanceof RequestFailedError) details = f.details;
+        else unreadable.push({ workflowId: w.workflowId, error: e instanceof Error ? e.message : String(e) });
       }
       await apply(w.workflowId, details?.unsettled);
     }
+    const since = await this.downSince(scope);
+    if (since === undefined) return { settled, unreadable };
     const batches = [
       `WorkflowType = '${PROVIDER_BATCH_TYPE}'`,
       `TaskQueue = ${visibilityString(entityTaskQueue(this.taskQueue))}`,
       `${DeferredState.name} = 'unsettled'`,
+      `CloseTime >= '${since.toISOString()}'`,
     ];
     for await (const w of this.temporal.workflow.list({ query: batches.join(' AND ') })) {
-      const summary = (await this.temporal.workflow.getHandle(w.workflowId, w.runId).result()) as ProviderBatchSummary;
+      let summary: ProviderBatchSummary;
+      try {
+        summary = (await this.temporal.workflow.getHandle(w.workflowId, w.runId).result()) as ProviderBatchSummary;
+      } catch (e) {
+        unreadable.push({ workflowId: w.workflowId, error: e instanceof Error ? e.message : String(e) });
+        continue;
+      }
       await apply(w.workflowId, summary.unsettled);
     }
-    return done;
+    return { settled, unreadable };
+  }
+
+  /**
+   * When the scope's entity last went down, if ever: each shard's latest failed, terminated,
+   * timed-out or cancelled run's close time, the earliest of them over the shards.
+   */
+  private async downSince(scope: string): Promise<Date | undefined> {
+    const ids = Array.from({ length: this.budgetShards }, (_, k) => visibilityString(shardWorkflowId(this.taskQueue, scope, k, this.budgetShards)));
+    const down = ['Failed', 'Terminated', 'TimedOut', 'Canceled'].map((s) => `ExecutionStatus = '${s}'`).join(' OR ');
+    const latest = new Map<string, Date>();
+    for await (const w of this.temporal.workflow.list({ query: `(${ids.map((id) => `WorkflowId = ${id}`).join(' OR ')}) AND (${down})` })) {
+      const seen = latest.get(w.workflowId);
+      if (w.closeTime && (seen === undefined || w.closeTime > seen)) latest.set(w.workflowId, w.closeTime);
+    }
+    return [...latest.values()].reduce<Date | undefined>((min, t) => (min === undefined || t < min ? t : min), undefined);
   }
 
   async budgetHistory(scope = 'default'): Promise<PeriodSummary[]> {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
+import { ApplicationFailure } from '@temporalio/activity';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { defaultCatalog } from '../../src/catalog/catalog.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
     },
   );
   // The scope whose budget entity is lost before its provider batch is delivered ('deferred-batch-entity-unsettled').
-  let loseBudget: (() => Promise<void>) | undefined;
+  let loseBudget: ((scope: string) => Promise<void>) | undefined;
   const sw = await createSwitchyardWorker({
     config,
     address: server.address,
@@ -74,8 +75,18 @@ async function main(): Promise<void> {
     log: createLogger('warn'),
     activityOverrides: (real) => ({
       deliverProviderBatch: async (input: Parameters<typeof real.deliverProviderBatch>[0]) => {
-        if (input.lines.some((l) => l.scope === 'hist-gone')) await loseBudget?.();
-        return real.deliverProviderBatch(input);
+        if (input.lines.some((l) => l.scope === 'hist-gone')) await loseBudget?.('hist-gone');
+        if (!input.lines.some((l) => l.scope === 'hist-gone-fail')) return real.deliverProviderBatch(input);
+        // 'deferred-batch-entity-unsettled-failed': a line whose request does not exist fails the
+        // delivery after it handed the real line over (non-retryable here, to skip the retries' backoff).
+        await loseBudget?.('hist-gone-fail');
+        const ghost = { ...input.lines[0]!, id: 'ghost-line', workflowId: 'llm-hist-ghost', runId: '00000000-0000-4000-8000-000000000000' };
+        try {
+          return await real.deliverProviderBatch({ ...input, lines: [...input.lines, ghost] });
+        } catch (e) {
+          const f = e as ApplicationFailure;
+          throw ApplicationFailure.create({ message: f.message, type: f.type ?? 'Error', nonRetryable: true, details: f.details ?? [] });
+        }
       },
     }),
   });
@@ -319,14 +330,21 @@ async function main(): Promise<void> {
 
     // A provider batch whose scope's budget entity was lost before it was delivered: it ends
     // `unsettled`, its result holding the settlement that `budget restore` applies.
-    loseBudget = () =>
+    loseBudget = (scope) =>
       client.temporal.workflow
-        .getHandle(budgetWorkflowId('record', 'hist-gone'))
+        .getHandle(budgetWorkflowId('record', scope))
         .terminate('lost before the delivery')
         .then(
           () => undefined,
           () => undefined,
         );
+    client.temporal.workflow
+      .getHandle(budgetWorkflowId('record', 'hist-gone'))
+      .terminate('lost before the delivery')
+      .then(
+        () => undefined,
+        () => undefined,
+      );
     await run('deferred-unsettled', {
       requestId: 'hist-deferred-unsettled',
       prompt: 'Summarise the memo on ferries.',
@@ -342,6 +360,21 @@ async function main(): Promise<void> {
     for (let i = 0; i < 100 && !(unsettledId = await unsettledBatch()); i += 1) await new Promise((r) => setTimeout(r, 200));
     if (!unsettledId) throw new Error('no provider batch ended unsettled');
     await save('deferred-batch-entity-unsettled', unsettledId);
+    await run('deferred-unsettled-failed', {
+      requestId: 'hist-deferred-unsettled-failed',
+      prompt: 'Summarise the memo on buses.',
+      model: 'gpt-4o-mini',
+      deadline: '1h',
+      budgetScope: 'hist-gone-fail',
+    });
+    let failedId: string | undefined;
+    for (let i = 0; i < 100 && !failedId; i += 1) {
+      for await (const w of client.temporal.workflow.list({ query: `WorkflowType = 'deferredBatch' AND DeferredState = 'unsettled'` }))
+        if (w.workflowId !== unsettledId) failedId = w.workflowId;
+      if (!failedId) await new Promise((r) => setTimeout(r, 200));
+    }
+    if (!failedId) throw new Error('no provider batch ended unsettled after a failed delivery');
+    await save('deferred-batch-entity-unsettled-failed', failedId);
 
     // The key registry: a key made, rotated, revoked.
     const rotated = await client.keys().create('hist-team', { scope: 'hist-team', categories: ['batch'], rpm: 60 });

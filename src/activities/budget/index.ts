@@ -135,7 +135,7 @@ export function createBudgetActivities(deps: BudgetDeps) {
     } catch (e) {
       if (!(e instanceof WorkflowNotFoundError)) throw e;
     }
-    const message = `budget entity ${workflowId} of scope "${scope}" has ${how}; reservations are refused until an operator restores it (\`switchyard budget restore ${scope}\`)`;
+    const message = `budget entity ${workflowId} of scope "${scope}" has ${how}; reservations are refused until an operator restores it (\`switchyard budget restore --scope ${scope}\`)`;
     log.error({ workflowId, scope }, message);
     return ApplicationFailure.create({ type: 'BudgetUnavailable', nonRetryable: true, message });
   };

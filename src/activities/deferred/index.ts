@@ -158,16 +158,32 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
     } catch (e) {
       // A budget entity that is gone: recordSpend put the line in the ledger outbox (the ledger
       // holds it), and its settlement goes back in the delivery's result: the batch ends
-      // `unsettled`, and `switchyard budget restore` applies it, once. Anything else is retried
-      // with the delivery.
-      if (!(e instanceof ApplicationFailure && e.type === 'BudgetUnavailable')) throw e;
-      const u = (e.details?.[0] as { unsettled?: UnsettledSpend } | undefined)?.unsettled;
-      deps.log.error(
-        { workflowId: l.workflowId, attemptId: l.attemptId, costNanos: out.costNanos, mode: how.mode },
-        'budget entity gone: a batch line is in the ledger, its settlement waits for `switchyard budget restore`',
-      );
+      // `unsettled`, and `switchyard budget restore` applies it, once. Anything else (and a gone
+      // entity whose failure does not carry the settlement) is retried with the delivery.
+      const u =
+        e instanceof ApplicationFailure && e.type === 'BudgetUnavailable'
+          ? (e.details?.[0] as { unsettled?: UnsettledSpend } | undefined)?.unsettled
+          : undefined;
+      if (!u) throw e;
       return u;
     }
+  };
+
+  /** One error per scope and shard a delivery could not settle, naming the batch and the command that settles them. */
+  const logUnsettled = (batchId: string, owed: readonly UnsettledSpend[]): void => {
+    const by = new Map<string, { scope: string; shard: number; lines: number; costNanos: number }>();
+    for (const u of owed) {
+      const k = `${u.scope}\u0000${u.shard}`;
+      const g = by.get(k) ?? { scope: u.scope, shard: u.shard, lines: 0, costNanos: 0 };
+      g.lines += 1;
+      g.costNanos += u.costNanos;
+      by.set(k, g);
+    }
+    for (const g of by.values())
+      deps.log.error(
+        { batchId, ...g },
+        `budget entity of scope "${g.scope}" gone: ${g.lines} batch line(s) are in the ledger but not in the budget; \`switchyard budget restore --scope ${g.scope}\` applies them once the batch has ended`,
+      );
   };
 
   /**
@@ -315,7 +331,7 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
         let duplicated = 0;
         const unsettled = new Map<string, UnsettledSpend>();
         const owe = (u: UnsettledSpend | undefined): void => void (u && unsettled.set(u.reservationId, u));
-        await inParallel(lines, async (l) => {
+        const delivering = inParallel(lines, async (l) => {
           const r = results.get(l.id);
           let answer: DeferredAnswer;
           if (r?.ok) {
@@ -368,7 +384,26 @@ export function createDeferredActivities(deps: DeferredDeps, budget: DeferredBud
           else failed += 1;
           Context.current().heartbeat();
         });
-        return { answered, failed, duplicated, ...(unsettled.size > 0 ? { unsettled: [...unsettled.values()] } : {}) };
+        const owed = (): UnsettledSpend[] => [...unsettled.values()];
+        try {
+          await delivering;
+        } catch (e) {
+          if (unsettled.size === 0) throw e;
+          // Settlements a gone budget entity could not take travel with the failure, so that a
+          // delivery failing every attempt still ends its batch `unsettled` (batch.ts): a retry finds
+          // them again (or settles them, if the entity is back by then).
+          const cause = e instanceof Error ? e : new Error(String(e));
+          throw ApplicationFailure.create({
+            message: cause.message,
+            type: (e instanceof ApplicationFailure ? e.type : undefined) ?? cause.name,
+            nonRetryable: e instanceof ApplicationFailure && e.nonRetryable === true,
+            details: [{ unsettled: owed() }],
+            cause,
+          });
+        } finally {
+          logUnsettled(batchId, owed());
+        }
+        return { answered, failed, duplicated, ...(unsettled.size > 0 ? { unsettled: owed() } : {}) };
       }),
 
     returnLines: ({ lines, why, message }) =>

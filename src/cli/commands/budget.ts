@@ -165,7 +165,11 @@ export function registerBudgetCommands(program: Command): void {
         const applied = r.settled.filter((s) => !s.duplicate);
         if (r.settled.length > 0)
           process.stdout.write(
-            `settled ${applied.length} spend(s) that requests paid while it was down (${formatUsd(applied.reduce((s, x) => s + x.costNanos, 0))})${r.settled.length > applied.length ? `; ${r.settled.length - applied.length} already settled` : ''}\n`,
+            `settled ${applied.length} spend(s) paid while it was down, by requests and provider batches (${formatUsd(applied.reduce((s, x) => s + x.costNanos, 0))})${r.settled.length > applied.length ? `; ${r.settled.length - applied.length} already settled` : ''}\n`,
+          );
+        for (const u of r.unreadable)
+          process.stderr.write(
+            `could not read the settlements of ${u.workflowId}: ${u.error} (fix that, then run \`switchyard budget restore --scope ${o.scope}\` again)\n`,
           );
       });
     });

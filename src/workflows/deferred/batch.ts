@@ -11,7 +11,8 @@ import { continueAsNewWhenDrained } from '../entity.js';
 import { nextPollMs } from '../../deferred/deadline.js';
 import { onSignal, refusePlaintext } from '../messages.js';
 import { LlmModel } from '../request/contract.js';
-import { deferredActs, failureText, returnOrLog } from './batchSteps.js';
+import { deferredActs, failureText, returnOrLog, unsettledOf } from './batchSteps.js';
+import type { UnsettledSpend } from '../request/contract.js';
 import {
   type DeliveryCounts,
   type ProviderBatchInput,
@@ -55,13 +56,20 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
   const lean = patched('batch-lean-upserts');
   const pass = (s: ProviderBatchState) => (lean ? void (state = s) : show(s));
   const end = (counts: DeliveryCounts): ProviderBatchSummary => ({ ...status(), ...counts });
-  const giveUp = async (message: string): Promise<ProviderBatchSummary> => {
+  /**
+   * Settlements a gone budget entity could not take are shown (state `unsettled`) so that `budget
+   * restore` finds this batch and applies them from its result (patch `batch-unsettled`; before
+   * it, they were logged only).
+   */
+  const owing = (unsettled: readonly UnsettledSpend[] | undefined): boolean => (unsettled?.length ?? 0) > 0 && patched('batch-unsettled');
+  const giveUp = async (message: string, unsettled?: UnsettledSpend[]): Promise<ProviderBatchSummary> => {
     log.warn('giving up on a provider batch; its requests go live', { batchId, message });
     // Best effort: a batch nobody follows any more should stop costing money.
     if (batchId) await a.cancelProviderBatch({ ...at, batchId }).catch(() => undefined);
     await returnOrLog(a, input.lines, 'failed', message);
-    show('returned');
-    return end({ answered: 0, failed: input.lines.length, duplicated: 0 });
+    const owes = owing(unsettled);
+    show(owes ? 'unsettled' : 'returned');
+    return end({ answered: 0, failed: input.lines.length, duplicated: 0, ...(owes ? { unsettled } : {}) });
   };
 
   if (batchId === undefined) {
@@ -98,13 +106,12 @@ export async function deferredBatch(input: ProviderBatchInput): Promise<Provider
   try {
     const r = await a.deliverProviderBatch({ ...at, batchId, lines: input.lines });
     log.info('provider batch delivered', { batchId, answered: r.answered, failed: r.failed, duplicated: r.duplicated, unsettled: r.unsettled?.length ?? 0 });
-    // Settlements a gone budget entity could not take: shown, so `budget restore` finds this batch
-    // and applies them from its result (patch `batch-unsettled`; before it, such lines were logged only).
-    show((r.unsettled?.length ?? 0) > 0 && patched('batch-unsettled') ? 'unsettled' : 'delivered');
+    show(owing(r.unsettled) ? 'unsettled' : 'delivered');
     return end(r);
   } catch (e) {
-    // Its results could not be read (after the activity's retries): the requests go live, never stuck.
-    return giveUp(`the results of provider batch ${batchId} could not be read: ${failureText(e)}`);
+    // Its results could not be read or handed over (after the activity's retries): the requests go
+    // live, never stuck; settlements it found a gone budget entity could not take come with the failure.
+    return giveUp(`the results of provider batch ${batchId} could not be read: ${failureText(e)}`, unsettledOf(e));
   }
 }
 

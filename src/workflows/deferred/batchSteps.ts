@@ -1,5 +1,6 @@
 /** The deferred lane's activities as workflow code calls them, and the steps the collector and a provider batch share. */
-import { ActivityFailure, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { UnsettledSpend } from '../request/contract.js';
 import { requestQueueOf } from '../taskQueues.js';
 import type { DeferredActivities, LineRef } from './contract.js';
 
@@ -31,4 +32,17 @@ export async function returnOrLog(a: DeferredActivities, lines: readonly LineRef
 export function failureText(e: unknown): string {
   if (e instanceof ActivityFailure && e.cause) return e.cause.message;
   return e instanceof Error ? e.message : String(e);
+}
+
+/** Settlements a failed delivery carried in its failure's details (settled by no one yet). */
+export function unsettledOf(e: unknown): UnsettledSpend[] | undefined {
+  const cause = e instanceof ActivityFailure ? e.cause : undefined;
+  if (!(cause instanceof ApplicationFailure)) return undefined;
+  const u = (cause.details?.[0] as { unsettled?: unknown } | undefined)?.unsettled;
+  if (!Array.isArray(u)) return undefined;
+  const items: unknown[] = u;
+  return items.filter((x): x is UnsettledSpend => {
+    const v = x as Partial<UnsettledSpend> | null;
+    return typeof v?.reservationId === 'string' && typeof v.costNanos === 'number';
+  });
 }
