@@ -215,4 +215,14 @@ export const PATCHES: readonly PatchRecord[] = [
     oldBranchIn: ['v13-deferred-batch-entity.json'],
     retire: 'when no provider batch started before v14 is open',
   },
+  {
+    id: 'batch-unsettled',
+    workflow: 'deferredBatch',
+    guards:
+      'a provider batch whose delivery found the budget entity gone ends `unsettled` (not `delivered` or `returned`), its result holding the settlements, so `budget restore` finds and applies them (workflows/deferred/batch.ts)',
+    since: 'v15',
+    markerIn: ['v15-deferred-batch-entity-unsettled.json', 'v15-deferred-batch-entity-unsettled-failed.json'],
+    oldBranchIn: [],
+    retire: 'when no provider batch started before v15 is open',
+  },
 ];
